@@ -1,0 +1,305 @@
+package channel
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/switchboard-chat/switchboard/protocol"
+)
+
+func init() {
+	handlers[protocol.OpChannelCreate] = (*State).handleCreate
+	handlers[protocol.OpChannelGet] = (*State).handleGet
+	handlers[protocol.OpChannelUpdate] = (*State).handleUpdate
+	handlers[protocol.OpChannelDelete] = (*State).handleChannelDelete
+	handlers[OpSummary] = (*State).handleSummary
+}
+
+// OpSummary is an internal op (never accepted from clients): the channel as
+// one entry of the caller's channels.list.
+const OpSummary = "_channel.summary"
+
+// DistinctID is the id of the distinct conversation among members: the
+// same for the same set of users, whatever their order or repeats.
+func DistinctID(members []string) string {
+	set := slices.Clone(members)
+	slices.Sort(set)
+	set = slices.Compact(set)
+	h := sha256.Sum256([]byte(strings.Join(set, "\x00")))
+	return "dm-" + hex.EncodeToString(h[:12])
+}
+
+// channelView is the channel object as clients see it.
+func (s *State) channelView() *protocol.Channel {
+	c := s.meta.Channel
+	c.Tags = append([]string{}, c.Tags...)
+	if s.lastMsg != nil {
+		c.LastMessage = s.lastMsg
+	}
+	return &c
+}
+
+func defaultPublic(typ string) bool {
+	switch typ {
+	case protocol.TypePrivate, protocol.TypeConversation:
+		return false
+	}
+	return true
+}
+
+func (s *State) handleCreate(c Caller, args json.RawMessage, now time.Time) (any, *protocol.Error) {
+	var a protocol.ChannelCreateArgs
+	if err := protocol.DecodeArgs(args, &a); err != nil {
+		return nil, err
+	}
+	l := s.cfg.Limits
+	if !protocol.ValidChannelType(a.Type) {
+		return nil, badRequest("type must be one of standard, private, conversation, broadcast, community, live")
+	}
+	if a.Distinct && a.Type != protocol.TypeConversation {
+		return nil, badRequest("distinct applies to conversation channels only")
+	}
+	if err := checkText("name", a.Name, l.MaxNameLen); err != nil {
+		return nil, err
+	}
+	if err := checkText("description", a.Description, l.MaxTextLen); err != nil {
+		return nil, err
+	}
+	if err := checkText("image", a.Image, l.MaxTextLen); err != nil {
+		return nil, err
+	}
+	if err := checkObject("metadata", a.Metadata, l.MaxDataBytes); err != nil {
+		return nil, err
+	}
+	if err := checkTags(a.Tags, l); err != nil {
+		return nil, err
+	}
+	if len(a.Members) > l.MaxHistoryLimit {
+		return nil, protocol.Errorf(protocol.CodeTooLarge, "%d members, at most %d may be listed at creation", len(a.Members), l.MaxHistoryLimit)
+	}
+	for _, u := range a.Members {
+		if err := checkID("members", u, l.MaxIDLen); err != nil {
+			return nil, err
+		}
+	}
+	if s.exists {
+		if a.Distinct && s.meta.Channel.Distinct && !s.meta.Channel.Deleted {
+			m, perr := s.mustMember(c.User)
+			if perr != nil {
+				return nil, perr
+			}
+			if !isMember(m) {
+				return nil, protocol.Errorf(protocol.CodeForbidden, "you are not a member of %s", s.id)
+			}
+			if err := s.watch(c); err != nil {
+				return nil, err
+			}
+			return s.createResult(m), nil
+		}
+		return nil, protocol.Errorf(protocol.CodeInvalidState, "channel %s already exists", s.id)
+	}
+	if err := s.watch(c); err != nil {
+		return nil, err
+	}
+
+	public := defaultPublic(a.Type)
+	if a.Public != nil {
+		public = *a.Public
+	}
+	s.exists = true
+	s.meta.Channel = protocol.Channel{
+		ID:           s.id,
+		Type:         a.Type,
+		Name:         a.Name,
+		Description:  a.Description,
+		Image:        a.Image,
+		Metadata:     compactObject(a.Metadata),
+		Tags:         append([]string{}, a.Tags...),
+		Public:       public,
+		Distinct:     a.Distinct,
+		AttachedTo:   a.AttachedTo,
+		CreatedBy:    c.User,
+		CreatedAt:    protocol.At(now),
+		UpdatedAt:    protocol.At(now),
+		LastActivity: protocol.At(now),
+	}
+	owner := newMember(s.id, c.User, []string{protocol.RoleOwner}, now)
+	s.putMember(owner)
+	s.meta.Channel.MemberCount = 1
+	s.cur.Notices = append(s.cur.Notices, Notice{User: c.User, Member: true})
+	for _, u := range a.Members {
+		if u == c.User {
+			continue
+		}
+		if m, _ := s.members.get(u); m != nil {
+			continue // listed twice
+		}
+		s.putMember(newMember(s.id, u, []string{protocol.RoleMember}, now))
+		s.meta.Channel.MemberCount++
+		s.cur.Notices = append(s.cur.Notices, Notice{User: u, Member: true})
+	}
+	return s.createResult(owner), nil
+}
+
+// createResult is {channel, member, seq}: the creating session watches, so
+// it learns the seq its events continue from.
+func (s *State) createResult(m *memberRecord) any {
+	return struct {
+		Channel *protocol.Channel `json:"channel"`
+		Member  *protocol.Member  `json:"member,omitempty"`
+		Seq     uint64            `json:"seq"`
+	}{s.channelView(), s.memberView(m), s.meta.LastSeq}
+}
+
+func (s *State) handleGet(c Caller, args json.RawMessage, _ time.Time) (any, *protocol.Error) {
+	var a protocol.ChannelRef
+	if err := protocol.DecodeArgs(args, &a); err != nil {
+		return nil, err
+	}
+	m, perr := s.mustMember(c.User)
+	if perr != nil {
+		return nil, perr
+	}
+	if s.meta.Channel.Deleted && !isMember(m) && !c.Admin {
+		return nil, protocol.Errorf(protocol.CodeNotFound, "channel %s was deleted", s.id)
+	}
+	if err := s.canRead(c, m); err != nil {
+		return nil, err
+	}
+	return protocol.ChannelResult{Channel: s.channelView(), Member: s.memberView(m)}, nil
+}
+
+// handleSummary answers channels.list for one channel: nothing is read
+// beyond what the channel keeps in memory and the caller's member record.
+func (s *State) handleSummary(c Caller, _ json.RawMessage, _ time.Time) (any, *protocol.Error) {
+	m, perr := s.mustMember(c.User)
+	if perr != nil {
+		return nil, perr
+	}
+	if m == nil || s.meta.Channel.Deleted {
+		return nil, protocol.Errorf(protocol.CodeNotMember, "you are not a member of %s", s.id)
+	}
+	ch := s.channelView()
+	ch.Member = s.memberView(m)
+	unread := ch.Member.UnreadCount
+	ch.UnreadCount = &unread
+	mentioned := m.LastMentionedSegment > m.ReadSegment
+	ch.Mentioned = &mentioned
+	return ch, nil
+}
+
+func (s *State) handleUpdate(c Caller, args json.RawMessage, now time.Time) (any, *protocol.Error) {
+	var a protocol.ChannelUpdateArgs
+	if err := protocol.DecodeArgs(args, &a); err != nil {
+		return nil, err
+	}
+	if s.meta.Channel.Deleted {
+		return nil, protocol.Errorf(protocol.CodeNotFound, "channel %s was deleted", s.id)
+	}
+	m, perr := s.mustMember(c.User)
+	if perr != nil {
+		return nil, perr
+	}
+	if !s.isModerator(c, m) {
+		return nil, protocol.Errorf(protocol.CodeForbidden, "only owners and moderators may update %s", s.id)
+	}
+	l := s.cfg.Limits
+	ch := s.meta.Channel // validate into a copy; commit only if all is well
+	if a.Name != nil {
+		if err := checkText("name", *a.Name, l.MaxNameLen); err != nil {
+			return nil, err
+		}
+		ch.Name = *a.Name
+	}
+	if a.Description != nil {
+		if err := checkText("description", *a.Description, l.MaxTextLen); err != nil {
+			return nil, err
+		}
+		ch.Description = *a.Description
+	}
+	if a.Image != nil {
+		if err := checkText("image", *a.Image, l.MaxTextLen); err != nil {
+			return nil, err
+		}
+		ch.Image = *a.Image
+	}
+	if a.Metadata != nil {
+		if err := checkObject("metadata", a.Metadata, l.MaxDataBytes); err != nil {
+			return nil, err
+		}
+		ch.Metadata = compactObject(a.Metadata)
+	}
+	if a.Tags != nil {
+		if err := checkTags(*a.Tags, l); err != nil {
+			return nil, err
+		}
+		ch.Tags = append([]string{}, (*a.Tags)...)
+	}
+	if a.Public != nil {
+		ch.Public = *a.Public
+	}
+	if a.RateLimit != nil {
+		rl := *a.RateLimit
+		if rl.Count < 0 || rl.WindowMS < 0 || (rl.Count > 0) != (rl.WindowMS > 0) {
+			return nil, badRequest("rate_limit needs count > 0 and window_ms > 0, or both 0 to turn it off")
+		}
+		if rl.Count == 0 {
+			ch.RateLimit = nil
+		} else {
+			ch.RateLimit = &rl
+		}
+	}
+	if a.SlowModeMS != nil {
+		if *a.SlowModeMS < 0 {
+			return nil, badRequest("slow_mode_ms must be >= 0")
+		}
+		ch.SlowModeMS = *a.SlowModeMS
+	}
+	if a.AutoDeleteFlags != nil {
+		if *a.AutoDeleteFlags < 0 {
+			return nil, badRequest("auto_delete_flags must be >= 0")
+		}
+		ch.AutoDeleteFlags = *a.AutoDeleteFlags
+	}
+	if a.AttachedTo != nil {
+		ch.AttachedTo = a.AttachedTo
+	}
+	ch.UpdatedAt = protocol.At(now)
+	s.meta.Channel = ch
+	s.emit(protocol.EventChannelUpdated, channelEvent{Channel: s.channelView(), Actor: c.User})
+	return protocol.ChannelResult{Channel: s.channelView(), Member: s.memberView(m)}, nil
+}
+
+// channelEvent is the data of channel.* events.
+type channelEvent struct {
+	Channel *protocol.Channel `json:"channel"`
+	Actor   string            `json:"actor,omitempty"`
+}
+
+func (s *State) handleChannelDelete(c Caller, args json.RawMessage, now time.Time) (any, *protocol.Error) {
+	var a protocol.ChannelRef
+	if err := protocol.DecodeArgs(args, &a); err != nil {
+		return nil, err
+	}
+	if s.meta.Channel.Deleted {
+		return nil, protocol.Errorf(protocol.CodeNotFound, "channel %s was deleted", s.id)
+	}
+	m, perr := s.mustMember(c.User)
+	if perr != nil {
+		return nil, perr
+	}
+	if !s.isOwner(c, m) {
+		return nil, protocol.Errorf(protocol.CodeForbidden, "only owners may delete %s", s.id)
+	}
+	s.meta.Channel.Deleted = true
+	s.meta.Channel.UpdatedAt = protocol.At(now)
+	s.emit(protocol.EventChannelDeleted, channelEvent{Channel: s.channelView(), Actor: c.User})
+	// Watchers receive channel.deleted and then stop watching.
+	s.cur.Watch = s.watchers.removeAll()
+	s.cur.Unwatching = true
+	return protocol.ChannelResult{Channel: s.channelView()}, nil
+}

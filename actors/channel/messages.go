@@ -1,0 +1,497 @@
+package channel
+
+import (
+	"encoding/binary"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/cespare/xxhash/v2"
+	"github.com/switchboard-chat/switchboard/persistence"
+	"github.com/switchboard-chat/switchboard/protocol"
+)
+
+func init() {
+	handlers[protocol.OpMessageSend] = (*State).handleSend
+	handlers[protocol.OpMessageEdit] = (*State).handleEdit
+	handlers[protocol.OpMessageDelete] = (*State).handleMessageDelete
+	handlers[protocol.OpMessagesHistory] = (*State).handleHistory
+}
+
+// messageID makes a message id: the segment, then a hash of the channel,
+// segment and time so that ids are unique across channels. The segment
+// prefix lets the channel find a message without an index.
+func messageID(channel string, segment uint64, now time.Time) string {
+	var b [16]byte
+	binary.BigEndian.PutUint64(b[:8], segment)
+	binary.BigEndian.PutUint64(b[8:], uint64(now.UnixNano()))
+	h := xxhash.New()
+	h.WriteString(channel)
+	h.Write(b[:])
+	var sum [8]byte
+	binary.BigEndian.PutUint64(sum[:], h.Sum64())
+	return strconv.FormatUint(segment, 10) + "-" + hex.EncodeToString(sum[:])
+}
+
+// parseMessageID returns the segment a message id names.
+func parseMessageID(id string) (uint64, bool) {
+	i := strings.IndexByte(id, '-')
+	if i <= 0 {
+		return 0, false
+	}
+	seg, err := strconv.ParseUint(id[:i], 10, 64)
+	return seg, err == nil && seg > 0
+}
+
+// message returns the message at segment, or nil when there is none.
+func (s *State) message(seg uint64) (*protocol.Message, error) {
+	if m, ok := s.msgs.get(seg); ok {
+		return m, nil
+	}
+	v, err := s.log.Get(persistence.TableMessage, persistence.U64(seg))
+	if errors.Is(err, persistence.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read message: %w", err)
+	}
+	m, err := decodeMessage(v)
+	if err != nil {
+		return nil, err
+	}
+	s.msgs.put(seg, m)
+	return m, nil
+}
+
+// findMessage resolves a message id of this channel.
+func (s *State) findMessage(id string) (*protocol.Message, *protocol.Error) {
+	seg, ok := parseMessageID(id)
+	if !ok || seg > s.meta.Channel.LastSegment {
+		return nil, protocol.Errorf(protocol.CodeNotFound, "no message %q in %s", id, s.id)
+	}
+	m, err := s.message(seg)
+	if err != nil {
+		return nil, internal(err)
+	}
+	if m == nil || m.ID != id {
+		return nil, protocol.Errorf(protocol.CodeNotFound, "no message %q in %s", id, s.id)
+	}
+	return m, nil
+}
+
+// putMessage writes a message record with the current entry. m must be a
+// fresh copy, never one already handed out.
+func (s *State) putMessage(m *protocol.Message) {
+	e := s.entry()
+	e.Put(persistence.TableMessage, persistence.U64(m.Segment), encode(m))
+	s.msgs.write(m.Segment, m, s.cur.Index)
+	if s.lastMsg == nil || m.Segment >= s.lastMsg.Segment {
+		s.lastMsg = m
+	}
+}
+
+// idemSegment returns the segment of the user's message with clientID.
+func (s *State) idemSegment(user, clientID string) (uint64, bool, error) {
+	k := idemKey{user, clientID}
+	if seg, ok := s.idem.get(k); ok {
+		return seg, seg != 0, nil
+	}
+	v, err := s.log.Get(persistence.TableIdem, idemStoreKey(user, clientID))
+	if errors.Is(err, persistence.ErrNotFound) {
+		return 0, false, nil
+	}
+	if err != nil {
+		return 0, false, err
+	}
+	seg, ok := persistence.ParseU64(v)
+	if !ok {
+		return 0, false, ErrCorrupt
+	}
+	s.idem.put(k, seg)
+	return seg, true, nil
+}
+
+func idemStoreKey(user, clientID string) []byte {
+	b := make([]byte, 0, len(user)+1+len(clientID))
+	b = append(b, user...)
+	b = append(b, 0)
+	return append(b, clientID...)
+}
+
+// messageEvent is the data of message events.
+type messageEvent struct {
+	Message *protocol.Message `json:"message"`
+	Actor   string            `json:"actor,omitempty"`
+}
+
+// validateSend checks a send's arguments.
+func (s *State) validateSend(a *protocol.SendArgs) *protocol.Error {
+	l := s.cfg.Limits
+	if err := checkID("client_id", a.ClientID, l.MaxIDLen); err != nil {
+		return err
+	}
+	if a.Type == "" {
+		a.Type = protocol.MessageText
+	}
+	if !protocol.ValidMessageType(a.Type) {
+		return badRequest("type must be one of text, image, video, file, audio, custom, json")
+	}
+	if err := checkText("text", a.Text, l.MaxTextLen); err != nil {
+		return err
+	}
+	if err := checkObject("data", a.Data, l.MaxDataBytes); err != nil {
+		return err
+	}
+	if err := checkObject("metadata", a.Metadata, l.MaxDataBytes); err != nil {
+		return err
+	}
+	if err := checkTags(a.Tags, l); err != nil {
+		return err
+	}
+	if a.Text == "" && len(compactObject(a.Data)) == 0 && len(a.Attachments) == 0 {
+		return badRequest("a message needs text, data or attachments")
+	}
+	return nil
+}
+
+func (s *State) handleSend(c Caller, args json.RawMessage, now time.Time) (any, *protocol.Error) {
+	var a protocol.SendArgs
+	if err := protocol.DecodeArgs(args, &a); err != nil {
+		return nil, err
+	}
+	if err := s.validateSend(&a); err != nil {
+		return nil, err
+	}
+	// A resend returns the original, whatever has changed since.
+	if seg, ok, err := s.idemSegment(c.User, a.ClientID); err != nil {
+		return nil, internal(err)
+	} else if ok {
+		m, err := s.message(seg)
+		if err != nil || m == nil {
+			return nil, protocol.Errorf(protocol.CodeInternal, "message of client_id %q is missing", a.ClientID)
+		}
+		return protocol.MessageResult{Message: s.viewMessage(c, m)}, nil
+	}
+	if s.meta.Channel.Deleted {
+		return nil, protocol.Errorf(protocol.CodeNotFound, "channel %s was deleted", s.id)
+	}
+	m, perr := s.mustMember(c.User)
+	if perr != nil {
+		return nil, perr
+	}
+	if err := s.canSend(c, m); err != nil {
+		return nil, err
+	}
+
+	seg := s.meta.Channel.LastSegment + 1
+	msg := &protocol.Message{
+		ID:        messageID(s.id, seg, now),
+		Channel:   s.id,
+		Segment:   seg,
+		User:      c.User,
+		Type:      a.Type,
+		Text:      a.Text,
+		Data:      compactObject(a.Data),
+		Metadata:  compactObject(a.Metadata),
+		Tags:      a.Tags,
+		ClientID:  a.ClientID,
+		CreatedAt: protocol.At(now),
+	}
+	s.meta.Channel.LastSegment = seg
+	s.meta.Channel.MessageCount++
+	s.meta.Channel.LastActivity = protocol.At(now)
+	s.putMessage(msg)
+	s.entry().Put(persistence.TableIdem, idemStoreKey(c.User, a.ClientID), persistence.U64(seg))
+	s.idem.write(idemKey{c.User, a.ClientID}, seg, s.cur.Index)
+	if isMember(m) {
+		// Sending implies having read everything up to one's own message.
+		nm := m.clone()
+		nm.ReadSegment = seg
+		nm.LastActivity = protocol.At(now)
+		nm.LastSendAt = now
+		s.putMember(nm)
+	}
+	s.emit(protocol.EventMessageNew, messageEvent{Message: msg})
+	return protocol.MessageResult{Message: s.viewMessage(c, msg)}, nil
+}
+
+// canSend checks that the caller may send to the channel.
+func (s *State) canSend(c Caller, m *memberRecord) *protocol.Error {
+	switch {
+	case s.meta.Channel.Type == protocol.TypeBroadcast:
+		if !s.isModerator(c, m) {
+			return protocol.Errorf(protocol.CodeForbidden, "only owners and moderators send in broadcast channel %s", s.id)
+		}
+	case isMember(m) || c.Admin:
+	case s.meta.Channel.Type == protocol.TypeLive && s.watchers.byUser[c.User] > 0:
+		// A live viewer: watching the room is what makes one a viewer.
+	default:
+		return protocol.Errorf(protocol.CodeNotMember, "join %s before sending to it", s.id)
+	}
+	return nil
+}
+
+func (s *State) handleEdit(c Caller, args json.RawMessage, now time.Time) (any, *protocol.Error) {
+	var a protocol.EditArgs
+	if err := protocol.DecodeArgs(args, &a); err != nil {
+		return nil, err
+	}
+	l := s.cfg.Limits
+	if a.Text == nil && a.Data == nil && a.Metadata == nil {
+		return nil, badRequest("message.edit needs text, data or metadata")
+	}
+	if a.Text != nil {
+		if err := checkText("text", *a.Text, l.MaxTextLen); err != nil {
+			return nil, err
+		}
+	}
+	if err := checkObject("data", a.Data, l.MaxDataBytes); err != nil {
+		return nil, err
+	}
+	if err := checkObject("metadata", a.Metadata, l.MaxDataBytes); err != nil {
+		return nil, err
+	}
+	if s.meta.Channel.Deleted {
+		return nil, protocol.Errorf(protocol.CodeNotFound, "channel %s was deleted", s.id)
+	}
+	old, perr := s.findMessage(a.MessageID)
+	if perr != nil {
+		return nil, perr
+	}
+	if old.User != c.User || old.Type == protocol.MessageSystem {
+		return nil, protocol.Errorf(protocol.CodeForbidden, "only the author may edit a message")
+	}
+	if old.Deleted {
+		return nil, protocol.Errorf(protocol.CodeInvalidState, "message %s is deleted", a.MessageID)
+	}
+	m := cloneMessage(old)
+	if a.Text != nil {
+		m.Text = *a.Text
+	}
+	if a.Data != nil {
+		m.Data = compactObject(a.Data)
+	}
+	if a.Metadata != nil {
+		m.Metadata = compactObject(a.Metadata)
+	}
+	if m.Text == "" && len(m.Data) == 0 && len(m.Attachments) == 0 {
+		return nil, badRequest("an edit may not leave a message empty")
+	}
+	m.EditedAt = protocol.At(now)
+	s.putMessage(m)
+	s.emit(protocol.EventMessageUpdated, messageEvent{Message: m, Actor: c.User})
+	return protocol.MessageResult{Message: s.viewMessage(c, m)}, nil
+}
+
+// handleMessageDelete soft-deletes a message.
+func (s *State) handleMessageDelete(c Caller, args json.RawMessage, now time.Time) (any, *protocol.Error) {
+	var a protocol.MessageRef
+	if err := protocol.DecodeArgs(args, &a); err != nil {
+		return nil, err
+	}
+	if s.meta.Channel.Deleted {
+		return nil, protocol.Errorf(protocol.CodeNotFound, "channel %s was deleted", s.id)
+	}
+	old, perr := s.findMessage(a.MessageID)
+	if perr != nil {
+		return nil, perr
+	}
+	if old.Deleted {
+		return nil, protocol.Errorf(protocol.CodeInvalidState, "message %s is already deleted", a.MessageID)
+	}
+	if old.User != c.User {
+		m, perr := s.mustMember(c.User)
+		if perr != nil {
+			return nil, perr
+		}
+		if !s.isModerator(c, m) {
+			return nil, protocol.Errorf(protocol.CodeForbidden, "only the author or a moderator may delete a message")
+		}
+	}
+	m := s.softDelete(old, now)
+	s.emit(protocol.EventMessageDeleted, messageEvent{Message: m, Actor: c.User})
+	return protocol.MessageResult{Message: s.viewMessage(c, m)}, nil
+}
+
+// softDelete marks a message deleted and clears its content.
+func (s *State) softDelete(old *protocol.Message, now time.Time) *protocol.Message {
+	m := cloneMessage(old)
+	m.Deleted = true
+	m.Text = ""
+	m.Data = nil
+	m.Metadata = nil
+	m.Attachments = nil
+	m.Mentions = nil
+	m.EditedAt = protocol.At(now)
+	s.putMessage(m)
+	if s.meta.Channel.MessageCount > 0 {
+		s.meta.Channel.MessageCount--
+	}
+	return m
+}
+
+func (s *State) handleHistory(c Caller, args json.RawMessage, _ time.Time) (any, *protocol.Error) {
+	var a protocol.HistoryArgs
+	if err := protocol.DecodeArgs(args, &a); err != nil {
+		return nil, err
+	}
+	l := s.cfg.Limits
+	limit := l.DefaultHistoryLimit
+	if a.Limit != nil {
+		if *a.Limit < 1 || *a.Limit > l.MaxHistoryLimit {
+			return nil, badRequest("limit must be between 1 and %d", l.MaxHistoryLimit)
+		}
+		limit = *a.Limit
+	}
+	m, perr := s.mustMember(c.User)
+	if perr != nil {
+		return nil, perr
+	}
+	if err := s.canRead(c, m); err != nil {
+		return nil, err
+	}
+	q := pageQuery{limit: limit}
+	if a.After != nil {
+		q.after, q.forward = *a.After, true
+	}
+	if a.Before != nil {
+		q.before = *a.Before
+	}
+	switch {
+	case a.ParentID != "":
+		parent := a.ParentID
+		q.filter = func(m *protocol.Message) bool { return m.ParentID == parent }
+	case a.TopLevel:
+		q.filter = func(m *protocol.Message) bool { return m.ParentID == "" }
+	}
+	msgs, more, err := s.page(q)
+	if err != nil {
+		return nil, internal(err)
+	}
+	return protocol.HistoryResult{Messages: s.viewMessages(c, msgs), HasMore: more}, nil
+}
+
+// pageQuery selects a page of messages: segments strictly between after
+// and before (0: unbounded), the oldest matching ones when forward, else the
+// newest; at most limit of them, matching filter when set.
+type pageQuery struct {
+	after, before uint64
+	forward       bool
+	limit         int
+	filter        func(*protocol.Message) bool
+}
+
+// maxScanned bounds how many messages one filtered page may examine.
+const maxScanned = 10000
+
+// page returns one page in ascending segment order and whether more
+// matching messages lie beyond it. It reads the cache, then the store in
+// chunks; writes not yet durable are only in the cache (pinned there), so
+// the cache's copy of a segment always wins.
+func (s *State) page(q pageQuery) ([]*protocol.Message, bool, error) {
+	lo, hi := q.after+1, s.meta.Channel.LastSegment // inclusive bounds
+	if q.before != 0 && q.before-1 < hi {
+		hi = q.before - 1
+	}
+	var out []*protocol.Message
+	scanned := 0
+	// Walk segments from one end; every segment in [1, LastSegment] holds
+	// a message, so the walk is by segment, served by the cache or by
+	// store reads of chunks of misses.
+	seg, step := hi, -1
+	if q.forward {
+		seg, step = lo, 1
+	}
+	inRange := func(x uint64) bool { return x >= lo && x <= hi && x != 0 }
+	for inRange(seg) && len(out) <= q.limit {
+		if scanned >= maxScanned {
+			return finishPage(out, q), true, nil
+		}
+		m, err := s.pageMessage(seg, step, lo, hi)
+		if err != nil {
+			return nil, false, err
+		}
+		scanned++
+		if m != nil && (q.filter == nil || q.filter(m)) {
+			out = append(out, m)
+		}
+		seg = uint64(int64(seg) + int64(step))
+	}
+	more := len(out) > q.limit
+	if more {
+		out = out[:q.limit]
+	}
+	return finishPage(out, q), more, nil
+}
+
+// finishPage puts a page into ascending order.
+func finishPage(out []*protocol.Message, q pageQuery) []*protocol.Message {
+	if !q.forward {
+		slices.Reverse(out)
+	}
+	return out
+}
+
+// pageMessage returns the message at seg for a page walk. On a cache miss it
+// reads a chunk of the store in the walk's direction and caches it, so a
+// cold page costs one range scan, not one read per message.
+func (s *State) pageMessage(seg uint64, step int, lo, hi uint64) (*protocol.Message, error) {
+	if m, ok := s.msgs.get(seg); ok {
+		return m, nil
+	}
+	const chunk = 100
+	r := persistence.Range{Limit: chunk}
+	if step > 0 {
+		r.After = persistence.U64(seg - 1)
+		r.Before = persistence.U64(hi + 1)
+	} else {
+		r.Reverse = true
+		r.Before = persistence.U64(seg + 1)
+		if lo > 1 {
+			r.After = persistence.U64(lo - 1)
+		}
+	}
+	recs, err := s.log.Scan(persistence.TableMessage, r)
+	if err != nil {
+		return nil, err
+	}
+	var found *protocol.Message
+	for _, rec := range recs {
+		k, _ := persistence.ParseU64(rec.Key)
+		if s.msgs.isDirty(k) {
+			continue // the cache holds a newer version
+		}
+		m, err := decodeMessage(rec.Value)
+		if err != nil {
+			return nil, err
+		}
+		if _, ok := s.msgs.get(k); !ok {
+			s.msgs.put(k, m)
+		}
+		if k == seg {
+			found = m
+		}
+	}
+	if c, ok := s.msgs.get(seg); ok {
+		return c, nil
+	}
+	return found, nil
+}
+
+// viewMessage is a message as the caller sees it.
+func (s *State) viewMessage(_ Caller, m *protocol.Message) *protocol.Message {
+	return m
+}
+
+func (s *State) viewMessages(c Caller, ms []*protocol.Message) []*protocol.Message {
+	out := make([]*protocol.Message, len(ms))
+	for i, m := range ms {
+		out[i] = s.viewMessage(c, m)
+	}
+	return out
+}

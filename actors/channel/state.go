@@ -1,0 +1,331 @@
+// Package channel holds a channel's rules as a pure state machine: segments
+// and seqs, membership, messages, idempotency and watchers. It performs no
+// I/O of its own: it reads through a persistence.Reader, takes the time as
+// an argument, and returns what must be persisted and announced as Effects.
+// The channel actor is a thin adapter around it.
+package channel
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/switchboard-chat/switchboard/persistence"
+	"github.com/switchboard-chat/switchboard/protocol"
+)
+
+// Config bounds one channel's in-memory state.
+type Config struct {
+	Limits protocol.Limits
+	// MessageCache is how many messages stay cached beyond those pinned by
+	// undurable writes.
+	MessageCache int
+	// MemberCache is how many member records stay cached.
+	MemberCache int
+	// IdemCache is how many (user, client id) keys stay cached.
+	IdemCache int
+	// RecentEvents is how many newest event frames are kept for resumes.
+	RecentEvents int
+	// EventRetention is how many events are kept on disk for since_seq
+	// resumes; older ones are trimmed and a resume from before them gets
+	// reset: true.
+	EventRetention uint64
+	// MaxWatchers bounds the sessions watching one channel.
+	MaxWatchers int
+}
+
+// DefaultConfig returns the defaults.
+func DefaultConfig() Config {
+	return Config{
+		Limits:         protocol.DefaultLimits(),
+		MessageCache:   512,
+		MemberCache:    4096,
+		IdemCache:      4096,
+		RecentEvents:   512,
+		EventRetention: 10000,
+		MaxWatchers:    200000,
+	}
+}
+
+// Caller identifies who issued a command.
+type Caller struct {
+	User    string
+	Admin   bool
+	Session string
+	// Gateway identifies the node whose gateway holds the session.
+	Gateway string
+}
+
+// Command is one request to the channel.
+type Command struct {
+	Op     string
+	Args   json.RawMessage
+	Caller Caller
+}
+
+// Event is an encoded event frame. Persisted events have Seq > 0.
+type Event struct {
+	Seq   uint64
+	Frame []byte
+}
+
+// WatchChange tells one gateway to stop delivering the channel's events to
+// some of its sessions (a kick, a ban, a leave, a deleted channel).
+type WatchChange struct {
+	Gateway  string
+	Sessions []string
+}
+
+// Notice tells a user's actor that the user joined or left the channel, so
+// the user's channel index follows.
+type Notice struct {
+	User   string
+	Member bool
+}
+
+// Effects is what one command produced. The adapter appends Entry (when
+// set), and once it is durable sends Result or Err to the caller, Events to
+// the watching gateways, then WatchChanges and Notices.
+type Effects struct {
+	Result  []byte
+	Err     *protocol.Error
+	Entry   *persistence.Entry
+	Index   uint64 // the entry's index, when Entry is set
+	Events  []Event
+	Watch   []WatchChange
+	Notices []Notice
+	// Watching is set when the command made the caller's session a watcher,
+	// so the caller's gateway starts delivering events to it.
+	Watching bool
+	// Unwatching is set when the command stopped the caller's session
+	// watching.
+	Unwatching bool
+}
+
+// State is one channel.
+type State struct {
+	id  string
+	cfg Config
+	log persistence.Reader
+
+	epoch   uint64
+	meta    metaRecord
+	exists  bool
+	index   uint64 // entries produced
+	durable uint64 // entries acknowledged durable
+
+	msgs     *cache[uint64, *protocol.Message]
+	members  *cache[string, *memberRecord]
+	idem     *cache[idemKey, uint64]
+	recent   []recentEvent // newest events, oldest first (see trimRecent)
+	lastMsg  *protocol.Message
+	watchers watchers
+
+	// cur is the effects of the command being handled.
+	cur *Effects
+}
+
+type idemKey struct{ user, clientID string }
+
+// ErrCorrupt means a stored record could not be decoded.
+var ErrCorrupt = errors.New("channel: corrupt record")
+
+// Load reads the channel's state from log. A channel never created loads as
+// not existing; channel.create makes it.
+func Load(id string, log persistence.Reader, cfg Config) (*State, error) {
+	s := &State{
+		id:       id,
+		cfg:      cfg,
+		log:      log,
+		msgs:     newCache[uint64, *protocol.Message](cfg.MessageCache),
+		members:  newCache[string, *memberRecord](cfg.MemberCache),
+		idem:     newCache[idemKey, uint64](cfg.IdemCache),
+		watchers: newWatchers(),
+	}
+	v, err := log.Get(persistence.TableMeta, nil)
+	switch {
+	case errors.Is(err, persistence.ErrNotFound):
+		return s, nil
+	case err != nil:
+		return nil, fmt.Errorf("load channel %s: %w", id, err)
+	}
+	if err := json.Unmarshal(v, &s.meta); err != nil {
+		return nil, fmt.Errorf("load channel %s meta: %w", id, ErrCorrupt)
+	}
+	s.exists = true
+	// Warm the message cache with the newest messages so joins are served
+	// from memory, and find the last message.
+	recs, err := log.Scan(persistence.TableMessage, persistence.Range{Reverse: true, Limit: cfg.Limits.MaxHistoryLimit})
+	if err != nil {
+		return nil, fmt.Errorf("load channel %s messages: %w", id, err)
+	}
+	for i := len(recs) - 1; i >= 0; i-- {
+		m, err := decodeMessage(recs[i].Value)
+		if err != nil {
+			return nil, fmt.Errorf("load channel %s: %w", id, err)
+		}
+		s.msgs.put(m.Segment, m)
+		if s.lastMsg == nil || m.Segment > s.lastMsg.Segment {
+			s.lastMsg = m
+		}
+	}
+	return s, nil
+}
+
+func decodeMessage(b []byte) (*protocol.Message, error) {
+	var m protocol.Message
+	if err := json.Unmarshal(b, &m); err != nil {
+		return nil, ErrCorrupt
+	}
+	return &m, nil
+}
+
+// SetEpoch sets the ownership epoch stamped on every entry.
+func (s *State) SetEpoch(e uint64) { s.epoch = e }
+
+// Epoch returns the ownership epoch.
+func (s *State) Epoch() uint64 { return s.epoch }
+
+// Exists reports whether the channel has been created.
+func (s *State) Exists() bool { return s.exists }
+
+// LastSeq returns the newest event's seq.
+func (s *State) LastSeq() uint64 { return s.meta.LastSeq }
+
+// LastSegment returns the newest message's segment.
+func (s *State) LastSegment() uint64 { return s.meta.Channel.LastSegment }
+
+// Committed tells the state that entries up to index are durable, so
+// records they wrote may leave the cache.
+func (s *State) Committed(index uint64) {
+	if index <= s.durable {
+		return
+	}
+	s.durable = index
+	s.msgs.committed(index)
+	s.members.committed(index)
+	s.idem.committed(index)
+	s.trimRecent()
+}
+
+// recentEvent is an event kept in memory for resumes, with the index of the
+// entry that wrote it.
+type recentEvent struct {
+	Event
+	index uint64
+}
+
+// trimRecent keeps at most cfg.RecentEvents events in memory, but never
+// drops one whose entry is not durable: the store may not hold it yet, so
+// the memory copy is the only one a resume can read.
+func (s *State) trimRecent() {
+	drop := 0
+	for drop < len(s.recent)-s.cfg.RecentEvents && s.recent[drop].index <= s.durable {
+		drop++
+	}
+	if drop > 0 {
+		s.recent = append(s.recent[:0], s.recent[drop:]...)
+	}
+}
+
+// Pending reports whether some entry is not yet durable.
+func (s *State) Pending() bool { return s.durable < s.index }
+
+// Handle applies one command at time now and returns its effects.
+func (s *State) Handle(cmd Command, now time.Time) *Effects {
+	s.cur = &Effects{}
+	defer func() { s.cur = nil }()
+	result, perr := s.dispatch(cmd, now)
+	eff := s.cur
+	if perr != nil {
+		// A refused command changes nothing: every handler validates
+		// before it mutates, so there is nothing to roll back.
+		if eff.Entry != nil {
+			panic(fmt.Sprintf("channel: %s refused after writing", cmd.Op))
+		}
+		eff.Err = perr
+		return eff
+	}
+	b, err := json.Marshal(result)
+	if err != nil {
+		panic("channel: encode result: " + err.Error())
+	}
+	eff.Result = b
+	if eff.Entry != nil {
+		// Every entry carries the meta record: counters, seqs and settings
+		// land atomically with the change that moved them.
+		eff.Entry.Put(persistence.TableMeta, nil, encode(&s.meta))
+	}
+	return eff
+}
+
+type handler func(s *State, c Caller, args json.RawMessage, now time.Time) (any, *protocol.Error)
+
+// handlers maps ops to their handlers. Concerns register in their own files.
+var handlers = map[string]handler{}
+
+func (s *State) dispatch(cmd Command, now time.Time) (any, *protocol.Error) {
+	h, ok := handlers[cmd.Op]
+	if !ok {
+		return nil, protocol.Errorf(protocol.CodeBadRequest, "unknown op %q", cmd.Op)
+	}
+	if cmd.Op != protocol.OpChannelCreate && !s.exists {
+		return nil, protocol.Errorf(protocol.CodeNotFound, "channel %s does not exist", s.id)
+	}
+	return h(s, cmd.Caller, cmd.Args, now)
+}
+
+// entry returns the entry being built for the current command, starting it
+// (and claiming the next index) on first use.
+func (s *State) entry() *persistence.Entry {
+	if s.cur.Entry == nil {
+		s.index++
+		s.cur.Entry = &persistence.Entry{Epoch: s.epoch}
+		s.cur.Index = s.index
+	}
+	return s.cur.Entry
+}
+
+// emit records a persisted event: it takes the next seq, encodes the frame
+// once, writes it to the event table and queues it for the watchers.
+func (s *State) emit(name string, data any) {
+	e := s.entry()
+	s.meta.LastSeq++
+	if s.meta.FirstSeq == 0 {
+		s.meta.FirstSeq = s.meta.LastSeq
+	}
+	seq := s.meta.LastSeq
+	frame, err := protocol.EncodeEvent(name, s.id, seq, data)
+	if err != nil {
+		panic("channel: encode event: " + err.Error())
+	}
+	e.Put(persistence.TableEvent, persistence.U64(seq), frame)
+	ev := Event{Seq: seq, Frame: frame}
+	s.cur.Events = append(s.cur.Events, ev)
+	s.recent = append(s.recent, recentEvent{Event: ev, index: s.cur.Index})
+	s.trimRecent()
+	s.trimEvents()
+}
+
+// emitEphemeral queues an event that is not persisted and has no seq.
+func (s *State) emitEphemeral(name string, data any) {
+	frame, err := protocol.EncodeEvent(name, s.id, 0, data)
+	if err != nil {
+		panic("channel: encode event: " + err.Error())
+	}
+	s.cur.Events = append(s.cur.Events, Event{Frame: frame})
+}
+
+// trimEvents deletes events older than the retention, in steps so that a
+// trim is one range delete every so often rather than one per event.
+func (s *State) trimEvents() {
+	keep := s.cfg.EventRetention
+	step := max(keep/10, 1)
+	if s.meta.LastSeq < s.meta.FirstSeq+keep+step {
+		return
+	}
+	newFirst := s.meta.LastSeq - keep + 1
+	s.entry().DelRange(persistence.TableEvent, persistence.U64(s.meta.FirstSeq), persistence.U64(newFirst))
+	s.meta.FirstSeq = newFirst
+}

@@ -1,0 +1,343 @@
+package channel
+
+import (
+	"encoding/json"
+	"time"
+
+	"github.com/switchboard-chat/switchboard/persistence"
+	"github.com/switchboard-chat/switchboard/protocol"
+)
+
+func init() {
+	handlers[protocol.OpChannelJoin] = (*State).handleJoin
+	handlers[protocol.OpChannelWatch] = (*State).handleWatch
+	handlers[protocol.OpChannelUnwatch] = (*State).handleUnwatch
+	handlers[protocol.OpChannelLeave] = (*State).handleLeave
+}
+
+// watchers are the sessions that receive the channel's events, grouped by
+// the gateway that holds them: the channel sends each event once per
+// gateway and the gateway fans it out.
+type watchers struct {
+	byGateway map[string]map[string]string // gateway → session → user
+	byUser    map[string]int               // user → watching sessions
+	n         int
+}
+
+func newWatchers() watchers {
+	return watchers{byGateway: make(map[string]map[string]string), byUser: make(map[string]int)}
+}
+
+func (w *watchers) add(gw, session, user string) {
+	ss := w.byGateway[gw]
+	if ss == nil {
+		ss = make(map[string]string)
+		w.byGateway[gw] = ss
+	}
+	if _, ok := ss[session]; ok {
+		return
+	}
+	ss[session] = user
+	w.byUser[user]++
+	w.n++
+}
+
+func (w *watchers) has(gw, session string) bool {
+	_, ok := w.byGateway[gw][session]
+	return ok
+}
+
+func (w *watchers) remove(gw, session string) {
+	ss := w.byGateway[gw]
+	user, ok := ss[session]
+	if !ok {
+		return
+	}
+	delete(ss, session)
+	if len(ss) == 0 {
+		delete(w.byGateway, gw)
+	}
+	if w.byUser[user]--; w.byUser[user] <= 0 {
+		delete(w.byUser, user)
+	}
+	w.n--
+}
+
+// removeUser stops every session of user and returns what each gateway must
+// drop.
+func (w *watchers) removeUser(user string) []WatchChange {
+	if w.byUser[user] == 0 {
+		return nil
+	}
+	var out []WatchChange
+	for gw, ss := range w.byGateway {
+		var gone []string
+		for session, u := range ss {
+			if u == user {
+				gone = append(gone, session)
+			}
+		}
+		if len(gone) > 0 {
+			out = append(out, WatchChange{Gateway: gw, Sessions: gone})
+			for _, session := range gone {
+				w.remove(gw, session)
+			}
+		}
+	}
+	return out
+}
+
+// removeAll stops every session.
+func (w *watchers) removeAll() []WatchChange {
+	var out []WatchChange
+	for gw, ss := range w.byGateway {
+		wc := WatchChange{Gateway: gw}
+		for session := range ss {
+			wc.Sessions = append(wc.Sessions, session)
+		}
+		out = append(out, wc)
+	}
+	*w = newWatchers()
+	return out
+}
+
+// Gateways returns the gateways that have watching sessions.
+func (s *State) Gateways() []string {
+	out := make([]string, 0, len(s.watchers.byGateway))
+	for gw := range s.watchers.byGateway {
+		out = append(out, gw)
+	}
+	return out
+}
+
+// Watchers returns how many sessions watch the channel.
+func (s *State) Watchers() int { return s.watchers.n }
+
+// DropSession forgets a session its gateway reports closed.
+func (s *State) DropSession(gw, session string) { s.watchers.remove(gw, session) }
+
+// DropGateway forgets every session of a gateway that is gone.
+func (s *State) DropGateway(gw string) {
+	for session := range s.watchers.byGateway[gw] {
+		s.watchers.remove(gw, session)
+	}
+}
+
+// watch makes the caller's session a watcher.
+func (s *State) watch(c Caller) *protocol.Error {
+	if c.Session == "" || c.Gateway == "" {
+		return badRequest("only a session can watch a channel")
+	}
+	if !s.watchers.has(c.Gateway, c.Session) && s.watchers.n >= s.cfg.MaxWatchers {
+		return protocol.Errorf(protocol.CodeUnavailable, "channel %s has reached its %d watchers", s.id, s.cfg.MaxWatchers)
+	}
+	s.watchers.add(c.Gateway, c.Session, c.User)
+	s.cur.Watching = true
+	return nil
+}
+
+func (s *State) handleJoin(c Caller, args json.RawMessage, now time.Time) (any, *protocol.Error) {
+	var a protocol.WatchArgs
+	if err := protocol.DecodeArgs(args, &a); err != nil {
+		return nil, err
+	}
+	if s.meta.Channel.Deleted {
+		return nil, protocol.Errorf(protocol.CodeNotFound, "channel %s was deleted", s.id)
+	}
+	m, perr := s.mustMember(c.User)
+	if perr != nil {
+		return nil, perr
+	}
+	// Validate everything before changing anything.
+	if a.SinceSeq != nil {
+		if _, _, _, err := s.checkSince(*a.SinceSeq); err != nil {
+			return nil, err
+		}
+	}
+	joinAs := ""
+	if !isMember(m) {
+		switch s.meta.Channel.Type {
+		case protocol.TypeLive:
+			// Live viewers are ephemeral: watching is being a viewer.
+		case protocol.TypeStandard, protocol.TypeCommunity:
+			joinAs = protocol.MembershipMember
+		case protocol.TypeBroadcast:
+			if m == nil {
+				joinAs = protocol.MembershipViewer
+			}
+		default:
+			if !c.Admin {
+				return nil, protocol.Errorf(protocol.CodeForbidden, "%s is %s: join by invitation only", s.id, s.meta.Channel.Type)
+			}
+			joinAs = protocol.MembershipMember
+		}
+	}
+	if err := s.watch(c); err != nil {
+		return nil, err
+	}
+	if joinAs != "" {
+		nm := newMember(s.id, c.User, []string{protocol.RoleMember}, now)
+		nm.Membership = joinAs
+		nm.ReadSegment = s.meta.Channel.LastSegment
+		s.putMember(nm)
+		s.meta.Channel.MemberCount++
+		s.cur.Notices = append(s.cur.Notices, Notice{User: c.User, Member: true})
+		s.emit(protocol.EventMemberJoined, memberEvent{User: c.User, Member: s.memberView(nm)})
+		m = nm
+	}
+	return s.watchResult(c, m, a.SinceSeq)
+}
+
+func (s *State) handleWatch(c Caller, args json.RawMessage, _ time.Time) (any, *protocol.Error) {
+	var a protocol.WatchArgs
+	if err := protocol.DecodeArgs(args, &a); err != nil {
+		return nil, err
+	}
+	if s.meta.Channel.Deleted {
+		return nil, protocol.Errorf(protocol.CodeNotFound, "channel %s was deleted", s.id)
+	}
+	m, perr := s.mustMember(c.User)
+	if perr != nil {
+		return nil, perr
+	}
+	if err := s.canRead(c, m); err != nil {
+		return nil, err
+	}
+	if a.SinceSeq != nil {
+		if _, _, _, err := s.checkSince(*a.SinceSeq); err != nil {
+			return nil, err
+		}
+	}
+	if err := s.watch(c); err != nil {
+		return nil, err
+	}
+	return s.watchResult(c, m, a.SinceSeq)
+}
+
+func (s *State) handleUnwatch(c Caller, args json.RawMessage, _ time.Time) (any, *protocol.Error) {
+	var a protocol.ChannelRef
+	if err := protocol.DecodeArgs(args, &a); err != nil {
+		return nil, err
+	}
+	s.watchers.remove(c.Gateway, c.Session)
+	s.cur.Unwatching = true
+	return struct{}{}, nil
+}
+
+func (s *State) handleLeave(c Caller, args json.RawMessage, now time.Time) (any, *protocol.Error) {
+	var a protocol.ChannelRef
+	if err := protocol.DecodeArgs(args, &a); err != nil {
+		return nil, err
+	}
+	m, perr := s.mustMember(c.User)
+	if perr != nil {
+		return nil, perr
+	}
+	if m == nil && s.watchers.byUser[c.User] == 0 {
+		return nil, protocol.Errorf(protocol.CodeNotMember, "you are not a member of %s", s.id)
+	}
+	s.cur.Watch = s.watchers.removeUser(c.User)
+	s.cur.Unwatching = true
+	if m != nil {
+		s.deleteMember(c.User)
+		if m.Membership == protocol.MembershipMember || m.Membership == protocol.MembershipViewer {
+			s.meta.Channel.MemberCount--
+		}
+		s.cur.Notices = append(s.cur.Notices, Notice{User: c.User, Member: false})
+		s.emit(protocol.EventMemberLeft, memberEvent{User: c.User})
+	}
+	return struct{}{}, nil
+}
+
+// memberEvent is the data of member.* events.
+type memberEvent struct {
+	User   string           `json:"user"`
+	Member *protocol.Member `json:"member,omitempty"`
+	Actor  string           `json:"actor,omitempty"`
+	Reason string           `json:"reason,omitempty"`
+}
+
+// watchResult builds the reply of a join or watch: the newest page, the
+// current seq, and the missed events when resuming.
+func (s *State) watchResult(c Caller, m *memberRecord, since *uint64) (any, *protocol.Error) {
+	msgs, more, err := s.page(pageQuery{limit: s.cfg.Limits.DefaultHistoryLimit})
+	if err != nil {
+		return nil, internal(err)
+	}
+	r := &protocol.WatchResult{
+		Channel:  s.channelView(),
+		Member:   s.memberView(m),
+		Messages: s.viewMessages(c, msgs),
+		HasMore:  more,
+		Seq:      s.meta.LastSeq,
+	}
+	if since != nil {
+		events, more, reset, err := s.replay(*since)
+		if err != nil {
+			return nil, err
+		}
+		r.Events, r.EventsHasMore, r.Reset = events, more, reset
+	}
+	return r, nil
+}
+
+// checkSince decides how a resume from since is served.
+func (s *State) checkSince(since uint64) (from uint64, none, reset bool, err *protocol.Error) {
+	switch {
+	case since > s.meta.LastSeq:
+		// The client has seen events this channel never issued: its
+		// state belongs to another life of the channel. Start over.
+		return 0, false, true, nil
+	case since == s.meta.LastSeq:
+		return 0, true, false, nil
+	case since+1 < s.meta.FirstSeq:
+		return 0, false, true, nil
+	}
+	return since + 1, false, false, nil
+}
+
+// replay returns the persisted events after since, at most
+// MaxEventsPerReplay of them, from memory when it holds them and from the
+// store otherwise (events not yet durable are always in memory).
+func (s *State) replay(since uint64) ([]json.RawMessage, bool, bool, *protocol.Error) {
+	from, none, reset, perr := s.checkSince(since)
+	if perr != nil || none || reset {
+		return nil, false, reset, perr
+	}
+	max := s.cfg.Limits.MaxEventsPerReplay
+	out := make([]json.RawMessage, 0, min(max, int(s.meta.LastSeq-since)))
+	next := from
+	if len(s.recent) == 0 || s.recent[0].Seq > from {
+		recs, err := s.log.Scan(persistence.TableEvent, persistence.Range{After: persistence.U64(since), Limit: max})
+		if err != nil {
+			return nil, false, false, internal(err)
+		}
+		for _, r := range recs {
+			seq, _ := persistence.ParseU64(r.Key)
+			if seq != next {
+				break // the rest is in memory
+			}
+			out = append(out, r.Value)
+			next++
+		}
+	}
+	for _, ev := range s.recent {
+		if len(out) >= max {
+			break
+		}
+		if ev.Seq == next {
+			out = append(out, ev.Frame)
+			next++
+		}
+	}
+	if len(out) == 0 && next <= s.meta.LastSeq {
+		// Neither memory nor the store holds the next event: it was
+		// trimmed while we looked.
+		return nil, false, true, nil
+	}
+	return out, next <= s.meta.LastSeq, false, nil
+}
+
+func internal(err error) *protocol.Error {
+	return protocol.Errorf(protocol.CodeInternal, "storage read failed")
+}

@@ -1,0 +1,267 @@
+// Package actors adapts Switchboard's state machines to protoactor-go:
+// a host actor on every host node activates channel and user actors on
+// demand and passivates them when idle; each adapter feeds commands to its
+// pure state machine, appends the resulting entries to the store without
+// blocking its mailbox, and releases replies and events strictly in entry
+// order once the entries are durable.
+package actors
+
+import (
+	"errors"
+	"log/slog"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"github.com/switchboard-chat/switchboard/actors/channel"
+	"github.com/switchboard-chat/switchboard/actors/user"
+	"github.com/switchboard-chat/switchboard/cluster"
+	"github.com/switchboard-chat/switchboard/cluster/clusterpb"
+	"github.com/switchboard-chat/switchboard/persistence"
+	"github.com/switchboard-chat/switchboard/protocol"
+)
+
+// Deps are what actors need from their node.
+type Deps struct {
+	Cluster *cluster.Cluster
+	Store   *persistence.Store
+	Channel channel.Config
+	User    user.Config
+	// Clock is the time source (time.Now in production).
+	Clock func() time.Time
+	// PassivateAfter is how long an actor with no watchers stays idle
+	// before it passivates (default 2 min).
+	PassivateAfter time.Duration
+	// MaxActors bounds active actors on this node (default 100000); past
+	// it, activations answer unavailable.
+	MaxActors int
+	Logger    *slog.Logger
+	Metrics   *Metrics
+}
+
+func (d *Deps) withDefaults() {
+	if d.Clock == nil {
+		d.Clock = time.Now
+	}
+	if d.PassivateAfter <= 0 {
+		d.PassivateAfter = 2 * time.Minute
+	}
+	if d.MaxActors <= 0 {
+		d.MaxActors = 100000
+	}
+	if d.Logger == nil {
+		d.Logger = slog.Default()
+	}
+	if d.Metrics == nil {
+		d.Metrics = &Metrics{}
+	}
+}
+
+// Metrics are optional hooks the node wires to Prometheus.
+type Metrics struct {
+	Activated   func(kind string)
+	Passivated  func(kind string)
+	ActiveDelta func(kind string, delta int)
+}
+
+func (m *Metrics) activated(kind string) {
+	if m.Activated != nil {
+		m.Activated(kind)
+	}
+	if m.ActiveDelta != nil {
+		m.ActiveDelta(kind, 1)
+	}
+}
+
+func (m *Metrics) passivated(kind string) {
+	if m.Passivated != nil {
+		m.Passivated(kind)
+	}
+	if m.ActiveDelta != nil {
+		m.ActiveDelta(kind, -1)
+	}
+}
+
+// StartHost spawns this node's host actor under its well-known name.
+func StartHost(d Deps) (*actor.PID, error) {
+	d.withDefaults()
+	// A child that fails is stopped, never restarted in place: its next
+	// message activates it afresh from the store.
+	stop := actor.NewOneForOneStrategy(0, 0, func(any) actor.Directive { return actor.StopDirective })
+	props := actor.PropsFromProducer(func() actor.Actor {
+		return &hostActor{d: &d, children: make(map[string]*child)}
+	}, actor.WithSupervisor(stop))
+	pid, err := d.Cluster.System().Root.SpawnNamed(props, cluster.HostName)
+	if err != nil {
+		return nil, err
+	}
+	d.Cluster.OnChange(func(old, cur cluster.Member) {
+		if cur.State == cluster.StateDead || cur.State == cluster.StateLeft {
+			d.Cluster.System().Root.Send(pid, &gatewayGone{addr: cur.Meta.Remote})
+		}
+	})
+	return pid, nil
+}
+
+// hostActor owns this node's activations.
+type hostActor struct {
+	d        *Deps
+	children map[string]*child // scope key → activation
+}
+
+type child struct {
+	pid  *actor.PID
+	kind string
+	// forwarded counts messages sent to the child; a child may passivate
+	// only once it has processed all of them.
+	forwarded uint64
+}
+
+// passivate is sent by a child that has been idle.
+type passivate struct {
+	key       string
+	processed uint64
+}
+
+// gatewayGone tells activations a gateway node is gone.
+type gatewayGone struct{ addr string }
+
+// ActiveCount is asked of the host for /v1/cluster.
+type ActiveCount struct{}
+
+// ActiveCountResult answers ActiveCount.
+type ActiveCountResult struct{ Channels, Users int }
+
+func (h *hostActor) Receive(ctx actor.Context) {
+	switch m := ctx.Message().(type) {
+	case *clusterpb.Envelope:
+		h.route(ctx, m)
+	case *passivate:
+		c := h.children[m.key]
+		if c != nil && c.forwarded == m.processed {
+			delete(h.children, m.key)
+			ctx.Stop(c.pid)
+			h.d.Metrics.passivated(c.kind)
+		}
+	case *actor.Terminated:
+		for k, c := range h.children {
+			if c.pid.Equal(m.Who) {
+				delete(h.children, k)
+				h.d.Metrics.passivated(c.kind)
+				break
+			}
+		}
+	case *gatewayGone:
+		for _, c := range h.children {
+			ctx.Send(c.pid, m)
+		}
+	case *ActiveCount:
+		var r ActiveCountResult
+		for _, c := range h.children {
+			if c.kind == kindChannel {
+				r.Channels++
+			} else {
+				r.Users++
+			}
+		}
+		ctx.Respond(&r)
+	}
+}
+
+const (
+	kindChannel = "channel"
+	kindUser    = "user"
+)
+
+func (h *hostActor) route(ctx actor.Context, env *clusterpb.Envelope) {
+	var kind clusterpb.Kind
+	var target string
+	switch b := env.Body.(type) {
+	case *clusterpb.Envelope_Request:
+		req := b.Request
+		if req.DeadlineUnixMs > 0 && h.d.Clock().UnixMilli() > req.DeadlineUnixMs {
+			return // the caller has given up already
+		}
+		kind, target = req.Kind, req.Target
+	case *clusterpb.Envelope_SessionsClosed:
+		kind, target = clusterpb.Kind_KIND_CHANNEL, b.SessionsClosed.Channel
+		if c := h.children[cluster.ScopeKey(kind, target)]; c != nil {
+			c.forwarded++
+			ctx.Send(c.pid, env)
+		}
+		return // never activate a channel just to tell it sessions closed
+	default:
+		return
+	}
+	key := cluster.ScopeKey(kind, target)
+	c := h.children[key]
+	if c == nil {
+		if err := h.canActivate(kind, target); err != nil {
+			replyError(ctx, env.GetRequest(), err)
+			return
+		}
+		var err error
+		c, err = h.activate(ctx, kind, target, key)
+		if err != nil {
+			h.d.Logger.Error("activation failed", "scope", key, "err", err)
+			replyError(ctx, env.GetRequest(), protocol.Errorf(protocol.CodeUnavailable, "could not activate %s", target))
+			return
+		}
+	}
+	c.forwarded++
+	ctx.Send(c.pid, env)
+}
+
+// canActivate checks a new activation: a valid id, this node is the
+// scope's owner by placement (a caller with a stale view is told to retry),
+// and there is room.
+func (h *hostActor) canActivate(kind clusterpb.Kind, target string) *protocol.Error {
+	if target == "" || len(target) > persistence.MaxIDLen {
+		return protocol.Errorf(protocol.CodeBadRequest, "invalid id %q", target)
+	}
+	v := h.d.Cluster.View()
+	if owner := cluster.Owner(v.Placement(), cluster.ScopeKey(kind, target)); owner != h.d.Cluster.Name() {
+		return protocol.Errorf(protocol.CodeUnavailable, "%s is served by node %s", target, owner)
+	}
+	if len(h.children) >= h.d.MaxActors {
+		return protocol.Errorf(protocol.CodeUnavailable, "node %s is at its limit of %d active actors", h.d.Cluster.Name(), h.d.MaxActors)
+	}
+	return nil
+}
+
+func (h *hostActor) activate(ctx actor.Context, kind clusterpb.Kind, target, key string) (*child, error) {
+	var props *actor.Props
+	var k string
+	switch kind {
+	case clusterpb.Kind_KIND_CHANNEL:
+		k = kindChannel
+		props = actor.PropsFromProducer(func() actor.Actor { return newChannelActor(target, key, h.d) })
+	case clusterpb.Kind_KIND_USER:
+		k = kindUser
+		props = actor.PropsFromProducer(func() actor.Actor { return newUserActor(target, key, h.d) })
+	default:
+		return nil, errors.New("unknown kind")
+	}
+	pid := ctx.Spawn(props)
+	ctx.Watch(pid)
+	c := &child{pid: pid, kind: k}
+	h.children[key] = c
+	h.d.Metrics.activated(k)
+	return c, nil
+}
+
+// replyError answers a request that never reached its actor.
+func replyError(ctx actor.Context, req *clusterpb.Request, e *protocol.Error) {
+	if req == nil || req.ReplyTo == "" {
+		return
+	}
+	ctx.Send(cluster.InboxPID(req.ReplyTo), replyEnvelope(req, nil, e))
+}
+
+func replyEnvelope(req *clusterpb.Request, result []byte, e *protocol.Error) *clusterpb.Envelope {
+	rep := &clusterpb.Reply{Id: req.Id, Result: result, Target: req.Target}
+	if e != nil {
+		rep.Error = &clusterpb.Error{Code: string(e.Code), Message: e.Message, RetryAfterMs: e.RetryAfterMS}
+		rep.Result = nil
+	}
+	return &clusterpb.Envelope{Version: cluster.ProtocolVersion, Body: &clusterpb.Envelope_Reply{Reply: rep}}
+}

@@ -1,0 +1,285 @@
+// Package user holds a user's rules as a pure state machine: the profile
+// (created on first login and refreshed from the session token's claims)
+// and the index of channels the user belongs to. Like package channel it
+// performs no I/O: it reads through a persistence.Reader and returns the
+// entry to persist.
+package user
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sort"
+	"time"
+
+	"github.com/switchboard-chat/switchboard/persistence"
+	"github.com/switchboard-chat/switchboard/protocol"
+)
+
+// Internal ops (never accepted from clients).
+const (
+	OpLogin    = "_user.login"    // args: LoginArgs → {user}
+	OpGet      = "_user.get"      // → {user}
+	OpIndex    = "_user.index"    // args: IndexArgs; a notification
+	OpChannels = "_user.channels" // → ChannelsResult
+)
+
+// LoginArgs carry a session token's profile claims.
+type LoginArgs struct {
+	Name  string `json:"name,omitempty"`
+	Image string `json:"image,omitempty"`
+}
+
+// IndexArgs add or remove one channel of the user's index.
+type IndexArgs struct {
+	Channel string `json:"channel"`
+	Member  bool   `json:"member"`
+}
+
+// ChannelsResult lists the user's channels, most recently joined first.
+type ChannelsResult struct {
+	Channels []string `json:"channels"`
+}
+
+// UserUpdateArgs are the args of user.update.
+type UserUpdateArgs struct {
+	Name        *string         `json:"name,omitempty"`
+	Description *string         `json:"description,omitempty"`
+	Image       *string         `json:"image,omitempty"`
+	Metadata    json.RawMessage `json:"metadata,omitempty"`
+}
+
+// Config bounds a user's state.
+type Config struct {
+	Limits protocol.Limits
+	// MaxChannels bounds the channel index; channels joined past it are
+	// still joined but not listed by channels.list.
+	MaxChannels int
+}
+
+// DefaultConfig returns the defaults.
+func DefaultConfig() Config {
+	return Config{Limits: protocol.DefaultLimits(), MaxChannels: 1000}
+}
+
+// Caller is who issued a command.
+type Caller struct {
+	User  string
+	Admin bool
+}
+
+// Command is one request to the user.
+type Command struct {
+	Op     string
+	Args   json.RawMessage
+	Caller Caller
+}
+
+// Effects is what a command produced.
+type Effects struct {
+	Result []byte
+	Err    *protocol.Error
+	Entry  *persistence.Entry
+	Index  uint64
+}
+
+// State is one user.
+type State struct {
+	id       string
+	cfg      Config
+	epoch    uint64
+	exists   bool
+	profile  protocol.User
+	channels map[string]time.Time // channel → joined at
+	index    uint64
+}
+
+// Load reads the user from log.
+func Load(id string, log persistence.Reader, cfg Config) (*State, error) {
+	s := &State{id: id, cfg: cfg, channels: make(map[string]time.Time)}
+	v, err := log.Get(persistence.TableMeta, nil)
+	switch {
+	case errors.Is(err, persistence.ErrNotFound):
+		s.profile = protocol.User{ID: id}
+	case err != nil:
+		return nil, fmt.Errorf("load user %s: %w", id, err)
+	default:
+		if err := json.Unmarshal(v, &s.profile); err != nil {
+			return nil, fmt.Errorf("load user %s: corrupt profile", id)
+		}
+		s.exists = true
+	}
+	recs, err := log.Scan(persistence.TableMember, persistence.Range{})
+	if err != nil {
+		return nil, fmt.Errorf("load user %s channels: %w", id, err)
+	}
+	for _, r := range recs {
+		var at time.Time
+		_ = at.UnmarshalBinary(r.Value)
+		s.channels[string(r.Key)] = at
+	}
+	return s, nil
+}
+
+// SetEpoch sets the ownership epoch stamped on entries.
+func (s *State) SetEpoch(e uint64) { s.epoch = e }
+
+// Profile returns the user's profile.
+func (s *State) Profile() protocol.User { return s.profile }
+
+// Handle applies one command at time now.
+func (s *State) Handle(cmd Command, now time.Time) *Effects {
+	eff := &Effects{}
+	result, perr := s.dispatch(cmd, now, eff)
+	if perr != nil {
+		if eff.Entry != nil {
+			panic(fmt.Sprintf("user: %s refused after writing", cmd.Op))
+		}
+		eff.Err = perr
+		return eff
+	}
+	b, err := json.Marshal(result)
+	if err != nil {
+		panic("user: encode result: " + err.Error())
+	}
+	eff.Result = b
+	return eff
+}
+
+type userResult struct {
+	User protocol.User `json:"user"`
+}
+
+func (s *State) dispatch(cmd Command, now time.Time, eff *Effects) (any, *protocol.Error) {
+	switch cmd.Op {
+	case OpLogin:
+		var a LoginArgs
+		if err := protocol.DecodeArgs(cmd.Args, &a); err != nil {
+			return nil, err
+		}
+		p := s.profile
+		changed := !s.exists
+		if a.Name != "" && a.Name != p.Name {
+			p.Name, changed = a.Name, true
+		}
+		if a.Image != "" && a.Image != p.Image {
+			p.Image, changed = a.Image, true
+		}
+		if changed {
+			s.saveProfile(p, now, eff)
+		}
+		return userResult{s.view(cmd.Caller)}, nil
+	case protocol.OpMe, OpGet:
+		if !s.exists && cmd.Op == OpGet {
+			return nil, protocol.Errorf(protocol.CodeNotFound, "no user %s", s.id)
+		}
+		return userResult{s.view(cmd.Caller)}, nil
+	case protocol.OpUserUpdate:
+		var a UserUpdateArgs
+		if err := protocol.DecodeArgs(cmd.Args, &a); err != nil {
+			return nil, err
+		}
+		l := s.cfg.Limits
+		p := s.profile
+		if a.Name != nil {
+			if len(*a.Name) > l.MaxNameLen {
+				return nil, protocol.Errorf(protocol.CodeTooLong, "name is %d bytes, the limit is %d", len(*a.Name), l.MaxNameLen)
+			}
+			p.Name = *a.Name
+		}
+		if a.Description != nil {
+			if len(*a.Description) > l.MaxTextLen {
+				return nil, protocol.Errorf(protocol.CodeTooLong, "description is %d bytes, the limit is %d", len(*a.Description), l.MaxTextLen)
+			}
+			p.Description = *a.Description
+		}
+		if a.Image != nil {
+			if len(*a.Image) > l.MaxTextLen {
+				return nil, protocol.Errorf(protocol.CodeTooLong, "image is %d bytes, the limit is %d", len(*a.Image), l.MaxTextLen)
+			}
+			p.Image = *a.Image
+		}
+		if a.Metadata != nil {
+			if t := bytes.TrimSpace(a.Metadata); len(t) == 0 || (t[0] != '{' && !bytes.Equal(t, []byte("null"))) {
+				return nil, protocol.Errorf(protocol.CodeBadRequest, "metadata must be an object")
+			}
+			if len(a.Metadata) > l.MaxDataBytes {
+				return nil, protocol.Errorf(protocol.CodeTooLarge, "metadata is %d bytes, the limit is %d", len(a.Metadata), l.MaxDataBytes)
+			}
+			p.Metadata = append(json.RawMessage(nil), a.Metadata...)
+		}
+		s.saveProfile(p, now, eff)
+		return userResult{s.view(cmd.Caller)}, nil
+	case OpIndex:
+		var a IndexArgs
+		if err := protocol.DecodeArgs(cmd.Args, &a); err != nil {
+			return nil, err
+		}
+		if a.Channel == "" {
+			return nil, protocol.Errorf(protocol.CodeBadRequest, "channel is required")
+		}
+		_, had := s.channels[a.Channel]
+		switch {
+		case a.Member && !had:
+			s.channels[a.Channel] = now
+			at, _ := now.MarshalBinary()
+			s.entry(eff).Put(persistence.TableMember, []byte(a.Channel), at)
+		case !a.Member && had:
+			delete(s.channels, a.Channel)
+			s.entry(eff).Del(persistence.TableMember, []byte(a.Channel))
+		}
+		return struct{}{}, nil
+	case OpChannels:
+		ids := make([]string, 0, len(s.channels))
+		for id := range s.channels {
+			ids = append(ids, id)
+		}
+		sort.Slice(ids, func(i, j int) bool {
+			a, b := s.channels[ids[i]], s.channels[ids[j]]
+			if !a.Equal(b) {
+				return a.After(b)
+			}
+			return ids[i] < ids[j]
+		})
+		if len(ids) > s.cfg.MaxChannels {
+			ids = ids[:s.cfg.MaxChannels]
+		}
+		return ChannelsResult{Channels: ids}, nil
+	}
+	return nil, protocol.Errorf(protocol.CodeBadRequest, "unknown op %q", cmd.Op)
+}
+
+func (s *State) view(_ Caller) protocol.User {
+	u := s.profile
+	u.ID = s.id
+	if u.Status == "" {
+		u.Status = "offline"
+	}
+	return u
+}
+
+func (s *State) entry(eff *Effects) *persistence.Entry {
+	if eff.Entry == nil {
+		s.index++
+		eff.Entry = &persistence.Entry{Epoch: s.epoch}
+		eff.Index = s.index
+	}
+	return eff.Entry
+}
+
+func (s *State) saveProfile(p protocol.User, now time.Time, eff *Effects) {
+	p.ID = s.id
+	if !s.exists {
+		p.CreatedAt = protocol.At(now)
+	}
+	p.UpdatedAt = protocol.At(now)
+	p.Status, p.LastSeen = "", protocol.Time{} // presence is not persisted here
+	b, err := json.Marshal(p)
+	if err != nil {
+		panic("user: encode profile: " + err.Error())
+	}
+	s.entry(eff).Put(persistence.TableMeta, nil, b)
+	s.profile = p
+	s.exists = true
+}

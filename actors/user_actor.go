@@ -1,0 +1,108 @@
+package actors
+
+import (
+	"encoding/json"
+	"runtime/debug"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"github.com/switchboard-chat/switchboard/actors/user"
+	"github.com/switchboard-chat/switchboard/cluster"
+	"github.com/switchboard-chat/switchboard/cluster/clusterpb"
+	"github.com/switchboard-chat/switchboard/protocol"
+)
+
+// userActor adapts user.State to the actor system.
+type userActor struct {
+	id, key   string
+	d         *Deps
+	state     *user.State
+	p         pipeline
+	processed uint64
+}
+
+func newUserActor(id, key string, d *Deps) actor.Actor {
+	return &userActor{id: id, key: key, d: d}
+}
+
+func (a *userActor) Receive(ctx actor.Context) {
+	defer func() {
+		if r := recover(); r != nil {
+			a.d.Logger.Error("user actor failed", "user", a.id, "panic", r, "stack", string(debug.Stack()))
+			a.stop(ctx, protocol.Errorf(protocol.CodeInternal, "internal error"))
+		}
+	}()
+	switch m := ctx.Message().(type) {
+	case *actor.Started:
+		log := a.d.Store.User(a.id)
+		st, err := user.Load(a.id, log, a.d.User)
+		var epoch uint64
+		if err == nil {
+			epoch, err = log.Epoch()
+		}
+		if err != nil {
+			a.d.Logger.Error("activate user", "user", a.id, "err", err)
+			a.p.dead = true
+			ctx.Stop(ctx.Self())
+			return
+		}
+		a.state = st
+		a.state.SetEpoch(epoch + 1)
+		a.p.start(ctx, log, epoch+1)
+		ctx.SetReceiveTimeout(a.d.PassivateAfter)
+	case *clusterpb.Envelope:
+		a.processed++
+		req := m.GetRequest()
+		if req == nil {
+			return
+		}
+		if a.p.dead {
+			replyError(ctx, req, protocol.Errorf(protocol.CodeUnavailable, "user %s is restarting; retry", a.id))
+			return
+		}
+		c := user.Caller{}
+		if req.Caller != nil {
+			c = user.Caller{User: req.Caller.User, Admin: req.Caller.Admin}
+		}
+		eff := a.state.Handle(user.Command{Op: req.Op, Args: req.Args, Caller: c}, a.d.Clock())
+		if eff.Entry != nil {
+			a.p.append(ctx, eff.Entry, eff.Index)
+		}
+		a.p.push(ctx, queued{
+			index: eff.Index,
+			send: func(ctx actor.Context) {
+				if req.ReplyTo != "" {
+					ctx.Send(cluster.InboxPID(req.ReplyTo), replyEnvelope(req, eff.Result, eff.Err))
+				}
+			},
+			fail: func(ctx actor.Context, e *protocol.Error) { replyError(ctx, req, e) },
+		})
+	case *committed:
+		if err := a.p.onCommitted(ctx, m); err != nil {
+			a.stop(ctx, storageError("user "+a.id, err))
+		}
+	case *fenced:
+		if err := a.p.onFenced(ctx, m); err != nil {
+			a.stop(ctx, storageError("user "+a.id, err))
+		}
+	case *actor.ReceiveTimeout:
+		if !a.p.dead && a.p.idle() {
+			ctx.Send(ctx.Parent(), &passivate{key: a.key, processed: a.processed})
+		}
+	}
+}
+
+func (a *userActor) stop(ctx actor.Context, e *protocol.Error) {
+	if a.p.dead {
+		return
+	}
+	a.p.fail(ctx, e)
+	ctx.Stop(ctx.Self())
+}
+
+// notifyUserIndex tells a user's actor the user joined or left a channel.
+// It is a notification: if the user's node is down the index misses the
+// change until the user next joins or leaves (see docs/operations.md).
+func notifyUserIndex(c *cluster.Cluster, userID, channelID string, member bool) {
+	args, _ := json.Marshal(user.IndexArgs{Channel: channelID, Member: member})
+	c.Notify(&clusterpb.Request{Kind: clusterpb.Kind_KIND_USER, Target: userID, Op: user.OpIndex, Args: args})
+}

@@ -1,0 +1,642 @@
+// Package client is Switchboard's Go client: it connects a session, sends
+// requests and matches their replies, delivers events in seq order, and —
+// when the connection drops — reconnects, resumes every watched channel
+// from the last seq it delivered, and resends requests that are safe to
+// repeat (a message.send keeps its client_id, so a resend never creates a
+// second message).
+package client
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/coder/websocket"
+	"github.com/switchboard-chat/switchboard/protocol"
+)
+
+// Options configure a Client.
+type Options struct {
+	// URLs are gateway WebSocket URLs (ws://host:port/v1/ws). The client
+	// connects to the first and moves to the next on each reconnect.
+	URLs []string
+	// Token is a session JWT; TokenFunc, when set, is called for a fresh
+	// one on every connect. Without either, UserID and Name are sent
+	// (development auth).
+	Token     string
+	TokenFunc func() (string, error)
+	UserID    string
+	Name      string
+	// RequestTimeout bounds each attempt of a request (default 15 s).
+	RequestTimeout time.Duration
+	// NoReconnect turns automatic reconnection off: a dropped connection
+	// ends the client.
+	NoReconnect bool
+	// MinBackoff and MaxBackoff bound reconnect and retry delays
+	// (defaults 50 ms and 2 s).
+	MinBackoff, MaxBackoff time.Duration
+	// MaxRetry bounds how long an idempotent request keeps being retried
+	// through unavailable replies and reconnects (default 30 s).
+	MaxRetry time.Duration
+	// OnEvent, when set, receives every event on the client's read
+	// goroutine; it must return quickly. Otherwise events go to Events().
+	OnEvent func(Event)
+	// EventBuffer is the capacity of Events() (default 4096). The read
+	// goroutine blocks when it is full: events are never dropped, but a
+	// consumer that stops reading stalls the connection until the server
+	// drops it as a slow consumer.
+	EventBuffer int
+	// HTTPClient dials the WebSocket (default http.DefaultClient).
+	HTTPClient *http.Client
+	Logger     *slog.Logger
+}
+
+func (o *Options) withDefaults() {
+	if o.RequestTimeout <= 0 {
+		o.RequestTimeout = 15 * time.Second
+	}
+	if o.MinBackoff <= 0 {
+		o.MinBackoff = 50 * time.Millisecond
+	}
+	if o.MaxBackoff <= 0 {
+		o.MaxBackoff = 2 * time.Second
+	}
+	if o.MaxRetry <= 0 {
+		o.MaxRetry = 30 * time.Second
+	}
+	if o.EventBuffer <= 0 {
+		o.EventBuffer = 4096
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+}
+
+// Event is one event frame.
+type Event struct {
+	Name    string          `json:"event"`
+	Channel string          `json:"channel,omitempty"`
+	Seq     uint64          `json:"seq,omitempty"`
+	Data    json.RawMessage `json:"data,omitempty"`
+}
+
+// Synthetic events the client itself delivers.
+const (
+	// EventReset: the server no longer has the events this client missed
+	// on Channel; reload it (channel.join or messages.history).
+	EventReset = "client.reset"
+	// EventReconnected: the connection was re-established and watches
+	// resumed.
+	EventReconnected = "client.reconnected"
+)
+
+// Errors.
+var (
+	// ErrClosed means the client was closed.
+	ErrClosed = errors.New("client: closed")
+	// ErrDisconnected means the connection dropped while a request that is
+	// not safe to repeat was outstanding: it may or may not have happened.
+	ErrDisconnected = errors.New("client: disconnected; the request may or may not have been applied")
+)
+
+// idempotent ops are resent after a reconnect and retried on unavailable.
+var idempotent = map[string]bool{
+	protocol.OpMe: true, protocol.OpUsersGet: true, protocol.OpChannelGet: true,
+	protocol.OpChannelsList: true, protocol.OpChannelsQuery: true, protocol.OpChannelJoin: true,
+	protocol.OpChannelWatch: true, protocol.OpChannelUnwatch: true, protocol.OpMembersList: true,
+	protocol.OpMessageSend: true, protocol.OpMessagesHistory: true, protocol.OpReadMark: true,
+	protocol.OpTypingStart: true, protocol.OpTypingStop: true, protocol.OpMessageFavorite: true,
+	protocol.OpUserUpdate: true, protocol.OpChannelUpdate: true, protocol.OpMessageEdit: true,
+	protocol.OpPresenceWatch: true, protocol.OpPresenceUnwatch: true,
+}
+
+// Client is one session, re-established across connection drops.
+type Client struct {
+	opts Options
+
+	mu        sync.Mutex // guards the fields below
+	conn      *websocket.Conn
+	gen       uint64        // connection generation
+	up        chan struct{} // closed while connected; replaced on drop
+	nextID    uint64
+	pending   map[uint64]*pending
+	watched   map[string]*watch
+	session   protocol.ConnectResult
+	closed    bool
+	urlIndex  int
+	lastError error
+
+	events chan Event
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+type pending struct {
+	op    string
+	gen   uint64
+	reply chan frame
+	// watches is set for join, watch and create: the read loop records
+	// the channel's position and delivers the reply's missed events
+	// before the reply, in stream order.
+	watches bool
+}
+
+// watch is a watched channel and the last seq delivered for it.
+type watch struct {
+	seq       uint64
+	resyncing bool
+}
+
+// frame is any server frame.
+type frame struct {
+	ID     json.RawMessage `json:"id"`
+	Result json.RawMessage `json:"result"`
+	Error  *protocol.Error `json:"error"`
+	Event
+}
+
+// Dial connects a session and returns once connect succeeded.
+func Dial(ctx context.Context, opts Options) (*Client, error) {
+	opts.withDefaults()
+	if len(opts.URLs) == 0 {
+		return nil, errors.New("client: no URL")
+	}
+	c := &Client{
+		opts:    opts,
+		up:      make(chan struct{}),
+		pending: make(map[uint64]*pending),
+		watched: make(map[string]*watch),
+		events:  make(chan Event, opts.EventBuffer),
+	}
+	c.ctx, c.cancel = context.WithCancel(context.Background())
+	if err := c.connect(ctx); err != nil {
+		c.cancel()
+		return nil, err
+	}
+	return c, nil
+}
+
+// Session returns the current connection's connect result.
+func (c *Client) Session() protocol.ConnectResult {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.session
+}
+
+// Events returns the event stream (unused when Options.OnEvent is set).
+// It is closed when the client ends.
+func (c *Client) Events() <-chan Event { return c.events }
+
+// Close ends the session. It is safe to call more than once.
+func (c *Client) Close() error {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return nil
+	}
+	c.closed = true
+	conn := c.conn
+	c.mu.Unlock()
+	c.cancel()
+	if conn != nil {
+		conn.Close(websocket.StatusNormalClosure, "client closed")
+	}
+	c.wg.Wait()
+	c.mu.Lock()
+	for id, p := range c.pending {
+		delete(c.pending, id)
+		close(p.reply)
+	}
+	c.mu.Unlock()
+	close(c.events)
+	return nil
+}
+
+// connect dials, sends connect, and starts the read loop.
+func (c *Client) connect(ctx context.Context) error {
+	c.mu.Lock()
+	url := c.opts.URLs[c.urlIndex%len(c.opts.URLs)]
+	c.mu.Unlock()
+	conn, _, err := websocket.Dial(ctx, url, &websocket.DialOptions{
+		HTTPClient:   c.opts.HTTPClient,
+		Subprotocols: []string{"switchboard.v1.json"},
+	})
+	if err != nil {
+		return fmt.Errorf("client: dial %s: %w", url, err)
+	}
+	conn.SetReadLimit(64 << 20)
+	args := protocol.ConnectArgs{UserID: c.opts.UserID, Name: c.opts.Name, Token: c.opts.Token}
+	if c.opts.TokenFunc != nil {
+		if args.Token, err = c.opts.TokenFunc(); err != nil {
+			conn.CloseNow()
+			return fmt.Errorf("client: token: %w", err)
+		}
+	}
+	// connect is the first frame; its reply is the first the server sends.
+	body, _ := json.Marshal(map[string]any{"id": 0, "op": protocol.OpConnect, "args": args})
+	if err := conn.Write(ctx, websocket.MessageText, body); err != nil {
+		conn.CloseNow()
+		return fmt.Errorf("client: connect: %w", err)
+	}
+	_, msg, err := conn.Read(ctx)
+	if err != nil {
+		conn.CloseNow()
+		return fmt.Errorf("client: connect: %w", err)
+	}
+	var f frame
+	if err := json.Unmarshal(firstFrame(msg), &f); err != nil {
+		conn.CloseNow()
+		return fmt.Errorf("client: connect: bad reply: %w", err)
+	}
+	if f.Error != nil {
+		conn.CloseNow()
+		return f.Error
+	}
+	var res protocol.ConnectResult
+	if err := json.Unmarshal(f.Result, &res); err != nil {
+		conn.CloseNow()
+		return fmt.Errorf("client: connect: bad result: %w", err)
+	}
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		conn.CloseNow()
+		return ErrClosed
+	}
+	c.conn = conn
+	c.gen++
+	c.session = res
+	gen := c.gen
+	close(c.up)
+	c.mu.Unlock()
+	c.wg.Add(1)
+	go func() {
+		defer c.wg.Done()
+		c.readLoop(conn, gen)
+	}()
+	return nil
+}
+
+func firstFrame(msg []byte) []byte {
+	if i := bytes.IndexByte(msg, '\n'); i >= 0 {
+		return msg[:i]
+	}
+	return msg
+}
+
+// readLoop reads until the connection fails, then hands over to reconnect.
+func (c *Client) readLoop(conn *websocket.Conn, gen uint64) {
+	for {
+		_, msg, err := conn.Read(c.ctx)
+		if err != nil {
+			c.dropped(conn, gen, err)
+			return
+		}
+		protocol.SplitFrames(msg, func(b []byte) { c.handle(b) })
+	}
+}
+
+func (c *Client) handle(b []byte) {
+	var f frame
+	if err := json.Unmarshal(b, &f); err != nil {
+		c.opts.Logger.Warn("client: undecodable frame", "err", err)
+		return
+	}
+	if f.Name != "" {
+		c.event(f.Event)
+		return
+	}
+	if len(f.ID) == 0 {
+		if f.Error != nil {
+			c.opts.Logger.Warn("client: server error without id", "code", f.Error.Code, "message", f.Error.Message)
+		}
+		return
+	}
+	id, err := strconv.ParseUint(string(f.ID), 10, 64)
+	if err != nil {
+		return
+	}
+	c.mu.Lock()
+	p := c.pending[id]
+	delete(c.pending, id)
+	c.mu.Unlock()
+	if p == nil {
+		return
+	}
+	if p.watches && f.Error == nil {
+		c.watchResult(f.Result)
+	}
+	p.reply <- f
+}
+
+// watchResult records a join or watch: it delivers the missed events the
+// result carries, then sets the channel's position.
+func (c *Client) watchResult(result json.RawMessage) {
+	var r struct {
+		Channel struct {
+			ID string `json:"id"`
+		} `json:"channel"`
+		Seq           uint64            `json:"seq"`
+		Events        []json.RawMessage `json:"events"`
+		EventsHasMore bool              `json:"events_has_more"`
+		Reset         bool              `json:"reset"`
+	}
+	if json.Unmarshal(result, &r) != nil || r.Channel.ID == "" {
+		return
+	}
+	ch := r.Channel.ID
+	c.mu.Lock()
+	w := c.watched[ch]
+	if w == nil {
+		w = &watch{}
+		c.watched[ch] = w
+	}
+	c.mu.Unlock()
+	for _, raw := range r.Events {
+		var e Event
+		if json.Unmarshal(raw, &e) == nil {
+			c.event(e)
+		}
+	}
+	c.mu.Lock()
+	last := w.seq
+	if r.EventsHasMore {
+		c.mu.Unlock()
+		c.resync(ch)
+		return
+	}
+	if r.Seq > w.seq {
+		w.seq = r.Seq
+	}
+	w.resyncing = false
+	c.mu.Unlock()
+	if r.Reset {
+		c.deliver(Event{Name: EventReset, Channel: ch, Seq: last})
+	}
+}
+
+// event delivers one event in seq order: repeats are dropped, and a gap
+// starts a resync from the last seq delivered.
+func (c *Client) event(e Event) {
+	if e.Seq != 0 && e.Channel != "" {
+		c.mu.Lock()
+		w := c.watched[e.Channel]
+		if w != nil {
+			switch {
+			case e.Seq <= w.seq:
+				c.mu.Unlock()
+				return
+			case e.Seq > w.seq+1 || w.resyncing:
+				c.mu.Unlock()
+				c.resync(e.Channel)
+				return
+			}
+			w.seq = e.Seq
+		}
+		c.mu.Unlock()
+	}
+	c.deliver(e)
+}
+
+func (c *Client) deliver(e Event) {
+	if c.opts.OnEvent != nil {
+		c.opts.OnEvent(e)
+		return
+	}
+	select {
+	case c.events <- e:
+	case <-c.ctx.Done():
+	}
+}
+
+// resync watches ch again from the last seq delivered.
+func (c *Client) resync(ch string) {
+	c.mu.Lock()
+	w := c.watched[ch]
+	if w == nil || w.resyncing {
+		c.mu.Unlock()
+		return
+	}
+	w.resyncing = true
+	since := w.seq
+	c.mu.Unlock()
+	c.wg.Add(1)
+	go func() {
+		defer c.wg.Done()
+		var res json.RawMessage
+		err := c.Call(c.ctx, protocol.OpChannelWatch, protocol.WatchArgs{Channel: ch, SinceSeq: &since}, &res)
+		if err != nil {
+			c.mu.Lock()
+			w.resyncing = false
+			c.mu.Unlock()
+			c.opts.Logger.Warn("client: resync failed", "channel", ch, "err", err)
+		}
+	}()
+}
+
+// dropped handles a failed connection: outstanding requests that are safe
+// to repeat are resent on the next connection, the others fail with
+// ErrDisconnected.
+func (c *Client) dropped(conn *websocket.Conn, gen uint64, err error) {
+	conn.CloseNow()
+	c.mu.Lock()
+	if c.gen != gen {
+		c.mu.Unlock()
+		return
+	}
+	c.lastError = err
+	c.up = make(chan struct{})
+	c.conn = nil
+	c.urlIndex++
+	// Every outstanding request is answered "disconnected"; Call resends
+	// the idempotent ones once a connection is back.
+	var failed []*pending
+	for id, p := range c.pending {
+		delete(c.pending, id)
+		failed = append(failed, p)
+	}
+	closed := c.closed || c.opts.NoReconnect
+	c.mu.Unlock()
+	for _, p := range failed {
+		p.reply <- frame{Error: &protocol.Error{Code: "disconnected"}}
+	}
+	if closed {
+		if !c.isClosed() {
+			go c.Close()
+		}
+		return
+	}
+	c.wg.Add(1)
+	go func() {
+		defer c.wg.Done()
+		c.reconnect()
+	}()
+}
+
+func (c *Client) isClosed() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.closed
+}
+
+// reconnect dials until it succeeds or the client closes, then resumes
+// every watched channel from its last seq.
+func (c *Client) reconnect() {
+	backoff := c.opts.MinBackoff
+	for {
+		if c.ctx.Err() != nil {
+			return
+		}
+		ctx, cancel := context.WithTimeout(c.ctx, c.opts.RequestTimeout)
+		err := c.connect(ctx)
+		cancel()
+		if err == nil {
+			break
+		}
+		c.opts.Logger.Debug("client: reconnect failed", "err", err)
+		select {
+		case <-time.After(jitter(backoff)):
+		case <-c.ctx.Done():
+			return
+		}
+		backoff = min(backoff*2, c.opts.MaxBackoff)
+	}
+	c.mu.Lock()
+	var chans []string
+	for ch, w := range c.watched {
+		w.resyncing = false
+		chans = append(chans, ch)
+	}
+	c.mu.Unlock()
+	for _, ch := range chans {
+		c.resync(ch)
+	}
+	c.deliver(Event{Name: EventReconnected})
+}
+
+func jitter(d time.Duration) time.Duration {
+	var b [2]byte
+	_, _ = rand.Read(b[:])
+	return d/2 + time.Duration(int64(b[0])<<8|int64(b[1]))*d/2/65536
+}
+
+// Call sends one request and decodes its result into out (which may be
+// nil, or a *json.RawMessage). An error reply is returned as
+// *protocol.Error. Requests that are safe to repeat are retried through
+// unavailable replies and reconnects, up to Options.MaxRetry.
+func (c *Client) Call(ctx context.Context, op string, args any, out any) error {
+	body, err := json.Marshal(args)
+	if err != nil {
+		return fmt.Errorf("client: %s args: %w", op, err)
+	}
+	deadline := time.Now().Add(c.opts.MaxRetry)
+	backoff := c.opts.MinBackoff
+	for {
+		f, err := c.attempt(ctx, op, body)
+		if err != nil {
+			return err
+		}
+		retry := f.Error != nil && idempotent[op] && time.Now().Before(deadline) &&
+			(f.Error.Code == protocol.CodeUnavailable || f.Error.Code == "disconnected")
+		if !retry {
+			if f.Error != nil {
+				if f.Error.Code == "disconnected" {
+					return ErrDisconnected
+				}
+				return f.Error
+			}
+			if out != nil {
+				if err := json.Unmarshal(f.Result, out); err != nil {
+					return fmt.Errorf("client: %s result: %w", op, err)
+				}
+			}
+			return nil
+		}
+		select {
+		case <-time.After(jitter(backoff)):
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		backoff = min(backoff*2, c.opts.MaxBackoff)
+	}
+}
+
+// attempt sends the request once (waiting for a connection) and waits for
+// its reply. A connection drop is reported as a "disconnected" error frame.
+func (c *Client) attempt(ctx context.Context, op string, args []byte) (frame, error) {
+	ctx, cancel := context.WithTimeout(ctx, c.opts.RequestTimeout)
+	defer cancel()
+	for {
+		c.mu.Lock()
+		if c.closed {
+			c.mu.Unlock()
+			return frame{}, ErrClosed
+		}
+		conn, up, gen := c.conn, c.up, c.gen
+		if conn == nil {
+			c.mu.Unlock()
+			select {
+			case <-up:
+				continue
+			case <-ctx.Done():
+				return frame{}, ctx.Err()
+			}
+		}
+		c.nextID++
+		id := c.nextID
+		p := &pending{op: op, gen: gen, reply: make(chan frame, 1)}
+		p.watches = op == protocol.OpChannelJoin || op == protocol.OpChannelWatch || op == protocol.OpChannelCreate
+		c.pending[id] = p
+		c.mu.Unlock()
+
+		msg := make([]byte, 0, len(args)+len(op)+32)
+		msg = append(msg, `{"id":`...)
+		msg = strconv.AppendUint(msg, id, 10)
+		msg = append(msg, `,"op":`...)
+		msg = strconv.AppendQuote(msg, op)
+		msg = append(msg, `,"args":`...)
+		msg = append(msg, args...)
+		msg = append(msg, '}')
+		if err := conn.Write(ctx, websocket.MessageText, msg); err != nil {
+			c.mu.Lock()
+			delete(c.pending, id)
+			c.mu.Unlock()
+			if ctx.Err() != nil {
+				return frame{}, ctx.Err()
+			}
+			if !idempotent[op] {
+				return frame{Error: &protocol.Error{Code: "disconnected"}}, nil
+			}
+			continue // the read loop notices the drop; wait for the next connection
+		}
+		select {
+		case f, ok := <-p.reply:
+			if !ok {
+				return frame{}, ErrClosed
+			}
+			return f, nil
+		case <-ctx.Done():
+			c.mu.Lock()
+			delete(c.pending, id)
+			c.mu.Unlock()
+			return frame{}, ctx.Err()
+		}
+	}
+}
+
+// NewClientID returns a random client id for message.send.
+func NewClientID() string {
+	var b [12]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}

@@ -1,0 +1,414 @@
+// Package cluster forms the cluster and routes messages in it: memberlist
+// gossip for membership, protoactor-go remote for transport, rendezvous
+// placement of virtual actors on host nodes, and request tracking that
+// fails a call as soon as its target node is known to be gone.
+package cluster
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"log"
+	"log/slog"
+	"net"
+	"slices"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"github.com/asynkron/protoactor-go/remote"
+	"github.com/hashicorp/memberlist"
+)
+
+// Detection is a failure-detection preset.
+type Detection string
+
+// Presets. DetectionFast suits loopback and tests: a SIGKILLed node is
+// declared dead in well under a second (probe 200 ms, timeout 100 ms,
+// suspicion multiplier 2, gossip 50 ms). DetectionLAN is memberlist's
+// conservative LAN default (5–6 s), which tolerates GC pauses and busy
+// machines without false suspicion.
+const (
+	DetectionFast Detection = "fast"
+	DetectionLAN  Detection = "lan"
+)
+
+// Config configures one node's cluster layer.
+type Config struct {
+	// Name is the node's unique name (also its placement identity: a node
+	// that restarts under the same name keeps its scopes).
+	Name  string
+	Roles []Role
+	// RemoteAddr is where protoactor remote listens (host:port, port 0
+	// picks one). Its host must be reachable by the other nodes.
+	RemoteAddr string
+	// GossipAddr is where memberlist listens (host:port, port 0 picks one).
+	GossipAddr string
+	// HTTPAddr is the node's client-facing address, gossiped for tooling.
+	HTTPAddr string
+	// Join are gossip addresses of existing members.
+	Join []string
+	// ClusterName is memberlist's Label: nodes with different names never
+	// talk, so two clusters cannot merge by mistake.
+	ClusterName string
+	Detection   Detection
+	// RequestTimeout bounds every request (default 10 s).
+	RequestTimeout time.Duration
+	// MaxPending bounds outstanding requests from this node (default 65536).
+	MaxPending int
+	Logger     *slog.Logger
+}
+
+func (c *Config) withDefaults() {
+	if c.RemoteAddr == "" {
+		c.RemoteAddr = "127.0.0.1:0"
+	}
+	if c.GossipAddr == "" {
+		c.GossipAddr = "127.0.0.1:0"
+	}
+	if c.Detection == "" {
+		c.Detection = DetectionLAN
+	}
+	if c.RequestTimeout <= 0 {
+		c.RequestTimeout = 10 * time.Second
+	}
+	if c.MaxPending <= 0 {
+		c.MaxPending = 65536
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if len(c.Roles) == 0 {
+		c.Roles = []Role{RoleGateway, RoleHost}
+	}
+}
+
+// Cluster is one node's membership and transport.
+type Cluster struct {
+	cfg    Config
+	log    *slog.Logger
+	system *actor.ActorSystem
+	remote *remote.Remote
+	ml     *memberlist.Memberlist
+	addr   string // this node's remote address
+
+	mu        sync.Mutex // guards view updates and listeners
+	view      atomic.Pointer[View]
+	meta      Meta
+	listeners []func(old, cur Member)
+
+	router  *router
+	inbox   *actor.PID
+	handler atomic.Pointer[Handler]
+
+	stopOnce sync.Once
+	stop     chan struct{}
+	wg       sync.WaitGroup
+}
+
+// New starts the actor system, the remote transport and memberlist, and
+// joins the seeds. The node is a member (a cluster of one without seeds)
+// when New returns.
+func New(cfg Config) (c *Cluster, err error) {
+	cfg.withDefaults()
+	c = &Cluster{cfg: cfg, log: cfg.Logger.With("component", "cluster"), stop: make(chan struct{})}
+	c.system = actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger {
+		return cfg.Logger.With("component", "actor")
+	}), actor.WithDeadLetterThrottleCount(1), actor.WithDeadLetterThrottleInterval(10*time.Second))
+
+	host, portStr, err := net.SplitHostPort(cfg.RemoteAddr)
+	if err != nil {
+		return nil, fmt.Errorf("remote address %q: %w", cfg.RemoteAddr, err)
+	}
+	port, err := strconv.Atoi(portStr)
+	if err != nil {
+		return nil, fmt.Errorf("remote address %q: %w", cfg.RemoteAddr, err)
+	}
+	rcfg := remote.Configure(host, port,
+		remote.WithEndpointWriterQueueSize(65536),
+		remote.WithEndpointManagerQueueSize(65536))
+	rcfg.MaxRetryCount = 1 // our own tracking fails calls; don't stall writers
+	c.remote = remote.NewRemote(c.system, rcfg)
+	if err := startRemote(c.remote); err != nil {
+		c.system.Shutdown()
+		return nil, err
+	}
+	c.addr = c.system.Address()
+	c.router = newRouter(c)
+	c.inbox, err = c.system.Root.SpawnNamed(actor.PropsFromProducer(func() actor.Actor { return &inboxActor{c: c} }), inboxName)
+	if err != nil {
+		c.closeTransport()
+		return nil, fmt.Errorf("spawn inbox: %w", err)
+	}
+	c.meta = Meta{Roles: cfg.Roles, Remote: c.addr, HTTP: cfg.HTTPAddr, Version: ProtocolVersion}
+	self := Member{Name: cfg.Name, Meta: c.meta, State: StateAlive, Since: time.Now()}
+	c.view.Store(newView(map[string]Member{cfg.Name: self}))
+
+	if err := c.startMemberlist(); err != nil {
+		c.closeTransport()
+		return nil, err
+	}
+	c.watchEndpoints()
+	c.wg.Add(2)
+	go func() { defer c.wg.Done(); c.refreshLoop() }()
+	go func() { defer c.wg.Done(); c.router.sweepLoop(c.stop) }()
+	return c, nil
+}
+
+// startRemote starts the transport, turning its listen panic into an error.
+func startRemote(r *remote.Remote) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("start remote: %v", p)
+		}
+	}()
+	r.Start()
+	return nil
+}
+
+func (c *Cluster) startMemberlist() error {
+	var mc *memberlist.Config
+	switch c.cfg.Detection {
+	case DetectionFast:
+		mc = memberlist.DefaultLocalConfig()
+		mc.ProbeInterval = 200 * time.Millisecond
+		mc.ProbeTimeout = 100 * time.Millisecond
+		mc.SuspicionMult = 2
+		mc.GossipInterval = 50 * time.Millisecond
+		mc.PushPullInterval = 5 * time.Second
+		mc.TCPTimeout = time.Second
+	case DetectionLAN:
+		mc = memberlist.DefaultLANConfig()
+	default:
+		return fmt.Errorf("unknown failure detection preset %q (fast or lan)", c.cfg.Detection)
+	}
+	host, portStr, err := net.SplitHostPort(c.cfg.GossipAddr)
+	if err != nil {
+		return fmt.Errorf("gossip address %q: %w", c.cfg.GossipAddr, err)
+	}
+	port, err := strconv.Atoi(portStr)
+	if err != nil {
+		return fmt.Errorf("gossip address %q: %w", c.cfg.GossipAddr, err)
+	}
+	mc.Name = c.cfg.Name
+	mc.BindAddr = host
+	mc.BindPort = port
+	mc.AdvertiseAddr = host
+	mc.AdvertisePort = port
+	mc.Label = c.cfg.ClusterName
+	mc.Delegate = &delegate{c: c}
+	mc.Events = &events{c: c}
+	mc.Logger = log.New(&logWriter{l: c.log}, "", 0)
+	ml, err := memberlist.Create(mc)
+	if err != nil {
+		return fmt.Errorf("start memberlist: %w", err)
+	}
+	c.ml = ml
+	if len(c.cfg.Join) > 0 {
+		if _, err := ml.Join(c.cfg.Join); err != nil {
+			// Not fatal: seeds may come up later; gossip retries through
+			// any member that does know us.
+			c.log.Warn("join failed; running alone until a seed answers", "seeds", c.cfg.Join, "err", err)
+		}
+	}
+	return nil
+}
+
+// Name returns this node's name.
+func (c *Cluster) Name() string { return c.cfg.Name }
+
+// Address returns this node's remote address.
+func (c *Cluster) Address() string { return c.addr }
+
+// GossipAddress returns where memberlist listens.
+func (c *Cluster) GossipAddress() string {
+	n := c.ml.LocalNode()
+	return net.JoinHostPort(n.Addr.String(), strconv.Itoa(int(n.Port)))
+}
+
+// System returns the actor system.
+func (c *Cluster) System() *actor.ActorSystem { return c.system }
+
+// View returns the current membership snapshot.
+func (c *Cluster) View() *View { return c.view.Load() }
+
+// HasRole reports whether this node has role r.
+func (c *Cluster) HasRole(r Role) bool { return c.meta.has(r) }
+
+// OnChange registers fn to be called (on a cluster goroutine; it must not
+// block) whenever a member's state or metadata changes.
+func (c *Cluster) OnChange(fn func(old, cur Member)) {
+	c.mu.Lock()
+	c.listeners = append(c.listeners, fn)
+	c.mu.Unlock()
+}
+
+// SetDraining gossips that this node is (or is no longer) draining: it
+// leaves placement, so other nodes stop sending it new activations.
+func (c *Cluster) SetDraining(on bool) error {
+	c.mu.Lock()
+	c.meta.Draining = on
+	c.mu.Unlock()
+	c.update(func(v *View) *View {
+		self, _ := v.Member(c.cfg.Name)
+		self.Meta = c.meta
+		return v.with(self)
+	})
+	return c.ml.UpdateNode(5 * time.Second)
+}
+
+// update applies fn to the view and notifies listeners of changed members.
+func (c *Cluster) update(fn func(*View) *View) {
+	c.mu.Lock()
+	old := c.view.Load()
+	cur := fn(old)
+	c.view.Store(cur)
+	listeners := c.listeners
+	c.mu.Unlock()
+	for name, m := range cur.members {
+		o, existed := old.members[name]
+		if existed && o.State == m.State && o.Meta.Draining == m.Meta.Draining && o.Meta.Remote == m.Meta.Remote {
+			continue
+		}
+		if m.State != StateAlive && (!existed || o.State == StateAlive) {
+			c.log.Info("member changed", "name", name, "state", m.State)
+		} else if m.State == StateAlive && existed && o.State != StateAlive {
+			c.log.Info("member back", "name", name)
+		}
+		if m.State == StateDead || m.State == StateLeft {
+			c.router.failNode(name, fmt.Sprintf("node %s is %s", name, m.State))
+		}
+		for _, fn := range listeners {
+			fn(o, m)
+		}
+	}
+}
+
+// observe records what memberlist says of one node.
+func (c *Cluster) observe(n *memberlist.Node) {
+	meta, ok := decodeMeta(n.Meta)
+	if !ok {
+		return // not one of ours, or not yet announced
+	}
+	state := StateAlive
+	switch n.State {
+	case memberlist.StateSuspect:
+		state = StateSuspect
+	case memberlist.StateDead:
+		state = StateDead
+	case memberlist.StateLeft:
+		state = StateLeft
+	}
+	c.update(func(v *View) *View {
+		old, existed := v.Member(n.Name)
+		if existed && old.State == state && old.Gossip == n.Address() && metaEqual(old.Meta, meta) {
+			return v
+		}
+		m := Member{Name: n.Name, Gossip: n.Address(), Meta: meta, State: state, Since: time.Now()}
+		if existed && old.State == state {
+			m.Since = old.Since
+		}
+		return v.with(m)
+	})
+}
+
+func metaEqual(a, b Meta) bool {
+	return a.Remote == b.Remote && a.HTTP == b.HTTP && a.Version == b.Version &&
+		a.Draining == b.Draining && slices.Equal(a.Roles, b.Roles)
+}
+
+// refreshLoop re-reads memberlist's member list: memberlist reports joins
+// and leaves as events but suspicion only in its list.
+func (c *Cluster) refreshLoop() {
+	t := time.NewTicker(250 * time.Millisecond)
+	defer t.Stop()
+	for {
+		select {
+		case <-c.stop:
+			return
+		case <-t.C:
+			for _, n := range c.ml.Members() {
+				c.observe(n)
+			}
+		}
+	}
+}
+
+// watchEndpoints fails requests to a node as soon as its remote
+// connection drops, which can be before memberlist declares it dead.
+func (c *Cluster) watchEndpoints() {
+	c.system.EventStream.Subscribe(func(evt any) {
+		if e, ok := evt.(*remote.EndpointTerminatedEvent); ok {
+			if m, ok := c.View().ByRemote(e.Address); ok {
+				c.router.failNode(m.Name, "connection to node "+m.Name+" lost")
+			}
+		}
+	})
+}
+
+// Leave tells the cluster this node is leaving for good (after a drain),
+// waiting up to timeout for the message to spread.
+func (c *Cluster) Leave(timeout time.Duration) error {
+	return c.ml.Leave(timeout)
+}
+
+// Close stops memberlist, the transport and the actor system. Outstanding
+// requests fail with unavailable. It is safe to call more than once.
+func (c *Cluster) Close() error {
+	c.stopOnce.Do(func() {
+		close(c.stop)
+		c.wg.Wait()
+		c.router.failAll("node shutting down")
+		if c.ml != nil {
+			_ = c.ml.Shutdown()
+		}
+		c.closeTransport()
+	})
+	return nil
+}
+
+func (c *Cluster) closeTransport() {
+	c.remote.Shutdown(false)
+	c.system.Shutdown()
+}
+
+type delegate struct{ c *Cluster }
+
+func (d *delegate) NodeMeta(limit int) []byte {
+	d.c.mu.Lock()
+	b := d.c.meta.encode()
+	d.c.mu.Unlock()
+	if len(b) > limit {
+		d.c.log.Error("node metadata exceeds memberlist's limit", "bytes", len(b), "limit", limit)
+		return nil
+	}
+	return b
+}
+func (d *delegate) NotifyMsg([]byte)                           {}
+func (d *delegate) GetBroadcasts(overhead, limit int) [][]byte { return nil }
+func (d *delegate) LocalState(join bool) []byte                { return nil }
+func (d *delegate) MergeRemoteState(buf []byte, join bool)     {}
+
+type events struct{ c *Cluster }
+
+func (e *events) NotifyJoin(n *memberlist.Node)   { e.c.observe(n) }
+func (e *events) NotifyLeave(n *memberlist.Node)  { e.c.observe(n) }
+func (e *events) NotifyUpdate(n *memberlist.Node) { e.c.observe(n) }
+
+// logWriter forwards memberlist's log lines to slog.
+type logWriter struct{ l *slog.Logger }
+
+func (w *logWriter) Write(p []byte) (int, error) {
+	line := string(bytes.TrimSpace(p))
+	switch {
+	case bytes.Contains(p, []byte("[ERR]")):
+		w.l.Warn(line, "component", "memberlist")
+	case bytes.Contains(p, []byte("[WARN]")):
+		w.l.Info(line, "component", "memberlist")
+	default:
+		w.l.Debug(line, "component", "memberlist")
+	}
+	return len(p), nil
+}

@@ -1,0 +1,135 @@
+package cluster
+
+import (
+	"encoding/json"
+	"github.com/switchboard-chat/switchboard/cluster/clusterpb"
+	"slices"
+	"sort"
+	"time"
+)
+
+// Role is what a node does.
+type Role string
+
+// Roles.
+const (
+	RoleGateway Role = "gateway" // terminates client WebSockets
+	RoleHost    Role = "host"    // hosts channel and user actors
+)
+
+// State is a member's state as this node sees it.
+type State string
+
+// Member states.
+const (
+	StateAlive   State = "alive"
+	StateSuspect State = "suspect"
+	StateDead    State = "dead"
+	StateLeft    State = "left"
+)
+
+// ProtocolVersion is this build's cluster protocol version.
+const ProtocolVersion = clusterpb.Version
+
+// Meta is what a node gossips about itself.
+type Meta struct {
+	Roles []Role `json:"roles"`
+	// Remote is the protoactor remote address other nodes send to.
+	Remote string `json:"remote"`
+	// HTTP is the node's client-facing address (WebSocket, HTTP API).
+	HTTP    string `json:"http,omitempty"`
+	Version int    `json:"version"`
+	// Draining is set while the node hands its scopes off before leaving.
+	Draining bool `json:"draining,omitempty"`
+}
+
+func (m Meta) has(r Role) bool { return slices.Contains(m.Roles, r) }
+
+func (m Meta) encode() []byte {
+	b, _ := json.Marshal(m)
+	return b
+}
+
+func decodeMeta(b []byte) (Meta, bool) {
+	var m Meta
+	if err := json.Unmarshal(b, &m); err != nil || m.Remote == "" {
+		return Meta{}, false
+	}
+	return m, true
+}
+
+// Member is one node of the cluster.
+type Member struct {
+	Name   string    `json:"name"`
+	Gossip string    `json:"address"` // memberlist address
+	Meta   Meta      `json:"meta"`
+	State  State     `json:"state"`
+	Since  time.Time `json:"since"`
+}
+
+// IsHost reports whether the member hosts actors.
+func (m Member) IsHost() bool { return m.Meta.has(RoleHost) }
+
+// IsGateway reports whether the member terminates sessions.
+func (m Member) IsGateway() bool { return m.Meta.has(RoleGateway) }
+
+// View is an immutable snapshot of the membership.
+type View struct {
+	members map[string]Member
+	// placement are the hosts scopes are placed on: every host not left
+	// and not draining. Dead hosts stay in placement (stage 1: their data
+	// is on their disk), so their scopes answer unavailable until they
+	// return instead of moving empty-handed.
+	placement []string
+	byRemote  map[string]string // remote address → name
+}
+
+func newView(members map[string]Member) *View {
+	v := &View{members: members, byRemote: make(map[string]string, len(members))}
+	for name, m := range members {
+		v.byRemote[m.Meta.Remote] = name
+		if m.IsHost() && m.State != StateLeft && !m.Meta.Draining {
+			v.placement = append(v.placement, name)
+		}
+	}
+	sort.Strings(v.placement)
+	return v
+}
+
+// Member returns one member.
+func (v *View) Member(name string) (Member, bool) {
+	m, ok := v.members[name]
+	return m, ok
+}
+
+// ByRemote returns the member with a remote address.
+func (v *View) ByRemote(addr string) (Member, bool) {
+	name, ok := v.byRemote[addr]
+	if !ok {
+		return Member{}, false
+	}
+	return v.members[name], true
+}
+
+// Members returns every member, sorted by name.
+func (v *View) Members() []Member {
+	out := make([]Member, 0, len(v.members))
+	for _, m := range v.members {
+		out = append(out, m)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+// Placement returns the names scopes are placed on.
+func (v *View) Placement() []string { return v.placement }
+
+// with returns a copy of v with m set.
+func (v *View) with(m Member) *View {
+	members := make(map[string]Member, len(v.members)+1)
+	for k, x := range v.members {
+		members[k] = x
+	}
+	members[m.Name] = m
+	return newView(members)
+}

@@ -1,0 +1,205 @@
+package cluster
+
+import (
+	"sync"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"github.com/switchboard-chat/switchboard/cluster/clusterpb"
+	"github.com/switchboard-chat/switchboard/protocol"
+)
+
+// Well-known actor names, the same on every node.
+const (
+	HostName  = "host"  // activates and routes to virtual actors (host nodes)
+	inboxName = "inbox" // receives replies, events and watch changes (every node)
+)
+
+// router sends requests and matches their replies. Futures of the actor
+// library do not fail when the remote node dies, so the router tracks every
+// outstanding request by target node and fails them with unavailable the
+// moment the node is known to be gone, or at their deadline.
+type router struct {
+	c *Cluster
+
+	mu      sync.Mutex // guards the fields below
+	next    uint64
+	pending map[uint64]*call
+	byNode  map[string]map[uint64]struct{}
+}
+
+type call struct {
+	node     string
+	deadline time.Time
+	done     func(*clusterpb.Reply)
+}
+
+func newRouter(c *Cluster) *router {
+	return &router{c: c, pending: make(map[uint64]*call), byNode: make(map[string]map[uint64]struct{})}
+}
+
+func unavailable(id uint64, format string, args ...any) *clusterpb.Reply {
+	e := protocol.Errorf(protocol.CodeUnavailable, format, args...)
+	return &clusterpb.Reply{Id: id, Error: &clusterpb.Error{Code: string(e.Code), Message: e.Message}}
+}
+
+// Request sends req to the owner of its target and calls done exactly once:
+// with the reply, or with an unavailable error when the owner is down, the
+// owner's connection drops, or timeout passes. done runs on a cluster
+// goroutine and must not block.
+func (c *Cluster) Request(req *clusterpb.Request, timeout time.Duration, done func(*clusterpb.Reply)) {
+	v := c.View()
+	owner := Owner(v.Placement(), ScopeKey(req.Kind, req.Target))
+	if owner == "" {
+		done(unavailable(0, "no host node is available"))
+		return
+	}
+	c.RequestNode(owner, req, timeout, done)
+}
+
+// RequestNode is Request to a chosen node.
+func (c *Cluster) RequestNode(node string, req *clusterpb.Request, timeout time.Duration, done func(*clusterpb.Reply)) {
+	m, ok := c.View().Member(node)
+	if !ok || m.State == StateDead || m.State == StateLeft {
+		done(unavailable(0, "node %s is down", node))
+		return
+	}
+	if timeout <= 0 || timeout > c.cfg.RequestTimeout {
+		timeout = c.cfg.RequestTimeout
+	}
+	deadline := time.Now().Add(timeout)
+	id, ok := c.router.add(node, deadline, done)
+	if !ok {
+		done(unavailable(0, "too many requests in flight on this node"))
+		return
+	}
+	req.Id = id
+	req.ReplyTo = c.addr
+	req.DeadlineUnixMs = deadline.UnixMilli()
+	c.system.Root.Send(actor.NewPID(m.Meta.Remote, HostName), clusterpb.Wrap(&clusterpb.Envelope_Request{Request: req}))
+}
+
+// Notify sends req to the owner of its target without waiting for a reply.
+func (c *Cluster) Notify(req *clusterpb.Request) {
+	req.Id, req.ReplyTo = 0, ""
+	c.SendToOwner(req.Kind, req.Target, clusterpb.Wrap(&clusterpb.Envelope_Request{Request: req}))
+}
+
+// SendToOwner sends env to the host actor of the node that owns a scope.
+// It is dropped when that node is down.
+func (c *Cluster) SendToOwner(kind clusterpb.Kind, target string, env *clusterpb.Envelope) {
+	v := c.View()
+	m, ok := v.Member(Owner(v.Placement(), ScopeKey(kind, target)))
+	if !ok || m.State == StateDead || m.State == StateLeft {
+		return
+	}
+	c.system.Root.Send(actor.NewPID(m.Meta.Remote, HostName), env)
+}
+
+// InboxPID returns the inbox of the node with remote address addr.
+func InboxPID(addr string) *actor.PID { return actor.NewPID(addr, inboxName) }
+
+func (r *router) add(node string, deadline time.Time, done func(*clusterpb.Reply)) (uint64, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(r.pending) >= r.c.cfg.MaxPending {
+		return 0, false
+	}
+	r.next++
+	id := r.next
+	r.pending[id] = &call{node: node, deadline: deadline, done: done}
+	ids := r.byNode[node]
+	if ids == nil {
+		ids = make(map[uint64]struct{})
+		r.byNode[node] = ids
+	}
+	ids[id] = struct{}{}
+	return id, true
+}
+
+// take removes and returns a pending call.
+func (r *router) take(id uint64) *call {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.takeLocked(id)
+}
+
+func (r *router) takeLocked(id uint64) *call {
+	cl, ok := r.pending[id]
+	if !ok {
+		return nil
+	}
+	delete(r.pending, id)
+	if ids := r.byNode[cl.node]; ids != nil {
+		delete(ids, id)
+		if len(ids) == 0 {
+			delete(r.byNode, cl.node)
+		}
+	}
+	return cl
+}
+
+// deliver completes the call a reply answers. Late replies (after a
+// timeout or node failure already completed the call) are dropped.
+func (r *router) deliver(rep *clusterpb.Reply) {
+	if cl := r.take(rep.Id); cl != nil {
+		cl.done(rep)
+	}
+}
+
+// failNode fails every call outstanding to node.
+func (r *router) failNode(node, why string) {
+	r.mu.Lock()
+	var failed []*call
+	var ids []uint64
+	for id := range r.byNode[node] {
+		ids = append(ids, id)
+	}
+	for _, id := range ids {
+		failed = append(failed, r.takeLocked(id))
+	}
+	r.mu.Unlock()
+	for i, cl := range failed {
+		cl.done(unavailable(ids[i], "%s", why))
+	}
+}
+
+func (r *router) failAll(why string) {
+	r.mu.Lock()
+	var nodes []string
+	for n := range r.byNode {
+		nodes = append(nodes, n)
+	}
+	r.mu.Unlock()
+	for _, n := range nodes {
+		r.failNode(n, why)
+	}
+}
+
+// sweepLoop fails calls past their deadline.
+func (r *router) sweepLoop(stop <-chan struct{}) {
+	t := time.NewTicker(50 * time.Millisecond)
+	defer t.Stop()
+	for {
+		select {
+		case <-stop:
+			return
+		case now := <-t.C:
+			r.mu.Lock()
+			var expired []*call
+			var ids []uint64
+			for id, cl := range r.pending {
+				if now.After(cl.deadline) {
+					ids = append(ids, id)
+				}
+			}
+			for _, id := range ids {
+				expired = append(expired, r.takeLocked(id))
+			}
+			r.mu.Unlock()
+			for i, cl := range expired {
+				cl.done(unavailable(ids[i], "request timed out on node %s", cl.node))
+			}
+		}
+	}
+}

@@ -1,0 +1,50 @@
+// Command switchboard runs a Switchboard node, mints tokens, and load-tests
+// a deployment.
+//
+//	switchboard serve    [flags]   run a node
+//	switchboard token    [flags]   mint a session or join token
+//	switchboard loadtest [flags]   load-test a deployment
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprintln(stderr, "usage: switchboard serve|token|loadtest [flags] (switchboard CMD -h for flags)")
+		return 2
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	var err error
+	switch args[0] {
+	case "serve":
+		err = serve(ctx, args[1:], stdout, stderr)
+	case "token":
+		err = token(args[1:], stdout, stderr)
+	case "-h", "--help", "help":
+		fmt.Fprintln(stdout, "usage: switchboard serve|token|loadtest [flags] (switchboard CMD -h for flags)")
+		return 0
+	default:
+		fmt.Fprintf(stderr, "switchboard: unknown command %q (serve, token, loadtest)\n", args[0])
+		return 2
+	}
+	if err != nil {
+		if err == errUsage {
+			return 2
+		}
+		fmt.Fprintf(stderr, "switchboard %s: %v\n", args[0], err)
+		return 1
+	}
+	return 0
+}

@@ -1,0 +1,307 @@
+package main
+
+import (
+	"context"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2/vfs"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/switchboard-chat/switchboard/actors"
+	"github.com/switchboard-chat/switchboard/actors/channel"
+	"github.com/switchboard-chat/switchboard/actors/user"
+	"github.com/switchboard-chat/switchboard/cluster"
+	"github.com/switchboard-chat/switchboard/gateway"
+	"github.com/switchboard-chat/switchboard/gateway/auth"
+	"github.com/switchboard-chat/switchboard/persistence"
+	"github.com/switchboard-chat/switchboard/protocol"
+)
+
+// Config is one node's configuration (see serve's flags for each field).
+type Config struct {
+	Listen        string
+	DataDir       string
+	DevAuth       bool
+	AuthSecret    string
+	AuthPublicKey string
+	APIKey        string
+	NodeName      string
+	ClusterBind   string
+	RemoteBind    string
+	Join          []string
+	Roles         []cluster.Role
+	ClusterName   string
+	Detection     cluster.Detection
+	Limits        protocol.Limits
+	// Gateway tunes sessions; its Limits and Logger are set from the above.
+	Gateway        gateway.Config
+	PassivateAfter time.Duration
+	Logger         *slog.Logger
+	// FS replaces the OS filesystem for the store (tests).
+	FS vfs.FS
+}
+
+// Node is one Switchboard node: its store, cluster membership, actors and
+// gateway, served on one HTTP listener.
+type Node struct {
+	cfg     Config
+	log     *slog.Logger
+	verify  *auth.Verifier
+	store   *persistence.Store
+	cl      *cluster.Cluster
+	host    bool
+	gw      *gateway.Gateway
+	ln      net.Listener
+	srv     *http.Server
+	reg     *prometheus.Registry
+	ready   atomic.Bool
+	closeMu sync.Mutex
+	closed  bool
+}
+
+// NewNode opens the store, joins the cluster, starts the actors and binds
+// the listener. Serve it with Run.
+func NewNode(cfg Config) (n *Node, err error) {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Limits == (protocol.Limits{}) {
+		cfg.Limits = protocol.DefaultLimits()
+	}
+	if len(cfg.Roles) == 0 {
+		cfg.Roles = []cluster.Role{cluster.RoleGateway, cluster.RoleHost}
+	}
+	n = &Node{cfg: cfg, log: cfg.Logger, reg: prometheus.NewRegistry()}
+	defer func() {
+		if err != nil {
+			n.Close()
+		}
+	}()
+	n.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+
+	switch {
+	case cfg.AuthSecret != "" && cfg.AuthPublicKey != "":
+		return nil, errors.New("use --auth-secret or --auth-public-key, not both")
+	case cfg.AuthSecret != "":
+		n.verify = auth.NewHS256(cfg.AuthSecret)
+	case cfg.AuthPublicKey != "":
+		if n.verify, err = auth.NewEdDSA(cfg.AuthPublicKey); err != nil {
+			return nil, err
+		}
+	default:
+		n.verify = &auth.Verifier{}
+		cfg.DevAuth = true
+	}
+	n.cfg.DevAuth = cfg.DevAuth
+
+	for _, r := range cfg.Roles {
+		switch r {
+		case cluster.RoleHost:
+			n.host = true
+		case cluster.RoleGateway:
+		default:
+			return nil, fmt.Errorf("unknown role %q (gateway, host)", r)
+		}
+	}
+	if cfg.NodeName == "" {
+		if cfg.NodeName, err = nodeName(cfg); err != nil {
+			return nil, err
+		}
+	}
+	if n.host {
+		if cfg.FS == nil {
+			if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
+				return nil, fmt.Errorf("data dir: %w", err)
+			}
+		}
+		n.store, err = persistence.Open(filepath.Join(cfg.DataDir, "store"), persistence.Options{FS: cfg.FS, Logger: n.log})
+		if err != nil {
+			return nil, err
+		}
+	}
+	if n.ln, err = net.Listen("tcp", cfg.Listen); err != nil {
+		return nil, fmt.Errorf("listen: %w", err)
+	}
+	remote := cfg.RemoteBind
+	if remote == "" {
+		host, _, err := net.SplitHostPort(cfg.ClusterBind)
+		if err != nil {
+			return nil, fmt.Errorf("cluster bind %q: %w", cfg.ClusterBind, err)
+		}
+		remote = net.JoinHostPort(host, "0")
+	}
+	n.cl, err = cluster.New(cluster.Config{
+		Name:        cfg.NodeName,
+		Roles:       cfg.Roles,
+		RemoteAddr:  remote,
+		GossipAddr:  cfg.ClusterBind,
+		HTTPAddr:    n.ln.Addr().String(),
+		Join:        cfg.Join,
+		ClusterName: cfg.ClusterName,
+		Detection:   cfg.Detection,
+		Logger:      n.log,
+	})
+	if err != nil {
+		return nil, err
+	}
+	if n.host {
+		chCfg := channel.DefaultConfig()
+		chCfg.Limits = cfg.Limits
+		usCfg := user.DefaultConfig()
+		usCfg.Limits = cfg.Limits
+		if _, err := actors.StartHost(actors.Deps{
+			Cluster:        n.cl,
+			Store:          n.store,
+			Channel:        chCfg,
+			User:           usCfg,
+			PassivateAfter: cfg.PassivateAfter,
+			Logger:         n.log,
+		}); err != nil {
+			return nil, fmt.Errorf("start host: %w", err)
+		}
+	}
+	mux := http.NewServeMux()
+	if n.cl.HasRole(cluster.RoleGateway) {
+		gcfg := cfg.Gateway
+		gcfg.Limits = cfg.Limits
+		gcfg.Logger = n.log
+		gcfg.DevAuth = cfg.DevAuth
+		n.gw = gateway.New(gcfg, n.cl, n.verify)
+		mux.Handle("GET /v1/ws", n.gw)
+	}
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, "ok") })
+	mux.HandleFunc("GET /readyz", n.readyz)
+	mux.HandleFunc("GET /v1/cluster", n.clusterInfo)
+	mux.Handle("GET /metrics", promhttp.HandlerFor(n.reg, promhttp.HandlerOpts{Registry: n.reg}))
+	n.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	n.ready.Store(true)
+	return n, nil
+}
+
+// nodeName returns the name stored in the data directory, making one up
+// (and storing it) on first start, so a restarted node keeps its identity.
+func nodeName(cfg Config) (string, error) {
+	if cfg.FS != nil {
+		return "node-" + randomSuffix(), nil
+	}
+	p := filepath.Join(cfg.DataDir, "NODE")
+	if b, err := os.ReadFile(p); err == nil {
+		if name := strings.TrimSpace(string(b)); name != "" {
+			return name, nil
+		}
+	}
+	name := "node-" + randomSuffix()
+	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
+		return "", fmt.Errorf("data dir: %w", err)
+	}
+	if err := os.WriteFile(p, []byte(name+"\n"), 0o644); err != nil {
+		return "", fmt.Errorf("store node name: %w", err)
+	}
+	return name, nil
+}
+
+// Addr returns the address the HTTP listener bound.
+func (n *Node) Addr() string { return n.ln.Addr().String() }
+
+// Cluster returns the node's cluster layer.
+func (n *Node) Cluster() *cluster.Cluster { return n.cl }
+
+// Run serves until ctx ends, then closes the node.
+func (n *Node) Run(ctx context.Context) error {
+	errc := make(chan error, 1)
+	go func() { errc <- n.srv.Serve(n.ln) }()
+	select {
+	case <-ctx.Done():
+		return n.Close()
+	case err := <-errc:
+		n.Close()
+		if errors.Is(err, http.ErrServerClosed) {
+			return nil
+		}
+		return err
+	}
+}
+
+// Close stops the node: sessions are closed (going away), the HTTP
+// server, the cluster layer and actors stop, and the store is closed last
+// so entries already appended still land. It is safe to call more than
+// once.
+func (n *Node) Close() error {
+	n.closeMu.Lock()
+	defer n.closeMu.Unlock()
+	if n.closed {
+		return nil
+	}
+	n.closed = true
+	n.ready.Store(false)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if n.gw != nil {
+		_ = n.gw.Close(ctx)
+	}
+	if n.srv != nil {
+		_ = n.srv.Shutdown(ctx)
+	} else if n.ln != nil {
+		n.ln.Close()
+	}
+	if n.cl != nil {
+		_ = n.cl.Close()
+	}
+	if n.store != nil {
+		return n.store.Close()
+	}
+	return nil
+}
+
+func (n *Node) readyz(w http.ResponseWriter, r *http.Request) {
+	if !n.ready.Load() {
+		http.Error(w, "not ready", http.StatusServiceUnavailable)
+		return
+	}
+	fmt.Fprintln(w, "ready")
+}
+
+// clusterInfo serves GET /v1/cluster.
+func (n *Node) clusterInfo(w http.ResponseWriter, r *http.Request) {
+	if n.cfg.APIKey != "" {
+		got := strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer ")
+		if subtle.ConstantTimeCompare([]byte(got), []byte(n.cfg.APIKey)) != 1 {
+			http.Error(w, `{"error":{"code":"unauthenticated","message":"api key required"}}`, http.StatusUnauthorized)
+			return
+		}
+	}
+	type member struct {
+		Name    string         `json:"name"`
+		Address string         `json:"address"`
+		HTTP    string         `json:"http,omitempty"`
+		Remote  string         `json:"remote"`
+		Roles   []cluster.Role `json:"roles"`
+		State   cluster.State  `json:"state"`
+		Self    bool           `json:"self,omitempty"`
+	}
+	var out struct {
+		Node    string   `json:"node"`
+		Members []member `json:"members"`
+	}
+	out.Node = n.cl.Name()
+	for _, m := range n.cl.View().Members() {
+		out.Members = append(out.Members, member{Name: m.Name, Address: m.Gossip, HTTP: m.Meta.HTTP, Remote: m.Meta.Remote,
+			Roles: m.Meta.Roles, State: m.State, Self: m.Name == n.cl.Name()})
+	}
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(out)
+}

@@ -1,0 +1,197 @@
+// Package auth verifies and mints the JWTs Switchboard accepts: session
+// tokens (who a connection is) and join tokens (a short-lived grant to
+// join one channel with some permissions). Tokens are signed with HS256
+// (a shared secret) or EdDSA (Ed25519; the server holds only the public
+// key).
+package auth
+
+import (
+	"crypto/ed25519"
+	"crypto/x509"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"os"
+	"slices"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+	"github.com/switchboard-chat/switchboard/protocol"
+)
+
+// Permissions a join token may grant.
+const (
+	PermRead     = "read"
+	PermWrite    = "write"
+	PermModerate = "moderate"
+)
+
+// Session is what a verified session token says.
+type Session struct {
+	User  string
+	Name  string
+	Image string
+	Admin bool
+}
+
+// Join is what a verified join token says.
+type Join struct {
+	User    string
+	Channel string
+	Perms   []string
+}
+
+// Verifier checks tokens. The zero Verifier is development mode: it
+// accepts no tokens, and Dev reports true.
+type Verifier struct {
+	secret []byte
+	public ed25519.PublicKey
+	// Leeway tolerates clock skew on exp and nbf.
+	Leeway time.Duration
+}
+
+// NewHS256 verifies tokens signed with a shared secret.
+func NewHS256(secret string) *Verifier {
+	return &Verifier{secret: []byte(secret), Leeway: 5 * time.Second}
+}
+
+// NewEdDSA verifies tokens signed by the private half of an Ed25519 key;
+// pemFile holds the PKIX public key.
+func NewEdDSA(pemFile string) (*Verifier, error) {
+	b, err := os.ReadFile(pemFile)
+	if err != nil {
+		return nil, fmt.Errorf("read public key: %w", err)
+	}
+	blk, _ := pem.Decode(b)
+	if blk == nil {
+		return nil, fmt.Errorf("public key %s: no PEM block", pemFile)
+	}
+	k, err := x509.ParsePKIXPublicKey(blk.Bytes)
+	if err != nil {
+		return nil, fmt.Errorf("public key %s: %w", pemFile, err)
+	}
+	pk, ok := k.(ed25519.PublicKey)
+	if !ok {
+		return nil, fmt.Errorf("public key %s is not Ed25519", pemFile)
+	}
+	return &Verifier{public: pk, Leeway: 5 * time.Second}, nil
+}
+
+// Dev reports whether no key is configured (development auth).
+func (v *Verifier) Dev() bool { return v == nil || (v.secret == nil && v.public == nil) }
+
+type sessionClaims struct {
+	Name  string `json:"name,omitempty"`
+	Image string `json:"image,omitempty"`
+	Admin bool   `json:"admin,omitempty"`
+	jwt.RegisteredClaims
+}
+
+type joinClaims struct {
+	Channel string   `json:"channel"`
+	Perms   []string `json:"perms"`
+	jwt.RegisteredClaims
+}
+
+func (v *Verifier) parse(token string, claims jwt.Claims) *protocol.Error {
+	if v.Dev() {
+		return protocol.Errorf(protocol.CodeTokenInvalid, "this server runs in development auth mode and accepts no tokens")
+	}
+	methods := []string{"HS256"}
+	if v.public != nil {
+		methods = []string{"EdDSA"}
+	}
+	_, err := jwt.ParseWithClaims(token, claims, func(t *jwt.Token) (any, error) {
+		if v.public != nil {
+			return v.public, nil
+		}
+		return v.secret, nil
+	}, jwt.WithValidMethods(methods), jwt.WithExpirationRequired(), jwt.WithLeeway(v.Leeway))
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, jwt.ErrTokenExpired):
+		return protocol.Errorf(protocol.CodeTokenExpired, "token expired")
+	default:
+		return protocol.Errorf(protocol.CodeTokenInvalid, "token invalid: %s", reason(err))
+	}
+}
+
+// reason names why a token failed without echoing it.
+func reason(err error) string {
+	switch {
+	case errors.Is(err, jwt.ErrTokenMalformed):
+		return "malformed"
+	case errors.Is(err, jwt.ErrTokenSignatureInvalid), errors.Is(err, jwt.ErrTokenUnverifiable):
+		return "bad signature"
+	case errors.Is(err, jwt.ErrTokenRequiredClaimMissing):
+		return "missing exp"
+	case errors.Is(err, jwt.ErrTokenNotValidYet):
+		return "not valid yet"
+	}
+	return "rejected"
+}
+
+// Session verifies a session token.
+func (v *Verifier) Session(token string) (Session, *protocol.Error) {
+	var c sessionClaims
+	if err := v.parse(token, &c); err != nil {
+		return Session{}, err
+	}
+	if c.Subject == "" {
+		return Session{}, protocol.Errorf(protocol.CodeTokenInvalid, "token invalid: missing sub")
+	}
+	return Session{User: c.Subject, Name: c.Name, Image: c.Image, Admin: c.Admin}, nil
+}
+
+// Join verifies a join token.
+func (v *Verifier) Join(token string) (Join, *protocol.Error) {
+	var c joinClaims
+	if err := v.parse(token, &c); err != nil {
+		return Join{}, err
+	}
+	if c.Subject == "" || c.Channel == "" {
+		return Join{}, protocol.Errorf(protocol.CodeTokenInvalid, "token invalid: missing sub or channel")
+	}
+	for _, p := range c.Perms {
+		if p != PermRead && p != PermWrite && p != PermModerate {
+			return Join{}, protocol.Errorf(protocol.CodeTokenInvalid, "token invalid: unknown permission %q", p)
+		}
+	}
+	return Join{User: c.Subject, Channel: c.Channel, Perms: slices.Clone(c.Perms)}, nil
+}
+
+// Signer mints tokens (the CLI, tests and the load generator use it).
+type Signer struct {
+	secret  []byte
+	private ed25519.PrivateKey
+}
+
+// NewSigner signs with HS256 and secret.
+func NewSigner(secret string) *Signer { return &Signer{secret: []byte(secret)} }
+
+// NewEdDSASigner signs with an Ed25519 private key.
+func NewEdDSASigner(k ed25519.PrivateKey) *Signer { return &Signer{private: k} }
+
+func (s *Signer) sign(claims jwt.Claims) (string, error) {
+	if s.private != nil {
+		return jwt.NewWithClaims(jwt.SigningMethodEdDSA, claims).SignedString(s.private)
+	}
+	return jwt.NewWithClaims(jwt.SigningMethodHS256, claims).SignedString(s.secret)
+}
+
+// SessionToken mints a session token valid for ttl.
+func (s *Signer) SessionToken(sess Session, ttl time.Duration) (string, error) {
+	now := time.Now()
+	return s.sign(sessionClaims{Name: sess.Name, Image: sess.Image, Admin: sess.Admin, RegisteredClaims: jwt.RegisteredClaims{
+		Subject: sess.User, IssuedAt: jwt.NewNumericDate(now), ExpiresAt: jwt.NewNumericDate(now.Add(ttl)),
+	}})
+}
+
+// JoinToken mints a join token valid for ttl.
+func (s *Signer) JoinToken(j Join, ttl time.Duration) (string, error) {
+	now := time.Now()
+	return s.sign(joinClaims{Channel: j.Channel, Perms: j.Perms, RegisteredClaims: jwt.RegisteredClaims{
+		Subject: j.User, IssuedAt: jwt.NewNumericDate(now), ExpiresAt: jwt.NewNumericDate(now.Add(ttl)),
+	}})
+}

@@ -1,0 +1,220 @@
+// Package gateway terminates client WebSockets: it authenticates sessions,
+// decodes frames, routes each op to the actor that owns it, and fans the
+// events each channel sends to this node (once per node) out to the local
+// sessions watching it. It keeps no durable state.
+package gateway
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"log/slog"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/coder/websocket"
+	"github.com/switchboard-chat/switchboard/cluster"
+	"github.com/switchboard-chat/switchboard/gateway/auth"
+	"github.com/switchboard-chat/switchboard/protocol"
+)
+
+// Subprotocol is the WebSocket subprotocol of the JSON encoding.
+const Subprotocol = "switchboard.v1.json"
+
+// Config bounds the gateway. Zero fields take the defaults.
+type Config struct {
+	Limits protocol.Limits
+	// QueueFrames and QueueBytes bound a session's outbound queue; a
+	// session that exceeds either is disconnected as a slow consumer.
+	QueueFrames int // default 1024
+	QueueBytes  int // default 4 MiB
+	// MaxWriteBytes bounds one WebSocket message of coalesced frames.
+	MaxWriteBytes int           // default 64 KiB
+	WriteTimeout  time.Duration // default 10 s
+	PingInterval  time.Duration // default 25 s
+	PingTimeout   time.Duration // default 10 s
+	// AuthTimeout is how long a connection may stay without connect.
+	AuthTimeout time.Duration // default 10 s
+	// MaxSessions bounds sessions on this node; past it, upgrades get 503.
+	MaxSessions int // default 100000
+	// DevAuth accepts connect {user_id} without a token (development).
+	DevAuth bool
+	// RequestTimeout bounds every routed request.
+	RequestTimeout time.Duration // default 10 s
+	Logger         *slog.Logger
+	Metrics        *Metrics
+}
+
+func (c *Config) withDefaults() {
+	if c.Limits == (protocol.Limits{}) {
+		c.Limits = protocol.DefaultLimits()
+	}
+	def := func(v *int, d int) {
+		if *v <= 0 {
+			*v = d
+		}
+	}
+	defd := func(v *time.Duration, d time.Duration) {
+		if *v <= 0 {
+			*v = d
+		}
+	}
+	def(&c.QueueFrames, 1024)
+	def(&c.QueueBytes, 4<<20)
+	def(&c.MaxWriteBytes, 64<<10)
+	def(&c.MaxSessions, 100000)
+	defd(&c.WriteTimeout, 10*time.Second)
+	defd(&c.PingInterval, 25*time.Second)
+	defd(&c.PingTimeout, 10*time.Second)
+	defd(&c.AuthTimeout, 10*time.Second)
+	defd(&c.RequestTimeout, 10*time.Second)
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	if c.Metrics == nil {
+		c.Metrics = &Metrics{}
+	}
+}
+
+// Gateway serves /v1/ws.
+type Gateway struct {
+	cfg  Config
+	cl   *cluster.Cluster
+	auth *auth.Verifier
+	log  *slog.Logger
+	hub  *hub // owned by the cluster inbox goroutine
+
+	ctx    context.Context // parent of every session's context
+	cancel context.CancelFunc
+
+	mu       sync.Mutex // guards the fields below
+	sessions map[*session]struct{}
+	draining bool
+
+	open atomic.Int64
+	wg   sync.WaitGroup // session goroutines
+}
+
+// New makes a gateway and installs it as the node's event handler.
+func New(cfg Config, cl *cluster.Cluster, v *auth.Verifier) *Gateway {
+	cfg.withDefaults()
+	g := &Gateway{cfg: cfg, cl: cl, auth: v, log: cfg.Logger.With("component", "gateway"), sessions: make(map[*session]struct{})}
+	g.ctx, g.cancel = context.WithCancel(context.Background())
+	g.hub = newHub(g)
+	cl.SetHandler(g.hub)
+	return g
+}
+
+// Sessions returns how many sessions are open.
+func (g *Gateway) Sessions() int64 { return g.open.Load() }
+
+// ServeHTTP upgrades a request to a session and serves it until it ends.
+func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	g.mu.Lock()
+	refuse := ""
+	switch {
+	case g.draining:
+		refuse = "server draining: reconnect elsewhere"
+	case len(g.sessions) >= g.cfg.MaxSessions:
+		refuse = "server at its session limit"
+	}
+	g.mu.Unlock()
+	if refuse != "" {
+		g.cfg.Metrics.connect("refused")
+		http.Error(w, refuse, http.StatusServiceUnavailable)
+		return
+	}
+	conn, err := websocket.Accept(w, r, &websocket.AcceptOptions{
+		Subprotocols:       []string{Subprotocol},
+		CompressionMode:    websocket.CompressionDisabled,
+		InsecureSkipVerify: true, // origin checks belong to the operator's proxy; sessions authenticate by token
+	})
+	if err != nil {
+		g.cfg.Metrics.connect("handshake_failed")
+		return
+	}
+	conn.SetReadLimit(int64(g.cfg.Limits.MaxFrameBytes))
+	s := newSession(g, conn)
+	g.mu.Lock()
+	if g.draining {
+		g.mu.Unlock()
+		conn.Close(reasonDrain.code, reasonDrain.text)
+		return
+	}
+	g.sessions[s] = struct{}{}
+	g.wg.Add(1)
+	g.mu.Unlock()
+	g.open.Add(1)
+	g.cfg.Metrics.connect("ok")
+	defer g.wg.Done()
+	s.run()
+	g.mu.Lock()
+	delete(g.sessions, s)
+	g.mu.Unlock()
+	g.open.Add(-1)
+	g.cl.Do(func() { g.hub.removeSession(s) })
+}
+
+// Drain stops accepting sessions and closes every open one with reason
+// (clients reconnect elsewhere and resume), waiting until they are gone or
+// ctx ends.
+func (g *Gateway) Drain(ctx context.Context) error {
+	return g.closeAll(ctx, reasonDrain)
+}
+
+// Close closes every session (going away) and waits for their goroutines.
+// It is safe to call more than once.
+func (g *Gateway) Close(ctx context.Context) error {
+	err := g.closeAll(ctx, reasonShutdown)
+	g.cancel()
+	return err
+}
+
+func (g *Gateway) closeAll(ctx context.Context, r closeReason) error {
+	g.mu.Lock()
+	g.draining = true
+	for s := range g.sessions {
+		s.out.close(r)
+	}
+	g.mu.Unlock()
+	done := make(chan struct{})
+	go func() { g.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		g.mu.Lock()
+		for s := range g.sessions {
+			s.conn.CloseNow()
+		}
+		g.mu.Unlock()
+		<-done
+		return ctx.Err()
+	}
+}
+
+func randomID() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// Metrics are optional hooks the node wires to Prometheus.
+type Metrics struct {
+	Connect    func(result string)
+	Disconnect func(reason string)
+	FramesIn   func(n int)
+	FramesOut  func(frames, bytes int)
+	BytesIn    func(n int)
+	Request    func(op, code string, d time.Duration)
+	Deliveries func(n int)
+	QueueDrop  func(reason string)
+}
+
+func (m *Metrics) connect(r string) {
+	if m.Connect != nil {
+		m.Connect(r)
+	}
+}

@@ -1,0 +1,249 @@
+package gateway
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/coder/websocket"
+	"github.com/switchboard-chat/switchboard/protocol"
+)
+
+// session is one client connection. It has two goroutines: the read loop
+// (the HTTP handler's goroutine) decodes frames and routes requests; the
+// write loop drains the outbound queue, packing queued frames into one
+// WebSocket message, and pings. Either loop ending ends the session.
+type session struct {
+	g    *Gateway
+	id   string
+	conn *websocket.Conn
+	out  *outbox
+
+	ctx    context.Context
+	cancel context.CancelFunc
+
+	// inflight bounds outstanding requests; the read loop blocks (stops
+	// reading the socket) while it is full.
+	inflight chan struct{}
+
+	authed atomic.Bool
+	// Set once by connect, before authed; read after authed.
+	user  string
+	name  string
+	image string
+	admin bool
+
+	// watching maps each watched channel to the seq of the last event
+	// delivered. It is owned by the cluster inbox goroutine.
+	watching map[string]uint64
+	gone     bool // inbox-owned: the session ended
+}
+
+func newSession(g *Gateway, conn *websocket.Conn) *session {
+	s := &session{
+		g:        g,
+		id:       randomID(),
+		conn:     conn,
+		out:      newOutbox(g.cfg.QueueFrames, g.cfg.QueueBytes),
+		inflight: make(chan struct{}, g.cfg.Limits.MaxInflight),
+		watching: make(map[string]uint64),
+	}
+	s.ctx, s.cancel = context.WithCancel(g.ctx)
+	return s
+}
+
+// run serves the session until either loop ends.
+func (s *session) run() {
+	authTimer := time.AfterFunc(s.g.cfg.AuthTimeout, func() {
+		if !s.authed.Load() {
+			s.out.close(reasonAuthTimeout)
+		}
+	})
+	defer authTimer.Stop()
+	var wg sync.WaitGroup
+	wg.Go(s.writeLoop)
+	s.readLoop()
+	wg.Wait()
+}
+
+var readBufs = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+// readLoop reads messages and handles their frames in order.
+func (s *session) readLoop() {
+	defer s.cancel()
+	for {
+		_, r, err := s.conn.Reader(s.ctx)
+		if err != nil {
+			s.ended(err)
+			return
+		}
+		buf := readBufs.Get().(*bytes.Buffer)
+		buf.Reset()
+		_, err = buf.ReadFrom(r)
+		if err != nil {
+			readBufs.Put(buf)
+			s.ended(err)
+			return
+		}
+		if m := s.g.cfg.Metrics; m.BytesIn != nil {
+			m.BytesIn(buf.Len())
+		}
+		n := 0
+		protocol.SplitFrames(buf.Bytes(), func(frame []byte) {
+			n++
+			s.handleFrame(frame)
+		})
+		if m := s.g.cfg.Metrics; m.FramesIn != nil {
+			m.FramesIn(n)
+		}
+		if buf.Cap() <= 64<<10 {
+			readBufs.Put(buf)
+		}
+	}
+}
+
+// ended records why the read loop stopped.
+func (s *session) ended(err error) {
+	reason := "client_closed"
+	var ce websocket.CloseError
+	switch {
+	case errors.As(err, &ce) && ce.Code == websocket.StatusMessageTooBig:
+		reason = "frame_too_large"
+	case errors.As(err, &ce):
+		reason = "client_closed"
+	case errors.Is(err, context.Canceled):
+		reason = "server_closed"
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+		reason = "connection_lost"
+	}
+	if m := s.g.cfg.Metrics; m.Disconnect != nil && reason != "server_closed" {
+		m.Disconnect(reason)
+	}
+}
+
+// writeLoop writes queued frames, newline-separated, as few messages as
+// MaxWriteBytes allows; pings; and closes the connection with the outbox's
+// reason once it is closed.
+func (s *session) writeLoop() {
+	defer s.cancel()
+	ping := time.NewTicker(s.g.cfg.PingInterval)
+	defer ping.Stop()
+	var frames [][]byte
+	var buf []byte
+	for {
+		select {
+		case <-s.ctx.Done():
+			s.conn.CloseNow()
+			return
+		case <-ping.C:
+			ctx, cancel := context.WithTimeout(s.ctx, s.g.cfg.PingTimeout)
+			err := s.conn.Ping(ctx)
+			cancel()
+			if err != nil {
+				s.close(reasonPingTimeout)
+				return
+			}
+		case <-s.out.wake:
+			var closed bool
+			var reason closeReason
+			frames, closed, reason = s.out.take(frames[:0])
+			var err error
+			buf, err = s.write(frames, buf)
+			clear(frames)
+			if err != nil {
+				s.close(reasonWriteFailed)
+				return
+			}
+			if closed {
+				s.close(reason)
+				return
+			}
+		}
+	}
+}
+
+// write packs frames into messages of at most MaxWriteBytes (a single
+// larger frame goes alone) and writes them.
+func (s *session) write(frames [][]byte, buf []byte) ([]byte, error) {
+	max := s.g.cfg.MaxWriteBytes
+	for i := 0; i < len(frames); {
+		buf = buf[:0]
+		n := 0
+		for i < len(frames) && (n == 0 || len(buf)+1+len(frames[i]) <= max) {
+			if n > 0 {
+				buf = append(buf, '\n')
+			}
+			buf = append(buf, frames[i]...)
+			n++
+			i++
+		}
+		ctx, cancel := context.WithTimeout(s.ctx, s.g.cfg.WriteTimeout)
+		err := s.conn.Write(ctx, websocket.MessageText, buf)
+		cancel()
+		if err != nil {
+			return buf, err
+		}
+		if m := s.g.cfg.Metrics; m.FramesOut != nil {
+			m.FramesOut(n, len(buf))
+		}
+	}
+	if cap(buf) > 4*max {
+		buf = nil // don't keep a burst's buffer for an idle session
+	}
+	return buf, nil
+}
+
+// close ends the session with a close frame carrying r.
+func (s *session) close(r closeReason) {
+	if m := s.g.cfg.Metrics; m.Disconnect != nil {
+		m.Disconnect(reasonLabel(r))
+	}
+	s.conn.Close(r.code, r.text)
+	s.cancel()
+}
+
+func reasonLabel(r closeReason) string {
+	switch r {
+	case reasonSlow:
+		return "slow_consumer"
+	case reasonDrain:
+		return "drain"
+	case reasonLogout:
+		return "logout"
+	case reasonShutdown:
+		return "shutdown"
+	case reasonPingTimeout:
+		return "ping_timeout"
+	case reasonWriteFailed:
+		return "write_failed"
+	case reasonAuthTimeout:
+		return "auth_timeout"
+	case reasonResync:
+		return "resync"
+	}
+	return "other"
+}
+
+// send queues a frame for the client.
+func (s *session) send(frame []byte) {
+	if !s.out.push(frame) {
+		if m := s.g.cfg.Metrics; m.QueueDrop != nil {
+			m.QueueDrop("slow_consumer")
+		}
+	}
+}
+
+func (s *session) replyResult(id []byte, result []byte) {
+	if id == nil {
+		return
+	}
+	s.send(protocol.AppendResult(nil, id, result))
+}
+
+func (s *session) replyError(id []byte, e *protocol.Error) {
+	s.send(protocol.AppendError(nil, id, e))
+}

@@ -1,0 +1,283 @@
+package persistence
+
+import (
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2"
+)
+
+// The commit pipeline has two goroutines:
+//
+//   - the applier takes every queued request, checks each against its
+//     scope's fence, merges the survivors into one Pebble batch and applies
+//     it without waiting for the WAL sync (ApplyNoSyncWait);
+//   - the syncer waits for each applied batch's sync in apply order and then
+//     calls the requests' done callbacks in order.
+//
+// While one fsync is in flight the applier keeps applying, and Pebble's WAL
+// writer folds the waiting batches into its next fsync, so one fsync serves
+// many entries from many scopes. Callbacks for one scope run in the order
+// its requests were submitted, so an actor acknowledges in segment order.
+
+type request struct {
+	scope   Scope
+	epoch   uint64
+	fence   bool      // raise the fence to epoch
+	restore *Snapshot // replace the scope's records and set the fence to epoch
+	ops     []Op
+	done    func(error)
+	err     error // set by the applier when the request is refused
+}
+
+type group struct {
+	batch *pebble.Batch // nil when every request was refused
+	reqs  []*request
+	start time.Time
+}
+
+// maxFenceCache bounds the applier's cache of fences; the cache is only a
+// cache (the fences live in the store), so it is dropped when full.
+const maxFenceCache = 1 << 17
+
+type committer struct {
+	db   *pebble.DB
+	opts Options
+
+	mu       sync.Mutex // guards the fields below
+	work     *sync.Cond // signalled when queue gains a request or closed is set
+	space    *sync.Cond // signalled when queue shrinks
+	queue    []*request
+	closed   bool
+	failed   error // the first commit error; every later request fails with it
+	stopOnce sync.Once
+
+	fences map[Scope]uint64 // owned by the applier goroutine
+	groups chan *group      // applier → syncer, bounded
+	wg     sync.WaitGroup
+}
+
+func newCommitter(db *pebble.DB, opts Options) *committer {
+	c := &committer{
+		db:     db,
+		opts:   opts,
+		fences: make(map[Scope]uint64),
+		groups: make(chan *group, 64),
+	}
+	c.work = sync.NewCond(&c.mu)
+	c.space = sync.NewCond(&c.mu)
+	c.wg.Add(2)
+	go func() { defer c.wg.Done(); c.applyLoop() }()
+	go func() { defer c.wg.Done(); c.syncLoop() }()
+	return c
+}
+
+// submit queues r, blocking while the queue is full.
+func (c *committer) submit(r *request) {
+	c.mu.Lock()
+	for len(c.queue) >= c.opts.MaxQueued && !c.closed {
+		c.space.Wait()
+	}
+	if c.closed {
+		c.mu.Unlock()
+		r.done(ErrClosed)
+		return
+	}
+	c.queue = append(c.queue, r)
+	c.work.Signal()
+	c.mu.Unlock()
+}
+
+// stop drains the queue, waits for outstanding syncs and stops both
+// goroutines. It reports whether this call did the stopping.
+func (c *committer) stop() bool {
+	first := false
+	c.stopOnce.Do(func() {
+		first = true
+		c.mu.Lock()
+		c.closed = true
+		c.work.Broadcast()
+		c.space.Broadcast()
+		c.mu.Unlock()
+		c.wg.Wait()
+	})
+	return first
+}
+
+func (c *committer) applyLoop() {
+	defer close(c.groups)
+	for {
+		c.mu.Lock()
+		for len(c.queue) == 0 && !c.closed {
+			c.work.Wait()
+		}
+		if len(c.queue) == 0 {
+			c.mu.Unlock()
+			return
+		}
+		n := min(len(c.queue), c.opts.MaxBatch)
+		reqs := make([]*request, n)
+		copy(reqs, c.queue)
+		c.queue = append(c.queue[:0], c.queue[n:]...)
+		failed := c.failed
+		c.space.Broadcast()
+		c.mu.Unlock()
+
+		c.groups <- c.apply(reqs, failed)
+	}
+}
+
+func (c *committer) apply(reqs []*request, failed error) *group {
+	g := &group{reqs: reqs, start: time.Now()}
+	if failed != nil {
+		for _, r := range reqs {
+			r.err = failed
+		}
+		return g
+	}
+	if len(c.fences) > maxFenceCache {
+		clear(c.fences)
+	}
+	b := c.db.NewBatch()
+	applied := 0
+	for _, r := range reqs {
+		if err := c.applyOne(b, r); err != nil {
+			r.err = err
+			continue
+		}
+		applied++
+	}
+	if applied == 0 {
+		b.Close()
+		return g
+	}
+	if err := c.db.ApplyNoSyncWait(b, pebble.Sync); err != nil {
+		err = fmt.Errorf("persistence: apply: %w", err)
+		c.fail(err)
+		for _, r := range reqs {
+			if r.err == nil {
+				r.err = err
+			}
+		}
+		b.Close()
+		clear(c.fences) // the cache may hold fences that never landed
+		return g
+	}
+	g.batch = b
+	return g
+}
+
+func (c *committer) applyOne(b *pebble.Batch, r *request) error {
+	cur, err := c.fence(r.scope)
+	if err != nil {
+		return err
+	}
+	switch {
+	case r.restore != nil:
+		if r.epoch <= cur {
+			return ErrFenced
+		}
+		lower, upper := r.scope.scopeBounds()
+		if err := b.DeleteRange(lower, upper, nil); err != nil {
+			return err
+		}
+		for _, rec := range r.restore.Records {
+			if rec.Table == TableFence {
+				continue
+			}
+			if err := b.Set(r.scope.key(rec.Table, rec.Key), rec.Value, nil); err != nil {
+				return err
+			}
+		}
+		return c.setFence(b, r.scope, r.epoch)
+	case r.fence:
+		if r.epoch <= cur {
+			return ErrFenced
+		}
+		return c.setFence(b, r.scope, r.epoch)
+	}
+	if r.epoch == 0 || r.epoch != cur {
+		return ErrFenced
+	}
+	for _, op := range r.ops {
+		if op.Table == TableFence {
+			return errors.New("persistence: entries may not write the fence")
+		}
+		key := r.scope.key(op.Table, op.Key)
+		switch {
+		case op.Delete && op.DeleteTo != nil:
+			err = b.DeleteRange(key, r.scope.key(op.Table, op.DeleteTo), nil)
+		case op.Delete:
+			err = b.Delete(key, nil)
+		default:
+			err = b.Set(key, op.Value, nil)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (c *committer) setFence(b *pebble.Batch, sc Scope, epoch uint64) error {
+	if err := b.Set(sc.key(TableFence, nil), U64(epoch), nil); err != nil {
+		return err
+	}
+	c.fences[sc] = epoch
+	return nil
+}
+
+// fence returns the scope's current fence, including fences set by batches
+// applied but not yet synced (the cache holds them; a cache miss reads the
+// memtable, which holds them too).
+func (c *committer) fence(sc Scope) (uint64, error) {
+	if e, ok := c.fences[sc]; ok {
+		return e, nil
+	}
+	v, closer, err := c.db.Get(sc.key(TableFence, nil))
+	var e uint64
+	switch {
+	case errors.Is(err, pebble.ErrNotFound):
+	case err != nil:
+		return 0, err
+	default:
+		e, _ = ParseU64(v)
+		closer.Close()
+	}
+	c.fences[sc] = e
+	return e, nil
+}
+
+func (c *committer) fail(err error) {
+	c.mu.Lock()
+	if c.failed == nil {
+		c.failed = err
+	}
+	c.mu.Unlock()
+}
+
+func (c *committer) syncLoop() {
+	for g := range c.groups {
+		var err error
+		if g.batch != nil {
+			err = g.batch.SyncWait()
+			g.batch.Close()
+			if err != nil {
+				err = fmt.Errorf("persistence: sync: %w", err)
+				c.fail(err)
+			}
+		}
+		for _, r := range g.reqs {
+			e := r.err
+			if e == nil {
+				e = err
+			}
+			r.done(e)
+		}
+		if c.opts.OnCommit != nil && g.batch != nil {
+			c.opts.OnCommit(time.Since(g.start), len(g.reqs))
+		}
+	}
+}

@@ -1,0 +1,92 @@
+package persistence
+
+import (
+	"encoding/binary"
+	"fmt"
+)
+
+// Key layout. Every record belongs to a scope (one channel, one user, or the
+// node itself) and a table within it:
+//
+//	scope kind (1 byte) | len(id) (1 byte) | id | table (1 byte) | key
+//
+// so all of a scope's records are one contiguous range, and within a table
+// keys sort by their encoding. Sequence numbers (segments, seqs) are
+// big-endian uint64 so that history is a forward or reverse range scan.
+
+// Kind is the kind of scope a record belongs to.
+type Kind byte
+
+// Scope kinds.
+const (
+	KindChannel Kind = 'c'
+	KindUser    Kind = 'u'
+	KindNode    Kind = 'n'
+)
+
+// Table names a table within a scope.
+type Table byte
+
+// Tables. A scope's fence (its current ownership epoch) is a table too, so
+// that it moves with the scope's other records.
+const (
+	TableFence   Table = 0x01 // key: empty; value: epoch (8 bytes)
+	TableMeta    Table = 'a'  // key: empty; value: the scope's state record
+	TableEvent   Table = 'e'  // key: seq; value: the encoded event frame
+	TableIdem    Table = 'i'  // key: user 0x00 client id; value: segment
+	TableMessage Table = 'm'  // key: segment; value: the message record
+	TableMember  Table = 'u'  // key: user id; value: the member record
+	TableAux     Table = 'x'  // free-form per-scope records (reactions, flags, ...)
+)
+
+// MaxIDLen is the longest scope id the key layout can hold.
+const MaxIDLen = 255
+
+// Scope identifies one actor's records.
+type Scope struct {
+	Kind Kind
+	ID   string
+}
+
+func (s Scope) String() string { return fmt.Sprintf("%c/%s", s.Kind, s.ID) }
+
+// prefix returns the key prefix shared by all of the scope's records.
+func (s Scope) prefix() []byte {
+	b := make([]byte, 0, 2+len(s.ID)+1+16)
+	b = append(b, byte(s.Kind), byte(len(s.ID)))
+	return append(b, s.ID...)
+}
+
+// key returns the full key of one record.
+func (s Scope) key(t Table, k []byte) []byte {
+	b := s.prefix()
+	b = append(b, byte(t))
+	return append(b, k...)
+}
+
+// tableBounds returns [lower, upper) covering one table of the scope.
+func (s Scope) tableBounds(t Table) (lower, upper []byte) {
+	lower = s.key(t, nil)
+	upper = s.key(t+1, nil)
+	return lower, upper
+}
+
+// scopeBounds returns [lower, upper) covering every record of the scope.
+func (s Scope) scopeBounds() (lower, upper []byte) {
+	lower = s.prefix()
+	upper = append(s.prefix(), 0xff, 0xff)
+	return lower, upper
+}
+
+// U64 encodes n as an 8-byte big-endian key.
+func U64(n uint64) []byte {
+	return binary.BigEndian.AppendUint64(make([]byte, 0, 8), n)
+}
+
+// ParseU64 decodes an 8-byte big-endian key.
+func ParseU64(b []byte) (uint64, bool) {
+	if len(b) != 8 {
+		return 0, false
+	}
+	return binary.BigEndian.Uint64(b), true
+}

@@ -1,0 +1,242 @@
+// Package persistence keeps Switchboard's durable state in Pebble: one store
+// per node, one Log per channel or user, and a commit pipeline that lets one
+// fsync acknowledge the entries of many actors.
+package persistence
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/vfs"
+)
+
+// Options configure a Store.
+type Options struct {
+	// FS is the filesystem; nil means the OS filesystem. Tests pass
+	// vfs.NewMem() or vfs.NewCrashableMem().
+	FS vfs.FS
+	// CacheBytes is the block cache size (default 64 MiB).
+	CacheBytes int64
+	// MaxQueued bounds entries waiting to be applied; Append blocks (back
+	// pressure) when the queue is full. Default 16384.
+	MaxQueued int
+	// MaxBatch bounds entries merged into one Pebble batch. Default 1024.
+	MaxBatch int
+	// OnCommit, when set, is called after each group commit is durable with
+	// the time from apply to sync and the number of entries it carried.
+	OnCommit func(d time.Duration, entries int)
+	// Logger receives Pebble's own log lines; nil discards them.
+	Logger *slog.Logger
+}
+
+func (o *Options) withDefaults() {
+	if o.CacheBytes <= 0 {
+		o.CacheBytes = 64 << 20
+	}
+	if o.MaxQueued <= 0 {
+		o.MaxQueued = 16384
+	}
+	if o.MaxBatch <= 0 {
+		o.MaxBatch = 1024
+	}
+}
+
+// Store is one node's Pebble database.
+type Store struct {
+	db   *pebble.DB
+	opts Options
+	c    *committer
+}
+
+// Open opens (creating if needed) the store in dir.
+func Open(dir string, opts Options) (*Store, error) {
+	opts.withDefaults()
+	cache := pebble.NewCache(opts.CacheBytes)
+	defer cache.Unref()
+	popts := &pebble.Options{
+		FS:           opts.FS,
+		Cache:        cache,
+		MemTableSize: 32 << 20,
+		Logger:       pebbleLogger{opts.Logger},
+	}
+	db, err := pebble.Open(dir, popts)
+	if err != nil {
+		return nil, fmt.Errorf("open store %s: %w", dir, err)
+	}
+	s := &Store{db: db, opts: opts}
+	s.c = newCommitter(db, opts)
+	return s, nil
+}
+
+// Close stops the commit pipeline (failing entries still queued) and closes
+// the database. It is safe to call more than once.
+func (s *Store) Close() error {
+	if !s.c.stop() {
+		return nil
+	}
+	return s.db.Close()
+}
+
+// Channel returns the log of one channel.
+func (s *Store) Channel(id string) Log { return s.Log(Scope{Kind: KindChannel, ID: id}) }
+
+// User returns the log of one user.
+func (s *Store) User(id string) Log { return s.Log(Scope{Kind: KindUser, ID: id}) }
+
+// Log returns the log of any scope.
+func (s *Store) Log(sc Scope) Log { return &pebbleLog{s: s, scope: sc} }
+
+// Scopes calls fn for every scope of kind k that has a fence, that is, that
+// some activation has owned. It stops early when fn returns false.
+func (s *Store) Scopes(k Kind, fn func(id string, epoch uint64) bool) error {
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: []byte{byte(k)}, UpperBound: []byte{byte(k) + 1}})
+	if err != nil {
+		return err
+	}
+	defer it.Close()
+	for ok := it.First(); ok; {
+		key := it.Key()
+		if len(key) < 2 || len(key) < 2+int(key[1]) {
+			return fmt.Errorf("persistence: malformed key %q", key)
+		}
+		id := string(key[2 : 2+int(key[1])])
+		sc := Scope{Kind: k, ID: id}
+		fenceKey := sc.key(TableFence, nil)
+		var epoch uint64
+		if it.SeekGE(fenceKey) && bytes.Equal(it.Key(), fenceKey) {
+			epoch, _ = ParseU64(it.Value())
+			if !fn(id, epoch) {
+				return nil
+			}
+		}
+		_, upper := sc.scopeBounds()
+		ok = it.SeekGE(upper)
+	}
+	return it.Error()
+}
+
+// Restore writes a snapshot taken from another store (a hand-off): it
+// replaces every record of the scope with the snapshot's and sets the fence
+// to epoch, durably, in one batch.
+func (s *Store) Restore(snap *Snapshot, epoch uint64) error {
+	done := make(chan error, 1)
+	s.c.submit(&request{scope: snap.Scope, restore: snap, epoch: epoch, done: func(err error) { done <- err }})
+	return <-done
+}
+
+type pebbleLog struct {
+	s     *Store
+	scope Scope
+}
+
+func (l *pebbleLog) Get(t Table, key []byte) ([]byte, error) {
+	v, closer, err := l.s.db.Get(l.scope.key(t, key))
+	if errors.Is(err, pebble.ErrNotFound) {
+		return nil, ErrNotFound
+	}
+	if err != nil {
+		return nil, err
+	}
+	out := bytes.Clone(v)
+	closer.Close()
+	return out, nil
+}
+
+func (l *pebbleLog) Scan(t Table, r Range) ([]Record, error) {
+	lower, upper := l.scope.tableBounds(t)
+	prefixLen := len(lower)
+	if r.After != nil {
+		lower = append(l.scope.key(t, r.After), 0) // strictly above
+	}
+	if r.Before != nil {
+		upper = l.scope.key(t, r.Before)
+	}
+	it, err := l.s.db.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: upper})
+	if err != nil {
+		return nil, err
+	}
+	defer it.Close()
+	var out []Record
+	first, next := it.First, it.Next
+	if r.Reverse {
+		first, next = it.Last, it.Prev
+	}
+	for ok := first(); ok; ok = next() {
+		out = append(out, Record{Key: bytes.Clone(it.Key()[prefixLen:]), Value: bytes.Clone(it.Value())})
+		if r.Limit > 0 && len(out) >= r.Limit {
+			break
+		}
+	}
+	return out, it.Error()
+}
+
+func (l *pebbleLog) Epoch() (uint64, error) {
+	v, err := l.Get(TableFence, nil)
+	if errors.Is(err, ErrNotFound) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	e, ok := ParseU64(v)
+	if !ok {
+		return 0, fmt.Errorf("persistence: malformed fence of %s", l.scope)
+	}
+	return e, nil
+}
+
+func (l *pebbleLog) Fence(epoch uint64, done func(error)) {
+	l.s.c.submit(&request{scope: l.scope, epoch: epoch, fence: true, done: done})
+}
+
+func (l *pebbleLog) Append(e *Entry, done func(error)) {
+	l.s.c.submit(&request{scope: l.scope, epoch: e.Epoch, ops: e.Ops, done: done})
+}
+
+func (l *pebbleLog) Snapshot() (*Snapshot, error) {
+	snap := l.s.db.NewSnapshot()
+	defer snap.Close()
+	lower, upper := l.scope.scopeBounds()
+	it, err := snap.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: upper})
+	if err != nil {
+		return nil, err
+	}
+	defer it.Close()
+	out := &Snapshot{Scope: l.scope}
+	prefixLen := len(lower)
+	for ok := it.First(); ok; ok = it.Next() {
+		k := it.Key()[prefixLen:]
+		t := Table(k[0])
+		if t == TableFence {
+			out.Epoch, _ = ParseU64(it.Value())
+			continue
+		}
+		out.Records = append(out.Records, SnapshotRecord{Table: t, Key: bytes.Clone(k[1:]), Value: bytes.Clone(it.Value())})
+	}
+	return out, it.Error()
+}
+
+// pebbleLogger adapts slog to Pebble's logger; Fatalf is logged as an error
+// and then panics, as Pebble expects it not to return.
+type pebbleLogger struct{ l *slog.Logger }
+
+func (p pebbleLogger) Infof(format string, args ...any) {
+	if p.l != nil {
+		p.l.Debug(fmt.Sprintf(format, args...), "component", "pebble")
+	}
+}
+
+func (p pebbleLogger) Errorf(format string, args ...any) {
+	if p.l != nil {
+		p.l.Error(fmt.Sprintf(format, args...), "component", "pebble")
+	}
+}
+
+func (p pebbleLogger) Fatalf(format string, args ...any) {
+	p.Errorf(format, args...)
+	panic(fmt.Sprintf(format, args...))
+}

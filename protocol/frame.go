@@ -1,0 +1,166 @@
+package protocol
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"strconv"
+)
+
+// Request is a client → server frame.
+type Request struct {
+	// ID is the request id exactly as the client sent it (a JSON number or
+	// string); it is echoed back verbatim in the reply.
+	ID   json.RawMessage `json:"id"`
+	Op   string          `json:"op"`
+	Args json.RawMessage `json:"args,omitempty"`
+}
+
+// Event is a server → client frame without an id.
+type Event struct {
+	Event   string `json:"event"`
+	Channel string `json:"channel,omitempty"`
+	Seq     uint64 `json:"seq,omitempty"`
+	Data    any    `json:"data"`
+}
+
+// maxIDLen bounds the id a client may choose.
+const maxIDLen = 64
+
+type rawRequest struct {
+	ID   json.RawMessage `json:"id"`
+	Op   json.RawMessage `json:"op"`
+	Args json.RawMessage `json:"args"`
+}
+
+// DecodeRequest parses one frame. On failure it returns the frame's id when
+// one could be read, so the caller can address the error reply.
+func DecodeRequest(frame []byte) (Request, *Error) {
+	var raw rawRequest
+	if err := json.Unmarshal(frame, &raw); err != nil {
+		return Request{}, Errorf(CodeBadRequest, "frame is not a JSON object: %s", jsonProblem(err))
+	}
+	req := Request{}
+	if len(raw.ID) > 0 && !bytes.Equal(raw.ID, []byte("null")) {
+		if !validID(raw.ID) {
+			return Request{}, Errorf(CodeBadRequest, "id must be a number or a string of at most %d bytes", maxIDLen)
+		}
+		req.ID = raw.ID
+	}
+	if len(raw.Op) == 0 {
+		return req, Errorf(CodeBadRequest, "op is required")
+	}
+	if err := json.Unmarshal(raw.Op, &req.Op); err != nil {
+		return req, Errorf(CodeBadRequest, "op must be a string")
+	}
+	if len(raw.Args) > 0 && !bytes.Equal(raw.Args, []byte("null")) {
+		if trimmed := bytes.TrimSpace(raw.Args); len(trimmed) == 0 || trimmed[0] != '{' {
+			return req, Errorf(CodeBadRequest, "args must be an object")
+		}
+		req.Args = raw.Args
+	}
+	return req, nil
+}
+
+func validID(id json.RawMessage) bool {
+	if len(id) > maxIDLen {
+		return false
+	}
+	switch id[0] {
+	case '"':
+		var s string
+		return json.Unmarshal(id, &s) == nil
+	case '-', '0', '1', '2', '3', '4', '5', '6', '7', '8', '9':
+		_, err := strconv.ParseFloat(string(id), 64)
+		return err == nil
+	}
+	return false
+}
+
+// jsonProblem describes a decoding error without echoing client data.
+func jsonProblem(err error) string {
+	switch e := err.(type) {
+	case *json.SyntaxError:
+		return "syntax error at byte " + strconv.FormatInt(e.Offset, 10)
+	case *json.UnmarshalTypeError:
+		if e.Field != "" {
+			return "field " + e.Field + " has the wrong type"
+		}
+		return "wrong type"
+	}
+	return "invalid JSON"
+}
+
+// DecodeArgs decodes a request's args into v, mapping JSON problems to a
+// bad_request error that names the field.
+func DecodeArgs(args json.RawMessage, v any) *Error {
+	if len(args) == 0 {
+		args = []byte("{}")
+	}
+	if err := json.Unmarshal(args, v); err != nil {
+		var pe *Error
+		if errors.As(err, &pe) {
+			return pe
+		}
+		return Errorf(CodeBadRequest, "args: %s", jsonProblem(err))
+	}
+	return nil
+}
+
+// SplitFrames calls fn for every non-empty newline-separated frame in msg.
+func SplitFrames(msg []byte, fn func(frame []byte)) {
+	for len(msg) > 0 {
+		i := bytes.IndexByte(msg, '\n')
+		var frame []byte
+		if i < 0 {
+			frame, msg = msg, nil
+		} else {
+			frame, msg = msg[:i], msg[i+1:]
+		}
+		if len(bytes.TrimSpace(frame)) > 0 {
+			fn(frame)
+		}
+	}
+}
+
+// AppendResult appends a success reply frame to dst. result must be valid JSON.
+func AppendResult(dst []byte, id json.RawMessage, result []byte) []byte {
+	dst = append(dst, `{"id":`...)
+	dst = appendID(dst, id)
+	dst = append(dst, `,"result":`...)
+	if len(result) == 0 {
+		result = []byte("{}")
+	}
+	dst = append(dst, result...)
+	return append(dst, '}')
+}
+
+// AppendError appends an error reply frame to dst. A frame without an id gets
+// an error frame without one.
+func AppendError(dst []byte, id json.RawMessage, e *Error) []byte {
+	body, err := json.Marshal(e)
+	if err != nil { // cannot happen: Error has only plain fields
+		body = []byte(`{"code":"internal","message":"internal error"}`)
+	}
+	if len(id) == 0 {
+		dst = append(dst, `{"error":`...)
+	} else {
+		dst = append(dst, `{"id":`...)
+		dst = appendID(dst, id)
+		dst = append(dst, `,"error":`...)
+	}
+	dst = append(dst, body...)
+	return append(dst, '}')
+}
+
+func appendID(dst []byte, id json.RawMessage) []byte {
+	if len(id) == 0 {
+		return append(dst, "null"...)
+	}
+	return append(dst, id...)
+}
+
+// EncodeEvent encodes an event frame.
+func EncodeEvent(name, channel string, seq uint64, data any) ([]byte, error) {
+	return json.Marshal(Event{Event: name, Channel: channel, Seq: seq, Data: data})
+}

@@ -1,0 +1,181 @@
+package protocol
+
+import "encoding/json"
+
+// Channel types.
+const (
+	TypeStandard     = "standard"
+	TypePrivate      = "private"
+	TypeConversation = "conversation"
+	TypeBroadcast    = "broadcast"
+	TypeCommunity    = "community"
+	TypeLive         = "live"
+)
+
+// ValidChannelType reports whether t is a known channel type.
+func ValidChannelType(t string) bool {
+	switch t {
+	case TypeStandard, TypePrivate, TypeConversation, TypeBroadcast, TypeCommunity, TypeLive:
+		return true
+	}
+	return false
+}
+
+// Member roles.
+const (
+	RoleOwner     = "owner"
+	RoleModerator = "moderator"
+	RoleMember    = "member"
+)
+
+// Membership states.
+const (
+	MembershipMember  = "member"
+	MembershipViewer  = "viewer"
+	MembershipInvited = "invited"
+	MembershipBanned  = "banned"
+)
+
+// Message types.
+const (
+	MessageText   = "text"
+	MessageImage  = "image"
+	MessageVideo  = "video"
+	MessageFile   = "file"
+	MessageAudio  = "audio"
+	MessageCustom = "custom"
+	MessageJSON   = "json"
+	MessageSystem = "system"
+)
+
+// ValidMessageType reports whether t may be sent by a client (system
+// messages are made by the server only).
+func ValidMessageType(t string) bool {
+	switch t {
+	case MessageText, MessageImage, MessageVideo, MessageFile, MessageAudio, MessageCustom, MessageJSON:
+		return true
+	}
+	return false
+}
+
+// User is a user's public profile.
+type User struct {
+	ID          string          `json:"id"`
+	Name        string          `json:"name"`
+	Description string          `json:"description"`
+	Image       string          `json:"image"`
+	Metadata    json.RawMessage `json:"metadata,omitempty"`
+	Status      string          `json:"status"`
+	LastSeen    Time            `json:"last_seen,omitzero"`
+	Admin       bool            `json:"admin,omitempty"`
+	CreatedAt   Time            `json:"created_at,omitzero"`
+	UpdatedAt   Time            `json:"updated_at,omitzero"`
+}
+
+// RateLimit is a channel-wide message budget: at most Count messages per
+// WindowMS milliseconds from all senders together.
+type RateLimit struct {
+	Count    int   `json:"count"`
+	WindowMS int64 `json:"window_ms"`
+}
+
+// AttachedTo links a live channel to a stream, room or post.
+type AttachedTo struct {
+	StreamID string `json:"stream_id,omitempty"`
+	RoomID   string `json:"room_id,omitempty"`
+	PostID   string `json:"post_id,omitempty"`
+}
+
+// Channel is a channel's public record.
+type Channel struct {
+	ID              string          `json:"id"`
+	Type            string          `json:"type"`
+	Name            string          `json:"name"`
+	Description     string          `json:"description"`
+	Image           string          `json:"image"`
+	Metadata        json.RawMessage `json:"metadata,omitempty"`
+	Tags            []string        `json:"tags"`
+	Public          bool            `json:"public"`
+	Distinct        bool            `json:"distinct"`
+	MemberCount     int64           `json:"member_count"`
+	MessageCount    int64           `json:"message_count"`
+	LastSegment     uint64          `json:"last_segment"`
+	LastMessage     *Message        `json:"last_message,omitempty"`
+	MutedUntil      Time            `json:"muted_until,omitzero"`
+	RateLimit       *RateLimit      `json:"rate_limit,omitempty"`
+	SlowModeMS      int64           `json:"slow_mode_ms"`
+	AutoDeleteFlags int             `json:"auto_delete_flags"`
+	AttachedTo      *AttachedTo     `json:"attached_to,omitempty"`
+	CreatedBy       string          `json:"created_by,omitempty"`
+	CreatedAt       Time            `json:"created_at,omitzero"`
+	UpdatedAt       Time            `json:"updated_at,omitzero"`
+	LastActivity    Time            `json:"last_activity,omitzero"`
+	Deleted         bool            `json:"deleted"`
+
+	// Per-caller fields, present in channels.list.
+	Member      *Member `json:"member,omitempty"`
+	UnreadCount *int64  `json:"unread_count,omitempty"`
+	Mentioned   *bool   `json:"mentioned,omitempty"`
+}
+
+// Member is a user's membership record in one channel.
+type Member struct {
+	User                 string   `json:"user"`
+	Channel              string   `json:"channel"`
+	Membership           string   `json:"membership"`
+	Roles                []string `json:"roles"`
+	MutedUntil           Time     `json:"muted_until,omitzero"`
+	MuteReason           string   `json:"mute_reason,omitempty"`
+	BannedUntil          Time     `json:"banned_until,omitzero"`
+	BanReason            string   `json:"ban_reason,omitempty"`
+	ReadSegment          uint64   `json:"read_segment"`
+	LastMentionedSegment uint64   `json:"last_mentioned_segment"`
+	UnreadCount          int64    `json:"unread_count"`
+	CreatedAt            Time     `json:"created_at,omitzero"`
+	LastActivity         Time     `json:"last_activity,omitzero"`
+}
+
+// File is an uploaded attachment.
+type File struct {
+	ID   string `json:"id"`
+	URL  string `json:"url"`
+	Type string `json:"type"`
+	Name string `json:"name"`
+	Size int64  `json:"size"`
+	MIME string `json:"mime"`
+}
+
+// SystemInfo says what a system message records.
+type SystemInfo struct {
+	Kind        string `json:"kind"` // member_joined, member_left, member_kicked, member_banned, channel_muted, ...
+	User        string `json:"user,omitempty"`
+	Actor       string `json:"actor,omitempty"`
+	Reason      string `json:"reason,omitempty"`
+	DurationMin int64  `json:"duration_min,omitempty"`
+}
+
+// Message is one message of a channel.
+type Message struct {
+	ID          string           `json:"id"`
+	Channel     string           `json:"channel"`
+	Segment     uint64           `json:"segment"`
+	User        string           `json:"user"`
+	Type        string           `json:"type"`
+	Text        string           `json:"text"`
+	Data        json.RawMessage  `json:"data,omitempty"`
+	Metadata    json.RawMessage  `json:"metadata,omitempty"`
+	Tags        []string         `json:"tags,omitempty"`
+	ParentID    string           `json:"parent_id,omitempty"`
+	ReplyCount  int64            `json:"reply_count"`
+	Mentions    []string         `json:"mentions,omitempty"`
+	Attachments []File           `json:"attachments,omitempty"`
+	Reactions   map[string]int64 `json:"reactions,omitempty"`
+	MyReactions []string         `json:"my_reactions,omitempty"`
+	Favorite    bool             `json:"favorite,omitempty"`
+	FlagCount   *int64           `json:"flag_count,omitempty"`
+	ClientID    string           `json:"client_id,omitempty"`
+	CreatedAt   Time             `json:"created_at,omitzero"`
+	EditedAt    Time             `json:"edited_at,omitzero"`
+	Deleted     bool             `json:"deleted"`
+	System      *SystemInfo      `json:"system,omitempty"`
+}

@@ -1,0 +1,207 @@
+package protocol
+
+import "encoding/json"
+
+// Op names. The set is fixed by the contract; new ops are added, never renamed.
+const (
+	OpConnect         = "connect"
+	OpLogout          = "logout"
+	OpMe              = "me"
+	OpUserUpdate      = "user.update"
+	OpUsersGet        = "users.get"
+	OpPresenceWatch   = "presence.watch"
+	OpPresenceUnwatch = "presence.unwatch"
+
+	OpChannelCreate  = "channel.create"
+	OpChannelUpdate  = "channel.update"
+	OpChannelDelete  = "channel.delete"
+	OpChannelGet     = "channel.get"
+	OpChannelsList   = "channels.list"
+	OpChannelsQuery  = "channels.query"
+	OpChannelJoin    = "channel.join"
+	OpChannelLeave   = "channel.leave"
+	OpChannelWatch   = "channel.watch"
+	OpChannelUnwatch = "channel.unwatch"
+	OpMembersList    = "members.list"
+	OpMembersAdd     = "members.add"
+	OpMembersRemove  = "members.remove"
+	OpMembersInvite  = "members.invite"
+
+	OpMessageSend     = "message.send"
+	OpMessageEdit     = "message.edit"
+	OpMessageDelete   = "message.delete"
+	OpMessagesHistory = "messages.history"
+	OpReactionAdd     = "reaction.add"
+	OpReactionRemove  = "reaction.remove"
+	OpMessageFlag     = "message.flag"
+	OpMessageFavorite = "message.favorite"
+	OpTypingStart     = "typing.start"
+	OpTypingStop      = "typing.stop"
+	OpReadMark        = "read.mark"
+
+	OpMemberMute    = "member.mute"
+	OpMemberUnmute  = "member.unmute"
+	OpMemberBan     = "member.ban"
+	OpMemberUnban   = "member.unban"
+	OpMemberKick    = "member.kick"
+	OpMemberRoles   = "member.roles"
+	OpChannelMute   = "channel.mute"
+	OpChannelUnmute = "channel.unmute"
+)
+
+// Event names.
+const (
+	EventMessageNew      = "message.new"
+	EventMessageUpdated  = "message.updated"
+	EventMessageDeleted  = "message.deleted"
+	EventReactionUpdated = "reaction.updated"
+	EventTyping          = "typing"
+	EventRead            = "read"
+	EventMemberJoined    = "member.joined"
+	EventMemberLeft      = "member.left"
+	EventMemberUpdated   = "member.updated"
+	EventMemberKicked    = "member.kicked"
+	EventChannelUpdated  = "channel.updated"
+	EventChannelDeleted  = "channel.deleted"
+	EventPresence        = "presence"
+)
+
+// ConnectArgs are the args of connect.
+type ConnectArgs struct {
+	Token  string `json:"token,omitempty"`
+	UserID string `json:"user_id,omitempty"`
+	Name   string `json:"name,omitempty"`
+}
+
+// ConnectResult is the result of connect.
+type ConnectResult struct {
+	SessionID  string `json:"session_id"`
+	User       User   `json:"user"`
+	ServerTime Time   `json:"server_time"`
+	Limits     Limits `json:"limits"`
+}
+
+// ChannelRef names a channel; every channel op's args embed it.
+type ChannelRef struct {
+	Channel string `json:"channel"`
+}
+
+// ChannelCreateArgs are the args of channel.create.
+type ChannelCreateArgs struct {
+	ID          string          `json:"id,omitempty"`
+	Type        string          `json:"type"`
+	Name        string          `json:"name,omitempty"`
+	Description string          `json:"description,omitempty"`
+	Image       string          `json:"image,omitempty"`
+	Metadata    json.RawMessage `json:"metadata,omitempty"`
+	Tags        []string        `json:"tags,omitempty"`
+	Public      *bool           `json:"public,omitempty"`
+	Members     []string        `json:"members,omitempty"`
+	Distinct    bool            `json:"distinct,omitempty"`
+	AttachedTo  *AttachedTo     `json:"attached_to,omitempty"`
+}
+
+// ChannelUpdateArgs are the args of channel.update: only fields present change.
+type ChannelUpdateArgs struct {
+	Channel         string          `json:"channel"`
+	Name            *string         `json:"name,omitempty"`
+	Description     *string         `json:"description,omitempty"`
+	Image           *string         `json:"image,omitempty"`
+	Metadata        json.RawMessage `json:"metadata,omitempty"`
+	Tags            *[]string       `json:"tags,omitempty"`
+	Public          *bool           `json:"public,omitempty"`
+	RateLimit       *RateLimit      `json:"rate_limit,omitempty"`
+	SlowModeMS      *int64          `json:"slow_mode_ms,omitempty"`
+	AutoDeleteFlags *int            `json:"auto_delete_flags,omitempty"`
+	AttachedTo      *AttachedTo     `json:"attached_to,omitempty"`
+}
+
+// ChannelResult is {channel, member?}.
+type ChannelResult struct {
+	Channel *Channel `json:"channel"`
+	Member  *Member  `json:"member,omitempty"`
+}
+
+// WatchArgs are the args of channel.join and channel.watch.
+type WatchArgs struct {
+	Channel  string  `json:"channel,omitempty"`
+	Token    string  `json:"token,omitempty"`
+	SinceSeq *uint64 `json:"since_seq,omitempty"`
+}
+
+// WatchResult is the result of channel.join and channel.watch.
+type WatchResult struct {
+	Channel  *Channel          `json:"channel"`
+	Member   *Member           `json:"member,omitempty"`
+	Messages []*Message        `json:"messages"`
+	HasMore  bool              `json:"has_more"`
+	Seq      uint64            `json:"seq"`
+	Events   []json.RawMessage `json:"events,omitempty"`
+	// EventsHasMore is true when more missed events exist than one reply
+	// carries; ask again with since_seq set to the last event's seq.
+	EventsHasMore bool `json:"events_has_more,omitempty"`
+	Reset         bool `json:"reset,omitempty"`
+}
+
+// ChannelsListArgs are the args of channels.list.
+type ChannelsListArgs struct {
+	Cursor string `json:"cursor,omitempty"`
+	Limit  int    `json:"limit,omitempty"`
+}
+
+// ChannelsListResult is the result of channels.list.
+type ChannelsListResult struct {
+	Channels []*Channel `json:"channels"`
+	Cursor   string     `json:"cursor,omitempty"`
+}
+
+// SendArgs are the args of message.send.
+type SendArgs struct {
+	Channel     string          `json:"channel"`
+	ClientID    string          `json:"client_id"`
+	Text        string          `json:"text,omitempty"`
+	Type        string          `json:"type,omitempty"`
+	Data        json.RawMessage `json:"data,omitempty"`
+	Metadata    json.RawMessage `json:"metadata,omitempty"`
+	Tags        []string        `json:"tags,omitempty"`
+	ParentID    string          `json:"parent_id,omitempty"`
+	Mentions    []string        `json:"mentions,omitempty"`
+	Attachments []string        `json:"attachments,omitempty"`
+}
+
+// EditArgs are the args of message.edit.
+type EditArgs struct {
+	Channel   string          `json:"channel"`
+	MessageID string          `json:"message_id"`
+	Text      *string         `json:"text,omitempty"`
+	Data      json.RawMessage `json:"data,omitempty"`
+	Metadata  json.RawMessage `json:"metadata,omitempty"`
+}
+
+// MessageRef names one message.
+type MessageRef struct {
+	Channel   string `json:"channel"`
+	MessageID string `json:"message_id"`
+}
+
+// MessageResult is {message}.
+type MessageResult struct {
+	Message *Message `json:"message"`
+}
+
+// HistoryArgs are the args of messages.history.
+type HistoryArgs struct {
+	Channel  string  `json:"channel"`
+	Before   *uint64 `json:"before,omitempty"`
+	After    *uint64 `json:"after,omitempty"`
+	Limit    *int    `json:"limit,omitempty"`
+	ParentID string  `json:"parent_id,omitempty"`
+	TopLevel bool    `json:"top_level,omitempty"`
+	Search   string  `json:"search,omitempty"`
+}
+
+// HistoryResult is the result of messages.history.
+type HistoryResult struct {
+	Messages []*Message `json:"messages"`
+	HasMore  bool       `json:"has_more"`
+}
