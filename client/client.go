@@ -149,6 +149,7 @@ type pending struct {
 	// the channel's position and delivers the reply's missed events
 	// before the reply, in stream order.
 	watches bool
+	since   *uint64 // the since_seq a watch or join asked for
 }
 
 // watch is a watched channel and the last seq delivered for it.
@@ -334,14 +335,14 @@ func (c *Client) handle(b []byte) {
 		return
 	}
 	if p.watches && f.Error == nil {
-		c.watchResult(f.Result)
+		c.watchResult(f.Result, p.since)
 	}
 	p.reply <- f
 }
 
 // watchResult records a join or watch: it delivers the missed events the
 // result carries, then sets the channel's position.
-func (c *Client) watchResult(result json.RawMessage) {
+func (c *Client) watchResult(result json.RawMessage, since *uint64) {
 	var r struct {
 		Channel struct {
 			ID string `json:"id"`
@@ -361,16 +362,31 @@ func (c *Client) watchResult(result json.RawMessage) {
 		w = &watch{}
 		c.watched[ch] = w
 	}
+	if since != nil && *since > w.seq && !r.Reset {
+		w.seq = *since // the replay continues from here
+	}
 	c.mu.Unlock()
+	// The replay is contiguous from since: deliver it in order whatever
+	// the live path is doing (it may be waiting for exactly this).
 	for _, raw := range r.Events {
 		var e Event
-		if json.Unmarshal(raw, &e) == nil {
-			c.event(e)
+		if json.Unmarshal(raw, &e) != nil {
+			continue
+		}
+		c.mu.Lock()
+		fresh := e.Seq > w.seq
+		if fresh {
+			w.seq = e.Seq
+		}
+		c.mu.Unlock()
+		if fresh {
+			c.deliver(e)
 		}
 	}
 	c.mu.Lock()
 	last := w.seq
 	if r.EventsHasMore {
+		w.resyncing = false
 		c.mu.Unlock()
 		c.resync(ch)
 		return
@@ -596,6 +612,12 @@ func (c *Client) attempt(ctx context.Context, op string, args []byte) (frame, er
 		id := c.nextID
 		p := &pending{op: op, gen: gen, reply: make(chan frame, 1)}
 		p.watches = op == protocol.OpChannelJoin || op == protocol.OpChannelWatch || op == protocol.OpChannelCreate
+		if p.watches {
+			var a protocol.WatchArgs
+			if json.Unmarshal(args, &a) == nil {
+				p.since = a.SinceSeq
+			}
+		}
 		c.pending[id] = p
 		c.mu.Unlock()
 

@@ -155,7 +155,13 @@ func (s *session) writeLoop() {
 			buf, err = s.write(frames, buf)
 			clear(frames)
 			if err != nil {
-				s.close(reasonWriteFailed)
+				// A write that failed because the client stopped reading
+				// (the queue overflowed meanwhile) is a slow consumer.
+				r := reasonWriteFailed
+				if _, closed, why := s.out.take(frames[:0]); closed && why == reasonSlow {
+					r = reasonSlow
+				}
+				s.close(r)
 				return
 			}
 			if closed {

@@ -23,6 +23,7 @@ func testNode(t *testing.T, mutate ...func(*Config)) *Node {
 		DevAuth:     true,
 		Detection:   "fast",
 		Logger:      testLogger(),
+		Limits:      protocol.DefaultLimits(),
 	}
 	for _, m := range mutate {
 		m(&cfg)

@@ -1,0 +1,135 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"sync"
+	"testing"
+	"time"
+)
+
+// Real node processes, for tests that kill them.
+
+var (
+	binOnce sync.Once
+	binPath string
+	binErr  error
+	binDir  string
+)
+
+// binary builds switchboard once per test run.
+func binary(t *testing.T) string {
+	t.Helper()
+	binOnce.Do(func() {
+		binDir, binErr = os.MkdirTemp("", "switchboard-bin-")
+		if binErr != nil {
+			return
+		}
+		binPath = filepath.Join(binDir, "switchboard")
+		out, err := exec.Command("go", "build", "-o", binPath, ".").CombinedOutput()
+		if err != nil {
+			binErr = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if binErr != nil {
+		t.Fatal(binErr)
+	}
+	return binPath
+}
+
+// proc is one running `switchboard serve`.
+type proc struct {
+	t      *testing.T
+	cmd    *exec.Cmd
+	addr   string // HTTP/WebSocket address
+	gossip string
+	logf   string
+	done   chan error
+}
+
+var (
+	listenRE = regexp.MustCompile(`listening on (\S+) `)
+	gossipRE = regexp.MustCompile(`gossip on (\S+),`)
+)
+
+// startProc runs the binary with args and waits for it to print its
+// addresses.
+func startProc(t *testing.T, args ...string) *proc {
+	t.Helper()
+	logf := filepath.Join(t.TempDir(), "node.log")
+	lf, err := os.Create(logf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(binary(t), append([]string{"serve"}, args...)...)
+	cmd.Stderr = lf
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	p := &proc{t: t, cmd: cmd, logf: logf, done: make(chan error, 1)}
+	found := make(chan struct{})
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			line := sc.Text()
+			if m := listenRE.FindStringSubmatch(line); m != nil {
+				p.addr = m[1]
+			}
+			if m := gossipRE.FindStringSubmatch(line); m != nil {
+				p.gossip = m[1]
+				close(found)
+			}
+		}
+	}()
+	go func() { p.done <- cmd.Wait(); lf.Close() }()
+	select {
+	case <-found:
+	case err := <-p.done:
+		t.Fatalf("node exited at start: %v\n%s", err, readFile(logf))
+	case <-time.After(30 * time.Second):
+		cmd.Process.Kill()
+		t.Fatalf("node did not start\n%s", readFile(logf))
+	}
+	t.Cleanup(func() { p.kill() })
+	return p
+}
+
+func readFile(p string) string {
+	b, _ := os.ReadFile(p)
+	return string(b)
+}
+
+// kill sends SIGKILL and waits for the process to end.
+func (p *proc) kill() {
+	if p.cmd.ProcessState != nil {
+		return
+	}
+	_ = p.cmd.Process.Kill()
+	select {
+	case <-p.done:
+	case <-time.After(10 * time.Second):
+		p.t.Errorf("process %d did not die", p.cmd.Process.Pid)
+	}
+}
+
+// term sends SIGTERM and waits up to timeout for a clean exit.
+func (p *proc) term(timeout time.Duration) error {
+	_ = p.cmd.Process.Signal(os.Interrupt)
+	select {
+	case err := <-p.done:
+		return err
+	case <-time.After(timeout):
+		return context.DeadlineExceeded
+	}
+}
+
+func (p *proc) url() string { return "ws://" + p.addr + "/v1/ws" }
