@@ -58,7 +58,9 @@ type Config struct {
 	RequestTimeout time.Duration
 	// MaxPending bounds outstanding requests from this node (default 65536).
 	MaxPending int
-	Logger     *slog.Logger
+	// Registry keeps the known-hosts registry on disk (nil: memory only).
+	Registry RegistryStore
+	Logger   *slog.Logger
 }
 
 func (c *Config) withDefaults() {
@@ -94,7 +96,9 @@ type Cluster struct {
 	ml     *memberlist.Memberlist
 	addr   string // this node's remote address
 
-	mu        sync.Mutex // guards view updates and listeners
+	reg       *registry
+	mu        sync.Mutex // guards live, meta, listeners and view swaps
+	live      map[string]liveState
 	view      atomic.Pointer[View]
 	meta      Meta
 	listeners []func(old, cur Member)
@@ -113,7 +117,10 @@ type Cluster struct {
 // when New returns.
 func New(cfg Config) (c *Cluster, err error) {
 	cfg.withDefaults()
-	c = &Cluster{cfg: cfg, log: cfg.Logger.With("component", "cluster"), stop: make(chan struct{})}
+	c = &Cluster{cfg: cfg, log: cfg.Logger.With("component", "cluster"), stop: make(chan struct{}), live: make(map[string]liveState)}
+	if c.reg, err = newRegistry(cfg.Registry); err != nil {
+		return nil, fmt.Errorf("load registry: %w", err)
+	}
 	c.system = actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger {
 		return cfg.Logger.With("component", "actor")
 	}), actor.WithDeadLetterThrottleCount(1), actor.WithDeadLetterThrottleInterval(10*time.Second))
@@ -142,9 +149,10 @@ func New(cfg Config) (c *Cluster, err error) {
 		c.closeTransport()
 		return nil, fmt.Errorf("spawn inbox: %w", err)
 	}
-	c.meta = Meta{Roles: cfg.Roles, Remote: c.addr, HTTP: cfg.HTTPAddr, Version: ProtocolVersion}
-	self := Member{Name: cfg.Name, Meta: c.meta, State: StateAlive, Since: time.Now()}
-	c.view.Store(newView(map[string]Member{cfg.Name: self}))
+	c.meta = Meta{Roles: cfg.Roles, Remote: c.addr, HTTP: cfg.HTTPAddr, Version: ProtocolVersion, Incarnation: time.Now().UnixNano()}
+	c.view.Store(newView(nil))
+	c.reg.merge(HostRecord{Name: cfg.Name, Incarnation: c.meta.Incarnation, Remote: c.addr, Roles: cfg.Roles})
+	c.rebuild()
 
 	if err := c.startMemberlist(); err != nil {
 		c.closeTransport()
@@ -198,6 +206,8 @@ func (c *Cluster) startMemberlist() error {
 	mc.AdvertiseAddr = host
 	mc.AdvertisePort = port
 	mc.Label = c.cfg.ClusterName
+	// A node restarted under its name on a new port may rejoin at once.
+	mc.DeadNodeReclaimTime = time.Second
 	mc.Delegate = &delegate{c: c}
 	mc.Events = &events{c: c}
 	mc.Logger = log.New(&logWriter{l: c.log}, "", 0)
@@ -206,6 +216,8 @@ func (c *Cluster) startMemberlist() error {
 		return fmt.Errorf("start memberlist: %w", err)
 	}
 	c.ml = ml
+	c.reg.merge(HostRecord{Name: c.cfg.Name, Incarnation: c.meta.Incarnation, Remote: c.addr, Gossip: c.GossipAddress(), Roles: c.cfg.Roles})
+	c.rebuild()
 	if len(c.cfg.Join) > 0 {
 		if _, err := ml.Join(c.cfg.Join); err != nil {
 			// Not fatal: seeds may come up later; gossip retries through
@@ -251,31 +263,79 @@ func (c *Cluster) SetDraining(on bool) error {
 	c.mu.Lock()
 	c.meta.Draining = on
 	c.mu.Unlock()
-	c.update(func(v *View) *View {
-		self, _ := v.Member(c.cfg.Name)
-		self.Meta = c.meta
-		return v.with(self)
-	})
+	c.rebuild()
 	return c.ml.UpdateNode(5 * time.Second)
 }
 
-// update applies fn to the view and notifies listeners of changed members.
-func (c *Cluster) update(fn func(*View) *View) {
+// Forget removes a dead host from placement for good: its scopes will be
+// activated elsewhere, empty, in stage 1. The decision spreads to the
+// other nodes through the registry.
+func (c *Cluster) Forget(name string) error {
+	if name == c.cfg.Name {
+		return fmt.Errorf("a node cannot forget itself")
+	}
+	for _, rec := range c.reg.all() {
+		if rec.Name == name {
+			if m, ok := c.View().Member(name); ok && m.State == StateAlive {
+				return fmt.Errorf("node %s is alive: drain it instead", name)
+			}
+			rec.Left = true
+			c.reg.merge(rec)
+			c.rebuild()
+			return nil
+		}
+	}
+	return fmt.Errorf("no node %s", name)
+}
+
+// liveState is what memberlist last said of a node.
+type liveState struct {
+	state  State
+	meta   Meta
+	gossip string
+	since  time.Time
+}
+
+// rebuild recomputes the view from the registry and memberlist's states
+// and notifies listeners of members that changed.
+func (c *Cluster) rebuild() {
 	c.mu.Lock()
+	members := make(map[string]Member)
+	for _, rec := range c.reg.all() {
+		m := Member{Name: rec.Name, Gossip: rec.Gossip, State: StateDead,
+			Meta: Meta{Roles: rec.Roles, Remote: rec.Remote, Incarnation: rec.Incarnation}}
+		if l, ok := c.live[rec.Name]; ok && l.meta.Incarnation >= rec.Incarnation {
+			m.Meta, m.State, m.Gossip, m.Since = l.meta, l.state, l.gossip, l.since
+		}
+		if rec.Left && m.Meta.Incarnation <= rec.Incarnation {
+			m.State = StateLeft
+		}
+		members[rec.Name] = m
+	}
+	self := members[c.cfg.Name]
+	self.Name, self.Meta, self.State = c.cfg.Name, c.meta, StateAlive
+	if self.Gossip == "" && c.ml != nil {
+		self.Gossip = c.GossipAddress()
+	}
+	members[c.cfg.Name] = self
 	old := c.view.Load()
-	cur := fn(old)
+	cur := buildView(members)
 	c.view.Store(cur)
 	listeners := c.listeners
 	c.mu.Unlock()
+	c.notify(old, cur, listeners)
+}
+
+func (c *Cluster) notify(old, cur *View, listeners []func(old, cur Member)) {
 	for name, m := range cur.members {
 		o, existed := old.members[name]
-		if existed && o.State == m.State && o.Meta.Draining == m.Meta.Draining && o.Meta.Remote == m.Meta.Remote {
+		if existed && o.State == m.State && metaEqual(o.Meta, m.Meta) {
 			continue
 		}
-		if m.State != StateAlive && (!existed || o.State == StateAlive) {
-			c.log.Info("member changed", "name", name, "state", m.State)
-		} else if m.State == StateAlive && existed && o.State != StateAlive {
-			c.log.Info("member back", "name", name)
+		if existed && o.State != m.State {
+			c.log.Info("member state", "name", name, "from", o.State, "to", m.State)
+		} else if !existed {
+			c.log.Info("member known", "name", name, "state", m.State, "roles", m.Meta.Roles)
 		}
 		if m.State == StateDead || m.State == StateLeft {
 			c.router.failNode(name, fmt.Sprintf("node %s is %s", name, m.State))
@@ -289,8 +349,8 @@ func (c *Cluster) update(fn func(*View) *View) {
 // observe records what memberlist says of one node.
 func (c *Cluster) observe(n *memberlist.Node) {
 	meta, ok := decodeMeta(n.Meta)
-	if !ok {
-		return // not one of ours, or not yet announced
+	if !ok || n.Name == c.cfg.Name {
+		return // not one of ours, not yet announced, or ourselves
 	}
 	state := StateAlive
 	switch n.State {
@@ -301,22 +361,28 @@ func (c *Cluster) observe(n *memberlist.Node) {
 	case memberlist.StateLeft:
 		state = StateLeft
 	}
-	c.update(func(v *View) *View {
-		old, existed := v.Member(n.Name)
-		if existed && old.State == state && old.Gossip == n.Address() && metaEqual(old.Meta, meta) {
-			return v
+	c.mu.Lock()
+	old, existed := c.live[n.Name]
+	unchanged := existed && old.state == state && old.gossip == n.Address() && metaEqual(old.meta, meta)
+	if !unchanged {
+		since := time.Now()
+		if existed && old.state == state {
+			since = old.since
 		}
-		m := Member{Name: n.Name, Gossip: n.Address(), Meta: meta, State: state, Since: time.Now()}
-		if existed && old.State == state {
-			m.Since = old.Since
-		}
-		return v.with(m)
-	})
+		c.live[n.Name] = liveState{state: state, meta: meta, gossip: n.Address(), since: since}
+	}
+	c.mu.Unlock()
+	if unchanged {
+		return
+	}
+	c.reg.merge(HostRecord{Name: n.Name, Incarnation: meta.Incarnation, Left: state == StateLeft,
+		Remote: meta.Remote, Gossip: n.Address(), Roles: meta.Roles})
+	c.rebuild()
 }
 
 func metaEqual(a, b Meta) bool {
 	return a.Remote == b.Remote && a.HTTP == b.HTTP && a.Version == b.Version &&
-		a.Draining == b.Draining && slices.Equal(a.Roles, b.Roles)
+		a.Draining == b.Draining && a.Incarnation == b.Incarnation && slices.Equal(a.Roles, b.Roles)
 }
 
 // refreshLoop re-reads memberlist's member list: memberlist reports joins
@@ -351,6 +417,7 @@ func (c *Cluster) watchEndpoints() {
 // Leave tells the cluster this node is leaving for good (after a drain),
 // waiting up to timeout for the message to spread.
 func (c *Cluster) Leave(timeout time.Duration) error {
+	c.reg.merge(HostRecord{Name: c.cfg.Name, Incarnation: c.meta.Incarnation, Left: true, Remote: c.addr, Gossip: c.GossipAddress(), Roles: c.cfg.Roles})
 	return c.ml.Leave(timeout)
 }
 
@@ -388,8 +455,18 @@ func (d *delegate) NodeMeta(limit int) []byte {
 }
 func (d *delegate) NotifyMsg([]byte)                           {}
 func (d *delegate) GetBroadcasts(overhead, limit int) [][]byte { return nil }
-func (d *delegate) LocalState(join bool) []byte                { return nil }
-func (d *delegate) MergeRemoteState(buf []byte, join bool)     {}
+func (d *delegate) LocalState(join bool) []byte                { return d.c.reg.encode() }
+func (d *delegate) MergeRemoteState(buf []byte, join bool) {
+	var recs []HostRecord
+	for _, r := range decodeRecords(buf) {
+		if r.Name != d.c.cfg.Name { // only this node speaks for itself
+			recs = append(recs, r)
+		}
+	}
+	if d.c.reg.merge(recs...) {
+		d.c.rebuild()
+	}
+}
 
 type events struct{ c *Cluster }
 

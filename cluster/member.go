@@ -41,6 +41,8 @@ type Meta struct {
 	Version int    `json:"version"`
 	// Draining is set while the node hands its scopes off before leaving.
 	Draining bool `json:"draining,omitempty"`
+	// Incarnation identifies this life of the node (its start time).
+	Incarnation int64 `json:"incarnation"`
 }
 
 func (m Meta) has(r Role) bool { return slices.Contains(m.Roles, r) }
@@ -85,6 +87,10 @@ type View struct {
 }
 
 func newView(members map[string]Member) *View {
+	return buildView(members)
+}
+
+func buildView(members map[string]Member) *View {
 	v := &View{members: members, byRemote: make(map[string]string, len(members))}
 	for name, m := range members {
 		v.byRemote[m.Meta.Remote] = name
@@ -124,12 +130,15 @@ func (v *View) Members() []Member {
 // Placement returns the names scopes are placed on.
 func (v *View) Placement() []string { return v.placement }
 
-// with returns a copy of v with m set.
-func (v *View) with(m Member) *View {
-	members := make(map[string]Member, len(v.members)+1)
-	for k, x := range v.members {
-		members[k] = x
+// Hosts returns every host not left: the nodes a scope without local data
+// must be located among.
+func (v *View) Hosts() []string {
+	var out []string
+	for name, m := range v.members {
+		if m.IsHost() && m.State != StateLeft {
+			out = append(out, name)
+		}
 	}
-	members[m.Name] = m
-	return newView(members)
+	sort.Strings(out)
+	return out
 }

@@ -240,3 +240,24 @@ func (p pebbleLogger) Fatalf(format string, args ...any) {
 	p.Errorf(format, args...)
 	panic(fmt.Sprintf(format, args...))
 }
+
+// Node-local records (the cluster registry, the node's own settings) live
+// in the node scope. They are neither fenced nor handed off.
+
+// GetNode reads a node-local record.
+func (s *Store) GetNode(key string) ([]byte, error) {
+	v, closer, err := s.db.Get(Scope{Kind: KindNode}.key(TableMeta, []byte(key)))
+	if errors.Is(err, pebble.ErrNotFound) {
+		return nil, ErrNotFound
+	}
+	if err != nil {
+		return nil, err
+	}
+	defer closer.Close()
+	return bytes.Clone(v), nil
+}
+
+// PutNode writes a node-local record durably.
+func (s *Store) PutNode(key string, value []byte) error {
+	return s.db.Set(Scope{Kind: KindNode}.key(TableMeta, []byte(key)), value, pebble.Sync)
+}

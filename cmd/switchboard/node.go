@@ -153,6 +153,7 @@ func NewNode(cfg Config) (n *Node, err error) {
 		Join:        cfg.Join,
 		ClusterName: cfg.ClusterName,
 		Detection:   cfg.Detection,
+		Registry:    registryStore(n.store),
 		Logger:      n.log,
 	})
 	if err != nil {
@@ -213,6 +214,26 @@ func nodeName(cfg Config) (string, error) {
 	}
 	return name, nil
 }
+
+// storeRegistry keeps the cluster registry in the node's store.
+type storeRegistry struct{ s *persistence.Store }
+
+func registryStore(s *persistence.Store) cluster.RegistryStore {
+	if s == nil {
+		return nil // gateway-only nodes learn the registry from peers
+	}
+	return storeRegistry{s}
+}
+
+func (r storeRegistry) LoadRegistry() ([]byte, error) {
+	b, err := r.s.GetNode("registry")
+	if errors.Is(err, persistence.ErrNotFound) {
+		return nil, nil
+	}
+	return b, err
+}
+
+func (r storeRegistry) SaveRegistry(b []byte) error { return r.s.PutNode("registry", b) }
 
 // Addr returns the address the HTTP listener bound.
 func (n *Node) Addr() string { return n.ln.Addr().String() }

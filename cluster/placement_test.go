@@ -1,0 +1,103 @@
+package cluster
+
+import (
+	"fmt"
+	"math"
+	"testing"
+
+	"github.com/switchboard-chat/switchboard/cluster/clusterpb"
+)
+
+// TestPlacementSpread places 30,000 channels over nodes whose names differ
+// in one character and checks each node gets within ±5 % of an even share.
+func TestPlacementSpread(t *testing.T) {
+	sets := [][]string{
+		{"127.0.0.1:7001", "127.0.0.1:7002", "127.0.0.1:7003"},
+		{"n1", "n2", "n3"},
+		{"node-a", "node-b", "node-c", "node-d"},
+	}
+	const channels = 30000
+	for _, nodes := range sets {
+		count := map[string]int{}
+		for i := range channels {
+			count[Owner(nodes, ScopeKey(clusterpb.Kind_KIND_CHANNEL, fmt.Sprintf("channel-%d", i)))]++
+		}
+		even := float64(channels) / float64(len(nodes))
+		for _, n := range nodes {
+			if dev := math.Abs(float64(count[n])-even) / even; dev > 0.05 {
+				t.Errorf("%v: %s owns %d of %d channels (%.1f %% off even)", nodes, n, count[n], channels, dev*100)
+			}
+		}
+		t.Logf("%v: %v", nodes, count)
+	}
+}
+
+// TestPlacementMovesOnlyWhatTheNewNodeWins: adding a node moves only the
+// scopes it now owns, and removing it moves them back.
+func TestPlacementMovesOnlyWhatTheNewNodeWins(t *testing.T) {
+	three := []string{"n1", "n2", "n3"}
+	four := append(append([]string{}, three...), "n4")
+	moved := 0
+	for i := range 10000 {
+		k := ScopeKey(clusterpb.Kind_KIND_CHANNEL, fmt.Sprintf("c%d", i))
+		before, after := Owner(three, k), Owner(four, k)
+		if before != after {
+			moved++
+			if after != "n4" {
+				t.Fatalf("%s moved from %s to %s, not to the new node", k, before, after)
+			}
+		}
+		if r := Rank(four, k); r[0] != after || len(r) != 4 {
+			t.Fatalf("rank %v disagrees with owner %s", r, after)
+		}
+	}
+	if share := float64(moved) / 10000; share < 0.2 || share > 0.3 {
+		t.Fatalf("%.1f %% moved, want about 25 %%", share*100)
+	}
+}
+
+func TestRegistryMerge(t *testing.T) {
+	r, _ := newRegistry(nil)
+	r.merge(HostRecord{Name: "a", Incarnation: 1, Remote: "x:1"})
+	if r.merge(HostRecord{Name: "a", Incarnation: 1, Remote: "x:1"}) {
+		t.Fatal("identical record reported as a change")
+	}
+	// Leaving in the same life supersedes.
+	if !r.merge(HostRecord{Name: "a", Incarnation: 1, Left: true, Remote: "x:1"}) {
+		t.Fatal("leave not taken")
+	}
+	// An older life's news is ignored; a newer life returns the node.
+	if r.merge(HostRecord{Name: "a", Incarnation: 0, Remote: "old:1"}) {
+		t.Fatal("older incarnation taken")
+	}
+	if !r.merge(HostRecord{Name: "a", Incarnation: 2, Remote: "x:2"}) {
+		t.Fatal("newer incarnation not taken")
+	}
+	recs := r.all()
+	if len(recs) != 1 || recs[0].Left || recs[0].Remote != "x:2" {
+		t.Fatalf("registry %+v", recs)
+	}
+	// Round trip through the push/pull encoding.
+	r2, _ := newRegistry(nil)
+	r2.merge(decodeRecords(r.encode())...)
+	if got := r2.all(); len(got) != 1 || got[0].Remote != "x:2" || got[0].Incarnation != 2 {
+		t.Fatalf("decoded %+v", got)
+	}
+}
+
+func TestViewPlacementKeepsDeadHostsAndDropsLeftAndDraining(t *testing.T) {
+	host := []Role{RoleHost}
+	v := newView(map[string]Member{
+		"alive":    {Name: "alive", State: StateAlive, Meta: Meta{Roles: host, Remote: "a"}},
+		"dead":     {Name: "dead", State: StateDead, Meta: Meta{Roles: host, Remote: "b"}},
+		"left":     {Name: "left", State: StateLeft, Meta: Meta{Roles: host, Remote: "c"}},
+		"draining": {Name: "draining", State: StateAlive, Meta: Meta{Roles: host, Remote: "d", Draining: true}},
+		"gateway":  {Name: "gateway", State: StateAlive, Meta: Meta{Roles: []Role{RoleGateway}, Remote: "e"}},
+	})
+	if got := fmt.Sprint(v.Placement()); got != "[alive dead]" {
+		t.Fatalf("placement %s", got)
+	}
+	if got := fmt.Sprint(v.Hosts()); got != "[alive dead draining]" {
+		t.Fatalf("hosts %s", got)
+	}
+}
