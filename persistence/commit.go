@@ -24,12 +24,32 @@ import (
 
 type request struct {
 	scope   Scope
+	kind    reqKind
 	epoch   uint64
 	fence   bool      // raise the fence to epoch
 	restore *Snapshot // replace the scope's records and set the fence to epoch
 	ops     []Op
-	done    func(error)
-	err     error // set by the applier when the request is refused
+	// Import chunks.
+	records      []SnapshotRecord
+	first, final bool
+	out          *uint64 // reqRelease: receives the new epoch
+	done         func(error)
+	err          error // set by the applier when the request is refused
+}
+
+type reqKind uint8
+
+const (
+	reqAppend reqKind = iota // also fence and restore, told apart by fields
+	reqRelease
+	reqImport
+	reqDrop
+)
+
+// fenceState is the applier's cached view of one scope's fence.
+type fenceState struct {
+	epoch    uint64
+	released bool
 }
 
 type group struct {
@@ -54,8 +74,8 @@ type committer struct {
 	failed   error // the first commit error; every later request fails with it
 	stopOnce sync.Once
 
-	fences map[Scope]uint64 // owned by the applier goroutine
-	groups chan *group      // applier → syncer, bounded
+	fences map[Scope]fenceState // owned by the applier goroutine
+	groups chan *group          // applier → syncer, bounded
 	wg     sync.WaitGroup
 }
 
@@ -63,7 +83,7 @@ func newCommitter(db *pebble.DB, opts Options) *committer {
 	c := &committer{
 		db:     db,
 		opts:   opts,
-		fences: make(map[Scope]uint64),
+		fences: make(map[Scope]fenceState),
 		groups: make(chan *group, 64),
 	}
 	c.work = sync.NewCond(&c.mu)
@@ -170,9 +190,25 @@ func (c *committer) apply(reqs []*request, failed error) *group {
 }
 
 func (c *committer) applyOne(b *pebble.Batch, r *request) error {
-	cur, err := c.fence(r.scope)
+	fs, err := c.fence(r.scope)
 	if err != nil {
 		return err
+	}
+	cur := fs.epoch
+	switch r.kind {
+	case reqRelease:
+		if r.out != nil {
+			*r.out = cur + 1
+		}
+		return c.setFence(b, r.scope, fenceState{epoch: cur + 1, released: true})
+	case reqImport:
+		return c.applyImport(b, r)
+	case reqDrop:
+		if !fs.released {
+			return ErrFenced
+		}
+		lower, upper := r.scope.dataBounds()
+		return b.DeleteRange(lower, upper, nil)
 	}
 	switch {
 	case r.restore != nil:
@@ -191,14 +227,14 @@ func (c *committer) applyOne(b *pebble.Batch, r *request) error {
 				return err
 			}
 		}
-		return c.setFence(b, r.scope, r.epoch)
+		return c.setFence(b, r.scope, fenceState{epoch: r.epoch})
 	case r.fence:
 		if r.epoch <= cur {
 			return ErrFenced
 		}
-		return c.setFence(b, r.scope, r.epoch)
+		return c.setFence(b, r.scope, fenceState{epoch: r.epoch})
 	}
-	if r.epoch == 0 || r.epoch != cur {
+	if r.epoch == 0 || r.epoch != cur || fs.released {
 		return ErrFenced
 	}
 	for _, op := range r.ops {
@@ -221,33 +257,59 @@ func (c *committer) applyOne(b *pebble.Batch, r *request) error {
 	return nil
 }
 
-func (c *committer) setFence(b *pebble.Batch, sc Scope, epoch uint64) error {
-	if err := b.Set(sc.key(TableFence, nil), U64(epoch), nil); err != nil {
+func (c *committer) setFence(b *pebble.Batch, sc Scope, fs fenceState) error {
+	if err := b.Set(sc.key(TableFence, nil), fenceValue(fs.epoch, fs.released), nil); err != nil {
 		return err
 	}
-	c.fences[sc] = epoch
+	c.fences[sc] = fs
 	return nil
+}
+
+// applyImport writes one hand-off chunk (see Store.Import).
+func (c *committer) applyImport(b *pebble.Batch, r *request) error {
+	if r.first {
+		lower, upper := r.scope.scopeBounds()
+		if err := b.DeleteRange(lower, upper, nil); err != nil {
+			return err
+		}
+		c.fences[r.scope] = fenceState{}
+	}
+	for _, rec := range r.records {
+		if rec.Table == TableFence {
+			continue
+		}
+		if err := b.Set(r.scope.key(rec.Table, rec.Key), rec.Value, nil); err != nil {
+			return err
+		}
+	}
+	if !r.final {
+		return nil
+	}
+	if r.epoch <= c.fences[r.scope].epoch {
+		return ErrFenced
+	}
+	return c.setFence(b, r.scope, fenceState{epoch: r.epoch})
 }
 
 // fence returns the scope's current fence, including fences set by batches
 // applied but not yet synced (the cache holds them; a cache miss reads the
 // memtable, which holds them too).
-func (c *committer) fence(sc Scope) (uint64, error) {
-	if e, ok := c.fences[sc]; ok {
-		return e, nil
+func (c *committer) fence(sc Scope) (fenceState, error) {
+	if fs, ok := c.fences[sc]; ok {
+		return fs, nil
 	}
 	v, closer, err := c.db.Get(sc.key(TableFence, nil))
-	var e uint64
+	var fs fenceState
 	switch {
 	case errors.Is(err, pebble.ErrNotFound):
 	case err != nil:
-		return 0, err
+		return fs, err
 	default:
-		e, _ = ParseU64(v)
+		fs.epoch, fs.released, _ = parseFence(v)
 		closer.Close()
 	}
-	c.fences[sc] = e
-	return e, nil
+	c.fences[sc] = fs
+	return fs, nil
 }
 
 func (c *committer) fail(err error) {

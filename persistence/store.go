@@ -106,9 +106,8 @@ func (s *Store) Scopes(k Kind, fn func(id string, epoch uint64) bool) error {
 		id := string(key[2 : 2+int(key[1])])
 		sc := Scope{Kind: k, ID: id}
 		fenceKey := sc.key(TableFence, nil)
-		var epoch uint64
 		if it.SeekGE(fenceKey) && bytes.Equal(it.Key(), fenceKey) {
-			epoch, _ = ParseU64(it.Value())
+			epoch, _, _ := parseFence(it.Value())
 			if !fn(id, epoch) {
 				return nil
 			}
@@ -182,7 +181,7 @@ func (l *pebbleLog) Epoch() (uint64, error) {
 	if err != nil {
 		return 0, err
 	}
-	e, ok := ParseU64(v)
+	e, _, ok := parseFence(v)
 	if !ok {
 		return 0, fmt.Errorf("persistence: malformed fence of %s", l.scope)
 	}
@@ -212,7 +211,7 @@ func (l *pebbleLog) Snapshot() (*Snapshot, error) {
 		k := it.Key()[prefixLen:]
 		t := Table(k[0])
 		if t == TableFence {
-			out.Epoch, _ = ParseU64(it.Value())
+			out.Epoch, _, _ = parseFence(it.Value())
 			continue
 		}
 		out.Records = append(out.Records, SnapshotRecord{Table: t, Key: bytes.Clone(k[1:]), Value: bytes.Clone(it.Value())})

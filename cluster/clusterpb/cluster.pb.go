@@ -34,6 +34,9 @@ const (
 	Kind_KIND_UNSPECIFIED Kind = 0
 	Kind_KIND_CHANNEL     Kind = 1
 	Kind_KIND_USER        Kind = 2
+	// KIND_NODE requests are for a node's host actor itself (target is the
+	// node's name): hand-off, statistics.
+	Kind_KIND_NODE Kind = 3
 )
 
 // Enum value maps for Kind.
@@ -42,11 +45,13 @@ var (
 		0: "KIND_UNSPECIFIED",
 		1: "KIND_CHANNEL",
 		2: "KIND_USER",
+		3: "KIND_NODE",
 	}
 	Kind_value = map[string]int32{
 		"KIND_UNSPECIFIED": 0,
 		"KIND_CHANNEL":     1,
 		"KIND_USER":        2,
+		"KIND_NODE":        3,
 	}
 )
 
@@ -89,8 +94,6 @@ type Envelope struct {
 	//	*Envelope_Unwatch
 	//	*Envelope_SessionsClosed
 	//	*Envelope_WatchLost
-	//	*Envelope_HandoffRequest
-	//	*Envelope_HandoffReply
 	Body          isEnvelope_Body `protobuf_oneof:"body"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -194,24 +197,6 @@ func (x *Envelope) GetWatchLost() *WatchLost {
 	return nil
 }
 
-func (x *Envelope) GetHandoffRequest() *HandoffRequest {
-	if x != nil {
-		if x, ok := x.Body.(*Envelope_HandoffRequest); ok {
-			return x.HandoffRequest
-		}
-	}
-	return nil
-}
-
-func (x *Envelope) GetHandoffReply() *HandoffReply {
-	if x != nil {
-		if x, ok := x.Body.(*Envelope_HandoffReply); ok {
-			return x.HandoffReply
-		}
-	}
-	return nil
-}
-
 type isEnvelope_Body interface {
 	isEnvelope_Body()
 }
@@ -240,14 +225,6 @@ type Envelope_WatchLost struct {
 	WatchLost *WatchLost `protobuf:"bytes,15,opt,name=watch_lost,json=watchLost,proto3,oneof"`
 }
 
-type Envelope_HandoffRequest struct {
-	HandoffRequest *HandoffRequest `protobuf:"bytes,16,opt,name=handoff_request,json=handoffRequest,proto3,oneof"`
-}
-
-type Envelope_HandoffReply struct {
-	HandoffReply *HandoffReply `protobuf:"bytes,17,opt,name=handoff_reply,json=handoffReply,proto3,oneof"`
-}
-
 func (*Envelope_Request) isEnvelope_Body() {}
 
 func (*Envelope_Reply) isEnvelope_Body() {}
@@ -259,10 +236,6 @@ func (*Envelope_Unwatch) isEnvelope_Body() {}
 func (*Envelope_SessionsClosed) isEnvelope_Body() {}
 
 func (*Envelope_WatchLost) isEnvelope_Body() {}
-
-func (*Envelope_HandoffRequest) isEnvelope_Body() {}
-
-func (*Envelope_HandoffReply) isEnvelope_Body() {}
 
 // Caller is who issued a request.
 type Caller struct {
@@ -378,7 +351,10 @@ type Request struct {
 	DeadlineUnixMs int64 `protobuf:"varint,7,opt,name=deadline_unix_ms,json=deadlineUnixMs,proto3" json:"deadline_unix_ms,omitempty"`
 	// reply_to is the remote address of the node waiting for the reply;
 	// empty means nobody waits (a notification).
-	ReplyTo       string `protobuf:"bytes,8,opt,name=reply_to,json=replyTo,proto3" json:"reply_to,omitempty"`
+	ReplyTo string `protobuf:"bytes,8,opt,name=reply_to,json=replyTo,proto3" json:"reply_to,omitempty"`
+	// fresh marks a channel.create whose id the gateway just generated at
+	// random: no other node can hold it, so activation skips locating it.
+	Fresh         bool `protobuf:"varint,9,opt,name=fresh,proto3" json:"fresh,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -467,6 +443,13 @@ func (x *Request) GetReplyTo() string {
 		return x.ReplyTo
 	}
 	return ""
+}
+
+func (x *Request) GetFresh() bool {
+	if x != nil {
+		return x.Fresh
+	}
+	return false
 }
 
 type Error struct {
@@ -896,35 +879,32 @@ func (x *WatchLost) GetChannel() string {
 	return ""
 }
 
-// HandoffRequest asks the node holding a scope to stop serving it, fence it
-// at epoch, and send back its records.
-type HandoffRequest struct {
-	state  protoimpl.MessageState `protogen:"open.v1"`
-	Id     uint64                 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
-	Kind   Kind                   `protobuf:"varint,2,opt,name=kind,proto3,enum=switchboard.cluster.v1.Kind" json:"kind,omitempty"`
-	Target string                 `protobuf:"bytes,3,opt,name=target,proto3" json:"target,omitempty"`
-	// epoch is the epoch the asking node will serve under.
-	Epoch uint64 `protobuf:"varint,4,opt,name=epoch,proto3" json:"epoch,omitempty"`
-	// reply_to is the remote address of the asking node.
-	ReplyTo       string `protobuf:"bytes,5,opt,name=reply_to,json=replyTo,proto3" json:"reply_to,omitempty"`
+// Chunk is one piece of a scope's records in a hand-off (the result of a
+// _node.fetch request).
+type Chunk struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Records []*Record              `protobuf:"bytes,1,rep,name=records,proto3" json:"records,omitempty"`
+	// last is the key to continue after; done is set on the final chunk.
+	Last          []byte `protobuf:"bytes,2,opt,name=last,proto3" json:"last,omitempty"`
+	Done          bool   `protobuf:"varint,3,opt,name=done,proto3" json:"done,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
-func (x *HandoffRequest) Reset() {
-	*x = HandoffRequest{}
+func (x *Chunk) Reset() {
+	*x = Chunk{}
 	mi := &file_cluster_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
 
-func (x *HandoffRequest) String() string {
+func (x *Chunk) String() string {
 	return protoimpl.X.MessageStringOf(x)
 }
 
-func (*HandoffRequest) ProtoMessage() {}
+func (*Chunk) ProtoMessage() {}
 
-func (x *HandoffRequest) ProtoReflect() protoreflect.Message {
+func (x *Chunk) ProtoReflect() protoreflect.Message {
 	mi := &file_cluster_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
@@ -936,122 +916,30 @@ func (x *HandoffRequest) ProtoReflect() protoreflect.Message {
 	return mi.MessageOf(x)
 }
 
-// Deprecated: Use HandoffRequest.ProtoReflect.Descriptor instead.
-func (*HandoffRequest) Descriptor() ([]byte, []int) {
+// Deprecated: Use Chunk.ProtoReflect.Descriptor instead.
+func (*Chunk) Descriptor() ([]byte, []int) {
 	return file_cluster_proto_rawDescGZIP(), []int{10}
 }
 
-func (x *HandoffRequest) GetId() uint64 {
-	if x != nil {
-		return x.Id
-	}
-	return 0
-}
-
-func (x *HandoffRequest) GetKind() Kind {
-	if x != nil {
-		return x.Kind
-	}
-	return Kind_KIND_UNSPECIFIED
-}
-
-func (x *HandoffRequest) GetTarget() string {
-	if x != nil {
-		return x.Target
-	}
-	return ""
-}
-
-func (x *HandoffRequest) GetEpoch() uint64 {
-	if x != nil {
-		return x.Epoch
-	}
-	return 0
-}
-
-func (x *HandoffRequest) GetReplyTo() string {
-	if x != nil {
-		return x.ReplyTo
-	}
-	return ""
-}
-
-type HandoffReply struct {
-	state protoimpl.MessageState `protogen:"open.v1"`
-	Id    uint64                 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
-	// found is false when the node holds no records of the scope.
-	Found bool `protobuf:"varint,2,opt,name=found,proto3" json:"found,omitempty"`
-	// epoch is the scope's fence at the holder before the hand-off.
-	Epoch         uint64    `protobuf:"varint,3,opt,name=epoch,proto3" json:"epoch,omitempty"`
-	Records       []*Record `protobuf:"bytes,4,rep,name=records,proto3" json:"records,omitempty"`
-	Error         *Error    `protobuf:"bytes,5,opt,name=error,proto3" json:"error,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
-}
-
-func (x *HandoffReply) Reset() {
-	*x = HandoffReply{}
-	mi := &file_cluster_proto_msgTypes[11]
-	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-	ms.StoreMessageInfo(mi)
-}
-
-func (x *HandoffReply) String() string {
-	return protoimpl.X.MessageStringOf(x)
-}
-
-func (*HandoffReply) ProtoMessage() {}
-
-func (x *HandoffReply) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[11]
-	if x != nil {
-		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-		if ms.LoadMessageInfo() == nil {
-			ms.StoreMessageInfo(mi)
-		}
-		return ms
-	}
-	return mi.MessageOf(x)
-}
-
-// Deprecated: Use HandoffReply.ProtoReflect.Descriptor instead.
-func (*HandoffReply) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{11}
-}
-
-func (x *HandoffReply) GetId() uint64 {
-	if x != nil {
-		return x.Id
-	}
-	return 0
-}
-
-func (x *HandoffReply) GetFound() bool {
-	if x != nil {
-		return x.Found
-	}
-	return false
-}
-
-func (x *HandoffReply) GetEpoch() uint64 {
-	if x != nil {
-		return x.Epoch
-	}
-	return 0
-}
-
-func (x *HandoffReply) GetRecords() []*Record {
+func (x *Chunk) GetRecords() []*Record {
 	if x != nil {
 		return x.Records
 	}
 	return nil
 }
 
-func (x *HandoffReply) GetError() *Error {
+func (x *Chunk) GetLast() []byte {
 	if x != nil {
-		return x.Error
+		return x.Last
 	}
 	return nil
+}
+
+func (x *Chunk) GetDone() bool {
+	if x != nil {
+		return x.Done
+	}
+	return false
 }
 
 type Record struct {
@@ -1065,7 +953,7 @@ type Record struct {
 
 func (x *Record) Reset() {
 	*x = Record{}
-	mi := &file_cluster_proto_msgTypes[12]
+	mi := &file_cluster_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1077,7 +965,7 @@ func (x *Record) String() string {
 func (*Record) ProtoMessage() {}
 
 func (x *Record) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[12]
+	mi := &file_cluster_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1090,7 +978,7 @@ func (x *Record) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Record.ProtoReflect.Descriptor instead.
 func (*Record) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{12}
+	return file_cluster_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *Record) GetTable() uint32 {
@@ -1118,7 +1006,7 @@ var File_cluster_proto protoreflect.FileDescriptor
 
 const file_cluster_proto_rawDesc = "" +
 	"\n" +
-	"\rcluster.proto\x12\x16switchboard.cluster.v1\"\xce\x04\n" +
+	"\rcluster.proto\x12\x16switchboard.cluster.v1\"\xae\x03\n" +
 	"\bEnvelope\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\rR\aversion\x12;\n" +
 	"\arequest\x18\n" +
@@ -1128,9 +1016,7 @@ const file_cluster_proto_rawDesc = "" +
 	"\aunwatch\x18\r \x01(\v2\x1f.switchboard.cluster.v1.UnwatchH\x00R\aunwatch\x12Q\n" +
 	"\x0fsessions_closed\x18\x0e \x01(\v2&.switchboard.cluster.v1.SessionsClosedH\x00R\x0esessionsClosed\x12B\n" +
 	"\n" +
-	"watch_lost\x18\x0f \x01(\v2!.switchboard.cluster.v1.WatchLostH\x00R\twatchLost\x12Q\n" +
-	"\x0fhandoff_request\x18\x10 \x01(\v2&.switchboard.cluster.v1.HandoffRequestH\x00R\x0ehandoffRequest\x12K\n" +
-	"\rhandoff_reply\x18\x11 \x01(\v2$.switchboard.cluster.v1.HandoffReplyH\x00R\fhandoffReplyB\x06\n" +
+	"watch_lost\x18\x0f \x01(\v2!.switchboard.cluster.v1.WatchLostH\x00R\twatchLostB\x06\n" +
 	"\x04body\"\xa6\x01\n" +
 	"\x06Caller\x12\x12\n" +
 	"\x04user\x18\x01 \x01(\tR\x04user\x12\x14\n" +
@@ -1139,7 +1025,7 @@ const file_cluster_proto_rawDesc = "" +
 	"\agateway\x18\x04 \x01(\tR\agateway\x12\x14\n" +
 	"\x05perms\x18\x05 \x03(\tR\x05perms\x12\x12\n" +
 	"\x04name\x18\x06 \x01(\tR\x04name\x12\x14\n" +
-	"\x05image\x18\a \x01(\tR\x05image\"\x84\x02\n" +
+	"\x05image\x18\a \x01(\tR\x05image\"\x9a\x02\n" +
 	"\aRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x120\n" +
 	"\x04kind\x18\x02 \x01(\x0e2\x1c.switchboard.cluster.v1.KindR\x04kind\x12\x16\n" +
@@ -1148,7 +1034,8 @@ const file_cluster_proto_rawDesc = "" +
 	"\x04args\x18\x05 \x01(\fR\x04args\x126\n" +
 	"\x06caller\x18\x06 \x01(\v2\x1e.switchboard.cluster.v1.CallerR\x06caller\x12(\n" +
 	"\x10deadline_unix_ms\x18\a \x01(\x03R\x0edeadlineUnixMs\x12\x19\n" +
-	"\breply_to\x18\b \x01(\tR\areplyTo\"[\n" +
+	"\breply_to\x18\b \x01(\tR\areplyTo\x12\x14\n" +
+	"\x05fresh\x18\t \x01(\bR\x05fresh\"[\n" +
 	"\x05Error\x12\x12\n" +
 	"\x04code\x18\x01 \x01(\tR\x04code\x12\x18\n" +
 	"\amessage\x18\x02 \x01(\tR\amessage\x12$\n" +
@@ -1177,27 +1064,20 @@ const file_cluster_proto_rawDesc = "" +
 	"\agateway\x18\x02 \x01(\tR\agateway\x12\x1a\n" +
 	"\bsessions\x18\x03 \x03(\tR\bsessions\"%\n" +
 	"\tWatchLost\x12\x18\n" +
-	"\achannel\x18\x01 \x01(\tR\achannel\"\x9b\x01\n" +
-	"\x0eHandoffRequest\x12\x0e\n" +
-	"\x02id\x18\x01 \x01(\x04R\x02id\x120\n" +
-	"\x04kind\x18\x02 \x01(\x0e2\x1c.switchboard.cluster.v1.KindR\x04kind\x12\x16\n" +
-	"\x06target\x18\x03 \x01(\tR\x06target\x12\x14\n" +
-	"\x05epoch\x18\x04 \x01(\x04R\x05epoch\x12\x19\n" +
-	"\breply_to\x18\x05 \x01(\tR\areplyTo\"\xb9\x01\n" +
-	"\fHandoffReply\x12\x0e\n" +
-	"\x02id\x18\x01 \x01(\x04R\x02id\x12\x14\n" +
-	"\x05found\x18\x02 \x01(\bR\x05found\x12\x14\n" +
-	"\x05epoch\x18\x03 \x01(\x04R\x05epoch\x128\n" +
-	"\arecords\x18\x04 \x03(\v2\x1e.switchboard.cluster.v1.RecordR\arecords\x123\n" +
-	"\x05error\x18\x05 \x01(\v2\x1d.switchboard.cluster.v1.ErrorR\x05error\"F\n" +
+	"\achannel\x18\x01 \x01(\tR\achannel\"i\n" +
+	"\x05Chunk\x128\n" +
+	"\arecords\x18\x01 \x03(\v2\x1e.switchboard.cluster.v1.RecordR\arecords\x12\x12\n" +
+	"\x04last\x18\x02 \x01(\fR\x04last\x12\x12\n" +
+	"\x04done\x18\x03 \x01(\bR\x04done\"F\n" +
 	"\x06Record\x12\x14\n" +
 	"\x05table\x18\x01 \x01(\rR\x05table\x12\x10\n" +
 	"\x03key\x18\x02 \x01(\fR\x03key\x12\x14\n" +
-	"\x05value\x18\x03 \x01(\fR\x05value*=\n" +
+	"\x05value\x18\x03 \x01(\fR\x05value*L\n" +
 	"\x04Kind\x12\x14\n" +
 	"\x10KIND_UNSPECIFIED\x10\x00\x12\x10\n" +
 	"\fKIND_CHANNEL\x10\x01\x12\r\n" +
-	"\tKIND_USER\x10\x02B;Z9github.com/switchboard-chat/switchboard/cluster/clusterpbb\x06proto3"
+	"\tKIND_USER\x10\x02\x12\r\n" +
+	"\tKIND_NODE\x10\x03B;Z9github.com/switchboard-chat/switchboard/cluster/clusterpbb\x06proto3"
 
 var (
 	file_cluster_proto_rawDescOnce sync.Once
@@ -1212,7 +1092,7 @@ func file_cluster_proto_rawDescGZIP() []byte {
 }
 
 var file_cluster_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_cluster_proto_msgTypes = make([]protoimpl.MessageInfo, 13)
+var file_cluster_proto_msgTypes = make([]protoimpl.MessageInfo, 12)
 var file_cluster_proto_goTypes = []any{
 	(Kind)(0),              // 0: switchboard.cluster.v1.Kind
 	(*Envelope)(nil),       // 1: switchboard.cluster.v1.Envelope
@@ -1225,9 +1105,8 @@ var file_cluster_proto_goTypes = []any{
 	(*Unwatch)(nil),        // 8: switchboard.cluster.v1.Unwatch
 	(*SessionsClosed)(nil), // 9: switchboard.cluster.v1.SessionsClosed
 	(*WatchLost)(nil),      // 10: switchboard.cluster.v1.WatchLost
-	(*HandoffRequest)(nil), // 11: switchboard.cluster.v1.HandoffRequest
-	(*HandoffReply)(nil),   // 12: switchboard.cluster.v1.HandoffReply
-	(*Record)(nil),         // 13: switchboard.cluster.v1.Record
+	(*Chunk)(nil),          // 11: switchboard.cluster.v1.Chunk
+	(*Record)(nil),         // 12: switchboard.cluster.v1.Record
 }
 var file_cluster_proto_depIdxs = []int32{
 	3,  // 0: switchboard.cluster.v1.Envelope.request:type_name -> switchboard.cluster.v1.Request
@@ -1236,20 +1115,16 @@ var file_cluster_proto_depIdxs = []int32{
 	8,  // 3: switchboard.cluster.v1.Envelope.unwatch:type_name -> switchboard.cluster.v1.Unwatch
 	9,  // 4: switchboard.cluster.v1.Envelope.sessions_closed:type_name -> switchboard.cluster.v1.SessionsClosed
 	10, // 5: switchboard.cluster.v1.Envelope.watch_lost:type_name -> switchboard.cluster.v1.WatchLost
-	11, // 6: switchboard.cluster.v1.Envelope.handoff_request:type_name -> switchboard.cluster.v1.HandoffRequest
-	12, // 7: switchboard.cluster.v1.Envelope.handoff_reply:type_name -> switchboard.cluster.v1.HandoffReply
-	0,  // 8: switchboard.cluster.v1.Request.kind:type_name -> switchboard.cluster.v1.Kind
-	2,  // 9: switchboard.cluster.v1.Request.caller:type_name -> switchboard.cluster.v1.Caller
-	4,  // 10: switchboard.cluster.v1.Reply.error:type_name -> switchboard.cluster.v1.Error
-	7,  // 11: switchboard.cluster.v1.Events.events:type_name -> switchboard.cluster.v1.Event
-	0,  // 12: switchboard.cluster.v1.HandoffRequest.kind:type_name -> switchboard.cluster.v1.Kind
-	13, // 13: switchboard.cluster.v1.HandoffReply.records:type_name -> switchboard.cluster.v1.Record
-	4,  // 14: switchboard.cluster.v1.HandoffReply.error:type_name -> switchboard.cluster.v1.Error
-	15, // [15:15] is the sub-list for method output_type
-	15, // [15:15] is the sub-list for method input_type
-	15, // [15:15] is the sub-list for extension type_name
-	15, // [15:15] is the sub-list for extension extendee
-	0,  // [0:15] is the sub-list for field type_name
+	0,  // 6: switchboard.cluster.v1.Request.kind:type_name -> switchboard.cluster.v1.Kind
+	2,  // 7: switchboard.cluster.v1.Request.caller:type_name -> switchboard.cluster.v1.Caller
+	4,  // 8: switchboard.cluster.v1.Reply.error:type_name -> switchboard.cluster.v1.Error
+	7,  // 9: switchboard.cluster.v1.Events.events:type_name -> switchboard.cluster.v1.Event
+	12, // 10: switchboard.cluster.v1.Chunk.records:type_name -> switchboard.cluster.v1.Record
+	11, // [11:11] is the sub-list for method output_type
+	11, // [11:11] is the sub-list for method input_type
+	11, // [11:11] is the sub-list for extension type_name
+	11, // [11:11] is the sub-list for extension extendee
+	0,  // [0:11] is the sub-list for field type_name
 }
 
 func init() { file_cluster_proto_init() }
@@ -1264,8 +1139,6 @@ func file_cluster_proto_init() {
 		(*Envelope_Unwatch)(nil),
 		(*Envelope_SessionsClosed)(nil),
 		(*Envelope_WatchLost)(nil),
-		(*Envelope_HandoffRequest)(nil),
-		(*Envelope_HandoffReply)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -1273,7 +1146,7 @@ func file_cluster_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_cluster_proto_rawDesc), len(file_cluster_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   13,
+			NumMessages:   12,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

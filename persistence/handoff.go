@@ -1,0 +1,133 @@
+package persistence
+
+import (
+	"bytes"
+	"errors"
+
+	"github.com/cockroachdb/pebble/v2"
+)
+
+// Hand-off moves a scope's records from the node that holds them to its
+// new owner:
+//
+//  1. the holder releases the scope: its fence rises one epoch and is
+//     marked released, so the old activation can write nothing more and
+//     the holder will not activate it again on its own;
+//  2. the new owner exports the records in chunks and imports them; the
+//     first chunk clears whatever the new owner had of the scope, and the
+//     last one sets its fence, live, above every epoch seen;
+//  3. the holder drops its released copy (keeping the fence).
+//
+// A crash anywhere leaves either the holder's released copy or the new
+// owner's imported one (or both): the scope is never lost, and the highest
+// fence tells which copy is current.
+
+// fenceValue encodes a fence: the epoch, then a flags byte when released.
+func fenceValue(epoch uint64, released bool) []byte {
+	b := U64(epoch)
+	if released {
+		b = append(b, 1)
+	}
+	return b
+}
+
+func parseFence(v []byte) (epoch uint64, released bool, ok bool) {
+	if len(v) != 8 && len(v) != 9 {
+		return 0, false, false
+	}
+	e, _ := ParseU64(v[:8])
+	return e, len(v) == 9 && v[8] == 1, true
+}
+
+// ScopeState is what a store holds of one scope.
+type ScopeState struct {
+	Epoch    uint64 // the fence (0: never fenced)
+	Released bool   // handed off: this store must not serve it
+	HasData  bool   // records other than the fence exist
+}
+
+// Live reports whether this store serves the scope.
+func (s ScopeState) Live() bool { return s.Epoch > 0 && !s.Released }
+
+// State reports what the store holds of a scope.
+func (s *Store) State(sc Scope) (ScopeState, error) {
+	var st ScopeState
+	v, closer, err := s.db.Get(sc.key(TableFence, nil))
+	switch {
+	case errors.Is(err, pebble.ErrNotFound):
+	case err != nil:
+		return st, err
+	default:
+		e, rel, ok := parseFence(v)
+		closer.Close()
+		if !ok {
+			return st, errors.New("persistence: malformed fence of " + sc.String())
+		}
+		st.Epoch, st.Released = e, rel
+	}
+	lower, upper := sc.dataBounds()
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: upper})
+	if err != nil {
+		return st, err
+	}
+	st.HasData = it.First()
+	return st, it.Close()
+}
+
+// dataBounds covers every record of the scope but its fence.
+func (sc Scope) dataBounds() (lower, upper []byte) {
+	lower = sc.key(TableFence+1, nil)
+	_, upper = sc.scopeBounds()
+	return lower, upper
+}
+
+// Release raises a scope's fence by one epoch and marks it released, so
+// entries of the current activation are refused from then on. done gets
+// the new epoch.
+func (s *Store) Release(sc Scope, done func(epoch uint64, err error)) {
+	var epoch uint64
+	s.c.submit(&request{scope: sc, kind: reqRelease, done: func(err error) { done(epoch, err) }, out: &epoch})
+}
+
+// Export returns the scope's records (not its fence) with keys above after
+// (nil: from the first), stopping once maxBytes of keys and values are
+// collected. last is the key to continue after; done is true when nothing
+// remains.
+func (s *Store) Export(sc Scope, after []byte, maxBytes int) (recs []SnapshotRecord, last []byte, done bool, err error) {
+	lower, upper := sc.dataBounds()
+	if after != nil {
+		lower = append(sc.prefix(), after...)
+		lower = append(lower, 0)
+	}
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: upper})
+	if err != nil {
+		return nil, nil, false, err
+	}
+	defer it.Close()
+	prefixLen := len(sc.prefix())
+	size := 0
+	for ok := it.First(); ok; ok = it.Next() {
+		if size >= maxBytes {
+			return recs, last, false, it.Error()
+		}
+		k := it.Key()[prefixLen:]
+		recs = append(recs, SnapshotRecord{Table: Table(k[0]), Key: bytes.Clone(k[1:]), Value: bytes.Clone(it.Value())})
+		last = bytes.Clone(k)
+		size += len(k) + len(it.Value())
+	}
+	return recs, last, true, it.Error()
+}
+
+// Import writes one chunk of a scope handed off from another store. The
+// first chunk (first set) clears the scope; the last (final set) sets the
+// fence, live, at epoch, which must be above every epoch seen anywhere.
+// Until then the scope has no live fence here, so nothing serves it.
+func (s *Store) Import(sc Scope, recs []SnapshotRecord, first, final bool, epoch uint64, done func(error)) {
+	s.c.submit(&request{scope: sc, kind: reqImport, records: recs, first: first, final: final, epoch: epoch, done: done})
+}
+
+// Drop deletes a released scope's records, keeping its fence. It refuses
+// (ErrFenced) a scope that is not released.
+func (s *Store) Drop(sc Scope, done func(error)) {
+	s.c.submit(&request{scope: sc, kind: reqDrop, done: done})
+}

@@ -1,0 +1,139 @@
+package persistence
+
+import (
+	"fmt"
+	"testing"
+
+	"github.com/cockroachdb/pebble/v2/vfs"
+)
+
+func openMem(t *testing.T) *Store {
+	t.Helper()
+	s, err := Open("db", Options{FS: vfs.NewMem()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+func wait(t *testing.T, f func(done func(error))) error {
+	t.Helper()
+	ch := make(chan error, 1)
+	f(func(err error) { ch <- err })
+	return <-ch
+}
+
+// TestHandOffMovesAScope moves a scope between two stores in small chunks
+// and checks the source is fenced, the target is live above every epoch,
+// and the records arrive intact.
+func TestHandOffMovesAScope(t *testing.T) {
+	src, dst := openMem(t), openMem(t)
+	sc := Scope{Kind: KindChannel, ID: "moving"}
+	log := src.Log(sc)
+	if err := wait(t, func(d func(error)) { log.Fence(3, d) }); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 200 {
+		e := &Entry{Epoch: 3}
+		e.Put(TableMessage, U64(uint64(i+1)), []byte(fmt.Sprintf("message %d", i+1)))
+		e.Put(TableMeta, nil, []byte(fmt.Sprintf("meta %d", i+1)))
+		if err := wait(t, func(d func(error)) { log.Append(e, d) }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	st, err := src.State(sc)
+	if err != nil || !st.Live() || !st.HasData || st.Epoch != 3 {
+		t.Fatalf("source state %+v %v", st, err)
+	}
+
+	// 1. Release: the old activation's epoch is fenced out.
+	var released uint64
+	if err := wait(t, func(d func(error)) {
+		src.Release(sc, func(e uint64, err error) { released = e; d(err) })
+	}); err != nil || released != 4 {
+		t.Fatalf("release: epoch %d %v", released, err)
+	}
+	late := &Entry{Epoch: 3}
+	late.Put(TableMessage, U64(999), []byte("late"))
+	if err := wait(t, func(d func(error)) { log.Append(late, d) }); err != ErrFenced {
+		t.Fatalf("append after release: %v, want ErrFenced", err)
+	}
+	if st, _ := src.State(sc); st.Live() || !st.Released || !st.HasData {
+		t.Fatalf("released source state %+v", st)
+	}
+
+	// 2. Export in chunks of ~1 KiB, import them.
+	var after []byte
+	first, chunks := true, 0
+	for {
+		recs, last, done, err := src.Export(sc, after, 1024)
+		if err != nil {
+			t.Fatal(err)
+		}
+		chunks++
+		if err := wait(t, func(d func(error)) { dst.Import(sc, recs, first, done, released+1, d) }); err != nil {
+			t.Fatalf("import chunk %d: %v", chunks, err)
+		}
+		if !done {
+			if st, _ := dst.State(sc); st.Live() {
+				t.Fatal("target live before the last chunk")
+			}
+		}
+		first, after = false, last
+		if done {
+			break
+		}
+	}
+	if chunks < 3 {
+		t.Fatalf("only %d chunks: the test wants several", chunks)
+	}
+	st, _ = dst.State(sc)
+	if !st.Live() || st.Epoch != released+1 {
+		t.Fatalf("target state %+v", st)
+	}
+	got, err := dst.Log(sc).Scan(TableMessage, Range{})
+	if err != nil || len(got) != 200 || string(got[199].Value) != "message 200" {
+		t.Fatalf("target has %d messages (%v)", len(got), err)
+	}
+	if v, _ := dst.Log(sc).Get(TableMeta, nil); string(v) != "meta 200" {
+		t.Fatalf("target meta %q", v)
+	}
+
+	// 3. Drop the source's copy; its fence stays.
+	if err := wait(t, func(d func(error)) { src.Drop(sc, d) }); err != nil {
+		t.Fatal(err)
+	}
+	if st, _ := src.State(sc); st.HasData || !st.Released || st.Epoch != released {
+		t.Fatalf("dropped source %+v", st)
+	}
+	// Dropping a live scope is refused.
+	if err := wait(t, func(d func(error)) { dst.Drop(sc, d) }); err != ErrFenced {
+		t.Fatalf("drop of a live scope: %v", err)
+	}
+}
+
+// TestImportRestartsCleanly: an interrupted import (no final chunk) leaves
+// no live scope, and a new import's first chunk clears it.
+func TestImportRestartsCleanly(t *testing.T) {
+	s := openMem(t)
+	sc := Scope{Kind: KindUser, ID: "u"}
+	half := []SnapshotRecord{{Table: TableMessage, Key: U64(1), Value: []byte("stale")}}
+	if err := wait(t, func(d func(error)) { s.Import(sc, half, true, false, 0, d) }); err != nil {
+		t.Fatal(err)
+	}
+	if st, _ := s.State(sc); st.Live() || !st.HasData {
+		t.Fatalf("half import %+v", st)
+	}
+	full := []SnapshotRecord{{Table: TableMessage, Key: U64(2), Value: []byte("fresh")}}
+	if err := wait(t, func(d func(error)) { s.Import(sc, full, true, true, 9, d) }); err != nil {
+		t.Fatal(err)
+	}
+	recs, _ := s.Log(sc).Scan(TableMessage, Range{})
+	if len(recs) != 1 || string(recs[0].Value) != "fresh" {
+		t.Fatalf("after re-import %v", recs)
+	}
+	if e, _ := s.Log(sc).Epoch(); e != 9 {
+		t.Fatalf("epoch %d", e)
+	}
+}
