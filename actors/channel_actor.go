@@ -7,6 +7,7 @@ import (
 	"github.com/switchboard-chat/switchboard/actors/channel"
 	"github.com/switchboard-chat/switchboard/cluster"
 	"github.com/switchboard-chat/switchboard/cluster/clusterpb"
+	"github.com/switchboard-chat/switchboard/persistence"
 	"github.com/switchboard-chat/switchboard/protocol"
 )
 
@@ -33,8 +34,16 @@ func (a *channelActor) Receive(ctx actor.Context) {
 	switch m := ctx.Message().(type) {
 	case *actor.Started:
 		a.start(ctx)
+	case *releaseScope:
+		a.p.handOver(ctx, a.d.Store, persistence.Scope{Kind: persistence.KindChannel, ID: a.id}, m)
+	case stopNow:
+		ctx.Stop(ctx.Self())
 	case *clusterpb.Envelope:
 		a.processed++
+		if a.p.handingOver {
+			replyError(ctx, m.GetRequest(), protocol.Errorf(protocol.CodeUnavailable, "channel %s is moving to another node; retry", a.id))
+			return
+		}
 		if a.p.dead {
 			replyError(ctx, m.GetRequest(), protocol.Errorf(protocol.CodeUnavailable, "channel %s is restarting; retry", a.id))
 			return

@@ -88,7 +88,7 @@ func StartHost(d Deps) (*actor.PID, error) {
 	// message activates it afresh from the store.
 	stop := actor.NewOneForOneStrategy(0, 0, func(any) actor.Directive { return actor.StopDirective })
 	props := actor.PropsFromProducer(func() actor.Actor {
-		return &hostActor{d: &d, children: make(map[string]*child)}
+		return &hostActor{d: &d, children: make(map[string]*child), locating: make(map[string]*locating)}
 	}, actor.WithSupervisor(stop))
 	pid, err := d.Cluster.System().Root.SpawnNamed(props, cluster.HostName)
 	if err != nil {
@@ -105,7 +105,8 @@ func StartHost(d Deps) (*actor.PID, error) {
 // hostActor owns this node's activations.
 type hostActor struct {
 	d        *Deps
-	children map[string]*child // scope key → activation
+	children map[string]*child    // scope key → activation
+	locating map[string]*locating // scope key → locate in progress
 }
 
 type child struct {
@@ -114,6 +115,8 @@ type child struct {
 	// forwarded counts messages sent to the child; a child may passivate
 	// only once it has processed all of them.
 	forwarded uint64
+	// releasing is set once the child was asked to hand its scope over.
+	releasing bool
 }
 
 // passivate is sent by a child that has been idle.
@@ -150,6 +153,16 @@ func (h *hostActor) Receive(ctx actor.Context) {
 				break
 			}
 		}
+		for k, l := range h.locating {
+			if l.pid.Equal(m.Who) { // a locator that failed without reporting
+				h.onLocated(ctx, &located{key: k, err: protocol.Errorf(protocol.CodeUnavailable, "locating %s failed", k)})
+				break
+			}
+		}
+	case *released:
+		h.onReleased(ctx, m)
+	case *located:
+		h.onLocated(ctx, m)
 	case *gatewayGone:
 		for _, c := range h.children {
 			ctx.Send(c.pid, m)
@@ -181,6 +194,10 @@ func (h *hostActor) route(ctx actor.Context, env *clusterpb.Envelope) {
 		if req.DeadlineUnixMs > 0 && h.d.Clock().UnixMilli() > req.DeadlineUnixMs {
 			return // the caller has given up already
 		}
+		if req.Kind == clusterpb.Kind_KIND_NODE {
+			h.nodeOp(ctx, req)
+			return
+		}
 		kind, target = req.Kind, req.Target
 	case *clusterpb.Envelope_SessionsClosed:
 		kind, target = clusterpb.Kind_KIND_CHANNEL, b.SessionsClosed.Channel
@@ -193,17 +210,40 @@ func (h *hostActor) route(ctx actor.Context, env *clusterpb.Envelope) {
 		return
 	}
 	key := cluster.ScopeKey(kind, target)
+	req := env.GetRequest()
 	c := h.children[key]
+	if c != nil && c.releasing {
+		replyError(ctx, req, protocol.Errorf(protocol.CodeUnavailable, "%s is moving to another node; retry", target))
+		return
+	}
 	if c == nil {
-		if err := h.canActivate(kind, target); err != nil {
-			replyError(ctx, env.GetRequest(), err)
+		if l := h.locating[key]; l != nil {
+			if len(l.buffered) >= maxBuffered {
+				replyError(ctx, req, protocol.Errorf(protocol.CodeUnavailable, "%s is being located; retry", target))
+				return
+			}
+			l.buffered = append(l.buffered, env)
 			return
 		}
-		var err error
-		c, err = h.activate(ctx, kind, target, key)
+		if err := h.canActivate(kind, target); err != nil {
+			replyError(ctx, req, err)
+			return
+		}
+		st, err := h.d.Store.State(scopeOf(kind, target))
 		if err != nil {
+			replyError(ctx, req, protocol.Errorf(protocol.CodeUnavailable, "state of %s unreadable", target))
+			return
+		}
+		// A gateway-generated id on create is new everywhere: no locate.
+		fresh := req.Fresh && req.Op == protocol.OpChannelCreate && !st.HasData
+		if !st.Live() && !fresh {
+			l := h.locate(ctx, kind, target, key)
+			l.buffered = append(l.buffered, env)
+			return
+		}
+		if c, err = h.activate(ctx, kind, target, key); err != nil {
 			h.d.Logger.Error("activation failed", "scope", key, "err", err)
-			replyError(ctx, env.GetRequest(), protocol.Errorf(protocol.CodeUnavailable, "could not activate %s", target))
+			replyError(ctx, req, protocol.Errorf(protocol.CodeUnavailable, "could not activate %s", target))
 			return
 		}
 	}

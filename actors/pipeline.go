@@ -21,6 +21,9 @@ type pipeline struct {
 	durable uint64 // highest entry index known durable
 	fenced  bool   // the activation's fence is durable
 	dead    bool   // failed: the actor is stopping
+	// whenIdle runs once nothing waits (set when handing the scope over).
+	whenIdle    func()
+	handingOver bool
 }
 
 type queued struct {
@@ -81,7 +84,7 @@ func (p *pipeline) onCommitted(ctx actor.Context, m *committed) error {
 }
 
 func (p *pipeline) release(ctx actor.Context) {
-	if !p.fenced || p.dead {
+	if p.dead || (!p.fenced && !(p.handingOver && len(p.outbox) == 0)) {
 		return
 	}
 	n := 0
@@ -94,7 +97,31 @@ func (p *pipeline) release(ctx actor.Context) {
 	}
 	clear(p.outbox[:n])
 	p.outbox = p.outbox[n:]
+	if len(p.outbox) == 0 && p.whenIdle != nil {
+		fn := p.whenIdle
+		p.whenIdle = nil
+		fn()
+	}
 }
+
+// handOver answers nothing new (the caller checks handingOver), waits until
+// every queued output has gone (so every entry is durable), then releases
+// the scope's fence in store and reports to done; stop is posted to the
+// actor afterwards.
+func (p *pipeline) handOver(ctx actor.Context, store *persistence.Store, sc persistence.Scope, m *releaseScope) {
+	self, root := ctx.Self(), ctx.ActorSystem().Root
+	p.handingOver = true
+	p.whenIdle = func() {
+		store.Release(sc, func(epoch uint64, err error) {
+			m.done(epoch, err)
+			root.Send(self, stopNow{})
+		})
+	}
+	p.release(ctx)
+}
+
+// stopNow tells an actor that handed its scope over to stop.
+type stopNow struct{}
 
 // idle reports whether nothing waits.
 func (p *pipeline) idle() bool { return len(p.outbox) == 0 }

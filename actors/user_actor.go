@@ -8,6 +8,7 @@ import (
 	"github.com/switchboard-chat/switchboard/actors/user"
 	"github.com/switchboard-chat/switchboard/cluster"
 	"github.com/switchboard-chat/switchboard/cluster/clusterpb"
+	"github.com/switchboard-chat/switchboard/persistence"
 	"github.com/switchboard-chat/switchboard/protocol"
 )
 
@@ -49,10 +50,18 @@ func (a *userActor) Receive(ctx actor.Context) {
 		a.state.SetEpoch(epoch + 1)
 		a.p.start(ctx, log, epoch+1)
 		ctx.SetReceiveTimeout(a.d.PassivateAfter)
+	case *releaseScope:
+		a.p.handOver(ctx, a.d.Store, persistence.Scope{Kind: persistence.KindUser, ID: a.id}, m)
+	case stopNow:
+		ctx.Stop(ctx.Self())
 	case *clusterpb.Envelope:
 		a.processed++
 		req := m.GetRequest()
 		if req == nil {
+			return
+		}
+		if a.p.handingOver {
+			replyError(ctx, req, protocol.Errorf(protocol.CodeUnavailable, "user %s is moving to another node; retry", a.id))
 			return
 		}
 		if a.p.dead {

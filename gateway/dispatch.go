@@ -123,11 +123,17 @@ func (s *session) route(kind clusterpb.Kind, target, op string, args []byte, don
 // that started or stopped a watch updates the hub first, on the inbox
 // goroutine, before the reply is queued.
 func (s *session) call(id []byte, kind clusterpb.Kind, target, op string, args []byte) {
+	s.callReq(id, &clusterpb.Request{Kind: kind, Target: target, Op: op, Args: args})
+}
+
+func (s *session) callReq(id []byte, req *clusterpb.Request) {
 	if !s.acquire() {
 		return
 	}
 	start := time.Now()
-	s.route(kind, target, op, args, func(rep *clusterpb.Reply) {
+	kind, target, op := req.Kind, req.Target, req.Op
+	req.Caller = s.caller()
+	s.g.cl.Request(req, s.g.cfg.RequestTimeout, func(rep *clusterpb.Reply) {
 		s.release()
 		s.observe(op, rep, start)
 		if rep.Error == nil && kind == kindChannel {
@@ -220,16 +226,23 @@ func (s *session) connect(id []byte, args []byte) {
 	case <-s.ctx.Done():
 		return
 	}
-	if rep.Error != nil {
-		s.replyError(id, replyError(rep))
-		return
-	}
 	var u struct {
 		User protocol.User `json:"user"`
 	}
-	if err := json.Unmarshal(rep.Result, &u); err != nil {
-		s.replyError(id, protocol.Errorf(protocol.CodeInternal, "internal error"))
+	switch {
+	case rep.Error != nil && protocol.Code(rep.Error.Code) == protocol.CodeUnavailable:
+		// The user's node is down or the user is moving: the session is
+		// still good, its profile comes from the token's claims.
+		s.g.log.Info("connect without the user's profile", "user", userID, "err", rep.Error.Message)
+		u.User = protocol.User{ID: userID, Name: name, Image: image}
+	case rep.Error != nil:
+		s.replyError(id, replyError(rep))
 		return
+	default:
+		if err := json.Unmarshal(rep.Result, &u); err != nil {
+			s.replyError(id, protocol.Errorf(protocol.CodeInternal, "internal error"))
+			return
+		}
 	}
 	u.User.Admin = admin
 	u.User.Status = "online"
@@ -253,6 +266,7 @@ func (s *session) channelCreate(id, args []byte) {
 		return
 	}
 	target := a.ID
+	fresh := false
 	switch {
 	case a.Distinct:
 		if target != "" {
@@ -261,13 +275,14 @@ func (s *session) channelCreate(id, args []byte) {
 		}
 		target = channel.DistinctID(append(append([]string{}, a.Members...), s.user))
 	case target == "":
-		target = "ch-" + randomID()
+		target = "ch-" + randomID() + randomID()
+		fresh = true
 	}
 	if perr := s.checkID("id", target); perr != nil {
 		s.replyError(id, perr)
 		return
 	}
-	s.call(id, kindChannel, target, protocol.OpChannelCreate, args)
+	s.callReq(id, &clusterpb.Request{Kind: kindChannel, Target: target, Op: protocol.OpChannelCreate, Args: args, Fresh: fresh})
 }
 
 // fanout sends reqs concurrently and calls done once with every reply, in

@@ -104,6 +104,7 @@ func New(cfg Config, cl *cluster.Cluster, v *auth.Verifier) *Gateway {
 	g.ctx, g.cancel = context.WithCancel(context.Background())
 	g.hub = newHub(g)
 	cl.SetHandler(g.hub)
+	cl.OnChange(func(old, cur cluster.Member) { cl.Do(g.hub.viewChanged) })
 	return g
 }
 

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"time"
 
+	"github.com/switchboard-chat/switchboard/cluster"
 	"github.com/switchboard-chat/switchboard/cluster/clusterpb"
 	"github.com/switchboard-chat/switchboard/protocol"
 )
@@ -16,10 +17,49 @@ import (
 type hub struct {
 	g        *Gateway
 	channels map[string]map[*session]struct{}
+	// owners records, per watched channel, which activation served it
+	// when the watches were made; a different one has no watchers.
+	owners map[string]ownerRef
+}
+
+// ownerRef is one activation's home: a node in one life.
+type ownerRef struct {
+	node        string
+	incarnation int64
+	alive       bool
 }
 
 func newHub(g *Gateway) *hub {
-	return &hub{g: g, channels: make(map[string]map[*session]struct{})}
+	return &hub{g: g, channels: make(map[string]map[*session]struct{}), owners: make(map[string]ownerRef)}
+}
+
+func (h *hub) ownerOf(ch string) ownerRef {
+	v := h.g.cl.View()
+	name := cluster.Owner(v.Placement(), cluster.ScopeKey(kindChannel, ch))
+	m, _ := v.Member(name)
+	return ownerRef{node: name, incarnation: m.Meta.Incarnation, alive: m.State == cluster.StateAlive}
+}
+
+// viewChanged re-watches every channel whose owner is now another node,
+// or the same node in a new life (restarted after a crash): the new
+// activation does not know this gateway's sessions. Channels whose owner
+// is down are re-watched when it is back.
+func (h *hub) viewChanged() {
+	for ch, ss := range h.channels {
+		cur := h.ownerOf(ch)
+		old, ok := h.owners[ch]
+		if ok && cur.node == old.node && cur.incarnation == old.incarnation && (cur.alive || !old.alive) {
+			h.owners[ch] = cur
+			continue
+		}
+		h.owners[ch] = cur
+		if !cur.alive {
+			continue
+		}
+		for s := range ss {
+			h.rewatch(s, ch, 0)
+		}
+	}
 }
 
 // watch records that s watches ch from position seq on.
@@ -33,6 +73,9 @@ func (h *hub) watch(s *session, ch string, seq uint64) {
 		h.channels[ch] = ss
 	}
 	ss[s] = struct{}{}
+	if _, ok := h.owners[ch]; !ok {
+		h.owners[ch] = h.ownerOf(ch)
+	}
 	if seq > s.watching[ch] {
 		s.watching[ch] = seq
 	} else if _, ok := s.watching[ch]; !ok {
@@ -45,6 +88,7 @@ func (h *hub) unwatch(s *session, ch string) {
 		delete(ss, s)
 		if len(ss) == 0 {
 			delete(h.channels, ch)
+			delete(h.owners, ch)
 		}
 	}
 	delete(s.watching, ch)

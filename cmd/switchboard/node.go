@@ -50,7 +50,10 @@ type Config struct {
 	// Gateway tunes sessions; its Limits and Logger are set from the above.
 	Gateway        gateway.Config
 	PassivateAfter time.Duration
-	Logger         *slog.Logger
+	// DrainTimeout, when positive, makes Run drain the node (hand its
+	// sessions and scopes over) for up to this long before it closes.
+	DrainTimeout time.Duration
+	Logger       *slog.Logger
 	// FS replaces the OS filesystem for the store (tests).
 	FS vfs.FS
 }
@@ -187,6 +190,7 @@ func NewNode(cfg Config) (n *Node, err error) {
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, "ok") })
 	mux.HandleFunc("GET /readyz", n.readyz)
 	mux.HandleFunc("GET /v1/cluster", n.clusterInfo)
+	mux.HandleFunc("POST /v1/cluster/forget", n.forget)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(n.reg, promhttp.HandlerOpts{Registry: n.reg}))
 	n.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	n.ready.Store(true)
@@ -247,6 +251,14 @@ func (n *Node) Run(ctx context.Context) error {
 	go func() { errc <- n.srv.Serve(n.ln) }()
 	select {
 	case <-ctx.Done():
+		if n.cfg.DrainTimeout > 0 {
+			dctx, cancel := context.WithTimeout(context.Background(), n.cfg.DrainTimeout)
+			err := n.Drain(dctx)
+			cancel()
+			if err != nil {
+				n.log.Warn("drain", "err", err)
+			}
+		}
 		return n.Close()
 	case err := <-errc:
 		n.Close()
@@ -296,33 +308,78 @@ func (n *Node) readyz(w http.ResponseWriter, r *http.Request) {
 	fmt.Fprintln(w, "ready")
 }
 
-// clusterInfo serves GET /v1/cluster.
+// operator checks the operator API key, answering 401 when it is wrong.
+func (n *Node) operator(w http.ResponseWriter, r *http.Request) bool {
+	if n.cfg.APIKey == "" {
+		return true
+	}
+	got := strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer ")
+	if subtle.ConstantTimeCompare([]byte(got), []byte(n.cfg.APIKey)) == 1 {
+		return true
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusUnauthorized)
+	fmt.Fprintln(w, `{"error":{"code":"unauthenticated","message":"operator API key required"}}`)
+	return false
+}
+
+// clusterInfo serves GET /v1/cluster: every member this node knows of,
+// with its roles, state and (for alive hosts) active actor counts.
 func (n *Node) clusterInfo(w http.ResponseWriter, r *http.Request) {
-	if n.cfg.APIKey != "" {
-		got := strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer ")
-		if subtle.ConstantTimeCompare([]byte(got), []byte(n.cfg.APIKey)) != 1 {
-			http.Error(w, `{"error":{"code":"unauthenticated","message":"api key required"}}`, http.StatusUnauthorized)
-			return
-		}
+	if !n.operator(w, r) {
+		return
 	}
 	type member struct {
-		Name    string         `json:"name"`
-		Address string         `json:"address"`
-		HTTP    string         `json:"http,omitempty"`
-		Remote  string         `json:"remote"`
-		Roles   []cluster.Role `json:"roles"`
-		State   cluster.State  `json:"state"`
-		Self    bool           `json:"self,omitempty"`
+		Name     string         `json:"name"`
+		Address  string         `json:"address"`
+		HTTP     string         `json:"http,omitempty"`
+		Remote   string         `json:"remote"`
+		Roles    []cluster.Role `json:"roles"`
+		State    cluster.State  `json:"state"`
+		Draining bool           `json:"draining,omitempty"`
+		Channels *int           `json:"channels"`
+		Users    *int           `json:"users,omitempty"`
+		Since    *time.Time     `json:"since,omitempty"`
+		Self     bool           `json:"self,omitempty"`
 	}
 	var out struct {
-		Node    string   `json:"node"`
-		Members []member `json:"members"`
+		Node      string   `json:"node"`
+		Members   []member `json:"members"`
+		Placement []string `json:"placement"`
 	}
+	ctx, cancel := context.WithTimeout(r.Context(), 3*time.Second)
+	defer cancel()
+	stats := n.nodeStats(ctx)
+	v := n.cl.View()
 	out.Node = n.cl.Name()
-	for _, m := range n.cl.View().Members() {
-		out.Members = append(out.Members, member{Name: m.Name, Address: m.Gossip, HTTP: m.Meta.HTTP, Remote: m.Meta.Remote,
-			Roles: m.Meta.Roles, State: m.State, Self: m.Name == n.cl.Name()})
+	out.Placement = v.Placement()
+	for _, m := range v.Members() {
+		mm := member{Name: m.Name, Address: m.Gossip, HTTP: m.Meta.HTTP, Remote: m.Meta.Remote, Roles: m.Meta.Roles,
+			State: m.State, Draining: m.Meta.Draining, Self: m.Name == n.cl.Name()}
+		if s := stats[m.Name]; s != nil {
+			mm.Channels, mm.Users = &s.Channels, &s.Users
+		}
+		if !m.Since.IsZero() {
+			since := m.Since.UTC()
+			mm.Since = &since
+		}
+		out.Members = append(out.Members, mm)
 	}
 	w.Header().Set("Content-Type", "application/json")
 	_ = json.NewEncoder(w).Encode(out)
+}
+
+// forget serves POST /v1/cluster/forget?node=NAME: a dead host leaves
+// placement for good (its data is lost in stage 1).
+func (n *Node) forget(w http.ResponseWriter, r *http.Request) {
+	if !n.operator(w, r) {
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if err := n.cl.Forget(r.URL.Query().Get("node")); err != nil {
+		w.WriteHeader(http.StatusBadRequest)
+		_ = json.NewEncoder(w).Encode(map[string]any{"error": map[string]string{"code": "bad_request", "message": err.Error()}})
+		return
+	}
+	fmt.Fprintln(w, `{}`)
 }

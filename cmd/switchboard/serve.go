@@ -42,6 +42,7 @@ func serveFlags(fs *flag.FlagSet) (*Config, func() error) {
 	fs.IntVar(&cfg.Gateway.QueueBytes, "queue-bytes", 4<<20, "bytes a session's outbound queue holds before the session is dropped as slow")
 	fs.IntVar(&cfg.Gateway.MaxSessions, "max-sessions", 100000, "sessions this node accepts")
 	fs.DurationVar(&cfg.PassivateAfter, "passivate-after", 2*time.Minute, "idle time after which an actor with no watchers leaves memory")
+	fs.DurationVar(&cfg.DrainTimeout, "drain-timeout", time.Minute, "on SIGTERM, how long to hand sessions and channels over before exiting (0: exit at once)")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	logFormat := fs.String("log-format", "text", "text or json")
 	return cfg, func() error {

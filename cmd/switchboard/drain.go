@@ -1,0 +1,150 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"sync"
+	"time"
+
+	"github.com/switchboard-chat/switchboard/actors"
+	"github.com/switchboard-chat/switchboard/cluster"
+	"github.com/switchboard-chat/switchboard/cluster/clusterpb"
+	"github.com/switchboard-chat/switchboard/persistence"
+)
+
+// Drain takes the node out of service without losing anything:
+//
+//  1. a gateway closes its sessions with "reconnect elsewhere" (4001);
+//  2. a host gossips that it is draining, which takes it out of placement,
+//     and asks the new owner of every scope it holds to pull it (the owner
+//     locates the scope, this node releases it, and the records move);
+//  3. once it holds nothing live, it leaves the cluster for good.
+//
+// If ctx ends before every scope moved, the node does not leave: it stays a
+// known host, so the scopes it still holds answer unavailable (and are
+// never served empty elsewhere) until it comes back.
+func (n *Node) Drain(ctx context.Context) error {
+	n.ready.Store(false)
+	if n.gw != nil {
+		if err := n.gw.Drain(ctx); err != nil {
+			n.log.Warn("closing sessions for drain", "err", err)
+		}
+	}
+	if !n.host {
+		return n.cl.Leave(5 * time.Second)
+	}
+	if err := n.cl.SetDraining(true); err != nil {
+		n.log.Warn("announcing drain", "err", err)
+	}
+	left, err := n.handOverAll(ctx)
+	if err != nil {
+		n.log.Error("drain incomplete: not leaving the cluster", "scopes_left", left, "err", err)
+		return err
+	}
+	n.log.Info("drained: every scope handed over; leaving the cluster")
+	return n.cl.Leave(5 * time.Second)
+}
+
+// handOverAll asks the new owners to pull every live scope of this node,
+// a few at a time, until none is left or ctx ends.
+func (n *Node) handOverAll(ctx context.Context) (int, error) {
+	for attempt := 0; ; attempt++ {
+		var scopes []persistence.Scope
+		for _, kind := range []persistence.Kind{persistence.KindChannel, persistence.KindUser} {
+			err := n.store.Scopes(kind, func(id string, _ uint64) bool {
+				sc := persistence.Scope{Kind: kind, ID: id}
+				if st, err := n.store.State(sc); err == nil && st.Live() {
+					scopes = append(scopes, sc)
+				}
+				return true
+			})
+			if err != nil {
+				return -1, err
+			}
+		}
+		if len(scopes) == 0 {
+			return 0, nil
+		}
+		n.log.Info("handing scopes over", "scopes", len(scopes), "round", attempt+1)
+		n.pullAll(ctx, scopes)
+		if ctx.Err() != nil {
+			return len(scopes), ctx.Err()
+		}
+		if attempt > 0 {
+			// Something refused; give views time to agree before retrying.
+			select {
+			case <-time.After(200 * time.Millisecond):
+			case <-ctx.Done():
+				return len(scopes), ctx.Err()
+			}
+		}
+	}
+}
+
+// pullAll sends OpPull for each scope to its new owner, 16 at a time.
+func (n *Node) pullAll(ctx context.Context, scopes []persistence.Scope) {
+	sem := make(chan struct{}, 16)
+	var wg sync.WaitGroup
+	for _, sc := range scopes {
+		select {
+		case sem <- struct{}{}:
+		case <-ctx.Done():
+			wg.Wait()
+			return
+		}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			kind := clusterpb.Kind_KIND_CHANNEL
+			if sc.Kind == persistence.KindUser {
+				kind = clusterpb.Kind_KIND_USER
+			}
+			owner := cluster.Owner(n.cl.View().Placement(), cluster.ScopeKey(kind, sc.ID))
+			if owner == "" || owner == n.cl.Name() {
+				return
+			}
+			args, _ := json.Marshal(actors.ScopeArgs{Kind: kind, ID: sc.ID})
+			done := make(chan *clusterpb.Reply, 1)
+			n.cl.RequestNode(owner, &clusterpb.Request{Kind: clusterpb.Kind_KIND_NODE, Target: owner, Op: actors.OpPull, Args: args},
+				30*time.Second, func(r *clusterpb.Reply) { done <- r })
+			select {
+			case r := <-done:
+				if r.Error != nil {
+					n.log.Debug("pull refused", "scope", sc, "owner", owner, "err", r.Error.Message)
+				}
+			case <-ctx.Done():
+			}
+		})
+	}
+	wg.Wait()
+}
+
+// nodeStats asks every alive host for its active actor counts.
+func (n *Node) nodeStats(ctx context.Context) map[string]*actors.ActiveCountResult {
+	out := map[string]*actors.ActiveCountResult{}
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for _, m := range n.cl.View().Members() {
+		if !m.IsHost() || m.State != cluster.StateAlive {
+			continue
+		}
+		wg.Go(func() {
+			done := make(chan *clusterpb.Reply, 1)
+			n.cl.RequestNode(m.Name, &clusterpb.Request{Kind: clusterpb.Kind_KIND_NODE, Target: m.Name, Op: actors.OpStats},
+				2*time.Second, func(r *clusterpb.Reply) { done <- r })
+			var r *clusterpb.Reply
+			select {
+			case r = <-done:
+			case <-ctx.Done():
+				return
+			}
+			var res actors.ActiveCountResult
+			if r.Error == nil && json.Unmarshal(r.Result, &res) == nil {
+				mu.Lock()
+				out[m.Name] = &res
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	return out
+}
