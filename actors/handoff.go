@@ -137,7 +137,7 @@ func (h *hostActor) release(ctx actor.Context, req *clusterpb.Request, a ScopeAr
 		replyJSON(ctx, req, releaseResult{Found: st.HasData, Epoch: st.Epoch})
 		return
 	}
-	if owner := cluster.Owner(v.Placement(), key); owner != asker.Name || asker.Name == "" {
+	if owner := h.d.Cluster.OwnerOf(a.Kind, a.ID); owner != asker.Name || asker.Name == "" {
 		replyError(ctx, req, protocol.Errorf(protocol.CodeUnavailable, "%s: node %s owns it in this node's view, not %s", key, owner, asker.Name))
 		return
 	}

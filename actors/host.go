@@ -258,8 +258,7 @@ func (h *hostActor) canActivate(kind clusterpb.Kind, target string) *protocol.Er
 	if target == "" || len(target) > persistence.MaxIDLen {
 		return protocol.Errorf(protocol.CodeBadRequest, "invalid id %q", target)
 	}
-	v := h.d.Cluster.View()
-	if owner := cluster.Owner(v.Placement(), cluster.ScopeKey(kind, target)); owner != h.d.Cluster.Name() {
+	if owner := h.d.Cluster.OwnerOf(kind, target); owner != h.d.Cluster.Name() {
 		return protocol.Errorf(protocol.CodeUnavailable, "%s is served by node %s", target, owner)
 	}
 	if len(h.children) >= h.d.MaxActors {

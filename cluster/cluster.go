@@ -20,6 +20,7 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/asynkron/protoactor-go/remote"
 	"github.com/hashicorp/memberlist"
+	"github.com/switchboard-chat/switchboard/cluster/clusterpb"
 )
 
 // Detection is a failure-detection preset.
@@ -60,7 +61,11 @@ type Config struct {
 	MaxPending int
 	// Registry keeps the known-hosts registry on disk (nil: memory only).
 	Registry RegistryStore
-	Logger   *slog.Logger
+	// ClaimScopes is fault injection for tests: this node believes it owns
+	// these scope keys ("c/<channel>") whatever placement says, as a node
+	// with a partitioned membership view would. Never set it in production.
+	ClaimScopes []string
+	Logger      *slog.Logger
 }
 
 func (c *Config) withDefaults() {
@@ -245,6 +250,15 @@ func (c *Cluster) System() *actor.ActorSystem { return c.system }
 
 // View returns the current membership snapshot.
 func (c *Cluster) View() *View { return c.view.Load() }
+
+// OwnerOf returns the node that owns a scope in this node's view.
+func (c *Cluster) OwnerOf(kind clusterpb.Kind, id string) string {
+	key := ScopeKey(kind, id)
+	if slices.Contains(c.cfg.ClaimScopes, key) {
+		return c.cfg.Name
+	}
+	return Owner(c.View().Placement(), key)
+}
 
 // HasRole reports whether this node has role r.
 func (c *Cluster) HasRole(r Role) bool { return c.meta.has(r) }

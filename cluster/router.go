@@ -48,8 +48,7 @@ func unavailable(id uint64, format string, args ...any) *clusterpb.Reply {
 // owner's connection drops, or timeout passes. done runs on a cluster
 // goroutine and must not block.
 func (c *Cluster) Request(req *clusterpb.Request, timeout time.Duration, done func(*clusterpb.Reply)) {
-	v := c.View()
-	owner := Owner(v.Placement(), ScopeKey(req.Kind, req.Target))
+	owner := c.OwnerOf(req.Kind, req.Target)
 	if owner == "" {
 		done(unavailable(0, "no host node is available"))
 		return
@@ -88,8 +87,7 @@ func (c *Cluster) Notify(req *clusterpb.Request) {
 // SendToOwner sends env to the host actor of the node that owns a scope.
 // It is dropped when that node is down.
 func (c *Cluster) SendToOwner(kind clusterpb.Kind, target string, env *clusterpb.Envelope) {
-	v := c.View()
-	m, ok := v.Member(Owner(v.Placement(), ScopeKey(kind, target)))
+	m, ok := c.View().Member(c.OwnerOf(kind, target))
 	if !ok || m.State == StateDead || m.State == StateLeft {
 		return
 	}

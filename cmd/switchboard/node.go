@@ -25,6 +25,7 @@ import (
 	"github.com/switchboard-chat/switchboard/actors/channel"
 	"github.com/switchboard-chat/switchboard/actors/user"
 	"github.com/switchboard-chat/switchboard/cluster"
+	"github.com/switchboard-chat/switchboard/cluster/clusterpb"
 	"github.com/switchboard-chat/switchboard/gateway"
 	"github.com/switchboard-chat/switchboard/gateway/auth"
 	"github.com/switchboard-chat/switchboard/persistence"
@@ -56,6 +57,8 @@ type Config struct {
 	Logger       *slog.Logger
 	// FS replaces the OS filesystem for the store (tests).
 	FS vfs.FS
+	// ClaimChannels is fault injection for tests (see cluster.Config).
+	ClaimChannels []string
 }
 
 // Node is one Switchboard node: its store, cluster membership, actors and
@@ -157,6 +160,7 @@ func NewNode(cfg Config) (n *Node, err error) {
 		ClusterName: cfg.ClusterName,
 		Detection:   cfg.Detection,
 		Registry:    registryStore(n.store),
+		ClaimScopes: claimKeys(cfg.ClaimChannels),
 		Logger:      n.log,
 	})
 	if err != nil {
@@ -217,6 +221,14 @@ func nodeName(cfg Config) (string, error) {
 		return "", fmt.Errorf("store node name: %w", err)
 	}
 	return name, nil
+}
+
+func claimKeys(channels []string) []string {
+	var keys []string
+	for _, ch := range channels {
+		keys = append(keys, cluster.ScopeKey(clusterpb.Kind_KIND_CHANNEL, ch))
+	}
+	return keys
 }
 
 // storeRegistry keeps the cluster registry in the node's store.
