@@ -207,3 +207,42 @@ func TestDeletePermissions(t *testing.T) {
 		})
 	}
 }
+
+// TestDeletedChannelIsGone checks that after a soft delete every op on the
+// channel answers not_found, for its owner, its members and admins alike,
+// and writes nothing, before and after a restart.
+func TestDeletedChannelIsGone(t *testing.T) {
+	h := roles(t, protocol.TypeStandard)
+	msg := h.send("alice", "c1", "hello")
+	ok[protocol.ChannelResult](h, caller("alice"), protocol.OpChannelDelete, `{"channel":"general"}`)
+	ops := []struct {
+		op   string
+		args any
+	}{
+		{protocol.OpChannelGet, `{"channel":"general"}`},
+		{protocol.OpChannelUpdate, `{"channel":"general","name":"x"}`},
+		{protocol.OpChannelDelete, `{"channel":"general"}`},
+		{protocol.OpChannelJoin, `{"channel":"general"}`},
+		{protocol.OpChannelWatch, `{"channel":"general","since_seq":0}`},
+		{protocol.OpChannelLeave, `{"channel":"general"}`},
+		{protocol.OpMessageSend, `{"channel":"general","client_id":"c2","text":"x"}`},
+		{protocol.OpMessageSend, `{"channel":"general","client_id":"c1","text":"hello"}`},
+		{protocol.OpMessageEdit, map[string]any{"channel": channelID, "message_id": msg.ID, "text": "y"}},
+		{protocol.OpMessageDelete, map[string]any{"channel": channelID, "message_id": msg.ID}},
+		{protocol.OpMessagesHistory, `{"channel":"general"}`},
+		{OpSummary, nil},
+	}
+	for round := 0; round < 2; round++ {
+		for _, c := range []Caller{caller("alice"), caller("bob"), caller("carol"), admin("root")} {
+			for _, o := range ops {
+				h.fail(c, o.op, o.args, protocol.CodeNotFound)
+			}
+			h.fail(c, protocol.OpChannelCreate, `{"type":"standard"}`, protocol.CodeInvalidState)
+			// Unwatching is always possible and changes nothing durable.
+			if eff := h.do(c, protocol.OpChannelUnwatch, `{"channel":"general"}`); eff.Err != nil || eff.Entry != nil {
+				t.Fatalf("unwatch: err=%v entry=%v", eff.Err, eff.Entry != nil)
+			}
+		}
+		h.reload()
+	}
+}

@@ -177,9 +177,6 @@ func (s *State) handleSend(c Caller, args json.RawMessage, now time.Time) (any, 
 		}
 		return protocol.MessageResult{Message: s.viewMessage(c, m)}, nil
 	}
-	if s.meta.Channel.Deleted {
-		return nil, protocol.Errorf(protocol.CodeNotFound, "channel %s was deleted", s.id)
-	}
 	m, perr := s.mustMember(c.User)
 	if perr != nil {
 		return nil, perr
@@ -256,9 +253,6 @@ func (s *State) handleEdit(c Caller, args json.RawMessage, now time.Time) (any, 
 	if err := checkObject("metadata", a.Metadata, l.MaxDataBytes); err != nil {
 		return nil, err
 	}
-	if s.meta.Channel.Deleted {
-		return nil, protocol.Errorf(protocol.CodeNotFound, "channel %s was deleted", s.id)
-	}
 	old, perr := s.findMessage(a.MessageID)
 	if perr != nil {
 		return nil, perr
@@ -293,9 +287,6 @@ func (s *State) handleMessageDelete(c Caller, args json.RawMessage, now time.Tim
 	var a protocol.MessageRef
 	if err := protocol.DecodeArgs(args, &a); err != nil {
 		return nil, err
-	}
-	if s.meta.Channel.Deleted {
-		return nil, protocol.Errorf(protocol.CodeNotFound, "channel %s was deleted", s.id)
 	}
 	old, perr := s.findMessage(a.MessageID)
 	if perr != nil {

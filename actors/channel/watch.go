@@ -141,9 +141,6 @@ func (s *State) handleJoin(c Caller, args json.RawMessage, now time.Time) (any, 
 	if err := protocol.DecodeArgs(args, &a); err != nil {
 		return nil, err
 	}
-	if s.meta.Channel.Deleted {
-		return nil, protocol.Errorf(protocol.CodeNotFound, "channel %s was deleted", s.id)
-	}
 	m, perr := s.mustMember(c.User)
 	if perr != nil {
 		return nil, perr
@@ -192,9 +189,6 @@ func (s *State) handleWatch(c Caller, args json.RawMessage, _ time.Time) (any, *
 	var a protocol.WatchArgs
 	if err := protocol.DecodeArgs(args, &a); err != nil {
 		return nil, err
-	}
-	if s.meta.Channel.Deleted {
-		return nil, protocol.Errorf(protocol.CodeNotFound, "channel %s was deleted", s.id)
 	}
 	m, perr := s.mustMember(c.User)
 	if perr != nil {
