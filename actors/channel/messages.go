@@ -129,12 +129,9 @@ type messageEvent struct {
 	Actor   string            `json:"actor,omitempty"`
 }
 
-// validateSend checks a send's arguments.
+// validateSend checks a send's arguments other than its client id.
 func (s *State) validateSend(a *protocol.SendArgs) *protocol.Error {
 	l := s.cfg.Limits
-	if err := checkID("client_id", a.ClientID, l.MaxIDLen); err != nil {
-		return err
-	}
 	if a.Type == "" {
 		a.Type = protocol.MessageText
 	}
@@ -164,10 +161,13 @@ func (s *State) handleSend(c Caller, args json.RawMessage, now time.Time) (any, 
 	if err := protocol.DecodeArgs(args, &a); err != nil {
 		return nil, err
 	}
-	if err := s.validateSend(&a); err != nil {
+	if err := checkID("client_id", a.ClientID, s.cfg.Limits.MaxIDLen); err != nil {
 		return nil, err
 	}
-	// A resend returns the original, whatever has changed since.
+	// A resend returns the original, whatever it says and whatever has
+	// changed since: it is looked up before the rest is validated, so a
+	// retry never fails on content the first attempt was accepted with
+	// (or on limits lowered in between).
 	if seg, ok, err := s.idemSegment(c.User, a.ClientID); err != nil {
 		return nil, internal(err)
 	} else if ok {
@@ -176,6 +176,9 @@ func (s *State) handleSend(c Caller, args json.RawMessage, now time.Time) (any, 
 			return nil, protocol.Errorf(protocol.CodeInternal, "message of client_id %q is missing", a.ClientID)
 		}
 		return protocol.MessageResult{Message: s.viewMessage(c, m)}, nil
+	}
+	if err := s.validateSend(&a); err != nil {
+		return nil, err
 	}
 	m, perr := s.mustMember(c.User)
 	if perr != nil {
