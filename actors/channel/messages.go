@@ -187,6 +187,18 @@ func (s *State) handleSend(c Caller, args json.RawMessage, now time.Time) (any, 
 	if err := s.canSend(c, m); err != nil {
 		return nil, err
 	}
+	var parent *protocol.Message
+	if a.ParentID != "" {
+		p, perr := s.findMessage(a.ParentID)
+		if perr != nil {
+			return nil, perr
+		}
+		if p.ParentID != "" {
+			// Threads are one level deep, so parent_id finds all of one.
+			return nil, badRequest("message %s is a reply; reply to its parent %s", a.ParentID, p.ParentID)
+		}
+		parent = p
+	}
 
 	seg := s.meta.Channel.LastSegment + 1
 	msg := &protocol.Message{
@@ -199,6 +211,7 @@ func (s *State) handleSend(c Caller, args json.RawMessage, now time.Time) (any, 
 		Data:      compactObject(a.Data),
 		Metadata:  compactObject(a.Metadata),
 		Tags:      a.Tags,
+		ParentID:  a.ParentID,
 		ClientID:  a.ClientID,
 		CreatedAt: protocol.At(now),
 	}
@@ -206,6 +219,11 @@ func (s *State) handleSend(c Caller, args json.RawMessage, now time.Time) (any, 
 	s.meta.Channel.MessageCount++
 	s.meta.Channel.LastActivity = protocol.At(now)
 	s.putMessage(msg)
+	if parent != nil {
+		p := cloneMessage(parent)
+		p.ReplyCount++
+		s.putMessage(p)
+	}
 	s.entry().Put(persistence.TableIdem, idemStoreKey(c.User, a.ClientID), persistence.U64(seg))
 	s.idem.write(idemKey{c.User, a.ClientID}, seg, s.cur.Index)
 	if isMember(m) {
