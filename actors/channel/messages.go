@@ -415,16 +415,17 @@ func (s *State) page(q pageQuery) ([]*protocol.Message, bool, error) {
 	// Walk segments from one end; every segment in [1, LastSegment] holds
 	// a message, so the walk is by segment, served by the cache or by
 	// store reads of chunks of misses.
-	seg, step := hi, -1
+	w := pageWalk{s: s, step: -1, lo: lo, hi: hi, chunk: q.limit + 1}
+	seg := hi
 	if q.forward {
-		seg, step = lo, 1
+		seg, w.step = lo, 1
 	}
 	inRange := func(x uint64) bool { return x >= lo && x <= hi && x != 0 }
 	for inRange(seg) && len(out) <= q.limit {
 		if scanned >= maxScanned {
 			return finishPage(out, q), true, nil
 		}
-		m, err := s.pageMessage(seg, step, lo, hi)
+		m, err := w.message(seg)
 		if err != nil {
 			return nil, false, err
 		}
@@ -432,7 +433,7 @@ func (s *State) page(q pageQuery) ([]*protocol.Message, bool, error) {
 		if m != nil && (q.filter == nil || q.filter(m)) {
 			out = append(out, m)
 		}
-		seg = uint64(int64(seg) + int64(step))
+		seg = uint64(int64(seg) + int64(w.step))
 	}
 	more := len(out) > q.limit
 	if more {
@@ -449,50 +450,69 @@ func finishPage(out []*protocol.Message, q pageQuery) []*protocol.Message {
 	return out
 }
 
-// pageMessage returns the message at seg for a page walk. On a cache miss it
-// reads a chunk of the store in the walk's direction and caches it, so a
-// cold page costs one range scan, not one read per message.
-func (s *State) pageMessage(seg uint64, step int, lo, hi uint64) (*protocol.Message, error) {
-	if m, ok := s.msgs.get(seg); ok {
+// Bounds of the store chunks a page walk reads.
+const (
+	minPageChunk = 16
+	maxPageChunk = 1024
+)
+
+// pageWalk reads the messages of one page walk. On a cache miss it reads a
+// chunk of the store in the walk's direction and keeps it for the rest of
+// the walk, so a cold page costs a range scan or two, not one read per
+// message. The chunk is kept here, not only in the cache: the cache may be
+// smaller than a chunk, and then it would evict the chunk as it stored it.
+type pageWalk struct {
+	s      *State
+	step   int
+	lo, hi uint64
+	chunk  int // size of the next chunk; it doubles as the walk goes on
+	read   map[uint64]*protocol.Message
+}
+
+func (w *pageWalk) message(seg uint64) (*protocol.Message, error) {
+	// The cache first: it holds every record not yet durable.
+	if m, ok := w.s.msgs.get(seg); ok {
 		return m, nil
 	}
-	const chunk = 100
-	r := persistence.Range{Limit: chunk}
-	if step > 0 {
+	if m, ok := w.read[seg]; ok {
+		return m, nil
+	}
+	n := min(max(w.chunk, minPageChunk), maxPageChunk)
+	w.chunk = n * 2
+	r := persistence.Range{Limit: n}
+	if w.step > 0 {
 		r.After = persistence.U64(seg - 1)
-		r.Before = persistence.U64(hi + 1)
+		r.Before = persistence.U64(w.hi + 1)
 	} else {
 		r.Reverse = true
 		r.Before = persistence.U64(seg + 1)
-		if lo > 1 {
-			r.After = persistence.U64(lo - 1)
+		if w.lo > 1 {
+			r.After = persistence.U64(w.lo - 1)
 		}
 	}
-	recs, err := s.log.Scan(persistence.TableMessage, r)
+	recs, err := w.s.log.Scan(persistence.TableMessage, r)
 	if err != nil {
 		return nil, err
 	}
-	var found *protocol.Message
+	w.read = make(map[uint64]*protocol.Message, len(recs))
 	for _, rec := range recs {
 		k, _ := persistence.ParseU64(rec.Key)
-		if s.msgs.isDirty(k) {
+		if w.s.msgs.isDirty(k) {
 			continue // the cache holds a newer version
 		}
 		m, err := decodeMessage(rec.Value)
 		if err != nil {
 			return nil, err
 		}
-		if _, ok := s.msgs.get(k); !ok {
-			s.msgs.put(k, m)
-		}
-		if k == seg {
-			found = m
+		w.read[k] = m
+		if _, ok := w.s.msgs.get(k); !ok {
+			w.s.msgs.put(k, m)
 		}
 	}
-	if c, ok := s.msgs.get(seg); ok {
-		return c, nil
+	if m, ok := w.s.msgs.get(seg); ok {
+		return m, nil
 	}
-	return found, nil
+	return w.read[seg], nil
 }
 
 // viewMessage is a message as the caller sees it.
