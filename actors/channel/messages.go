@@ -360,6 +360,9 @@ func (s *State) handleHistory(c Caller, args json.RawMessage, _ time.Time) (any,
 		}
 		limit = *a.Limit
 	}
+	if err := checkText("search", a.Search, l.MaxNameLen); err != nil {
+		return nil, err
+	}
 	m, perr := s.mustMember(c.User)
 	if perr != nil {
 		return nil, perr
@@ -374,12 +377,22 @@ func (s *State) handleHistory(c Caller, args json.RawMessage, _ time.Time) (any,
 	if a.Before != nil {
 		q.before = *a.Before
 	}
+	var thread func(*protocol.Message) bool
 	switch {
 	case a.ParentID != "":
 		parent := a.ParentID
-		q.filter = func(m *protocol.Message) bool { return m.ParentID == parent }
+		thread = func(m *protocol.Message) bool { return m.ParentID == parent }
 	case a.TopLevel:
-		q.filter = func(m *protocol.Message) bool { return m.ParentID == "" }
+		thread = func(m *protocol.Message) bool { return m.ParentID == "" }
+	}
+	q.filter = thread
+	if a.Search != "" {
+		// A case-insensitive substring of the text; deleted messages
+		// have no text left to match.
+		needle := strings.ToLower(a.Search)
+		q.filter = func(m *protocol.Message) bool {
+			return (thread == nil || thread(m)) && !m.Deleted && strings.Contains(strings.ToLower(m.Text), needle)
+		}
 	}
 	msgs, more, err := s.page(q)
 	if err != nil {

@@ -3,6 +3,7 @@ package channel
 import (
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/switchboard-chat/switchboard/protocol"
@@ -103,4 +104,38 @@ func TestHistoryThreads(t *testing.T) {
 	if th := h.history(caller("bob"), map[string]any{"parent_id": top.ID}); len(th.Messages) != 0 || th.HasMore {
 		t.Errorf("thread without replies: %v", segments(th.Messages))
 	}
+}
+
+func TestHistorySearch(t *testing.T) {
+	h := newHarness(t, func(c *Config) { c.MessageCache = 2 })
+	h.create("alice", protocol.TypeStandard, nil)
+	texts := []string{"Hello world", "nothing", "say HELLO", "hello again", "bye", "hello, deleted"}
+	var ids []string
+	for i, text := range texts {
+		ids = append(ids, h.send("alice", fmt.Sprint("c", i), text).ID)
+	}
+	ok[messageResult](h, caller("alice"), protocol.OpMessageDelete, map[string]any{"channel": channelID, "message_id": ids[5]})
+	h.reply("alice", "r", ids[0]) // "re: 1-…" does not match
+	ok[messageResult](h, caller("alice"), protocol.OpMessageSend, map[string]any{"channel": channelID, "client_id": "r2", "text": "hello in a thread", "parent_id": ids[0]})
+	h.reload()
+	tests := []struct {
+		args map[string]any
+		want []uint64
+		more bool
+	}{
+		{map[string]any{"search": "hello"}, []uint64{1, 3, 4, 8}, false},
+		{map[string]any{"search": "HeLLo", "limit": 2}, []uint64{4, 8}, true},
+		{map[string]any{"search": "hello", "limit": 2, "before": 4}, []uint64{1, 3}, false},
+		{map[string]any{"search": "hello", "after": 1, "limit": 1}, []uint64{3}, true},
+		{map[string]any{"search": "hello", "top_level": true}, []uint64{1, 3, 4}, false},
+		{map[string]any{"search": "hello", "parent_id": ids[0]}, []uint64{8}, false},
+		{map[string]any{"search": "zebra"}, nil, false},
+	}
+	for _, tt := range tests {
+		r := h.history(caller("bob"), tt.args)
+		if got := segments(r.Messages); !slices.Equal(got, tt.want) || r.HasMore != tt.more {
+			t.Errorf("%v: %v has_more=%v, want %v has_more=%v", tt.args, got, r.HasMore, tt.want, tt.more)
+		}
+	}
+	h.fail(caller("bob"), protocol.OpMessagesHistory, map[string]any{"channel": channelID, "search": strings.Repeat("s", 201)}, protocol.CodeTooLong)
 }
