@@ -166,8 +166,9 @@ func (h *harness) do(c Caller, op string, args any) *Effects {
 	lastSeq := h.s.LastSeq()
 	eff := h.s.Handle(Command{Op: op, Args: encodeArgs(h.t, args), Caller: c}, h.now)
 	if eff.Err != nil {
-		if eff.Entry != nil || len(eff.Events) > 0 || eff.Result != nil {
-			h.t.Fatalf("%s refused with %v but produced entry=%v events=%d result=%s", op, eff.Err, eff.Entry != nil, len(eff.Events), eff.Result)
+		if eff.Entry != nil || len(eff.Events) > 0 || eff.Result != nil || eff.Index != 0 ||
+			len(eff.Watch) > 0 || len(eff.Notices) > 0 || eff.Watching || eff.Unwatching {
+			h.t.Fatalf("%s refused with %v but produced effects %+v", op, eff.Err, eff)
 		}
 		if after := fingerprint(h.s); after != before {
 			h.t.Fatalf("%s refused with %v but changed the state:\nbefore %s\nafter  %s", op, eff.Err, before, after)

@@ -241,3 +241,23 @@ func TestResumePending(t *testing.T) {
 		})
 	}
 }
+
+// TestJoinSincePaged resumes with a join whose missed events fill the
+// reply: its own member.joined comes in the next one.
+func TestJoinSincePaged(t *testing.T) {
+	h := newHarness(t, func(c *Config) { c.Limits.MaxEventsPerReplay = 3 })
+	populate(h, 3)
+	for _, back := range []uint64{2, 3, 4} {
+		user := fmt.Sprint("newcomer", back)
+		since := h.s.LastSeq() - back
+		r := h.join(caller(user), u64(since))
+		if r.Reset || r.Seq != h.s.LastSeq() || len(r.Events) != 3 || r.EventsHasMore != (back >= 3) {
+			t.Fatalf("join %d back: %d events has_more=%v reset=%v", back, len(r.Events), r.EventsHasMore, r.Reset)
+		}
+		frames, _, _ := h.resume(caller(user), since)
+		if f := decodeFrame(t, frames[len(frames)-1]); f.Event != protocol.EventMemberJoined || f.Seq != h.s.LastSeq() {
+			t.Errorf("join %d back: last event %+v, want its member.joined", back, f)
+		}
+		h.checkResume(since)
+	}
+}
