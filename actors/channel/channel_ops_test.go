@@ -2,10 +2,12 @@ package channel
 
 import (
 	"encoding/json"
+	"errors"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/switchboard-chat/switchboard/persistence"
 	"github.com/switchboard-chat/switchboard/protocol"
 )
 
@@ -244,5 +246,28 @@ func TestDeletedChannelIsGone(t *testing.T) {
 			}
 		}
 		h.reload()
+	}
+}
+
+func TestSummary(t *testing.T) {
+	h := newHarness(t)
+	h.create("alice", protocol.TypeStandard, map[string]any{"members": []string{"bob"}})
+	h.send("alice", "a", "one")
+	h.send("alice", "b", "two")
+	ch := ok[protocol.Channel](h, caller("bob"), OpSummary, nil)
+	if ch.Member == nil || ch.UnreadCount == nil || *ch.UnreadCount != 2 || ch.Mentioned == nil || *ch.Mentioned ||
+		ch.LastMessage == nil || ch.LastMessage.Segment != 2 {
+		t.Errorf("summary %+v", ch)
+	}
+	h.fail(caller("carol"), OpSummary, nil, protocol.CodeNotMember)
+}
+
+func TestLoadCorruptMeta(t *testing.T) {
+	h := newHarness(t)
+	e := &persistence.Entry{Epoch: 1}
+	e.Put(persistence.TableMeta, nil, []byte("{not json"))
+	h.apply(e)
+	if _, err := Load(channelID, h.log, h.cfg); !errors.Is(err, ErrCorrupt) {
+		t.Errorf("Load of a corrupt meta record: %v, want ErrCorrupt", err)
 	}
 }
