@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"strconv"
+	"unicode/utf8"
 )
 
 // Request is a client → server frame.
@@ -50,8 +51,9 @@ func DecodeRequest(frame []byte) (Request, *Error) {
 	if len(raw.Op) == 0 {
 		return req, Errorf(CodeBadRequest, "op is required")
 	}
-	if err := json.Unmarshal(raw.Op, &req.Op); err != nil {
-		return req, Errorf(CodeBadRequest, "op must be a string")
+	// A null op decodes to "" without an error: both are missing ops.
+	if err := json.Unmarshal(raw.Op, &req.Op); err != nil || req.Op == "" {
+		return req, Errorf(CodeBadRequest, "op must be a non-empty string")
 	}
 	if len(raw.Args) > 0 && !bytes.Equal(raw.Args, []byte("null")) {
 		if trimmed := bytes.TrimSpace(raw.Args); len(trimmed) == 0 || trimmed[0] != '{' {
@@ -62,8 +64,11 @@ func DecodeRequest(frame []byte) (Request, *Error) {
 	return req, nil
 }
 
+// validID reports whether id may be echoed back: a JSON number or string,
+// at most maxIDLen bytes, and valid UTF-8 (the reply goes out in a text
+// frame, and encoding/json passes invalid bytes inside strings through).
 func validID(id json.RawMessage) bool {
-	if len(id) > maxIDLen {
+	if len(id) > maxIDLen || !utf8.Valid(id) {
 		return false
 	}
 	switch id[0] {

@@ -164,9 +164,6 @@ func (s *State) handleGet(c Caller, args json.RawMessage, _ time.Time) (any, *pr
 	if perr != nil {
 		return nil, perr
 	}
-	if s.meta.Channel.Deleted && !isMember(m) && !c.Admin {
-		return nil, protocol.Errorf(protocol.CodeNotFound, "channel %s was deleted", s.id)
-	}
 	if err := s.canRead(c, m); err != nil {
 		return nil, err
 	}
@@ -196,9 +193,6 @@ func (s *State) handleUpdate(c Caller, args json.RawMessage, now time.Time) (any
 	var a protocol.ChannelUpdateArgs
 	if err := protocol.DecodeArgs(args, &a); err != nil {
 		return nil, err
-	}
-	if s.meta.Channel.Deleted {
-		return nil, protocol.Errorf(protocol.CodeNotFound, "channel %s was deleted", s.id)
 	}
 	m, perr := s.mustMember(c.User)
 	if perr != nil {
@@ -284,9 +278,6 @@ func (s *State) handleChannelDelete(c Caller, args json.RawMessage, now time.Tim
 	var a protocol.ChannelRef
 	if err := protocol.DecodeArgs(args, &a); err != nil {
 		return nil, err
-	}
-	if s.meta.Channel.Deleted {
-		return nil, protocol.Errorf(protocol.CodeNotFound, "channel %s was deleted", s.id)
 	}
 	m, perr := s.mustMember(c.User)
 	if perr != nil {

@@ -129,12 +129,9 @@ type messageEvent struct {
 	Actor   string            `json:"actor,omitempty"`
 }
 
-// validateSend checks a send's arguments.
+// validateSend checks a send's arguments other than its client id.
 func (s *State) validateSend(a *protocol.SendArgs) *protocol.Error {
 	l := s.cfg.Limits
-	if err := checkID("client_id", a.ClientID, l.MaxIDLen); err != nil {
-		return err
-	}
 	if a.Type == "" {
 		a.Type = protocol.MessageText
 	}
@@ -164,10 +161,13 @@ func (s *State) handleSend(c Caller, args json.RawMessage, now time.Time) (any, 
 	if err := protocol.DecodeArgs(args, &a); err != nil {
 		return nil, err
 	}
-	if err := s.validateSend(&a); err != nil {
+	if err := checkID("client_id", a.ClientID, s.cfg.Limits.MaxIDLen); err != nil {
 		return nil, err
 	}
-	// A resend returns the original, whatever has changed since.
+	// A resend returns the original, whatever it says and whatever has
+	// changed since: it is looked up before the rest is validated, so a
+	// retry never fails on content the first attempt was accepted with
+	// (or on limits lowered in between).
 	if seg, ok, err := s.idemSegment(c.User, a.ClientID); err != nil {
 		return nil, internal(err)
 	} else if ok {
@@ -177,8 +177,8 @@ func (s *State) handleSend(c Caller, args json.RawMessage, now time.Time) (any, 
 		}
 		return protocol.MessageResult{Message: s.viewMessage(c, m)}, nil
 	}
-	if s.meta.Channel.Deleted {
-		return nil, protocol.Errorf(protocol.CodeNotFound, "channel %s was deleted", s.id)
+	if err := s.validateSend(&a); err != nil {
+		return nil, err
 	}
 	m, perr := s.mustMember(c.User)
 	if perr != nil {
@@ -186,6 +186,18 @@ func (s *State) handleSend(c Caller, args json.RawMessage, now time.Time) (any, 
 	}
 	if err := s.canSend(c, m); err != nil {
 		return nil, err
+	}
+	var parent *protocol.Message
+	if a.ParentID != "" {
+		p, perr := s.findMessage(a.ParentID)
+		if perr != nil {
+			return nil, perr
+		}
+		if p.ParentID != "" {
+			// Threads are one level deep, so parent_id finds all of one.
+			return nil, badRequest("message %s is a reply; reply to its parent %s", a.ParentID, p.ParentID)
+		}
+		parent = p
 	}
 
 	seg := s.meta.Channel.LastSegment + 1
@@ -199,6 +211,7 @@ func (s *State) handleSend(c Caller, args json.RawMessage, now time.Time) (any, 
 		Data:      compactObject(a.Data),
 		Metadata:  compactObject(a.Metadata),
 		Tags:      a.Tags,
+		ParentID:  a.ParentID,
 		ClientID:  a.ClientID,
 		CreatedAt: protocol.At(now),
 	}
@@ -206,6 +219,11 @@ func (s *State) handleSend(c Caller, args json.RawMessage, now time.Time) (any, 
 	s.meta.Channel.MessageCount++
 	s.meta.Channel.LastActivity = protocol.At(now)
 	s.putMessage(msg)
+	if parent != nil {
+		p := cloneMessage(parent)
+		p.ReplyCount++
+		s.putMessage(p)
+	}
 	s.entry().Put(persistence.TableIdem, idemStoreKey(c.User, a.ClientID), persistence.U64(seg))
 	s.idem.write(idemKey{c.User, a.ClientID}, seg, s.cur.Index)
 	if isMember(m) {
@@ -256,9 +274,6 @@ func (s *State) handleEdit(c Caller, args json.RawMessage, now time.Time) (any, 
 	if err := checkObject("metadata", a.Metadata, l.MaxDataBytes); err != nil {
 		return nil, err
 	}
-	if s.meta.Channel.Deleted {
-		return nil, protocol.Errorf(protocol.CodeNotFound, "channel %s was deleted", s.id)
-	}
 	old, perr := s.findMessage(a.MessageID)
 	if perr != nil {
 		return nil, perr
@@ -293,9 +308,6 @@ func (s *State) handleMessageDelete(c Caller, args json.RawMessage, now time.Tim
 	var a protocol.MessageRef
 	if err := protocol.DecodeArgs(args, &a); err != nil {
 		return nil, err
-	}
-	if s.meta.Channel.Deleted {
-		return nil, protocol.Errorf(protocol.CodeNotFound, "channel %s was deleted", s.id)
 	}
 	old, perr := s.findMessage(a.MessageID)
 	if perr != nil {
@@ -348,6 +360,9 @@ func (s *State) handleHistory(c Caller, args json.RawMessage, _ time.Time) (any,
 		}
 		limit = *a.Limit
 	}
+	if err := checkText("search", a.Search, l.MaxNameLen); err != nil {
+		return nil, err
+	}
 	m, perr := s.mustMember(c.User)
 	if perr != nil {
 		return nil, perr
@@ -362,12 +377,22 @@ func (s *State) handleHistory(c Caller, args json.RawMessage, _ time.Time) (any,
 	if a.Before != nil {
 		q.before = *a.Before
 	}
+	var thread func(*protocol.Message) bool
 	switch {
 	case a.ParentID != "":
 		parent := a.ParentID
-		q.filter = func(m *protocol.Message) bool { return m.ParentID == parent }
+		thread = func(m *protocol.Message) bool { return m.ParentID == parent }
 	case a.TopLevel:
-		q.filter = func(m *protocol.Message) bool { return m.ParentID == "" }
+		thread = func(m *protocol.Message) bool { return m.ParentID == "" }
+	}
+	q.filter = thread
+	if a.Search != "" {
+		// A case-insensitive substring of the text; deleted messages
+		// have no text left to match.
+		needle := strings.ToLower(a.Search)
+		q.filter = func(m *protocol.Message) bool {
+			return (thread == nil || thread(m)) && !m.Deleted && strings.Contains(strings.ToLower(m.Text), needle)
+		}
 	}
 	msgs, more, err := s.page(q)
 	if err != nil {
@@ -403,16 +428,17 @@ func (s *State) page(q pageQuery) ([]*protocol.Message, bool, error) {
 	// Walk segments from one end; every segment in [1, LastSegment] holds
 	// a message, so the walk is by segment, served by the cache or by
 	// store reads of chunks of misses.
-	seg, step := hi, -1
+	w := pageWalk{s: s, step: -1, lo: lo, hi: hi, chunk: q.limit + 1}
+	seg := hi
 	if q.forward {
-		seg, step = lo, 1
+		seg, w.step = lo, 1
 	}
 	inRange := func(x uint64) bool { return x >= lo && x <= hi && x != 0 }
 	for inRange(seg) && len(out) <= q.limit {
 		if scanned >= maxScanned {
 			return finishPage(out, q), true, nil
 		}
-		m, err := s.pageMessage(seg, step, lo, hi)
+		m, err := w.message(seg)
 		if err != nil {
 			return nil, false, err
 		}
@@ -420,7 +446,7 @@ func (s *State) page(q pageQuery) ([]*protocol.Message, bool, error) {
 		if m != nil && (q.filter == nil || q.filter(m)) {
 			out = append(out, m)
 		}
-		seg = uint64(int64(seg) + int64(step))
+		seg = uint64(int64(seg) + int64(w.step))
 	}
 	more := len(out) > q.limit
 	if more {
@@ -437,50 +463,69 @@ func finishPage(out []*protocol.Message, q pageQuery) []*protocol.Message {
 	return out
 }
 
-// pageMessage returns the message at seg for a page walk. On a cache miss it
-// reads a chunk of the store in the walk's direction and caches it, so a
-// cold page costs one range scan, not one read per message.
-func (s *State) pageMessage(seg uint64, step int, lo, hi uint64) (*protocol.Message, error) {
-	if m, ok := s.msgs.get(seg); ok {
+// Bounds of the store chunks a page walk reads.
+const (
+	minPageChunk = 16
+	maxPageChunk = 1024
+)
+
+// pageWalk reads the messages of one page walk. On a cache miss it reads a
+// chunk of the store in the walk's direction and keeps it for the rest of
+// the walk, so a cold page costs a range scan or two, not one read per
+// message. The chunk is kept here, not only in the cache: the cache may be
+// smaller than a chunk, and then it would evict the chunk as it stored it.
+type pageWalk struct {
+	s      *State
+	step   int
+	lo, hi uint64
+	chunk  int // size of the next chunk; it doubles as the walk goes on
+	read   map[uint64]*protocol.Message
+}
+
+func (w *pageWalk) message(seg uint64) (*protocol.Message, error) {
+	// The cache first: it holds every record not yet durable.
+	if m, ok := w.s.msgs.get(seg); ok {
 		return m, nil
 	}
-	const chunk = 100
-	r := persistence.Range{Limit: chunk}
-	if step > 0 {
+	if m, ok := w.read[seg]; ok {
+		return m, nil
+	}
+	n := min(max(w.chunk, minPageChunk), maxPageChunk)
+	w.chunk = n * 2
+	r := persistence.Range{Limit: n}
+	if w.step > 0 {
 		r.After = persistence.U64(seg - 1)
-		r.Before = persistence.U64(hi + 1)
+		r.Before = persistence.U64(w.hi + 1)
 	} else {
 		r.Reverse = true
 		r.Before = persistence.U64(seg + 1)
-		if lo > 1 {
-			r.After = persistence.U64(lo - 1)
+		if w.lo > 1 {
+			r.After = persistence.U64(w.lo - 1)
 		}
 	}
-	recs, err := s.log.Scan(persistence.TableMessage, r)
+	recs, err := w.s.log.Scan(persistence.TableMessage, r)
 	if err != nil {
 		return nil, err
 	}
-	var found *protocol.Message
+	w.read = make(map[uint64]*protocol.Message, len(recs))
 	for _, rec := range recs {
 		k, _ := persistence.ParseU64(rec.Key)
-		if s.msgs.isDirty(k) {
+		if w.s.msgs.isDirty(k) {
 			continue // the cache holds a newer version
 		}
 		m, err := decodeMessage(rec.Value)
 		if err != nil {
 			return nil, err
 		}
-		if _, ok := s.msgs.get(k); !ok {
-			s.msgs.put(k, m)
-		}
-		if k == seg {
-			found = m
+		w.read[k] = m
+		if _, ok := w.s.msgs.get(k); !ok {
+			w.s.msgs.put(k, m)
 		}
 	}
-	if c, ok := s.msgs.get(seg); ok {
-		return c, nil
+	if m, ok := w.s.msgs.get(seg); ok {
+		return m, nil
 	}
-	return found, nil
+	return w.read[seg], nil
 }
 
 // viewMessage is a message as the caller sees it.

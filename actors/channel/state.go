@@ -270,8 +270,16 @@ func (s *State) dispatch(cmd Command, now time.Time) (any, *protocol.Error) {
 	if !ok {
 		return nil, protocol.Errorf(protocol.CodeBadRequest, "unknown op %q", cmd.Op)
 	}
-	if cmd.Op != protocol.OpChannelCreate && !s.exists {
+	switch {
+	case cmd.Op == protocol.OpChannelCreate:
+		// Create answers invalid_state for an id in use, deleted or not.
+	case !s.exists:
 		return nil, protocol.Errorf(protocol.CodeNotFound, "channel %s does not exist", s.id)
+	case s.meta.Channel.Deleted && cmd.Op != protocol.OpChannelUnwatch:
+		// A deleted channel is gone for everyone: nothing is read from it
+		// or written to it. Unwatching is the one thing still possible,
+		// so a session can always drop a subscription it holds.
+		return nil, protocol.Errorf(protocol.CodeNotFound, "channel %s was deleted", s.id)
 	}
 	return h(s, cmd.Caller, cmd.Args, now)
 }

@@ -141,18 +141,9 @@ func (s *State) handleJoin(c Caller, args json.RawMessage, now time.Time) (any, 
 	if err := protocol.DecodeArgs(args, &a); err != nil {
 		return nil, err
 	}
-	if s.meta.Channel.Deleted {
-		return nil, protocol.Errorf(protocol.CodeNotFound, "channel %s was deleted", s.id)
-	}
 	m, perr := s.mustMember(c.User)
 	if perr != nil {
 		return nil, perr
-	}
-	// Validate everything before changing anything.
-	if a.SinceSeq != nil {
-		if _, _, _, err := s.checkSince(*a.SinceSeq); err != nil {
-			return nil, err
-		}
 	}
 	joinAs := ""
 	if !isMember(m) {
@@ -172,6 +163,12 @@ func (s *State) handleJoin(c Caller, args json.RawMessage, now time.Time) (any, 
 			joinAs = protocol.MembershipMember
 		}
 	}
+	// Read everything the reply needs before changing anything, so that
+	// a failed read refuses the join cleanly.
+	r, perr := s.prepareWatch(c, a.SinceSeq)
+	if perr != nil {
+		return nil, perr
+	}
 	if err := s.watch(c); err != nil {
 		return nil, err
 	}
@@ -185,16 +182,13 @@ func (s *State) handleJoin(c Caller, args json.RawMessage, now time.Time) (any, 
 		s.emit(protocol.EventMemberJoined, memberEvent{User: c.User, Member: s.memberView(nm)})
 		m = nm
 	}
-	return s.watchResult(c, m, a.SinceSeq)
+	return s.finishWatch(r, m, a.SinceSeq), nil
 }
 
 func (s *State) handleWatch(c Caller, args json.RawMessage, _ time.Time) (any, *protocol.Error) {
 	var a protocol.WatchArgs
 	if err := protocol.DecodeArgs(args, &a); err != nil {
 		return nil, err
-	}
-	if s.meta.Channel.Deleted {
-		return nil, protocol.Errorf(protocol.CodeNotFound, "channel %s was deleted", s.id)
 	}
 	m, perr := s.mustMember(c.User)
 	if perr != nil {
@@ -203,15 +197,14 @@ func (s *State) handleWatch(c Caller, args json.RawMessage, _ time.Time) (any, *
 	if err := s.canRead(c, m); err != nil {
 		return nil, err
 	}
-	if a.SinceSeq != nil {
-		if _, _, _, err := s.checkSince(*a.SinceSeq); err != nil {
-			return nil, err
-		}
+	r, perr := s.prepareWatch(c, a.SinceSeq)
+	if perr != nil {
+		return nil, perr
 	}
 	if err := s.watch(c); err != nil {
 		return nil, err
 	}
-	return s.watchResult(c, m, a.SinceSeq)
+	return s.finishWatch(r, m, a.SinceSeq), nil
 }
 
 func (s *State) handleUnwatch(c Caller, args json.RawMessage, _ time.Time) (any, *protocol.Error) {
@@ -257,28 +250,47 @@ type memberEvent struct {
 	Reason string           `json:"reason,omitempty"`
 }
 
-// watchResult builds the reply of a join or watch: the newest page, the
-// current seq, and the missed events when resuming.
-func (s *State) watchResult(c Caller, m *memberRecord, since *uint64) (any, *protocol.Error) {
+// prepareWatch reads what the reply of a join or watch needs from the
+// store: the newest page and, when resuming, the events after since. It
+// runs before the command changes anything, so a failed read refuses it
+// cleanly; finishWatch completes the reply afterwards.
+func (s *State) prepareWatch(c Caller, since *uint64) (*protocol.WatchResult, *protocol.Error) {
 	msgs, more, err := s.page(pageQuery{limit: s.cfg.Limits.DefaultHistoryLimit})
 	if err != nil {
 		return nil, internal(err)
 	}
-	r := &protocol.WatchResult{
-		Channel:  s.channelView(),
-		Member:   s.memberView(m),
-		Messages: s.viewMessages(c, msgs),
-		HasMore:  more,
-		Seq:      s.meta.LastSeq,
-	}
+	r := &protocol.WatchResult{Messages: s.viewMessages(c, msgs), HasMore: more}
 	if since != nil {
-		events, more, reset, err := s.replay(*since)
-		if err != nil {
-			return nil, err
+		events, more, reset, perr := s.replay(*since)
+		if perr != nil {
+			return nil, perr
 		}
 		r.Events, r.EventsHasMore, r.Reset = events, more, reset
 	}
 	return r, nil
+}
+
+// finishWatch completes a reply prepared before the command: the channel
+// and member as they are now, the current seq, and the events the command
+// itself emitted (a join's member.joined), which follow since too. A
+// join adds no message, so the page read before it is still the newest.
+func (s *State) finishWatch(r *protocol.WatchResult, m *memberRecord, since *uint64) *protocol.WatchResult {
+	r.Channel = s.channelView()
+	r.Member = s.memberView(m)
+	r.Seq = s.meta.LastSeq
+	if since != nil && !r.Reset && !r.EventsHasMore {
+		for _, ev := range s.cur.Events {
+			if ev.Seq == 0 {
+				continue
+			}
+			if len(r.Events) >= s.cfg.Limits.MaxEventsPerReplay {
+				r.EventsHasMore = true
+				break
+			}
+			r.Events = append(r.Events, ev.Frame)
+		}
+	}
+	return r
 }
 
 // checkSince decides how a resume from since is served.

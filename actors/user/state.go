@@ -207,7 +207,7 @@ func (s *State) dispatch(cmd Command, now time.Time, eff *Effects) (any, *protoc
 			if len(a.Metadata) > l.MaxDataBytes {
 				return nil, protocol.Errorf(protocol.CodeTooLarge, "metadata is %d bytes, the limit is %d", len(a.Metadata), l.MaxDataBytes)
 			}
-			p.Metadata = append(json.RawMessage(nil), a.Metadata...)
+			p.Metadata = compactObject(a.Metadata)
 		}
 		s.saveProfile(p, now, eff)
 		return userResult{s.view(cmd.Caller)}, nil
@@ -282,4 +282,18 @@ func (s *State) saveProfile(p protocol.User, now time.Time, eff *Effects) {
 	s.entry(eff).Put(persistence.TableMeta, nil, b)
 	s.profile = p
 	s.exists = true
+}
+
+// compactObject returns an object without insignificant whitespace, and nil
+// for null: metadata set to null is cleared (left out of the user object),
+// as it is for channels and messages.
+func compactObject(v json.RawMessage) json.RawMessage {
+	if bytes.Equal(bytes.TrimSpace(v), []byte("null")) {
+		return nil
+	}
+	var b bytes.Buffer
+	if err := json.Compact(&b, v); err != nil {
+		return append(json.RawMessage(nil), v...)
+	}
+	return b.Bytes()
 }
