@@ -101,12 +101,15 @@ type Cluster struct {
 	ml     *memberlist.Memberlist
 	addr   string // this node's remote address
 
-	reg       *registry
-	mu        sync.Mutex // guards live, meta, listeners and view swaps
-	live      map[string]liveState
-	view      atomic.Pointer[View]
-	meta      Meta
-	listeners []func(old, cur Member)
+	reg   *registry
+	mu    sync.Mutex // guards live, meta, listeners and view swaps
+	live  map[string]liveState
+	acked map[string]time.Time // last successful probe of each member
+	view  atomic.Pointer[View]
+	// probeInterval is memberlist's; suspicion is judged against it.
+	probeInterval time.Duration
+	meta          Meta
+	listeners     []func(old, cur Member)
 
 	router  *router
 	inbox   *actor.PID
@@ -122,7 +125,7 @@ type Cluster struct {
 // when New returns.
 func New(cfg Config) (c *Cluster, err error) {
 	cfg.withDefaults()
-	c = &Cluster{cfg: cfg, log: cfg.Logger.With("component", "cluster"), stop: make(chan struct{}), live: make(map[string]liveState)}
+	c = &Cluster{cfg: cfg, log: cfg.Logger.With("component", "cluster"), stop: make(chan struct{}), live: make(map[string]liveState), acked: make(map[string]time.Time)}
 	if c.reg, err = newRegistry(cfg.Registry); err != nil {
 		return nil, fmt.Errorf("load registry: %w", err)
 	}
@@ -215,6 +218,8 @@ func (c *Cluster) startMemberlist() error {
 	mc.DeadNodeReclaimTime = time.Second
 	mc.Delegate = &delegate{c: c}
 	mc.Events = &events{c: c}
+	mc.Ping = &pings{c: c}
+	c.probeInterval = mc.ProbeInterval
 	mc.Logger = log.New(&logWriter{l: c.log}, "", 0)
 	ml, err := memberlist.Create(mc)
 	if err != nil {
@@ -360,19 +365,15 @@ func (c *Cluster) notify(old, cur *View, listeners []func(old, cur Member)) {
 	}
 }
 
-// observe records what memberlist says of one node.
-func (c *Cluster) observe(n *memberlist.Node) {
+// observe records what memberlist says of one node. memberlist's own
+// Node.State is not reliable in callbacks, so the caller says what it
+// learned; a node that announced it is leaving is left, not dead.
+func (c *Cluster) observe(n *memberlist.Node, state State) {
 	meta, ok := decodeMeta(n.Meta)
 	if !ok || n.Name == c.cfg.Name {
 		return // not one of ours, not yet announced, or ourselves
 	}
-	state := StateAlive
-	switch n.State {
-	case memberlist.StateSuspect:
-		state = StateSuspect
-	case memberlist.StateDead:
-		state = StateDead
-	case memberlist.StateLeft:
+	if meta.Left && state != StateAlive {
 		state = StateLeft
 	}
 	c.mu.Lock()
@@ -396,7 +397,7 @@ func (c *Cluster) observe(n *memberlist.Node) {
 
 func metaEqual(a, b Meta) bool {
 	return a.Remote == b.Remote && a.HTTP == b.HTTP && a.Version == b.Version &&
-		a.Draining == b.Draining && a.Incarnation == b.Incarnation && slices.Equal(a.Roles, b.Roles)
+		a.Draining == b.Draining && a.Left == b.Left && a.Incarnation == b.Incarnation && slices.Equal(a.Roles, b.Roles)
 }
 
 // refreshLoop re-reads memberlist's member list: memberlist reports joins
@@ -409,8 +410,23 @@ func (c *Cluster) refreshLoop() {
 		case <-c.stop:
 			return
 		case <-t.C:
-			for _, n := range c.ml.Members() {
-				c.observe(n)
+			members := c.ml.Members()
+			// Each member is probed about once per len(members) probe
+			// intervals; a few rounds without an ack is suspicious.
+			quiet := time.Duration(3*len(members)+3) * c.probeInterval
+			now := time.Now()
+			for _, n := range members {
+				state := StateAlive
+				c.mu.Lock()
+				last, ok := c.acked[n.Name]
+				if !ok {
+					c.acked[n.Name] = now
+				}
+				c.mu.Unlock()
+				if ok && n.Name != c.cfg.Name && now.Sub(last) > quiet {
+					state = StateSuspect
+				}
+				c.observe(n, state)
 			}
 		}
 	}
@@ -432,6 +448,12 @@ func (c *Cluster) watchEndpoints() {
 // waiting up to timeout for the message to spread.
 func (c *Cluster) Leave(timeout time.Duration) error {
 	c.reg.merge(HostRecord{Name: c.cfg.Name, Incarnation: c.meta.Incarnation, Left: true, Remote: c.addr, Gossip: c.GossipAddress(), Roles: c.cfg.Roles})
+	c.mu.Lock()
+	c.meta.Left = true
+	c.mu.Unlock()
+	if err := c.ml.UpdateNode(timeout); err != nil {
+		c.log.Warn("announcing departure", "err", err)
+	}
 	return c.ml.Leave(timeout)
 }
 
@@ -484,9 +506,21 @@ func (d *delegate) MergeRemoteState(buf []byte, join bool) {
 
 type events struct{ c *Cluster }
 
-func (e *events) NotifyJoin(n *memberlist.Node)   { e.c.observe(n) }
-func (e *events) NotifyLeave(n *memberlist.Node)  { e.c.observe(n) }
-func (e *events) NotifyUpdate(n *memberlist.Node) { e.c.observe(n) }
+func (e *events) NotifyJoin(n *memberlist.Node)   { e.c.observe(n, StateAlive) }
+func (e *events) NotifyLeave(n *memberlist.Node)  { e.c.observe(n, StateDead) }
+func (e *events) NotifyUpdate(n *memberlist.Node) { e.c.observe(n, StateAlive) }
+
+// pings records memberlist's successful probes; a member memberlist still
+// lists but that has not answered a probe for a while is shown suspect
+// (memberlist does not expose its own suspicion).
+type pings struct{ c *Cluster }
+
+func (p *pings) AckPayload() []byte { return nil }
+func (p *pings) NotifyPingComplete(other *memberlist.Node, rtt time.Duration, _ []byte) {
+	p.c.mu.Lock()
+	p.c.acked[other.Name] = time.Now()
+	p.c.mu.Unlock()
+}
 
 // logWriter forwards memberlist's log lines to slog.
 type logWriter struct{ l *slog.Logger }

@@ -43,6 +43,10 @@ type Meta struct {
 	Draining bool `json:"draining,omitempty"`
 	// Incarnation identifies this life of the node (its start time).
 	Incarnation int64 `json:"incarnation"`
+	// Left is gossiped just before the node leaves for good, so that
+	// observers can tell a departure from a death (memberlist's leave
+	// callback does not say which it is).
+	Left bool `json:"left,omitempty"`
 }
 
 func (m Meta) has(r Role) bool { return slices.Contains(m.Roles, r) }

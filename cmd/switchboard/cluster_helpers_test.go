@@ -1,0 +1,269 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/switchboard-chat/switchboard/client"
+	"github.com/switchboard-chat/switchboard/cluster"
+	"github.com/switchboard-chat/switchboard/cluster/clusterpb"
+	"github.com/switchboard-chat/switchboard/protocol"
+)
+
+// testCluster runs real node processes on loopback.
+type testCluster struct {
+	t     *testing.T
+	seed  string // gossip address of the first node
+	procs map[string]*proc
+	dirs  map[string]string
+	order []string
+}
+
+func newTestCluster(t *testing.T, names ...string) *testCluster {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("starts real processes")
+	}
+	c := &testCluster{t: t, procs: map[string]*proc{}, dirs: map[string]string{}}
+	for _, n := range names {
+		c.start(n)
+	}
+	c.waitAlive(len(names))
+	return c
+}
+
+func (c *testCluster) args(name string, extra ...string) []string {
+	if c.dirs[name] == "" {
+		c.dirs[name] = c.t.TempDir()
+	}
+	a := []string{"--node-name", name, "--listen", "127.0.0.1:0", "--cluster-bind", "127.0.0.1:0",
+		"--data", c.dirs[name], "--failure-detection", "fast", "--drain-timeout", "45s", "--cluster-name", "test-" + c.t.Name()}
+	if c.seed != "" {
+		a = append(a, "--join", c.seed)
+	}
+	return append(a, extra...)
+}
+
+// start runs (or restarts) a node.
+func (c *testCluster) start(name string, extra ...string) *proc {
+	c.t.Helper()
+	p := startProc(c.t, c.args(name, extra...)...)
+	if c.seed == "" {
+		c.seed = p.gossip
+	}
+	if _, ok := c.procs[name]; !ok {
+		c.order = append(c.order, name)
+	}
+	c.procs[name] = p
+	return p
+}
+
+// urls returns the WebSocket URLs of the nodes given (all when none).
+func (c *testCluster) urls(names ...string) []string {
+	if len(names) == 0 {
+		names = c.order
+	}
+	var out []string
+	for _, n := range names {
+		out = append(out, c.procs[n].url())
+	}
+	return out
+}
+
+// clusterView is GET /v1/cluster.
+type clusterView struct {
+	Node    string `json:"node"`
+	Members []struct {
+		Name     string `json:"name"`
+		State    string `json:"state"`
+		Roles    []string
+		Channels *int `json:"channels"`
+	} `json:"members"`
+	Placement []string `json:"placement"`
+}
+
+func (c *testCluster) view(name string) (clusterView, error) {
+	var v clusterView
+	resp, err := http.Get("http://" + c.procs[name].addr + "/v1/cluster")
+	if err != nil {
+		return v, err
+	}
+	defer resp.Body.Close()
+	return v, json.NewDecoder(resp.Body).Decode(&v)
+}
+
+func (v clusterView) member(name string) (state string, channels int) {
+	for _, m := range v.Members {
+		if m.Name == name {
+			if m.Channels != nil {
+				channels = *m.Channels
+			}
+			return m.State, channels
+		}
+	}
+	return "", 0
+}
+
+// waitAlive waits until every running node sees n alive members.
+func (c *testCluster) waitAlive(n int) {
+	c.t.Helper()
+	waitFor(c.t, 20*time.Second, fmt.Sprintf("%d alive members everywhere", n), func() bool {
+		for name, p := range c.procs {
+			if p.cmd.ProcessState != nil {
+				continue
+			}
+			v, err := c.view(name)
+			if err != nil {
+				return false
+			}
+			alive := 0
+			for _, m := range v.Members {
+				if m.State == "alive" {
+					alive++
+				}
+			}
+			if alive != n {
+				return false
+			}
+		}
+		return true
+	})
+}
+
+// owner computes a channel's owner among names, as placement does.
+func owner(ch string, names ...string) string {
+	return cluster.Owner(names, cluster.ScopeKey(clusterpb.Kind_KIND_CHANNEL, ch))
+}
+
+// channelOwnedBy returns a channel name with prefix that placement over
+// names gives to want.
+func channelOwnedBy(prefix, want string, names ...string) string {
+	for i := 0; ; i++ {
+		ch := prefix + strconv.Itoa(i)
+		if owner(ch, names...) == want {
+			return ch
+		}
+	}
+}
+
+func clusterClient(t *testing.T, urls []string, user string, opts ...func(*client.Options)) *client.Client {
+	t.Helper()
+	o := client.Options{URLs: urls, UserID: user, MaxRetry: 40 * time.Second}
+	for _, f := range opts {
+		f(&o)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	c, err := client.Dial(ctx, o)
+	if err != nil {
+		t.Fatalf("dial %v: %v", urls, err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// traffic sends messages from several clients to several channels and
+// records every acknowledgement.
+type traffic struct {
+	mu     sync.Mutex
+	acked  map[string][]acked
+	errs   []error
+	total  atomic.Int64
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+type acked struct {
+	clientID string
+	msg      *protocol.Message
+}
+
+func startTraffic(t *testing.T, urls []string, channels []string, senders int) *traffic {
+	t.Helper()
+	tr := &traffic{acked: map[string][]acked{}}
+	ctx, cancel := context.WithCancel(context.Background())
+	tr.cancel = cancel
+	for i := range senders {
+		c := clusterClient(t, urls, "sender"+strconv.Itoa(i))
+		go func() {
+			for range c.Events() { // keep the stream drained
+			}
+		}()
+		for _, ch := range channels {
+			if _, err := c.Join(ctx, ch); err != nil {
+				t.Fatalf("sender %d join %s: %v", i, ch, err)
+			}
+		}
+		tr.wg.Go(func() {
+			for j := 0; ctx.Err() == nil; j++ {
+				ch := channels[(i+j)%len(channels)]
+				cid := fmt.Sprintf("s%d-%d", i, j)
+				m, err := c.Send(ctx, protocol.SendArgs{Channel: ch, Text: cid, ClientID: cid})
+				if err != nil {
+					if ctx.Err() == nil {
+						tr.mu.Lock()
+						tr.errs = append(tr.errs, fmt.Errorf("%s %s: %w", ch, cid, err))
+						tr.mu.Unlock()
+					}
+					continue
+				}
+				tr.mu.Lock()
+				tr.acked[ch] = append(tr.acked[ch], acked{cid, m})
+				tr.mu.Unlock()
+				tr.total.Add(1)
+			}
+		})
+	}
+	return tr
+}
+
+// waitMore waits until n more sends are acknowledged.
+func (tr *traffic) waitMore(t *testing.T, n int64, timeout time.Duration) {
+	t.Helper()
+	target := tr.total.Load() + n
+	waitFor(t, timeout, fmt.Sprintf("%d acknowledged sends", target), func() bool { return tr.total.Load() >= target })
+}
+
+func (tr *traffic) stop() {
+	tr.cancel()
+	tr.wg.Wait()
+}
+
+// verify checks, per channel, that every acknowledged message is present
+// once, at its segment, and that segments are contiguous from 1.
+func (tr *traffic) verify(t *testing.T, c *client.Client) {
+	t.Helper()
+	tr.mu.Lock()
+	defer tr.mu.Unlock()
+	for _, e := range tr.errs {
+		t.Errorf("client saw an error: %v", e)
+	}
+	for ch, acks := range tr.acked {
+		msgs := allMessages(t, c, ch)
+		seen := map[string]bool{}
+		for i, m := range msgs {
+			if m.Segment != uint64(i+1) {
+				t.Fatalf("%s: message %d has segment %d", ch, i, m.Segment)
+			}
+			if m.ClientID != "" && m.User != "" {
+				key := m.User + "/" + m.ClientID
+				if seen[key] {
+					t.Fatalf("%s: %s stored twice", ch, key)
+				}
+				seen[key] = true
+			}
+		}
+		for _, a := range acks {
+			if a.msg.Segment > uint64(len(msgs)) || msgs[a.msg.Segment-1].ID != a.msg.ID {
+				t.Fatalf("%s: acknowledged %s (segment %d) is missing", ch, a.clientID, a.msg.Segment)
+			}
+		}
+	}
+}

@@ -1,0 +1,248 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/switchboard-chat/switchboard/client"
+	"github.com/switchboard-chat/switchboard/protocol"
+)
+
+// TestClusterFormsAndDeliversInOrderAcrossGateways: three nodes find each
+// other by gossip; sessions on different gateways in one channel see the
+// same events in the same seq order.
+func TestClusterFormsAndDeliversInOrderAcrossGateways(t *testing.T) {
+	c := newTestCluster(t, "n1", "n2", "n3")
+	ctx := ctxT(t)
+	v, err := c.view("n2")
+	if err != nil || len(v.Placement) != 3 {
+		t.Fatalf("n2's view: %+v %v", v, err)
+	}
+	var clients []*client.Client
+	for i, name := range []string{"n1", "n2", "n3"} {
+		cl := clusterClient(t, c.urls(name), "u"+name)
+		if i == 0 {
+			if _, _, err := cl.CreateChannel(ctx, protocol.ChannelCreateArgs{ID: "shared", Type: protocol.TypeStandard}); err != nil {
+				t.Fatal(err)
+			}
+		} else if _, err := cl.Join(ctx, "shared"); err != nil {
+			t.Fatal(err)
+		}
+		clients = append(clients, cl)
+	}
+	const each = 20
+	errc := make(chan error, len(clients))
+	for i, cl := range clients {
+		go func() {
+			for j := range each {
+				if _, err := cl.Send(ctx, sendArgs("shared", fmt.Sprintf("%d-%d", i, j))); err != nil {
+					errc <- err
+					return
+				}
+			}
+			errc <- nil
+		}()
+	}
+	for range clients {
+		if err := <-errc; err != nil {
+			t.Fatal(err)
+		}
+	}
+	var streams [][]string
+	for _, cl := range clients {
+		var got []string
+		for len(got) < each*len(clients) {
+			e := nextEvent(t, cl, protocol.EventMessageNew)
+			var d protocol.MessageResult
+			_ = json.Unmarshal(e.Data, &d)
+			got = append(got, fmt.Sprintf("%d:%s", e.Seq, d.Message.ID))
+		}
+		streams = append(streams, got)
+	}
+	for i := 1; i < len(streams); i++ {
+		for j := range streams[0] {
+			if streams[i][j] != streams[0][j] {
+				t.Fatalf("gateway %d saw %s at position %d, gateway 0 saw %s", i, streams[i][j], j, streams[0][j])
+			}
+		}
+	}
+}
+
+// TestNodeJoinMovesChannelsUnderTraffic adds a fourth node while traffic
+// runs: the channels placement gives it move there, and nothing
+// acknowledged is lost or duplicated.
+func TestNodeJoinMovesChannelsUnderTraffic(t *testing.T) {
+	c := newTestCluster(t, "n1", "n2", "n3")
+	ctx := ctxT(t)
+	var channels []string
+	moving := 0
+	for i := range 16 {
+		ch := fmt.Sprintf("j%d", i)
+		channels = append(channels, ch)
+		if owner(ch, "n1", "n2", "n3", "n4") == "n4" {
+			moving++
+		}
+	}
+	if moving == 0 {
+		t.Fatal("no test channel moves to n4; pick other names")
+	}
+	admin := clusterClient(t, c.urls(), "admin")
+	for _, ch := range channels {
+		if _, _, err := admin.CreateChannel(ctx, protocol.ChannelCreateArgs{ID: ch, Type: protocol.TypeStandard}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tr := startTraffic(t, c.urls(), channels, 4)
+	tr.waitMore(t, 100, 30*time.Second)
+
+	c.start("n4")
+	c.waitAlive(4)
+	tr.waitMore(t, 200, 60*time.Second)
+	waitFor(t, 30*time.Second, "n4 to host the channels that moved", func() bool {
+		v, err := c.view("n4")
+		if err != nil {
+			return false
+		}
+		_, n := v.member("n4")
+		return n >= moving
+	})
+	tr.waitMore(t, 100, 30*time.Second)
+	tr.stop()
+	tr.verify(t, admin)
+	t.Logf("%d acknowledged sends; %d of %d channels moved to n4", tr.total.Load(), moving, len(channels))
+}
+
+// TestSIGTERMDrainsAHost: a host sent SIGTERM hands every channel to its
+// next owner and leaves; clients see nothing but retried unavailable and a
+// reconnect, and nothing acknowledged is lost.
+func TestSIGTERMDrainsAHost(t *testing.T) {
+	c := newTestCluster(t, "n1", "n2", "n3")
+	ctx := ctxT(t)
+	var channels []string
+	onN2 := 0
+	for i := range 12 {
+		ch := fmt.Sprintf("d%d", i)
+		channels = append(channels, ch)
+		if owner(ch, "n1", "n2", "n3") == "n2" {
+			onN2++
+		}
+	}
+	admin := clusterClient(t, c.urls("n1", "n3"), "admin")
+	for _, ch := range channels {
+		if _, _, err := admin.CreateChannel(ctx, protocol.ChannelCreateArgs{ID: ch, Type: protocol.TypeStandard}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Senders connect to every gateway, n2 included: its sessions are told
+	// to reconnect elsewhere.
+	tr := startTraffic(t, c.urls("n2", "n1", "n3"), channels, 4)
+	tr.waitMore(t, 150, 30*time.Second)
+
+	if err := c.procs["n2"].term(60 * time.Second); err != nil {
+		t.Fatalf("n2 did not exit cleanly after SIGTERM: %v\n%s", err, readFile(c.procs["n2"].logf))
+	}
+	tr.waitMore(t, 150, 60*time.Second)
+	tr.stop()
+	tr.verify(t, admin)
+	v, err := c.view("n1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st, _ := v.member("n2"); st != "left" {
+		t.Fatalf("n2 is %q after its drain, want left\n%s", st, readFile(c.procs["n1"].logf))
+	}
+	t.Logf("%d acknowledged sends; %d channels handed over by n2", tr.total.Load(), onN2)
+}
+
+// TestSIGKILLedHostAnswersUnavailableFastThenRecovers: while a host is
+// down its channels answer unavailable within failure detection (never
+// hanging to a timeout), other channels keep working, and when it comes
+// back with its data nothing acknowledged is lost.
+func TestSIGKILLedHostAnswersUnavailableFastThenRecovers(t *testing.T) {
+	c := newTestCluster(t, "n1", "n2", "n3")
+	ctx := ctxT(t)
+	onN2 := channelOwnedBy("k", "n2", "n1", "n2", "n3")
+	onN1 := channelOwnedBy("k", "n1", "n1", "n2", "n3")
+	admin := clusterClient(t, c.urls("n1", "n3"), "admin")
+	for _, ch := range []string{onN1, onN2} {
+		if _, _, err := admin.CreateChannel(ctx, protocol.ChannelCreateArgs{ID: ch, Type: protocol.TypeStandard}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tr := startTraffic(t, c.urls("n1", "n3"), []string{onN1, onN2}, 2)
+	tr.waitMore(t, 100, 30*time.Second)
+	tr.stop()
+	// A client that does not retry sees failures directly.
+	raw := clusterClient(t, c.urls("n1"), "probe", func(o *client.Options) { o.MaxRetry = time.Millisecond })
+	for _, ch := range []string{onN1, onN2} {
+		if _, err := raw.Join(ctx, ch); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	c.procs["n2"].kill()
+	waitFor(t, 10*time.Second, "n2's channel to answer unavailable", func() bool {
+		start := time.Now()
+		_, err := raw.Send(ctx, sendArgs(onN2, "while down"))
+		var pe *protocol.Error
+		if errors.As(err, &pe) && pe.Code == protocol.CodeUnavailable {
+			if d := time.Since(start); d > 3*time.Second {
+				t.Fatalf("unavailable took %v", d)
+			}
+			return true
+		}
+		return false
+	})
+	if _, err := raw.Send(ctx, sendArgs(onN1, "unaffected")); err != nil {
+		t.Fatalf("channel on a live node failed while n2 is down: %v", err)
+	}
+
+	c.start("n2")
+	c.waitAlive(3)
+	if _, err := admin.Send(ctx, sendArgs(onN2, "back")); err != nil {
+		t.Fatalf("n2's channel after restart: %v", err)
+	}
+	tr.verify(t, admin)
+}
+
+// TestSplitOwnershipIsFenced makes a node believe it owns a channel that
+// another node serves (as a partitioned membership view would) and checks
+// that at most one of them acknowledges writes: the holder refuses to
+// release the channel to a node its own view does not make the owner.
+func TestSplitOwnershipIsFenced(t *testing.T) {
+	c := newTestCluster(t, "n1", "n2")
+	ctx := ctxT(t)
+	ch := channelOwnedBy("split", "n1", "n1", "n2", "n3")
+	a := clusterClient(t, c.urls("n1"), "alice")
+	if _, _, err := a.CreateChannel(ctx, protocol.ChannelCreateArgs{ID: ch, Type: protocol.TypeStandard}); err != nil {
+		t.Fatal(err)
+	}
+	c.start("n3", "--test-claim-channels", ch)
+	c.waitAlive(3)
+	b := clusterClient(t, c.urls("n3"), "bob", func(o *client.Options) { o.MaxRetry = time.Millisecond })
+
+	okA, okB := 0, 0
+	for i := range 40 {
+		if _, err := a.Send(ctx, sendArgs(ch, fmt.Sprintf("a%d", i))); err == nil {
+			okA++
+		}
+		_, err := b.Send(ctx, sendArgs(ch, fmt.Sprintf("b%d", i)))
+		var pe *protocol.Error
+		switch {
+		case err == nil:
+			okB++
+		case !errors.As(err, &pe) || pe.Code != protocol.CodeUnavailable:
+			t.Fatalf("the claiming node answered %v, want unavailable", err)
+		}
+	}
+	if okA != 40 || okB != 0 {
+		t.Fatalf("the holder acknowledged %d/40, the claimer %d/40: want 40 and 0", okA, okB)
+	}
+	msgs := allMessages(t, a, ch)
+	if len(msgs) != 40 {
+		t.Fatalf("%d messages stored, want 40", len(msgs))
+	}
+}
