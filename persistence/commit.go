@@ -170,6 +170,9 @@ func (c *committer) apply(reqs []*request, failed error) *group {
 }
 
 func (c *committer) applyOne(b *pebble.Batch, r *request) error {
+	if err := r.scope.check(); err != nil {
+		return err
+	}
 	cur, err := c.fence(r.scope)
 	if err != nil {
 		return err

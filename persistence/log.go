@@ -11,6 +11,9 @@ var (
 	ErrNotFound = errors.New("persistence: not found")
 	// ErrClosed means the store is closed or has failed.
 	ErrClosed = errors.New("persistence: store closed")
+	// ErrInvalid means the request itself is malformed (a scope id longer
+	// than MaxIDLen). It changes nothing.
+	ErrInvalid = errors.New("persistence: invalid request")
 )
 
 // Op is one change of an entry.

@@ -93,7 +93,7 @@ func (s *Store) Log(sc Scope) Log { return &pebbleLog{s: s, scope: sc} }
 // Scopes calls fn for every scope of kind k that has a fence, that is, that
 // some activation has owned. It stops early when fn returns false.
 func (s *Store) Scopes(k Kind, fn func(id string, epoch uint64) bool) error {
-	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: []byte{byte(k)}, UpperBound: []byte{byte(k) + 1}})
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: []byte{byte(k)}, UpperBound: prefixEnd([]byte{byte(k)})})
 	if err != nil {
 		return err
 	}
@@ -134,6 +134,9 @@ type pebbleLog struct {
 }
 
 func (l *pebbleLog) Get(t Table, key []byte) ([]byte, error) {
+	if err := l.scope.check(); err != nil {
+		return nil, err
+	}
 	v, closer, err := l.s.db.Get(l.scope.key(t, key))
 	if errors.Is(err, pebble.ErrNotFound) {
 		return nil, ErrNotFound
@@ -147,6 +150,9 @@ func (l *pebbleLog) Get(t Table, key []byte) ([]byte, error) {
 }
 
 func (l *pebbleLog) Scan(t Table, r Range) ([]Record, error) {
+	if err := l.scope.check(); err != nil {
+		return nil, err
+	}
 	lower, upper := l.scope.tableBounds(t)
 	prefixLen := len(lower)
 	if r.After != nil {
@@ -198,6 +204,9 @@ func (l *pebbleLog) Append(e *Entry, done func(error)) {
 }
 
 func (l *pebbleLog) Snapshot() (*Snapshot, error) {
+	if err := l.scope.check(); err != nil {
+		return nil, err
+	}
 	snap := l.s.db.NewSnapshot()
 	defer snap.Close()
 	lower, upper := l.scope.scopeBounds()
