@@ -29,13 +29,17 @@ type request struct {
 	restore *Snapshot // replace the scope's records and set the fence to epoch
 	ops     []Op
 	done    func(error)
-	err     error // set by the applier when the request is refused
+	// err refuses the request: set at submission for a malformed request
+	// (which still waits its turn, so that callbacks stay in order) or by
+	// the applier.
+	err error
 }
 
 type group struct {
-	batch *pebble.Batch // nil when every request was refused
-	reqs  []*request
-	start time.Time
+	batch   *pebble.Batch // nil when every request was refused
+	reqs    []*request
+	applied int // requests written into batch
+	start   time.Time
 }
 
 // maxFenceCache bounds the applier's cache of fences; the cache is only a
@@ -141,47 +145,84 @@ func (c *committer) apply(reqs []*request, failed error) *group {
 		clear(c.fences)
 	}
 	b := c.db.NewBatch()
-	applied := 0
 	for _, r := range reqs {
-		if err := c.applyOne(b, r); err != nil {
+		if err := c.check(r); err != nil {
 			r.err = err
 			continue
 		}
-		applied++
+		// A request is checked in full before any of it is written: the
+		// batch is shared, so a request refused half-way would leave its
+		// first ops to land with the other requests.
+		if err := c.write(b, r); err != nil {
+			// Unreachable with Pebble's unindexed batches, whose writes do
+			// not fail; if it happens the batch holds part of r, so none of
+			// the group may land.
+			return c.abandon(g, b, fmt.Errorf("persistence: batch: %w", err))
+		}
+		g.applied++
 	}
-	if applied == 0 {
+	if g.applied == 0 {
 		b.Close()
 		return g
 	}
 	if err := c.db.ApplyNoSyncWait(b, pebble.Sync); err != nil {
 		err = fmt.Errorf("persistence: apply: %w", err)
 		c.fail(err)
-		for _, r := range reqs {
-			if r.err == nil {
-				r.err = err
-			}
-		}
-		b.Close()
-		clear(c.fences) // the cache may hold fences that never landed
-		return g
+		return c.abandon(g, b, err)
 	}
 	g.batch = b
 	return g
 }
 
-func (c *committer) applyOne(b *pebble.Batch, r *request) error {
+// abandon drops a group's batch unapplied and fails every request of it
+// not already refused.
+func (c *committer) abandon(g *group, b *pebble.Batch, err error) *group {
+	b.Close()
+	clear(c.fences) // the cache may hold fences that never landed
+	for _, r := range g.reqs {
+		if r.err == nil {
+			r.err = err
+		}
+	}
+	g.applied = 0
+	return g
+}
+
+// check decides whether r may land, against its scope's fence as left by
+// every request applied before it, without writing anything.
+func (c *committer) check(r *request) error {
+	if r.err != nil {
+		return r.err
+	}
 	if err := r.scope.check(); err != nil {
 		return err
+	}
+	if r.restore == nil && !r.fence {
+		for _, op := range r.ops {
+			if op.Table == TableFence {
+				return fmt.Errorf("%w: entries may not write the fence", ErrInvalid)
+			}
+		}
 	}
 	cur, err := c.fence(r.scope)
 	if err != nil {
 		return err
 	}
 	switch {
-	case r.restore != nil:
+	case r.restore != nil, r.fence:
 		if r.epoch <= cur {
 			return ErrFenced
 		}
+	case r.epoch == 0 || r.epoch != cur:
+		return ErrFenced
+	}
+	return nil
+}
+
+// write adds a checked request to b.
+func (c *committer) write(b *pebble.Batch, r *request) error {
+	switch {
+	case r.restore != nil:
 		lower, upper := r.scope.scopeBounds()
 		if err := b.DeleteRange(lower, upper, nil); err != nil {
 			return err
@@ -196,18 +237,10 @@ func (c *committer) applyOne(b *pebble.Batch, r *request) error {
 		}
 		return c.setFence(b, r.scope, r.epoch)
 	case r.fence:
-		if r.epoch <= cur {
-			return ErrFenced
-		}
 		return c.setFence(b, r.scope, r.epoch)
 	}
-	if r.epoch == 0 || r.epoch != cur {
-		return ErrFenced
-	}
 	for _, op := range r.ops {
-		if op.Table == TableFence {
-			return errors.New("persistence: entries may not write the fence")
-		}
+		var err error
 		key := r.scope.key(op.Table, op.Key)
 		switch {
 		case op.Delete && op.DeleteTo != nil:

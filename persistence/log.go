@@ -12,7 +12,8 @@ var (
 	// ErrClosed means the store is closed or has failed.
 	ErrClosed = errors.New("persistence: store closed")
 	// ErrInvalid means the request itself is malformed (a scope id longer
-	// than MaxIDLen). It changes nothing.
+	// than MaxIDLen, an entry that writes the fence, a nil entry or
+	// snapshot). It changes nothing.
 	ErrInvalid = errors.New("persistence: invalid request")
 )
 

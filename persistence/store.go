@@ -123,6 +123,9 @@ func (s *Store) Scopes(k Kind, fn func(id string, epoch uint64) bool) error {
 // replaces every record of the scope with the snapshot's and sets the fence
 // to epoch, durably, in one batch.
 func (s *Store) Restore(snap *Snapshot, epoch uint64) error {
+	if snap == nil {
+		return fmt.Errorf("%w: nil snapshot", ErrInvalid)
+	}
 	done := make(chan error, 1)
 	s.c.submit(&request{scope: snap.Scope, restore: snap, epoch: epoch, done: func(err error) { done <- err }})
 	return <-done
@@ -200,6 +203,11 @@ func (l *pebbleLog) Fence(epoch uint64, done func(error)) {
 }
 
 func (l *pebbleLog) Append(e *Entry, done func(error)) {
+	if e == nil {
+		// Refused in its turn, so that callbacks stay in order.
+		l.s.c.submit(&request{scope: l.scope, err: fmt.Errorf("%w: nil entry", ErrInvalid), done: done})
+		return
+	}
 	l.s.c.submit(&request{scope: l.scope, epoch: e.Epoch, ops: e.Ops, done: done})
 }
 
