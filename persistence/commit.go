@@ -305,15 +305,17 @@ func (c *committer) syncLoop() {
 				c.fail(err)
 			}
 		}
+		// Report the group before its callbacks, so that whoever has seen
+		// a callback has seen its group counted too.
+		if c.opts.OnCommit != nil && g.batch != nil && err == nil {
+			c.opts.OnCommit(time.Since(g.start), g.applied)
+		}
 		for _, r := range g.reqs {
 			e := r.err
 			if e == nil {
 				e = err
 			}
 			r.done(e)
-		}
-		if c.opts.OnCommit != nil && g.batch != nil {
-			c.opts.OnCommit(time.Since(g.start), len(g.reqs))
 		}
 	}
 }

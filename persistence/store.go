@@ -28,7 +28,10 @@ type Options struct {
 	// MaxBatch bounds entries merged into one Pebble batch. Default 1024.
 	MaxBatch int
 	// OnCommit, when set, is called after each group commit is durable with
-	// the time from apply to sync and the number of entries it carried.
+	// the time from apply to sync and the number of requests (entries,
+	// fences, restores) it carried; refused requests are not counted. A
+	// group is one Pebble batch; Pebble may serve several groups with one
+	// fsync. It runs on the store goroutine that calls done callbacks.
 	OnCommit func(d time.Duration, entries int)
 	// Logger receives Pebble's own log lines; nil discards them.
 	Logger *slog.Logger
