@@ -24,38 +24,47 @@ import (
 
 type request struct {
 	scope   Scope
-	kind    reqKind
 	epoch   uint64
 	fence   bool      // raise the fence to epoch
 	restore *Snapshot // replace the scope's records and set the fence to epoch
 	ops     []Op
-	// Import chunks.
+	kind    reqKind
+	// Import chunks (see Store.Import).
 	records      []SnapshotRecord
 	first, final bool
 	out          *uint64 // reqRelease: receives the new epoch
 	done         func(error)
-	err          error // set by the applier when the request is refused
+	// err refuses the request: set at submission for a malformed request
+	// (which still waits its turn, so that callbacks stay in order) or by
+	// the applier.
+	err error
 }
 
 type reqKind uint8
 
 const (
-	reqAppend reqKind = iota // also fence and restore, told apart by fields
-	reqRelease
-	reqImport
-	reqDrop
+	reqAppend  reqKind = iota // also fence and restore, told apart by fields
+	reqRelease                // fence one epoch up, marked released
+	reqImport                 // one hand-off chunk
+	reqDrop                   // delete a released scope's records
 )
 
-// fenceState is the applier's cached view of one scope's fence.
+// fenceState is the applier's view of one scope's fence.
 type fenceState struct {
 	epoch    uint64
 	released bool
+	// broken is set when an entry of this epoch was refused: the entries
+	// after it are refused too, so a scope's log never has a hole. The
+	// next fence clears it. (Kept in memory only: a restart reloads the
+	// actor from what landed, which has no hole.)
+	broken bool
 }
 
 type group struct {
-	batch *pebble.Batch // nil when every request was refused
-	reqs  []*request
-	start time.Time
+	batch   *pebble.Batch // nil when every request was refused
+	reqs    []*request
+	applied int // requests written into batch
+	start   time.Time
 }
 
 // maxFenceCache bounds the applier's cache of fences; the cache is only a
@@ -161,35 +170,71 @@ func (c *committer) apply(reqs []*request, failed error) *group {
 		clear(c.fences)
 	}
 	b := c.db.NewBatch()
-	applied := 0
 	for _, r := range reqs {
-		if err := c.applyOne(b, r); err != nil {
+		if err := c.check(r); err != nil {
 			r.err = err
+			if r.kind == reqAppend && r.restore == nil && !r.fence {
+				if fs, ferr := c.fence(r.scope); ferr == nil && r.epoch == fs.epoch {
+					fs.broken = true
+					c.fences[r.scope] = fs
+				}
+			}
 			continue
 		}
-		applied++
+		// A request is checked in full before any of it is written: the
+		// batch is shared, so a request refused half-way would leave its
+		// first ops to land with the other requests.
+		if err := c.write(b, r); err != nil {
+			// Unreachable with Pebble's unindexed batches, whose writes do
+			// not fail; if it happens the batch holds part of r, so none of
+			// the group may land.
+			return c.abandon(g, b, fmt.Errorf("persistence: batch: %w", err))
+		}
+		g.applied++
 	}
-	if applied == 0 {
+	if g.applied == 0 {
 		b.Close()
 		return g
 	}
 	if err := c.db.ApplyNoSyncWait(b, pebble.Sync); err != nil {
 		err = fmt.Errorf("persistence: apply: %w", err)
 		c.fail(err)
-		for _, r := range reqs {
-			if r.err == nil {
-				r.err = err
-			}
-		}
-		b.Close()
-		clear(c.fences) // the cache may hold fences that never landed
-		return g
+		return c.abandon(g, b, err)
 	}
 	g.batch = b
 	return g
 }
 
-func (c *committer) applyOne(b *pebble.Batch, r *request) error {
+// abandon drops a group's batch unapplied and fails every request of it
+// not already refused.
+func (c *committer) abandon(g *group, b *pebble.Batch, err error) *group {
+	b.Close()
+	clear(c.fences) // the cache may hold fences that never landed
+	for _, r := range g.reqs {
+		if r.err == nil {
+			r.err = err
+		}
+	}
+	g.applied = 0
+	return g
+}
+
+// check decides whether r may land, against its scope's fence as left by
+// every request applied before it, without writing anything.
+func (c *committer) check(r *request) error {
+	if r.err != nil {
+		return r.err
+	}
+	if err := r.scope.check(); err != nil {
+		return err
+	}
+	if r.restore == nil && !r.fence {
+		for _, op := range r.ops {
+			if op.Table == TableFence {
+				return fmt.Errorf("%w: entries may not write the fence", ErrInvalid)
+			}
+		}
+	}
 	fs, err := c.fence(r.scope)
 	if err != nil {
 		return err
@@ -197,24 +242,49 @@ func (c *committer) applyOne(b *pebble.Batch, r *request) error {
 	cur := fs.epoch
 	switch r.kind {
 	case reqRelease:
-		if r.out != nil {
-			*r.out = cur + 1
-		}
-		return c.setFence(b, r.scope, fenceState{epoch: cur + 1, released: true})
-	case reqImport:
-		return c.applyImport(b, r)
+		return nil
 	case reqDrop:
 		if !fs.released {
+			return ErrFenced // never drop a scope that is served here
+		}
+		return nil
+	case reqImport:
+		if r.first {
+			cur = 0 // the first chunk clears the scope, fence included
+		}
+		if r.final && r.epoch <= cur {
 			return ErrFenced
 		}
-		lower, upper := r.scope.dataBounds()
-		return b.DeleteRange(lower, upper, nil)
+		return nil
 	}
 	switch {
-	case r.restore != nil:
+	case r.restore != nil, r.fence:
 		if r.epoch <= cur {
 			return ErrFenced
 		}
+	case r.epoch == 0 || r.epoch != cur || fs.released || fs.broken:
+		return ErrFenced
+	}
+	return nil
+}
+
+// write adds a checked request to b.
+func (c *committer) write(b *pebble.Batch, r *request) error {
+	switch r.kind {
+	case reqRelease:
+		next := c.fences[r.scope].epoch + 1
+		if r.out != nil {
+			*r.out = next
+		}
+		return c.setFence(b, r.scope, fenceState{epoch: next, released: true})
+	case reqDrop:
+		lower, upper := r.scope.dataBounds()
+		return b.DeleteRange(lower, upper, nil)
+	case reqImport:
+		return c.writeImport(b, r)
+	}
+	switch {
+	case r.restore != nil:
 		lower, upper := r.scope.scopeBounds()
 		if err := b.DeleteRange(lower, upper, nil); err != nil {
 			return err
@@ -229,18 +299,10 @@ func (c *committer) applyOne(b *pebble.Batch, r *request) error {
 		}
 		return c.setFence(b, r.scope, fenceState{epoch: r.epoch})
 	case r.fence:
-		if r.epoch <= cur {
-			return ErrFenced
-		}
 		return c.setFence(b, r.scope, fenceState{epoch: r.epoch})
 	}
-	if r.epoch == 0 || r.epoch != cur || fs.released {
-		return ErrFenced
-	}
 	for _, op := range r.ops {
-		if op.Table == TableFence {
-			return errors.New("persistence: entries may not write the fence")
-		}
+		var err error
 		key := r.scope.key(op.Table, op.Key)
 		switch {
 		case op.Delete && op.DeleteTo != nil:
@@ -257,16 +319,8 @@ func (c *committer) applyOne(b *pebble.Batch, r *request) error {
 	return nil
 }
 
-func (c *committer) setFence(b *pebble.Batch, sc Scope, fs fenceState) error {
-	if err := b.Set(sc.key(TableFence, nil), fenceValue(fs.epoch, fs.released), nil); err != nil {
-		return err
-	}
-	c.fences[sc] = fs
-	return nil
-}
-
-// applyImport writes one hand-off chunk (see Store.Import).
-func (c *committer) applyImport(b *pebble.Batch, r *request) error {
+// writeImport writes one hand-off chunk (see Store.Import).
+func (c *committer) writeImport(b *pebble.Batch, r *request) error {
 	if r.first {
 		lower, upper := r.scope.scopeBounds()
 		if err := b.DeleteRange(lower, upper, nil); err != nil {
@@ -285,10 +339,15 @@ func (c *committer) applyImport(b *pebble.Batch, r *request) error {
 	if !r.final {
 		return nil
 	}
-	if r.epoch <= c.fences[r.scope].epoch {
-		return ErrFenced
-	}
 	return c.setFence(b, r.scope, fenceState{epoch: r.epoch})
+}
+
+func (c *committer) setFence(b *pebble.Batch, sc Scope, fs fenceState) error {
+	if err := b.Set(sc.key(TableFence, nil), fenceValue(fs.epoch, fs.released), nil); err != nil {
+		return err
+	}
+	c.fences[sc] = fs
+	return nil
 }
 
 // fence returns the scope's current fence, including fences set by batches
@@ -331,15 +390,17 @@ func (c *committer) syncLoop() {
 				c.fail(err)
 			}
 		}
+		// Report the group before its callbacks, so that whoever has seen
+		// a callback has seen its group counted too.
+		if c.opts.OnCommit != nil && g.batch != nil && err == nil {
+			c.opts.OnCommit(time.Since(g.start), g.applied)
+		}
 		for _, r := range g.reqs {
 			e := r.err
 			if e == nil {
 				e = err
 			}
 			r.done(e)
-		}
-		if c.opts.OnCommit != nil && g.batch != nil {
-			c.opts.OnCommit(time.Since(g.start), len(g.reqs))
 		}
 	}
 }

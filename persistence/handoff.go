@@ -52,6 +52,10 @@ func (s ScopeState) Live() bool { return s.Epoch > 0 && !s.Released }
 // State reports what the store holds of a scope.
 func (s *Store) State(sc Scope) (ScopeState, error) {
 	var st ScopeState
+	if err := s.enter(); err != nil {
+		return st, err
+	}
+	defer s.leave()
 	v, closer, err := s.db.Get(sc.key(TableFence, nil))
 	switch {
 	case errors.Is(err, pebble.ErrNotFound):
@@ -94,6 +98,10 @@ func (s *Store) Release(sc Scope, done func(epoch uint64, err error)) {
 // collected. last is the key to continue after; done is true when nothing
 // remains.
 func (s *Store) Export(sc Scope, after []byte, maxBytes int) (recs []SnapshotRecord, last []byte, done bool, err error) {
+	if err := s.enter(); err != nil {
+		return nil, nil, false, err
+	}
+	defer s.leave()
 	lower, upper := sc.dataBounds()
 	if after != nil {
 		lower = append(sc.prefix(), after...)

@@ -3,42 +3,31 @@ package persistence
 import (
 	"fmt"
 	"testing"
-
-	"github.com/cockroachdb/pebble/v2/vfs"
 )
 
-func openMem(t *testing.T) *Store {
+// await runs f with a callback and waits for it.
+func await(t *testing.T, f func(done func(error))) error {
 	t.Helper()
-	s, err := Open("db", Options{FS: vfs.NewMem()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Close() })
-	return s
-}
-
-func wait(t *testing.T, f func(done func(error))) error {
-	t.Helper()
-	ch := make(chan error, 1)
-	f(func(err error) { ch <- err })
-	return <-ch
+	done, ch := callback()
+	f(done)
+	return wait(t, ch)
 }
 
 // TestHandOffMovesAScope moves a scope between two stores in small chunks
 // and checks the source is fenced, the target is live above every epoch,
 // and the records arrive intact.
 func TestHandOffMovesAScope(t *testing.T) {
-	src, dst := openMem(t), openMem(t)
+	src, dst := memStore(t), memStore(t)
 	sc := Scope{Kind: KindChannel, ID: "moving"}
 	log := src.Log(sc)
-	if err := wait(t, func(d func(error)) { log.Fence(3, d) }); err != nil {
+	if err := await(t, func(d func(error)) { log.Fence(3, d) }); err != nil {
 		t.Fatal(err)
 	}
 	for i := range 200 {
 		e := &Entry{Epoch: 3}
 		e.Put(TableMessage, U64(uint64(i+1)), []byte(fmt.Sprintf("message %d", i+1)))
 		e.Put(TableMeta, nil, []byte(fmt.Sprintf("meta %d", i+1)))
-		if err := wait(t, func(d func(error)) { log.Append(e, d) }); err != nil {
+		if err := await(t, func(d func(error)) { log.Append(e, d) }); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -49,14 +38,14 @@ func TestHandOffMovesAScope(t *testing.T) {
 
 	// 1. Release: the old activation's epoch is fenced out.
 	var released uint64
-	if err := wait(t, func(d func(error)) {
+	if err := await(t, func(d func(error)) {
 		src.Release(sc, func(e uint64, err error) { released = e; d(err) })
 	}); err != nil || released != 4 {
 		t.Fatalf("release: epoch %d %v", released, err)
 	}
 	late := &Entry{Epoch: 3}
 	late.Put(TableMessage, U64(999), []byte("late"))
-	if err := wait(t, func(d func(error)) { log.Append(late, d) }); err != ErrFenced {
+	if err := await(t, func(d func(error)) { log.Append(late, d) }); err != ErrFenced {
 		t.Fatalf("append after release: %v, want ErrFenced", err)
 	}
 	if st, _ := src.State(sc); st.Live() || !st.Released || !st.HasData {
@@ -72,7 +61,7 @@ func TestHandOffMovesAScope(t *testing.T) {
 			t.Fatal(err)
 		}
 		chunks++
-		if err := wait(t, func(d func(error)) { dst.Import(sc, recs, first, done, released+1, d) }); err != nil {
+		if err := await(t, func(d func(error)) { dst.Import(sc, recs, first, done, released+1, d) }); err != nil {
 			t.Fatalf("import chunk %d: %v", chunks, err)
 		}
 		if !done {
@@ -101,14 +90,14 @@ func TestHandOffMovesAScope(t *testing.T) {
 	}
 
 	// 3. Drop the source's copy; its fence stays.
-	if err := wait(t, func(d func(error)) { src.Drop(sc, d) }); err != nil {
+	if err := await(t, func(d func(error)) { src.Drop(sc, d) }); err != nil {
 		t.Fatal(err)
 	}
 	if st, _ := src.State(sc); st.HasData || !st.Released || st.Epoch != released {
 		t.Fatalf("dropped source %+v", st)
 	}
 	// Dropping a live scope is refused.
-	if err := wait(t, func(d func(error)) { dst.Drop(sc, d) }); err != ErrFenced {
+	if err := await(t, func(d func(error)) { dst.Drop(sc, d) }); err != ErrFenced {
 		t.Fatalf("drop of a live scope: %v", err)
 	}
 }
@@ -116,17 +105,17 @@ func TestHandOffMovesAScope(t *testing.T) {
 // TestImportRestartsCleanly: an interrupted import (no final chunk) leaves
 // no live scope, and a new import's first chunk clears it.
 func TestImportRestartsCleanly(t *testing.T) {
-	s := openMem(t)
+	s := memStore(t)
 	sc := Scope{Kind: KindUser, ID: "u"}
 	half := []SnapshotRecord{{Table: TableMessage, Key: U64(1), Value: []byte("stale")}}
-	if err := wait(t, func(d func(error)) { s.Import(sc, half, true, false, 0, d) }); err != nil {
+	if err := await(t, func(d func(error)) { s.Import(sc, half, true, false, 0, d) }); err != nil {
 		t.Fatal(err)
 	}
 	if st, _ := s.State(sc); st.Live() || !st.HasData {
 		t.Fatalf("half import %+v", st)
 	}
 	full := []SnapshotRecord{{Table: TableMessage, Key: U64(2), Value: []byte("fresh")}}
-	if err := wait(t, func(d func(error)) { s.Import(sc, full, true, true, 9, d) }); err != nil {
+	if err := await(t, func(d func(error)) { s.Import(sc, full, true, true, 9, d) }); err != nil {
 		t.Fatal(err)
 	}
 	recs, _ := s.Log(sc).Scan(TableMessage, Range{})
@@ -135,5 +124,32 @@ func TestImportRestartsCleanly(t *testing.T) {
 	}
 	if e, _ := s.Log(sc).Epoch(); e != 9 {
 		t.Fatalf("epoch %d", e)
+	}
+}
+
+// TestRefusedEntryBreaksItsEpoch: once an entry of an epoch is refused,
+// later entries of that epoch are refused too, so no hole can land; a new
+// fence lets the scope write again.
+func TestRefusedEntryBreaksItsEpoch(t *testing.T) {
+	s := memStore(t)
+	log := s.Channel("holes")
+	if err := await(t, func(d func(error)) { log.Fence(1, d) }); err != nil {
+		t.Fatal(err)
+	}
+	bad := &Entry{Epoch: 1, Ops: []Op{{Table: TableFence, Key: nil, Value: []byte("x")}}}
+	good := &Entry{Epoch: 1}
+	good.Put(TableMessage, U64(2), []byte("after the hole"))
+	if err := await(t, func(d func(error)) { log.Append(bad, d) }); err == nil {
+		t.Fatal("an entry writing the fence landed")
+	}
+	if err := await(t, func(d func(error)) { log.Append(good, d) }); err != ErrFenced {
+		t.Fatalf("entry after a refused one: %v, want ErrFenced", err)
+	}
+	if err := await(t, func(d func(error)) { log.Fence(2, d) }); err != nil {
+		t.Fatal(err)
+	}
+	good.Epoch = 2
+	if err := await(t, func(d func(error)) { log.Append(good, d) }); err != nil {
+		t.Fatalf("after a new fence: %v", err)
 	}
 }

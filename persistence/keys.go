@@ -1,6 +1,7 @@
 package persistence
 
 import (
+	"bytes"
 	"encoding/binary"
 	"fmt"
 )
@@ -50,6 +51,15 @@ type Scope struct {
 
 func (s Scope) String() string { return fmt.Sprintf("%c/%s", s.Kind, s.ID) }
 
+// check reports whether the key layout can hold the scope: an id longer
+// than MaxIDLen would wrap its length byte and alias another scope's keys.
+func (s Scope) check() error {
+	if len(s.ID) > MaxIDLen {
+		return fmt.Errorf("%w: scope id of %d bytes (at most %d)", ErrInvalid, len(s.ID), MaxIDLen)
+	}
+	return nil
+}
+
 // prefix returns the key prefix shared by all of the scope's records.
 func (s Scope) prefix() []byte {
 	b := make([]byte, 0, 2+len(s.ID)+1+16)
@@ -67,15 +77,28 @@ func (s Scope) key(t Table, k []byte) []byte {
 // tableBounds returns [lower, upper) covering one table of the scope.
 func (s Scope) tableBounds(t Table) (lower, upper []byte) {
 	lower = s.key(t, nil)
-	upper = s.key(t+1, nil)
-	return lower, upper
+	return lower, prefixEnd(lower)
 }
 
 // scopeBounds returns [lower, upper) covering every record of the scope.
 func (s Scope) scopeBounds() (lower, upper []byte) {
 	lower = s.prefix()
-	upper = append(s.prefix(), 0xff, 0xff)
-	return lower, upper
+	return lower, prefixEnd(lower)
+}
+
+// prefixEnd returns the least key above every key that starts with p, or
+// nil (no bound) when there is none (p is all 0xff). Bounds built by
+// incrementing the table byte, or by appending 0xff bytes, are wrong for
+// table 0xff and for keys that start with 0xff.
+func prefixEnd(p []byte) []byte {
+	end := bytes.Clone(p)
+	for i := len(end) - 1; i >= 0; i-- {
+		if end[i] != 0xff {
+			end[i]++
+			return end[:i+1]
+		}
+	}
+	return nil
 }
 
 // U64 encodes n as an 8-byte big-endian key.

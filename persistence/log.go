@@ -11,6 +11,10 @@ var (
 	ErrNotFound = errors.New("persistence: not found")
 	// ErrClosed means the store is closed or has failed.
 	ErrClosed = errors.New("persistence: store closed")
+	// ErrInvalid means the request itself is malformed (a scope id longer
+	// than MaxIDLen, an entry that writes the fence, a nil entry or
+	// snapshot). It changes nothing.
+	ErrInvalid = errors.New("persistence: invalid request")
 )
 
 // Op is one change of an entry.
@@ -43,7 +47,10 @@ func (e *Entry) Del(t Table, key []byte) {
 	e.Ops = append(e.Ops, Op{Table: t, Key: key, Delete: true})
 }
 
-// DelRange appends a range delete of [from, to) to e.
+// DelRange appends a range delete of [from, to) to e. A nil from is the
+// start of the table; to must not be nil (an Op with Delete set and a nil
+// DeleteTo deletes the single key Key). A range with from >= to deletes
+// nothing.
 func (e *Entry) DelRange(t Table, from, to []byte) {
 	e.Ops = append(e.Ops, Op{Table: t, Key: from, Delete: true, DeleteTo: to})
 }
@@ -58,8 +65,10 @@ type Record struct {
 }
 
 // Range selects keys of one table: those strictly above After (when set)
-// and strictly below Before (when set), at most Limit of them (0: no
-// limit), in descending key order when Reverse is set.
+// and strictly below Before (when set), at most Limit of them (0 or less:
+// no limit), in descending key order when Reverse is set. A nil bound is no
+// bound; an empty, non-nil one is a bound (Before: []byte{} selects
+// nothing).
 type Range struct {
 	After   []byte
 	Before  []byte
@@ -103,8 +112,14 @@ type Log interface {
 	// Epoch returns the scope's current fence (0 for a scope never fenced).
 	Epoch() (uint64, error)
 	// Append applies e and calls done once it is durable (synced to disk) or
-	// has failed. Entries of one scope complete in the order appended. done
-	// runs on a store goroutine and must not block.
+	// has failed. Entries of one scope complete in the order appended. The
+	// log keeps e's keys and values until done is called; the caller must
+	// not modify them before then.
+	//
+	// done runs on a store goroutine and must not block. It must not call
+	// Close or Restore, nor Append or Fence on the same store: those block
+	// (on a full queue, or until the pipeline stops) and the pipeline waits
+	// for done to return. Post the result to a mailbox or channel instead.
 	Append(e *Entry, done func(error))
 	// Snapshot returns every record of the scope at one instant.
 	Snapshot() (*Snapshot, error)

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -27,7 +28,10 @@ type Options struct {
 	// MaxBatch bounds entries merged into one Pebble batch. Default 1024.
 	MaxBatch int
 	// OnCommit, when set, is called after each group commit is durable with
-	// the time from apply to sync and the number of entries it carried.
+	// the time from apply to sync and the number of requests (entries,
+	// fences, restores) it carried; refused requests are not counted. A
+	// group is one Pebble batch; Pebble may serve several groups with one
+	// fsync. It runs on the store goroutine that calls done callbacks.
 	OnCommit func(d time.Duration, entries int)
 	// Logger receives Pebble's own log lines; nil discards them.
 	Logger *slog.Logger
@@ -50,6 +54,13 @@ type Store struct {
 	db   *pebble.DB
 	opts Options
 	c    *committer
+
+	// Pebble panics on any use of a closed DB, so reads pass a gate: enter
+	// fails once Close has begun, and Close waits for the reads in flight
+	// before it closes the DB. mu is never held across a read.
+	mu      sync.Mutex     // guards closed and readers.Add
+	closed  bool           // Close has begun
+	readers sync.WaitGroup // reads of db in flight
 }
 
 // Open opens (creating if needed) the store in dir.
@@ -72,14 +83,35 @@ func Open(dir string, opts Options) (*Store, error) {
 	return s, nil
 }
 
-// Close stops the commit pipeline (failing entries still queued) and closes
-// the database. It is safe to call more than once.
+// Close stops the commit pipeline and closes the database. Requests queued
+// before Close are still applied and called back before it returns; later
+// ones fail with ErrClosed, and so do reads. Close waits for reads in
+// flight. It is safe to call more than once. It must not be called from a
+// done callback or a Scopes function (it would wait for itself).
 func (s *Store) Close() error {
 	if !s.c.stop() {
 		return nil
 	}
+	s.mu.Lock()
+	s.closed = true
+	s.mu.Unlock()
+	s.readers.Wait()
 	return s.db.Close()
 }
+
+// enter admits one read of the database; every nil return must be paired
+// with a call to leave.
+func (s *Store) enter() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return ErrClosed
+	}
+	s.readers.Add(1)
+	return nil
+}
+
+func (s *Store) leave() { s.readers.Done() }
 
 // Channel returns the log of one channel.
 func (s *Store) Channel(id string) Log { return s.Log(Scope{Kind: KindChannel, ID: id}) }
@@ -93,7 +125,11 @@ func (s *Store) Log(sc Scope) Log { return &pebbleLog{s: s, scope: sc} }
 // Scopes calls fn for every scope of kind k that has a fence, that is, that
 // some activation has owned. It stops early when fn returns false.
 func (s *Store) Scopes(k Kind, fn func(id string, epoch uint64) bool) error {
-	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: []byte{byte(k)}, UpperBound: []byte{byte(k) + 1}})
+	if err := s.enter(); err != nil {
+		return err
+	}
+	defer s.leave()
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: []byte{byte(k)}, UpperBound: prefixEnd([]byte{byte(k)})})
 	if err != nil {
 		return err
 	}
@@ -122,6 +158,9 @@ func (s *Store) Scopes(k Kind, fn func(id string, epoch uint64) bool) error {
 // replaces every record of the scope with the snapshot's and sets the fence
 // to epoch, durably, in one batch.
 func (s *Store) Restore(snap *Snapshot, epoch uint64) error {
+	if snap == nil {
+		return fmt.Errorf("%w: nil snapshot", ErrInvalid)
+	}
 	done := make(chan error, 1)
 	s.c.submit(&request{scope: snap.Scope, restore: snap, epoch: epoch, done: func(err error) { done <- err }})
 	return <-done
@@ -132,7 +171,19 @@ type pebbleLog struct {
 	scope Scope
 }
 
+// enter checks the scope and admits one read of the store.
+func (l *pebbleLog) enter() error {
+	if err := l.scope.check(); err != nil {
+		return err
+	}
+	return l.s.enter()
+}
+
 func (l *pebbleLog) Get(t Table, key []byte) ([]byte, error) {
+	if err := l.enter(); err != nil {
+		return nil, err
+	}
+	defer l.s.leave()
 	v, closer, err := l.s.db.Get(l.scope.key(t, key))
 	if errors.Is(err, pebble.ErrNotFound) {
 		return nil, ErrNotFound
@@ -146,6 +197,10 @@ func (l *pebbleLog) Get(t Table, key []byte) ([]byte, error) {
 }
 
 func (l *pebbleLog) Scan(t Table, r Range) ([]Record, error) {
+	if err := l.enter(); err != nil {
+		return nil, err
+	}
+	defer l.s.leave()
 	lower, upper := l.scope.tableBounds(t)
 	prefixLen := len(lower)
 	if r.After != nil {
@@ -193,10 +248,19 @@ func (l *pebbleLog) Fence(epoch uint64, done func(error)) {
 }
 
 func (l *pebbleLog) Append(e *Entry, done func(error)) {
+	if e == nil {
+		// Refused in its turn, so that callbacks stay in order.
+		l.s.c.submit(&request{scope: l.scope, err: fmt.Errorf("%w: nil entry", ErrInvalid), done: done})
+		return
+	}
 	l.s.c.submit(&request{scope: l.scope, epoch: e.Epoch, ops: e.Ops, done: done})
 }
 
 func (l *pebbleLog) Snapshot() (*Snapshot, error) {
+	if err := l.enter(); err != nil {
+		return nil, err
+	}
+	defer l.s.leave()
 	snap := l.s.db.NewSnapshot()
 	defer snap.Close()
 	lower, upper := l.scope.scopeBounds()
@@ -245,6 +309,10 @@ func (p pebbleLogger) Fatalf(format string, args ...any) {
 
 // GetNode reads a node-local record.
 func (s *Store) GetNode(key string) ([]byte, error) {
+	if err := s.enter(); err != nil {
+		return nil, err
+	}
+	defer s.leave()
 	v, closer, err := s.db.Get(Scope{Kind: KindNode}.key(TableMeta, []byte(key)))
 	if errors.Is(err, pebble.ErrNotFound) {
 		return nil, ErrNotFound
@@ -258,5 +326,9 @@ func (s *Store) GetNode(key string) ([]byte, error) {
 
 // PutNode writes a node-local record durably.
 func (s *Store) PutNode(key string, value []byte) error {
+	if err := s.enter(); err != nil {
+		return err
+	}
+	defer s.leave()
 	return s.db.Set(Scope{Kind: KindNode}.key(TableMeta, []byte(key)), value, pebble.Sync)
 }
