@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"time"
 
+	"github.com/switchboard-chat/switchboard/actors/channel"
 	"github.com/switchboard-chat/switchboard/cluster"
 	"github.com/switchboard-chat/switchboard/cluster/clusterpb"
 	"github.com/switchboard-chat/switchboard/protocol"
@@ -20,6 +21,11 @@ type hub struct {
 	// owners records, per watched channel, which activation served it
 	// when the watches were made; a different one has no watchers.
 	owners map[string]ownerRef
+	// rewatching marks channels with a rewatch in flight (pending counts
+	// its requests); again asks for another once it ends.
+	rewatching map[string]bool
+	pending    map[string]int
+	again      map[string]bool
 }
 
 // ownerRef is one activation's home: a node in one life.
@@ -30,7 +36,8 @@ type ownerRef struct {
 }
 
 func newHub(g *Gateway) *hub {
-	return &hub{g: g, channels: make(map[string]map[*session]struct{}), owners: make(map[string]ownerRef)}
+	return &hub{g: g, channels: make(map[string]map[*session]struct{}), owners: make(map[string]ownerRef),
+		rewatching: make(map[string]bool), pending: make(map[string]int), again: make(map[string]bool)}
 }
 
 func (h *hub) ownerOf(ch string) ownerRef {
@@ -53,11 +60,8 @@ func (h *hub) viewChanged() {
 			continue
 		}
 		h.owners[ch] = cur
-		if !cur.alive {
-			continue
-		}
-		for s := range ss {
-			h.rewatch(s, ch, 0)
+		if cur.alive && len(ss) > 0 {
+			h.rewatch(ch, 0)
 		}
 	}
 }
@@ -112,7 +116,7 @@ func (h *hub) Events(ev *clusterpb.Events) {
 					continue
 				}
 				if e.Seq > pos+1 {
-					h.rewatch(s, ev.Channel, 0)
+					h.rewatch(ev.Channel, 0) // this session missed some
 					continue
 				}
 				s.watching[ev.Channel] = e.Seq
@@ -146,79 +150,136 @@ func (h *hub) Unwatch(u *clusterpb.Unwatch) {
 // WatchLost re-watches every local session of a channel whose activation
 // ended, each from the last seq it got, so no event is lost or repeated.
 func (h *hub) WatchLost(w *clusterpb.WatchLost) {
-	for s := range h.channels[w.Channel] {
-		h.rewatch(s, w.Channel, 0)
-	}
+	h.rewatch(w.Channel, 0)
 }
 
 // maxRewatchAttempts bounds retries of an unavailable channel (about 30 s
-// with the backoff below) before the session is told to reconnect.
+// with the backoff below) before its sessions are told to reconnect.
 const maxRewatchAttempts = 20
 
-// rewatch asks the channel to watch again for s from its position. The
-// reply's missed events are delivered like live ones.
-func (h *hub) rewatch(s *session, ch string, attempt int) {
-	if s.gone {
+// rewatch watches a channel again for every local session of it, in one
+// request per MaxRewatchSessions sessions, from the lowest position among
+// them; each session then gets the replayed events after its own position.
+// At most one rewatch per channel runs; a trigger meanwhile runs another
+// when it ends.
+func (h *hub) rewatch(ch string, attempt int) {
+	ss := h.channels[ch]
+	if len(ss) == 0 {
 		return
 	}
-	pos, ok := s.watching[ch]
-	if !ok {
+	if h.rewatching[ch] {
+		h.again[ch] = true
 		return
 	}
-	args, _ := json.Marshal(protocol.WatchArgs{Channel: ch, SinceSeq: &pos})
-	s.route(kindChannel, ch, protocol.OpChannelWatch, args, func(rep *clusterpb.Reply) {
-		// Runs on the inbox goroutine for replies; failures may come from
-		// another goroutine, so hop back before touching the table.
-		h.g.cl.Do(func() { h.rewatched(s, ch, pos, attempt, rep) })
-	})
+	h.rewatching[ch] = true
+	var batch []*session
+	flush := func() {
+		sessions := batch
+		batch = nil
+		h.pending[ch]++
+		since := ^uint64(0)
+		args := channel.RewatchArgs{Sessions: make([]channel.RewatchSession, len(sessions))}
+		for i, s := range sessions {
+			since = min(since, s.watching[ch])
+			args.Sessions[i] = channel.RewatchSession{Session: s.id, User: s.user, Admin: s.admin}
+		}
+		args.SinceSeq = since
+		body, _ := json.Marshal(args)
+		req := &clusterpb.Request{Kind: kindChannel, Target: ch, Op: channel.OpRewatch, Args: body,
+			Caller: &clusterpb.Caller{Gateway: h.g.cl.Address()}}
+		h.g.cl.Request(req, h.g.cfg.RequestTimeout, func(rep *clusterpb.Reply) {
+			// Failures may be reported off the inbox goroutine: hop back.
+			h.g.cl.Do(func() { h.rewatched(ch, sessions, attempt, rep) })
+		})
+	}
+	for s := range ss {
+		batch = append(batch, s)
+		if len(batch) == channel.MaxRewatchSessions {
+			flush()
+		}
+	}
+	if len(batch) > 0 {
+		flush()
+	}
 }
 
-func (h *hub) rewatched(s *session, ch string, pos uint64, attempt int, rep *clusterpb.Reply) {
-	if s.gone {
-		return
-	}
-	if cur, ok := s.watching[ch]; !ok || cur != pos {
-		return // unwatched, or moved on by another path meanwhile
+func (h *hub) rewatched(ch string, sessions []*session, attempt int, rep *clusterpb.Reply) {
+	if h.pending[ch]--; h.pending[ch] <= 0 {
+		delete(h.pending, ch)
+		delete(h.rewatching, ch)
+		defer func() {
+			if h.again[ch] {
+				delete(h.again, ch)
+				h.rewatch(ch, 0)
+			}
+		}()
 	}
 	if rep.Error != nil {
-		if protocol.Code(rep.Error.Code) == protocol.CodeUnavailable && attempt < maxRewatchAttempts {
-			delay := time.Duration(50*(attempt+1)) * time.Millisecond
-			time.AfterFunc(min(delay, 2*time.Second), func() {
-				h.g.cl.Do(func() { h.rewatch(s, ch, attempt+1) })
-			})
+		code := protocol.Code(rep.Error.Code)
+		if code == protocol.CodeUnavailable && attempt < maxRewatchAttempts {
+			delay := min(time.Duration(50*(attempt+1))*time.Millisecond, 2*time.Second)
+			time.AfterFunc(delay, func() { h.g.cl.Do(func() { h.rewatch(ch, attempt+1) }) })
 			return
 		}
-		h.unwatch(s, ch)
-		if protocol.Code(rep.Error.Code) == protocol.CodeUnavailable {
-			s.out.close(reasonResync)
+		for _, s := range sessions {
+			h.unwatch(s, ch)
+			if code == protocol.CodeUnavailable {
+				s.out.close(reasonResync)
+			}
 		}
 		return
 	}
-	var r struct {
-		Events        []json.RawMessage `json:"events"`
-		EventsHasMore bool              `json:"events_has_more"`
-		Reset         bool              `json:"reset"`
+	var r channel.RewatchResult
+	if err := json.Unmarshal(rep.Result, &r); err != nil {
+		r.Reset = true
 	}
-	if err := json.Unmarshal(rep.Result, &r); err != nil || r.Reset {
-		h.unwatch(s, ch)
-		s.out.close(reasonResync)
-		return
+	accepted := make(map[string]bool, len(r.Accepted))
+	for _, id := range r.Accepted {
+		accepted[id] = true
 	}
-	for _, frame := range r.Events {
+	type framed struct {
+		seq   uint64
+		frame []byte
+	}
+	events := make([]framed, 0, len(r.Events))
+	for _, f := range r.Events {
 		var head struct {
 			Seq uint64 `json:"seq"`
 		}
-		if json.Unmarshal(frame, &head) != nil || head.Seq <= s.watching[ch] {
+		if json.Unmarshal(f, &head) == nil {
+			events = append(events, framed{head.Seq, f})
+		}
+	}
+	more := false
+	for _, s := range sessions {
+		if s.gone {
 			continue
 		}
-		s.watching[ch] = head.Seq
-		s.send(frame)
+		if _, ok := s.watching[ch]; !ok {
+			continue // unwatched meanwhile
+		}
+		if !accepted[s.id] || r.Reset {
+			h.unwatch(s, ch)
+			if r.Reset {
+				s.out.close(reasonResync)
+			}
+			continue
+		}
+		for _, e := range events {
+			if e.seq == s.watching[ch]+1 {
+				s.watching[ch] = e.seq
+				s.send(e.frame)
+			}
+		}
+		if r.EventsHasMore {
+			more = true
+		} else if r.Seq > s.watching[ch] {
+			s.watching[ch] = r.Seq
+		}
 	}
-	if r.EventsHasMore {
-		h.rewatch(s, ch, 0) // from the last event delivered
-		return
+	if more {
+		h.again[ch] = true
 	}
-	h.watch(s, ch, rep.Seq)
 }
 
 // removeSession forgets an ended session and tells each channel it watched.

@@ -267,3 +267,90 @@ func (tr *traffic) verify(t *testing.T, c *client.Client) {
 		}
 	}
 }
+
+// watcher is a session that joins channels and records every message.new
+// it receives, to check delivery across channel moves.
+type watcher struct {
+	mu   sync.Mutex
+	seen map[string]map[string]int // channel → message id → times seen
+	last map[string]uint64         // channel → last seq
+	bad  []string
+}
+
+func startWatcher(t *testing.T, urls []string, channels []string) *watcher {
+	t.Helper()
+	w := &watcher{seen: map[string]map[string]int{}, last: map[string]uint64{}}
+	c := clusterClient(t, urls, "watcher", func(o *client.Options) {
+		o.OnEvent = func(e client.Event) {
+			if e.Name != protocol.EventMessageNew {
+				return
+			}
+			var d protocol.MessageResult
+			if json.Unmarshal(e.Data, &d) != nil {
+				return
+			}
+			w.mu.Lock()
+			defer w.mu.Unlock()
+			if e.Seq <= w.last[e.Channel] {
+				w.bad = append(w.bad, fmt.Sprintf("%s: seq %d after %d", e.Channel, e.Seq, w.last[e.Channel]))
+			}
+			w.last[e.Channel] = e.Seq
+			if w.seen[e.Channel] == nil {
+				w.seen[e.Channel] = map[string]int{}
+			}
+			w.seen[e.Channel][d.Message.ID]++
+		}
+	})
+	ctx := ctxT(t)
+	for _, ch := range channels {
+		if _, err := c.Join(ctx, ch); err != nil {
+			t.Fatalf("watcher join %s: %v", ch, err)
+		}
+	}
+	return w
+}
+
+// verify waits until the watcher has every acknowledged message, and
+// checks none came twice or out of order.
+func (w *watcher) verify(t *testing.T, tr *traffic) {
+	t.Helper()
+	tr.mu.Lock()
+	acks := map[string][]acked{}
+	for ch, a := range tr.acked {
+		acks[ch] = a
+	}
+	tr.mu.Unlock()
+	missing := func() string {
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		for ch, as := range acks {
+			for _, a := range as {
+				if w.seen[ch][a.msg.ID] == 0 {
+					return fmt.Sprintf("%s segment %d", ch, a.msg.Segment)
+				}
+			}
+		}
+		return ""
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for m := missing(); m != ""; m = missing() {
+		if time.Now().After(deadline) {
+			t.Fatalf("watcher never received %s", m)
+		}
+		select {
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for _, b := range w.bad {
+		t.Errorf("watcher: %s", b)
+	}
+	for ch, ids := range w.seen {
+		for id, n := range ids {
+			if n > 1 {
+				t.Errorf("watcher: %s message %s delivered %d times", ch, id, n)
+			}
+		}
+	}
+}

@@ -95,6 +95,7 @@ func TestNodeJoinMovesChannelsUnderTraffic(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	w := startWatcher(t, c.urls("n1"), channels)
 	tr := startTraffic(t, c.urls(), channels, 4)
 	tr.waitMore(t, 100, 30*time.Second)
 
@@ -112,6 +113,7 @@ func TestNodeJoinMovesChannelsUnderTraffic(t *testing.T) {
 	tr.waitMore(t, 100, 30*time.Second)
 	tr.stop()
 	tr.verify(t, admin)
+	w.verify(t, tr)
 	t.Logf("%d acknowledged sends; %d of %d channels moved to n4", tr.total.Load(), moving, len(channels))
 }
 
@@ -138,6 +140,7 @@ func TestSIGTERMDrainsAHost(t *testing.T) {
 	}
 	// Senders connect to every gateway, n2 included: its sessions are told
 	// to reconnect elsewhere.
+	w := startWatcher(t, c.urls("n3"), channels)
 	tr := startTraffic(t, c.urls("n2", "n1", "n3"), channels, 4)
 	tr.waitMore(t, 150, 30*time.Second)
 
@@ -147,6 +150,7 @@ func TestSIGTERMDrainsAHost(t *testing.T) {
 	tr.waitMore(t, 150, 60*time.Second)
 	tr.stop()
 	tr.verify(t, admin)
+	w.verify(t, tr)
 	v, err := c.view("n1")
 	if err != nil {
 		t.Fatal(err)
