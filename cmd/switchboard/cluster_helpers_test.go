@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -33,7 +34,12 @@ func newTestCluster(t *testing.T, names ...string) *testCluster {
 	}
 	c := &testCluster{t: t, procs: map[string]*proc{}, dirs: map[string]string{}}
 	for _, n := range names {
-		c.start(n)
+		name, roles, _ := strings.Cut(n, ":")
+		if roles != "" {
+			c.start(name, "--roles", roles)
+		} else {
+			c.start(name)
+		}
 	}
 	c.waitAlive(len(names))
 	return c

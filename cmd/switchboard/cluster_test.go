@@ -250,3 +250,49 @@ func TestSplitOwnershipIsFenced(t *testing.T) {
 		t.Fatalf("%d messages stored, want 40", len(msgs))
 	}
 }
+
+// TestGatewayAndHostRoles runs host-only and gateway-only nodes: channels
+// live on hosts only, sessions on gateways only, and a gateway sent SIGTERM
+// closes its sessions with "reconnect elsewhere"; clients move to another
+// gateway and resume without losing an event.
+func TestGatewayAndHostRoles(t *testing.T) {
+	c := newTestCluster(t, "h1:host", "h2:host", "g1:gateway", "g2:gateway")
+	ctx := ctxT(t)
+	v, err := c.view("g1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(v.Placement) != "[h1 h2]" {
+		t.Fatalf("placement %v, want the two hosts only", v.Placement)
+	}
+	admin := clusterClient(t, c.urls("g1", "g2"), "admin")
+	channels := []string{"r1", "r2", "r3", "r4"}
+	for _, ch := range channels {
+		if _, _, err := admin.CreateChannel(ctx, protocol.ChannelCreateArgs{ID: ch, Type: protocol.TypeStandard}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The watcher sits on g1 first; senders use both gateways.
+	w := startWatcher(t, c.urls("g1", "g2"), channels)
+	tr := startTraffic(t, c.urls("g1", "g2"), channels, 2)
+	tr.waitMore(t, 100, 30*time.Second)
+	if err := c.procs["g1"].term(30 * time.Second); err != nil {
+		t.Fatalf("g1 did not exit after SIGTERM: %v", err)
+	}
+	tr.waitMore(t, 100, 30*time.Second)
+	tr.stop()
+	tr.verify(t, admin)
+	w.verify(t, tr)
+	for _, h := range []string{"h1", "h2"} {
+		v, err := c.view("g2")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st, _ := v.member(h); st != "alive" {
+			t.Fatalf("%s is %s", h, st)
+		}
+	}
+	if v, _ := c.view("g2"); func() int { _, n := v.member("g2"); return n }() != 0 {
+		t.Fatal("a gateway-only node hosts channels")
+	}
+}
