@@ -39,7 +39,7 @@ tidy-check:
 	git diff --exit-code go.mod go.sum
 
 $(STATICCHECK):
-	$(GO) install honnef.co/go/tools/cmd/staticcheck@2025.1.1
+	$(GO) install honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
 # Regenerates cluster/clusterpb from its .proto (the generated code is
 # committed; tests never need protoc).

@@ -76,10 +76,3 @@ func (o *outbox) take(buf [][]byte) ([][]byte, bool, closeReason) {
 	o.bytes = 0
 	return buf, o.closed, o.reason
 }
-
-// len returns queued frames.
-func (o *outbox) len() int {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	return len(o.frames)
-}

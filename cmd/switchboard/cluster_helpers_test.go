@@ -338,13 +338,14 @@ func (w *watcher) verify(t *testing.T, tr *traffic) {
 		}
 		return ""
 	}
-	deadline := time.Now().Add(30 * time.Second)
+	deadline := time.After(30 * time.Second)
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
 	for m := missing(); m != ""; m = missing() {
-		if time.Now().After(deadline) {
-			t.Fatalf("watcher never received %s", m)
-		}
 		select {
-		case <-time.After(20 * time.Millisecond):
+		case <-deadline:
+			t.Fatalf("watcher never received %s", m)
+		case <-tick.C:
 		}
 	}
 	w.mu.Lock()
