@@ -69,6 +69,8 @@ func (s *State) planJoin(c Caller, m *memberRecord) (string, *protocol.Error) {
 			return "", nil
 		}
 		return as, nil
+	case m != nil && m.Membership == protocol.MembershipViewer:
+		return "", nil // in already, read-only
 	}
 	return "", protocol.Errorf(protocol.CodeForbidden, "%s is %s: join by invitation or join token only", s.id, s.meta.Channel.Type)
 }

@@ -139,13 +139,13 @@ func targetRank(m *memberRecord) int {
 }
 
 // sendAllowed decides whether the caller may send now: membership and
-// channel type, then — for everyone but moderators — mutes, the channel
-// mute, slow mode and the rate limit.
+// channel type (moderators may always), a member mute (everyone but global
+// admins: an owner may mute a moderator), then — for everyone but
+// moderators — the channel mute, slow mode and the rate limit.
 func (s *State) sendAllowed(c Caller, m *memberRecord) *protocol.Error {
-	if s.isModerator(c, m) {
-		return nil
-	}
+	mod := s.isModerator(c, m)
 	switch {
+	case mod:
 	case c.Perms != nil && !hasPerm(c.Perms, PermWrite):
 		return protocol.Errorf(protocol.CodeForbidden, "your join token for %s grants read only", s.id)
 	case s.meta.Channel.Type == protocol.TypeBroadcast:
@@ -159,13 +159,16 @@ func (s *State) sendAllowed(c Caller, m *memberRecord) *protocol.Error {
 		return protocol.Errorf(protocol.CodeNotMember, "join %s before sending to it", s.id)
 	}
 	now := s.now
-	if mutedAt(m, now) {
+	if mutedAt(m, now) && !c.Admin {
 		e := protocol.Errorf(protocol.CodeMuted, "you are muted in %s", s.id)
 		if !m.MutedUntil.Equal(protocol.Permanent.Time) {
 			e = protocol.Errorf(protocol.CodeMuted, "you are muted in %s until %s", s.id, m.MutedUntil.UTC().Format(protocol.TimeLayout))
 			e.RetryAfterMS = retryMS(m.MutedUntil.Sub(now))
 		}
 		return e
+	}
+	if mod {
+		return nil
 	}
 	if until := s.meta.Channel.MutedUntil; until.After(now) {
 		e := protocol.Errorf(protocol.CodeChannelMuted, "%s is muted: only moderators send", s.id)
