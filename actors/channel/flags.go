@@ -55,8 +55,10 @@ func (s *State) flagged(seg uint64, user string) (bool, error) {
 // message.
 const flagWindow = 128
 
-// flagMemo holds the flag counts of one window of segments as the store
-// had them; any flag written drops it.
+// flagMemo holds the flag counts of one window of segments: what the
+// store held when it was read, kept current by every flag written since.
+// Segments past the newest message are in the window too (they have no
+// flags yet), so a moderator's own sends do not read it again.
 type flagMemo struct {
 	lo, hi uint64 // inclusive; hi == 0: empty
 	counts map[uint64]int64
@@ -72,7 +74,7 @@ func (s *State) flagCount(seg uint64) (int64, error) {
 	w := &s.mod.memo
 	if w.hi == 0 || seg < w.lo || seg > w.hi {
 		lo := seg - min(seg-1, flagWindow-1)
-		hi := min(seg+flagWindow, s.meta.Channel.LastSegment)
+		hi := seg + flagWindow
 		recs, err := s.log.Scan(persistence.TableAux, persistence.Range{After: flagCountKey(lo - 1), Before: flagCountKey(hi + 1)})
 		if err != nil {
 			return 0, err
@@ -137,7 +139,9 @@ func (s *State) handleFlag(c Caller, args json.RawMessage, now time.Time) (any, 
 	e.Put(persistence.TableAux, flagCountKey(msg.Segment), persistence.U64(uint64(n)))
 	s.mod.flags.write(flagKey{msg.Segment, c.User}, true, s.cur.Index)
 	s.mod.counts.write(msg.Segment, n, s.cur.Index)
-	s.mod.memo = flagMemo{}
+	if w := &s.mod.memo; w.hi != 0 && msg.Segment >= w.lo && msg.Segment <= w.hi {
+		w.counts[msg.Segment] = n
+	}
 	if limit := s.meta.Channel.AutoDeleteFlags; limit > 0 && n >= int64(limit) {
 		d := s.softDelete(msg, now)
 		s.emit(protocol.EventMessageDeleted, autoDeleteEvent{Message: d, Reason: "auto_delete_flags"})

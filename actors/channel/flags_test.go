@@ -2,6 +2,7 @@ package channel
 
 import (
 	"encoding/json"
+	"fmt"
 	"slices"
 	"testing"
 
@@ -116,4 +117,50 @@ func TestFlagAutoDelete(t *testing.T) {
 		t.Errorf("message_count %d, want %d", c, count-1)
 	}
 	h.fail(caller("mod"), protocol.OpMessageFlag, args("message_id", m.ID), protocol.CodeInvalidState)
+}
+
+// TestFlagCountsStayCurrent reads flag counts between flags, commits and
+// a restart with caches of one record, so counts come from the window
+// memo and the store: they must always be current, and a moderator's page
+// costs one read of the counts, not one per message.
+func TestFlagCountsStayCurrent(t *testing.T) {
+	h := newHarness(t, func(c *Config) { c.MessageCache, c.MemberCache = 1, 1 })
+	h.create("alice", protocol.TypeStandard, map[string]any{"members": []string{"bob"}})
+	var ids []string
+	for i := range 30 {
+		ids = append(ids, h.send("bob", fmt.Sprint("b", i), "x").ID)
+	}
+	want := map[string]int64{}
+	check := func(when string) {
+		t.Helper()
+		for _, m := range h.history(caller("alice"), map[string]any{"limit": 100}).Messages {
+			if m.FlagCount == nil || *m.FlagCount != want[m.ID] {
+				t.Fatalf("%s: %s flag_count %v, want %d", when, m.ID, m.FlagCount, want[m.ID])
+			}
+		}
+	}
+	check("none")
+	for i, id := range []string{ids[3], ids[3], ids[20], ids[29]} {
+		h.manual = i%2 == 0
+		ok[struct{}](h, caller(fmt.Sprint("u", i)), protocol.OpMessageFlag, args("message_id", id))
+		want[id]++
+		check(fmt.Sprint("flag ", i))
+		h.commit()
+		check(fmt.Sprint("committed ", i))
+	}
+	h.manual = false
+	h.reload()
+	h.r.scans, h.r.gets = 0, 0
+	check("reloaded")
+	if h.r.scans+h.r.gets > 6 {
+		t.Errorf("a moderator's page read %d scans and %d gets", h.r.scans, h.r.gets)
+	}
+	// The moderator's own sends reuse the window.
+	h.r.scans = 0
+	for i := range 5 {
+		h.send("alice", fmt.Sprint("a", i), "y")
+	}
+	if h.r.scans != 0 {
+		t.Errorf("5 moderator sends read the store %d times", h.r.scans)
+	}
 }

@@ -47,7 +47,7 @@ func (s *State) listing() directory.Entry {
 	return directory.Entry{
 		ID:        s.id,
 		Type:      ch.Type,
-		Tags:      slices.Clone(ch.Tags),
+		Tags:      ch.Tags, // replaced, never changed in place, by updates
 		Listed:    ch.Public && !ch.Deleted,
 		CreatedMS: ch.CreatedAt.UnixMilli(),
 		Version:   s.meta.DirVersion,

@@ -37,8 +37,6 @@ func newModState(cfg Config) modState {
 func (m *modState) committed(index uint64) {
 	m.flags.committed(index)
 	m.counts.committed(index)
-	// Counts unpinned now may leave the cache; the memo may predate them.
-	m.memo = flagMemo{}
 }
 
 // until is when a restriction of d minutes from now ends (Permanent for 0).
