@@ -26,8 +26,12 @@ import (
 // grants are one session's join-token permissions by channel. The read
 // loop and the inbox goroutine both use them.
 type grants struct {
-	mu sync.Mutex // guards m
+	mu sync.Mutex // guards the fields below
 	m  map[string][]string
+	// drops counts drops, so that a token join answered after the client
+	// started or stopped a watch does not record a grant the channel has
+	// already replaced.
+	drops uint64
 }
 
 func (g *grants) get(ch string) []string {
@@ -36,9 +40,13 @@ func (g *grants) get(ch string) []string {
 	return slices.Clone(g.m[ch])
 }
 
-func (g *grants) set(ch string, perms []string) {
+// setIf records perms for ch unless a grant was dropped since mark.
+func (g *grants) setIf(ch string, perms []string, mark uint64) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
+	if g.drops != mark {
+		return
+	}
 	if g.m == nil {
 		g.m = make(map[string][]string)
 	}
@@ -49,6 +57,13 @@ func (g *grants) drop(ch string) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	delete(g.m, ch)
+	g.drops++
+}
+
+func (g *grants) mark() uint64 {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.drops
 }
 
 // dropGrant ends the session's grant in ch when the client itself
@@ -92,9 +107,10 @@ func (s *session) tokenJoin(id, args []byte) bool {
 	c := s.caller()
 	c.Perms = perms
 	req := &clusterpb.Request{Kind: kindChannel, Target: j.Channel, Op: protocol.OpChannelJoin, Args: fwd, Caller: c}
+	mark := s.grants.mark()
 	s.callReqThen(id, req, func(rep *clusterpb.Reply) {
 		if rep.Error == nil {
-			s.grants.set(j.Channel, perms)
+			s.grants.setIf(j.Channel, perms, mark)
 		}
 	})
 	return true
