@@ -404,7 +404,7 @@ func (s *State) handleMemberRoles(c Caller, args json.RawMessage, now time.Time)
 	return protocol.MemberResult{Member: v}, nil
 }
 
-// maxMembersPage bounds one members.list page.
+// handleMembersList pages through the member records in user id order.
 func (s *State) handleMembersList(c Caller, args json.RawMessage, _ time.Time) (any, *protocol.Error) {
 	var a protocol.MembersListArgs
 	if err := protocol.DecodeArgs(args, &a); err != nil {

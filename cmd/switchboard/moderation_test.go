@@ -174,6 +174,7 @@ func TestModerationOpsEndToEnd(t *testing.T) {
 	if e, ok := err.(*protocol.Error); !ok || e.Code != protocol.CodeMuted || e.RetryAfterMS <= 0 {
 		t.Fatalf("muted send: %v", err)
 	}
+	expect(t, bob, protocol.OpMemberUnmute, a("room", "user", "carol"), protocol.CodeForbidden)
 	expect(t, alice, protocol.OpMemberUnmute, a("room", "user", "carol"), "")
 	expect(t, carol, protocol.OpMessageSend, a("room", "client_id", "c1", "text", "x"), "")
 
@@ -182,6 +183,7 @@ func TestModerationOpsEndToEnd(t *testing.T) {
 	expect(t, alice, protocol.OpChannelMute, a("room", "duration_min", 0), "")
 	expect(t, bob, protocol.OpMessageSend, a("room", "client_id", "b1", "text", "x"), protocol.CodeChannelMuted)
 	expect(t, alice, protocol.OpMessageSend, a("room", "client_id", "a1", "text", "x"), "")
+	expect(t, bob, protocol.OpChannelUnmute, a("room"), protocol.CodeForbidden)
 	expect(t, alice, protocol.OpChannelUnmute, a("room"), "")
 	expect(t, bob, protocol.OpMessageSend, a("room", "client_id", "b1", "text", "x"), "")
 
@@ -238,15 +240,20 @@ func TestModerationOpsEndToEnd(t *testing.T) {
 	}
 	expect(t, bob, protocol.OpMessageDelete, a("room", "message_id", m2.Message.ID), protocol.CodeForbidden)
 	expect(t, alice, protocol.OpMessageDelete, a("room", "message_id", m2.Message.ID), "")
+	expect(t, bob, protocol.OpMessageFlag, a("room", "message_id", m2.Message.ID), protocol.CodeInvalidState)
 
 	// member.ban / member.unban / member.kick error codes.
 	expect(t, bob, protocol.OpMemberBan, a("room", "user", "carol", "duration_min", 1), protocol.CodeForbidden)
 	expect(t, alice, protocol.OpMemberBan, a("room", "user", "carol", "duration_min", -1), protocol.CodeBadRequest)
 	expect(t, alice, protocol.OpMemberKick, a("room", "user", "nobody"), protocol.CodeNotMember)
+	expect(t, bob, protocol.OpMemberKick, a("room", "user", "carol"), protocol.CodeForbidden)
 	expect(t, alice, protocol.OpMemberBan, a("room", "user", "carol", "duration_min", 1, "reason", "r"), "")
 	if err := carol.Call(ctxT(t), protocol.OpChannelGet, a("room"), &g); err != nil || g.Member.Membership != protocol.MembershipBanned || g.Member.BannedUntil.IsZero() {
 		t.Fatalf("banned carol's record %+v %v", g.Member, err)
 	}
+	expect(t, carol, protocol.OpMessagesHistory, a("room"), protocol.CodeBanned)
+	expect(t, alice, protocol.OpMembersAdd, a("room", "users", []string{"carol"}), protocol.CodeBanned)
+	expect(t, bob, protocol.OpMemberUnban, a("room", "user", "carol"), protocol.CodeForbidden)
 	expect(t, alice, protocol.OpMemberUnban, a("room", "user", "carol"), "")
 	expect(t, carol, protocol.OpChannelJoin, a("room"), "")
 }
