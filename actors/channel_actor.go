@@ -5,6 +5,7 @@ import (
 
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/switchboard-chat/switchboard/actors/channel"
+	"github.com/switchboard-chat/switchboard/actors/directory"
 	"github.com/switchboard-chat/switchboard/cluster"
 	"github.com/switchboard-chat/switchboard/cluster/clusterpb"
 	"github.com/switchboard-chat/switchboard/persistence"
@@ -21,6 +22,11 @@ type channelActor struct {
 }
 
 func newChannelActor(id, key string, d *Deps) actor.Actor {
+	if directory.IsShard(id) {
+		// Directory shards are scopes of the channel kind with ids no
+		// client can name (directory_actor.go).
+		return &directoryActor{id: id, key: key, d: d}
+	}
 	return &channelActor{id: id, key: key, d: d}
 }
 
@@ -90,6 +96,7 @@ func (a *channelActor) start(ctx actor.Context) {
 			a.state.SetEpoch(epoch + 1)
 			a.p.start(ctx, log, epoch+1)
 			ctx.SetReceiveTimeout(a.d.PassivateAfter)
+			notifyDirectory(a.d.Cluster, st.Announce())
 			return
 		}
 	}
@@ -133,7 +140,7 @@ func callerOf(c *clusterpb.Caller) channel.Caller {
 	if c == nil {
 		return channel.Caller{}
 	}
-	return channel.Caller{User: c.User, Admin: c.Admin, Session: c.Session, Gateway: c.Gateway}
+	return channel.Caller{User: c.User, Admin: c.Admin, Session: c.Session, Gateway: c.Gateway, Perms: c.Perms}
 }
 
 // send delivers one command's output: events to each gateway that was
@@ -163,6 +170,7 @@ func (a *channelActor) send(ctx actor.Context, req *clusterpb.Request, eff *chan
 	for _, n := range eff.Notices {
 		notifyUserIndex(a.d.Cluster, n.User, a.id, n.Member)
 	}
+	notifyDirectory(a.d.Cluster, eff.Directory)
 }
 
 // stop answers everything waiting with e and stops: the next message

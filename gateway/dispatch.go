@@ -62,6 +62,8 @@ func (s *session) handleFrame(frame []byte) {
 		s.channelCreate(id, args)
 	case protocol.OpChannelsList:
 		s.channelsList(id, args)
+	case protocol.OpChannelsQuery:
+		s.channelsQuery(id, args) // query.go
 	default:
 		if !channelOps[req.Op] {
 			s.replyError(id, protocol.Errorf(protocol.CodeBadRequest, "unknown op %q", req.Op))
@@ -72,10 +74,14 @@ func (s *session) handleFrame(frame []byte) {
 			s.replyError(id, perr)
 			return
 		}
+		if req.Op == protocol.OpChannelJoin && s.tokenJoin(id, args) { // joins.go
+			return
+		}
 		if perr := s.checkID("channel", ref.Channel); perr != nil {
 			s.replyError(id, perr)
 			return
 		}
+		s.dropGrant(req.Op, ref.Channel)
 		s.call(id, kindChannel, ref.Channel, req.Op, args)
 	}
 }
@@ -113,9 +119,15 @@ func (s *session) acquire() bool {
 
 func (s *session) release() { <-s.inflight }
 
-// route sends one request as this session; done gets the reply.
+// route sends one request as this session; done gets the reply. A
+// channel request carries the session's join-token grant for the channel
+// (the hub re-watches through here; see joins.go).
 func (s *session) route(kind clusterpb.Kind, target, op string, args []byte, done func(*clusterpb.Reply)) {
-	req := &clusterpb.Request{Kind: kind, Target: target, Op: op, Args: args, Caller: s.caller()}
+	c := s.caller()
+	if kind == kindChannel {
+		c.Perms = s.grants.get(target)
+	}
+	req := &clusterpb.Request{Kind: kind, Target: target, Op: op, Args: args, Caller: c}
 	s.g.cl.Request(req, s.g.cfg.RequestTimeout, done)
 }
 
@@ -126,13 +138,20 @@ func (s *session) call(id []byte, kind clusterpb.Kind, target, op string, args [
 	s.callReq(id, &clusterpb.Request{Kind: kind, Target: target, Op: op, Args: args})
 }
 
-func (s *session) callReq(id []byte, req *clusterpb.Request) {
+func (s *session) callReq(id []byte, req *clusterpb.Request) { s.callReqThen(id, req, nil) }
+
+// callReqThen is callReq with a hook that sees the reply (on the inbox
+// goroutine) before the client does. A request without a Caller is sent
+// as this session.
+func (s *session) callReqThen(id []byte, req *clusterpb.Request, then func(*clusterpb.Reply)) {
 	if !s.acquire() {
 		return
 	}
 	start := time.Now()
 	kind, target, op := req.Kind, req.Target, req.Op
-	req.Caller = s.caller()
+	if req.Caller == nil {
+		req.Caller = s.caller()
+	}
 	s.g.cl.Request(req, s.g.cfg.RequestTimeout, func(rep *clusterpb.Reply) {
 		s.release()
 		s.observe(op, rep, start)
@@ -142,6 +161,9 @@ func (s *session) callReq(id []byte, req *clusterpb.Request) {
 			} else if rep.Unwatching {
 				s.g.hub.unwatch(s, target)
 			}
+		}
+		if then != nil {
+			then(rep)
 		}
 		s.reply(id, rep)
 	})

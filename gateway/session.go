@@ -37,6 +37,9 @@ type session struct {
 	image string
 	admin bool
 
+	// grants are the session's join-token permissions (joins.go).
+	grants grants
+
 	// watching maps each watched channel to the seq of the last event
 	// delivered. It is owned by the cluster inbox goroutine.
 	watching map[string]uint64

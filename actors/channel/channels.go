@@ -37,6 +37,9 @@ func DistinctID(members []string) string {
 func (s *State) channelView() *protocol.Channel {
 	c := s.meta.Channel
 	c.Tags = append([]string{}, c.Tags...)
+	if !c.MutedUntil.After(s.now) {
+		c.MutedUntil = protocol.Time{} // the mute has ended
+	}
 	if s.lastMsg != nil {
 		c.LastMessage = s.lastMsg
 	}
@@ -164,8 +167,10 @@ func (s *State) handleGet(c Caller, args json.RawMessage, _ time.Time) (any, *pr
 	if perr != nil {
 		return nil, perr
 	}
-	if err := s.canRead(c, m); err != nil {
-		return nil, err
+	if m == nil { // any record holder may read its own standing
+		if err := s.canRead(c, m); err != nil {
+			return nil, err
+		}
 	}
 	return protocol.ChannelResult{Channel: s.channelView(), Member: s.memberView(m)}, nil
 }
@@ -177,7 +182,7 @@ func (s *State) handleSummary(c Caller, _ json.RawMessage, _ time.Time) (any, *p
 	if perr != nil {
 		return nil, perr
 	}
-	if m == nil || s.meta.Channel.Deleted {
+	if !listedMember(m) || s.meta.Channel.Deleted {
 		return nil, protocol.Errorf(protocol.CodeNotMember, "you are not a member of %s", s.id)
 	}
 	ch := s.channelView()
@@ -240,6 +245,9 @@ func (s *State) handleUpdate(c Caller, args json.RawMessage, now time.Time) (any
 		rl := *a.RateLimit
 		if rl.Count < 0 || rl.WindowMS < 0 || (rl.Count > 0) != (rl.WindowMS > 0) {
 			return nil, badRequest("rate_limit needs count > 0 and window_ms > 0, or both 0 to turn it off")
+		}
+		if rl.Count > maxRateCount {
+			return nil, badRequest("rate_limit count may be at most %d", maxRateCount)
 		}
 		if rl.Count == 0 {
 			ch.RateLimit = nil

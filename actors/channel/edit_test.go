@@ -108,7 +108,7 @@ func TestMessageDelete(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.who.User, func(t *testing.T) {
 			h := roles(t, protocol.TypeStandard)
-			h.join(caller("dave"), nil)
+			h.setRoles("dave", protocol.RoleMember) // a member (no join message)
 			m := ok[messageResult](h, caller("bob"), protocol.OpMessageSend,
 				`{"channel":"general","client_id":"c","text":"secret","data":{"a":1},"metadata":{"b":2}}`).Message
 			h.send("bob", "c2", "another")

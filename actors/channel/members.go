@@ -78,10 +78,11 @@ func isMember(m *memberRecord) bool {
 	return m != nil && m.Membership == protocol.MembershipMember
 }
 
-// isModerator reports whether the caller may moderate: a global admin, or a
-// member with the owner or moderator role.
+// isModerator reports whether the caller may moderate: a global admin, a
+// member with the owner or moderator role, or a session whose join token
+// grants moderate.
 func (s *State) isModerator(c Caller, m *memberRecord) bool {
-	if c.Admin {
+	if c.Admin || hasPerm(c.Perms, PermModerate) {
 		return true
 	}
 	return isMember(m) && (m.hasRole(protocol.RoleOwner) || m.hasRole(protocol.RoleModerator))
@@ -118,6 +119,7 @@ func (s *State) memberView(m *memberRecord) *protocol.Member {
 	v := m.Member
 	v.Roles = append([]string{}, m.Roles...)
 	v.UnreadCount = s.unread(m)
+	viewRestrictions(&v, s.now)
 	return &v
 }
 

@@ -234,24 +234,14 @@ func (s *State) handleSend(c Caller, args json.RawMessage, now time.Time) (any, 
 		nm.LastSendAt = now
 		s.putMember(nm)
 	}
+	s.noteSend(c, m, now)
 	s.emit(protocol.EventMessageNew, messageEvent{Message: msg})
 	return protocol.MessageResult{Message: s.viewMessage(c, msg)}, nil
 }
 
-// canSend checks that the caller may send to the channel.
+// canSend checks that the caller may send to the channel (perms.go).
 func (s *State) canSend(c Caller, m *memberRecord) *protocol.Error {
-	switch {
-	case s.meta.Channel.Type == protocol.TypeBroadcast:
-		if !s.isModerator(c, m) {
-			return protocol.Errorf(protocol.CodeForbidden, "only owners and moderators send in broadcast channel %s", s.id)
-		}
-	case isMember(m) || c.Admin:
-	case s.meta.Channel.Type == protocol.TypeLive && s.watchers.byUser[c.User] > 0:
-		// A live viewer: watching the room is what makes one a viewer.
-	default:
-		return protocol.Errorf(protocol.CodeNotMember, "join %s before sending to it", s.id)
-	}
-	return nil
+	return s.sendAllowed(c, m)
 }
 
 func (s *State) handleEdit(c Caller, args json.RawMessage, now time.Time) (any, *protocol.Error) {
@@ -529,8 +519,8 @@ func (w *pageWalk) message(seg uint64) (*protocol.Message, error) {
 }
 
 // viewMessage is a message as the caller sees it.
-func (s *State) viewMessage(_ Caller, m *protocol.Message) *protocol.Message {
-	return m
+func (s *State) viewMessage(c Caller, m *protocol.Message) *protocol.Message {
+	return s.withFlagCount(c, m)
 }
 
 func (s *State) viewMessages(c Caller, ms []*protocol.Message) []*protocol.Message {

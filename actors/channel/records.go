@@ -14,6 +14,9 @@ type metaRecord struct {
 	// LastSeq is the newest event's seq; FirstSeq the oldest retained one.
 	LastSeq  uint64 `json:"last_seq"`
 	FirstSeq uint64 `json:"first_seq"`
+	// DirVersion counts changes of the channel's directory listing
+	// (listing.go), so the directory keeps the newest.
+	DirVersion uint64 `json:"dir_version,omitempty"`
 }
 
 // memberRecord is one member's durable state (TableMember).

@@ -205,11 +205,15 @@ func TestJoinSinceIncludesOwnJoin(t *testing.T) {
 	populate(h, 3)
 	since := h.s.LastSeq()
 	r := h.join(caller("newcomer"), u64(since))
-	if len(r.Events) != 1 || r.Seq != since+1 {
+	// The join's system message, then member.joined.
+	if len(r.Events) != 2 || r.Seq != since+2 {
 		t.Fatalf("join since %d: %d events, seq %d", since, len(r.Events), r.Seq)
 	}
-	if f := decodeFrame(t, r.Events[0]); f.Event != protocol.EventMemberJoined || f.Seq != since+1 {
-		t.Errorf("event %+v, want member.joined at %d", f, since+1)
+	if f := decodeFrame(t, r.Events[0]); f.Event != protocol.EventMessageNew || f.Seq != since+1 {
+		t.Errorf("event %+v, want the system message at %d", f, since+1)
+	}
+	if f := decodeFrame(t, r.Events[1]); f.Event != protocol.EventMemberJoined || f.Seq != since+2 {
+		t.Errorf("event %+v, want member.joined at %d", f, since+2)
 	}
 }
 
@@ -247,11 +251,12 @@ func TestResumePending(t *testing.T) {
 func TestJoinSincePaged(t *testing.T) {
 	h := newHarness(t, func(c *Config) { c.Limits.MaxEventsPerReplay = 3 })
 	populate(h, 3)
-	for _, back := range []uint64{2, 3, 4} {
+	// A join adds two events: its system message and member.joined.
+	for _, back := range []uint64{1, 2, 3} {
 		user := fmt.Sprint("newcomer", back)
 		since := h.s.LastSeq() - back
 		r := h.join(caller(user), u64(since))
-		if r.Reset || r.Seq != h.s.LastSeq() || len(r.Events) != 3 || r.EventsHasMore != (back >= 3) {
+		if r.Reset || r.Seq != h.s.LastSeq() || len(r.Events) != 3 || r.EventsHasMore != (back >= 2) {
 			t.Fatalf("join %d back: %d events has_more=%v reset=%v", back, len(r.Events), r.EventsHasMore, r.Reset)
 		}
 		frames, _, _ := h.resume(caller(user), since)

@@ -12,8 +12,8 @@ import (
 
 func TestSendSegmentsAndSeqs(t *testing.T) {
 	h := newHarness(t)
-	h.create("alice", protocol.TypeStandard, nil)
-	h.join(caller("bob"), nil) // seq 1
+	h.create("alice", protocol.TypeStandard, map[string]any{"members": []string{"bob"}})
+	h.join(caller("bob"), nil) // a member already: writes nothing
 	for i := 1; i <= 10; i++ {
 		h.tick(time.Millisecond * 1500)
 		user := []string{"alice", "bob"}[i%2]
@@ -31,7 +31,7 @@ func TestSendSegmentsAndSeqs(t *testing.T) {
 		if seg, ok := parseMessageID(m.ID); !ok || seg != m.Segment {
 			t.Errorf("id %q does not name segment %d", m.ID, m.Segment)
 		}
-		if len(eff.Events) != 1 || eff.Events[0].Seq != uint64(i+1) {
+		if len(eff.Events) != 1 || eff.Events[0].Seq != uint64(i) {
 			t.Fatalf("message %d: events %+v", i, eff.Events)
 		}
 		f := decodeFrame(t, eff.Events[0].Frame)
@@ -112,8 +112,8 @@ func TestSendIdempotent(t *testing.T) {
 					t.Errorf("resends moved segment %d→%d seq %d→%d", last, h.s.LastSegment(), seq, h.s.LastSeq())
 				}
 				// Another user's identical client id is another message.
-				h.join(caller("bob"), nil)
-				if m := h.send("bob", "same", "bob's"); m.Segment != last+1 || m.User != "bob" {
+				h.join(caller("bob"), nil) // adds the system message last+1
+				if m := h.send("bob", "same", "bob's"); m.Segment != last+2 || m.User != "bob" {
 					t.Errorf("bob's send: %+v", m)
 				}
 			})

@@ -55,6 +55,12 @@ type Caller struct {
 	Session string
 	// Gateway identifies the node whose gateway holds the session.
 	Gateway string
+	// Perms are what a join token granted (read, write, moderate). The
+	// gateway sends them with channel.join {token}, and with the watch it
+	// re-issues after the channel's activation changed; the channel keeps
+	// them with the session's watch and applies them while it lasts
+	// (see perms.go). On every other op they are ignored.
+	Perms []string
 }
 
 // Command is one request to the channel.
@@ -101,6 +107,9 @@ type Effects struct {
 	// Unwatching is set when the command stopped the caller's session
 	// watching.
 	Unwatching bool
+	// Directory are notifications for the public-channel directory
+	// (channels.query): the channel's listing changed.
+	Directory []DirNotice
 }
 
 // State is one channel.
@@ -121,9 +130,11 @@ type State struct {
 	recent   []recentEvent // newest events, oldest first (see trimRecent)
 	lastMsg  *protocol.Message
 	watchers watchers
+	mod      modState // moderation state kept in memory (moderation.go)
 
-	// cur is the effects of the command being handled.
+	// cur is the effects of the command being handled, now its time.
 	cur *Effects
+	now time.Time
 }
 
 type idemKey struct{ user, clientID string }
@@ -142,6 +153,7 @@ func Load(id string, log persistence.Reader, cfg Config) (*State, error) {
 		members:  newCache[string, *memberRecord](cfg.MemberCache),
 		idem:     newCache[idemKey, uint64](cfg.IdemCache),
 		watchers: newWatchers(),
+		mod:      newModState(cfg),
 	}
 	v, err := log.Get(persistence.TableMeta, nil)
 	switch {
@@ -206,6 +218,7 @@ func (s *State) Committed(index uint64) {
 	s.msgs.committed(index)
 	s.members.committed(index)
 	s.idem.committed(index)
+	s.mod.committed(index)
 	s.trimRecent()
 }
 
@@ -235,7 +248,9 @@ func (s *State) Pending() bool { return s.durable < s.index }
 // Handle applies one command at time now and returns its effects.
 func (s *State) Handle(cmd Command, now time.Time) *Effects {
 	s.cur = &Effects{}
+	s.now = now
 	defer func() { s.cur = nil }()
+	listed := s.listing()
 	result, perr := s.dispatch(cmd, now)
 	eff := s.cur
 	if perr != nil {
@@ -253,6 +268,7 @@ func (s *State) Handle(cmd Command, now time.Time) *Effects {
 	}
 	eff.Result = b
 	if eff.Entry != nil {
+		s.listingChanged(listed)
 		// Every entry carries the meta record: counters, seqs and settings
 		// land atomically with the change that moved them.
 		eff.Entry.Put(persistence.TableMeta, nil, encode(&s.meta))
@@ -280,6 +296,9 @@ func (s *State) dispatch(cmd Command, now time.Time) (any, *protocol.Error) {
 		// or written to it. Unwatching is the one thing still possible,
 		// so a session can always drop a subscription it holds.
 		return nil, protocol.Errorf(protocol.CodeNotFound, "channel %s was deleted", s.id)
+	}
+	if perr := s.admit(&cmd); perr != nil {
+		return nil, perr
 	}
 	return h(s, cmd.Caller, cmd.Args, now)
 }

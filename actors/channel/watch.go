@@ -22,10 +22,14 @@ type watchers struct {
 	byGateway map[string]map[string]string // gateway → session → user
 	byUser    map[string]int               // user → watching sessions
 	n         int
+	// perms are the join-token grants of watching sessions (perms.go).
+	perms map[watchKey][]string
 }
 
+type watchKey struct{ gateway, session string }
+
 func newWatchers() watchers {
-	return watchers{byGateway: make(map[string]map[string]string), byUser: make(map[string]int)}
+	return watchers{byGateway: make(map[string]map[string]string), byUser: make(map[string]int), perms: make(map[watchKey][]string)}
 }
 
 func (w *watchers) add(gw, session, user string) {
@@ -54,6 +58,7 @@ func (w *watchers) remove(gw, session string) {
 		return
 	}
 	delete(ss, session)
+	delete(w.perms, watchKey{gw, session})
 	if len(ss) == 0 {
 		delete(w.byGateway, gw)
 	}
@@ -132,6 +137,7 @@ func (s *State) watch(c Caller) *protocol.Error {
 		return protocol.Errorf(protocol.CodeUnavailable, "channel %s has reached its %d watchers", s.id, s.cfg.MaxWatchers)
 	}
 	s.watchers.add(c.Gateway, c.Session, c.User)
+	s.watchers.setPerms(c.Gateway, c.Session, c.Perms)
 	s.cur.Watching = true
 	return nil
 }
@@ -145,23 +151,9 @@ func (s *State) handleJoin(c Caller, args json.RawMessage, now time.Time) (any, 
 	if perr != nil {
 		return nil, perr
 	}
-	joinAs := ""
-	if !isMember(m) {
-		switch s.meta.Channel.Type {
-		case protocol.TypeLive:
-			// Live viewers are ephemeral: watching is being a viewer.
-		case protocol.TypeStandard, protocol.TypeCommunity:
-			joinAs = protocol.MembershipMember
-		case protocol.TypeBroadcast:
-			if m == nil {
-				joinAs = protocol.MembershipViewer
-			}
-		default:
-			if !c.Admin {
-				return nil, protocol.Errorf(protocol.CodeForbidden, "%s is %s: join by invitation only", s.id, s.meta.Channel.Type)
-			}
-			joinAs = protocol.MembershipMember
-		}
+	joinAs, perr := s.planJoin(c, m) // membership.go
+	if perr != nil {
+		return nil, perr
 	}
 	// Read everything the reply needs before changing anything, so that
 	// a failed read refuses the join cleanly.
@@ -173,14 +165,15 @@ func (s *State) handleJoin(c Caller, args json.RawMessage, now time.Time) (any, 
 		return nil, err
 	}
 	if joinAs != "" {
-		nm := newMember(s.id, c.User, []string{protocol.RoleMember}, now)
-		nm.Membership = joinAs
-		nm.ReadSegment = s.meta.Channel.LastSegment
-		s.putMember(nm)
-		s.meta.Channel.MemberCount++
-		s.cur.Notices = append(s.cur.Notices, Notice{User: c.User, Member: true})
-		s.emit(protocol.EventMemberJoined, memberEvent{User: c.User, Member: s.memberView(nm)})
-		m = nm
+		var sys *protocol.Message
+		m, sys = s.applyJoin(c, m, joinAs, now)
+		if sys != nil {
+			// The join's own system message belongs on the newest page.
+			r.Messages = append(r.Messages, s.viewMessage(c, sys))
+			if len(r.Messages) > s.cfg.Limits.DefaultHistoryLimit {
+				r.Messages, r.HasMore = r.Messages[1:], true
+			}
+		}
 	}
 	return s.finishWatch(r, m, a.SinceSeq), nil
 }
@@ -226,20 +219,7 @@ func (s *State) handleLeave(c Caller, args json.RawMessage, now time.Time) (any,
 	if perr != nil {
 		return nil, perr
 	}
-	if m == nil && s.watchers.byUser[c.User] == 0 {
-		return nil, protocol.Errorf(protocol.CodeNotMember, "you are not a member of %s", s.id)
-	}
-	s.cur.Watch = s.watchers.removeUser(c.User)
-	s.cur.Unwatching = true
-	if m != nil {
-		s.deleteMember(c.User)
-		if m.Membership == protocol.MembershipMember || m.Membership == protocol.MembershipViewer {
-			s.meta.Channel.MemberCount--
-		}
-		s.cur.Notices = append(s.cur.Notices, Notice{User: c.User, Member: false})
-		s.emit(protocol.EventMemberLeft, memberEvent{User: c.User})
-	}
-	return struct{}{}, nil
+	return s.leaveChannel(c, m, now) // membership.go
 }
 
 // memberEvent is the data of member.* events.
@@ -273,7 +253,7 @@ func (s *State) prepareWatch(c Caller, since *uint64) (*protocol.WatchResult, *p
 // finishWatch completes a reply prepared before the command: the channel
 // and member as they are now, the current seq, and the events the command
 // itself emitted (a join's member.joined), which follow since too. A
-// join adds no message, so the page read before it is still the newest.
+// join's system message is added to the page by handleJoin.
 func (s *State) finishWatch(r *protocol.WatchResult, m *memberRecord, since *uint64) *protocol.WatchResult {
 	r.Channel = s.channelView()
 	r.Member = s.memberView(m)

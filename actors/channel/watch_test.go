@@ -43,8 +43,14 @@ func TestJoinByType(t *testing.T) {
 			if !eff.Watching || h.s.Watchers() != 2 {
 				t.Errorf("watching=%v watchers=%d, want the session watching", eff.Watching, h.s.Watchers())
 			}
-			if len(r.Messages) != 1 || r.Seq != h.s.LastSeq() {
-				t.Errorf("messages %d seq %d, want 1 message and seq %d", len(r.Messages), r.Seq, h.s.LastSeq())
+			// A new member's join adds a system message (on the page);
+			// viewers join silently.
+			wantMsgs, wantEvents := 1, []string{protocol.EventMemberJoined}
+			if tt.membership == protocol.MembershipMember {
+				wantMsgs, wantEvents = 2, []string{protocol.EventMessageNew, protocol.EventMemberJoined}
+			}
+			if len(r.Messages) != wantMsgs || r.Seq != h.s.LastSeq() {
+				t.Errorf("messages %d seq %d, want %d messages and seq %d", len(r.Messages), r.Seq, wantMsgs, h.s.LastSeq())
 			}
 			if tt.membership == "" {
 				// A live viewer is ephemeral: nothing is written.
@@ -55,17 +61,17 @@ func TestJoinByType(t *testing.T) {
 					t.Errorf("live join: member %+v member_count %d", r.Member, r.Channel.MemberCount)
 				}
 			} else {
-				if names := eventNames(t, eff); !slices.Equal(names, []string{protocol.EventMemberJoined}) {
-					t.Errorf("events %v", names)
+				if names := eventNames(t, eff); !slices.Equal(names, wantEvents) {
+					t.Errorf("events %v, want %v", names, wantEvents)
 				}
 				if !slices.Equal(eff.Notices, []Notice{{tt.who.User, true}}) {
 					t.Errorf("notices %v", eff.Notices)
 				}
-				if r.Member == nil || r.Member.Membership != tt.membership || r.Member.ReadSegment != 1 || r.Channel.MemberCount != 2 {
-					t.Errorf("member %+v member_count %d, want %s reading up to 1", r.Member, r.Channel.MemberCount, tt.membership)
+				if r.Member == nil || r.Member.Membership != tt.membership || r.Member.ReadSegment != uint64(wantMsgs) || r.Channel.MemberCount != 2 {
+					t.Errorf("member %+v member_count %d, want %s reading up to %d", r.Member, r.Channel.MemberCount, tt.membership, wantMsgs)
 				}
-				if r.Seq != eff.Events[0].Seq {
-					t.Errorf("seq %d does not cover the join's own event %d", r.Seq, eff.Events[0].Seq)
+				if last := eff.Events[len(eff.Events)-1].Seq; r.Seq != last {
+					t.Errorf("seq %d does not cover the join's own event %d", r.Seq, last)
 				}
 			}
 
@@ -177,8 +183,14 @@ func TestLeave(t *testing.T) {
 					t.Errorf("live viewer leave wrote: entry=%v events=%d", eff.Entry != nil, len(eff.Events))
 				}
 			} else {
-				if names := eventNames(t, eff); !slices.Equal(names, []string{protocol.EventMemberLeft}) {
-					t.Errorf("events %v", names)
+				// A member's leave adds a system message; a viewer's
+				// does not.
+				want := []string{protocol.EventMemberLeft, protocol.EventMessageNew}
+				if tt.typ == protocol.TypeBroadcast {
+					want = want[:1]
+				}
+				if names := eventNames(t, eff); !slices.Equal(names, want) {
+					t.Errorf("events %v, want %v", names, want)
 				}
 				if !slices.Equal(eff.Notices, []Notice{{"bob", false}}) {
 					t.Errorf("notices %v", eff.Notices)

@@ -108,8 +108,9 @@ func TestSendReceiveHistory(t *testing.T) {
 	if err != nil {
 		t.Fatalf("send: %v", err)
 	}
-	if m.Segment != 1 {
-		t.Fatalf("first segment = %d", m.Segment)
+	// Bob's join added a system message (segment 1).
+	if m.Segment != 2 {
+		t.Fatalf("segment after bob's join = %d, want 2", m.Segment)
 	}
 	e := nextEvent(t, bob, protocol.EventMessageNew)
 	var data protocol.MessageResult
@@ -117,7 +118,7 @@ func TestSendReceiveHistory(t *testing.T) {
 		t.Fatalf("event %s: %v", e.Data, err)
 	}
 	h, err := bob.History(ctx, protocol.HistoryArgs{Channel: "general"})
-	if err != nil || len(h.Messages) != 1 || h.Messages[0].ID != m.ID {
+	if err != nil || len(h.Messages) != 2 || h.Messages[0].Type != protocol.MessageSystem || h.Messages[1].ID != m.ID {
 		t.Fatalf("history %+v %v", h, err)
 	}
 }

@@ -1,0 +1,73 @@
+package channel
+
+import (
+	"strconv"
+	"time"
+
+	"github.com/switchboard-chat/switchboard/protocol"
+)
+
+// systemMessage adds a message of type system recording what happened. It
+// takes the next segment like any message, so it appears in history and
+// arrives as message.new; its sender is the actor when there is one, else
+// the user it is about.
+func (s *State) systemMessage(info protocol.SystemInfo, now time.Time) *protocol.Message {
+	seg := s.meta.Channel.LastSegment + 1
+	from := info.Actor
+	if from == "" {
+		from = info.User
+	}
+	msg := &protocol.Message{
+		ID:        messageID(s.id, seg, now),
+		Channel:   s.id,
+		Segment:   seg,
+		User:      from,
+		Type:      protocol.MessageSystem,
+		Text:      systemText(info),
+		CreatedAt: protocol.At(now),
+		System:    &info,
+	}
+	s.meta.Channel.LastSegment = seg
+	s.meta.Channel.MessageCount++
+	s.meta.Channel.LastActivity = protocol.At(now)
+	s.putMessage(msg)
+	s.emit(protocol.EventMessageNew, messageEvent{Message: msg})
+	return msg
+}
+
+// systemText is a plain-English rendering of a system message, for
+// clients that do not render the system object themselves.
+func systemText(i protocol.SystemInfo) string {
+	var t string
+	switch i.Kind {
+	case protocol.SystemMemberJoined:
+		t = i.User + " joined"
+	case protocol.SystemMemberLeft:
+		t = i.User + " left"
+	case protocol.SystemMemberAdded:
+		t = i.Actor + " added " + i.User
+	case protocol.SystemMemberRemoved:
+		t = i.Actor + " removed " + i.User
+	case protocol.SystemMemberKicked:
+		t = i.Actor + " removed " + i.User + " (kick)"
+	case protocol.SystemMemberBanned:
+		t = i.Actor + " banned " + i.User + " " + forDuration(i.DurationMin)
+	case protocol.SystemChannelMuted:
+		t = i.Actor + " muted the channel " + forDuration(i.DurationMin)
+	case protocol.SystemChannelUnmuted:
+		t = i.Actor + " unmuted the channel"
+	default:
+		t = i.Kind
+	}
+	if i.Reason != "" {
+		t += ": " + i.Reason
+	}
+	return t
+}
+
+func forDuration(min int64) string {
+	if min == 0 {
+		return "permanently"
+	}
+	return "for " + strconv.FormatInt(min, 10) + " min"
+}
