@@ -121,7 +121,7 @@ func (s *session) release() { <-s.inflight }
 
 // route sends one request as this session; done gets the reply. A
 // channel request carries the session's join-token grant for the channel
-// (the hub re-watches through here; see joins.go).
+// (see joins.go; the hub's batched re-watch carries it per session).
 func (s *session) route(kind clusterpb.Kind, target, op string, args []byte, done func(*clusterpb.Reply)) {
 	c := s.caller()
 	if kind == kindChannel {

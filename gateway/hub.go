@@ -181,7 +181,7 @@ func (h *hub) rewatch(ch string, attempt int) {
 		args := channel.RewatchArgs{Sessions: make([]channel.RewatchSession, len(sessions))}
 		for i, s := range sessions {
 			since = min(since, s.watching[ch])
-			args.Sessions[i] = channel.RewatchSession{Session: s.id, User: s.user, Admin: s.admin}
+			args.Sessions[i] = channel.RewatchSession{Session: s.id, User: s.user, Admin: s.admin, Perms: s.grants.get(ch)}
 		}
 		args.SinceSeq = since
 		body, _ := json.Marshal(args)

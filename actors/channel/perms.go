@@ -19,10 +19,10 @@ const (
 // this channel, for as long as that session keeps the watch the join
 // started: they live in the watcher table next to the watch, so a kick, a
 // ban, a leave or an unwatch ends them with it. Only two ops carry perms
-// from the gateway: channel.join with a token, and the channel.watch a
-// gateway re-issues when the channel's activation changed (the new
-// activation has no watcher table yet). A channel.join or channel.watch
-// without perms replaces the session's grant with none.
+// from the gateway: channel.join with a token, and the batched rewatch a
+// gateway sends when the channel's activation changed (the new activation
+// has no watcher table yet; see rewatch.go). A channel.join or
+// channel.watch without perms replaces the session's grant with none.
 
 func hasPerm(perms []string, p string) bool { return slices.Contains(perms, p) }
 

@@ -36,6 +36,9 @@ type RewatchSession struct {
 	Session string `json:"session"`
 	User    string `json:"user"`
 	Admin   bool   `json:"admin,omitempty"`
+	// Perms is the session's join-token grant in this channel, which the
+	// gateway keeps to restore it here (see perms.go).
+	Perms []string `json:"perms,omitempty"`
 }
 
 // RewatchResult answers OpRewatch.
@@ -77,8 +80,9 @@ func (s *State) handleRewatch(c Caller, args json.RawMessage, _ time.Time) (any,
 	}
 	r := &RewatchResult{Accepted: []string{}, Seq: s.meta.LastSeq, Events: events, EventsHasMore: more, Reset: reset}
 	for i, rs := range a.Sessions {
-		sc := Caller{User: rs.User, Admin: rs.Admin, Session: rs.Session, Gateway: c.Gateway}
-		if s.canRead(sc, members[i]) != nil || s.watch(sc) != nil {
+		sc := Caller{User: rs.User, Admin: rs.Admin, Session: rs.Session, Gateway: c.Gateway, Perms: rs.Perms}
+		banned := !rs.Admin && bannedAt(members[i], s.now)
+		if banned || s.canRead(sc, members[i]) != nil || s.watch(sc) != nil {
 			r.Refused = append(r.Refused, rs.Session)
 			continue
 		}
