@@ -33,6 +33,8 @@ type Config struct {
 	EventRetention uint64
 	// MaxWatchers bounds the sessions watching one channel.
 	MaxWatchers int
+	// Rich holds the bounds of reactions, favorites, typing and files.
+	Rich RichConfig
 }
 
 // DefaultConfig returns the defaults.
@@ -45,6 +47,7 @@ func DefaultConfig() Config {
 		RecentEvents:   512,
 		EventRetention: 10000,
 		MaxWatchers:    200000,
+		Rich:           DefaultRichConfig(),
 	}
 }
 
@@ -121,6 +124,7 @@ type State struct {
 	recent   []recentEvent // newest events, oldest first (see trimRecent)
 	lastMsg  *protocol.Message
 	watchers watchers
+	rich     richState
 
 	// cur is the effects of the command being handled.
 	cur *Effects
@@ -142,6 +146,7 @@ func Load(id string, log persistence.Reader, cfg Config) (*State, error) {
 		members:  newCache[string, *memberRecord](cfg.MemberCache),
 		idem:     newCache[idemKey, uint64](cfg.IdemCache),
 		watchers: newWatchers(),
+		rich:     newRichState(cfg.Rich),
 	}
 	v, err := log.Get(persistence.TableMeta, nil)
 	switch {
@@ -206,6 +211,7 @@ func (s *State) Committed(index uint64) {
 	s.msgs.committed(index)
 	s.members.committed(index)
 	s.idem.committed(index)
+	s.rich.aux.committed(index)
 	s.trimRecent()
 }
 
