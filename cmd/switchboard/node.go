@@ -188,8 +188,13 @@ func NewNode(cfg Config) (n *Node, err error) {
 		gcfg.Limits = cfg.Limits
 		gcfg.Logger = n.log
 		gcfg.DevAuth = cfg.DevAuth
+		if gcfg.Files.Store, err = fileStore(cfg); err != nil {
+			return nil, err
+		}
 		n.gw = gateway.New(gcfg, n.cl, n.verify)
 		mux.Handle("GET /v1/ws", n.gw)
+		mux.HandleFunc("POST /v1/files", n.gw.ServeUpload)
+		mux.HandleFunc("GET /v1/files/{id}", n.gw.ServeFile)
 	}
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, "ok") })
 	mux.HandleFunc("GET /readyz", n.readyz)
