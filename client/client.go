@@ -117,6 +117,8 @@ var idempotent = map[string]bool{
 	protocol.OpTypingStart: true, protocol.OpTypingStop: true, protocol.OpMessageFavorite: true,
 	protocol.OpUserUpdate: true, protocol.OpChannelUpdate: true, protocol.OpMessageEdit: true,
 	protocol.OpPresenceWatch: true, protocol.OpPresenceUnwatch: true,
+	// Adding a reaction one has, or removing one one has not, is a no-op.
+	protocol.OpReactionAdd: true, protocol.OpReactionRemove: true,
 }
 
 // Client is one session, re-established across connection drops.

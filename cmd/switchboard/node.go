@@ -59,6 +59,8 @@ type Config struct {
 	FS vfs.FS
 	// ClaimChannels is fault injection for tests (see cluster.Config).
 	ClaimChannels []string
+	// TypingTTL is how long a typing.start lasts unrenewed (0: 6 s).
+	TypingTTL time.Duration
 }
 
 // Node is one Switchboard node: its store, cluster membership, actors and
@@ -169,6 +171,9 @@ func NewNode(cfg Config) (n *Node, err error) {
 	if n.host {
 		chCfg := channel.DefaultConfig()
 		chCfg.Limits = cfg.Limits
+		if cfg.TypingTTL > 0 {
+			chCfg.Rich.TypingTTL = cfg.TypingTTL
+		}
 		usCfg := user.DefaultConfig()
 		usCfg.Limits = cfg.Limits
 		if _, err := actors.StartHost(actors.Deps{
