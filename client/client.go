@@ -136,6 +136,7 @@ type Client struct {
 	closed    bool
 	urlIndex  int
 	lastError error
+	presence  map[string]struct{} // users whose presence is watched
 
 	events chan Event
 	ctx    context.Context
@@ -539,6 +540,7 @@ func (c *Client) reconnect() {
 	for _, ch := range chans {
 		c.resync(ch)
 	}
+	c.rewatchPresence()
 	c.deliver(Event{Name: EventReconnected})
 }
 
