@@ -176,3 +176,19 @@ func TestReactionsResume(t *testing.T) {
 		t.Fatalf("replayed %v, want %v", names, want)
 	}
 }
+
+// TestSendViewIsFree: the reply to a send costs no read of per-caller
+// records (a message just made has no reactions or favorites), while a
+// history page reads the caller's counters once.
+func TestSendViewIsFree(t *testing.T) {
+	h := newHarness(t)
+	h.create("alice", protocol.TypeStandard, nil)
+	h.send("alice", "m", "x")
+	if _, ok := h.s.rich.aux.get(string(countKey("alice"))); ok {
+		t.Fatal("a send read the sender's counters")
+	}
+	h.history(caller("alice"), nil)
+	if _, ok := h.s.rich.aux.get(string(countKey("alice"))); !ok {
+		t.Fatal("history did not read the caller's counters")
+	}
+}

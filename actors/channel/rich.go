@@ -43,6 +43,10 @@ func DefaultRichConfig() RichConfig {
 type richState struct {
 	aux    *cache[string, auxVal]
 	typing map[string]*typist
+	// sent is the segment the command with entry index sentIndex just
+	// created: nobody has reacted to it or marked it yet, so its view
+	// costs no read.
+	sent, sentIndex uint64
 }
 
 func newRichState(cfg RichConfig) richState {
@@ -104,6 +108,9 @@ func (s *State) personalizeAll(c Caller, ms []*protocol.Message) ([]*protocol.Me
 	out := make([]*protocol.Message, len(ms))
 	copy(out, ms)
 	if c.User == "" || len(ms) == 0 {
+		return out, nil
+	}
+	if len(ms) == 1 && s.cur != nil && s.cur.Index != 0 && s.cur.Index == s.rich.sentIndex && ms[0].Segment == s.rich.sent {
 		return out, nil
 	}
 	uc, err := s.userCounts(c.User)

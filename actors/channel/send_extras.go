@@ -122,6 +122,7 @@ func inChannel(m *memberRecord) bool {
 // afterSend applies a new message's extras once the message is recorded
 // and announced: the thread, mentions, attachments and the sender's typing.
 func (s *State) afterSend(c Caller, msg, parent *protocol.Message, ex *sendExtras, now time.Time) {
+	s.rich.sent, s.rich.sentIndex = msg.Segment, s.cur.Index
 	if parent != nil {
 		s.replied(c, parent, msg)
 	}
