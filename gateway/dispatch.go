@@ -244,10 +244,12 @@ func (s *session) connect(id []byte, args []byte) {
 		s.g.log.Info("connect without the user's profile", "user", userID, "err", rep.Error.Message)
 		u.User = protocol.User{ID: userID, Name: name, Image: image}
 	case rep.Error != nil:
+		s.g.presence.closed(s) // not connected after all
 		s.replyError(id, replyError(rep))
 		return
 	default:
 		if err := json.Unmarshal(rep.Result, &u); err != nil {
+			s.g.presence.closed(s)
 			s.replyError(id, protocol.Errorf(protocol.CodeInternal, "internal error"))
 			return
 		}
