@@ -116,7 +116,7 @@ func New(cfg Config, cl *cluster.Cluster, v *auth.Verifier) *Gateway {
 	g.hub = newHub(g)
 	g.presence = newPresence(g)
 	g.files = newFiles(g)
-	cl.SetHandler(eventRouter{hub: g.hub, presence: g.presence})
+	cl.SetHandler(eventRouter{g.hub, g.presence})
 	cl.OnChange(func(old, cur cluster.Member) { cl.Do(g.hub.viewChanged) })
 	return g
 }

@@ -405,9 +405,10 @@ func (p *presence) users(s *session, args []byte) ([]string, *protocol.Error) {
 func (g *Gateway) PausePresence(paused bool) { g.presence.paused.Store(paused) }
 
 // eventRouter is the node's cluster.Handler: presence events go to the
-// presence table, everything else to the hub.
+// presence table; everything else is the hub's (embedded, so whatever the
+// hub handles stays its own).
 type eventRouter struct {
-	hub      *hub
+	*hub
 	presence *presence
 }
 
@@ -418,6 +419,3 @@ func (r eventRouter) Events(ev *clusterpb.Events) {
 	}
 	r.hub.Events(ev)
 }
-
-func (r eventRouter) Unwatch(u *clusterpb.Unwatch)     { r.hub.Unwatch(u) }
-func (r eventRouter) WatchLost(w *clusterpb.WatchLost) { r.hub.WatchLost(w) }
