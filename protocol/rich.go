@@ -1,5 +1,7 @@
 package protocol
 
+import "strings"
+
 // Shapes of the rich-messaging ops and events: reactions, favorites, read
 // state, typing, presence and files.
 
@@ -88,14 +90,12 @@ type FileResult struct {
 // FileType returns the file type of a MIME type.
 func FileType(mime string) string {
 	switch {
-	case hasPrefix(mime, "image/"):
+	case strings.HasPrefix(mime, "image/"):
 		return FileImage
-	case hasPrefix(mime, "video/"):
+	case strings.HasPrefix(mime, "video/"):
 		return FileVideo
-	case hasPrefix(mime, "audio/"):
+	case strings.HasPrefix(mime, "audio/"):
 		return FileAudio
 	}
 	return FileOther
 }
-
-func hasPrefix(s, p string) bool { return len(s) >= len(p) && s[:len(p)] == p }
