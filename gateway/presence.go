@@ -178,15 +178,25 @@ func (p *presence) heartbeat() {
 		a.Watch = &on
 		args, _ := json.Marshal(a)
 		req := &clusterpb.Request{Kind: kindUser, Target: u, Op: user.OpPresence, Args: args, Caller: p.gatewayCaller()}
+		var failed atomic.Bool
 		p.g.cl.Request(req, p.interval, func(rep *clusterpb.Reply) {
 			// Replies arrive on the inbox goroutine, in order with the
-			// user's events; failures may come at once, on this very
-			// goroutine, with mu held: they are ignored (the next
-			// heartbeat tries again).
+			// user's events. Failures may come at once, on this very
+			// goroutine with mu held, or later from anywhere: they must
+			// not take mu.
 			if rep.Error == nil {
 				p.reconcile(rep.Result)
+				return
 			}
+			failed.Store(true)
 		})
+		if failed.Load() {
+			// Refused before it was sent (too many requests in flight,
+			// say): renew without asking for a reply. Later failures are
+			// left to the next heartbeat; a renewal sent after mu is
+			// released could overtake a close.
+			p.report(u, a)
+		}
 	}
 }
 
