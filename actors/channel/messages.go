@@ -401,11 +401,11 @@ func (s *State) handleHistory(c Caller, args json.RawMessage, _ time.Time) (any,
 	}
 	q.filter = thread
 	if a.Search != "" {
-		// A case-insensitive substring of the text; deleted messages
-		// have no text left to match.
-		needle := strings.ToLower(a.Search)
+		// Every word of the query, case-insensitive, anywhere in the
+		// text; deleted messages have no text left to match.
+		words := strings.Fields(strings.ToLower(a.Search))
 		q.filter = func(m *protocol.Message) bool {
-			return (thread == nil || thread(m)) && !m.Deleted && strings.Contains(strings.ToLower(m.Text), needle)
+			return (thread == nil || thread(m)) && !m.Deleted && containsAll(strings.ToLower(m.Text), words)
 		}
 	}
 	var msgs []*protocol.Message

@@ -165,3 +165,21 @@ func segmentsOf(ms []*protocol.Message) []uint64 {
 	}
 	return out
 }
+
+func TestSearchWords(t *testing.T) {
+	h := newHarness(t)
+	h.create("alice", protocol.TypeStandard, nil)
+	for i, text := range []string{"the quick brown fox", "Brown bread, quickly", "a fox", "QUICK"} {
+		h.send("alice", fmt.Sprint("c", i), text)
+	}
+	for q, want := range map[string][]uint64{
+		"quick brown":   {1, 2},
+		"  FOX   quick": {1},
+		"quick":         {1, 2, 4},
+		"brown zebra":   nil,
+	} {
+		if got := segments(h.history(caller("alice"), map[string]any{"search": q}).Messages); !slices.Equal(got, want) {
+			t.Errorf("%q: %v, want %v", q, got, want)
+		}
+	}
+}
