@@ -19,6 +19,7 @@ type channelActor struct {
 	state     *channel.State
 	p         pipeline
 	processed uint64 // messages received from the host
+	wake      wakeTimer
 }
 
 func newChannelActor(id, key string, d *Deps) actor.Actor {
@@ -79,7 +80,10 @@ func (a *channelActor) Receive(ctx actor.Context) {
 		}
 	case *actor.ReceiveTimeout:
 		a.maybePassivate(ctx)
+	case channelWake:
+		a.onWake(ctx)
 	case *actor.Stopping:
+		a.disarm()
 		a.lostWatchers(ctx)
 	}
 }
@@ -125,6 +129,7 @@ func (a *channelActor) handle(ctx actor.Context, req *clusterpb.Request) {
 		send:  func(ctx actor.Context) { a.send(ctx, req, eff, targets, seq) },
 		fail:  func(ctx actor.Context, e *protocol.Error) { replyError(ctx, req, e) },
 	})
+	a.arm(ctx)
 }
 
 func appendUnique(s []string, v string) []string {

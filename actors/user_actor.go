@@ -19,6 +19,7 @@ type userActor struct {
 	state     *user.State
 	p         pipeline
 	processed uint64
+	wake      wakeTimer
 }
 
 func newUserActor(id, key string, d *Deps) actor.Actor {
@@ -68,36 +69,56 @@ func (a *userActor) Receive(ctx actor.Context) {
 			replyError(ctx, req, protocol.Errorf(protocol.CodeUnavailable, "user %s is restarting; retry", a.id))
 			return
 		}
-		c := user.Caller{}
-		if req.Caller != nil {
-			c = user.Caller{User: req.Caller.User, Admin: req.Caller.Admin}
-		}
-		eff := a.state.Handle(user.Command{Op: req.Op, Args: req.Args, Caller: c}, a.d.Clock())
-		if eff.Entry != nil {
-			a.p.append(ctx, eff.Entry, eff.Index)
-		}
-		a.p.push(ctx, queued{
-			index: eff.Index,
-			send: func(ctx actor.Context) {
-				if req.ReplyTo != "" {
-					ctx.Send(cluster.InboxPID(req.ReplyTo), replyEnvelope(req, eff.Result, eff.Err))
-				}
-			},
-			fail: func(ctx actor.Context, e *protocol.Error) { replyError(ctx, req, e) },
-		})
+		a.handle(ctx, req)
 	case *committed:
 		if err := a.p.onCommitted(ctx, m); err != nil {
 			a.stop(ctx, storageError("user "+a.id, err))
+			return
 		}
+		a.state.Committed(m.index)
+	case userWake:
+		a.wake.timer = nil
+		a.internal(ctx, user.OpTick, struct{}{})
+	case *gatewayGone:
+		a.internal(ctx, user.OpGatewayGone, user.GatewayGoneArgs{Gateway: m.addr})
+	case *actor.Stopping:
+		a.disarm()
 	case *fenced:
 		if err := a.p.onFenced(ctx, m); err != nil {
 			a.stop(ctx, storageError("user "+a.id, err))
 		}
 	case *actor.ReceiveTimeout:
-		if !a.p.dead && a.p.idle() {
+		// Presence leases live in memory: an actor holding some stays.
+		if !a.p.dead && a.p.idle() && (a.state == nil || !a.state.Busy()) {
 			ctx.Send(ctx.Parent(), &passivate{key: a.key, processed: a.processed})
 		}
 	}
+}
+
+func (a *userActor) handle(ctx actor.Context, req *clusterpb.Request) {
+	c := user.Caller{}
+	if req.Caller != nil {
+		c = user.Caller{User: req.Caller.User, Admin: req.Caller.Admin, Session: req.Caller.Session, Gateway: req.Caller.Gateway}
+	}
+	eff := a.state.Handle(user.Command{Op: req.Op, Args: req.Args, Caller: c}, a.d.Clock())
+	var watchers []string
+	if len(eff.Events) > 0 {
+		watchers = a.state.PresenceGateways()
+	}
+	if eff.Entry != nil {
+		a.p.append(ctx, eff.Entry, eff.Index)
+	}
+	a.p.push(ctx, queued{
+		index: eff.Index,
+		send: func(ctx actor.Context) {
+			if req.ReplyTo != "" {
+				ctx.Send(cluster.InboxPID(req.ReplyTo), replyEnvelope(req, eff.Result, eff.Err))
+			}
+			sendPresence(ctx, a.id, watchers, eff.Events)
+		},
+		fail: func(ctx actor.Context, e *protocol.Error) { replyError(ctx, req, e) },
+	})
+	a.arm(ctx)
 }
 
 func (a *userActor) stop(ctx actor.Context, e *protocol.Error) {

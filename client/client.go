@@ -117,6 +117,8 @@ var idempotent = map[string]bool{
 	protocol.OpTypingStart: true, protocol.OpTypingStop: true, protocol.OpMessageFavorite: true,
 	protocol.OpUserUpdate: true, protocol.OpChannelUpdate: true, protocol.OpMessageEdit: true,
 	protocol.OpPresenceWatch: true, protocol.OpPresenceUnwatch: true,
+	// Adding a reaction one has, or removing one one has not, is a no-op.
+	protocol.OpReactionAdd: true, protocol.OpReactionRemove: true,
 }
 
 // Client is one session, re-established across connection drops.
@@ -134,6 +136,7 @@ type Client struct {
 	closed    bool
 	urlIndex  int
 	lastError error
+	presence  map[string]struct{} // users whose presence is watched
 
 	events chan Event
 	ctx    context.Context
@@ -537,6 +540,7 @@ func (c *Client) reconnect() {
 	for _, ch := range chans {
 		c.resync(ch)
 	}
+	c.rewatchPresence()
 	c.deliver(Event{Name: EventReconnected})
 }
 

@@ -58,6 +58,10 @@ func (s *session) handleFrame(frame []byte) {
 		s.call(id, kindUser, s.user, req.Op, args)
 	case protocol.OpUsersGet:
 		s.usersGet(id, args)
+	case protocol.OpPresenceWatch:
+		s.g.presence.watch(s, id, args)
+	case protocol.OpPresenceUnwatch:
+		s.g.presence.unwatch(s, id, args)
 	case protocol.OpChannelCreate:
 		s.channelCreate(id, args)
 	case protocol.OpChannelsList:
@@ -82,6 +86,9 @@ func (s *session) handleFrame(frame []byte) {
 			return
 		}
 		s.dropGrant(req.Op, ref.Channel)
+		if req.Op == protocol.OpMessageSend && s.sendWithFiles(id, ref.Channel, args) {
+			return
+		}
 		s.call(id, kindChannel, ref.Channel, req.Op, args)
 	}
 }
@@ -239,7 +246,8 @@ func (s *session) connect(id []byte, args []byte) {
 		return
 	}
 	s.user, s.name, s.image, s.admin = userID, name, image, admin
-	loginArgs, _ := json.Marshal(user.LoginArgs{Name: name, Image: image})
+	s.g.presence.opened(s)
+	loginArgs, _ := json.Marshal(user.LoginArgs{Name: name, Image: image, PresenceTTLMS: s.g.presence.ttl().Milliseconds()})
 	done := make(chan *clusterpb.Reply, 1)
 	s.route(kindUser, userID, user.OpLogin, loginArgs, func(rep *clusterpb.Reply) { done <- rep })
 	var rep *clusterpb.Reply
@@ -258,10 +266,12 @@ func (s *session) connect(id []byte, args []byte) {
 		s.g.log.Info("connect without the user's profile", "user", userID, "err", rep.Error.Message)
 		u.User = protocol.User{ID: userID, Name: name, Image: image}
 	case rep.Error != nil:
+		s.g.presence.closed(s) // not connected after all
 		s.replyError(id, replyError(rep))
 		return
 	default:
 		if err := json.Unmarshal(rep.Result, &u); err != nil {
+			s.g.presence.closed(s)
 			s.replyError(id, protocol.Errorf(protocol.CodeInternal, "internal error"))
 			return
 		}

@@ -45,6 +45,12 @@ type Config struct {
 	RequestTimeout time.Duration // default 10 s
 	Logger         *slog.Logger
 	Metrics        *Metrics
+
+	// PresenceInterval is the presence heartbeat: how often this gateway
+	// renews its sessions' and watches' leases (which last three of them).
+	PresenceInterval time.Duration // default 10 s
+	// Files configures POST and GET /v1/files.
+	Files FilesConfig
 }
 
 func (c *Config) withDefaults() {
@@ -70,6 +76,8 @@ func (c *Config) withDefaults() {
 	defd(&c.PingTimeout, 10*time.Second)
 	defd(&c.AuthTimeout, 10*time.Second)
 	defd(&c.RequestTimeout, 10*time.Second)
+	defd(&c.PresenceInterval, 10*time.Second)
+	c.Files.withDefaults(c.Limits)
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
@@ -95,6 +103,9 @@ type Gateway struct {
 
 	open atomic.Int64
 	wg   sync.WaitGroup // session goroutines
+
+	presence *presence
+	files    *files
 }
 
 // New makes a gateway and installs it as the node's event handler.
@@ -103,7 +114,9 @@ func New(cfg Config, cl *cluster.Cluster, v *auth.Verifier) *Gateway {
 	g := &Gateway{cfg: cfg, cl: cl, auth: v, log: cfg.Logger.With("component", "gateway"), sessions: make(map[*session]struct{})}
 	g.ctx, g.cancel = context.WithCancel(context.Background())
 	g.hub = newHub(g)
-	cl.SetHandler(g.hub)
+	g.presence = newPresence(g)
+	g.files = newFiles(g)
+	cl.SetHandler(eventRouter{g.hub, g.presence})
 	cl.OnChange(func(old, cur cluster.Member) { cl.Do(g.hub.viewChanged) })
 	return g
 }
@@ -155,6 +168,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	delete(g.sessions, s)
 	g.mu.Unlock()
 	g.open.Add(-1)
+	g.presence.closed(s)
 	g.cl.Do(func() { g.hub.removeSession(s) })
 }
 
@@ -170,6 +184,8 @@ func (g *Gateway) Drain(ctx context.Context) error {
 func (g *Gateway) Close(ctx context.Context) error {
 	err := g.closeAll(ctx, reasonShutdown)
 	g.cancel()
+	g.presence.close()
+	g.files.close()
 	return err
 }
 

@@ -26,6 +26,18 @@ type Limits struct {
 	// MaxEventsPerReplay is how many missed events one join or watch reply
 	// carries before it sets events_has_more.
 	MaxEventsPerReplay int `json:"max_events_per_replay"`
+	// MaxMentions bounds the user ids one message mentions.
+	MaxMentions int `json:"max_mentions"`
+	// MaxAttachments bounds the files one message carries.
+	MaxAttachments int `json:"max_attachments"`
+	// MaxReactionNameLen bounds a reaction's name, in bytes of UTF-8.
+	MaxReactionNameLen int `json:"max_reaction_name_len"`
+	// MaxReactionKinds bounds the distinct reaction names on one message.
+	MaxReactionKinds int `json:"max_reaction_kinds"`
+	// MaxFileBytes is the largest file POST /v1/files accepts.
+	MaxFileBytes int64 `json:"max_file_bytes"`
+	// MaxPresenceWatch bounds the users one session watches the presence of.
+	MaxPresenceWatch int `json:"max_presence_watch"`
 }
 
 // DefaultLimits are the limits a node uses unless configured otherwise.
@@ -41,5 +53,11 @@ func DefaultLimits() Limits {
 		DefaultHistoryLimit: 25,
 		MaxInflight:         64,
 		MaxEventsPerReplay:  500,
+		MaxMentions:         50,
+		MaxAttachments:      10,
+		MaxReactionNameLen:  64,
+		MaxReactionKinds:    32,
+		MaxFileBytes:        25 << 20,
+		MaxPresenceWatch:    1000,
 	}
 }

@@ -106,6 +106,7 @@ type Channel struct {
 	SlowModeMS      int64           `json:"slow_mode_ms"`
 	AutoDeleteFlags int             `json:"auto_delete_flags"`
 	AttachedTo      *AttachedTo     `json:"attached_to,omitempty"`
+	TypingEvents    *bool           `json:"typing_events,omitempty"` // unset in a stored record: the type's default
 	CreatedBy       string          `json:"created_by,omitempty"`
 	CreatedAt       Time            `json:"created_at,omitzero"`
 	UpdatedAt       Time            `json:"updated_at,omitzero"`

@@ -99,6 +99,9 @@ type ChannelCreateArgs struct {
 	Members     []string        `json:"members,omitempty"`
 	Distinct    bool            `json:"distinct,omitempty"`
 	AttachedTo  *AttachedTo     `json:"attached_to,omitempty"`
+	// TypingEvents turns typing events on or off (default: off in live
+	// channels, on in the others).
+	TypingEvents *bool `json:"typing_events,omitempty"`
 }
 
 // ChannelUpdateArgs are the args of channel.update: only fields present change.
@@ -114,6 +117,7 @@ type ChannelUpdateArgs struct {
 	SlowModeMS      *int64          `json:"slow_mode_ms,omitempty"`
 	AutoDeleteFlags *int            `json:"auto_delete_flags,omitempty"`
 	AttachedTo      *AttachedTo     `json:"attached_to,omitempty"`
+	TypingEvents    *bool           `json:"typing_events,omitempty"`
 }
 
 // ChannelResult is {channel, member?}.
@@ -204,4 +208,10 @@ type HistoryArgs struct {
 type HistoryResult struct {
 	Messages []*Message `json:"messages"`
 	HasMore  bool       `json:"has_more"`
+	// With has_more, where the next page starts: pass NextBefore as before
+	// (paging back) or NextAfter as after (paging forward). A filtered
+	// page (search, a thread) may stop early at its scan budget, so the
+	// next bound can lie beyond the last message returned.
+	NextBefore *uint64 `json:"next_before,omitempty"`
+	NextAfter  *uint64 `json:"next_after,omitempty"`
 }

@@ -43,6 +43,7 @@ func (s *State) channelView() *protocol.Channel {
 	if s.lastMsg != nil {
 		c.LastMessage = s.lastMsg
 	}
+	c.TypingEvents = s.typingEventsView()
 	return &c
 }
 
@@ -130,6 +131,7 @@ func (s *State) handleCreate(c Caller, args json.RawMessage, now time.Time) (any
 		UpdatedAt:    protocol.At(now),
 		LastActivity: protocol.At(now),
 	}
+	s.meta.Channel.TypingEvents = a.TypingEvents
 	owner := newMember(s.id, c.User, []string{protocol.RoleOwner}, now)
 	s.putMember(owner)
 	s.meta.Channel.MemberCount = 1
@@ -269,6 +271,9 @@ func (s *State) handleUpdate(c Caller, args json.RawMessage, now time.Time) (any
 	}
 	if a.AttachedTo != nil {
 		ch.AttachedTo = a.AttachedTo
+	}
+	if a.TypingEvents != nil {
+		ch.TypingEvents = a.TypingEvents
 	}
 	ch.UpdatedAt = protocol.At(now)
 	s.meta.Channel = ch

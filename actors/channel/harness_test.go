@@ -281,9 +281,14 @@ func fingerprint(s *State) string {
 		}
 	}
 	slices.Sort(users)
-	return fmt.Sprintf("exists=%v index=%d meta=%s last=%s watchers=%d %v recent=%d dirty=%d/%d/%d",
+	var typing []string
+	for u, t := range s.rich.typing {
+		typing = append(typing, fmt.Sprintf("%s=%+v", u, *t))
+	}
+	slices.Sort(typing)
+	return fmt.Sprintf("exists=%v index=%d meta=%s last=%s watchers=%d %v recent=%d dirty=%d/%d/%d/%d typing=%v",
 		s.exists, s.index, encode(&s.meta), last, s.watchers.n, users, len(s.recent),
-		len(s.msgs.dirty), len(s.members.dirty), len(s.idem.dirty))
+		len(s.msgs.dirty), len(s.members.dirty), len(s.idem.dirty), len(s.rich.aux.dirty), typing)
 }
 
 // Result shapes.
@@ -350,6 +355,17 @@ func (h *harness) history(c Caller, args map[string]any) historyResult {
 }
 
 func u64(v uint64) *uint64 { return &v }
+
+// userMessages leaves out system messages (joins take segments too).
+func userMessages(msgs []protocol.Message) []protocol.Message {
+	var out []protocol.Message
+	for _, m := range msgs {
+		if m.Type != protocol.MessageSystem {
+			out = append(out, m)
+		}
+	}
+	return out
+}
 
 // segments lists the segments of msgs.
 func segments(msgs []protocol.Message) []uint64 {

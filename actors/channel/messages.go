@@ -157,6 +157,12 @@ func (s *State) validateSend(a *protocol.SendArgs) *protocol.Error {
 }
 
 func (s *State) handleSend(c Caller, args json.RawMessage, now time.Time) (any, *protocol.Error) {
+	return s.send(c, args, nil, now)
+}
+
+// send handles message.send; files are the attachments the gateway
+// resolved (nil for none, see OpSendFiles).
+func (s *State) send(c Caller, args json.RawMessage, files []AttachedFile, now time.Time) (any, *protocol.Error) {
 	var a protocol.SendArgs
 	if err := protocol.DecodeArgs(args, &a); err != nil {
 		return nil, err
@@ -199,6 +205,10 @@ func (s *State) handleSend(c Caller, args json.RawMessage, now time.Time) (any, 
 		}
 		parent = p
 	}
+	ex, perr := s.prepareSend(c, &a, files)
+	if perr != nil {
+		return nil, perr
+	}
 
 	seg := s.meta.Channel.LastSegment + 1
 	msg := &protocol.Message{
@@ -215,15 +225,11 @@ func (s *State) handleSend(c Caller, args json.RawMessage, now time.Time) (any, 
 		ClientID:  a.ClientID,
 		CreatedAt: protocol.At(now),
 	}
+	msg.Mentions, msg.Attachments = ex.mentions, ex.files
 	s.meta.Channel.LastSegment = seg
 	s.meta.Channel.MessageCount++
 	s.meta.Channel.LastActivity = protocol.At(now)
 	s.putMessage(msg)
-	if parent != nil {
-		p := cloneMessage(parent)
-		p.ReplyCount++
-		s.putMessage(p)
-	}
 	s.entry().Put(persistence.TableIdem, idemStoreKey(c.User, a.ClientID), persistence.U64(seg))
 	s.idem.write(idemKey{c.User, a.ClientID}, seg, s.cur.Index)
 	if isMember(m) {
@@ -236,6 +242,7 @@ func (s *State) handleSend(c Caller, args json.RawMessage, now time.Time) (any, 
 	}
 	s.noteSend(c, m, now)
 	s.emit(protocol.EventMessageNew, messageEvent{Message: msg})
+	s.afterSend(c, msg, parent, ex, now)
 	return protocol.MessageResult{Message: s.viewMessage(c, msg)}, nil
 }
 
@@ -330,6 +337,7 @@ func (s *State) softDelete(old *protocol.Message, now time.Time) *protocol.Messa
 	m.Attachments = nil
 	m.Mentions = nil
 	m.EditedAt = protocol.At(now)
+	s.deleting(old, m)
 	s.putMessage(m)
 	if s.meta.Channel.MessageCount > 0 {
 		s.meta.Channel.MessageCount--
@@ -368,8 +376,14 @@ func (s *State) handleHistory(c Caller, args json.RawMessage, _ time.Time) (any,
 		q.before = *a.Before
 	}
 	var thread func(*protocol.Message) bool
+	var parentSeg uint64
 	switch {
 	case a.ParentID != "":
+		p, perr := s.threadParent(a.ParentID)
+		if perr != nil {
+			return nil, perr
+		}
+		parentSeg = p.Segment
 		parent := a.ParentID
 		thread = func(m *protocol.Message) bool { return m.ParentID == parent }
 	case a.TopLevel:
@@ -377,18 +391,37 @@ func (s *State) handleHistory(c Caller, args json.RawMessage, _ time.Time) (any,
 	}
 	q.filter = thread
 	if a.Search != "" {
-		// A case-insensitive substring of the text; deleted messages
-		// have no text left to match.
-		needle := strings.ToLower(a.Search)
+		// Every word of the query, case-insensitive, anywhere in the
+		// text; deleted messages have no text left to match.
+		words := strings.Fields(strings.ToLower(a.Search))
 		q.filter = func(m *protocol.Message) bool {
-			return (thread == nil || thread(m)) && !m.Deleted && strings.Contains(strings.ToLower(m.Text), needle)
+			return (thread == nil || thread(m)) && !m.Deleted && containsAll(strings.ToLower(m.Text), words)
 		}
 	}
-	msgs, more, err := s.page(q)
+	var msgs []*protocol.Message
+	var more bool
+	var next uint64
+	var err error
+	if parentSeg != 0 {
+		msgs, more, next, err = s.threadPage(parentSeg, q)
+	} else {
+		msgs, more, next, err = s.page(q)
+	}
 	if err != nil {
 		return nil, internal(err)
 	}
-	return protocol.HistoryResult{Messages: s.viewMessages(c, msgs), HasMore: more}, nil
+	view, perr := s.viewMessages(c, msgs)
+	if perr != nil {
+		return nil, perr
+	}
+	res := protocol.HistoryResult{Messages: view, HasMore: more}
+	switch {
+	case more && q.forward:
+		res.NextAfter = &next
+	case more:
+		res.NextBefore = &next
+	}
+	return res, nil
 }
 
 // pageQuery selects a page of messages: segments strictly between after
@@ -401,14 +434,24 @@ type pageQuery struct {
 	filter        func(*protocol.Message) bool
 }
 
-// maxScanned bounds how many messages one filtered page may examine.
+// maxScanned bounds how many messages one filtered page may examine
+// (RichConfig.ScanBudget overrides it).
 const maxScanned = 10000
 
-// page returns one page in ascending segment order and whether more
-// matching messages lie beyond it. It reads the cache, then the store in
-// chunks; writes not yet durable are only in the cache (pinned there), so
-// the cache's copy of a segment always wins.
-func (s *State) page(q pageQuery) ([]*protocol.Message, bool, error) {
+func (s *State) scanBudget() int {
+	if b := s.cfg.Rich.ScanBudget; b > 0 {
+		return b
+	}
+	return maxScanned
+}
+
+// page returns one page in ascending segment order, whether more
+// matching messages lie beyond it and, when they do, the bound the next
+// page starts from (exclusive): the page's last message, or the last
+// segment examined when the scan budget ran out first. It reads the
+// cache, then the store in chunks; writes not yet durable are only in the
+// cache (pinned there), so the cache's copy of a segment always wins.
+func (s *State) page(q pageQuery) ([]*protocol.Message, bool, uint64, error) {
 	lo, hi := q.after+1, s.meta.Channel.LastSegment // inclusive bounds
 	if q.before != 0 && q.before-1 < hi {
 		hi = q.before - 1
@@ -425,12 +468,12 @@ func (s *State) page(q pageQuery) ([]*protocol.Message, bool, error) {
 	}
 	inRange := func(x uint64) bool { return x >= lo && x <= hi && x != 0 }
 	for inRange(seg) && len(out) <= q.limit {
-		if scanned >= maxScanned {
-			return finishPage(out, q), true, nil
+		if scanned >= s.scanBudget() {
+			return finishPage(out, q), true, uint64(int64(seg) - int64(w.step)), nil
 		}
 		m, err := w.message(seg)
 		if err != nil {
-			return nil, false, err
+			return nil, false, 0, err
 		}
 		scanned++
 		if m != nil && (q.filter == nil || q.filter(m)) {
@@ -439,10 +482,12 @@ func (s *State) page(q pageQuery) ([]*protocol.Message, bool, error) {
 		seg = uint64(int64(seg) + int64(w.step))
 	}
 	more := len(out) > q.limit
+	var next uint64
 	if more {
 		out = out[:q.limit]
+		next = out[q.limit-1].Segment
 	}
-	return finishPage(out, q), more, nil
+	return finishPage(out, q), more, next, nil
 }
 
 // finishPage puts a page into ascending order.
@@ -518,15 +563,21 @@ func (w *pageWalk) message(seg uint64) (*protocol.Message, error) {
 	return w.read[seg], nil
 }
 
-// viewMessage is a message as the caller sees it.
+// viewMessage is a message as the caller sees it: with the caller's
+// my_reactions and favorite (best effort, see personalize) and, for
+// moderators, flag_count.
 func (s *State) viewMessage(c Caller, m *protocol.Message) *protocol.Message {
-	return s.withFlagCount(c, m)
+	return s.withFlagCount(c, s.personalize(c, m))
 }
 
-func (s *State) viewMessages(c Caller, ms []*protocol.Message) []*protocol.Message {
-	out := make([]*protocol.Message, len(ms))
-	for i, m := range ms {
-		out[i] = s.viewMessage(c, m)
+// viewMessages is a page as the caller sees it.
+func (s *State) viewMessages(c Caller, ms []*protocol.Message) ([]*protocol.Message, *protocol.Error) {
+	out, err := s.personalizeAll(c, ms)
+	if err != nil {
+		return nil, internal(err)
 	}
-	return out
+	for i, m := range out {
+		out[i] = s.withFlagCount(c, m)
+	}
+	return out, nil
 }

@@ -33,6 +33,8 @@ type Config struct {
 	EventRetention uint64
 	// MaxWatchers bounds the sessions watching one channel.
 	MaxWatchers int
+	// Rich holds the bounds of reactions, favorites, typing and files.
+	Rich RichConfig
 }
 
 // DefaultConfig returns the defaults.
@@ -45,6 +47,7 @@ func DefaultConfig() Config {
 		RecentEvents:   512,
 		EventRetention: 10000,
 		MaxWatchers:    200000,
+		Rich:           DefaultRichConfig(),
 	}
 }
 
@@ -131,6 +134,7 @@ type State struct {
 	lastMsg  *protocol.Message
 	watchers watchers
 	mod      modState // moderation state kept in memory (moderation.go)
+	rich     richState
 
 	// cur is the effects of the command being handled, now its time.
 	cur *Effects
@@ -154,6 +158,7 @@ func Load(id string, log persistence.Reader, cfg Config) (*State, error) {
 		idem:     newCache[idemKey, uint64](cfg.IdemCache),
 		watchers: newWatchers(),
 		mod:      newModState(cfg),
+		rich:     newRichState(cfg.Rich),
 	}
 	v, err := log.Get(persistence.TableMeta, nil)
 	switch {
@@ -219,6 +224,7 @@ func (s *State) Committed(index uint64) {
 	s.members.committed(index)
 	s.idem.committed(index)
 	s.mod.committed(index)
+	s.rich.aux.committed(index)
 	s.trimRecent()
 }
 

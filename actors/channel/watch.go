@@ -235,11 +235,15 @@ type memberEvent struct {
 // runs before the command changes anything, so a failed read refuses it
 // cleanly; finishWatch completes the reply afterwards.
 func (s *State) prepareWatch(c Caller, since *uint64) (*protocol.WatchResult, *protocol.Error) {
-	msgs, more, err := s.page(pageQuery{limit: s.cfg.Limits.DefaultHistoryLimit})
+	msgs, more, _, err := s.page(pageQuery{limit: s.cfg.Limits.DefaultHistoryLimit})
 	if err != nil {
 		return nil, internal(err)
 	}
-	r := &protocol.WatchResult{Messages: s.viewMessages(c, msgs), HasMore: more}
+	view, perr := s.viewMessages(c, msgs)
+	if perr != nil {
+		return nil, perr
+	}
+	r := &protocol.WatchResult{Messages: view, HasMore: more}
 	if since != nil {
 		events, more, reset, perr := s.replay(*since)
 		if perr != nil {

@@ -29,6 +29,9 @@ const (
 type LoginArgs struct {
 	Name  string `json:"name,omitempty"`
 	Image string `json:"image,omitempty"`
+	// PresenceTTLMS is how long the session counts as online without a
+	// renewal (see OpPresence); 0: the configured default.
+	PresenceTTLMS int64 `json:"presence_ttl_ms,omitempty"`
 }
 
 // IndexArgs add or remove one channel of the user's index.
@@ -56,17 +59,23 @@ type Config struct {
 	// MaxChannels bounds the channel index; channels joined past it are
 	// still joined but not listed by channels.list.
 	MaxChannels int
+	// Rich bounds presence and file records.
+	Rich RichConfig
 }
 
 // DefaultConfig returns the defaults.
 func DefaultConfig() Config {
-	return Config{Limits: protocol.DefaultLimits(), MaxChannels: 1000}
+	return Config{Limits: protocol.DefaultLimits(), MaxChannels: 1000, Rich: DefaultRichConfig()}
 }
 
 // Caller is who issued a command.
 type Caller struct {
 	User  string
 	Admin bool
+	// Session and Gateway identify the session (and the remote address of
+	// the node whose gateway holds it) when a session issued the command.
+	Session string
+	Gateway string
 }
 
 // Command is one request to the user.
@@ -82,6 +91,9 @@ type Effects struct {
 	Err    *protocol.Error
 	Entry  *persistence.Entry
 	Index  uint64
+	// Events are event frames for the gateways watching the user's
+	// presence (PresenceGateways), sent once Entry is durable.
+	Events [][]byte
 }
 
 // State is one user.
@@ -93,11 +105,14 @@ type State struct {
 	profile  protocol.User
 	channels map[string]time.Time // channel → joined at
 	index    uint64
+	log      persistence.Reader
+	presence presenceState
+	files    fileState
 }
 
 // Load reads the user from log.
 func Load(id string, log persistence.Reader, cfg Config) (*State, error) {
-	s := &State{id: id, cfg: cfg, channels: make(map[string]time.Time)}
+	s := &State{id: id, cfg: cfg, channels: make(map[string]time.Time), log: log}
 	v, err := log.Get(persistence.TableMeta, nil)
 	switch {
 	case errors.Is(err, persistence.ErrNotFound):
@@ -118,6 +133,9 @@ func Load(id string, log persistence.Reader, cfg Config) (*State, error) {
 		var at time.Time
 		_ = at.UnmarshalBinary(r.Value)
 		s.channels[string(r.Key)] = at
+	}
+	if err := s.loadRich(); err != nil {
+		return nil, fmt.Errorf("load user %s: %w", id, err)
 	}
 	return s, nil
 }
@@ -169,6 +187,7 @@ func (s *State) dispatch(cmd Command, now time.Time, eff *Effects) (any, *protoc
 		if changed {
 			s.saveProfile(p, now, eff)
 		}
+		s.loggedIn(cmd.Caller, a, now, eff)
 		return userResult{s.view(cmd.Caller)}, nil
 	case protocol.OpMe, OpGet:
 		if !s.exists && cmd.Op == OpGet {
@@ -247,15 +266,16 @@ func (s *State) dispatch(cmd Command, now time.Time, eff *Effects) (any, *protoc
 		}
 		return ChannelsResult{Channels: ids}, nil
 	}
+	if h, ok := richOps[cmd.Op]; ok {
+		return h(s, cmd, now, eff)
+	}
 	return nil, protocol.Errorf(protocol.CodeBadRequest, "unknown op %q", cmd.Op)
 }
 
 func (s *State) view(_ Caller) protocol.User {
 	u := s.profile
 	u.ID = s.id
-	if u.Status == "" {
-		u.Status = "offline"
-	}
+	u.Status, u.LastSeen = s.presenceView()
 	return u
 }
 

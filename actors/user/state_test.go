@@ -55,17 +55,28 @@ func (h *harness) tick(d time.Duration) { h.now = h.now.Add(d) }
 
 func (h *harness) do(op string, args string) *Effects {
 	h.t.Helper()
-	before := fmt.Sprintf("%+v %v %d", h.s.profile, h.s.channels, h.s.index)
+	return h.doAs(Caller{User: "alice"}, op, args)
+}
+
+// doAs handles one command from c and checks that a refused command
+// changes nothing.
+func (h *harness) doAs(c Caller, op string, args string) *Effects {
+	h.t.Helper()
+	fp := func() string {
+		return fmt.Sprintf("%+v %v %d %v %v %v %d", h.s.profile, h.s.channels, h.s.index,
+			h.s.presence.sessions, h.s.presence.watchers, h.s.presence.lastSeen, h.s.files.count)
+	}
+	before := fp()
 	var raw json.RawMessage
 	if args != "" {
 		raw = json.RawMessage(args)
 	}
-	eff := h.s.Handle(Command{Op: op, Args: raw, Caller: Caller{User: "alice"}}, h.now)
+	eff := h.s.Handle(Command{Op: op, Args: raw, Caller: c}, h.now)
 	if eff.Err != nil {
 		if eff.Entry != nil || eff.Result != nil {
 			h.t.Fatalf("%s refused with %v but produced an entry or a result", op, eff.Err)
 		}
-		if after := fmt.Sprintf("%+v %v %d", h.s.profile, h.s.channels, h.s.index); after != before {
+		if after := fp(); after != before {
 			h.t.Fatalf("%s refused with %v but changed the state:\n%s\n%s", op, eff.Err, before, after)
 		}
 		return eff
@@ -79,6 +90,7 @@ func (h *harness) do(op string, args string) *Effects {
 		if aerr != nil {
 			h.t.Fatal(aerr)
 		}
+		h.s.Committed(eff.Index)
 	}
 	return eff
 }

@@ -59,6 +59,8 @@ type Config struct {
 	FS vfs.FS
 	// ClaimChannels is fault injection for tests (see cluster.Config).
 	ClaimChannels []string
+	// TypingTTL is how long a typing.start lasts unrenewed (0: 6 s).
+	TypingTTL time.Duration
 }
 
 // Node is one Switchboard node: its store, cluster membership, actors and
@@ -169,6 +171,9 @@ func NewNode(cfg Config) (n *Node, err error) {
 	if n.host {
 		chCfg := channel.DefaultConfig()
 		chCfg.Limits = cfg.Limits
+		if cfg.TypingTTL > 0 {
+			chCfg.Rich.TypingTTL = cfg.TypingTTL
+		}
 		usCfg := user.DefaultConfig()
 		usCfg.Limits = cfg.Limits
 		if _, err := actors.StartHost(actors.Deps{
@@ -188,8 +193,13 @@ func NewNode(cfg Config) (n *Node, err error) {
 		gcfg.Limits = cfg.Limits
 		gcfg.Logger = n.log
 		gcfg.DevAuth = cfg.DevAuth
+		if gcfg.Files.Store, err = fileStore(cfg); err != nil {
+			return nil, err
+		}
 		n.gw = gateway.New(gcfg, n.cl, n.verify)
 		mux.Handle("GET /v1/ws", n.gw)
+		mux.HandleFunc("POST /v1/files", n.gw.ServeUpload)
+		mux.HandleFunc("GET /v1/files/{id}", n.gw.ServeFile)
 	}
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, "ok") })
 	mux.HandleFunc("GET /readyz", n.readyz)

@@ -2,9 +2,7 @@ package main
 
 import (
 	"cmp"
-	"encoding/json"
 	"fmt"
-	"net/http"
 	"slices"
 	"strings"
 	"testing"
@@ -152,7 +150,7 @@ func TestChannelsQueryAcrossNodes(t *testing.T) {
 	p1 := startProc(t, args("q1")...)
 	p2 := startProc(t, args("q2", p1.gossip)...)
 	for _, p := range []*proc{p1, p2} {
-		waitFor(t, 15*time.Second, "a two-node cluster", func() bool { return aliveMembers(t, p.addr) == 2 })
+		waitFor(t, 15*time.Second, "a two-node cluster", func() bool { return aliveMembers(p.addr) == 2 })
 	}
 	alice := procDial(t, p1.url(), "alice")
 	var ids []string
@@ -168,29 +166,4 @@ func TestChannelsQueryAcrossNodes(t *testing.T) {
 	expect(t, alice, protocol.OpChannelUpdate, a("room-03", "public", false), "")
 	want = slices.DeleteFunc(want, func(id string) bool { return id == "room-03" })
 	eventually(t, bob, protocol.ChannelsQueryArgs{Tags: []string{"games"}, Limit: 5}, want)
-}
-
-// aliveMembers counts the alive members a node's /v1/cluster reports.
-func aliveMembers(t *testing.T, addr string) int {
-	t.Helper()
-	resp, err := http.Get("http://" + addr + "/v1/cluster")
-	if err != nil {
-		return 0
-	}
-	defer resp.Body.Close()
-	var info struct {
-		Members []struct {
-			State string `json:"state"`
-		} `json:"members"`
-	}
-	if json.NewDecoder(resp.Body).Decode(&info) != nil {
-		return 0
-	}
-	n := 0
-	for _, m := range info.Members {
-		if m.State == "alive" {
-			n++
-		}
-	}
-	return n
 }

@@ -41,6 +41,9 @@ func serveFlags(fs *flag.FlagSet) (*Config, func() error) {
 	fs.IntVar(&cfg.Gateway.QueueFrames, "queue-frames", 1024, "frames a session's outbound queue holds before the session is dropped as slow")
 	fs.IntVar(&cfg.Gateway.QueueBytes, "queue-bytes", 4<<20, "bytes a session's outbound queue holds before the session is dropped as slow")
 	fs.IntVar(&cfg.Gateway.MaxSessions, "max-sessions", 100000, "sessions this node accepts")
+	fs.DurationVar(&cfg.Gateway.PresenceInterval, "presence-interval", 10*time.Second, "presence heartbeat: gateways renew their sessions' presence this often, and a session not renewed for three intervals counts as gone (use one value on every node)")
+	fs.Int64Var(&lim.MaxFileBytes, "max-file-bytes", lim.MaxFileBytes, "largest file POST /v1/files accepts")
+	fileTypes := fs.String("file-types", "*/*", "comma-separated MIME types POST /v1/files accepts, exact (application/pdf) or families (image/*)")
 	fs.DurationVar(&cfg.PassivateAfter, "passivate-after", 2*time.Minute, "idle time after which an actor with no watchers leaves memory")
 	fs.DurationVar(&cfg.DrainTimeout, "drain-timeout", time.Minute, "on SIGTERM, how long to hand sessions and channels over before exiting (0: exit at once)")
 	claim := fs.String("test-claim-channels", "", "FAULT INJECTION for tests, never in production: this node believes it owns these channels whatever placement says")
@@ -48,6 +51,7 @@ func serveFlags(fs *flag.FlagSet) (*Config, func() error) {
 	logFormat := fs.String("log-format", "text", "text or json")
 	return cfg, func() error {
 		cfg.Limits = lim
+		cfg.Gateway.Files.AllowedTypes = splitList(*fileTypes)
 		cfg.Join = splitList(*join)
 		cfg.ClaimChannels = splitList(*claim)
 		for _, r := range splitList(*roles) {

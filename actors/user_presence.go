@@ -1,0 +1,67 @@
+package actors
+
+import (
+	"encoding/json"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"github.com/switchboard-chat/switchboard/actors/user"
+	"github.com/switchboard-chat/switchboard/cluster"
+	"github.com/switchboard-chat/switchboard/cluster/clusterpb"
+)
+
+// A user actor's presence leases lapse with time: like a channel, it keeps
+// one timer, armed for the state's NextWake, and tells the state time has
+// passed when it fires. It sends presence events once per watching
+// gateway, as an Events envelope whose channel is the user's presence
+// topic; the gateway fans them out to its watching sessions.
+
+// userWake is posted by the wake timer.
+type userWake struct{}
+
+// arm sets the timer for the state's next wake, unless one sooner is set.
+func (a *userActor) arm(ctx actor.Context) {
+	if a.state == nil {
+		return
+	}
+	at, ok := a.state.NextWake()
+	if !ok || (a.wake.timer != nil && !a.wake.at.After(at)) {
+		return
+	}
+	a.disarm()
+	d := max(at.Sub(a.d.Clock()), minWake)
+	self, root := ctx.Self(), ctx.ActorSystem().Root
+	a.wake.at = at
+	a.wake.timer = time.AfterFunc(d, func() { root.Send(self, userWake{}) })
+}
+
+func (a *userActor) disarm() {
+	if a.wake.timer != nil {
+		a.wake.timer.Stop()
+		a.wake.timer = nil
+	}
+}
+
+// internal handles a command the actor gives itself (no reply).
+func (a *userActor) internal(ctx actor.Context, op string, args any) {
+	if a.state == nil || a.p.dead || a.p.handingOver {
+		return
+	}
+	b, _ := json.Marshal(args)
+	a.handle(ctx, &clusterpb.Request{Op: op, Args: b})
+}
+
+// sendPresence sends presence frames to the gateways watching the user.
+func sendPresence(ctx actor.Context, userID string, gateways []string, frames [][]byte) {
+	if len(frames) == 0 || len(gateways) == 0 {
+		return
+	}
+	evs := make([]*clusterpb.Event, len(frames))
+	for i, f := range frames {
+		evs[i] = &clusterpb.Event{Frame: f}
+	}
+	env := clusterpb.Wrap(&clusterpb.Envelope_Events{Events: &clusterpb.Events{Channel: user.PresenceTopic(userID), Events: evs}})
+	for _, gw := range gateways {
+		ctx.Send(cluster.InboxPID(gw), env)
+	}
+}

@@ -1,0 +1,431 @@
+package gateway
+
+import (
+	"encoding/json"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/switchboard-chat/switchboard/actors/user"
+	"github.com/switchboard-chat/switchboard/cluster/clusterpb"
+	"github.com/switchboard-chat/switchboard/protocol"
+)
+
+// presence is the gateway's side of presence. Users' actors hold leases
+// (see package user): this gateway reports its sessions (opened with the
+// login, closed when they end) and, every heartbeat, renews the leases of
+// every session still open and of every user some local session watches.
+// A gateway that dies or hangs stops renewing, and its leases lapse one
+// TTL (three heartbeats) later; a node known dead ends them sooner.
+//
+// Presence events come from users' actors once per gateway, on the
+// cluster inbox goroutine (see eventRouter), and fan out here to the local
+// watching sessions. A heartbeat's reply carries the user's status: when
+// it differs from the last one delivered (a user actor that restarted or
+// moved lost this gateway's watch, and with it an event), the gateway
+// delivers the current status itself, so a missed change is late by at
+// most one heartbeat, never lost for good.
+type presence struct {
+	g        *Gateway
+	interval time.Duration
+
+	// mu guards the maps. It is held while reports are sent to users'
+	// actors (sends only enqueue), so that reports about one user reach
+	// its actor in the order the maps changed: a heartbeat can never
+	// renew a session after the report that closed it.
+	mu       sync.Mutex
+	sessions map[string]map[string]struct{}   // user → its open local sessions
+	watchers map[string]map[*session]struct{} // watched user → local watchers
+	watching map[*session]map[string]struct{} // open session → users it watches
+	status   map[string]string                // watched user → status last delivered
+
+	paused atomic.Bool
+	stop   chan struct{}
+	wg     sync.WaitGroup
+}
+
+func newPresence(g *Gateway) *presence {
+	p := &presence{
+		g:        g,
+		interval: g.cfg.PresenceInterval,
+		sessions: make(map[string]map[string]struct{}),
+		watchers: make(map[string]map[*session]struct{}),
+		watching: make(map[*session]map[string]struct{}),
+		status:   make(map[string]string),
+		stop:     make(chan struct{}),
+	}
+	p.wg.Go(p.heartbeatLoop)
+	return p
+}
+
+// close stops the heartbeat. It is safe to call more than once.
+func (p *presence) close() {
+	p.mu.Lock()
+	select {
+	case <-p.stop:
+	default:
+		close(p.stop)
+	}
+	p.mu.Unlock()
+	p.wg.Wait()
+}
+
+// ttl is the lease length this gateway asks for: three heartbeats, so one
+// late or lost renewal does not flap a user offline.
+func (p *presence) ttl() time.Duration { return 3 * p.interval }
+
+// gatewayCaller is the caller of this gateway's own reports.
+func (p *presence) gatewayCaller() *clusterpb.Caller {
+	return &clusterpb.Caller{Gateway: p.g.cl.Address()}
+}
+
+func (p *presence) report(userID string, a user.PresenceArgs) {
+	args, _ := json.Marshal(a)
+	p.g.cl.Notify(&clusterpb.Request{Kind: kindUser, Target: userID, Op: user.OpPresence, Args: args, Caller: p.gatewayCaller()})
+}
+
+// opened records an authenticating session before its login is sent, so
+// a heartbeat sent after the login includes it.
+func (p *presence) opened(s *session) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	ss := p.sessions[s.user]
+	if ss == nil {
+		ss = make(map[string]struct{})
+		p.sessions[s.user] = ss
+	}
+	ss[s.id] = struct{}{}
+	p.watching[s] = make(map[string]struct{})
+}
+
+// closed reports an ended session and drops its watches. It is safe for
+// a session that never authenticated.
+func (p *presence) closed(s *session) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if ss := p.sessions[s.user]; ss != nil {
+		if _, ok := ss[s.id]; ok {
+			delete(ss, s.id)
+			if len(ss) == 0 {
+				delete(p.sessions, s.user)
+			}
+			p.report(s.user, user.PresenceArgs{Closed: []string{s.id}})
+		}
+	}
+	for u := range p.watching[s] {
+		p.dropWatcherLocked(s, u)
+	}
+	delete(p.watching, s)
+}
+
+func (p *presence) dropWatcherLocked(s *session, u string) {
+	delete(p.watching[s], u)
+	ws := p.watchers[u]
+	if ws == nil {
+		return
+	}
+	delete(ws, s)
+	if len(ws) == 0 {
+		delete(p.watchers, u)
+		delete(p.status, u)
+		off := false
+		p.report(u, user.PresenceArgs{Watch: &off})
+	}
+}
+
+// heartbeatLoop renews this gateway's leases every interval.
+func (p *presence) heartbeatLoop() {
+	t := time.NewTicker(p.interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-p.stop:
+			return
+		case <-t.C:
+			if !p.paused.Load() {
+				p.heartbeat()
+			}
+		}
+	}
+}
+
+// heartbeat sends one report per user this gateway has sessions of or
+// watchers for. Reports for watched users ask for a reply, to catch a
+// status this gateway missed.
+func (p *presence) heartbeat() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	ttl := p.ttl().Milliseconds()
+	on := true
+	users := make(map[string]struct{}, len(p.sessions)+len(p.watchers))
+	for u := range p.sessions {
+		users[u] = struct{}{}
+	}
+	for u := range p.watchers {
+		users[u] = struct{}{}
+	}
+	for u := range users {
+		a := user.PresenceArgs{TTLMS: ttl}
+		for id := range p.sessions[u] {
+			a.Renew = append(a.Renew, id)
+		}
+		sort.Strings(a.Renew)
+		if _, watched := p.watchers[u]; !watched {
+			p.report(u, a)
+			continue
+		}
+		a.Watch = &on
+		args, _ := json.Marshal(a)
+		req := &clusterpb.Request{Kind: kindUser, Target: u, Op: user.OpPresence, Args: args, Caller: p.gatewayCaller()}
+		var failed atomic.Bool
+		p.g.cl.Request(req, p.interval, func(rep *clusterpb.Reply) {
+			// Replies arrive on the inbox goroutine, in order with the
+			// user's events. Failures may come at once, on this very
+			// goroutine with mu held, or later from anywhere: they must
+			// not take mu.
+			if rep.Error == nil {
+				p.reconcile(rep.Result)
+				return
+			}
+			failed.Store(true)
+		})
+		if failed.Load() {
+			// Refused before it was sent (too many requests in flight,
+			// say): renew without asking for a reply. Later failures are
+			// left to the next heartbeat; a renewal sent after mu is
+			// released could overtake a close.
+			p.report(u, a)
+		}
+	}
+}
+
+// reconcile compares a watched user's status in a heartbeat reply with
+// the last one delivered, and delivers it when they differ.
+func (p *presence) reconcile(result []byte) {
+	var r struct {
+		User protocol.User `json:"user"`
+	}
+	if json.Unmarshal(result, &r) != nil {
+		return
+	}
+	u := r.User
+	p.mu.Lock()
+	last, watched := p.status[u.ID]
+	if !watched || last == u.Status {
+		p.mu.Unlock()
+		return
+	}
+	p.status[u.ID] = u.Status
+	targets := p.watcherList(u.ID)
+	p.mu.Unlock()
+	frame, err := protocol.EncodeEvent(protocol.EventPresence, "", 0, protocol.PresenceEvent{User: u.ID, Status: u.Status, LastSeen: u.LastSeen})
+	if err != nil {
+		return
+	}
+	for _, s := range targets {
+		s.send(frame)
+	}
+}
+
+func (p *presence) watcherList(u string) []*session {
+	out := make([]*session, 0, len(p.watchers[u]))
+	for s := range p.watchers[u] {
+		out = append(out, s)
+	}
+	return out
+}
+
+// deliver fans a user actor's presence events out to the local watchers.
+// It runs on the inbox goroutine.
+func (p *presence) deliver(userID string, ev *clusterpb.Events) {
+	p.mu.Lock()
+	targets := p.watcherList(userID)
+	for _, e := range ev.Events {
+		var f struct {
+			Data protocol.PresenceEvent `json:"data"`
+		}
+		if json.Unmarshal(e.Frame, &f) == nil && f.Data.Status != "" {
+			if _, ok := p.status[userID]; ok {
+				p.status[userID] = f.Data.Status
+			}
+		}
+	}
+	p.mu.Unlock()
+	n := 0
+	for _, e := range ev.Events {
+		for _, s := range targets {
+			s.send(e.Frame)
+			n++
+		}
+	}
+	if m := p.g.cfg.Metrics; m.Deliveries != nil {
+		m.Deliveries(n)
+	}
+}
+
+// watch handles presence.watch: every listed user that exists is watched
+// by the session from now on; the reply holds their current profiles
+// (with status and last_seen). Unknown users are left out and not watched.
+func (p *presence) watch(s *session, id []byte, args []byte) {
+	users, perr := p.users(s, args)
+	if perr != nil {
+		s.replyError(id, perr)
+		return
+	}
+	p.mu.Lock()
+	have := p.watching[s]
+	fresh := 0
+	for _, u := range users {
+		if _, ok := have[u]; !ok {
+			fresh++
+		}
+	}
+	limit := s.g.cfg.Limits.MaxPresenceWatch
+	if have == nil || len(have)+fresh > limit {
+		p.mu.Unlock()
+		s.replyError(id, protocol.Errorf(protocol.CodeTooLarge, "a session watches the presence of at most %d users", limit))
+		return
+	}
+	p.mu.Unlock()
+	if !s.acquire() {
+		return
+	}
+	on := true
+	args, _ = json.Marshal(user.PresenceArgs{Watch: &on, TTLMS: p.ttl().Milliseconds()})
+	reps := make([]*clusterpb.Reply, len(users))
+	var mu sync.Mutex
+	left := len(users)
+	finish := func() {
+		s.release()
+		out := make([]json.RawMessage, 0, len(reps))
+		for _, rep := range reps {
+			if rep.Error != nil {
+				if protocol.Code(rep.Error.Code) == protocol.CodeNotFound {
+					continue
+				}
+				s.replyError(id, replyError(rep))
+				return
+			}
+			var r struct {
+				User json.RawMessage `json:"user"`
+			}
+			if json.Unmarshal(rep.Result, &r) == nil {
+				out = append(out, r.User)
+			}
+		}
+		res, _ := json.Marshal(map[string]any{"users": out})
+		s.replyResult(id, res)
+	}
+	if len(users) == 0 {
+		finish()
+		return
+	}
+	for i, u := range users {
+		req := &clusterpb.Request{Kind: kindUser, Target: u, Op: user.OpPresence, Args: args, Caller: p.gatewayCaller()}
+		p.g.cl.Request(req, p.g.cfg.RequestTimeout, func(rep *clusterpb.Reply) {
+			if rep.Error == nil {
+				// On the inbox goroutine, ahead of the user's later events.
+				p.added(s, u, rep.Result)
+			}
+			mu.Lock()
+			reps[i] = rep
+			left--
+			last := left == 0
+			mu.Unlock()
+			if last {
+				finish()
+			}
+		})
+	}
+}
+
+// added records that s watches u, whose actor just registered this
+// gateway and answered with u's profile.
+func (p *presence) added(s *session, u string, result []byte) {
+	var r struct {
+		User protocol.User `json:"user"`
+	}
+	_ = json.Unmarshal(result, &r)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	have := p.watching[s]
+	if have == nil {
+		// The session ended meanwhile: drop the lease unless another
+		// local session uses it.
+		if len(p.watchers[u]) == 0 {
+			off := false
+			p.report(u, user.PresenceArgs{Watch: &off})
+		}
+		return
+	}
+	have[u] = struct{}{}
+	ws := p.watchers[u]
+	if ws == nil {
+		ws = make(map[*session]struct{})
+		p.watchers[u] = ws
+	}
+	ws[s] = struct{}{}
+	p.status[u] = r.User.Status
+}
+
+// unwatch handles presence.unwatch.
+func (p *presence) unwatch(s *session, id []byte, args []byte) {
+	users, perr := p.users(s, args)
+	if perr != nil {
+		s.replyError(id, perr)
+		return
+	}
+	p.mu.Lock()
+	for _, u := range users {
+		if _, ok := p.watching[s][u]; ok {
+			p.dropWatcherLocked(s, u)
+		}
+	}
+	p.mu.Unlock()
+	s.replyResult(id, []byte("{}"))
+}
+
+// users decodes and checks the users of presence.watch/unwatch.
+func (p *presence) users(s *session, args []byte) ([]string, *protocol.Error) {
+	var a protocol.PresenceArgs
+	if perr := protocol.DecodeArgs(args, &a); perr != nil {
+		return nil, perr
+	}
+	if max := s.g.cfg.Limits.MaxHistoryLimit; len(a.Users) > max {
+		return nil, protocol.Errorf(protocol.CodeTooLarge, "%d users, at most %d per request", len(a.Users), max)
+	}
+	seen := make(map[string]bool, len(a.Users))
+	out := make([]string, 0, len(a.Users))
+	for _, u := range a.Users {
+		if perr := s.checkID("users", u); perr != nil {
+			return nil, perr
+		}
+		if !seen[u] {
+			seen[u] = true
+			out = append(out, u)
+		}
+	}
+	return out, nil
+}
+
+// PausePresence stops (or resumes) this gateway's presence heartbeats
+// while its sessions stay connected, as a hung gateway would. It is fault
+// injection for tests.
+func (g *Gateway) PausePresence(paused bool) { g.presence.paused.Store(paused) }
+
+// eventRouter is the node's cluster.Handler: presence events go to the
+// presence table; everything else is the hub's (embedded, so whatever the
+// hub handles stays its own).
+type eventRouter struct {
+	*hub
+	presence *presence
+}
+
+func (r eventRouter) Events(ev *clusterpb.Events) {
+	if u, ok := user.PresenceUser(ev.Channel); ok {
+		r.presence.deliver(u, ev)
+		return
+	}
+	r.hub.Events(ev)
+}
