@@ -98,7 +98,7 @@ func (a *channelActor) start(ctx actor.Context) {
 		if epoch, err = log.Epoch(); err == nil {
 			a.state = st
 			a.state.SetEpoch(epoch + 1)
-			a.p.start(ctx, log, epoch+1)
+			a.p.start(ctx, log, epoch+1, st.Exists())
 			ctx.SetReceiveTimeout(a.d.PassivateAfter)
 			notifyDirectory(a.d.Cluster, st.Announce())
 			return

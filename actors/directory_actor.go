@@ -44,7 +44,7 @@ func (a *directoryActor) Receive(ctx actor.Context) {
 		}
 		a.state = directory.Load(a.id, log)
 		a.state.SetEpoch(epoch + 1)
-		a.p.start(ctx, log, epoch+1)
+		a.p.start(ctx, log, epoch+1, true)
 		ctx.SetReceiveTimeout(a.d.PassivateAfter)
 	case *releaseScope:
 		a.p.handOver(ctx, a.d.Store, persistence.Scope{Kind: persistence.KindChannel, ID: a.id}, m)

@@ -154,10 +154,14 @@ func (l *locator) decide(ctx actor.Context) {
 		l.fetch(ctx, nil)
 	case failed != "":
 		l.finish(ctx, protocol.Errorf(protocol.CodeUnavailable, "%s may be held by node %s, which does not answer; retry", l.key, failed))
+	case l.maxSeen == 0:
+		// Nobody ever held it: nothing to fence (the activation fences
+		// before its first write, if it ever writes).
+		l.finish(ctx, nil)
 	default:
-		// New (nobody holds it and every host answered), or this node's
-		// own released copy is the newest: make it live here, fenced
-		// above every epoch seen.
+		// New here but fenced somewhere before (deleted, moved, dropped),
+		// or this node's own released copy is the newest: make it live
+		// here, fenced above every epoch seen.
 		self, root := ctx.Self(), ctx.ActorSystem().Root
 		l.d.Store.Log(l.sc).Fence(l.maxSeen+1, func(err error) { root.Send(self, &fencedFresh{err: err}) })
 	}

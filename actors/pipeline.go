@@ -21,6 +21,8 @@ type pipeline struct {
 	durable uint64 // highest entry index known durable
 	fenced  bool   // the activation's fence is durable
 	dead    bool   // failed: the actor is stopping
+	// lazyEpoch is the fence still to write before the first entry.
+	lazyEpoch uint64
 	// whenIdle runs once nothing waits (set when handing the scope over).
 	whenIdle    func()
 	handingOver bool
@@ -43,8 +45,18 @@ type committed struct {
 type fenced struct{ err error }
 
 // start raises the scope's fence to epoch. Outputs wait until it is durable.
-func (p *pipeline) start(ctx actor.Context, log persistence.Log, epoch uint64) {
+//
+// A scope that holds nothing yet (exists is false) is fenced lazily, just
+// before its first entry: looking up an id that exists nowhere then writes
+// nothing at all. That is safe because the entry is queued behind the
+// fence, so it lands only if the fence did, and the host never runs two
+// activations of a scope at once.
+func (p *pipeline) start(ctx actor.Context, log persistence.Log, epoch uint64, exists bool) {
 	p.log = log
+	if !exists {
+		p.fenced, p.lazyEpoch = true, epoch
+		return
+	}
 	self, root := ctx.Self(), ctx.ActorSystem().Root
 	log.Fence(epoch, func(err error) { root.Send(self, &fenced{err: err}) })
 }
@@ -52,6 +64,14 @@ func (p *pipeline) start(ctx actor.Context, log persistence.Log, epoch uint64) {
 // append queues entry for durability under index.
 func (p *pipeline) append(ctx actor.Context, entry *persistence.Entry, index uint64) {
 	self, root := ctx.Self(), ctx.ActorSystem().Root
+	if e := p.lazyEpoch; e != 0 {
+		p.lazyEpoch = 0
+		p.log.Fence(e, func(err error) {
+			if err != nil { // success needs no news: the entry behind it reports
+				root.Send(self, &fenced{err: err})
+			}
+		})
+	}
 	p.log.Append(entry, func(err error) { root.Send(self, &committed{index: index, err: err}) })
 }
 

@@ -49,7 +49,7 @@ func (a *userActor) Receive(ctx actor.Context) {
 		}
 		a.state = st
 		a.state.SetEpoch(epoch + 1)
-		a.p.start(ctx, log, epoch+1)
+		a.p.start(ctx, log, epoch+1, st.Exists())
 		ctx.SetReceiveTimeout(a.d.PassivateAfter)
 	case *releaseScope:
 		a.p.handOver(ctx, a.d.Store, persistence.Scope{Kind: persistence.KindUser, ID: a.id}, m)

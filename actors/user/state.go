@@ -140,6 +140,9 @@ func Load(id string, log persistence.Reader, cfg Config) (*State, error) {
 	return s, nil
 }
 
+// Exists reports whether the user has ever been stored.
+func (s *State) Exists() bool { return s.exists }
+
 // SetEpoch sets the ownership epoch stamped on entries.
 func (s *State) SetEpoch(e uint64) { s.epoch = e }
 

@@ -113,3 +113,43 @@ func TestLiveViewersWriteNothingToStore(t *testing.T) {
 		}
 	}
 }
+
+// TestLookupsOfUnknownIDsWriteNothing: reading channels and users that
+// exist nowhere activates actors but writes no record, not even a fence,
+// so random ids cannot grow the disk.
+func TestLookupsOfUnknownIDsWriteNothing(t *testing.T) {
+	n := testNode(t)
+	c := dial(t, n, "prober")
+	ctx := ctxT(t)
+	scopes := func() int {
+		count := 0
+		for _, kind := range []persistence.Kind{persistence.KindChannel, persistence.KindUser} {
+			if err := n.store.Scopes(kind, func(string, uint64) bool { count++; return true }); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return count
+	}
+	beforeScopes := scopes()
+	beforeRecords, beforeBytes := storeSize(t, n.store)
+	var ids []string
+	for i := range 50 {
+		ch := fmt.Sprintf("nowhere-%d", i)
+		err := c.Call(ctx, protocol.OpChannelGet, protocol.ChannelRef{Channel: ch}, nil)
+		if pe, ok := err.(*protocol.Error); !ok || pe.Code != protocol.CodeNotFound {
+			t.Fatalf("get %s: %v, want not_found", ch, err)
+		}
+		ids = append(ids, fmt.Sprintf("nobody-%d", i))
+	}
+	var users struct {
+		Users []protocol.User `json:"users"`
+	}
+	if err := c.Call(ctx, protocol.OpUsersGet, map[string]any{"ids": ids}, &users); err != nil || len(users.Users) != 0 {
+		t.Fatalf("users.get: %+v %v", users, err)
+	}
+	afterRecords, afterBytes := storeSize(t, n.store)
+	if got := scopes(); got != beforeScopes || afterRecords != beforeRecords || afterBytes != beforeBytes {
+		t.Fatalf("lookups wrote: scopes %d→%d, records %d→%d, bytes %d→%d",
+			beforeScopes, got, beforeRecords, afterRecords, beforeBytes, afterBytes)
+	}
+}
