@@ -163,13 +163,15 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	g.open.Add(1)
 	g.cfg.Metrics.connect("ok")
 	defer g.wg.Done()
+	defer func() { // even if the session panicked
+		g.mu.Lock()
+		delete(g.sessions, s)
+		g.mu.Unlock()
+		g.open.Add(-1)
+		g.presence.closed(s)
+		g.cl.Do(func() { g.hub.removeSession(s) })
+	}()
 	s.run()
-	g.mu.Lock()
-	delete(g.sessions, s)
-	g.mu.Unlock()
-	g.open.Add(-1)
-	g.presence.closed(s)
-	g.cl.Do(func() { g.hub.removeSession(s) })
 }
 
 // Drain stops accepting sessions and closes every open one with reason

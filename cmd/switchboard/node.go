@@ -83,7 +83,7 @@ type Node struct {
 
 // NewNode opens the store, joins the cluster, starts the actors and binds
 // the listener. Serve it with Run.
-func NewNode(cfg Config) (n *Node, err error) {
+func NewNode(cfg Config) (_ *Node, err error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
@@ -93,10 +93,10 @@ func NewNode(cfg Config) (n *Node, err error) {
 	if len(cfg.Roles) == 0 {
 		cfg.Roles = []cluster.Role{cluster.RoleGateway, cluster.RoleHost}
 	}
-	n = &Node{cfg: cfg, log: cfg.Logger, reg: prometheus.NewRegistry()}
+	n := &Node{cfg: cfg, log: cfg.Logger, reg: prometheus.NewRegistry()}
 	defer func() {
 		if err != nil {
-			n.Close()
+			n.Close() // whatever opened so far (a failed return leaves n set)
 		}
 	}()
 	n.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
