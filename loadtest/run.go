@@ -37,10 +37,10 @@ type runner struct {
 
 	// Counters.
 	scheduled, sent, acked, failed, delivered_ atomic.Int64
-	measuredAcks, measuredDeliveries         atomic.Int64
-	lastAck, lastDelivery                    atomic.Int64 // ns from origin
-	outstanding, resumed, connected          atomic.Int64
-	ops                                      opCounts
+	measuredAcks, measuredDeliveries           atomic.Int64
+	lastAck, lastDelivery                      atomic.Int64 // ns from origin
+	outstanding, resumed, connected            atomic.Int64
+	ops                                        opCounts
 
 	series []Point
 	memory []MemorySample
