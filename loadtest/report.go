@@ -78,7 +78,7 @@ type Point struct {
 	Sessions     int64   `json:"sessions"`
 	SentPerSec   float64 `json:"sent_per_sec"`
 	AckedPerSec  float64 `json:"acked_per_sec"`
-	DelivPerSec  float64 `json:"delivered_per_sec"`
+	DelivPerSec  float64 `json:"deliveriesper_sec"`
 	ErrorsPerSec float64 `json:"errors_per_sec"`
 	Ack          Summary `json:"send_ack"`
 	Delivered    Summary `json:"send_delivered"`
@@ -125,7 +125,7 @@ func (r *runner) sample(ctx context.Context) {
 		lastAt = now
 		win := r.rec.flush()
 		_, errs := r.ops.snapshot()
-		sent, acked, deliv := r.sent.Load(), r.acked.Load(), r.delivered_.Load()
+		sent, acked, deliv := r.sent.Load(), r.acked.Load(), r.deliveries.Load()
 		start := r.sendStart.Load()
 		if start == 0 || r.now() < time.Duration(start) {
 			if r.cfg.Progress != nil {
@@ -202,7 +202,7 @@ func (r *runner) finishReport(rep *Report) {
 	rep.Ops, errs = r.ops.snapshot()
 	rep.Totals = Totals{
 		Scheduled: r.scheduled.Load(), Sent: r.sent.Load(), Acked: r.acked.Load(), Failed: r.failed.Load(),
-		Deliveries: r.delivered_.Load(), Errors: errs, Resumed: r.resumed.Load(), Unanswered: max(r.outstanding.Load(), 0),
+		Deliveries: r.deliveries.Load(), Errors: errs, Resumed: r.resumed.Load(), Unanswered: max(r.outstanding.Load(), 0),
 	}
 	window := r.warmupEnd()
 	if last := time.Duration(r.lastAck.Load()); last > window {

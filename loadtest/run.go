@@ -36,7 +36,7 @@ type runner struct {
 	created  []chan struct{} // closed when each channel's create was answered
 
 	// Counters.
-	scheduled, sent, acked, failed, delivered_ atomic.Int64
+	scheduled, sent, acked, failed, deliveries atomic.Int64
 	measuredAcks, measuredDeliveries           atomic.Int64
 	lastAck, lastDelivery                      atomic.Int64 // ns from origin
 	outstanding, resumed, connected            atomic.Int64
@@ -476,7 +476,7 @@ func (r *runner) intendedOf(clientID string) (time.Duration, bool) {
 
 // delivered records one watcher receiving a message intended at intended.
 func (r *runner) delivered(key int, intended time.Duration) {
-	r.delivered_.Add(1)
+	r.deliveries.Add(1)
 	if intended < r.warmupEnd() {
 		return
 	}
