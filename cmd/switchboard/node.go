@@ -68,6 +68,7 @@ type Node struct {
 	ln      net.Listener
 	srv     *http.Server
 	reg     *prometheus.Registry
+	metrics *metrics
 	ready   atomic.Bool
 	closeMu sync.Mutex
 	closed  bool
@@ -92,6 +93,7 @@ func NewNode(cfg Config) (n *Node, err error) {
 		}
 	}()
 	n.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	n.metrics = newMetrics(n.reg)
 
 	switch {
 	case cfg.AuthSecret != "" && cfg.AuthPublicKey != "":
@@ -128,7 +130,7 @@ func NewNode(cfg Config) (n *Node, err error) {
 				return nil, fmt.Errorf("data dir: %w", err)
 			}
 		}
-		n.store, err = persistence.Open(filepath.Join(cfg.DataDir, "store"), persistence.Options{FS: cfg.FS, Logger: n.log})
+		n.store, err = persistence.Open(filepath.Join(cfg.DataDir, "store"), persistence.Options{FS: cfg.FS, Logger: n.log, OnCommit: n.metrics.commit})
 		if err != nil {
 			return nil, err
 		}
@@ -158,6 +160,7 @@ func NewNode(cfg Config) (n *Node, err error) {
 	if err != nil {
 		return nil, err
 	}
+	n.metrics.watchCluster(n.cl)
 	if n.host {
 		chCfg := channel.DefaultConfig()
 		chCfg.Limits = cfg.Limits
@@ -170,6 +173,7 @@ func NewNode(cfg Config) (n *Node, err error) {
 			User:           usCfg,
 			PassivateAfter: cfg.PassivateAfter,
 			Logger:         n.log,
+			Metrics:        n.metrics.actorHooks(),
 		}); err != nil {
 			return nil, fmt.Errorf("start host: %w", err)
 		}
@@ -180,7 +184,9 @@ func NewNode(cfg Config) (n *Node, err error) {
 		gcfg.Limits = cfg.Limits
 		gcfg.Logger = n.log
 		gcfg.DevAuth = cfg.DevAuth
+		gcfg.Metrics = n.metrics.gatewayHooks()
 		n.gw = gateway.New(gcfg, n.cl, n.verify)
+		n.metrics.watchGateway(n.gw)
 		mux.Handle("GET /v1/ws", n.gw)
 	}
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, "ok") })
