@@ -184,7 +184,9 @@ func NewNode(cfg Config) (n *Node, err error) {
 		gcfg.Limits = cfg.Limits
 		gcfg.Logger = n.log
 		gcfg.DevAuth = cfg.DevAuth
-		gcfg.Metrics = n.metrics.gatewayHooks()
+		if gcfg.Metrics == nil { // tests may install their own hooks
+			gcfg.Metrics = n.metrics.gatewayHooks()
+		}
 		n.gw = gateway.New(gcfg, n.cl, n.verify)
 		n.metrics.watchGateway(n.gw)
 		mux.Handle("GET /v1/ws", n.gw)
