@@ -1,16 +1,16 @@
 package client
 
-import (
-	"bytes"
-	"encoding/json"
-)
+import "bytes"
 
 // decodeEvent parses an event frame in the exact shape the server writes
 // ({"event":"…","channel":"…","seq":N,"data":…}, fields in that order,
 // channel, seq and data optional) without reflection: a live room's
 // viewers decode every message, and this keeps that cheap. Anything else
 // (a reply, escapes in a name, another field order) reports false and
-// takes encoding/json. e.Data aliases b.
+// takes encoding/json. e.Data aliases b; it is not validated here (it is
+// the rest of a frame the server encoded with encoding/json, and whoever
+// reads it unmarshals it, which validates it): skipping that scan is a
+// third of the cost of an event.
 func decodeEvent(b []byte, e *Event) bool {
 	rest, ok := bytes.CutPrefix(b, []byte(`{"event":"`))
 	if !ok {
@@ -46,7 +46,7 @@ func decodeEvent(b []byte, e *Event) bool {
 			return false
 		}
 		data = r[:len(r)-1]
-		if !json.Valid(data) {
+		if len(data) == 0 {
 			return false
 		}
 		rest = r[len(r)-1:]
