@@ -133,7 +133,6 @@ func (s *session) writeLoop() {
 	ping := time.NewTicker(s.g.cfg.PingInterval)
 	defer ping.Stop()
 	var frames [][]byte
-	var buf []byte
 	for {
 		select {
 		case <-s.ctx.Done():
@@ -151,9 +150,11 @@ func (s *session) writeLoop() {
 			var closed bool
 			var reason closeReason
 			frames, closed, reason = s.out.take(frames[:0])
-			var err error
-			buf, err = s.write(frames, buf)
+			err := s.write(frames)
 			clear(frames)
+			if cap(frames) > 64 {
+				frames = nil // don't keep a burst's slice for an idle session
+			}
 			if err != nil {
 				// A write that failed because the client stopped reading
 				// (the queue overflowed meanwhile) is a slow consumer.
@@ -172,10 +173,22 @@ func (s *session) writeLoop() {
 	}
 }
 
+// writeBufs hold packed messages while they are written; idle sessions
+// hold none.
+var writeBufs = sync.Pool{New: func() any { return new([]byte) }}
+
 // write packs frames into messages of at most MaxWriteBytes (a single
 // larger frame goes alone) and writes them.
-func (s *session) write(frames [][]byte, buf []byte) ([]byte, error) {
+func (s *session) write(frames [][]byte) error {
 	max := s.g.cfg.MaxWriteBytes
+	bp := writeBufs.Get().(*[]byte)
+	buf := *bp
+	defer func() {
+		if cap(buf) <= 4*max { // don't pool a huge frame's buffer
+			*bp = buf[:0]
+			writeBufs.Put(bp)
+		}
+	}()
 	for i := 0; i < len(frames); {
 		buf = buf[:0]
 		n := 0
@@ -191,16 +204,13 @@ func (s *session) write(frames [][]byte, buf []byte) ([]byte, error) {
 		err := s.conn.Write(ctx, websocket.MessageText, buf)
 		cancel()
 		if err != nil {
-			return buf, err
+			return err
 		}
 		if m := s.g.cfg.Metrics; m.FramesOut != nil {
 			m.FramesOut(n, len(buf))
 		}
 	}
-	if cap(buf) > 4*max {
-		buf = nil // don't keep a burst's buffer for an idle session
-	}
-	return buf, nil
+	return nil
 }
 
 // close ends the session with a close frame carrying r.
