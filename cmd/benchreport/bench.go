@@ -123,18 +123,21 @@ func (b *bench) plan() []*group {
 	return []*group{live, durable, chat}
 }
 
+// runGroup runs each spec o.repeat times, each run against a fresh node:
+// runs on one node pile up users and channels (10,000 new users a chat
+// run), and later runs would measure activations instead of traffic.
 func (b *bench) runGroup(ctx context.Context, g *group) error {
-	node, err := startNode(ctx, b.o.bin)
-	if err != nil {
-		return err
-	}
-	defer node.stop()
 	for _, s := range g.specs {
 		for i := range b.o.repeat {
+			node, err := startNode(ctx, b.o.bin)
+			if err != nil {
+				return err
+			}
 			cfg := s.cfg
 			cfg.Targets = []string{node.url()}
 			b.log.Info("loadtest", "group", g.title, "run", s.label, "repeat", i+1)
 			rep, err := loadtest.Run(ctx, cfg)
+			node.stop(b.o.log)
 			if err != nil {
 				return fmt.Errorf("%s %s: %w", g.title, s.label, err)
 			}
@@ -178,7 +181,7 @@ func (b *bench) idleRun(ctx context.Context, oneUser bool) (idleResult, error) {
 	if err != nil {
 		return idleResult{}, err
 	}
-	defer node.stop()
+	defer node.stop(b.o.log)
 	settle := func() {
 		t := time.NewTimer(3 * time.Second)
 		defer t.Stop()

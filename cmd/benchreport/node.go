@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -34,7 +35,14 @@ func startNode(ctx context.Context, bin string, extra ...string) (*nodeProc, err
 	args := append([]string{"serve", "--listen", "127.0.0.1:0", "--data", dir, "--cluster-bind", "127.0.0.1:0",
 		"--log-level", "warn", "--max-sessions", "200000"}, extra...)
 	cmd := exec.Command(bin, args...)
-	cmd.Stderr = io.Discard
+	// The node's log (warnings and errors) stays in the data directory
+	// while it runs; stop prints its tail when it has any.
+	logf, err := os.Create(filepath.Join(dir, "node.log"))
+	if err != nil {
+		return nil, err
+	}
+	defer logf.Close()
+	cmd.Stderr = logf
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		return nil, err
@@ -64,24 +72,31 @@ func startNode(ctx context.Context, bin string, extra ...string) (*nodeProc, err
 		os.RemoveAll(dir)
 		return nil, fmt.Errorf("node exited at start: %v", err)
 	case <-time.After(30 * time.Second):
-		p.stop()
+		p.stop(io.Discard)
 		return nil, fmt.Errorf("node did not start")
 	case <-ctx.Done():
-		p.stop()
+		p.stop(io.Discard)
 		return nil, ctx.Err()
 	}
 }
 
 func (p *nodeProc) url() string { return "ws://" + p.addr + "/v1/ws" }
 
-// stop ends the node (SIGTERM, then SIGKILL) and removes its data.
-func (p *nodeProc) stop() {
+// stop ends the node (SIGTERM, then SIGKILL), reports the tail of its log
+// to w when it logged anything, and removes its data.
+func (p *nodeProc) stop(w io.Writer) {
 	_ = p.cmd.Process.Signal(os.Interrupt)
 	select {
 	case <-p.done:
 	case <-time.After(15 * time.Second):
 		_ = p.cmd.Process.Kill()
 		<-p.done
+	}
+	if b, err := os.ReadFile(filepath.Join(p.dir, "node.log")); err == nil && len(b) > 0 {
+		if len(b) > 2000 {
+			b = b[len(b)-2000:]
+		}
+		fmt.Fprintf(w, "benchreport: node %s logged (tail):\n%s\n", p.addr, b)
 	}
 	os.RemoveAll(p.dir)
 }
