@@ -25,6 +25,10 @@ type session struct {
 
 	ctx    context.Context
 	cancel context.CancelFunc
+	// wtimer bounds each write: armed before a write, stopped after; when
+	// it fires it closes the connection, which fails the write. One timer
+	// per session instead of a context and a timer per write.
+	wtimer *time.Timer
 
 	// inflight bounds outstanding requests; the read loop blocks (stops
 	// reading the socket) while it is full.
@@ -64,6 +68,12 @@ func (s *session) run() {
 		}
 	})
 	defer authTimer.Stop()
+	s.wtimer = time.AfterFunc(time.Hour, func() { s.conn.CloseNow() })
+	s.wtimer.Stop()
+	defer s.wtimer.Stop()
+	// Ending the session (either loop, or the gateway closing) closes the
+	// connection, which also unblocks a write in progress.
+	defer context.AfterFunc(s.ctx, func() { s.conn.CloseNow() })()
 	var wg sync.WaitGroup
 	wg.Go(s.writeLoop)
 	s.readLoop()
@@ -200,9 +210,12 @@ func (s *session) write(frames [][]byte) error {
 			n++
 			i++
 		}
-		ctx, cancel := context.WithTimeout(s.ctx, s.g.cfg.WriteTimeout)
-		err := s.conn.Write(ctx, websocket.MessageText, buf)
-		cancel()
+		// No deadline on the context (coder/websocket then arms nothing
+		// per write): wtimer bounds the write, and the session's end
+		// closes the connection under it.
+		s.wtimer.Reset(s.g.cfg.WriteTimeout)
+		err := s.conn.Write(context.Background(), websocket.MessageText, buf)
+		s.wtimer.Stop()
 		if err != nil {
 			return err
 		}

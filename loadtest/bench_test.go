@@ -12,6 +12,7 @@ func BenchmarkOracleEvent(b *testing.B) {
 	o := newOracle()
 	c := o.channel("room")
 	b.ReportAllocs()
+	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
 		s := c.watch("w")
 		s.begin(0)
@@ -28,6 +29,7 @@ func BenchmarkRecord(b *testing.B) {
 	r := newRecorder()
 	var key atomic.Int64
 	b.ReportAllocs()
+	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
 		k := int(key.Add(1))
 		for pb.Next() {

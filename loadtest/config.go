@@ -33,6 +33,12 @@ const (
 	ScenarioSoak = "soak"
 )
 
+// Phases reported to Config.OnPhase.
+const (
+	PhaseSending = "sending"
+	PhaseDrained = "drained"
+)
+
 // Config is one load-test run. Zero fields take the defaults of
 // DefaultConfig.
 type Config struct {
@@ -88,7 +94,12 @@ type Config struct {
 	MetricsURLs []string
 	// Progress receives one line per Interval (nil: none).
 	Progress io.Writer
-	Logger   *slog.Logger
+	// OnPhase, when set, is called as the run enters each phase:
+	// PhaseSending just before the first send, PhaseDrained once the
+	// schedule ended and outstanding replies were awaited (before the
+	// final checks). Benchmarks read the node's CPU time there.
+	OnPhase func(phase string)
+	Logger  *slog.Logger
 }
 
 // DefaultConfig returns a small chat run against a local node.

@@ -60,14 +60,17 @@ type ReportConfig struct {
 // window's start to the last of their acknowledgements (deliveries), so a
 // server that falls behind shows a lower rate, not the offered one.
 type Totals struct {
-	Scheduled        int64   `json:"scheduled"`
-	Sent             int64   `json:"sent"`
-	Acked            int64   `json:"acked"`
-	Failed           int64   `json:"failed"`
-	Deliveries       int64   `json:"deliveries"`
-	Errors           int64   `json:"errors"`
-	Resumed          int64   `json:"resumed,omitempty"`
-	Unanswered       int64   `json:"unanswered"`
+	Scheduled  int64 `json:"scheduled"`
+	Sent       int64 `json:"sent"`
+	Acked      int64 `json:"acked"`
+	Failed     int64 `json:"failed"`
+	Deliveries int64 `json:"deliveries"`
+	Errors     int64 `json:"errors"`
+	Resumed    int64 `json:"resumed,omitempty"`
+	Unanswered int64 `json:"unanswered"`
+	// OfferedPerSec is the sends the schedule held in the measured
+	// window per second (Poisson: near Rate, not exactly).
+	OfferedPerSec    float64 `json:"offered_per_sec"`
 	AcksPerSec       float64 `json:"acks_per_sec"`
 	DeliveriesPerSec float64 `json:"deliveries_per_sec"`
 }
@@ -203,6 +206,9 @@ func (r *runner) finishReport(rep *Report) {
 	rep.Totals = Totals{
 		Scheduled: r.scheduled.Load(), Sent: r.sent.Load(), Acked: r.acked.Load(), Failed: r.failed.Load(),
 		Deliveries: r.deliveries.Load(), Errors: errs, Resumed: r.resumed.Load(), Unanswered: max(r.outstanding.Load(), 0),
+	}
+	if r.cfg.Duration > 0 {
+		rep.Totals.OfferedPerSec = float64(r.measuredSent.Load()) / r.cfg.Duration.Seconds()
 	}
 	window := r.warmupEnd()
 	if last := time.Duration(r.lastAck.Load()); last > window {

@@ -36,11 +36,11 @@ type runner struct {
 	created  []chan struct{} // closed when each channel's create was answered
 
 	// Counters.
-	scheduled, sent, acked, failed, deliveries atomic.Int64
-	measuredAcks, measuredDeliveries           atomic.Int64
-	lastAck, lastDelivery                      atomic.Int64 // ns from origin
-	outstanding, resumed, connected            atomic.Int64
-	ops                                        opCounts
+	scheduled, sent, acked, failed, deliveries     atomic.Int64
+	measuredSent, measuredAcks, measuredDeliveries atomic.Int64
+	lastAck, lastDelivery                          atomic.Int64 // ns from origin
+	outstanding, resumed, connected                atomic.Int64
+	ops                                            opCounts
 
 	series []Point
 	memory []MemorySample
@@ -146,14 +146,22 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		return nil, fmt.Errorf("no session could connect to %s", strings.Join(cfg.Targets, ", "))
 	}
 	if ctx.Err() == nil {
+		r.phase(PhaseSending)
 		r.sendAll(ctx)
 		r.drain(ctx)
+		r.phase(PhaseDrained)
 	}
 	r.verify(ctx)
 	stopBG()
 	bg.Wait()
 	r.finishReport(rep)
 	return rep, nil
+}
+
+func (r *runner) phase(p string) {
+	if r.cfg.OnPhase != nil {
+		r.cfg.OnPhase(p)
+	}
 }
 
 // now is the time since the run's origin.
@@ -418,6 +426,9 @@ func (r *runner) dispatch(st Step, due time.Duration) {
 	co := r.chans[st.Channel]
 	r.outstanding.Add(1)
 	r.sent.Add(1)
+	if measured {
+		r.measuredSent.Add(1)
+	}
 	err := s.cl.CallAsync(protocol.OpMessageSend, args, func(res json.RawMessage, err error) {
 		defer r.outstanding.Add(-1)
 		r.ops.add(protocol.OpMessageSend, codeOf(err))

@@ -38,8 +38,13 @@ type group struct {
 type spec struct {
 	label   string
 	offered float64 // deliveries/s offered, when meaningful
+	perMsg  float64 // deliveries per message
 	cfg     loadtest.Config
 	reports []*loadtest.Report
+	// nodeCPU is the node's CPU time (cores) while sends ran, per run.
+	nodeCores []float64
+	// perCPU is deliveries per node CPU-second while sends ran, per run.
+	perCPU []float64
 }
 
 func (b *bench) all(ctx context.Context) error {
@@ -97,7 +102,7 @@ func (b *bench) plan() []*group {
 		if c.Scenario == loadtest.ScenarioLiveroom {
 			perMsg = float64(c.Sessions)
 		}
-		return &spec{label: label, offered: c.Rate * perMsg, cfg: c}
+		return &spec{label: label, offered: c.Rate * perMsg, perMsg: perMsg, cfg: c}
 	}
 	live := &group{title: "Live room fan-out: 5,000 viewers, 10 senders",
 		intro: "One `live` channel; every session watches it; 10 of them send. Each message is delivered to all 5,000 viewers, so deliveries/s = messages/s × 5,000."}
@@ -135,11 +140,27 @@ func (b *bench) runGroup(ctx context.Context, g *group) error {
 			}
 			cfg := s.cfg
 			cfg.Targets = []string{node.url()}
+			// The node's CPU time from the first send until the replies
+			// were in: what the node spent on the traffic itself.
+			var cpu [2]nodeStats
+			var at [2]time.Time
+			cfg.OnPhase = func(phase string) {
+				k := 0
+				if phase == loadtest.PhaseDrained {
+					k = 1
+				}
+				at[k] = time.Now()
+				cpu[k], _ = node.stats(ctx)
+			}
 			b.log.Info("loadtest", "group", g.title, "run", s.label, "repeat", i+1)
 			rep, err := loadtest.Run(ctx, cfg)
 			node.stop(b.o.log)
 			if err != nil {
 				return fmt.Errorf("%s %s: %w", g.title, s.label, err)
+			}
+			if secs := cpu[1].cpu - cpu[0].cpu; secs > 0 && at[1].After(at[0]) {
+				s.nodeCores = append(s.nodeCores, secs/at[1].Sub(at[0]).Seconds())
+				s.perCPU = append(s.perCPU, float64(rep.Totals.Deliveries)/secs)
 			}
 			rep.Command = command(cfg)
 			s.reports = append(s.reports, rep)

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"sort"
 	"strings"
 	"time"
 
@@ -64,6 +65,18 @@ func (b *bench) markdown(took time.Duration) string {
 	if v, at := best(live, deliv); at != nil {
 		p("| deliveries/s end to end, live room of 5,000 | ≥ 300,000 | %.0f (at %s offered) |\n", v, at.label)
 	}
+	// Deliveries per node CPU-second: the node's own efficiency with the
+	// generator's CPU left out (DESIGN's reference point: ~94k).
+	var perCPU []float64
+	for _, s := range live.specs {
+		if len(s.perCPU) > 0 {
+			perCPU = append(perCPU, median(s.perCPU))
+		}
+	}
+	if len(perCPU) > 0 {
+		sortDesc(perCPU)
+		p("| live room deliveries per node CPU-second (best rate) | ≥ 141,000 (1.5 × the reference 94k) | %.0f |\n", perCPU[0])
+	}
 	for _, s := range live.specs {
 		if s.offered == 100000 {
 			p("| p99 send→delivered at 100,000 deliveries/s offered | ≤ 10 ms | %.1f ms (achieved %.0f deliveries/s) |\n",
@@ -105,7 +118,7 @@ func (b *bench) markdown(took time.Duration) string {
 
 	for _, g := range b.groups {
 		p("## %s\n\n%s\n\n", g.title, g.intro)
-		p("| offered | deliveries/s offered | acks/s | deliveries/s | ack p50 | ack p99 | delivered p50 | delivered p99 | delivered p99.9 | errors | oracle |\n|---|---|---|---|---|---|---|---|---|---|---|\n")
+		p("| rate | offered deliveries/s | acks/s | deliveries/s | ack p50 | ack p99 | delivered p50 | delivered p99 | delivered p99.9 | node CPU (cores) | deliveries per node CPU-s | errors | oracle |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
 		for _, s := range g.specs {
 			lat := func(metric string, f func(loadtest.Summary) float64) string {
 				return fmt.Sprintf("%.1f ms", s.med(func(r *loadtest.Report) float64 { return f(r.Latency[metric]) }))
@@ -116,12 +129,15 @@ func (b *bench) markdown(took time.Duration) string {
 					ok++
 				}
 			}
-			p("| %s | %.0f | %.0f | %.0f | %s | %s | %s | %s | %s | %.0f | %d/%d OK |\n", s.label, s.offered, s.med(acks), s.med(deliv),
+			p("| %s | %.0f | %.0f | %.0f | %s | %s | %s | %s | %s | %.2f | %.0f | %.0f | %d/%d OK |\n", s.label,
+				s.med(func(r *loadtest.Report) float64 { return r.Totals.OfferedPerSec * s.perMsg }), s.med(acks), s.med(deliv),
 				lat("send_ack", func(x loadtest.Summary) float64 { return x.P50 }), lat("send_ack", func(x loadtest.Summary) float64 { return x.P99 }),
 				lat("send_delivered", func(x loadtest.Summary) float64 { return x.P50 }), lat("send_delivered", func(x loadtest.Summary) float64 { return x.P99 }),
 				lat("send_delivered", func(x loadtest.Summary) float64 { return x.P999 }),
+				median(s.nodeCores), median(s.perCPU),
 				s.med(func(r *loadtest.Report) float64 { return float64(r.Totals.Errors) }), ok, len(s.reports))
 		}
+		p("\n*rate* is the messages/s asked for; *offered deliveries/s* is what the seeded Poisson schedule actually held in the measured window (times the channel's watchers). *Node CPU* is the node process's CPU time (from its `process_cpu_seconds_total`) from the first send until the replies were in, over that wall time.\n")
 		p("\nRuns (each row of the table is the median of these):\n\n")
 		for _, s := range g.specs {
 			for i, r := range s.reports {
@@ -144,6 +160,10 @@ func (b *bench) markdown(took time.Duration) string {
 		p("## Where the CPU goes\n\nCPU profile of the in-process benchmarks above (node and generator together):\n\n```\n%s\n```\n", strings.Join(b.profile, "\n"))
 	}
 	return w.String()
+}
+
+func sortDesc(xs []float64) {
+	sort.Sort(sort.Reverse(sort.Float64Slice(xs)))
 }
 
 func idleOf(rs []idleResult, oneUser bool) []idleResult {

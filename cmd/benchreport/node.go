@@ -92,17 +92,22 @@ func (p *nodeProc) stop(w io.Writer) {
 		_ = p.cmd.Process.Kill()
 		<-p.done
 	}
-	if b, err := os.ReadFile(filepath.Join(p.dir, "node.log")); err == nil && len(b) > 0 {
-		if len(b) > 2000 {
-			b = b[len(b)-2000:]
+	if b, err := os.ReadFile(filepath.Join(p.dir, "node.log")); err == nil {
+		var bad []string
+		for _, l := range strings.Split(string(b), "\n") {
+			if strings.Contains(l, "level=ERROR") || (strings.Contains(l, "level=WARN") && !strings.Contains(l, "DEVELOPMENT AUTH")) {
+				bad = append(bad, l)
+			}
 		}
-		fmt.Fprintf(w, "benchreport: node %s logged (tail):\n%s\n", p.addr, b)
+		if len(bad) > 0 {
+			fmt.Fprintf(w, "benchreport: node %s logged %d warnings and errors; the last:\n%s\n", p.addr, len(bad), bad[len(bad)-1])
+		}
 	}
 	os.RemoveAll(p.dir)
 }
 
 // nodeStats are what the node's /metrics says about its memory.
-type nodeStats struct{ rss, heap, stack, goroutines float64 }
+type nodeStats struct{ rss, heap, stack, goroutines, cpu float64 }
 
 func (p *nodeProc) stats(ctx context.Context) (nodeStats, error) {
 	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+p.addr+"/metrics", nil)
@@ -132,6 +137,8 @@ func (p *nodeProc) stats(ctx context.Context) (nodeStats, error) {
 			s.stack = v
 		case "go_goroutines":
 			s.goroutines = v
+		case "process_cpu_seconds_total":
+			s.cpu = v
 		}
 	}
 	return s, sc.Err()

@@ -86,6 +86,9 @@ func loadtestCmd(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		}
 		fmt.Fprintf(stdout, "report: %s/report.html, %s/report.json\n", *out, *out)
 	}
+	if ctx.Err() != nil {
+		return errors.New("interrupted: the run and the oracle's checks are incomplete")
+	}
 	if !rep.Oracle.OK {
 		return errViolations
 	}
