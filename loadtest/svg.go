@@ -20,7 +20,7 @@ type line struct {
 func chart(id, title, xLabel, yLabel string, lines []line) template.HTML {
 	const (
 		w, h                     = 920.0, 320.0
-		left, right, top, bottom = 70.0, 160.0, 30.0, 45.0
+		left, right, top, bottom = 70.0, 160.0, 36.0, 45.0
 	)
 	pw, ph := w-left-right, h-top-bottom
 	xmin, xmax, ymax := math.Inf(1), math.Inf(-1), 0.0
@@ -38,31 +38,34 @@ func chart(id, title, xLabel, yLabel string, lines []line) template.HTML {
 	if xmax <= xmin {
 		xmax = xmin + 1
 	}
-	yticks := niceTicks(0, ymax)
+	yticks := niceTicks(0, ymax*1.05) // headroom: a peak never sits on the frame
 	ytop := yticks[len(yticks)-1]
 	xticks := niceTicks(xmin, xmax)
 	sx := func(x float64) float64 { return left + (x-xmin)/(xmax-xmin)*pw }
 	sy := func(y float64) float64 { return top + ph - y/ytop*ph }
 
 	var b strings.Builder
-	fmt.Fprintf(&b, `<svg class="plot" data-plot="%s" xmlns="http://www.w3.org/2000/svg" viewBox="0 0 %g %g" width="%g" height="%g" role="img" aria-label="%s">`,
+	fmt.Fprintf(&b, `<svg class="plot" data-plot="%s" xmlns="http://www.w3.org/2000/svg" viewBox="0 0 %g %g" width="%g" height="%g" role="img" aria-label="%s" font-family="sans-serif" font-size="11">`,
 		template.HTMLEscapeString(id), w, h, w, h, template.HTMLEscapeString(title))
 	fmt.Fprintf(&b, `<title>%s</title>`, template.HTMLEscapeString(title))
-	fmt.Fprintf(&b, `<text x="%g" y="18" class="t">%s</text>`, left, template.HTMLEscapeString(title))
+	// Presentation attributes, not only CSS classes, so a plot renders
+	// the same when it is copied out of the page.
+	fmt.Fprintf(&b, `<rect x="0" y="0" width="%g" height="%g" fill="#fff"/>`, w, h)
+	fmt.Fprintf(&b, `<text x="%g" y="18" class="t" font-size="13" font-weight="600" fill="#222">%s</text>`, left, template.HTMLEscapeString(title))
 	for _, y := range yticks {
-		fmt.Fprintf(&b, `<line x1="%g" x2="%g" y1="%.1f" y2="%.1f" class="grid"/>`, left, left+pw, sy(y), sy(y))
-		fmt.Fprintf(&b, `<text x="%g" y="%.1f" class="yl">%s</text>`, left-6, sy(y)+4, fmtTick(y))
+		fmt.Fprintf(&b, `<line x1="%g" x2="%g" y1="%.1f" y2="%.1f" class="grid" stroke="#e6e6e6"/>`, left, left+pw, sy(y), sy(y))
+		fmt.Fprintf(&b, `<text x="%g" y="%.1f" class="yl" text-anchor="end" fill="#444">%s</text>`, left-6, sy(y)+4, fmtTick(y))
 	}
 	for _, x := range xticks {
 		if x < xmin || x > xmax {
 			continue
 		}
-		fmt.Fprintf(&b, `<line x1="%.1f" x2="%.1f" y1="%g" y2="%g" class="tick"/>`, sx(x), sx(x), top+ph, top+ph+5)
-		fmt.Fprintf(&b, `<text x="%.1f" y="%g" class="xl">%s</text>`, sx(x), top+ph+18, fmtTick(x))
+		fmt.Fprintf(&b, `<line x1="%.1f" x2="%.1f" y1="%g" y2="%g" class="tick" stroke="#999"/>`, sx(x), sx(x), top+ph, top+ph+5)
+		fmt.Fprintf(&b, `<text x="%.1f" y="%g" class="xl" text-anchor="middle" fill="#444">%s</text>`, sx(x), top+ph+18, fmtTick(x))
 	}
-	fmt.Fprintf(&b, `<rect x="%g" y="%g" width="%g" height="%g" class="frame"/>`, left, top, pw, ph)
-	fmt.Fprintf(&b, `<text x="%g" y="%g" class="xl">%s</text>`, left+pw/2, h-6, template.HTMLEscapeString(xLabel))
-	fmt.Fprintf(&b, `<text transform="translate(16,%g) rotate(-90)" class="xl">%s</text>`, top+ph/2, template.HTMLEscapeString(yLabel))
+	fmt.Fprintf(&b, `<rect x="%g" y="%g" width="%g" height="%g" class="frame" fill="none" stroke="#999"/>`, left, top, pw, ph)
+	fmt.Fprintf(&b, `<text x="%g" y="%g" class="xl" text-anchor="middle" fill="#444">%s</text>`, left+pw/2, h-6, template.HTMLEscapeString(xLabel))
+	fmt.Fprintf(&b, `<text transform="translate(16,%g) rotate(-90)" class="xl" text-anchor="middle" fill="#444">%s</text>`, top+ph/2, template.HTMLEscapeString(yLabel))
 	for i, l := range lines {
 		var pts []string
 		for k := range l.X {
@@ -75,7 +78,7 @@ func chart(id, title, xLabel, yLabel string, lines []line) template.HTML {
 			template.HTMLEscapeString(l.Name), strings.Join(pts, " "), l.Color)
 		ly := top + 12 + float64(i)*18
 		fmt.Fprintf(&b, `<line x1="%g" x2="%g" y1="%g" y2="%g" stroke="%s" stroke-width="3"/>`, left+pw+12, left+pw+32, ly, ly, l.Color)
-		fmt.Fprintf(&b, `<text x="%g" y="%g" class="lg">%s</text>`, left+pw+38, ly+4, template.HTMLEscapeString(l.Name))
+		fmt.Fprintf(&b, `<text x="%g" y="%g" class="lg" fill="#222">%s</text>`, left+pw+38, ly+4, template.HTMLEscapeString(l.Name))
 	}
 	b.WriteString(`</svg>`)
 	return template.HTML(b.String()) // built from escaped parts above
