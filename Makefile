@@ -25,7 +25,7 @@ test-short:
 	$(GO) test -short -count=1 ./...
 
 # Go benchmarks and short load-test runs against a node process; writes
-# docs/benchmarks.md (about 15 minutes on 2 cores). BENCHFLAGS=-quick
+# docs/benchmarks.md (about 8 minutes on 2 cores). BENCHFLAGS=-quick
 # checks the tool in a minute; BENCHFLAGS="-only live" runs one part.
 BENCHFLAGS ?=
 bench: build

@@ -497,9 +497,20 @@ func (r *runner) delivered(key int, intended time.Duration) {
 	storeMax(&r.lastDelivery, int64(now))
 }
 
-// drain waits (up to Drain) for every outstanding request to be answered.
+// drain waits (up to Drain) for every outstanding request to be answered
+// and, after a storm, for every dropped session to have resumed.
 func (r *runner) drain(ctx context.Context) {
-	pollUntil(ctx, r.cfg.Drain, func() bool { return r.outstanding.Load() <= 0 })
+	pollUntil(ctx, r.cfg.Drain, func() bool {
+		if r.outstanding.Load() > 0 {
+			return false
+		}
+		for _, s := range r.sessions {
+			if s != nil && s.droppedAt.Load() != 0 {
+				return false
+			}
+		}
+		return true
+	})
 }
 
 // pollUntil polls cond every 20 ms until it holds, d passes or ctx ends.
