@@ -24,8 +24,13 @@ test:
 test-short:
 	$(GO) test -short -count=1 ./...
 
+# Go benchmarks and short load-test runs against a node process; writes
+# docs/benchmarks.md (about 8 minutes on 2 cores). BENCHFLAGS=-quick
+# checks the tool in a minute; BENCHFLAGS="-only live" runs one part.
+BENCHFLAGS ?=
 bench: build
-	$(GO) run ./cmd/benchreport -out docs/benchmarks.md
+	mkdir -p docs
+	$(GO) run ./cmd/benchreport -out docs/benchmarks.md -bin bin/switchboard $(BENCHFLAGS)
 
 fuzz:
 	$(GO) test ./protocol -run '^$$' -fuzz FuzzDecodeRequest -fuzztime 60s

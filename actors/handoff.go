@@ -67,15 +67,7 @@ func replyJSON(ctx actor.Context, req *clusterpb.Request, v any) {
 // nodeOp serves a KIND_NODE request.
 func (h *hostActor) nodeOp(ctx actor.Context, req *clusterpb.Request) {
 	if req.Op == OpStats {
-		var r ActiveCountResult
-		for _, c := range h.children {
-			if c.kind == kindChannel {
-				r.Channels++
-			} else {
-				r.Users++
-			}
-		}
-		replyJSON(ctx, req, r)
+		replyJSON(ctx, req, h.counts())
 		return
 	}
 	var a ScopeArgs

@@ -13,6 +13,7 @@ import (
 
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/switchboard-chat/switchboard/actors/channel"
+	"github.com/switchboard-chat/switchboard/actors/directory"
 	"github.com/switchboard-chat/switchboard/actors/user"
 	"github.com/switchboard-chat/switchboard/cluster"
 	"github.com/switchboard-chat/switchboard/cluster/clusterpb"
@@ -128,11 +129,12 @@ type passivate struct {
 // gatewayGone tells activations a gateway node is gone.
 type gatewayGone struct{ addr string }
 
-// ActiveCount is asked of the host for /v1/cluster.
-type ActiveCount struct{}
-
 // ActiveCountResult answers ActiveCount.
-type ActiveCountResult struct{ Channels, Users int }
+type ActiveCountResult struct {
+	Channels    int `json:"channels"`
+	Users       int `json:"users"`
+	Directories int `json:"directories"`
+}
 
 func (h *hostActor) Receive(ctx actor.Context) {
 	switch m := ctx.Message().(type) {
@@ -167,22 +169,29 @@ func (h *hostActor) Receive(ctx actor.Context) {
 		for _, c := range h.children {
 			ctx.Send(c.pid, m)
 		}
-	case *ActiveCount:
-		var r ActiveCountResult
-		for _, c := range h.children {
-			if c.kind == kindChannel {
-				r.Channels++
-			} else {
-				r.Users++
-			}
-		}
-		ctx.Respond(&r)
 	}
 }
 
+// counts returns the active actors by kind.
+func (h *hostActor) counts() ActiveCountResult {
+	var r ActiveCountResult
+	for _, c := range h.children {
+		switch c.kind {
+		case kindChannel:
+			r.Channels++
+		case kindUser:
+			r.Users++
+		case kindDirectory:
+			r.Directories++
+		}
+	}
+	return r
+}
+
 const (
-	kindChannel = "channel"
-	kindUser    = "user"
+	kindChannel   = "channel"
+	kindUser      = "user"
+	kindDirectory = "directory" // channels.query shards: channel-kind scopes
 )
 
 func (h *hostActor) route(ctx actor.Context, env *clusterpb.Envelope) {
@@ -273,6 +282,9 @@ func (h *hostActor) activate(ctx actor.Context, kind clusterpb.Kind, target, key
 	switch kind {
 	case clusterpb.Kind_KIND_CHANNEL:
 		k = kindChannel
+		if directory.IsShard(target) {
+			k = kindDirectory
+		}
 		props = actor.PropsFromProducer(func() actor.Actor { return newChannelActor(target, key, h.d) })
 	case clusterpb.Kind_KIND_USER:
 		k = kindUser

@@ -47,14 +47,25 @@ type Options struct {
 	// MaxRetry bounds how long an idempotent request keeps being retried
 	// through unavailable replies and reconnects (default 30 s).
 	MaxRetry time.Duration
+	// OnResumed, when set, is called after a reconnection once every
+	// watched channel's resume (channel.watch with since_seq) has been
+	// answered, so its missed events were delivered.
+	OnResumed func()
 	// OnEvent, when set, receives every event on the client's read
 	// goroutine; it must return quickly. Otherwise events go to Events().
 	OnEvent func(Event)
-	// EventBuffer is the capacity of Events() (default 4096). The read
-	// goroutine blocks when it is full: events are never dropped, but a
-	// consumer that stops reading stalls the connection until the server
-	// drops it as a slow consumer.
+	// EventBuffer is the capacity of Events() (default 4096; unused, and
+	// not allocated, when OnEvent is set). The read goroutine blocks when
+	// it is full: events are never dropped, but a consumer that stops
+	// reading stalls the connection until the server drops it as a slow
+	// consumer.
 	EventBuffer int
+	// RawEvents delivers events exactly as the server sent them: repeats
+	// are not dropped and a gap in seq does not start a resync. The client
+	// still remembers the highest seq per channel to resume from after a
+	// reconnect. The load test's correctness oracle uses it to judge the
+	// server's own ordering; applications leave it off.
+	RawEvents bool
 	// HTTPClient dials the WebSocket (default http.DefaultClient).
 	HTTPClient *http.Client
 	Logger     *slog.Logger
@@ -89,6 +100,12 @@ type Event struct {
 	Data    json.RawMessage `json:"data,omitempty"`
 }
 
+// Error codes the client itself uses for replies that never came.
+const (
+	codeDisconnected protocol.Code = "disconnected"
+	codeClosed       protocol.Code = "closed"
+)
+
 // Synthetic events the client itself delivers.
 const (
 	// EventReset: the server no longer has the events this client missed
@@ -106,6 +123,9 @@ var (
 	// ErrDisconnected means the connection dropped while a request that is
 	// not safe to repeat was outstanding: it may or may not have happened.
 	ErrDisconnected = errors.New("client: disconnected; the request may or may not have been applied")
+	// ErrNotConnected is returned by CallAsync while the client is
+	// between connections.
+	ErrNotConnected = errors.New("client: not connected")
 )
 
 // idempotent ops are resent after a reconnect and retried on unavailable.
@@ -148,6 +168,8 @@ type pending struct {
 	op    string
 	gen   uint64
 	reply chan frame
+	// cb, when set instead of reply, receives the reply (CallAsync).
+	cb func(frame)
 	// watches is set for join, watch and create: the read loop records
 	// the channel's position and delivers the reply's missed events
 	// before the reply, in stream order.
@@ -180,7 +202,13 @@ func Dial(ctx context.Context, opts Options) (*Client, error) {
 		up:      make(chan struct{}),
 		pending: make(map[uint64]*pending),
 		watched: make(map[string]*watch),
-		events:  make(chan Event, opts.EventBuffer),
+	}
+	if opts.OnEvent != nil {
+		// Nothing is ever sent on it; it only closes with the client.
+		// Leaving the buffer out saves ~256 KiB per client.
+		c.events = make(chan Event)
+	} else {
+		c.events = make(chan Event, opts.EventBuffer)
 	}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	if err := c.connect(ctx); err != nil {
@@ -217,13 +245,40 @@ func (c *Client) Close() error {
 	}
 	c.wg.Wait()
 	c.mu.Lock()
+	var async []*pending
 	for id, p := range c.pending {
 		delete(c.pending, id)
-		close(p.reply)
+		if p.cb != nil {
+			async = append(async, p)
+		} else {
+			close(p.reply)
+		}
 	}
 	c.mu.Unlock()
+	for _, p := range async {
+		p.cb(frame{Error: &protocol.Error{Code: codeClosed}})
+	}
 	close(c.events)
 	return nil
+}
+
+// Drop closes the current connection abruptly, as a network failure
+// would. The client then reconnects (unless NoReconnect is set) and
+// resumes its watched channels. Load tests use it for reconnect storms.
+func (c *Client) Drop() {
+	c.mu.Lock()
+	conn := c.conn
+	c.mu.Unlock()
+	if conn != nil {
+		conn.CloseNow()
+	}
+}
+
+// Connected reports whether the client has a connection now.
+func (c *Client) Connected() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.conn != nil
 }
 
 // connect dials, sends connect, and starts the read loop.
@@ -312,6 +367,11 @@ func (c *Client) readLoop(conn *websocket.Conn, gen uint64) {
 
 func (c *Client) handle(b []byte) {
 	var f frame
+	if decodeEvent(b, &f.Event) {
+		c.event(f.Event)
+		return
+	}
+	f = frame{}
 	if err := json.Unmarshal(b, &f); err != nil {
 		c.opts.Logger.Warn("client: undecodable frame", "err", err)
 		return
@@ -339,6 +399,15 @@ func (c *Client) handle(b []byte) {
 	}
 	if p.watches && f.Error == nil {
 		c.watchResult(f.Result, p.since)
+	}
+	p.answer(f)
+}
+
+// answer hands a reply to whoever waits for it.
+func (p *pending) answer(f frame) {
+	if p.cb != nil {
+		p.cb(f)
+		return
 	}
 	p.reply <- f
 }
@@ -382,7 +451,7 @@ func (c *Client) watchResult(result json.RawMessage, since *uint64) {
 			w.seq = e.Seq
 		}
 		c.mu.Unlock()
-		if fresh {
+		if fresh || c.opts.RawEvents {
 			c.deliver(e)
 		}
 	}
@@ -407,6 +476,17 @@ func (c *Client) watchResult(result json.RawMessage, since *uint64) {
 // event delivers one event in seq order: repeats are dropped, and a gap
 // starts a resync from the last seq delivered.
 func (c *Client) event(e Event) {
+	if c.opts.RawEvents {
+		if e.Seq != 0 && e.Channel != "" {
+			c.mu.Lock()
+			if w := c.watched[e.Channel]; w != nil && e.Seq > w.seq {
+				w.seq = e.Seq
+			}
+			c.mu.Unlock()
+		}
+		c.deliver(e)
+		return
+	}
 	if e.Seq != 0 && e.Channel != "" {
 		c.mu.Lock()
 		w := c.watched[e.Channel]
@@ -438,20 +518,23 @@ func (c *Client) deliver(e Event) {
 	}
 }
 
-// resync watches ch again from the last seq delivered.
-func (c *Client) resync(ch string) {
+// resync watches ch again from the last seq delivered. The returned
+// channel closes when the watch is answered (nil: nothing started).
+func (c *Client) resync(ch string) <-chan struct{} {
 	c.mu.Lock()
 	w := c.watched[ch]
 	if w == nil || w.resyncing {
 		c.mu.Unlock()
-		return
+		return nil
 	}
 	w.resyncing = true
 	since := w.seq
 	c.mu.Unlock()
+	done := make(chan struct{})
 	c.wg.Add(1)
 	go func() {
 		defer c.wg.Done()
+		defer close(done)
 		var res json.RawMessage
 		err := c.Call(c.ctx, protocol.OpChannelWatch, protocol.WatchArgs{Channel: ch, SinceSeq: &since}, &res)
 		if err != nil {
@@ -461,6 +544,7 @@ func (c *Client) resync(ch string) {
 			c.opts.Logger.Warn("client: resync failed", "channel", ch, "err", err)
 		}
 	}()
+	return done
 }
 
 // dropped handles a failed connection: outstanding requests that are safe
@@ -487,7 +571,7 @@ func (c *Client) dropped(conn *websocket.Conn, gen uint64, err error) {
 	closed := c.closed || c.opts.NoReconnect
 	c.mu.Unlock()
 	for _, p := range failed {
-		p.reply <- frame{Error: &protocol.Error{Code: "disconnected"}}
+		p.answer(frame{Error: &protocol.Error{Code: codeDisconnected}})
 	}
 	if closed {
 		if !c.isClosed() {
@@ -537,11 +621,20 @@ func (c *Client) reconnect() {
 		chans = append(chans, ch)
 	}
 	c.mu.Unlock()
+	var dones []<-chan struct{}
 	for _, ch := range chans {
-		c.resync(ch)
+		if done := c.resync(ch); done != nil {
+			dones = append(dones, done)
+		}
 	}
 	c.rewatchPresence()
 	c.deliver(Event{Name: EventReconnected})
+	if c.opts.OnResumed != nil {
+		for _, done := range dones {
+			<-done
+		}
+		c.opts.OnResumed()
+	}
 }
 
 func jitter(d time.Duration) time.Duration {
@@ -567,10 +660,10 @@ func (c *Client) Call(ctx context.Context, op string, args any, out any) error {
 			return err
 		}
 		retry := f.Error != nil && idempotent[op] && time.Now().Before(deadline) &&
-			(f.Error.Code == protocol.CodeUnavailable || f.Error.Code == "disconnected")
+			(f.Error.Code == protocol.CodeUnavailable || f.Error.Code == codeDisconnected)
 		if !retry {
 			if f.Error != nil {
-				if f.Error.Code == "disconnected" {
+				if f.Error.Code == codeDisconnected {
 					return ErrDisconnected
 				}
 				return f.Error
@@ -625,15 +718,7 @@ func (c *Client) attempt(ctx context.Context, op string, args []byte) (frame, er
 		c.pending[id] = p
 		c.mu.Unlock()
 
-		msg := make([]byte, 0, len(args)+len(op)+32)
-		msg = append(msg, `{"id":`...)
-		msg = strconv.AppendUint(msg, id, 10)
-		msg = append(msg, `,"op":`...)
-		msg = strconv.AppendQuote(msg, op)
-		msg = append(msg, `,"args":`...)
-		msg = append(msg, args...)
-		msg = append(msg, '}')
-		if err := conn.Write(ctx, websocket.MessageText, msg); err != nil {
+		if err := conn.Write(ctx, websocket.MessageText, requestFrame(id, op, args)); err != nil {
 			c.mu.Lock()
 			delete(c.pending, id)
 			c.mu.Unlock()
@@ -641,7 +726,7 @@ func (c *Client) attempt(ctx context.Context, op string, args []byte) (frame, er
 				return frame{}, ctx.Err()
 			}
 			if !idempotent[op] {
-				return frame{Error: &protocol.Error{Code: "disconnected"}}, nil
+				return frame{Error: &protocol.Error{Code: codeDisconnected}}, nil
 			}
 			continue // the read loop notices the drop; wait for the next connection
 		}
@@ -658,6 +743,81 @@ func (c *Client) attempt(ctx context.Context, op string, args []byte) (frame, er
 			return frame{}, ctx.Err()
 		}
 	}
+}
+
+// CallAsync sends one request without waiting: done is called exactly
+// once with the reply's result or error (a *protocol.Error, ErrDisconnected
+// when the connection dropped first, or ErrClosed), on the client's read
+// goroutine or on the goroutine that saw the connection end; it must
+// return quickly. Unlike Call, nothing is retried. It returns an error,
+// and does not call done, when the request could not be sent: while the
+// client is between connections that is ErrNotConnected.
+//
+// The load test uses it to keep thousands of requests outstanding from a
+// few goroutines.
+func (c *Client) CallAsync(op string, args any, done func(result json.RawMessage, err error)) error {
+	body, err := json.Marshal(args)
+	if err != nil {
+		return fmt.Errorf("client: %s args: %w", op, err)
+	}
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return ErrClosed
+	}
+	conn, gen := c.conn, c.gen
+	if conn == nil {
+		c.mu.Unlock()
+		return ErrNotConnected
+	}
+	c.nextID++
+	id := c.nextID
+	p := &pending{op: op, gen: gen, cb: func(f frame) {
+		switch {
+		case f.Error == nil:
+			done(f.Result, nil)
+		case f.Error.Code == codeDisconnected:
+			done(nil, ErrDisconnected)
+		case f.Error.Code == codeClosed:
+			done(nil, ErrClosed)
+		default:
+			done(nil, f.Error)
+		}
+	}}
+	p.watches = op == protocol.OpChannelJoin || op == protocol.OpChannelWatch || op == protocol.OpChannelCreate
+	if p.watches {
+		var a protocol.WatchArgs
+		if json.Unmarshal(body, &a) == nil {
+			p.since = a.SinceSeq
+		}
+	}
+	c.pending[id] = p
+	c.mu.Unlock()
+	ctx, cancel := context.WithTimeout(c.ctx, c.opts.RequestTimeout)
+	err = conn.Write(ctx, websocket.MessageText, requestFrame(id, op, body))
+	cancel()
+	if err != nil {
+		c.mu.Lock()
+		_, still := c.pending[id]
+		delete(c.pending, id)
+		c.mu.Unlock()
+		if still {
+			return fmt.Errorf("client: %s: %w", op, err)
+		}
+		// The drop was noticed first and done has its answer.
+	}
+	return nil
+}
+
+func requestFrame(id uint64, op string, args []byte) []byte {
+	msg := make([]byte, 0, len(args)+len(op)+32)
+	msg = append(msg, `{"id":`...)
+	msg = strconv.AppendUint(msg, id, 10)
+	msg = append(msg, `,"op":`...)
+	msg = strconv.AppendQuote(msg, op)
+	msg = append(msg, `,"args":`...)
+	msg = append(msg, args...)
+	return append(msg, '}')
 }
 
 // NewClientID returns a random client id for message.send.

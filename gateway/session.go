@@ -25,6 +25,10 @@ type session struct {
 
 	ctx    context.Context
 	cancel context.CancelFunc
+	// wtimer bounds each write: armed before a write, stopped after; when
+	// it fires it closes the connection, which fails the write. One timer
+	// per session instead of a context and a timer per write.
+	wtimer *time.Timer
 
 	// inflight bounds outstanding requests; the read loop blocks (stops
 	// reading the socket) while it is full.
@@ -67,6 +71,12 @@ func (s *session) run() {
 		}
 	})
 	defer authTimer.Stop()
+	s.wtimer = time.AfterFunc(time.Hour, func() { s.conn.CloseNow() })
+	s.wtimer.Stop()
+	defer s.wtimer.Stop()
+	// Ending the session (either loop, or the gateway closing) closes the
+	// connection, which also unblocks a write in progress.
+	defer context.AfterFunc(s.ctx, func() { s.conn.CloseNow() })()
 	var wg sync.WaitGroup
 	wg.Go(s.writeLoop)
 	s.readLoop()
@@ -136,7 +146,6 @@ func (s *session) writeLoop() {
 	ping := time.NewTicker(s.g.cfg.PingInterval)
 	defer ping.Stop()
 	var frames [][]byte
-	var buf []byte
 	for {
 		select {
 		case <-s.ctx.Done():
@@ -154,9 +163,11 @@ func (s *session) writeLoop() {
 			var closed bool
 			var reason closeReason
 			frames, closed, reason = s.out.take(frames[:0])
-			var err error
-			buf, err = s.write(frames, buf)
+			err := s.write(frames)
 			clear(frames)
+			if cap(frames) > 64 {
+				frames = nil // don't keep a burst's slice for an idle session
+			}
 			if err != nil {
 				// A write that failed because the client stopped reading
 				// (the queue overflowed meanwhile) is a slow consumer.
@@ -175,10 +186,22 @@ func (s *session) writeLoop() {
 	}
 }
 
+// writeBufs hold packed messages while they are written; idle sessions
+// hold none.
+var writeBufs = sync.Pool{New: func() any { return new([]byte) }}
+
 // write packs frames into messages of at most MaxWriteBytes (a single
 // larger frame goes alone) and writes them.
-func (s *session) write(frames [][]byte, buf []byte) ([]byte, error) {
+func (s *session) write(frames [][]byte) error {
 	max := s.g.cfg.MaxWriteBytes
+	bp := writeBufs.Get().(*[]byte)
+	buf := *bp
+	defer func() {
+		if cap(buf) <= 4*max { // don't pool a huge frame's buffer
+			*bp = buf[:0]
+			writeBufs.Put(bp)
+		}
+	}()
 	for i := 0; i < len(frames); {
 		buf = buf[:0]
 		n := 0
@@ -190,20 +213,20 @@ func (s *session) write(frames [][]byte, buf []byte) ([]byte, error) {
 			n++
 			i++
 		}
-		ctx, cancel := context.WithTimeout(s.ctx, s.g.cfg.WriteTimeout)
-		err := s.conn.Write(ctx, websocket.MessageText, buf)
-		cancel()
+		// No deadline on the context (coder/websocket then arms nothing
+		// per write): wtimer bounds the write, and the session's end
+		// closes the connection under it.
+		s.wtimer.Reset(s.g.cfg.WriteTimeout)
+		err := s.conn.Write(context.Background(), websocket.MessageText, buf)
+		s.wtimer.Stop()
 		if err != nil {
-			return buf, err
+			return err
 		}
 		if m := s.g.cfg.Metrics; m.FramesOut != nil {
 			m.FramesOut(n, len(buf))
 		}
 	}
-	if cap(buf) > 4*max {
-		buf = nil // don't keep a burst's buffer for an idle session
-	}
-	return buf, nil
+	return nil
 }
 
 // close ends the session with a close frame carrying r.

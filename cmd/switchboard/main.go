@@ -32,6 +32,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = serve(ctx, args[1:], stdout, stderr)
 	case "token":
 		err = token(args[1:], stdout, stderr)
+	case "loadtest":
+		err = loadtestCmd(ctx, args[1:], stdout, stderr)
 	case "-h", "--help", "help":
 		fmt.Fprintln(stdout, "usage: switchboard serve|token|loadtest [flags] (switchboard CMD -h for flags)")
 		return 0

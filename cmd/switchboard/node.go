@@ -76,6 +76,7 @@ type Node struct {
 	ln      net.Listener
 	srv     *http.Server
 	reg     *prometheus.Registry
+	metrics *metrics
 	ready   atomic.Bool
 	closeMu sync.Mutex
 	closed  bool
@@ -100,6 +101,7 @@ func NewNode(cfg Config) (_ *Node, err error) {
 		}
 	}()
 	n.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	n.metrics = newMetrics(n.reg)
 
 	switch {
 	case cfg.AuthSecret != "" && cfg.AuthPublicKey != "":
@@ -136,7 +138,7 @@ func NewNode(cfg Config) (_ *Node, err error) {
 				return nil, fmt.Errorf("data dir: %w", err)
 			}
 		}
-		n.store, err = persistence.Open(filepath.Join(cfg.DataDir, "store"), persistence.Options{FS: cfg.FS, Logger: n.log})
+		n.store, err = persistence.Open(filepath.Join(cfg.DataDir, "store"), persistence.Options{FS: cfg.FS, Logger: n.log, OnCommit: n.metrics.commit})
 		if err != nil {
 			return nil, err
 		}
@@ -168,6 +170,7 @@ func NewNode(cfg Config) (_ *Node, err error) {
 	if err != nil {
 		return nil, err
 	}
+	n.metrics.watchCluster(n.cl)
 	if n.host {
 		chCfg := channel.DefaultConfig()
 		chCfg.Limits = cfg.Limits
@@ -183,6 +186,7 @@ func NewNode(cfg Config) (_ *Node, err error) {
 			User:           usCfg,
 			PassivateAfter: cfg.PassivateAfter,
 			Logger:         n.log,
+			Metrics:        n.metrics.actorHooks(),
 		}); err != nil {
 			return nil, fmt.Errorf("start host: %w", err)
 		}
@@ -196,7 +200,11 @@ func NewNode(cfg Config) (_ *Node, err error) {
 		if gcfg.Files.Store, err = fileStore(cfg); err != nil {
 			return nil, err
 		}
+		if gcfg.Metrics == nil { // tests may install their own hooks
+			gcfg.Metrics = n.metrics.gatewayHooks()
+		}
 		n.gw = gateway.New(gcfg, n.cl, n.verify)
+		n.metrics.watchGateway(n.gw)
 		mux.Handle("GET /v1/ws", n.gw)
 		mux.HandleFunc("POST /v1/files", n.gw.ServeUpload)
 		mux.HandleFunc("GET /v1/files/{id}", n.gw.ServeFile)

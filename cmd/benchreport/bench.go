@@ -1,0 +1,350 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"runtime/debug"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/switchboard-chat/switchboard/client"
+	"github.com/switchboard-chat/switchboard/loadtest"
+)
+
+type bench struct {
+	o       options
+	log     *slog.Logger
+	m       machine
+	goBench []string
+	profile []string
+	idle    []idleResult
+	groups  []*group
+}
+
+// group is a set of load-test runs against one fresh node.
+type group struct {
+	title, intro string
+	specs        []*spec
+}
+
+// spec is one load-test configuration, run o.repeat times.
+type spec struct {
+	label   string
+	offered float64 // deliveries/s offered, when meaningful
+	perMsg  float64 // deliveries per message
+	cfg     loadtest.Config
+	reports []*loadtest.Report
+	// nodeCPU is the node's CPU time (cores) while sends ran, per run.
+	nodeCores []float64
+	// perCPU is deliveries per node CPU-second while sends ran, per run.
+	perCPU []float64
+}
+
+func (b *bench) all(ctx context.Context) error {
+	b.m = describeMachine()
+	debug.SetGCPercent(400) // as `switchboard loadtest` does
+	if _, err := os.Stat(b.o.bin); err != nil {
+		return fmt.Errorf("%s: %w (run make build first)", b.o.bin, err)
+	}
+	want := func(part string) bool { return b.o.only == "" || b.o.only == part }
+	if want("go") {
+		b.goBenchmarks(ctx)
+	}
+	for _, oneUser := range []bool{false, true} {
+		for i := range b.o.repeat {
+			if !want("idle") {
+				break
+			}
+			b.log.Info("idle sessions", "run", i+1, "sessions", b.o.sessions, "one_user", oneUser)
+			r, err := b.idleRun(ctx, oneUser)
+			if err != nil {
+				return err
+			}
+			b.idle = append(b.idle, r)
+		}
+	}
+	b.groups = b.plan()
+	for i, g := range b.groups {
+		if !want([]string{"live", "durable", "chat"}[i]) {
+			continue
+		}
+		if err := b.runGroup(ctx, g); err != nil {
+			return err
+		}
+	}
+	return ctx.Err()
+}
+
+// plan lists the load-test runs.
+func (b *bench) plan() []*group {
+	short := func(c *loadtest.Config) {
+		c.Warmup, c.Duration, c.Drain, c.Seed = 2*time.Second, 8*time.Second, 60*time.Second, 1
+		c.Ramp, c.DialWorkers = 2500, 64
+		if b.o.quick {
+			c.Warmup, c.Duration = 500*time.Millisecond, 2*time.Second
+			c.Sessions = min(c.Sessions, 300)
+			c.Channels = min(c.Channels, c.Sessions)
+		}
+	}
+	mk := func(label string, f func(*loadtest.Config)) *spec {
+		c := loadtest.DefaultConfig()
+		f(&c)
+		short(&c)
+		// Each message reaches every member of its channel.
+		perMsg := float64(c.Sessions) / float64(c.Channels)
+		if c.Scenario == loadtest.ScenarioLiveroom {
+			perMsg = float64(c.Sessions)
+		}
+		return &spec{label: label, offered: c.Rate * perMsg, perMsg: perMsg, cfg: c}
+	}
+	live := &group{title: "Live room fan-out: 5,000 viewers, 10 senders",
+		intro: "One `live` channel; every session watches it; 10 of them send. Each message is delivered to all 5,000 viewers, so deliveries/s = messages/s × 5,000."}
+	for _, rate := range []float64{4, 8, 20} {
+		live.specs = append(live.specs, mk(fmt.Sprintf("%.0f msg/s", rate), func(c *loadtest.Config) {
+			c.Scenario, c.Sessions, c.Senders, c.Rate = loadtest.ScenarioLiveroom, 5000, 10, rate
+		}))
+	}
+	durable := &group{title: "Durable acknowledged sends across 1,000 channels",
+		intro: "1,000 sessions, each the only member of its own channel: every send is fsynced (group commit) before its acknowledgement, and delivered once (to its sender)."}
+	for _, rate := range []float64{2000, 5000, 10000} {
+		durable.specs = append(durable.specs, mk(fmt.Sprintf("%.0f msg/s", rate), func(c *loadtest.Config) {
+			c.Scenario, c.Sessions, c.Channels, c.Rate = loadtest.ScenarioChat, 1000, 1000, rate
+		}))
+	}
+	chat := &group{title: "Chat: 10,000 sessions in 1,000 rooms of 10",
+		intro: "Every member watches its room and members send to it: each message is acknowledged once (durably) and delivered to the 10 members."}
+	for _, rate := range []float64{500, 1500} {
+		chat.specs = append(chat.specs, mk(fmt.Sprintf("%.0f msg/s", rate), func(c *loadtest.Config) {
+			c.Scenario, c.Sessions, c.Channels, c.Rate = loadtest.ScenarioChat, 10000, 1000, rate
+		}))
+	}
+	return []*group{live, durable, chat}
+}
+
+// runGroup runs each spec o.repeat times, each run against a fresh node:
+// runs on one node pile up users and channels (10,000 new users a chat
+// run), and later runs would measure activations instead of traffic.
+func (b *bench) runGroup(ctx context.Context, g *group) error {
+	for _, s := range g.specs {
+		for i := range b.o.repeat {
+			node, err := startNode(ctx, b.o.bin)
+			if err != nil {
+				return err
+			}
+			cfg := s.cfg
+			cfg.Targets = []string{node.url()}
+			// The node's CPU time from the first send until the replies
+			// were in: what the node spent on the traffic itself.
+			var cpu [2]nodeStats
+			var at [2]time.Time
+			cfg.OnPhase = func(phase string) {
+				k := 0
+				if phase == loadtest.PhaseDrained {
+					k = 1
+				}
+				at[k] = time.Now()
+				cpu[k], _ = node.stats(ctx)
+			}
+			b.log.Info("loadtest", "group", g.title, "run", s.label, "repeat", i+1)
+			rep, err := loadtest.Run(ctx, cfg)
+			node.stop(b.o.log)
+			if err != nil {
+				return fmt.Errorf("%s %s: %w", g.title, s.label, err)
+			}
+			if secs := cpu[1].cpu - cpu[0].cpu; secs > 0 && at[1].After(at[0]) {
+				s.nodeCores = append(s.nodeCores, secs/at[1].Sub(at[0]).Seconds())
+				s.perCPU = append(s.perCPU, float64(rep.Totals.Deliveries)/secs)
+			}
+			rep.Command = command(cfg)
+			s.reports = append(s.reports, rep)
+			b.log.Info("result", "acks/s", int(rep.Totals.AcksPerSec), "deliveries/s", int(rep.Totals.DeliveriesPerSec),
+				"ack_p99_ms", rep.Latency["send_ack"].P99, "delivered_p99_ms", rep.Latency["send_delivered"].P99, "oracle", rep.Oracle.OK)
+		}
+	}
+	return nil
+}
+
+// command is the `switchboard loadtest` line equivalent to a run.
+func command(c loadtest.Config) string {
+	s := fmt.Sprintf("switchboard loadtest --target %s --scenario %s --sessions %d", strings.Join(c.Targets, ","), c.Scenario, c.Sessions)
+	if c.Scenario == loadtest.ScenarioLiveroom {
+		s += fmt.Sprintf(" --senders %d", c.Senders)
+	} else {
+		s += fmt.Sprintf(" --channels %d", c.Channels)
+	}
+	return s + fmt.Sprintf(" --rate %g --warmup %s --duration %s --seed %d --ramp %g --drain %s", c.Rate, c.Warmup, c.Duration, c.Seed, c.Ramp, c.Drain)
+}
+
+// idleResult is one idle-session memory measurement.
+type idleResult struct {
+	sessions                       int
+	oneUser                        bool
+	heapPer, rssPer, goroutinesPer float64 // node, per session
+	stackPer                       float64
+	genHeapPer, genGoroutinesPer   float64 // generator (client side), per session
+	before, after                  nodeStats
+	connectSeconds                 float64
+}
+
+// idleRun opens o.sessions idle sessions against a fresh node and
+// measures what each costs on both sides. With oneUser every session is
+// the same user, which leaves out the user actor each distinct user
+// activates on a host node: what remains is the gateway's own cost.
+func (b *bench) idleRun(ctx context.Context, oneUser bool) (idleResult, error) {
+	node, err := startNode(ctx, b.o.bin)
+	if err != nil {
+		return idleResult{}, err
+	}
+	defer node.stop(b.o.log)
+	settle := func() {
+		t := time.NewTimer(3 * time.Second)
+		defer t.Stop()
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+		}
+	}
+	settle()
+	before, err := node.stats(ctx)
+	if err != nil {
+		return idleResult{}, err
+	}
+	runtime.GC()
+	var ms0 runtime.MemStats
+	runtime.ReadMemStats(&ms0)
+	g0 := runtime.NumGoroutine()
+
+	n := b.o.sessions
+	clients := make([]*client.Client, n)
+	next := make(chan int)
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var firstErr error
+	start := time.Now()
+	for range 64 {
+		wg.Go(func() {
+			for i := range next {
+				dctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+				user := fmt.Sprintf("idle-%d", i)
+				if oneUser {
+					user = "idle"
+				}
+				c, err := client.Dial(dctx, client.Options{URLs: []string{node.url()}, UserID: user,
+					OnEvent: func(client.Event) {}, NoReconnect: true})
+				cancel()
+				if err != nil {
+					mu.Lock()
+					if firstErr == nil {
+						firstErr = err
+					}
+					mu.Unlock()
+					continue
+				}
+				clients[i] = c
+			}
+		})
+	}
+	for i := range n {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	connectSeconds := time.Since(start).Seconds()
+	defer func() {
+		var cw sync.WaitGroup
+		sem := make(chan struct{}, 256)
+		for _, c := range clients {
+			if c != nil {
+				sem <- struct{}{}
+				cw.Go(func() { defer func() { <-sem }(); c.Close() })
+			}
+		}
+		cw.Wait()
+	}()
+	if firstErr != nil {
+		return idleResult{}, fmt.Errorf("idle sessions: %w", firstErr)
+	}
+	settle()
+	after, err := node.stats(ctx)
+	if err != nil {
+		return idleResult{}, err
+	}
+	runtime.GC()
+	var ms1 runtime.MemStats
+	runtime.ReadMemStats(&ms1)
+	fn := float64(n)
+	return idleResult{
+		sessions: n, oneUser: oneUser, before: before, after: after, connectSeconds: connectSeconds,
+		stackPer:         (after.stack - before.stack) / fn,
+		heapPer:          (after.heap - before.heap) / fn,
+		rssPer:           (after.rss - before.rss) / fn,
+		goroutinesPer:    (after.goroutines - before.goroutines) / fn,
+		genHeapPer:       (float64(ms1.HeapInuse) - float64(ms0.HeapInuse)) / fn,
+		genGoroutinesPer: float64(runtime.NumGoroutine()-g0) / fn,
+	}, nil
+}
+
+// goBenchmarks runs the Go benchmarks and profiles the in-process live
+// room benchmark.
+func (b *bench) goBenchmarks(ctx context.Context) {
+	b.log.Info("go benchmarks")
+	micro := []string{"test", "-run", "^$", "-bench", ".", "-benchmem", "-benchtime", "20000x", "./client", "./loadtest"}
+	b.goBench = append(b.goBench, "$ go "+strings.Join(micro, " "))
+	b.goBench = append(b.goBench, benchLines(ctx, micro)...)
+	prof := filepath.Join(os.TempDir(), "switchboard-bench-cpu.out")
+	inproc := []string{"test", "-run", "^$", "-bench", ".", "-benchtime", "1x", "-cpuprofile", prof, "./cmd/switchboard"}
+	if b.o.quick {
+		inproc = []string{"test", "-run", "^$", "-bench", "BenchmarkDurableSends", "-benchtime", "1x", "-cpuprofile", prof, "./cmd/switchboard"}
+	}
+	b.goBench = append(b.goBench, "$ go "+strings.Join(inproc, " "))
+	b.goBench = append(b.goBench, benchLines(ctx, inproc)...)
+	out, err := exec.CommandContext(ctx, "go", "tool", "pprof", "-top", "-nodecount", "30", prof).Output()
+	if err == nil {
+		lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+		b.profile = append([]string{"$ go tool pprof -top -nodecount 30 " + prof}, lines...)
+	}
+	os.Remove(prof)
+	os.Remove("switchboard.test")
+}
+
+func benchLines(ctx context.Context, args []string) []string {
+	out, err := exec.CommandContext(ctx, "go", args...).CombinedOutput()
+	var lines []string
+	for _, l := range strings.Split(string(out), "\n") {
+		if strings.HasPrefix(l, "Benchmark") || strings.HasPrefix(l, "cpu:") {
+			lines = append(lines, l)
+		}
+	}
+	if err != nil {
+		lines = append(lines, "(go test failed: "+err.Error()+")")
+	}
+	return lines
+}
+
+func median(xs []float64) float64 {
+	if len(xs) == 0 {
+		return 0
+	}
+	s := append([]float64(nil), xs...)
+	sort.Float64s(s)
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
+
+// med applies f to each report of s and returns the median.
+func (s *spec) med(f func(*loadtest.Report) float64) float64 {
+	xs := make([]float64, len(s.reports))
+	for i, r := range s.reports {
+		xs[i] = f(r)
+	}
+	return median(xs)
+}

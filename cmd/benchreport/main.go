@@ -1,0 +1,82 @@
+// Command benchreport runs Switchboard's benchmarks and writes their
+// figures to a Markdown file (make bench → docs/benchmarks.md): the Go
+// micro-benchmarks, memory per idle session against a node in its own
+// process, and short load-test runs (a live room's fan-out, durable sends
+// across many channels, chat). Every figure is a median of -repeat runs
+// and comes with the machine, the commit and the command that produced it.
+// These are measurements, never pass/fail tests.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+)
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stderr))
+}
+
+type options struct {
+	out      string
+	bin      string
+	repeat   int
+	sessions int // idle sessions
+	quick    bool
+	only     string
+	log      io.Writer
+}
+
+func run(args []string, stderr io.Writer) int {
+	fs := flag.NewFlagSet("benchreport", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	o := options{log: stderr}
+	fs.StringVar(&o.out, "out", "docs/benchmarks.md", "Markdown file to write")
+	fs.StringVar(&o.bin, "bin", "bin/switchboard", "switchboard binary to run nodes with (make build)")
+	fs.IntVar(&o.repeat, "repeat", 3, "runs per figure; the report quotes the median")
+	fs.IntVar(&o.sessions, "idle-sessions", 10000, "idle sessions for the memory figure")
+	fs.BoolVar(&o.quick, "quick", false, "tiny runs, to check the tool itself")
+	fs.StringVar(&o.only, "only", "", "run one part only (go, idle, live, durable, chat) and print it; for working on one figure")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if o.quick {
+		o.repeat, o.sessions = 1, 500
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	raiseFileLimit(stderr)
+	b := &bench{o: o, log: slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))}
+	start := time.Now()
+	if err := b.all(ctx); err != nil {
+		fmt.Fprintf(stderr, "benchreport: %v\n", err)
+		return 1
+	}
+	if err := os.WriteFile(o.out, []byte(b.markdown(time.Since(start))), 0o644); err != nil {
+		fmt.Fprintf(stderr, "benchreport: %v\n", err)
+		return 1
+	}
+	fmt.Fprintf(stderr, "benchreport: wrote %s in %s\n", o.out, time.Since(start).Round(time.Second))
+	return 0
+}
+
+// raiseFileLimit lifts the soft open-file limit to the hard one: ten
+// thousand sessions need ten thousand sockets on each side.
+func raiseFileLimit(w io.Writer) {
+	var l syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &l); err != nil {
+		return
+	}
+	if l.Cur < l.Max {
+		l.Cur = l.Max
+		if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &l); err != nil {
+			fmt.Fprintf(w, "benchreport: raising the open-file limit: %v\n", err)
+		}
+	}
+}

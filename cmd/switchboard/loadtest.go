@@ -1,0 +1,111 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"runtime/debug"
+	"strings"
+	"time"
+
+	"github.com/switchboard-chat/switchboard/gateway/auth"
+	"github.com/switchboard-chat/switchboard/loadtest"
+)
+
+// errViolations makes loadtest exit non-zero when the oracle found a
+// broken guarantee.
+var errViolations = errors.New("the correctness oracle found violations (see above)")
+
+// loadtestCmd runs `switchboard loadtest`.
+func loadtestCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("loadtest", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = usage(fs, "switchboard loadtest --target ws://HOST:PORT/v1/ws[,ws://...] --scenario chat|liveroom|storm|soak [flags]")
+	d := loadtest.DefaultConfig()
+	cfg := d
+	targets := fs.String("target", strings.Join(d.Targets, ","), "gateway WebSocket URLs, comma-separated; sessions are spread over them")
+	secret := fs.String("secret", "", "HS256 secret to mint session tokens with (the nodes' --auth-secret); empty: development auth")
+	fs.StringVar(&cfg.Scenario, "scenario", d.Scenario, "chat (many small rooms), liveroom (one live channel, many viewers), storm (chat, then every session drops and resumes), soak (chat with history reads, memory sampled)")
+	fs.IntVar(&cfg.Sessions, "sessions", d.Sessions, "sessions to open")
+	fs.IntVar(&cfg.Channels, "channels", d.Channels, "rooms (chat, storm, soak); session i joins room i mod channels")
+	fs.IntVar(&cfg.Senders, "senders", d.Senders, "liveroom: sessions that send")
+	fs.Float64Var(&cfg.Rate, "rate", d.Rate, "messages per second offered over the whole run (open loop: latency counts from each send's intended time)")
+	fs.DurationVar(&cfg.Duration, "duration", d.Duration, "measured time after the warmup")
+	fs.DurationVar(&cfg.Warmup, "warmup", d.Warmup, "time sends run before measurements start")
+	fs.Uint64Var(&cfg.Seed, "seed", d.Seed, "schedule seed: the same seed gives the same sends at the same intended times")
+	fs.Float64Var(&cfg.Ramp, "ramp", d.Ramp, "connections opened per second (0: as fast as possible)")
+	fs.IntVar(&cfg.MessageBytes, "message-bytes", d.MessageBytes, "text length of each message")
+	fs.Float64Var(&cfg.HistoryShare, "history-share", d.HistoryShare, "soak: share of operations that read history")
+	fs.StringVar(&cfg.RunID, "run-id", "", "prefix of the run's channel and user ids (default: random)")
+	fs.DurationVar(&cfg.Drain, "drain", d.Drain, "wait for outstanding replies, deliveries and the final checks")
+	fs.DurationVar(&cfg.Interval, "interval", d.Interval, "progress line and time-series period")
+	out := fs.String("out", "", "directory to write report.json and report.html into")
+	quiet := fs.Bool("quiet", false, "no progress line")
+	logLevel := fs.String("log-level", "warn", "debug, info, warn or error")
+	if err := parse(fs, args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return errUsage
+	}
+	cfg.Targets = splitList(*targets)
+	var lvl slog.Level
+	if err := lvl.UnmarshalText([]byte(*logLevel)); err != nil {
+		return fmt.Errorf("--log-level: %w", err)
+	}
+	cfg.Logger = newLogger(stderr, "text", lvl)
+	if !*quiet {
+		cfg.Progress = stderr
+	}
+	if *secret != "" {
+		signer := auth.NewSigner(*secret)
+		ttl := cfg.Warmup + cfg.Duration + time.Hour
+		cfg.Token = func(user string) (string, error) {
+			return signer.SessionToken(auth.Session{User: user}, ttl)
+		}
+	}
+	if _, set := os.LookupEnv("GOGC"); !set {
+		// The generator allocates per delivery and has memory to spare:
+		// collect less often so its own GC does not steal the CPU the
+		// node under test (often on the same machine) needs.
+		debug.SetGCPercent(400)
+	}
+	rep, err := loadtest.Run(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	rep.Command = "switchboard loadtest " + redact(args)
+	rep.WriteSummary(stdout)
+	if *out != "" {
+		if err := rep.WriteFiles(*out); err != nil {
+			return fmt.Errorf("write report: %w", err)
+		}
+		fmt.Fprintf(stdout, "report: %s/report.html, %s/report.json\n", *out, *out)
+	}
+	if ctx.Err() != nil {
+		return errors.New("interrupted: the run and the oracle's checks are incomplete")
+	}
+	if !rep.Oracle.OK {
+		return errViolations
+	}
+	return nil
+}
+
+// redact joins args for the report, hiding the secret.
+func redact(args []string) string {
+	out := make([]string, len(args))
+	for i, a := range args {
+		switch {
+		case strings.HasPrefix(a, "--secret=") || strings.HasPrefix(a, "-secret="):
+			a = a[:strings.IndexByte(a, '=')+1] + "REDACTED"
+		case i > 0 && (args[i-1] == "--secret" || args[i-1] == "-secret"):
+			a = "REDACTED"
+		}
+		out[i] = a
+	}
+	return strings.Join(out, " ")
+}

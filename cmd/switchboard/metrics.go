@@ -1,0 +1,193 @@
+package main
+
+import (
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/switchboard-chat/switchboard/actors"
+	"github.com/switchboard-chat/switchboard/cluster"
+	"github.com/switchboard-chat/switchboard/gateway"
+	"github.com/switchboard-chat/switchboard/protocol"
+)
+
+// metrics are the node's Prometheus metrics: every definition is here, and
+// the hooks below feed them from the gateway, the actors and the store.
+// Labels are bounded sets (op names, error codes, reasons, kinds, states);
+// no channel, user or session id is ever a label.
+type metrics struct {
+	connects      *prometheus.CounterVec
+	disconnects   *prometheus.CounterVec
+	framesIn      prometheus.Counter
+	framesOut     prometheus.Counter
+	bytesIn       prometheus.Counter
+	bytesOut      prometheus.Counter
+	queueDrops    *prometheus.CounterVec
+	requests      *prometheus.HistogramVec
+	deliveries    prometheus.Counter
+	actorsActive  *prometheus.GaugeVec
+	activations   *prometheus.CounterVec
+	passivations  *prometheus.CounterVec
+	commitSeconds prometheus.Histogram
+	commitEntries prometheus.Histogram
+	reg           *prometheus.Registry
+}
+
+func newMetrics(reg *prometheus.Registry) *metrics {
+	const ns = "switchboard"
+	m := &metrics{
+		reg: reg,
+		connects: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "connects_total",
+			Help: "WebSocket upgrades by result: ok, refused (draining or at the session limit), handshake_failed."}, []string{"result"}),
+		disconnects: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "disconnects_total",
+			Help: "Ended sessions by reason (client_closed, connection_lost, slow_consumer, ping_timeout, drain, shutdown, ...)."}, []string{"reason"}),
+		framesIn: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "frames_received_total",
+			Help: "Frames received from clients."}),
+		framesOut: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "frames_sent_total",
+			Help: "Frames sent to clients (several may share one WebSocket message)."}),
+		bytesIn: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "received_bytes_total",
+			Help: "WebSocket message payload bytes received from clients."}),
+		bytesOut: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "sent_bytes_total",
+			Help: "WebSocket message payload bytes sent to clients."}),
+		queueDrops: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "queue_drops_total",
+			Help: "Frames dropped because a session's outbound queue was full or closed, by reason."}, []string{"reason"}),
+		requests: prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: ns, Name: "request_duration_seconds",
+			Help:    "Time from a routed client request to its reply, by op and result code (ok or an error code).",
+			Buckets: prometheus.ExponentialBuckets(0.00025, 2, 15)}, []string{"op", "code"}),
+		deliveries: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "deliveries_total",
+			Help: "Events queued to local sessions by channel fan-out."}),
+		actorsActive: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Name: "actors_active",
+			Help: "Channel and user actors active on this node, by kind."}, []string{"kind"}),
+		activations: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "actor_activations_total",
+			Help: "Actor activations on this node, by kind."}, []string{"kind"}),
+		passivations: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "actor_passivations_total",
+			Help: "Actor passivations and stops on this node, by kind."}, []string{"kind"}),
+		commitSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: ns, Name: "store_commit_duration_seconds",
+			Help:    "Pebble group commit time, from applying a batch to its fsync.",
+			Buckets: prometheus.ExponentialBuckets(0.0001, 2, 15)}),
+		commitEntries: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: ns, Name: "store_commit_entries",
+			Help:    "Entries carried by one Pebble group commit (one fsync).",
+			Buckets: prometheus.ExponentialBuckets(1, 2, 12)}),
+	}
+	reg.MustRegister(m.connects, m.disconnects, m.framesIn, m.framesOut, m.bytesIn, m.bytesOut, m.queueDrops,
+		m.requests, m.deliveries, m.actorsActive, m.activations, m.passivations, m.commitSeconds, m.commitEntries)
+	for _, k := range []string{"channel", "user"} {
+		m.actorsActive.WithLabelValues(k)
+		m.activations.WithLabelValues(k)
+		m.passivations.WithLabelValues(k)
+	}
+	m.connects.WithLabelValues("ok")
+	return m
+}
+
+// gatewayHooks feeds the gateway's metrics.
+func (m *metrics) gatewayHooks() *gateway.Metrics {
+	return &gateway.Metrics{
+		Connect:    func(r string) { m.connects.WithLabelValues(bounded(r, connectResults)).Inc() },
+		Disconnect: func(r string) { m.disconnects.WithLabelValues(bounded(r, disconnectReasons)).Inc() },
+		FramesIn:   func(n int) { m.framesIn.Add(float64(n)) },
+		FramesOut: func(frames, bytes int) {
+			m.framesOut.Add(float64(frames))
+			m.bytesOut.Add(float64(bytes))
+		},
+		BytesIn: func(n int) { m.bytesIn.Add(float64(n)) },
+		Request: func(op, code string, d time.Duration) {
+			m.requests.WithLabelValues(opLabel(op), codeLabel(code)).Observe(d.Seconds())
+		},
+		Deliveries: func(n int) { m.deliveries.Add(float64(n)) },
+		QueueDrop:  func(r string) { m.queueDrops.WithLabelValues(bounded(r, dropReasons)).Inc() },
+	}
+}
+
+// actorHooks feeds the actor metrics.
+func (m *metrics) actorHooks() *actors.Metrics {
+	return &actors.Metrics{
+		Activated:   func(k string) { m.activations.WithLabelValues(bounded(k, actorKinds)).Inc() },
+		Passivated:  func(k string) { m.passivations.WithLabelValues(bounded(k, actorKinds)).Inc() },
+		ActiveDelta: func(k string, d int) { m.actorsActive.WithLabelValues(bounded(k, actorKinds)).Add(float64(d)) },
+	}
+}
+
+// commit is the store's OnCommit hook.
+func (m *metrics) commit(d time.Duration, entries int) {
+	m.commitSeconds.Observe(d.Seconds())
+	m.commitEntries.Observe(float64(entries))
+}
+
+// watchGateway exports the open session count.
+func (m *metrics) watchGateway(g *gateway.Gateway) {
+	m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "switchboard", Name: "sessions_open",
+		Help: "Client sessions open on this node."}, func() float64 { return float64(g.Sessions()) }))
+}
+
+// watchCluster exports the members this node sees, by state.
+func (m *metrics) watchCluster(cl *cluster.Cluster) {
+	m.reg.MustRegister(&membersCollector{cl: cl, desc: prometheus.NewDesc("switchboard_cluster_members",
+		"Cluster members as this node sees them, by state (alive, suspect, dead, left).", []string{"state"}, nil)})
+}
+
+type membersCollector struct {
+	cl   *cluster.Cluster
+	desc *prometheus.Desc
+}
+
+func (c *membersCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
+
+func (c *membersCollector) Collect(ch chan<- prometheus.Metric) {
+	counts := map[cluster.State]int{}
+	for _, mb := range c.cl.View().Members() {
+		counts[mb.State]++
+	}
+	for _, s := range []cluster.State{cluster.StateAlive, cluster.StateSuspect, cluster.StateDead, cluster.StateLeft} {
+		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, float64(counts[s]), string(s))
+	}
+}
+
+// Label values outside these sets become "other" (or "unknown" for ops),
+// so a new reason in the gateway can never blow up cardinality.
+var (
+	connectResults    = set("ok", "refused", "handshake_failed")
+	disconnectReasons = set("client_closed", "connection_lost", "frame_too_large", "slow_consumer", "drain", "logout",
+		"shutdown", "ping_timeout", "write_failed", "auth_timeout", "resync")
+	dropReasons = set("slow_consumer", "closed")
+	actorKinds  = set("channel", "user")
+	knownOps    = set(protocol.OpConnect, protocol.OpLogout, protocol.OpMe, protocol.OpUserUpdate, protocol.OpUsersGet,
+		protocol.OpPresenceWatch, protocol.OpPresenceUnwatch, protocol.OpChannelCreate, protocol.OpChannelUpdate,
+		protocol.OpChannelDelete, protocol.OpChannelGet, protocol.OpChannelsList, protocol.OpChannelsQuery,
+		protocol.OpChannelJoin, protocol.OpChannelLeave, protocol.OpChannelWatch, protocol.OpChannelUnwatch,
+		protocol.OpMembersList, protocol.OpMembersAdd, protocol.OpMembersRemove, protocol.OpMembersInvite,
+		protocol.OpMessageSend, protocol.OpMessageEdit, protocol.OpMessageDelete, protocol.OpMessagesHistory,
+		protocol.OpReactionAdd, protocol.OpReactionRemove, protocol.OpMessageFlag, protocol.OpMessageFavorite,
+		protocol.OpTypingStart, protocol.OpTypingStop, protocol.OpReadMark, protocol.OpMemberMute, protocol.OpMemberUnmute,
+		protocol.OpMemberBan, protocol.OpMemberUnban, protocol.OpMemberKick, protocol.OpMemberRoles,
+		protocol.OpChannelMute, protocol.OpChannelUnmute)
+)
+
+func set(vs ...string) map[string]bool {
+	m := make(map[string]bool, len(vs))
+	for _, v := range vs {
+		m[v] = true
+	}
+	return m
+}
+
+func bounded(v string, allowed map[string]bool) string {
+	if allowed[v] {
+		return v
+	}
+	return "other"
+}
+
+func opLabel(op string) string {
+	if knownOps[op] {
+		return op
+	}
+	return "unknown"
+}
+
+func codeLabel(code string) string {
+	if code == "ok" || protocol.Code(code).Known() {
+		return code
+	}
+	return "other"
+}
