@@ -14,6 +14,7 @@ import (
 
 // channelActor adapts channel.State to the actor system.
 type channelActor struct {
+	boot      booting
 	id, key   string
 	d         *Deps
 	state     *channel.State
@@ -32,14 +33,28 @@ func newChannelActor(id, key string, d *Deps) actor.Actor {
 }
 
 func (a *channelActor) Receive(ctx actor.Context) {
+	if !a.boot.hold(ctx, a.d.Store, ctx.Message()) {
+		a.receive(ctx, ctx.Message())
+	}
+}
+
+func (a *channelActor) receive(ctx actor.Context, msg any) {
 	defer func() {
 		if r := recover(); r != nil {
 			a.d.Logger.Error("channel actor failed", "channel", a.id, "panic", r, "stack", string(debug.Stack()))
 			a.stop(ctx, protocol.Errorf(protocol.CodeInternal, "internal error"))
 		}
 	}()
-	switch m := ctx.Message().(type) {
-	case *actor.Started:
+	switch m := msg.(type) {
+	case booted:
+		// Held messages follow (answered "restarting" if this fails).
+		defer a.boot.flush(func(msg any) { a.receive(ctx, msg) })
+		if m.err != nil {
+			a.d.Logger.Error("activation barrier failed", "scope", a.key, "err", m.err)
+			a.p.dead = true
+			ctx.Stop(ctx.Self())
+			return
+		}
 		a.start(ctx)
 	case *releaseScope:
 		a.p.handOver(ctx, a.d.Store, persistence.Scope{Kind: persistence.KindChannel, ID: a.id}, m)

@@ -18,6 +18,7 @@ import (
 // treat it exactly like a channel; the host activates it through
 // newChannelActor.
 type directoryActor struct {
+	boot      booting
 	id, key   string
 	d         *Deps
 	state     *directory.State
@@ -26,14 +27,28 @@ type directoryActor struct {
 }
 
 func (a *directoryActor) Receive(ctx actor.Context) {
+	if !a.boot.hold(ctx, a.d.Store, ctx.Message()) {
+		a.receive(ctx, ctx.Message())
+	}
+}
+
+func (a *directoryActor) receive(ctx actor.Context, msg any) {
 	defer func() {
 		if r := recover(); r != nil {
 			a.d.Logger.Error("directory actor failed", "shard", a.id, "panic", r, "stack", string(debug.Stack()))
 			a.stop(ctx, protocol.Errorf(protocol.CodeInternal, "internal error"))
 		}
 	}()
-	switch m := ctx.Message().(type) {
-	case *actor.Started:
+	switch m := msg.(type) {
+	case booted:
+		// Held messages follow (answered "restarting" if this fails).
+		defer a.boot.flush(func(msg any) { a.receive(ctx, msg) })
+		if m.err != nil {
+			a.d.Logger.Error("activation barrier failed", "scope", a.key, "err", m.err)
+			a.p.dead = true
+			ctx.Stop(ctx.Self())
+			return
+		}
 		log := a.d.Store.Channel(a.id)
 		epoch, err := log.Epoch()
 		if err != nil {

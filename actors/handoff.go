@@ -82,8 +82,8 @@ func (h *hostActor) nodeOp(ctx actor.Context, req *clusterpb.Request) {
 		h.release(ctx, req, a, key, sc)
 	case OpFetch:
 		st, err := h.d.Store.State(sc)
-		if err != nil || st.Live() || h.children[key] != nil {
-			replyError(ctx, req, protocol.Errorf(protocol.CodeUnavailable, "%s is not released here", key))
+		if err != nil || !st.Released || st.ReleasedTo != h.asker(req) || h.children[key] != nil {
+			replyError(ctx, req, protocol.Errorf(protocol.CodeUnavailable, "%s is not released to you here", key))
 			return
 		}
 		recs, last, done, err := h.d.Store.Export(sc, a.After, fetchChunkBytes)
@@ -98,8 +98,9 @@ func (h *hostActor) nodeOp(ctx actor.Context, req *clusterpb.Request) {
 		b, _ := proto.Marshal(chunk)
 		ctx.Send(cluster.InboxPID(req.ReplyTo), replyEnvelope(req, b, nil))
 	case OpDrop:
-		if h.children[key] != nil || h.locating[key] != nil {
-			return
+		st, err := h.d.Store.State(sc)
+		if err != nil || !st.Released || st.ReleasedTo != h.asker(req) || h.children[key] != nil || h.locating[key] != nil {
+			return // only the node the copy went to may drop it
 		}
 		h.d.Store.Drop(sc, func(error) {})
 	case OpPull:
@@ -109,13 +110,21 @@ func (h *hostActor) nodeOp(ctx actor.Context, req *clusterpb.Request) {
 	}
 }
 
-// release hands a scope over to the node asking for it. A live scope is
-// released only when this node's own view agrees the asker owns it now, so
-// two nodes with different views never steal a scope back and forth, and
-// a node that wrongly believes it owns a scope stays unavailable.
+// asker returns the name of the node a request came from.
+func (h *hostActor) asker(req *clusterpb.Request) string {
+	m, _ := h.d.Cluster.View().ByRemote(req.ReplyTo)
+	return m.Name
+}
+
+// release hands a scope over to the node asking for it. Whatever this
+// node holds of the scope — a running activation (even one that has not
+// written yet), a live fence, or a copy — is released only when this
+// node's own view agrees the asker owns the scope now, so two nodes with
+// different views never steal a scope back and forth, and a node that
+// wrongly believes it owns a scope stays unavailable. Only a node holding
+// nothing at all answers "not found" whatever its view.
 func (h *hostActor) release(ctx actor.Context, req *clusterpb.Request, a ScopeArgs, key string, sc persistence.Scope) {
-	v := h.d.Cluster.View()
-	asker, _ := v.ByRemote(req.ReplyTo)
+	asker := h.asker(req)
 	if h.locating[key] != nil {
 		replyError(ctx, req, protocol.Errorf(protocol.CodeUnavailable, "%s is being located here too", key))
 		return
@@ -125,33 +134,39 @@ func (h *hostActor) release(ctx actor.Context, req *clusterpb.Request, a ScopeAr
 		replyError(ctx, req, protocol.Errorf(protocol.CodeUnavailable, "state of %s unreadable", key))
 		return
 	}
-	if !st.Live() {
-		replyJSON(ctx, req, releaseResult{Found: st.HasData, Epoch: st.Epoch})
+	c := h.children[key]
+	if c == nil && !st.Live() && !st.HasData {
+		replyJSON(ctx, req, releaseResult{Epoch: st.Epoch})
 		return
 	}
-	if owner := h.d.Cluster.OwnerOf(a.Kind, a.ID); owner != asker.Name || asker.Name == "" {
-		replyError(ctx, req, protocol.Errorf(protocol.CodeUnavailable, "%s: node %s owns it in this node's view, not %s", key, owner, asker.Name))
+	if owner := h.d.Cluster.OwnerOf(a.Kind, a.ID); owner != asker || asker == "" {
+		replyError(ctx, req, protocol.Errorf(protocol.CodeUnavailable, "%s: node %s owns it in this node's view, not %s", key, owner, asker))
 		return
 	}
+	wasLive := c != nil || st.Live()
 	self, root := ctx.Self(), ctx.ActorSystem().Root
-	done := func(epoch uint64, err error) { root.Send(self, &released{req: req, epoch: epoch, err: err}) }
-	if c := h.children[key]; c != nil {
-		if !c.releasing {
-			c.releasing = true
-			ctx.Send(c.pid, &releaseScope{done: done})
-		} else {
+	done := func(epoch uint64, err error) {
+		root.Send(self, &released{req: req, sc: sc, epoch: epoch, wasLive: wasLive, err: err})
+	}
+	if c != nil {
+		if c.releasing {
 			replyError(ctx, req, protocol.Errorf(protocol.CodeUnavailable, "%s is already being released", key))
+			return
 		}
+		c.releasing = true
+		ctx.Send(c.pid, &releaseScope{to: asker, done: done})
 		return
 	}
-	h.d.Store.Release(sc, done)
+	h.d.Store.Release(sc, asker, done)
 }
 
 // released completes an OpRelease.
 type released struct {
-	req   *clusterpb.Request
-	epoch uint64
-	err   error
+	req     *clusterpb.Request
+	sc      persistence.Scope
+	epoch   uint64
+	wasLive bool
+	err     error
 }
 
 func (h *hostActor) onReleased(ctx actor.Context, m *released) {
@@ -159,13 +174,21 @@ func (h *hostActor) onReleased(ctx actor.Context, m *released) {
 		replyError(ctx, m.req, protocol.Errorf(protocol.CodeUnavailable, "release failed"))
 		return
 	}
-	replyJSON(ctx, m.req, releaseResult{Found: true, Epoch: m.epoch, WasLive: true})
+	// An activation that had not written yet has nothing to send, but its
+	// epoch still counts: the new owner fences above it.
+	st, err := h.d.Store.State(m.sc)
+	if err != nil {
+		replyError(ctx, m.req, protocol.Errorf(protocol.CodeUnavailable, "state unreadable after release"))
+		return
+	}
+	replyJSON(ctx, m.req, releaseResult{Found: st.HasData, Epoch: m.epoch, WasLive: m.wasLive && st.HasData})
 }
 
 // releaseScope asks a child to stop serving: it answers nothing new, lets
-// its pending entries land, releases the scope's fence, calls done, and
-// stops.
+// its pending entries land, releases the scope's fence to node to, calls
+// done, and stops.
 type releaseScope struct {
+	to   string
 	done func(epoch uint64, err error)
 }
 

@@ -145,26 +145,38 @@ func (l *locator) decide(ctx actor.Context) {
 		}
 	}
 	// This node's own released copy (an earlier hand-off that did not
-	// finish) serves when no other node has a newer one.
-	useLocal := l.local.HasData && !l.local.Live() && (best == nil || (!best.WasLive && l.local.Epoch >= best.Epoch))
+	// finish) serves when no other node has a newer one. A copy here with
+	// no fence at all is an import that never finished: never serve it.
+	ownCopy := l.local.HasData && l.local.Released
+	halfImport := l.local.HasData && l.local.Epoch == 0
 	switch {
-	case best != nil && best.WasLive, best != nil && failed == "" && !useLocal:
-		l.epoch = l.maxSeen + 1
-		l.first = true
-		l.fetch(ctx, nil)
+	case best != nil && best.WasLive:
+		l.fetchFrom(ctx)
 	case failed != "":
 		l.finish(ctx, protocol.Errorf(protocol.CodeUnavailable, "%s may be held by node %s, which does not answer; retry", l.key, failed))
-	case l.maxSeen == 0:
-		// Nobody ever held it: nothing to fence (the activation fences
-		// before its first write, if it ever writes).
-		l.finish(ctx, nil)
-	default:
-		// New here but fenced somewhere before (deleted, moved, dropped),
-		// or this node's own released copy is the newest: make it live
+	case best != nil && !(ownCopy && l.local.Epoch >= best.Epoch):
+		l.fetchFrom(ctx)
+	case ownCopy || (!halfImport && l.maxSeen > 0):
+		// This node's copy is the newest, or the scope is new here but was
+		// fenced somewhere before (deleted, moved, dropped): make it live
 		// here, fenced above every epoch seen.
 		self, root := ctx.Self(), ctx.ActorSystem().Root
 		l.d.Store.Log(l.sc).Fence(l.maxSeen+1, func(err error) { root.Send(self, &fencedFresh{err: err}) })
+	case halfImport:
+		l.d.Logger.Error("a partial copy of a scope has no source left; not serving it", "scope", l.key)
+		l.finish(ctx, protocol.Errorf(protocol.CodeUnavailable, "%s: only a partial copy is left", l.key))
+	default:
+		// Nobody ever held it: nothing to fence (the activation fences
+		// before its first write, if it ever writes).
+		l.finish(ctx, nil)
 	}
+}
+
+// fetchFrom starts pulling the newest copy from l.holder.
+func (l *locator) fetchFrom(ctx actor.Context) {
+	l.epoch = l.maxSeen + 1
+	l.first = true
+	l.fetch(ctx, nil)
 }
 
 func (l *locator) fetch(ctx actor.Context, after []byte) {

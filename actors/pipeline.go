@@ -132,7 +132,7 @@ func (p *pipeline) handOver(ctx actor.Context, store *persistence.Store, sc pers
 	self, root := ctx.Self(), ctx.ActorSystem().Root
 	p.handingOver = true
 	p.whenIdle = func() {
-		store.Release(sc, func(epoch uint64, err error) {
+		store.Release(sc, m.to, func(epoch uint64, err error) {
 			m.done(epoch, err)
 			root.Send(self, stopNow{})
 		})

@@ -14,6 +14,7 @@ import (
 
 // userActor adapts user.State to the actor system.
 type userActor struct {
+	boot      booting
 	id, key   string
 	d         *Deps
 	state     *user.State
@@ -27,14 +28,28 @@ func newUserActor(id, key string, d *Deps) actor.Actor {
 }
 
 func (a *userActor) Receive(ctx actor.Context) {
+	if !a.boot.hold(ctx, a.d.Store, ctx.Message()) {
+		a.receive(ctx, ctx.Message())
+	}
+}
+
+func (a *userActor) receive(ctx actor.Context, msg any) {
 	defer func() {
 		if r := recover(); r != nil {
 			a.d.Logger.Error("user actor failed", "user", a.id, "panic", r, "stack", string(debug.Stack()))
 			a.stop(ctx, protocol.Errorf(protocol.CodeInternal, "internal error"))
 		}
 	}()
-	switch m := ctx.Message().(type) {
-	case *actor.Started:
+	switch m := msg.(type) {
+	case booted:
+		// Held messages follow (answered "restarting" if this fails).
+		defer a.boot.flush(func(msg any) { a.receive(ctx, msg) })
+		if m.err != nil {
+			a.d.Logger.Error("activation barrier failed", "scope", a.key, "err", m.err)
+			a.p.dead = true
+			ctx.Stop(ctx.Self())
+			return
+		}
 		log := a.d.Store.User(a.id)
 		st, err := user.Load(a.id, log, a.d.User)
 		var epoch uint64

@@ -33,6 +33,7 @@ type request struct {
 	records      []SnapshotRecord
 	first, final bool
 	out          *uint64 // reqRelease: receives the new epoch
+	to           string  // reqRelease: the node the scope is released to
 	done         func(error)
 	// err refuses the request: set at submission for a malformed request
 	// (which still waits its turn, so that callbacks stay in order) or by
@@ -47,12 +48,14 @@ const (
 	reqRelease                // fence one epoch up, marked released
 	reqImport                 // one hand-off chunk
 	reqDrop                   // delete a released scope's records
+	reqBarrier                // nothing: done runs after every earlier request
 )
 
 // fenceState is the applier's view of one scope's fence.
 type fenceState struct {
 	epoch    uint64
 	released bool
+	to       string // released to this node
 	// broken is set when an entry of this epoch was refused: the entries
 	// after it are refused too, so a scope's log never has a hole. The
 	// next fence clears it. (Kept in memory only: a restart reloads the
@@ -171,6 +174,9 @@ func (c *committer) apply(reqs []*request, failed error) *group {
 	}
 	b := c.db.NewBatch()
 	for _, r := range reqs {
+		if r.kind == reqBarrier {
+			continue // writes nothing; its callback waits its turn
+		}
 		if err := c.check(r); err != nil {
 			r.err = err
 			if r.kind == reqAppend && r.restore == nil && !r.fence {
@@ -250,6 +256,9 @@ func (c *committer) check(r *request) error {
 		return nil
 	case reqImport:
 		if r.first {
+			if cur > 0 && !fs.released {
+				return ErrFenced // never overwrite a scope served here
+			}
 			cur = 0 // the first chunk clears the scope, fence included
 		}
 		if r.final && r.epoch <= cur {
@@ -276,7 +285,7 @@ func (c *committer) write(b *pebble.Batch, r *request) error {
 		if r.out != nil {
 			*r.out = next
 		}
-		return c.setFence(b, r.scope, fenceState{epoch: next, released: true})
+		return c.setFence(b, r.scope, fenceState{epoch: next, released: true, to: r.to})
 	case reqDrop:
 		lower, upper := r.scope.dataBounds()
 		return b.DeleteRange(lower, upper, nil)
@@ -343,7 +352,7 @@ func (c *committer) writeImport(b *pebble.Batch, r *request) error {
 }
 
 func (c *committer) setFence(b *pebble.Batch, sc Scope, fs fenceState) error {
-	if err := b.Set(sc.key(TableFence, nil), fenceValue(fs.epoch, fs.released), nil); err != nil {
+	if err := b.Set(sc.key(TableFence, nil), fenceValue(fs), nil); err != nil {
 		return err
 	}
 	c.fences[sc] = fs
@@ -364,7 +373,7 @@ func (c *committer) fence(sc Scope) (fenceState, error) {
 	case err != nil:
 		return fs, err
 	default:
-		fs.epoch, fs.released, _ = parseFence(v)
+		fs, _ = parseFence(v)
 		closer.Close()
 	}
 	c.fences[sc] = fs

@@ -10,40 +10,50 @@ import (
 // Hand-off moves a scope's records from the node that holds them to its
 // new owner:
 //
-//  1. the holder releases the scope: its fence rises one epoch and is
-//     marked released, so the old activation can write nothing more and
-//     the holder will not activate it again on its own;
+//  1. the holder releases the scope to the new owner: its fence rises one
+//     epoch and is marked released to that node, so the old activation can
+//     write nothing more, the holder will not activate it again on its own,
+//     and only that node may fetch or drop the copy;
 //  2. the new owner exports the records in chunks and imports them; the
-//     first chunk clears whatever the new owner had of the scope, and the
-//     last one sets its fence, live, above every epoch seen;
+//     first chunk clears whatever the new owner had of the scope (it is
+//     refused if the new owner serves the scope), and the last one sets its
+//     fence, live, above every epoch seen;
 //  3. the holder drops its released copy (keeping the fence).
 //
 // A crash anywhere leaves either the holder's released copy or the new
 // owner's imported one (or both): the scope is never lost, and the highest
-// fence tells which copy is current.
+// fence tells which copy is current. A released copy can be released again
+// to another node (a new epoch), which ends the earlier node's right to it.
 
-// fenceValue encodes a fence: the epoch, then a flags byte when released.
-func fenceValue(epoch uint64, released bool) []byte {
-	b := U64(epoch)
-	if released {
+// fenceValue encodes a fence: the epoch; when released, a flags byte and
+// the name of the node it was released to.
+func fenceValue(fs fenceState) []byte {
+	b := U64(fs.epoch)
+	if fs.released {
 		b = append(b, 1)
+		b = append(b, fs.to...)
 	}
 	return b
 }
 
-func parseFence(v []byte) (epoch uint64, released bool, ok bool) {
-	if len(v) != 8 && len(v) != 9 {
-		return 0, false, false
+func parseFence(v []byte) (fenceState, bool) {
+	if len(v) < 8 || (len(v) > 8 && v[8] != 1) {
+		return fenceState{}, false
 	}
 	e, _ := ParseU64(v[:8])
-	return e, len(v) == 9 && v[8] == 1, true
+	fs := fenceState{epoch: e}
+	if len(v) > 8 {
+		fs.released, fs.to = true, string(v[9:])
+	}
+	return fs, true
 }
 
 // ScopeState is what a store holds of one scope.
 type ScopeState struct {
-	Epoch    uint64 // the fence (0: never fenced)
-	Released bool   // handed off: this store must not serve it
-	HasData  bool   // records other than the fence exist
+	Epoch      uint64 // the fence (0: never fenced)
+	Released   bool   // handed off: this store must not serve it
+	ReleasedTo string // the node it was released to
+	HasData    bool   // records other than the fence exist
 }
 
 // Live reports whether this store serves the scope.
@@ -62,12 +72,12 @@ func (s *Store) State(sc Scope) (ScopeState, error) {
 	case err != nil:
 		return st, err
 	default:
-		e, rel, ok := parseFence(v)
+		fs, ok := parseFence(v)
 		closer.Close()
 		if !ok {
 			return st, errors.New("persistence: malformed fence of " + sc.String())
 		}
-		st.Epoch, st.Released = e, rel
+		st.Epoch, st.Released, st.ReleasedTo = fs.epoch, fs.released, fs.to
 	}
 	lower, upper := sc.dataBounds()
 	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: upper})
@@ -85,12 +95,19 @@ func (sc Scope) dataBounds() (lower, upper []byte) {
 	return lower, upper
 }
 
-// Release raises a scope's fence by one epoch and marks it released, so
-// entries of the current activation are refused from then on. done gets
-// the new epoch.
-func (s *Store) Release(sc Scope, done func(epoch uint64, err error)) {
+// Release raises a scope's fence by one epoch and marks it released to
+// node, so entries of the current activation are refused from then on and
+// only node may fetch or drop the copy. done gets the new epoch.
+func (s *Store) Release(sc Scope, node string, done func(epoch uint64, err error)) {
 	var epoch uint64
-	s.c.submit(&request{scope: sc, kind: reqRelease, done: func(err error) { done(epoch, err) }, out: &epoch})
+	s.c.submit(&request{scope: sc, kind: reqRelease, to: node, done: func(err error) { done(epoch, err) }, out: &epoch})
+}
+
+// Barrier calls done once every request submitted for any scope before it
+// has landed (or been refused): an activation reads its scope only after
+// the entries of an activation before it are in the store.
+func (s *Store) Barrier(done func(error)) {
+	s.c.submit(&request{kind: reqBarrier, done: done})
 }
 
 // Export returns the scope's records (not its fence) with keys above after

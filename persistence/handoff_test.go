@@ -39,7 +39,7 @@ func TestHandOffMovesAScope(t *testing.T) {
 	// 1. Release: the old activation's epoch is fenced out.
 	var released uint64
 	if err := await(t, func(d func(error)) {
-		src.Release(sc, func(e uint64, err error) { released = e; d(err) })
+		src.Release(sc, "dst", func(e uint64, err error) { released = e; d(err) })
 	}); err != nil || released != 4 {
 		t.Fatalf("release: epoch %d %v", released, err)
 	}
@@ -48,7 +48,7 @@ func TestHandOffMovesAScope(t *testing.T) {
 	if err := await(t, func(d func(error)) { log.Append(late, d) }); err != ErrFenced {
 		t.Fatalf("append after release: %v, want ErrFenced", err)
 	}
-	if st, _ := src.State(sc); st.Live() || !st.Released || !st.HasData {
+	if st, _ := src.State(sc); st.Live() || !st.Released || !st.HasData || st.ReleasedTo != "dst" {
 		t.Fatalf("released source state %+v", st)
 	}
 
@@ -96,9 +96,44 @@ func TestHandOffMovesAScope(t *testing.T) {
 	if st, _ := src.State(sc); st.HasData || !st.Released || st.Epoch != released {
 		t.Fatalf("dropped source %+v", st)
 	}
-	// Dropping a live scope is refused.
+	// Dropping a live scope is refused, and so is importing over one.
 	if err := await(t, func(d func(error)) { dst.Drop(sc, d) }); err != ErrFenced {
 		t.Fatalf("drop of a live scope: %v", err)
+	}
+	over := []SnapshotRecord{{Table: TableMessage, Key: U64(1), Value: []byte("clobber")}}
+	if err := await(t, func(d func(error)) { dst.Import(sc, over, true, true, released+9, d) }); err != ErrFenced {
+		t.Fatalf("import over a live scope: %v", err)
+	}
+	// Releasing again (to another node) re-targets the copy one epoch up.
+	var again uint64
+	if err := await(t, func(d func(error)) {
+		src.Release(sc, "other", func(e uint64, err error) { again = e; d(err) })
+	}); err != nil || again != released+1 {
+		t.Fatalf("re-release: %d %v", again, err)
+	}
+	if st, _ := src.State(sc); st.ReleasedTo != "other" || st.Epoch != again {
+		t.Fatalf("re-released state %+v", st)
+	}
+}
+
+// TestBarrierWaitsForEarlierEntries: a barrier's callback runs after every
+// request submitted before it has landed, so a reader that waits for it
+// sees them.
+func TestBarrierWaitsForEarlierEntries(t *testing.T) {
+	s := memStore(t)
+	log := s.Channel("b")
+	mustFence(t, log, 1)
+	for i := range 100 {
+		e := &Entry{Epoch: 1}
+		e.Put(TableMessage, U64(uint64(i+1)), []byte("m"))
+		log.Append(e, func(error) {})
+	}
+	if err := await(t, func(d func(error)) { s.Barrier(d) }); err != nil {
+		t.Fatal(err)
+	}
+	recs, err := log.Scan(TableMessage, Range{})
+	if err != nil || len(recs) != 100 {
+		t.Fatalf("after the barrier: %d records (%v)", len(recs), err)
 	}
 }
 

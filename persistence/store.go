@@ -143,8 +143,8 @@ func (s *Store) Scopes(k Kind, fn func(id string, epoch uint64) bool) error {
 		sc := Scope{Kind: k, ID: id}
 		fenceKey := sc.key(TableFence, nil)
 		if it.SeekGE(fenceKey) && bytes.Equal(it.Key(), fenceKey) {
-			epoch, _, _ := parseFence(it.Value())
-			if !fn(id, epoch) {
+			fs, _ := parseFence(it.Value())
+			if !fn(id, fs.epoch) {
 				return nil
 			}
 		}
@@ -236,7 +236,8 @@ func (l *pebbleLog) Epoch() (uint64, error) {
 	if err != nil {
 		return 0, err
 	}
-	e, _, ok := parseFence(v)
+	fs, ok := parseFence(v)
+	e := fs.epoch
 	if !ok {
 		return 0, fmt.Errorf("persistence: malformed fence of %s", l.scope)
 	}
@@ -275,7 +276,8 @@ func (l *pebbleLog) Snapshot() (*Snapshot, error) {
 		k := it.Key()[prefixLen:]
 		t := Table(k[0])
 		if t == TableFence {
-			out.Epoch, _, _ = parseFence(it.Value())
+			fs, _ := parseFence(it.Value())
+			out.Epoch = fs.epoch
 			continue
 		}
 		out.Records = append(out.Records, SnapshotRecord{Table: t, Key: bytes.Clone(k[1:]), Value: bytes.Clone(it.Value())})

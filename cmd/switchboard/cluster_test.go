@@ -299,3 +299,42 @@ func TestGatewayAndHostRoles(t *testing.T) {
 		t.Fatal("a gateway-only node hosts channels")
 	}
 }
+
+// TestSplitOwnershipIsFencedWhenTheClaimerLookedFirst: the node that
+// wrongly believes it owns a channel looks the id up before the channel
+// exists, which leaves it an activation that has never written. That
+// activation holds the channel like any other: the rightful owner cannot
+// take it without the claimer's agreement, which the claimer's view
+// withholds. Whichever side ends up with it, at most one node ever
+// acknowledges writes.
+func TestSplitOwnershipIsFencedWhenTheClaimerLookedFirst(t *testing.T) {
+	c := newTestCluster(t, "n1", "n2")
+	ctx := ctxT(t)
+	ch := channelOwnedBy("lazy", "n1", "n1", "n2", "n3")
+	c.start("n3", "--test-claim-channels", ch)
+	c.waitAlive(3)
+	noRetry := func(o *client.Options) { o.MaxRetry = time.Millisecond }
+	b := clusterClient(t, c.urls("n3"), "bob", noRetry)
+	if _, err := b.Join(ctx, ch); err == nil {
+		t.Fatal("join of a channel that does not exist succeeded")
+	}
+	a := clusterClient(t, c.urls("n1"), "alice", noRetry)
+	_, _, errA := a.CreateChannel(ctx, protocol.ChannelCreateArgs{ID: ch, Type: protocol.TypeStandard})
+	_, _, errB := b.CreateChannel(ctx, protocol.ChannelCreateArgs{ID: ch, Type: protocol.TypeStandard})
+	if errA == nil && errB == nil {
+		t.Fatal("both nodes created the channel")
+	}
+	okA, okB := 0, 0
+	for i := range 10 {
+		if _, err := a.Send(ctx, sendArgs(ch, fmt.Sprintf("a%d", i))); err == nil {
+			okA++
+		}
+		if _, err := b.Send(ctx, sendArgs(ch, fmt.Sprintf("b%d", i))); err == nil {
+			okB++
+		}
+	}
+	if okA > 0 && okB > 0 {
+		t.Fatalf("two activations acknowledged writes: owner %d, claimer %d", okA, okB)
+	}
+	t.Logf("owner created: %v, claimer created: %v; acks owner %d, claimer %d", errA == nil, errB == nil, okA, okB)
+}
