@@ -33,6 +33,12 @@ func (n *Node) Drain(ctx context.Context) error {
 	if !n.host {
 		return n.cl.Leave(5 * time.Second)
 	}
+	if !n.otherHosts() {
+		// A single host (or the last one up) has nobody to hand its
+		// channels to: it stays a known host and keeps them on its disk.
+		n.log.Info("no other host to hand channels over to; keeping them here")
+		return nil
+	}
 	if err := n.cl.SetDraining(true); err != nil {
 		n.log.Warn("announcing drain", "err", err)
 	}
@@ -45,15 +51,27 @@ func (n *Node) Drain(ctx context.Context) error {
 	return n.cl.Leave(5 * time.Second)
 }
 
-// handOverAll asks the new owners to pull every live scope of this node,
-// a few at a time, until none is left or ctx ends.
+// otherHosts reports whether another host is alive to take scopes over.
+func (n *Node) otherHosts() bool {
+	for _, m := range n.cl.View().Members() {
+		if m.Name != n.cl.Name() && m.IsHost() && m.State == cluster.StateAlive && !m.Meta.Draining {
+			return true
+		}
+	}
+	return false
+}
+
+// handOverAll asks the new owners to pull every scope this node still
+// holds — served or released but not yet dropped — a few at a time, until
+// none is left or ctx ends. A released copy is only gone once its new
+// owner serves the scope: until then it is the scope's data.
 func (n *Node) handOverAll(ctx context.Context) (int, error) {
 	for attempt := 0; ; attempt++ {
 		var scopes []persistence.Scope
 		for _, kind := range []persistence.Kind{persistence.KindChannel, persistence.KindUser} {
 			err := n.store.Scopes(kind, func(id string, _ uint64) bool {
 				sc := persistence.Scope{Kind: kind, ID: id}
-				if st, err := n.store.State(sc); err == nil && st.Live() {
+				if st, err := n.store.State(sc); err == nil && (st.Live() || st.HasData) {
 					scopes = append(scopes, sc)
 				}
 				return true
@@ -110,6 +128,12 @@ func (n *Node) pullAll(ctx context.Context, scopes []persistence.Scope) {
 			case r := <-done:
 				if r.Error != nil {
 					n.log.Debug("pull refused", "scope", sc, "owner", owner, "err", r.Error.Message)
+					return
+				}
+				// The owner serves the scope now: a copy left here (released)
+				// is stale; drop it.
+				if st, err := n.store.State(sc); err == nil && st.Released && st.HasData {
+					n.store.Drop(sc, func(error) {})
 				}
 			case <-ctx.Done():
 			}
