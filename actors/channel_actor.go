@@ -90,8 +90,10 @@ func (a *channelActor) receive(ctx actor.Context, msg any) {
 			a.stop(ctx, storageError("channel "+a.id, err))
 		}
 	case *gatewayGone:
-		if a.state != nil {
-			a.state.DropGateway(m.addr)
+		if a.state != nil && a.state.DropGateway(m.addr) {
+			// If the gateway was only wrongly declared gone it is still
+			// there, believing its sessions watch: tell it to watch again.
+			ctx.Send(cluster.InboxPID(m.addr), clusterpb.Wrap(&clusterpb.Envelope_WatchLost{WatchLost: &clusterpb.WatchLost{Channel: a.id}}))
 		}
 	case *actor.ReceiveTimeout:
 		a.maybePassivate(ctx)

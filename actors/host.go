@@ -96,8 +96,13 @@ func StartHost(d Deps) (*actor.PID, error) {
 		return nil, err
 	}
 	d.Cluster.OnChange(func(old, cur cluster.Member) {
-		if cur.State == cluster.StateDead || cur.State == cluster.StateLeft {
+		switch {
+		case cur.State == cluster.StateDead || cur.State == cluster.StateLeft:
 			d.Cluster.System().Root.Send(pid, &gatewayGone{addr: cur.Meta.Remote})
+		case old.Meta.Remote != "" && old.Meta.Remote != cur.Meta.Remote:
+			// Restarted faster than failure detection: its old process
+			// (and its sessions) are gone though it never showed dead.
+			d.Cluster.System().Root.Send(pid, &gatewayGone{addr: old.Meta.Remote})
 		}
 	})
 	return pid, nil
@@ -210,9 +215,12 @@ func (h *hostActor) route(ctx actor.Context, env *clusterpb.Envelope) {
 		kind, target = req.Kind, req.Target
 	case *clusterpb.Envelope_SessionsClosed:
 		kind, target = clusterpb.Kind_KIND_CHANNEL, b.SessionsClosed.Channel
-		if c := h.children[cluster.ScopeKey(kind, target)]; c != nil {
+		key := cluster.ScopeKey(kind, target)
+		if c := h.children[key]; c != nil {
 			c.forwarded++
 			ctx.Send(c.pid, env)
+		} else if l := h.locating[key]; l != nil && len(l.buffered) < maxBuffered {
+			l.buffered = append(l.buffered, env) // for the activation to come
 		}
 		return // never activate a channel just to tell it sessions closed
 	default:

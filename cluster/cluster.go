@@ -356,8 +356,13 @@ func (c *Cluster) notify(old, cur *View, listeners []func(old, cur Member)) {
 		} else if !existed {
 			c.log.Info("member known", "name", name, "state", m.State, "roles", m.Meta.Roles)
 		}
-		if m.State == StateDead || m.State == StateLeft {
+		switch {
+		case m.State == StateDead || m.State == StateLeft:
 			c.router.failNode(name, fmt.Sprintf("node %s is %s", name, m.State))
+		case existed && o.Meta.Incarnation != 0 && o.Meta.Incarnation != m.Meta.Incarnation:
+			// Restarted faster than failure detection: what was sent to
+			// its previous life will not be answered.
+			c.router.failNode(name, fmt.Sprintf("node %s restarted", name))
 		}
 		for _, fn := range listeners {
 			fn(o, m)
@@ -378,6 +383,13 @@ func (c *Cluster) observe(n *memberlist.Node, state State) {
 	}
 	c.mu.Lock()
 	old, existed := c.live[n.Name]
+	if state == StateSuspect && existed && (old.state == StateDead || old.state == StateLeft) {
+		c.mu.Unlock()
+		return // only memberlist's own events bring a dead node back
+	}
+	if !existed || old.meta.Incarnation != meta.Incarnation || old.state != StateAlive {
+		c.acked[n.Name] = time.Now() // a new life (or a return) starts unsuspected
+	}
 	unchanged := existed && old.state == state && old.gossip == n.Address() && metaEqual(old.meta, meta)
 	if !unchanged {
 		since := time.Now()
@@ -422,6 +434,12 @@ func (c *Cluster) refreshLoop() {
 				if !ok {
 					c.acked[n.Name] = now
 				}
+				// A snapshot may list a node memberlist has declared dead
+				// since: never upgrade dead or left from a snapshot.
+				if l, known := c.live[n.Name]; known && (l.state == StateDead || l.state == StateLeft) {
+					c.mu.Unlock()
+					continue
+				}
 				c.mu.Unlock()
 				if ok && n.Name != c.cfg.Name && now.Sub(last) > quiet {
 					state = StateSuspect
@@ -451,6 +469,20 @@ func (c *Cluster) Leave(timeout time.Duration) error {
 	c.mu.Lock()
 	c.meta.Left = true
 	c.mu.Unlock()
+	// Tell every alive member over TCP, by a push/pull of the registry
+	// (which now says this node left): gossip alone may deliver
+	// memberlist's leave before the metadata that tells it from a death.
+	var peers []string
+	for _, m := range c.View().Members() {
+		if m.Name != c.cfg.Name && m.State == StateAlive && m.Gossip != "" {
+			peers = append(peers, m.Gossip)
+		}
+	}
+	if len(peers) > 0 {
+		if _, err := c.ml.Join(peers); err != nil {
+			c.log.Warn("telling members of the departure", "err", err)
+		}
+	}
 	if err := c.ml.UpdateNode(timeout); err != nil {
 		c.log.Warn("announcing departure", "err", err)
 	}

@@ -45,12 +45,12 @@ func unavailable(id uint64, format string, args ...any) *clusterpb.Reply {
 
 // Request sends req to the owner of its target and calls done exactly once:
 // with the reply, or with an unavailable error when the owner is down, the
-// owner's connection drops, or timeout passes. done runs on a cluster
-// goroutine and must not block.
+// owner's connection drops, or timeout passes. done always runs on the
+// node's inbox goroutine (see Handler) and must not block.
 func (c *Cluster) Request(req *clusterpb.Request, timeout time.Duration, done func(*clusterpb.Reply)) {
 	owner := c.OwnerOf(req.Kind, req.Target)
 	if owner == "" {
-		done(unavailable(0, "no host node is available"))
+		c.fail(done, unavailable(0, "no host node is available"))
 		return
 	}
 	c.RequestNode(owner, req, timeout, done)
@@ -60,7 +60,7 @@ func (c *Cluster) Request(req *clusterpb.Request, timeout time.Duration, done fu
 func (c *Cluster) RequestNode(node string, req *clusterpb.Request, timeout time.Duration, done func(*clusterpb.Reply)) {
 	m, ok := c.View().Member(node)
 	if !ok || m.State == StateDead || m.State == StateLeft {
-		done(unavailable(0, "node %s is down", node))
+		c.fail(done, unavailable(0, "node %s is down", node))
 		return
 	}
 	if timeout <= 0 || timeout > c.cfg.RequestTimeout {
@@ -69,7 +69,7 @@ func (c *Cluster) RequestNode(node string, req *clusterpb.Request, timeout time.
 	deadline := time.Now().Add(timeout)
 	id, ok := c.router.add(node, deadline, done)
 	if !ok {
-		done(unavailable(0, "too many requests in flight on this node"))
+		c.fail(done, unavailable(0, "too many requests in flight on this node"))
 		return
 	}
 	req.Id = id
@@ -92,6 +92,12 @@ func (c *Cluster) SendToOwner(kind clusterpb.Kind, target string, env *clusterpb
 		return
 	}
 	c.system.Root.Send(actor.NewPID(m.Meta.Remote, HostName), env)
+}
+
+// fail completes a call with a failure on the inbox goroutine, like every
+// reply, whatever goroutine found the failure.
+func (c *Cluster) fail(done func(*clusterpb.Reply), rep *clusterpb.Reply) {
+	c.Do(func() { done(rep) })
 }
 
 // InboxPID returns the inbox of the node with remote address addr.
@@ -158,7 +164,7 @@ func (r *router) failNode(node, why string) {
 	}
 	r.mu.Unlock()
 	for i, cl := range failed {
-		cl.done(unavailable(ids[i], "%s", why))
+		r.c.fail(cl.done, unavailable(ids[i], "%s", why))
 	}
 }
 
@@ -196,7 +202,7 @@ func (r *router) sweepLoop(stop <-chan struct{}) {
 			}
 			r.mu.Unlock()
 			for i, cl := range expired {
-				cl.done(unavailable(ids[i], "request timed out on node %s", cl.node))
+				r.c.fail(cl.done, unavailable(ids[i], "request timed out on node %s", cl.node))
 			}
 		}
 	}

@@ -117,7 +117,11 @@ func New(cfg Config, cl *cluster.Cluster, v *auth.Verifier) *Gateway {
 	g.presence = newPresence(g)
 	g.files = newFiles(g)
 	cl.SetHandler(eventRouter{g.hub, g.presence})
-	cl.OnChange(func(old, cur cluster.Member) { cl.Do(g.hub.viewChanged) })
+	cl.OnChange(func(old, cur cluster.Member) {
+		if g.hub.viewPending.CompareAndSwap(false, true) {
+			cl.Do(g.hub.viewChanged)
+		}
+	})
 	return g
 }
 

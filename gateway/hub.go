@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"encoding/json"
+	"sync/atomic"
 	"time"
 
 	"github.com/switchboard-chat/switchboard/actors/channel"
@@ -26,13 +27,14 @@ type hub struct {
 	rewatching map[string]bool
 	pending    map[string]int
 	again      map[string]bool
+	// viewPending coalesces view changes: one scan is queued at a time.
+	viewPending atomic.Bool
 }
 
 // ownerRef is one activation's home: a node in one life.
 type ownerRef struct {
 	node        string
 	incarnation int64
-	alive       bool
 }
 
 func newHub(g *Gateway) *hub {
@@ -40,11 +42,12 @@ func newHub(g *Gateway) *hub {
 		rewatching: make(map[string]bool), pending: make(map[string]int), again: make(map[string]bool)}
 }
 
-func (h *hub) ownerOf(ch string) ownerRef {
+// ownerOf returns the current owner of ch and whether it is alive.
+func (h *hub) ownerOf(ch string) (ownerRef, bool) {
 	v := h.g.cl.View()
-	name := cluster.Owner(v.Placement(), cluster.ScopeKey(kindChannel, ch))
+	name := h.g.cl.OwnerOf(kindChannel, ch)
 	m, _ := v.Member(name)
-	return ownerRef{node: name, incarnation: m.Meta.Incarnation, alive: m.State == cluster.StateAlive}
+	return ownerRef{node: name, incarnation: m.Meta.Incarnation}, m.State == cluster.StateAlive
 }
 
 // viewChanged re-watches every channel whose owner is now another node,
@@ -52,15 +55,14 @@ func (h *hub) ownerOf(ch string) ownerRef {
 // activation does not know this gateway's sessions. Channels whose owner
 // is down are re-watched when it is back.
 func (h *hub) viewChanged() {
+	h.viewPending.Store(false)
 	for ch, ss := range h.channels {
-		cur := h.ownerOf(ch)
-		old, ok := h.owners[ch]
-		if ok && cur.node == old.node && cur.incarnation == old.incarnation && (cur.alive || !old.alive) {
-			h.owners[ch] = cur
-			continue
+		cur, alive := h.ownerOf(ch)
+		if !alive || cur == h.owners[ch] {
+			continue // down: re-watched once it is back; or unchanged
 		}
 		h.owners[ch] = cur
-		if cur.alive && len(ss) > 0 {
+		if len(ss) > 0 {
 			h.rewatch(ch, 0)
 		}
 	}
@@ -69,6 +71,9 @@ func (h *hub) viewChanged() {
 // watch records that s watches ch from position seq on.
 func (h *hub) watch(s *session, ch string, seq uint64) {
 	if s.gone {
+		// The session ended before its watch was answered: the channel
+		// holds a watcher nobody will remove otherwise.
+		h.g.sessionsClosed(ch, s.id)
 		return
 	}
 	ss := h.channels[ch]
@@ -78,7 +83,7 @@ func (h *hub) watch(s *session, ch string, seq uint64) {
 	}
 	ss[s] = struct{}{}
 	if _, ok := h.owners[ch]; !ok {
-		h.owners[ch] = h.ownerOf(ch)
+		h.owners[ch], _ = h.ownerOf(ch)
 	}
 	if seq > s.watching[ch] {
 		s.watching[ch] = seq
@@ -253,6 +258,9 @@ func (h *hub) rewatched(ch string, sessions []*session, attempt int, rep *cluste
 	more := false
 	for _, s := range sessions {
 		if s.gone {
+			if accepted[s.id] {
+				h.g.sessionsClosed(ch, s.id) // ended while re-watched
+			}
 			continue
 		}
 		if _, ok := s.watching[ch]; !ok {

@@ -121,11 +121,14 @@ func (s *State) Watchers() int { return s.watchers.n }
 // DropSession forgets a session its gateway reports closed.
 func (s *State) DropSession(gw, session string) { s.watchers.remove(gw, session) }
 
-// DropGateway forgets every session of a gateway that is gone.
-func (s *State) DropGateway(gw string) {
+// DropGateway forgets every session of a gateway that is gone and
+// reports whether it had any.
+func (s *State) DropGateway(gw string) bool {
+	had := len(s.watchers.byGateway[gw]) > 0
 	for session := range s.watchers.byGateway[gw] {
 		s.watchers.remove(gw, session)
 	}
+	return had
 }
 
 // watch makes the caller's session a watcher.
