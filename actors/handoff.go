@@ -244,6 +244,7 @@ func (h *hostActor) locate(ctx actor.Context, kind clusterpb.Kind, id, key strin
 	l.pid = ctx.Spawn(actor.PropsFromProducer(func() actor.Actor {
 		return &locator{d: h.d, kind: kind, id: id, key: key, sc: scopeOf(kind, id), host: self}
 	}))
+	h.byPID[l.pid.Id] = key
 	h.locating[key] = l
 	return l
 }
@@ -254,6 +255,7 @@ func (h *hostActor) onLocated(ctx actor.Context, m *located) {
 		return
 	}
 	delete(h.locating, m.key)
+	delete(h.byPID, l.pid.Id)
 	ctx.Stop(l.pid)
 	if m.err == nil {
 		if _, err := h.activate(ctx, l.kind, l.id, m.key); err != nil {

@@ -89,7 +89,7 @@ func StartHost(d Deps) (*actor.PID, error) {
 	// message activates it afresh from the store.
 	stop := actor.NewOneForOneStrategy(0, 0, func(any) actor.Directive { return actor.StopDirective })
 	props := actor.PropsFromProducer(func() actor.Actor {
-		return &hostActor{d: &d, children: make(map[string]*child), locating: make(map[string]*locating)}
+		return &hostActor{d: &d, children: make(map[string]*child), locating: make(map[string]*locating), byPID: make(map[string]string)}
 	}, actor.WithSupervisor(stop))
 	pid, err := d.Cluster.System().Root.SpawnNamed(props, cluster.HostName)
 	if err != nil {
@@ -113,6 +113,7 @@ type hostActor struct {
 	d        *Deps
 	children map[string]*child    // scope key → activation
 	locating map[string]*locating // scope key → locate in progress
+	byPID    map[string]string    // child or locator PID id → scope key
 }
 
 type child struct {
@@ -124,6 +125,10 @@ type child struct {
 	// releasing is set once the child was asked to hand its scope over.
 	releasing bool
 }
+
+// clockSkewMS is how far clocks of two nodes may disagree before a
+// request's deadline is judged past on arrival.
+const clockSkewMS = 2000
 
 // passivate is sent by a child that has been idle.
 type passivate struct {
@@ -149,22 +154,22 @@ func (h *hostActor) Receive(ctx actor.Context) {
 		c := h.children[m.key]
 		if c != nil && c.forwarded == m.processed {
 			delete(h.children, m.key)
+			delete(h.byPID, c.pid.Id)
 			ctx.Stop(c.pid)
 			h.d.Metrics.passivated(c.kind)
 		}
 	case *actor.Terminated:
-		for k, c := range h.children {
-			if c.pid.Equal(m.Who) {
-				delete(h.children, k)
-				h.d.Metrics.passivated(c.kind)
-				break
-			}
+		key, ok := h.byPID[m.Who.Id]
+		if !ok {
+			break // passivated: already forgotten
 		}
-		for k, l := range h.locating {
-			if l.pid.Equal(m.Who) { // a locator that failed without reporting
-				h.onLocated(ctx, &located{key: k, err: protocol.Errorf(protocol.CodeUnavailable, "locating %s failed", k)})
-				break
-			}
+		delete(h.byPID, m.Who.Id)
+		if c := h.children[key]; c != nil && c.pid.Equal(m.Who) {
+			delete(h.children, key)
+			h.d.Metrics.passivated(c.kind)
+		} else if l := h.locating[key]; l != nil && l.pid.Equal(m.Who) {
+			// A locator that failed without reporting.
+			h.onLocated(ctx, &located{key: key, err: protocol.Errorf(protocol.CodeUnavailable, "locating %s failed", key)})
 		}
 	case *released:
 		h.onReleased(ctx, m)
@@ -205,7 +210,7 @@ func (h *hostActor) route(ctx actor.Context, env *clusterpb.Envelope) {
 	switch b := env.Body.(type) {
 	case *clusterpb.Envelope_Request:
 		req := b.Request
-		if req.DeadlineUnixMs > 0 && h.d.Clock().UnixMilli() > req.DeadlineUnixMs {
+		if req.DeadlineUnixMs > 0 && h.d.Clock().UnixMilli() > req.DeadlineUnixMs+clockSkewMS {
 			return // the caller has given up already
 		}
 		if req.Kind == clusterpb.Kind_KIND_NODE {
@@ -302,6 +307,7 @@ func (h *hostActor) activate(ctx actor.Context, kind clusterpb.Kind, target, key
 	}
 	pid := ctx.Spawn(props)
 	ctx.Watch(pid)
+	h.byPID[pid.Id] = key
 	c := &child{pid: pid, kind: k}
 	h.children[key] = c
 	h.d.Metrics.activated(k)

@@ -167,9 +167,13 @@ func New(cfg Config) (c *Cluster, err error) {
 		return nil, err
 	}
 	c.watchEndpoints()
-	c.wg.Add(2)
+	c.wg.Add(3)
 	go func() { defer c.wg.Done(); c.refreshLoop() }()
 	go func() { defer c.wg.Done(); c.router.sweepLoop(c.stop) }()
+	go func() {
+		defer c.wg.Done()
+		c.reg.saveLoop(c.stop, func(err error) { c.log.Error("saving the cluster registry", "err", err) })
+	}()
 	return c, nil
 }
 

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"testing"
+	"time"
 
 	"github.com/switchboard-chat/switchboard/cluster/clusterpb"
 )
@@ -99,5 +100,46 @@ func TestViewPlacementKeepsDeadHostsAndDropsLeftAndDraining(t *testing.T) {
 	}
 	if got := fmt.Sprint(v.Hosts()); got != "[alive dead draining]" {
 		t.Fatalf("hosts %s", got)
+	}
+}
+
+// TestRouterDeadlines: calls expire at their deadline, not before, found
+// through the timing wheel — including calls more than a turn away and
+// calls completed (taken) before their deadline.
+func TestRouterDeadlines(t *testing.T) {
+	r := newRouter(&Cluster{cfg: Config{MaxPending: 100}})
+	start := time.Unix(1000, 0)
+	r.swept = tickOf(start)
+	nop := func(*clusterpb.Reply) {}
+	short, _ := r.add("n", start.Add(100*time.Millisecond), nop)
+	mid, _ := r.add("n", start.Add(320*time.Millisecond), nop)
+	far, _ := r.add("n", start.Add(wheelSlots*wheelTick+time.Second), nop) // more than a turn
+	done, _ := r.add("n", start.Add(200*time.Millisecond), nop)
+	r.take(done)
+	at := func(d time.Duration) []uint64 {
+		ids, _ := r.expire(start.Add(d))
+		return ids
+	}
+	if got := at(50 * time.Millisecond); len(got) != 0 {
+		t.Fatalf("expired early: %v", got)
+	}
+	if got := at(150 * time.Millisecond); len(got) != 1 || got[0] != short {
+		t.Fatalf("at 150ms: %v, want [%d]", got, short)
+	}
+	if got := at(310 * time.Millisecond); len(got) != 0 {
+		t.Fatalf("at 310ms: %v (mid is due at 320ms)", got)
+	}
+	if got := at(360 * time.Millisecond); len(got) != 1 || got[0] != mid {
+		t.Fatalf("at 360ms: %v, want [%d]", got, mid)
+	}
+	// A turn later the far call's slot comes round before it is due.
+	if got := at(wheelSlots*wheelTick + 500*time.Millisecond); len(got) != 0 {
+		t.Fatalf("far call expired a turn early: %v", got)
+	}
+	if got := at(wheelSlots*wheelTick + 1100*time.Millisecond); len(got) != 1 || got[0] != far {
+		t.Fatalf("far call: %v, want [%d]", got, far)
+	}
+	if len(r.pending) != 0 {
+		t.Fatalf("%d calls left", len(r.pending))
 	}
 }

@@ -51,10 +51,13 @@ type registry struct {
 	mu    sync.Mutex // guards hosts; never held while saving
 	hosts map[string]HostRecord
 	store RegistryStore
+	// dirty wakes the saver: changes are saved by one goroutine, newest
+	// last, and never inside memberlist's callbacks (which hold its lock).
+	dirty chan struct{}
 }
 
 func newRegistry(store RegistryStore) (*registry, error) {
-	r := &registry{hosts: make(map[string]HostRecord), store: store}
+	r := &registry{hosts: make(map[string]HostRecord), store: store, dirty: make(chan struct{}, 1)}
 	if store == nil {
 		return r, nil
 	}
@@ -87,15 +90,40 @@ func (r *registry) merge(recs ...HostRecord) bool {
 			changed = true
 		}
 	}
-	var snapshot []byte
-	if changed && r.store != nil {
-		snapshot = r.encodeLocked()
-	}
 	r.mu.Unlock()
-	if snapshot != nil {
-		_ = r.store.SaveRegistry(snapshot)
+	if changed && r.store != nil {
+		select {
+		case r.dirty <- struct{}{}:
+		default: // a save is pending; it will take this change too
+		}
 	}
 	return changed
+}
+
+// saveLoop writes the registry after changes until stop closes, then once
+// more.
+func (r *registry) saveLoop(stop <-chan struct{}, log func(error)) {
+	if r.store == nil {
+		return
+	}
+	save := func() {
+		if err := r.store.SaveRegistry(r.encode()); err != nil {
+			log(err)
+		}
+	}
+	for {
+		select {
+		case <-r.dirty:
+			save()
+		case <-stop:
+			select {
+			case <-r.dirty:
+				save()
+			default:
+			}
+			return
+		}
+	}
 }
 
 func sameAddrs(a, b HostRecord) bool {

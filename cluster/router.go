@@ -26,16 +26,33 @@ type router struct {
 	next    uint64
 	pending map[uint64]*call
 	byNode  map[string]map[uint64]struct{}
+	// wheel finds expired calls without scanning them all: slot i holds
+	// the calls whose deadline falls in tick i (mod wheelSlots). A call
+	// whose deadline is more than a turn away is met again next turn.
+	wheel [wheelSlots]map[uint64]struct{}
+	swept int64 // the last tick swept
 }
+
+const (
+	wheelTick  = 50 * time.Millisecond
+	wheelSlots = 256 // a turn of 12.8 s covers the usual timeouts
+)
+
+func tickOf(t time.Time) int64 { return t.UnixNano() / int64(wheelTick) }
 
 type call struct {
 	node     string
 	deadline time.Time
+	slot     int
 	done     func(*clusterpb.Reply)
 }
 
 func newRouter(c *Cluster) *router {
-	return &router{c: c, pending: make(map[uint64]*call), byNode: make(map[string]map[uint64]struct{})}
+	r := &router{c: c, pending: make(map[uint64]*call), byNode: make(map[string]map[uint64]struct{}), swept: tickOf(time.Now())}
+	for i := range r.wheel {
+		r.wheel[i] = make(map[uint64]struct{})
+	}
+	return r
 }
 
 func unavailable(id uint64, format string, args ...any) *clusterpb.Reply {
@@ -111,7 +128,9 @@ func (r *router) add(node string, deadline time.Time, done func(*clusterpb.Reply
 	}
 	r.next++
 	id := r.next
-	r.pending[id] = &call{node: node, deadline: deadline, done: done}
+	slot := int(tickOf(deadline) % wheelSlots)
+	r.pending[id] = &call{node: node, deadline: deadline, slot: slot, done: done}
+	r.wheel[slot][id] = struct{}{}
 	ids := r.byNode[node]
 	if ids == nil {
 		ids = make(map[uint64]struct{})
@@ -134,6 +153,7 @@ func (r *router) takeLocked(id uint64) *call {
 		return nil
 	}
 	delete(r.pending, id)
+	delete(r.wheel[cl.slot], id)
 	if ids := r.byNode[cl.node]; ids != nil {
 		delete(ids, id)
 		if len(ids) == 0 {
@@ -180,6 +200,29 @@ func (r *router) failAll(why string) {
 	}
 }
 
+// expire takes the calls whose deadline is before now.
+func (r *router) expire(now time.Time) ([]uint64, []*call) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var ids []uint64
+	cur := tickOf(now)
+	for tick := max(r.swept+1, cur-wheelSlots+1); tick <= cur; tick++ {
+		for id := range r.wheel[tick%wheelSlots] {
+			if now.After(r.pending[id].deadline) {
+				ids = append(ids, id)
+			}
+		}
+	}
+	// The current tick's slot is swept again next time: calls in it may
+	// not be due yet.
+	r.swept = cur - 1
+	expired := make([]*call, len(ids))
+	for i, id := range ids {
+		expired[i] = r.takeLocked(id)
+	}
+	return ids, expired
+}
+
 // sweepLoop fails calls past their deadline.
 func (r *router) sweepLoop(stop <-chan struct{}) {
 	t := time.NewTicker(50 * time.Millisecond)
@@ -189,18 +232,7 @@ func (r *router) sweepLoop(stop <-chan struct{}) {
 		case <-stop:
 			return
 		case now := <-t.C:
-			r.mu.Lock()
-			var expired []*call
-			var ids []uint64
-			for id, cl := range r.pending {
-				if now.After(cl.deadline) {
-					ids = append(ids, id)
-				}
-			}
-			for _, id := range ids {
-				expired = append(expired, r.takeLocked(id))
-			}
-			r.mu.Unlock()
+			ids, expired := r.expire(now)
 			for i, cl := range expired {
 				r.c.fail(cl.done, unavailable(ids[i], "request timed out on node %s", cl.node))
 			}

@@ -27,6 +27,8 @@ type hub struct {
 	rewatching map[string]bool
 	pending    map[string]int
 	again      map[string]bool
+	// retries marks channels with a re-watch retry scheduled.
+	retries map[string]bool
 	// viewPending coalesces view changes: one scan is queued at a time.
 	viewPending atomic.Bool
 }
@@ -39,7 +41,8 @@ type ownerRef struct {
 
 func newHub(g *Gateway) *hub {
 	return &hub{g: g, channels: make(map[string]map[*session]struct{}), owners: make(map[string]ownerRef),
-		rewatching: make(map[string]bool), pending: make(map[string]int), again: make(map[string]bool)}
+		rewatching: make(map[string]bool), pending: make(map[string]int), again: make(map[string]bool),
+		retries: make(map[string]bool)}
 }
 
 // ownerOf returns the current owner of ch and whether it is alive.
@@ -162,6 +165,22 @@ func (h *hub) WatchLost(w *clusterpb.WatchLost) {
 // with the backoff below) before its sessions are told to reconnect.
 const maxRewatchAttempts = 20
 
+// retryLater re-watches ch after a backoff; one retry per channel is
+// pending at a time, however many of its requests failed.
+func (h *hub) retryLater(ch string, attempt int) {
+	if h.retries[ch] {
+		return
+	}
+	h.retries[ch] = true
+	delay := min(time.Duration(50*attempt)*time.Millisecond, 2*time.Second)
+	time.AfterFunc(delay, func() {
+		h.g.cl.Do(func() {
+			delete(h.retries, ch)
+			h.rewatch(ch, attempt)
+		})
+	})
+}
+
 // rewatch watches a channel again for every local session of it, in one
 // request per MaxRewatchSessions sessions, from the lowest position among
 // them; each session then gets the replayed events after its own position.
@@ -222,13 +241,16 @@ func (h *hub) rewatched(ch string, sessions []*session, attempt int, rep *cluste
 	if rep.Error != nil {
 		code := protocol.Code(rep.Error.Code)
 		if code == protocol.CodeUnavailable && attempt < maxRewatchAttempts {
-			delay := min(time.Duration(50*(attempt+1))*time.Millisecond, 2*time.Second)
-			time.AfterFunc(delay, func() { h.g.cl.Do(func() { h.rewatch(ch, attempt+1) }) })
+			h.retryLater(ch, attempt+1)
 			return
 		}
+		// The channel is gone (not_found: its watchers had channel.deleted)
+		// or cannot take the sessions back: they stop watching, and unless
+		// the channel is gone they are told to reconnect and resume rather
+		// than wait for events that will not come.
 		for _, s := range sessions {
 			h.unwatch(s, ch)
-			if code == protocol.CodeUnavailable {
+			if code != protocol.CodeNotFound {
 				s.out.close(reasonResync)
 			}
 		}

@@ -170,7 +170,12 @@ func (c *committer) apply(reqs []*request, failed error) *group {
 		return g
 	}
 	if len(c.fences) > maxFenceCache {
-		clear(c.fences)
+		// Only a cache; but a broken epoch lives nowhere else, so it stays.
+		for sc, fs := range c.fences {
+			if !fs.broken {
+				delete(c.fences, sc)
+			}
+		}
 	}
 	b := c.db.NewBatch()
 	for _, r := range reqs {
