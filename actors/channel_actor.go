@@ -1,8 +1,6 @@
 package actors
 
 import (
-	"runtime/debug"
-
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/switchboard-chat/switchboard/actors/channel"
 	"github.com/switchboard-chat/switchboard/actors/directory"
@@ -14,80 +12,51 @@ import (
 
 // channelActor adapts channel.State to the actor system.
 type channelActor struct {
-	boot      booting
-	id, key   string
-	d         *Deps
-	state     *channel.State
-	p         pipeline
-	processed uint64 // messages received from the host
-	wake      wakeTimer
+	scopeActor
+	state *channel.State
+	wake  wakeTimer
 }
 
 func newChannelActor(id, key string, d *Deps) actor.Actor {
+	sc := persistence.Scope{Kind: persistence.KindChannel, ID: id}
 	if directory.IsShard(id) {
 		// Directory shards are scopes of the channel kind with ids no
 		// client can name (directory_actor.go).
-		return &directoryActor{id: id, key: key, d: d}
+		a := &directoryActor{}
+		a.scopeActor = newScopeActor(id, key, "directory", sc, d, a)
+		return a
 	}
-	return &channelActor{id: id, key: key, d: d}
+	a := &channelActor{}
+	a.scopeActor = newScopeActor(id, key, "channel", sc, d, a)
+	return a
 }
 
-func (a *channelActor) Receive(ctx actor.Context) {
-	if !a.boot.hold(ctx, a.d.Store, ctx.Message()) {
-		a.receive(ctx, ctx.Message())
+func (a *channelActor) load(ctx actor.Context, log persistence.Log) (uint64, bool, error) {
+	st, err := channel.Load(a.id, log, a.d.Channel)
+	if err != nil {
+		return 0, false, err
 	}
+	epoch, err := log.Epoch()
+	if err != nil {
+		return 0, false, err
+	}
+	a.state = st
+	a.state.SetEpoch(epoch + 1)
+	notifyDirectory(a.d.Cluster, st.Announce())
+	return epoch, st.Exists(), nil
 }
 
-func (a *channelActor) receive(ctx actor.Context, msg any) {
-	defer func() {
-		if r := recover(); r != nil {
-			a.d.Logger.Error("channel actor failed", "channel", a.id, "panic", r, "stack", string(debug.Stack()))
-			a.stop(ctx, protocol.Errorf(protocol.CodeInternal, "internal error"))
-		}
-	}()
+func (a *channelActor) request(ctx actor.Context, req *clusterpb.Request) { a.handle(ctx, req) }
+
+func (a *channelActor) committed(index uint64) { a.state.Committed(index) }
+
+func (a *channelActor) other(ctx actor.Context, msg any) {
 	switch m := msg.(type) {
-	case booted:
-		// Held messages follow (answered "restarting" if this fails).
-		defer a.boot.flush(func(msg any) { a.receive(ctx, msg) })
-		if m.err != nil {
-			a.d.Logger.Error("activation barrier failed", "scope", a.key, "err", m.err)
-			a.p.dead = true
-			ctx.Stop(ctx.Self())
-			return
-		}
-		a.start(ctx)
-	case *releaseScope:
-		a.p.handOver(ctx, a.d.Store, persistence.Scope{Kind: persistence.KindChannel, ID: a.id}, m)
-	case stopNow:
-		ctx.Stop(ctx.Self())
 	case *clusterpb.Envelope:
-		a.processed++
-		if a.p.handingOver {
-			replyError(ctx, m.GetRequest(), protocol.Errorf(protocol.CodeUnavailable, "channel %s is moving to another node; retry", a.id))
-			return
-		}
-		if a.p.dead {
-			replyError(ctx, m.GetRequest(), protocol.Errorf(protocol.CodeUnavailable, "channel %s is restarting; retry", a.id))
-			return
-		}
-		switch b := m.Body.(type) {
-		case *clusterpb.Envelope_Request:
-			a.handle(ctx, b.Request)
-		case *clusterpb.Envelope_SessionsClosed:
-			for _, s := range b.SessionsClosed.Sessions {
-				a.state.DropSession(b.SessionsClosed.Gateway, s)
+		if b := m.GetSessionsClosed(); b != nil {
+			for _, s := range b.Sessions {
+				a.state.DropSession(b.Gateway, s)
 			}
-		}
-	case *committed:
-		if err := a.p.onCommitted(ctx, m); err != nil {
-			a.d.Logger.Error("channel commit failed", "channel", a.id, "err", err)
-			a.stop(ctx, storageError("channel "+a.id, err))
-			return
-		}
-		a.state.Committed(m.index)
-	case *fenced:
-		if err := a.p.onFenced(ctx, m); err != nil {
-			a.stop(ctx, storageError("channel "+a.id, err))
 		}
 	case *gatewayGone:
 		if a.state != nil && a.state.DropGateway(m.addr) {
@@ -96,34 +65,16 @@ func (a *channelActor) receive(ctx actor.Context, msg any) {
 			ctx.Send(cluster.InboxPID(m.addr), clusterpb.Wrap(&clusterpb.Envelope_WatchLost{WatchLost: &clusterpb.WatchLost{Channel: a.id}}))
 		}
 	case *actor.ReceiveTimeout:
-		a.maybePassivate(ctx)
+		// Watchers live in memory: a watched channel stays.
+		if a.state != nil && !a.state.Pending() && a.state.Watchers() == 0 {
+			a.passivate(ctx)
+		}
 	case channelWake:
 		a.onWake(ctx)
 	case *actor.Stopping:
-		a.disarm()
+		a.wake.disarm()
 		a.lostWatchers(ctx)
 	}
-}
-
-// start loads the channel and fences a new epoch. Commands may be handled
-// before the fence is durable: their outputs wait behind it.
-func (a *channelActor) start(ctx actor.Context) {
-	log := a.d.Store.Channel(a.id)
-	st, err := channel.Load(a.id, log, a.d.Channel)
-	if err == nil {
-		var epoch uint64
-		if epoch, err = log.Epoch(); err == nil {
-			a.state = st
-			a.state.SetEpoch(epoch + 1)
-			a.p.start(ctx, log, epoch+1, st.Exists())
-			ctx.SetReceiveTimeout(a.d.PassivateAfter)
-			notifyDirectory(a.d.Cluster, st.Announce())
-			return
-		}
-	}
-	a.d.Logger.Error("activate channel", "channel", a.id, "err", err)
-	a.p.dead = true
-	ctx.Stop(ctx.Self())
 }
 
 func (a *channelActor) handle(ctx actor.Context, req *clusterpb.Request) {
@@ -195,16 +146,6 @@ func (a *channelActor) send(ctx actor.Context, req *clusterpb.Request, eff *chan
 	notifyDirectory(a.d.Cluster, eff.Directory)
 }
 
-// stop answers everything waiting with e and stops: the next message
-// activates the channel afresh from what is durable.
-func (a *channelActor) stop(ctx actor.Context, e *protocol.Error) {
-	if a.p.dead {
-		return
-	}
-	a.p.fail(ctx, e)
-	ctx.Stop(ctx.Self())
-}
-
 // lostWatchers tells each watching gateway to watch again: this
 // activation is ending and its watcher table with it.
 func (a *channelActor) lostWatchers(ctx actor.Context) {
@@ -214,13 +155,4 @@ func (a *channelActor) lostWatchers(ctx actor.Context) {
 	for _, gw := range a.state.Gateways() {
 		ctx.Send(cluster.InboxPID(gw), clusterpb.Wrap(&clusterpb.Envelope_WatchLost{WatchLost: &clusterpb.WatchLost{Channel: a.id}}))
 	}
-}
-
-// maybePassivate asks the host to stop this activation when nothing
-// depends on it staying in memory.
-func (a *channelActor) maybePassivate(ctx actor.Context) {
-	if a.p.dead || a.state == nil || !a.p.idle() || a.state.Pending() || a.state.Watchers() > 0 {
-		return
-	}
-	ctx.Send(ctx.Parent(), &passivate{key: a.key, processed: a.processed})
 }

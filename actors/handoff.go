@@ -86,17 +86,31 @@ func (h *hostActor) nodeOp(ctx actor.Context, req *clusterpb.Request) {
 			replyError(ctx, req, protocol.Errorf(protocol.CodeUnavailable, "%s is not released to you here", key))
 			return
 		}
-		recs, last, done, err := h.d.Store.Export(sc, a.After, fetchChunkBytes)
-		if err != nil {
-			replyError(ctx, req, protocol.Errorf(protocol.CodeUnavailable, "export %s failed", key))
+		// Reading half a megabyte is not for the routing mailbox: a few
+		// exports at a time run beside it (a released scope is frozen, so
+		// reading it later is reading it now).
+		select {
+		case h.exports <- struct{}{}:
+		default:
+			replyError(ctx, req, protocol.Errorf(protocol.CodeUnavailable, "too many transfers in progress; retry"))
 			return
 		}
-		chunk := &clusterpb.Chunk{Last: last, Done: done, Records: make([]*clusterpb.Record, len(recs))}
-		for i, r := range recs {
-			chunk.Records[i] = &clusterpb.Record{Table: uint32(r.Table), Key: r.Key, Value: r.Value}
-		}
-		b, _ := proto.Marshal(chunk)
-		ctx.Send(cluster.InboxPID(req.ReplyTo), replyEnvelope(req, b, nil))
+		root := ctx.ActorSystem().Root
+		store, after := h.d.Store, a.After
+		h.exporting.Go(func() {
+			defer func() { <-h.exports }()
+			recs, last, done, err := store.Export(sc, after, fetchChunkBytes)
+			if err != nil {
+				root.Send(cluster.InboxPID(req.ReplyTo), replyEnvelope(req, nil, protocol.Errorf(protocol.CodeUnavailable, "export %s failed", key)))
+				return
+			}
+			chunk := &clusterpb.Chunk{Last: last, Done: done, Records: make([]*clusterpb.Record, len(recs))}
+			for i, r := range recs {
+				chunk.Records[i] = &clusterpb.Record{Table: uint32(r.Table), Key: r.Key, Value: r.Value}
+			}
+			b, _ := proto.Marshal(chunk)
+			root.Send(cluster.InboxPID(req.ReplyTo), replyEnvelope(req, b, nil))
+		})
 	case OpDrop:
 		st, err := h.d.Store.State(sc)
 		if err != nil || !st.Released || st.ReleasedTo != h.asker(req) || h.children[key] != nil || h.locating[key] != nil {

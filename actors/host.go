@@ -9,6 +9,7 @@ package actors
 import (
 	"errors"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -89,7 +90,8 @@ func StartHost(d Deps) (*actor.PID, error) {
 	// message activates it afresh from the store.
 	stop := actor.NewOneForOneStrategy(0, 0, func(any) actor.Directive { return actor.StopDirective })
 	props := actor.PropsFromProducer(func() actor.Actor {
-		return &hostActor{d: &d, children: make(map[string]*child), locating: make(map[string]*locating), byPID: make(map[string]string)}
+		return &hostActor{d: &d, children: make(map[string]*child), locating: make(map[string]*locating), byPID: make(map[string]string),
+			exports: make(chan struct{}, 4)}
 	}, actor.WithSupervisor(stop))
 	pid, err := d.Cluster.System().Root.SpawnNamed(props, cluster.HostName)
 	if err != nil {
@@ -114,6 +116,10 @@ type hostActor struct {
 	children map[string]*child    // scope key → activation
 	locating map[string]*locating // scope key → locate in progress
 	byPID    map[string]string    // child or locator PID id → scope key
+	// exports bounds hand-off chunks being read beside the mailbox;
+	// exporting joins them when the host stops.
+	exports   chan struct{}
+	exporting sync.WaitGroup
 }
 
 type child struct {
@@ -173,6 +179,8 @@ func (h *hostActor) Receive(ctx actor.Context) {
 		}
 	case *released:
 		h.onReleased(ctx, m)
+	case *actor.Stopping:
+		h.exporting.Wait()
 	case *located:
 		h.onLocated(ctx, m)
 	case *gatewayGone:

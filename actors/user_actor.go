@@ -2,7 +2,6 @@ package actors
 
 import (
 	"encoding/json"
-	"runtime/debug"
 
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/switchboard-chat/switchboard/actors/user"
@@ -14,98 +13,48 @@ import (
 
 // userActor adapts user.State to the actor system.
 type userActor struct {
-	boot      booting
-	id, key   string
-	d         *Deps
-	state     *user.State
-	p         pipeline
-	processed uint64
-	wake      wakeTimer
+	scopeActor
+	state *user.State
+	wake  wakeTimer
 }
 
 func newUserActor(id, key string, d *Deps) actor.Actor {
-	return &userActor{id: id, key: key, d: d}
+	a := &userActor{}
+	a.scopeActor = newScopeActor(id, key, "user", persistence.Scope{Kind: persistence.KindUser, ID: id}, d, a)
+	return a
 }
 
-func (a *userActor) Receive(ctx actor.Context) {
-	if !a.boot.hold(ctx, a.d.Store, ctx.Message()) {
-		a.receive(ctx, ctx.Message())
+func (a *userActor) load(ctx actor.Context, log persistence.Log) (uint64, bool, error) {
+	st, err := user.Load(a.id, log, a.d.User)
+	if err != nil {
+		return 0, false, err
 	}
+	epoch, err := log.Epoch()
+	if err != nil {
+		return 0, false, err
+	}
+	a.state = st
+	a.state.SetEpoch(epoch + 1)
+	return epoch, st.Exists(), nil
 }
 
-func (a *userActor) receive(ctx actor.Context, msg any) {
-	defer func() {
-		if r := recover(); r != nil {
-			a.d.Logger.Error("user actor failed", "user", a.id, "panic", r, "stack", string(debug.Stack()))
-			a.stop(ctx, protocol.Errorf(protocol.CodeInternal, "internal error"))
-		}
-	}()
+func (a *userActor) request(ctx actor.Context, req *clusterpb.Request) { a.handle(ctx, req) }
+
+func (a *userActor) committed(index uint64) { a.state.Committed(index) }
+
+func (a *userActor) other(ctx actor.Context, msg any) {
 	switch m := msg.(type) {
-	case booted:
-		// Held messages follow (answered "restarting" if this fails).
-		defer a.boot.flush(func(msg any) { a.receive(ctx, msg) })
-		if m.err != nil {
-			a.d.Logger.Error("activation barrier failed", "scope", a.key, "err", m.err)
-			a.p.dead = true
-			ctx.Stop(ctx.Self())
-			return
-		}
-		log := a.d.Store.User(a.id)
-		st, err := user.Load(a.id, log, a.d.User)
-		var epoch uint64
-		if err == nil {
-			epoch, err = log.Epoch()
-		}
-		if err != nil {
-			a.d.Logger.Error("activate user", "user", a.id, "err", err)
-			a.p.dead = true
-			ctx.Stop(ctx.Self())
-			return
-		}
-		a.state = st
-		a.state.SetEpoch(epoch + 1)
-		a.p.start(ctx, log, epoch+1, st.Exists())
-		ctx.SetReceiveTimeout(a.d.PassivateAfter)
-	case *releaseScope:
-		a.p.handOver(ctx, a.d.Store, persistence.Scope{Kind: persistence.KindUser, ID: a.id}, m)
-	case stopNow:
-		ctx.Stop(ctx.Self())
-	case *clusterpb.Envelope:
-		a.processed++
-		req := m.GetRequest()
-		if req == nil {
-			return
-		}
-		if a.p.handingOver {
-			replyError(ctx, req, protocol.Errorf(protocol.CodeUnavailable, "user %s is moving to another node; retry", a.id))
-			return
-		}
-		if a.p.dead {
-			replyError(ctx, req, protocol.Errorf(protocol.CodeUnavailable, "user %s is restarting; retry", a.id))
-			return
-		}
-		a.handle(ctx, req)
-	case *committed:
-		if err := a.p.onCommitted(ctx, m); err != nil {
-			a.stop(ctx, storageError("user "+a.id, err))
-			return
-		}
-		a.state.Committed(m.index)
 	case userWake:
-		a.wake.timer = nil
+		a.wake.fired()
 		a.internal(ctx, user.OpTick, struct{}{})
 	case *gatewayGone:
 		a.internal(ctx, user.OpGatewayGone, user.GatewayGoneArgs{Gateway: m.addr})
 	case *actor.Stopping:
-		a.disarm()
-	case *fenced:
-		if err := a.p.onFenced(ctx, m); err != nil {
-			a.stop(ctx, storageError("user "+a.id, err))
-		}
+		a.wake.disarm()
 	case *actor.ReceiveTimeout:
 		// Presence leases live in memory: an actor holding some stays.
-		if !a.p.dead && a.p.idle() && (a.state == nil || !a.state.Busy()) {
-			ctx.Send(ctx.Parent(), &passivate{key: a.key, processed: a.processed})
+		if a.state == nil || !a.state.Busy() {
+			a.passivate(ctx)
 		}
 	}
 }
@@ -134,14 +83,6 @@ func (a *userActor) handle(ctx actor.Context, req *clusterpb.Request) {
 		fail: func(ctx actor.Context, e *protocol.Error) { replyError(ctx, req, e) },
 	})
 	a.arm(ctx)
-}
-
-func (a *userActor) stop(ctx actor.Context, e *protocol.Error) {
-	if a.p.dead {
-		return
-	}
-	a.p.fail(ctx, e)
-	ctx.Stop(ctx.Self())
 }
 
 // notifyUserIndex tells a user's actor the user joined or left a channel.

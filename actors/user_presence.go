@@ -2,7 +2,6 @@ package actors
 
 import (
 	"encoding/json"
-	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/switchboard-chat/switchboard/actors/user"
@@ -21,30 +20,15 @@ type userWake struct{}
 
 // arm sets the timer for the state's next wake, unless one sooner is set.
 func (a *userActor) arm(ctx actor.Context) {
-	if a.state == nil {
-		return
-	}
-	at, ok := a.state.NextWake()
-	if !ok || (a.wake.timer != nil && !a.wake.at.After(at)) {
-		return
-	}
-	a.disarm()
-	d := max(at.Sub(a.d.Clock()), minWake)
-	self, root := ctx.Self(), ctx.ActorSystem().Root
-	a.wake.at = at
-	a.wake.timer = time.AfterFunc(d, func() { root.Send(self, userWake{}) })
-}
-
-func (a *userActor) disarm() {
-	if a.wake.timer != nil {
-		a.wake.timer.Stop()
-		a.wake.timer = nil
+	if a.state != nil {
+		at, ok := a.state.NextWake()
+		a.wake.arm(ctx, at, ok, a.d.Clock(), userWake{})
 	}
 }
 
 // internal handles a command the actor gives itself (no reply).
 func (a *userActor) internal(ctx actor.Context, op string, args any) {
-	if a.state == nil || a.p.dead || a.p.handingOver {
+	if a.state == nil || !a.usable() {
 		return
 	}
 	b, _ := json.Marshal(args)

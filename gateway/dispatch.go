@@ -95,11 +95,16 @@ func (s *session) handleFrame(frame []byte) {
 
 // checkID validates an id the client chose.
 func (s *session) checkID(field, v string) *protocol.Error {
+	return checkID(field, v, s.g.cfg.Limits.MaxIDLen)
+}
+
+// checkID validates an id: 1 to max bytes of printable ASCII, no spaces.
+func checkID(field, v string, max int) *protocol.Error {
 	if v == "" {
 		return protocol.Errorf(protocol.CodeBadRequest, "%s is required", field)
 	}
-	if len(v) > s.g.cfg.Limits.MaxIDLen {
-		return protocol.Errorf(protocol.CodeTooLong, "%s is %d bytes, the limit is %d", field, len(v), s.g.cfg.Limits.MaxIDLen)
+	if len(v) > max {
+		return protocol.Errorf(protocol.CodeTooLong, "%s is %d bytes, the limit is %d", field, len(v), max)
 	}
 	for i := 0; i < len(v); i++ {
 		if v[i] <= ' ' || v[i] >= 0x7f {
@@ -107,6 +112,41 @@ func (s *session) checkID(field, v string) *protocol.Error {
 		}
 	}
 	return nil
+}
+
+// pageLimit validates a page size (0: the default).
+func (s *session) pageLimit(n int) (int, *protocol.Error) {
+	l := s.g.cfg.Limits
+	if n == 0 {
+		return l.DefaultHistoryLimit, nil
+	}
+	if n < 1 || n > l.MaxHistoryLimit {
+		return 0, protocol.Errorf(protocol.CodeBadRequest, "limit must be between 1 and %d", l.MaxHistoryLimit)
+	}
+	return n, nil
+}
+
+// replyUsers answers with {users}: the user of each reply, in order,
+// leaving out users that do not exist.
+func (s *session) replyUsers(id []byte, reps []*clusterpb.Reply) {
+	users := make([]json.RawMessage, 0, len(reps))
+	for _, rep := range reps {
+		if rep.Error != nil {
+			if protocol.Code(rep.Error.Code) == protocol.CodeNotFound {
+				continue
+			}
+			s.replyError(id, replyError(rep))
+			return
+		}
+		var u struct {
+			User json.RawMessage `json:"user"`
+		}
+		if json.Unmarshal(rep.Result, &u) == nil {
+			users = append(users, u.User)
+		}
+	}
+	res, _ := json.Marshal(map[string]any{"users": users})
+	s.replyResult(id, res)
 }
 
 func (s *session) caller() *clusterpb.Caller {
@@ -372,26 +412,7 @@ func (s *session) usersGet(id, args []byte) {
 		}
 		reqs[i] = &clusterpb.Request{Kind: kindUser, Target: u, Op: user.OpGet, Caller: s.caller()}
 	}
-	s.fanout(reqs, func(reps []*clusterpb.Reply) {
-		users := make([]json.RawMessage, 0, len(reps))
-		for _, rep := range reps {
-			if rep.Error != nil {
-				if protocol.Code(rep.Error.Code) == protocol.CodeNotFound {
-					continue
-				}
-				s.replyError(id, replyError(rep))
-				return
-			}
-			var u struct {
-				User json.RawMessage `json:"user"`
-			}
-			if json.Unmarshal(rep.Result, &u) == nil {
-				users = append(users, u.User)
-			}
-		}
-		res, _ := json.Marshal(map[string]any{"users": users})
-		s.replyResult(id, res)
-	})
+	s.fanout(reqs, func(reps []*clusterpb.Reply) { s.replyUsers(id, reps) })
 }
 
 // channelsList lists the caller's channels, newest activity first. The
@@ -403,14 +424,10 @@ func (s *session) channelsList(id, args []byte) {
 		s.replyError(id, perr)
 		return
 	}
-	l := s.g.cfg.Limits
-	limit := l.DefaultHistoryLimit
-	if a.Limit != 0 {
-		if a.Limit < 1 || a.Limit > l.MaxHistoryLimit {
-			s.replyError(id, protocol.Errorf(protocol.CodeBadRequest, "limit must be between 1 and %d", l.MaxHistoryLimit))
-			return
-		}
-		limit = a.Limit
+	limit, perr := s.pageLimit(a.Limit)
+	if perr != nil {
+		s.replyError(id, perr)
+		return
 	}
 	var after *listCursor
 	if a.Cursor != "" {

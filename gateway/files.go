@@ -128,24 +128,12 @@ func (g *Gateway) authHTTP(r *http.Request) (httpUser, *protocol.Error) {
 		}
 		return httpUser{id: sess.User, admin: sess.Admin}, nil
 	case strings.EqualFold(scheme, "Dev") && g.cfg.DevAuth:
-		if perr := checkUserID(cred, g.cfg.Limits.MaxIDLen); perr != nil {
+		if perr := checkID("user id", cred, g.cfg.Limits.MaxIDLen); perr != nil {
 			return httpUser{}, perr
 		}
 		return httpUser{id: cred}, nil
 	}
 	return httpUser{}, protocol.Errorf(protocol.CodeUnauthenticated, "Authorization: Bearer <session token> required")
-}
-
-func checkUserID(v string, max int) *protocol.Error {
-	if v == "" || len(v) > max {
-		return protocol.Errorf(protocol.CodeBadRequest, "user id must be 1 to %d bytes", max)
-	}
-	for i := 0; i < len(v); i++ {
-		if v[i] <= ' ' || v[i] >= 0x7f {
-			return protocol.Errorf(protocol.CodeBadRequest, "user id may hold only printable ASCII without spaces")
-		}
-	}
-	return nil
 }
 
 // httpStatus maps a wire error to an HTTP status.
@@ -348,7 +336,7 @@ func (g *Gateway) ServeFile(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
 	notFound := protocol.Errorf(protocol.CodeNotFound, "no file %q", id)
 	_, owner, ok := parseFileID(id)
-	if !ok || checkUserID(owner, g.cfg.Limits.MaxIDLen) != nil {
+	if !ok || checkID("owner", owner, g.cfg.Limits.MaxIDLen) != nil {
 		writeHTTPError(w, 0, notFound)
 		return
 	}

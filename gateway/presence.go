@@ -155,48 +155,59 @@ func (p *presence) heartbeatLoop() {
 // status this gateway missed.
 func (p *presence) heartbeat() {
 	p.mu.Lock()
-	defer p.mu.Unlock()
-	ttl := p.ttl().Milliseconds()
-	on := true
-	users := make(map[string]struct{}, len(p.sessions)+len(p.watchers))
+	users := make([]string, 0, len(p.sessions)+len(p.watchers))
 	for u := range p.sessions {
-		users[u] = struct{}{}
+		users = append(users, u)
 	}
 	for u := range p.watchers {
-		users[u] = struct{}{}
+		if _, ok := p.sessions[u]; !ok {
+			users = append(users, u)
+		}
 	}
-	for u := range users {
-		a := user.PresenceArgs{TTLMS: ttl}
+	p.mu.Unlock()
+	// Each user's report is built and sent under mu (so it keeps its order
+	// with that user's close and watch reports), a chunk of users at a
+	// time: the inbox, which takes mu to deliver presence events, never
+	// waits for a whole pass.
+	const chunk = 256
+	for i := 0; i < len(users); i += chunk {
+		p.mu.Lock()
+		for _, u := range users[i:min(i+chunk, len(users))] {
+			p.heartbeatLocked(u)
+		}
+		p.mu.Unlock()
+	}
+}
+
+// heartbeatLocked sends one user's report. p.mu is held.
+func (p *presence) heartbeatLocked(u string) {
+	_, hasSessions := p.sessions[u]
+	_, watched := p.watchers[u]
+	if !hasSessions && !watched {
+		return // gone since the pass began; its close was reported
+	}
+	on := true
+	{
+		a := user.PresenceArgs{TTLMS: p.ttl().Milliseconds()}
 		for id := range p.sessions[u] {
 			a.Renew = append(a.Renew, id)
 		}
 		sort.Strings(a.Renew)
-		if _, watched := p.watchers[u]; !watched {
+		if !watched {
 			p.report(u, a)
-			continue
+			return
 		}
 		a.Watch = &on
 		args, _ := json.Marshal(a)
 		req := &clusterpb.Request{Kind: kindUser, Target: u, Op: user.OpPresence, Args: args, Caller: p.gatewayCaller()}
-		var failed atomic.Bool
+		// Replies (and failures) arrive on the inbox goroutine, in order
+		// with the user's events. A failed renewal is left to the next
+		// heartbeat: a lease lasts three of them.
 		p.g.cl.Request(req, p.interval, func(rep *clusterpb.Reply) {
-			// Replies arrive on the inbox goroutine, in order with the
-			// user's events. Failures may come at once, on this very
-			// goroutine with mu held, or later from anywhere: they must
-			// not take mu.
 			if rep.Error == nil {
 				p.reconcile(rep.Result)
-				return
 			}
-			failed.Store(true)
 		})
-		if failed.Load() {
-			// Refused before it was sent (too many requests in flight,
-			// say): renew without asking for a reply. Later failures are
-			// left to the next heartbeat; a renewal sent after mu is
-			// released could overtake a close.
-			p.report(u, a)
-		}
 	}
 }
 
@@ -298,24 +309,7 @@ func (p *presence) watch(s *session, id []byte, args []byte) {
 	left := len(users)
 	finish := func() {
 		s.release()
-		out := make([]json.RawMessage, 0, len(reps))
-		for _, rep := range reps {
-			if rep.Error != nil {
-				if protocol.Code(rep.Error.Code) == protocol.CodeNotFound {
-					continue
-				}
-				s.replyError(id, replyError(rep))
-				return
-			}
-			var r struct {
-				User json.RawMessage `json:"user"`
-			}
-			if json.Unmarshal(rep.Result, &r) == nil {
-				out = append(out, r.User)
-			}
-		}
-		res, _ := json.Marshal(map[string]any{"users": out})
-		s.replyResult(id, res)
+		s.replyUsers(id, reps)
 	}
 	if len(users) == 0 {
 		finish()

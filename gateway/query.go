@@ -26,15 +26,12 @@ func (s *session) channelsQuery(id, args []byte) {
 		s.replyError(id, perr)
 		return
 	}
-	l := s.g.cfg.Limits
-	limit := l.DefaultHistoryLimit
-	if a.Limit != 0 {
-		if a.Limit < 1 || a.Limit > l.MaxHistoryLimit {
-			s.replyError(id, protocol.Errorf(protocol.CodeBadRequest, "limit must be between 1 and %d", l.MaxHistoryLimit))
-			return
-		}
-		limit = a.Limit
+	limit, perr := s.pageLimit(a.Limit)
+	if perr != nil {
+		s.replyError(id, perr)
+		return
 	}
+	l := s.g.cfg.Limits
 	if a.Type != "" && !protocol.ValidChannelType(a.Type) {
 		s.replyError(id, protocol.Errorf(protocol.CodeBadRequest, "type must be one of standard, private, conversation, broadcast, community, live"))
 		return

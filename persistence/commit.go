@@ -23,18 +23,19 @@ import (
 // its requests were submitted, so an actor acknowledges in segment order.
 
 type request struct {
-	scope   Scope
-	epoch   uint64
-	fence   bool      // raise the fence to epoch
-	restore *Snapshot // replace the scope's records and set the fence to epoch
-	ops     []Op
-	kind    reqKind
+	scope Scope
+	epoch uint64
+	fence bool // raise the fence to epoch
+	ops   []Op
+	kind  reqKind
 	// Import chunks (see Store.Import).
 	records      []SnapshotRecord
 	first, final bool
-	out          *uint64 // reqRelease: receives the new epoch
-	to           string  // reqRelease: the node the scope is released to
-	done         func(error)
+	// replace (Restore) may overwrite a served scope, with a higher epoch.
+	replace bool
+	out     *uint64 // reqRelease: receives the new epoch
+	to      string  // reqRelease: the node the scope is released to
+	done    func(error)
 	// err refuses the request: set at submission for a malformed request
 	// (which still waits its turn, so that callbacks stay in order) or by
 	// the applier.
@@ -44,7 +45,7 @@ type request struct {
 type reqKind uint8
 
 const (
-	reqAppend  reqKind = iota // also fence and restore, told apart by fields
+	reqAppend  reqKind = iota // an entry, or a fence when fence is set
 	reqRelease                // fence one epoch up, marked released
 	reqImport                 // one hand-off chunk
 	reqDrop                   // delete a released scope's records
@@ -184,7 +185,7 @@ func (c *committer) apply(reqs []*request, failed error) *group {
 		}
 		if err := c.check(r); err != nil {
 			r.err = err
-			if r.kind == reqAppend && r.restore == nil && !r.fence {
+			if r.kind == reqAppend && !r.fence {
 				if fs, ferr := c.fence(r.scope); ferr == nil && r.epoch == fs.epoch {
 					fs.broken = true
 					c.fences[r.scope] = fs
@@ -239,7 +240,7 @@ func (c *committer) check(r *request) error {
 	if err := r.scope.check(); err != nil {
 		return err
 	}
-	if r.restore == nil && !r.fence {
+	if r.kind == reqAppend && !r.fence {
 		for _, op := range r.ops {
 			if op.Table == TableFence {
 				return fmt.Errorf("%w: entries may not write the fence", ErrInvalid)
@@ -260,7 +261,12 @@ func (c *committer) check(r *request) error {
 		}
 		return nil
 	case reqImport:
-		if r.first {
+		switch {
+		case r.replace: // a restore: above whatever fence there is
+			if r.epoch <= cur {
+				return ErrFenced
+			}
+		case r.first:
 			if cur > 0 && !fs.released {
 				return ErrFenced // never overwrite a scope served here
 			}
@@ -272,7 +278,7 @@ func (c *committer) check(r *request) error {
 		return nil
 	}
 	switch {
-	case r.restore != nil, r.fence:
+	case r.fence:
 		if r.epoch <= cur {
 			return ErrFenced
 		}
@@ -297,22 +303,7 @@ func (c *committer) write(b *pebble.Batch, r *request) error {
 	case reqImport:
 		return c.writeImport(b, r)
 	}
-	switch {
-	case r.restore != nil:
-		lower, upper := r.scope.scopeBounds()
-		if err := b.DeleteRange(lower, upper, nil); err != nil {
-			return err
-		}
-		for _, rec := range r.restore.Records {
-			if rec.Table == TableFence {
-				continue
-			}
-			if err := b.Set(r.scope.key(rec.Table, rec.Key), rec.Value, nil); err != nil {
-				return err
-			}
-		}
-		return c.setFence(b, r.scope, fenceState{epoch: r.epoch})
-	case r.fence:
+	if r.fence {
 		return c.setFence(b, r.scope, fenceState{epoch: r.epoch})
 	}
 	for _, op := range r.ops {

@@ -164,7 +164,7 @@ func TestFenceWithinOneGroup(t *testing.T) {
 		fenceReq(sc, 2),
 		appendReq(sc, put(1, TableAux, "b", "v")),
 		appendReq(sc, put(2, TableAux, "c", "v")),
-		{scope: sc, epoch: 2, restore: &Snapshot{Scope: sc}},
+		{scope: sc, epoch: 2, kind: reqImport, first: true, final: true, replace: true}, // a restore
 		fenceReq(sc, 3),
 		appendReq(sc, put(2, TableAux, "d", "v")),
 		appendReq(sc, put(3, TableAux, "e", "v")),

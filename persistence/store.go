@@ -162,7 +162,8 @@ func (s *Store) Restore(snap *Snapshot, epoch uint64) error {
 		return fmt.Errorf("%w: nil snapshot", ErrInvalid)
 	}
 	done := make(chan error, 1)
-	s.c.submit(&request{scope: snap.Scope, restore: snap, epoch: epoch, done: func(err error) { done <- err }})
+	s.c.submit(&request{scope: snap.Scope, kind: reqImport, records: snap.Records, first: true, final: true, replace: true,
+		epoch: epoch, done: func(err error) { done <- err }})
 	return <-done
 }
 

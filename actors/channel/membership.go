@@ -200,36 +200,49 @@ func (s *State) targets(users []string) ([]*memberRecord, *protocol.Error) {
 	return out, nil
 }
 
-func (s *State) handleMembersAdd(c Caller, args json.RawMessage, now time.Time) (any, *protocol.Error) {
+// newMembers reads the users of a members.add or members.invite, checks
+// the caller may (allowed, else forbidden with the message), and returns
+// each user's record, refusing users that are already in (already) or
+// banned.
+func (s *State) newMembers(c Caller, args json.RawMessage, now time.Time, allowed func(Caller, *memberRecord) bool,
+	forbidden string, already func(*memberRecord) bool) ([]string, []*memberRecord, *protocol.Error) {
 	var a protocol.MembersArgs
 	if err := protocol.DecodeArgs(args, &a); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	users, perr := s.usersArg(a.Users)
 	if perr != nil {
-		return nil, perr
+		return nil, nil, perr
 	}
 	cm, perr := s.mustMember(c.User)
 	if perr != nil {
-		return nil, perr
+		return nil, nil, perr
 	}
-	if !s.isModerator(c, cm) {
-		return nil, protocol.Errorf(protocol.CodeForbidden, "only owners and moderators may add members to %s", s.id)
+	if !allowed(c, cm) {
+		return nil, nil, protocol.Errorf(protocol.CodeForbidden, forbidden, s.id)
 	}
 	if s.meta.Channel.Distinct {
-		return nil, protocol.Errorf(protocol.CodeForbidden, "the members of distinct conversation %s are fixed", s.id)
+		return nil, nil, protocol.Errorf(protocol.CodeForbidden, "the members of distinct conversation %s are fixed", s.id)
 	}
 	ms, perr := s.targets(users)
 	if perr != nil {
-		return nil, perr
+		return nil, nil, perr
 	}
 	for i, m := range ms {
-		if isMember(m) {
-			return nil, protocol.Errorf(protocol.CodeAlreadyMember, "%s is already a member of %s", users[i], s.id)
+		if already(m) {
+			return nil, nil, protocol.Errorf(protocol.CodeAlreadyMember, "%s is already a member of %s", users[i], s.id)
 		}
 		if bannedAt(m, now) {
-			return nil, protocol.Errorf(protocol.CodeBanned, "%s is banned from %s; unban first", users[i], s.id)
+			return nil, nil, protocol.Errorf(protocol.CodeBanned, "%s is banned from %s; unban first", users[i], s.id)
 		}
+	}
+	return users, ms, nil
+}
+
+func (s *State) handleMembersAdd(c Caller, args json.RawMessage, now time.Time) (any, *protocol.Error) {
+	users, ms, perr := s.newMembers(c, args, now, s.isModerator, "only owners and moderators may add members to %s", isMember)
+	if perr != nil {
+		return nil, perr
 	}
 	out := make([]*protocol.Member, len(users))
 	for i, u := range users {
@@ -299,35 +312,9 @@ func (s *State) mayInvite(c Caller, m *memberRecord) bool {
 }
 
 func (s *State) handleMembersInvite(c Caller, args json.RawMessage, now time.Time) (any, *protocol.Error) {
-	var a protocol.MembersArgs
-	if err := protocol.DecodeArgs(args, &a); err != nil {
-		return nil, err
-	}
-	users, perr := s.usersArg(a.Users)
+	users, ms, perr := s.newMembers(c, args, now, s.mayInvite, "you may not invite users to %s", counted)
 	if perr != nil {
 		return nil, perr
-	}
-	cm, perr := s.mustMember(c.User)
-	if perr != nil {
-		return nil, perr
-	}
-	if !s.mayInvite(c, cm) {
-		return nil, protocol.Errorf(protocol.CodeForbidden, "you may not invite users to %s", s.id)
-	}
-	if s.meta.Channel.Distinct {
-		return nil, protocol.Errorf(protocol.CodeForbidden, "the members of distinct conversation %s are fixed", s.id)
-	}
-	ms, perr := s.targets(users)
-	if perr != nil {
-		return nil, perr
-	}
-	for i, m := range ms {
-		if counted(m) {
-			return nil, protocol.Errorf(protocol.CodeAlreadyMember, "%s is already a member of %s", users[i], s.id)
-		}
-		if bannedAt(m, now) {
-			return nil, protocol.Errorf(protocol.CodeBanned, "%s is banned from %s; unban first", users[i], s.id)
-		}
 	}
 	out := make([]*protocol.Member, len(users))
 	for i, u := range users {

@@ -1,0 +1,172 @@
+package actors
+
+import (
+	"runtime/debug"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"github.com/switchboard-chat/switchboard/cluster/clusterpb"
+	"github.com/switchboard-chat/switchboard/persistence"
+	"github.com/switchboard-chat/switchboard/protocol"
+)
+
+// scopeActor is what every adapter of a scope (a channel, a user, a
+// directory shard) does the same way: it activates behind a store barrier,
+// feeds requests to its state machine through the commit pipeline, hands
+// its scope over when asked, stops (answering what waits) on any failure,
+// and counts what it processed for the host's passivation handshake. The
+// adapter supplies the rest through scopeHooks.
+type scopeActor struct {
+	id, key   string
+	what      string // "channel", "user", "directory": for logs and errors
+	sc        persistence.Scope
+	d         *Deps
+	hooks     scopeHooks
+	boot      booting
+	p         pipeline
+	processed uint64
+}
+
+// scopeHooks are an adapter's own parts.
+type scopeHooks interface {
+	// load reads the state machine from log and returns the scope's
+	// current fence and whether the scope exists.
+	load(ctx actor.Context, log persistence.Log) (epoch uint64, exists bool, err error)
+	// request handles one request (the actor is ready, not dead, not
+	// handing over).
+	request(ctx actor.Context, req *clusterpb.Request)
+	// committed tells the state machine entries up to index are durable.
+	committed(index uint64)
+	// other handles every other message (envelopes without a request,
+	// timers, lifecycle).
+	other(ctx actor.Context, msg any)
+}
+
+func newScopeActor(id, key, what string, sc persistence.Scope, d *Deps, hooks scopeHooks) scopeActor {
+	return scopeActor{id: id, key: key, what: what, sc: sc, d: d, hooks: hooks}
+}
+
+func (s *scopeActor) Receive(ctx actor.Context) {
+	if !s.boot.hold(ctx, s.d.Store, ctx.Message()) {
+		s.receive(ctx, ctx.Message())
+	}
+}
+
+func (s *scopeActor) receive(ctx actor.Context, msg any) {
+	defer func() {
+		if r := recover(); r != nil {
+			s.d.Logger.Error(s.what+" actor failed", "scope", s.key, "panic", r, "stack", string(debug.Stack()))
+			s.stop(ctx, protocol.Errorf(protocol.CodeInternal, "internal error"))
+		}
+	}()
+	switch m := msg.(type) {
+	case booted:
+		// Held messages follow (answered "restarting" if this fails).
+		defer s.boot.flush(func(msg any) { s.receive(ctx, msg) })
+		s.start(ctx, m.err)
+	case *releaseScope:
+		s.p.handOver(ctx, s.d.Store, s.sc, m)
+	case stopNow:
+		ctx.Stop(ctx.Self())
+	case *clusterpb.Envelope:
+		s.processed++
+		req := m.GetRequest()
+		switch {
+		case s.p.handingOver:
+			replyError(ctx, req, protocol.Errorf(protocol.CodeUnavailable, "%s %s is moving to another node; retry", s.what, s.id))
+		case s.p.dead:
+			replyError(ctx, req, protocol.Errorf(protocol.CodeUnavailable, "%s %s is restarting; retry", s.what, s.id))
+		case req != nil:
+			s.hooks.request(ctx, req)
+		default:
+			s.hooks.other(ctx, m)
+		}
+	case *committed:
+		if err := s.p.onCommitted(ctx, m); err != nil {
+			s.d.Logger.Error(s.what+" commit failed", "scope", s.key, "err", err)
+			s.stop(ctx, storageError(s.what+" "+s.id, err))
+			return
+		}
+		s.hooks.committed(m.index)
+	case *fenced:
+		if err := s.p.onFenced(ctx, m); err != nil {
+			s.stop(ctx, storageError(s.what+" "+s.id, err))
+		}
+	default:
+		s.hooks.other(ctx, msg)
+	}
+}
+
+// start loads the scope once the barrier is through, and fences a new
+// epoch (lazily for a scope that does not exist yet). Commands may be
+// handled before the fence is durable: their outputs wait behind it.
+func (s *scopeActor) start(ctx actor.Context, barrierErr error) {
+	err := barrierErr
+	if err == nil {
+		log := s.d.Store.Log(s.sc)
+		var epoch uint64
+		var exists bool
+		if epoch, exists, err = s.hooks.load(ctx, log); err == nil {
+			s.p.start(ctx, log, epoch+1, exists)
+			ctx.SetReceiveTimeout(s.d.PassivateAfter)
+			return
+		}
+	}
+	s.d.Logger.Error("activate "+s.what, "scope", s.key, "err", err)
+	s.p.dead = true
+	ctx.Stop(ctx.Self())
+}
+
+// stop answers everything waiting with e and stops: the next message
+// activates the scope afresh from what is durable.
+func (s *scopeActor) stop(ctx actor.Context, e *protocol.Error) {
+	if s.p.dead {
+		return
+	}
+	s.p.fail(ctx, e)
+	ctx.Stop(ctx.Self())
+}
+
+// passivate asks the host to stop this activation; the host agrees only if
+// nothing was sent to it since.
+func (s *scopeActor) passivate(ctx actor.Context) {
+	if !s.p.dead && s.p.idle() {
+		ctx.Send(ctx.Parent(), &passivate{key: s.key, processed: s.processed})
+	}
+}
+
+// usable reports whether the actor may act on its own (a timer firing).
+func (s *scopeActor) usable() bool { return !s.p.dead && !s.p.handingOver }
+
+// wakeTimer is an actor's one timer for its state's time-driven changes
+// (typing that lapses, presence leases): armed for the state's next wake
+// and re-armed after every command. It posts msg to the actor.
+type wakeTimer struct {
+	timer *time.Timer
+	at    time.Time
+}
+
+// minWake keeps a wake that is due at once from spinning.
+const minWake = 5 * time.Millisecond
+
+// arm sets the timer for at (ok false: nothing to wake for), unless one
+// sooner is already set.
+func (w *wakeTimer) arm(ctx actor.Context, at time.Time, ok bool, now time.Time, msg any) {
+	if !ok || (w.timer != nil && !w.at.After(at)) {
+		return
+	}
+	w.disarm()
+	self, root := ctx.Self(), ctx.ActorSystem().Root
+	w.at = at
+	w.timer = time.AfterFunc(max(at.Sub(now), minWake), func() { root.Send(self, msg) })
+}
+
+// fired notes that the timer went off.
+func (w *wakeTimer) fired() { w.timer = nil }
+
+func (w *wakeTimer) disarm() {
+	if w.timer != nil {
+		w.timer.Stop()
+		w.timer = nil
+	}
+}
