@@ -131,7 +131,7 @@ func New(cfg Config) (c *Cluster, err error) {
 	}
 	c.system = actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger {
 		return cfg.Logger.With("component", "actor")
-	}), actor.WithDeadLetterThrottleCount(1), actor.WithDeadLetterThrottleInterval(10*time.Second))
+	}), actor.WithDeadLetterThrottleCount(1), actor.WithDeadLetterThrottleInterval(time.Second))
 
 	host, portStr, err := net.SplitHostPort(cfg.RemoteAddr)
 	if err != nil {

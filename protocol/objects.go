@@ -64,9 +64,9 @@ type User struct {
 	Name        string          `json:"name"`
 	Description string          `json:"description"`
 	Image       string          `json:"image"`
-	Metadata    json.RawMessage `json:"metadata,omitempty"`
+	Metadata    json.RawMessage `json:"metadata"`
 	Status      string          `json:"status"`
-	LastSeen    Time            `json:"last_seen,omitzero"`
+	LastSeen    Time            `json:"last_seen"`
 	Admin       bool            `json:"admin,omitempty"`
 	CreatedAt   Time            `json:"created_at,omitzero"`
 	UpdatedAt   Time            `json:"updated_at,omitzero"`
@@ -93,19 +93,19 @@ type Channel struct {
 	Name            string          `json:"name"`
 	Description     string          `json:"description"`
 	Image           string          `json:"image"`
-	Metadata        json.RawMessage `json:"metadata,omitempty"`
+	Metadata        json.RawMessage `json:"metadata"`
 	Tags            []string        `json:"tags"`
 	Public          bool            `json:"public"`
 	Distinct        bool            `json:"distinct"`
 	MemberCount     int64           `json:"member_count"`
 	MessageCount    int64           `json:"message_count"`
 	LastSegment     uint64          `json:"last_segment"`
-	LastMessage     *Message        `json:"last_message,omitempty"`
-	MutedUntil      Time            `json:"muted_until,omitzero"`
-	RateLimit       *RateLimit      `json:"rate_limit,omitempty"`
+	LastMessage     *Message        `json:"last_message"`
+	MutedUntil      Time            `json:"muted_until"`
+	RateLimit       *RateLimit      `json:"rate_limit"`
 	SlowModeMS      int64           `json:"slow_mode_ms"`
 	AutoDeleteFlags int             `json:"auto_delete_flags"`
-	AttachedTo      *AttachedTo     `json:"attached_to,omitempty"`
+	AttachedTo      *AttachedTo     `json:"attached_to"`
 	TypingEvents    *bool           `json:"typing_events,omitempty"` // unset in a stored record: the type's default
 	CreatedBy       string          `json:"created_by,omitempty"`
 	CreatedAt       Time            `json:"created_at,omitzero"`
@@ -125,9 +125,9 @@ type Member struct {
 	Channel              string   `json:"channel"`
 	Membership           string   `json:"membership"`
 	Roles                []string `json:"roles"`
-	MutedUntil           Time     `json:"muted_until,omitzero"`
+	MutedUntil           Time     `json:"muted_until"`
 	MuteReason           string   `json:"mute_reason,omitempty"`
-	BannedUntil          Time     `json:"banned_until,omitzero"`
+	BannedUntil          Time     `json:"banned_until"`
 	BanReason            string   `json:"ban_reason,omitempty"`
 	ReadSegment          uint64   `json:"read_segment"`
 	LastMentionedSegment uint64   `json:"last_mentioned_segment"`
@@ -163,20 +163,81 @@ type Message struct {
 	User        string           `json:"user"`
 	Type        string           `json:"type"`
 	Text        string           `json:"text"`
-	Data        json.RawMessage  `json:"data,omitempty"`
-	Metadata    json.RawMessage  `json:"metadata,omitempty"`
-	Tags        []string         `json:"tags,omitempty"`
-	ParentID    string           `json:"parent_id,omitempty"`
+	Data        json.RawMessage  `json:"data"`
+	Metadata    json.RawMessage  `json:"metadata"`
+	Tags        []string         `json:"tags"`
+	ParentID    string           `json:"parent_id"`
 	ReplyCount  int64            `json:"reply_count"`
-	Mentions    []string         `json:"mentions,omitempty"`
-	Attachments []File           `json:"attachments,omitempty"`
-	Reactions   map[string]int64 `json:"reactions,omitempty"`
-	MyReactions []string         `json:"my_reactions,omitempty"`
-	Favorite    bool             `json:"favorite,omitempty"`
-	FlagCount   *int64           `json:"flag_count,omitempty"`
-	ClientID    string           `json:"client_id,omitempty"`
-	CreatedAt   Time             `json:"created_at,omitzero"`
-	EditedAt    Time             `json:"edited_at,omitzero"`
-	Deleted     bool             `json:"deleted"`
-	System      *SystemInfo      `json:"system,omitempty"`
+	Mentions    []string         `json:"mentions"`
+	Attachments []File           `json:"attachments"`
+	Reactions   map[string]int64 `json:"reactions"`
+	// MyReactions and Favorite are the reader's own: set in replies and
+	// history (always, so [] and false when none), left out of events,
+	// which are encoded once for every watcher.
+	MyReactions []string    `json:"my_reactions,omitzero"`
+	Favorite    *bool       `json:"favorite,omitzero"`
+	FlagCount   *int64      `json:"flag_count,omitempty"` // moderators only
+	ClientID    string      `json:"client_id"`
+	CreatedAt   Time        `json:"created_at"`
+	EditedAt    Time        `json:"edited_at"`
+	Deleted     bool        `json:"deleted"`
+	System      *SystemInfo `json:"system"`
+}
+
+// UnmarshalJSON reads a message; a null data or metadata object is nil.
+func (m *Message) UnmarshalJSON(b []byte) error {
+	type plain Message
+	if err := json.Unmarshal(b, (*plain)(m)); err != nil {
+		return err
+	}
+	m.Data, m.Metadata = nullIsNil(m.Data), nullIsNil(m.Metadata)
+	return nil
+}
+
+// UnmarshalJSON reads a channel; a null metadata object is nil.
+func (c *Channel) UnmarshalJSON(b []byte) error {
+	type plain Channel
+	if err := json.Unmarshal(b, (*plain)(c)); err != nil {
+		return err
+	}
+	c.Metadata = nullIsNil(c.Metadata)
+	return nil
+}
+
+// UnmarshalJSON reads a user; a null metadata object is nil.
+func (u *User) UnmarshalJSON(b []byte) error {
+	type plain User
+	if err := json.Unmarshal(b, (*plain)(u)); err != nil {
+		return err
+	}
+	u.Metadata = nullIsNil(u.Metadata)
+	return nil
+}
+
+// nullIsNil maps a JSON null (which json.RawMessage keeps as the bytes
+// "null") to nil, so "no object" has one representation.
+func nullIsNil(r json.RawMessage) json.RawMessage {
+	if len(r) == 4 && string(r) == "null" {
+		return nil
+	}
+	return r
+}
+
+// MarshalJSON writes every list of m as an array, empty rather than null.
+func (m Message) MarshalJSON() ([]byte, error) {
+	type plain Message // without this method
+	p := plain(m)
+	if p.Tags == nil {
+		p.Tags = []string{}
+	}
+	if p.Mentions == nil {
+		p.Mentions = []string{}
+	}
+	if p.Attachments == nil {
+		p.Attachments = []File{}
+	}
+	if p.Reactions == nil {
+		p.Reactions = map[string]int64{}
+	}
+	return json.Marshal(p)
 }

@@ -135,16 +135,21 @@ type WatchArgs struct {
 
 // WatchResult is the result of channel.join and channel.watch.
 type WatchResult struct {
-	Channel  *Channel          `json:"channel"`
-	Member   *Member           `json:"member,omitempty"`
-	Messages []*Message        `json:"messages"`
-	HasMore  bool              `json:"has_more"`
-	Seq      uint64            `json:"seq"`
-	Events   []json.RawMessage `json:"events,omitempty"`
-	// EventsHasMore is true when more missed events exist than one reply
-	// carries; ask again with since_seq set to the last event's seq.
-	EventsHasMore bool `json:"events_has_more,omitempty"`
-	Reset         bool `json:"reset,omitempty"`
+	Channel  *Channel   `json:"channel"`
+	Member   *Member    `json:"member"`
+	Messages []*Message `json:"messages"`
+	// HasMore: without since_seq, older messages exist before the page;
+	// with since_seq, more missed events exist than this reply carries
+	// (ask again from the last event's seq). MessagesHasMore and
+	// EventsHasMore say each one separately.
+	HasMore         bool   `json:"has_more"`
+	MessagesHasMore bool   `json:"messages_has_more"`
+	Seq             uint64 `json:"seq"`
+	// Events (with since_seq only, then always an array) are the missed
+	// persisted events, in seq order.
+	Events        []json.RawMessage `json:"events,omitzero"`
+	EventsHasMore bool              `json:"events_has_more,omitempty"`
+	Reset         bool              `json:"reset,omitempty"`
 }
 
 // ChannelsListArgs are the args of channels.list.

@@ -41,13 +41,15 @@ func TestTimeJSON(t *testing.T) {
 	}
 }
 
-func TestTimeOmitzero(t *testing.T) {
-	b, _ := json.Marshal(User{ID: "u"})
+// TestZeroTimeIsNull: an unset time is present, as null (the contract's
+// objects always carry their fields).
+func TestZeroTimeIsNull(t *testing.T) {
+	b, _ := json.Marshal(Member{User: "u"})
 	var m map[string]any
 	_ = json.Unmarshal(b, &m)
-	for _, f := range []string{"last_seen", "created_at", "updated_at"} {
-		if _, ok := m[f]; ok {
-			t.Errorf("zero %s present in %s", f, b)
+	for _, f := range []string{"muted_until", "banned_until"} {
+		if v, ok := m[f]; !ok || v != nil {
+			t.Errorf("zero %s is %v (present %v) in %s, want null", f, v, ok, b)
 		}
 	}
 }

@@ -356,6 +356,12 @@ func (h *harness) history(c Caller, args map[string]any) historyResult {
 
 func u64(v uint64) *uint64 { return &v }
 
+// noRecord reports whether a join result's member is the synthesized one
+// of a caller without a member record (a live viewer, a reader).
+func noRecord(m *protocol.Member) bool {
+	return m != nil && m.Membership == protocol.MembershipViewer && m.CreatedAt.IsZero()
+}
+
 // userMessages leaves out system messages (joins take segments too).
 func userMessages(msgs []protocol.Message) []protocol.Message {
 	var out []protocol.Message

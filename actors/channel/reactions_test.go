@@ -71,7 +71,7 @@ func TestReactions(t *testing.T) {
 					if !maps.Equal(got.Reactions, map[string]int64{"👍": 2, "party": 1}) || !slices.Equal(got.MyReactions, mine) {
 						t.Errorf("%s: %s sees reactions %v mine %v, want mine %v", when, user, got.Reactions, got.MyReactions, mine)
 					}
-					if len(msgs[1].MyReactions) != 0 || msgs[1].Reactions != nil {
+					if len(msgs[1].MyReactions) != 0 || len(msgs[1].Reactions) != 0 {
 						t.Errorf("%s: the other message shows %v / %v", when, msgs[1].Reactions, msgs[1].MyReactions)
 					}
 				}
@@ -98,12 +98,12 @@ func TestReactions(t *testing.T) {
 			}
 			h.react(caller("bob"), protocol.OpReactionRemove, m.ID, "👍")
 			got := h.react(caller("alice"), protocol.OpReactionRemove, m.ID, "👍")
-			if got.Reactions != nil || got.MyReactions != nil {
-				t.Errorf("no reactions left: %+v", got)
+			if len(got.Reactions) != 0 || got.MyReactions == nil || len(got.MyReactions) != 0 {
+				t.Errorf("no reactions left (want {} and []): %+v", got)
 			}
 			h.reload()
-			if hist := h.history(caller("alice"), nil); hist.Messages[0].Reactions != nil || hist.Messages[0].MyReactions != nil {
-				t.Errorf("after removing all: %+v", hist.Messages[0])
+			if hist := userMessages(h.history(caller("alice"), nil).Messages); len(hist[0].Reactions) != 0 || hist[0].MyReactions == nil || len(hist[0].MyReactions) != 0 {
+				t.Errorf("after removing all: %+v", hist[0])
 			}
 		})
 	}
@@ -131,13 +131,13 @@ func TestReactionRules(t *testing.T) {
 
 	// A deleted message loses its reactions and takes no more.
 	d := ok[messageResult](h, caller("alice"), protocol.OpMessageDelete, map[string]any{"channel": channelID, "message_id": m.ID}).Message
-	if d.Reactions != nil {
+	if len(d.Reactions) != 0 {
 		t.Errorf("deleted message keeps reactions %v", d.Reactions)
 	}
 	h.fail(caller("bob"), add, args(m.ID, "b"), protocol.CodeInvalidState)
 	h.fail(caller("bob"), protocol.OpReactionRemove, args(m.ID, "b"), protocol.CodeInvalidState)
-	if hist := h.history(caller("bob"), nil); hist.Messages[0].MyReactions != nil {
-		t.Errorf("deleted message shows my_reactions %v", hist.Messages[0].MyReactions)
+	if hist := userMessages(h.history(caller("bob"), nil).Messages); len(hist[0].MyReactions) != 0 {
+		t.Errorf("deleted message shows my_reactions %v", hist[0].MyReactions)
 	}
 }
 

@@ -111,6 +111,7 @@ func (s *State) personalizeAll(c Caller, ms []*protocol.Message) ([]*protocol.Me
 		return out, nil
 	}
 	if len(ms) == 1 && s.cur != nil && s.cur.Index != 0 && s.cur.Index == s.rich.sentIndex && ms[0].Segment == s.rich.sent {
+		out[0] = ownView(ms[0], nil, false) // just sent: nothing of the reader's yet
 		return out, nil
 	}
 	uc, err := s.userCounts(c.User)
@@ -174,13 +175,23 @@ func (s *State) personalizeAll(c Caller, ms []*protocol.Message) ([]*protocol.Me
 		}
 	}
 	for i, m := range out {
-		if m.Deleted || (len(mine[m.Segment]) == 0 && !favs[m.Segment]) {
+		if m.Deleted {
+			out[i] = ownView(m, nil, false)
 			continue
 		}
-		v := cloneMessage(m)
-		v.MyReactions = mine[m.Segment]
-		v.Favorite = favs[m.Segment]
-		out[i] = v
+		out[i] = ownView(m, mine[m.Segment], favs[m.Segment])
 	}
 	return out, nil
+}
+
+// ownView is m with the reader's own fields set (always present in what a
+// reader reads, even when empty). m itself is never changed: it may be
+// cached and shared.
+func ownView(m *protocol.Message, mine []string, fav bool) *protocol.Message {
+	v := cloneMessage(m)
+	if mine == nil {
+		mine = []string{}
+	}
+	v.MyReactions, v.Favorite = mine, &fav
+	return v
 }

@@ -178,7 +178,7 @@ func (s *State) handleJoin(c Caller, args json.RawMessage, now time.Time) (any, 
 			}
 		}
 	}
-	return s.finishWatch(r, m, a.SinceSeq), nil
+	return s.finishWatch(r, c.User, m, a.SinceSeq), nil
 }
 
 func (s *State) handleWatch(c Caller, args json.RawMessage, _ time.Time) (any, *protocol.Error) {
@@ -200,7 +200,7 @@ func (s *State) handleWatch(c Caller, args json.RawMessage, _ time.Time) (any, *
 	if err := s.watch(c); err != nil {
 		return nil, err
 	}
-	return s.finishWatch(r, m, a.SinceSeq), nil
+	return s.finishWatch(r, c.User, m, a.SinceSeq), nil
 }
 
 func (s *State) handleUnwatch(c Caller, args json.RawMessage, _ time.Time) (any, *protocol.Error) {
@@ -246,11 +246,14 @@ func (s *State) prepareWatch(c Caller, since *uint64) (*protocol.WatchResult, *p
 	if perr != nil {
 		return nil, perr
 	}
-	r := &protocol.WatchResult{Messages: view, HasMore: more}
+	r := &protocol.WatchResult{Messages: view, HasMore: more, MessagesHasMore: more}
 	if since != nil {
 		events, more, reset, perr := s.replay(*since)
 		if perr != nil {
 			return nil, perr
+		}
+		if events == nil {
+			events = []json.RawMessage{}
 		}
 		r.Events, r.EventsHasMore, r.Reset = events, more, reset
 	}
@@ -261,9 +264,14 @@ func (s *State) prepareWatch(c Caller, since *uint64) (*protocol.WatchResult, *p
 // and member as they are now, the current seq, and the events the command
 // itself emitted (a join's member.joined), which follow since too. A
 // join's system message is added to the page by handleJoin.
-func (s *State) finishWatch(r *protocol.WatchResult, m *memberRecord, since *uint64) *protocol.WatchResult {
+func (s *State) finishWatch(r *protocol.WatchResult, user string, m *memberRecord, since *uint64) *protocol.WatchResult {
 	r.Channel = s.channelView()
 	r.Member = s.memberView(m)
+	if r.Member == nil {
+		// A live viewer, or a reader of a public channel: no record, but
+		// the caller's standing all the same.
+		r.Member = &protocol.Member{User: user, Channel: s.id, Membership: protocol.MembershipViewer, Roles: []string{}}
+	}
 	r.Seq = s.meta.LastSeq
 	if since != nil && !r.Reset && !r.EventsHasMore {
 		for _, ev := range s.cur.Events {
@@ -276,6 +284,9 @@ func (s *State) finishWatch(r *protocol.WatchResult, m *memberRecord, since *uin
 			}
 			r.Events = append(r.Events, ev.Frame)
 		}
+	}
+	if since != nil {
+		r.HasMore = r.EventsHasMore // the contract's resume paging flag
 	}
 	return r
 }

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"maps"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -165,6 +166,11 @@ func TestMentionsReadStateAndListE2E(t *testing.T) {
 	if _, err := alice.Send(ctx, sendArgs("newer", "in newer")); err != nil {
 		t.Fatal(err)
 	}
+	// last_activity has millisecond precision: let the clock move on so the
+	// next message is strictly newer.
+	for start := time.Now().UnixMilli(); time.Now().UnixMilli() <= start+1; {
+		runtime.Gosched()
+	}
 	// The older channel gets the newest message, with a mention of bob.
 	m, err := alice.Send(ctx, protocol.SendArgs{Channel: "older", Text: "@bob look", Mentions: []string{"bob", "stranger"}})
 	if err != nil {
@@ -232,7 +238,7 @@ func TestPayloadsFavoritesAndSearchE2E(t *testing.T) {
 	call[struct{}](t, bob, protocol.OpMessageFavorite, map[string]any{"channel": "p", "message_id": m.ID, "on": true})
 	hb, _ := bob.History(ctx, protocol.HistoryArgs{Channel: "p"})
 	ha, _ := alice.History(ctx, protocol.HistoryArgs{Channel: "p"})
-	if !hb.Messages[0].Favorite || ha.Messages[0].Favorite {
+	if hb.Messages[0].Favorite == nil || !*hb.Messages[0].Favorite || ha.Messages[0].Favorite == nil || *ha.Messages[0].Favorite {
 		t.Fatalf("favorite: bob %v alice %v", hb.Messages[0].Favorite, ha.Messages[0].Favorite)
 	}
 	// Search pages newest first, two at a time, with next_before.
