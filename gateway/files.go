@@ -133,6 +133,9 @@ func (g *Gateway) authHTTP(r *http.Request) (httpUser, *protocol.Error) {
 		}
 		return httpUser{id: cred}, nil
 	}
+	if g.cfg.DevAuth {
+		return httpUser{}, protocol.Errorf(protocol.CodeUnauthenticated, "Authorization: Bearer <session token> or (development auth) Dev <user id> required")
+	}
 	return httpUser{}, protocol.Errorf(protocol.CodeUnauthenticated, "Authorization: Bearer <session token> required")
 }
 

@@ -55,10 +55,10 @@ func (s *State) handleFileCheck(c Caller, args json.RawMessage, _ time.Time) (an
 // deleted version m of old is written: its reactions go (my_reactions is
 // not shown on deleted messages), its files stop being readable through
 // this channel, and a reply leaves its parent's reply_count.
-func (s *State) deleting(old, m *protocol.Message) {
+func (s *State) deleting(old, m *protocol.Message, actor string) {
 	m.Reactions = nil
 	for _, f := range old.Attachments {
 		s.auxDel(fileKey(f.ID))
 	}
-	s.replyDeleted(old)
+	s.replyDeleted(old, actor)
 }

@@ -143,7 +143,7 @@ func (s *State) handleFlag(c Caller, args json.RawMessage, now time.Time) (any, 
 		w.counts[msg.Segment] = n
 	}
 	if limit := s.meta.Channel.AutoDeleteFlags; limit > 0 && n >= int64(limit) {
-		d := s.softDelete(msg, now)
+		d := s.softDelete(msg, "")
 		s.emit(protocol.EventMessageDeleted, autoDeleteEvent{Message: d, Reason: "auto_delete_flags"})
 	}
 	return struct{}{}, nil

@@ -153,6 +153,15 @@ func (s *State) leaveChannel(c Caller, m *memberRecord, now time.Time) (any, *pr
 	if !listed && s.watchers.byUser[c.User] == 0 {
 		return nil, protocol.Errorf(protocol.CodeNotMember, "you are not a member of %s", s.id)
 	}
+	if isMember(m) && m.hasRole(protocol.RoleOwner) {
+		other, err := s.anotherOwner(c.User)
+		if err != nil {
+			return nil, internal(err)
+		}
+		if !other {
+			return nil, protocol.Errorf(protocol.CodeInvalidState, "you are the only owner of %s: have an admin make someone else owner first, or delete the channel", s.id)
+		}
+	}
 	s.cur.Watch = s.watchers.removeUser(c.User)
 	s.cur.Unwatching = true
 	if listed {
@@ -432,6 +441,27 @@ func (s *State) handleMembersList(c Caller, args json.RawMessage, _ time.Time) (
 // memberPage returns up to limit member records with user ids above after,
 // in id order, and whether more follow. Records written but not yet
 // durable are only in the cache (pinned), so they overlay the store's.
+// anotherOwner reports whether a member other than user is an owner. It
+// pages through the members (an owner leaving is rare).
+func (s *State) anotherOwner(user string) (bool, error) {
+	after := ""
+	for {
+		page, more, err := s.memberPage(after, 256)
+		if err != nil {
+			return false, err
+		}
+		for _, m := range page {
+			if m.User != user && isMember(m) && m.hasRole(protocol.RoleOwner) {
+				return true, nil
+			}
+			after = m.User
+		}
+		if !more || len(page) == 0 {
+			return false, nil
+		}
+	}
+}
+
 func (s *State) memberPage(after string, limit int) ([]*memberRecord, bool, error) {
 	pending := map[string]*memberRecord{}
 	s.members.eachDirty(func(u string, m *memberRecord) {

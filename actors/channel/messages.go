@@ -322,13 +322,14 @@ func (s *State) handleMessageDelete(c Caller, args json.RawMessage, now time.Tim
 			return nil, protocol.Errorf(protocol.CodeForbidden, "only the author or a moderator may delete a message")
 		}
 	}
-	m := s.softDelete(old, now)
+	m := s.softDelete(old, c.User)
 	s.emit(protocol.EventMessageDeleted, messageEvent{Message: m, Actor: c.User})
 	return protocol.MessageResult{Message: s.viewMessage(c, m)}, nil
 }
 
-// softDelete marks a message deleted and clears its content.
-func (s *State) softDelete(old *protocol.Message, now time.Time) *protocol.Message {
+// softDelete marks a message deleted and clears its content; actor is who
+// deleted it ("" for the channel itself, by flags).
+func (s *State) softDelete(old *protocol.Message, actor string) *protocol.Message {
 	m := cloneMessage(old)
 	m.Deleted = true
 	m.Text = ""
@@ -336,8 +337,7 @@ func (s *State) softDelete(old *protocol.Message, now time.Time) *protocol.Messa
 	m.Metadata = nil
 	m.Attachments = nil
 	m.Mentions = nil
-	m.EditedAt = protocol.At(now)
-	s.deleting(old, m)
+	s.deleting(old, m, actor)
 	s.putMessage(m)
 	if s.meta.Channel.MessageCount > 0 {
 		s.meta.Channel.MessageCount--
@@ -373,6 +373,10 @@ func (s *State) handleHistory(c Caller, args json.RawMessage, _ time.Time) (any,
 		q.after, q.forward = *a.After, true
 	}
 	if a.Before != nil {
+		if *a.Before == 0 {
+			// Nothing lies below segment 0 (0 is not "unbounded" here).
+			return protocol.HistoryResult{Messages: []*protocol.Message{}}, nil
+		}
 		q.before = *a.Before
 	}
 	var thread func(*protocol.Message) bool

@@ -32,7 +32,20 @@ func (s *State) systemMessage(info protocol.SystemInfo, now time.Time) *protocol
 	s.meta.Channel.LastActivity = protocol.At(now)
 	s.putMessage(msg)
 	s.emit(protocol.EventMessageNew, messageEvent{Message: msg})
+	s.readOwn(from, seg)
 	return msg
+}
+
+// readOwn moves a member's read_segment to seg: what one says or does
+// oneself is never unread.
+func (s *State) readOwn(user string, seg uint64) {
+	m, err := s.member(user)
+	if err != nil || !isMember(m) || m.ReadSegment >= seg {
+		return
+	}
+	nm := m.clone()
+	nm.ReadSegment = seg
+	s.putMember(nm)
 }
 
 // systemText is a plain-English rendering of a system message, for

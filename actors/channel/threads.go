@@ -37,7 +37,7 @@ func (s *State) replied(c Caller, parent, reply *protocol.Message) {
 // replyDeleted lowers the parent's reply_count when a reply is deleted
 // and announces it. The reply stays in the index: history lists deleted
 // messages as tombstones.
-func (s *State) replyDeleted(old *protocol.Message) {
+func (s *State) replyDeleted(old *protocol.Message, actor string) {
 	if old.ParentID == "" {
 		return
 	}
@@ -48,7 +48,7 @@ func (s *State) replyDeleted(old *protocol.Message) {
 	p := cloneMessage(parent)
 	p.ReplyCount--
 	s.putMessage(p)
-	s.emit(protocol.EventMessageUpdated, messageEvent{Message: p})
+	s.emit(protocol.EventMessageUpdated, messageEvent{Message: p, Actor: actor})
 }
 
 // threadPage is page for the replies of the message at parent: it walks

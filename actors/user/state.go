@@ -275,10 +275,12 @@ func (s *State) dispatch(cmd Command, now time.Time, eff *Effects) (any, *protoc
 	return nil, protocol.Errorf(protocol.CodeBadRequest, "unknown op %q", cmd.Op)
 }
 
-func (s *State) view(_ Caller) protocol.User {
+func (s *State) view(c Caller) protocol.User {
 	u := s.profile
 	u.ID = s.id
 	u.Status, u.LastSeen = s.presenceView()
+	// admin is a property of the session's token, shown on one's own user.
+	u.Admin = c.User == s.id && c.Admin
 	return u
 }
 

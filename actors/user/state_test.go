@@ -280,3 +280,24 @@ func TestChannelIndexTies(t *testing.T) {
 		h.reload()
 	}
 }
+
+// TestAdminShownOnOwnUserOnly: admin comes from the session's token and is
+// shown on the caller's own user, never to others.
+func TestAdminShownOnOwnUserOnly(t *testing.T) {
+	h := newHarness(t)
+	h.do(OpLogin, `{}`)
+	var r struct {
+		User protocol.User `json:"user"`
+	}
+	eff := h.doAs(Caller{User: "alice", Admin: true}, protocol.OpMe, `{}`)
+	if err := json.Unmarshal(eff.Result, &r); err != nil || !r.User.Admin {
+		t.Fatalf("me of an admin session: %s %v", eff.Result, err)
+	}
+	eff = h.doAs(Caller{User: "mallory", Admin: true}, OpGet, `{}`)
+	var other struct {
+		User protocol.User `json:"user"`
+	}
+	if err := json.Unmarshal(eff.Result, &other); err != nil || other.User.Admin {
+		t.Fatalf("another admin sees alice as admin: %s %v", eff.Result, err)
+	}
+}
