@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/bloom"
 	"github.com/cockroachdb/pebble/v2/vfs"
 )
 
@@ -73,6 +74,12 @@ func Open(dir string, opts Options) (*Store, error) {
 		Cache:        cache,
 		MemTableSize: 32 << 20,
 		Logger:       pebbleLogger{opts.Logger},
+	}
+	// Bloom filters on every level: the idempotency check of each send is
+	// a point lookup that almost always misses, and a miss should not read
+	// a data block of every table it might be in.
+	for i := range popts.Levels {
+		popts.Levels[i].FilterPolicy = bloom.FilterPolicy(10)
 	}
 	db, err := pebble.Open(dir, popts)
 	if err != nil {

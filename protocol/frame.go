@@ -167,5 +167,44 @@ func appendID(dst []byte, id json.RawMessage) []byte {
 
 // EncodeEvent encodes an event frame.
 func EncodeEvent(name, channel string, seq uint64, data any) ([]byte, error) {
-	return json.Marshal(Event{Event: name, Channel: channel, Seq: seq, Data: data})
+	b, err := json.Marshal(data)
+	if err != nil {
+		return nil, err
+	}
+	return AppendEvent(make([]byte, 0, len(b)+len(name)+len(channel)+48), name, channel, seq, b), nil
+}
+
+// AppendEvent appends an event frame with already-encoded data (which
+// must be valid JSON) to dst: the same bytes EncodeEvent produces,
+// without encoding data again.
+func AppendEvent(dst []byte, name, channel string, seq uint64, data []byte) []byte {
+	dst = append(dst, `{"event":`...)
+	dst = AppendString(dst, name)
+	if channel != "" {
+		dst = append(dst, `,"channel":`...)
+		dst = AppendString(dst, channel)
+	}
+	if seq != 0 {
+		dst = append(dst, `,"seq":`...)
+		dst = strconv.AppendUint(dst, seq, 10)
+	}
+	dst = append(dst, `,"data":`...)
+	dst = append(dst, data...)
+	return append(dst, '}')
+}
+
+// AppendString appends s as a JSON string, byte for byte as
+// encoding/json would write it. Plain printable ASCII (every id and
+// event name) is copied directly; anything else goes through
+// encoding/json.
+func AppendString(dst []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			b, _ := json.Marshal(s)
+			return append(dst, b...)
+		}
+	}
+	dst = append(dst, '"')
+	dst = append(dst, s...)
+	return append(dst, '"')
 }

@@ -132,6 +132,7 @@ func (s *State) handleCreate(c Caller, args json.RawMessage, now time.Time) (any
 		LastActivity: protocol.At(now),
 	}
 	s.meta.Channel.TypingEvents = a.TypingEvents
+	s.settingsChanged()
 	owner := newMember(s.id, c.User, []string{protocol.RoleOwner}, now)
 	s.putMember(owner)
 	s.meta.Channel.MemberCount = 1
@@ -277,6 +278,7 @@ func (s *State) handleUpdate(c Caller, args json.RawMessage, now time.Time) (any
 	}
 	ch.UpdatedAt = protocol.At(now)
 	s.meta.Channel = ch
+	s.settingsChanged()
 	s.emit(protocol.EventChannelUpdated, channelEvent{Channel: s.channelView(), Actor: c.User})
 	return protocol.ChannelResult{Channel: s.channelView(), Member: s.memberView(m)}, nil
 }
@@ -301,6 +303,7 @@ func (s *State) handleChannelDelete(c Caller, args json.RawMessage, now time.Tim
 	}
 	s.meta.Channel.Deleted = true
 	s.meta.Channel.UpdatedAt = protocol.At(now)
+	s.settingsChanged()
 	s.emit(protocol.EventChannelDeleted, channelEvent{Channel: s.channelView(), Actor: c.User})
 	// Watchers receive channel.deleted and then stop watching.
 	s.cur.Watch = s.watchers.removeAll()

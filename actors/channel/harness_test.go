@@ -163,6 +163,7 @@ func encodeArgs(t *testing.T, args any) json.RawMessage {
 func (h *harness) do(c Caller, op string, args any) *Effects {
 	h.t.Helper()
 	before := fingerprint(h.s)
+	settings, gen := settingsOf(h.s), h.s.settingsGen
 	lastSeq := h.s.LastSeq()
 	eff := h.s.Handle(Command{Op: op, Args: encodeArgs(h.t, args), Caller: c}, h.now)
 	if eff.Err != nil {
@@ -177,6 +178,11 @@ func (h *harness) do(c Caller, op string, args any) *Effects {
 	}
 	if !json.Valid(eff.Result) {
 		h.t.Fatalf("%s: result is not JSON: %s", op, eff.Result)
+	}
+	// Settings are only written when marked changed: a command that
+	// changes them without marking them would lose them on restart.
+	if settingsOf(h.s) != settings && h.s.settingsGen == gen {
+		h.t.Fatalf("%s changed the channel's settings without settingsChanged", op)
 	}
 	next := lastSeq + 1
 	for _, ev := range eff.Events {
@@ -269,6 +275,15 @@ func eventNames(t *testing.T, eff *Effects) []string {
 }
 
 // fingerprint captures the state a refused command must leave alone.
+// settingsOf is the meta record without its counters.
+func settingsOf(s *State) string {
+	m := s.meta
+	m.LastSeq, m.FirstSeq = 0, 0
+	m.Channel.LastSegment, m.Channel.MessageCount, m.Channel.MemberCount = 0, 0, 0
+	m.Channel.LastActivity = protocol.Time{}
+	return string(encode(&m))
+}
+
 func fingerprint(s *State) string {
 	var last string
 	if s.lastMsg != nil {

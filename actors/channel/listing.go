@@ -67,6 +67,7 @@ func (s *State) listingChanged(before directory.Entry) {
 		return
 	}
 	s.meta.DirVersion++
+	s.settingsChanged()
 	now.Version = s.meta.DirVersion
 	shards := before.Shards()
 	for _, sh := range now.Shards() {

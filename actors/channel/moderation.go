@@ -250,6 +250,7 @@ func (s *State) handleChannelMute(c Caller, args json.RawMessage, now time.Time)
 	}
 	s.meta.Channel.MutedUntil = u
 	s.meta.Channel.UpdatedAt = protocol.At(now)
+	s.settingsChanged()
 	s.emit(protocol.EventChannelUpdated, channelEvent{Channel: s.channelView(), Actor: c.User})
 	s.systemMessage(protocol.SystemInfo{Kind: protocol.SystemChannelMuted, Actor: c.User, DurationMin: d}, now)
 	return protocol.ChannelResult{Channel: s.channelView(), Member: s.memberView(m)}, nil
@@ -272,6 +273,7 @@ func (s *State) handleChannelUnmute(c Caller, args json.RawMessage, now time.Tim
 	}
 	s.meta.Channel.MutedUntil = protocol.Time{}
 	s.meta.Channel.UpdatedAt = protocol.At(now)
+	s.settingsChanged()
 	s.emit(protocol.EventChannelUpdated, channelEvent{Channel: s.channelView(), Actor: c.User})
 	s.systemMessage(protocol.SystemInfo{Kind: protocol.SystemChannelUnmuted, Actor: c.User}, now)
 	return protocol.ChannelResult{Channel: s.channelView(), Member: s.memberView(m)}, nil

@@ -1,14 +1,19 @@
 package channel
 
 import (
+	"encoding/binary"
 	"encoding/json"
 	"time"
 
 	"github.com/switchboard-chat/switchboard/protocol"
 )
 
-// metaRecord is the channel's own durable state, written with every entry
-// that changes it (TableMeta).
+// metaRecord is the channel's own durable state (TableMeta). Its parts
+// that every message moves — seqs, segment, counts, last activity — are
+// also written as a small binary record (countersKey) with every entry; the
+// JSON record (key "") is written only when something else changed
+// (settingsChanged), and the counters record, when present, overrides its
+// counters on load.
 type metaRecord struct {
 	Channel protocol.Channel `json:"channel"`
 	// LastSeq is the newest event's seq; FirstSeq the oldest retained one.
@@ -24,6 +29,35 @@ type memberRecord struct {
 	protocol.Member
 	// LastSendAt is when the member last sent a message (slow mode).
 	LastSendAt time.Time `json:"last_send_at,omitzero"`
+}
+
+// countersKey is the TableMeta key of the counters record.
+var countersKey = []byte("n")
+
+// encodeCounters writes the counters (six big-endian words).
+func (m *metaRecord) encodeCounters() []byte {
+	c := &m.Channel
+	b := make([]byte, 0, 48)
+	for _, v := range []uint64{m.LastSeq, m.FirstSeq, c.LastSegment, uint64(c.MessageCount), uint64(c.MemberCount),
+		uint64(c.LastActivity.UnixMilli())} {
+		b = binary.BigEndian.AppendUint64(b, v)
+	}
+	return b
+}
+
+// decodeCounters reads what encodeCounters wrote.
+func (m *metaRecord) decodeCounters(b []byte) error {
+	if len(b) != 48 {
+		return ErrCorrupt
+	}
+	w := func(i int) uint64 { return binary.BigEndian.Uint64(b[8*i:]) }
+	c := &m.Channel
+	m.LastSeq, m.FirstSeq, c.LastSegment = w(0), w(1), w(2)
+	c.MessageCount, c.MemberCount = int64(w(3)), int64(w(4))
+	if ms := int64(w(5)); ms > 0 {
+		c.LastActivity = protocol.At(time.UnixMilli(ms))
+	}
+	return nil
 }
 
 func (m *memberRecord) hasRole(role string) bool {

@@ -136,6 +136,10 @@ type State struct {
 	mod      modState // moderation state kept in memory (moderation.go)
 	rich     richState
 
+	// settingsGen counts changes of the meta record beyond its counters;
+	// savedGen is the one last written (see metaRecord).
+	settingsGen, savedGen uint64
+
 	// cur is the effects of the command being handled, now its time.
 	cur *Effects
 	now time.Time
@@ -169,6 +173,15 @@ func Load(id string, log persistence.Reader, cfg Config) (*State, error) {
 	}
 	if err := json.Unmarshal(v, &s.meta); err != nil {
 		return nil, fmt.Errorf("load channel %s meta: %w", id, ErrCorrupt)
+	}
+	switch c, err := log.Get(persistence.TableMeta, countersKey); {
+	case errors.Is(err, persistence.ErrNotFound):
+	case err != nil:
+		return nil, fmt.Errorf("load channel %s counters: %w", id, err)
+	default:
+		if err := s.meta.decodeCounters(c); err != nil {
+			return nil, fmt.Errorf("load channel %s counters: %w", id, err)
+		}
 	}
 	s.exists = true
 	// Warm the message cache with the newest messages so joins are served
@@ -275,12 +288,20 @@ func (s *State) Handle(cmd Command, now time.Time) *Effects {
 	eff.Result = b
 	if eff.Entry != nil {
 		s.listingChanged(listed)
-		// Every entry carries the meta record: counters, seqs and settings
-		// land atomically with the change that moved them.
-		eff.Entry.Put(persistence.TableMeta, nil, encode(&s.meta))
+		// Every entry carries the counters, and the settings when they
+		// changed: both land atomically with the change that moved them.
+		eff.Entry.Put(persistence.TableMeta, countersKey, s.meta.encodeCounters())
+		if s.settingsGen != s.savedGen {
+			eff.Entry.Put(persistence.TableMeta, nil, encode(&s.meta))
+			s.savedGen = s.settingsGen
+		}
 	}
 	return eff
 }
+
+// settingsChanged marks the meta record (beyond its counters) changed, so
+// the current entry writes it.
+func (s *State) settingsChanged() { s.settingsGen++ }
 
 type handler func(s *State, c Caller, args json.RawMessage, now time.Time) (any, *protocol.Error)
 

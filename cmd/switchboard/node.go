@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"path/filepath"
 	"strings"
@@ -59,6 +60,8 @@ type Config struct {
 	FS vfs.FS
 	// ClaimChannels is fault injection for tests (see cluster.Config).
 	ClaimChannels []string
+	// Pprof serves Go's profiler at /debug/pprof/ on the listen address.
+	Pprof bool
 	// TypingTTL is how long a typing.start lasts unrenewed (0: 6 s).
 	TypingTTL time.Duration
 }
@@ -213,6 +216,13 @@ func NewNode(cfg Config) (_ *Node, err error) {
 	mux.HandleFunc("GET /readyz", n.readyz)
 	mux.HandleFunc("GET /v1/cluster", n.clusterInfo)
 	mux.HandleFunc("POST /v1/cluster/forget", n.forget)
+	if cfg.Pprof {
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	}
 	mux.Handle("GET /metrics", promhttp.HandlerFor(n.reg, promhttp.HandlerOpts{Registry: n.reg}))
 	n.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	n.ready.Store(true)
