@@ -3,6 +3,7 @@ package channel
 import (
 	"encoding/json"
 	"fmt"
+	"reflect"
 	"slices"
 	"testing"
 	"time"
@@ -216,7 +217,44 @@ func (h *harness) do(c Caller, op string, args any) *Effects {
 			h.s.Committed(eff.Index)
 		}
 	}
+	if op == protocol.OpMessageSend && !h.manual {
+		h.checkSendReply(c, eff)
+	}
 	return eff
+}
+
+// checkSendReply: a send's reply, written around the stored encoding, is
+// what the general path would have written: the caller's view of the
+// message, read back by a fresh State (so the check warms no cache).
+func (h *harness) checkSendReply(c Caller, eff *Effects) {
+	h.t.Helper()
+	c.Perms = h.s.watchers.permsOf(c.Gateway, c.Session) // as admit does
+	fresh, err := Load(channelID, h.log, h.cfg)
+	if err != nil {
+		h.t.Fatalf("load: %v", err)
+	}
+	var r struct {
+		Message struct {
+			ID string `json:"id"`
+		} `json:"message"`
+	}
+	if err := json.Unmarshal(eff.Result, &r); err != nil {
+		h.t.Fatalf("send reply %s: %v", eff.Result, err)
+	}
+	m, perr := fresh.findMessage(r.Message.ID)
+	if perr != nil {
+		h.t.Fatalf("sent message %s: %v", r.Message.ID, perr)
+	}
+	want, _ := json.Marshal(protocol.MessageResult{Message: fresh.viewMessage(c, m)})
+	if !sameJSON(eff.Result, want) {
+		h.t.Fatalf("send reply\n got %s\nwant %s", eff.Result, want)
+	}
+}
+
+// sameJSON reports whether a and b encode the same value.
+func sameJSON(a, b []byte) bool {
+	var x, y any
+	return json.Unmarshal(a, &x) == nil && json.Unmarshal(b, &y) == nil && reflect.DeepEqual(x, y)
 }
 
 // ok handles a command that must succeed and decodes its result into a

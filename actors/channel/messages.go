@@ -86,13 +86,15 @@ func (s *State) findMessage(id string) (*protocol.Message, *protocol.Error) {
 
 // putMessage writes a message record with the current entry. m must be a
 // fresh copy, never one already handed out.
-func (s *State) putMessage(m *protocol.Message) {
+func (s *State) putMessage(m *protocol.Message) []byte {
+	enc := encode(m)
 	e := s.entry()
-	e.Put(persistence.TableMessage, persistence.U64(m.Segment), encode(m))
+	e.Put(persistence.TableMessage, persistence.U64(m.Segment), enc)
 	s.msgs.write(m.Segment, m, s.cur.Index)
 	if s.lastMsg == nil || m.Segment >= s.lastMsg.Segment {
 		s.lastMsg = m
 	}
+	return enc
 }
 
 // idemSegment returns the segment of the user's message with clientID.
@@ -127,6 +129,14 @@ func idemStoreKey(user, clientID string) []byte {
 type messageEvent struct {
 	Message *protocol.Message `json:"message"`
 	Actor   string            `json:"actor,omitempty"`
+}
+
+// messageEventData is messageEvent{Message: m} around m's encoding.
+func messageEventData(enc []byte) []byte {
+	b := make([]byte, 0, len(enc)+len(`{"message":}`))
+	b = append(b, `{"message":`...)
+	b = append(b, enc...)
+	return append(b, '}')
 }
 
 // validateSend checks a send's arguments other than its client id.
@@ -229,7 +239,7 @@ func (s *State) send(c Caller, args json.RawMessage, files []AttachedFile, now t
 	s.meta.Channel.LastSegment = seg
 	s.meta.Channel.MessageCount++
 	s.meta.Channel.LastActivity = protocol.At(now)
-	s.putMessage(msg)
+	enc := s.putMessage(msg)
 	s.entry().Put(persistence.TableIdem, idemStoreKey(c.User, a.ClientID), persistence.U64(seg))
 	s.idem.write(idemKey{c.User, a.ClientID}, seg, s.cur.Index)
 	if isMember(m) {
@@ -241,9 +251,11 @@ func (s *State) send(c Caller, args json.RawMessage, files []AttachedFile, now t
 		s.putMember(nm)
 	}
 	s.noteSend(c, m, now)
-	s.emit(protocol.EventMessageNew, messageEvent{Message: msg})
+	// The stored record, the event and the reply share one encoding of
+	// the message: a send is the hottest path there is.
+	s.emitRaw(protocol.EventMessageNew, messageEventData(enc))
 	s.afterSend(c, msg, parent, ex, now)
-	return protocol.MessageResult{Message: s.viewMessage(c, msg)}, nil
+	return s.sentView(c, msg, enc), nil
 }
 
 // canSend checks that the caller may send to the channel (perms.go).

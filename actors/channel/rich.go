@@ -187,6 +187,23 @@ func (s *State) personalizeAll(c Caller, ms []*protocol.Message) ([]*protocol.Me
 // ownView is m with the reader's own fields set (always present in what a
 // reader reads, even when empty). m itself is never changed: it may be
 // cached and shared.
+// sentView is the reply to a send: the caller's view of the message
+// just sent (nothing of theirs on it yet, and no flags), written around
+// the message's encoding enc. It is the JSON of
+// MessageResult{viewMessage(c, m)}, fields in another order.
+func (s *State) sentView(c Caller, m *protocol.Message, enc []byte) json.RawMessage {
+	const own = `,"my_reactions":[],"favorite":false`
+	const flags = `,"flag_count":0`
+	b := make([]byte, 0, len(`{"message":}`)+len(enc)+len(own)+len(flags))
+	b = append(b, `{"message":`...)
+	b = append(b, enc[:len(enc)-1]...)
+	b = append(b, own...)
+	if cm, err := s.member(c.User); err == nil && s.isModerator(c, cm) {
+		b = append(b, flags...)
+	}
+	return append(b, "}}"...)
+}
+
 func ownView(m *protocol.Message, mine []string, fav bool) *protocol.Message {
 	v := cloneMessage(m)
 	if mine == nil {

@@ -281,11 +281,15 @@ func (s *State) Handle(cmd Command, now time.Time) *Effects {
 		eff.Err = perr
 		return eff
 	}
-	b, err := json.Marshal(result)
-	if err != nil {
-		panic("channel: encode result: " + err.Error())
+	if raw, ok := result.(json.RawMessage); ok {
+		eff.Result = raw
+	} else {
+		b, err := json.Marshal(result)
+		if err != nil {
+			panic("channel: encode result: " + err.Error())
+		}
+		eff.Result = b
 	}
-	eff.Result = b
 	if eff.Entry != nil {
 		s.listingChanged(listed)
 		// Every entry carries the counters, and the settings when they
@@ -344,16 +348,22 @@ func (s *State) entry() *persistence.Entry {
 // emit records a persisted event: it takes the next seq, encodes the frame
 // once, writes it to the event table and queues it for the watchers.
 func (s *State) emit(name string, data any) {
+	b, err := json.Marshal(data)
+	if err != nil {
+		panic("channel: encode event: " + err.Error())
+	}
+	s.emitRaw(name, b)
+}
+
+// emitRaw is emit with data already encoded.
+func (s *State) emitRaw(name string, data []byte) {
 	e := s.entry()
 	s.meta.LastSeq++
 	if s.meta.FirstSeq == 0 {
 		s.meta.FirstSeq = s.meta.LastSeq
 	}
 	seq := s.meta.LastSeq
-	frame, err := protocol.EncodeEvent(name, s.id, seq, data)
-	if err != nil {
-		panic("channel: encode event: " + err.Error())
-	}
+	frame := protocol.AppendEvent(make([]byte, 0, len(data)+len(name)+len(s.id)+48), name, s.id, seq, data)
 	e.Put(persistence.TableEvent, persistence.U64(seq), frame)
 	ev := Event{Seq: seq, Frame: frame}
 	s.cur.Events = append(s.cur.Events, ev)
