@@ -474,8 +474,15 @@ func (c *Client) watchResult(result json.RawMessage, since *uint64) {
 }
 
 // event delivers one event in seq order: repeats are dropped, and a gap
-// starts a resync from the last seq delivered.
+// starts a resync from the last seq delivered. An event that ends this
+// user's place in the channel also ends the watch (the server has already
+// stopped it), so a reconnect does not try to resume it.
 func (c *Client) event(e Event) {
+	defer func() {
+		if c.endsWatch(e) {
+			c.forget(e.Channel)
+		}
+	}()
 	if c.opts.RawEvents {
 		if e.Seq != 0 && e.Channel != "" {
 			c.mu.Lock()
@@ -505,6 +512,36 @@ func (c *Client) event(e Event) {
 		c.mu.Unlock()
 	}
 	c.deliver(e)
+}
+
+// endsWatch reports whether e stops this session receiving its channel:
+// the channel was deleted, or this user left, was removed, kicked or
+// banned.
+func (c *Client) endsWatch(e Event) bool {
+	switch e.Name {
+	case protocol.EventChannelDeleted:
+		return e.Channel != ""
+	case protocol.EventMemberLeft, protocol.EventMemberKicked, protocol.EventMemberUpdated:
+	default:
+		return false
+	}
+	var d struct {
+		User   string           `json:"user"`
+		Member *protocol.Member `json:"member"`
+	}
+	if e.Channel == "" || json.Unmarshal(e.Data, &d) != nil {
+		return false
+	}
+	c.mu.Lock()
+	self := d.User == c.session.User.ID
+	c.mu.Unlock()
+	if !self {
+		return false
+	}
+	if e.Name == protocol.EventMemberUpdated {
+		return d.Member != nil && !d.Member.BannedUntil.IsZero() // an ended ban is left out
+	}
+	return true
 }
 
 func (c *Client) deliver(e Event) {

@@ -317,6 +317,15 @@ func TestBanAndKickReachWatchingSessions(t *testing.T) {
 	if ch, text := nextText(); ch != "side" || text != "barrier 1" {
 		t.Fatalf("after the ban bob got %s/%s, want side/barrier 1", ch, text)
 	}
+	// The client let go of the channel with the ban (it reads events in
+	// order, so the barrier shows the ban was handled): a reconnect will
+	// not try to resume it.
+	if _, watching := bob.LastSeq("room"); watching {
+		t.Error("bob's client still watches room after the ban")
+	}
+	if _, watching := bob.LastSeq("side"); !watching {
+		t.Error("bob's client stopped watching side")
+	}
 	expect(t, bob, protocol.OpChannelWatch, a("room"), protocol.CodeBanned)
 	expect(t, bob, protocol.OpMessagesHistory, a("room"), protocol.CodeBanned)
 	expect(t, bob, protocol.OpMessageSend, a("room", "client_id", "x", "text", "x"), protocol.CodeBanned)
@@ -338,6 +347,9 @@ func TestBanAndKickReachWatchingSessions(t *testing.T) {
 	send("side", "barrier 2")
 	if ch, text := nextText(); ch != "side" || text != "barrier 2" {
 		t.Fatalf("after the kick bob got %s/%s, want side/barrier 2", ch, text)
+	}
+	if _, watching := bob.LastSeq("room"); watching {
+		t.Error("bob's client still watches room after the kick")
 	}
 	expect(t, bob, protocol.OpMessageSend, a("room", "client_id", "y", "text", "y"), protocol.CodeNotMember)
 	expect(t, bob, protocol.OpChannelJoin, a("room"), "")
