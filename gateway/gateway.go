@@ -240,7 +240,10 @@ type Metrics struct {
 	BytesIn    func(n int)
 	Request    func(op, code string, d time.Duration)
 	Deliveries func(n int)
-	QueueDrop  func(reason string)
+	// ChannelEvents counts channel events arriving for fan-out: one per
+	// event per gateway, however many local sessions watch.
+	ChannelEvents func(n int)
+	QueueDrop     func(reason string)
 }
 
 func (m *Metrics) connect(r string) {

@@ -111,6 +111,9 @@ func (h *hub) unwatch(s *session, ch string) {
 // seqs at or below its position, and a gap (a seq beyond position+1) means
 // the session missed something, so it re-watches from its position.
 func (h *hub) Events(ev *clusterpb.Events) {
+	if m := h.g.cfg.Metrics; m.ChannelEvents != nil {
+		m.ChannelEvents(len(ev.Events))
+	}
 	ss := h.channels[ev.Channel]
 	if len(ss) == 0 {
 		return

@@ -12,6 +12,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+
 	"github.com/switchboard-chat/switchboard/client"
 	"github.com/switchboard-chat/switchboard/cluster"
 	"github.com/switchboard-chat/switchboard/cluster/clusterpb"
@@ -103,6 +106,31 @@ func (c *testCluster) view(name string) (clusterView, error) {
 	}
 	defer resp.Body.Close()
 	return v, json.NewDecoder(resp.Body).Decode(&v)
+}
+
+// fanout reads a node's switchboard_channel_events_received_total and
+// switchboard_deliveries_total.
+func (c *testCluster) fanout(name string) [2]float64 {
+	c.t.Helper()
+	resp, err := http.Get("http://" + c.procs[name].addr + "/metrics")
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	fams, err := parser.TextToMetricFamilies(resp.Body)
+	if err != nil {
+		c.t.Fatalf("%s /metrics: %v", name, err)
+	}
+	var out [2]float64
+	for i, m := range []string{"switchboard_channel_events_received_total", "switchboard_deliveries_total"} {
+		f := fams[m]
+		if f == nil || len(f.GetMetric()) != 1 {
+			c.t.Fatalf("%s /metrics has no %s", name, m)
+		}
+		out[i] = f.GetMetric()[0].GetCounter().GetValue()
+	}
+	return out
 }
 
 func (v clusterView) member(name string) (state string, channels int) {

@@ -13,7 +13,9 @@ import (
 
 // TestClusterFormsAndDeliversInOrderAcrossGateways: three nodes find each
 // other by gossip; sessions on different gateways in one channel see the
-// same events in the same seq order.
+// same events in the same seq order; and each event crosses the network
+// once per gateway, not once per session (every gateway has three
+// sessions in the channel and receives each event once).
 func TestClusterFormsAndDeliversInOrderAcrossGateways(t *testing.T) {
 	c := newTestCluster(t, "n1", "n2", "n3")
 	ctx := ctxT(t)
@@ -21,18 +23,53 @@ func TestClusterFormsAndDeliversInOrderAcrossGateways(t *testing.T) {
 	if err != nil || len(v.Placement) != 3 {
 		t.Fatalf("n2's view: %+v %v", v, err)
 	}
-	var clients []*client.Client
-	for i, name := range []string{"n1", "n2", "n3"} {
-		cl := clusterClient(t, c.urls(name), "u"+name)
-		if i == 0 {
-			if _, _, err := cl.CreateChannel(ctx, protocol.ChannelCreateArgs{ID: "shared", Type: protocol.TypeStandard}); err != nil {
+	nodes := []string{"n1", "n2", "n3"}
+	const perGateway = 3 // the sender and two watchers
+	var clients, sessions []*client.Client
+	for i, name := range nodes {
+		for j := range perGateway {
+			cl := clusterClient(t, c.urls(name), fmt.Sprintf("u%s-%d", name, j))
+			if i == 0 && j == 0 {
+				if _, _, err := cl.CreateChannel(ctx, protocol.ChannelCreateArgs{ID: "shared", Type: protocol.TypeStandard}); err != nil {
+					t.Fatal(err)
+				}
+			} else if _, err := cl.Join(ctx, "shared"); err != nil {
 				t.Fatal(err)
 			}
-		} else if _, err := cl.Join(ctx, "shared"); err != nil {
-			t.Fatal(err)
+			if j == 0 {
+				clients = append(clients, cl)
+			}
+			sessions = append(sessions, cl)
 		}
-		clients = append(clients, cl)
 	}
+	// nextText is a session's next user message in the channel (system
+	// messages from the joins are skipped) as "seq:id", and its text.
+	nextText := func(cl *client.Client) (string, string) {
+		t.Helper()
+		for {
+			e := nextEvent(t, cl, protocol.EventMessageNew)
+			var d protocol.MessageResult
+			_ = json.Unmarshal(e.Data, &d)
+			if d.Message != nil && d.Message.Type != protocol.MessageSystem {
+				return fmt.Sprintf("%d:%s", e.Seq, d.Message.ID), d.Message.Text
+			}
+		}
+	}
+	// Once every session has the marker, every event before it has
+	// reached every gateway: the counters start from a quiet point.
+	if _, err := clients[0].Send(ctx, sendArgs("shared", "marker")); err != nil {
+		t.Fatal(err)
+	}
+	for _, cl := range sessions {
+		if _, text := nextText(cl); text != "marker" {
+			t.Fatalf("first message %q, want the marker", text)
+		}
+	}
+	before := map[string][2]float64{}
+	for _, name := range nodes {
+		before[name] = c.fanout(name)
+	}
+
 	const each = 20
 	errc := make(chan error, len(clients))
 	for i, cl := range clients {
@@ -52,24 +89,27 @@ func TestClusterFormsAndDeliversInOrderAcrossGateways(t *testing.T) {
 		}
 	}
 	var streams [][]string
-	for _, cl := range clients {
+	for _, cl := range sessions {
 		var got []string
 		for len(got) < each*len(clients) {
-			e := nextEvent(t, cl, protocol.EventMessageNew)
-			var d protocol.MessageResult
-			_ = json.Unmarshal(e.Data, &d)
-			if d.Message.Type == protocol.MessageSystem {
-				continue // joins before the sends; earlier joiners see more of them
-			}
-			got = append(got, fmt.Sprintf("%d:%s", e.Seq, d.Message.ID))
+			key, _ := nextText(cl)
+			got = append(got, key)
 		}
 		streams = append(streams, got)
 	}
 	for i := 1; i < len(streams); i++ {
 		for j := range streams[0] {
 			if streams[i][j] != streams[0][j] {
-				t.Fatalf("gateway %d saw %s at position %d, gateway 0 saw %s", i, streams[i][j], j, streams[0][j])
+				t.Fatalf("session %d saw %s at position %d, session 0 saw %s", i, streams[i][j], j, streams[0][j])
 			}
+		}
+	}
+	const sent = each * 3
+	for _, name := range nodes {
+		after := c.fanout(name)
+		events, deliveries := after[0]-before[name][0], after[1]-before[name][1]
+		if events != sent || deliveries != sent*perGateway {
+			t.Errorf("%s received %v channel events and made %v deliveries, want %d and %d", name, events, deliveries, sent, sent*perGateway)
 		}
 	}
 }

@@ -25,6 +25,7 @@ type metrics struct {
 	queueDrops    *prometheus.CounterVec
 	requests      *prometheus.HistogramVec
 	deliveries    prometheus.Counter
+	channelEvents prometheus.Counter
 	actorsActive  *prometheus.GaugeVec
 	activations   *prometheus.CounterVec
 	passivations  *prometheus.CounterVec
@@ -56,6 +57,8 @@ func newMetrics(reg *prometheus.Registry) *metrics {
 			Buckets: prometheus.ExponentialBuckets(0.00025, 2, 15)}, []string{"op", "code"}),
 		deliveries: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "deliveries_total",
 			Help: "Events queued to local sessions by channel fan-out."}),
+		channelEvents: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "channel_events_received_total",
+			Help: "Channel events this gateway received for its watchers: one per event per gateway, however many local sessions watch."}),
 		actorsActive: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Name: "actors_active",
 			Help: "Channel and user actors active on this node, by kind."}, []string{"kind"}),
 		activations: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "actor_activations_total",
@@ -70,7 +73,7 @@ func newMetrics(reg *prometheus.Registry) *metrics {
 			Buckets: prometheus.ExponentialBuckets(1, 2, 12)}),
 	}
 	reg.MustRegister(m.connects, m.disconnects, m.framesIn, m.framesOut, m.bytesIn, m.bytesOut, m.queueDrops,
-		m.requests, m.deliveries, m.actorsActive, m.activations, m.passivations, m.commitSeconds, m.commitEntries)
+		m.requests, m.deliveries, m.channelEvents, m.actorsActive, m.activations, m.passivations, m.commitSeconds, m.commitEntries)
 	for _, k := range []string{"channel", "user"} {
 		m.actorsActive.WithLabelValues(k)
 		m.activations.WithLabelValues(k)
@@ -94,8 +97,9 @@ func (m *metrics) gatewayHooks() *gateway.Metrics {
 		Request: func(op, code string, d time.Duration) {
 			m.requests.WithLabelValues(opLabel(op), codeLabel(code)).Observe(d.Seconds())
 		},
-		Deliveries: func(n int) { m.deliveries.Add(float64(n)) },
-		QueueDrop:  func(r string) { m.queueDrops.WithLabelValues(bounded(r, dropReasons)).Inc() },
+		Deliveries:    func(n int) { m.deliveries.Add(float64(n)) },
+		ChannelEvents: func(n int) { m.channelEvents.Add(float64(n)) },
+		QueueDrop:     func(r string) { m.queueDrops.WithLabelValues(bounded(r, dropReasons)).Inc() },
 	}
 }
 

@@ -90,6 +90,7 @@ func TestMetricsLint(t *testing.T) {
 		"switchboard_queue_drops_total":             dto.MetricType_COUNTER,
 		"switchboard_request_duration_seconds":      dto.MetricType_HISTOGRAM,
 		"switchboard_deliveries_total":              dto.MetricType_COUNTER,
+		"switchboard_channel_events_received_total": dto.MetricType_COUNTER,
 		"switchboard_actors_active":                 dto.MetricType_GAUGE,
 		"switchboard_actor_activations_total":       dto.MetricType_COUNTER,
 		"switchboard_actor_passivations_total":      dto.MetricType_COUNTER,
