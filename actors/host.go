@@ -180,6 +180,7 @@ func (h *hostActor) Receive(ctx actor.Context) {
 	case *released:
 		h.onReleased(ctx, m)
 	case *actor.Stopping:
+		h.stopChildren(ctx)
 		h.exporting.Wait()
 	case *located:
 		h.onLocated(ctx, m)
@@ -187,6 +188,19 @@ func (h *hostActor) Receive(ctx actor.Context) {
 		for _, c := range h.children {
 			ctx.Send(c.pid, m)
 		}
+	}
+}
+
+// stopChildren stops every activation once it has handled what its
+// mailbox holds (so nothing is cut off mid-command), waiting a bounded
+// time. The host only stops when its node shuts down.
+func (h *hostActor) stopChildren(ctx actor.Context) {
+	var futs []*actor.Future
+	for _, c := range h.children {
+		futs = append(futs, ctx.PoisonFuture(c.pid))
+	}
+	for _, f := range futs {
+		_ = f.Wait() // a future times out by itself (10 s)
 	}
 }
 

@@ -100,7 +100,7 @@ func (p *nodeProc) stop(w io.Writer) {
 			}
 		}
 		if len(bad) > 0 {
-			fmt.Fprintf(w, "benchreport: node %s logged %d warnings and errors; the last:\n%s\n", p.addr, len(bad), bad[len(bad)-1])
+			fmt.Fprintf(w, "benchreport: node %s logged %d warnings and errors; the first and the last:\n%s\n%s\n", p.addr, len(bad), bad[0], bad[len(bad)-1])
 		}
 	}
 	os.RemoveAll(p.dir)

@@ -22,6 +22,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/asynkron/protoactor-go/actor"
+
 	"github.com/switchboard-chat/switchboard/actors"
 	"github.com/switchboard-chat/switchboard/actors/channel"
 	"github.com/switchboard-chat/switchboard/actors/user"
@@ -75,6 +77,7 @@ type Node struct {
 	store   *persistence.Store
 	cl      *cluster.Cluster
 	host    bool
+	hostPID *actor.PID // this node's host actor (hosts only)
 	gw      *gateway.Gateway
 	ln      net.Listener
 	srv     *http.Server
@@ -182,7 +185,7 @@ func NewNode(cfg Config) (_ *Node, err error) {
 		}
 		usCfg := user.DefaultConfig()
 		usCfg.Limits = cfg.Limits
-		if _, err := actors.StartHost(actors.Deps{
+		if n.hostPID, err = actors.StartHost(actors.Deps{
 			Cluster:        n.cl,
 			Store:          n.store,
 			Channel:        chCfg,
@@ -330,6 +333,11 @@ func (n *Node) Close() error {
 		_ = n.srv.Shutdown(ctx)
 	} else if n.ln != nil {
 		n.ln.Close()
+	}
+	if n.hostPID != nil {
+		// Actors finish what their mailboxes hold (a session that just
+		// ended is recorded) before the store closes under them.
+		_ = n.cl.System().Root.PoisonFuture(n.hostPID).Wait()
 	}
 	if n.cl != nil {
 		_ = n.cl.Close()
