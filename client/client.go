@@ -515,11 +515,11 @@ func (c *Client) event(e Event) {
 }
 
 // endsWatch reports whether e stops this session receiving its channel:
-// the channel was deleted, or this user left, was removed, kicked or
-// banned.
+// the channel was deleted, this user left, was removed, kicked or banned,
+// or the server ended the watch (channel.unwatched).
 func (c *Client) endsWatch(e Event) bool {
 	switch e.Name {
-	case protocol.EventChannelDeleted:
+	case protocol.EventChannelDeleted, protocol.EventChannelUnwatched:
 		return e.Channel != ""
 	case protocol.EventMemberLeft, protocol.EventMemberKicked, protocol.EventMemberUpdated:
 	default:

@@ -164,8 +164,9 @@ func (h *hub) WatchLost(w *clusterpb.WatchLost) {
 	h.rewatch(w.Channel, 0)
 }
 
-// maxRewatchAttempts bounds retries of an unavailable channel (about 30 s
-// with the backoff below) before its sessions are told to reconnect.
+// maxRewatchAttempts bounds retries of an unavailable channel (10.5 s in
+// all with the backoff below: 50 ms more each time) before its sessions
+// are told to reconnect.
 const maxRewatchAttempts = 20
 
 // retryLater re-watches ch after a backoff; one retry per channel is
@@ -267,6 +268,10 @@ func (h *hub) rewatched(ch string, sessions []*session, attempt int, rep *cluste
 	for _, id := range r.Accepted {
 		accepted[id] = true
 	}
+	refused := make(map[string]*protocol.Error, len(r.Refused))
+	for _, rs := range r.Refused {
+		refused[rs.Session] = rs.Error
+	}
 	type framed struct {
 		seq   uint64
 		frame []byte
@@ -291,11 +296,16 @@ func (h *hub) rewatched(ch string, sessions []*session, attempt int, rep *cluste
 		if _, ok := s.watching[ch]; !ok {
 			continue // unwatched meanwhile
 		}
-		if !accepted[s.id] || r.Reset {
+		if r.Reset {
 			h.unwatch(s, ch)
-			if r.Reset {
-				s.out.close(reasonResync)
-			}
+			s.out.close(reasonResync)
+			continue
+		}
+		if !accepted[s.id] {
+			// Told, so that it neither waits for events that will not
+			// come nor tries to resume the watch.
+			h.unwatch(s, ch)
+			s.send(unwatchedFrame(ch, refused[s.id]))
 			continue
 		}
 		for _, e := range events {
@@ -313,6 +323,15 @@ func (h *hub) rewatched(ch string, sessions []*session, attempt int, rep *cluste
 	if more {
 		h.again[ch] = true
 	}
+}
+
+// unwatchedFrame is the channel.unwatched event for why.
+func unwatchedFrame(ch string, why *protocol.Error) []byte {
+	if why == nil {
+		why = protocol.Errorf(protocol.CodeForbidden, "channel %s did not take this session back", ch)
+	}
+	f, _ := protocol.EncodeEvent(protocol.EventChannelUnwatched, ch, 0, protocol.UnwatchedData{Error: why})
+	return f
 }
 
 // removeSession forgets an ended session and tells each channel it watched.

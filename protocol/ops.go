@@ -64,7 +64,18 @@ const (
 	EventChannelUpdated  = "channel.updated"
 	EventChannelDeleted  = "channel.deleted"
 	EventPresence        = "presence"
+	// EventChannelUnwatched (an addition to the contract; ephemeral, no
+	// seq) tells a session the server ended its watch without any other
+	// event saying so: after the channel moved, its new activation would
+	// not take the session back. Data: UnwatchedData.
+	EventChannelUnwatched = "channel.unwatched"
 )
+
+// UnwatchedData is the data of channel.unwatched: why the watch ended, as
+// the error a channel.watch would get now.
+type UnwatchedData struct {
+	Error *Error `json:"error"`
+}
 
 // ConnectArgs are the args of connect.
 type ConnectArgs struct {

@@ -41,10 +41,16 @@ type RewatchSession struct {
 	Perms []string `json:"perms,omitempty"`
 }
 
+// RefusedSession is a session the channel would not take back, and why.
+type RefusedSession struct {
+	Session string          `json:"session"`
+	Error   *protocol.Error `json:"error"`
+}
+
 // RewatchResult answers OpRewatch.
 type RewatchResult struct {
 	Accepted      []string          `json:"accepted"`
-	Refused       []string          `json:"refused,omitempty"`
+	Refused       []RefusedSession  `json:"refused,omitempty"`
 	Seq           uint64            `json:"seq"`
 	Events        []json.RawMessage `json:"events,omitempty"`
 	EventsHasMore bool              `json:"events_has_more,omitempty"`
@@ -81,9 +87,17 @@ func (s *State) handleRewatch(c Caller, args json.RawMessage, _ time.Time) (any,
 	r := &RewatchResult{Accepted: []string{}, Seq: s.meta.LastSeq, Events: events, EventsHasMore: more, Reset: reset}
 	for i, rs := range a.Sessions {
 		sc := Caller{User: rs.User, Admin: rs.Admin, Session: rs.Session, Gateway: c.Gateway, Perms: rs.Perms}
-		banned := !rs.Admin && bannedAt(members[i], s.now)
-		if banned || s.canRead(sc, members[i]) != nil || s.watch(sc) != nil {
-			r.Refused = append(r.Refused, rs.Session)
+		var why *protocol.Error
+		switch {
+		case !rs.Admin && bannedAt(members[i], s.now):
+			why = protocol.Errorf(protocol.CodeBanned, "banned from channel %s", s.id)
+		default:
+			if why = s.canRead(sc, members[i]); why == nil {
+				why = s.watch(sc)
+			}
+		}
+		if why != nil {
+			r.Refused = append(r.Refused, RefusedSession{Session: rs.Session, Error: why})
 			continue
 		}
 		r.Accepted = append(r.Accepted, rs.Session)
