@@ -93,6 +93,25 @@ func TestEditRefused(t *testing.T) {
 	}
 }
 
+// TestSystemMessageDelete: a system message names its subject as user,
+// but the subject did not write it: only moderators delete one.
+func TestSystemMessageDelete(t *testing.T) {
+	h := roles(t, protocol.TypeStandard)
+	h.join(caller("carol"), nil) // "carol joined", with user carol
+	var sys *protocol.Message
+	for _, m := range h.history(caller("alice"), nil).Messages {
+		if m.Type == protocol.MessageSystem && m.User == "carol" {
+			sys = &m
+		}
+	}
+	if sys == nil {
+		t.Fatal("no system message about carol's join")
+	}
+	ref := args("message_id", sys.ID)
+	h.fail(caller("carol"), protocol.OpMessageDelete, ref, protocol.CodeForbidden)
+	ok[messageResult](h, caller("mod"), protocol.OpMessageDelete, ref)
+}
+
 func TestMessageDelete(t *testing.T) {
 	tests := []struct {
 		who  Caller

@@ -159,7 +159,7 @@ func (s *State) leaveChannel(c Caller, m *memberRecord, now time.Time) (any, *pr
 			return nil, internal(err)
 		}
 		if !other {
-			return nil, protocol.Errorf(protocol.CodeInvalidState, "you are the only owner of %s: have an admin make someone else owner first, or delete the channel", s.id)
+			return nil, protocol.Errorf(protocol.CodeInvalidState, "you are the only owner of %s: make another member owner first (member.roles), or delete the channel", s.id)
 		}
 	}
 	s.cur.Watch = s.watchers.removeUser(c.User)

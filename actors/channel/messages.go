@@ -325,7 +325,9 @@ func (s *State) handleMessageDelete(c Caller, args json.RawMessage, now time.Tim
 	if old.Deleted {
 		return nil, protocol.Errorf(protocol.CodeInvalidState, "message %s is already deleted", a.MessageID)
 	}
-	if old.User != c.User {
+	// A system message names its subject as user, but nobody authored
+	// it: only moderators remove one.
+	if old.User != c.User || old.Type == protocol.MessageSystem {
 		m, perr := s.mustMember(c.User)
 		if perr != nil {
 			return nil, perr

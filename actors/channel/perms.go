@@ -143,20 +143,31 @@ func targetRank(m *memberRecord) int {
 // admins: an owner may mute a moderator), then — for everyone but
 // moderators — the channel mute, slow mode and the rate limit.
 func (s *State) sendAllowed(c Caller, m *memberRecord) *protocol.Error {
-	mod := s.isModerator(c, m)
+	mod, err := s.mayPost(c, m)
+	if err != nil || mod {
+		return err
+	}
+	return s.mod.limits.check(s, c, m, s.now)
+}
+
+// mayPost is sendAllowed without the rate limits and slow mode: whether
+// the caller may post at all (typing.start asks this much). mod reports a
+// moderator, whom no limit applies to.
+func (s *State) mayPost(c Caller, m *memberRecord) (mod bool, err *protocol.Error) {
+	mod = s.isModerator(c, m)
 	switch {
 	case mod:
 	case c.Perms != nil && !hasPerm(c.Perms, PermWrite):
-		return protocol.Errorf(protocol.CodeForbidden, "your join token for %s grants read only", s.id)
+		return mod, protocol.Errorf(protocol.CodeForbidden, "your join token for %s grants read only", s.id)
 	case s.meta.Channel.Type == protocol.TypeBroadcast:
-		return protocol.Errorf(protocol.CodeForbidden, "only owners and moderators send in broadcast channel %s", s.id)
+		return mod, protocol.Errorf(protocol.CodeForbidden, "only owners and moderators send in broadcast channel %s", s.id)
 	case isMember(m), hasPerm(c.Perms, PermWrite):
 	case s.meta.Channel.Type == protocol.TypeLive && s.watchers.byUser[c.User] > 0:
 		// A live viewer: watching the room is what makes one a viewer.
 	case m != nil && m.Membership == protocol.MembershipViewer:
-		return protocol.Errorf(protocol.CodeForbidden, "viewers of %s cannot send", s.id)
+		return mod, protocol.Errorf(protocol.CodeForbidden, "viewers of %s cannot send", s.id)
 	default:
-		return protocol.Errorf(protocol.CodeNotMember, "join %s before sending to it", s.id)
+		return mod, protocol.Errorf(protocol.CodeNotMember, "join %s before sending to it", s.id)
 	}
 	now := s.now
 	if mutedAt(m, now) && !c.Admin {
@@ -165,19 +176,19 @@ func (s *State) sendAllowed(c Caller, m *memberRecord) *protocol.Error {
 			e = protocol.Errorf(protocol.CodeMuted, "you are muted in %s until %s", s.id, m.MutedUntil.UTC().Format(protocol.TimeLayout))
 			e.RetryAfterMS = retryMS(m.MutedUntil.Sub(now))
 		}
-		return e
+		return mod, e
 	}
 	if mod {
-		return nil
+		return true, nil
 	}
 	if until := s.meta.Channel.MutedUntil; until.After(now) {
 		e := protocol.Errorf(protocol.CodeChannelMuted, "%s is muted: only moderators send", s.id)
 		if !until.Equal(protocol.Permanent.Time) {
 			e.RetryAfterMS = retryMS(until.Sub(now))
 		}
-		return e
+		return false, e
 	}
-	return s.mod.limits.check(s, c, m, now)
+	return false, nil
 }
 
 // retryMS rounds a wait up to whole milliseconds, at least 1.

@@ -92,3 +92,15 @@ func TestSlowModeLiveViewersInMemoryBounded(t *testing.T) {
 		t.Errorf("slow mode tracks %d users (%d queued), want 1", n, o)
 	}
 }
+
+// TestTypingDuringSlowMode: waiting for one's slow-mode turn does not stop
+// one typing (the next message); being muted does.
+func TestTypingDuringSlowMode(t *testing.T) {
+	h := modChannel(t)
+	ok[protocol.ChannelResult](h, caller("alice"), protocol.OpChannelUpdate, args("slow_mode_ms", 2000))
+	h.mustSend(caller("bob"), "b1")
+	h.sendFails(caller("bob"), "b2", protocol.CodeRateLimited, 2000)
+	ok[struct{}](h, caller("bob"), protocol.OpTypingStart, args())
+	ok[protocol.MemberResult](h, caller("mod"), protocol.OpMemberMute, args("user", "bob", "duration_min", 0))
+	h.fail(caller("bob"), protocol.OpTypingStart, args(), protocol.CodeMuted)
+}

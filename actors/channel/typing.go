@@ -62,7 +62,9 @@ func (s *State) handleTypingStart(c Caller, args json.RawMessage, now time.Time)
 	if perr != nil {
 		return nil, perr
 	}
-	if err := s.canSend(c, m); err != nil {
+	// Typing needs the right to post, but not a send's rate-limit or
+	// slow-mode turn: one types the next message while waiting for it.
+	if _, err := s.mayPost(c, m); err != nil {
 		return nil, err
 	}
 	if !s.typingEnabled() || c.User == "" {
