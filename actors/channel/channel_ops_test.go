@@ -116,7 +116,6 @@ func TestUpdateFieldsAndSeqs(t *testing.T) {
 		`{"channel":"general","description":"about"}`,
 		`{"channel":"general","tags":["x"],"public":false}`,
 		`{"channel":"general","rate_limit":{"count":0,"window_ms":0},"metadata":{"a": 1}}`,
-		`{"channel":"general"}`,
 	}
 	for i, args := range steps {
 		eff := h.do(caller("alice"), protocol.OpChannelUpdate, args)
@@ -130,6 +129,18 @@ func TestUpdateFieldsAndSeqs(t *testing.T) {
 	c := ok[protocol.ChannelResult](h, caller("alice"), protocol.OpChannelGet, `{"channel":"general"}`).Channel
 	if c.Description != "about" || len(c.Tags) != 1 || c.Public || c.RateLimit != nil || string(c.Metadata) != `{"a":1}` {
 		t.Errorf("channel %+v", c)
+	}
+	// An update to what is already there writes and announces nothing.
+	h.tick(time.Second)
+	for _, args := range []string{
+		`{"channel":"general"}`,
+		`{"channel":"general","description":"about","tags":["x"]}`,
+		`{"channel":"general","metadata":{ "a" : 1 },"public":false}`,
+	} {
+		h.noop(caller("alice"), protocol.OpChannelUpdate, args)
+	}
+	if u := ok[protocol.ChannelResult](h, caller("alice"), protocol.OpChannelGet, `{"channel":"general"}`).Channel.UpdatedAt; !u.Equal(c.UpdatedAt.Time) {
+		t.Errorf("updated_at moved from %v to %v without a change", c.UpdatedAt, u)
 	}
 }
 

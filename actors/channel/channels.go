@@ -1,6 +1,7 @@
 package channel
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -275,6 +276,10 @@ func (s *State) handleUpdate(c Caller, args json.RawMessage, now time.Time) (any
 	}
 	if a.TypingEvents != nil {
 		ch.TypingEvents = a.TypingEvents
+	}
+	if bytes.Equal(encode(&ch), encode(&s.meta.Channel)) {
+		// Nothing changes: nothing is written or announced.
+		return protocol.ChannelResult{Channel: s.channelView(), Member: s.memberView(m)}, nil
 	}
 	ch.UpdatedAt = protocol.At(now)
 	s.meta.Channel = ch

@@ -123,9 +123,14 @@ func (s *State) memberView(m *memberRecord) *protocol.Member {
 	return &v
 }
 
-// unread is the number of messages after the member's read segment.
+// unread is the number of messages after the member's read segment. Only
+// members and viewers read the channel: an invitation, or a record that
+// only holds a mute, has nothing unread.
 func (s *State) unread(m *memberRecord) int64 {
 	last := s.meta.Channel.LastSegment
+	if m.Membership != protocol.MembershipMember && m.Membership != protocol.MembershipViewer {
+		return 0
+	}
 	if m.ReadSegment >= last {
 		return 0
 	}

@@ -110,7 +110,11 @@ func TestMembersInviteAndAccept(t *testing.T) {
 	if v := h.view("carol"); v.Membership != protocol.MembershipInvited {
 		t.Errorf("carol's view %+v", v)
 	}
-	ok[protocol.Channel](h, caller("carol"), OpSummary, nil)
+	// An invitation has nothing unread, however long the channel.
+	if sum := ok[protocol.Channel](h, caller("carol"), OpSummary, nil); sum.UnreadCount == nil || *sum.UnreadCount != 0 ||
+		sum.Member == nil || sum.Member.UnreadCount != 0 {
+		t.Errorf("carol's summary: unread %v, member %+v; want 0", sum.UnreadCount, sum.Member)
+	}
 	h.fail(caller("carol"), protocol.OpMessagesHistory, args(), protocol.CodeNotMember)
 	h.sendFails(caller("carol"), "c1", protocol.CodeNotMember, 0)
 	h.noop(caller("alice"), protocol.OpMembersInvite, args("users", []string{"carol"}))

@@ -93,7 +93,8 @@ type clusterView struct {
 		Name     string `json:"name"`
 		State    string `json:"state"`
 		Roles    []string
-		Channels *int `json:"channels"`
+		Channels *int   `json:"channels"`
+		Since    string `json:"since"`
 	} `json:"members"`
 	Placement []string `json:"placement"`
 }

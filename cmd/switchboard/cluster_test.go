@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"regexp"
 	"testing"
 	"time"
 
@@ -200,6 +201,12 @@ func TestSIGTERMDrainsAHost(t *testing.T) {
 	}
 	if st, _ := v.member("n2"); st != "left" {
 		t.Fatalf("n2 is %q after its drain, want left\n%s", st, readFile(c.procs["n1"].logf))
+	}
+	for _, m := range v.Members {
+		// Times in the API are UTC with milliseconds.
+		if m.Name == "n2" && !regexp.MustCompile(`^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$`).MatchString(m.Since) {
+			t.Errorf("n2's since is %q", m.Since)
+		}
 	}
 	t.Logf("%d acknowledged sends; %d channels handed over by n2", tr.total.Load(), onN2)
 }

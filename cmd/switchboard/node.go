@@ -387,7 +387,7 @@ func (n *Node) clusterInfo(w http.ResponseWriter, r *http.Request) {
 		Draining bool           `json:"draining,omitempty"`
 		Channels *int           `json:"channels"`
 		Users    *int           `json:"users,omitempty"`
-		Since    *time.Time     `json:"since,omitempty"`
+		Since    *protocol.Time `json:"since,omitempty"`
 		Self     bool           `json:"self,omitempty"`
 	}
 	var out struct {
@@ -408,7 +408,7 @@ func (n *Node) clusterInfo(w http.ResponseWriter, r *http.Request) {
 			mm.Channels, mm.Users = &s.Channels, &s.Users
 		}
 		if !m.Since.IsZero() {
-			since := m.Since.UTC()
+			since := protocol.At(m.Since)
 			mm.Since = &since
 		}
 		out.Members = append(out.Members, mm)
