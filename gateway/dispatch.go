@@ -456,21 +456,26 @@ func (s *session) channelsList(id, args []byte) {
 			reqs[i] = &clusterpb.Request{Kind: kindChannel, Target: ch, Op: channel.OpSummary, Caller: s.caller()}
 		}
 		s.fanoutHeld(reqs, func(reps []*clusterpb.Reply) {
-			s.finishList(id, reps, after, limit)
+			s.finishList(id, ids.Channels, reps, after, limit)
 		})
 	})
 }
 
-func (s *session) finishList(id []byte, reps []*clusterpb.Reply, after *listCursor, limit int) {
+// finishList pages the summaries. A channel that cannot answer does not
+// fail the list: it is named in unavailable (on the first page, since
+// without its summary it has no place in the order).
+func (s *session) finishList(id []byte, ids []string, reps []*clusterpb.Reply, after *listCursor, limit int) {
 	var chans []*protocol.Channel
-	for _, rep := range reps {
+	var unavailable []string
+	for i, rep := range reps {
 		if rep.Error != nil {
 			switch protocol.Code(rep.Error.Code) {
 			case protocol.CodeNotMember, protocol.CodeNotFound:
-				continue // left or deleted since the index saw it
+				// left or deleted since the index saw it
+			default:
+				unavailable = append(unavailable, ids[i])
 			}
-			s.replyError(id, replyError(rep))
-			return
+			continue
 		}
 		var c protocol.Channel
 		if json.Unmarshal(rep.Result, &c) == nil {
@@ -484,6 +489,9 @@ func (s *session) finishList(id []byte, reps []*clusterpb.Reply, after *listCurs
 	}
 	page := chans[start:]
 	res := protocol.ChannelsListResult{Channels: page}
+	if after == nil {
+		res.Unavailable = unavailable
+	}
 	if len(page) > limit {
 		res.Channels = page[:limit]
 		res.Cursor = cursorOf(page[limit-1]).String()

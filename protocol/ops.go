@@ -173,6 +173,11 @@ type ChannelsListArgs struct {
 type ChannelsListResult struct {
 	Channels []*Channel `json:"channels"`
 	Cursor   string     `json:"cursor,omitempty"`
+	// Unavailable (an addition to the contract) names the caller's
+	// channels that could not answer just now (their node is down or
+	// they are moving): the list is partial without them. Only on the
+	// first page.
+	Unavailable []string `json:"unavailable,omitempty"`
 }
 
 // SendArgs are the args of message.send.

@@ -5,10 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"strconv"
 	"testing"
 	"time"
 
 	"github.com/switchboard-chat/switchboard/client"
+	"github.com/switchboard-chat/switchboard/cluster"
+	"github.com/switchboard-chat/switchboard/cluster/clusterpb"
 	"github.com/switchboard-chat/switchboard/protocol"
 )
 
@@ -230,7 +233,11 @@ func TestSIGKILLedHostAnswersUnavailableFastThenRecovers(t *testing.T) {
 	tr.waitMore(t, 100, 30*time.Second)
 	tr.stop()
 	// A client that does not retry sees failures directly.
-	raw := clusterClient(t, c.urls("n1"), "probe", func(o *client.Options) { o.MaxRetry = time.Millisecond })
+	probe := "probe"
+	for i := 0; cluster.Owner([]string{"n1", "n2", "n3"}, cluster.ScopeKey(clusterpb.Kind_KIND_USER, probe)) == "n2"; i++ {
+		probe = "probe" + strconv.Itoa(i)
+	}
+	raw := clusterClient(t, c.urls("n1"), probe, func(o *client.Options) { o.MaxRetry = time.Millisecond })
 	for _, ch := range []string{onN1, onN2} {
 		if _, err := raw.Join(ctx, ch); err != nil {
 			t.Fatal(err)
@@ -252,6 +259,16 @@ func TestSIGKILLedHostAnswersUnavailableFastThenRecovers(t *testing.T) {
 	})
 	if _, err := raw.Send(ctx, sendArgs(onN1, "unaffected")); err != nil {
 		t.Fatalf("channel on a live node failed while n2 is down: %v", err)
+	}
+	// The probe's list shows the live channel and names the one that
+	// cannot answer, rather than failing (its user actor is not on n2).
+	var list protocol.ChannelsListResult
+	if err := raw.Call(ctx, protocol.OpChannelsList, map[string]any{}, &list); err != nil {
+		t.Fatalf("channels.list while n2 is down: %v", err)
+	}
+	if len(list.Channels) != 1 || list.Channels[0].ID != onN1 || fmt.Sprint(list.Unavailable) != "["+onN2+"]" {
+		t.Errorf("channels.list while n2 is down: %d channels, unavailable %v; want %s listed and %s unavailable",
+			len(list.Channels), list.Unavailable, onN1, onN2)
 	}
 
 	c.start("n2")
