@@ -20,7 +20,7 @@ import (
 )
 
 func main() {
-	os.Exit(run(os.Args[1:], os.Stderr))
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 
 type options struct {
@@ -33,7 +33,7 @@ type options struct {
 	log      io.Writer
 }
 
-func run(args []string, stderr io.Writer) int {
+func run(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("benchreport", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	o := options{log: stderr}
@@ -42,7 +42,7 @@ func run(args []string, stderr io.Writer) int {
 	fs.IntVar(&o.repeat, "repeat", 3, "runs per figure; the report quotes the median")
 	fs.IntVar(&o.sessions, "idle-sessions", 10000, "idle sessions for the memory figure")
 	fs.BoolVar(&o.quick, "quick", false, "tiny runs, to check the tool itself")
-	fs.StringVar(&o.only, "only", "", "run one part only (go, idle, live, durable, chat) and print it; for working on one figure")
+	fs.StringVar(&o.only, "only", "", "run one part only (go, idle, live, durable, chat) and print the report to stdout (docs stay as they are unless -out is given); for working on one figure")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -57,6 +57,14 @@ func run(args []string, stderr io.Writer) int {
 	if err := b.all(ctx); err != nil {
 		fmt.Fprintf(stderr, "benchreport: %v\n", err)
 		return 1
+	}
+	// A partial or quick run is for working on the tool or one figure:
+	// it prints, and leaves the report alone unless -out says otherwise.
+	outSet := false
+	fs.Visit(func(f *flag.Flag) { outSet = outSet || f.Name == "out" })
+	if (o.only != "" || o.quick) && !outSet {
+		fmt.Fprint(stdout, b.markdown(time.Since(start)))
+		return 0
 	}
 	if err := os.WriteFile(o.out, []byte(b.markdown(time.Since(start))), 0o644); err != nil {
 		fmt.Fprintf(stderr, "benchreport: %v\n", err)
