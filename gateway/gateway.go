@@ -144,7 +144,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, refuse, http.StatusServiceUnavailable)
 		return
 	}
-	conn, err := websocket.Accept(w, r, &websocket.AcceptOptions{
+	conn, err := websocket.Accept(withSmallReads(w), r, &websocket.AcceptOptions{
 		Subprotocols:       []string{Subprotocol},
 		CompressionMode:    websocket.CompressionDisabled,
 		InsecureSkipVerify: true, // origin checks belong to the operator's proxy; sessions authenticate by token

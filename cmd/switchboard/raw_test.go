@@ -1,10 +1,14 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
+	"net"
+	"net/http"
 	"strings"
 	"sync"
 	"testing"
@@ -233,3 +237,67 @@ func TestSlowConsumerIsDisconnected(t *testing.T) {
 }
 
 func itoa(i int) string { return strconvItoa(i) }
+
+// TestFrameSentWithTheUpgradeIsRead: a client that sends its first frame in
+// the same packet as its upgrade request (bytes the HTTP server has
+// already buffered when the connection is handed over) is answered,
+// whether the frame fits the session's small read buffer or not.
+func TestFrameSentWithTheUpgradeIsRead(t *testing.T) {
+	for _, pad := range []int{0, 3000} {
+		t.Run(itoa(pad), func(t *testing.T) { frameWithUpgrade(t, pad) })
+	}
+}
+
+func frameWithUpgrade(t *testing.T, pad int) {
+	n := testNode(t)
+	conn, err := net.Dial("tcp", n.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
+	payload := []byte(`{"id":1,"op":"connect","args":{"user_id":"early"}}` + strings.Repeat(" ", pad))
+	mask := [4]byte{1, 2, 3, 4}
+	frame := []byte{0x81, 0x80 | byte(len(payload))}
+	if len(payload) >= 126 {
+		frame = []byte{0x81, 0x80 | 126, byte(len(payload) >> 8), byte(len(payload))}
+	}
+	frame = append(frame, mask[:]...)
+	for i, b := range payload {
+		frame = append(frame, b^mask[i%4])
+	}
+	req := "GET /v1/ws HTTP/1.1\r\nHost: " + n.Addr() + "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
+		"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n" +
+		"Sec-WebSocket-Protocol: " + gateway.Subprotocol + "\r\n\r\n"
+	if _, err := conn.Write(append([]byte(req), frame...)); err != nil {
+		t.Fatal(err)
+	}
+	br := bufio.NewReader(conn)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil || resp.StatusCode != http.StatusSwitchingProtocols {
+		t.Fatalf("upgrade: %v %v", resp, err)
+	}
+	var head [2]byte
+	if _, err := io.ReadFull(br, head[:]); err != nil {
+		t.Fatal(err)
+	}
+	size := int(head[1] & 0x7f)
+	if size == 126 {
+		var ext [2]byte
+		if _, err := io.ReadFull(br, ext[:]); err != nil {
+			t.Fatal(err)
+		}
+		size = int(ext[0])<<8 | int(ext[1])
+	}
+	body := make([]byte, size)
+	if _, err := io.ReadFull(br, body); err != nil {
+		t.Fatal(err)
+	}
+	var reply struct {
+		ID     int             `json:"id"`
+		Result json.RawMessage `json:"result"`
+	}
+	if err := json.Unmarshal(bytes.TrimSpace(body), &reply); err != nil || reply.ID != 1 || !strings.Contains(string(reply.Result), `"early"`) {
+		t.Fatalf("reply %s: %v", body, err)
+	}
+}
