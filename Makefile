@@ -30,7 +30,7 @@ test-short:
 BENCHFLAGS ?=
 bench: build
 	mkdir -p docs
-	$(GO) run ./cmd/benchreport -out docs/benchmarks.md -bin bin/switchboard $(BENCHFLAGS)
+	$(GO) run ./cmd/benchreport -bin bin/switchboard $(BENCHFLAGS)
 
 fuzz:
 	$(GO) test ./protocol -run '^$$' -fuzz FuzzDecodeRequest -fuzztime 60s
