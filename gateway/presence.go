@@ -38,6 +38,7 @@ type presence struct {
 	sessions map[string]map[string]struct{}   // user → its open local sessions
 	watchers map[string]map[*session]struct{} // watched user → local watchers
 	watching map[*session]map[string]struct{} // open session → users it watches
+	pending  map[*session]int                 // open session → watch slots reserved by requests in flight
 	status   map[string]string                // watched user → status last delivered
 
 	paused atomic.Bool
@@ -52,6 +53,7 @@ func newPresence(g *Gateway) *presence {
 		sessions: make(map[string]map[string]struct{}),
 		watchers: make(map[string]map[*session]struct{}),
 		watching: make(map[*session]map[string]struct{}),
+		pending:  make(map[*session]int),
 		status:   make(map[string]string),
 		stop:     make(chan struct{}),
 	}
@@ -284,22 +286,13 @@ func (p *presence) watch(s *session, id []byte, args []byte) {
 		s.replyError(id, perr)
 		return
 	}
-	p.mu.Lock()
-	have := p.watching[s]
-	fresh := 0
-	for _, u := range users {
-		if _, ok := have[u]; !ok {
-			fresh++
-		}
-	}
-	limit := s.g.cfg.Limits.MaxPresenceWatch
-	if have == nil || len(have)+fresh > limit {
-		p.mu.Unlock()
-		s.replyError(id, protocol.Errorf(protocol.CodeTooLarge, "a session watches the presence of at most %d users", limit))
+	fresh, perr := p.admit(s, users)
+	if perr != nil {
+		s.replyError(id, perr)
 		return
 	}
-	p.mu.Unlock()
 	if !s.acquire() {
+		p.reserve(s, -fresh)
 		return
 	}
 	on := true
@@ -308,6 +301,7 @@ func (p *presence) watch(s *session, id []byte, args []byte) {
 	var mu sync.Mutex
 	left := len(users)
 	finish := func() {
+		p.reserve(s, -fresh)
 		s.release()
 		s.replyUsers(id, reps)
 	}
@@ -331,6 +325,39 @@ func (p *presence) watch(s *session, id []byte, args []byte) {
 				finish()
 			}
 		})
+	}
+}
+
+// admit checks that s may watch users on top of what it watches and what
+// its requests in flight have reserved, and reserves the slots of the
+// users it does not watch yet: back-to-back watches cannot pass the limit
+// before their replies add the users. The caller returns the slots with
+// reserve once its requests are answered.
+func (p *presence) admit(s *session, users []string) (int, *protocol.Error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	have := p.watching[s]
+	fresh := 0
+	for _, u := range users {
+		if _, ok := have[u]; !ok {
+			fresh++
+		}
+	}
+	limit := s.g.cfg.Limits.MaxPresenceWatch
+	if have == nil || len(have)+p.pending[s]+fresh > limit {
+		return 0, protocol.Errorf(protocol.CodeTooLarge, "a session watches the presence of at most %d users", limit)
+	}
+	p.pending[s] += fresh
+	return fresh, nil
+}
+
+// reserve adds n (or, negative, returns) watch slots held by s's
+// requests in flight.
+func (p *presence) reserve(s *session, n int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.pending[s] += n; p.pending[s] <= 0 {
+		delete(p.pending, s)
 	}
 }
 
