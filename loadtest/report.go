@@ -81,7 +81,7 @@ type Point struct {
 	Sessions     int64   `json:"sessions"`
 	SentPerSec   float64 `json:"sent_per_sec"`
 	AckedPerSec  float64 `json:"acked_per_sec"`
-	DelivPerSec  float64 `json:"deliveriesper_sec"`
+	DelivPerSec  float64 `json:"deliveries_per_sec"`
 	ErrorsPerSec float64 `json:"errors_per_sec"`
 	Ack          Summary `json:"send_ack"`
 	Delivered    Summary `json:"send_delivered"`
