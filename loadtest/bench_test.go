@@ -42,7 +42,7 @@ func BenchmarkRecord(b *testing.B) {
 func BenchmarkScheduleNext(b *testing.B) {
 	cfg := DefaultConfig()
 	cfg.Sessions, cfg.Channels = 10000, 1000
-	s := NewSchedule(1, 1e9, time.Hour, layoutFor(&cfg, "b"), 0)
+	s := NewSchedule(1, 1e9, time.Hour, layoutFor(&cfg, "b"), Shares{})
 	b.ReportAllocs()
 	for b.Loop() {
 		if _, ok := s.Next(); !ok {

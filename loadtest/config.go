@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"time"
 )
 
@@ -40,7 +41,8 @@ const (
 )
 
 // Config is one load-test run. Zero fields take the defaults of
-// DefaultConfig.
+// DefaultConfig, except Rate, HistoryShare and ReactionShare, whose zero
+// means none: start from DefaultConfig for their defaults.
 type Config struct {
 	// Targets are gateway WebSocket URLs (ws://host:port/v1/ws); sessions
 	// are spread over them round-robin.
@@ -56,7 +58,9 @@ type Config struct {
 	Channels int
 	// Senders is how many sessions send in a liveroom.
 	Senders int
-	// Rate is messages per second over the whole run (open loop).
+	// Rate is operations (sends, and the history reads and reactions
+	// that replace some of them) per second over the whole run (open
+	// loop); 0 schedules none.
 	Rate float64
 	// Duration is how long sends are measured after the warmup.
 	Duration time.Duration
@@ -73,6 +77,10 @@ type Config struct {
 	// HistoryShare is the share of soak operations that read history
 	// instead of sending.
 	HistoryShare float64
+	// ReactionShare is the share of liveroom operations that add a
+	// reaction (any viewer, to the newest acknowledged message) instead
+	// of sending.
+	ReactionShare float64
 	// RunID prefixes every channel and user id of the run, so runs against
 	// the same deployment never share channels (default: random).
 	RunID string
@@ -153,15 +161,16 @@ func (c *Config) withDefaults() {
 	setDur(&c.Drain, d.Drain)
 	setDur(&c.Interval, d.Interval)
 	setDur(&c.MemoryInterval, d.MemoryInterval)
-	if c.Rate == 0 {
-		c.Rate = d.Rate
-	}
-	if c.HistoryShare == 0 {
-		c.HistoryShare = d.HistoryShare
-	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
+}
+
+// Validate checks the config as Run will use it (zero fields taking their
+// defaults).
+func (c Config) Validate() error {
+	c.withDefaults()
+	return c.validate()
 }
 
 // validate checks the config after defaults.
@@ -181,14 +190,23 @@ func (c *Config) validate() error {
 	if c.Channels < 1 || c.Senders < 1 {
 		errs = append(errs, errors.New("channels and senders must be at least 1"))
 	}
-	if c.Rate < 0 || c.Ramp < 0 || c.Warmup < 0 || c.Duration < 0 {
-		errs = append(errs, errors.New("rate, ramp, warmup and duration may not be negative"))
+	finite := func(v float64) bool { return v >= 0 && !math.IsInf(v, 1) } // false for NaN too
+	if !finite(c.Rate) || !finite(c.Ramp) || c.Warmup < 0 || c.Duration < 0 {
+		errs = append(errs, errors.New("rate, ramp, warmup and duration must be finite and not negative"))
+	}
+	if c.Drain < 0 || c.Interval < 0 || c.MemoryInterval < 0 || c.DialWorkers < 0 || c.SendWorkers < 0 {
+		errs = append(errs, errors.New("drain, intervals and workers may not be negative"))
 	}
 	if c.MessageBytes < 1 || c.MessageBytes > 4000 {
 		errs = append(errs, errors.New("message size must be 1..4000 bytes"))
 	}
-	if c.HistoryShare < 0 || c.HistoryShare >= 1 {
+	if !(c.HistoryShare >= 0 && c.HistoryShare < 1) {
 		errs = append(errs, errors.New("history share must be in [0, 1)"))
+	}
+	if !(c.ReactionShare >= 0 && c.ReactionShare < 1) {
+		errs = append(errs, errors.New("reaction share must be in [0, 1)"))
+	} else if c.ReactionShare > 0 && c.Scenario != ScenarioLiveroom {
+		errs = append(errs, errors.New("reaction share applies to the liveroom scenario only"))
 	}
 	if len(c.RunID) > 24 {
 		errs = append(errs, errors.New("run id is at most 24 characters"))

@@ -34,6 +34,8 @@ against {{range $i, $t := .R.Config.Targets}}{{if $i}}, {{end}}<code>{{$t}}</cod
 {{if .R.Command}}<p>Command: <code>{{.R.Command}}</code></p>{{end}}
 
 <h2>Verdict</h2>
+<p class="{{if .R.OK}}ok{{else}}bad{{end}}" id="result">{{if .R.OK}}The run passed.{{else}}The run failed:{{end}}</p>
+{{if .R.Problems}}<ul>{{range .R.Problems}}<li>{{.}}</li>{{end}}</ul>{{end}}
 <p class="{{if .R.Oracle.OK}}ok{{else}}bad{{end}}" id="verdict">{{.R.Oracle.Summary}}</p>
 {{if .R.Oracle.Violations}}<table><tr><th>kind</th><th>channel</th><th>segment</th><th>seq</th><th>watcher</th><th>detail</th></tr>
 {{range .R.Oracle.Violations}}<tr><td>{{.Kind}}</td><td>{{.Channel}}</td><td>{{.Segment}}</td><td>{{.Seq}}</td><td>{{.Watcher}}</td><td>{{.Detail}}</td></tr>
@@ -41,9 +43,12 @@ against {{range $i, $t := .R.Config.Targets}}{{if $i}}, {{end}}<code>{{$t}}</cod
 
 <h2>Summary</h2>
 <table>
-<tr><th>sent</th><th>acknowledged</th><th>failed</th><th>unanswered</th><th>deliveries</th><th>acks/s (measured)</th><th>deliveries/s (measured)</th></tr>
-<tr><td>{{.R.Totals.Sent}}</td><td>{{.R.Totals.Acked}}</td><td>{{.R.Totals.Failed}}</td><td>{{.R.Totals.Unanswered}}</td><td>{{.R.Totals.Deliveries}}</td><td>{{printf "%.0f" .R.Totals.AcksPerSec}}</td><td>{{printf "%.0f" .R.Totals.DeliveriesPerSec}}</td></tr>
+<tr><th>sends scheduled</th><th>acknowledged</th><th>rate limited</th><th>failed</th><th>unanswered</th><th>resent</th><th>deliveries</th><th>acks/s (measured)</th><th>deliveries/s (measured)</th></tr>
+<tr><td>{{.R.Totals.Scheduled}}</td><td>{{.R.Totals.Acked}}</td><td>{{.R.Totals.RateLimited}}</td><td>{{.R.Totals.Failed}}</td><td>{{.R.Totals.Unanswered}}</td><td>{{.R.Totals.Resent}}</td><td>{{.R.Totals.Deliveries}}</td><td>{{printf "%.0f" .R.Totals.AcksPerSec}}</td><td>{{printf "%.0f" .R.Totals.DeliveriesPerSec}}</td></tr>
 </table>
+{{if .Tallies}}<table id="tallies"><tr><th>operation</th><th>scheduled</th><th>ok</th><th>rate limited</th><th>failed</th><th>skipped</th><th>unanswered</th></tr>
+{{range .Tallies}}<tr><td>{{.Name}}</td><td>{{.T.Scheduled}}</td><td>{{.T.OK}}</td><td>{{.T.RateLimited}}</td><td>{{.T.Failed}}</td><td>{{.T.Skipped}}</td><td>{{.T.Unanswered}}</td></tr>
+{{end}}</table>{{end}}
 <table id="latency">
 <tr><th>latency</th><th>count</th><th>min</th><th>p50</th><th>p90</th><th>p99</th><th>p99.9</th><th>max</th></tr>
 {{range .Latency}}<tr><td>{{.Name}}</td><td>{{.S.Count}}</td><td>{{ms .S.Min}}</td><td>{{ms .S.P50}}</td><td>{{ms .S.P90}}</td><td>{{ms .S.P99}}</td><td>{{ms .S.P999}}</td><td>{{ms .S.Max}}</td></tr>
@@ -68,6 +73,11 @@ type latencyRow struct {
 	S    Summary
 }
 
+type tallyRow struct {
+	Name string
+	T    Tally
+}
+
 type opRow struct {
 	Op, Code string
 	N        int64
@@ -83,6 +93,12 @@ func (rep *Report) WriteHTML(w io.Writer) error {
 	for _, op := range sortedKeys(rep.Ops) {
 		for _, code := range sortedKeys(rep.Ops[op]) {
 			ops = append(ops, opRow{op, code, rep.Ops[op][code]})
+		}
+	}
+	var tallies []tallyRow
+	for _, row := range rep.tallies() {
+		if row.T != (Tally{}) {
+			tallies = append(tallies, row)
 		}
 	}
 	n := len(rep.Series)
@@ -104,7 +120,7 @@ func (rep *Report) WriteHTML(w io.Writer) error {
 		return v
 	}
 	data := map[string]any{
-		"R": rep, "Latency": rows, "Ops": ops,
+		"R": rep, "Latency": rows, "Ops": ops, "Tallies": tallies,
 		"Latency1": chart("latency-ack", "send → ack latency per interval (ms)", "seconds since the first send", "ms", []line{
 			{"p50", "#1f77b4", t, get(func(p Point) float64 { return orNaN(p.Ack, p.Ack.P50) })},
 			{"p99", "#ff7f0e", t, get(func(p Point) float64 { return orNaN(p.Ack, p.Ack.P99) })},

@@ -20,9 +20,11 @@ func sampleReport(ok bool) *Report {
 	}
 	rep.Memory = []MemorySample{{T: 5, GenHeapBytes: 10 << 20}, {T: 10, GenHeapBytes: 11 << 20, Nodes: []NodeMemory{{RSSBytes: 50 << 20}}}}
 	rep.Oracle = Verdict{OK: ok, Counts: map[string]int64{}}
+	rep.OK = ok
 	if !ok {
 		rep.Oracle.Counts[ViolationGap] = 1
 		rep.Oracle.Violations = []Violation{{Kind: ViolationGap, Channel: "room<1>", Segment: 7, Seq: 9, Watcher: "u1", Detail: "never received"}}
+		rep.Problems = []string{"the oracle found gap 1"}
 	}
 	return rep
 }
@@ -40,7 +42,7 @@ func TestHTMLReportHasPlots(t *testing.T) {
 			t.Fatalf("parse: %v", err)
 		}
 		plots := map[string]int{} // data-plot → polylines with points
-		var verdict string
+		var verdict, result string
 		var walk func(n *html.Node, plot string)
 		walk = func(n *html.Node, plot string) {
 			if n.Type == html.ElementNode {
@@ -53,6 +55,8 @@ func TestHTMLReportHasPlots(t *testing.T) {
 						t.Errorf("external reference %s=%q", a.Key, a.Val)
 					case a.Key == "id" && a.Val == "verdict":
 						verdict = text(n)
+					case a.Key == "id" && a.Val == "result":
+						result = text(n)
 					case a.Key == "points" && plot != "" && len(strings.Fields(a.Val)) >= 2:
 						plots[plot]++
 					}
@@ -72,8 +76,11 @@ func TestHTMLReportHasPlots(t *testing.T) {
 				t.Errorf("plot %s has %d drawn series, want %d (plots %v)", id, plots[id], n, plots)
 			}
 		}
-		if ok && !strings.Contains(verdict, "oracle: OK") {
-			t.Errorf("verdict %q", verdict)
+		if ok && (!strings.Contains(verdict, "oracle: OK") || !strings.Contains(result, "passed")) {
+			t.Errorf("verdict %q, result %q", verdict, result)
+		}
+		if !ok && (!strings.Contains(result, "failed") || !strings.Contains(buf.String(), "<li>the oracle found gap 1</li>")) {
+			t.Errorf("result %q, or the problems are missing", result)
 		}
 		if !ok && (!strings.Contains(verdict, "FAILED") || !strings.Contains(buf.String(), "room&lt;1&gt;")) {
 			t.Errorf("failed verdict %q, or the violation's channel is missing or unescaped", verdict)

@@ -2,6 +2,7 @@ package loadtest
 
 import (
 	"fmt"
+	"maps"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -28,6 +29,13 @@ const (
 	// ViolationHistory: history's segments are not contiguous and
 	// ascending.
 	ViolationHistory = "history"
+	// ViolationRewind: a resume was answered with a reset to a seq below
+	// one the watcher had already received.
+	ViolationRewind = "rewind"
+	// ViolationUnverified: the channel, or a watcher, could not be checked:
+	// the final watch or the history re-read failed, no session could read
+	// the channel, or the watcher's join failed.
+	ViolationUnverified = "unverified"
 )
 
 // maxViolations bounds the violations a verdict lists (all are counted).
@@ -72,8 +80,19 @@ type Verdict struct {
 	Acked           int64  `json:"acked"`
 	Delivered       uint64 `json:"delivered"`
 	HistoryMessages int64  `json:"history_messages"`
-	// AckedMissing counts acknowledged messages that history did not hold.
+	// AckedMissing counts acknowledged messages (and reactions) that
+	// history did not hold.
 	AckedMissing int64 `json:"acked_missing_from_history"`
+	// ReactionsAcked counts acknowledged reactions (liveroom).
+	ReactionsAcked int64 `json:"reactions_acked,omitempty"`
+	// ResetSkipped counts seqs watchers did not receive because a resume
+	// was answered reset: true (the server announced them as no longer
+	// kept); they are not gaps.
+	ResetSkipped uint64 `json:"reset_skipped,omitempty"`
+	// FinalChecks counts the final checks' requests (channel.watch for the
+	// final seq, messages.history for the re-read) by result code. A
+	// failed one leaves its channel unverified.
+	FinalChecks map[string]map[string]int64 `json:"final_checks,omitempty"`
 }
 
 // oracle checks, per channel, that every acknowledged message reached
@@ -88,6 +107,16 @@ type oracle struct {
 
 func newOracle() *oracle { return &oracle{counts: make(map[string]int64)} }
 
+// count adds n to a count the verdict reports.
+func (o *oracle) count(key string, n int64) {
+	if n == 0 {
+		return
+	}
+	o.mu.Lock()
+	o.counts[key] += n
+	o.mu.Unlock()
+}
+
 func (o *oracle) violate(v Violation) {
 	o.mu.Lock()
 	o.counts[v.Kind]++
@@ -99,7 +128,7 @@ func (o *oracle) violate(v Violation) {
 
 // channel registers a channel to check.
 func (o *oracle) channel(id string) *chanOracle {
-	c := &chanOracle{o: o, id: id, acked: make(map[uint64]string)}
+	c := &chanOracle{o: o, id: id, acked: make(map[uint64]string), reactions: make(map[reaction]struct{}), reacted: make(map[reaction]struct{})}
 	o.mu.Lock()
 	o.channels = append(o.channels, c)
 	o.mu.Unlock()
@@ -116,6 +145,15 @@ type chanOracle struct {
 	mu      sync.Mutex // guards the fields below
 	acked   map[uint64]string
 	streams []*stream
+	// reactions are the acknowledged reaction.adds, reacted the added
+	// reactions some watcher received a reaction.updated for.
+	reactions, reacted map[reaction]struct{}
+}
+
+// reaction is one user's reaction with one name to one message.
+type reaction struct {
+	segment    uint64
+	user, name string
 }
 
 // acked records an acknowledged message.
@@ -123,6 +161,30 @@ func (c *chanOracle) ack(segment uint64, clientID string) {
 	c.mu.Lock()
 	c.acked[segment] = clientID
 	c.mu.Unlock()
+}
+
+// ackReaction records an acknowledged reaction.add. Adding one already
+// held succeeds without an event; the one that added it had the event.
+func (c *chanOracle) ackReaction(r reaction) {
+	c.mu.Lock()
+	c.reactions[r] = struct{}{}
+	c.mu.Unlock()
+}
+
+// reactionEvent records a reaction.updated a watcher received (its order
+// is the stream's business; this is what it carried).
+func (c *chanOracle) reactionEvent(r reaction, added bool) {
+	if !added {
+		return // the load test never removes one
+	}
+	c.mu.Lock()
+	c.reacted[r] = struct{}{}
+	c.mu.Unlock()
+}
+
+// unverified records that the channel could not be checked, and why.
+func (c *chanOracle) unverified(detail string) {
+	c.o.violate(Violation{Kind: ViolationUnverified, Channel: c.id, Detail: detail})
 }
 
 // watch registers a watcher's stream; call begin when its join or watch
@@ -148,7 +210,12 @@ type stream struct {
 	missing     map[uint64]struct{} // seqs a jump skipped, not yet received
 	overflow    uint64              // skipped seqs beyond maxMissing
 	received    uint64
+	resets      []seqRange // seqs resets skipped
+	skipped     uint64     // how many
 }
+
+// seqRange is the seqs from..to, both included.
+type seqRange struct{ from, to uint64 }
 
 // begin sets the position the watch started from (the reply's seq): every
 // later seq must arrive, once, in order. Later calls are ignored.
@@ -189,6 +256,8 @@ func (s *stream) event(seq uint64, segment uint64) {
 		if _, ok := s.missing[seq]; ok {
 			delete(s.missing, seq)
 			v = &Violation{Kind: ViolationReorder, Detail: fmt.Sprintf("arrived after seq %d", s.last)}
+		} else if s.wasReset(seq) {
+			v = &Violation{Kind: ViolationReorder, Detail: "arrived after a reset skipped it"}
 		} else {
 			v = &Violation{Kind: ViolationDuplicate, Detail: "received twice"}
 		}
@@ -210,6 +279,42 @@ func (s *stream) event(seq uint64, segment uint64) {
 	}
 }
 
+// reset records a resume answered reset: true (the client's synthetic
+// client.reset event): the server no longer keeps the events after the
+// last seq this watcher received, and the watch goes on after to, the
+// resume reply's seq. The seqs in between were announced as skipped:
+// they are counted, not gaps. A reset to below the last seq received
+// means the channel's seq went back.
+func (s *stream) reset(to uint64) {
+	var v *Violation
+	s.mu.Lock()
+	switch {
+	case !s.started:
+		v = &Violation{Kind: ViolationReorder, Detail: "reset before the join reply"}
+	case to < s.last:
+		v = &Violation{Kind: ViolationRewind, Detail: fmt.Sprintf("reset to seq %d after seq %d was received", to, s.last)}
+	case to > s.last:
+		s.resets = append(s.resets, seqRange{s.last + 1, to})
+		s.skipped += to - s.last
+		s.last = to
+	}
+	s.mu.Unlock()
+	if v != nil {
+		v.Channel, v.Seq, v.Watcher = s.c.id, to, s.watcher
+		s.c.o.violate(*v)
+	}
+}
+
+// wasReset reports whether a reset skipped seq; s.mu is held.
+func (s *stream) wasReset(seq uint64) bool {
+	for _, r := range s.resets {
+		if seq >= r.from && seq <= r.to {
+			return true
+		}
+	}
+	return false
+}
+
 // position returns the last seq received and whether the watch began.
 func (s *stream) position() (uint64, bool) {
 	s.mu.Lock()
@@ -219,15 +324,14 @@ func (s *stream) position() (uint64, bool) {
 
 // finish checks the channel once the run is over: final is the channel's
 // last seq, history its messages in ascending segment order (nil when
-// history was not read).
+// history was not read: the caller reports the channel unverified).
 func (c *chanOracle) finish(final uint64, history []histMsg) {
 	segOf := c.table.segments()
 	c.mu.Lock()
 	streams := append([]*stream(nil), c.streams...)
-	acked := make(map[uint64]string, len(c.acked))
-	for k, v := range c.acked {
-		acked[k] = v
-	}
+	acked := maps.Clone(c.acked)
+	reactions := maps.Clone(c.reactions)
+	reacted := maps.Clone(c.reacted)
 	c.mu.Unlock()
 
 	watching := 0
@@ -235,9 +339,11 @@ func (c *chanOracle) finish(final uint64, history []histMsg) {
 		s.mu.Lock()
 		if !s.started {
 			s.mu.Unlock()
+			c.o.violate(Violation{Kind: ViolationUnverified, Channel: c.id, Watcher: s.watcher, Detail: "the watcher's join failed: nothing it received was checked"})
 			continue
 		}
 		watching++
+		c.o.count("_reset_skipped", int64(s.skipped))
 		var gaps []uint64
 		for q := range s.missing {
 			gaps = append(gaps, q)
@@ -252,9 +358,7 @@ func (c *chanOracle) finish(final uint64, history []histMsg) {
 			c.o.violate(Violation{Kind: ViolationGap, Channel: c.id, Seq: q, Segment: segOf.bySeq[q], Watcher: s.watcher, Detail: "never received"})
 		}
 		if overflow > 0 {
-			c.o.mu.Lock()
-			c.o.counts[ViolationGap] += int64(overflow)
-			c.o.mu.Unlock()
+			c.o.count(ViolationGap, int64(overflow))
 		}
 	}
 	if watching > 0 {
@@ -263,36 +367,60 @@ func (c *chanOracle) finish(final uint64, history []histMsg) {
 				c.o.violate(Violation{Kind: ViolationUndelivered, Channel: c.id, Segment: seg, Detail: "acknowledged, received by no watcher"})
 			}
 		}
+		for r := range reactions {
+			if _, ok := reacted[r]; !ok {
+				c.o.violate(Violation{Kind: ViolationUndelivered, Channel: c.id, Segment: r.segment, Watcher: r.user,
+					Detail: fmt.Sprintf("reaction %q acknowledged, its reaction.updated received by no watcher", r.name)})
+			}
+		}
 	}
 	if history == nil {
 		return
 	}
-	c.o.mu.Lock()
-	c.o.counts["_history_messages"] += int64(len(history))
-	c.o.mu.Unlock()
-	inHistory := make(map[uint64]string, len(history))
-	for i, m := range history {
+	c.o.count("_history_messages", int64(len(history)))
+	inHistory := make(map[uint64]*histMsg, len(history))
+	for i := range history {
+		m := &history[i]
 		if i > 0 && m.Segment != history[i-1].Segment+1 {
 			c.o.violate(Violation{Kind: ViolationHistory, Channel: c.id, Segment: m.Segment,
 				Detail: fmt.Sprintf("history jumps from segment %d to %d", history[i-1].Segment, m.Segment)})
 		}
-		inHistory[m.Segment] = m.ClientID
+		inHistory[m.Segment] = m
 	}
 	for seg, id := range acked {
 		got, ok := inHistory[seg]
 		switch {
 		case !ok:
 			c.o.violate(Violation{Kind: ViolationLost, Channel: c.id, Segment: seg, Detail: "acknowledged, missing from history"})
-		case got != id:
-			c.o.violate(Violation{Kind: ViolationLost, Channel: c.id, Segment: seg, Detail: fmt.Sprintf("history holds client_id %q, the acknowledgement said %q", got, id)})
+		case got.ClientID != id:
+			c.o.violate(Violation{Kind: ViolationLost, Channel: c.id, Segment: seg, Detail: fmt.Sprintf("history holds client_id %q, the acknowledgement said %q", got.ClientID, id)})
 		}
+	}
+	// Every acknowledged reaction is counted on its message (more may be:
+	// a reaction whose reply was lost can still have been added).
+	users := make(map[reaction]int64) // by segment and name
+	for r := range reactions {
+		users[reaction{segment: r.segment, name: r.name}]++
+	}
+	for k, n := range users {
+		m, ok := inHistory[k.segment]
+		if ok && m.Reactions[k.name] >= n {
+			continue
+		}
+		var have int64
+		if ok {
+			have = m.Reactions[k.name]
+		}
+		c.o.violate(Violation{Kind: ViolationLost, Channel: c.id, Segment: k.segment,
+			Detail: fmt.Sprintf("history counts %d %q reactions, %d were acknowledged", have, k.name, n)})
 	}
 }
 
 // histMsg is what the oracle needs of a history message.
 type histMsg struct {
-	Segment  uint64
-	ClientID string
+	Segment   uint64
+	ClientID  string
+	Reactions map[string]int64
 }
 
 // verdict returns the judgement after every channel finished.
@@ -301,11 +429,14 @@ func (o *oracle) verdict() Verdict {
 	defer o.mu.Unlock()
 	v := Verdict{Counts: make(map[string]int64), Channels: len(o.channels)}
 	for k, n := range o.counts {
-		if k == "_history_messages" {
+		switch k {
+		case "_history_messages":
 			v.HistoryMessages = n
-			continue
+		case "_reset_skipped":
+			v.ResetSkipped = uint64(n)
+		default:
+			v.Counts[k] = n
 		}
-		v.Counts[k] = n
 	}
 	v.AckedMissing = o.counts[ViolationLost]
 	v.Violations = append([]Violation(nil), o.violations...)
@@ -319,6 +450,7 @@ func (o *oracle) verdict() Verdict {
 	for _, c := range o.channels {
 		c.mu.Lock()
 		v.Acked += int64(len(c.acked))
+		v.ReactionsAcked += int64(len(c.reactions))
 		v.Watchers += len(c.streams)
 		for _, s := range c.streams {
 			s.mu.Lock()

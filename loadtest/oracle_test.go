@@ -138,7 +138,7 @@ func TestOracleCatchesLostAndTailGap(t *testing.T) {
 	s := c.watch("late")
 	s.begin(0)
 	s.event(1, 0) // a non-message event
-	c.finish(3, []histMsg{{1, ""}, {2, "x"}, {3, "y"}})
+	c.finish(3, []histMsg{{Segment: 1}, {Segment: 2, ClientID: "x"}, {Segment: 3, ClientID: "y"}})
 	v := o.verdict()
 	if v.Counts[ViolationLost] != 1 || v.AckedMissing != 1 || v.Counts[ViolationHistory] != 1 {
 		t.Fatalf("lost/history: %v", v.Counts)
@@ -159,6 +159,142 @@ func TestOracleMismatchBetweenWatchers(t *testing.T) {
 	c.finish(1, nil)
 	if v := o.verdict(); v.Counts[ViolationMismatch] != 1 {
 		t.Fatalf("mismatch not caught: %v", v.Counts)
+	}
+}
+
+// A channel the final checks could not read is a violation, never a
+// silent skip, and so is a watcher whose join failed: nothing it received
+// was checked.
+func TestOracleUnverified(t *testing.T) {
+	o := newOracle()
+	(&fakeChannel{id: "fine", joinSeq: 1, messages: 5}).run(o, 2, nil)
+	if v := o.verdict(); !v.OK {
+		t.Fatalf("clean channel judged %v", v.Counts)
+	}
+	c := o.channel("unread")
+	c.ack(2, "cid-2")
+	s := c.watch("w")
+	s.begin(1)
+	s.event(2, 2)
+	c.unverified("the final channel.watch failed (timeout)")
+	v := o.verdict()
+	if v.OK || v.Counts[ViolationUnverified] != 1 || len(v.Counts) != 1 {
+		t.Fatalf("unread channel: ok=%v counts %v", v.OK, v.Counts)
+	}
+	if x := v.Violations[len(v.Violations)-1]; x.Channel != "unread" || !strings.Contains(x.String(), "unverified: channel unread") {
+		t.Fatalf("violation %v", x)
+	}
+
+	o = newOracle()
+	c = o.channel("half")
+	c.ack(2, "cid-2")
+	joined, failed := c.watch("joined"), c.watch("nojoin")
+	joined.begin(1)
+	joined.event(2, 2)
+	_ = failed // its join failed: begin never came
+	c.finish(2, []histMsg{{Segment: 1}, {Segment: 2, ClientID: "cid-2"}})
+	v = o.verdict()
+	if v.OK || v.Counts[ViolationUnverified] != 1 || len(v.Counts) != 1 || v.Violations[0].Watcher != "nojoin" {
+		t.Fatalf("failed join: ok=%v counts %v violations %v", v.OK, v.Counts, v.Violations)
+	}
+}
+
+// A reset (resume answered reset: true) moves the watcher past the seqs
+// the server no longer keeps: they are counted, not gaps, and the reset
+// itself is no event; one that arrives after all is out of order, and a
+// reset below what was received is a rewind.
+func TestOracleReset(t *testing.T) {
+	o := newOracle()
+	c := o.channel("r")
+	for seg := uint64(1); seg <= 12; seg++ {
+		c.ack(seg, fmt.Sprintf("cid-%d", seg))
+	}
+	a, b := c.watch("a"), c.watch("b")
+	a.begin(0)
+	b.begin(0)
+	for seq := uint64(1); seq <= 12; seq++ {
+		b.event(seq, seq)
+		if seq <= 3 || seq > 10 {
+			a.event(seq, seq)
+		}
+		if seq == 3 {
+			a.reset(10) // a reconnects: seqs 4..10 are gone for it
+		}
+	}
+	var hist []histMsg
+	for seg := uint64(1); seg <= 12; seg++ {
+		hist = append(hist, histMsg{Segment: seg, ClientID: fmt.Sprintf("cid-%d", seg)})
+	}
+	c.finish(12, hist)
+	v := o.verdict()
+	if !v.OK || v.ResetSkipped != 7 || v.Delivered != 17 {
+		t.Fatalf("reset judged ok=%v counts %v skipped %d delivered %d", v.OK, v.Counts, v.ResetSkipped, v.Delivered)
+	}
+
+	o = newOracle()
+	c = o.channel("r")
+	a = c.watch("a")
+	a.begin(0)
+	a.event(1, 0)
+	a.event(2, 0)
+	a.reset(5)
+	a.event(4, 0) // the reset said it was gone
+	a.event(6, 0)
+	a.reset(3) // below 6: the channel's seq went back
+	c.finish(6, nil)
+	v = o.verdict()
+	if v.Counts[ViolationReorder] != 1 || v.Counts[ViolationRewind] != 1 || len(v.Counts) != 2 {
+		t.Fatalf("counts %v violations %v", v.Counts, v.Violations)
+	}
+	for _, x := range v.Violations {
+		if x.Kind == ViolationReorder && !strings.Contains(x.Detail, "after a reset") {
+			t.Errorf("reorder: %v", x)
+		}
+	}
+}
+
+// Reactions: each acknowledged one must reach a watcher as
+// reaction.updated and be counted on its message in history.
+func TestOracleReactions(t *testing.T) {
+	o := newOracle()
+	c := o.channel("live")
+	c.ack(1, "cid-1")
+	c.ack(2, "cid-2")
+	s := c.watch("v")
+	s.begin(0)
+	s.event(1, 1)
+	s.event(2, 2)
+	got := reaction{segment: 1, user: "u1", name: "r1"}
+	twice := reaction{segment: 1, user: "u2", name: "r1"}
+	notSent := reaction{segment: 2, user: "u3", name: "r2"}
+	notKept := reaction{segment: 2, user: "u4", name: "r3"}
+	for _, r := range []reaction{got, twice, twice, notSent, notKept} {
+		c.ackReaction(r) // twice: the second add changed nothing
+	}
+	for seq, r := range []reaction{got, twice, notKept} {
+		s.event(uint64(3+seq), 0)
+		c.reactionEvent(r, true)
+	}
+	c.reactionEvent(reaction{segment: 2, user: "u3", name: "r2"}, false) // a removal is not the add
+	c.finish(5, []histMsg{
+		{Segment: 1, ClientID: "cid-1", Reactions: map[string]int64{"r1": 2}},
+		{Segment: 2, ClientID: "cid-2", Reactions: map[string]int64{"r2": 1}},
+	})
+	v := o.verdict()
+	if v.ReactionsAcked != 4 || v.Counts[ViolationUndelivered] != 1 || v.Counts[ViolationLost] != 1 || len(v.Counts) != 2 {
+		t.Fatalf("acked %d counts %v violations %v", v.ReactionsAcked, v.Counts, v.Violations)
+	}
+	for _, x := range v.Violations {
+		switch x.Kind {
+		case ViolationUndelivered:
+			if x.Watcher != "u3" || !strings.Contains(x.Detail, `"r2"`) {
+				t.Errorf("undelivered: %v", x)
+			}
+		case ViolationLost:
+			if x.Segment != 2 || !strings.Contains(x.Detail, `0 "r3" reactions, 1 were acknowledged`) {
+				t.Errorf("lost: %v", x)
+			}
+		}
 	}
 }
 

@@ -22,10 +22,17 @@ type Report struct {
 	Config   ReportConfig `json:"config"`
 	Started  time.Time    `json:"started"`
 	Finished time.Time    `json:"finished"`
+	// OK is whether the run passed: it completed and everything in it was
+	// accounted for and verified. Problems says why not.
+	OK       bool     `json:"ok"`
+	Problems []string `json:"problems,omitempty"`
 	Setup    struct {
-		Sessions  int     `json:"sessions"`
-		Connected int     `json:"connected"`
-		Seconds   float64 `json:"seconds"`
+		Sessions  int `json:"sessions"`
+		Connected int `json:"connected"`
+		// Failed counts sessions that could not connect to any target,
+		// or whose channel.create or channel.join failed.
+		Failed  int     `json:"failed"`
+		Seconds float64 `json:"seconds"`
 	} `json:"setup"`
 	Totals Totals `json:"totals"`
 	// Latency is each metric's distribution over the measured window (the
@@ -55,24 +62,48 @@ type ReportConfig struct {
 	MessageBytes int      `json:"message_bytes"`
 }
 
-// Totals are the run's counts and rates. Rates are over the measured
-// window: sends intended after the warmup, divided by the time from the
-// window's start to the last of their acknowledgements (deliveries), so a
-// server that falls behind shows a lower rate, not the offered one.
+// Totals are the run's counts and rates. Every scheduled send ends as
+// exactly one of acked, rate_limited, failed (an error reply, or its
+// session's setup failed) or unanswered (no reply when the drain ended).
+// Rates are over the measured window: sends intended after the warmup,
+// divided by the time from the window's start to the last of their
+// acknowledgements (deliveries), so a server that falls behind shows a
+// lower rate, not the offered one.
 type Totals struct {
-	Scheduled  int64 `json:"scheduled"`
-	Sent       int64 `json:"sent"`
-	Acked      int64 `json:"acked"`
-	Failed     int64 `json:"failed"`
+	Scheduled   int64 `json:"scheduled"`
+	Sent        int64 `json:"sent"`
+	Acked       int64 `json:"acked"`
+	RateLimited int64 `json:"rate_limited"`
+	Failed      int64 `json:"failed"`
+	// Resent counts operations sent again after the connection was down
+	// or dropped, or the reply was unavailable (each is still settled
+	// once, measured from its intended time).
+	Resent     int64 `json:"resent"`
 	Deliveries int64 `json:"deliveries"`
 	Errors     int64 `json:"errors"`
 	Resumed    int64 `json:"resumed,omitempty"`
 	Unanswered int64 `json:"unanswered"`
+	// History (soak) and Reactions (liveroom) account for the other
+	// scheduled operations in the same way.
+	History   Tally `json:"history,omitzero"`
+	Reactions Tally `json:"reactions,omitzero"`
 	// OfferedPerSec is the sends the schedule held in the measured
 	// window per second (Poisson: near Rate, not exactly).
 	OfferedPerSec    float64 `json:"offered_per_sec"`
 	AcksPerSec       float64 `json:"acks_per_sec"`
 	DeliveriesPerSec float64 `json:"deliveries_per_sec"`
+}
+
+// Tally accounts for one kind of scheduled operation: each ends as
+// exactly one of ok, rate_limited, failed, skipped (a reaction scheduled
+// before any message was acknowledged) or unanswered.
+type Tally struct {
+	Scheduled   int64 `json:"scheduled"`
+	OK          int64 `json:"ok"`
+	RateLimited int64 `json:"rate_limited"`
+	Failed      int64 `json:"failed"`
+	Skipped     int64 `json:"skipped,omitempty"`
+	Unanswered  int64 `json:"unanswered"`
 }
 
 // Point is one interval of the run.
@@ -81,7 +112,7 @@ type Point struct {
 	Sessions     int64   `json:"sessions"`
 	SentPerSec   float64 `json:"sent_per_sec"`
 	AckedPerSec  float64 `json:"acked_per_sec"`
-	DelivPerSec  float64 `json:"deliveriesper_sec"`
+	DelivPerSec  float64 `json:"deliveries_per_sec"`
 	ErrorsPerSec float64 `json:"errors_per_sec"`
 	Ack          Summary `json:"send_ack"`
 	Delivered    Summary `json:"send_delivered"`
@@ -128,7 +159,7 @@ func (r *runner) sample(ctx context.Context) {
 		lastAt = now
 		win := r.rec.flush()
 		_, errs := r.ops.snapshot()
-		sent, acked, deliv := r.sent.Load(), r.acked.Load(), r.deliveries.Load()
+		sent, acked, deliv := r.sent.Load(), r.sends.ok.Load(), r.deliveries.Load()
 		start := r.sendStart.Load()
 		if start == 0 || r.now() < time.Duration(start) {
 			if r.cfg.Progress != nil {
@@ -203,9 +234,11 @@ func (r *runner) finishReport(rep *Report) {
 	}
 	var errs int64
 	rep.Ops, errs = r.ops.snapshot()
+	sends := r.sends.report()
 	rep.Totals = Totals{
-		Scheduled: r.scheduled.Load(), Sent: r.sent.Load(), Acked: r.acked.Load(), Failed: r.failed.Load(),
-		Deliveries: r.deliveries.Load(), Errors: errs, Resumed: r.resumed.Load(), Unanswered: max(r.outstanding.Load(), 0),
+		Scheduled: sends.Scheduled, Sent: r.sent.Load(), Acked: sends.OK, RateLimited: sends.RateLimited, Failed: sends.Failed,
+		Resent: r.resent.Load(), Deliveries: r.deliveries.Load(), Errors: errs, Resumed: r.resumed.Load(), Unanswered: sends.Unanswered,
+		History: r.histories.report(), Reactions: r.reactions.report(),
 	}
 	if r.cfg.Duration > 0 {
 		rep.Totals.OfferedPerSec = float64(r.measuredSent.Load()) / r.cfg.Duration.Seconds()
@@ -220,16 +253,53 @@ func (r *runner) finishReport(rep *Report) {
 	rep.Series = r.series
 	rep.Memory = r.memory
 	rep.Oracle = r.orc.verdict()
+	rep.Oracle.FinalChecks, _ = r.checks.snapshot()
 	rep.Generator = Generator{GoVersion: runtime.Version(), CPUs: runtime.NumCPU(), OS: runtime.GOOS + "/" + runtime.GOARCH}
+	rep.Problems = rep.problems()
+	rep.OK = len(rep.Problems) == 0
+}
+
+// problems lists why the run fails: anything it could not account for or
+// verify. A rate_limited reply is the server pacing a client, as the
+// protocol allows: it is counted, and fails nothing.
+func (rep *Report) problems() []string {
+	var out []string
+	add := func(n int64, format string) {
+		if n > 0 {
+			out = append(out, fmt.Sprintf(format, n))
+		}
+	}
+	add(int64(rep.Setup.Failed), "%d sessions failed to set up (connect to every target, channel.create or channel.join)")
+	t := rep.Totals
+	add(t.Failed, "%d sends failed")
+	add(t.Unanswered, "%d sends unanswered when the drain ended")
+	add(t.History.Failed, "%d history reads failed")
+	add(t.History.Unanswered, "%d history reads unanswered when the drain ended")
+	add(t.Reactions.Failed, "%d reactions failed")
+	add(t.Reactions.Unanswered, "%d reactions unanswered when the drain ended")
+	if !rep.Oracle.OK {
+		out = append(out, "the oracle found "+rep.Oracle.counts())
+	}
+	return out
 }
 
 // WriteSummary writes the final summary table and the oracle's verdict.
 func (rep *Report) WriteSummary(w io.Writer) {
 	fmt.Fprintf(w, "\nswitchboard loadtest: %s, run %s, %d sessions (%d connected), %d channels, %.0f msg/s offered for %.0fs after %.0fs warmup\n",
 		rep.Scenario, rep.RunID, rep.Setup.Sessions, rep.Setup.Connected, rep.Config.Channels, rep.Config.Rate, rep.Config.DurationS, rep.Config.WarmupS)
+	if rep.Setup.Failed > 0 {
+		fmt.Fprintf(w, "%d sessions failed to set up\n", rep.Setup.Failed)
+	}
 	t := rep.Totals
-	fmt.Fprintf(w, "sent %d, acked %d, failed %d, unanswered %d, deliveries %d; measured %.0f acks/s, %.0f deliveries/s\n\n",
-		t.Sent, t.Acked, t.Failed, t.Unanswered, t.Deliveries, t.AcksPerSec, t.DeliveriesPerSec)
+	fmt.Fprintf(w, "sends: scheduled %d, acked %d, rate limited %d, failed %d, unanswered %d (resent %d); deliveries %d; measured %.0f acks/s, %.0f deliveries/s\n",
+		t.Scheduled, t.Acked, t.RateLimited, t.Failed, t.Unanswered, t.Resent, t.Deliveries, t.AcksPerSec, t.DeliveriesPerSec)
+	for _, row := range rep.tallies() {
+		if row.T != (Tally{}) {
+			fmt.Fprintf(w, "%s: scheduled %d, ok %d, rate limited %d, failed %d, skipped %d, unanswered %d\n",
+				row.Name, row.T.Scheduled, row.T.OK, row.T.RateLimited, row.T.Failed, row.T.Skipped, row.T.Unanswered)
+		}
+	}
+	fmt.Fprintln(w)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "latency (ms)\tcount\tmin\tp50\tp90\tp99\tp99.9\tmax\t")
 	for m := range numMetrics {
@@ -254,6 +324,20 @@ func (rep *Report) WriteSummary(w io.Writer) {
 	if n := rep.Oracle.total(); n > int64(len(rep.Oracle.Violations)) {
 		fmt.Fprintf(w, "  ... and %d more\n", n-int64(len(rep.Oracle.Violations)))
 	}
+	fmt.Fprintln(w, rep.Result())
+}
+
+// tallies are the scheduled operations other than sends.
+func (rep *Report) tallies() []tallyRow {
+	return []tallyRow{{"history reads", rep.Totals.History}, {"reactions", rep.Totals.Reactions}}
+}
+
+// Result is the run's outcome in one line.
+func (rep *Report) Result() string {
+	if rep.OK {
+		return "result: OK"
+	}
+	return "result: FAILED: " + strings.Join(rep.Problems, "; ")
 }
 
 func (v Verdict) total() int64 {
@@ -268,14 +352,25 @@ func (v Verdict) total() int64 {
 func (v Verdict) Summary() string {
 	checked := fmt.Sprintf("%d channels, %d watchers, %d acknowledged messages, %d deliveries, %d history messages re-read",
 		v.Channels, v.Watchers, v.Acked, v.Delivered, v.HistoryMessages)
+	if v.ReactionsAcked > 0 {
+		checked += fmt.Sprintf(", %d acknowledged reactions", v.ReactionsAcked)
+	}
+	if v.ResetSkipped > 0 {
+		checked += fmt.Sprintf(", %d seqs skipped by resets", v.ResetSkipped)
+	}
 	if v.OK {
 		return "oracle: OK — " + checked
 	}
-	var parts []string
+	return "oracle: FAILED (" + v.counts() + ") — " + checked
+}
+
+// counts lists the violations by kind: "gap 2, unverified 1".
+func (v Verdict) counts() string {
+	parts := make([]string, 0, len(v.Counts))
 	for _, k := range sortedKeys(v.Counts) {
 		parts = append(parts, fmt.Sprintf("%s %d", k, v.Counts[k]))
 	}
-	return "oracle: FAILED (" + strings.Join(parts, ", ") + ") — " + checked
+	return strings.Join(parts, ", ")
 }
 
 func sortedKeys[V any](m map[string]V) []string {

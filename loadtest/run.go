@@ -34,16 +34,45 @@ type runner struct {
 
 	sessions []*session
 	created  []chan struct{} // closed when each channel's create was answered
+	// targets are each channel's newest acknowledged message, for
+	// reactions (nil entries until one is).
+	targets []atomic.Pointer[target]
+
+	// Scheduled operations by kind, each settled once.
+	sends, histories, reactions tally
+	// retries are the resends in flight (see request).
+	retries sync.WaitGroup
+	ctx     context.Context // the run's, for resends
 
 	// Counters.
-	scheduled, sent, acked, failed, deliveries     atomic.Int64
+	sent, resent, deliveries                       atomic.Int64
 	measuredSent, measuredAcks, measuredDeliveries atomic.Int64
 	lastAck, lastDelivery                          atomic.Int64 // ns from origin
-	outstanding, resumed, connected                atomic.Int64
+	resumed, connected, setupFailed                atomic.Int64
 	ops                                            opCounts
+	checks                                         opCounts // the final checks' requests
 
 	series []Point
 	memory []MemorySample
+}
+
+// target is a message reactions can go to.
+type target struct {
+	id      string
+	segment uint64
+}
+
+// tally accounts for one kind of scheduled operation: each is settled
+// exactly once, as ok, rate_limited, failed or skipped; those still
+// outstanding when the drain ended are unanswered.
+type tally struct {
+	scheduled, ok, rateLimited, failed, skipped, outstanding atomic.Int64
+	unanswered                                               int64 // outstanding when the drain ended
+}
+
+func (t *tally) report() Tally {
+	return Tally{Scheduled: t.scheduled.Load(), OK: t.ok.Load(), RateLimited: t.rateLimited.Load(),
+		Failed: t.failed.Load(), Skipped: t.skipped.Load(), Unanswered: t.unanswered}
 }
 
 // opCounts counts replies by op and result code.
@@ -100,6 +129,8 @@ func codeOf(err error) string {
 		return "closed"
 	case errors.Is(err, context.DeadlineExceeded):
 		return "timeout"
+	case errors.Is(err, context.Canceled):
+		return "canceled"
 	}
 	return "transport"
 }
@@ -114,19 +145,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	runID := cfg.RunID
-	if runID == "" {
-		var b [4]byte
-		_, _ = rand.Read(b[:])
-		runID = hex.EncodeToString(b[:])
-	}
-	r := &runner{cfg: cfg, runID: runID, rec: newRecorder(), orc: newOracle(), origin: time.Now()}
-	r.layout = layoutFor(&r.cfg, runID)
-	r.text = strings.Repeat("x", cfg.MessageBytes)
-	for _, id := range r.layout.ChannelIDs {
-		r.chans = append(r.chans, r.orc.channel(id))
-		r.created = append(r.created, make(chan struct{}))
-	}
+	r := newRunner(ctx, cfg)
 	rep := &Report{Started: time.Now().UTC()}
 
 	var bg sync.WaitGroup
@@ -141,7 +160,11 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	r.connectAll(ctx)
 	rep.Setup.Seconds = time.Since(setupStart).Seconds()
 	rep.Setup.Connected = int(r.connected.Load())
-	defer r.closeAll()
+	rep.Setup.Failed = int(r.setupFailed.Load())
+	defer func() {
+		r.closeAll()
+		r.retries.Wait() // closed clients end them
+	}()
 	if r.connected.Load() == 0 {
 		return nil, fmt.Errorf("no session could connect to %s", strings.Join(cfg.Targets, ", "))
 	}
@@ -151,11 +174,34 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		r.drain(ctx)
 		r.phase(PhaseDrained)
 	}
+	for _, t := range []*tally{&r.sends, &r.histories, &r.reactions} {
+		t.unanswered = max(t.outstanding.Load(), 0)
+	}
 	r.verify(ctx)
 	stopBG()
 	bg.Wait()
 	r.finishReport(rep)
 	return rep, nil
+}
+
+// newRunner lays out a run of a checked config.
+func newRunner(ctx context.Context, cfg Config) *runner {
+	runID := cfg.RunID
+	if runID == "" {
+		var b [4]byte
+		_, _ = rand.Read(b[:])
+		runID = hex.EncodeToString(b[:])
+	}
+	r := &runner{cfg: cfg, runID: runID, rec: newRecorder(), orc: newOracle(), origin: time.Now(), ctx: ctx}
+	r.layout = layoutFor(&r.cfg, runID)
+	r.text = strings.Repeat("x", cfg.MessageBytes)
+	for _, id := range r.layout.ChannelIDs {
+		r.chans = append(r.chans, r.orc.channel(id))
+		r.created = append(r.created, make(chan struct{}))
+	}
+	r.targets = make([]atomic.Pointer[target], len(r.chans))
+	r.sessions = make([]*session, cfg.Sessions)
+	return r
 }
 
 func (r *runner) phase(p string) {
@@ -175,7 +221,6 @@ func (r *runner) warmupEnd() time.Duration {
 // connectAll dials every session at the ramp's pace and sets up its
 // channels, with at most DialWorkers at a time.
 func (r *runner) connectAll(ctx context.Context) {
-	r.sessions = make([]*session, r.cfg.Sessions)
 	next := make(chan int)
 	var wg sync.WaitGroup
 	for range r.cfg.DialWorkers {
@@ -211,18 +256,16 @@ loop:
 	// Channels whose creator failed were closed by it; nothing waits.
 }
 
-// setup dials session i and creates or joins its channels.
+// setup dials session i and creates or joins its channels. The first
+// dial tries every target in turn (starting with the session's own)
+// before the session counts as failed; a failed session, or one whose
+// create or join failed, counts in setupFailed.
 func (r *runner) setup(ctx context.Context, i int) {
 	s := &session{r: r, idx: i, user: r.layout.UserIDs[i]}
 	for _, c := range r.layout.SessionChannels[i] {
 		s.streams = append(s.streams, sessionStream{channel: r.layout.ChannelIDs[c], s: r.chans[c].watch(s.user)})
 	}
-	urls := make([]string, 0, len(r.cfg.Targets))
-	for k := range r.cfg.Targets {
-		urls = append(urls, r.cfg.Targets[(i+k)%len(r.cfg.Targets)])
-	}
 	opts := client.Options{
-		URLs:           urls,
 		UserID:         s.user,
 		OnEvent:        s.onEvent,
 		OnResumed:      s.onResumed,
@@ -234,13 +277,27 @@ func (r *runner) setup(ctx context.Context, i int) {
 		user := s.user
 		opts.TokenFunc = func() (string, error) { return r.cfg.Token(user) }
 	}
-	dctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	var cl *client.Client
+	var err error
 	t0 := time.Now()
-	cl, err := client.Dial(dctx, opts)
-	cancel()
-	r.ops.add(protocol.OpConnect, codeOf(err))
+	for first := range r.cfg.Targets {
+		// Reconnects then move on round-robin from the target that worked.
+		opts.URLs = make([]string, 0, len(r.cfg.Targets))
+		for k := range r.cfg.Targets {
+			opts.URLs = append(opts.URLs, r.cfg.Targets[(i+first+k)%len(r.cfg.Targets)])
+		}
+		dctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+		cl, err = client.Dial(dctx, opts)
+		cancel()
+		r.ops.add(protocol.OpConnect, codeOf(err))
+		if err == nil || ctx.Err() != nil {
+			break
+		}
+		r.cfg.Logger.Debug("loadtest: dial failed", "session", i, "target", opts.URLs[0], "err", err)
+	}
 	if err != nil {
-		r.cfg.Logger.Debug("loadtest: dial failed", "session", i, "err", err)
+		r.setupFailed.Add(1)
+		r.cfg.Logger.Warn("loadtest: session could not connect to any target", "session", i, "err", err)
 		for _, c := range r.layout.SessionChannels[i] {
 			if r.layout.Creator[c] == i {
 				close(r.created[c])
@@ -250,13 +307,15 @@ func (r *runner) setup(ctx context.Context, i int) {
 	}
 	r.rec.record(MetricConnect, i, time.Since(t0))
 	s.cl = cl
+	s.reader.Store(cl)
 	r.sessions[i] = s
 	r.connected.Add(1)
+	failed := false
 	for k, c := range r.layout.SessionChannels[i] {
 		st := s.streams[k].s
 		if r.layout.Creator[c] == i {
 			args := protocol.ChannelCreateArgs{ID: r.layout.ChannelIDs[c], Type: r.layout.ChannelTypes[c], Name: "load test " + r.runID}
-			r.call(ctx, s, protocol.OpChannelCreate, args, st)
+			failed = r.call(ctx, s, protocol.OpChannelCreate, args, st) != nil || failed
 			close(r.created[c])
 			continue
 		}
@@ -265,13 +324,16 @@ func (r *runner) setup(ctx context.Context, i int) {
 		case <-ctx.Done():
 			return
 		}
-		r.call(ctx, s, protocol.OpChannelJoin, protocol.WatchArgs{Channel: r.layout.ChannelIDs[c]}, st)
+		failed = r.call(ctx, s, protocol.OpChannelJoin, protocol.WatchArgs{Channel: r.layout.ChannelIDs[c]}, st) != nil || failed
+	}
+	if failed {
+		r.setupFailed.Add(1)
 	}
 }
 
 // call makes a create or join and waits for it; the stream begins at the
 // reply's seq on the read goroutine, before any later event.
-func (r *runner) call(ctx context.Context, s *session, op string, args any, st *stream) {
+func (r *runner) call(ctx context.Context, s *session, op string, args any, st *stream) error {
 	done := make(chan error, 1)
 	err := s.cl.CallAsync(op, args, func(res json.RawMessage, err error) {
 		if err == nil {
@@ -295,6 +357,7 @@ func (r *runner) call(ctx context.Context, s *session, op string, args any, st *
 	if err != nil {
 		r.cfg.Logger.Warn("loadtest: setup call failed", "op", op, "session", s.idx, "err", err)
 	}
+	return err
 }
 
 // scanTopSeq reads the top-level "seq" of a join, watch or create result.
@@ -312,7 +375,7 @@ func scanTopSeq(res json.RawMessage) (uint64, bool) {
 // time and hands it to the worker that owns its session.
 func (r *runner) sendAll(ctx context.Context) {
 	length := r.cfg.Warmup + r.cfg.Duration
-	sched := NewSchedule(r.cfg.Seed, r.cfg.Rate, length, r.layout, r.historyShare())
+	sched := NewSchedule(r.cfg.Seed, r.cfg.Rate, length, r.layout, r.shares())
 	r.sendStart.Store(int64(r.now() + 50*time.Millisecond))
 	start := time.Duration(r.sendStart.Load())
 
@@ -359,7 +422,6 @@ func (r *runner) sendAll(ctx context.Context) {
 		if !wait(due) {
 			break
 		}
-		r.scheduled.Add(1)
 		select {
 		case queues[st.Session%len(queues)] <- st:
 		case <-ctx.Done():
@@ -377,11 +439,16 @@ func (r *runner) sendAll(ctx context.Context) {
 	wg.Wait()
 }
 
-func (r *runner) historyShare() float64 {
-	if r.cfg.Scenario == ScenarioSoak {
-		return r.cfg.HistoryShare
+// shares are the scenario's operations that are not sends: history reads
+// in soak, reactions in liveroom.
+func (r *runner) shares() Shares {
+	switch r.cfg.Scenario {
+	case ScenarioSoak:
+		return Shares{History: r.cfg.HistoryShare}
+	case ScenarioLiveroom:
+		return Shares{Reaction: r.cfg.ReactionShare}
 	}
-	return 0
+	return Shares{}
 }
 
 // storm drops every session's connection at once.
@@ -396,50 +463,58 @@ func (r *runner) storm() {
 	r.cfg.Logger.Info("loadtest: storm: dropped every connection")
 }
 
-// dispatch issues one step; due is its intended time from origin.
+// dispatch issues one step; due is its intended time from origin. Every
+// step is settled once in its kind's tally (see request).
 func (r *runner) dispatch(st Step, due time.Duration) {
 	measured := due >= r.warmupEnd()
 	if measured {
 		r.rec.record(MetricLag, st.Session, r.now()-due)
 	}
+	t := r.tallyOf(st.Kind)
+	t.scheduled.Add(1)
+	op := opOf(st.Kind)
 	s := r.sessions[st.Session]
 	if s == nil {
-		r.ops.add(opOf(st.Kind), "no_session")
+		// The session's setup failed (and counted): its steps fail.
+		r.ops.add(op, "no_session")
+		t.failed.Add(1)
 		return
 	}
 	ch := r.layout.ChannelIDs[st.Channel]
-	if st.Kind == KindHistory {
-		r.outstanding.Add(1)
+	switch st.Kind {
+	case KindHistory:
 		lim := 20
-		err := s.cl.CallAsync(protocol.OpMessagesHistory, protocol.HistoryArgs{Channel: ch, Limit: &lim}, func(_ json.RawMessage, err error) {
-			r.ops.add(protocol.OpMessagesHistory, codeOf(err))
-			r.outstanding.Add(-1)
-		})
-		if err != nil {
-			r.ops.add(protocol.OpMessagesHistory, codeOf(err))
-			r.outstanding.Add(-1)
+		r.request(s, t, op, protocol.HistoryArgs{Channel: ch, Limit: &lim}, func(json.RawMessage) {})
+		return
+	case KindReaction:
+		tg := r.targets[st.Channel].Load()
+		if tg == nil {
+			t.skipped.Add(1) // no message acknowledged yet to react to
+			return
 		}
+		react := reaction{segment: tg.segment, user: s.user, name: "r" + strconv.FormatUint(st.Index%8, 10)}
+		co := r.chans[st.Channel]
+		r.request(s, t, op, protocol.ReactionArgs{Channel: ch, MessageID: tg.id, Name: react.name}, func(json.RawMessage) {
+			co.ackReaction(react)
+		})
 		return
 	}
 	clientID := r.runID + "." + strconv.FormatUint(st.Index, 10) + "." + strconv.FormatInt(int64(due), 10)
 	args := protocol.SendArgs{Channel: ch, ClientID: clientID, Text: r.text}
 	co := r.chans[st.Channel]
-	r.outstanding.Add(1)
 	r.sent.Add(1)
 	if measured {
 		r.measuredSent.Add(1)
 	}
-	err := s.cl.CallAsync(protocol.OpMessageSend, args, func(res json.RawMessage, err error) {
-		defer r.outstanding.Add(-1)
-		r.ops.add(protocol.OpMessageSend, codeOf(err))
-		if err != nil {
-			r.failed.Add(1)
-			return
-		}
+	reacting := r.cfg.ReactionShare > 0
+	r.request(s, t, op, args, func(res json.RawMessage) {
 		now := r.now()
-		r.acked.Add(1)
-		if seg, ok := scanUint(res, `"segment":`); ok {
+		seg, ok := scanUint(res, `"segment":`)
+		if ok {
 			co.ack(seg, clientID)
+		}
+		if id, found := scanString(res, `"id":"`); ok && found && reacting {
+			r.targets[st.Channel].Store(&target{id: id, segment: seg})
 		}
 		if measured {
 			r.rec.record(MetricAck, st.Session, now-due)
@@ -447,16 +522,81 @@ func (r *runner) dispatch(st Step, due time.Duration) {
 			storeMax(&r.lastAck, int64(now))
 		}
 	})
-	if err != nil {
-		r.outstanding.Add(-1)
-		r.failed.Add(1)
-		r.ops.add(protocol.OpMessageSend, codeOf(err))
+}
+
+// request issues one scheduled operation and settles it in t: ok (then
+// acked runs with the result), rate_limited, or failed. It is written
+// without waiting for the reply; when it could not be written (the
+// session is between connections: a reconnect storm), the connection
+// dropped before the reply, or the reply was unavailable, it is resent
+// with the client's Call, which waits for the connection to be back and
+// retries as a real client does (every scheduled op is safe to repeat: a
+// send keeps its client_id). Latencies are measured from the step's
+// intended time, so the time spent waiting for the reconnect counts.
+func (r *runner) request(s *session, t *tally, op string, args any, acked func(json.RawMessage)) {
+	t.outstanding.Add(1)
+	settle := func(res json.RawMessage, err error) {
+		defer t.outstanding.Add(-1)
+		code := codeOf(err)
+		r.ops.add(op, code)
+		switch code {
+		case "ok":
+			t.ok.Add(1)
+			acked(res)
+		case string(protocol.CodeRateLimited):
+			t.rateLimited.Add(1)
+		default:
+			t.failed.Add(1)
+		}
+	}
+	resend := func(err error) bool {
+		if !retryable(err) {
+			return false
+		}
+		r.resent.Add(1)
+		r.retries.Go(func() {
+			var res json.RawMessage
+			err := s.cl.Call(r.ctx, op, args, &res)
+			settle(res, err)
+		})
+		return true
+	}
+	err := s.cl.CallAsync(op, args, func(res json.RawMessage, err error) {
+		if err == nil || !resend(err) {
+			settle(res, err)
+		}
+	})
+	if err != nil && !resend(err) {
+		settle(nil, err)
 	}
 }
 
+// retryable reports whether a scheduled op that failed with err is resent:
+// the connection was down or dropped, or the server was unavailable.
+func retryable(err error) bool {
+	var pe *protocol.Error
+	if errors.As(err, &pe) {
+		return pe.Code == protocol.CodeUnavailable
+	}
+	return !errors.Is(err, client.ErrClosed) && !errors.Is(err, context.Canceled)
+}
+
+func (r *runner) tallyOf(kind int) *tally {
+	switch kind {
+	case KindHistory:
+		return &r.histories
+	case KindReaction:
+		return &r.reactions
+	}
+	return &r.sends
+}
+
 func opOf(kind int) string {
-	if kind == KindHistory {
+	switch kind {
+	case KindHistory:
 		return protocol.OpMessagesHistory
+	case KindReaction:
+		return protocol.OpReactionAdd
 	}
 	return protocol.OpMessageSend
 }
@@ -501,7 +641,7 @@ func (r *runner) delivered(key int, intended time.Duration) {
 // and, after a storm, for every dropped session to have resumed.
 func (r *runner) drain(ctx context.Context) {
 	pollUntil(ctx, r.cfg.Drain, func() bool {
-		if r.outstanding.Load() > 0 {
+		if r.sends.outstanding.Load()+r.histories.outstanding.Load()+r.reactions.outstanding.Load() > 0 {
 			return false
 		}
 		for _, s := range r.sessions {
@@ -532,7 +672,9 @@ func pollUntil(ctx context.Context, d time.Duration, cond func() bool) bool {
 }
 
 // verify asks each channel for its final seq, waits for every watcher to
-// catch up to it, re-reads history and lets the oracle judge.
+// catch up to it, re-reads history and lets the oracle judge. A channel
+// it cannot read (no session to read it with, or the final watch or the
+// re-read failed) is reported unverified, never skipped.
 func (r *runner) verify(ctx context.Context) {
 	type final struct {
 		seq uint64
@@ -541,9 +683,10 @@ func (r *runner) verify(ctx context.Context) {
 	finals := make([]final, len(r.chans))
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, 16)
-	for c := range r.chans {
+	for c, co := range r.chans {
 		s := r.checker(c)
 		if s == nil {
+			co.unverified("no session of the run is connected to read it")
 			continue
 		}
 		wg.Go(func() {
@@ -552,8 +695,10 @@ func (r *runner) verify(ctx context.Context) {
 			cctx, cancel := context.WithTimeout(ctx, r.cfg.Drain)
 			defer cancel()
 			res, err := s.cl.Watch(cctx, r.layout.ChannelIDs[c], nil)
+			r.checks.add(protocol.OpChannelWatch, codeOf(err))
 			if err != nil {
 				r.cfg.Logger.Warn("loadtest: final watch failed", "channel", r.layout.ChannelIDs[c], "err", err)
+				co.unverified("the final channel.watch failed (" + codeOf(err) + "): " + err.Error())
 				return
 			}
 			finals[c] = final{res.Seq, true}
@@ -588,6 +733,7 @@ func (r *runner) verify(ctx context.Context) {
 			hist, err := r.history(ctx, s, r.layout.ChannelIDs[c])
 			if err != nil {
 				r.cfg.Logger.Warn("loadtest: history re-read failed", "channel", r.layout.ChannelIDs[c], "err", err)
+				co.unverified("the history re-read failed (" + codeOf(err) + "): " + err.Error())
 				hist = nil
 			}
 			co.finish(finals[c].seq, hist)
@@ -619,11 +765,16 @@ func (r *runner) history(ctx context.Context, s *session, ch string) ([]histMsg,
 		cctx, cancel := context.WithTimeout(ctx, r.cfg.Drain)
 		res, err := s.cl.History(cctx, protocol.HistoryArgs{Channel: ch, After: &after, Limit: &limit})
 		cancel()
+		r.checks.add(protocol.OpMessagesHistory, codeOf(err))
 		if err != nil {
 			return nil, err
 		}
 		for _, m := range res.Messages {
-			out = append(out, histMsg{Segment: m.Segment, ClientID: m.ClientID})
+			h := histMsg{Segment: m.Segment, ClientID: m.ClientID}
+			if len(m.Reactions) > 0 {
+				h.Reactions = m.Reactions
+			}
+			out = append(out, h)
 		}
 		if !res.HasMore || len(res.Messages) == 0 {
 			return out, nil

@@ -6,7 +6,7 @@ import (
 )
 
 func collect(seed uint64, l *Layout) []Step {
-	s := NewSchedule(seed, 500, 4*time.Second, l, 0.1)
+	s := NewSchedule(seed, 500, 4*time.Second, l, Shares{History: 0.1})
 	var out []Step
 	for {
 		st, ok := s.Next()

@@ -2,6 +2,7 @@ package loadtest
 
 import (
 	"bytes"
+	"encoding/json"
 	"strconv"
 	"sync/atomic"
 	"time"
@@ -12,10 +13,13 @@ import (
 
 // session is one simulated user's connection and what it watches.
 type session struct {
-	r       *runner
-	idx     int
-	user    string
-	cl      *client.Client // set once by setup, before sending starts
+	r    *runner
+	idx  int
+	user string
+	cl   *client.Client // set once by setup, before sending starts
+	// reader is cl for the read goroutine, which starts inside Dial,
+	// before setup sets cl.
+	reader  atomic.Pointer[client.Client]
 	streams []sessionStream
 	// droppedAt is when a storm dropped the connection (ns since the
 	// run's origin; 0: not dropped).
@@ -38,12 +42,19 @@ func (s *session) stream(channel string) *stream {
 
 // onEvent runs on the client's read goroutine for every event.
 func (s *session) onEvent(e client.Event) {
+	if e.Name == client.EventReset {
+		s.onReset(e.Channel)
+		return
+	}
 	if e.Seq == 0 || e.Channel == "" {
 		return // ephemeral or synthetic
 	}
 	st := s.stream(e.Channel)
 	if st == nil {
 		return
+	}
+	if e.Name == protocol.EventReactionUpdated {
+		s.onReaction(st, e.Data)
 	}
 	var segment uint64
 	if e.Name == protocol.EventMessageNew {
@@ -62,6 +73,36 @@ func (s *session) onEvent(e client.Event) {
 	}
 	if intended, ok := s.r.intendedOf(cid); ok {
 		s.r.delivered(s.idx, intended)
+	}
+}
+
+// onReset handles the client's synthetic client.reset: a resume was
+// answered reset: true, and the client now stands at the reply's seq (it
+// delivers the event right after recording it, on this goroutine). The
+// event's own seq is the last one received before, not a new event.
+func (s *session) onReset(channel string) {
+	st := s.stream(channel)
+	cl := s.reader.Load()
+	if st == nil || cl == nil {
+		return
+	}
+	if at, ok := cl.LastSeq(channel); ok {
+		st.reset(at)
+	}
+}
+
+// onReaction hands a reaction.updated's reaction to the oracle.
+func (s *session) onReaction(st *stream, data json.RawMessage) {
+	var d struct {
+		Message struct {
+			Segment uint64 `json:"segment"`
+		} `json:"message"`
+		User  string `json:"user"`
+		Name  string `json:"name"`
+		Added bool   `json:"added"`
+	}
+	if json.Unmarshal(data, &d) == nil {
+		st.c.reactionEvent(reaction{segment: d.Message.Segment, user: d.User, name: d.Name}, d.Added)
 	}
 }
 

@@ -4,6 +4,9 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -13,8 +16,39 @@ import (
 	"github.com/switchboard-chat/switchboard/loadtest"
 )
 
-// shortRun is a small, bounded run against an in-process node.
+// shortRun is a small, bounded run against an in-process node that must
+// pass.
 func shortRun(t *testing.T, n *Node, scenario string, mutate func(*loadtest.Config)) *loadtest.Report {
+	t.Helper()
+	rep := loadRun(t, n, scenario, mutate)
+	if !rep.Oracle.OK || !rep.OK {
+		var b bytes.Buffer
+		rep.WriteSummary(&b)
+		t.Fatalf("run failed:\n%s", b.String())
+	}
+	if rep.Setup.Connected != rep.Setup.Sessions || rep.Setup.Failed != 0 {
+		t.Fatalf("%d of %d sessions connected, %d failed", rep.Setup.Connected, rep.Setup.Sessions, rep.Setup.Failed)
+	}
+	if rep.Totals.Acked == 0 || rep.Totals.Acked != rep.Oracle.Acked || rep.Latency["send_ack"].Count == 0 || rep.Latency["send_delivered"].Count == 0 {
+		t.Fatalf("nothing measured: %+v %+v", rep.Totals, rep.Latency)
+	}
+	if rep.Oracle.HistoryMessages < rep.Oracle.Acked {
+		t.Fatalf("history re-read %d messages for %d acknowledged", rep.Oracle.HistoryMessages, rep.Oracle.Acked)
+	}
+	return rep
+}
+
+// accounted checks that every scheduled send was settled once.
+func accounted(t *testing.T, rep *loadtest.Report) {
+	t.Helper()
+	tot := rep.Totals
+	if tot.Scheduled == 0 || tot.Scheduled != tot.Acked+tot.RateLimited+tot.Failed+tot.Unanswered {
+		t.Fatalf("sends not accounted for: %+v", tot)
+	}
+}
+
+// loadRun is a small, bounded run against an in-process node.
+func loadRun(t *testing.T, n *Node, scenario string, mutate func(*loadtest.Config)) *loadtest.Report {
 	t.Helper()
 	cfg := loadtest.DefaultConfig()
 	cfg.Targets = []string{"ws://" + n.Addr() + "/v1/ws"}
@@ -35,20 +69,7 @@ func shortRun(t *testing.T, n *Node, scenario string, mutate func(*loadtest.Conf
 	if err != nil {
 		t.Fatalf("run: %v", err)
 	}
-	if !rep.Oracle.OK {
-		var b bytes.Buffer
-		rep.WriteSummary(&b)
-		t.Fatalf("oracle failed:\n%s", b.String())
-	}
-	if rep.Setup.Connected != cfg.Sessions {
-		t.Fatalf("%d of %d sessions connected", rep.Setup.Connected, cfg.Sessions)
-	}
-	if rep.Totals.Acked == 0 || rep.Totals.Acked != rep.Oracle.Acked || rep.Latency["send_ack"].Count == 0 || rep.Latency["send_delivered"].Count == 0 {
-		t.Fatalf("nothing measured: %+v %+v", rep.Totals, rep.Latency)
-	}
-	if rep.Oracle.HistoryMessages < rep.Oracle.Acked {
-		t.Fatalf("history re-read %d messages for %d acknowledged", rep.Oracle.HistoryMessages, rep.Oracle.Acked)
-	}
+	accounted(t, rep)
 	return rep
 }
 
@@ -77,6 +98,124 @@ func TestLoadtestStormResumes(t *testing.T) {
 	rep := shortRun(t, n, loadtest.ScenarioStorm, func(c *loadtest.Config) { c.Sessions, c.Channels = 30, 6 })
 	if rep.Totals.Resumed != 30 || rep.Latency["resume"].Count != 30 {
 		t.Fatalf("resumed %d sessions (%d measured), want 30", rep.Totals.Resumed, rep.Latency["resume"].Count)
+	}
+	// Sends made while reconnecting were resent (and measured from their
+	// intended time), not lost to not_connected.
+	if rep.Totals.Failed != 0 || rep.Totals.Acked != rep.Totals.Scheduled {
+		t.Fatalf("storm: %+v (ops %v)", rep.Totals, rep.Ops)
+	}
+	t.Logf("storm: %d sends resent after the drop", rep.Totals.Resent)
+}
+
+// TestLoadtestLiveroomReactions: viewers react to the newest message; the
+// oracle finds every acknowledged reaction delivered and counted in
+// history.
+func TestLoadtestLiveroomReactions(t *testing.T) {
+	n := testNode(t)
+	rep := shortRun(t, n, loadtest.ScenarioLiveroom, func(c *loadtest.Config) { c.Sessions, c.Rate, c.ReactionShare = 30, 100, 0.3 })
+	r := rep.Totals.Reactions
+	if r.OK == 0 || r.Scheduled != r.OK+r.RateLimited+r.Failed+r.Skipped+r.Unanswered || rep.Oracle.ReactionsAcked == 0 || rep.Oracle.ReactionsAcked > r.OK {
+		t.Fatalf("reactions %+v, oracle %d acked (ops %v)", r, rep.Oracle.ReactionsAcked, rep.Ops)
+	}
+}
+
+// TestLoadtestAccountsForSetupFailures: with a dead target first in the
+// list, the first dial falls back to the live one; a session that cannot
+// connect at all (its token fails) counts as failed, so do its sends,
+// and the run fails.
+func TestLoadtestAccountsForSetupFailures(t *testing.T) {
+	n := testNode(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead := "ws://" + ln.Addr().String() + "/v1/ws"
+	ln.Close()
+	rep := loadRun(t, n, loadtest.ScenarioChat, func(c *loadtest.Config) {
+		c.Targets = append([]string{dead}, c.Targets...)
+		c.Token = func(user string) (string, error) {
+			if strings.HasSuffix(user, "-u10") { // a member, not a creator
+				return "", errors.New("no token for u10")
+			}
+			return "", nil // development auth
+		}
+	})
+	if rep.Setup.Connected != 39 || rep.Setup.Failed != 1 || rep.Ops["connect"]["ok"] != 39 || rep.Ops["connect"]["transport"] < 20 {
+		t.Fatalf("setup %+v, connects %v", rep.Setup, rep.Ops["connect"])
+	}
+	noSession := rep.Ops["message.send"]["no_session"]
+	if rep.OK || noSession == 0 || rep.Totals.Failed != noSession || rep.Oracle.Counts["unverified"] != 1 {
+		t.Fatalf("ok=%v no_session %d failed %d oracle %v", rep.OK, noSession, rep.Totals.Failed, rep.Oracle.Counts)
+	}
+	if !strings.Contains(rep.Result(), "1 sessions failed to set up") || !strings.Contains(rep.Result(), fmt.Sprintf("%d sends failed", noSession)) {
+		t.Fatalf("result %q", rep.Result())
+	}
+}
+
+// TestLoadtestUnverifiedFails: the node goes away once the sends were
+// answered, before the final checks: no channel can be verified, and the
+// command fails instead of reporting success.
+func TestLoadtestUnverifiedFails(t *testing.T) {
+	n := testNode(t)
+	cfg := loadtest.DefaultConfig()
+	cfg.Targets = []string{"ws://" + n.Addr() + "/v1/ws"}
+	cfg.Sessions, cfg.Channels, cfg.Rate = 12, 3, 60
+	cfg.Warmup, cfg.Duration, cfg.Ramp, cfg.Drain = 0, 500*time.Millisecond, 0, 2*time.Second
+	cfg.Logger = testLogger()
+	cfg.OnPhase = func(phase string) {
+		if phase == loadtest.PhaseDrained {
+			n.Close()
+		}
+	}
+	var stdout bytes.Buffer
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	err := runLoadtest(ctx, cfg, "test", "", &stdout)
+	if err == nil || !strings.Contains(err.Error(), "unverified 3") {
+		t.Fatalf("err %v\n%s", err, stdout.String())
+	}
+	for _, want := range []string{"oracle: FAILED (unverified 3)", "final channel.watch failed", "result: FAILED"} {
+		if !strings.Contains(stdout.String(), want) {
+			t.Errorf("summary lacks %q:\n%s", want, stdout.String())
+		}
+	}
+}
+
+// TestLoadtestZeroAndBadValues: an explicit 0 is 0, not the default, and
+// negative values are bad flags.
+func TestLoadtestZeroAndBadValues(t *testing.T) {
+	n := testNode(t)
+	target := "ws://" + n.Addr() + "/v1/ws"
+	for _, bad := range [][]string{{"--rate", "-1"}, {"--history-share", "-0.5"}, {"--reaction-share", "0.2"}, {"--scenario", "liveroom", "--reaction-share", "1"}} {
+		var stdout, stderr bytes.Buffer
+		if code := run(append([]string{"loadtest", "--target", target}, bad...), &stdout, &stderr); code != 2 {
+			t.Errorf("%v: exit %d, want 2\n%s", bad, code, stderr.String())
+		}
+	}
+	runReport := func(args ...string) loadtest.Report {
+		t.Helper()
+		out := t.TempDir()
+		var stdout, stderr bytes.Buffer
+		args = append([]string{"loadtest", "--target", target, "--sessions", "6", "--channels", "2", "--warmup", "0s",
+			"--duration", "500ms", "--quiet", "--out", out}, args...)
+		if code := run(args, &stdout, &stderr); code != 0 {
+			t.Fatalf("%v: exit %d\n%s\n%s", args, code, stdout.String(), stderr.String())
+		}
+		var rep loadtest.Report
+		b, err := os.ReadFile(filepath.Join(out, "report.json"))
+		if err == nil {
+			err = json.Unmarshal(b, &rep)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		return rep
+	}
+	if rep := runReport("--rate", "0"); rep.Config.Rate != 0 || rep.Totals.Scheduled != 0 || !rep.OK {
+		t.Errorf("--rate 0: rate %v, %d sends scheduled, ok=%v", rep.Config.Rate, rep.Totals.Scheduled, rep.OK)
+	}
+	if rep := runReport("--scenario", "soak", "--rate", "40", "--history-share", "0"); rep.Totals.History.Scheduled != 0 || rep.Totals.Scheduled == 0 || !rep.OK {
+		t.Errorf("--history-share 0: %+v, ok=%v", rep.Totals, rep.OK)
 	}
 }
 
