@@ -336,14 +336,19 @@ func (s *State) handleMessageDelete(c Caller, args json.RawMessage, now time.Tim
 			return nil, protocol.Errorf(protocol.CodeForbidden, "only the author or a moderator may delete a message")
 		}
 	}
-	m := s.softDelete(old, c.User)
+	d, err := s.planDeletion(old)
+	if err != nil {
+		return nil, internal(err)
+	}
+	m := s.softDelete(old, d, c.User)
 	s.emit(protocol.EventMessageDeleted, messageEvent{Message: m, Actor: c.User})
 	return protocol.MessageResult{Message: s.viewMessage(c, m)}, nil
 }
 
-// softDelete marks a message deleted and clears its content; actor is who
-// deleted it ("" for the channel itself, by flags).
-func (s *State) softDelete(old *protocol.Message, actor string) *protocol.Message {
+// softDelete marks a message deleted and clears its content, and removes
+// what d found attached to it; actor is who deleted it ("" for the channel
+// itself, by flags).
+func (s *State) softDelete(old *protocol.Message, d *deletion, actor string) *protocol.Message {
 	m := cloneMessage(old)
 	m.Deleted = true
 	m.Text = ""
@@ -351,7 +356,7 @@ func (s *State) softDelete(old *protocol.Message, actor string) *protocol.Messag
 	m.Metadata = nil
 	m.Attachments = nil
 	m.Mentions = nil
-	s.deleting(old, m, actor)
+	s.deleting(old, m, d, actor)
 	s.putMessage(m)
 	if s.meta.Channel.MessageCount > 0 {
 		s.meta.Channel.MessageCount--

@@ -18,7 +18,8 @@ func init() {
 // Reactions are freeform names, one per (user, message, name). The message
 // record carries the counts ({name: count}); each user's own reactions
 // are aux records (react\0<user>\0<segment><name>), read back as the
-// caller's my_reactions. Adding a reaction one already has, or removing
+// caller's my_reactions, with a copy by message (msgreact\0...) that a
+// deletion removes them by. Adding a reaction one already has, or removing
 // one one does not have, changes nothing and succeeds: both are safe to
 // retry.
 
@@ -106,6 +107,7 @@ func (s *State) react(c Caller, args json.RawMessage, add bool) (any, *protocol.
 		m.Reactions[a.Name]++
 		uc.Reactions++
 		s.auxPut(key, nil)
+		s.auxPut(msgReactKey(old.Segment, c.User, a.Name), nil)
 	} else {
 		if m.Reactions[a.Name]--; m.Reactions[a.Name] <= 0 {
 			delete(m.Reactions, a.Name)
@@ -115,6 +117,7 @@ func (s *State) react(c Caller, args json.RawMessage, add bool) (any, *protocol.
 		}
 		uc.Reactions = max(uc.Reactions-1, 0)
 		s.auxDel(key)
+		s.auxDel(msgReactKey(old.Segment, c.User, a.Name))
 	}
 	s.putUserCounts(c.User, uc)
 	s.putMessage(m)
