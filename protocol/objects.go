@@ -72,8 +72,8 @@ type User struct {
 	UpdatedAt   Time            `json:"updated_at,omitzero"`
 }
 
-// RateLimit is a channel-wide message budget: at most Count messages per
-// WindowMS milliseconds from all senders together.
+// RateLimit is a channel-wide budget: at most Count messages and reaction
+// changes per WindowMS milliseconds from all senders together.
 type RateLimit struct {
 	Count    int   `json:"count"`
 	WindowMS int64 `json:"window_ms"`

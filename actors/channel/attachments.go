@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"time"
 
+	"github.com/switchboard-chat/switchboard/persistence"
 	"github.com/switchboard-chat/switchboard/protocol"
 )
 
@@ -14,7 +15,8 @@ func init() {
 // OpFileCheck is an internal op (never accepted from clients): may the
 // caller download a file sent in this channel? It answers {segment} when
 // the file is attached to a message of the channel that is not deleted
-// and the caller may read the channel; not_found or not_member otherwise.
+// (any one, when several carry it) and the caller may read the channel;
+// not_found or not_member otherwise.
 // GET /v1/files/{id} asks it of each channel the file was used in.
 const OpFileCheck = "_channel.file_check"
 
@@ -38,12 +40,11 @@ func (s *State) handleFileCheck(c Caller, args json.RawMessage, _ time.Time) (an
 	if err := s.canRead(c, m); err != nil {
 		return nil, err
 	}
-	v, ok, err := s.auxGet(fileKey(a.File))
+	seg, ok, err := s.fileSegment(a.File)
 	if err != nil {
 		return nil, internal(err)
 	}
-	var seg uint64
-	if !ok || json.Unmarshal(v, &seg) != nil {
+	if !ok {
 		return nil, protocol.Errorf(protocol.CodeNotFound, "no file %s in %s", a.File, s.id)
 	}
 	return struct {
@@ -51,14 +52,35 @@ func (s *State) handleFileCheck(c Caller, args json.RawMessage, _ time.Time) (an
 	}{seg}, nil
 }
 
-// deleting applies a message's deletion to the rich state before the
-// deleted version m of old is written: its reactions go (my_reactions is
-// not shown on deleted messages), its files stop being readable through
-// this channel, and a reply leaves its parent's reply_count.
-func (s *State) deleting(old, m *protocol.Message, actor string) {
-	m.Reactions = nil
-	for _, f := range old.Attachments {
-		s.auxDel(fileKey(f.ID))
+// fileSegment returns the segment of a message of the channel, not
+// deleted, that carries the file: each such message has a record (the
+// file stays readable until the last of them is deleted), or the file has
+// one record written before those existed.
+func (s *State) fileSegment(id string) (uint64, bool, error) {
+	pre := fileSegPrefix(id)
+	recs, err := s.auxPrefix(pre, 1)
+	if err != nil {
+		return 0, false, err
 	}
-	s.replyDeleted(old, actor)
+	if len(recs) > 0 {
+		seg, ok := persistence.ParseU64(recs[0].Key[len(pre):])
+		if !ok {
+			return 0, false, ErrCorrupt
+		}
+		return seg, true, nil
+	}
+	return s.legacyFileSegment(id)
+}
+
+// legacyFileSegment reads a file's record in its former shape (fileKey).
+func (s *State) legacyFileSegment(id string) (uint64, bool, error) {
+	v, ok, err := s.auxGet(fileKey(id))
+	if err != nil || !ok {
+		return 0, false, err
+	}
+	var seg uint64
+	if json.Unmarshal(v, &seg) != nil {
+		return 0, false, ErrCorrupt
+	}
+	return seg, true, nil
 }

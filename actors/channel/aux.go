@@ -17,17 +17,26 @@ import (
 //	fav\0 <user> \0 <segment>           → ""   one user's favorite
 //	ucount\0 <user>                     → userCounts (JSON)
 //	thread\0 <parent seg> <reply seg>   → ""   the thread index
-//	file\0 <file id>                    → segment of the message carrying it
+//	msgreact\0 <segment> <user> \0 <name> → "" a reaction, by message
+//	msgfav\0 <segment> <user>           → ""   a favorite, by message
+//	file\0 <file id> \0 <segment>       → ""   a message carrying the file
+//	file\0 <file id>                    → segment (JSON): the same, as
+//	                                           written before the set above
 //
 // Segments are 8-byte big-endian, so a user's reactions or favorites on a
 // page of messages are one range scan, and a thread is a range scan of its
-// index. User ids never hold a NUL (they are printable ASCII).
+// index. The by-message copies of reactions and favorites let a deletion
+// find and remove every one a message holds (deletion.go); those made
+// before the copies existed stay behind, unseen, as they always did. User
+// and file ids never hold a NUL (they are printable ASCII).
 const (
-	nsReact  = "react\x00"
-	nsFav    = "fav\x00"
-	nsCount  = "ucount\x00"
-	nsThread = "thread\x00"
-	nsFile   = "file\x00"
+	nsReact    = "react\x00"
+	nsFav      = "fav\x00"
+	nsCount    = "ucount\x00"
+	nsThread   = "thread\x00"
+	nsMsgReact = "msgreact\x00"
+	nsMsgFav   = "msgfav\x00"
+	nsFile     = "file\x00"
 )
 
 func reactUserPrefix(user string) []byte {
@@ -56,7 +65,47 @@ func threadKey(parent, reply uint64) []byte {
 	return append(threadPrefix(parent), persistence.U64(reply)...)
 }
 
+func msgReactPrefix(seg uint64) []byte {
+	return append([]byte(nsMsgReact), persistence.U64(seg)...)
+}
+
+func msgReactKey(seg uint64, user, name string) []byte {
+	return append(append(append(msgReactPrefix(seg), user...), 0), name...)
+}
+
+func msgFavPrefix(seg uint64) []byte {
+	return append([]byte(nsMsgFav), persistence.U64(seg)...)
+}
+
+func msgFavKey(seg uint64, user string) []byte { return append(msgFavPrefix(seg), user...) }
+
+// fileKey is the record of a file written before files kept a set of
+// messages (fileSegKey); it is still read, and deleted with its message.
 func fileKey(id string) []byte { return append([]byte(nsFile), id...) }
+
+func fileSegPrefix(id string) []byte { return append(fileKey(id), 0) }
+
+func fileSegKey(id string, seg uint64) []byte {
+	return append(fileSegPrefix(id), persistence.U64(seg)...)
+}
+
+// prefixEnd is the least key above every key that starts with p (nil: none).
+func prefixEnd(p []byte) []byte {
+	end := bytes.Clone(p)
+	for i := len(end) - 1; i >= 0; i-- {
+		if end[i] < 0xff {
+			end[i]++
+			return end[:i+1]
+		}
+	}
+	return nil
+}
+
+// auxPrefix returns the aux records whose keys start with p, in key order,
+// at most limit of them (0: all). p itself is never a key.
+func (s *State) auxPrefix(p []byte, limit int) ([]persistence.Record, error) {
+	return s.auxScan(p, prefixEnd(p), limit, false)
+}
 
 // auxVal is a cached aux record; ok is false for a key known absent.
 type auxVal struct {

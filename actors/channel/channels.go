@@ -24,6 +24,11 @@ func init() {
 // one entry of the caller's channels.list.
 const OpSummary = "_channel.summary"
 
+// DistinctPrefix starts the id of every distinct conversation, and only
+// theirs: a channel of any other kind may not take such an id, so nobody
+// holds a conversation's id before its members create it.
+const DistinctPrefix = "dm-"
+
 // DistinctID is the id of the distinct conversation among members: the
 // same for the same set of users, whatever their order or repeats.
 func DistinctID(members []string) string {
@@ -31,7 +36,7 @@ func DistinctID(members []string) string {
 	slices.Sort(set)
 	set = slices.Compact(set)
 	h := sha256.Sum256([]byte(strings.Join(set, "\x00")))
-	return "dm-" + hex.EncodeToString(h[:12])
+	return DistinctPrefix + hex.EncodeToString(h[:12])
 }
 
 // channelView is the channel object as clients see it.
@@ -68,6 +73,9 @@ func (s *State) handleCreate(c Caller, args json.RawMessage, now time.Time) (any
 	if a.Distinct && a.Type != protocol.TypeConversation {
 		return nil, badRequest("distinct applies to conversation channels only")
 	}
+	if !a.Distinct && strings.HasPrefix(s.id, DistinctPrefix) {
+		return nil, badRequest("channel ids starting with %q are reserved for distinct conversations", DistinctPrefix)
+	}
 	if err := checkText("name", a.Name, l.MaxNameLen); err != nil {
 		return nil, err
 	}
@@ -90,6 +98,9 @@ func (s *State) handleCreate(c Caller, args json.RawMessage, now time.Time) (any
 		if err := checkID("members", u, l.MaxIDLen); err != nil {
 			return nil, err
 		}
+	}
+	if err := checkAttachedTo(a.AttachedTo, l); err != nil {
+		return nil, err
 	}
 	if s.exists {
 		if a.Distinct && s.meta.Channel.Distinct && !s.meta.Channel.Deleted {
@@ -250,8 +261,8 @@ func (s *State) handleUpdate(c Caller, args json.RawMessage, now time.Time) (any
 		if rl.Count < 0 || rl.WindowMS < 0 || (rl.Count > 0) != (rl.WindowMS > 0) {
 			return nil, badRequest("rate_limit needs count > 0 and window_ms > 0, or both 0 to turn it off")
 		}
-		if rl.Count > maxRateCount {
-			return nil, badRequest("rate_limit count may be at most %d", maxRateCount)
+		if rl.Count > maxRateCount || rl.WindowMS > maxRateWindowMS {
+			return nil, badRequest("rate_limit count may be at most %d and window_ms at most %d (24 h)", maxRateCount, maxRateWindowMS)
 		}
 		if rl.Count == 0 {
 			ch.RateLimit = nil
@@ -260,8 +271,8 @@ func (s *State) handleUpdate(c Caller, args json.RawMessage, now time.Time) (any
 		}
 	}
 	if a.SlowModeMS != nil {
-		if *a.SlowModeMS < 0 {
-			return nil, badRequest("slow_mode_ms must be >= 0")
+		if *a.SlowModeMS < 0 || *a.SlowModeMS > maxSlowModeMS {
+			return nil, badRequest("slow_mode_ms must be between 0 and %d (6 h)", maxSlowModeMS)
 		}
 		ch.SlowModeMS = *a.SlowModeMS
 	}
@@ -272,6 +283,9 @@ func (s *State) handleUpdate(c Caller, args json.RawMessage, now time.Time) (any
 		ch.AutoDeleteFlags = *a.AutoDeleteFlags
 	}
 	if a.AttachedTo != nil {
+		if err := checkAttachedTo(a.AttachedTo, l); err != nil {
+			return nil, err
+		}
 		ch.AttachedTo = a.AttachedTo
 	}
 	if a.TypingEvents != nil {

@@ -12,7 +12,8 @@ func init() {
 }
 
 // Favorites are private to their user: an aux record per (user, message)
-// (fav\0<user>\0<segment>), shown as favorite in what that user reads. No
+// (fav\0<user>\0<segment>, and a copy by message that a deletion removes
+// them by), shown as favorite in what that user reads. No
 // event announces them. Setting a favorite to what it already is changes
 // nothing and succeeds.
 func (s *State) handleFavorite(c Caller, args json.RawMessage, _ time.Time) (any, *protocol.Error) {
@@ -56,9 +57,11 @@ func (s *State) handleFavorite(c Caller, args json.RawMessage, _ time.Time) (any
 		}
 		uc.Favorites++
 		s.auxPut(key, nil)
+		s.auxPut(msgFavKey(old.Segment, c.User), nil)
 	} else {
 		uc.Favorites = max(uc.Favorites-1, 0)
 		s.auxDel(key)
+		s.auxDel(msgFavKey(old.Segment, c.User))
 	}
 	s.putUserCounts(c.User, uc)
 	return struct{}{}, nil

@@ -134,6 +134,13 @@ func (s *State) handleFlag(c Caller, args json.RawMessage, now time.Time) (any, 
 		return struct{}{}, nil
 	}
 	n++
+	var del *deletion
+	if limit := s.meta.Channel.AutoDeleteFlags; limit > 0 && n >= int64(limit) {
+		// Read before the flag is written: a refusal writes nothing.
+		if del, err = s.planDeletion(msg); err != nil {
+			return nil, internal(err)
+		}
+	}
 	e := s.entry()
 	e.Put(persistence.TableAux, flagStoreKey(msg.Segment, c.User), []byte(a.Reason))
 	e.Put(persistence.TableAux, flagCountKey(msg.Segment), persistence.U64(uint64(n)))
@@ -142,8 +149,8 @@ func (s *State) handleFlag(c Caller, args json.RawMessage, now time.Time) (any, 
 	if w := &s.mod.memo; w.hi != 0 && msg.Segment >= w.lo && msg.Segment <= w.hi {
 		w.counts[msg.Segment] = n
 	}
-	if limit := s.meta.Channel.AutoDeleteFlags; limit > 0 && n >= int64(limit) {
-		d := s.softDelete(msg, "")
+	if del != nil {
+		d := s.softDelete(msg, del, "")
 		s.emit(protocol.EventMessageDeleted, autoDeleteEvent{Message: d, Reason: "auto_delete_flags"})
 	}
 	return struct{}{}, nil

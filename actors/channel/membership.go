@@ -291,7 +291,7 @@ func (s *State) handleMembersRemove(c Caller, args json.RawMessage, now time.Tim
 			return nil, badRequest("use channel.leave to leave %s", s.id)
 		case !listedMember(m):
 			return nil, protocol.Errorf(protocol.CodeNotMember, "%s is not a member of %s", users[i], s.id)
-		case targetRank(m) >= rank:
+		case s.targetRank(users[i], m) >= rank:
 			return nil, protocol.Errorf(protocol.CodeForbidden, "you may not remove %s from %s", users[i], s.id)
 		}
 	}

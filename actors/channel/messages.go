@@ -213,6 +213,9 @@ func (s *State) send(c Caller, args json.RawMessage, files []AttachedFile, now t
 			// Threads are one level deep, so parent_id finds all of one.
 			return nil, badRequest("message %s is a reply; reply to its parent %s", a.ParentID, p.ParentID)
 		}
+		if p.Deleted {
+			return nil, protocol.Errorf(protocol.CodeInvalidState, "message %s is deleted", a.ParentID)
+		}
 		parent = p
 	}
 	ex, perr := s.prepareSend(c, &a, files)
@@ -290,6 +293,15 @@ func (s *State) handleEdit(c Caller, args json.RawMessage, now time.Time) (any, 
 	if old.User != c.User || old.Type == protocol.MessageSystem {
 		return nil, protocol.Errorf(protocol.CodeForbidden, "only the author may edit a message")
 	}
+	// An edit is said in the channel now: the author must still be in it
+	// and free to speak, as for a send (without its rate limits).
+	cm, perr := s.mustMember(c.User)
+	if perr != nil {
+		return nil, perr
+	}
+	if _, err := s.mayPost(c, cm); err != nil {
+		return nil, err
+	}
 	if old.Deleted {
 		return nil, protocol.Errorf(protocol.CodeInvalidState, "message %s is deleted", a.MessageID)
 	}
@@ -325,25 +337,33 @@ func (s *State) handleMessageDelete(c Caller, args json.RawMessage, now time.Tim
 	if old.Deleted {
 		return nil, protocol.Errorf(protocol.CodeInvalidState, "message %s is already deleted", a.MessageID)
 	}
+	cm, perr := s.mustMember(c.User)
+	if perr != nil {
+		return nil, perr
+	}
 	// A system message names its subject as user, but nobody authored
-	// it: only moderators remove one.
+	// it: only moderators remove one. An author deletes their own while
+	// they are still in the channel (muted or not).
 	if old.User != c.User || old.Type == protocol.MessageSystem {
-		m, perr := s.mustMember(c.User)
-		if perr != nil {
-			return nil, perr
-		}
-		if !s.isModerator(c, m) {
+		if !s.isModerator(c, cm) {
 			return nil, protocol.Errorf(protocol.CodeForbidden, "only the author or a moderator may delete a message")
 		}
+	} else if _, err := s.mayAuthor(c, cm); err != nil {
+		return nil, err
 	}
-	m := s.softDelete(old, c.User)
+	d, err := s.planDeletion(old)
+	if err != nil {
+		return nil, internal(err)
+	}
+	m := s.softDelete(old, d, c.User)
 	s.emit(protocol.EventMessageDeleted, messageEvent{Message: m, Actor: c.User})
 	return protocol.MessageResult{Message: s.viewMessage(c, m)}, nil
 }
 
-// softDelete marks a message deleted and clears its content; actor is who
-// deleted it ("" for the channel itself, by flags).
-func (s *State) softDelete(old *protocol.Message, actor string) *protocol.Message {
+// softDelete marks a message deleted and clears its content, and removes
+// what d found attached to it; actor is who deleted it ("" for the channel
+// itself, by flags).
+func (s *State) softDelete(old *protocol.Message, d *deletion, actor string) *protocol.Message {
 	m := cloneMessage(old)
 	m.Deleted = true
 	m.Text = ""
@@ -351,7 +371,7 @@ func (s *State) softDelete(old *protocol.Message, actor string) *protocol.Messag
 	m.Metadata = nil
 	m.Attachments = nil
 	m.Mentions = nil
-	s.deleting(old, m, actor)
+	s.deleting(old, m, d, actor)
 	s.putMessage(m)
 	if s.meta.Channel.MessageCount > 0 {
 		s.meta.Channel.MessageCount--

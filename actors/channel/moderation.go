@@ -90,7 +90,7 @@ func (s *State) prepareModeration(c Caller, args json.RawMessage) (*moderation, 
 	if mo.target, perr = s.mustMember(mo.args.User); perr != nil {
 		return nil, perr
 	}
-	if targetRank(mo.target) >= s.rank(c, mo.actor) {
+	if s.targetRank(mo.args.User, mo.target) >= s.rank(c, mo.actor) {
 		return nil, protocol.Errorf(protocol.CodeForbidden, "you may not moderate %s in %s", mo.args.User, s.id)
 	}
 	return &mo, nil

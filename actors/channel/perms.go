@@ -127,15 +127,33 @@ func (s *State) rank(c Caller, m *memberRecord) int {
 	return rankMember
 }
 
-// targetRank is the rank of a user acted upon, from its record alone.
-func targetRank(m *memberRecord) int {
+// targetRank is the rank of a user acted upon: from its record, and
+// moderator while one of its sessions holds a join token's moderate grant
+// here, so ranks are the same whichever side of a moderation one is on: a
+// token moderator and a moderator by role cannot act on each other, an
+// owner or admin acts on both (and a kick or ban ends the grant with the
+// watch).
+func (s *State) targetRank(user string, m *memberRecord) int {
 	switch {
 	case isMember(m) && m.hasRole(protocol.RoleOwner):
 		return rankOwner
-	case isMember(m) && m.hasRole(protocol.RoleModerator):
+	case isMember(m) && m.hasRole(protocol.RoleModerator), s.watchers.grants(user, PermModerate):
 		return rankModerator
 	}
 	return rankMember
+}
+
+// grants reports whether a watching session of user holds perm.
+func (w *watchers) grants(user, perm string) bool {
+	if w.byUser[user] == 0 {
+		return false
+	}
+	for k, perms := range w.perms {
+		if w.byGateway[k.gateway][k.session] == user && hasPerm(perms, perm) {
+			return true
+		}
+	}
+	return false
 }
 
 // sendAllowed decides whether the caller may send now: membership and
@@ -151,13 +169,25 @@ func (s *State) sendAllowed(c Caller, m *memberRecord) *protocol.Error {
 }
 
 // mayPost is sendAllowed without the rate limits and slow mode: whether
-// the caller may post at all (typing.start asks this much). mod reports a
-// moderator, whom no limit applies to.
+// the caller may post at all (typing.start and message.edit ask this
+// much). mod reports a moderator, whom no limit applies to.
 func (s *State) mayPost(c Caller, m *memberRecord) (mod bool, err *protocol.Error) {
+	if mod, err = s.mayAuthor(c, m); err != nil {
+		return mod, err
+	}
+	return mod, s.silenced(c, m, mod)
+}
+
+// mayAuthor is mayPost without the mutes: whether the caller's membership
+// (or join token, or live viewing) lets them write in the channel at all.
+// Deleting one's own message asks this much. A join token adds to what a
+// membership allows and never takes from it: a member who joins with a
+// read-only token still sends.
+func (s *State) mayAuthor(c Caller, m *memberRecord) (mod bool, err *protocol.Error) {
 	mod = s.isModerator(c, m)
 	switch {
 	case mod:
-	case c.Perms != nil && !hasPerm(c.Perms, PermWrite):
+	case c.Perms != nil && !hasPerm(c.Perms, PermWrite) && !isMember(m):
 		return mod, protocol.Errorf(protocol.CodeForbidden, "your join token for %s grants read only", s.id)
 	case s.meta.Channel.Type == protocol.TypeBroadcast:
 		return mod, protocol.Errorf(protocol.CodeForbidden, "only owners and moderators send in broadcast channel %s", s.id)
@@ -169,6 +199,13 @@ func (s *State) mayPost(c Caller, m *memberRecord) (mod bool, err *protocol.Erro
 	default:
 		return mod, protocol.Errorf(protocol.CodeNotMember, "join %s before sending to it", s.id)
 	}
+	return mod, nil
+}
+
+// silenced refuses a caller who may not speak now: muted (everyone but
+// global admins), or — unless mod — in a muted channel. Sends, edits and
+// reactions all ask it.
+func (s *State) silenced(c Caller, m *memberRecord, mod bool) *protocol.Error {
 	now := s.now
 	if mutedAt(m, now) && !c.Admin {
 		e := protocol.Errorf(protocol.CodeMuted, "you are muted in %s", s.id)
@@ -176,19 +213,19 @@ func (s *State) mayPost(c Caller, m *memberRecord) (mod bool, err *protocol.Erro
 			e = protocol.Errorf(protocol.CodeMuted, "you are muted in %s until %s", s.id, m.MutedUntil.UTC().Format(protocol.TimeLayout))
 			e.RetryAfterMS = retryMS(m.MutedUntil.Sub(now))
 		}
-		return mod, e
+		return e
 	}
 	if mod {
-		return true, nil
+		return nil
 	}
 	if until := s.meta.Channel.MutedUntil; until.After(now) {
 		e := protocol.Errorf(protocol.CodeChannelMuted, "%s is muted: only moderators send", s.id)
 		if !until.Equal(protocol.Permanent.Time) {
 			e.RetryAfterMS = retryMS(until.Sub(now))
 		}
-		return false, e
+		return e
 	}
-	return false, nil
+	return nil
 }
 
 // retryMS rounds a wait up to whole milliseconds, at least 1.

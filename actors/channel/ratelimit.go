@@ -11,8 +11,9 @@ import (
 // do not count. The state lives in memory and is bounded:
 //
 //   - the rate limit (channel.rate_limit {count, window_ms}: at most count
-//     messages in any window_ms from all senders together) keeps the times
-//     of the newest count counted sends — at most maxRateCount;
+//     messages and reaction changes in any window_ms from all senders
+//     together — both are events every reader gets) keeps the times of the
+//     newest count counted ones — at most maxRateCount;
 //   - slow mode (channel.slow_mode_ms: one message per user per interval)
 //     keeps each user's last send while it still restricts them, at most
 //     maxSlowUsers of them (the oldest go first). A member's last send is
@@ -23,6 +24,11 @@ import (
 const (
 	maxRateCount = 10000
 	maxSlowUsers = 1 << 16
+	// maxRateWindowMS and maxSlowModeMS bound the settings (24 h and
+	// 6 h): longer ones would serve no purpose a channel mute does not,
+	// and far longer ones would overflow a time.Duration.
+	maxRateWindowMS = 24 * 60 * 60 * 1000
+	maxSlowModeMS   = 6 * 60 * 60 * 1000
 )
 
 type sendLimits struct {
@@ -56,13 +62,18 @@ func (l *sendLimits) check(s *State, c Caller, m *memberRecord, now time.Time) *
 			return e
 		}
 	}
-	if rl := ch.RateLimit; rl != nil && rl.Count > 0 {
+	return l.checkRate(s, now)
+}
+
+// checkRate refuses a message or reaction change over the rate limit.
+func (l *sendLimits) checkRate(s *State, now time.Time) *protocol.Error {
+	if rl := s.meta.Channel.RateLimit; rl != nil && rl.Count > 0 {
 		window := time.Duration(rl.WindowMS) * time.Millisecond
 		if n := l.sends.n; n >= rl.Count {
 			// The send rl.Count back must have left the window.
 			oldest := l.sends.at(n - rl.Count)
 			if next := oldest.Add(window); now.Before(next) {
-				e := protocol.Errorf(protocol.CodeRateLimited, "%s allows %d messages per %d ms", s.id, rl.Count, rl.WindowMS)
+				e := protocol.Errorf(protocol.CodeRateLimited, "%s allows %d messages and reactions per %d ms", s.id, rl.Count, rl.WindowMS)
 				e.RetryAfterMS = retryMS(next.Sub(now))
 				return e
 			}
@@ -76,13 +87,9 @@ func (s *State) noteSend(c Caller, m *memberRecord, now time.Time) {
 	if s.isModerator(c, m) {
 		return
 	}
+	s.noteRate(now)
 	l := &s.mod.limits
 	ch := &s.meta.Channel
-	if rl := ch.RateLimit; rl != nil && rl.Count > 0 {
-		l.sends.push(now, rl.Count)
-	} else {
-		l.sends = ring{}
-	}
 	if ch.SlowModeMS <= 0 {
 		if len(l.last) > 0 {
 			l.last, l.order = make(map[string]time.Time), nil
@@ -106,6 +113,17 @@ func (s *State) noteSend(c Caller, m *memberRecord, now time.Time) {
 		drop++
 	}
 	l.order = l.order[drop:]
+}
+
+// noteRate counts an accepted message or reaction change of a
+// non-moderator against the rate limit.
+func (s *State) noteRate(now time.Time) {
+	l := &s.mod.limits
+	if rl := s.meta.Channel.RateLimit; rl != nil && rl.Count > 0 {
+		l.sends.push(now, rl.Count)
+	} else {
+		l.sends = ring{}
+	}
 }
 
 // ring holds the newest times pushed, at most its capacity.

@@ -18,16 +18,20 @@ func init() {
 // Reactions are freeform names, one per (user, message, name). The message
 // record carries the counts ({name: count}); each user's own reactions
 // are aux records (react\0<user>\0<segment><name>), read back as the
-// caller's my_reactions. Adding a reaction one already has, or removing
+// caller's my_reactions, with a copy by message (msgreact\0...) that a
+// deletion removes them by. Adding a reaction one already has, or removing
 // one one does not have, changes nothing and succeeds: both are safe to
-// retry.
+// retry. A change is said in the channel like a message: a muted user, or
+// anyone but moderators in a muted channel, cannot make one, and each
+// counts against the channel's rate limit (slow mode is for messages
+// only).
 
-func (s *State) handleReactionAdd(c Caller, args json.RawMessage, _ time.Time) (any, *protocol.Error) {
-	return s.react(c, args, true)
+func (s *State) handleReactionAdd(c Caller, args json.RawMessage, now time.Time) (any, *protocol.Error) {
+	return s.react(c, args, true, now)
 }
 
-func (s *State) handleReactionRemove(c Caller, args json.RawMessage, _ time.Time) (any, *protocol.Error) {
-	return s.react(c, args, false)
+func (s *State) handleReactionRemove(c Caller, args json.RawMessage, now time.Time) (any, *protocol.Error) {
+	return s.react(c, args, false, now)
 }
 
 // checkReactionName bounds a reaction name: 1 to MaxReactionNameLen bytes
@@ -48,22 +52,23 @@ func (s *State) checkReactionName(name string) *protocol.Error {
 }
 
 // canReact checks that the caller may react in the channel: members and
-// broadcast viewers, watching live viewers, and admins.
-func (s *State) canReact(c Caller) *protocol.Error {
+// broadcast viewers, watching live viewers, and admins; it returns the
+// caller's record.
+func (s *State) canReact(c Caller) (*memberRecord, *protocol.Error) {
 	m, perr := s.mustMember(c.User)
 	if perr != nil {
-		return perr
+		return nil, perr
 	}
 	switch {
 	case c.Admin, inChannel(m):
 	case s.meta.Channel.Type == protocol.TypeLive && s.watchers.byUser[c.User] > 0:
 	default:
-		return protocol.Errorf(protocol.CodeNotMember, "join %s before reacting in it", s.id)
+		return nil, protocol.Errorf(protocol.CodeNotMember, "join %s before reacting in it", s.id)
 	}
-	return nil
+	return m, nil
 }
 
-func (s *State) react(c Caller, args json.RawMessage, add bool) (any, *protocol.Error) {
+func (s *State) react(c Caller, args json.RawMessage, add bool, now time.Time) (any, *protocol.Error) {
 	var a protocol.ReactionArgs
 	if err := protocol.DecodeArgs(args, &a); err != nil {
 		return nil, err
@@ -75,7 +80,12 @@ func (s *State) react(c Caller, args json.RawMessage, add bool) (any, *protocol.
 	if perr != nil {
 		return nil, perr
 	}
-	if err := s.canReact(c); err != nil {
+	cm, perr := s.canReact(c)
+	if perr != nil {
+		return nil, perr
+	}
+	mod := s.isModerator(c, cm)
+	if err := s.silenced(c, cm, mod); err != nil {
 		return nil, err
 	}
 	if old.Deleted {
@@ -97,6 +107,12 @@ func (s *State) react(c Caller, args json.RawMessage, add bool) (any, *protocol.
 	if add && old.Reactions[a.Name] == 0 && len(old.Reactions) >= s.cfg.Limits.MaxReactionKinds {
 		return nil, protocol.Errorf(protocol.CodeTooLarge, "message %s has %d kinds of reaction, the limit is %d", a.MessageID, len(old.Reactions), s.cfg.Limits.MaxReactionKinds)
 	}
+	if !mod {
+		if err := s.mod.limits.checkRate(s, now); err != nil {
+			return nil, err
+		}
+		s.noteRate(now) // nothing below refuses
+	}
 	m := cloneMessage(old)
 	m.Reactions = maps.Clone(old.Reactions)
 	if add {
@@ -106,6 +122,7 @@ func (s *State) react(c Caller, args json.RawMessage, add bool) (any, *protocol.
 		m.Reactions[a.Name]++
 		uc.Reactions++
 		s.auxPut(key, nil)
+		s.auxPut(msgReactKey(old.Segment, c.User, a.Name), nil)
 	} else {
 		if m.Reactions[a.Name]--; m.Reactions[a.Name] <= 0 {
 			delete(m.Reactions, a.Name)
@@ -115,6 +132,7 @@ func (s *State) react(c Caller, args json.RawMessage, add bool) (any, *protocol.
 		}
 		uc.Reactions = max(uc.Reactions-1, 0)
 		s.auxDel(key)
+		s.auxDel(msgReactKey(old.Segment, c.User, a.Name))
 	}
 	s.putUserCounts(c.User, uc)
 	s.putMessage(m)

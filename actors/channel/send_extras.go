@@ -139,7 +139,7 @@ func (s *State) afterSend(c Caller, msg, parent *protocol.Message, ex *sendExtra
 		s.putMember(nm)
 	}
 	for _, f := range ex.files {
-		s.auxPut(fileKey(f.ID), encode(msg.Segment))
+		s.auxPut(fileSegKey(f.ID, msg.Segment), nil)
 	}
 	s.typingSent(c.User, now)
 }

@@ -31,6 +31,21 @@ func (f *failingReader) Scan(t persistence.Table, r persistence.Range) ([]persis
 	return f.Reader.Scan(t, r)
 }
 
+// failLater commits what is pending and reloads the State through a
+// reader that fails reads of table once turned on.
+func (h *harness) failLater(table persistence.Table) *failingReader {
+	h.t.Helper()
+	h.commit()
+	fr := &failingReader{Reader: h.log, table: table}
+	s, err := Load(channelID, fr, h.cfg)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	s.SetEpoch(1)
+	h.s = s
+	return fr
+}
+
 // TestStorageErrorsRefuseCleanly checks that a failed store read refuses
 // the command with internal and changes nothing, even for a join whose
 // reply needs reads after deciding what the join writes.
@@ -55,14 +70,7 @@ func TestStorageErrorsRefuseCleanly(t *testing.T) {
 			h := newHarness(t, func(c *Config) { c.MessageCache = 1; c.MemberCache = 1; c.IdemCache = 1 })
 			h.create("alice", protocol.TypeStandard, nil)
 			sendN(h, 40)
-			h.reload()
-			fr := &failingReader{Reader: h.log, table: tt.table}
-			s, err := Load(channelID, fr, h.cfg)
-			if err != nil {
-				t.Fatal(err)
-			}
-			s.SetEpoch(1)
-			h.s = s
+			fr := h.failLater(tt.table)
 			fr.on = true
 			h.fail(caller("bob"), tt.op, tt.args, protocol.CodeInternal)
 			fr.on = false

@@ -80,3 +80,22 @@ func checkTags(tags []string, l protocol.Limits) *protocol.Error {
 	}
 	return nil
 }
+
+// checkAttachedTo validates attached_to: each id it holds is an id (an
+// absent or empty one is not set).
+func checkAttachedTo(a *protocol.AttachedTo, l protocol.Limits) *protocol.Error {
+	if a == nil {
+		return nil
+	}
+	for _, f := range []struct{ name, v string }{
+		{"attached_to.stream_id", a.StreamID}, {"attached_to.room_id", a.RoomID}, {"attached_to.post_id", a.PostID},
+	} {
+		if f.v == "" {
+			continue
+		}
+		if err := checkID(f.name, f.v, l.MaxIDLen); err != nil {
+			return err
+		}
+	}
+	return nil
+}
