@@ -49,7 +49,9 @@ type Config struct {
 	GossipAddr string
 	// HTTPAddr is the node's client-facing address, gossiped for tooling.
 	HTTPAddr string
-	// Join are gossip addresses of existing members.
+	// Join are gossip addresses of existing members (seeds). They, and
+	// the nodes the saved registry knows, are joined at start and retried
+	// in the background while they do not answer (see rejoin.go).
 	Join []string
 	// ClusterName is memberlist's Label: nodes with different names never
 	// talk, so two clusters cannot merge by mistake.
@@ -115,17 +117,27 @@ type Cluster struct {
 	inbox   *actor.PID
 	handler atomic.Pointer[Handler]
 
+	// Rejoining (see rejoin.go): retry is the backoff of each address,
+	// touched by New and then by rejoinLoop only.
+	rejoinMin, rejoinMax time.Duration
+	retry                map[string]*retryState
+	joined               atomic.Bool
+	joinOK, joinFailed   atomic.Uint64
+
 	stopOnce sync.Once
 	stop     chan struct{}
 	wg       sync.WaitGroup
 }
 
 // New starts the actor system, the remote transport and memberlist, and
-// joins the seeds. The node is a member (a cluster of one without seeds)
-// when New returns.
+// joins the seeds and the nodes its registry knows. The node is a member
+// (a cluster of one when nobody answered) when New returns; whoever did
+// not answer is retried in the background until Close.
 func New(cfg Config) (c *Cluster, err error) {
 	cfg.withDefaults()
-	c = &Cluster{cfg: cfg, log: cfg.Logger.With("component", "cluster"), stop: make(chan struct{}), live: make(map[string]liveState), acked: make(map[string]time.Time)}
+	c = &Cluster{cfg: cfg, log: cfg.Logger.With("component", "cluster"), stop: make(chan struct{}), live: make(map[string]liveState),
+		acked: make(map[string]time.Time), retry: make(map[string]*retryState)}
+	c.rejoinMin, c.rejoinMax = rejoinIntervals(cfg.Detection)
 	if c.reg, err = newRegistry(cfg.Registry); err != nil {
 		return nil, fmt.Errorf("load registry: %w", err)
 	}
@@ -167,8 +179,9 @@ func New(cfg Config) (c *Cluster, err error) {
 		return nil, err
 	}
 	c.watchEndpoints()
-	c.wg.Add(3)
+	c.wg.Add(4)
 	go func() { defer c.wg.Done(); c.refreshLoop() }()
+	go func() { defer c.wg.Done(); c.rejoinLoop() }()
 	go func() { defer c.wg.Done(); c.router.sweepLoop(c.stop) }()
 	go func() {
 		defer c.wg.Done()
@@ -232,18 +245,16 @@ func (c *Cluster) startMemberlist() error {
 	c.ml = ml
 	c.reg.merge(HostRecord{Name: c.cfg.Name, Incarnation: c.meta.Incarnation, Remote: c.addr, Gossip: c.GossipAddress(), Roles: c.cfg.Roles})
 	c.rebuild()
-	if len(c.cfg.Join) > 0 {
-		if _, err := ml.Join(c.cfg.Join); err != nil {
-			// Not fatal: seeds may come up later; gossip retries through
-			// any member that does know us.
-			c.log.Warn("join failed; running alone until a seed answers", "seeds", c.cfg.Join, "err", err)
-		}
-	}
+	c.joinAtStart()
 	return nil
 }
 
 // Name returns this node's name.
 func (c *Cluster) Name() string { return c.cfg.Name }
+
+// RequestTimeout returns the longest a request may wait for its reply:
+// longer timeouts asked of Request and RequestNode are cut to it.
+func (c *Cluster) RequestTimeout() time.Duration { return c.cfg.RequestTimeout }
 
 // Address returns this node's remote address.
 func (c *Cluster) Address() string { return c.addr }
@@ -384,6 +395,9 @@ func (c *Cluster) observe(n *memberlist.Node, state State) {
 	}
 	if meta.Left && state != StateAlive {
 		state = StateLeft
+	}
+	if state == StateAlive {
+		c.joined.Store(true) // someone reached us, if we did not reach them
 	}
 	c.mu.Lock()
 	old, existed := c.live[n.Name]
