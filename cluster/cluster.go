@@ -420,6 +420,10 @@ func (c *Cluster) observe(n *memberlist.Node, state State) {
 	if unchanged {
 		return
 	}
+	if !meta.compatible() && (!existed || old.meta.Incarnation != meta.Incarnation || old.meta.Version != meta.Version) {
+		c.log.Error("member speaks an incompatible cluster protocol version: nothing is placed on it; run one protocol version in the cluster",
+			"name", n.Name, "version", meta.Version, "want", ProtocolVersion)
+	}
 	c.reg.merge(HostRecord{Name: n.Name, Incarnation: meta.Incarnation, Left: state == StateLeft,
 		Remote: meta.Remote, Gossip: n.Address(), Roles: meta.Roles})
 	c.rebuild()

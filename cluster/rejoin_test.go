@@ -173,6 +173,27 @@ func TestRejoinsRegisteredHostsWithoutSeeds(t *testing.T) {
 	}
 }
 
+// TestIncompatibleVersionOwnsNothing: a member that gossips another
+// cluster protocol version stays a known host (it may hold data, so
+// locates still ask it) but nothing is placed on it.
+func TestIncompatibleVersionOwnsNothing(t *testing.T) {
+	a := newPeer()
+	a.meta.Version = ProtocolVersion + 1
+	ml := a.start(t, "a", "127.0.0.1:0")
+	c := startCluster(t, nil, ml.LocalNode().Address())
+	waitUntil(t, 10*time.Second, "a to be an alive member", func() bool { return stateOf(c, "a") == StateAlive })
+	v := c.View()
+	if p := v.Placement(); !slices.Equal(p, []string{"b"}) {
+		t.Fatalf("placement %v, want a left out", p)
+	}
+	if h := v.Hosts(); !slices.Equal(h, []string{"a", "b"}) {
+		t.Fatalf("hosts %v, want a still a host", h)
+	}
+	if m, _ := v.Member("a"); m.Compatible() {
+		t.Fatal("a counts as compatible")
+	}
+}
+
 func TestBackoffIsBounded(t *testing.T) {
 	c := &Cluster{}
 	c.rejoinMin, c.rejoinMax = rejoinIntervals(DetectionLAN)

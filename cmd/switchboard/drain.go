@@ -54,7 +54,7 @@ func (n *Node) Drain(ctx context.Context) error {
 // otherHosts reports whether another host is alive to take scopes over.
 func (n *Node) otherHosts() bool {
 	for _, m := range n.cl.View().Members() {
-		if m.Name != n.cl.Name() && m.IsHost() && m.State == cluster.StateAlive && !m.Meta.Draining {
+		if m.Name != n.cl.Name() && m.IsHost() && m.State == cluster.StateAlive && !m.Meta.Draining && m.Compatible() {
 			return true
 		}
 	}
