@@ -385,13 +385,23 @@ func (c *Cluster) notify(old, cur *View, listeners []func(old, cur Member)) {
 	}
 }
 
+// observeNode records what a memberlist event says of one node. Only
+// events may read a memberlist.Node's address and metadata: memberlist
+// calls them under its lock, and rewrites both when they change.
+func (c *Cluster) observeNode(n *memberlist.Node, state State) {
+	meta, ok := decodeMeta(n.Meta)
+	if !ok {
+		return // not one of ours, or not yet announced
+	}
+	c.observe(n.Name, meta, n.Address(), state)
+}
+
 // observe records what memberlist says of one node. memberlist's own
 // Node.State is not reliable in callbacks, so the caller says what it
 // learned; a node that announced it is leaving is left, not dead.
-func (c *Cluster) observe(n *memberlist.Node, state State) {
-	meta, ok := decodeMeta(n.Meta)
-	if !ok || n.Name == c.cfg.Name {
-		return // not one of ours, not yet announced, or ourselves
+func (c *Cluster) observe(name string, meta Meta, gossip string, state State) {
+	if name == c.cfg.Name {
+		return
 	}
 	if meta.Left && state != StateAlive {
 		state = StateLeft
@@ -400,21 +410,21 @@ func (c *Cluster) observe(n *memberlist.Node, state State) {
 		c.joined.Store(true) // someone reached us, if we did not reach them
 	}
 	c.mu.Lock()
-	old, existed := c.live[n.Name]
+	old, existed := c.live[name]
 	if state == StateSuspect && existed && (old.state == StateDead || old.state == StateLeft) {
 		c.mu.Unlock()
 		return // only memberlist's own events bring a dead node back
 	}
 	if !existed || old.meta.Incarnation != meta.Incarnation || old.state != StateAlive {
-		c.acked[n.Name] = time.Now() // a new life (or a return) starts unsuspected
+		c.acked[name] = time.Now() // a new life (or a return) starts unsuspected
 	}
-	unchanged := existed && old.state == state && old.gossip == n.Address() && metaEqual(old.meta, meta)
+	unchanged := existed && old.state == state && old.gossip == gossip && metaEqual(old.meta, meta)
 	if !unchanged {
 		since := time.Now()
 		if existed && old.state == state {
 			since = old.since
 		}
-		c.live[n.Name] = liveState{state: state, meta: meta, gossip: n.Address(), since: since}
+		c.live[name] = liveState{state: state, meta: meta, gossip: gossip, since: since}
 	}
 	c.mu.Unlock()
 	if unchanged {
@@ -422,10 +432,10 @@ func (c *Cluster) observe(n *memberlist.Node, state State) {
 	}
 	if !meta.compatible() && (!existed || old.meta.Incarnation != meta.Incarnation || old.meta.Version != meta.Version) {
 		c.log.Error("member speaks an incompatible cluster protocol version: nothing is placed on it; run one protocol version in the cluster",
-			"name", n.Name, "version", meta.Version, "want", ProtocolVersion)
+			"name", name, "version", meta.Version, "want", ProtocolVersion)
 	}
-	c.reg.merge(HostRecord{Name: n.Name, Incarnation: meta.Incarnation, Left: state == StateLeft,
-		Remote: meta.Remote, Gossip: n.Address(), Roles: meta.Roles})
+	c.reg.merge(HostRecord{Name: name, Incarnation: meta.Incarnation, Left: state == StateLeft,
+		Remote: meta.Remote, Gossip: gossip, Roles: meta.Roles})
 	c.rebuild()
 }
 
@@ -435,7 +445,9 @@ func metaEqual(a, b Meta) bool {
 }
 
 // refreshLoop re-reads memberlist's member list: memberlist reports joins
-// and leaves as events but suspicion only in its list.
+// and leaves as events but suspicion only in its list. Only the names of
+// listed nodes are read (the rest of a listed Node changes under
+// memberlist's lock); their metadata is what events last said.
 func (c *Cluster) refreshLoop() {
 	t := time.NewTicker(250 * time.Millisecond)
 	defer t.Stop()
@@ -457,16 +469,18 @@ func (c *Cluster) refreshLoop() {
 					c.acked[n.Name] = now
 				}
 				// A snapshot may list a node memberlist has declared dead
-				// since: never upgrade dead or left from a snapshot.
-				if l, known := c.live[n.Name]; known && (l.state == StateDead || l.state == StateLeft) {
+				// since: never upgrade dead or left from a snapshot. A node
+				// no event announced yet is not one of ours (yet).
+				l, known := c.live[n.Name]
+				if !known || l.state == StateDead || l.state == StateLeft {
 					c.mu.Unlock()
 					continue
 				}
 				c.mu.Unlock()
-				if ok && n.Name != c.cfg.Name && now.Sub(last) > quiet {
+				if ok && now.Sub(last) > quiet {
 					state = StateSuspect
 				}
-				c.observe(n, state)
+				c.observe(n.Name, l.meta, l.gossip, state)
 			}
 		}
 	}
@@ -560,9 +574,9 @@ func (d *delegate) MergeRemoteState(buf []byte, join bool) {
 
 type events struct{ c *Cluster }
 
-func (e *events) NotifyJoin(n *memberlist.Node)   { e.c.observe(n, StateAlive) }
-func (e *events) NotifyLeave(n *memberlist.Node)  { e.c.observe(n, StateDead) }
-func (e *events) NotifyUpdate(n *memberlist.Node) { e.c.observe(n, StateAlive) }
+func (e *events) NotifyJoin(n *memberlist.Node)   { e.c.observeNode(n, StateAlive) }
+func (e *events) NotifyLeave(n *memberlist.Node)  { e.c.observeNode(n, StateDead) }
+func (e *events) NotifyUpdate(n *memberlist.Node) { e.c.observeNode(n, StateAlive) }
 
 // pings records memberlist's successful probes; a member memberlist still
 // lists but that has not answered a probe for a while is shown suspect

@@ -50,10 +50,15 @@ func (c *Cluster) joinTargets() []string {
 	members := c.ml.Members()
 	listed := make(map[string]bool, len(members))
 	seen := map[string]bool{c.GossipAddress(): true}
+	c.mu.Lock()
 	for _, n := range members {
+		// Only a listed node's name may be read here (see refreshLoop).
 		listed[n.Name] = true
-		seen[n.Address()] = true
+		if l, ok := c.live[n.Name]; ok {
+			seen[l.gossip] = true
+		}
 	}
+	c.mu.Unlock()
 	var out []string
 	add := func(addr string) {
 		if addr != "" && !seen[addr] {

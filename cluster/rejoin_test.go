@@ -70,13 +70,21 @@ func startCluster(t *testing.T, reg RegistryStore, join ...string) *Cluster {
 }
 
 // peer is a bare memberlist member that gossips host metadata.
-type peer struct{ meta Meta }
+type peer struct {
+	mu   sync.Mutex // guards meta
+	meta Meta
+}
 
 func newPeer() *peer {
 	return &peer{meta: Meta{Roles: []Role{RoleHost}, Remote: "127.0.0.1:1", Version: ProtocolVersion, Incarnation: 1}}
 }
 
-func (p *peer) NodeMeta(int) []byte             { return p.meta.encode() }
+func (p *peer) NodeMeta(int) []byte {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.meta.encode()
+}
+
 func (p *peer) NotifyMsg([]byte)                {}
 func (p *peer) GetBroadcasts(int, int) [][]byte { return nil }
 func (p *peer) LocalState(bool) []byte          { return nil }
