@@ -145,11 +145,14 @@ type passivate struct {
 // gatewayGone tells activations a gateway node is gone.
 type gatewayGone struct{ addr string }
 
-// ActiveCountResult answers ActiveCount.
+// ActiveCountResult answers OpStats: the actors active on a node.
 type ActiveCountResult struct {
 	Channels    int `json:"channels"`
 	Users       int `json:"users"`
 	Directories int `json:"directories"`
+	// Locating counts scopes being located (and maybe imported) here: each
+	// may become live here when its locate ends.
+	Locating int `json:"locating,omitempty"`
 }
 
 func (h *hostActor) Receive(ctx actor.Context) {
@@ -206,7 +209,7 @@ func (h *hostActor) stopChildren(ctx actor.Context) {
 
 // counts returns the active actors by kind.
 func (h *hostActor) counts() ActiveCountResult {
-	var r ActiveCountResult
+	r := ActiveCountResult{Locating: len(h.locating)}
 	for _, c := range h.children {
 		switch c.kind {
 		case kindChannel:

@@ -49,7 +49,9 @@ type Config struct {
 	GossipAddr string
 	// HTTPAddr is the node's client-facing address, gossiped for tooling.
 	HTTPAddr string
-	// Join are gossip addresses of existing members.
+	// Join are gossip addresses of existing members (seeds). They, and
+	// the nodes the saved registry knows, are joined at start and retried
+	// in the background while they do not answer (see rejoin.go).
 	Join []string
 	// ClusterName is memberlist's Label: nodes with different names never
 	// talk, so two clusters cannot merge by mistake.
@@ -115,17 +117,27 @@ type Cluster struct {
 	inbox   *actor.PID
 	handler atomic.Pointer[Handler]
 
+	// Rejoining (see rejoin.go): retry is the backoff of each address,
+	// touched by New and then by rejoinLoop only.
+	rejoinMin, rejoinMax time.Duration
+	retry                map[string]*retryState
+	joined               atomic.Bool
+	joinOK, joinFailed   atomic.Uint64
+
 	stopOnce sync.Once
 	stop     chan struct{}
 	wg       sync.WaitGroup
 }
 
 // New starts the actor system, the remote transport and memberlist, and
-// joins the seeds. The node is a member (a cluster of one without seeds)
-// when New returns.
+// joins the seeds and the nodes its registry knows. The node is a member
+// (a cluster of one when nobody answered) when New returns; whoever did
+// not answer is retried in the background until Close.
 func New(cfg Config) (c *Cluster, err error) {
 	cfg.withDefaults()
-	c = &Cluster{cfg: cfg, log: cfg.Logger.With("component", "cluster"), stop: make(chan struct{}), live: make(map[string]liveState), acked: make(map[string]time.Time)}
+	c = &Cluster{cfg: cfg, log: cfg.Logger.With("component", "cluster"), stop: make(chan struct{}), live: make(map[string]liveState),
+		acked: make(map[string]time.Time), retry: make(map[string]*retryState)}
+	c.rejoinMin, c.rejoinMax = rejoinIntervals(cfg.Detection)
 	if c.reg, err = newRegistry(cfg.Registry); err != nil {
 		return nil, fmt.Errorf("load registry: %w", err)
 	}
@@ -167,8 +179,9 @@ func New(cfg Config) (c *Cluster, err error) {
 		return nil, err
 	}
 	c.watchEndpoints()
-	c.wg.Add(3)
+	c.wg.Add(4)
 	go func() { defer c.wg.Done(); c.refreshLoop() }()
+	go func() { defer c.wg.Done(); c.rejoinLoop() }()
 	go func() { defer c.wg.Done(); c.router.sweepLoop(c.stop) }()
 	go func() {
 		defer c.wg.Done()
@@ -232,18 +245,16 @@ func (c *Cluster) startMemberlist() error {
 	c.ml = ml
 	c.reg.merge(HostRecord{Name: c.cfg.Name, Incarnation: c.meta.Incarnation, Remote: c.addr, Gossip: c.GossipAddress(), Roles: c.cfg.Roles})
 	c.rebuild()
-	if len(c.cfg.Join) > 0 {
-		if _, err := ml.Join(c.cfg.Join); err != nil {
-			// Not fatal: seeds may come up later; gossip retries through
-			// any member that does know us.
-			c.log.Warn("join failed; running alone until a seed answers", "seeds", c.cfg.Join, "err", err)
-		}
-	}
+	c.joinAtStart()
 	return nil
 }
 
 // Name returns this node's name.
 func (c *Cluster) Name() string { return c.cfg.Name }
+
+// RequestTimeout returns the longest a request may wait for its reply:
+// longer timeouts asked of Request and RequestNode are cut to it.
+func (c *Cluster) RequestTimeout() time.Duration { return c.cfg.RequestTimeout }
 
 // Address returns this node's remote address.
 func (c *Cluster) Address() string { return c.addr }
@@ -374,40 +385,57 @@ func (c *Cluster) notify(old, cur *View, listeners []func(old, cur Member)) {
 	}
 }
 
+// observeNode records what a memberlist event says of one node. Only
+// events may read a memberlist.Node's address and metadata: memberlist
+// calls them under its lock, and rewrites both when they change.
+func (c *Cluster) observeNode(n *memberlist.Node, state State) {
+	meta, ok := decodeMeta(n.Meta)
+	if !ok {
+		return // not one of ours, or not yet announced
+	}
+	c.observe(n.Name, meta, n.Address(), state)
+}
+
 // observe records what memberlist says of one node. memberlist's own
 // Node.State is not reliable in callbacks, so the caller says what it
 // learned; a node that announced it is leaving is left, not dead.
-func (c *Cluster) observe(n *memberlist.Node, state State) {
-	meta, ok := decodeMeta(n.Meta)
-	if !ok || n.Name == c.cfg.Name {
-		return // not one of ours, not yet announced, or ourselves
+func (c *Cluster) observe(name string, meta Meta, gossip string, state State) {
+	if name == c.cfg.Name {
+		return
 	}
 	if meta.Left && state != StateAlive {
 		state = StateLeft
 	}
+	if state == StateAlive {
+		c.joined.Store(true) // someone reached us, if we did not reach them
+	}
 	c.mu.Lock()
-	old, existed := c.live[n.Name]
+	old, existed := c.live[name]
 	if state == StateSuspect && existed && (old.state == StateDead || old.state == StateLeft) {
 		c.mu.Unlock()
 		return // only memberlist's own events bring a dead node back
 	}
 	if !existed || old.meta.Incarnation != meta.Incarnation || old.state != StateAlive {
-		c.acked[n.Name] = time.Now() // a new life (or a return) starts unsuspected
+		c.acked[name] = time.Now() // a new life (or a return) starts unsuspected
 	}
-	unchanged := existed && old.state == state && old.gossip == n.Address() && metaEqual(old.meta, meta)
+	unchanged := existed && old.state == state && old.gossip == gossip && metaEqual(old.meta, meta)
 	if !unchanged {
 		since := time.Now()
 		if existed && old.state == state {
 			since = old.since
 		}
-		c.live[n.Name] = liveState{state: state, meta: meta, gossip: n.Address(), since: since}
+		c.live[name] = liveState{state: state, meta: meta, gossip: gossip, since: since}
 	}
 	c.mu.Unlock()
 	if unchanged {
 		return
 	}
-	c.reg.merge(HostRecord{Name: n.Name, Incarnation: meta.Incarnation, Left: state == StateLeft,
-		Remote: meta.Remote, Gossip: n.Address(), Roles: meta.Roles})
+	if !meta.compatible() && (!existed || old.meta.Incarnation != meta.Incarnation || old.meta.Version != meta.Version) {
+		c.log.Error("member speaks an incompatible cluster protocol version: nothing is placed on it; run one protocol version in the cluster",
+			"name", name, "version", meta.Version, "want", ProtocolVersion)
+	}
+	c.reg.merge(HostRecord{Name: name, Incarnation: meta.Incarnation, Left: state == StateLeft,
+		Remote: meta.Remote, Gossip: gossip, Roles: meta.Roles})
 	c.rebuild()
 }
 
@@ -417,7 +445,9 @@ func metaEqual(a, b Meta) bool {
 }
 
 // refreshLoop re-reads memberlist's member list: memberlist reports joins
-// and leaves as events but suspicion only in its list.
+// and leaves as events but suspicion only in its list. Only the names of
+// listed nodes are read (the rest of a listed Node changes under
+// memberlist's lock); their metadata is what events last said.
 func (c *Cluster) refreshLoop() {
 	t := time.NewTicker(250 * time.Millisecond)
 	defer t.Stop()
@@ -439,16 +469,18 @@ func (c *Cluster) refreshLoop() {
 					c.acked[n.Name] = now
 				}
 				// A snapshot may list a node memberlist has declared dead
-				// since: never upgrade dead or left from a snapshot.
-				if l, known := c.live[n.Name]; known && (l.state == StateDead || l.state == StateLeft) {
+				// since: never upgrade dead or left from a snapshot. A node
+				// no event announced yet is not one of ours (yet).
+				l, known := c.live[n.Name]
+				if !known || l.state == StateDead || l.state == StateLeft {
 					c.mu.Unlock()
 					continue
 				}
 				c.mu.Unlock()
-				if ok && n.Name != c.cfg.Name && now.Sub(last) > quiet {
+				if ok && now.Sub(last) > quiet {
 					state = StateSuspect
 				}
-				c.observe(n, state)
+				c.observe(n.Name, l.meta, l.gossip, state)
 			}
 		}
 	}
@@ -542,9 +574,9 @@ func (d *delegate) MergeRemoteState(buf []byte, join bool) {
 
 type events struct{ c *Cluster }
 
-func (e *events) NotifyJoin(n *memberlist.Node)   { e.c.observe(n, StateAlive) }
-func (e *events) NotifyLeave(n *memberlist.Node)  { e.c.observe(n, StateDead) }
-func (e *events) NotifyUpdate(n *memberlist.Node) { e.c.observe(n, StateAlive) }
+func (e *events) NotifyJoin(n *memberlist.Node)   { e.c.observeNode(n, StateAlive) }
+func (e *events) NotifyLeave(n *memberlist.Node)  { e.c.observeNode(n, StateDead) }
+func (e *events) NotifyUpdate(n *memberlist.Node) { e.c.observeNode(n, StateAlive) }
 
 // pings records memberlist's successful probes; a member memberlist still
 // lists but that has not answered a probe for a while is shown suspect

@@ -51,6 +51,11 @@ type Meta struct {
 
 func (m Meta) has(r Role) bool { return slices.Contains(m.Roles, r) }
 
+// compatible reports whether the node speaks this build's cluster protocol
+// version. A host known only from the registry (down since before this
+// node started) has no version yet and counts as compatible.
+func (m Meta) compatible() bool { return m.Version == 0 || m.Version == ProtocolVersion }
+
 func (m Meta) encode() []byte {
 	b, _ := json.Marshal(m)
 	return b
@@ -79,13 +84,20 @@ func (m Member) IsHost() bool { return m.Meta.has(RoleHost) }
 // IsGateway reports whether the member terminates sessions.
 func (m Member) IsGateway() bool { return m.Meta.has(RoleGateway) }
 
+// Compatible reports whether the member speaks this node's cluster
+// protocol version (or has not said yet). Nothing is placed on a member
+// that does not.
+func (m Member) Compatible() bool { return m.Meta.compatible() }
+
 // View is an immutable snapshot of the membership.
 type View struct {
 	members map[string]Member
-	// placement are the hosts scopes are placed on: every host not left
-	// and not draining. Dead hosts stay in placement (stage 1: their data
-	// is on their disk), so their scopes answer unavailable until they
-	// return instead of moving empty-handed.
+	// placement are the hosts scopes are placed on: every host not left,
+	// not draining and speaking this protocol version. Dead hosts stay in
+	// placement (stage 1: their data is on their disk), so their scopes
+	// answer unavailable until they return instead of moving empty-handed.
+	// A host with another protocol version stays among Hosts (it may hold
+	// data, so locates still ask it) but owns nothing.
 	placement []string
 	byRemote  map[string]string // remote address → name
 }
@@ -98,7 +110,7 @@ func buildView(members map[string]Member) *View {
 	v := &View{members: members, byRemote: make(map[string]string, len(members))}
 	for name, m := range members {
 		v.byRemote[m.Meta.Remote] = name
-		if m.IsHost() && m.State != StateLeft && !m.Meta.Draining {
+		if m.IsHost() && m.State != StateLeft && !m.Meta.Draining && m.Compatible() {
 			v.placement = append(v.placement, name)
 		}
 	}

@@ -54,7 +54,7 @@ func (n *Node) Drain(ctx context.Context) error {
 // otherHosts reports whether another host is alive to take scopes over.
 func (n *Node) otherHosts() bool {
 	for _, m := range n.cl.View().Members() {
-		if m.Name != n.cl.Name() && m.IsHost() && m.State == cluster.StateAlive && !m.Meta.Draining {
+		if m.Name != n.cl.Name() && m.IsHost() && m.State == cluster.StateAlive && !m.Meta.Draining && m.Compatible() {
 			return true
 		}
 	}
@@ -65,8 +65,18 @@ func (n *Node) otherHosts() bool {
 // holds — served or released but not yet dropped — a few at a time, until
 // none is left or ctx ends. A released copy is only gone once its new
 // owner serves the scope: until then it is the scope's data.
+//
+// A locate in flight here (started before the drain) may still make its
+// scope live here. Locates are counted before the store is scanned, and
+// the drain ends only after a scan that found nothing once none was in
+// flight: no new one starts meanwhile, since a draining node owns nothing
+// in its own view.
 func (n *Node) handOverAll(ctx context.Context) (int, error) {
 	for attempt := 0; ; attempt++ {
+		locating := -1 // unknown until the host answers
+		if st, ok := n.stats(ctx, n.cl.Name()); ok {
+			locating = st.Locating
+		}
 		var scopes []persistence.Scope
 		for _, kind := range []persistence.Kind{persistence.KindChannel, persistence.KindUser} {
 			err := n.store.Scopes(kind, func(id string, _ uint64) bool {
@@ -80,20 +90,26 @@ func (n *Node) handOverAll(ctx context.Context) (int, error) {
 				return -1, err
 			}
 		}
-		if len(scopes) == 0 {
+		left := len(scopes) + max(locating, 0)
+		if len(scopes) == 0 && locating == 0 {
 			return 0, nil
 		}
-		n.log.Info("handing scopes over", "scopes", len(scopes), "round", attempt+1)
-		n.pullAll(ctx, scopes)
-		if ctx.Err() != nil {
-			return len(scopes), ctx.Err()
+		if len(scopes) > 0 {
+			n.log.Info("handing scopes over", "scopes", len(scopes), "round", attempt+1)
+			n.pullAll(ctx, scopes)
+		} else if attempt == 0 {
+			n.log.Info("waiting for scopes being located here", "locating", locating)
 		}
-		if attempt > 0 {
-			// Something refused; give views time to agree before retrying.
+		if ctx.Err() != nil {
+			return left, ctx.Err()
+		}
+		if attempt > 0 || len(scopes) == 0 {
+			// Something refused or is still being located; give views
+			// time to agree before retrying.
 			select {
 			case <-time.After(200 * time.Millisecond):
 			case <-ctx.Done():
-				return len(scopes), ctx.Err()
+				return left, ctx.Err()
 			}
 		}
 	}
@@ -122,8 +138,12 @@ func (n *Node) pullAll(ctx context.Context, scopes []persistence.Scope) {
 			}
 			args, _ := json.Marshal(actors.ScopeArgs{Kind: kind, ID: sc.ID})
 			done := make(chan *clusterpb.Reply, 1)
+			// A pull may take longer than any request may wait (a large
+			// scope moves in many chunks): it then fails here as timed out,
+			// but the owner's locate goes on, and the next round's pull of
+			// the scope waits for that locate instead of starting another.
 			n.cl.RequestNode(owner, &clusterpb.Request{Kind: clusterpb.Kind_KIND_NODE, Target: owner, Op: actors.OpPull, Args: args},
-				30*time.Second, func(r *clusterpb.Reply) { done <- r })
+				n.cl.RequestTimeout(), func(r *clusterpb.Reply) { done <- r })
 			select {
 			case r := <-done:
 				if r.Error != nil {
@@ -152,23 +172,31 @@ func (n *Node) nodeStats(ctx context.Context) map[string]*actors.ActiveCountResu
 			continue
 		}
 		wg.Go(func() {
-			done := make(chan *clusterpb.Reply, 1)
-			n.cl.RequestNode(m.Name, &clusterpb.Request{Kind: clusterpb.Kind_KIND_NODE, Target: m.Name, Op: actors.OpStats},
-				2*time.Second, func(r *clusterpb.Reply) { done <- r })
-			var r *clusterpb.Reply
-			select {
-			case r = <-done:
-			case <-ctx.Done():
-				return
-			}
-			var res actors.ActiveCountResult
-			if r.Error == nil && json.Unmarshal(r.Result, &res) == nil {
+			if res, ok := n.stats(ctx, m.Name); ok {
 				mu.Lock()
-				out[m.Name] = &res
+				out[m.Name] = res
 				mu.Unlock()
 			}
 		})
 	}
 	wg.Wait()
 	return out
+}
+
+// stats asks one host for its active actor counts (waiting up to 2 s).
+func (n *Node) stats(ctx context.Context, node string) (*actors.ActiveCountResult, bool) {
+	done := make(chan *clusterpb.Reply, 1)
+	n.cl.RequestNode(node, &clusterpb.Request{Kind: clusterpb.Kind_KIND_NODE, Target: node, Op: actors.OpStats},
+		2*time.Second, func(r *clusterpb.Reply) { done <- r })
+	var r *clusterpb.Reply
+	select {
+	case r = <-done:
+	case <-ctx.Done():
+		return nil, false
+	}
+	var res actors.ActiveCountResult
+	if r.Error != nil || json.Unmarshal(r.Result, &res) != nil {
+		return nil, false
+	}
+	return &res, true
 }

@@ -124,27 +124,35 @@ func (m *metrics) watchGateway(g *gateway.Gateway) {
 		Help: "Client sessions open on this node."}, func() float64 { return float64(g.Sessions()) }))
 }
 
-// watchCluster exports the members this node sees, by state.
+// watchCluster exports the members this node sees, by state, and its
+// gossip joins, by result.
 func (m *metrics) watchCluster(cl *cluster.Cluster) {
-	m.reg.MustRegister(&membersCollector{cl: cl, desc: prometheus.NewDesc("switchboard_cluster_members",
-		"Cluster members as this node sees them, by state (alive, suspect, dead, left).", []string{"state"}, nil)})
+	m.reg.MustRegister(&clusterCollector{cl: cl,
+		members: prometheus.NewDesc("switchboard_cluster_members",
+			"Cluster members as this node sees them, by state (alive, suspect, dead, left).", []string{"state"}, nil),
+		joins: prometheus.NewDesc("switchboard_cluster_join_attempts_total",
+			"Gossip joins of seeds and former members, at start-up and retried in the background while they do not answer, by result (ok, failed).",
+			[]string{"result"}, nil)})
 }
 
-type membersCollector struct {
-	cl   *cluster.Cluster
-	desc *prometheus.Desc
+type clusterCollector struct {
+	cl             *cluster.Cluster
+	members, joins *prometheus.Desc
 }
 
-func (c *membersCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
+func (c *clusterCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.members; ch <- c.joins }
 
-func (c *membersCollector) Collect(ch chan<- prometheus.Metric) {
+func (c *clusterCollector) Collect(ch chan<- prometheus.Metric) {
 	counts := map[cluster.State]int{}
 	for _, mb := range c.cl.View().Members() {
 		counts[mb.State]++
 	}
 	for _, s := range []cluster.State{cluster.StateAlive, cluster.StateSuspect, cluster.StateDead, cluster.StateLeft} {
-		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, float64(counts[s]), string(s))
+		ch <- prometheus.MustNewConstMetric(c.members, prometheus.GaugeValue, float64(counts[s]), string(s))
 	}
+	ok, failed := c.cl.JoinAttempts()
+	ch <- prometheus.MustNewConstMetric(c.joins, prometheus.CounterValue, float64(ok), "ok")
+	ch <- prometheus.MustNewConstMetric(c.joins, prometheus.CounterValue, float64(failed), "failed")
 }
 
 // Label values outside these sets become "other" (or "unknown" for ops),

@@ -97,6 +97,7 @@ func TestMetricsLint(t *testing.T) {
 		"switchboard_store_commit_duration_seconds": dto.MetricType_HISTOGRAM,
 		"switchboard_store_commit_entries":          dto.MetricType_HISTOGRAM,
 		"switchboard_cluster_members":               dto.MetricType_GAUGE,
+		"switchboard_cluster_join_attempts_total":   dto.MetricType_COUNTER,
 	}
 	// queue_drops has no series until a drop happens; the rest must show.
 	for name, typ := range want {
@@ -149,6 +150,8 @@ func TestMetricsLint(t *testing.T) {
 		`switchboard_request_duration_seconds_count{code="ok",op="message.send"} 3`,
 		`switchboard_request_duration_seconds_count{code="not_found",op="channel.join"}`,
 		`switchboard_cluster_members{state="alive"} 1`,
+		// A node without seeds or former members has nothing to join.
+		`switchboard_cluster_join_attempts_total{result="failed"} 0`,
 		// metrics-room, and missing-room: a join activates the channel
 		// even when it does not exist.
 		`switchboard_actors_active{kind="channel"} 2`,

@@ -348,12 +348,18 @@ func (n *Node) Close() error {
 	return nil
 }
 
+// readyz serves GET /readyz: 503 while the node drains or closes, and
+// while a node started with --join has reached neither a seed nor any
+// other member (it keeps trying in the background).
 func (n *Node) readyz(w http.ResponseWriter, r *http.Request) {
-	if !n.ready.Load() {
+	switch {
+	case !n.ready.Load():
 		http.Error(w, "not ready", http.StatusServiceUnavailable)
-		return
+	case !n.cl.Joined():
+		http.Error(w, "not ready: no seed (--join) has answered yet", http.StatusServiceUnavailable)
+	default:
+		fmt.Fprintln(w, "ready")
 	}
-	fmt.Fprintln(w, "ready")
 }
 
 // operator checks the operator API key, answering 401 when it is wrong.

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -123,7 +124,7 @@ func (p *proc) kill() {
 
 // term sends SIGTERM and waits up to timeout for a clean exit.
 func (p *proc) term(timeout time.Duration) error {
-	_ = p.cmd.Process.Signal(os.Interrupt)
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
 	select {
 	case err := <-p.done:
 		return err

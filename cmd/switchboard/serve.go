@@ -31,7 +31,7 @@ func serveFlags(fs *flag.FlagSet) (*Config, func() error) {
 	fs.StringVar(&cfg.NodeName, "node-name", "", "unique node name; default: the name stored in the data directory, made up on first start")
 	fs.StringVar(&cfg.ClusterBind, "cluster-bind", "127.0.0.1:7946", "gossip (memberlist) address; port 0 picks a free one")
 	fs.StringVar(&cfg.RemoteBind, "remote-bind", "", "actor transport address; default: the cluster-bind host with a free port")
-	join := fs.String("join", "", "comma-separated gossip addresses of existing members")
+	join := fs.String("join", "", "comma-separated gossip addresses of existing members; retried in the background until one answers (/readyz answers 503 until then)")
 	roles := fs.String("roles", "gateway,host", "what this node does: gateway (client sessions), host (channel and user actors), or both")
 	fs.StringVar(&cfg.ClusterName, "cluster-name", "switchboard", "cluster name; nodes only talk to nodes with the same name")
 	detection := fs.String("failure-detection", "lan", "failure detection preset: lan (conservative, ~5 s) or fast (loopback/tests, <1 s)")
