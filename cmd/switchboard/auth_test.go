@@ -1,0 +1,179 @@
+package main
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"crypto/x509"
+	"encoding/json"
+	"encoding/pem"
+	"net/http"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/switchboard-chat/switchboard/client"
+	"github.com/switchboard-chat/switchboard/gateway/auth"
+	"github.com/switchboard-chat/switchboard/protocol"
+)
+
+// End-to-end tests of authentication and of how it is configured.
+
+// keyedNode is a node in production auth mode with the signer it trusts,
+// a signer of the same algorithm it does not (another key), and a signer
+// of the other algorithm.
+type keyedNode struct {
+	alg                      string
+	n                        *Node
+	signer, forger, otherAlg *auth.Signer
+}
+
+// ed25519Key makes a key pair and writes the public half as the PEM file
+// --auth-public-key reads.
+func ed25519Key(t *testing.T) (string, ed25519.PrivateKey) {
+	t.Helper()
+	pub, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	der, err := x509.MarshalPKIXPublicKey(pub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := filepath.Join(t.TempDir(), "auth.pub.pem")
+	if err := os.WriteFile(f, pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return f, priv
+}
+
+// keyedNodes starts an HS256 node and an EdDSA node.
+func keyedNodes(t *testing.T) []keyedNode {
+	t.Helper()
+	const secret = "auth-test-secret"
+	pemFile, priv := ed25519Key(t)
+	_, otherPriv := ed25519Key(t)
+	return []keyedNode{
+		{
+			alg:      "HS256",
+			n:        testNode(t, func(c *Config) { c.DevAuth, c.AuthSecret = false, secret }),
+			signer:   auth.NewSigner(secret),
+			forger:   auth.NewSigner("not-the-secret"),
+			otherAlg: auth.NewEdDSASigner(priv),
+		},
+		{
+			alg:      "EdDSA",
+			n:        testNode(t, func(c *Config) { c.DevAuth, c.AuthPublicKey = false, pemFile }),
+			signer:   auth.NewEdDSASigner(priv),
+			forger:   auth.NewEdDSASigner(otherPriv),
+			otherAlg: auth.NewSigner(secret),
+		},
+	}
+}
+
+// sessionToken mints a session token for user with s.
+func sessionToken(t *testing.T, s *auth.Signer, user string, ttl time.Duration) string {
+	t.Helper()
+	tok, err := s.SessionToken(auth.Session{User: user}, ttl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok
+}
+
+// join mints a join token the node accepts.
+func (k keyedNode) join(t *testing.T, user, ch string, perms ...string) string {
+	t.Helper()
+	tok, err := k.signer.JoinToken(auth.Join{User: user, Channel: ch, Perms: perms}, 5*time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok
+}
+
+// dialToken connects a client with a session token.
+func dialToken(t *testing.T, n *Node, tok string) *client.Client {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, err := client.Dial(ctx, client.Options{URLs: []string{"ws://" + n.Addr() + "/v1/ws"}, Token: tok, NoReconnect: true})
+	if err != nil {
+		t.Fatalf("dial: %v", err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// connectToken sends connect {token} on r and returns the reply.
+func (r *rawConn) connectToken(tok string) map[string]any {
+	r.t.Helper()
+	b, _ := json.Marshal(map[string]any{"id": 1, "op": protocol.OpConnect, "args": map[string]any{"token": tok}})
+	r.write(string(b))
+	return r.reply()
+}
+
+// TestTokensEndToEnd: with each algorithm, connect refuses join tokens and
+// every bad session token with a coded error and the connection stays
+// unauthenticated; channel.join refuses session tokens and changes no
+// membership; POST /v1/files refuses join tokens.
+func TestTokensEndToEnd(t *testing.T) {
+	for _, k := range keyedNodes(t) {
+		t.Run(k.alg, func(t *testing.T) {
+			alice := dialToken(t, k.n, sessionToken(t, k.signer, "alice", time.Hour))
+			expect(t, alice, protocol.OpChannelCreate, map[string]any{"id": "priv", "type": "private"}, "")
+
+			none, err := jwt.NewWithClaims(jwt.SigningMethodNone, jwt.MapClaims{"sub": "bob", "exp": time.Now().Add(time.Hour).Unix()}).
+				SignedString(jwt.UnsafeAllowNoneSignatureType)
+			if err != nil {
+				t.Fatal(err)
+			}
+			r := rawDial(t, k.n)
+			for _, tc := range []struct {
+				name string
+				tok  string
+				want protocol.Code
+			}{
+				{"join token", k.join(t, "bob", "priv", auth.PermRead), protocol.CodeTokenInvalid},
+				{"expired", sessionToken(t, k.signer, "bob", -time.Minute), protocol.CodeTokenExpired},
+				{"wrong signature", sessionToken(t, k.forger, "bob", time.Hour), protocol.CodeTokenInvalid},
+				{"other algorithm", sessionToken(t, k.otherAlg, "bob", time.Hour), protocol.CodeTokenInvalid},
+				{"alg none", none, protocol.CodeTokenInvalid},
+				{"missing sub", sessionToken(t, k.signer, "", time.Hour), protocol.CodeTokenInvalid},
+				{"garbage", "not.a.jwt", protocol.CodeTokenInvalid},
+			} {
+				if m := r.connectToken(tc.tok); errCode(m) != string(tc.want) {
+					t.Errorf("connect with %s: %v, want %s", tc.name, m, tc.want)
+				}
+			}
+			// Nothing changed: still unauthenticated, and a good token
+			// connects on the same connection.
+			r.write(`{"id":2,"op":"me"}`)
+			if m := r.reply(); errCode(m) != string(protocol.CodeUnauthenticated) {
+				t.Fatalf("me after refused connects: %v", m)
+			}
+			if m := r.connectToken(sessionToken(t, k.signer, "bob", time.Hour)); m["result"] == nil {
+				t.Fatalf("connect with a session token: %v", m)
+			}
+
+			// A session token is not a join token, with or without the
+			// channel named; bob stays outside the private channel.
+			bob := dialToken(t, k.n, sessionToken(t, k.signer, "bob", time.Hour))
+			sess := sessionToken(t, k.signer, "bob", time.Hour)
+			expect(t, bob, protocol.OpChannelJoin, map[string]any{"token": sess}, protocol.CodeTokenInvalid)
+			expect(t, bob, protocol.OpChannelJoin, map[string]any{"channel": "priv", "token": sess}, protocol.CodeTokenInvalid)
+			expect(t, bob, protocol.OpChannelWatch, a("priv"), protocol.CodeNotMember)
+			expect(t, bob, protocol.OpChannelJoin, map[string]any{"token": k.join(t, "bob", "priv", auth.PermWrite)}, "")
+			expect(t, bob, protocol.OpMessageSend, a("priv", "client_id", "b1", "text", "in"), "")
+
+			// The files API takes session tokens only.
+			status, body := upload(t, k.n, "Bearer "+k.join(t, "bob", "priv", auth.PermWrite), "a.png", "", png)
+			if e, _ := body["error"].(map[string]any); status != http.StatusUnauthorized || e["code"] != string(protocol.CodeTokenInvalid) {
+				t.Fatalf("upload with a join token: %d %v", status, body)
+			}
+			mustUpload(t, k.n, "Bearer "+sess, "a.png", "", png)
+		})
+	}
+}
