@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
@@ -10,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -175,5 +177,79 @@ func TestTokensEndToEnd(t *testing.T) {
 			}
 			mustUpload(t, k.n, "Bearer "+sess, "a.png", "", png)
 		})
+	}
+}
+
+// TestTokenCommand: switchboard token mints join tokens (typ "join") for 5
+// minutes and session tokens for an hour unless --ttl says otherwise, and
+// refuses unknown permissions, negative lifetimes and bad variables.
+func TestTokenCommand(t *testing.T) {
+	const secret = "cli-secret"
+	v := auth.NewHS256(secret)
+	mint := func(args ...string) (code int, stdout, stderr string) {
+		var out, errb bytes.Buffer
+		code = run(append([]string{"token", "--secret", secret, "--user", "bob"}, args...), &out, &errb)
+		return code, strings.TrimSpace(out.String()), errb.String()
+	}
+	// claims returns a minted token's typ claim and lifetime.
+	claims := func(tok string) (string, time.Duration) {
+		var c jwt.MapClaims
+		if _, _, err := jwt.NewParser().ParseUnverified(tok, &c); err != nil {
+			t.Fatalf("token %q: %v", tok, err)
+		}
+		typ, _ := c["typ"].(string)
+		exp, _ := c.GetExpirationTime()
+		iat, _ := c.GetIssuedAt()
+		return typ, exp.Sub(iat.Time)
+	}
+
+	code, tok, stderr := mint("--channel", "general", "--perms", "read, moderate")
+	if code != 0 {
+		t.Fatalf("join token: exit %d: %s", code, stderr)
+	}
+	if typ, ttl := claims(tok); typ != auth.TypeJoin || ttl != 5*time.Minute {
+		t.Fatalf("join token: typ %q, lifetime %s; want join, 5m", typ, ttl)
+	}
+	if j, perr := v.Join(tok); perr != nil || j.Channel != "general" || strings.Join(j.Perms, ",") != "read,moderate" {
+		t.Fatalf("join token verifies as %+v, %v", j, perr)
+	}
+	if _, perr := v.Session(tok); perr == nil || perr.Code != protocol.CodeTokenInvalid {
+		t.Fatalf("join token as a session token: %v", perr)
+	}
+
+	code, tok, stderr = mint("--name", "Bob")
+	if code != 0 {
+		t.Fatalf("session token: exit %d: %s", code, stderr)
+	}
+	if typ, ttl := claims(tok); typ != "" || ttl != time.Hour {
+		t.Fatalf("session token: typ %q, lifetime %s; want none, 1h", typ, ttl)
+	}
+	if s, perr := v.Session(tok); perr != nil || s.User != "bob" || s.Name != "Bob" {
+		t.Fatalf("session token verifies as %+v, %v", s, perr)
+	}
+
+	if code, tok, stderr = mint("--channel", "general", "--ttl", "90s"); code != 0 {
+		t.Fatalf("--ttl 90s: exit %d: %s", code, stderr)
+	}
+	if _, ttl := claims(tok); ttl != 90*time.Second {
+		t.Fatalf("--ttl 90s: lifetime %s", ttl)
+	}
+
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--channel", "general", "--perms", "read,admin"}, `unknown permission "admin" (read, write, moderate)`},
+		{[]string{"--channel", "general", "--perms", "Write"}, `unknown permission "Write"`},
+		{[]string{"--ttl", "-1m"}, "cannot be negative"},
+	} {
+		if code, out, stderr := mint(tc.args...); code != 1 || out != "" || !strings.Contains(stderr, tc.want) {
+			t.Errorf("token %v: exit %d, stdout %q, stderr %q; want 1 and %q", tc.args, code, out, stderr, tc.want)
+		}
+	}
+	// A bad value in a variable is reported like a bad flag.
+	t.Setenv("SWITCHBOARD_TTL", "soon")
+	if code, out, stderr := mint(); code != 2 || out != "" || !strings.Contains(stderr, `SWITCHBOARD_TTL="soon"`) {
+		t.Errorf("SWITCHBOARD_TTL=soon: exit %d, stdout %q, stderr %q", code, out, stderr)
 	}
 }
