@@ -8,6 +8,7 @@ import (
 	"crypto/x509"
 	"encoding/json"
 	"encoding/pem"
+	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -178,6 +179,89 @@ func TestTokensEndToEnd(t *testing.T) {
 			mustUpload(t, k.n, "Bearer "+sess, "a.png", "", png)
 		})
 	}
+}
+
+// TestDevAuthWarning: a node in development auth mode says so at start-up,
+// at ERROR when an auth key is configured too; a node with a key alone
+// says nothing about it.
+func TestDevAuthWarning(t *testing.T) {
+	pemFile, _ := ed25519Key(t)
+	for _, tc := range []struct {
+		name  string
+		cfg   func(*Config)
+		level string // "": no warning
+	}{
+		{"no key", func(c *Config) {}, "level=WARN"},
+		{"no key, --dev-auth", func(c *Config) { c.DevAuth = true }, "level=WARN"},
+		{"secret", func(c *Config) { c.AuthSecret = "s" }, ""},
+		{"secret and --dev-auth", func(c *Config) { c.AuthSecret, c.DevAuth = "s", true }, "level=ERROR"},
+		{"public key and --dev-auth", func(c *Config) { c.AuthPublicKey, c.DevAuth = pemFile, true }, "level=ERROR"},
+	} {
+		var logs bytes.Buffer
+		cfg := Config{Listen: "127.0.0.1:0", DataDir: t.TempDir(), ClusterBind: "127.0.0.1:0", Detection: "fast",
+			Logger: slog.New(slog.NewTextHandler(&logs, nil))}
+		tc.cfg(&cfg)
+		n, err := NewNode(cfg)
+		if err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		n.Close()
+		var got string
+		for _, l := range strings.Split(logs.String(), "\n") {
+			if strings.Contains(l, "DEVELOPMENT AUTH") {
+				got = l
+			}
+		}
+		if tc.level == "" && got != "" || tc.level != "" && !strings.Contains(got, tc.level) {
+			t.Errorf("%s: logged %q, want %q", tc.name, got, tc.level)
+		}
+	}
+}
+
+// TestServeEnvironment: serve reads each flag from SWITCHBOARD_<FLAG>
+// (a flag on the command line wins), and a process run with an auth key
+// and development auth prints the ERROR-level warning to stderr.
+func TestServeEnvironment(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a real process")
+	}
+	const secret = "env-secret"
+	data := t.TempDir()
+	for k, v := range map[string]string{
+		"LISTEN": "127.0.0.1:0", "CLUSTER_BIND": "127.0.0.1:0", "DATA": data, "FAILURE_DETECTION": "fast",
+		"DRAIN_TIMEOUT": "0", "AUTH_SECRET": secret, "DEV_AUTH": "true", "LOG_FORMAT": "json",
+		"MAX_FRAME_BYTES": "30000", "MAX_TEXT_LEN": "77",
+	} {
+		t.Setenv("SWITCHBOARD_"+k, v)
+	}
+	p := startProc(t, "--max-text-len", "88")
+	if p.addr == "127.0.0.1:8080" {
+		t.Fatalf("SWITCHBOARD_LISTEN ignored: %s", p.addr)
+	}
+	if _, err := os.Stat(filepath.Join(data, "store")); err != nil {
+		t.Fatalf("SWITCHBOARD_DATA ignored: %v", err)
+	}
+	warned := false
+	for _, l := range strings.Split(readFile(p.logf), "\n") {
+		var rec struct{ Level, Msg string }
+		if json.Unmarshal([]byte(l), &rec) == nil && rec.Level == "ERROR" && strings.Contains(rec.Msg, "DEVELOPMENT AUTH IS ON ALONGSIDE AN AUTH KEY") {
+			warned = true
+		}
+	}
+	if !warned {
+		t.Fatalf("no JSON ERROR line about development auth on stderr:\n%s", readFile(p.logf))
+	}
+	// Both the secret and development auth are in force.
+	tok := sessionToken(t, auth.NewSigner(secret), "alice", time.Hour)
+	c, err := client.Dial(ctxT(t), client.Options{URLs: []string{p.url()}, Token: tok, NoReconnect: true})
+	if err != nil {
+		t.Fatalf("connect with a token signed by SWITCHBOARD_AUTH_SECRET: %v", err)
+	}
+	defer c.Close()
+	if lim := c.Session().Limits; lim.MaxTextLen != 88 || lim.MaxFrameBytes != 30000 {
+		t.Fatalf("limits %+v: want max_text_len 88 (the flag over the variable), max_frame_bytes 30000", lim)
+	}
+	procDial(t, p.url(), "bob") // connect {user_id}
 }
 
 // TestTokenCommand: switchboard token mints join tokens (typ "join") for 5
