@@ -8,17 +8,21 @@ import (
 	"crypto/x509"
 	"encoding/json"
 	"encoding/pem"
+	"errors"
 	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/coder/websocket"
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/switchboard-chat/switchboard/client"
+	"github.com/switchboard-chat/switchboard/gateway"
 	"github.com/switchboard-chat/switchboard/gateway/auth"
 	"github.com/switchboard-chat/switchboard/protocol"
 )
@@ -178,6 +182,58 @@ func TestTokensEndToEnd(t *testing.T) {
 			}
 			mustUpload(t, k.n, "Bearer "+sess, "a.png", "", png)
 		})
+	}
+}
+
+// TestLogout: logout answers {}, then the server closes the connection
+// with 1000 "logout"; requests sent after it are neither answered nor
+// carried out, and the user goes offline.
+func TestLogout(t *testing.T) {
+	var mu sync.Mutex
+	reasons := map[string]int{}
+	n := testNode(t, fastPresence, func(c *Config) {
+		c.Gateway.Metrics = &gateway.Metrics{Disconnect: func(r string) {
+			mu.Lock()
+			reasons[r]++
+			mu.Unlock()
+		}}
+	})
+	w := dial(t, n, "watcher")
+	r := rawDial(t, n)
+	r.connect("alice")
+	if u := status(t, w, "alice"); u.Status != protocol.StatusOnline {
+		t.Fatalf("before logout: %+v", u)
+	}
+	r.write(`{"id":2,"op":"channel.create","args":{"id":"room","type":"standard"}}`)
+	if m := r.reply(); m["result"] == nil {
+		t.Fatalf("create: %v", m)
+	}
+	// All in one message: the send and me come after logout.
+	r.write(`{"id":3,"op":"logout","args":{}}` + "\n" +
+		`{"id":4,"op":"message.send","args":{"channel":"room","client_id":"late","text":"after logout"}}` + "\n" +
+		`{"id":5,"op":"me"}`)
+	if m := r.reply(); m["id"] != 3.0 || m["error"] != nil {
+		t.Fatalf("logout: %v", m)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if len(r.buf) > 0 {
+		t.Fatalf("after logout: %s", r.buf[0])
+	}
+	_, msg, err := r.conn.Read(ctx)
+	var ce websocket.CloseError
+	if !errors.As(err, &ce) || ce.Code != websocket.StatusNormalClosure || ce.Reason != "logout" {
+		t.Fatalf("after logout: read %q, %v; want close 1000 logout", msg, err)
+	}
+	waitFor(t, 5*time.Second, "alice offline", func() bool { return status(t, w, "alice").Status == protocol.StatusOffline })
+	waitFor(t, 5*time.Second, "one session", func() bool { return n.gw.Sessions() == 1 })
+	if h := call[protocol.HistoryResult](t, w, protocol.OpMessagesHistory, a("room")); len(h.Messages) != 0 {
+		t.Fatalf("a send after logout was carried out: %+v", h.Messages[0])
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if reasons["logout"] != 1 {
+		t.Fatalf("disconnect reasons %v, want one logout", reasons)
 	}
 }
 
