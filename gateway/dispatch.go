@@ -35,6 +35,12 @@ var channelOps = map[string]bool{
 // handleFrame handles one request frame. frame aliases the read buffer:
 // anything kept past this call is copied.
 func (s *session) handleFrame(frame []byte) {
+	if s.out.isClosed() {
+		// The session is ending (a logout, say, earlier in the same
+		// message): no reply could reach the client, so nothing more is
+		// carried out in its name.
+		return
+	}
 	req, perr := protocol.DecodeRequest(frame)
 	id := bytes.Clone([]byte(req.ID))
 	if perr != nil {

@@ -65,6 +65,13 @@ func (o *outbox) close(r closeReason) {
 	o.signal()
 }
 
+// isClosed reports whether the outbox was closed: the session is ending.
+func (o *outbox) isClosed() bool {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.closed
+}
+
 // take returns every queued frame (appended to buf) and whether the outbox
 // is closed, with its reason.
 func (o *outbox) take(buf [][]byte) ([][]byte, bool, closeReason) {

@@ -14,7 +14,8 @@ func envName(flagName string) string {
 }
 
 // parse parses args, then fills every flag not given on the command line
-// from its environment variable.
+// from its environment variable. Like fs.Parse, it prints what was wrong
+// to fs's output.
 func parse(fs *flag.FlagSet, args []string) error {
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -29,6 +30,7 @@ func parse(fs *flag.FlagSet, args []string) error {
 		if v, ok := os.LookupEnv(envName(f.Name)); ok {
 			if e := fs.Set(f.Name, v); e != nil {
 				err = fmt.Errorf("%s=%q: %w", envName(f.Name), v, e)
+				fmt.Fprintln(fs.Output(), err) // as fs.Parse reports a bad flag
 			}
 		}
 	})

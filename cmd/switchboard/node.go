@@ -123,6 +123,7 @@ func NewNode(cfg Config) (_ *Node, err error) {
 		cfg.DevAuth = true
 	}
 	n.cfg.DevAuth = cfg.DevAuth
+	n.warnDevAuth()
 
 	for _, r := range cfg.Roles {
 		switch r {
@@ -230,6 +231,19 @@ func NewNode(cfg Config) (_ *Node, err error) {
 	n.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	n.ready.Store(true)
 	return n, nil
+}
+
+// warnDevAuth says at start-up that development auth is on. With an auth
+// key as well (--dev-auth) it says so at ERROR, which --log-level cannot
+// hide: the key's tokens are then no protection at all.
+func (n *Node) warnDevAuth() {
+	switch {
+	case !n.cfg.DevAuth:
+	case n.verify.Dev():
+		n.log.Warn("DEVELOPMENT AUTH: no auth key is set, so any client may connect as any user with connect {user_id}. Set --auth-secret or --auth-public-key in production.")
+	default:
+		n.log.Error("DEVELOPMENT AUTH IS ON ALONGSIDE AN AUTH KEY: --dev-auth lets any client connect as any user with connect {user_id} (and upload files with Authorization: Dev <user>), bypassing the tokens the key checks. Never expose this node; drop --dev-auth in production.")
+	}
 }
 
 // nodeName returns the name stored in the data directory, making one up

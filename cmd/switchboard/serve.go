@@ -24,7 +24,7 @@ func serveFlags(fs *flag.FlagSet) (*Config, func() error) {
 	lim := protocol.DefaultLimits()
 	fs.StringVar(&cfg.Listen, "listen", "127.0.0.1:8080", "address for WebSocket (/v1/ws), the HTTP API, /metrics, /healthz and /readyz; port 0 picks a free one")
 	fs.StringVar(&cfg.DataDir, "data", "./data", "data directory (the Pebble store and the node's name)")
-	fs.BoolVar(&cfg.DevAuth, "dev-auth", false, "accept connect {user_id} without a token (always on when no auth key is set)")
+	fs.BoolVar(&cfg.DevAuth, "dev-auth", false, "accept connect {user_id} without a token (always on when no auth key is set; with a key anyone may connect as anyone, and the node logs an ERROR)")
 	fs.StringVar(&cfg.AuthSecret, "auth-secret", "", "HS256 secret that signs session and join tokens")
 	fs.StringVar(&cfg.AuthPublicKey, "auth-public-key", "", "PEM file with the Ed25519 public key that verifies EdDSA tokens")
 	fs.StringVar(&cfg.APIKey, "api-key", "", "bearer key required by the operator API (/v1/cluster)")
@@ -98,9 +98,6 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	n, err := NewNode(*cfg)
 	if err != nil {
 		return err
-	}
-	if n.cfg.DevAuth && n.verify.Dev() {
-		cfg.Logger.Warn("DEVELOPMENT AUTH: any client may connect as any user with connect {user_id}. Set --auth-secret or --auth-public-key in production.")
 	}
 	roles := make([]string, len(cfg.Roles))
 	for i, r := range cfg.Roles {

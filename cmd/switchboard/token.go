@@ -1,27 +1,36 @@
 package main
 
 import (
+	"cmp"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"strings"
 	"time"
 
 	"github.com/switchboard-chat/switchboard/gateway/auth"
+)
+
+// Default token lifetimes (--ttl's usage names them): join tokens are
+// short-lived grants, used once soon after they are minted.
+const (
+	sessionTokenTTL = time.Hour
+	joinTokenTTL    = 5 * time.Minute
 )
 
 // token mints a session token, or with --channel a join token.
 func token(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("token", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.Usage = usage(fs, "switchboard token --secret S --user U [--channel C --perms read,write] [--ttl 1h]")
+	fs.Usage = usage(fs, "switchboard token --secret S --user U [--channel C --perms read,write] [--ttl D]")
 	secret := fs.String("secret", "", "HS256 secret (the server's --auth-secret)")
 	userID := fs.String("user", "", "user id (the token's sub)")
 	ch := fs.String("channel", "", "mint a join token for this channel instead of a session token")
-	perms := fs.String("perms", "read,write", "join token permissions: read, write, moderate")
+	perms := fs.String("perms", "read,write", "join token permissions, comma-separated: "+strings.Join(auth.Perms, ", "))
 	name := fs.String("name", "", "session token: the user's display name")
 	admin := fs.Bool("admin", false, "session token: a global admin")
-	ttl := fs.Duration("ttl", time.Hour, "lifetime")
+	ttl := fs.Duration("ttl", 0, "lifetime; 0: 1h for a session token, 5m for a join token")
 	if err := parse(fs, args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
@@ -32,13 +41,20 @@ func token(args []string, stdout, stderr io.Writer) error {
 		fs.Usage()
 		return errUsage
 	}
+	if *ttl < 0 {
+		return fmt.Errorf("--ttl %s: a lifetime cannot be negative", *ttl)
+	}
 	s := auth.NewSigner(*secret)
 	var tok string
 	var err error
 	if *ch != "" {
-		tok, err = s.JoinToken(auth.Join{User: *userID, Channel: *ch, Perms: splitList(*perms)}, *ttl)
+		p := splitList(*perms)
+		if err := auth.CheckPerms(p); err != nil {
+			return fmt.Errorf("--perms: %w", err)
+		}
+		tok, err = s.JoinToken(auth.Join{User: *userID, Channel: *ch, Perms: p}, cmp.Or(*ttl, joinTokenTTL))
 	} else {
-		tok, err = s.SessionToken(auth.Session{User: *userID, Name: *name, Admin: *admin}, *ttl)
+		tok, err = s.SessionToken(auth.Session{User: *userID, Name: *name, Admin: *admin}, cmp.Or(*ttl, sessionTokenTTL))
 	}
 	if err != nil {
 		return err

@@ -8,11 +8,13 @@ package auth
 import (
 	"crypto/ed25519"
 	"crypto/x509"
+	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"fmt"
 	"os"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
@@ -25,6 +27,12 @@ const (
 	PermWrite    = "write"
 	PermModerate = "moderate"
 )
+
+// Perms lists the permissions a join token may grant.
+var Perms = []string{PermRead, PermWrite, PermModerate}
+
+// TypeJoin is the typ claim of a join token. Session tokens carry no typ.
+const TypeJoin = "join"
 
 // Session is what a verified session token says.
 type Session struct {
@@ -84,10 +92,16 @@ type sessionClaims struct {
 	Name  string `json:"name,omitempty"`
 	Image string `json:"image,omitempty"`
 	Admin bool   `json:"admin,omitempty"`
+	// Typ, Channel and Perms are only read, to tell a join token presented
+	// as a session token: either claim present (even null) makes it one.
+	Typ     string          `json:"typ,omitempty"`
+	Channel json.RawMessage `json:"channel,omitempty"`
+	Perms   json.RawMessage `json:"perms,omitempty"`
 	jwt.RegisteredClaims
 }
 
 type joinClaims struct {
+	Typ     string   `json:"typ"`
 	Channel string   `json:"channel"`
 	Perms   []string `json:"perms"`
 	jwt.RegisteredClaims
@@ -132,11 +146,21 @@ func reason(err error) string {
 	return "rejected"
 }
 
-// Session verifies a session token.
+// Session verifies a session token. A join token (typ "join", or a
+// channel or perms claim) is not one, though it is signed with the same key.
 func (v *Verifier) Session(token string) (Session, *protocol.Error) {
 	var c sessionClaims
-	if err := v.parse(token, &c); err != nil {
-		return Session{}, err
+	perr := v.parse(token, &c)
+	if perr != nil && perr.Code != protocol.CodeTokenExpired {
+		return Session{}, perr
+	}
+	// An expired token's signature was checked too: a join token is
+	// invalid here, expired or not (a fresh one would not help).
+	if c.Typ == TypeJoin || c.Channel != nil || c.Perms != nil {
+		return Session{}, protocol.Errorf(protocol.CodeTokenInvalid, "token invalid: a join token is not a session token")
+	}
+	if perr != nil {
+		return Session{}, perr
 	}
 	if c.Subject == "" {
 		return Session{}, protocol.Errorf(protocol.CodeTokenInvalid, "token invalid: missing sub")
@@ -144,21 +168,37 @@ func (v *Verifier) Session(token string) (Session, *protocol.Error) {
 	return Session{User: c.Subject, Name: c.Name, Image: c.Image, Admin: c.Admin}, nil
 }
 
-// Join verifies a join token.
+// Join verifies a join token: typ "join" (or, from issuers that predate
+// typ, none) and a channel claim. A session token has neither.
 func (v *Verifier) Join(token string) (Join, *protocol.Error) {
 	var c joinClaims
-	if err := v.parse(token, &c); err != nil {
-		return Join{}, err
+	perr := v.parse(token, &c)
+	if perr != nil && perr.Code != protocol.CodeTokenExpired {
+		return Join{}, perr
 	}
-	if c.Subject == "" || c.Channel == "" {
-		return Join{}, protocol.Errorf(protocol.CodeTokenInvalid, "token invalid: missing sub or channel")
+	if (c.Typ != "" && c.Typ != TypeJoin) || c.Channel == "" {
+		return Join{}, protocol.Errorf(protocol.CodeTokenInvalid, "token invalid: not a join token")
 	}
-	for _, p := range c.Perms {
-		if p != PermRead && p != PermWrite && p != PermModerate {
-			return Join{}, protocol.Errorf(protocol.CodeTokenInvalid, "token invalid: unknown permission %q", p)
-		}
+	if perr != nil {
+		return Join{}, perr
+	}
+	if c.Subject == "" {
+		return Join{}, protocol.Errorf(protocol.CodeTokenInvalid, "token invalid: missing sub")
+	}
+	if err := CheckPerms(c.Perms); err != nil {
+		return Join{}, protocol.Errorf(protocol.CodeTokenInvalid, "token invalid: %s", err)
 	}
 	return Join{User: c.Subject, Channel: c.Channel, Perms: slices.Clone(c.Perms)}, nil
+}
+
+// CheckPerms reports the first permission that is not one of Perms.
+func CheckPerms(perms []string) error {
+	for _, p := range perms {
+		if !slices.Contains(Perms, p) {
+			return fmt.Errorf("unknown permission %q (%s)", p, strings.Join(Perms, ", "))
+		}
+	}
+	return nil
 }
 
 // Signer mints tokens (the CLI, tests and the load generator use it).
@@ -188,10 +228,10 @@ func (s *Signer) SessionToken(sess Session, ttl time.Duration) (string, error) {
 	}})
 }
 
-// JoinToken mints a join token valid for ttl.
+// JoinToken mints a join token (typ "join") valid for ttl.
 func (s *Signer) JoinToken(j Join, ttl time.Duration) (string, error) {
 	now := time.Now()
-	return s.sign(joinClaims{Channel: j.Channel, Perms: j.Perms, RegisteredClaims: jwt.RegisteredClaims{
+	return s.sign(joinClaims{Typ: TypeJoin, Channel: j.Channel, Perms: j.Perms, RegisteredClaims: jwt.RegisteredClaims{
 		Subject: j.User, IssuedAt: jwt.NewNumericDate(now), ExpiresAt: jwt.NewNumericDate(now.Add(ttl)),
 	}})
 }
