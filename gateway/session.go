@@ -262,9 +262,9 @@ func reasonLabel(r closeReason) string {
 
 // send queues a frame for the client.
 func (s *session) send(frame []byte) {
-	if !s.out.push(frame) {
+	if why := s.out.push(frame); why != "" {
 		if m := s.g.cfg.Metrics; m.QueueDrop != nil {
-			m.QueueDrop("slow_consumer")
+			m.QueueDrop(why)
 		}
 	}
 }
