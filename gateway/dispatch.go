@@ -35,6 +35,12 @@ var channelOps = map[string]bool{
 // handleFrame handles one request frame. frame aliases the read buffer:
 // anything kept past this call is copied.
 func (s *session) handleFrame(frame []byte) {
+	if closed, _ := s.out.state(); closed {
+		// The session is ending (logout, slow consumer, drain): later
+		// frames, even of the same message, are not run — nothing could
+		// answer them, and a client that logged out meant it.
+		return
+	}
 	req, perr := protocol.DecodeRequest(frame)
 	id := bytes.Clone([]byte(req.ID))
 	if perr != nil {

@@ -229,8 +229,10 @@ func (s *session) write(frames [][]byte) error {
 	return nil
 }
 
-// close ends the session with a close frame carrying r.
+// close ends the session with a close frame carrying r. The outbox is
+// closed first: no further frame of the session runs (handleFrame).
 func (s *session) close(r closeReason) {
+	s.out.close(r)
 	if m := s.g.cfg.Metrics; m.Disconnect != nil {
 		m.Disconnect(reasonLabel(r))
 	}
