@@ -60,7 +60,7 @@ func newMetrics(reg *prometheus.Registry) *metrics {
 		channelEvents: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "channel_events_received_total",
 			Help: "Channel events this gateway received for its watchers: one per event per gateway, however many local sessions watch."}),
 		actorsActive: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Name: "actors_active",
-			Help: "Channel and user actors active on this node, by kind."}, []string{"kind"}),
+			Help: "Channel, user and directory-shard actors active on this node, by kind."}, []string{"kind"}),
 		activations: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "actor_activations_total",
 			Help: "Actor activations on this node, by kind."}, []string{"kind"}),
 		passivations: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "actor_passivations_total",
@@ -74,7 +74,7 @@ func newMetrics(reg *prometheus.Registry) *metrics {
 	}
 	reg.MustRegister(m.connects, m.disconnects, m.framesIn, m.framesOut, m.bytesIn, m.bytesOut, m.queueDrops,
 		m.requests, m.deliveries, m.channelEvents, m.actorsActive, m.activations, m.passivations, m.commitSeconds, m.commitEntries)
-	for _, k := range []string{"channel", "user"} {
+	for _, k := range []string{"channel", "user", "directory"} {
 		m.actorsActive.WithLabelValues(k)
 		m.activations.WithLabelValues(k)
 		m.passivations.WithLabelValues(k)
@@ -154,7 +154,7 @@ var (
 	disconnectReasons = set("client_closed", "connection_lost", "frame_too_large", "slow_consumer", "drain", "logout",
 		"shutdown", "ping_timeout", "write_failed", "auth_timeout", "resync")
 	dropReasons = set("slow_consumer", "closed")
-	actorKinds  = set("channel", "user")
+	actorKinds  = set("channel", "user", "directory")
 	knownOps    = set(protocol.OpConnect, protocol.OpLogout, protocol.OpMe, protocol.OpUserUpdate, protocol.OpUsersGet,
 		protocol.OpPresenceWatch, protocol.OpPresenceUnwatch, protocol.OpChannelCreate, protocol.OpChannelUpdate,
 		protocol.OpChannelDelete, protocol.OpChannelGet, protocol.OpChannelsList, protocol.OpChannelsQuery,
