@@ -111,9 +111,10 @@ type Cluster struct {
 	meta          Meta
 	listeners     []func(old, cur Member)
 
-	router  *router
-	inbox   *actor.PID
-	handler atomic.Pointer[Handler]
+	router     *router
+	inbox      *actor.PID
+	inboxDepth inboxDepth
+	handler    atomic.Pointer[Handler]
 
 	stopOnce sync.Once
 	stop     chan struct{}
@@ -152,7 +153,7 @@ func New(cfg Config) (c *Cluster, err error) {
 	}
 	c.addr = c.system.Address()
 	c.router = newRouter(c)
-	c.inbox, err = c.system.Root.SpawnNamed(actor.PropsFromProducer(func() actor.Actor { return &inboxActor{c: c} }), inboxName)
+	c.inbox, err = c.system.Root.SpawnNamed(c.inboxProps(), inboxName)
 	if err != nil {
 		c.closeTransport()
 		return nil, fmt.Errorf("spawn inbox: %w", err)

@@ -124,10 +124,14 @@ func (m *metrics) watchGateway(g *gateway.Gateway) {
 		Help: "Client sessions open on this node."}, func() float64 { return float64(g.Sessions()) }))
 }
 
-// watchCluster exports the members this node sees, by state.
+// watchCluster exports the members this node sees, by state, and the
+// depth of its inbox.
 func (m *metrics) watchCluster(cl *cluster.Cluster) {
 	m.reg.MustRegister(&membersCollector{cl: cl, desc: prometheus.NewDesc("switchboard_cluster_members",
 		"Cluster members as this node sees them, by state (alive, suspect, dead, left).", []string{"state"}, nil)})
+	m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "switchboard", Name: "inbox_depth",
+		Help: "Messages (replies, channel events for fan-out) waiting in this node's inbox; the inbox is unbounded, so this is where a node short of CPU for fan-out shows."},
+		func() float64 { return float64(cl.InboxDepth()) }))
 }
 
 type membersCollector struct {

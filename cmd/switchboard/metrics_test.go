@@ -97,6 +97,7 @@ func TestMetricsLint(t *testing.T) {
 		"switchboard_store_commit_duration_seconds": dto.MetricType_HISTOGRAM,
 		"switchboard_store_commit_entries":          dto.MetricType_HISTOGRAM,
 		"switchboard_cluster_members":               dto.MetricType_GAUGE,
+		"switchboard_inbox_depth":                   dto.MetricType_GAUGE,
 	}
 	// queue_drops has no series until a drop happens; the rest must show.
 	for name, typ := range want {

@@ -102,3 +102,17 @@ func TestActorMetricsNameDirectoryShards(t *testing.T) {
 		}
 	}
 }
+
+// TestInboxDepthGauge: messages waiting behind a busy inbox show in
+// inbox_depth, and drain from it.
+func TestInboxDepthGauge(t *testing.T) {
+	n := testNode(t)
+	release := make(chan struct{})
+	n.cl.Do(func() { <-release })
+	for range 5 {
+		n.cl.Do(func() {})
+	}
+	waitFor(t, 10*time.Second, "a deep inbox", func() bool { return counters(t, n, "switchboard_inbox_depth")[""] >= 5 })
+	close(release)
+	waitFor(t, 10*time.Second, "an empty inbox", func() bool { return counters(t, n, "switchboard_inbox_depth")[""] == 0 })
+}
