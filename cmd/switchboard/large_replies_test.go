@@ -3,9 +3,12 @@ package main
 import (
 	"encoding/json"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/switchboard-chat/switchboard/client"
+	"github.com/switchboard-chat/switchboard/gateway/auth"
 	"github.com/switchboard-chat/switchboard/protocol"
 )
 
@@ -159,5 +162,54 @@ func TestReplyLargerThanTheQueueIsDelivered(t *testing.T) {
 	r.write(`{"id":3,"op":"me"}`)
 	if m := r.reply(); m["result"] == nil {
 		t.Fatalf("me: %v", m)
+	}
+}
+
+// TestOnResumedWaitsForEveryPage: a client that missed more than one
+// resume reply carries calls OnResumed only once every page is in, so
+// everything it missed was delivered by then.
+func TestOnResumedWaitsForEveryPage(t *testing.T) {
+	n := authNode(t)
+	ctx := ctxT(t)
+	signer := auth.NewSigner(testSecret)
+	gate := make(chan struct{})
+	var dials atomic.Int32
+	resumed := make(chan uint64, 1)
+	var bob *client.Client
+	bob, err := client.Dial(ctx, client.Options{
+		URLs: []string{"ws://" + n.Addr() + "/v1/ws"},
+		TokenFunc: func() (string, error) {
+			if dials.Add(1) > 1 {
+				<-gate // the reconnect waits while bob misses events
+			}
+			return signer.SessionToken(auth.Session{User: "bob"}, time.Hour)
+		},
+		OnEvent: func(client.Event) {},
+		OnResumed: func() {
+			seq, _ := bob.LastSeq("big")
+			resumed <- seq
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer bob.Close()
+	if _, _, err := bob.CreateChannel(ctx, protocol.ChannelCreateArgs{ID: "big", Type: protocol.TypeStandard}); err != nil {
+		t.Fatal(err)
+	}
+	n.gw.DropAll(ctx)
+	alice := dialAs(t, n, "alice", false)
+	if _, err := alice.Join(ctx, "big"); err != nil {
+		t.Fatal(err)
+	}
+	last := fillLarge(t, alice, "big", 260) // two resume replies
+	close(gate)
+	select {
+	case seq := <-resumed:
+		if seq != last {
+			t.Fatalf("OnResumed at seq %d, the channel is at %d", seq, last)
+		}
+	case <-ctx.Done():
+		t.Fatal("no OnResumed")
 	}
 }
