@@ -181,6 +181,10 @@ type pending struct {
 type watch struct {
 	seq       uint64
 	resyncing bool
+	// inflight closes when the resync in flight is answered (nil: none).
+	// A reply with has_more starts the next page's resync before its
+	// own is done, so waiting until it is nil waits for every page.
+	inflight <-chan struct{}
 }
 
 // frame is any server frame.
@@ -555,33 +559,39 @@ func (c *Client) deliver(e Event) {
 	}
 }
 
-// resync watches ch again from the last seq delivered. The returned
-// channel closes when the watch is answered (nil: nothing started).
-func (c *Client) resync(ch string) <-chan struct{} {
+// resync watches ch again from the last seq delivered, unless a resync
+// of it is in flight; a reply with has_more starts the next page (see
+// resumed).
+func (c *Client) resync(ch string) {
 	c.mu.Lock()
 	w := c.watched[ch]
 	if w == nil || w.resyncing {
 		c.mu.Unlock()
-		return nil
+		return
 	}
 	w.resyncing = true
 	since := w.seq
-	c.mu.Unlock()
 	done := make(chan struct{})
+	w.inflight = done
+	c.mu.Unlock()
 	c.wg.Add(1)
 	go func() {
 		defer c.wg.Done()
 		defer close(done)
 		var res json.RawMessage
 		err := c.Call(c.ctx, protocol.OpChannelWatch, protocol.WatchArgs{Channel: ch, SinceSeq: &since}, &res)
+		c.mu.Lock()
 		if err != nil {
-			c.mu.Lock()
 			w.resyncing = false
-			c.mu.Unlock()
+		}
+		if w.inflight == (<-chan struct{})(done) {
+			w.inflight = nil // no next page started
+		}
+		c.mu.Unlock()
+		if err != nil {
 			c.opts.Logger.Warn("client: resync failed", "channel", ch, "err", err)
 		}
 	}()
-	return done
 }
 
 // dropped handles a failed connection: outstanding requests that are safe
@@ -652,25 +662,38 @@ func (c *Client) reconnect() {
 		backoff = min(backoff*2, c.opts.MaxBackoff)
 	}
 	c.mu.Lock()
+	var watches []*watch
 	var chans []string
 	for ch, w := range c.watched {
 		w.resyncing = false
 		chans = append(chans, ch)
+		watches = append(watches, w)
 	}
 	c.mu.Unlock()
-	var dones []<-chan struct{}
 	for _, ch := range chans {
-		if done := c.resync(ch); done != nil {
-			dones = append(dones, done)
-		}
+		c.resync(ch)
 	}
 	c.rewatchPresence()
 	c.deliver(Event{Name: EventReconnected})
 	if c.opts.OnResumed != nil {
-		for _, done := range dones {
-			<-done
+		for _, w := range watches {
+			c.resumed(w)
 		}
 		c.opts.OnResumed()
+	}
+}
+
+// resumed waits until w has no resync in flight: every page of its
+// resume was answered.
+func (c *Client) resumed(w *watch) {
+	for {
+		c.mu.Lock()
+		inflight := w.inflight
+		c.mu.Unlock()
+		if inflight == nil {
+			return
+		}
+		<-inflight
 	}
 }
 

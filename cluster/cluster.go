@@ -113,9 +113,10 @@ type Cluster struct {
 	meta          Meta
 	listeners     []func(old, cur Member)
 
-	router  *router
-	inbox   *actor.PID
-	handler atomic.Pointer[Handler]
+	router     *router
+	inbox      *actor.PID
+	inboxDepth inboxDepth
+	handler    atomic.Pointer[Handler]
 
 	// Rejoining (see rejoin.go): retry is the backoff of each address,
 	// touched by New and then by rejoinLoop only.
@@ -164,7 +165,7 @@ func New(cfg Config) (c *Cluster, err error) {
 	}
 	c.addr = c.system.Address()
 	c.router = newRouter(c)
-	c.inbox, err = c.system.Root.SpawnNamed(actor.PropsFromProducer(func() actor.Actor { return &inboxActor{c: c} }), inboxName)
+	c.inbox, err = c.system.Root.SpawnNamed(c.inboxProps(), inboxName)
 	if err != nil {
 		c.closeTransport()
 		return nil, fmt.Errorf("spawn inbox: %w", err)

@@ -1,6 +1,8 @@
 package cluster
 
 import (
+	"sync/atomic"
+
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/switchboard-chat/switchboard/cluster/clusterpb"
 )
@@ -27,6 +29,32 @@ type inboxFunc func()
 
 // inboxActor is the node's single receiving point for replies and events.
 type inboxActor struct{ c *Cluster }
+
+// inboxProps makes the inbox. Its mailbox is unbounded, on purpose:
+// protoactor-go's bounded mailboxes either block the sender when full
+// (the sender may be the remote transport's reader, shared by every
+// message from a node, or the inbox itself re-posting through Do: a
+// deadlock) or silently drop the oldest message (a lost reply or event
+// batch, which no session would hear of). The inbox does no I/O and never
+// blocks — each session's own outbound queue is bounded and closes the
+// session when full — so it only grows when the node lacks CPU for its
+// fan-out; InboxDepth shows that.
+func (c *Cluster) inboxProps() *actor.Props {
+	return actor.PropsFromProducer(func() actor.Actor { return &inboxActor{c: c} },
+		actor.WithMailbox(actor.Unbounded(&c.inboxDepth)))
+}
+
+// InboxDepth returns how many messages wait in the inbox's mailbox.
+func (c *Cluster) InboxDepth() int64 { return c.inboxDepth.n.Load() }
+
+// inboxDepth counts the inbox's waiting messages: a mailbox middleware
+// that sees each message posted and, once handled, received.
+type inboxDepth struct{ n atomic.Int64 }
+
+func (d *inboxDepth) MailboxStarted()     {}
+func (d *inboxDepth) MessagePosted(any)   { d.n.Add(1) }
+func (d *inboxDepth) MessageReceived(any) { d.n.Add(-1) }
+func (d *inboxDepth) MailboxEmpty()       {}
 
 func (a *inboxActor) Receive(ctx actor.Context) {
 	var env *clusterpb.Envelope

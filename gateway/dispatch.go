@@ -35,10 +35,10 @@ var channelOps = map[string]bool{
 // handleFrame handles one request frame. frame aliases the read buffer:
 // anything kept past this call is copied.
 func (s *session) handleFrame(frame []byte) {
-	if s.out.isClosed() {
-		// The session is ending (a logout, say, earlier in the same
-		// message): no reply could reach the client, so nothing more is
-		// carried out in its name.
+	if closed, _ := s.out.state(); closed {
+		// The session is ending (logout, slow consumer, drain): later
+		// frames, even of the same message, are not run — nothing could
+		// answer them, and a client that logged out meant it.
 		return
 	}
 	req, perr := protocol.DecodeRequest(frame)

@@ -48,6 +48,9 @@ type session struct {
 	// delivered. It is owned by the cluster inbox goroutine.
 	watching map[string]uint64
 	gone     bool // inbox-owned: the session ended
+
+	// counted is set once the session's end has been counted (finish).
+	counted atomic.Bool
 }
 
 func newSession(g *Gateway, conn *websocket.Conn) *session {
@@ -71,7 +74,10 @@ func (s *session) run() {
 		}
 	})
 	defer authTimer.Stop()
-	s.wtimer = time.AfterFunc(time.Hour, func() { s.conn.CloseNow() })
+	s.wtimer = time.AfterFunc(time.Hour, func() {
+		s.finish(reasonLabel(s.writeFailure()))
+		s.conn.CloseNow()
+	})
 	s.wtimer.Stop()
 	defer s.wtimer.Stop()
 	// Ending the session (either loop, or the gateway closing) closes the
@@ -81,6 +87,24 @@ func (s *session) run() {
 	wg.Go(s.writeLoop)
 	s.readLoop()
 	wg.Wait()
+	// Neither loop said why: the gateway's context ended under them.
+	why := reasonShutdown
+	if closed, r := s.out.state(); closed {
+		why = r
+	}
+	s.finish(reasonLabel(why))
+}
+
+// finish counts the session's end, once, under the first reason given:
+// a server-side end gives its reason before it closes the connection, so
+// the read loop's view of that close (an echoed close frame, a closed
+// connection) is not counted again.
+func (s *session) finish(reason string) {
+	if s.counted.CompareAndSwap(false, true) {
+		if m := s.g.cfg.Metrics; m.Disconnect != nil {
+			m.Disconnect(reason)
+		}
+	}
 }
 
 var readBufs = sync.Pool{New: func() any { return new(bytes.Buffer) }}
@@ -119,22 +143,26 @@ func (s *session) readLoop() {
 	}
 }
 
-// ended records why the read loop stopped.
+// ended records why the read loop stopped. Once the server has decided to
+// end the session (its outbox is closed: logout, slow consumer, drain...)
+// that is the reason, whatever the read loop saw of the close; a
+// cancelled context means another path ended the session and says why.
 func (s *session) ended(err error) {
-	reason := "client_closed"
+	if closed, why := s.out.state(); closed {
+		s.finish(reasonLabel(why))
+		return
+	}
 	var ce websocket.CloseError
 	switch {
 	case errors.As(err, &ce) && ce.Code == websocket.StatusMessageTooBig:
-		reason = "frame_too_large"
+		s.finish("frame_too_large")
 	case errors.As(err, &ce):
-		reason = "client_closed"
+		s.finish("client_closed")
 	case errors.Is(err, context.Canceled):
-		reason = "server_closed"
 	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
-		reason = "connection_lost"
-	}
-	if m := s.g.cfg.Metrics; m.Disconnect != nil && reason != "server_closed" {
-		m.Disconnect(reason)
+		s.finish("connection_lost")
+	default:
+		s.finish("client_closed")
 	}
 }
 
@@ -169,13 +197,7 @@ func (s *session) writeLoop() {
 				frames = nil // don't keep a burst's slice for an idle session
 			}
 			if err != nil {
-				// A write that failed because the client stopped reading
-				// (the queue overflowed meanwhile) is a slow consumer.
-				r := reasonWriteFailed
-				if _, closed, why := s.out.take(frames[:0]); closed && why == reasonSlow {
-					r = reasonSlow
-				}
-				s.close(r)
+				s.close(s.writeFailure())
 				return
 			}
 			if closed {
@@ -184,6 +206,16 @@ func (s *session) writeLoop() {
 			}
 		}
 	}
+}
+
+// writeFailure is why a failed or timed-out write ends the session: a
+// write that failed because the client stopped reading (the queue
+// overflowed meanwhile) is a slow consumer.
+func (s *session) writeFailure() closeReason {
+	if closed, why := s.out.state(); closed && why == reasonSlow {
+		return reasonSlow
+	}
+	return reasonWriteFailed
 }
 
 // writeBufs hold packed messages while they are written; idle sessions
@@ -229,11 +261,11 @@ func (s *session) write(frames [][]byte) error {
 	return nil
 }
 
-// close ends the session with a close frame carrying r.
+// close ends the session with a close frame carrying r. The outbox is
+// closed first: no further frame of the session runs (handleFrame).
 func (s *session) close(r closeReason) {
-	if m := s.g.cfg.Metrics; m.Disconnect != nil {
-		m.Disconnect(reasonLabel(r))
-	}
+	s.out.close(r)
+	s.finish(reasonLabel(r))
 	s.conn.Close(r.code, r.text)
 	s.cancel()
 }
@@ -262,9 +294,9 @@ func reasonLabel(r closeReason) string {
 
 // send queues a frame for the client.
 func (s *session) send(frame []byte) {
-	if !s.out.push(frame) {
+	if why := s.out.push(frame); why != "" {
 		if m := s.g.cfg.Metrics; m.QueueDrop != nil {
-			m.QueueDrop("slow_consumer")
+			m.QueueDrop(why)
 		}
 	}
 }

@@ -23,6 +23,9 @@ type RichConfig struct {
 	// MaxTypists bounds the users tracked as typing at once; further
 	// typists are not announced until a slot frees.
 	MaxTypists int
+	// ReadInterval is the least time between two read events of one user;
+	// moves within it are coalesced (readstate.go).
+	ReadInterval time.Duration
 	// ScanBudget bounds the messages one filtered messages.history page
 	// (search, top_level, a thread) examines (0: 10000).
 	ScanBudget int
@@ -36,6 +39,7 @@ func DefaultRichConfig() RichConfig {
 		TypingTTL:      6 * time.Second,
 		TypingInterval: time.Second,
 		MaxTypists:     256,
+		ReadInterval:   time.Second,
 	}
 }
 
@@ -43,6 +47,7 @@ func DefaultRichConfig() RichConfig {
 type richState struct {
 	aux    *cache[string, auxVal]
 	typing map[string]*typist
+	reads  map[string]*readCursor // read events held back (readstate.go)
 	// sent is the segment the command with entry index sentIndex just
 	// created: nobody has reacted to it or marked it yet, so its view
 	// costs no read.
@@ -53,7 +58,8 @@ func newRichState(cfg RichConfig) richState {
 	if cfg.AuxCache <= 0 {
 		cfg.AuxCache = DefaultRichConfig().AuxCache
 	}
-	return richState{aux: newCache[string, auxVal](cfg.AuxCache), typing: make(map[string]*typist)}
+	return richState{aux: newCache[string, auxVal](cfg.AuxCache), typing: make(map[string]*typist),
+		reads: make(map[string]*readCursor)}
 }
 
 // userCounts are one user's reaction and favorite counts in the channel,

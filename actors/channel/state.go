@@ -27,6 +27,9 @@ type Config struct {
 	IdemCache int
 	// RecentEvents is how many newest event frames are kept for resumes.
 	RecentEvents int
+	// ReplayBytes bounds the encoded events one resume reply carries, on
+	// top of Limits.MaxEventsPerReplay (0: 1 MiB; see replayBudget).
+	ReplayBytes int
 	// EventRetention is how many events are kept on disk for since_seq
 	// resumes; older ones are trimmed and a resume from before them gets
 	// reset: true.

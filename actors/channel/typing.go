@@ -107,6 +107,7 @@ func (s *State) typingSent(user string, now time.Time) {
 
 func (s *State) handleTick(_ Caller, _ json.RawMessage, now time.Time) (any, *protocol.Error) {
 	s.settleTyping(now)
+	s.settleReads(now)
 	return struct{}{}, nil
 }
 
@@ -146,7 +147,8 @@ func (s *State) Typing() []string {
 }
 
 // NextWake returns when the channel next needs OpTick, if ever: when a
-// typing start lapses or a held-back typing change may be announced.
+// typing start lapses, or a held-back typing change or read move may be
+// announced.
 func (s *State) NextWake() (time.Time, bool) {
 	if !s.exists || s.meta.Channel.Deleted {
 		return time.Time{}, false
@@ -164,6 +166,9 @@ func (s *State) NextWake() (time.Time, bool) {
 		if t.want != t.announced || !t.want {
 			earliest(t.lastEvent.Add(s.cfg.Rich.TypingInterval))
 		}
+	}
+	for _, r := range s.rich.reads {
+		earliest(r.lastEvent.Add(s.cfg.Rich.ReadInterval))
 	}
 	return at, !at.IsZero()
 }

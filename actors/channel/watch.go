@@ -274,11 +274,15 @@ func (s *State) finishWatch(r *protocol.WatchResult, user string, m *memberRecor
 	}
 	r.Seq = s.meta.LastSeq
 	if since != nil && !r.Reset && !r.EventsHasMore {
+		b := s.replayBudget()
+		for _, f := range r.Events {
+			b.take(f)
+		}
 		for _, ev := range s.cur.Events {
 			if ev.Seq == 0 {
 				continue
 			}
-			if len(r.Events) >= s.cfg.Limits.MaxEventsPerReplay {
+			if !b.take(ev.Frame) {
 				r.EventsHasMore = true
 				break
 			}
@@ -306,19 +310,54 @@ func (s *State) checkSince(since uint64) (from uint64, none, reset bool, err *pr
 	return since + 1, false, false, nil
 }
 
-// replay returns the persisted events after since, at most
-// MaxEventsPerReplay of them, from memory when it holds them and from the
+// defaultReplayBytes bounds the events of one resume reply when
+// Config.ReplayBytes does not. A session's outbound queue holds 4 MiB by
+// default (gateway --queue-bytes) and the channel cannot know the queue of
+// the gateway that asks, so the bound is fixed and well under it: a reply
+// with 500 large events would otherwise fill the queue, the session would
+// be cut off as a slow consumer, resume, and be cut off again, forever.
+const defaultReplayBytes = 1 << 20
+
+// replayBudget bounds the events of one resume reply: at most
+// MaxEventsPerReplay of them and, but for the first, ReplayBytes of
+// frames in all. The first event always fits, so paging always advances.
+type replayBudget struct {
+	n, bytes       int
+	maxN, maxBytes int
+}
+
+func (s *State) replayBudget() *replayBudget {
+	b := &replayBudget{maxN: s.cfg.Limits.MaxEventsPerReplay, maxBytes: s.cfg.ReplayBytes}
+	if b.maxBytes <= 0 {
+		b.maxBytes = defaultReplayBytes
+	}
+	return b
+}
+
+// take counts frame in and reports whether it fits.
+func (b *replayBudget) take(frame []byte) bool {
+	if b.n >= b.maxN || (b.n > 0 && b.bytes+len(frame) > b.maxBytes) {
+		return false
+	}
+	b.n++
+	b.bytes += len(frame)
+	return true
+}
+
+// replay returns the persisted events after since, as many as one reply
+// carries (replayBudget), from memory when it holds them and from the
 // store otherwise (events not yet durable are always in memory).
 func (s *State) replay(since uint64) ([]json.RawMessage, bool, bool, *protocol.Error) {
 	from, none, reset, perr := s.checkSince(since)
 	if perr != nil || none || reset {
 		return nil, false, reset, perr
 	}
-	max := s.cfg.Limits.MaxEventsPerReplay
-	out := make([]json.RawMessage, 0, min(max, int(s.meta.LastSeq-since)))
+	b := s.replayBudget()
+	out := make([]json.RawMessage, 0, min(b.maxN, int(s.meta.LastSeq-since)))
 	next := from
+	full := false
 	if len(s.recent) == 0 || s.recent[0].Seq > from {
-		recs, err := s.log.Scan(persistence.TableEvent, persistence.Range{After: persistence.U64(since), Limit: max})
+		recs, err := s.log.Scan(persistence.TableEvent, persistence.Range{After: persistence.U64(since), Limit: b.maxN})
 		if err != nil {
 			return nil, false, false, internal(err)
 		}
@@ -327,17 +366,22 @@ func (s *State) replay(since uint64) ([]json.RawMessage, bool, bool, *protocol.E
 			if seq != next {
 				break // the rest is in memory
 			}
+			if full = !b.take(r.Value); full {
+				break
+			}
 			out = append(out, r.Value)
 			next++
 		}
 	}
 	for _, ev := range s.recent {
-		if len(out) >= max {
+		if full {
 			break
 		}
 		if ev.Seq == next {
-			out = append(out, ev.Frame)
-			next++
+			if full = !b.take(ev.Frame); !full {
+				out = append(out, ev.Frame)
+				next++
+			}
 		}
 	}
 	if len(out) == 0 && next <= s.meta.LastSeq {

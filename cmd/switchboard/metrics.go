@@ -60,7 +60,7 @@ func newMetrics(reg *prometheus.Registry) *metrics {
 		channelEvents: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "channel_events_received_total",
 			Help: "Channel events this gateway received for its watchers: one per event per gateway, however many local sessions watch."}),
 		actorsActive: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Name: "actors_active",
-			Help: "Channel and user actors active on this node, by kind."}, []string{"kind"}),
+			Help: "Channel, user and directory-shard actors active on this node, by kind."}, []string{"kind"}),
 		activations: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "actor_activations_total",
 			Help: "Actor activations on this node, by kind."}, []string{"kind"}),
 		passivations: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "actor_passivations_total",
@@ -74,7 +74,7 @@ func newMetrics(reg *prometheus.Registry) *metrics {
 	}
 	reg.MustRegister(m.connects, m.disconnects, m.framesIn, m.framesOut, m.bytesIn, m.bytesOut, m.queueDrops,
 		m.requests, m.deliveries, m.channelEvents, m.actorsActive, m.activations, m.passivations, m.commitSeconds, m.commitEntries)
-	for _, k := range []string{"channel", "user"} {
+	for _, k := range []string{"channel", "user", "directory"} {
 		m.actorsActive.WithLabelValues(k)
 		m.activations.WithLabelValues(k)
 		m.passivations.WithLabelValues(k)
@@ -124,8 +124,8 @@ func (m *metrics) watchGateway(g *gateway.Gateway) {
 		Help: "Client sessions open on this node."}, func() float64 { return float64(g.Sessions()) }))
 }
 
-// watchCluster exports the members this node sees, by state, and its
-// gossip joins, by result.
+// watchCluster exports the members this node sees, by state, its gossip
+// joins, by result, and the depth of its inbox.
 func (m *metrics) watchCluster(cl *cluster.Cluster) {
 	m.reg.MustRegister(&clusterCollector{cl: cl,
 		members: prometheus.NewDesc("switchboard_cluster_members",
@@ -133,6 +133,9 @@ func (m *metrics) watchCluster(cl *cluster.Cluster) {
 		joins: prometheus.NewDesc("switchboard_cluster_join_attempts_total",
 			"Gossip joins of seeds and former members, at start-up and retried in the background while they do not answer, by result (ok, failed).",
 			[]string{"result"}, nil)})
+	m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "switchboard", Name: "inbox_depth",
+		Help: "Messages (replies, channel events for fan-out) waiting in this node's inbox; the inbox is unbounded, so this is where a node short of CPU for fan-out shows."},
+		func() float64 { return float64(cl.InboxDepth()) }))
 }
 
 type clusterCollector struct {
@@ -162,7 +165,7 @@ var (
 	disconnectReasons = set("client_closed", "connection_lost", "frame_too_large", "slow_consumer", "drain", "logout",
 		"shutdown", "ping_timeout", "write_failed", "auth_timeout", "resync")
 	dropReasons = set("slow_consumer", "closed")
-	actorKinds  = set("channel", "user")
+	actorKinds  = set("channel", "user", "directory")
 	knownOps    = set(protocol.OpConnect, protocol.OpLogout, protocol.OpMe, protocol.OpUserUpdate, protocol.OpUsersGet,
 		protocol.OpPresenceWatch, protocol.OpPresenceUnwatch, protocol.OpChannelCreate, protocol.OpChannelUpdate,
 		protocol.OpChannelDelete, protocol.OpChannelGet, protocol.OpChannelsList, protocol.OpChannelsQuery,

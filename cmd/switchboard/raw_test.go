@@ -50,6 +50,17 @@ func (r *rawConn) write(s string) {
 // next returns the next frame (splitting packed messages).
 func (r *rawConn) next() map[string]any {
 	r.t.Helper()
+	f := r.nextRaw()
+	var m map[string]any
+	if err := json.Unmarshal(f, &m); err != nil {
+		r.t.Fatalf("server sent invalid JSON %q: %v", f, err)
+	}
+	return m
+}
+
+// nextRaw returns the next frame as sent.
+func (r *rawConn) nextRaw() []byte {
+	r.t.Helper()
 	for len(r.buf) == 0 {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		_, msg, err := r.conn.Read(ctx)
@@ -65,11 +76,7 @@ func (r *rawConn) next() map[string]any {
 	}
 	f := r.buf[0]
 	r.buf = r.buf[1:]
-	var m map[string]any
-	if err := json.Unmarshal(f, &m); err != nil {
-		r.t.Fatalf("server sent invalid JSON %q: %v", f, err)
-	}
-	return m
+	return f
 }
 
 // reply returns the next reply frame, skipping events.

@@ -1,0 +1,118 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"maps"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+
+	"github.com/switchboard-chat/switchboard/protocol"
+)
+
+// counters scrapes one metric family of n: its values by the value of
+// its (single) label, "" for a metric without labels.
+func counters(t *testing.T, n *Node, name string) map[string]float64 {
+	t.Helper()
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	fams, err := parser.TextToMetricFamilies(bytes.NewReader(scrape(t, n)))
+	if err != nil {
+		t.Fatalf("parse /metrics: %v", err)
+	}
+	out := map[string]float64{}
+	for _, m := range fams[name].GetMetric() {
+		key := ""
+		if ls := m.GetLabel(); len(ls) > 0 {
+			key = ls[0].GetValue()
+		}
+		switch {
+		case m.Counter != nil:
+			out[key] = m.GetCounter().GetValue()
+		case m.Gauge != nil:
+			out[key] = m.GetGauge().GetValue()
+		}
+	}
+	return out
+}
+
+// TestEachSessionEndIsCountedOnce: disconnects_total counts every ended
+// session exactly once, under why it ended — a server-side close is not
+// counted again when the client answers its close frame.
+func TestEachSessionEndIsCountedOnce(t *testing.T) {
+	n := testNode(t, func(c *Config) { c.Gateway.AuthTimeout = 300 * time.Millisecond })
+
+	out := rawDial(t, n) // logs out
+	out.connect("alice")
+	out.write(`{"id":2,"op":"logout"}`)
+	if code := out.closeCode(); code != websocket.StatusNormalClosure {
+		t.Fatalf("logout closed with %d", code)
+	}
+
+	bye := rawDial(t, n) // the client closes
+	bye.connect("bob")
+	if err := bye.conn.Close(websocket.StatusNormalClosure, "bye"); err != nil {
+		t.Fatal(err)
+	}
+
+	quiet := rawDial(t, n) // never connects
+	if code := quiet.closeCode(); code != 4003 {
+		t.Fatalf("auth timeout closed with %d", code)
+	}
+
+	drained := rawDial(t, n)
+	drained.connect("carol")
+	code := make(chan websocket.StatusCode, 1)
+	go func() { code <- drained.closeCode() }() // answers the close: Drain waits for it
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := n.Drain(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if code := <-code; code != 4001 {
+		t.Fatalf("drain closed with %d", code)
+	}
+
+	// A session is counted before its goroutines end, and they end
+	// before it leaves the open count.
+	waitFor(t, 10*time.Second, "every session to end", func() bool { return n.gw.Sessions() == 0 })
+	got := counters(t, n, "switchboard_disconnects_total")
+	want := map[string]float64{"logout": 1, "client_closed": 1, "auth_timeout": 1, "drain": 1}
+	if !maps.Equal(got, want) {
+		t.Fatalf("disconnects %v, want %v", got, want)
+	}
+}
+
+// TestActorMetricsNameDirectoryShards: a public channel's listing lives
+// in a directory shard, which the actor metrics call directory.
+func TestActorMetricsNameDirectoryShards(t *testing.T) {
+	n := testNode(t)
+	alice := dial(t, n, "alice")
+	public := true
+	if _, _, err := alice.CreateChannel(ctxT(t), protocol.ChannelCreateArgs{ID: "lobby", Type: protocol.TypeStandard, Public: &public}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, "a directory shard", func() bool { return counters(t, n, "switchboard_actors_active")["directory"] >= 1 })
+	for _, name := range []string{"switchboard_actors_active", "switchboard_actor_activations_total"} {
+		if c := counters(t, n, name); c["other"] != 0 || c["channel"] != 1 {
+			t.Errorf("%s: %v", name, c)
+		}
+	}
+}
+
+// TestInboxDepthGauge: messages waiting behind a busy inbox show in
+// inbox_depth, and drain from it.
+func TestInboxDepthGauge(t *testing.T) {
+	n := testNode(t)
+	release := make(chan struct{})
+	n.cl.Do(func() { <-release })
+	for range 5 {
+		n.cl.Do(func() {})
+	}
+	waitFor(t, 10*time.Second, "a deep inbox", func() bool { return counters(t, n, "switchboard_inbox_depth")[""] >= 5 })
+	close(release)
+	waitFor(t, 10*time.Second, "an empty inbox", func() bool { return counters(t, n, "switchboard_inbox_depth")[""] == 0 })
+}
