@@ -128,11 +128,13 @@ func TestPresenceHungGateway(t *testing.T) {
 	if r.Users[0].Status != protocol.StatusOnline {
 		t.Fatalf("%+v", r.Users)
 	}
+	// How long the lapse takes depends on when the last renewal went out
+	// before the pause, which a loaded machine can delay by more than a
+	// heartbeat: only that it comes, with alice still connected, is
+	// asserted (nextPresence waits with a deadline).
 	n.gw.PausePresence(true)
-	start := time.Now()
-	p := nextPresence(t, w, "alice")
-	if p.Status != protocol.StatusOffline || time.Since(start) < 100*time.Millisecond {
-		t.Fatalf("lapse %+v after %v", p, time.Since(start))
+	if p := nextPresence(t, w, "alice"); p.Status != protocol.StatusOffline {
+		t.Fatalf("lapse %+v", p)
 	}
 	n.gw.PausePresence(false)
 	if p := nextPresence(t, w, "alice"); p.Status != protocol.StatusOnline {
