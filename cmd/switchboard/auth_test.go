@@ -34,7 +34,8 @@ import (
 // of the other algorithm.
 type keyedNode struct {
 	alg                      string
-	n                        *Node
+	config                   func(*Config)
+	n                        *Node // started by the subtest
 	signer, forger, otherAlg *auth.Signer
 }
 
@@ -57,7 +58,9 @@ func ed25519Key(t *testing.T) (string, ed25519.PrivateKey) {
 	return f, priv
 }
 
-// keyedNodes starts an HS256 node and an EdDSA node.
+// keyedNodes describes an HS256 node and an EdDSA node. Each is started
+// in its own subtest and closed before the next starts: two nodes in one
+// process race on grpc's global logger (protoactor's remote sets it).
 func keyedNodes(t *testing.T) []keyedNode {
 	t.Helper()
 	const secret = "auth-test-secret"
@@ -66,14 +69,14 @@ func keyedNodes(t *testing.T) []keyedNode {
 	return []keyedNode{
 		{
 			alg:      "HS256",
-			n:        testNode(t, func(c *Config) { c.DevAuth, c.AuthSecret = false, secret }),
+			config:   func(c *Config) { c.DevAuth, c.AuthSecret = false, secret },
 			signer:   auth.NewSigner(secret),
 			forger:   auth.NewSigner("not-the-secret"),
 			otherAlg: auth.NewEdDSASigner(priv),
 		},
 		{
 			alg:      "EdDSA",
-			n:        testNode(t, func(c *Config) { c.DevAuth, c.AuthPublicKey = false, pemFile }),
+			config:   func(c *Config) { c.DevAuth, c.AuthPublicKey = false, pemFile },
 			signer:   auth.NewEdDSASigner(priv),
 			forger:   auth.NewEdDSASigner(otherPriv),
 			otherAlg: auth.NewSigner(secret),
@@ -129,6 +132,7 @@ func (r *rawConn) connectToken(tok string) map[string]any {
 func TestTokensEndToEnd(t *testing.T) {
 	for _, k := range keyedNodes(t) {
 		t.Run(k.alg, func(t *testing.T) {
+			k.n = testNode(t, k.config)
 			alice := dialToken(t, k.n, sessionToken(t, k.signer, "alice", time.Hour))
 			expect(t, alice, protocol.OpChannelCreate, map[string]any{"id": "priv", "type": "private"}, "")
 
