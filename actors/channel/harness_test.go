@@ -302,6 +302,28 @@ func decodeFrame(t *testing.T, b []byte) frame {
 	return f
 }
 
+// unsequenced decodes eff's events named name, which carry no seq, as T
+// and lists them as show prints them.
+func unsequenced[T any](t *testing.T, eff *Effects, name string, show func(T) string) []string {
+	t.Helper()
+	var out []string
+	for _, ev := range eff.Events {
+		f := decodeFrame(t, ev.Frame)
+		if f.Event != name {
+			continue
+		}
+		if ev.Seq != 0 || f.Seq != 0 {
+			t.Fatalf("%s event with seq %d", name, ev.Seq)
+		}
+		var v T
+		if err := json.Unmarshal(f.Data, &v); err != nil {
+			t.Fatalf("%s data %s: %v", name, f.Data, err)
+		}
+		out = append(out, show(v))
+	}
+	return out
+}
+
 // eventNames lists the names of the persisted events of eff.
 func eventNames(t *testing.T, eff *Effects) []string {
 	t.Helper()

@@ -1,7 +1,6 @@
 package channel
 
 import (
-	"encoding/json"
 	"fmt"
 	"slices"
 	"testing"
@@ -13,17 +12,9 @@ import (
 // readEvents decodes eff's read events as "user:segment".
 func readEvents(t *testing.T, eff *Effects) []string {
 	t.Helper()
-	var out []string
-	for _, ev := range eff.Events {
-		f := decodeFrame(t, ev.Frame)
-		if f.Event != protocol.EventRead {
-			continue
-		}
-		var re protocol.ReadEvent
-		_ = json.Unmarshal(f.Data, &re)
-		out = append(out, fmt.Sprint(re.User, ":", re.Segment))
-	}
-	return out
+	return unsequenced(t, eff, protocol.EventRead, func(re protocol.ReadEvent) string {
+		return fmt.Sprint(re.User, ":", re.Segment)
+	})
 }
 
 // TestReadEventsAreCoalesced: a burst of read.marks by one user announces

@@ -1,7 +1,6 @@
 package channel
 
 import (
-	"encoding/json"
 	"fmt"
 	"slices"
 	"testing"
@@ -13,24 +12,12 @@ import (
 // typingEvents decodes eff's typing events as "user:on" / "user:off".
 func typingEvents(t *testing.T, eff *Effects) []string {
 	t.Helper()
-	var out []string
-	for _, ev := range eff.Events {
-		f := decodeFrame(t, ev.Frame)
-		if f.Event != protocol.EventTyping {
-			continue
-		}
-		if ev.Seq != 0 || f.Seq != 0 {
-			t.Fatalf("typing event with seq %d", ev.Seq)
-		}
-		var te protocol.TypingEvent
-		_ = json.Unmarshal(f.Data, &te)
-		state := "off"
+	return unsequenced(t, eff, protocol.EventTyping, func(te protocol.TypingEvent) string {
 		if te.Active {
-			state = "on"
+			return te.User + ":on"
 		}
-		out = append(out, te.User+":"+state)
-	}
-	return out
+		return te.User + ":off"
+	})
 }
 
 func (h *harness) typing(user, op string) []string {
