@@ -298,12 +298,20 @@ func (h *hostActor) route(ctx actor.Context, env *clusterpb.Envelope) {
 	ctx.Send(c.pid, env)
 }
 
-// canActivate checks a new activation: a valid id, this node is the
-// scope's owner by placement (a caller with a stale view is told to retry),
-// and there is room.
+// canActivate checks a new activation: a valid id, this node has reached
+// its cluster, it is the scope's owner by placement (a caller with a stale
+// view is told to retry), and there is room.
+//
+// A node started with --join that has reached no seed nor any other
+// member sees only itself, so placement would make it the owner of every
+// scope: it would start channels that live elsewhere empty, and they would
+// diverge. It activates nothing until it has joined.
 func (h *hostActor) canActivate(kind clusterpb.Kind, target string) *protocol.Error {
 	if target == "" || len(target) > persistence.MaxIDLen {
 		return protocol.Errorf(protocol.CodeBadRequest, "invalid id %q", target)
+	}
+	if !h.d.Cluster.Joined() {
+		return protocol.Errorf(protocol.CodeUnavailable, "node %s has not reached its cluster yet (no seed has answered); retry", h.d.Cluster.Name())
 	}
 	if owner := h.d.Cluster.OwnerOf(kind, target); owner != h.d.Cluster.Name() {
 		return protocol.Errorf(protocol.CodeUnavailable, "%s is served by node %s", target, owner)

@@ -129,6 +129,13 @@ func TestNodeStartedBeforeItsSeedJoinsWhenItComesUp(t *testing.T) {
 	if n := aliveMembers(c.procs["b"].addr); n != 1 {
 		t.Fatalf("b sees %d alive members with its seed down", n)
 	}
+	// Alone, b would own every channel by placement and start channels
+	// that live on a empty: it activates nothing until it has joined.
+	early := dialNoReconnectURL(t, c.urls("b")[0], "early")
+	_, _, err := early.CreateChannel(ctxT(t), protocol.ChannelCreateArgs{ID: "early", Type: protocol.TypeStandard})
+	if code := codeOf(err); code != protocol.CodeUnavailable {
+		t.Fatalf("create on b before it joined: %v, want unavailable", err)
+	}
 
 	c.startWithoutJoin("a", "--cluster-bind", addrA)
 	c.waitAlive(2)
