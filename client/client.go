@@ -38,6 +38,9 @@ type Options struct {
 	Name      string
 	// RequestTimeout bounds each attempt of a request (default 15 s).
 	RequestTimeout time.Duration
+	// CloseTimeout bounds how long Close waits for the server to answer
+	// its close frame before it drops the connection (default 2 s).
+	CloseTimeout time.Duration
 	// NoReconnect turns automatic reconnection off: a dropped connection
 	// ends the client.
 	NoReconnect bool
@@ -74,6 +77,9 @@ type Options struct {
 func (o *Options) withDefaults() {
 	if o.RequestTimeout <= 0 {
 		o.RequestTimeout = 15 * time.Second
+	}
+	if o.CloseTimeout <= 0 {
+		o.CloseTimeout = 2 * time.Second
 	}
 	if o.MinBackoff <= 0 {
 		o.MinBackoff = 50 * time.Millisecond
@@ -233,7 +239,9 @@ func (c *Client) Session() protocol.ConnectResult {
 // It is closed when the client ends.
 func (c *Client) Events() <-chan Event { return c.events }
 
-// Close ends the session. It is safe to call more than once.
+// Close ends the session: it sends a normal close frame (1000) and waits
+// up to Options.CloseTimeout for the server's answer, then tears the
+// client down. It is safe to call more than once.
 func (c *Client) Close() error {
 	c.mu.Lock()
 	if c.closed {
@@ -243,9 +251,26 @@ func (c *Client) Close() error {
 	c.closed = true
 	conn := c.conn
 	c.mu.Unlock()
-	c.cancel()
 	if conn != nil {
-		conn.Close(websocket.StatusNormalClosure, "client closed")
+		// The handshake comes first, while the read loop still reads (it
+		// reads the server's answer): cancelling first would close the
+		// socket under it, and the server would see a dropped connection
+		// (connection_lost) rather than the client closing.
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			conn.Close(websocket.StatusNormalClosure, "client closed")
+		}()
+		timer := time.NewTimer(c.opts.CloseTimeout)
+		select {
+		case <-done:
+		case <-timer.C: // no answer: cancelling drops the connection
+		}
+		timer.Stop()
+		c.cancel()
+		<-done
+	} else {
+		c.cancel()
 	}
 	c.wg.Wait()
 	c.mu.Lock()

@@ -165,7 +165,7 @@ func (b *bench) runGroup(ctx context.Context, g *group) error {
 			rep.Command = command(cfg)
 			s.reports = append(s.reports, rep)
 			b.log.Info("result", "acks/s", int(rep.Totals.AcksPerSec), "deliveries/s", int(rep.Totals.DeliveriesPerSec),
-				"ack_p99_ms", rep.Latency["send_ack"].P99, "delivered_p99_ms", rep.Latency["send_delivered"].P99, "oracle", rep.Oracle.OK)
+				"ack_p99_ms", rep.Latency["send_ack"].P99, "delivered_p99_ms", rep.Latency["send_delivered"].P99, "ok", rep.OK, "problems", rep.Problems)
 		}
 	}
 	return nil

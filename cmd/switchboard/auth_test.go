@@ -326,7 +326,8 @@ func TestServeEnvironment(t *testing.T) {
 
 // TestTokenCommand: switchboard token mints join tokens (typ "join") for 5
 // minutes and session tokens for an hour unless --ttl says otherwise, and
-// refuses unknown permissions, negative lifetimes and bad variables.
+// refuses unknown permissions, negative lifetimes, flags for the other
+// kind of token and bad variables.
 func TestTokenCommand(t *testing.T) {
 	const secret = "cli-secret"
 	v := auth.NewHS256(secret)
@@ -386,6 +387,10 @@ func TestTokenCommand(t *testing.T) {
 		{[]string{"--channel", "general", "--perms", "read,admin"}, `unknown permission "admin" (read, write, moderate)`},
 		{[]string{"--channel", "general", "--perms", "Write"}, `unknown permission "Write"`},
 		{[]string{"--ttl", "-1m"}, "cannot be negative"},
+		// A flag the other kind of token would ignore.
+		{[]string{"--channel", "general", "--name", "Bob"}, "--name applies to session tokens only"},
+		{[]string{"--channel", "general", "--admin"}, "--admin applies to session tokens only"},
+		{[]string{"--perms", "read"}, "--perms applies to join tokens (--channel) only"},
 	} {
 		if code, out, stderr := mint(tc.args...); code != 1 || out != "" || !strings.Contains(stderr, tc.want) {
 			t.Errorf("token %v: exit %d, stdout %q, stderr %q; want 1 and %q", tc.args, code, out, stderr, tc.want)

@@ -30,12 +30,12 @@ func loadtestCmd(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	fs.IntVar(&cfg.Channels, "channels", d.Channels, "rooms (chat, storm, soak); session i joins room i mod channels")
 	fs.IntVar(&cfg.Senders, "senders", d.Senders, "liveroom: sessions that send")
 	fs.Float64Var(&cfg.Rate, "rate", d.Rate, "operations per second offered over the whole run (open loop: latency counts from each send's intended time); 0: none")
-	fs.DurationVar(&cfg.Duration, "duration", d.Duration, "measured time after the warmup")
+	fs.DurationVar(&cfg.Duration, "duration", d.Duration, "measured time after the warmup (more than 0)")
 	fs.DurationVar(&cfg.Warmup, "warmup", d.Warmup, "time sends run before measurements start")
 	fs.Uint64Var(&cfg.Seed, "seed", d.Seed, "schedule seed: the same seed gives the same sends at the same intended times")
 	fs.Float64Var(&cfg.Ramp, "ramp", d.Ramp, "connections opened per second (0: as fast as possible)")
 	fs.IntVar(&cfg.MessageBytes, "message-bytes", d.MessageBytes, "text length of each message")
-	fs.Float64Var(&cfg.HistoryShare, "history-share", d.HistoryShare, "soak: share of operations that read history, in [0, 1)")
+	fs.Float64Var(&cfg.HistoryShare, "history-share", d.HistoryShare, "soak: share of operations that read history, in [0, 1); refused in other scenarios")
 	fs.Float64Var(&cfg.ReactionShare, "reaction-share", d.ReactionShare, "liveroom: share of operations that add a reaction (any viewer, to the newest acknowledged message), in [0, 1)")
 	fs.StringVar(&cfg.RunID, "run-id", "", "prefix of the run's channel and user ids (default: random)")
 	fs.DurationVar(&cfg.Drain, "drain", d.Drain, "wait for outstanding replies, deliveries and the final checks")
@@ -50,7 +50,7 @@ func loadtestCmd(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		return errUsage
 	}
 	cfg.Targets = splitList(*targets)
-	if err := cfg.Validate(); err != nil {
+	if err := errors.Join(givenValues(fs, cfg), cfg.Validate()); err != nil {
 		fmt.Fprintf(stderr, "switchboard loadtest: %v\n", err)
 		return errUsage
 	}
@@ -76,6 +76,32 @@ func loadtestCmd(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		debug.SetGCPercent(400)
 	}
 	return runLoadtest(ctx, cfg, "switchboard loadtest "+redact(args), *out, stdout)
+}
+
+// givenValues refuses flags the config cannot take as given: a zero where
+// a zero field means its default (it would silently become the default),
+// and --history-share outside soak (it would be ignored). Flags set by
+// their environment variables count as given.
+func givenValues(fs *flag.FlagSet, cfg loadtest.Config) error {
+	given := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+	var errs []error
+	for _, f := range []struct {
+		name string
+		zero bool
+	}{
+		{"sessions", cfg.Sessions == 0}, {"channels", cfg.Channels == 0}, {"senders", cfg.Senders == 0},
+		{"duration", cfg.Duration == 0}, {"message-bytes", cfg.MessageBytes == 0}, {"drain", cfg.Drain == 0},
+		{"interval", cfg.Interval == 0},
+	} {
+		if given[f.name] && f.zero {
+			errs = append(errs, fmt.Errorf("--%s 0: must be more than 0 (leave it out for the default, %s)", f.name, fs.Lookup(f.name).DefValue))
+		}
+	}
+	if given["history-share"] && cfg.HistoryShare != 0 && cfg.Scenario != loadtest.ScenarioSoak {
+		errs = append(errs, errors.New("--history-share applies to the soak scenario only"))
+	}
+	return errors.Join(errs...)
 }
 
 // runLoadtest runs a parsed load test, prints its summary and writes its

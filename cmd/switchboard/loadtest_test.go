@@ -181,16 +181,42 @@ func TestLoadtestUnverifiedFails(t *testing.T) {
 	}
 }
 
-// TestLoadtestZeroAndBadValues: an explicit 0 is 0, not the default, and
-// negative values are bad flags.
+// TestLoadtestZeroAndBadValues: an explicit 0 is 0, not the default, or
+// refused where a zero would mean the default; negative values, and
+// shares outside their scenario, are bad flags.
 func TestLoadtestZeroAndBadValues(t *testing.T) {
 	n := testNode(t)
 	target := "ws://" + n.Addr() + "/v1/ws"
-	for _, bad := range [][]string{{"--rate", "-1"}, {"--history-share", "-0.5"}, {"--reaction-share", "0.2"}, {"--scenario", "liveroom", "--reaction-share", "1"}} {
+	// Flags are refused before anything is dialed. A closed port as the
+	// target makes a value that is let through fail at once (no session
+	// connects) rather than run a load test.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed := "ws://" + ln.Addr().String() + "/v1/ws"
+	ln.Close()
+	refused := func(want string, args ...string) {
+		t.Helper()
 		var stdout, stderr bytes.Buffer
-		if code := run(append([]string{"loadtest", "--target", target}, bad...), &stdout, &stderr); code != 2 {
-			t.Errorf("%v: exit %d, want 2\n%s", bad, code, stderr.String())
+		if code := run(append([]string{"loadtest", "--target", closed}, args...), &stdout, &stderr); code != 2 || !strings.Contains(stderr.String(), want) {
+			t.Errorf("%v: exit %d, want 2 and %q\n%s", args, code, want, stderr.String())
 		}
+	}
+	for _, bad := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--rate", "-1"}, "must be finite and not negative"},
+		{[]string{"--history-share", "-0.5"}, "history share must be in [0, 1)"},
+		{[]string{"--reaction-share", "0.2"}, "reaction share applies to the liveroom scenario only"},
+		{[]string{"--scenario", "liveroom", "--reaction-share", "1"}, "reaction share must be in [0, 1)"},
+		{[]string{"--duration", "0"}, "--duration 0: must be more than 0 (leave it out for the default, 30s)"},
+		{[]string{"--sessions", "0", "--drain", "0s"}, "--drain 0: must be more than 0"},
+		{[]string{"--history-share", "0.2"}, "--history-share applies to the soak scenario only"},
+		{[]string{"--scenario", "liveroom", "--history-share", "0.1"}, "--history-share applies to the soak scenario only"},
+	} {
+		refused(bad.want, bad.args...)
 	}
 	runReport := func(args ...string) loadtest.Report {
 		t.Helper()
@@ -211,12 +237,16 @@ func TestLoadtestZeroAndBadValues(t *testing.T) {
 		}
 		return rep
 	}
-	if rep := runReport("--rate", "0"); rep.Config.Rate != 0 || rep.Totals.Scheduled != 0 || !rep.OK {
+	// --history-share 0 asks for none, which chat has: it is accepted.
+	if rep := runReport("--rate", "0", "--history-share", "0"); rep.Config.Rate != 0 || rep.Totals.Scheduled != 0 || !rep.OK {
 		t.Errorf("--rate 0: rate %v, %d sends scheduled, ok=%v", rep.Config.Rate, rep.Totals.Scheduled, rep.OK)
 	}
 	if rep := runReport("--scenario", "soak", "--rate", "40", "--history-share", "0"); rep.Totals.History.Scheduled != 0 || rep.Totals.Scheduled == 0 || !rep.OK {
 		t.Errorf("--history-share 0: %+v, ok=%v", rep.Totals, rep.OK)
 	}
+	// A variable is as explicit as a flag.
+	t.Setenv("SWITCHBOARD_DURATION", "0s")
+	refused("--duration 0: must be more than 0")
 }
 
 // TestLoadtestCommand drives the subcommand as a user would, against a

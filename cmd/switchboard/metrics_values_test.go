@@ -4,6 +4,10 @@ import (
 	"bytes"
 	"context"
 	"maps"
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -11,6 +15,7 @@ import (
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 
+	"github.com/switchboard-chat/switchboard/client"
 	"github.com/switchboard-chat/switchboard/protocol"
 )
 
@@ -115,4 +120,75 @@ func TestInboxDepthGauge(t *testing.T) {
 	waitFor(t, 10*time.Second, "a deep inbox", func() bool { return counters(t, n, "switchboard_inbox_depth")[""] >= 5 })
 	close(release)
 	waitFor(t, 10*time.Second, "an empty inbox", func() bool { return counters(t, n, "switchboard_inbox_depth")[""] == 0 })
+}
+
+// slowCloseConn holds the client's close frame back until the connection
+// is torn down, or for 300 ms: a busy machine, on which a Close that tears
+// the connection down before its close frame is out loses that race.
+type slowCloseConn struct {
+	net.Conn
+	reading atomic.Int32 // Reads in progress
+	once    sync.Once
+	closed  chan struct{}
+}
+
+func (c *slowCloseConn) Read(p []byte) (int, error) {
+	c.reading.Add(1)
+	defer c.reading.Add(-1)
+	return c.Conn.Read(p)
+}
+
+func (c *slowCloseConn) Write(p []byte) (int, error) {
+	if len(p) > 0 && p[0] == 0x88 { // FIN and the close opcode
+		t := time.NewTimer(300 * time.Millisecond)
+		defer t.Stop()
+		select {
+		case <-c.closed:
+			return 0, net.ErrClosed
+		case <-t.C:
+		}
+	}
+	return c.Conn.Write(p)
+}
+
+func (c *slowCloseConn) Close() error {
+	c.once.Do(func() { close(c.closed) })
+	return c.Conn.Close()
+}
+
+// TestGoClientCloseCountsAsClientClosed: the Go client's Close sends its
+// close frame before it tears the connection down, so the server counts
+// client_closed — not connection_lost, as for a dropped connection — even
+// when the close frame is slow to go out.
+func TestGoClientCloseCountsAsClientClosed(t *testing.T) {
+	n := testNode(t)
+	conns := make(chan *slowCloseConn, 1)
+	var d net.Dialer
+	hc := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+		conn, err := d.DialContext(ctx, network, addr)
+		if err != nil {
+			return nil, err
+		}
+		sc := &slowCloseConn{Conn: conn, closed: make(chan struct{})}
+		conns <- sc
+		return sc, nil
+	}}}
+	const clients = 3
+	for i := range clients {
+		c, err := client.Dial(ctxT(t), client.Options{URLs: []string{"ws://" + n.Addr() + "/v1/ws"}, UserID: "closer" + strconvItoa(i), HTTPClient: hc})
+		if err != nil {
+			t.Fatal(err)
+		}
+		conn := <-conns
+		// Closed while its read loop waits for frames, as a client in use is.
+		waitFor(t, 10*time.Second, "the read loop to wait", func() bool { return conn.reading.Load() > 0 })
+		if err := c.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, 10*time.Second, "every session to end", func() bool { return n.gw.Sessions() == 0 })
+	got := counters(t, n, "switchboard_disconnects_total")
+	if want := map[string]float64{"client_closed": clients}; !maps.Equal(got, want) {
+		t.Fatalf("disconnects %v, want %v", got, want)
+	}
 }

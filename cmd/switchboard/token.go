@@ -23,7 +23,7 @@ const (
 func token(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("token", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.Usage = usage(fs, "switchboard token --secret S --user U [--channel C --perms read,write] [--ttl D]")
+	fs.Usage = usage(fs, "switchboard token --secret S --user U [--name N --admin | --channel C --perms read,write] [--ttl D]")
 	secret := fs.String("secret", "", "HS256 secret (the server's --auth-secret)")
 	userID := fs.String("user", "", "user id (the token's sub)")
 	ch := fs.String("channel", "", "mint a join token for this channel instead of a session token")
@@ -43,6 +43,17 @@ func token(args []string, stdout, stderr io.Writer) error {
 	}
 	if *ttl < 0 {
 		return fmt.Errorf("--ttl %s: a lifetime cannot be negative", *ttl)
+	}
+	// A flag for the other kind of token would be ignored: refuse it.
+	given := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+	for _, f := range []string{"name", "admin"} {
+		if given[f] && *ch != "" {
+			return fmt.Errorf("--%s applies to session tokens only, not to a join token (--channel)", f)
+		}
+	}
+	if given["perms"] && *ch == "" {
+		return errors.New("--perms applies to join tokens (--channel) only, not to a session token")
 	}
 	s := auth.NewSigner(*secret)
 	var tok string
