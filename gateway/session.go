@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"io"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -159,10 +158,10 @@ func (s *session) ended(err error) {
 	case errors.As(err, &ce):
 		s.finish("client_closed")
 	case errors.Is(err, context.Canceled):
-	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
-		s.finish("connection_lost")
 	default:
-		s.finish("client_closed")
+		// EOF, a reset, a broken frame: the connection ended without a
+		// close handshake.
+		s.finish("connection_lost")
 	}
 }
 

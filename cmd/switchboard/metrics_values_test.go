@@ -192,3 +192,32 @@ func TestGoClientCloseCountsAsClientClosed(t *testing.T) {
 		t.Fatalf("disconnects %v, want %v", got, want)
 	}
 }
+
+// TestResetConnectionCountsAsLost: a connection reset (no close
+// handshake, no clean EOF) is counted as connection_lost, not as a
+// client's close.
+func TestResetConnectionCountsAsLost(t *testing.T) {
+	n := testNode(t)
+	conns := make(chan *net.TCPConn, 1)
+	var d net.Dialer
+	hc := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+		conn, err := d.DialContext(ctx, network, addr)
+		if err == nil {
+			conns <- conn.(*net.TCPConn)
+		}
+		return conn, err
+	}}}
+	c, err := client.Dial(ctxT(t), client.Options{URLs: []string{"ws://" + n.Addr() + "/v1/ws"}, UserID: "resetter", HTTPClient: hc, NoReconnect: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	conn := <-conns
+	_ = conn.SetLinger(0) // Close sends a RST
+	_ = conn.Close()
+	waitFor(t, 10*time.Second, "the session to end", func() bool { return n.gw.Sessions() == 0 })
+	got := counters(t, n, "switchboard_disconnects_total")
+	if want := map[string]float64{"connection_lost": 1}; !maps.Equal(got, want) {
+		t.Fatalf("disconnects %v, want %v", got, want)
+	}
+}
