@@ -241,7 +241,10 @@ func (c *Client) Events() <-chan Event { return c.events }
 
 // Close ends the session: it sends a normal close frame (1000) and waits
 // up to Options.CloseTimeout for the server's answer, then tears the
-// client down. It is safe to call more than once.
+// client down. It is safe to call more than once. The bound holds while
+// the read loop waits in a read, as it does unless it is handing events
+// to a full Events channel; otherwise the WebSocket library's own 5 s
+// wait for the answer applies.
 func (c *Client) Close() error {
 	c.mu.Lock()
 	if c.closed {

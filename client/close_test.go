@@ -2,9 +2,11 @@ package client
 
 import (
 	"context"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -36,10 +38,31 @@ func TestCloseIsBoundedWhenTheServerDoesNotAnswer(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
+	conns := make(chan *readingConn, 1)
+	var d net.Dialer
+	hc := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+		conn, err := d.DialContext(ctx, network, addr)
+		if err != nil {
+			return nil, err
+		}
+		rc := &readingConn{Conn: conn}
+		conns <- rc
+		return rc, nil
+	}}}
 	c, err := Dial(ctx, Options{URLs: []string{"ws" + strings.TrimPrefix(srv.URL, "http")}, UserID: "alice",
-		NoReconnect: true, CloseTimeout: 100 * time.Millisecond})
+		NoReconnect: true, CloseTimeout: 100 * time.Millisecond, HTTPClient: hc})
 	if err != nil {
 		t.Fatal(err)
+	}
+	// The bound holds while the read loop waits in a read, as a client in
+	// use does (see Close); on a loaded machine it may not be back there
+	// yet right after connect.
+	rc := <-conns
+	for deadline := time.Now().Add(10 * time.Second); rc.reading.Load() == 0; {
+		if time.Now().After(deadline) {
+			t.Fatal("the read loop never waits in a read")
+		}
+		time.Sleep(time.Millisecond)
 	}
 	start := time.Now()
 	if err := c.Close(); err != nil {
@@ -51,4 +74,16 @@ func TestCloseIsBoundedWhenTheServerDoesNotAnswer(t *testing.T) {
 	if _, ok := <-c.Events(); ok {
 		t.Fatal("an event after Close")
 	}
+}
+
+// readingConn counts the reads in progress on a connection.
+type readingConn struct {
+	net.Conn
+	reading atomic.Int32
+}
+
+func (c *readingConn) Read(p []byte) (int, error) {
+	c.reading.Add(1)
+	defer c.reading.Add(-1)
+	return c.Conn.Read(p)
 }
