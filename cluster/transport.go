@@ -21,29 +21,30 @@ import (
 // The largest envelope the default protocol.Limits allow is a reply to
 // messages.history with 100 messages. The JSON the server writes escapes
 // '<', '>', '&' and control characters in six bytes, so a message at the
-// limits encodes to at most about 237 KB: text (4000 bytes) 24 KB, data
-// and metadata (8 KiB each) 49 KB each, 16 tags of 200 bytes 19 KB, 50
-// mentions of 128-byte ids 39 KB, 32 reaction names of 64 bytes (in
-// reactions and my_reactions) 25 KB, 10 attachments and the ids the rest.
-// A page of 100 is 23.7 MB (TestWorstHistoryPageFitsAnEnvelope builds it).
-// Every other envelope is smaller: a join or watch reply holds 25 messages,
-// the channel and 1 MiB of events (or one larger event): about 7.5 MB;
-// one command's events are a few messages at most; a hand-off chunk is
-// 512 KiB and a record; a rewatch request names at most 5000 sessions
-// (about 5 MB when every user id is 128 bytes of escaped characters).
+// limits encodes to at most about 252 KB: text (4000 bytes) 24 KB, data
+// and metadata (8 KiB each) 49 KB each, 10 attachments (ids, names of
+// 200 bytes, MIME types of 255) 45 KB, 50 mentions of 128-byte ids 39 KB,
+// 32 reaction names of 64 bytes (in reactions and my_reactions) 25 KB, 16
+// tags of 200 bytes 19 KB, the ids the rest. A page of 100 is 25.2 MB
+// (TestWorstHistoryPageFitsAnEnvelope builds it). Every other envelope is
+// smaller: a join or watch reply holds 25 messages, the channel and 1 MiB
+// of events (or one larger event): about 7.7 MB; one command's events are
+// a few messages at most; a hand-off chunk is 512 KiB and a record; a
+// rewatch request names at most 5000 sessions (about 5 MB when every user
+// id is 128 bytes of escaped characters).
 //
-// MaxEnvelopeBytes, 32 MiB, covers the largest with more than a third to
-// spare. A reply over it is replaced by a too_large error where it is
-// made (actors.replyEnvelope), so it fails cleanly instead of taking the
-// connection down: only a raised limit, or an attachment whose MIME type
-// (which no limit bounds) is megabytes long, gets there. The endpoint
-// writer bounds a batch by count, not bytes, so a batch of endpointBatch
-// envelopes holds at most endpointBatch × MaxEnvelopeBytes plus its own
-// framing (type names, target PIDs, a few bytes per envelope: well under
-// 1 MiB). The gRPC limits, on the server and the client side of every
-// connection, are that bound: 513 MiB. It is a limit, not an allocation:
-// gRPC allocates what a message holds. Sixteen envelopes per gRPC message
-// still amortise the per-message cost when many small ones queue up.
+// MaxEnvelopeBytes, 32 MiB (33.5 MB), covers the largest with a third
+// more room than it needs. A reply over it is replaced by a too_large
+// error where it is made (actors.replyEnvelope), so it fails cleanly
+// instead of taking the connection down: only a raised limit gets there.
+// The endpoint writer bounds a batch by count, not bytes, so a batch of
+// endpointBatch envelopes holds at most endpointBatch × MaxEnvelopeBytes
+// plus its own framing (type names, target PIDs, a few bytes per
+// envelope: well under 1 MiB). The gRPC limits, on the server and the
+// client side of every connection, are that bound: 513 MiB. It is a
+// limit, not an allocation: gRPC allocates what a message holds. Sixteen
+// envelopes per gRPC message still amortise the per-message cost when
+// many small ones queue up.
 const (
 	// MaxEnvelopeBytes bounds one encoded Envelope sent to another node.
 	MaxEnvelopeBytes = 32 << 20
