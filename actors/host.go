@@ -20,6 +20,7 @@ import (
 	"github.com/switchboard-chat/switchboard/cluster/clusterpb"
 	"github.com/switchboard-chat/switchboard/persistence"
 	"github.com/switchboard-chat/switchboard/protocol"
+	"google.golang.org/protobuf/proto"
 )
 
 // Deps are what actors need from their node.
@@ -355,11 +356,23 @@ func replyError(ctx actor.Context, req *clusterpb.Request, e *protocol.Error) {
 	ctx.Send(cluster.InboxPID(req.ReplyTo), replyEnvelope(req, nil, e))
 }
 
+// replyEnvelope makes the reply to req. A reply larger than an envelope
+// may be (cluster.MaxEnvelopeBytes, see cluster/transport.go) is a
+// too_large error instead: sent to another node, it would cost the
+// connection and everything queued on it, and the asker would only time
+// out. The default limits keep every reply well under it; it is checked
+// whether the asker is local or not, so the answer does not depend on
+// where the channel lives.
 func replyEnvelope(req *clusterpb.Request, result []byte, e *protocol.Error) *clusterpb.Envelope {
 	rep := &clusterpb.Reply{Id: req.Id, Result: result, Target: req.Target}
+	env := &clusterpb.Envelope{Version: cluster.ProtocolVersion, Body: &clusterpb.Envelope_Reply{Reply: rep}}
+	if e == nil && proto.Size(env) > cluster.MaxEnvelopeBytes {
+		e = protocol.Errorf(protocol.CodeTooLarge, "the reply is %d bytes, more than the %d one reply may carry: ask for less (a smaller limit)",
+			len(result), cluster.MaxEnvelopeBytes)
+	}
 	if e != nil {
 		rep.Error = &clusterpb.Error{Code: string(e.Code), Message: e.Message, RetryAfterMs: e.RetryAfterMS}
 		rep.Result = nil
 	}
-	return &clusterpb.Envelope{Version: cluster.ProtocolVersion, Body: &clusterpb.Envelope_Reply{Reply: rep}}
+	return env
 }

@@ -154,11 +154,7 @@ func New(cfg Config) (c *Cluster, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("remote address %q: %w", cfg.RemoteAddr, err)
 	}
-	rcfg := remote.Configure(host, port,
-		remote.WithEndpointWriterQueueSize(65536),
-		remote.WithEndpointManagerQueueSize(65536))
-	rcfg.MaxRetryCount = 1 // our own tracking fails calls; don't stall writers
-	c.remote = remote.NewRemote(c.system, rcfg)
+	c.remote = remote.NewRemote(c.system, remoteConfig(host, port)) // transport.go
 	if err := startRemote(c.remote); err != nil {
 		c.system.Shutdown()
 		return nil, err

@@ -184,6 +184,12 @@ func (g *Gateway) callSync(ctx context.Context, req *clusterpb.Request) *cluster
 	}
 }
 
+// maxMIMEName bounds each of the two names of an upload's MIME type (RFC
+// 6838, 4.2). The type is stored with the file and repeated in every
+// message that attaches it, so it is bounded like every other field of a
+// message: cluster/transport.go counts on it.
+const maxMIMEName = 127
+
 // mimeOf decides an upload's MIME type: the part's declared type, or what
 // its first bytes look like when it declares none (or a generic one).
 func mimeOf(declared string, head []byte) string {
@@ -282,6 +288,10 @@ func (g *Gateway) ServeUpload(w http.ResponseWriter, r *http.Request) {
 		br := bufio.NewReaderSize(part, 512)
 		head, _ := br.Peek(512)
 		mt := mimeOf(part.Header.Get("Content-Type"), head)
+		if typ, sub, _ := strings.Cut(mt, "/"); len(typ) > maxMIMEName || len(sub) > maxMIMEName {
+			fail(0, protocol.Errorf(protocol.CodeTooLong, "a MIME type's type and subtype may be at most %d bytes each", maxMIMEName))
+			return
+		}
 		if !f.allowed(mt) {
 			fail(http.StatusUnsupportedMediaType, protocol.Errorf(protocol.CodeBadRequest, "files of type %s are not accepted", mt))
 			return

@@ -98,6 +98,14 @@ func TestFilesE2E(t *testing.T) {
 	if status, body := upload(t, n, "Dev alice", "big.bin", "application/octet-stream", make([]byte, 5000)); status != http.StatusRequestEntityTooLarge {
 		t.Fatalf("oversize: %d %v", status, body)
 	}
+	// A MIME type is bounded like any field a message carries: 127 bytes
+	// each to the type and the subtype (RFC 6838).
+	if f := mustUpload(t, n, "Dev alice", "long.bin", "application/"+strings.Repeat("x", 127), []byte("x")); len(f.MIME) != 139 {
+		t.Fatalf("a 139-byte MIME type: %+v", f)
+	}
+	if status, body := upload(t, n, "Dev alice", "longer.bin", "application/"+strings.Repeat("x", 128), []byte("x")); status != http.StatusBadRequest || errCode(body) != string(protocol.CodeTooLong) {
+		t.Fatalf("a MIME type over the bound: %d %v", status, body)
+	}
 
 	// Before it is sent, only the uploader reads a file.
 	if status, _, b := download(t, n, "Dev alice", f.URL); status != 200 || !bytes.Equal(b, png) {

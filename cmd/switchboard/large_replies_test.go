@@ -1,11 +1,17 @@
 package main
 
 import (
+	"bytes"
+	"context"
 	"encoding/json"
+	"fmt"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/coder/websocket"
 
 	"github.com/switchboard-chat/switchboard/client"
 	"github.com/switchboard-chat/switchboard/gateway/auth"
@@ -211,5 +217,233 @@ func TestOnResumedWaitsForEveryPage(t *testing.T) {
 		}
 	case <-ctx.Done():
 		t.Fatal("no OnResumed")
+	}
+}
+
+// largeSendFrame is a message.send frame of a message at the limits whose
+// encoding is as large as they let it be: its text, data, metadata and
+// tags are of '<', which every JSON the server writes escapes as \u003c,
+// six bytes for one. A frame of about 24 KB makes a message of about
+// 142 KB in replies and events.
+func largeSendFrame(id int, ch, text string) string {
+	obj, tags := largeParts()
+	return `{"id":` + itoa(id) + `,"op":"message.send","args":{"channel":"` + ch + `","client_id":"c` + itoa(id) +
+		`","text":"` + text + `","data":` + obj + `,"metadata":` + obj + `,"tags":` + tags + `}}`
+}
+
+// largeParts returns the data (and metadata) object and the tags of
+// largeSendFrame, as JSON of unescaped '<'.
+func largeParts() (obj, tags string) {
+	l := protocol.DefaultLimits()
+	t := make([]string, l.MaxTags)
+	for i := range t {
+		t[i] = `"` + fmt.Sprintf("%02d", i) + strings.Repeat("<", l.MaxNameLen-2) + `"`
+	}
+	return `{"d":"` + strings.Repeat("<", l.MaxDataBytes-8) + `"}`, "[" + strings.Join(t, ",") + "]"
+}
+
+// largeMessage is what the checks read of a message of largeSendFrame:
+// its text, and the rest as the server wrote it (unescaping 140 KB of
+// \u003c per message is slow under the race detector).
+type largeMessage struct {
+	Type     string          `json:"type"`
+	Text     string          `json:"text"`
+	Data     json.RawMessage `json:"data"`
+	Metadata json.RawMessage `json:"metadata"`
+	Tags     json.RawMessage `json:"tags"`
+}
+
+// okReply checks that f is the successful reply to request id, reading
+// only its head.
+func okReply(t *testing.T, f []byte, id int) {
+	t.Helper()
+	if !bytes.HasPrefix(f, []byte(`{"id":`+itoa(id)+`,"result":`)) {
+		t.Fatalf("request %d: %.300s", id, f)
+	}
+}
+
+// TestLargeRepliesCrossNodes: replies and events larger than gRPC's
+// default 4 MB message limit cross between node processes intact. Clients
+// on node a use a channel that node b owns: a watcher gets every large
+// message.new live, a messages.history page of 100 large messages (about
+// 14 MB) arrives whole, so does a resume reply of more than 4 MiB, and 64
+// large sends in flight at once (replies and events batched together on
+// the way back) are all answered. Before the transport's limits were set,
+// the receiving node refused such a message and dropped the connection
+// with everything queued on it: the reply never came and the request
+// timed out.
+func TestLargeRepliesCrossNodes(t *testing.T) {
+	c := newTestCluster(t, "a", "b")
+	ch := channelOwnedBy("big", "b", "a", "b")
+	ctx := ctxT(t)
+	owner := clusterClient(t, c.urls("a"), "owner")
+	if _, _, err := owner.CreateChannel(ctx, protocol.ChannelCreateArgs{ID: ch, Type: protocol.TypeStandard, Members: []string{"alice"}}); err != nil {
+		t.Fatal(err)
+	}
+	owner.Close() // watches no more
+	// The watcher on a keeps the message.new events; liveCount decodes
+	// what came since it last looked and counts the user messages.
+	var mu sync.Mutex
+	var events []client.Event
+	bob := clusterClient(t, c.urls("a"), "bob", func(o *client.Options) {
+		o.OnEvent = func(e client.Event) {
+			if e.Name == protocol.EventMessageNew {
+				mu.Lock()
+				events = append(events, e)
+				mu.Unlock()
+			}
+		}
+	})
+	var live []*largeMessage
+	decoded := 0
+	liveCount := func() int {
+		mu.Lock()
+		fresh := events[decoded:]
+		decoded = len(events)
+		mu.Unlock()
+		for _, e := range fresh {
+			var d struct{ Message *largeMessage }
+			if err := json.Unmarshal(e.Data, &d); err != nil || d.Message == nil {
+				t.Fatalf("watcher: %.200s: %v", e.Data, err)
+			}
+			if d.Message.Type != protocol.MessageSystem {
+				live = append(live, d.Message)
+			}
+		}
+		return len(live)
+	}
+	j, err := bob.Join(ctx, ch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	since := j.Seq
+
+	r := rawDialAddr(t, c.procs["a"].addr)
+	r.connect("alice")
+	const n = 100
+	texts := make([]string, n)
+	for i := range texts {
+		texts[i] = fmt.Sprintf("%03d", i) + strings.Repeat("<", protocol.DefaultLimits().MaxTextLen-3)
+		r.write(largeSendFrame(10+i, ch, texts[i]))
+		okReply(t, r.nextRaw(), 10+i) // alice watches nothing: no events
+	}
+	// checkMessages checks that msgs are the large messages sent, whole:
+	// the server's JSON escapes as Go's does.
+	obj, tags := largeParts()
+	wantObj, _ := json.Marshal(json.RawMessage(obj))
+	wantTags, _ := json.Marshal(json.RawMessage(tags))
+	checkMessages := func(what string, msgs []*largeMessage, first int) {
+		t.Helper()
+		for i, m := range msgs {
+			if m.Text != texts[first+i] || !bytes.Equal(m.Data, wantObj) || !bytes.Equal(m.Metadata, wantObj) || !bytes.Equal(m.Tags, wantTags) {
+				t.Fatalf("%s: message %d is not message %d as sent: %.40q", what, i, first+i, m.Text)
+			}
+		}
+	}
+
+	// Live: every message.new reached the watcher on a, in order.
+	waitFor(t, 20*time.Second, "the watcher's 100 messages", func() bool { return liveCount() >= n })
+	checkMessages("live", live, 0)
+
+	// A history page of 100.
+	r.write(`{"id":200,"op":"messages.history","args":{"channel":"` + ch + `","limit":100}}`)
+	f := r.rawReply()
+	var hist struct {
+		Result *struct{ Messages []*largeMessage } `json:"result"`
+	}
+	if err := json.Unmarshal(f, &hist); err != nil || hist.Result == nil || len(hist.Result.Messages) != n {
+		t.Fatalf("history: %.300s", f)
+	}
+	if len(f) <= 4<<20 {
+		t.Fatalf("the history reply is %d bytes: not over 4 MiB", len(f))
+	}
+	checkMessages("history", hist.Result.Messages, 0)
+
+	// A resume from before the messages: 1 MiB of events and the newest
+	// page of 25.
+	rb := rawDialAddr(t, c.procs["a"].addr)
+	rb.connect("bob")
+	rb.write(`{"id":2,"op":"channel.watch","args":{"channel":"` + ch + `","since_seq":` + itoa(int(since)) + `}}`)
+	f = rb.rawReply()
+	var w struct {
+		Result *struct {
+			Messages []*largeMessage
+			Events   []json.RawMessage
+			HasMore  bool `json:"has_more"`
+		} `json:"result"`
+	}
+	if err := json.Unmarshal(f, &w); err != nil || w.Result == nil || len(w.Result.Events) == 0 || !w.Result.HasMore {
+		t.Fatalf("resume: %.300s", f)
+	}
+	if len(f) <= 4<<20 {
+		t.Fatalf("the resume reply is %d bytes: not over 4 MiB", len(f))
+	}
+	page := protocol.DefaultLimits().DefaultHistoryLimit
+	checkMessages("resume page", w.Result.Messages, n-page)
+	for i, raw := range w.Result.Events {
+		var e client.Event
+		if err := json.Unmarshal(raw, &e); err != nil || e.Seq != since+1+uint64(i) {
+			t.Fatalf("resume event %d: seq %d, want %d (%v)", i, e.Seq, since+1+uint64(i), err)
+		}
+	}
+
+	// 64 sends in flight: their replies and events go back to a together.
+	const burst = 64
+	errc := make(chan error, 1)
+	go func() {
+		for i := range burst {
+			wctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			err := r.conn.Write(wctx, websocket.MessageText, []byte(largeSendFrame(300+i, ch, texts[i])))
+			cancel()
+			if err != nil {
+				errc <- err
+				return
+			}
+		}
+		errc <- nil
+	}()
+	for i := range burst {
+		okReply(t, r.nextRaw(), 300+i) // in order: one session, one channel
+	}
+	if err := <-errc; err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 20*time.Second, "the watcher's burst", func() bool { return liveCount() >= n+burst })
+	checkMessages("live burst", live[n:], 0)
+}
+
+// TestReplyOverTheEnvelopeBoundIsTooLarge: a reply larger than one
+// envelope may be (cluster.MaxEnvelopeBytes, 32 MiB) gets too_large at
+// once, and the session goes on. The default limits keep every reply
+// under it; here data and metadata may be 1 MiB, so three messages make a
+// page of about 38 MB. (One node is enough: the bound is applied where a
+// reply is made, whether it crosses the network or not.)
+func TestReplyOverTheEnvelopeBoundIsTooLarge(t *testing.T) {
+	n := testNode(t, func(c *Config) {
+		c.Limits.MaxDataBytes = 1 << 20
+		c.Limits.MaxFrameBytes = 3 << 20
+	})
+	// Alice is a member who does not watch: her session gets the replies
+	// only.
+	owner := dial(t, n, "owner")
+	if _, _, err := owner.CreateChannel(ctxT(t), protocol.ChannelCreateArgs{ID: "big", Type: protocol.TypeStandard, Members: []string{"alice"}}); err != nil {
+		t.Fatal(err)
+	}
+	owner.Close() // watches no more
+	r := rawDial(t, n)
+	r.connect("alice")
+	obj := `{"d":"` + strings.Repeat("<", 1<<20-8) + `"}`
+	for i := range 3 {
+		r.write(`{"id":` + itoa(10+i) + `,"op":"message.send","args":{"channel":"big","client_id":"c` + itoa(i) +
+			`","data":` + obj + `,"metadata":` + obj + `}}`)
+		okReply(t, r.nextRaw(), 10+i)
+	}
+	r.write(`{"id":20,"op":"messages.history","args":{"channel":"big","limit":3}}`)
+	if m := r.reply(); errCode(m) != string(protocol.CodeTooLarge) || m["id"] != 20.0 {
+		t.Fatalf("history of 3: %.300v", m)
+	}
+	r.write(`{"id":21,"op":"me"}`)
+	if m := r.reply(); m["result"] == nil {
+		t.Fatalf("me: %v", m)
 	}
 }

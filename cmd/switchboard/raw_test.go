@@ -27,9 +27,16 @@ type rawConn struct {
 
 func rawDial(t *testing.T, n *Node) *rawConn {
 	t.Helper()
+	return rawDialAddr(t, n.Addr())
+}
+
+// rawDialAddr is rawDial to a node's HTTP address (a node process of a
+// testCluster).
+func rawDialAddr(t *testing.T, addr string) *rawConn {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	conn, _, err := websocket.Dial(ctx, "ws://"+n.Addr()+"/v1/ws", &websocket.DialOptions{Subprotocols: []string{"switchboard.v1.json"}})
+	conn, _, err := websocket.Dial(ctx, "ws://"+addr+"/v1/ws", &websocket.DialOptions{Subprotocols: []string{"switchboard.v1.json"}})
 	if err != nil {
 		t.Fatalf("dial: %v", err)
 	}

@@ -1,0 +1,71 @@
+package cluster
+
+import (
+	"github.com/asynkron/protoactor-go/remote"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+)
+
+// Message sizes on the transport.
+//
+// protoactor's remote carries everything one node sends another over one
+// gRPC stream, and its endpoint writer packs up to EndpointWriterBatchSize
+// queued envelopes (1000 by default) into one gRPC message. gRPC refuses a
+// message over its receive limit (4 MB by default), and the refusal costs
+// the stream, not the message: the receiving node's reader fails, the
+// sending node's writer sees the stream end and stops, and everything
+// queued to that node goes with it. Replies are lost without a word (their
+// requests time out on the asking node), event batches are lost (watchers
+// miss events), and the next message opens a new connection.
+//
+// The largest envelope the default protocol.Limits allow is a reply to
+// messages.history with 100 messages. The JSON the server writes escapes
+// '<', '>', '&' and control characters in six bytes, so a message at the
+// limits encodes to at most about 252 KB: text (4000 bytes) 24 KB, data
+// and metadata (8 KiB each) 49 KB each, 10 attachments (ids, names of
+// 200 bytes, MIME types of 255) 45 KB, 50 mentions of 128-byte ids 39 KB,
+// 32 reaction names of 64 bytes (in reactions and my_reactions) 25 KB, 16
+// tags of 200 bytes 19 KB, the ids the rest. A page of 100 is 25.2 MB
+// (TestWorstHistoryPageFitsAnEnvelope builds it). Every other envelope is
+// smaller: a join or watch reply holds 25 messages, the channel and 1 MiB
+// of events (or one larger event): about 7.7 MB; one command's events are
+// a few messages at most; a hand-off chunk is 512 KiB and a record; a
+// rewatch request names at most 5000 sessions (about 5 MB when every user
+// id is 128 bytes of escaped characters).
+//
+// MaxEnvelopeBytes, 32 MiB (33.5 MB), covers the largest with a third
+// more room than it needs. A reply over it is replaced by a too_large
+// error where it is made (actors.replyEnvelope), so it fails cleanly
+// instead of taking the connection down: only a raised limit gets there.
+// The endpoint writer bounds a batch by count, not bytes, so a batch of
+// endpointBatch envelopes holds at most endpointBatch × MaxEnvelopeBytes
+// plus its own framing (type names, target PIDs, a few bytes per
+// envelope: well under 1 MiB). The gRPC limits, on the server and the
+// client side of every connection, are that bound: 513 MiB. It is a
+// limit, not an allocation: gRPC allocates what a message holds. Sixteen
+// envelopes per gRPC message still amortise the per-message cost when
+// many small ones queue up.
+const (
+	// MaxEnvelopeBytes bounds one encoded Envelope sent to another node.
+	MaxEnvelopeBytes = 32 << 20
+	// endpointBatch is how many envelopes go in one gRPC message.
+	endpointBatch = 16
+	// maxTransportMessage is the largest gRPC message a node sends or
+	// accepts: a full batch of the largest envelopes and its framing.
+	maxTransportMessage = endpointBatch*MaxEnvelopeBytes + 1<<20
+)
+
+// remoteConfig configures protoactor's remote transport.
+func remoteConfig(host string, port int) *remote.Config {
+	rcfg := remote.Configure(host, port,
+		remote.WithEndpointWriterQueueSize(65536),
+		remote.WithEndpointManagerQueueSize(65536),
+		remote.WithEndpointWriterBatchSize(endpointBatch),
+		remote.WithServerOptions(grpc.MaxRecvMsgSize(maxTransportMessage), grpc.MaxSendMsgSize(maxTransportMessage)),
+		// These replace protoactor's default dial options, which are only
+		// the insecure transport.
+		remote.WithDialOptions(grpc.WithTransportCredentials(insecure.NewCredentials()),
+			grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(maxTransportMessage), grpc.MaxCallSendMsgSize(maxTransportMessage))))
+	rcfg.MaxRetryCount = 1 // our own tracking fails calls; don't stall writers
+	return rcfg
+}
