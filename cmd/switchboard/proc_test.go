@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -59,8 +60,30 @@ var (
 )
 
 // startProc runs the binary with args and waits for it to print its
-// addresses.
+// addresses. A node restarted on a fixed port may find it taken for a
+// moment (an outgoing connection's ephemeral port can land on it while it
+// is free): that start is retried, for a bounded time.
 func startProc(t *testing.T, args ...string) *proc {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		p, log, exited := tryStartProc(t, args...)
+		switch {
+		case p != nil:
+			return p
+		case exited && strings.Contains(log, "address already in use") && time.Now().Before(deadline):
+			time.Sleep(200 * time.Millisecond) // let the port's borrower finish
+		case exited:
+			t.Fatalf("node exited at start\n%s", log)
+		default:
+			t.Fatalf("node did not start\n%s", log)
+		}
+	}
+}
+
+// tryStartProc starts the binary once: the running proc, or its log and
+// whether it exited (rather than hung) at start.
+func tryStartProc(t *testing.T, args ...string) (*proc, string, bool) {
 	t.Helper()
 	logf := filepath.Join(t.TempDir(), "node.log")
 	lf, err := os.Create(logf)
@@ -95,13 +118,14 @@ func startProc(t *testing.T, args ...string) *proc {
 	select {
 	case <-found:
 	case err := <-p.done:
-		t.Fatalf("node exited at start: %v\n%s", err, readFile(logf))
+		return nil, fmt.Sprintf("%v\n%s", err, readFile(logf)), true
 	case <-time.After(30 * time.Second):
 		cmd.Process.Kill()
-		t.Fatalf("node did not start\n%s", readFile(logf))
+		<-p.done
+		return nil, readFile(logf), false
 	}
 	t.Cleanup(func() { p.kill() })
-	return p
+	return p, "", false
 }
 
 func readFile(p string) string {
