@@ -61,6 +61,10 @@ type Config struct {
 	RequestTimeout time.Duration
 	// MaxPending bounds outstanding requests from this node (default 65536).
 	MaxPending int
+	// InboxEventBytes bounds the channel events waiting in this node's
+	// inbox for fan-out to its sessions (default 64 MiB); past it event
+	// batches are shed and their channels replayed (see eventBound).
+	InboxEventBytes int64
 	// Registry keeps the known-hosts registry on disk (nil: memory only).
 	Registry RegistryStore
 	// ClaimScopes is fault injection for tests: this node believes it owns
@@ -85,6 +89,9 @@ func (c *Config) withDefaults() {
 	}
 	if c.MaxPending <= 0 {
 		c.MaxPending = 65536
+	}
+	if c.InboxEventBytes <= 0 {
+		c.InboxEventBytes = 64 << 20
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -116,6 +123,7 @@ type Cluster struct {
 	router     *router
 	inbox      *actor.PID
 	inboxDepth inboxDepth
+	events     eventBound
 	handler    atomic.Pointer[Handler]
 
 	// Rejoining (see rejoin.go): retry is the backoff of each address,
@@ -138,6 +146,7 @@ func New(cfg Config) (c *Cluster, err error) {
 	cfg.withDefaults()
 	c = &Cluster{cfg: cfg, log: cfg.Logger.With("component", "cluster"), stop: make(chan struct{}), live: make(map[string]liveState),
 		acked: make(map[string]time.Time), retry: make(map[string]*retryState)}
+	c.events.limit = cfg.InboxEventBytes
 	c.rejoinMin, c.rejoinMax = rejoinIntervals(cfg.Detection)
 	if c.reg, err = newRegistry(cfg.Registry); err != nil {
 		return nil, fmt.Errorf("load registry: %w", err)

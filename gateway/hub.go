@@ -164,6 +164,21 @@ func (h *hub) WatchLost(w *clusterpb.WatchLost) {
 	h.rewatch(w.Channel, 0)
 }
 
+// EventsShed re-watches channels whose events the node's inbox shed for
+// want of CPU (all: every watched channel), like WatchLost: each session
+// gets what it missed from the last seq it got.
+func (h *hub) EventsShed(channels []string, all bool) {
+	if all {
+		for ch := range h.channels {
+			h.rewatch(ch, 0)
+		}
+		return
+	}
+	for _, ch := range channels {
+		h.rewatch(ch, 0)
+	}
+}
+
 // maxRewatchAttempts bounds retries of an unavailable channel (10.5 s in
 // all with the backoff below: 50 ms more each time) before its sessions
 // are told to reconnect.

@@ -443,6 +443,14 @@ type eventRouter struct {
 	presence *presence
 }
 
+// Sheddable: presence events are not, since the presence table keeps the
+// status they carry and no seq would show one missing; channel events are
+// (the hub replays what a shed batch held).
+func (r eventRouter) Sheddable(ev *clusterpb.Events) bool {
+	_, ok := user.PresenceUser(ev.Channel)
+	return !ok
+}
+
 func (r eventRouter) Events(ev *clusterpb.Events) {
 	if u, ok := user.PresenceUser(ev.Channel); ok {
 		r.presence.deliver(u, ev)

@@ -134,8 +134,14 @@ func (m *metrics) watchCluster(cl *cluster.Cluster) {
 			"Gossip joins of seeds and former members, at start-up and retried in the background while they do not answer, by result (ok, failed).",
 			[]string{"result"}, nil)})
 	m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "switchboard", Name: "inbox_depth",
-		Help: "Messages (replies, channel events for fan-out) waiting in this node's inbox; the inbox is unbounded, so this is where a node short of CPU for fan-out shows."},
+		Help: "Messages (replies, channel events for fan-out) waiting in this node's inbox; a node short of CPU for fan-out shows here."},
 		func() float64 { return float64(cl.InboxDepth()) }))
+	m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "switchboard", Name: "inbox_event_bytes",
+		Help: "Bytes of channel events waiting in this node's inbox for fan-out (bounded by --inbox-bytes)."},
+		func() float64 { return float64(cl.InboxEventBytes()) }))
+	m.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: "switchboard", Name: "inbox_shed_total",
+		Help: "Channel event batches this node's inbox shed because --inbox-bytes was reached; their channels are replayed to the watchers."},
+		func() float64 { return float64(cl.InboxShed()) }))
 }
 
 type clusterCollector struct {

@@ -99,6 +99,8 @@ func TestMetricsLint(t *testing.T) {
 		"switchboard_cluster_members":               dto.MetricType_GAUGE,
 		"switchboard_cluster_join_attempts_total":   dto.MetricType_COUNTER,
 		"switchboard_inbox_depth":                   dto.MetricType_GAUGE,
+		"switchboard_inbox_event_bytes":             dto.MetricType_GAUGE,
+		"switchboard_inbox_shed_total":              dto.MetricType_COUNTER,
 	}
 	// queue_drops has no series until a drop happens; the rest must show.
 	for name, typ := range want {

@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
+	"fmt"
 	"maps"
 	"net"
 	"net/http"
@@ -120,6 +122,57 @@ func TestInboxDepthGauge(t *testing.T) {
 	waitFor(t, 10*time.Second, "a deep inbox", func() bool { return counters(t, n, "switchboard_inbox_depth")[""] >= 5 })
 	close(release)
 	waitFor(t, 10*time.Second, "an empty inbox", func() bool { return counters(t, n, "switchboard_inbox_depth")[""] == 0 })
+}
+
+// TestShedEventsAreReplayed: with the inbox's event bound at one byte,
+// event batches that arrive behind a busy inbox are shed, and the
+// watcher still gets every message once, in seq order, as the channel
+// replays what the shed batches held.
+func TestShedEventsAreReplayed(t *testing.T) {
+	n := testNode(t, func(c *Config) { c.InboxBytes = 1 })
+	ctx := ctxT(t)
+	alice, bob := dial(t, n, "alice"), dial(t, n, "bob")
+	if _, _, err := alice.CreateChannel(ctx, protocol.ChannelCreateArgs{ID: "room", Type: protocol.TypeStandard}); err != nil {
+		t.Fatal(err)
+	}
+	w, err := bob.Join(ctx, "room")
+	if err != nil {
+		t.Fatal(err)
+	}
+	release := make(chan struct{})
+	n.cl.Do(func() { <-release })
+	const sends = 5
+	errs := make(chan error, sends)
+	for i := range sends {
+		go func() {
+			_, err := alice.Send(ctx, protocol.SendArgs{Channel: "room", Text: fmt.Sprint("m", i), ClientID: fmt.Sprint("c", i)})
+			errs <- err
+		}()
+		if i == 0 {
+			waitFor(t, 10*time.Second, "the first batch queued", func() bool { return counters(t, n, "switchboard_inbox_event_bytes")[""] > 0 })
+		} else {
+			waitFor(t, 10*time.Second, "a batch shed", func() bool { return counters(t, n, "switchboard_inbox_shed_total")[""] >= float64(i) })
+		}
+	}
+	close(release)
+	for range sends {
+		if err := <-errs; err != nil {
+			t.Fatalf("send: %v", err)
+		}
+	}
+	seq, texts := w.Seq, map[string]bool{}
+	for len(texts) < sends {
+		e := nextEvent(t, bob, protocol.EventMessageNew)
+		if e.Seq != seq+1 {
+			t.Fatalf("message.new at seq %d after %d", e.Seq, seq)
+		}
+		seq = e.Seq
+		var data protocol.MessageResult
+		if err := json.Unmarshal(e.Data, &data); err != nil || texts[data.Message.Text] {
+			t.Fatalf("event %s: %v (seen %v)", e.Data, err, texts)
+		}
+		texts[data.Message.Text] = true
+	}
 }
 
 // slowCloseConn holds the client's close frame back until the connection

@@ -51,6 +51,8 @@ type Config struct {
 	ClusterName   string
 	Detection     cluster.Detection
 	Limits        protocol.Limits
+	// InboxBytes bounds the channel events waiting for fan-out (0: 64 MiB).
+	InboxBytes int64
 	// Gateway tunes sessions; its Limits and Logger are set from the above.
 	Gateway        gateway.Config
 	PassivateAfter time.Duration
@@ -162,17 +164,18 @@ func NewNode(cfg Config) (_ *Node, err error) {
 		remote = net.JoinHostPort(host, "0")
 	}
 	n.cl, err = cluster.New(cluster.Config{
-		Name:        cfg.NodeName,
-		Roles:       cfg.Roles,
-		RemoteAddr:  remote,
-		GossipAddr:  cfg.ClusterBind,
-		HTTPAddr:    n.ln.Addr().String(),
-		Join:        cfg.Join,
-		ClusterName: cfg.ClusterName,
-		Detection:   cfg.Detection,
-		Registry:    registryStore(n.store),
-		ClaimScopes: claimKeys(cfg.ClaimChannels),
-		Logger:      n.log,
+		Name:            cfg.NodeName,
+		Roles:           cfg.Roles,
+		RemoteAddr:      remote,
+		GossipAddr:      cfg.ClusterBind,
+		HTTPAddr:        n.ln.Addr().String(),
+		Join:            cfg.Join,
+		ClusterName:     cfg.ClusterName,
+		Detection:       cfg.Detection,
+		Registry:        registryStore(n.store),
+		InboxEventBytes: cfg.InboxBytes,
+		ClaimScopes:     claimKeys(cfg.ClaimChannels),
+		Logger:          n.log,
 	})
 	if err != nil {
 		return nil, err

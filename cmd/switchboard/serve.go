@@ -40,6 +40,7 @@ func serveFlags(fs *flag.FlagSet) (*Config, func() error) {
 	fs.IntVar(&lim.MaxInflight, "max-inflight", lim.MaxInflight, "requests a session may have outstanding")
 	fs.IntVar(&cfg.Gateway.QueueFrames, "queue-frames", 1024, "frames a session's outbound queue holds before the session is dropped as slow")
 	fs.IntVar(&cfg.Gateway.QueueBytes, "queue-bytes", 4<<20, "bytes a session's outbound queue holds before the session is dropped as slow")
+	fs.Int64Var(&cfg.InboxBytes, "inbox-bytes", 64<<20, "bytes of channel events the node's inbox holds for fan-out; past it event batches are shed and their channels replayed to the watchers")
 	fs.IntVar(&cfg.Gateway.MaxSessions, "max-sessions", 100000, "sessions this node accepts")
 	fs.DurationVar(&cfg.Gateway.PresenceInterval, "presence-interval", 10*time.Second, "presence heartbeat: gateways renew their sessions' presence this often, and a session not renewed for three intervals counts as gone (use one value on every node)")
 	fs.Int64Var(&lim.MaxFileBytes, "max-file-bytes", lim.MaxFileBytes, "largest file POST /v1/files accepts")
