@@ -15,6 +15,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 )
@@ -66,12 +67,31 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprint(stdout, b.markdown(time.Since(start)))
 		return 0
 	}
-	if err := os.WriteFile(o.out, []byte(b.markdown(time.Since(start))), 0o644); err != nil {
+	report := b.markdown(time.Since(start))
+	if old, err := os.ReadFile(o.out); err == nil {
+		report += keptNotes(string(old))
+	}
+	if err := os.WriteFile(o.out, []byte(report), 0o644); err != nil {
 		fmt.Fprintf(stderr, "benchreport: %v\n", err)
 		return 1
 	}
 	fmt.Fprintf(stderr, "benchreport: wrote %s in %s\n", o.out, time.Since(start).Round(time.Second))
 	return 0
+}
+
+// notesHeading starts the report's hand-written part: comparisons run by
+// hand (an A/B of two commits, say), each with its command and date. A
+// new report keeps it, so measurements outside the generated tables are
+// not lost when make bench runs again.
+const notesHeading = "## Notes (written by hand, kept by make bench)"
+
+// keptNotes returns the hand-written part of an old report, or "".
+func keptNotes(old string) string {
+	i := strings.Index(old, "\n"+notesHeading+"\n")
+	if i < 0 {
+		return ""
+	}
+	return "\n" + strings.TrimRight(old[i+1:], "\n") + "\n"
 }
 
 // raiseFileLimit lifts the soft open-file limit to the hard one: ten

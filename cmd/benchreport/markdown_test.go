@@ -41,3 +41,15 @@ func TestResultColumnIsTheRunsResult(t *testing.T) {
 		t.Errorf("run #2 %q lacks its problems", run)
 	}
 }
+
+// TestKeptNotes: a new report keeps the old one's hand-written notes,
+// heading and all, and an old report without them adds nothing.
+func TestKeptNotes(t *testing.T) {
+	old := "# Benchmarks\n\n| a | b |\n\n" + notesHeading + "\n\n### A/B, 2026-12-05\n\nfigures\n\n"
+	if got, want := keptNotes(old), "\n"+notesHeading+"\n\n### A/B, 2026-12-05\n\nfigures\n"; got != want {
+		t.Errorf("kept %q, want %q", got, want)
+	}
+	if got := keptNotes("# Benchmarks\n\n## Go benchmarks\n"); got != "" {
+		t.Errorf("kept %q from a report without notes", got)
+	}
+}
