@@ -439,7 +439,11 @@ func TestReplyOverTheEnvelopeBoundIsTooLarge(t *testing.T) {
 		okReply(t, r.nextRaw(), 10+i)
 	}
 	r.write(`{"id":20,"op":"messages.history","args":{"channel":"big","limit":3}}`)
-	if m := r.reply(); errCode(m) != string(protocol.CodeTooLarge) || m["id"] != 20.0 {
+	start := time.Now()
+	r.wait = time.Minute // 36 MB of JSON made and measured: seconds under -race on 2 busy cores
+	m := r.reply()
+	t.Logf("history reply in %v", time.Since(start))
+	if errCode(m) != string(protocol.CodeTooLarge) || m["id"] != 20.0 {
 		t.Fatalf("history of 3: %.300v", m)
 	}
 	r.write(`{"id":21,"op":"me"}`)

@@ -23,6 +23,8 @@ type rawConn struct {
 	t    *testing.T
 	conn *websocket.Conn
 	buf  [][]byte // frames read but not yet consumed
+	// wait bounds each read (0: 5 s).
+	wait time.Duration
 }
 
 func rawDial(t *testing.T, n *Node) *rawConn {
@@ -68,8 +70,12 @@ func (r *rawConn) next() map[string]any {
 // nextRaw returns the next frame as sent.
 func (r *rawConn) nextRaw() []byte {
 	r.t.Helper()
+	wait := r.wait
+	if wait == 0 {
+		wait = 5 * time.Second
+	}
 	for len(r.buf) == 0 {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		ctx, cancel := context.WithTimeout(context.Background(), wait)
 		_, msg, err := r.conn.Read(ctx)
 		cancel()
 		if err != nil {
