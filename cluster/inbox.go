@@ -20,9 +20,9 @@ type Handler interface {
 	// inbox shed because it was full (see eventBound); all means more
 	// channels than it keeps names of: every channel may have lost some.
 	EventsShed(channels []string, all bool)
-	// Sheddable says whether the inbox may shed ev when it is full. It is
-	// called on the transport's goroutines, not the inbox's, so it must
-	// only look at ev.
+	// Sheddable says whether the inbox may shed ev, a batch that does not
+	// fit. It is called on the transport's goroutines, not the inbox's,
+	// so it must only look at ev.
 	Sheddable(ev *clusterpb.Events) bool
 }
 
@@ -78,20 +78,37 @@ func (d *inboxDepth) MessagePosted(any)   { d.n.Add(1) }
 func (d *inboxDepth) MessageReceived(any) { d.n.Add(-1) }
 func (d *inboxDepth) MailboxEmpty()       {}
 
-// inboxMailbox admits channel events to the inbox within eventBound.
+// inboxMailbox admits channel events to the inbox within eventBound. An
+// admitted batch goes in as a queuedEvents, which carries what it counts
+// for, so the inbox neither unwraps nor measures it again.
 type inboxMailbox struct {
 	actor.Mailbox
 	c *Cluster
 }
 
 func (m *inboxMailbox) PostUserMessage(msg any) {
-	if ev := eventsOf(msg); ev != nil && !m.c.events.admit(ev, m.c.sheddable(ev)) {
-		if m.c.events.lose(ev) {
-			m.Mailbox.PostUserMessage(inboxShed{})
-		}
+	ev := eventsOf(msg)
+	if ev == nil {
+		m.Mailbox.PostUserMessage(msg)
 		return
 	}
-	m.Mailbox.PostUserMessage(msg)
+	n := eventBytes(ev)
+	if !m.c.events.admit(n) {
+		if m.c.sheddable(ev) {
+			if m.c.events.lose(ev) {
+				m.Mailbox.PostUserMessage(inboxShed{})
+			}
+			return
+		}
+		m.c.events.queued.Add(n) // may not be shed: taken over the bound
+	}
+	m.Mailbox.PostUserMessage(queuedEvents{ev: ev, n: n})
+}
+
+// queuedEvents is an admitted batch and what it counts for.
+type queuedEvents struct {
+	ev *clusterpb.Events
+	n  int64
 }
 
 func eventsOf(msg any) *clusterpb.Events {
@@ -145,12 +162,12 @@ func eventBytes(ev *clusterpb.Events) int64 {
 	return n
 }
 
-// admit counts ev in when it fits under the limit, or may not be shed.
-func (b *eventBound) admit(ev *clusterpb.Events, sheddable bool) bool {
-	n := eventBytes(ev)
+// admit counts n bytes in when they fit under the limit, or when nothing
+// is queued.
+func (b *eventBound) admit(n int64) bool {
 	for {
 		q := b.queued.Load()
-		if sheddable && q > 0 && q+n > b.limit {
+		if q > 0 && q+n > b.limit {
 			return false
 		}
 		if b.queued.CompareAndSwap(q, q+n) {
@@ -158,9 +175,6 @@ func (b *eventBound) admit(ev *clusterpb.Events, sheddable bool) bool {
 		}
 	}
 }
-
-// done counts a handled batch out.
-func (b *eventBound) done(ev *clusterpb.Events) { b.queued.Add(-eventBytes(ev)) }
 
 // lose records a shed batch; it returns true when a report must be queued.
 func (b *eventBound) lose(ev *clusterpb.Events) bool {
@@ -209,6 +223,12 @@ func (a *inboxActor) Receive(ctx actor.Context) {
 	case inboxFunc:
 		m()
 		return
+	case queuedEvents:
+		defer a.c.events.queued.Add(-m.n)
+		if hp := a.c.handler.Load(); hp != nil {
+			(*hp).Events(m.ev)
+		}
+		return
 	case inboxShed:
 		channels, all := a.c.events.report()
 		if hp := a.c.handler.Load(); hp != nil && (len(channels) > 0 || all) {
@@ -219,9 +239,6 @@ func (a *inboxActor) Receive(ctx actor.Context) {
 		env = m
 	default:
 		return
-	}
-	if ev := eventsOf(env); ev != nil {
-		defer a.c.events.done(ev)
 	}
 	switch b := env.Body.(type) {
 	case *clusterpb.Envelope_Reply:
@@ -234,8 +251,6 @@ func (a *inboxActor) Receive(ctx actor.Context) {
 	}
 	h := *hp
 	switch b := env.Body.(type) {
-	case *clusterpb.Envelope_Events:
-		h.Events(b.Events)
 	case *clusterpb.Envelope_Unwatch:
 		h.Unwatch(b.Unwatch)
 	case *clusterpb.Envelope_WatchLost:
