@@ -107,7 +107,11 @@ type Config struct {
 	// schedule ended and outstanding replies were awaited (before the
 	// final checks). Benchmarks read the node's CPU time there.
 	OnPhase func(phase string)
-	Logger  *slog.Logger
+	// OnSend, when set, is called once for every scheduled send as it is
+	// settled (acknowledged or not), from any goroutine; it must return
+	// quickly. The chaos harness records acknowledgements with it.
+	OnSend func(SendOutcome)
+	Logger *slog.Logger
 }
 
 // DefaultConfig returns a small chat run against a local node.

@@ -478,13 +478,17 @@ func (r *runner) dispatch(st Step, due time.Duration) {
 		// The session's setup failed (and counted): its steps fail.
 		r.ops.add(op, "no_session")
 		t.failed.Add(1)
+		if st.Kind == KindSend {
+			r.sendOutcome(SendOutcome{Channel: r.layout.ChannelIDs[st.Channel], User: r.layout.UserIDs[st.Session],
+				Intended: r.origin.Add(due), Settled: time.Now(), Code: "no_session"})
+		}
 		return
 	}
 	ch := r.layout.ChannelIDs[st.Channel]
 	switch st.Kind {
 	case KindHistory:
 		lim := 20
-		r.request(s, t, op, protocol.HistoryArgs{Channel: ch, Limit: &lim}, func(json.RawMessage) {})
+		r.request(s, t, op, protocol.HistoryArgs{Channel: ch, Limit: &lim}, func(json.RawMessage, string) {})
 		return
 	case KindReaction:
 		tg := r.targets[st.Channel].Load()
@@ -494,8 +498,10 @@ func (r *runner) dispatch(st Step, due time.Duration) {
 		}
 		react := reaction{segment: tg.segment, user: s.user, name: "r" + strconv.FormatUint(st.Index%8, 10)}
 		co := r.chans[st.Channel]
-		r.request(s, t, op, protocol.ReactionArgs{Channel: ch, MessageID: tg.id, Name: react.name}, func(json.RawMessage) {
-			co.ackReaction(react)
+		r.request(s, t, op, protocol.ReactionArgs{Channel: ch, MessageID: tg.id, Name: react.name}, func(_ json.RawMessage, code string) {
+			if code == "ok" {
+				co.ackReaction(react)
+			}
 		})
 		return
 	}
@@ -507,15 +513,24 @@ func (r *runner) dispatch(st Step, due time.Duration) {
 		r.measuredSent.Add(1)
 	}
 	reacting := r.cfg.ReactionShare > 0
-	r.request(s, t, op, args, func(res json.RawMessage) {
+	issued := time.Now()
+	r.request(s, t, op, args, func(res json.RawMessage, code string) {
+		if code != "ok" {
+			r.sendOutcome(SendOutcome{Channel: ch, User: s.user, ClientID: clientID, Intended: r.origin.Add(due),
+				Issued: issued, Settled: time.Now(), Code: code})
+			return
+		}
 		now := r.now()
 		seg, ok := scanUint(res, `"segment":`)
 		if ok {
 			co.ack(seg, clientID)
 		}
-		if id, found := scanString(res, `"id":"`); ok && found && reacting {
+		id, found := scanString(res, `"id":"`)
+		if ok && found && reacting {
 			r.targets[st.Channel].Store(&target{id: id, segment: seg})
 		}
+		r.sendOutcome(SendOutcome{Channel: ch, User: s.user, ClientID: clientID, Intended: r.origin.Add(due),
+			Issued: issued, Settled: r.origin.Add(now), Code: code, Segment: seg, MessageID: id})
 		if measured {
 			r.rec.record(MetricAck, st.Session, now-due)
 			r.measuredAcks.Add(1)
@@ -524,8 +539,8 @@ func (r *runner) dispatch(st Step, due time.Duration) {
 	})
 }
 
-// request issues one scheduled operation and settles it in t: ok (then
-// acked runs with the result), rate_limited, or failed. It is written
+// request issues one scheduled operation and settles it in t: ok,
+// rate_limited, or failed; then done runs with the result and the code. It is written
 // without waiting for the reply; when it could not be written (the
 // session is between connections: a reconnect storm), the connection
 // dropped before the reply, or the reply was unavailable, it is resent
@@ -533,7 +548,7 @@ func (r *runner) dispatch(st Step, due time.Duration) {
 // retries as a real client does (every scheduled op is safe to repeat: a
 // send keeps its client_id). Latencies are measured from the step's
 // intended time, so the time spent waiting for the reconnect counts.
-func (r *runner) request(s *session, t *tally, op string, args any, acked func(json.RawMessage)) {
+func (r *runner) request(s *session, t *tally, op string, args any, done func(res json.RawMessage, code string)) {
 	t.outstanding.Add(1)
 	settle := func(res json.RawMessage, err error) {
 		defer t.outstanding.Add(-1)
@@ -542,12 +557,12 @@ func (r *runner) request(s *session, t *tally, op string, args any, acked func(j
 		switch code {
 		case "ok":
 			t.ok.Add(1)
-			acked(res)
 		case string(protocol.CodeRateLimited):
 			t.rateLimited.Add(1)
 		default:
 			t.failed.Add(1)
 		}
+		done(res, code)
 	}
 	resend := func(err error) bool {
 		if !retryable(err) {

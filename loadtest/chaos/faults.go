@@ -1,0 +1,205 @@
+package chaos
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"syscall"
+	"time"
+)
+
+// Fault is one fault as it happened. Times are seconds from the first
+// send; a time not reached is left out.
+type Fault struct {
+	Planned
+	// Node is the place hit (n1, n2 …), Identity the name it ran under,
+	// NewIdentity the name it came back under (a wipe with a new
+	// identity).
+	Node        string `json:"node"`
+	Identity    string `json:"identity"`
+	NewIdentity string `json:"new_identity,omitempty"`
+	PID         int    `json:"pid"`
+	// Target says how the node was chosen: the leader of the planned
+	// channel's shard, or the planned node when no node answers
+	// GET /v1/cluster/locate.
+	Target string `json:"target"`
+	// AtS: injected; DownS: the process exited or stopped; BackS: started
+	// again or continued; RecoveredS: every node ready and seeing every
+	// other alive again.
+	AtS        float64 `json:"at_s"`
+	DownS      float64 `json:"down_s,omitempty"`
+	BackS      float64 `json:"back_s,omitempty"`
+	RecoveredS float64 `json:"recovered_s,omitempty"`
+	// Error says what went wrong injecting or recovering (a problem of
+	// the run).
+	Error string `json:"error,omitempty"`
+	// Unavailability is what the load saw while the fault lasted.
+	Unavailability Unavailability `json:"unavailability"`
+}
+
+// injector runs a plan against the cluster.
+type injector struct {
+	c        *cluster
+	channels []string // the run's channel ids, by index
+	origin   time.Time
+	faults   []Fault
+}
+
+// settleTimeout bounds how long a node may take to be ready and seen
+// alive by every other after it came back.
+const settleTimeout = 60 * time.Second
+
+func (in *injector) since() float64 { return time.Since(in.origin).Seconds() }
+
+// run injects each planned fault at its time until end passes (the load
+// stops), stopping early if the cluster did not recover from one. A
+// fault's hold is cut short when end passes, so every node is back
+// before the load's final checks; ctx ending (an interrupt) stops
+// everything.
+func (in *injector) run(ctx, end context.Context, plan []Planned) {
+	for _, p := range plan {
+		t := time.NewTimer(time.Until(in.origin.Add(p.At)))
+		select {
+		case <-t.C:
+		case <-end.Done():
+			t.Stop()
+			return
+		}
+		f := in.inject(ctx, end, p)
+		in.faults = append(in.faults, f)
+		if f.Error != "" || ctx.Err() != nil {
+			return
+		}
+	}
+}
+
+// inject carries one fault out and waits for the cluster to recover.
+func (in *injector) inject(ctx, end context.Context, p Planned) (f Fault) {
+	c := in.c
+	n := c.nodes[p.Slot]
+	f.Planned = p
+	f.Target = "seeded node (no leader known: GET /v1/cluster/locate not served)"
+	if p.Channel < len(in.channels) {
+		if l, ok := c.locate(ctx, in.channels[p.Channel]); ok {
+			n = l.node
+			f.Target = fmt.Sprintf("leader of shard %s (channel %s)", l.shard, in.channels[p.Channel])
+		}
+	}
+	f.Node, f.Identity = n.base, n.name
+	f.AtS = in.since()
+	if n.proc == nil || n.proc.exited() {
+		f.Error = n.base + " is not running"
+		c.event("fault %d %s: %s", p.N, p.Kind, f.Error)
+		return f
+	}
+	f.PID = n.proc.pid
+	c.event("fault %d %s: %s (%s, pid %d), %s", p.N, p.Kind, n.base, n.name, n.proc.pid, f.Target)
+	var err error
+	switch p.Kind {
+	case FaultKill:
+		err = in.down(ctx, end, &f, n, syscall.SIGKILL, nil)
+	case FaultWipe:
+		err = in.down(ctx, end, &f, n, syscall.SIGKILL, func() error {
+			old := n.name
+			if err := c.wipe(n); err != nil {
+				return err
+			}
+			if n.name != old {
+				f.NewIdentity = n.name
+			}
+			return nil
+		})
+	case FaultRestart, FaultDrain:
+		err = in.down(ctx, end, &f, n, syscall.SIGTERM, nil)
+	case FaultPause:
+		err = in.pause(ctx, end, &f, n)
+	default:
+		err = fmt.Errorf("unknown fault %q", p.Kind)
+	}
+	if err == nil && f.NewIdentity != "" {
+		// The old identity is gone for good: an operator replacing a lost
+		// node forgets it, and the cluster re-creates what it held.
+		if err = c.forget(ctx, n, f.Identity, 30*time.Second); err == nil {
+			c.event("fault %d: %s forgotten", p.N, f.Identity)
+		}
+	}
+	if ctx.Err() != nil {
+		f.Error = "interrupted"
+		return f
+	}
+	settled := c.converge(ctx, settleTimeout)
+	if settled == nil {
+		f.RecoveredS = in.since()
+	}
+	if err = errors.Join(err, settled); err != nil {
+		f.Error = err.Error()
+		c.event("fault %d %s: %v", p.N, p.Kind, err)
+		return f
+	}
+	c.event("fault %d %s: recovered after %.1fs", p.N, p.Kind, f.RecoveredS-f.AtS)
+	return f
+}
+
+// down ends n's process with sig, keeps it down for the fault's hold (cut
+// short when end passes), runs between (if any) and starts it again.
+func (in *injector) down(ctx, end context.Context, f *Fault, n *node, sig syscall.Signal, between func() error) error {
+	timeout := 10 * time.Second
+	if sig == syscall.SIGTERM {
+		timeout = in.c.cfg.DrainTimeout + 15*time.Second
+	}
+	ended := n.proc.end(sig, timeout)
+	if ended != nil {
+		// A node that does not finish its drain in time is killed (and
+		// that is a problem of the run), then started again as usual.
+		_ = n.proc.kill()
+	}
+	n.proc = nil
+	f.DownS = in.since()
+	hold(ctx, end, f.Hold)
+	if between != nil {
+		if err := between(); err != nil {
+			return err
+		}
+	}
+	if err := in.c.start(ctx, n); err != nil {
+		return err
+	}
+	f.BackS = in.since()
+	return ended
+}
+
+// pause SIGSTOPs n for the fault's hold, then SIGCONTs it.
+func (in *injector) pause(ctx, end context.Context, f *Fault, n *node) error {
+	if err := in.c.stop(n); err != nil {
+		return err
+	}
+	f.DownS = in.since()
+	hold(ctx, end, f.Hold)
+	if err := in.c.cont(n); err != nil {
+		return err
+	}
+	f.BackS = in.since()
+	if n.proc.exited() {
+		return fmt.Errorf("%s exited while paused: %s", n.base, exitText(n.proc.err))
+	}
+	return nil
+}
+
+// hold waits d, or until end or ctx ends.
+func hold(ctx, end context.Context, d time.Duration) {
+	if d <= 0 {
+		return
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-end.Done():
+	case <-ctx.Done():
+	}
+}
+
+// removeData deletes the nodes' data directories (after a passing run).
+func (c *cluster) removeData() error { return os.RemoveAll(filepath.Join(c.cfg.Out, "data")) }

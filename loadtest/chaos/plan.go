@@ -1,0 +1,126 @@
+package chaos
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"strings"
+	"time"
+)
+
+// Fault kinds.
+const (
+	// FaultKill: SIGKILL a node, keep it down a while, start it again on
+	// the same data directory under the same name.
+	FaultKill = "kill"
+	// FaultPause: SIGSTOP a node for longer than an election takes, then
+	// SIGCONT it: it must step down and serve nothing stale.
+	FaultPause = "pause"
+	// FaultWipe: SIGKILL a node, delete its data directory, start it
+	// again empty (see Config.WipeIdentity).
+	FaultWipe = "wipe"
+	// FaultRestart: SIGTERM a node (it drains and exits) and start it
+	// again at once: a rolling restart.
+	FaultRestart = "restart"
+	// FaultDrain: SIGTERM a node (it hands everything over and leaves the
+	// cluster), keep it away a while, then start it again so that the
+	// cluster does not shrink.
+	FaultDrain = "drain"
+)
+
+// Kinds are every fault kind, in the order the docs list them.
+var Kinds = []string{FaultKill, FaultPause, FaultWipe, FaultRestart, FaultDrain}
+
+// ParseKinds reads a comma-separated list of fault kinds.
+func ParseKinds(s string) ([]string, error) {
+	var out []string
+	for _, k := range strings.Split(s, ",") {
+		k = strings.TrimSpace(k)
+		switch {
+		case k == "":
+		case !slices.Contains(Kinds, k):
+			return nil, fmt.Errorf("unknown fault %q (want %s)", k, strings.Join(Kinds, ", "))
+		case !slices.Contains(out, k):
+			out = append(out, k)
+		}
+	}
+	return out, nil
+}
+
+// Planned is one fault of a plan.
+type Planned struct {
+	N    int    `json:"n"`
+	Kind string `json:"kind"`
+	// At is when it is due, from the first send.
+	At time.Duration `json:"at_ns"`
+	// Hold is how long the node stays down (kill, wipe, drain) or
+	// stopped (pause); 0 for a restart.
+	Hold time.Duration `json:"hold_ns"`
+	// Channel is the index of the run channel whose shard leader the
+	// fault hits, when the cluster says who leads it
+	// (GET /v1/cluster/locate); otherwise it hits node Slot.
+	Channel int `json:"channel"`
+	Slot    int `json:"slot"`
+}
+
+// PlanConfig is what a plan is drawn from.
+type PlanConfig struct {
+	Seed     uint64
+	Kinds    []string
+	Nodes    int
+	Channels int
+	// Faults start in [Start, End): a fault whose hold would end later
+	// than End minus Settle is not planned.
+	Start, End time.Duration
+	// Interval is the mean time between two faults' starts.
+	Interval time.Duration
+	// Settle is the time kept free after the last fault's hold, for the
+	// node to come back before the load ends.
+	Settle time.Duration
+	// Down is the mean time a killed, wiped or drained node stays down;
+	// Pause the shortest SIGSTOP.
+	Down, Pause time.Duration
+}
+
+// Plan draws the faults of a run from the seed: the same config gives
+// the same faults, at the same times, of the same lengths, at the same
+// targets. Kinds are drawn without replacement, a full round of every
+// kind before any repeats, so a run long enough for N faults of N kinds
+// has each once. Faults are spaced Interval apart on average (±30 %),
+// the first after half an Interval.
+func Plan(cfg PlanConfig) []Planned {
+	if len(cfg.Kinds) == 0 || cfg.Nodes < 1 || cfg.Channels < 1 || cfg.Interval <= 0 {
+		return nil
+	}
+	rng := rand.New(rand.NewPCG(cfg.Seed, cfg.Seed^0xc4a05f1e5ca1ab1e))
+	between := func(lo, hi float64, d time.Duration) time.Duration {
+		return time.Duration((lo + (hi-lo)*rng.Float64()) * float64(d))
+	}
+	var bag []string
+	var out []Planned
+	at := cfg.Start + between(0.3, 0.7, cfg.Interval)
+	for {
+		if len(bag) == 0 {
+			bag = slices.Clone(cfg.Kinds)
+			rng.Shuffle(len(bag), func(i, j int) { bag[i], bag[j] = bag[j], bag[i] })
+		}
+		kind := bag[0]
+		bag = bag[1:]
+		var hold time.Duration
+		switch kind {
+		case FaultKill, FaultWipe:
+			hold = between(0.5, 1.5, cfg.Down)
+		case FaultDrain:
+			hold = between(1, 2, cfg.Down)
+		case FaultPause:
+			hold = between(1, 1.5, cfg.Pause)
+		}
+		f := Planned{N: len(out) + 1, Kind: kind, At: at, Hold: hold.Round(time.Millisecond),
+			Channel: rng.IntN(cfg.Channels), Slot: rng.IntN(cfg.Nodes)}
+		if f.At+f.Hold > cfg.End-cfg.Settle {
+			return out
+		}
+		out = append(out, f)
+		at += between(0.7, 1.3, cfg.Interval)
+	}
+}

@@ -1,0 +1,85 @@
+package chaos
+
+import (
+	"reflect"
+	"slices"
+	"testing"
+	"time"
+)
+
+func planConfig(seed uint64) PlanConfig {
+	return PlanConfig{Seed: seed, Kinds: Kinds, Nodes: 3, Channels: 20, Start: 5 * time.Second, End: 65 * time.Second,
+		Interval: 10 * time.Second, Settle: 5 * time.Second, Down: 2 * time.Second, Pause: 3 * time.Second}
+}
+
+func TestPlanIsSeeded(t *testing.T) {
+	a, b := Plan(planConfig(7)), Plan(planConfig(7))
+	if !reflect.DeepEqual(a, b) {
+		t.Fatalf("same seed, different plans:\n%v\n%v", a, b)
+	}
+	if c := Plan(planConfig(8)); reflect.DeepEqual(a, c) {
+		t.Fatalf("seeds 7 and 8 gave the same plan %v", a)
+	}
+	if len(a) < 5 {
+		t.Fatalf("60 s at one fault per 10 s planned %d faults: %v", len(a), a)
+	}
+	// The first round holds every kind once.
+	var first []string
+	for _, f := range a[:5] {
+		first = append(first, f.Kind)
+	}
+	slices.Sort(first)
+	want := slices.Sorted(slices.Values(Kinds))
+	if !slices.Equal(first, want) {
+		t.Fatalf("first five faults %v, want each of %v once", first, want)
+	}
+	cfg := planConfig(7)
+	var prev time.Duration
+	for i, f := range a {
+		if f.N != i+1 || f.At <= prev || f.At < cfg.Start || f.At+f.Hold > cfg.End-cfg.Settle {
+			t.Fatalf("fault %d out of bounds or order: %+v", i, f)
+		}
+		prev = f.At
+		if f.Slot < 0 || f.Slot >= cfg.Nodes || f.Channel < 0 || f.Channel >= cfg.Channels {
+			t.Fatalf("fault %d target out of range: %+v", i, f)
+		}
+		switch f.Kind {
+		case FaultPause:
+			if f.Hold < cfg.Pause {
+				t.Fatalf("pause shorter than %s: %+v", cfg.Pause, f)
+			}
+		case FaultRestart:
+			if f.Hold != 0 {
+				t.Fatalf("restart with a hold: %+v", f)
+			}
+		default:
+			if f.Hold <= 0 {
+				t.Fatalf("%s without a hold: %+v", f.Kind, f)
+			}
+		}
+	}
+}
+
+func TestPlanRespectsKindsAndRoom(t *testing.T) {
+	cfg := planConfig(3)
+	cfg.Kinds = []string{FaultRestart, FaultKill}
+	for _, f := range Plan(cfg) {
+		if f.Kind != FaultRestart && f.Kind != FaultKill {
+			t.Fatalf("planned %s, not asked for", f.Kind)
+		}
+	}
+	cfg.End = cfg.Start + 2*time.Second // no room for any
+	if p := Plan(cfg); len(p) != 0 {
+		t.Fatalf("planned %v in 2 s", p)
+	}
+}
+
+func TestParseKinds(t *testing.T) {
+	k, err := ParseKinds("kill, pause,kill,,drain")
+	if err != nil || !slices.Equal(k, []string{"kill", "pause", "drain"}) {
+		t.Fatalf("ParseKinds = %v, %v", k, err)
+	}
+	if _, err := ParseKinds("kill,explode"); err == nil {
+		t.Fatal("unknown kind accepted")
+	}
+}

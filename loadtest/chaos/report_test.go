@@ -1,0 +1,161 @@
+package chaos
+
+import (
+	"bytes"
+	"encoding/json"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/net/html"
+)
+
+func TestUnavailabilityAndSeries(t *testing.T) {
+	ms := time.Millisecond
+	outcomes := []outcome{
+		{channel: "a", code: "ok", intended: 100 * ms, settled: 105 * ms},
+		{channel: "a", code: "ok", intended: 1200 * ms, settled: 3200 * ms}, // waited 2 s
+		{channel: "b", code: "ok", intended: 1300 * ms, settled: 1310 * ms},
+		{channel: "b", code: "timeout", intended: 1400 * ms, settled: 16400 * ms},
+		{channel: "c", code: "ok", intended: 5 * time.Second, settled: 5*time.Second + ms},
+	}
+	u := unavailability(outcomes, 1, 2)
+	if u.Sends != 3 || u.Failed != 1 || u.Channels != 2 || u.MaxMS != 15000 || u.Worst != "b" || u.P50MS != 2000 {
+		t.Fatalf("unavailability %+v", u)
+	}
+	byCode, secs := series(outcomes)
+	if byCode["ok"] != 4 || byCode["timeout"] != 1 || len(secs) != 6 {
+		t.Fatalf("series: %v, %d seconds", byCode, len(secs))
+	}
+	if s := secs[1]; s.Sent != 3 || s.Acked != 2 || s.Errors["timeout"] != 1 || s.AckMax != 2000 || s.AckP50 != 10 {
+		t.Fatalf("second 1: %+v", s)
+	}
+	if s := secs[3]; s.Sent != 0 {
+		t.Fatalf("second 3: %+v", s)
+	}
+}
+
+func sampleReport() *Report {
+	rep := &Report{OK: false, Problems: []string{"the check found lost 1"},
+		Config: ReportConfig{Nodes: 3, Faults: Kinds, Seed: 9, Sessions: 10, Channels: 2, Rate: 10, Detection: "fast"},
+		Started: time.Now(), Finished: time.Now()}
+	for i, k := range Kinds {
+		at := float64(2 + 3*i)
+		rep.Faults = append(rep.Faults, Fault{Planned: Planned{N: i + 1, Kind: k, At: time.Duration(at * float64(time.Second))},
+			Node: "n" + string(rune('1'+i%3)), Identity: "n1", AtS: at, DownS: at + 0.1, BackS: at + 1, RecoveredS: at + 1.5,
+			Target: "seeded node", Unavailability: Unavailability{Sends: 5, Channels: 2, P50MS: 3, P99MS: 900, MaxMS: 900, Worst: "room<1>"}})
+	}
+	rep.Faults[2].Node, rep.Faults[2].NewIdentity = "n1", "n1-w1"
+	rep.Check = &Verdict{Counts: map[string]int{ViolationLost: 1}, Channels: 2, Acked: 40,
+		Violations: []Violation{{Kind: ViolationLost, Channel: "room<1>", Segment: 7, ClientID: "x.1", Detail: "acknowledged, missing from history"}}}
+	rep.Sends = map[string]int{"ok": 40, "unavailable": 2}
+	_, rep.Series = series([]outcome{{channel: "a", code: "ok", intended: time.Second, settled: time.Second + time.Millisecond},
+		{channel: "a", code: "unavailable", intended: 9 * time.Second, settled: 10 * time.Second}})
+	rep.Nodes = []NodeReport{{Node: "n1", Names: []string{"n1", "n1-w1"}, PIDs: []int{10, 11}}, {Node: "n2", Names: []string{"n2"}}, {Node: "n3", Names: []string{"n3"}}}
+	return rep
+}
+
+func TestHTMLReport(t *testing.T) {
+	rep := sampleReport()
+	var b bytes.Buffer
+	if err := rep.WriteHTML(&b); err != nil {
+		t.Fatal(err)
+	}
+	doc, err := html.Parse(bytes.NewReader(b.Bytes()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	plots := map[string]bool{}
+	var bars int
+	var walk func(*html.Node)
+	walk = func(n *html.Node) {
+		for _, a := range n.Attr {
+			if a.Key == "data-plot" {
+				plots[a.Val] = true
+			}
+			if a.Key == "data-fault" {
+				bars++
+			}
+		}
+		for c := n.FirstChild; c != nil; c = c.NextSibling {
+			walk(c)
+		}
+	}
+	walk(doc)
+	for _, p := range []string{"timeline", "throughput", "errors", "latency"} {
+		if !plots[p] {
+			t.Errorf("no %s plot", p)
+		}
+	}
+	if bars != len(rep.Faults) {
+		t.Errorf("%d fault bars for %d faults", bars, len(rep.Faults))
+	}
+	page := b.String()
+	for _, want := range []string{"The run failed:", "the check found lost 1", "room&lt;1&gt;", "n1 → n1-w1", "n2 (n1)", "900ms"} {
+		if !strings.Contains(page, want) {
+			t.Errorf("report.html lacks %q", want)
+		}
+	}
+	if strings.Contains(page, "room<1>") {
+		t.Error("a channel id reached the page unescaped")
+	}
+	var sum bytes.Buffer
+	rep.WriteSummary(&sum)
+	for _, want := range []string{"lost: channel room<1> segment 7 client_id x.1", "result: FAILED: the check found lost 1", "sends: ok 40, unavailable 2"} {
+		if !strings.Contains(sum.String(), want) {
+			t.Errorf("summary lacks %q:\n%s", want, sum.String())
+		}
+	}
+	// The JSON keeps every field a script needs.
+	j, err := json.Marshal(rep)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, key := range []string{`"ok":false`, `"faults":[`, `"unavailability":{`, `"p99_ms":900`, `"check":{`, `"series":[`, `"recovered_s":3.5`} {
+		if !bytes.Contains(j, []byte(key)) {
+			t.Errorf("report.json lacks %s", key)
+		}
+	}
+}
+
+func TestQuantile(t *testing.T) {
+	if q := quantile(nil, 0.5); q != 0 {
+		t.Fatal(q)
+	}
+	v := []float64{1, 2, 3, 4, 5, 6, 7, 8, 9, 10}
+	if quantile(v, 0.5) != 5 || quantile(v, 0.99) != 10 || quantile(v, 0) != 1 {
+		t.Fatal("nearest rank")
+	}
+}
+
+func TestRedact(t *testing.T) {
+	got := Redact([]string{"--api-key", "k1", "--seed=3", "--serve-args", "--replicas 3 --auth-secret s3cret --dev-auth", "-secret=x", "--serve-args=--api-key=k2"})
+	want := []string{"--api-key", "REDACTED", "--seed=3", "--serve-args", "--replicas 3 --auth-secret REDACTED --dev-auth", "-secret=REDACTED", "--serve-args=--api-key=REDACTED"}
+	if !slices.Equal(got, want) {
+		t.Fatalf("Redact:\n got %q\nwant %q", got, want)
+	}
+}
+
+func TestLocateLeaderShapes(t *testing.T) {
+	c := &cluster{nodes: []*node{
+		{base: "n1", name: "n1", listen: "127.0.0.1:1001", gossip: "127.0.0.1:2001"},
+		{base: "n2", name: "n2-w1", listen: "127.0.0.1:1002", gossip: "127.0.0.1:2002"},
+	}}
+	for raw, want := range map[string]string{
+		`"n2-w1"`:                        "n2",
+		`"127.0.0.1:1001"`:               "n1",
+		`{"name":"n1","state":"leader"}`: "n1",
+		`{"node":"n2-w1"}`:               "n2",
+		`{"http":"127.0.0.1:1002"}`:      "n2",
+		`{"address":"127.0.0.1:2001"}`:   "n1",
+		`"n9"`:                           "",
+		`null`:                           "",
+		`42`:                             "",
+	} {
+		got := c.nodeOf(json.RawMessage(raw))
+		if (got == nil && want != "") || (got != nil && got.base != want) {
+			t.Errorf("leader %s: got %v, want %q", raw, got, want)
+		}
+	}
+}
