@@ -66,11 +66,12 @@ type Message struct {
 	Sender   string `json:"sender"`
 }
 
-// History is one channel's whole history, oldest first, or why it could
-// not be read (Err).
+// History is one channel's whole history, oldest first; or Missing: the
+// channel does not exist (not_found); or why it could not be read (Err).
 type History struct {
 	Channel  string    `json:"channel"`
 	Messages []Message `json:"messages"`
+	Missing  bool      `json:"missing,omitempty"`
 	Err      string    `json:"error,omitempty"`
 }
 
@@ -110,12 +111,15 @@ type Verdict struct {
 	// dropped connection, a node that died after writing). They are
 	// allowed: a client that never got an answer does not know.
 	Unacknowledged int `json:"unacknowledged"`
+	// WithoutClientID counts history messages without a client_id:
+	// system messages (a member joined …).
+	WithoutClientID int `json:"without_client_id"`
 }
 
 // Summary is the verdict in one line.
 func (v Verdict) Summary() string {
-	checked := fmt.Sprintf("%d channels, %d acknowledged messages, %d history messages (%d never acknowledged)",
-		v.Channels, v.Acked, v.HistoryMessages, v.Unacknowledged)
+	checked := fmt.Sprintf("%d channels, %d acknowledged messages, %d history messages (%d never acknowledged, %d system)",
+		v.Channels, v.Acked, v.HistoryMessages, v.Unacknowledged, v.WithoutClientID)
 	if v.OK {
 		return "check: OK — " + checked
 	}
@@ -195,6 +199,11 @@ func (c *checker) channel(ch string, acks []Ack, h *History) {
 	case h.Err != "":
 		c.violate(Violation{Kind: ViolationUnverified, Channel: ch, Detail: "history could not be read: " + h.Err})
 		return
+	case h.Missing:
+		// The run created every channel it reads: one that no longer
+		// exists was lost, with every message acknowledged in it.
+		c.violate(Violation{Kind: ViolationLost, Channel: ch, Detail: fmt.Sprintf("the channel no longer exists (not_found), with its %d acknowledged messages", len(acked))})
+		return
 	}
 	c.v.HistoryMessages += len(h.Messages)
 	bySegment := make(map[uint64]*Message, len(h.Messages))
@@ -222,7 +231,8 @@ func (c *checker) channel(ch string, acks []Ack, h *History) {
 			bySegment[m.Segment] = m
 		}
 		if m.ClientID == "" {
-			continue // a system message
+			c.v.WithoutClientID++ // a system message
+			continue
 		}
 		if first, dup := byClientID[m.ClientID]; dup {
 			c.violate(Violation{Kind: ViolationDuplicate, Channel: ch, Segment: m.Segment, ClientID: m.ClientID,

@@ -198,3 +198,13 @@ func TestCheckBoundsTheList(t *testing.T) {
 		t.Fatalf("%d listed, counts %v", len(v.Violations), v.Counts)
 	}
 }
+
+func TestCheckMissingChannelIsLost(t *testing.T) {
+	acks, hist := cleanRun(2, 10)
+	hist[1] = History{Channel: "room1", Missing: true}
+	v := Check(acks, hist)
+	if v.Counts[ViolationLost] != 1 || len(v.Violations) != 1 || v.Violations[0].Channel != "room1" ||
+		!strings.Contains(v.Violations[0].Detail, "no longer exists (not_found), with its 9 acknowledged messages") {
+		t.Fatalf("missing channel: %s %v", v.Summary(), v.Violations)
+	}
+}

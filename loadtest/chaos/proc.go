@@ -44,6 +44,7 @@ func startProc(bin string, args []string, logPath string, onExit func(*proc)) (*
 	}
 	fmt.Fprintf(lf, "\n=== %s chaos: %s %s\n", time.Now().UTC().Format(time.RFC3339Nano), bin, strings.Join(Redact(args), " "))
 	cmd := exec.Command(bin, args...)
+	cmd.Env = childEnv(os.Environ())
 	cmd.Stderr = lf
 	cmd.SysProcAttr = sysProcAttr()
 	stdout, err := cmd.StdoutPipe()
@@ -73,6 +74,13 @@ func startProc(bin string, args []string, logPath string, onExit func(*proc)) (*
 		}
 	}()
 	return p, nil
+}
+
+// childEnv is the harness's environment without SWITCHBOARD_ variables:
+// a node's configuration is the flags the harness gives it (and
+// --serve-args), never a setting meant for the harness's own shell.
+func childEnv(env []string) []string {
+	return slices.DeleteFunc(env, func(kv string) bool { return strings.HasPrefix(kv, "SWITCHBOARD_") })
 }
 
 // readStdout copies the node's stdout into its log and closes up when

@@ -159,3 +159,10 @@ func TestLocateLeaderShapes(t *testing.T) {
 		}
 	}
 }
+
+func TestChildEnvDropsSwitchboardVariables(t *testing.T) {
+	got := childEnv([]string{"PATH=/bin", "SWITCHBOARD_ROLES=gateway", "GOGC=200", "SWITCHBOARD_AUTH_SECRET=x"})
+	if !slices.Equal(got, []string{"PATH=/bin", "GOGC=200"}) {
+		t.Fatalf("childEnv = %v", got)
+	}
+}

@@ -315,6 +315,10 @@ func readHistory(ctx context.Context, cl *client.Client, ch string, wait time.Du
 		cctx, cancel := context.WithTimeout(ctx, wait)
 		res, err := cl.History(cctx, protocol.HistoryArgs{Channel: ch, After: &after, Limit: &limit})
 		cancel()
+		var pe *protocol.Error
+		if errors.As(err, &pe) && pe.Code == protocol.CodeNotFound && after == 0 {
+			return History{Channel: ch, Missing: true}
+		}
 		if err != nil {
 			return History{Channel: ch, Err: err.Error()}
 		}
