@@ -38,7 +38,7 @@ func TestUnavailabilityAndSeries(t *testing.T) {
 
 func sampleReport() *Report {
 	rep := &Report{OK: false, Problems: []string{"the check found lost 1"},
-		Config: ReportConfig{Nodes: 3, Faults: Kinds, Seed: 9, Sessions: 10, Channels: 2, Rate: 10, Detection: "fast"},
+		Config:  ReportConfig{Nodes: 3, Faults: Kinds, Seed: 9, Sessions: 10, Channels: 2, Rate: 10, Detection: "fast"},
 		Started: time.Now(), Finished: time.Now()}
 	for i, k := range Kinds {
 		at := float64(2 + 3*i)
