@@ -132,6 +132,10 @@ func (c *cluster) args(n *node) []string {
 func (c *cluster) start(ctx context.Context, n *node) error {
 	deadline := time.Now().Add(20 * time.Second)
 	for {
+		var logged int64 // the log's size before this attempt
+		if st, err := os.Stat(n.log); err == nil {
+			logged = st.Size()
+		}
 		c.mu.Lock()
 		if c.closed {
 			c.mu.Unlock()
@@ -155,7 +159,7 @@ func (c *cluster) start(ctx context.Context, n *node) error {
 		if !p.exited() {
 			_ = p.kill()
 		}
-		inUse := strings.Contains(tail(n.log, 4096), "address already in use")
+		inUse := strings.Contains(logSince(n.log, logged), "address already in use")
 		if !inUse || time.Now().After(deadline) || ctx.Err() != nil {
 			return fmt.Errorf("start %s: %w (see %s)", n.base, err, n.log)
 		}
@@ -173,6 +177,11 @@ func (c *cluster) exited(p *proc) {
 	defer c.mu.Unlock()
 	n := c.procs[p]
 	delete(c.procs, p)
+	select {
+	case <-p.up:
+	default:
+		return // it never served: start reports that
+	}
 	if n != nil && !p.expected.Load() && !c.closed {
 		c.unexpected = append(c.unexpected, fmt.Sprintf("%s (%s, pid %d) exited without being told to: %s; see %s",
 			n.base, n.name, p.pid, exitText(p.err), n.log))
@@ -247,6 +256,7 @@ func (c *cluster) notConverged(ctx context.Context) string {
 				Name  string `json:"name"`
 				State string `json:"state"`
 			} `json:"members"`
+			Shards json.RawMessage `json:"shards"`
 		}
 		if code, err := c.get(ctx, n, "/v1/cluster", &view); err != nil || code != http.StatusOK {
 			return fmt.Sprintf("%s: GET /v1/cluster: %d %v", n.base, code, err)
@@ -260,8 +270,47 @@ func (c *cluster) notConverged(ctx context.Context) string {
 				return fmt.Sprintf("%s does not see %s alive yet", n.base, o.name)
 			}
 		}
+		if id, ok := leaderless(view.Shards); ok {
+			return fmt.Sprintf("%s sees no leader for shard %s yet", n.base, id)
+		}
 	}
 	return ""
+}
+
+// leaderless finds a shard without a leader in the shards a replicated
+// build lists in GET /v1/cluster (a list, or an object by id, of objects
+// with a "leader"). Anything else is not understood, and holds nothing up.
+func leaderless(raw json.RawMessage) (string, bool) {
+	type shard struct {
+		ID     json.RawMessage `json:"id"`
+		Leader json.RawMessage `json:"leader"`
+	}
+	none := func(l json.RawMessage) bool {
+		v := strings.TrimSpace(string(l))
+		return v == "" || v == "null" || v == `""` || v == "0"
+	}
+	var list []shard
+	if json.Unmarshal(raw, &list) == nil {
+		for i, s := range list {
+			if none(s.Leader) {
+				id := strings.Trim(string(s.ID), `"`)
+				if id == "" {
+					id = strconv.Itoa(i)
+				}
+				return id, true
+			}
+		}
+		return "", false
+	}
+	var byID map[string]shard
+	if json.Unmarshal(raw, &byID) == nil {
+		for id, s := range byID {
+			if none(s.Leader) {
+				return id, true
+			}
+		}
+	}
+	return "", false
 }
 
 // get GETs path from n and decodes a 200 answer into out (when not nil).
@@ -395,16 +444,16 @@ func (c *cluster) wipe(n *node) error {
 func (c *cluster) stop(n *node) error { return n.proc.signal(syscall.SIGSTOP) }
 func (c *cluster) cont(n *node) error { return n.proc.signal(syscall.SIGCONT) }
 
-// tail returns the end of a file.
-func tail(path string, n int64) string {
+// logSince returns what a log gained after offset (at most 64 KiB).
+func logSince(path string, offset int64) string {
 	f, err := os.Open(path)
 	if err != nil {
 		return ""
 	}
 	defer f.Close()
-	if st, err := f.Stat(); err == nil && st.Size() > n {
-		_, _ = f.Seek(st.Size()-n, io.SeekStart)
+	if _, err := f.Seek(offset, io.SeekStart); err != nil {
+		return ""
 	}
-	b, _ := io.ReadAll(f)
+	b, _ := io.ReadAll(io.LimitReader(f, 64<<10))
 	return string(b)
 }

@@ -166,3 +166,20 @@ func TestChildEnvDropsSwitchboardVariables(t *testing.T) {
 		t.Fatalf("childEnv = %v", got)
 	}
 }
+
+func TestLeaderlessShards(t *testing.T) {
+	for raw, want := range map[string]string{
+		``:     "",
+		`null`: "",
+		`[{"id":1,"leader":"n1"},{"id":2,"leader":"n2"}]`: "",
+		`[{"id":1,"leader":"n1"},{"id":2,"leader":null}]`: "2",
+		`[{"leader":"n1"},{"leader":""}]`:                 "1",
+		`{"7":{"leader":{"name":"n1"}},"9":{"leader":0}}`: "9",
+		`"something else"`:                                "",
+	} {
+		id, ok := leaderless(json.RawMessage(raw))
+		if id != want || ok != (want != "") {
+			t.Errorf("shards %s: got %q %v, want %q", raw, id, ok, want)
+		}
+	}
+}
