@@ -33,7 +33,7 @@ func chaosCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.DurationVar(&cfg.Down, "down", d.Down, "mean time a killed or wiped node stays down (±50%); a drained node stays away 1-2 times this")
 	fs.DurationVar(&cfg.Pause, "pause", d.Pause, "shortest SIGSTOP of a paused node (up to 1.5 times this); keep it above the election timeout")
 	fs.StringVar(&cfg.Detection, "failure-detection", d.Detection, "the nodes' --failure-detection: fast or lan")
-	fs.DurationVar(&cfg.DrainTimeout, "drain-timeout", d.DrainTimeout, "the nodes' --drain-timeout; a node that has not exited 15 s after it is killed and the run fails")
+	fs.DurationVar(&cfg.DrainTimeout, "drain-timeout", d.DrainTimeout, "the nodes' --drain-timeout; a node still running 15 s past it is killed, and the run fails")
 	fs.StringVar(&cfg.WipeIdentity, "wipe-identity", d.WipeIdentity, "a wiped node comes back under a new name, the old one forgotten (new), or under its old name (same)")
 	serveArgs := fs.String("serve-args", "", "more `serve` flags for every node, space-separated (e.g. \"--replicas 3\"); they override the harness's")
 	fs.StringVar(&cfg.APIKey, "api-key", "", "operator API key, when --serve-args sets --api-key")

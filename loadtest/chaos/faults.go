@@ -21,9 +21,9 @@ type Fault struct {
 	Identity    string `json:"identity"`
 	NewIdentity string `json:"new_identity,omitempty"`
 	PID         int    `json:"pid"`
-	// Target says how the node was chosen: the leader of the planned
-	// channel's shard, or the planned node when no node answers
-	// GET /v1/cluster/locate.
+	// Target says how the node was chosen: "leader of shard S (channel
+	// C)" for the planned channel, or "seeded node" (the planned one)
+	// when no node answers GET /v1/cluster/locate.
 	Target string `json:"target"`
 	// AtS: injected; DownS: the process exited or stopped; BackS: started
 	// again or continued; RecoveredS: every node ready and seeing every
@@ -80,7 +80,7 @@ func (in *injector) inject(ctx, end context.Context, p Planned) (f Fault) {
 	c := in.c
 	n := c.nodes[p.Slot]
 	f.Planned = p
-	f.Target = "seeded node (no leader known: GET /v1/cluster/locate not served)"
+	f.Target = "seeded node" // no node answers GET /v1/cluster/locate
 	if p.Channel < len(in.channels) {
 		if l, ok := c.locate(ctx, in.channels[p.Channel]); ok {
 			n = l.node

@@ -55,7 +55,8 @@ for {{.R.Config.DurationS}} s after a {{.R.Config.WarmupS}} s warmup.
 <td>{{ms .Unavailability.P50MS}} / {{ms .Unavailability.P99MS}} / {{ms .Unavailability.MaxMS}}</td><td>{{.Unavailability.Worst}}</td>
 <td>{{.Unavailability.Failed}} of {{.Unavailability.Sends}}</td><td>{{.Error}}</td></tr>
 {{end}}</table>
-<p>A fault's unavailability covers the sends intended from its injection until every node was ready and saw every other alive again:
+<p>A fault hits the leader of a run channel's shard when the cluster answers <code>GET /v1/cluster/locate</code>, otherwise the node the plan picked (seeded node).
+A fault's unavailability covers the sends intended from its injection until every node was ready and saw every other alive again:
 a channel's is the longest any of them waited for its answer, and the figures are over the channels that had one.</p>
 {{.Timeline}}
 {{.Throughput}}
@@ -217,7 +218,12 @@ func timeline(rep *Report, xmax float64) template.HTML {
 	}
 	base := top + row*float64(len(rep.Nodes))
 	fmt.Fprintf(&b, `<line x1="%g" x2="%g" y1="%g" y2="%g" stroke="#999"/>`, left, left+pw, base, base)
-	step := math.Max(1, math.Ceil(xmax/10))
+	step := 1.0
+	for _, s := range []float64{1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 1800, 3600} {
+		if step = s; xmax/s <= 12 {
+			break
+		}
+	}
 	for x := 0.0; x <= xmax; x += step {
 		fmt.Fprintf(&b, `<text x="%.1f" y="%g" text-anchor="middle" fill="#444">%g</text>`, sx(x), base+16, x)
 	}
