@@ -33,10 +33,12 @@ type FavoriteArgs struct {
 	On        *bool  `json:"on"`
 }
 
-// ReadMarkArgs are the args of read.mark: no segment marks everything read.
+// ReadMarkArgs are the args of read.mark: up to a segment, or up to a
+// message (its segment), or with neither everything.
 type ReadMarkArgs struct {
-	Channel string  `json:"channel"`
-	Segment *uint64 `json:"segment,omitempty"`
+	Channel   string  `json:"channel"`
+	Segment   *uint64 `json:"segment,omitempty"`
+	MessageID string  `json:"message_id,omitempty"`
 }
 
 // ReactionEvent is the data of reaction.updated: the message with its new

@@ -237,6 +237,7 @@ func (h *harness) checkSendReply(c Caller, eff *Effects) {
 		Message struct {
 			ID string `json:"id"`
 		} `json:"message"`
+		Duplicate bool `json:"duplicate"`
 	}
 	if err := json.Unmarshal(eff.Result, &r); err != nil {
 		h.t.Fatalf("send reply %s: %v", eff.Result, err)
@@ -245,7 +246,10 @@ func (h *harness) checkSendReply(c Caller, eff *Effects) {
 	if perr != nil {
 		h.t.Fatalf("sent message %s: %v", r.Message.ID, perr)
 	}
-	want, _ := json.Marshal(protocol.MessageResult{Message: fresh.viewMessage(c, m)})
+	if r.Duplicate != (eff.Entry == nil) {
+		h.t.Fatalf("send reply says duplicate=%v; the send wrote=%v", r.Duplicate, eff.Entry != nil)
+	}
+	want, _ := json.Marshal(protocol.MessageResult{Message: fresh.viewMessage(c, m), Duplicate: r.Duplicate})
 	if !sameJSON(eff.Result, want) {
 		h.t.Fatalf("send reply\n got %s\nwant %s", eff.Result, want)
 	}
