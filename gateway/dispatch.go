@@ -146,9 +146,13 @@ func gatherOp(name string) func(g *Gateway, o origin, v any, done answer) {
 	case protocol.OpUsersGet:
 		return func(g *Gateway, o origin, v any, done answer) { g.usersGet(o, v.(*protocol.UsersGetArgs), done) }
 	case protocol.OpChannelsList:
-		return func(g *Gateway, o origin, v any, done answer) { g.channelsList(o, v.(*protocol.ChannelsListArgs), done) }
+		return func(g *Gateway, o origin, v any, done answer) {
+			g.channelsList(o, v.(*protocol.ChannelsListArgs), done)
+		}
 	case protocol.OpChannelsQuery:
-		return func(g *Gateway, o origin, v any, done answer) { g.channelsQuery(o, v.(*protocol.ChannelsQueryArgs), done) }
+		return func(g *Gateway, o origin, v any, done answer) {
+			g.channelsQuery(o, v.(*protocol.ChannelsQueryArgs), done)
+		}
 	}
 	return nil
 }

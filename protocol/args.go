@@ -153,10 +153,16 @@ func knownList(names []string, prefix string) string {
 // value of the op's args type, returned as a pointer; a value of the
 // wrong type is a bad_request naming its field.
 func (o Op) Decode(args json.RawMessage) (any, *Error) {
-	if perr := o.CheckArgs(args); perr != nil {
-		return nil, perr
+	return decodeStrict(o.Name, o.shape, o.Args, args)
+}
+
+func decodeStrict(name string, sh *shape, t reflect.Type, args json.RawMessage) (any, *Error) {
+	if len(bytes.TrimSpace(args)) > 0 {
+		if perr := checkKeys(name, sh, args, ""); perr != nil {
+			return nil, perr
+		}
 	}
-	v := reflect.New(o.Args)
+	v := reflect.New(t)
 	if perr := DecodeArgs(args, v.Interface()); perr != nil {
 		return nil, perr
 	}
@@ -295,8 +301,8 @@ func skipValue(b []byte, i int) (int, bool) {
 }
 
 // queryValue turns one query-string value of arg name into JSON.
-func (o Op) queryValue(name, v string) (json.RawMessage, *Error) {
-	f := o.shape.fields[name]
+func queryValue(sh *shape, name, v string) (json.RawMessage, *Error) {
+	f := sh.fields[name]
 	wrong := func(what string) *Error {
 		return Errorf(CodeBadRequest, "query parameter %s must be %s", name, what)
 	}
@@ -326,9 +332,9 @@ func (o Op) queryValue(name, v string) (json.RawMessage, *Error) {
 
 // pathValue turns a path variable's value into JSON for arg name: a
 // string, or a list of that one string.
-func (o Op) pathValue(name, v string) json.RawMessage {
+func pathValue(sh *shape, name, v string) json.RawMessage {
 	b, _ := json.Marshal(v)
-	if f := o.shape.fields[name]; f != nil && f.kind == kindList {
+	if f := sh.fields[name]; f != nil && f.kind == kindList {
 		return append(append([]byte{'['}, b...), ']')
 	}
 	return b

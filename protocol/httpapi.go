@@ -31,6 +31,8 @@ type Endpoint struct {
 	APIKeyOnly bool
 	// NoAuth: no credential needed.
 	NoAuth bool
+
+	shape *shape // Body's fields (args.go)
 }
 
 // Paths of the HTTP-only endpoints.
@@ -42,7 +44,7 @@ const (
 	PathRPC        = "/v1/rpc/{op}"
 )
 
-var endpointTable = []Endpoint{
+var endpointTable = buildEndpoints([]Endpoint{
 	{Method: http.MethodPost, Path: PathSendToUser, Summary: "Send to a user: open (or re-open) the distinct conversation with them and send into it",
 		Body: typ[SendToUserArgs](), Result: typ[SendToUserResult](), Status: http.StatusCreated},
 	{Method: http.MethodPut, Path: PathUserPut, Summary: "Create a user or update the given fields of its profile",
@@ -51,6 +53,15 @@ var endpointTable = []Endpoint{
 		Body: typ[TokenArgs](), Result: typ[TokenResult](), Status: http.StatusCreated, APIKeyOnly: true},
 	{Method: http.MethodGet, Path: PathOpenAPI, Summary: "This API's OpenAPI 3.1 document",
 		Status: http.StatusOK, NoAuth: true},
+})
+
+func buildEndpoints(es []Endpoint) []Endpoint {
+	for i := range es {
+		if es[i].Body != nil {
+			es[i].shape = shapeOf(es[i].Body)
+		}
+	}
+	return es
 }
 
 // Endpoints returns the HTTP-only endpoints.
@@ -82,6 +93,9 @@ type SendToUserResult struct {
 	Channel *Channel `json:"channel"`
 	// Created says whether this call made the conversation.
 	Created bool `json:"created"`
+	// Duplicate says the client_id was used before: the message is the
+	// original, and nothing was sent.
+	Duplicate bool `json:"duplicate,omitempty"`
 }
 
 // TokenArgs are the body of POST /v1/tokens: a session token, or with

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"net/url"
+	"reflect"
 	"slices"
 )
 
@@ -13,6 +14,17 @@ import (
 // arg the body repeats with the same value. The result is checked like a
 // WebSocket request's args (Decode): merged args and their decoded value.
 func (o Op) HTTPArgs(body []byte, query url.Values, path map[string]string) (json.RawMessage, any, *Error) {
+	return httpArgs(o.Name, o.shape, o.Args, body, query, path)
+}
+
+// Decode checks an endpoint's JSON body strictly, as Op.HTTPArgs does,
+// with the path variables that fill its fields.
+func (e Endpoint) Decode(body []byte, path map[string]string) (any, *Error) {
+	_, v, perr := httpArgs(e.Method+" "+e.Path, e.shape, e.Body, body, nil, path)
+	return v, perr
+}
+
+func httpArgs(name string, sh *shape, t reflect.Type, body []byte, query url.Values, path map[string]string) (json.RawMessage, any, *Error) {
 	type kv struct {
 		key string
 		val []byte
@@ -40,8 +52,8 @@ func (o Op) HTTPArgs(body []byte, query url.Values, path map[string]string) (jso
 	}
 	slices.Sort(keys)
 	for _, k := range keys {
-		if !o.HasArg(k) {
-			return nil, nil, Errorf(CodeBadRequest, "unknown query parameter %q: %s takes %s", k, o.Name, knownList(o.shape.names, ""))
+		if sh.fields[k] == nil {
+			return nil, nil, Errorf(CodeBadRequest, "unknown query parameter %q: %s takes %s", k, name, knownList(sh.names, ""))
 		}
 		if w, ok := from[k]; ok {
 			return nil, nil, Errorf(CodeBadRequest, "%s is given in the query string and the %s", k, w)
@@ -50,7 +62,7 @@ func (o Op) HTTPArgs(body []byte, query url.Values, path map[string]string) (jso
 		if len(vs) != 1 {
 			return nil, nil, Errorf(CodeBadRequest, "query parameter %s is given %d times", k, len(vs))
 		}
-		v, perr := o.queryValue(k, vs[0])
+		v, perr := queryValue(sh, k, vs[0])
 		if perr != nil {
 			return nil, nil, perr
 		}
@@ -63,14 +75,14 @@ func (o Op) HTTPArgs(body []byte, query url.Values, path map[string]string) (jso
 	}
 	slices.Sort(names)
 	for _, k := range names {
-		v := o.pathValue(k, path[k])
+		v := pathValue(sh, k, path[k])
 		switch from[k] {
 		case "":
 			args = append(args, kv{k, v})
 		case "body":
 			i := slices.IndexFunc(args, func(a kv) bool { return a.key == k })
 			if !sameJSON(args[i].val, v) {
-				return nil, nil, Errorf(CodeBadRequest, "%s is given by the path; the body says otherwise", k)
+				return nil, nil, Errorf(CodeBadRequest, "%s is given by the path or a header; the body says otherwise", k)
 			}
 		default:
 			return nil, nil, Errorf(CodeBadRequest, "%s is given by the path and the %s", k, from[k])
@@ -88,7 +100,7 @@ func (o Op) HTTPArgs(body []byte, query url.Values, path map[string]string) (jso
 	}
 	b.WriteByte('}')
 	merged := json.RawMessage(b.Bytes())
-	v, perr := o.Decode(merged)
+	v, perr := decodeStrict(name, sh, t, merged)
 	if perr != nil {
 		return nil, nil, perr
 	}

@@ -77,6 +77,8 @@ type PresenceArgs struct {
 // UsersResult is {users}.
 type UsersResult struct {
 	Users []User `json:"users"`
+	// User (GET /v1/users/{id} only) is the one user asked for.
+	User *User `json:"user,omitempty"`
 }
 
 // FileResult is the body POST /v1/files answers with.
