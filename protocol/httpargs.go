@@ -35,14 +35,19 @@ func httpArgs(name string, sh *shape, t reflect.Type, body []byte, query url.Val
 		if !json.Valid(body) {
 			return nil, nil, Errorf(CodeBadRequest, "the body is not JSON: %s", jsonProblem(json.Unmarshal(body, &struct{}{})))
 		}
+		var dup *Error
 		if perr := scanObject(body, func(key string, val []byte) *Error {
-			if _, dup := from[key]; dup {
-				return Errorf(CodeBadRequest, "%s is given twice in the body", key)
+			if _, ok := from[key]; ok {
+				dup = Errorf(CodeBadRequest, "%s is given twice in the body", key)
+				return dup
 			}
 			from[key] = "body"
 			args = append(args, kv{key, val})
 			return nil
 		}); perr != nil {
+			if dup != nil {
+				return nil, nil, dup
+			}
 			return nil, nil, Errorf(CodeBadRequest, "the body must be a JSON object")
 		}
 	}

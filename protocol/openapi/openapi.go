@@ -34,6 +34,10 @@ func Document() []byte {
 		item[strings.ToLower(method)] = op
 	}
 	for _, op := range protocol.Ops() {
+		// Every op's args and result are components, for clients of the
+		// WebSocket too.
+		g.schema(op.Args)
+		g.schema(op.Result)
 		if op.Session {
 			continue // not over HTTP
 		}
@@ -229,7 +233,8 @@ var (
 func (g *gen) schema(t reflect.Type) any {
 	switch t {
 	case rawType:
-		return obj{}
+		// data, metadata, a resume's event frames: JSON objects, or null.
+		return obj{"type": []any{"object", "null"}}
 	case timeType:
 		return obj{"type": []any{"string", "null"}, "format": "date-time"}
 	case codeType:
