@@ -146,7 +146,10 @@ func (s *State) leaveChannel(c Caller, m *memberRecord, now time.Time) (any, *pr
 	if !listed && s.watchers.byUser[c.User] == 0 {
 		return nil, protocol.Errorf(protocol.CodeNotMember, "you are not a member of %s", s.id)
 	}
-	if isMember(m) && m.hasRole(protocol.RoleOwner) {
+	// The only owner may not leave a channel it would leave ownerless,
+	// but for a distinct conversation: its members are fixed and nobody
+	// moderates it, and whoever left comes back by opening it again.
+	if isMember(m) && m.hasRole(protocol.RoleOwner) && !s.meta.Channel.Distinct {
 		other, err := s.anotherOwner(c.User)
 		if err != nil {
 			return nil, internal(err)
