@@ -156,7 +156,9 @@ func writeHTTPError(w http.ResponseWriter, status int, e *protocol.Error) {
 	h.Set("Content-Type", "application/json")
 	h.Set("X-Content-Type-Options", "nosniff")
 	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(protocol.ErrorBody{Error: e})
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	_ = enc.Encode(protocol.ErrorBody{Error: e})
 }
 
 // callSync routes a request and waits for its reply or ctx.

@@ -101,3 +101,21 @@ func TestReadMarkMessageID(t *testing.T) {
 	h.fail(caller("bob"), protocol.OpReadMark, map[string]any{"channel": channelID, "message_id": "9-00"}, protocol.CodeNotFound)
 	h.fail(caller("bob"), protocol.OpReadMark, map[string]any{"channel": channelID, "message_id": m1.ID, "segment": 1}, protocol.CodeBadRequest)
 }
+
+// A server API key acting as itself (an admin with no user) is told
+// without a name in system messages.
+func TestSystemTextWithoutAnActor(t *testing.T) {
+	for _, tt := range []struct {
+		info protocol.SystemInfo
+		want string
+	}{
+		{protocol.SystemInfo{Kind: protocol.SystemMemberAdded, User: "bob"}, "bob was added"},
+		{protocol.SystemInfo{Kind: protocol.SystemMemberAdded, User: "bob", Actor: "alice"}, "alice added bob"},
+		{protocol.SystemInfo{Kind: protocol.SystemMemberKicked, User: "bob", Reason: "spam"}, "bob was removed (kick): spam"},
+		{protocol.SystemInfo{Kind: protocol.SystemChannelMuted, DurationMin: 5}, "the channel was muted for 5 min"},
+	} {
+		if got := systemText(tt.info); got != tt.want {
+			t.Errorf("%+v: %q, want %q", tt.info, got, tt.want)
+		}
+	}
+}
