@@ -10,6 +10,7 @@ import (
 
 	"github.com/switchboard-chat/switchboard/client"
 	"github.com/switchboard-chat/switchboard/protocol"
+	"github.com/switchboard-chat/switchboard/protocol/openapi"
 )
 
 // nextNotice waits for the next channel.added or channel.removed on c.
@@ -197,5 +198,16 @@ func TestOpenAPIServedAndEveryRouteAnswers(t *testing.T) {
 		if got.status == 405 || (got.status == 404 && strings.Contains(got.str("error.message"), "no route")) {
 			t.Errorf("%s %s is not routed: %d %s", r.method, r.path, got.status, got.raw)
 		}
+	}
+}
+
+// switchboard openapi prints the document the API serves.
+func TestOpenAPICommand(t *testing.T) {
+	var out, errb strings.Builder
+	if code := run([]string{"openapi"}, &out, &errb); code != 0 || out.String() != string(openapi.Document())+"\n" {
+		t.Fatalf("exit %d, %d bytes, stderr %q", code, out.Len(), errb.String())
+	}
+	if code := run([]string{"openapi", "--yaml"}, &out, &errb); code != 2 {
+		t.Fatalf("openapi with a flag: exit %d", code)
 	}
 }

@@ -4,6 +4,7 @@
 //	switchboard serve    [flags]   run a node
 //	switchboard token    [flags]   mint a session or join token
 //	switchboard loadtest [flags]   load-test a deployment
+//	switchboard openapi            print the HTTP API's OpenAPI document
 package main
 
 import (
@@ -13,6 +14,8 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/switchboard-chat/switchboard/protocol/openapi"
 )
 
 func main() {
@@ -21,7 +24,7 @@ func main() {
 
 func run(args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
-		fmt.Fprintln(stderr, "usage: switchboard serve|token|loadtest [flags] (switchboard CMD -h for flags)")
+		fmt.Fprintln(stderr, "usage: switchboard serve|token|loadtest|openapi [flags] (switchboard CMD -h for flags)")
 		return 2
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
@@ -34,11 +37,19 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = token(args[1:], stdout, stderr)
 	case "loadtest":
 		err = loadtestCmd(ctx, args[1:], stdout, stderr)
+	case "openapi":
+		// The document GET /v1/openapi.json serves, for code generators
+		// and SDKs that build without a node.
+		if len(args) > 1 {
+			fmt.Fprintln(stderr, "usage: switchboard openapi (no flags)")
+			return 2
+		}
+		_, err = fmt.Fprintln(stdout, string(openapi.Document()))
 	case "-h", "--help", "help":
-		fmt.Fprintln(stdout, "usage: switchboard serve|token|loadtest [flags] (switchboard CMD -h for flags)")
+		fmt.Fprintln(stdout, "usage: switchboard serve|token|loadtest|openapi [flags] (switchboard CMD -h for flags)")
 		return 0
 	default:
-		fmt.Fprintf(stderr, "switchboard: unknown command %q (serve, token, loadtest)\n", args[0])
+		fmt.Fprintf(stderr, "switchboard: unknown command %q (serve, token, loadtest, openapi)\n", args[0])
 		return 2
 	}
 	if err != nil {
