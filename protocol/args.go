@@ -126,13 +126,13 @@ func (o Op) CheckArgs(args json.RawMessage) *Error {
 }
 
 func checkKeys(op string, sh *shape, obj []byte, prefix string) *Error {
-	return scanObject(obj, func(key string, val []byte) *Error {
-		f := sh.fields[key]
+	return scanObject(obj, func(key []byte, val []byte) *Error {
+		f := sh.fields[string(key)]
 		if f == nil {
-			return Errorf(CodeBadRequest, "unknown argument %q: %s takes %s", prefix+key, op, knownList(sh.names, prefix))
+			return Errorf(CodeBadRequest, "unknown argument %q: %s takes %s", prefix+string(key), op, knownList(sh.names, prefix))
 		}
 		if f.nested != nil && len(val) > 0 && val[0] == '{' {
-			return checkKeys(op, f.nested, val, prefix+key+".")
+			return checkKeys(op, f.nested, val, prefix+string(key)+".")
 		}
 		return nil
 	})
@@ -169,6 +169,9 @@ func decodeStrict(name string, sh *shape, t reflect.Type, args json.RawMessage) 
 	return v.Interface(), nil
 }
 
+// New returns a pointer to a new zero value of the op's args type.
+func (o Op) New() any { return reflect.New(o.Args).Interface() }
+
 // StringArg returns the string arg name of v, a value Decode returned ("" when
 // the op has no such arg).
 func (o Op) StringArg(v any, name string) string {
@@ -186,15 +189,14 @@ func (o Op) StringArg(v any, name string) string {
 	return fv.String()
 }
 
-// scanObject calls fn with each key of the JSON object obj and the raw
-// bytes of its value, in order. Anything but an object is a bad_request.
-// It checks only what it needs to find keys and values: full syntax is
-// encoding/json's to check.
-func scanObject(obj []byte, fn func(key string, val []byte) *Error) *Error {
-	notObject := Errorf(CodeBadRequest, "args must be an object")
+// scanObject calls fn with each key of the JSON object obj (unescaped;
+// valid only during the call) and the raw bytes of its value, in order.
+// Anything but an object is a bad_request. It checks only what it needs
+// to find keys and values: full syntax is encoding/json's to check.
+func scanObject(obj []byte, fn func(key []byte, val []byte) *Error) *Error {
 	i := skipSpace(obj, 0)
 	if i >= len(obj) || obj[i] != '{' {
-		return notObject
+		return notObject()
 	}
 	i = skipSpace(obj, i+1)
 	if i < len(obj) && obj[i] == '}' {
@@ -202,34 +204,36 @@ func scanObject(obj []byte, fn func(key string, val []byte) *Error) *Error {
 	}
 	for {
 		if i >= len(obj) || obj[i] != '"' {
-			return notObject
+			return notObject()
 		}
 		end, ok := skipString(obj, i)
 		if !ok {
-			return notObject
+			return notObject()
 		}
 		rawKey := obj[i:end]
-		key := string(rawKey[1 : len(rawKey)-1])
+		key := rawKey[1 : len(rawKey)-1]
 		if bytes.IndexByte(rawKey, '\\') >= 0 {
-			if json.Unmarshal(rawKey, &key) != nil {
-				return notObject
+			var k string
+			if json.Unmarshal(rawKey, &k) != nil {
+				return notObject()
 			}
+			key = []byte(k)
 		}
 		i = skipSpace(obj, end)
 		if i >= len(obj) || obj[i] != ':' {
-			return notObject
+			return notObject()
 		}
 		i = skipSpace(obj, i+1)
 		vend, ok := skipValue(obj, i)
 		if !ok {
-			return notObject
+			return notObject()
 		}
 		if perr := fn(key, obj[i:vend]); perr != nil {
 			return perr
 		}
 		i = skipSpace(obj, vend)
 		if i >= len(obj) {
-			return notObject
+			return notObject()
 		}
 		switch obj[i] {
 		case ',':
@@ -237,10 +241,12 @@ func scanObject(obj []byte, fn func(key string, val []byte) *Error) *Error {
 		case '}':
 			return nil
 		default:
-			return notObject
+			return notObject()
 		}
 	}
 }
+
+func notObject() *Error { return Errorf(CodeBadRequest, "args must be an object") }
 
 func skipSpace(b []byte, i int) int {
 	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {

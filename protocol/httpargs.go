@@ -36,7 +36,8 @@ func httpArgs(name string, sh *shape, t reflect.Type, body []byte, query url.Val
 			return nil, nil, Errorf(CodeBadRequest, "the body is not JSON: %s", jsonProblem(json.Unmarshal(body, &struct{}{})))
 		}
 		var dup *Error
-		if perr := scanObject(body, func(key string, val []byte) *Error {
+		if perr := scanObject(body, func(k []byte, val []byte) *Error {
+			key := string(k)
 			if _, ok := from[key]; ok {
 				dup = Errorf(CodeBadRequest, "%s is given twice in the body", key)
 				return dup
