@@ -34,6 +34,7 @@ bench: build
 
 fuzz:
 	$(GO) test ./protocol -run '^$$' -fuzz FuzzDecodeRequest -fuzztime 60s
+	$(GO) test ./protocol -run '^$$' -fuzz FuzzHTTPArgs -fuzztime 60s
 
 lint: $(STATICCHECK)
 	$(GO) vet ./...

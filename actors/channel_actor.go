@@ -4,6 +4,7 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/switchboard-chat/switchboard/actors/channel"
 	"github.com/switchboard-chat/switchboard/actors/directory"
+	"github.com/switchboard-chat/switchboard/actors/user"
 	"github.com/switchboard-chat/switchboard/cluster"
 	"github.com/switchboard-chat/switchboard/cluster/clusterpb"
 	"github.com/switchboard-chat/switchboard/persistence"
@@ -141,7 +142,11 @@ func (a *channelActor) send(ctx actor.Context, req *clusterpb.Request, eff *chan
 		ctx.Send(cluster.InboxPID(req.ReplyTo), env)
 	}
 	for _, n := range eff.Notices {
-		notifyUserIndex(a.d.Cluster, n.User, a.id, n.Member)
+		ix := user.IndexArgs{Channel: a.id, Member: n.Member, Reason: n.Reason}
+		if n.Member {
+			ix.View = eff.NoticeChannel
+		}
+		notifyUserIndex(a.d.Cluster, n.User, ix)
 	}
 	notifyDirectory(a.d.Cluster, eff.Directory)
 }

@@ -65,9 +65,12 @@ func (a *userActor) handle(ctx actor.Context, req *clusterpb.Request) {
 		c = user.Caller{User: req.Caller.User, Admin: req.Caller.Admin, Session: req.Caller.Session, Gateway: req.Caller.Gateway}
 	}
 	eff := a.state.Handle(user.Command{Op: req.Op, Args: req.Args, Caller: c}, a.d.Clock())
-	var watchers []string
+	var watchers, sessions []string
 	if len(eff.Events) > 0 {
 		watchers = a.state.PresenceGateways()
+	}
+	if len(eff.Notices) > 0 {
+		sessions = a.state.SessionGateways()
 	}
 	if eff.Entry != nil {
 		a.p.append(ctx, eff.Entry, eff.Index)
@@ -79,16 +82,19 @@ func (a *userActor) handle(ctx actor.Context, req *clusterpb.Request) {
 				ctx.Send(cluster.InboxPID(req.ReplyTo), replyEnvelope(req, eff.Result, eff.Err))
 			}
 			sendPresence(ctx, a.id, watchers, eff.Events)
+			sendFrames(ctx, user.NoticeTopic(a.id), sessions, eff.Notices)
 		},
 		fail: func(ctx actor.Context, e *protocol.Error) { replyError(ctx, req, e) },
 	})
 	a.arm(ctx)
 }
 
-// notifyUserIndex tells a user's actor the user joined or left a channel.
-// It is a notification: if the user's node is down the index misses the
-// change until the user next joins or leaves (see docs/operations.md).
-func notifyUserIndex(c *cluster.Cluster, userID, channelID string, member bool) {
-	args, _ := json.Marshal(user.IndexArgs{Channel: channelID, Member: member})
+// notifyUserIndex tells a user's actor the user joined or left a channel
+// (and, with a reason, to tell the user's sessions). It is a
+// notification: if the user's node is down the index misses the change
+// until the user next joins or leaves (see docs/operations.md), and the
+// sessions miss the notice.
+func notifyUserIndex(c *cluster.Cluster, userID string, ix user.IndexArgs) {
+	args, _ := json.Marshal(ix)
 	c.Notify(&clusterpb.Request{Kind: clusterpb.Kind_KIND_USER, Target: userID, Op: user.OpIndex, Args: args})
 }

@@ -37,6 +37,12 @@ func (a *userActor) internal(ctx actor.Context, op string, args any) {
 
 // sendPresence sends presence frames to the gateways watching the user.
 func sendPresence(ctx actor.Context, userID string, gateways []string, frames [][]byte) {
+	sendFrames(ctx, user.PresenceTopic(userID), gateways, frames)
+}
+
+// sendFrames sends frames to gateways as one Events envelope of topic (a
+// user's presence or notice topic), once per gateway.
+func sendFrames(ctx actor.Context, topic string, gateways []string, frames [][]byte) {
 	if len(frames) == 0 || len(gateways) == 0 {
 		return
 	}
@@ -44,7 +50,7 @@ func sendPresence(ctx actor.Context, userID string, gateways []string, frames []
 	for i, f := range frames {
 		evs[i] = &clusterpb.Event{Frame: f}
 	}
-	env := clusterpb.Wrap(&clusterpb.Envelope_Events{Events: &clusterpb.Events{Channel: user.PresenceTopic(userID), Events: evs}})
+	env := clusterpb.Wrap(&clusterpb.Envelope_Events{Events: &clusterpb.Events{Channel: topic, Events: evs}})
 	for _, gw := range gateways {
 		ctx.Send(cluster.InboxPID(gw), env)
 	}

@@ -134,17 +134,11 @@ var (
 	ErrNotConnected = errors.New("client: not connected")
 )
 
-// idempotent ops are resent after a reconnect and retried on unavailable.
-var idempotent = map[string]bool{
-	protocol.OpMe: true, protocol.OpUsersGet: true, protocol.OpChannelGet: true,
-	protocol.OpChannelsList: true, protocol.OpChannelsQuery: true, protocol.OpChannelJoin: true,
-	protocol.OpChannelWatch: true, protocol.OpChannelUnwatch: true, protocol.OpMembersList: true,
-	protocol.OpMessageSend: true, protocol.OpMessagesHistory: true, protocol.OpReadMark: true,
-	protocol.OpTypingStart: true, protocol.OpTypingStop: true, protocol.OpMessageFavorite: true,
-	protocol.OpUserUpdate: true, protocol.OpChannelUpdate: true, protocol.OpMessageEdit: true,
-	protocol.OpPresenceWatch: true, protocol.OpPresenceUnwatch: true,
-	// Adding a reaction one has, or removing one one has not, is a no-op.
-	protocol.OpReactionAdd: true, protocol.OpReactionRemove: true,
+// idempotent reports whether op may be resent after a reconnect and
+// retried on unavailable (the table's Idempotent).
+func idempotent(op string) bool {
+	o, ok := protocol.LookupOp(op)
+	return ok && o.Idempotent
 }
 
 // Client is one session, re-established across connection drops.
@@ -747,7 +741,7 @@ func (c *Client) Call(ctx context.Context, op string, args any, out any) error {
 		if err != nil {
 			return err
 		}
-		retry := f.Error != nil && idempotent[op] && time.Now().Before(deadline) &&
+		retry := f.Error != nil && idempotent(op) && time.Now().Before(deadline) &&
 			(f.Error.Code == protocol.CodeUnavailable || f.Error.Code == codeDisconnected)
 		if !retry {
 			if f.Error != nil {
@@ -813,7 +807,7 @@ func (c *Client) attempt(ctx context.Context, op string, args []byte) (frame, er
 			if ctx.Err() != nil {
 				return frame{}, ctx.Err()
 			}
-			if !idempotent[op] {
+			if !idempotent(op) {
 				return frame{Error: &protocol.Error{Code: codeDisconnected}}, nil
 			}
 			continue // the read loop notices the drop; wait for the next connection

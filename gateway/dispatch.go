@@ -3,8 +3,6 @@ package gateway
 import (
 	"bytes"
 	"encoding/json"
-	"sort"
-	"sync"
 	"time"
 
 	"github.com/switchboard-chat/switchboard/actors/channel"
@@ -18,19 +16,36 @@ const (
 	kindUser    = clusterpb.Kind_KIND_USER
 )
 
-// channelOps are routed to the channel named by args.channel.
-var channelOps = map[string]bool{
-	protocol.OpChannelGet: true, protocol.OpChannelUpdate: true, protocol.OpChannelDelete: true,
-	protocol.OpChannelJoin: true, protocol.OpChannelLeave: true, protocol.OpChannelWatch: true,
-	protocol.OpChannelUnwatch: true, protocol.OpMembersList: true, protocol.OpMembersAdd: true,
-	protocol.OpMembersRemove: true, protocol.OpMembersInvite: true, protocol.OpMessageSend: true,
-	protocol.OpMessageEdit: true, protocol.OpMessageDelete: true, protocol.OpMessagesHistory: true,
-	protocol.OpReactionAdd: true, protocol.OpReactionRemove: true, protocol.OpMessageFlag: true,
-	protocol.OpMessageFavorite: true, protocol.OpTypingStart: true, protocol.OpTypingStop: true,
-	protocol.OpReadMark: true, protocol.OpMemberMute: true, protocol.OpMemberUnmute: true,
-	protocol.OpMemberBan: true, protocol.OpMemberUnban: true, protocol.OpMemberKick: true,
-	protocol.OpMemberRoles: true, protocol.OpChannelMute: true, protocol.OpChannelUnmute: true,
+// origin is who a request comes from: a WebSocket session, or a request
+// of the server HTTP API (api.go). Both go through dispatch: the same
+// checks, the same limits, the same actors.
+type origin interface {
+	// caller identifies the requester to the actors (a fresh copy).
+	caller() *clusterpb.Caller
+	// acquire takes an in-flight slot; false means the origin is gone and
+	// wants no reply. release returns the slot. A session blocks its read
+	// loop while it has MaxInflight requests out; an HTTP request holds a
+	// slot of the node's for its whole life, so its acquire never waits.
+	acquire() bool
+	release()
+	// channelOp is told of each channel request made for the origin
+	// (perms: a token join's grant, else nil) before it is sent, and
+	// returns what sees its reply on the inbox goroutine before the
+	// requester does (nil: nothing). A session's watches and join-token
+	// grants follow the replies this way.
+	channelOp(op, ch string, perms []string) func(*clusterpb.Reply)
 }
+
+// answer receives the reply of one request, exactly once.
+type answer func(*clusterpb.Reply)
+
+func errorReply(e *protocol.Error) *clusterpb.Reply {
+	return &clusterpb.Reply{Error: &clusterpb.Error{Code: string(e.Code), Message: e.Message, RetryAfterMs: e.RetryAfterMS}}
+}
+
+func resultReply(b []byte) *clusterpb.Reply { return &clusterpb.Reply{Result: b} }
+
+var internalReply = errorReply(protocol.Errorf(protocol.CodeInternal, "internal error"))
 
 // handleFrame handles one request frame. frame aliases the read buffer:
 // anything kept past this call is copied.
@@ -56,52 +71,276 @@ func (s *session) handleFrame(frame []byte) {
 		s.replyError(id, protocol.Errorf(protocol.CodeUnauthenticated, "connect first"))
 		return
 	}
-	switch req.Op {
+	op, ok := protocol.LookupOp(req.Op)
+	if !ok {
+		s.replyError(id, protocol.Errorf(protocol.CodeBadRequest, "unknown op %q", req.Op))
+		return
+	}
+	start := time.Now()
+	done := func(rep *clusterpb.Reply) {
+		s.observe(op.Name, rep, start)
+		s.reply(id, rep)
+	}
+	if op.Route == protocol.RouteSession {
+		if _, perr := op.Decode(args); perr != nil {
+			done(errorReply(perr))
+			return
+		}
+		s.sessionOp(op.Name)(s, args, done)
+		return
+	}
+	s.g.dispatch(s, op, args, done)
+}
+
+// sessionOp returns the handler of an op the session answers itself
+// (protocol.RouteSession), nil for any other. Its args are checked.
+func (s *session) sessionOp(name string) func(s *session, args []byte, done answer) {
+	switch name {
 	case protocol.OpLogout:
-		s.replyResult(id, []byte("{}"))
-		s.out.close(reasonLogout)
-	case protocol.OpMe, protocol.OpUserUpdate:
-		s.call(id, kindUser, s.user, req.Op, args)
-	case protocol.OpUsersGet:
-		s.usersGet(id, args)
+		return func(s *session, _ []byte, done answer) {
+			done(resultReply([]byte("{}")))
+			s.out.close(reasonLogout)
+		}
 	case protocol.OpPresenceWatch:
-		s.g.presence.watch(s, id, args)
+		return func(s *session, args []byte, done answer) { s.g.presence.watch(s, args, done) }
 	case protocol.OpPresenceUnwatch:
-		s.g.presence.unwatch(s, id, args)
-	case protocol.OpChannelCreate:
-		s.channelCreate(id, args)
-	case protocol.OpChannelsList:
-		s.channelsList(id, args)
-	case protocol.OpChannelsQuery:
-		s.channelsQuery(id, args) // query.go
+		return func(s *session, args []byte, done answer) { s.g.presence.unwatch(s, args, done) }
+	case protocol.OpConnect:
+		return func(s *session, _ []byte, done answer) {
+			done(errorReply(protocol.Errorf(protocol.CodeInvalidState, "already connected")))
+		}
+	}
+	return nil
+}
+
+// dispatch runs one op for o: an arg the op does not take is refused,
+// then the op goes where the table routes it; done gets the reply.
+//
+// The types of the args are checked where they are decoded: here for
+// what the gateway reads, by the actor for the rest (the same
+// bad_request, naming the field). So the hot ops (a send, a read mark)
+// cost the gateway a scan of their keys and the decode of their channel,
+// not a second full decode.
+func (g *Gateway) dispatch(o origin, op protocol.Op, args []byte, done answer) {
+	if perr := op.CheckArgs(args); perr != nil {
+		done(errorReply(perr))
+		return
+	}
+	var v any
+	if gatewayReads(op, args) {
+		v = op.New()
+		if perr := protocol.DecodeArgs(args, v); perr != nil {
+			done(errorReply(perr))
+			return
+		}
+	}
+	c := o.caller()
+	if op.AsUser && c.User == "" {
+		done(errorReply(protocol.Errorf(protocol.CodeBadRequest, "%s acts as a user: name one with the %s header", op.Name, protocol.HeaderUser)))
+		return
+	}
+	switch op.Route {
+	case protocol.RouteUser:
+		g.call(o, &clusterpb.Request{Kind: kindUser, Target: c.User, Op: op.Name, Args: args}, done)
+	case protocol.RouteGateway:
+		gatherOp(op.Name)(g, o, v, done)
+	case protocol.RouteChannel:
+		g.channelOp(o, op, args, v, done)
 	default:
-		if !channelOps[req.Op] {
-			s.replyError(id, protocol.Errorf(protocol.CodeBadRequest, "unknown op %q", req.Op))
-			return
-		}
-		var ref protocol.ChannelRef
-		if perr := protocol.DecodeArgs(args, &ref); perr != nil {
-			s.replyError(id, perr)
-			return
-		}
-		if req.Op == protocol.OpChannelJoin && s.tokenJoin(id, args) { // joins.go
-			return
-		}
-		if perr := s.checkID("channel", ref.Channel); perr != nil {
-			s.replyError(id, perr)
-			return
-		}
-		s.dropGrant(req.Op, ref.Channel)
-		if req.Op == protocol.OpMessageSend && s.sendWithFiles(id, ref.Channel, args) {
-			return
-		}
-		s.call(id, kindChannel, ref.Channel, req.Op, args)
+		done(errorReply(protocol.Errorf(protocol.CodeBadRequest, "%s needs a WebSocket session", op.Name)))
 	}
 }
 
+// gatherOp returns the handler of an op the gateway answers by asking
+// several actors (protocol.RouteGateway), nil for any other. v is the
+// op's decoded args.
+func gatherOp(name string) func(g *Gateway, o origin, v any, done answer) {
+	switch name {
+	case protocol.OpUsersGet:
+		return func(g *Gateway, o origin, v any, done answer) { g.usersGet(o, v.(*protocol.UsersGetArgs), done) }
+	case protocol.OpChannelsList:
+		return func(g *Gateway, o origin, v any, done answer) {
+			g.channelsList(o, v.(*protocol.ChannelsListArgs), done)
+		}
+	case protocol.OpChannelsQuery:
+		return func(g *Gateway, o origin, v any, done answer) {
+			g.channelsQuery(o, v.(*protocol.ChannelsQueryArgs), done)
+		}
+	}
+	return nil
+}
+
+// gatewayReads reports whether the gateway itself reads an op's args
+// (else only their channel, and the actor the rest).
+func gatewayReads(op protocol.Op, args []byte) bool {
+	if op.Route != protocol.RouteChannel {
+		return true
+	}
+	switch op.Name {
+	case protocol.OpChannelCreate, protocol.OpChannelJoin, protocol.OpMembersAdd, protocol.OpMembersInvite:
+		return true
+	case protocol.OpMessageSend:
+		return bytes.Contains(args, []byte(`"attachments"`))
+	}
+	return false
+}
+
+// channelOp routes an op to the channel its args name, after what the
+// gateway itself decides: a new channel's id, a join token, that added
+// users exist, a send's attachments. v is the decoded args when
+// gatewayReads, else nil.
+func (g *Gateway) channelOp(o origin, op protocol.Op, args []byte, v any, done answer) {
+	switch op.Name {
+	case protocol.OpChannelCreate:
+		g.channelCreate(o, v.(*protocol.ChannelCreateArgs), args, done)
+		return
+	case protocol.OpChannelJoin:
+		if a := v.(*protocol.WatchArgs); a.Token != "" {
+			g.tokenJoin(o, a, done) // joins.go
+			return
+		}
+	}
+	var ch string
+	if v != nil {
+		ch = op.StringArg(v, "channel")
+	} else {
+		var ref protocol.ChannelRef
+		if perr := protocol.DecodeArgs(args, &ref); perr != nil {
+			done(errorReply(perr))
+			return
+		}
+		ch = ref.Channel
+	}
+	if perr := g.checkID("channel", ch); perr != nil {
+		done(errorReply(perr))
+		return
+	}
+	req := &clusterpb.Request{Kind: kindChannel, Target: ch, Op: op.Name, Args: args}
+	switch op.Name {
+	case protocol.OpMembersAdd, protocol.OpMembersInvite:
+		g.whenUsersExist(o, v.(*protocol.MembersArgs).Users, req, done)
+		return
+	case protocol.OpMessageSend:
+		if a, _ := v.(*protocol.SendArgs); a != nil && len(a.Attachments) > 0 {
+			g.sendWithFiles(o, ch, args, a.Attachments, done) // files.go
+			return
+		}
+	}
+	g.call(o, req, done)
+}
+
+// channelCreate picks the new channel's id and routes the create to it:
+// the id the client chose, the distinct id of a conversation's members,
+// or a fresh random one.
+func (g *Gateway) channelCreate(o origin, a *protocol.ChannelCreateArgs, args []byte, done answer) {
+	target := a.ID
+	fresh := false
+	switch {
+	case a.Distinct:
+		if target != "" {
+			done(errorReply(protocol.Errorf(protocol.CodeBadRequest, "a distinct conversation's id is derived from its members; leave id out")))
+			return
+		}
+		target = channel.DistinctID(append(append([]string{}, a.Members...), o.caller().User))
+	case target == "":
+		target = "ch-" + randomID() + randomID()
+		fresh = true
+	}
+	if perr := g.checkID("id", target); perr != nil {
+		done(errorReply(perr))
+		return
+	}
+	req := &clusterpb.Request{Kind: kindChannel, Target: target, Op: protocol.OpChannelCreate, Args: args, Fresh: fresh}
+	if a.Distinct {
+		g.whenUsersExist(o, a.Members, req, done)
+		return
+	}
+	g.call(o, req, done)
+}
+
+// whenUsersExist routes req once every user in users is known (has
+// connected, or was created by PUT /v1/users/{id}); a user never seen is
+// not_found, so a typo never becomes a member. Lists the channel would
+// refuse anyway (empty, too long, a malformed id) go to it unchecked, to
+// be refused with its own words.
+func (g *Gateway) whenUsersExist(o origin, users []string, req *clusterpb.Request, done answer) {
+	var uniq []string
+	for _, u := range users {
+		if g.checkID("users", u) != nil || len(users) > maxUsersPerOp {
+			g.call(o, req, done)
+			return
+		}
+		if !contains(uniq, u) {
+			uniq = append(uniq, u)
+		}
+	}
+	if !o.acquire() {
+		return
+	}
+	c := o.caller()
+	reqs := make([]*clusterpb.Request, len(uniq))
+	for i, u := range uniq {
+		reqs[i] = &clusterpb.Request{Kind: kindUser, Target: u, Op: user.OpGet, Caller: c}
+	}
+	g.gather(reqs, func(reps []*clusterpb.Reply) {
+		for i, rep := range reps {
+			if rep.Error == nil {
+				continue
+			}
+			o.release()
+			if protocol.Code(rep.Error.Code) == protocol.CodeNotFound {
+				rep = errorReply(protocol.Errorf(protocol.CodeNotFound, "no user %q: a user exists once it has connected or been created with PUT /v1/users/{id}", uniq[i]))
+			}
+			done(rep)
+			return
+		}
+		g.callHeld(o, req, done)
+	})
+}
+
+// maxUsersPerOp bounds the users one members.add or members.invite names
+// (the channel refuses more: too_large).
+const maxUsersPerOp = 100
+
+func contains(s []string, v string) bool {
+	for _, x := range s {
+		if x == v {
+			return true
+		}
+	}
+	return false
+}
+
+// call routes a request for o and answers with what comes back.
+func (g *Gateway) call(o origin, req *clusterpb.Request, done answer) {
+	if !o.acquire() {
+		return
+	}
+	g.callHeld(o, req, done)
+}
+
+// callHeld is call for a caller that holds o's in-flight slot; the reply
+// returns it. A request without a Caller is sent as o.
+func (g *Gateway) callHeld(o origin, req *clusterpb.Request, done answer) {
+	if req.Caller == nil {
+		req.Caller = o.caller()
+	}
+	var seen func(*clusterpb.Reply)
+	if req.Kind == kindChannel {
+		seen = o.channelOp(req.Op, req.Target, req.Caller.Perms)
+	}
+	g.cl.Request(req, g.cfg.RequestTimeout, func(rep *clusterpb.Reply) {
+		o.release()
+		if seen != nil {
+			seen(rep)
+		}
+		done(rep)
+	})
+}
+
 // checkID validates an id the client chose.
-func (s *session) checkID(field, v string) *protocol.Error {
-	return checkID(field, v, s.g.cfg.Limits.MaxIDLen)
+func (g *Gateway) checkID(field, v string) *protocol.Error {
+	return checkID(field, v, g.cfg.Limits.MaxIDLen)
 }
 
 // checkID validates an id: 1 to max bytes of printable ASCII, no spaces.
@@ -121,8 +360,8 @@ func checkID(field, v string, max int) *protocol.Error {
 }
 
 // pageLimit validates a page size (0: the default).
-func (s *session) pageLimit(n int) (int, *protocol.Error) {
-	l := s.g.cfg.Limits
+func (g *Gateway) pageLimit(n int) (int, *protocol.Error) {
+	l := g.cfg.Limits
 	if n == 0 {
 		return l.DefaultHistoryLimit, nil
 	}
@@ -132,28 +371,7 @@ func (s *session) pageLimit(n int) (int, *protocol.Error) {
 	return n, nil
 }
 
-// replyUsers answers with {users}: the user of each reply, in order,
-// leaving out users that do not exist.
-func (s *session) replyUsers(id []byte, reps []*clusterpb.Reply) {
-	users := make([]json.RawMessage, 0, len(reps))
-	for _, rep := range reps {
-		if rep.Error != nil {
-			if protocol.Code(rep.Error.Code) == protocol.CodeNotFound {
-				continue
-			}
-			s.replyError(id, replyError(rep))
-			return
-		}
-		var u struct {
-			User json.RawMessage `json:"user"`
-		}
-		if json.Unmarshal(rep.Result, &u) == nil {
-			users = append(users, u.User)
-		}
-	}
-	res, _ := json.Marshal(map[string]any{"users": users})
-	s.replyResult(id, res)
-}
+// A session is an origin.
 
 func (s *session) caller() *clusterpb.Caller {
 	return &clusterpb.Caller{User: s.user, Admin: s.admin, Session: s.id, Gateway: s.g.cl.Address(), Name: s.name, Image: s.image}
@@ -172,6 +390,33 @@ func (s *session) acquire() bool {
 
 func (s *session) release() { <-s.inflight }
 
+// channelOp: a join, watch, unwatch or leave the client issues drops the
+// session's join-token grant in the channel, and a token join records
+// its own once answered (joins.go); a reply that started or stopped a
+// watch updates the hub, on the inbox goroutine, before the client sees
+// the reply.
+func (s *session) channelOp(op, ch string, perms []string) func(*clusterpb.Reply) {
+	var mark uint64
+	if perms != nil {
+		mark = s.grants.mark()
+	} else {
+		s.dropGrant(op, ch)
+	}
+	return func(rep *clusterpb.Reply) {
+		if rep.Error != nil {
+			return
+		}
+		if rep.Watching {
+			s.g.hub.watch(s, ch, rep.Seq)
+		} else if rep.Unwatching {
+			s.g.hub.unwatch(s, ch)
+		}
+		if perms != nil {
+			s.grants.setIf(ch, perms, mark)
+		}
+	}
+}
+
 // route sends one request as this session; done gets the reply. A
 // channel request carries the session's join-token grant for the channel
 // (see joins.go; the hub's batched re-watch carries it per session).
@@ -184,52 +429,21 @@ func (s *session) route(kind clusterpb.Kind, target, op string, args []byte, don
 	s.g.cl.Request(req, s.g.cfg.RequestTimeout, done)
 }
 
-// call routes a client request and replies with what comes back. A reply
-// that started or stopped a watch updates the hub first, on the inbox
-// goroutine, before the reply is queued.
-func (s *session) call(id []byte, kind clusterpb.Kind, target, op string, args []byte) {
-	s.callReq(id, &clusterpb.Request{Kind: kind, Target: target, Op: op, Args: args})
-}
-
-func (s *session) callReq(id []byte, req *clusterpb.Request) { s.callReqThen(id, req, nil) }
-
-// callReqThen is callReq with a hook that sees the reply (on the inbox
-// goroutine) before the client does. A request without a Caller is sent
-// as this session.
-func (s *session) callReqThen(id []byte, req *clusterpb.Request, then func(*clusterpb.Reply)) {
-	if !s.acquire() {
-		return
-	}
-	start := time.Now()
-	kind, target, op := req.Kind, req.Target, req.Op
-	if req.Caller == nil {
-		req.Caller = s.caller()
-	}
-	s.g.cl.Request(req, s.g.cfg.RequestTimeout, func(rep *clusterpb.Reply) {
-		s.release()
-		s.observe(op, rep, start)
-		if rep.Error == nil && kind == kindChannel {
-			if rep.Watching {
-				s.g.hub.watch(s, target, rep.Seq)
-			} else if rep.Unwatching {
-				s.g.hub.unwatch(s, target)
-			}
-		}
-		if then != nil {
-			then(rep)
-		}
-		s.reply(id, rep)
-	})
-}
-
 func (s *session) observe(op string, rep *clusterpb.Reply, start time.Time) {
 	if m := s.g.cfg.Metrics; m.Request != nil {
-		code := "ok"
-		if rep.Error != nil {
-			code = string(replyError(rep).Code)
-		}
-		m.Request(op, code, time.Since(start))
+		m.observe(op, rep, start)
 	}
+}
+
+func (m *Metrics) observe(op string, rep *clusterpb.Reply, start time.Time) {
+	if m.Request == nil {
+		return
+	}
+	code := "ok"
+	if rep.Error != nil {
+		code = string(replyError(rep).Code)
+	}
+	m.Request(op, code, time.Since(start))
 }
 
 func (s *session) reply(id []byte, rep *clusterpb.Reply) {
@@ -250,263 +464,16 @@ func replyError(rep *clusterpb.Reply) *protocol.Error {
 	return e
 }
 
-// connect authenticates the session. It runs in the read loop and waits
-// for the user's actor, so frames after connect see an authenticated
-// session.
-func (s *session) connect(id []byte, args []byte) {
-	if s.authed.Load() {
-		s.replyError(id, protocol.Errorf(protocol.CodeInvalidState, "already connected"))
-		return
+// decodeResult decodes a successful reply's result into v; a result
+// that does not decode is an internal error.
+func decodeResult(rep *clusterpb.Reply, v any) *clusterpb.Reply {
+	if rep.Error != nil {
+		return rep
 	}
-	var a protocol.ConnectArgs
-	if perr := protocol.DecodeArgs(args, &a); perr != nil {
-		s.replyError(id, perr)
-		return
+	if json.Unmarshal(rep.Result, v) != nil {
+		return internalReply
 	}
-	var userID, name, image string
-	var admin bool
-	switch {
-	case a.Token != "":
-		sess, perr := s.g.auth.Session(a.Token)
-		if perr != nil {
-			s.replyError(id, perr)
-			return
-		}
-		userID, name, image, admin = sess.User, sess.Name, sess.Image, sess.Admin
-	case s.g.cfg.DevAuth:
-		if perr := s.checkID("user_id", a.UserID); perr != nil {
-			s.replyError(id, perr)
-			return
-		}
-		userID, name = a.UserID, a.Name
-	default:
-		s.replyError(id, protocol.Errorf(protocol.CodeUnauthenticated, "token is required"))
-		return
-	}
-	if perr := s.checkID("user", userID); perr != nil {
-		s.replyError(id, perr)
-		return
-	}
-	if len(name) > s.g.cfg.Limits.MaxNameLen {
-		s.replyError(id, protocol.Errorf(protocol.CodeTooLong, "name is %d bytes, the limit is %d", len(name), s.g.cfg.Limits.MaxNameLen))
-		return
-	}
-	s.user, s.name, s.image, s.admin = userID, name, image, admin
-	s.g.presence.opened(s)
-	loginArgs, _ := json.Marshal(user.LoginArgs{Name: name, Image: image, PresenceTTLMS: s.g.presence.ttl().Milliseconds()})
-	done := make(chan *clusterpb.Reply, 1)
-	s.route(kindUser, userID, user.OpLogin, loginArgs, func(rep *clusterpb.Reply) { done <- rep })
-	var rep *clusterpb.Reply
-	select {
-	case rep = <-done:
-	case <-s.ctx.Done():
-		return
-	}
-	var u struct {
-		User protocol.User `json:"user"`
-	}
-	switch {
-	case rep.Error != nil && protocol.Code(rep.Error.Code) == protocol.CodeUnavailable:
-		// The user's node is down or the user is moving: the session is
-		// still good, its profile comes from the token's claims.
-		s.g.log.Info("connect without the user's profile", "user", userID, "err", rep.Error.Message)
-		u.User = protocol.User{ID: userID, Name: name, Image: image}
-	case rep.Error != nil:
-		s.g.presence.closed(s) // not connected after all
-		s.replyError(id, replyError(rep))
-		return
-	default:
-		if err := json.Unmarshal(rep.Result, &u); err != nil {
-			s.g.presence.closed(s)
-			s.replyError(id, protocol.Errorf(protocol.CodeInternal, "internal error"))
-			return
-		}
-	}
-	u.User.Admin = admin
-	u.User.Status = "online"
-	s.authed.Store(true)
-	res, _ := json.Marshal(protocol.ConnectResult{
-		SessionID:  s.id,
-		User:       u.User,
-		ServerTime: protocol.At(time.Now()),
-		Limits:     s.g.cfg.Limits,
-	})
-	s.replyResult(id, res)
-}
-
-// channelCreate picks the new channel's id and routes the create to it:
-// the id the client chose, the distinct id of a conversation's members,
-// or a fresh random one.
-func (s *session) channelCreate(id, args []byte) {
-	var a protocol.ChannelCreateArgs
-	if perr := protocol.DecodeArgs(args, &a); perr != nil {
-		s.replyError(id, perr)
-		return
-	}
-	target := a.ID
-	fresh := false
-	switch {
-	case a.Distinct:
-		if target != "" {
-			s.replyError(id, protocol.Errorf(protocol.CodeBadRequest, "a distinct conversation's id is derived from its members; leave id out"))
-			return
-		}
-		target = channel.DistinctID(append(append([]string{}, a.Members...), s.user))
-	case target == "":
-		target = "ch-" + randomID() + randomID()
-		fresh = true
-	}
-	if perr := s.checkID("id", target); perr != nil {
-		s.replyError(id, perr)
-		return
-	}
-	s.callReq(id, &clusterpb.Request{Kind: kindChannel, Target: target, Op: protocol.OpChannelCreate, Args: args, Fresh: fresh})
-}
-
-// fanout sends reqs concurrently and calls done once with every reply, in
-// the order of reqs. It holds one in-flight slot.
-func (s *session) fanout(reqs []*clusterpb.Request, done func([]*clusterpb.Reply)) {
-	if s.acquire() {
-		s.fanoutHeld(reqs, done)
-	}
-}
-
-// fanoutHeld is fanout for a caller that already holds a slot; it releases
-// it. It never blocks.
-func (s *session) fanoutHeld(reqs []*clusterpb.Request, done func([]*clusterpb.Reply)) {
-	reps := make([]*clusterpb.Reply, len(reqs))
-	if len(reqs) == 0 {
-		s.release()
-		done(reps)
-		return
-	}
-	var mu sync.Mutex
-	left := len(reqs)
-	for i, r := range reqs {
-		s.g.cl.Request(r, s.g.cfg.RequestTimeout, func(rep *clusterpb.Reply) {
-			mu.Lock()
-			reps[i] = rep
-			left--
-			last := left == 0
-			mu.Unlock()
-			if last {
-				s.release()
-				done(reps)
-			}
-		})
-	}
-}
-
-// usersGet returns the users with the given ids (unknown ones are left out).
-func (s *session) usersGet(id, args []byte) {
-	var a struct {
-		IDs []string `json:"ids"`
-	}
-	if perr := protocol.DecodeArgs(args, &a); perr != nil {
-		s.replyError(id, perr)
-		return
-	}
-	if len(a.IDs) > s.g.cfg.Limits.MaxHistoryLimit {
-		s.replyError(id, protocol.Errorf(protocol.CodeTooLarge, "%d ids, at most %d per request", len(a.IDs), s.g.cfg.Limits.MaxHistoryLimit))
-		return
-	}
-	reqs := make([]*clusterpb.Request, len(a.IDs))
-	for i, u := range a.IDs {
-		if perr := s.checkID("ids", u); perr != nil {
-			s.replyError(id, perr)
-			return
-		}
-		reqs[i] = &clusterpb.Request{Kind: kindUser, Target: u, Op: user.OpGet, Caller: s.caller()}
-	}
-	s.fanout(reqs, func(reps []*clusterpb.Reply) { s.replyUsers(id, reps) })
-}
-
-// channelsList lists the caller's channels, newest activity first. The
-// user's actor holds the ids; each channel answers a summary from memory.
-// The cursor is the last entry's (last_activity, id).
-func (s *session) channelsList(id, args []byte) {
-	var a protocol.ChannelsListArgs
-	if perr := protocol.DecodeArgs(args, &a); perr != nil {
-		s.replyError(id, perr)
-		return
-	}
-	limit, perr := s.pageLimit(a.Limit)
-	if perr != nil {
-		s.replyError(id, perr)
-		return
-	}
-	var after *listCursor
-	if a.Cursor != "" {
-		c, ok := parseCursor(a.Cursor)
-		if !ok {
-			s.replyError(id, protocol.Errorf(protocol.CodeBadRequest, "invalid cursor"))
-			return
-		}
-		after = &c
-	}
-	if !s.acquire() {
-		return
-	}
-	s.route(kindUser, s.user, user.OpChannels, nil, func(rep *clusterpb.Reply) {
-		var ids user.ChannelsResult
-		if rep.Error == nil && json.Unmarshal(rep.Result, &ids) != nil {
-			rep = &clusterpb.Reply{Error: &clusterpb.Error{Code: string(protocol.CodeInternal), Message: "internal error"}}
-		}
-		if rep.Error != nil {
-			s.release()
-			s.replyError(id, replyError(rep))
-			return
-		}
-		reqs := make([]*clusterpb.Request, len(ids.Channels))
-		for i, ch := range ids.Channels {
-			reqs[i] = &clusterpb.Request{Kind: kindChannel, Target: ch, Op: channel.OpSummary, Caller: s.caller()}
-		}
-		s.fanoutHeld(reqs, func(reps []*clusterpb.Reply) {
-			s.finishList(id, ids.Channels, reps, after, limit)
-		})
-	})
-}
-
-// finishList pages the summaries. A channel that cannot answer does not
-// fail the list: it is named in unavailable (on the first page, since
-// without its summary it has no place in the order).
-func (s *session) finishList(id []byte, ids []string, reps []*clusterpb.Reply, after *listCursor, limit int) {
-	var chans []*protocol.Channel
-	var unavailable []string
-	for i, rep := range reps {
-		if rep.Error != nil {
-			switch protocol.Code(rep.Error.Code) {
-			case protocol.CodeNotMember, protocol.CodeNotFound:
-				// left or deleted since the index saw it
-			default:
-				unavailable = append(unavailable, ids[i])
-			}
-			continue
-		}
-		var c protocol.Channel
-		if json.Unmarshal(rep.Result, &c) == nil {
-			chans = append(chans, &c)
-		}
-	}
-	sort.Slice(chans, func(i, j int) bool { return cursorOf(chans[i]).before(cursorOf(chans[j])) })
-	start := 0
-	if after != nil {
-		start = sort.Search(len(chans), func(i int) bool { return after.before(cursorOf(chans[i])) })
-	}
-	page := chans[start:]
-	res := protocol.ChannelsListResult{Channels: page}
-	if after == nil {
-		res.Unavailable = unavailable
-	}
-	if len(page) > limit {
-		res.Channels = page[:limit]
-		res.Cursor = cursorOf(page[limit-1]).String()
-	}
-	if res.Channels == nil {
-		res.Channels = []*protocol.Channel{}
-	}
-	b, _ := json.Marshal(res)
-	s.replyResult(id, b)
+	return nil
 }
 
 // sessionsClosed tells a channel that a session of this gateway ended.

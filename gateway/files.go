@@ -2,7 +2,6 @@ package gateway
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -11,6 +10,7 @@ import (
 	"net/http"
 	"net/url"
 	"path"
+	"strconv"
 	"strings"
 	"time"
 	"unicode"
@@ -139,37 +139,26 @@ func (g *Gateway) authHTTP(r *http.Request) (httpUser, *protocol.Error) {
 	return httpUser{}, protocol.Errorf(protocol.CodeUnauthenticated, "Authorization: Bearer <session token> required")
 }
 
-// httpStatus maps a wire error to an HTTP status.
-func httpStatus(c protocol.Code) int {
-	switch c {
-	case protocol.CodeBadRequest, protocol.CodeTooLong:
-		return http.StatusBadRequest
-	case protocol.CodeUnauthenticated, protocol.CodeTokenInvalid, protocol.CodeTokenExpired:
-		return http.StatusUnauthorized
-	case protocol.CodeForbidden, protocol.CodeNotMember, protocol.CodeBanned:
-		return http.StatusForbidden
-	case protocol.CodeNotFound:
-		return http.StatusNotFound
-	case protocol.CodeTooLarge:
-		return http.StatusRequestEntityTooLarge
-	case protocol.CodeRateLimited:
-		return http.StatusTooManyRequests
-	case protocol.CodeUnavailable:
-		return http.StatusServiceUnavailable
-	}
-	return http.StatusInternalServerError
-}
-
+// writeHTTPError answers e with its status (status 0: the code's, see
+// protocol.HTTPStatus), WWW-Authenticate on a 401 and Retry-After (whole
+// seconds, rounded up) on a 429 or 503.
 func writeHTTPError(w http.ResponseWriter, status int, e *protocol.Error) {
 	if status == 0 {
-		status = httpStatus(e.Code)
+		status = protocol.HTTPStatus(e.Code)
 	}
-	if e.Code == protocol.CodeUnauthenticated || e.Code == protocol.CodeTokenInvalid || e.Code == protocol.CodeTokenExpired {
-		w.Header().Set("WWW-Authenticate", `Bearer realm="switchboard"`)
+	h := w.Header()
+	switch status {
+	case http.StatusUnauthorized:
+		h.Set("WWW-Authenticate", `Bearer realm="switchboard"`)
+	case http.StatusTooManyRequests, http.StatusServiceUnavailable:
+		h.Set("Retry-After", strconv.FormatInt(max((e.RetryAfterMS+999)/1000, 1), 10))
 	}
-	w.Header().Set("Content-Type", "application/json")
+	h.Set("Content-Type", "application/json")
+	h.Set("X-Content-Type-Options", "nosniff")
 	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(map[string]any{"error": e})
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	_ = enc.Encode(protocol.ErrorBody{Error: e})
 }
 
 // callSync routes a request and waits for its reply or ctx.
@@ -455,53 +444,38 @@ func (f *files) proxy(w http.ResponseWriter, r *http.Request, node string) {
 
 // sendWithFiles routes a message.send that names attachments: the
 // sender's user actor resolves them, then the channel gets the send with
-// the file objects. It reports false for a send without attachments (the
-// caller routes it as usual).
-func (s *session) sendWithFiles(id []byte, ch string, args []byte) bool {
-	if !bytes.Contains(args, []byte(`"attachments"`)) {
-		return false
+// the file objects.
+func (g *Gateway) sendWithFiles(o origin, ch string, args []byte, attachments []string, done answer) {
+	fail := func(perr *protocol.Error) { done(errorReply(perr)) }
+	if max := g.cfg.Limits.MaxAttachments; len(attachments) > max {
+		fail(protocol.Errorf(protocol.CodeTooLarge, "%d attachments, the limit is %d", len(attachments), max))
+		return
 	}
-	var a struct {
-		Attachments []string `json:"attachments"`
-	}
-	if protocol.DecodeArgs(args, &a) != nil || len(a.Attachments) == 0 {
-		return false // the channel reports what is wrong
-	}
-	if max := s.g.cfg.Limits.MaxAttachments; len(a.Attachments) > max {
-		s.replyError(id, protocol.Errorf(protocol.CodeTooLarge, "%d attachments, the limit is %d", len(a.Attachments), max))
-		return true
-	}
-	ids := make([]string, 0, len(a.Attachments))
-	seen := map[string]bool{}
-	for _, f := range a.Attachments {
+	c := o.caller()
+	ids := make([]string, 0, len(attachments))
+	for _, f := range attachments {
 		_, owner, ok := parseFileID(f)
 		switch {
 		case !ok:
-			s.replyError(id, protocol.Errorf(protocol.CodeNotFound, "no file %q", f))
-			return true
-		case owner != s.user:
-			s.replyError(id, protocol.Errorf(protocol.CodeForbidden, "file %s was uploaded by another user", f))
-			return true
+			fail(protocol.Errorf(protocol.CodeNotFound, "no file %q", f))
+			return
+		case owner != c.User:
+			fail(protocol.Errorf(protocol.CodeForbidden, "file %s was uploaded by another user", f))
+			return
 		}
-		if !seen[f] {
-			seen[f] = true
+		if !contains(ids, f) {
 			ids = append(ids, f)
 		}
 	}
-	if !s.acquire() {
-		return true
+	if !o.acquire() {
+		return
 	}
-	start := time.Now()
 	useArgs, _ := json.Marshal(user.FileUseArgs{IDs: ids, Channel: ch})
-	s.route(kindUser, s.user, user.OpFileUse, useArgs, func(rep *clusterpb.Reply) {
+	g.cl.Request(&clusterpb.Request{Kind: kindUser, Target: c.User, Op: user.OpFileUse, Args: useArgs, Caller: c}, g.cfg.RequestTimeout, func(rep *clusterpb.Reply) {
 		var used user.FilesResult
-		if rep.Error == nil && json.Unmarshal(rep.Result, &used) != nil {
-			rep = &clusterpb.Reply{Error: &clusterpb.Error{Code: string(protocol.CodeInternal), Message: "internal error"}}
-		}
-		if rep.Error != nil {
-			s.release()
-			s.observe(protocol.OpMessageSend, rep, start)
-			s.reply(id, rep)
+		if bad := decodeResult(rep, &used); bad != nil {
+			o.release()
+			done(bad)
 			return
 		}
 		inner := channel.SendFilesArgs{Args: args, Files: make([]channel.AttachedFile, len(used.Files))}
@@ -509,11 +483,6 @@ func (s *session) sendWithFiles(id []byte, ch string, args []byte) bool {
 			inner.Files[i] = channel.AttachedFile{File: f.File, Owner: f.Owner}
 		}
 		b, _ := json.Marshal(inner)
-		s.route(kindChannel, ch, channel.OpSendFiles, b, func(rep *clusterpb.Reply) {
-			s.release()
-			s.observe(protocol.OpMessageSend, rep, start)
-			s.reply(id, rep)
-		})
+		g.callHeld(o, &clusterpb.Request{Kind: kindChannel, Target: ch, Op: channel.OpSendFiles, Args: b}, done)
 	})
-	return true
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/switchboard-chat/switchboard/cluster"
 	"github.com/switchboard-chat/switchboard/gateway/auth"
 	"github.com/switchboard-chat/switchboard/protocol"
+	"github.com/switchboard-chat/switchboard/protocol/openapi"
 )
 
 // Subprotocol is the WebSocket subprotocol of the JSON encoding.
@@ -51,6 +52,16 @@ type Config struct {
 	PresenceInterval time.Duration // default 10 s
 	// Files configures POST and GET /v1/files.
 	Files FilesConfig
+
+	// APIKeys are the server API keys the HTTP API accepts (several, so a
+	// key can be rotated); none refuses API-key requests.
+	APIKeys auth.APIKeys
+	// TokenSigner signs the tokens POST /v1/tokens mints (nil: the node
+	// has no signing key, and refuses).
+	TokenSigner *auth.Signer
+	// APIInflight bounds the HTTP API requests this node serves at once;
+	// past it they get 503 (default 1024).
+	APIInflight int
 }
 
 func (c *Config) withDefaults() {
@@ -71,6 +82,7 @@ func (c *Config) withDefaults() {
 	def(&c.QueueBytes, 4<<20)
 	def(&c.MaxWriteBytes, 64<<10)
 	def(&c.MaxSessions, 100000)
+	def(&c.APIInflight, 1024)
 	defd(&c.WriteTimeout, 10*time.Second)
 	defd(&c.PingInterval, 25*time.Second)
 	defd(&c.PingTimeout, 10*time.Second)
@@ -106,6 +118,9 @@ type Gateway struct {
 
 	presence *presence
 	files    *files
+
+	apiSlots chan struct{} // one per HTTP API request being served
+	openapi  []byte        // GET /v1/openapi.json
 }
 
 // New makes a gateway and installs it as the node's event handler.
@@ -116,6 +131,8 @@ func New(cfg Config, cl *cluster.Cluster, v *auth.Verifier) *Gateway {
 	g.hub = newHub(g)
 	g.presence = newPresence(g)
 	g.files = newFiles(g)
+	g.apiSlots = make(chan struct{}, cfg.APIInflight)
+	g.openapi = openapi.Document()
 	cl.SetHandler(eventRouter{g.hub, g.presence})
 	cl.OnChange(func(old, cur cluster.Member) {
 		if g.hub.viewPending.CompareAndSwap(false, true) {

@@ -75,43 +75,34 @@ func (s *session) dropGrant(op, ch string) {
 	}
 }
 
-// tokenJoin handles a channel.join that carries a token and reports
-// whether it did (false: no token, an ordinary join).
-func (s *session) tokenJoin(id, args []byte) bool {
-	var a protocol.WatchArgs
-	if perr := protocol.DecodeArgs(args, &a); perr != nil || a.Token == "" {
-		return false // an ordinary join reports its own errors
-	}
-	j, perr := s.g.auth.Join(a.Token)
+// tokenJoin handles a channel.join that carries a token. Over HTTP the
+// token's perms decide the membership the join writes, and nothing
+// watches.
+func (g *Gateway) tokenJoin(o origin, a *protocol.WatchArgs, done answer) {
+	fail := func(perr *protocol.Error) { done(errorReply(perr)) }
+	j, perr := g.auth.Join(a.Token)
 	if perr != nil {
-		s.replyError(id, perr)
-		return true
+		fail(perr)
+		return
 	}
-	if j.User != s.user {
-		s.replyError(id, protocol.Errorf(protocol.CodeTokenInvalid, "token invalid: it was issued to another user"))
-		return true
+	c := o.caller()
+	if j.User != c.User {
+		fail(protocol.Errorf(protocol.CodeTokenInvalid, "token invalid: it was issued to another user"))
+		return
 	}
 	if a.Channel != "" && a.Channel != j.Channel {
-		s.replyError(id, protocol.Errorf(protocol.CodeTokenInvalid, "token invalid: it is for channel %s", j.Channel))
-		return true
+		fail(protocol.Errorf(protocol.CodeTokenInvalid, "token invalid: it is for channel %s", j.Channel))
+		return
 	}
-	if perr := s.checkID("token channel", j.Channel); perr != nil {
-		s.replyError(id, protocol.Errorf(protocol.CodeTokenInvalid, "token invalid: %s", perr.Message))
-		return true
+	if perr := g.checkID("token channel", j.Channel); perr != nil {
+		fail(protocol.Errorf(protocol.CodeTokenInvalid, "token invalid: %s", perr.Message))
+		return
 	}
 	perms := j.Perms
 	if len(perms) == 0 {
 		perms = []string{"read"} // a join token lets one read, at least
 	}
 	fwd, _ := json.Marshal(protocol.WatchArgs{Channel: j.Channel, SinceSeq: a.SinceSeq})
-	c := s.caller()
 	c.Perms = perms
-	req := &clusterpb.Request{Kind: kindChannel, Target: j.Channel, Op: protocol.OpChannelJoin, Args: fwd, Caller: c}
-	mark := s.grants.mark()
-	s.callReqThen(id, req, func(rep *clusterpb.Reply) {
-		if rep.Error == nil {
-			s.grants.setIf(j.Channel, perms, mark)
-		}
-	})
-	return true
+	g.call(o, &clusterpb.Request{Kind: kindChannel, Target: j.Channel, Op: protocol.OpChannelJoin, Args: fwd, Caller: c}, done)
 }

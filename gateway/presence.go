@@ -35,7 +35,7 @@ type presence struct {
 	// its actor in the order the maps changed: a heartbeat can never
 	// renew a session after the report that closed it.
 	mu       sync.Mutex
-	sessions map[string]map[string]struct{}   // user → its open local sessions
+	sessions map[string]map[string]*session   // user → its open local sessions by id
 	watchers map[string]map[*session]struct{} // watched user → local watchers
 	watching map[*session]map[string]struct{} // open session → users it watches
 	pending  map[*session]int                 // open session → watch slots reserved by requests in flight
@@ -50,7 +50,7 @@ func newPresence(g *Gateway) *presence {
 	p := &presence{
 		g:        g,
 		interval: g.cfg.PresenceInterval,
-		sessions: make(map[string]map[string]struct{}),
+		sessions: make(map[string]map[string]*session),
 		watchers: make(map[string]map[*session]struct{}),
 		watching: make(map[*session]map[string]struct{}),
 		pending:  make(map[*session]int),
@@ -94,10 +94,10 @@ func (p *presence) opened(s *session) {
 	defer p.mu.Unlock()
 	ss := p.sessions[s.user]
 	if ss == nil {
-		ss = make(map[string]struct{})
+		ss = make(map[string]*session)
 		p.sessions[s.user] = ss
 	}
-	ss[s.id] = struct{}{}
+	ss[s.id] = s
 	p.watching[s] = make(map[string]struct{})
 }
 
@@ -280,15 +280,15 @@ func (p *presence) deliver(userID string, ev *clusterpb.Events) {
 // watch handles presence.watch: every listed user that exists is watched
 // by the session from now on; the reply holds their current profiles
 // (with status and last_seen). Unknown users are left out and not watched.
-func (p *presence) watch(s *session, id []byte, args []byte) {
+func (p *presence) watch(s *session, args []byte, done answer) {
 	users, perr := p.users(s, args)
 	if perr != nil {
-		s.replyError(id, perr)
+		done(errorReply(perr))
 		return
 	}
 	fresh, perr := p.admit(s, users)
 	if perr != nil {
-		s.replyError(id, perr)
+		done(errorReply(perr))
 		return
 	}
 	if !s.acquire() {
@@ -303,7 +303,7 @@ func (p *presence) watch(s *session, id []byte, args []byte) {
 	finish := func() {
 		p.reserve(s, -fresh)
 		s.release()
-		s.replyUsers(id, reps)
+		done(usersReply(reps))
 	}
 	if len(users) == 0 {
 		finish()
@@ -391,10 +391,10 @@ func (p *presence) added(s *session, u string, result []byte) {
 }
 
 // unwatch handles presence.unwatch.
-func (p *presence) unwatch(s *session, id []byte, args []byte) {
+func (p *presence) unwatch(s *session, args []byte, done answer) {
 	users, perr := p.users(s, args)
 	if perr != nil {
-		s.replyError(id, perr)
+		done(errorReply(perr))
 		return
 	}
 	p.mu.Lock()
@@ -404,7 +404,7 @@ func (p *presence) unwatch(s *session, id []byte, args []byte) {
 		}
 	}
 	p.mu.Unlock()
-	s.replyResult(id, []byte("{}"))
+	done(resultReply([]byte("{}")))
 }
 
 // users decodes and checks the users of presence.watch/unwatch.
@@ -419,7 +419,7 @@ func (p *presence) users(s *session, args []byte) ([]string, *protocol.Error) {
 	seen := make(map[string]bool, len(a.Users))
 	out := make([]string, 0, len(a.Users))
 	for _, u := range a.Users {
-		if perr := s.checkID("users", u); perr != nil {
+		if perr := s.g.checkID("users", u); perr != nil {
 			return nil, perr
 		}
 		if !seen[u] {
@@ -446,9 +446,12 @@ type eventRouter struct {
 // Sheddable: presence events are not, since the presence table keeps the
 // status they carry and no seq would show one missing; channel events are
 // (the hub replays what a shed batch held).
+// Notices (channel.added, channel.removed) are not either: nothing would
+// replay them.
 func (r eventRouter) Sheddable(ev *clusterpb.Events) bool {
-	_, ok := user.PresenceUser(ev.Channel)
-	return !ok
+	_, presence := user.PresenceUser(ev.Channel)
+	_, notice := user.NoticeUser(ev.Channel)
+	return !presence && !notice
 }
 
 func (r eventRouter) Events(ev *clusterpb.Events) {
@@ -456,5 +459,33 @@ func (r eventRouter) Events(ev *clusterpb.Events) {
 		r.presence.deliver(u, ev)
 		return
 	}
+	if u, ok := user.NoticeUser(ev.Channel); ok {
+		r.presence.notify(u, ev)
+		return
+	}
 	r.hub.Events(ev)
+}
+
+// notify delivers a user actor's notices to every local session of the
+// user that has connected. It runs on the inbox goroutine.
+func (p *presence) notify(userID string, ev *clusterpb.Events) {
+	p.mu.Lock()
+	targets := make([]*session, 0, len(p.sessions[userID]))
+	for _, s := range p.sessions[userID] {
+		targets = append(targets, s)
+	}
+	p.mu.Unlock()
+	n := 0
+	for _, s := range targets {
+		if !s.authed.Load() {
+			continue // its connect has not answered yet
+		}
+		for _, e := range ev.Events {
+			s.send(e.Frame)
+			n++
+		}
+	}
+	if m := p.g.cfg.Metrics; m.Deliveries != nil {
+		m.Deliveries(n)
+	}
 }

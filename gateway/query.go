@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"math"
 	"sort"
-	"sync"
 
 	"github.com/switchboard-chat/switchboard/actors/channel"
 	"github.com/switchboard-chat/switchboard/actors/directory"
@@ -20,34 +19,30 @@ import (
 // after the cursor, then each channel for its current record. Channels no
 // longer listed (made private, deleted) drop out at that second step, and
 // so do channels whose node does not answer.
-func (s *session) channelsQuery(id, args []byte) {
-	var a protocol.ChannelsQueryArgs
-	if perr := protocol.DecodeArgs(args, &a); perr != nil {
-		s.replyError(id, perr)
-		return
-	}
-	limit, perr := s.pageLimit(a.Limit)
+func (g *Gateway) channelsQuery(o origin, a *protocol.ChannelsQueryArgs, done answer) {
+	fail := func(perr *protocol.Error) { done(errorReply(perr)) }
+	limit, perr := g.pageLimit(a.Limit)
 	if perr != nil {
-		s.replyError(id, perr)
+		fail(perr)
 		return
 	}
-	l := s.g.cfg.Limits
+	l := g.cfg.Limits
 	if a.Type != "" && !protocol.ValidChannelType(a.Type) {
-		s.replyError(id, protocol.Errorf(protocol.CodeBadRequest, "type must be one of standard, private, conversation, broadcast, community, live"))
+		fail(protocol.Errorf(protocol.CodeBadRequest, "type must be one of standard, private, conversation, broadcast, community, live"))
 		return
 	}
 	if len(a.Tags) > l.MaxTags {
-		s.replyError(id, protocol.Errorf(protocol.CodeTooLarge, "%d tags, the limit is %d", len(a.Tags), l.MaxTags))
+		fail(protocol.Errorf(protocol.CodeTooLarge, "%d tags, the limit is %d", len(a.Tags), l.MaxTags))
 		return
 	}
 	for _, t := range a.Tags {
 		if t == "" || len(t) > l.MaxNameLen {
-			s.replyError(id, protocol.Errorf(protocol.CodeBadRequest, "tags must be non-empty and at most %d bytes", l.MaxNameLen))
+			fail(protocol.Errorf(protocol.CodeBadRequest, "tags must be non-empty and at most %d bytes", l.MaxNameLen))
 			return
 		}
 	}
 	if _, err := hex.DecodeString(a.Cursor); err != nil || len(a.Cursor) > 2*(8+l.MaxIDLen) {
-		s.replyError(id, protocol.Errorf(protocol.CodeBadRequest, "invalid cursor"))
+		fail(protocol.Errorf(protocol.CodeBadRequest, "invalid cursor"))
 		return
 	}
 	q := directory.QueryArgs{After: a.Cursor, Limit: limit}
@@ -65,31 +60,32 @@ func (s *session) channelsQuery(id, args []byte) {
 		}
 	}
 	qargs, _ := json.Marshal(q)
+	c := o.caller()
 	reqs := make([]*clusterpb.Request, len(shards))
 	for i, sh := range shards {
-		reqs[i] = &clusterpb.Request{Kind: kindChannel, Target: sh, Op: directory.OpQuery, Args: qargs, Caller: s.caller()}
+		reqs[i] = &clusterpb.Request{Kind: kindChannel, Target: sh, Op: directory.OpQuery, Args: qargs, Caller: c}
 	}
-	if !s.acquire() {
+	if !o.acquire() {
 		return
 	}
-	s.gather(reqs, func(reps []*clusterpb.Reply) {
+	g.gather(reqs, func(reps []*clusterpb.Reply) {
 		hits, cursor, perr := mergeShards(shards, reps, limit)
 		if perr != nil {
-			s.release()
-			s.replyError(id, perr)
+			o.release()
+			fail(perr)
 			return
 		}
 		creqs := make([]*clusterpb.Request, len(hits))
 		for i, h := range hits {
 			largs, _ := json.Marshal(channel.ListingArgs{Shard: h.shard})
-			creqs[i] = &clusterpb.Request{Kind: kindChannel, Target: h.ID, Op: channel.OpListing, Args: largs, Caller: s.caller()}
+			creqs[i] = &clusterpb.Request{Kind: kindChannel, Target: h.ID, Op: channel.OpListing, Args: largs, Caller: c}
 		}
-		s.fanoutHeld(creqs, func(reps []*clusterpb.Reply) {
+		g.fanoutHeld(o, creqs, func(reps []*clusterpb.Reply) {
 			res := protocol.ChannelsQueryResult{Channels: []*protocol.Channel{}, Cursor: cursor}
 			for i, rep := range reps {
 				if rep.Error != nil {
 					if protocol.Code(rep.Error.Code) == protocol.CodeNotFound {
-						s.forgetListing(hits[i])
+						g.forgetListing(hits[i])
 					}
 					continue
 				}
@@ -99,7 +95,7 @@ func (s *session) channelsQuery(id, args []byte) {
 				}
 			}
 			b, _ := json.Marshal(res)
-			s.replyResult(id, b)
+			done(resultReply(b))
 		})
 	})
 }
@@ -175,28 +171,8 @@ func mergeShards(shards []string, reps []*clusterpb.Reply, limit int) ([]shardHi
 // forgetListing tells a shard that a channel it listed does not exist (it
 // was deleted, and ids are never reused): the highest version makes the
 // removal final.
-func (s *session) forgetListing(h shardHit) {
+func (g *Gateway) forgetListing(h shardHit) {
 	e := directory.Entry{ID: h.ID, Listed: false, Version: math.MaxUint64}
 	b, _ := json.Marshal(&e)
-	s.g.cl.Notify(&clusterpb.Request{Kind: kindChannel, Target: h.shard, Op: directory.OpPut, Args: b})
-}
-
-// gather sends reqs concurrently and calls done once with every reply, in
-// the order of reqs. The caller holds an in-flight slot, which it keeps.
-func (s *session) gather(reqs []*clusterpb.Request, done func([]*clusterpb.Reply)) {
-	reps := make([]*clusterpb.Reply, len(reqs))
-	var mu sync.Mutex
-	left := len(reqs)
-	for i, r := range reqs {
-		s.g.cl.Request(r, s.g.cfg.RequestTimeout, func(rep *clusterpb.Reply) {
-			mu.Lock()
-			reps[i] = rep
-			left--
-			last := left == 0
-			mu.Unlock()
-			if last {
-				done(reps)
-			}
-		})
-	}
+	g.cl.Notify(&clusterpb.Request{Kind: kindChannel, Target: h.shard, Op: directory.OpPut, Args: b})
 }

@@ -3,6 +3,7 @@ package protocol
 import (
 	"errors"
 	"fmt"
+	"slices"
 )
 
 // Code is a wire error code. The set is closed: anything that is not one of
@@ -30,14 +31,23 @@ const (
 	CodeInternal        Code = "internal"
 )
 
-var knownCodes = map[Code]bool{
-	CodeBadRequest: true, CodeUnauthenticated: true, CodeTokenInvalid: true,
-	CodeTokenExpired: true, CodeForbidden: true, CodeNotFound: true,
-	CodeNotMember: true, CodeAlreadyMember: true, CodeBanned: true,
-	CodeMuted: true, CodeChannelMuted: true, CodeRateLimited: true,
-	CodeTooLong: true, CodeTooLarge: true, CodeInvalidState: true,
-	CodeUnavailable: true, CodeInternal: true,
+var codes = []Code{
+	CodeBadRequest, CodeUnauthenticated, CodeTokenInvalid, CodeTokenExpired,
+	CodeForbidden, CodeNotFound, CodeNotMember, CodeAlreadyMember, CodeBanned,
+	CodeMuted, CodeChannelMuted, CodeRateLimited, CodeTooLong, CodeTooLarge,
+	CodeInvalidState, CodeUnavailable, CodeInternal,
 }
+
+var knownCodes = func() map[Code]bool {
+	m := make(map[Code]bool, len(codes))
+	for _, c := range codes {
+		m[c] = true
+	}
+	return m
+}()
+
+// Codes returns every code of the contract.
+func Codes() []Code { return slices.Clone(codes) }
 
 // Known reports whether c is one of the contract's codes.
 func (c Code) Known() bool { return knownCodes[c] }

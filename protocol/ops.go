@@ -137,6 +137,17 @@ type ChannelResult struct {
 	Member  *Member  `json:"member,omitempty"`
 }
 
+// ChannelCreateResult is the result of channel.create: the creating
+// session watches the channel, so it learns the seq its events continue
+// from. Created says whether this call made the channel (false: a
+// distinct conversation that existed).
+type ChannelCreateResult struct {
+	Channel *Channel `json:"channel"`
+	Member  *Member  `json:"member,omitempty"`
+	Seq     uint64   `json:"seq"`
+	Created bool     `json:"created"`
+}
+
 // WatchArgs are the args of channel.join and channel.watch.
 type WatchArgs struct {
 	Channel  string  `json:"channel,omitempty"`
@@ -212,6 +223,9 @@ type MessageRef struct {
 // MessageResult is {message}.
 type MessageResult struct {
 	Message *Message `json:"message"`
+	// Duplicate (message.send only) says the client_id was used before:
+	// the message is the original, and nothing was sent.
+	Duplicate bool `json:"duplicate,omitempty"`
 }
 
 // HistoryArgs are the args of messages.history.

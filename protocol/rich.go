@@ -33,10 +33,12 @@ type FavoriteArgs struct {
 	On        *bool  `json:"on"`
 }
 
-// ReadMarkArgs are the args of read.mark: no segment marks everything read.
+// ReadMarkArgs are the args of read.mark: up to a segment, or up to a
+// message (its segment), or with neither everything.
 type ReadMarkArgs struct {
-	Channel string  `json:"channel"`
-	Segment *uint64 `json:"segment,omitempty"`
+	Channel   string  `json:"channel"`
+	Segment   *uint64 `json:"segment,omitempty"`
+	MessageID string  `json:"message_id,omitempty"`
 }
 
 // ReactionEvent is the data of reaction.updated: the message with its new
@@ -75,6 +77,8 @@ type PresenceArgs struct {
 // UsersResult is {users}.
 type UsersResult struct {
 	Users []User `json:"users"`
+	// User (GET /v1/users/{id} only) is the one user asked for.
+	User *User `json:"user,omitempty"`
 }
 
 // FileResult is the body POST /v1/files answers with.

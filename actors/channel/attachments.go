@@ -8,10 +8,6 @@ import (
 	"github.com/switchboard-chat/switchboard/protocol"
 )
 
-func init() {
-	handlers[OpFileCheck] = (*State).handleFileCheck
-}
-
 // OpFileCheck is an internal op (never accepted from clients): may the
 // caller download a file sent in this channel? It answers {segment} when
 // the file is attached to a message of the channel that is not deleted

@@ -12,14 +12,6 @@ import (
 	"github.com/switchboard-chat/switchboard/protocol"
 )
 
-func init() {
-	handlers[protocol.OpChannelCreate] = (*State).handleCreate
-	handlers[protocol.OpChannelGet] = (*State).handleGet
-	handlers[protocol.OpChannelUpdate] = (*State).handleUpdate
-	handlers[protocol.OpChannelDelete] = (*State).handleChannelDelete
-	handlers[OpSummary] = (*State).handleSummary
-}
-
 // OpSummary is an internal op (never accepted from clients): the channel as
 // one entry of the caller's channels.list.
 const OpSummary = "_channel.summary"
@@ -61,11 +53,36 @@ func defaultPublic(typ string) bool {
 	return true
 }
 
+// OpOpen is an internal op: open the caller's distinct conversation with
+// Users (creating it, or bringing back whoever of them and the caller had
+// left it) — what sending to a user does first.
+const OpOpen = "_channel.open"
+
+// OpenArgs are the args of OpOpen.
+type OpenArgs struct {
+	Users []string `json:"users"`
+}
+
 func (s *State) handleCreate(c Caller, args json.RawMessage, now time.Time) (any, *protocol.Error) {
 	var a protocol.ChannelCreateArgs
 	if err := protocol.DecodeArgs(args, &a); err != nil {
 		return nil, err
 	}
+	return s.create(c, &a, false, now)
+}
+
+func (s *State) handleOpen(c Caller, args json.RawMessage, now time.Time) (any, *protocol.Error) {
+	var a OpenArgs
+	if err := protocol.DecodeArgs(args, &a); err != nil {
+		return nil, err
+	}
+	return s.create(c, &protocol.ChannelCreateArgs{Type: protocol.TypeConversation, Distinct: true, Members: a.Users}, true, now)
+}
+
+// create makes the channel. A distinct conversation that exists is opened
+// instead: the caller, if it had left, comes back as a member, and so do
+// the other members when reopenAll (a message to them is on its way).
+func (s *State) create(c Caller, a *protocol.ChannelCreateArgs, reopenAll bool, now time.Time) (any, *protocol.Error) {
 	l := s.cfg.Limits
 	if !protocol.ValidChannelType(a.Type) {
 		return nil, badRequest("type must be one of standard, private, conversation, broadcast, community, live")
@@ -104,21 +121,11 @@ func (s *State) handleCreate(c Caller, args json.RawMessage, now time.Time) (any
 	}
 	if s.exists {
 		if a.Distinct && s.meta.Channel.Distinct && !s.meta.Channel.Deleted {
-			m, perr := s.mustMember(c.User)
-			if perr != nil {
-				return nil, perr
-			}
-			if !isMember(m) {
-				return nil, protocol.Errorf(protocol.CodeForbidden, "you are not a member of %s", s.id)
-			}
-			if err := s.watch(c); err != nil {
-				return nil, err
-			}
-			return s.createResult(m), nil
+			return s.reopen(c, a.Members, reopenAll, now)
 		}
 		return nil, protocol.Errorf(protocol.CodeInvalidState, "channel %s already exists", s.id)
 	}
-	if err := s.watch(c); err != nil {
+	if err := s.watchIfSession(c); err != nil {
 		return nil, err
 	}
 
@@ -148,7 +155,7 @@ func (s *State) handleCreate(c Caller, args json.RawMessage, now time.Time) (any
 	owner := newMember(s.id, c.User, []string{protocol.RoleOwner}, now)
 	s.putMember(owner)
 	s.meta.Channel.MemberCount = 1
-	s.cur.Notices = append(s.cur.Notices, Notice{User: c.User, Member: true})
+	s.notice(c.User, true, protocol.ReasonCreated)
 	for _, u := range a.Members {
 		if u == c.User {
 			continue
@@ -158,19 +165,70 @@ func (s *State) handleCreate(c Caller, args json.RawMessage, now time.Time) (any
 		}
 		s.putMember(newMember(s.id, u, []string{protocol.RoleMember}, now))
 		s.meta.Channel.MemberCount++
-		s.cur.Notices = append(s.cur.Notices, Notice{User: u, Member: true})
+		s.notice(u, true, protocol.ReasonCreated)
 	}
-	return s.createResult(owner), nil
+	return s.createResult(owner, true), nil
 }
 
-// createResult is {channel, member, seq}: the creating session watches, so
-// it learns the seq its events continue from.
-func (s *State) createResult(m *memberRecord) any {
-	return struct {
-		Channel *protocol.Channel `json:"channel"`
-		Member  *protocol.Member  `json:"member,omitempty"`
-		Seq     uint64            `json:"seq"`
-	}{s.channelView(), s.memberView(m), s.meta.LastSeq}
+// reopen opens an existing distinct conversation for the caller, and
+// brings back (as a member, telling them with channel.added) the caller
+// when it had left and, with all, the other members who had; a banned
+// caller is refused, banned others stay out. Everything is read before
+// anything changes.
+func (s *State) reopen(c Caller, members []string, all bool, now time.Time) (any, *protocol.Error) {
+	m, perr := s.mustMember(c.User)
+	if perr != nil {
+		return nil, perr
+	}
+	if bannedAt(m, now) {
+		return nil, bannedError(s.id, m)
+	}
+	// The id is the hash of the member set: whoever names the set that
+	// hashes to it is one of its members (the gateway routes a create to
+	// exactly that id). A member may open it without naming the set.
+	inSet := DistinctID(append(slices.Clone(members), c.User)) == s.id
+	if !isMember(m) && !inSet {
+		return nil, protocol.Errorf(protocol.CodeForbidden, "you are not a member of %s", s.id)
+	}
+	all = all && inSet
+	type back struct {
+		user string
+		m    *memberRecord
+	}
+	var comeBack []back
+	if !isMember(m) {
+		comeBack = append(comeBack, back{c.User, m})
+	}
+	if all {
+		for _, u := range members {
+			if u == c.User || slices.ContainsFunc(comeBack, func(b back) bool { return b.user == u }) {
+				continue
+			}
+			um, perr := s.mustMember(u)
+			if perr != nil {
+				return nil, perr
+			}
+			if !isMember(um) && !bannedAt(um, now) {
+				comeBack = append(comeBack, back{u, um})
+			}
+		}
+	}
+	if err := s.watchIfSession(c); err != nil {
+		return nil, err
+	}
+	for _, b := range comeBack {
+		nm, _ := s.join(b.user, b.m, protocol.MembershipMember, protocol.ReasonCreated, now)
+		if b.user == c.User {
+			m = nm
+		}
+	}
+	return s.createResult(m, false), nil
+}
+
+// createResult is the result of channel.create: the creating session
+// watches, so it learns the seq its events continue from.
+func (s *State) createResult(m *memberRecord, created bool) any {
+	return protocol.ChannelCreateResult{Channel: s.channelView(), Member: s.memberView(m), Seq: s.meta.LastSeq, Created: created}
 }
 
 func (s *State) handleGet(c Caller, args json.RawMessage, _ time.Time) (any, *protocol.Error) {
@@ -302,6 +360,34 @@ func (s *State) handleUpdate(c Caller, args json.RawMessage, now time.Time) (any
 	return protocol.ChannelResult{Channel: s.channelView(), Member: s.memberView(m)}, nil
 }
 
+// maxDeleteNotices bounds the members a deleted channel tells (with
+// channel.removed, and their channel lists): the first ones by user id.
+// The others' lists drop the channel when they next read it.
+const maxDeleteNotices = 10000
+
+// listedMembers returns the users of up to max listed member records
+// (members, viewers, invitees), in user id order.
+func (s *State) listedMembers(max int) ([]string, error) {
+	var out []string
+	after := ""
+	for len(out) < max {
+		page, more, err := s.memberPage(after, min(256, max-len(out)))
+		if err != nil {
+			return nil, err
+		}
+		for _, m := range page {
+			if listedMember(m) {
+				out = append(out, m.User)
+			}
+			after = m.User
+		}
+		if !more || len(page) == 0 {
+			break
+		}
+	}
+	return out, nil
+}
+
 // channelEvent is the data of channel.* events.
 type channelEvent struct {
 	Channel *protocol.Channel `json:"channel"`
@@ -320,8 +406,15 @@ func (s *State) handleChannelDelete(c Caller, args json.RawMessage, now time.Tim
 	if !s.isOwner(c, m) {
 		return nil, protocol.Errorf(protocol.CodeForbidden, "only owners may delete %s", s.id)
 	}
+	members, err := s.listedMembers(maxDeleteNotices)
+	if err != nil {
+		return nil, internal(err)
+	}
 	s.meta.Channel.Deleted = true
 	s.meta.Channel.UpdatedAt = protocol.At(now)
+	for _, u := range members {
+		s.notice(u, false, protocol.ReasonDeleted)
+	}
 	s.settingsChanged()
 	s.emit(protocol.EventChannelDeleted, channelEvent{Channel: s.channelView(), Actor: c.User})
 	// Watchers receive channel.deleted and then stop watching.

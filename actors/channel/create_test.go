@@ -32,7 +32,7 @@ func TestCreateEachType(t *testing.T) {
 				t.Fatalf("create: entry=%v events=%d watching=%v, want an entry, no events, watching",
 					eff.Entry != nil, len(eff.Events), eff.Watching)
 			}
-			if want := []Notice{{User: "alice", Member: true}}; !slices.Equal(eff.Notices, want) {
+			if want := []Notice{{User: "alice", Member: true, Reason: protocol.ReasonCreated}}; !slices.Equal(eff.Notices, want) {
 				t.Errorf("notices %v, want %v", eff.Notices, want)
 			}
 			var r createResult
@@ -82,7 +82,7 @@ func TestCreateListsMembers(t *testing.T) {
 	if eff.Err != nil {
 		t.Fatal(eff.Err)
 	}
-	want := []Notice{{"alice", true}, {"bob", true}, {"carol", true}}
+	want := []Notice{{"alice", true, protocol.ReasonCreated}, {"bob", true, protocol.ReasonCreated}, {"carol", true, protocol.ReasonCreated}}
 	if !slices.Equal(eff.Notices, want) {
 		t.Errorf("notices %v, want %v", eff.Notices, want)
 	}
@@ -179,7 +179,7 @@ func TestCreateValidation(t *testing.T) {
 		{"empty member", caller("alice"), `{"type":"private","members":[""]}`, protocol.CodeBadRequest},
 		{"member id too long", caller("alice"), map[string]any{"type": "private", "members": []string{strings.Repeat("b", l.MaxIDLen+1)}}, protocol.CodeTooLong},
 		{"too many members", caller("alice"), map[string]any{"type": "private", "members": members}, protocol.CodeTooLarge},
-		{"no session", Caller{User: "alice"}, `{"type":"standard"}`, protocol.CodeBadRequest},
+		{"session without gateway", Caller{User: "alice", Session: "s1"}, `{"type":"standard"}`, protocol.CodeBadRequest},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -7,10 +7,6 @@ import (
 	"github.com/switchboard-chat/switchboard/protocol"
 )
 
-func init() {
-	handlers[protocol.OpMessageFavorite] = (*State).handleFavorite
-}
-
 // Favorites are private to their user: an aux record per (user, message)
 // (fav\0<user>\0<segment>, and a copy by message that a deletion removes
 // them by), shown as favorite in what that user reads. No

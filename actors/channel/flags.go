@@ -9,10 +9,6 @@ import (
 	"github.com/switchboard-chat/switchboard/protocol"
 )
 
-func init() {
-	handlers[protocol.OpMessageFlag] = (*State).handleFlag
-}
-
 // Flags are kept apart from the message record, in the aux table: one
 // record per (message, user) so a user flags a message once, and a count
 // per message. The message record never carries flag_count: events are

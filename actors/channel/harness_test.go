@@ -28,6 +28,7 @@ var t0 = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 
 type harness struct {
 	t   *testing.T
+	id  string // the channel's id (channelID unless newHarnessFor)
 	cfg Config
 	log *persistence.MemLog
 	r   *countingReader
@@ -65,11 +66,17 @@ func (c *countingReader) Scan(t persistence.Table, r persistence.Range) ([]persi
 // newHarness returns a harness over an empty log; opts adjust the config.
 func newHarness(t *testing.T, opts ...func(*Config)) *harness {
 	t.Helper()
+	return newHarnessFor(t, channelID, opts...)
+}
+
+// newHarnessFor is newHarness for the channel of id id.
+func newHarnessFor(t *testing.T, id string, opts ...func(*Config)) *harness {
+	t.Helper()
 	cfg := DefaultConfig()
 	for _, o := range opts {
 		o(&cfg)
 	}
-	h := &harness{t: t, cfg: cfg, log: persistence.NewMemLog(), now: t0}
+	h := &harness{t: t, id: id, cfg: cfg, log: persistence.NewMemLog(), now: t0}
 	h.log.Fence(1, func(err error) {
 		if err != nil {
 			t.Fatalf("fence: %v", err)
@@ -82,7 +89,7 @@ func newHarness(t *testing.T, opts ...func(*Config)) *harness {
 func (h *harness) load() {
 	h.t.Helper()
 	h.r = &countingReader{Reader: h.log}
-	s, err := Load(channelID, h.r, h.cfg)
+	s, err := Load(h.id, h.r, h.cfg)
 	if err != nil {
 		h.t.Fatalf("load: %v", err)
 	}
@@ -229,7 +236,7 @@ func (h *harness) do(c Caller, op string, args any) *Effects {
 func (h *harness) checkSendReply(c Caller, eff *Effects) {
 	h.t.Helper()
 	c.Perms = h.s.watchers.permsOf(c.Gateway, c.Session) // as admit does
-	fresh, err := Load(channelID, h.log, h.cfg)
+	fresh, err := Load(h.id, h.log, h.cfg)
 	if err != nil {
 		h.t.Fatalf("load: %v", err)
 	}
@@ -237,6 +244,7 @@ func (h *harness) checkSendReply(c Caller, eff *Effects) {
 		Message struct {
 			ID string `json:"id"`
 		} `json:"message"`
+		Duplicate bool `json:"duplicate"`
 	}
 	if err := json.Unmarshal(eff.Result, &r); err != nil {
 		h.t.Fatalf("send reply %s: %v", eff.Result, err)
@@ -245,7 +253,10 @@ func (h *harness) checkSendReply(c Caller, eff *Effects) {
 	if perr != nil {
 		h.t.Fatalf("sent message %s: %v", r.Message.ID, perr)
 	}
-	want, _ := json.Marshal(protocol.MessageResult{Message: fresh.viewMessage(c, m)})
+	if r.Duplicate != (eff.Entry == nil) {
+		h.t.Fatalf("send reply says duplicate=%v; the send wrote=%v", r.Duplicate, eff.Entry != nil)
+	}
+	want, _ := json.Marshal(protocol.MessageResult{Message: fresh.viewMessage(c, m), Duplicate: r.Duplicate})
 	if !sameJSON(eff.Result, want) {
 		h.t.Fatalf("send reply\n got %s\nwant %s", eff.Result, want)
 	}

@@ -13,10 +13,6 @@ import (
 // it tells the directory shards of its type and tags when its listing
 // changes, and answers the gateway's check of each channel a query found.
 
-func init() {
-	handlers[OpListing] = (*State).handleListing
-}
-
 // OpListing is an internal op (never accepted from clients): the channel's
 // record if it is publicly listed, for channels.query. Args: ListingArgs.
 const OpListing = "_channel.listing"

@@ -9,14 +9,6 @@ import (
 	"github.com/switchboard-chat/switchboard/protocol"
 )
 
-func init() {
-	handlers[protocol.OpMembersList] = (*State).handleMembersList
-	handlers[protocol.OpMembersAdd] = (*State).handleMembersAdd
-	handlers[protocol.OpMembersRemove] = (*State).handleMembersRemove
-	handlers[protocol.OpMembersInvite] = (*State).handleMembersInvite
-	handlers[protocol.OpMemberRoles] = (*State).handleMemberRoles
-}
-
 // maxUsersPerOp bounds the users one members.add, members.remove or
 // members.invite names.
 const maxUsersPerOp = 100
@@ -75,17 +67,18 @@ func (s *State) planJoin(c Caller, m *memberRecord) (string, *protocol.Error) {
 	return "", protocol.Errorf(protocol.CodeForbidden, "%s is %s: join by invitation or join token only", s.id, s.meta.Channel.Type)
 }
 
-// applyJoin writes the caller's new membership and announces it; it
-// returns the record and the join's system message (nil for viewers).
-// The system message comes first, so the new member has read it.
-func (s *State) applyJoin(c Caller, m *memberRecord, as string, now time.Time) (*memberRecord, *protocol.Message) {
+// join writes user's new membership and announces it (reason: that of
+// the channel.added notice); it returns the record and the join's system
+// message (nil for viewers). The system message comes first, so the new
+// member has read it.
+func (s *State) join(user string, m *memberRecord, as, reason string, now time.Time) (*memberRecord, *protocol.Message) {
 	var sys *protocol.Message
 	if as == protocol.MembershipMember {
-		sys = s.systemMessage(protocol.SystemInfo{Kind: protocol.SystemMemberJoined, User: c.User}, now)
+		sys = s.systemMessage(protocol.SystemInfo{Kind: protocol.SystemMemberJoined, User: user}, now)
 	}
-	nm := s.enroll(c.User, m, as, now)
-	s.cur.Notices = append(s.cur.Notices, Notice{User: c.User, Member: true})
-	s.emit(protocol.EventMemberJoined, memberEvent{User: c.User, Member: s.memberView(nm)})
+	nm := s.enroll(user, m, as, now)
+	s.notice(user, true, reason)
+	s.emit(protocol.EventMemberJoined, memberEvent{User: user, Member: s.memberView(nm)})
 	return nm, sys
 }
 
@@ -153,7 +146,10 @@ func (s *State) leaveChannel(c Caller, m *memberRecord, now time.Time) (any, *pr
 	if !listed && s.watchers.byUser[c.User] == 0 {
 		return nil, protocol.Errorf(protocol.CodeNotMember, "you are not a member of %s", s.id)
 	}
-	if isMember(m) && m.hasRole(protocol.RoleOwner) {
+	// The only owner may not leave a channel it would leave ownerless,
+	// but for a distinct conversation: its members are fixed and nobody
+	// moderates it, and whoever left comes back by opening it again.
+	if isMember(m) && m.hasRole(protocol.RoleOwner) && !s.meta.Channel.Distinct {
 		other, err := s.anotherOwner(c.User)
 		if err != nil {
 			return nil, internal(err)
@@ -166,7 +162,7 @@ func (s *State) leaveChannel(c Caller, m *memberRecord, now time.Time) (any, *pr
 	s.cur.Unwatching = true
 	if listed {
 		s.endMembership(m, now)
-		s.cur.Notices = append(s.cur.Notices, Notice{User: c.User, Member: false})
+		s.notice(c.User, false, protocol.ReasonLeft)
 		s.emit(protocol.EventMemberLeft, memberEvent{User: c.User})
 		if m.Membership == protocol.MembershipMember {
 			s.systemMessage(protocol.SystemInfo{Kind: protocol.SystemMemberLeft, User: c.User}, now)
@@ -256,7 +252,7 @@ func (s *State) handleMembersAdd(c Caller, args json.RawMessage, now time.Time) 
 	out := make([]*protocol.Member, len(users))
 	for i, u := range users {
 		nm := s.enroll(u, ms[i], protocol.MembershipMember, now)
-		s.cur.Notices = append(s.cur.Notices, Notice{User: u, Member: true})
+		s.notice(u, true, protocol.ReasonAdded)
 		out[i] = s.memberView(nm)
 		s.emit(protocol.EventMemberJoined, memberEvent{User: u, Member: out[i], Actor: c.User})
 		s.systemMessage(protocol.SystemInfo{Kind: protocol.SystemMemberAdded, User: u, Actor: c.User}, now)
@@ -299,7 +295,7 @@ func (s *State) handleMembersRemove(c Caller, args json.RawMessage, now time.Tim
 		m := ms[i]
 		s.endMembership(m, now)
 		s.cur.Watch = append(s.cur.Watch, s.watchers.removeUser(u)...)
-		s.cur.Notices = append(s.cur.Notices, Notice{User: u, Member: false})
+		s.notice(u, false, protocol.ReasonRemoved)
 		s.emit(protocol.EventMemberLeft, memberEvent{User: u, Actor: c.User})
 		if m.Membership == protocol.MembershipMember {
 			s.systemMessage(protocol.SystemInfo{Kind: protocol.SystemMemberRemoved, User: u, Actor: c.User}, now)
@@ -338,7 +334,7 @@ func (s *State) handleMembersInvite(c Caller, args json.RawMessage, now time.Tim
 			nm.MutedUntil, nm.MuteReason = m.MutedUntil, m.MuteReason
 		}
 		s.putMember(nm)
-		s.cur.Notices = append(s.cur.Notices, Notice{User: u, Member: true})
+		s.notice(u, true, protocol.ReasonInvited)
 		out[i] = s.memberView(nm)
 		s.emit(protocol.EventMemberUpdated, memberEvent{User: u, Member: out[i], Actor: c.User})
 	}

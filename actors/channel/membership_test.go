@@ -28,7 +28,7 @@ func TestMembersAdd(t *testing.T) {
 	if _, d := memberEventData(t, eff.Events[0]); d.User != "bob" || d.Actor != "mod" || d.Member.Membership != protocol.MembershipMember {
 		t.Errorf("member.joined %+v", d)
 	}
-	if !slices.Equal(eff.Notices, []Notice{{"bob", true}, {"carol", true}}) {
+	if !slices.Equal(eff.Notices, []Notice{{"bob", true, protocol.ReasonAdded}, {"carol", true, protocol.ReasonAdded}}) {
 		t.Errorf("notices %v", eff.Notices)
 	}
 	if c := h.channel().MemberCount; c != 3 {
@@ -75,7 +75,7 @@ func TestMembersRemove(t *testing.T) {
 	if kinds := systemKinds(t, eff); !slices.Equal(kinds, []string{protocol.SystemMemberRemoved, protocol.SystemMemberRemoved}) {
 		t.Errorf("system %v", kinds)
 	}
-	if !slices.Equal(eff.Notices, []Notice{{"bob", false}, {"carol", false}}) {
+	if !slices.Equal(eff.Notices, []Notice{{"bob", false, protocol.ReasonRemoved}, {"carol", false, protocol.ReasonRemoved}}) {
 		t.Errorf("notices %v", eff.Notices)
 	}
 	if c := h.channel().MemberCount; c != count-2 {
@@ -101,7 +101,7 @@ func TestMembersInviteAndAccept(t *testing.T) {
 	if names := eventNames(t, eff); !slices.Equal(names, []string{protocol.EventMemberUpdated}) {
 		t.Errorf("events %v", names)
 	}
-	if !slices.Equal(eff.Notices, []Notice{{"carol", true}}) {
+	if !slices.Equal(eff.Notices, []Notice{{"carol", true, protocol.ReasonInvited}}) {
 		t.Errorf("notices %v: an invitee sees the channel in channels.list", eff.Notices)
 	}
 	count := h.channel().MemberCount

@@ -16,13 +16,6 @@ import (
 	"github.com/switchboard-chat/switchboard/protocol"
 )
 
-func init() {
-	handlers[protocol.OpMessageSend] = (*State).handleSend
-	handlers[protocol.OpMessageEdit] = (*State).handleEdit
-	handlers[protocol.OpMessageDelete] = (*State).handleMessageDelete
-	handlers[protocol.OpMessagesHistory] = (*State).handleHistory
-}
-
 // messageID makes a message id: the segment, then a hash of the channel,
 // segment and time so that ids are unique across channels. The segment
 // prefix lets the channel find a message without an index.
@@ -191,7 +184,7 @@ func (s *State) send(c Caller, args json.RawMessage, files []AttachedFile, now t
 		if err != nil || m == nil {
 			return nil, protocol.Errorf(protocol.CodeInternal, "message of client_id %q is missing", a.ClientID)
 		}
-		return protocol.MessageResult{Message: s.viewMessage(c, m)}, nil
+		return protocol.MessageResult{Message: s.viewMessage(c, m), Duplicate: true}, nil
 	}
 	if err := s.validateSend(&a); err != nil {
 		return nil, err

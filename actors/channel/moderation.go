@@ -7,16 +7,6 @@ import (
 	"github.com/switchboard-chat/switchboard/protocol"
 )
 
-func init() {
-	handlers[protocol.OpMemberMute] = (*State).handleMemberMute
-	handlers[protocol.OpMemberUnmute] = (*State).handleMemberUnmute
-	handlers[protocol.OpMemberBan] = (*State).handleMemberBan
-	handlers[protocol.OpMemberUnban] = (*State).handleMemberUnban
-	handlers[protocol.OpMemberKick] = (*State).handleMemberKick
-	handlers[protocol.OpChannelMute] = (*State).handleChannelMute
-	handlers[protocol.OpChannelUnmute] = (*State).handleChannelUnmute
-}
-
 // modState is the moderation state a channel keeps in memory: the send
 // limits (ratelimit.go) and the caches of flags (flags.go).
 type modState struct {
@@ -177,7 +167,7 @@ func (s *State) handleMemberBan(c Caller, args json.RawMessage, now time.Time) (
 		s.meta.Channel.MemberCount--
 	}
 	if listedMember(old) {
-		s.cur.Notices = append(s.cur.Notices, Notice{User: nm.User, Member: false})
+		s.notice(nm.User, false, protocol.ReasonBanned)
 	}
 	s.putMember(nm)
 	s.cur.Watch = s.watchers.removeUser(nm.User)
@@ -220,7 +210,7 @@ func (s *State) handleMemberKick(c Caller, args json.RawMessage, now time.Time) 
 	}
 	if listed {
 		s.endMembership(mo.target, now)
-		s.cur.Notices = append(s.cur.Notices, Notice{User: user, Member: false})
+		s.notice(user, false, protocol.ReasonKicked)
 	}
 	s.cur.Watch = s.watchers.removeUser(user)
 	s.emit(protocol.EventMemberKicked, memberEvent{User: user, Actor: c.User, Reason: mo.args.Reason})

@@ -212,7 +212,7 @@ func TestBanTakesEffectOnWatchingSessions(t *testing.T) {
 	if kinds := systemKinds(t, eff); !slices.Equal(kinds, []string{protocol.SystemMemberBanned}) {
 		t.Errorf("system messages %v", kinds)
 	}
-	if !slices.Equal(eff.Notices, []Notice{{"bob", false}}) {
+	if !slices.Equal(eff.Notices, []Notice{{"bob", false, protocol.ReasonBanned}}) {
 		t.Errorf("notices %v", eff.Notices)
 	}
 	if h.s.watchers.byUser["bob"] != 0 {

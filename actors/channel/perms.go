@@ -51,7 +51,7 @@ func (s *State) admit(cmd *Command) *protocol.Error {
 		c.Perms = s.watchers.permsOf(c.Gateway, c.Session)
 	}
 	switch cmd.Op {
-	case protocol.OpChannelCreate, protocol.OpChannelGet, protocol.OpChannelUnwatch, OpSummary, OpListing:
+	case protocol.OpChannelCreate, OpOpen, protocol.OpChannelGet, protocol.OpChannelUnwatch, OpSummary, OpListing:
 		return nil
 	}
 	if c.Admin {

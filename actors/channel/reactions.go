@@ -10,11 +10,6 @@ import (
 	"github.com/switchboard-chat/switchboard/protocol"
 )
 
-func init() {
-	handlers[protocol.OpReactionAdd] = (*State).handleReactionAdd
-	handlers[protocol.OpReactionRemove] = (*State).handleReactionRemove
-}
-
 // Reactions are freeform names, one per (user, message, name). The message
 // record carries the counts ({name: count}); each user's own reactions
 // are aux records (react\0<user>\0<segment><name>), read back as the

@@ -7,10 +7,6 @@ import (
 	"github.com/switchboard-chat/switchboard/protocol"
 )
 
-func init() {
-	handlers[protocol.OpReadMark] = (*State).handleReadMark
-}
-
 // handleReadMark moves the caller's read_segment forward, never back: a
 // segment at or below it changes nothing, one past the channel's last
 // segment counts as the last. A move is persisted with the member record
@@ -32,7 +28,16 @@ func (s *State) handleReadMark(c Caller, args json.RawMessage, now time.Time) (a
 		return nil, protocol.Errorf(protocol.CodeNotMember, "you are not a member of %s", s.id)
 	}
 	seg := s.meta.Channel.LastSegment
-	if a.Segment != nil && *a.Segment < seg {
+	switch {
+	case a.Segment != nil && a.MessageID != "":
+		return nil, badRequest("give segment or message_id, not both")
+	case a.MessageID != "":
+		msg, perr := s.findMessage(a.MessageID)
+		if perr != nil {
+			return nil, perr
+		}
+		seg = msg.Segment
+	case a.Segment != nil && *a.Segment < seg:
 		seg = *a.Segment
 	}
 	if seg <= m.ReadSegment {

@@ -7,10 +7,6 @@ import (
 	"github.com/switchboard-chat/switchboard/protocol"
 )
 
-func init() {
-	handlers[OpRewatch] = (*State).handleRewatch
-}
-
 // OpRewatch is an internal op (never accepted from clients): a gateway
 // watches again, for many of its sessions at once, after the channel's
 // activation changed (it moved, or its node restarted) and the new

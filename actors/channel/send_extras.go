@@ -7,10 +7,6 @@ import (
 	"github.com/switchboard-chat/switchboard/protocol"
 )
 
-func init() {
-	handlers[OpSendFiles] = (*State).handleSendFiles
-}
-
 // OpSendFiles is an internal op (never accepted from clients): a
 // message.send whose attachments the gateway resolved. Files are uploaded
 // to a gateway and recorded by their uploader's user actor; the gateway

@@ -90,10 +90,12 @@ type WatchChange struct {
 }
 
 // Notice tells a user's actor that the user joined or left the channel, so
-// the user's channel index follows.
+// the user's channel index follows, and (Reason) the user's sessions hear
+// of it: channel.added or channel.removed.
 type Notice struct {
 	User   string
 	Member bool
+	Reason string // protocol.Reason*
 }
 
 // Effects is what one command produced. The adapter appends Entry (when
@@ -107,6 +109,9 @@ type Effects struct {
 	Events  []Event
 	Watch   []WatchChange
 	Notices []Notice
+	// NoticeChannel is the channel object the notices of users who joined
+	// carry (channel.added), as it was after the command.
+	NoticeChannel json.RawMessage
 	// Watching is set when the command made the caller's session a watcher,
 	// so the caller's gateway starts delivering events to it.
 	Watching bool
@@ -293,6 +298,12 @@ func (s *State) Handle(cmd Command, now time.Time) *Effects {
 		}
 		eff.Result = b
 	}
+	for _, n := range eff.Notices {
+		if n.Member {
+			eff.NoticeChannel = encode(s.channelView())
+			break
+		}
+	}
 	if eff.Entry != nil {
 		s.listingChanged(listed)
 		// Every entry carries the counters, and the settings when they
@@ -306,22 +317,24 @@ func (s *State) Handle(cmd Command, now time.Time) *Effects {
 	return eff
 }
 
+// notice records that user joined (member) or left the channel.
+func (s *State) notice(user string, member bool, reason string) {
+	s.cur.Notices = append(s.cur.Notices, Notice{User: user, Member: member, Reason: reason})
+}
+
 // settingsChanged marks the meta record (beyond its counters) changed, so
 // the current entry writes it.
 func (s *State) settingsChanged() { s.settingsGen++ }
 
 type handler func(s *State, c Caller, args json.RawMessage, now time.Time) (any, *protocol.Error)
 
-// handlers maps ops to their handlers. Concerns register in their own files.
-var handlers = map[string]handler{}
-
 func (s *State) dispatch(cmd Command, now time.Time) (any, *protocol.Error) {
-	h, ok := handlers[cmd.Op]
-	if !ok {
+	h := handlerOf(cmd.Op)
+	if h == nil {
 		return nil, protocol.Errorf(protocol.CodeBadRequest, "unknown op %q", cmd.Op)
 	}
 	switch {
-	case cmd.Op == protocol.OpChannelCreate:
+	case cmd.Op == protocol.OpChannelCreate, cmd.Op == OpOpen:
 		// Create answers invalid_state for an id in use, deleted or not.
 	case !s.exists:
 		return nil, protocol.Errorf(protocol.CodeNotFound, "channel %s does not exist", s.id)

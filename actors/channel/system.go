@@ -49,26 +49,33 @@ func (s *State) readOwn(user string, seg uint64) {
 }
 
 // systemText is a plain-English rendering of a system message, for
-// clients that do not render the system object themselves.
+// clients that do not render the system object themselves. A change made
+// by no user (a server API key acting as itself) is told without one.
 func systemText(i protocol.SystemInfo) string {
 	var t string
+	did := func(verb, object string) string {
+		if i.Actor == "" {
+			return object + " was " + verb
+		}
+		return i.Actor + " " + verb + " " + object
+	}
 	switch i.Kind {
 	case protocol.SystemMemberJoined:
 		t = i.User + " joined"
 	case protocol.SystemMemberLeft:
 		t = i.User + " left"
 	case protocol.SystemMemberAdded:
-		t = i.Actor + " added " + i.User
+		t = did("added", i.User)
 	case protocol.SystemMemberRemoved:
-		t = i.Actor + " removed " + i.User
+		t = did("removed", i.User)
 	case protocol.SystemMemberKicked:
-		t = i.Actor + " removed " + i.User + " (kick)"
+		t = did("removed", i.User) + " (kick)"
 	case protocol.SystemMemberBanned:
-		t = i.Actor + " banned " + i.User + " " + forDuration(i.DurationMin)
+		t = did("banned", i.User) + " " + forDuration(i.DurationMin)
 	case protocol.SystemChannelMuted:
-		t = i.Actor + " muted the channel " + forDuration(i.DurationMin)
+		t = did("muted", "the channel") + " " + forDuration(i.DurationMin)
 	case protocol.SystemChannelUnmuted:
-		t = i.Actor + " unmuted the channel"
+		t = did("unmuted", "the channel")
 	default:
 		t = i.Kind
 	}

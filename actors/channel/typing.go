@@ -7,12 +7,6 @@ import (
 	"github.com/switchboard-chat/switchboard/protocol"
 )
 
-func init() {
-	handlers[protocol.OpTypingStart] = (*State).handleTypingStart
-	handlers[protocol.OpTypingStop] = (*State).handleTypingStop
-	handlers[OpTick] = (*State).handleTick
-}
-
 // OpTick is an internal op (never accepted from clients): time has passed.
 // The adapter sends it at NextWake, so that typing that lapses, and typing
 // changes held back by coalescing, are announced without a client command.

@@ -8,13 +8,6 @@ import (
 	"github.com/switchboard-chat/switchboard/protocol"
 )
 
-func init() {
-	handlers[protocol.OpChannelJoin] = (*State).handleJoin
-	handlers[protocol.OpChannelWatch] = (*State).handleWatch
-	handlers[protocol.OpChannelUnwatch] = (*State).handleUnwatch
-	handlers[protocol.OpChannelLeave] = (*State).handleLeave
-}
-
 // watchers are the sessions that receive the channel's events, grouped by
 // the gateway that holds them: the channel sends each event once per
 // gateway and the gateway fans it out.
@@ -145,6 +138,15 @@ func (s *State) watch(c Caller) *protocol.Error {
 	return nil
 }
 
+// watchIfSession makes the caller's session a watcher, when a session
+// asks: a create or join over the HTTP API watches nothing.
+func (s *State) watchIfSession(c Caller) *protocol.Error {
+	if c.Session == "" && c.Gateway == "" {
+		return nil
+	}
+	return s.watch(c)
+}
+
 func (s *State) handleJoin(c Caller, args json.RawMessage, now time.Time) (any, *protocol.Error) {
 	var a protocol.WatchArgs
 	if err := protocol.DecodeArgs(args, &a); err != nil {
@@ -164,12 +166,12 @@ func (s *State) handleJoin(c Caller, args json.RawMessage, now time.Time) (any, 
 	if perr != nil {
 		return nil, perr
 	}
-	if err := s.watch(c); err != nil {
+	if err := s.watchIfSession(c); err != nil {
 		return nil, err
 	}
 	if joinAs != "" {
 		var sys *protocol.Message
-		m, sys = s.applyJoin(c, m, joinAs, now)
+		m, sys = s.join(c.User, m, joinAs, protocol.ReasonJoined, now)
 		if sys != nil {
 			// The join's own system message belongs on the newest page.
 			r.Messages = append(r.Messages, s.viewMessage(c, sys))

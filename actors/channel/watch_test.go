@@ -64,7 +64,7 @@ func TestJoinByType(t *testing.T) {
 				if names := eventNames(t, eff); !slices.Equal(names, wantEvents) {
 					t.Errorf("events %v, want %v", names, wantEvents)
 				}
-				if !slices.Equal(eff.Notices, []Notice{{tt.who.User, true}}) {
+				if !slices.Equal(eff.Notices, []Notice{{tt.who.User, true, protocol.ReasonJoined}}) {
 					t.Errorf("notices %v", eff.Notices)
 				}
 				if r.Member == nil || r.Member.Membership != tt.membership || r.Member.ReadSegment != uint64(wantMsgs) || r.Channel.MemberCount != 2 {
@@ -192,7 +192,7 @@ func TestLeave(t *testing.T) {
 				if names := eventNames(t, eff); !slices.Equal(names, want) {
 					t.Errorf("events %v, want %v", names, want)
 				}
-				if !slices.Equal(eff.Notices, []Notice{{"bob", false}}) {
+				if !slices.Equal(eff.Notices, []Notice{{"bob", false, protocol.ReasonLeft}}) {
 					t.Errorf("notices %v", eff.Notices)
 				}
 			}

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -283,6 +284,30 @@ func (s *State) settlePresence(wasOnline bool, offAt time.Time, eff *Effects) {
 		panic("user: encode presence: " + err.Error())
 	}
 	eff.Events = append(eff.Events, frame)
+}
+
+// SessionGateways returns the gateways that hold the user's open sessions.
+func (s *State) SessionGateways() []string {
+	var out []string
+	for k := range s.presence.sessions {
+		if !slices.Contains(out, k.gateway) {
+			out = append(out, k.gateway)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// noticeTopic prefixes the Events channel field of notices sent to a
+// gateway: like presenceTopic, it holds a NUL no channel id can.
+const noticeTopic = "\x00notice/"
+
+// NoticeTopic is the Events channel field of the user's notices.
+func NoticeTopic(user string) string { return noticeTopic + user }
+
+// NoticeUser returns the user a notice topic names.
+func NoticeUser(topic string) (string, bool) {
+	return strings.CutPrefix(topic, noticeTopic)
 }
 
 // PresenceGateways returns the gateways watching the user's presence.

@@ -34,23 +34,19 @@ type LoginArgs struct {
 	PresenceTTLMS int64 `json:"presence_ttl_ms,omitempty"`
 }
 
-// IndexArgs add or remove one channel of the user's index.
+// IndexArgs add or remove one channel of the user's index. With a
+// reason, the user's open sessions are told too: channel.added (with the
+// channel object, View) or channel.removed.
 type IndexArgs struct {
-	Channel string `json:"channel"`
-	Member  bool   `json:"member"`
+	Channel string          `json:"channel"`
+	Member  bool            `json:"member"`
+	Reason  string          `json:"reason,omitempty"`
+	View    json.RawMessage `json:"view,omitempty"`
 }
 
 // ChannelsResult lists the user's channels, most recently joined first.
 type ChannelsResult struct {
 	Channels []string `json:"channels"`
-}
-
-// UserUpdateArgs are the args of user.update.
-type UserUpdateArgs struct {
-	Name        *string         `json:"name,omitempty"`
-	Description *string         `json:"description,omitempty"`
-	Image       *string         `json:"image,omitempty"`
-	Metadata    json.RawMessage `json:"metadata,omitempty"`
 }
 
 // Config bounds a user's state.
@@ -94,6 +90,9 @@ type Effects struct {
 	// Events are event frames for the gateways watching the user's
 	// presence (PresenceGateways), sent once Entry is durable.
 	Events [][]byte
+	// Notices are event frames for all of the user's sessions, sent to
+	// the gateways that hold them (SessionGateways).
+	Notices [][]byte
 }
 
 // State is one user.
@@ -198,7 +197,7 @@ func (s *State) dispatch(cmd Command, now time.Time, eff *Effects) (any, *protoc
 		}
 		return userResult{s.view(cmd.Caller)}, nil
 	case protocol.OpUserUpdate:
-		var a UserUpdateArgs
+		var a protocol.UserUpdateArgs
 		if err := protocol.DecodeArgs(cmd.Args, &a); err != nil {
 			return nil, err
 		}
@@ -251,6 +250,9 @@ func (s *State) dispatch(cmd Command, now time.Time, eff *Effects) (any, *protoc
 			delete(s.channels, a.Channel)
 			s.entry(eff).Del(persistence.TableMember, []byte(a.Channel))
 		}
+		if a.Reason != "" && s.online() {
+			eff.Notices = append(eff.Notices, noticeFrame(a))
+		}
 		return struct{}{}, nil
 	case OpChannels:
 		ids := make([]string, 0, len(s.channels))
@@ -273,6 +275,34 @@ func (s *State) dispatch(cmd Command, now time.Time, eff *Effects) (any, *protoc
 		return h(s, cmd, now, eff)
 	}
 	return nil, protocol.Errorf(protocol.CodeBadRequest, "unknown op %q", cmd.Op)
+}
+
+// Handles reports whether a user's actor answers the protocol op (the
+// ops of protocol.RouteUser, sent to the caller's own user).
+func Handles(op string) bool {
+	switch op {
+	case protocol.OpMe, protocol.OpUserUpdate:
+		return true
+	}
+	return false
+}
+
+// noticeFrame is the channel.added or channel.removed frame of an index
+// change: no seq, no top-level channel.
+func noticeFrame(a IndexArgs) []byte {
+	if a.Member {
+		view := a.View
+		if len(view) == 0 {
+			view = json.RawMessage(`{"id":` + string(protocol.AppendString(nil, a.Channel)) + `}`)
+		}
+		b, _ := json.Marshal(struct {
+			Channel json.RawMessage `json:"channel"`
+			Reason  string          `json:"reason"`
+		}{view, a.Reason})
+		return protocol.AppendEvent(nil, protocol.EventChannelAdded, "", 0, b)
+	}
+	b, _ := json.Marshal(protocol.ChannelRemovedData{Channel: a.Channel, Reason: a.Reason})
+	return protocol.AppendEvent(nil, protocol.EventChannelRemoved, "", 0, b)
 }
 
 func (s *State) view(c Caller) protocol.User {

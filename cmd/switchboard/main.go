@@ -5,6 +5,7 @@
 //	switchboard token    [flags]   mint a session or join token
 //	switchboard loadtest [flags]   load-test a deployment
 //	switchboard chaos    [flags]   prove a build survives faults
+//	switchboard openapi            print the HTTP API's OpenAPI document
 package main
 
 import (
@@ -14,15 +15,19 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/switchboard-chat/switchboard/protocol/openapi"
 )
 
 func main() {
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 
+const usageLine = "usage: switchboard serve|token|loadtest|chaos|openapi [flags] (switchboard CMD -h for flags)"
+
 func run(args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
-		fmt.Fprintln(stderr, "usage: switchboard serve|token|loadtest|chaos [flags] (switchboard CMD -h for flags)")
+		fmt.Fprintln(stderr, usageLine)
 		return 2
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
@@ -37,11 +42,19 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = loadtestCmd(ctx, args[1:], stdout, stderr)
 	case "chaos":
 		err = chaosCmd(ctx, args[1:], stdout, stderr)
+	case "openapi":
+		// The document GET /v1/openapi.json serves, for code generators
+		// and SDKs that build without a node.
+		if len(args) > 1 {
+			fmt.Fprintln(stderr, "usage: switchboard openapi (no flags)")
+			return 2
+		}
+		_, err = fmt.Fprintln(stdout, string(openapi.Document()))
 	case "-h", "--help", "help":
-		fmt.Fprintln(stdout, "usage: switchboard serve|token|loadtest|chaos [flags] (switchboard CMD -h for flags)")
+		fmt.Fprintln(stdout, usageLine)
 		return 0
 	default:
-		fmt.Fprintf(stderr, "switchboard: unknown command %q (serve, token, loadtest, chaos)\n", args[0])
+		fmt.Fprintf(stderr, "switchboard: unknown command %q (serve, token, loadtest, chaos, openapi)\n", args[0])
 		return 2
 	}
 	if err != nil {

@@ -172,16 +172,6 @@ var (
 		"shutdown", "ping_timeout", "write_failed", "auth_timeout", "resync")
 	dropReasons = set("slow_consumer", "closed")
 	actorKinds  = set("channel", "user", "directory")
-	knownOps    = set(protocol.OpConnect, protocol.OpLogout, protocol.OpMe, protocol.OpUserUpdate, protocol.OpUsersGet,
-		protocol.OpPresenceWatch, protocol.OpPresenceUnwatch, protocol.OpChannelCreate, protocol.OpChannelUpdate,
-		protocol.OpChannelDelete, protocol.OpChannelGet, protocol.OpChannelsList, protocol.OpChannelsQuery,
-		protocol.OpChannelJoin, protocol.OpChannelLeave, protocol.OpChannelWatch, protocol.OpChannelUnwatch,
-		protocol.OpMembersList, protocol.OpMembersAdd, protocol.OpMembersRemove, protocol.OpMembersInvite,
-		protocol.OpMessageSend, protocol.OpMessageEdit, protocol.OpMessageDelete, protocol.OpMessagesHistory,
-		protocol.OpReactionAdd, protocol.OpReactionRemove, protocol.OpMessageFlag, protocol.OpMessageFavorite,
-		protocol.OpTypingStart, protocol.OpTypingStop, protocol.OpReadMark, protocol.OpMemberMute, protocol.OpMemberUnmute,
-		protocol.OpMemberBan, protocol.OpMemberUnban, protocol.OpMemberKick, protocol.OpMemberRoles,
-		protocol.OpChannelMute, protocol.OpChannelUnmute)
 )
 
 func set(vs ...string) map[string]bool {
@@ -199,8 +189,9 @@ func bounded(v string, allowed map[string]bool) string {
 	return "other"
 }
 
+// opLabel is op when the table has it, else "unknown".
 func opLabel(op string) string {
-	if knownOps[op] {
+	if _, ok := protocol.LookupOp(op); ok {
 		return op
 	}
 	return "unknown"

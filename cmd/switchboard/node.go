@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -207,6 +206,10 @@ func NewNode(cfg Config) (_ *Node, err error) {
 		gcfg.Limits = cfg.Limits
 		gcfg.Logger = n.log
 		gcfg.DevAuth = cfg.DevAuth
+		gcfg.APIKeys = auth.ParseAPIKeys(cfg.APIKey)
+		if cfg.AuthSecret != "" {
+			gcfg.TokenSigner = auth.NewSigner(cfg.AuthSecret)
+		}
 		if gcfg.Files.Store, err = fileStore(cfg); err != nil {
 			return nil, err
 		}
@@ -218,6 +221,7 @@ func NewNode(cfg Config) (_ *Node, err error) {
 		mux.Handle("GET /v1/ws", n.gw)
 		mux.HandleFunc("POST /v1/files", n.gw.ServeUpload)
 		mux.HandleFunc("GET /v1/files/{id}", n.gw.ServeFile)
+		n.gw.RegisterAPI(mux)
 	}
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, "ok") })
 	mux.HandleFunc("GET /readyz", n.readyz)
@@ -381,11 +385,11 @@ func (n *Node) readyz(w http.ResponseWriter, r *http.Request) {
 
 // operator checks the operator API key, answering 401 when it is wrong.
 func (n *Node) operator(w http.ResponseWriter, r *http.Request) bool {
-	if n.cfg.APIKey == "" {
+	keys := auth.ParseAPIKeys(n.cfg.APIKey)
+	if len(keys) == 0 {
 		return true
 	}
-	got := strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer ")
-	if subtle.ConstantTimeCompare([]byte(got), []byte(n.cfg.APIKey)) == 1 {
+	if keys.Match(strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer ")) {
 		return true
 	}
 	w.Header().Set("Content-Type", "application/json")

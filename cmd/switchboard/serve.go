@@ -27,7 +27,7 @@ func serveFlags(fs *flag.FlagSet) (*Config, func() error) {
 	fs.BoolVar(&cfg.DevAuth, "dev-auth", false, "accept connect {user_id} without a token (always on when no auth key is set; with a key anyone may connect as anyone, and the node logs an ERROR)")
 	fs.StringVar(&cfg.AuthSecret, "auth-secret", "", "HS256 secret that signs session and join tokens")
 	fs.StringVar(&cfg.AuthPublicKey, "auth-public-key", "", "PEM file with the Ed25519 public key that verifies EdDSA tokens")
-	fs.StringVar(&cfg.APIKey, "api-key", "", "bearer key required by the operator API (/v1/cluster)")
+	fs.StringVar(&cfg.APIKey, "api-key", "", "server API keys, comma-separated (several, to rotate one): the HTTP API's admin credential, also required by the operator API (/v1/cluster)")
 	fs.StringVar(&cfg.NodeName, "node-name", "", "unique node name; default: the name stored in the data directory, made up on first start")
 	fs.StringVar(&cfg.ClusterBind, "cluster-bind", "127.0.0.1:7946", "gossip (memberlist) address; port 0 picks a free one")
 	fs.StringVar(&cfg.RemoteBind, "remote-bind", "", "actor transport address; default: the cluster-bind host with a free port")

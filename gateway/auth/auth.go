@@ -7,6 +7,7 @@ package auth
 
 import (
 	"crypto/ed25519"
+	"crypto/subtle"
 	"crypto/x509"
 	"encoding/json"
 	"encoding/pem"
@@ -222,16 +223,52 @@ func (s *Signer) sign(claims jwt.Claims) (string, error) {
 
 // SessionToken mints a session token valid for ttl.
 func (s *Signer) SessionToken(sess Session, ttl time.Duration) (string, error) {
-	now := time.Now()
+	return s.SessionTokenUntil(sess, time.Now().Add(ttl))
+}
+
+// SessionTokenUntil mints a session token that expires at exp (whole
+// seconds: the claim has no finer grain).
+func (s *Signer) SessionTokenUntil(sess Session, exp time.Time) (string, error) {
 	return s.sign(sessionClaims{Name: sess.Name, Image: sess.Image, Admin: sess.Admin, RegisteredClaims: jwt.RegisteredClaims{
-		Subject: sess.User, IssuedAt: jwt.NewNumericDate(now), ExpiresAt: jwt.NewNumericDate(now.Add(ttl)),
+		Subject: sess.User, IssuedAt: jwt.NewNumericDate(time.Now()), ExpiresAt: jwt.NewNumericDate(exp),
 	}})
 }
 
 // JoinToken mints a join token (typ "join") valid for ttl.
 func (s *Signer) JoinToken(j Join, ttl time.Duration) (string, error) {
-	now := time.Now()
+	return s.JoinTokenUntil(j, time.Now().Add(ttl))
+}
+
+// JoinTokenUntil mints a join token that expires at exp.
+func (s *Signer) JoinTokenUntil(j Join, exp time.Time) (string, error) {
 	return s.sign(joinClaims{Typ: TypeJoin, Channel: j.Channel, Perms: j.Perms, RegisteredClaims: jwt.RegisteredClaims{
-		Subject: j.User, IssuedAt: jwt.NewNumericDate(now), ExpiresAt: jwt.NewNumericDate(now.Add(ttl)),
+		Subject: j.User, IssuedAt: jwt.NewNumericDate(time.Now()), ExpiresAt: jwt.NewNumericDate(exp),
 	}})
+}
+
+// APIKeys are the server API keys a node accepts: several, so that a key
+// can be rotated without downtime (add the new one, move the backends,
+// drop the old one).
+type APIKeys []string
+
+// ParseAPIKeys reads a comma-separated list of keys (--api-key).
+func ParseAPIKeys(s string) APIKeys {
+	var out APIKeys
+	for _, k := range strings.Split(s, ",") {
+		if k = strings.TrimSpace(k); k != "" {
+			out = append(out, k)
+		}
+	}
+	return out
+}
+
+// Match reports whether cred is one of the keys. It compares cred with
+// every key in constant time, so the time taken says nothing of which
+// key, or how much of one, matched.
+func (k APIKeys) Match(cred string) bool {
+	ok := 0
+	for _, key := range k {
+		ok |= subtle.ConstantTimeCompare([]byte(cred), []byte(key))
+	}
+	return ok == 1
 }

@@ -1,0 +1,127 @@
+package openapi
+
+import (
+	"context"
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/getkin/kin-openapi/openapi3"
+
+	"github.com/switchboard-chat/switchboard/protocol"
+)
+
+func load(t *testing.T) *openapi3.T {
+	t.Helper()
+	doc, err := openapi3.NewLoader().LoadFromData(Document())
+	if err != nil {
+		t.Fatalf("load: %v", err)
+	}
+	return doc
+}
+
+// The document is valid OpenAPI 3.1 (kin-openapi's validator).
+func TestDocumentIsValidOpenAPI31(t *testing.T) {
+	doc := load(t)
+	if !doc.IsOpenAPI31OrLater() {
+		t.Fatalf("openapi %q", doc.OpenAPI)
+	}
+	if err := doc.Validate(context.Background()); err != nil {
+		t.Fatalf("validate: %v", err)
+	}
+}
+
+// Every op that needs no session has its rpc path and its resource URLs,
+// every endpoint its path, each with a body schema where it takes one and
+// a result schema; session-bound ops are absent.
+func TestDocumentCoversTheTable(t *testing.T) {
+	doc := load(t)
+	op := func(path, method string) *openapi3.Operation {
+		item := doc.Paths.Find(path)
+		if item == nil {
+			return nil
+		}
+		return item.GetOperation(method)
+	}
+	ok := func(o *openapi3.Operation, status int) {
+		t.Helper()
+		r := o.Responses.Status(status)
+		if r == nil || r.Value.Content.Get("application/json") == nil || r.Value.Content.Get("application/json").Schema == nil {
+			t.Errorf("%s: no %d schema", o.OperationID, status)
+		}
+		if o.Responses.Default() == nil {
+			t.Errorf("%s: no error response", o.OperationID)
+		}
+	}
+	for _, o := range protocol.Ops() {
+		rpc := op("/v1/rpc/"+o.Name, "POST")
+		if o.Session {
+			if rpc != nil {
+				t.Errorf("session-bound %s is in the document", o.Name)
+			}
+			continue
+		}
+		if rpc == nil || rpc.RequestBody == nil {
+			t.Errorf("%s: no rpc operation with a body", o.Name)
+			continue
+		}
+		ok(rpc, 200)
+		for _, f := range o.HTTP {
+			r := op(f.Path, f.Method)
+			if r == nil {
+				t.Errorf("%s %s (%s) is not in the document", f.Method, f.Path, o.Name)
+				continue
+			}
+			ok(r, f.Status)
+		}
+	}
+	for _, e := range protocol.Endpoints() {
+		r := op(e.Path, e.Method)
+		if r == nil {
+			t.Errorf("%s %s is not in the document", e.Method, e.Path)
+			continue
+		}
+		ok(r, e.Status)
+		if (e.Body != nil) != (r.RequestBody != nil) {
+			t.Errorf("%s %s: body %v in the table, %v in the document", e.Method, e.Path, e.Body, r.RequestBody)
+		}
+	}
+}
+
+// Values the server writes validate against their schemas, and strict
+// bodies refuse unknown properties, as the server does.
+func TestSchemasMatchValues(t *testing.T) {
+	doc := load(t)
+	schema := func(name string) *openapi3.Schema {
+		s := doc.Components.Schemas[name]
+		if s == nil {
+			t.Fatalf("no schema %s", name)
+		}
+		return s.Value
+	}
+	check := func(name string, v any, valid bool) {
+		t.Helper()
+		b, _ := json.Marshal(v)
+		var x any
+		_ = json.Unmarshal(b, &x)
+		err := schema(name).VisitJSON(x, openapi3.EnableJSONSchema2020())
+		if (err == nil) != valid {
+			t.Errorf("%s %s: valid=%v, err %v", name, b, valid, err)
+		}
+	}
+	now := protocol.At(time.Now())
+	msg := &protocol.Message{ID: "1-ab", Channel: "c", Segment: 1, User: "u", Type: "text", Text: "hi", CreatedAt: now,
+		Reactions: map[string]int64{"+1": 2}, Data: json.RawMessage(`{"k":1}`)}
+	check("MessageResult", protocol.MessageResult{Message: msg}, true)
+	check("ChannelResult", protocol.ChannelResult{Channel: &protocol.Channel{ID: "c", Type: "standard", Tags: []string{}, LastMessage: msg, CreatedAt: now}}, true)
+	check("UsersResult", protocol.UsersResult{Users: []protocol.User{{ID: "u", Status: "online"}}}, true)
+	check("ErrorBody", protocol.ErrorBody{Error: protocol.Errorf(protocol.CodeMuted, "muted")}, true)
+	check("ErrorBody", map[string]any{"error": map[string]any{"code": "made_up", "message": "x"}}, false)
+	check("SendArgs", map[string]any{"channel": "c", "client_id": "x", "text": "hi"}, true)
+	check("SendArgs", map[string]any{"channel": "c", "client_id": "x", "txt": "hi"}, false)
+	check("TokenArgs", map[string]any{"user": "u", "ttl_s": 60}, true)
+	if !strings.Contains(string(Document()), `"/v1/channels/{id}/messages/{message_id}/reactions/{name}"`) {
+		t.Error("the reaction URL is not spelled as the contract spells it")
+	}
+}
