@@ -3,6 +3,7 @@ package cluster
 import (
 	"github.com/asynkron/protoactor-go/remote"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 )
 
@@ -55,16 +56,24 @@ const (
 	maxTransportMessage = endpointBatch*MaxEnvelopeBytes + 1<<20
 )
 
-// remoteConfig configures protoactor's remote transport.
-func remoteConfig(host string, port int) *remote.Config {
+// remoteConfig configures protoactor's remote transport. With creds (mutual
+// TLS, see secure.go) both the server and every connection this node dials
+// use them; without, the transport is plaintext.
+func remoteConfig(host string, port int, creds credentials.TransportCredentials) *remote.Config {
+	server := []grpc.ServerOption{grpc.MaxRecvMsgSize(maxTransportMessage), grpc.MaxSendMsgSize(maxTransportMessage)}
+	if creds != nil {
+		server = append(server, grpc.Creds(creds))
+	} else {
+		creds = insecure.NewCredentials()
+	}
 	rcfg := remote.Configure(host, port,
 		remote.WithEndpointWriterQueueSize(65536),
 		remote.WithEndpointManagerQueueSize(65536),
 		remote.WithEndpointWriterBatchSize(endpointBatch),
-		remote.WithServerOptions(grpc.MaxRecvMsgSize(maxTransportMessage), grpc.MaxSendMsgSize(maxTransportMessage)),
+		remote.WithServerOptions(server...),
 		// These replace protoactor's default dial options, which are only
 		// the insecure transport.
-		remote.WithDialOptions(grpc.WithTransportCredentials(insecure.NewCredentials()),
+		remote.WithDialOptions(grpc.WithTransportCredentials(creds),
 			grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(maxTransportMessage), grpc.MaxCallSendMsgSize(maxTransportMessage))))
 	rcfg.MaxRetryCount = 1 // our own tracking fails calls; don't stall writers
 	return rcfg

@@ -5,6 +5,7 @@
 //	switchboard token    [flags]   mint a session or join token
 //	switchboard loadtest [flags]   load-test a deployment
 //	switchboard chaos    [flags]   prove a build survives faults
+//	switchboard certs    COMMAND   make a CA, node and client certificates, cluster keys
 package main
 
 import (
@@ -22,7 +23,7 @@ func main() {
 
 func run(args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
-		fmt.Fprintln(stderr, "usage: switchboard serve|token|loadtest|chaos [flags] (switchboard CMD -h for flags)")
+		fmt.Fprintln(stderr, "usage: switchboard serve|token|loadtest|chaos|certs [flags] (switchboard CMD -h for flags)")
 		return 2
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
@@ -37,11 +38,13 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = loadtestCmd(ctx, args[1:], stdout, stderr)
 	case "chaos":
 		err = chaosCmd(ctx, args[1:], stdout, stderr)
+	case "certs":
+		err = certsCmd(args[1:], stdout, stderr)
 	case "-h", "--help", "help":
-		fmt.Fprintln(stdout, "usage: switchboard serve|token|loadtest|chaos [flags] (switchboard CMD -h for flags)")
+		fmt.Fprintln(stdout, "usage: switchboard serve|token|loadtest|chaos|certs [flags] (switchboard CMD -h for flags)")
 		return 0
 	default:
-		fmt.Fprintf(stderr, "switchboard: unknown command %q (serve, token, loadtest, chaos)\n", args[0])
+		fmt.Fprintf(stderr, "switchboard: unknown command %q (serve, token, loadtest, chaos, certs)\n", args[0])
 		return 2
 	}
 	if err != nil {
