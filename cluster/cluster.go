@@ -150,6 +150,7 @@ type Cluster struct {
 	// Refused strangers at the gossip and transport ports (security.go).
 	gossipRefused, transportRefused *security.Refusals
 	keyring                         *memberlist.Keyring
+	keyFileRead                     []byte // the key file as New read it
 
 	stopOnce sync.Once
 	stop     chan struct{}

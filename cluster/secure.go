@@ -44,6 +44,7 @@ func (c *Cluster) initialKeys() ([][]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cluster key file %s: %w", c.cfg.KeyFile, err)
 	}
+	c.keyFileRead = b
 	return keys, nil
 }
 
@@ -69,8 +70,7 @@ func readKeyFile(name string) ([]byte, error) {
 func (c *Cluster) keyFileLoop() {
 	t := time.NewTicker(keyFileInterval)
 	defer t.Stop()
-	seen, _ := readKeyFile(c.cfg.KeyFile)
-	lastErr := ""
+	seen, lastErr := c.keyFileRead, "" // what New put in use
 	for {
 		select {
 		case <-c.stop:
