@@ -188,7 +188,7 @@ func New(cfg Config) (c *Cluster, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("remote address %q: %w", cfg.RemoteAddr, err)
 	}
-	c.remote = remote.NewRemote(c.system, remoteConfig(host, port, c.transportCredentials())) // transport.go
+	c.remote = remote.NewRemote(c.system, remoteConfig(host, port, c.transportCredentials(), c.log)) // transport.go
 	if err := startRemote(c.remote); err != nil {
 		c.system.Shutdown()
 		return nil, err

@@ -161,6 +161,17 @@ type forged struct {
 // forge dials addr with creds and sends req to its host actor.
 func forge(t *testing.T, addr string, creds credentials.TransportCredentials, req *clusterpb.Request) *forged {
 	t.Helper()
+	data, typeName, err := remote.Serialize(clusterpb.Wrap(&clusterpb.Envelope_Request{Request: req}), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return forgeBatch(t, addr, creds, typeName, data)
+}
+
+// forgeBatch dials addr with creds and sends one message, of type
+// typeName, to its host actor.
+func forgeBatch(t *testing.T, addr string, creds credentials.TransportCredentials, typeName string, data []byte) *forged {
+	t.Helper()
 	conn, err := grpc.Dial(addr, grpc.WithTransportCredentials(creds))
 	if err != nil {
 		t.Fatal(err)
@@ -168,10 +179,6 @@ func forge(t *testing.T, addr string, creds credentials.TransportCredentials, re
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	f := &forged{conn: conn, cancel: cancel}
 	t.Cleanup(f.close)
-	data, typeName, err := remote.Serialize(clusterpb.Wrap(&clusterpb.Envelope_Request{Request: req}), 0)
-	if err != nil {
-		t.Fatal(err)
-	}
 	if f.stream, f.err = remote.NewRemotingClient(conn).Receive(ctx); f.err != nil {
 		return f // refused before a stream opened
 	}

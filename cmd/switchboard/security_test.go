@@ -124,12 +124,21 @@ func TestTransportRefusesStrangers(t *testing.T) {
 	if len(msgs) != 1 || msgs[0].Text != "with a node certificate" || msgs[0].User != "alice" {
 		t.Fatalf("messages in the channel: %+v", msgs)
 	}
+	// A node certificate is trusted, not what it sends: a message of a
+	// type the node does not know ends that stream, not the node.
+	if err := forgeBatch(t, addr, credentials.NewTLS(tls13{RootCAs: pool, Cert: &cert}.config()), "no.such.Type", []byte{1}).refused(t); !strings.Contains(err.Error(), "Internal") {
+		t.Errorf("an unknown message type: %v", err)
+	}
+	if _, err := alice.Send(ctx, sendArgs("vault", "still up")); err != nil {
+		t.Fatalf("after an unknown message type: %v", err)
+	}
 	fams := procMetrics(t, http.DefaultClient, p.base())
 	if n := metric(fams, "switchboard_cluster_refused_total", "transport"); n < 4 {
 		t.Errorf("%v transport refusals counted, want 4", n)
 	}
-	if log := readFile(p.logf); strings.Count(log, "refused a connection to the node-to-node transport") < 2 {
-		t.Errorf("the refusals were not logged:\n%s", log)
+	log := readFile(p.logf)
+	if strings.Count(log, "refused a connection to the node-to-node transport") < 2 || !strings.Contains(log, "a node-to-node stream failed") {
+		t.Errorf("the refusals and the failed stream were not logged:\n%s", log)
 	}
 }
 
