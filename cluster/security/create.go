@@ -84,16 +84,20 @@ func NewCA(kt KeyType, lifetime time.Duration, now time.Time) (PEMPair, error) {
 // certificate names hosts (IP addresses or DNS names, at least one); a
 // client certificate names name.
 func Issue(caCerts, caKey []byte, kind Kind, name string, hosts []string, kt KeyType, lifetime time.Duration, now time.Time) (PEMPair, error) {
-	ca, signer, err := loadCA(caCerts, caKey)
-	if err != nil {
-		return PEMPair{}, err
+	if kind == KindNode && len(hosts) == 0 {
+		return PEMPair{}, errors.New("a node certificate needs at least one host (--host): the names and IP addresses other nodes and clients reach it at")
 	}
-	key, err := newKey(kt)
+	ca, signer, err := loadCA(caCerts, caKey)
 	if err != nil {
 		return PEMPair{}, err
 	}
 	if now.Add(lifetime).After(ca.NotAfter) {
 		return PEMPair{}, fmt.Errorf("the certificate would outlive its CA (which ends %s): ask for a shorter --lifetime or make a new CA", ca.NotAfter.UTC().Format(time.RFC3339))
+	}
+
+	key, err := newKey(kt)
+	if err != nil {
+		return PEMPair{}, err
 	}
 	tmpl, err := template(name, now, lifetime)
 	if err != nil {
@@ -106,9 +110,6 @@ func Issue(caCerts, caKey []byte, kind Kind, name string, hosts []string, kt Key
 	tmpl.AuthorityKeyId = ca.SubjectKeyId
 	switch kind {
 	case KindNode:
-		if len(hosts) == 0 {
-			return PEMPair{}, errors.New("a node certificate needs at least one host (--host): the names and IP addresses other nodes and clients reach it at")
-		}
 		tmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth}
 		for _, h := range hosts {
 			if ip := net.ParseIP(strings.Trim(h, "[]")); ip != nil {
