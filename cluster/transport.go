@@ -8,7 +8,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
-	"google.golang.org/grpc/peer"
+	grpcpeer "google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 )
 
@@ -93,7 +93,7 @@ func recoverStreams(log *slog.Logger) grpc.StreamServerInterceptor {
 		defer func() {
 			if p := recover(); p != nil {
 				from := "unknown"
-				if pr, ok := peer.FromContext(ss.Context()); ok {
+				if pr, ok := grpcpeer.FromContext(ss.Context()); ok {
 					from = pr.Addr.String()
 				}
 				log.Error("a node-to-node stream failed on what the peer sent; closing it", "peer", from, "method", info.FullMethod, "panic", p)
