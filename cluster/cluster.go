@@ -5,7 +5,6 @@
 package cluster
 
 import (
-	"bytes"
 	"fmt"
 	"io"
 	"log"
@@ -21,6 +20,7 @@ import (
 	"github.com/asynkron/protoactor-go/remote"
 	"github.com/hashicorp/memberlist"
 	"github.com/switchboard-chat/switchboard/cluster/clusterpb"
+	"github.com/switchboard-chat/switchboard/cluster/security"
 )
 
 // Detection is a failure-detection preset.
@@ -57,6 +57,20 @@ type Config struct {
 	// talk, so two clusters cannot merge by mistake.
 	ClusterName string
 	Detection   Detection
+	// Keys encrypt and authenticate gossip (memberlist's keyring: AES-GCM
+	// with keys of 16, 24 or 32 bytes): the first encrypts what this node
+	// sends, all are tried on what it receives. A node without one of the
+	// keys, or without keys at all, cannot join. Empty: plaintext gossip.
+	Keys [][]byte
+	// KeyFile, instead of Keys, is a file of keys (security.ParseKeys)
+	// re-read every second: a change of keys takes effect without a
+	// restart, so keys rotate without dropping a member.
+	KeyFile string
+	// TLS, when set, secures the actor transport with mutual TLS: this
+	// node presents TLS's certificate and accepts only peers whose node
+	// certificate chains to its CA, as the files are at each handshake.
+	// Nil: plaintext, and anyone reaching RemoteAddr can send to actors.
+	TLS *security.Identity
 	// RequestTimeout bounds every request (default 10 s).
 	RequestTimeout time.Duration
 	// MaxPending bounds outstanding requests from this node (default 65536).
@@ -133,6 +147,11 @@ type Cluster struct {
 	joined               atomic.Bool
 	joinOK, joinFailed   atomic.Uint64
 
+	// Refused strangers at the gossip and transport ports (security.go).
+	gossipRefused, transportRefused *security.Refusals
+	keyring                         *memberlist.Keyring
+	keyFileRead                     []byte // the key file as New read it
+
 	stopOnce sync.Once
 	stop     chan struct{}
 	wg       sync.WaitGroup
@@ -147,6 +166,12 @@ func New(cfg Config) (c *Cluster, err error) {
 	c = &Cluster{cfg: cfg, log: cfg.Logger.With("component", "cluster"), stop: make(chan struct{}), live: make(map[string]liveState),
 		acked: make(map[string]time.Time), retry: make(map[string]*retryState)}
 	c.events.limit = cfg.InboxEventBytes
+	c.gossipRefused = security.NewRefusals(c.log, "refused gossip from a node that is not of this cluster")
+	c.transportRefused = security.NewRefusals(c.log, "refused a connection to the node-to-node transport at the TLS handshake")
+	keys, err := c.initialKeys()
+	if err != nil {
+		return nil, err
+	}
 	c.rejoinMin, c.rejoinMax = rejoinIntervals(cfg.Detection)
 	if c.reg, err = newRegistry(cfg.Registry); err != nil {
 		return nil, fmt.Errorf("load registry: %w", err)
@@ -163,7 +188,7 @@ func New(cfg Config) (c *Cluster, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("remote address %q: %w", cfg.RemoteAddr, err)
 	}
-	c.remote = remote.NewRemote(c.system, remoteConfig(host, port)) // transport.go
+	c.remote = remote.NewRemote(c.system, remoteConfig(host, port, c.transportCredentials(), c.log)) // transport.go
 	if err := startRemote(c.remote); err != nil {
 		c.system.Shutdown()
 		return nil, err
@@ -180,11 +205,14 @@ func New(cfg Config) (c *Cluster, err error) {
 	c.reg.merge(HostRecord{Name: cfg.Name, Incarnation: c.meta.Incarnation, Remote: c.addr, Roles: cfg.Roles})
 	c.rebuild()
 
-	if err := c.startMemberlist(); err != nil {
+	if err := c.startMemberlist(keys); err != nil {
 		c.closeTransport()
 		return nil, err
 	}
 	c.watchEndpoints()
+	if cfg.KeyFile != "" {
+		c.wg.Go(c.keyFileLoop)
+	}
 	c.wg.Add(4)
 	go func() { defer c.wg.Done(); c.refreshLoop() }()
 	go func() { defer c.wg.Done(); c.rejoinLoop() }()
@@ -207,7 +235,7 @@ func startRemote(r *remote.Remote) (err error) {
 	return nil
 }
 
-func (c *Cluster) startMemberlist() error {
+func (c *Cluster) startMemberlist(keys [][]byte) error {
 	var mc *memberlist.Config
 	switch c.cfg.Detection {
 	case DetectionFast:
@@ -237,13 +265,19 @@ func (c *Cluster) startMemberlist() error {
 	mc.AdvertiseAddr = host
 	mc.AdvertisePort = port
 	mc.Label = c.cfg.ClusterName
+	if len(keys) > 0 {
+		if c.keyring, err = memberlist.NewKeyring(keys, keys[0]); err != nil {
+			return fmt.Errorf("cluster keys: %w", err)
+		}
+		mc.Keyring = c.keyring
+	}
 	// A node restarted under its name on a new port may rejoin at once.
 	mc.DeadNodeReclaimTime = time.Second
 	mc.Delegate = &delegate{c: c}
 	mc.Events = &events{c: c}
 	mc.Ping = &pings{c: c}
 	c.probeInterval = mc.ProbeInterval
-	mc.Logger = log.New(&logWriter{l: c.log}, "", 0)
+	mc.Logger = log.New(&logWriter{l: c.log, refused: c.gossipRefused}, "", 0)
 	ml, err := memberlist.Create(mc)
 	if err != nil {
 		return fmt.Errorf("start memberlist: %w", err)
@@ -594,20 +628,4 @@ func (p *pings) NotifyPingComplete(other *memberlist.Node, rtt time.Duration, _ 
 	p.c.mu.Lock()
 	p.c.acked[other.Name] = time.Now()
 	p.c.mu.Unlock()
-}
-
-// logWriter forwards memberlist's log lines to slog.
-type logWriter struct{ l *slog.Logger }
-
-func (w *logWriter) Write(p []byte) (int, error) {
-	line := string(bytes.TrimSpace(p))
-	switch {
-	case bytes.Contains(p, []byte("[ERR]")):
-		w.l.Warn(line, "component", "memberlist")
-	case bytes.Contains(p, []byte("[WARN]")):
-		w.l.Info(line, "component", "memberlist")
-	default:
-		w.l.Debug(line, "component", "memberlist")
-	}
-	return len(p), nil
 }

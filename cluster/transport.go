@@ -1,9 +1,15 @@
 package cluster
 
 import (
+	"log/slog"
+
 	"github.com/asynkron/protoactor-go/remote"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
+	grpcpeer "google.golang.org/grpc/peer"
+	"google.golang.org/grpc/status"
 )
 
 // Message sizes on the transport.
@@ -55,17 +61,45 @@ const (
 	maxTransportMessage = endpointBatch*MaxEnvelopeBytes + 1<<20
 )
 
-// remoteConfig configures protoactor's remote transport.
-func remoteConfig(host string, port int) *remote.Config {
+// remoteConfig configures protoactor's remote transport. With creds (mutual
+// TLS, see secure.go) both the server and every connection this node dials
+// use them; without, the transport is plaintext.
+func remoteConfig(host string, port int, creds credentials.TransportCredentials, log *slog.Logger) *remote.Config {
+	server := []grpc.ServerOption{grpc.MaxRecvMsgSize(maxTransportMessage), grpc.MaxSendMsgSize(maxTransportMessage),
+		grpc.ChainStreamInterceptor(recoverStreams(log))}
+	if creds != nil {
+		server = append(server, grpc.Creds(creds))
+	} else {
+		creds = insecure.NewCredentials()
+	}
 	rcfg := remote.Configure(host, port,
 		remote.WithEndpointWriterQueueSize(65536),
 		remote.WithEndpointManagerQueueSize(65536),
 		remote.WithEndpointWriterBatchSize(endpointBatch),
-		remote.WithServerOptions(grpc.MaxRecvMsgSize(maxTransportMessage), grpc.MaxSendMsgSize(maxTransportMessage)),
+		remote.WithServerOptions(server...),
 		// These replace protoactor's default dial options, which are only
 		// the insecure transport.
-		remote.WithDialOptions(grpc.WithTransportCredentials(insecure.NewCredentials()),
+		remote.WithDialOptions(grpc.WithTransportCredentials(creds),
 			grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(maxTransportMessage), grpc.MaxCallSendMsgSize(maxTransportMessage))))
 	rcfg.MaxRetryCount = 1 // our own tracking fails calls; don't stall writers
 	return rcfg
+}
+
+// recoverStreams ends a stream whose handler panicked with an error, not
+// the process: protoactor's reader panics on a message type this node
+// does not know, which a newer peer (or a broken one) may send.
+func recoverStreams(log *slog.Logger) grpc.StreamServerInterceptor {
+	return func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) (err error) {
+		defer func() {
+			if p := recover(); p != nil {
+				from := "unknown"
+				if pr, ok := grpcpeer.FromContext(ss.Context()); ok {
+					from = pr.Addr.String()
+				}
+				log.Error("a node-to-node stream failed on what the peer sent; closing it", "peer", from, "method", info.FullMethod, "panic", p)
+				err = status.Error(codes.Internal, "the stream failed")
+			}
+		}()
+		return handler(srv, ss)
+	}
 }

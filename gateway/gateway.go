@@ -40,8 +40,13 @@ type Config struct {
 	AuthTimeout time.Duration // default 10 s
 	// MaxSessions bounds sessions on this node; past it, upgrades get 503.
 	MaxSessions int // default 100000
-	// DevAuth accepts connect {user_id} without a token (development).
+	// DevAuth accepts connect {user_id} without a token (development);
+	// it also lets pages on loopback origins open sessions.
 	DevAuth bool
+	// AllowedOrigins are the browser origins, besides the request's own
+	// host, that may open sessions (see origin.go; check each with
+	// ValidOrigin).
+	AllowedOrigins []string
 	// RequestTimeout bounds every routed request.
 	RequestTimeout time.Duration // default 10 s
 	Logger         *slog.Logger
@@ -118,6 +123,7 @@ type Gateway struct {
 
 	presence *presence
 	files    *files
+	origins  originPolicy
 
 	apiSlots chan struct{} // one per HTTP API request being served
 	openapi  []byte        // GET /v1/openapi.json
@@ -131,6 +137,7 @@ func New(cfg Config, cl *cluster.Cluster, v *auth.Verifier) *Gateway {
 	g.hub = newHub(g)
 	g.presence = newPresence(g)
 	g.files = newFiles(g)
+	g.origins = newOriginPolicy(cfg.AllowedOrigins, cfg.DevAuth)
 	g.apiSlots = make(chan struct{}, cfg.APIInflight)
 	g.openapi = openapi.Document()
 	cl.SetHandler(eventRouter{g.hub, g.presence})
@@ -147,6 +154,11 @@ func (g *Gateway) Sessions() int64 { return g.open.Load() }
 
 // ServeHTTP upgrades a request to a session and serves it until it ends.
 func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if ok, why := g.origins.allow(r); !ok {
+		g.cfg.Metrics.connect("origin_refused")
+		http.Error(w, why, http.StatusForbidden)
+		return
+	}
 	g.mu.Lock()
 	refuse := ""
 	switch {
@@ -164,7 +176,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	conn, err := websocket.Accept(withSmallReads(w), r, &websocket.AcceptOptions{
 		Subprotocols:       []string{Subprotocol},
 		CompressionMode:    websocket.CompressionDisabled,
-		InsecureSkipVerify: true, // origin checks belong to the operator's proxy; sessions authenticate by token
+		InsecureSkipVerify: true, // the origin was checked above
 	})
 	if err != nil {
 		g.cfg.Metrics.connect("handshake_failed")

@@ -18,7 +18,7 @@ func (r *runner) sampleMemory(ctx context.Context) {
 	if len(urls) == 0 {
 		urls = metricsURLs(r.cfg.Targets)
 	}
-	hc := &http.Client{Timeout: 5 * time.Second}
+	hc := &http.Client{Transport: r.hc.Transport, Timeout: 5 * time.Second}
 	tick := time.NewTicker(r.cfg.MemoryInterval)
 	defer tick.Stop()
 	for {

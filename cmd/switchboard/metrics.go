@@ -7,6 +7,7 @@ import (
 
 	"github.com/switchboard-chat/switchboard/actors"
 	"github.com/switchboard-chat/switchboard/cluster"
+	"github.com/switchboard-chat/switchboard/cluster/security"
 	"github.com/switchboard-chat/switchboard/gateway"
 	"github.com/switchboard-chat/switchboard/protocol"
 )
@@ -132,7 +133,10 @@ func (m *metrics) watchCluster(cl *cluster.Cluster) {
 			"Cluster members as this node sees them, by state (alive, suspect, dead, left).", []string{"state"}, nil),
 		joins: prometheus.NewDesc("switchboard_cluster_join_attempts_total",
 			"Gossip joins of seeds and former members, at start-up and retried in the background while they do not answer, by result (ok, failed).",
-			[]string{"result"}, nil)})
+			[]string{"result"}, nil),
+		refused: prometheus.NewDesc("switchboard_cluster_refused_total",
+			"Strangers refused at this node's cluster ports, by port: gossip (no cluster key, another key, another cluster name) and transport (no valid node certificate at the TLS handshake).",
+			[]string{"port"}, nil)})
 	m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "switchboard", Name: "inbox_depth",
 		Help: "Messages (replies, channel events for fan-out) waiting in this node's inbox; a node short of CPU for fan-out shows here."},
 		func() float64 { return float64(cl.InboxDepth()) }))
@@ -145,11 +149,15 @@ func (m *metrics) watchCluster(cl *cluster.Cluster) {
 }
 
 type clusterCollector struct {
-	cl             *cluster.Cluster
-	members, joins *prometheus.Desc
+	cl                      *cluster.Cluster
+	members, joins, refused *prometheus.Desc
 }
 
-func (c *clusterCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.members; ch <- c.joins }
+func (c *clusterCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- c.members
+	ch <- c.joins
+	ch <- c.refused
+}
 
 func (c *clusterCollector) Collect(ch chan<- prometheus.Metric) {
 	counts := map[cluster.State]int{}
@@ -162,12 +170,28 @@ func (c *clusterCollector) Collect(ch chan<- prometheus.Metric) {
 	ok, failed := c.cl.JoinAttempts()
 	ch <- prometheus.MustNewConstMetric(c.joins, prometheus.CounterValue, float64(ok), "ok")
 	ch <- prometheus.MustNewConstMetric(c.joins, prometheus.CounterValue, float64(failed), "failed")
+	gossip, transport := c.cl.Refused()
+	ch <- prometheus.MustNewConstMetric(c.refused, prometheus.CounterValue, float64(gossip), "gossip")
+	ch <- prometheus.MustNewConstMetric(c.refused, prometheus.CounterValue, float64(transport), "transport")
+}
+
+// watchTLS exports when the certificates in use end.
+func (m *metrics) watchTLS(s *nodeSecurity) {
+	for name, id := range map[string]*security.Identity{"cluster": s.cluster, "client": s.client} {
+		if id == nil {
+			continue
+		}
+		m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "switchboard", Name: "tls_certificate_expiry_timestamp_seconds",
+			Help:        "When the certificate in use ends (Unix time), by identity: cluster (--cluster-tls-cert) or client (--tls-cert). Files are re-read when they change.",
+			ConstLabels: prometheus.Labels{"identity": name}},
+			func() float64 { return float64(id.Certificate().NotAfter.Unix()) }))
+	}
 }
 
 // Label values outside these sets become "other" (or "unknown" for ops),
 // so a new reason in the gateway can never blow up cardinality.
 var (
-	connectResults    = set("ok", "refused", "handshake_failed")
+	connectResults    = set("ok", "refused", "handshake_failed", "origin_refused")
 	disconnectReasons = set("client_closed", "connection_lost", "frame_too_large", "slow_consumer", "drain", "logout",
 		"shutdown", "ping_timeout", "write_failed", "auth_timeout", "resync")
 	dropReasons = set("slow_consumer", "closed")

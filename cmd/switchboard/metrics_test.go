@@ -98,6 +98,7 @@ func TestMetricsLint(t *testing.T) {
 		"switchboard_store_commit_entries":          dto.MetricType_HISTOGRAM,
 		"switchboard_cluster_members":               dto.MetricType_GAUGE,
 		"switchboard_cluster_join_attempts_total":   dto.MetricType_COUNTER,
+		"switchboard_cluster_refused_total":         dto.MetricType_COUNTER,
 		"switchboard_inbox_depth":                   dto.MetricType_GAUGE,
 		"switchboard_inbox_event_bytes":             dto.MetricType_GAUGE,
 		"switchboard_inbox_shed_total":              dto.MetricType_COUNTER,

@@ -67,6 +67,8 @@ type Config struct {
 	Pprof bool
 	// TypingTTL is how long a typing.start lasts unrenewed (0: 6 s).
 	TypingTTL time.Duration
+	// Security secures the cluster's ports and --listen (security.go).
+	Security SecurityConfig
 }
 
 // Node is one Switchboard node: its store, cluster membership, actors and
@@ -85,8 +87,12 @@ type Node struct {
 	reg     *prometheus.Registry
 	metrics *metrics
 	ready   atomic.Bool
-	closeMu sync.Mutex
-	closed  bool
+	sec     *nodeSecurity
+	// stopWatch ends the certificate watchers, which watchers joins.
+	stopWatch chan struct{}
+	watchers  sync.WaitGroup
+	closeMu   sync.Mutex
+	closed    bool
 }
 
 // NewNode opens the store, joins the cluster, starts the actors and binds
@@ -101,7 +107,7 @@ func NewNode(cfg Config) (_ *Node, err error) {
 	if len(cfg.Roles) == 0 {
 		cfg.Roles = []cluster.Role{cluster.RoleGateway, cluster.RoleHost}
 	}
-	n := &Node{cfg: cfg, log: cfg.Logger, reg: prometheus.NewRegistry()}
+	n := &Node{cfg: cfg, log: cfg.Logger, reg: prometheus.NewRegistry(), stopWatch: make(chan struct{})}
 	defer func() {
 		if err != nil {
 			n.Close() // whatever opened so far (a failed return leaves n set)
@@ -135,6 +141,17 @@ func NewNode(cfg Config) (_ *Node, err error) {
 			return nil, fmt.Errorf("unknown role %q (gateway, host)", r)
 		}
 	}
+	remote := cfg.RemoteBind
+	if remote == "" {
+		host, _, err := net.SplitHostPort(cfg.ClusterBind)
+		if err != nil {
+			return nil, fmt.Errorf("cluster bind %q: %w", cfg.ClusterBind, err)
+		}
+		remote = net.JoinHostPort(host, "0")
+	}
+	if n.sec, err = setupSecurity(cfg.Security, cfg.ClusterBind, remote, cfg.Listen, n.log); err != nil {
+		return nil, err
+	}
 	if cfg.NodeName == "" {
 		if cfg.NodeName, err = nodeName(cfg); err != nil {
 			return nil, err
@@ -154,14 +171,6 @@ func NewNode(cfg Config) (_ *Node, err error) {
 	if n.ln, err = net.Listen("tcp", cfg.Listen); err != nil {
 		return nil, fmt.Errorf("listen: %w", err)
 	}
-	remote := cfg.RemoteBind
-	if remote == "" {
-		host, _, err := net.SplitHostPort(cfg.ClusterBind)
-		if err != nil {
-			return nil, fmt.Errorf("cluster bind %q: %w", cfg.ClusterBind, err)
-		}
-		remote = net.JoinHostPort(host, "0")
-	}
 	n.cl, err = cluster.New(cluster.Config{
 		Name:            cfg.NodeName,
 		Roles:           cfg.Roles,
@@ -171,6 +180,9 @@ func NewNode(cfg Config) (_ *Node, err error) {
 		Join:            cfg.Join,
 		ClusterName:     cfg.ClusterName,
 		Detection:       cfg.Detection,
+		Keys:            n.sec.keys,
+		KeyFile:         cfg.Security.ClusterKeyFile,
+		TLS:             n.sec.cluster,
 		Registry:        registryStore(n.store),
 		InboxEventBytes: cfg.InboxBytes,
 		ClaimScopes:     claimKeys(cfg.ClaimChannels),
@@ -210,6 +222,7 @@ func NewNode(cfg Config) (_ *Node, err error) {
 		if cfg.AuthSecret != "" {
 			gcfg.TokenSigner = auth.NewSigner(cfg.AuthSecret)
 		}
+		gcfg.AllowedOrigins = cfg.Security.AllowedOrigins
 		if gcfg.Files.Store, err = fileStore(cfg); err != nil {
 			return nil, err
 		}
@@ -236,6 +249,13 @@ func NewNode(cfg Config) (_ *Node, err error) {
 	}
 	mux.Handle("GET /metrics", promhttp.HandlerFor(n.reg, promhttp.HandlerOpts{Registry: n.reg}))
 	n.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	if n.sec.client != nil {
+		// HTTP/2 for the HTTP API; WebSocket upgrades ask for (and get)
+		// HTTP/1.1.
+		n.srv.TLSConfig = n.sec.client.ServerConfig("h2", "http/1.1")
+	}
+	n.metrics.watchTLS(n.sec)
+	n.sec.watch(n.stopWatch, n.watchers.Go)
 	n.ready.Store(true)
 	return n, nil
 }
@@ -306,13 +326,22 @@ func (r storeRegistry) SaveRegistry(b []byte) error { return r.s.PutNode("regist
 // Addr returns the address the HTTP listener bound.
 func (n *Node) Addr() string { return n.ln.Addr().String() }
 
+// TLS reports whether the listener serves TLS (wss://, https://).
+func (n *Node) TLS() bool { return n.sec.client != nil }
+
 // Cluster returns the node's cluster layer.
 func (n *Node) Cluster() *cluster.Cluster { return n.cl }
 
 // Run serves until ctx ends, then closes the node.
 func (n *Node) Run(ctx context.Context) error {
 	errc := make(chan error, 1)
-	go func() { errc <- n.srv.Serve(n.ln) }()
+	go func() {
+		if n.srv.TLSConfig != nil {
+			errc <- n.srv.ServeTLS(n.ln, "", "") // the certificate comes from TLSConfig
+			return
+		}
+		errc <- n.srv.Serve(n.ln)
+	}()
 	select {
 	case <-ctx.Done():
 		if n.cfg.DrainTimeout > 0 {
@@ -363,6 +392,8 @@ func (n *Node) Close() error {
 	if n.cl != nil {
 		_ = n.cl.Close()
 	}
+	close(n.stopWatch)
+	n.watchers.Wait()
 	if n.store != nil {
 		return n.store.Close()
 	}

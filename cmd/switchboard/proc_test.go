@@ -49,13 +49,14 @@ type proc struct {
 	t      *testing.T
 	cmd    *exec.Cmd
 	addr   string // HTTP/WebSocket address
+	tls    bool   // it serves wss:// and https://
 	gossip string
 	logf   string
 	done   chan error
 }
 
 var (
-	listenRE = regexp.MustCompile(`listening on (\S+) `)
+	listenRE = regexp.MustCompile(`listening on (\S+) \((wss?)://`)
 	gossipRE = regexp.MustCompile(`gossip on (\S+),`)
 )
 
@@ -106,7 +107,7 @@ func tryStartProc(t *testing.T, args ...string) (*proc, string, bool) {
 		for sc.Scan() {
 			line := sc.Text()
 			if m := listenRE.FindStringSubmatch(line); m != nil {
-				p.addr = m[1]
+				p.addr, p.tls = m[1], m[2] == "wss"
 			}
 			if m := gossipRE.FindStringSubmatch(line); m != nil {
 				p.gossip = m[1]
@@ -157,4 +158,17 @@ func (p *proc) term(timeout time.Duration) error {
 	}
 }
 
-func (p *proc) url() string { return "ws://" + p.addr + "/v1/ws" }
+func (p *proc) url() string {
+	if p.tls {
+		return "wss://" + p.addr + "/v1/ws"
+	}
+	return "ws://" + p.addr + "/v1/ws"
+}
+
+// base is the node's HTTP API root.
+func (p *proc) base() string {
+	if p.tls {
+		return "https://" + p.addr
+	}
+	return "http://" + p.addr
+}

@@ -48,6 +48,17 @@ func serveFlags(fs *flag.FlagSet) (*Config, func() error) {
 	fs.DurationVar(&cfg.PassivateAfter, "passivate-after", 2*time.Minute, "idle time after which an actor with no watchers leaves memory")
 	fs.DurationVar(&cfg.DrainTimeout, "drain-timeout", time.Minute, "on SIGTERM, how long to hand sessions and channels over before exiting (0: exit at once)")
 	claim := fs.String("test-claim-channels", "", "FAULT INJECTION for tests, never in production: this node believes it owns these channels whatever placement says")
+	sec := &cfg.Security
+	fs.StringVar(&sec.ClusterKey, "cluster-key", "", "gossip encryption: base64 AES keys of 16, 24 or 32 bytes, comma-separated; the first encrypts, all are accepted (switchboard certs create-cluster-key makes one)")
+	fs.StringVar(&sec.ClusterKeyFile, "cluster-key-file", "", "file of cluster keys (as --cluster-key, or one per line), re-read every second: edit it on every node to rotate keys without a restart")
+	fs.StringVar(&sec.ClusterTLSCA, "cluster-tls-ca", "", "PEM CA bundle the node certificates of peers must chain to (mutual TLS between nodes); re-read when it changes")
+	fs.StringVar(&sec.ClusterTLSCert, "cluster-tls-cert", "", "PEM node certificate (switchboard certs create-node) for the node-to-node transport; re-read when it changes")
+	fs.StringVar(&sec.ClusterTLSKey, "cluster-tls-key", "", "private key of --cluster-tls-cert")
+	fs.StringVar(&sec.TLSCert, "tls-cert", "", "PEM certificate (and intermediates) to serve --listen over TLS: wss://, https://, HTTP/2 for the HTTP API; re-read when it changes")
+	fs.StringVar(&sec.TLSKey, "tls-key", "", "private key of --tls-cert")
+	fs.StringVar(&sec.TLSClientCA, "tls-client-ca", "", "PEM CA bundle: clients of --listen must present a certificate that chains to it (switchboard certs create-client)")
+	fs.BoolVar(&sec.Insecure, "insecure", false, "let the cluster ports run off loopback without --cluster-key and node certificates (an ERROR at start-up: anyone reaching them can join and act as any user)")
+	origins := fs.String("allowed-origins", "", "browser origins that may open WebSocket sessions besides the page's own host, comma-separated: https://chat.example.com, *.example.com, http://localhost:*, or * for any (development auth also allows loopback origins)")
 	fs.BoolVar(&cfg.Pprof, "debug-pprof", false, "serve Go's profiler at /debug/pprof/ on --listen (protect it like --api-key endpoints)")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	logFormat := fs.String("log-format", "text", "text or json")
@@ -56,6 +67,7 @@ func serveFlags(fs *flag.FlagSet) (*Config, func() error) {
 		cfg.Gateway.Files.AllowedTypes = splitList(*fileTypes)
 		cfg.Join = splitList(*join)
 		cfg.ClaimChannels = splitList(*claim)
+		sec.AllowedOrigins = splitList(*origins)
 		for _, r := range splitList(*roles) {
 			cfg.Roles = append(cfg.Roles, cluster.Role(r))
 		}
@@ -105,7 +117,11 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		roles[i] = string(r)
 	}
 	// Scripts and tests read these lines to find the node.
-	fmt.Fprintf(stdout, "switchboard %s listening on %s (ws://%s/v1/ws)\n", n.cl.Name(), n.Addr(), n.Addr())
+	scheme := "ws"
+	if n.TLS() {
+		scheme = "wss"
+	}
+	fmt.Fprintf(stdout, "switchboard %s listening on %s (%s://%s/v1/ws)\n", n.cl.Name(), n.Addr(), scheme, n.Addr())
 	fmt.Fprintf(stdout, "switchboard %s gossip on %s, roles %s\n", n.cl.Name(), n.cl.GossipAddress(), strings.Join(roles, ","))
 	return n.Run(ctx)
 }
