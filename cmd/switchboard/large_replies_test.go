@@ -433,6 +433,9 @@ func TestReplyOverTheEnvelopeBoundIsTooLarge(t *testing.T) {
 	r := rawDial(t, n)
 	r.connect("alice")
 	obj := `{"d":"` + strings.Repeat("<", 1<<20-8) + `"}`
+	// 2 MB sends and a 36 MB reply made and measured: seconds each under
+	// -race on 2 busy cores.
+	r.wait = time.Minute
 	for i := range 3 {
 		r.write(`{"id":` + itoa(10+i) + `,"op":"message.send","args":{"channel":"big","client_id":"c` + itoa(i) +
 			`","data":` + obj + `,"metadata":` + obj + `}}`)
@@ -440,7 +443,6 @@ func TestReplyOverTheEnvelopeBoundIsTooLarge(t *testing.T) {
 	}
 	r.write(`{"id":20,"op":"messages.history","args":{"channel":"big","limit":3}}`)
 	start := time.Now()
-	r.wait = time.Minute // 36 MB of JSON made and measured: seconds under -race on 2 busy cores
 	m := r.reply()
 	t.Logf("history reply in %v", time.Since(start))
 	if errCode(m) != string(protocol.CodeTooLarge) || m["id"] != 20.0 {
