@@ -8,7 +8,7 @@ STATICCHECK := $(GOBIN)/staticcheck
 # Tests need a Go toolchain and nothing else; the race detector needs cgo.
 export CGO_ENABLED := 1
 
-.PHONY: run build test test-short bench lint tidy-check proto fuzz clean
+.PHONY: run build test test-short bench lint modcheck tidy-check proto fuzz clean
 
 build:
 	$(GO) build -o bin/switchboard ./cmd/switchboard
@@ -36,9 +36,14 @@ fuzz:
 	$(GO) test ./protocol -run '^$$' -fuzz FuzzDecodeRequest -fuzztime 60s
 	$(GO) test ./protocol -run '^$$' -fuzz FuzzHTTPArgs -fuzztime 60s
 
-lint: $(STATICCHECK)
+lint: $(STATICCHECK) modcheck
 	$(GO) vet ./...
 	$(STATICCHECK) ./...
+
+# The module zip `go get` builds must be valid: no path Windows reserves
+# (aux.go), no two paths that differ only in case, no oversized file.
+modcheck:
+	$(GO) run ./cmd/modcheck
 
 tidy-check:
 	$(GO) mod tidy
