@@ -23,9 +23,37 @@ import (
 	"google.golang.org/protobuf/proto"
 )
 
+// Cluster is what actors need of their node's cluster layer: placement
+// and membership to decide where a scope lives, requests and notices to
+// other nodes, and the actor system to live in. *cluster.Cluster is the
+// one nodes use.
+type Cluster interface {
+	// Name is this node's name.
+	Name() string
+	// System is the actor system actors are spawned in; replies and
+	// events go to cluster.InboxPID of the asking node through it.
+	System() *actor.ActorSystem
+	// Joined reports whether this node has reached its cluster: one that
+	// has not owns nothing yet.
+	Joined() bool
+	// OwnerOf is the node that owns a scope in this node's view.
+	OwnerOf(kind clusterpb.Kind, id string) string
+	// View is the current membership.
+	View() *cluster.View
+	// OnChange calls fn (which must not block) when a member changes.
+	OnChange(fn func(old, cur cluster.Member))
+	// RequestNode sends req to a node's host actor and calls done once
+	// with the reply or a failure.
+	RequestNode(node string, req *clusterpb.Request, timeout time.Duration, done func(*clusterpb.Reply))
+	// Notify sends req to the owner of its target, expecting no reply.
+	Notify(req *clusterpb.Request)
+}
+
+var _ Cluster = (*cluster.Cluster)(nil)
+
 // Deps are what actors need from their node.
 type Deps struct {
-	Cluster *cluster.Cluster
+	Cluster Cluster
 	Store   *persistence.Store
 	Channel channel.Config
 	User    user.Config

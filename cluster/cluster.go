@@ -47,6 +47,12 @@ type Config struct {
 	RemoteAddr string
 	// GossipAddr is where memberlist listens (host:port, port 0 picks one).
 	GossipAddr string
+	// GossipTransport and ActorTransport, when set, carry gossip and actor
+	// messages instead of sockets at GossipAddr and RemoteAddr (which are
+	// then unused): a MemNetwork's (MemNetwork.Attach), for tests that run
+	// several nodes in one process.
+	GossipTransport memberlist.NodeAwareTransport
+	ActorTransport  ActorTransport
 	// HTTPAddr is the node's client-facing address, gossiped for tooling.
 	HTTPAddr string
 	// Join are gossip addresses of existing members (seeds). They, and
@@ -106,7 +112,7 @@ type Cluster struct {
 	cfg    Config
 	log    *slog.Logger
 	system *actor.ActorSystem
-	remote *remote.Remote
+	remote ActorTransport
 	ml     *memberlist.Memberlist
 	addr   string // this node's remote address
 
@@ -155,20 +161,22 @@ func New(cfg Config) (c *Cluster, err error) {
 		return cfg.Logger.With("component", "actor")
 	}), actor.WithDeadLetterThrottleCount(1), actor.WithDeadLetterThrottleInterval(time.Second))
 
-	host, portStr, err := net.SplitHostPort(cfg.RemoteAddr)
-	if err != nil {
-		return nil, fmt.Errorf("remote address %q: %w", cfg.RemoteAddr, err)
+	c.remote = cfg.ActorTransport
+	if c.remote == nil {
+		host, portStr, err := net.SplitHostPort(cfg.RemoteAddr)
+		if err != nil {
+			return nil, fmt.Errorf("remote address %q: %w", cfg.RemoteAddr, err)
+		}
+		port, err := strconv.Atoi(portStr)
+		if err != nil {
+			return nil, fmt.Errorf("remote address %q: %w", cfg.RemoteAddr, err)
+		}
+		c.remote = &grpcTransport{host: host, port: port} // transport.go
 	}
-	port, err := strconv.Atoi(portStr)
-	if err != nil {
-		return nil, fmt.Errorf("remote address %q: %w", cfg.RemoteAddr, err)
-	}
-	c.remote = remote.NewRemote(c.system, remoteConfig(host, port)) // transport.go
-	if err := startRemote(c.remote); err != nil {
+	if c.addr, err = c.remote.Start(c.system); err != nil {
 		c.system.Shutdown()
 		return nil, err
 	}
-	c.addr = c.system.Address()
 	c.router = newRouter(c)
 	c.inbox, err = c.system.Root.SpawnNamed(c.inboxProps(), inboxName)
 	if err != nil {
@@ -196,17 +204,6 @@ func New(cfg Config) (c *Cluster, err error) {
 	return c, nil
 }
 
-// startRemote starts the transport, turning its listen panic into an error.
-func startRemote(r *remote.Remote) (err error) {
-	defer func() {
-		if p := recover(); p != nil {
-			err = fmt.Errorf("start remote: %v", p)
-		}
-	}()
-	r.Start()
-	return nil
-}
-
 func (c *Cluster) startMemberlist() error {
 	var mc *memberlist.Config
 	switch c.cfg.Detection {
@@ -232,6 +229,9 @@ func (c *Cluster) startMemberlist() error {
 		return fmt.Errorf("gossip address %q: %w", c.cfg.GossipAddr, err)
 	}
 	mc.Name = c.cfg.Name
+	if c.cfg.GossipTransport != nil {
+		mc.Transport = c.cfg.GossipTransport
+	}
 	mc.BindAddr = host
 	mc.BindPort = port
 	mc.AdvertiseAddr = host
@@ -547,7 +547,7 @@ func (c *Cluster) Close() error {
 }
 
 func (c *Cluster) closeTransport() {
-	c.remote.Shutdown(false)
+	c.remote.Shutdown()
 	c.system.Shutdown()
 }
 

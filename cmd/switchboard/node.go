@@ -61,6 +61,10 @@ type Config struct {
 	Logger       *slog.Logger
 	// FS replaces the OS filesystem for the store (tests).
 	FS vfs.FS
+	// Network, when set, carries the node's gossip and actor traffic
+	// instead of sockets at ClusterBind and RemoteBind (tests that run
+	// several nodes in one process).
+	Network *cluster.MemNetwork
 	// ClaimChannels is fault injection for tests (see cluster.Config).
 	ClaimChannels []string
 	// Pprof serves Go's profiler at /debug/pprof/ on the listen address.
@@ -162,7 +166,7 @@ func NewNode(cfg Config) (_ *Node, err error) {
 		}
 		remote = net.JoinHostPort(host, "0")
 	}
-	n.cl, err = cluster.New(cluster.Config{
+	ccfg := cluster.Config{
 		Name:            cfg.NodeName,
 		Roles:           cfg.Roles,
 		RemoteAddr:      remote,
@@ -175,8 +179,11 @@ func NewNode(cfg Config) (_ *Node, err error) {
 		InboxEventBytes: cfg.InboxBytes,
 		ClaimScopes:     claimKeys(cfg.ClaimChannels),
 		Logger:          n.log,
-	})
-	if err != nil {
+	}
+	if cfg.Network != nil {
+		cfg.Network.Attach(&ccfg)
+	}
+	if n.cl, err = cluster.New(ccfg); err != nil {
 		return nil, err
 	}
 	n.metrics.watchCluster(n.cl)
