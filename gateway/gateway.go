@@ -181,6 +181,9 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	g.sessions[s] = struct{}{}
 	g.wg.Add(1)
 	g.mu.Unlock()
+	// Before any of its requests: their replies come through the inbox
+	// after this.
+	g.cl.Do(func() { g.hub.opened(s) })
 	g.open.Add(1)
 	g.cfg.Metrics.connect("ok")
 	// The session runs on its own goroutine, owned by the gateway (joined
@@ -196,7 +199,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			g.mu.Unlock()
 			g.open.Add(-1)
 			g.presence.closed(s)
-			g.cl.Do(func() { g.hub.removeSession(s) })
+			g.cl.Do(func() { g.hub.closed(s) })
 		}()
 		s.run()
 	}()

@@ -43,11 +43,6 @@ type session struct {
 	// grants are the session's join-token permissions (joins.go).
 	grants grants
 
-	// watching maps each watched channel to the seq of the last event
-	// delivered. It is owned by the cluster inbox goroutine.
-	watching map[string]uint64
-	gone     bool // inbox-owned: the session ended
-
 	// counted is set once the session's end has been counted (finish).
 	counted atomic.Bool
 }
@@ -59,7 +54,6 @@ func newSession(g *Gateway, conn *websocket.Conn) *session {
 		conn:     conn,
 		out:      newOutbox(g.cfg.QueueFrames, g.cfg.QueueBytes),
 		inflight: make(chan struct{}, g.cfg.Limits.MaxInflight),
-		watching: make(map[string]uint64),
 	}
 	s.ctx, s.cancel = context.WithCancel(g.ctx)
 	return s
