@@ -51,33 +51,57 @@ type Cluster interface {
 
 var _ Cluster = (*cluster.Cluster)(nil)
 
+// Config tunes a host's actors. DefaultConfig is a production node's;
+// zero PassivateAfter and MaxActors take its values.
+type Config struct {
+	// Channel and User configure the channels' and users' state machines.
+	Channel channel.Config
+	User    user.Config
+	// PassivateAfter is how long an actor with no watchers stays idle
+	// before it passivates.
+	PassivateAfter time.Duration
+	// MaxActors bounds active actors on this node; past it, activations
+	// answer unavailable.
+	MaxActors int
+}
+
+// DefaultConfig is a production node's actors. The node's flags take
+// their defaults from it.
+func DefaultConfig() Config {
+	return Config{
+		Channel: channel.DefaultConfig(),
+		User:    user.DefaultConfig(),
+		// A channel used now and then stays in memory between uses; one
+		// left alone for two minutes gives its memory back (its next
+		// request activates it again from the store).
+		PassivateAfter: 2 * time.Minute,
+		// Each active actor holds its caches; 100,000 of them fit a node
+		// of a few GB with its sessions.
+		MaxActors: 100000,
+	}
+}
+
 // Deps are what actors need from their node.
 type Deps struct {
 	Cluster Cluster
 	Store   *persistence.Store
-	Channel channel.Config
-	User    user.Config
+	Config
 	// Clock is the time source (time.Now in production).
-	Clock func() time.Time
-	// PassivateAfter is how long an actor with no watchers stays idle
-	// before it passivates (default 2 min).
-	PassivateAfter time.Duration
-	// MaxActors bounds active actors on this node (default 100000); past
-	// it, activations answer unavailable.
-	MaxActors int
-	Logger    *slog.Logger
-	Metrics   *Metrics
+	Clock   func() time.Time
+	Logger  *slog.Logger
+	Metrics *Metrics
 }
 
 func (d *Deps) withDefaults() {
+	def := DefaultConfig()
 	if d.Clock == nil {
 		d.Clock = time.Now
 	}
 	if d.PassivateAfter <= 0 {
-		d.PassivateAfter = 2 * time.Minute
+		d.PassivateAfter = def.PassivateAfter
 	}
 	if d.MaxActors <= 0 {
-		d.MaxActors = 100000
+		d.MaxActors = def.MaxActors
 	}
 	if d.Logger == nil {
 		d.Logger = slog.Default()

@@ -12,10 +12,12 @@ import (
 	"github.com/switchboard-chat/switchboard/protocol"
 )
 
-// session is one client connection. It has two goroutines: the read loop
-// (the HTTP handler's goroutine) decodes frames and routes requests; the
-// write loop drains the outbound queue, packing queued frames into one
-// WebSocket message, and pings. Either loop ending ends the session.
+// session is one client connection. It has two goroutines: the read loop,
+// on the session's own goroutine (ServeHTTP starts it and returns; the
+// gateway joins it on Close), decodes frames and routes requests; the
+// write loop, on a goroutine run starts and joins, drains the outbound
+// queue, packing queued frames into one WebSocket message, and pings.
+// Either loop ending ends the session.
 type session struct {
 	g    *Gateway
 	id   string

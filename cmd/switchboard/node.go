@@ -24,10 +24,7 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 
 	"github.com/switchboard-chat/switchboard/actors"
-	"github.com/switchboard-chat/switchboard/actors/channel"
-	"github.com/switchboard-chat/switchboard/actors/user"
 	"github.com/switchboard-chat/switchboard/cluster"
-	"github.com/switchboard-chat/switchboard/cluster/clusterpb"
 	"github.com/switchboard-chat/switchboard/gateway"
 	"github.com/switchboard-chat/switchboard/gateway/auth"
 	"github.com/switchboard-chat/switchboard/persistence"
@@ -65,8 +62,8 @@ type Config struct {
 	// instead of sockets at ClusterBind and RemoteBind (tests that run
 	// several nodes in one process).
 	Network *cluster.MemNetwork
-	// ClaimChannels is fault injection for tests (see cluster.Config).
-	ClaimChannels []string
+	// Test is fault injection, in builds with the testhooks tag only.
+	Test testHooks
 	// Pprof serves Go's profiler at /debug/pprof/ on the listen address.
 	Pprof bool
 	// TypingTTL is how long a typing.start lasts unrenewed (0: 6 s).
@@ -158,18 +155,10 @@ func NewNode(cfg Config) (_ *Node, err error) {
 	if n.ln, err = net.Listen("tcp", cfg.Listen); err != nil {
 		return nil, fmt.Errorf("listen: %w", err)
 	}
-	remote := cfg.RemoteBind
-	if remote == "" {
-		host, _, err := net.SplitHostPort(cfg.ClusterBind)
-		if err != nil {
-			return nil, fmt.Errorf("cluster bind %q: %w", cfg.ClusterBind, err)
-		}
-		remote = net.JoinHostPort(host, "0")
-	}
 	ccfg := cluster.Config{
 		Name:            cfg.NodeName,
 		Roles:           cfg.Roles,
-		RemoteAddr:      remote,
+		RemoteAddr:      cfg.RemoteBind, // empty: ClusterBind's host, a free port
 		GossipAddr:      cfg.ClusterBind,
 		HTTPAddr:        n.ln.Addr().String(),
 		Join:            cfg.Join,
@@ -177,9 +166,9 @@ func NewNode(cfg Config) (_ *Node, err error) {
 		Detection:       cfg.Detection,
 		Registry:        registryStore(n.store),
 		InboxEventBytes: cfg.InboxBytes,
-		ClaimScopes:     claimKeys(cfg.ClaimChannels),
 		Logger:          n.log,
 	}
+	cfg.Test.apply(&ccfg)
 	if cfg.Network != nil {
 		cfg.Network.Attach(&ccfg)
 	}
@@ -188,21 +177,18 @@ func NewNode(cfg Config) (_ *Node, err error) {
 	}
 	n.metrics.watchCluster(n.cl)
 	if n.host {
-		chCfg := channel.DefaultConfig()
-		chCfg.Limits = cfg.Limits
+		acfg := actors.DefaultConfig()
+		acfg.Channel.Limits, acfg.User.Limits = cfg.Limits, cfg.Limits
 		if cfg.TypingTTL > 0 {
-			chCfg.Rich.TypingTTL = cfg.TypingTTL
+			acfg.Channel.Rich.TypingTTL = cfg.TypingTTL
 		}
-		usCfg := user.DefaultConfig()
-		usCfg.Limits = cfg.Limits
+		acfg.PassivateAfter = cfg.PassivateAfter // zero: the default
 		if n.hostPID, err = actors.StartHost(actors.Deps{
-			Cluster:        n.cl,
-			Store:          n.store,
-			Channel:        chCfg,
-			User:           usCfg,
-			PassivateAfter: cfg.PassivateAfter,
-			Logger:         n.log,
-			Metrics:        n.metrics.actorHooks(),
+			Cluster: n.cl,
+			Store:   n.store,
+			Config:  acfg,
+			Logger:  n.log,
+			Metrics: n.metrics.actorHooks(),
 		}); err != nil {
 			return nil, fmt.Errorf("start host: %w", err)
 		}
@@ -280,14 +266,6 @@ func nodeName(cfg Config) (string, error) {
 		return "", fmt.Errorf("store node name: %w", err)
 	}
 	return name, nil
-}
-
-func claimKeys(channels []string) []string {
-	var keys []string
-	for _, ch := range channels {
-		keys = append(keys, cluster.ScopeKey(clusterpb.Kind_KIND_CHANNEL, ch))
-	}
-	return keys
 }
 
 // storeRegistry keeps the cluster registry in the node's store.
