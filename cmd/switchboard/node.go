@@ -49,6 +49,10 @@ type Config struct {
 	Limits        protocol.Limits
 	// InboxBytes bounds the channel events waiting for fan-out (0: 64 MiB).
 	InboxBytes int64
+	// RequestTimeout bounds every request between nodes and every one a
+	// session makes (0: cluster.DefaultConfig's). Tests of very large
+	// replies on a loaded machine raise it; no flag sets it.
+	RequestTimeout time.Duration
 	// Gateway tunes sessions; its Limits and Logger are set from the above.
 	Gateway        gateway.Config
 	PassivateAfter time.Duration
@@ -166,6 +170,7 @@ func NewNode(cfg Config) (_ *Node, err error) {
 		Detection:       cfg.Detection,
 		Registry:        registryStore(n.store),
 		InboxEventBytes: cfg.InboxBytes,
+		RequestTimeout:  cfg.RequestTimeout,
 		Logger:          n.log,
 	}
 	cfg.Test.apply(&ccfg)
@@ -197,6 +202,9 @@ func NewNode(cfg Config) (_ *Node, err error) {
 	if n.cl.HasRole(cluster.RoleGateway) {
 		gcfg := cfg.Gateway
 		gcfg.Limits = cfg.Limits
+		if cfg.RequestTimeout > 0 {
+			gcfg.RequestTimeout = cfg.RequestTimeout
+		}
 		gcfg.Logger = n.log
 		gcfg.DevAuth = cfg.DevAuth
 		gcfg.APIKeys = auth.ParseAPIKeys(cfg.APIKey)
