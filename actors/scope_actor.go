@@ -25,6 +25,9 @@ type scopeActor struct {
 	boot      booting
 	p         pipeline
 	processed uint64
+	// post sends a message to this actor from any goroutine (the store's
+	// callbacks, timers); set by the first message.
+	post func(msg any)
 }
 
 // scopeHooks are an adapter's own parts.
@@ -47,7 +50,11 @@ func newScopeActor(id, key, what string, sc persistence.Scope, d *Deps, hooks sc
 }
 
 func (s *scopeActor) Receive(ctx actor.Context) {
-	if !s.boot.hold(ctx, s.d.Store, ctx.Message()) {
+	if s.post == nil {
+		self, root := ctx.Self(), ctx.ActorSystem().Root
+		s.post = func(msg any) { root.Send(self, msg) }
+	}
+	if !s.boot.hold(ctx, s.post, s.d.Store, ctx.Message()) {
 		s.receive(ctx, ctx.Message())
 	}
 }
@@ -65,7 +72,7 @@ func (s *scopeActor) receive(ctx actor.Context, msg any) {
 		defer s.boot.flush(func(msg any) { s.receive(ctx, msg) })
 		s.start(ctx, m.err)
 	case *releaseScope:
-		s.p.handOver(ctx, s.d.Store, s.sc, m)
+		s.p.handOver(func(done func(uint64, error)) { s.d.Store.Release(s.sc, m.to, done) }, m.done)
 	case stopNow:
 		ctx.Stop(ctx.Self())
 	case *clusterpb.Envelope:
@@ -82,14 +89,14 @@ func (s *scopeActor) receive(ctx actor.Context, msg any) {
 			s.hooks.other(ctx, m)
 		}
 	case *committed:
-		if err := s.p.onCommitted(ctx, m); err != nil {
+		if err := s.p.onCommitted(m); err != nil {
 			s.d.Logger.Error(s.what+" commit failed", "scope", s.key, "err", err)
 			s.stop(ctx, storageError(s.what+" "+s.id, err))
 			return
 		}
 		s.hooks.committed(m.index)
 	case *fenced:
-		if err := s.p.onFenced(ctx, m); err != nil {
+		if err := s.p.onFenced(m); err != nil {
 			s.stop(ctx, storageError(s.what+" "+s.id, err))
 		}
 	default:
@@ -107,7 +114,7 @@ func (s *scopeActor) start(ctx actor.Context, barrierErr error) {
 		var epoch uint64
 		var exists bool
 		if epoch, exists, err = s.hooks.load(ctx, log); err == nil {
-			s.p.start(ctx, log, epoch+1, exists)
+			s.p.start(s.post, log, epoch+1, exists)
 			ctx.SetReceiveTimeout(s.d.PassivateAfter)
 			return
 		}
@@ -123,7 +130,7 @@ func (s *scopeActor) stop(ctx actor.Context, e *protocol.Error) {
 	if s.p.dead {
 		return
 	}
-	s.p.fail(ctx, e)
+	s.p.fail(e)
 	ctx.Stop(ctx.Self())
 }
 
@@ -140,7 +147,7 @@ func (s *scopeActor) usable() bool { return !s.p.dead && !s.p.handingOver }
 
 // wakeTimer is an actor's one timer for its state's time-driven changes
 // (typing that lapses, presence leases): armed for the state's next wake
-// and re-armed after every command. It posts msg to the actor.
+// and re-armed after every command. It posts msg to the actor with post.
 type wakeTimer struct {
 	timer *time.Timer
 	at    time.Time
@@ -151,14 +158,13 @@ const minWake = 5 * time.Millisecond
 
 // arm sets the timer for at (ok false: nothing to wake for), unless one
 // sooner is already set.
-func (w *wakeTimer) arm(ctx actor.Context, at time.Time, ok bool, now time.Time, msg any) {
+func (w *wakeTimer) arm(post func(any), at time.Time, ok bool, now time.Time, msg any) {
 	if !ok || (w.timer != nil && !w.at.After(at)) {
 		return
 	}
 	w.disarm()
-	self, root := ctx.Self(), ctx.ActorSystem().Root
 	w.at = at
-	w.timer = time.AfterFunc(max(at.Sub(now), minWake), func() { root.Send(self, msg) })
+	w.timer = time.AfterFunc(max(at.Sub(now), minWake), func() { post(msg) })
 }
 
 // fired notes that the timer went off.

@@ -36,17 +36,27 @@ const (
 	DetectionLAN  Detection = "lan"
 )
 
-// Config configures one node's cluster layer.
+// Config configures one node's cluster layer. DefaultConfig is a
+// production node's; zero fields take its values, except the addresses
+// (which take free loopback ports) and ClusterName (no name).
 type Config struct {
 	// Name is the node's unique name (also its placement identity: a node
 	// that restarts under the same name keeps its scopes).
 	Name  string
 	Roles []Role
 	// RemoteAddr is where protoactor remote listens (host:port, port 0
-	// picks one). Its host must be reachable by the other nodes.
+	// picks one; empty: GossipAddr's host, port 0). Its host must be
+	// reachable by the other nodes.
 	RemoteAddr string
-	// GossipAddr is where memberlist listens (host:port, port 0 picks one).
+	// GossipAddr is where memberlist listens (host:port, port 0 picks
+	// one; empty: 127.0.0.1:0).
 	GossipAddr string
+	// GossipTransport and ActorTransport, when set, carry gossip and actor
+	// messages instead of sockets at GossipAddr and RemoteAddr (which are
+	// then unused): a MemNetwork's (MemNetwork.Attach), for tests that run
+	// several nodes in one process.
+	GossipTransport memberlist.NodeAwareTransport
+	ActorTransport  ActorTransport
 	// HTTPAddr is the node's client-facing address, gossiped for tooling.
 	HTTPAddr string
 	// Join are gossip addresses of existing members (seeds). They, and
@@ -71,47 +81,73 @@ type Config struct {
 	// certificate chains to its CA, as the files are at each handshake.
 	// Nil: plaintext, and anyone reaching RemoteAddr can send to actors.
 	TLS *security.Identity
-	// RequestTimeout bounds every request (default 10 s).
+	// RequestTimeout bounds every request.
 	RequestTimeout time.Duration
-	// MaxPending bounds outstanding requests from this node (default 65536).
+	// MaxPending bounds outstanding requests from this node.
 	MaxPending int
 	// InboxEventBytes bounds the channel events waiting in this node's
-	// inbox for fan-out to its sessions (default 64 MiB); past it event
-	// batches are shed and their channels replayed (see eventBound).
+	// inbox for fan-out to its sessions; past it event batches are shed
+	// and their channels replayed (see eventBound).
 	InboxEventBytes int64
 	// Registry keeps the known-hosts registry on disk (nil: memory only).
 	Registry RegistryStore
-	// ClaimScopes is fault injection for tests: this node believes it owns
-	// these scope keys ("c/<channel>") whatever placement says, as a node
-	// with a partitioned membership view would. Never set it in production.
-	ClaimScopes []string
-	Logger      *slog.Logger
+	Logger   *slog.Logger
+	// claims is fault injection for tests (claims_testhooks.go).
+	claims claimSet
+}
+
+// DefaultConfig is a production node's cluster layer. The node's flags
+// take their defaults from it.
+func DefaultConfig() Config {
+	return Config{
+		// Every node is a complete server: sessions and actors.
+		Roles: []Role{RoleGateway, RoleHost},
+		// memberlist's port, on loopback until the operator says where.
+		GossipAddr: "127.0.0.1:7946",
+		// Nodes of different deployments on one network never merge.
+		ClusterName: "switchboard",
+		// Conservative: GC pauses and busy machines are not deaths.
+		Detection: DetectionLAN,
+		// A request a node has not answered in 10 s is retried by the
+		// client; the gateway's own timeout is the same.
+		RequestTimeout: 10 * time.Second,
+		// 65,536 requests in flight from one node: far above what its
+		// sessions' in-flight limits add up to in practice.
+		MaxPending: 65536,
+		// 64 MiB of events waiting for fan-out, then shed and replayed.
+		InboxEventBytes: 64 << 20,
+	}
 }
 
 func (c *Config) withDefaults() {
-	if c.RemoteAddr == "" {
-		c.RemoteAddr = "127.0.0.1:0"
-	}
+	d := DefaultConfig()
 	if c.GossipAddr == "" {
 		c.GossipAddr = "127.0.0.1:0"
 	}
+	if c.RemoteAddr == "" {
+		host, _, err := net.SplitHostPort(c.GossipAddr)
+		if err != nil {
+			host = "127.0.0.1" // New reports the gossip address itself
+		}
+		c.RemoteAddr = net.JoinHostPort(host, "0")
+	}
 	if c.Detection == "" {
-		c.Detection = DetectionLAN
+		c.Detection = d.Detection
 	}
 	if c.RequestTimeout <= 0 {
-		c.RequestTimeout = 10 * time.Second
+		c.RequestTimeout = d.RequestTimeout
 	}
 	if c.MaxPending <= 0 {
-		c.MaxPending = 65536
+		c.MaxPending = d.MaxPending
 	}
 	if c.InboxEventBytes <= 0 {
-		c.InboxEventBytes = 64 << 20
+		c.InboxEventBytes = d.InboxEventBytes
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
 	if len(c.Roles) == 0 {
-		c.Roles = []Role{RoleGateway, RoleHost}
+		c.Roles = d.Roles
 	}
 }
 
@@ -120,7 +156,7 @@ type Cluster struct {
 	cfg    Config
 	log    *slog.Logger
 	system *actor.ActorSystem
-	remote *remote.Remote
+	remote ActorTransport
 	ml     *memberlist.Memberlist
 	addr   string // this node's remote address
 
@@ -180,20 +216,22 @@ func New(cfg Config) (c *Cluster, err error) {
 		return cfg.Logger.With("component", "actor")
 	}), actor.WithDeadLetterThrottleCount(1), actor.WithDeadLetterThrottleInterval(time.Second))
 
-	host, portStr, err := net.SplitHostPort(cfg.RemoteAddr)
-	if err != nil {
-		return nil, fmt.Errorf("remote address %q: %w", cfg.RemoteAddr, err)
+	c.remote = cfg.ActorTransport
+	if c.remote == nil {
+		host, portStr, err := net.SplitHostPort(cfg.RemoteAddr)
+		if err != nil {
+			return nil, fmt.Errorf("remote address %q: %w", cfg.RemoteAddr, err)
+		}
+		port, err := strconv.Atoi(portStr)
+		if err != nil {
+			return nil, fmt.Errorf("remote address %q: %w", cfg.RemoteAddr, err)
+		}
+		c.remote = &grpcTransport{host: host, port: port, creds: c.transportCredentials(), log: c.log} // transport.go
 	}
-	port, err := strconv.Atoi(portStr)
-	if err != nil {
-		return nil, fmt.Errorf("remote address %q: %w", cfg.RemoteAddr, err)
-	}
-	c.remote = remote.NewRemote(c.system, remoteConfig(host, port, c.transportCredentials(), c.log)) // transport.go
-	if err := startRemote(c.remote); err != nil {
+	if c.addr, err = c.remote.Start(c.system); err != nil {
 		c.system.Shutdown()
 		return nil, err
 	}
-	c.addr = c.system.Address()
 	c.router = newRouter(c)
 	c.inbox, err = c.system.Root.SpawnNamed(c.inboxProps(), inboxName)
 	if err != nil {
@@ -224,17 +262,6 @@ func New(cfg Config) (c *Cluster, err error) {
 	return c, nil
 }
 
-// startRemote starts the transport, turning its listen panic into an error.
-func startRemote(r *remote.Remote) (err error) {
-	defer func() {
-		if p := recover(); p != nil {
-			err = fmt.Errorf("start remote: %v", p)
-		}
-	}()
-	r.Start()
-	return nil
-}
-
 func (c *Cluster) startMemberlist(keys [][]byte) error {
 	var mc *memberlist.Config
 	switch c.cfg.Detection {
@@ -260,6 +287,9 @@ func (c *Cluster) startMemberlist(keys [][]byte) error {
 		return fmt.Errorf("gossip address %q: %w", c.cfg.GossipAddr, err)
 	}
 	mc.Name = c.cfg.Name
+	if c.cfg.GossipTransport != nil {
+		mc.Transport = c.cfg.GossipTransport
+	}
 	mc.BindAddr = host
 	mc.BindPort = port
 	mc.AdvertiseAddr = host
@@ -314,7 +344,7 @@ func (c *Cluster) View() *View { return c.view.Load() }
 // OwnerOf returns the node that owns a scope in this node's view.
 func (c *Cluster) OwnerOf(kind clusterpb.Kind, id string) string {
 	key := ScopeKey(kind, id)
-	if slices.Contains(c.cfg.ClaimScopes, key) {
+	if c.cfg.claims.has(key) {
 		return c.cfg.Name
 	}
 	return Owner(c.View().Placement(), key)
@@ -581,7 +611,7 @@ func (c *Cluster) Close() error {
 }
 
 func (c *Cluster) closeTransport() {
-	c.remote.Shutdown(false)
+	c.remote.Shutdown()
 	c.system.Shutdown()
 }
 

@@ -1,8 +1,10 @@
 package cluster
 
 import (
+	"fmt"
 	"log/slog"
 
+	"github.com/asynkron/protoactor-go/actor"
 	"github.com/asynkron/protoactor-go/remote"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -102,4 +104,45 @@ func recoverStreams(log *slog.Logger) grpc.StreamServerInterceptor {
 		}()
 		return handler(srv, ss)
 	}
+}
+
+// ActorTransport carries actor messages between nodes: protoactor's gRPC
+// remote at Config.RemoteAddr, or a MemNetwork's in tests.
+type ActorTransport interface {
+	// Start makes system's actors reachable from other nodes and returns
+	// the address they reach them at (the node's remote address).
+	Start(system *actor.ActorSystem) (addr string, err error)
+	// Shutdown stops it: what is sent to or from the node is lost.
+	Shutdown()
+}
+
+// grpcTransport is protoactor's remote, listening on host:port, secured
+// by creds when set (mutual TLS, see secure.go).
+type grpcTransport struct {
+	host  string
+	port  int
+	creds credentials.TransportCredentials
+	log   *slog.Logger
+	r     *remote.Remote
+}
+
+func (t *grpcTransport) Start(system *actor.ActorSystem) (string, error) {
+	t.r = remote.NewRemote(system, remoteConfig(t.host, t.port, t.creds, t.log))
+	if err := startRemote(t.r); err != nil {
+		return "", err
+	}
+	return system.Address(), nil
+}
+
+func (t *grpcTransport) Shutdown() { t.r.Shutdown(false) }
+
+// startRemote starts the transport, turning its listen panic into an error.
+func startRemote(r *remote.Remote) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("start remote: %v", p)
+		}
+	}()
+	r.Start()
+	return nil
 }

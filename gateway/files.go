@@ -46,27 +46,38 @@ import (
 type FilesConfig struct {
 	// Store holds uploaded bytes; nil refuses uploads (503).
 	Store blob.Store
-	// MaxBytes bounds one file (default Limits.MaxFileBytes).
+	// MaxBytes bounds one file (zero: Limits.MaxFileBytes).
 	MaxBytes int64
 	// AllowedTypes are the MIME types accepted: exact ("application/pdf")
-	// or a family ("image/*"); "*/*" (the default) accepts any. Whatever
-	// is accepted, only images (but SVG), video and audio are served
-	// inline; the rest download as attachments, sandboxed.
+	// or a family ("image/*"); "*/*" accepts any. Whatever is accepted,
+	// only images (but SVG), video and audio are served inline; the rest
+	// download as attachments, sandboxed.
 	AllowedTypes []string
 	// ProxyTimeout bounds the wait for another node's response headers
-	// when a download is proxied (default 10 s).
+	// when a download is proxied.
 	ProxyTimeout time.Duration
 }
 
+// defaultFilesConfig is DefaultConfig's Files (no store: the node sets one).
+func defaultFilesConfig() FilesConfig {
+	return FilesConfig{
+		// Any type: the operator narrows it (--file-types).
+		AllowedTypes: []string{"*/*"},
+		// Another node that does not answer a download in 10 s is down.
+		ProxyTimeout: 10 * time.Second,
+	}
+}
+
 func (c *FilesConfig) withDefaults(l protocol.Limits) {
+	d := defaultFilesConfig()
 	if c.MaxBytes <= 0 {
 		c.MaxBytes = l.MaxFileBytes
 	}
 	if len(c.AllowedTypes) == 0 {
-		c.AllowedTypes = []string{"*/*"}
+		c.AllowedTypes = d.AllowedTypes
 	}
 	if c.ProxyTimeout <= 0 {
-		c.ProxyTimeout = 10 * time.Second
+		c.ProxyTimeout = d.ProxyTimeout
 	}
 }
 

@@ -24,22 +24,25 @@ import (
 // Subprotocol is the WebSocket subprotocol of the JSON encoding.
 const Subprotocol = "switchboard.v1.json"
 
-// Config bounds the gateway. Zero fields take the defaults.
+// Config bounds the gateway. Zero fields take DefaultConfig's values.
 type Config struct {
 	Limits protocol.Limits
 	// QueueFrames and QueueBytes bound a session's outbound queue; a
 	// session that exceeds either is disconnected as a slow consumer.
-	QueueFrames int // default 1024
-	QueueBytes  int // default 4 MiB
+	QueueFrames int
+	QueueBytes  int
 	// MaxWriteBytes bounds one WebSocket message of coalesced frames.
-	MaxWriteBytes int           // default 64 KiB
-	WriteTimeout  time.Duration // default 10 s
-	PingInterval  time.Duration // default 25 s
-	PingTimeout   time.Duration // default 10 s
+	MaxWriteBytes int
+	// WriteTimeout bounds one WebSocket write.
+	WriteTimeout time.Duration
+	// PingInterval is how often an idle session is pinged; PingTimeout
+	// how long its pong may take.
+	PingInterval time.Duration
+	PingTimeout  time.Duration
 	// AuthTimeout is how long a connection may stay without connect.
-	AuthTimeout time.Duration // default 10 s
+	AuthTimeout time.Duration
 	// MaxSessions bounds sessions on this node; past it, upgrades get 503.
-	MaxSessions int // default 100000
+	MaxSessions int
 	// DevAuth accepts connect {user_id} without a token (development);
 	// it also lets pages on loopback origins open sessions.
 	DevAuth bool
@@ -48,13 +51,13 @@ type Config struct {
 	// ValidOrigin).
 	AllowedOrigins []string
 	// RequestTimeout bounds every routed request.
-	RequestTimeout time.Duration // default 10 s
+	RequestTimeout time.Duration
 	Logger         *slog.Logger
 	Metrics        *Metrics
 
 	// PresenceInterval is the presence heartbeat: how often this gateway
 	// renews its sessions' and watches' leases (which last three of them).
-	PresenceInterval time.Duration // default 10 s
+	PresenceInterval time.Duration
 	// Files configures POST and GET /v1/files.
 	Files FilesConfig
 
@@ -65,13 +68,46 @@ type Config struct {
 	// has no signing key, and refuses).
 	TokenSigner *auth.Signer
 	// APIInflight bounds the HTTP API requests this node serves at once;
-	// past it they get 503 (default 1024).
+	// past it they get 503.
 	APIInflight int
 }
 
+// DefaultConfig is the gateway of a production node. The node's flags
+// take their defaults from it.
+func DefaultConfig() Config {
+	return Config{
+		Limits: protocol.DefaultLimits(),
+		// A live room's burst or a resume's replay fits; a consumer a
+		// thousand frames behind is not keeping up.
+		QueueFrames: 1024,
+		QueueBytes:  4 << 20,
+		// One write packs up to a 64 KiB message of queued frames.
+		MaxWriteBytes: 64 << 10,
+		// A client that takes 10 s to read 64 KiB is gone.
+		WriteTimeout: 10 * time.Second,
+		// Under the 30 s idle timeouts common in proxies and mobile NATs.
+		PingInterval: 25 * time.Second,
+		PingTimeout:  10 * time.Second,
+		// A client opens with connect; 10 s covers a slow network.
+		AuthTimeout: 10 * time.Second,
+		// An idle session costs one goroutine and at most 16 KB: 100,000
+		// of them about 1.6 GB.
+		MaxSessions: 100000,
+		// As cluster's RequestTimeout: longer waits are cut to it there.
+		RequestTimeout: 10 * time.Second,
+		// A gateway that stops renewing is taken as gone after 30 s.
+		PresenceInterval: 10 * time.Second,
+		Files:            defaultFilesConfig(),
+		// HTTP API requests served at once: a backend's burst of
+		// server-side sends, not an unbounded crowd of them.
+		APIInflight: 1024,
+	}
+}
+
 func (c *Config) withDefaults() {
+	d := DefaultConfig()
 	if c.Limits == (protocol.Limits{}) {
-		c.Limits = protocol.DefaultLimits()
+		c.Limits = d.Limits
 	}
 	def := func(v *int, d int) {
 		if *v <= 0 {
@@ -83,17 +119,17 @@ func (c *Config) withDefaults() {
 			*v = d
 		}
 	}
-	def(&c.QueueFrames, 1024)
-	def(&c.QueueBytes, 4<<20)
-	def(&c.MaxWriteBytes, 64<<10)
-	def(&c.MaxSessions, 100000)
-	def(&c.APIInflight, 1024)
-	defd(&c.WriteTimeout, 10*time.Second)
-	defd(&c.PingInterval, 25*time.Second)
-	defd(&c.PingTimeout, 10*time.Second)
-	defd(&c.AuthTimeout, 10*time.Second)
-	defd(&c.RequestTimeout, 10*time.Second)
-	defd(&c.PresenceInterval, 10*time.Second)
+	def(&c.QueueFrames, d.QueueFrames)
+	def(&c.QueueBytes, d.QueueBytes)
+	def(&c.MaxWriteBytes, d.MaxWriteBytes)
+	def(&c.MaxSessions, d.MaxSessions)
+	def(&c.APIInflight, d.APIInflight)
+	defd(&c.WriteTimeout, d.WriteTimeout)
+	defd(&c.PingInterval, d.PingInterval)
+	defd(&c.PingTimeout, d.PingTimeout)
+	defd(&c.AuthTimeout, d.AuthTimeout)
+	defd(&c.RequestTimeout, d.RequestTimeout)
+	defd(&c.PresenceInterval, d.PresenceInterval)
 	c.Files.withDefaults(c.Limits)
 	if c.Logger == nil {
 		c.Logger = slog.Default()
@@ -193,6 +229,9 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	g.sessions[s] = struct{}{}
 	g.wg.Add(1)
 	g.mu.Unlock()
+	// Before any of its requests: their replies come through the inbox
+	// after this.
+	g.cl.Do(func() { g.hub.opened(s) })
 	g.open.Add(1)
 	g.cfg.Metrics.connect("ok")
 	// The session runs on its own goroutine, owned by the gateway (joined
@@ -208,7 +247,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			g.mu.Unlock()
 			g.open.Add(-1)
 			g.presence.closed(s)
-			g.cl.Do(func() { g.hub.removeSession(s) })
+			g.cl.Do(func() { g.hub.closed(s) })
 		}()
 		s.run()
 	}()

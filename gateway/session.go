@@ -12,10 +12,12 @@ import (
 	"github.com/switchboard-chat/switchboard/protocol"
 )
 
-// session is one client connection. It has two goroutines: the read loop
-// (the HTTP handler's goroutine) decodes frames and routes requests; the
-// write loop drains the outbound queue, packing queued frames into one
-// WebSocket message, and pings. Either loop ending ends the session.
+// session is one client connection. It has two goroutines: the read loop,
+// on the session's own goroutine (ServeHTTP starts it and returns; the
+// gateway joins it on Close), decodes frames and routes requests; the
+// write loop, on a goroutine run starts and joins, drains the outbound
+// queue, packing queued frames into one WebSocket message, and pings.
+// Either loop ending ends the session.
 type session struct {
 	g    *Gateway
 	id   string
@@ -43,11 +45,6 @@ type session struct {
 	// grants are the session's join-token permissions (joins.go).
 	grants grants
 
-	// watching maps each watched channel to the seq of the last event
-	// delivered. It is owned by the cluster inbox goroutine.
-	watching map[string]uint64
-	gone     bool // inbox-owned: the session ended
-
 	// counted is set once the session's end has been counted (finish).
 	counted atomic.Bool
 }
@@ -59,7 +56,6 @@ func newSession(g *Gateway, conn *websocket.Conn) *session {
 		conn:     conn,
 		out:      newOutbox(g.cfg.QueueFrames, g.cfg.QueueBytes),
 		inflight: make(chan struct{}, g.cfg.Limits.MaxInflight),
-		watching: make(map[string]uint64),
 	}
 	s.ctx, s.cancel = context.WithCancel(g.ctx)
 	return s

@@ -422,6 +422,9 @@ func TestReplyOverTheEnvelopeBoundIsTooLarge(t *testing.T) {
 	n := testNode(t, func(c *Config) {
 		c.Limits.MaxDataBytes = 1 << 20
 		c.Limits.MaxFrameBytes = 3 << 20
+		// Each send makes about 12 MB of escaped JSON, which under -race
+		// on 2 busy cores took more than the 10 s default.
+		c.RequestTimeout = time.Minute
 	})
 	// Alice is a member who does not watch: her session gets the replies
 	// only.
@@ -431,6 +434,9 @@ func TestReplyOverTheEnvelopeBoundIsTooLarge(t *testing.T) {
 	}
 	owner.Close() // watches no more
 	r := rawDial(t, n)
+	// 2 MiB sends and a 36 MB reply made and measured: seconds each under
+	// -race on 2 busy cores.
+	r.wait = time.Minute
 	r.connect("alice")
 	obj := `{"d":"` + strings.Repeat("<", 1<<20-8) + `"}`
 	// 2 MB sends and a 36 MB reply made and measured: seconds each under

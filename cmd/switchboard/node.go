@@ -24,10 +24,7 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 
 	"github.com/switchboard-chat/switchboard/actors"
-	"github.com/switchboard-chat/switchboard/actors/channel"
-	"github.com/switchboard-chat/switchboard/actors/user"
 	"github.com/switchboard-chat/switchboard/cluster"
-	"github.com/switchboard-chat/switchboard/cluster/clusterpb"
 	"github.com/switchboard-chat/switchboard/gateway"
 	"github.com/switchboard-chat/switchboard/gateway/auth"
 	"github.com/switchboard-chat/switchboard/persistence"
@@ -52,6 +49,10 @@ type Config struct {
 	Limits        protocol.Limits
 	// InboxBytes bounds the channel events waiting for fan-out (0: 64 MiB).
 	InboxBytes int64
+	// RequestTimeout bounds every request between nodes and every one a
+	// session makes (0: cluster.DefaultConfig's). Tests of very large
+	// replies on a loaded machine raise it; no flag sets it.
+	RequestTimeout time.Duration
 	// Gateway tunes sessions; its Limits and Logger are set from the above.
 	Gateway        gateway.Config
 	PassivateAfter time.Duration
@@ -61,8 +62,12 @@ type Config struct {
 	Logger       *slog.Logger
 	// FS replaces the OS filesystem for the store (tests).
 	FS vfs.FS
-	// ClaimChannels is fault injection for tests (see cluster.Config).
-	ClaimChannels []string
+	// Network, when set, carries the node's gossip and actor traffic
+	// instead of sockets at ClusterBind and RemoteBind (tests that run
+	// several nodes in one process).
+	Network *cluster.MemNetwork
+	// Test is fault injection, in builds with the testhooks tag only.
+	Test testHooks
 	// Pprof serves Go's profiler at /debug/pprof/ on the listen address.
 	Pprof bool
 	// TypingTTL is how long a typing.start lasts unrenewed (0: 6 s).
@@ -171,7 +176,7 @@ func NewNode(cfg Config) (_ *Node, err error) {
 	if n.ln, err = net.Listen("tcp", cfg.Listen); err != nil {
 		return nil, fmt.Errorf("listen: %w", err)
 	}
-	n.cl, err = cluster.New(cluster.Config{
+	ccfg := cluster.Config{
 		Name:            cfg.NodeName,
 		Roles:           cfg.Roles,
 		RemoteAddr:      remote,
@@ -185,29 +190,30 @@ func NewNode(cfg Config) (_ *Node, err error) {
 		TLS:             n.sec.cluster,
 		Registry:        registryStore(n.store),
 		InboxEventBytes: cfg.InboxBytes,
-		ClaimScopes:     claimKeys(cfg.ClaimChannels),
+		RequestTimeout:  cfg.RequestTimeout,
 		Logger:          n.log,
-	})
-	if err != nil {
+	}
+	cfg.Test.apply(&ccfg)
+	if cfg.Network != nil {
+		cfg.Network.Attach(&ccfg)
+	}
+	if n.cl, err = cluster.New(ccfg); err != nil {
 		return nil, err
 	}
 	n.metrics.watchCluster(n.cl)
 	if n.host {
-		chCfg := channel.DefaultConfig()
-		chCfg.Limits = cfg.Limits
+		acfg := actors.DefaultConfig()
+		acfg.Channel.Limits, acfg.User.Limits = cfg.Limits, cfg.Limits
 		if cfg.TypingTTL > 0 {
-			chCfg.Rich.TypingTTL = cfg.TypingTTL
+			acfg.Channel.Rich.TypingTTL = cfg.TypingTTL
 		}
-		usCfg := user.DefaultConfig()
-		usCfg.Limits = cfg.Limits
+		acfg.PassivateAfter = cfg.PassivateAfter // zero: the default
 		if n.hostPID, err = actors.StartHost(actors.Deps{
-			Cluster:        n.cl,
-			Store:          n.store,
-			Channel:        chCfg,
-			User:           usCfg,
-			PassivateAfter: cfg.PassivateAfter,
-			Logger:         n.log,
-			Metrics:        n.metrics.actorHooks(),
+			Cluster: n.cl,
+			Store:   n.store,
+			Config:  acfg,
+			Logger:  n.log,
+			Metrics: n.metrics.actorHooks(),
 		}); err != nil {
 			return nil, fmt.Errorf("start host: %w", err)
 		}
@@ -216,6 +222,9 @@ func NewNode(cfg Config) (_ *Node, err error) {
 	if n.cl.HasRole(cluster.RoleGateway) {
 		gcfg := cfg.Gateway
 		gcfg.Limits = cfg.Limits
+		if cfg.RequestTimeout > 0 {
+			gcfg.RequestTimeout = cfg.RequestTimeout
+		}
 		gcfg.Logger = n.log
 		gcfg.DevAuth = cfg.DevAuth
 		gcfg.APIKeys = auth.ParseAPIKeys(cfg.APIKey)
@@ -293,14 +302,6 @@ func nodeName(cfg Config) (string, error) {
 		return "", fmt.Errorf("store node name: %w", err)
 	}
 	return name, nil
-}
-
-func claimKeys(channels []string) []string {
-	var keys []string
-	for _, ch := range channels {
-		keys = append(keys, cluster.ScopeKey(clusterpb.Kind_KIND_CHANNEL, ch))
-	}
-	return keys
 }
 
 // storeRegistry keeps the cluster registry in the node's store.

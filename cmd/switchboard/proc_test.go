@@ -24,7 +24,7 @@ var (
 	binDir  string
 )
 
-// binary builds switchboard once per test run.
+// binary builds switchboard, with its test hooks, once per test run.
 func binary(t *testing.T) string {
 	t.Helper()
 	binOnce.Do(func() {
@@ -33,7 +33,8 @@ func binary(t *testing.T) string {
 			return
 		}
 		binPath = filepath.Join(binDir, "switchboard")
-		out, err := exec.Command("go", "build", "-o", binPath, ".").CombinedOutput()
+		// testhooks: the fault-injection flags (testhooks.go).
+		out, err := exec.Command("go", "build", "-tags", "testhooks", "-o", binPath, ".").CombinedOutput()
 		if err != nil {
 			binErr = fmt.Errorf("go build: %v\n%s", err, out)
 		}

@@ -12,7 +12,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/switchboard-chat/switchboard/actors"
 	"github.com/switchboard-chat/switchboard/cluster"
+	"github.com/switchboard-chat/switchboard/gateway"
 	"github.com/switchboard-chat/switchboard/protocol"
 )
 
@@ -22,6 +24,12 @@ var errUsage = errors.New("usage")
 func serveFlags(fs *flag.FlagSet) (*Config, func() error) {
 	cfg := &Config{}
 	lim := protocol.DefaultLimits()
+	// Defaults come from each package's DefaultConfig.
+	cl, gw, act := cluster.DefaultConfig(), gateway.DefaultConfig(), actors.DefaultConfig()
+	roleNames := make([]string, len(cl.Roles))
+	for i, r := range cl.Roles {
+		roleNames[i] = string(r)
+	}
 	fs.StringVar(&cfg.Listen, "listen", "127.0.0.1:8080", "address for WebSocket (/v1/ws), the HTTP API, /metrics, /healthz and /readyz; port 0 picks a free one")
 	fs.StringVar(&cfg.DataDir, "data", "./data", "data directory (the Pebble store and the node's name)")
 	fs.BoolVar(&cfg.DevAuth, "dev-auth", false, "accept connect {user_id} without a token (always on when no auth key is set; with a key anyone may connect as anyone, and the node logs an ERROR)")
@@ -29,25 +37,25 @@ func serveFlags(fs *flag.FlagSet) (*Config, func() error) {
 	fs.StringVar(&cfg.AuthPublicKey, "auth-public-key", "", "PEM file with the Ed25519 public key that verifies EdDSA tokens")
 	fs.StringVar(&cfg.APIKey, "api-key", "", "server API keys, comma-separated (several, to rotate one): the HTTP API's admin credential, also required by the operator API (/v1/cluster)")
 	fs.StringVar(&cfg.NodeName, "node-name", "", "unique node name; default: the name stored in the data directory, made up on first start")
-	fs.StringVar(&cfg.ClusterBind, "cluster-bind", "127.0.0.1:7946", "gossip (memberlist) address; port 0 picks a free one")
+	fs.StringVar(&cfg.ClusterBind, "cluster-bind", cl.GossipAddr, "gossip (memberlist) address; port 0 picks a free one")
 	fs.StringVar(&cfg.RemoteBind, "remote-bind", "", "actor transport address; default: the cluster-bind host with a free port")
 	join := fs.String("join", "", "comma-separated gossip addresses of existing members; retried in the background until one answers (/readyz answers 503 until then)")
-	roles := fs.String("roles", "gateway,host", "what this node does: gateway (client sessions), host (channel and user actors), or both")
-	fs.StringVar(&cfg.ClusterName, "cluster-name", "switchboard", "cluster name; nodes only talk to nodes with the same name")
-	detection := fs.String("failure-detection", "lan", "failure detection preset: lan (conservative, ~5 s) or fast (loopback/tests, <1 s)")
+	roles := fs.String("roles", strings.Join(roleNames, ","), "what this node does: gateway (client sessions), host (channel and user actors), or both")
+	fs.StringVar(&cfg.ClusterName, "cluster-name", cl.ClusterName, "cluster name; nodes only talk to nodes with the same name")
+	detection := fs.String("failure-detection", string(cl.Detection), "failure detection preset: lan (conservative, ~5 s) or fast (loopback/tests, <1 s)")
 	fs.IntVar(&lim.MaxFrameBytes, "max-frame-bytes", lim.MaxFrameBytes, "largest WebSocket message a client may send")
 	fs.IntVar(&lim.MaxTextLen, "max-text-len", lim.MaxTextLen, "largest message text in bytes")
 	fs.IntVar(&lim.MaxInflight, "max-inflight", lim.MaxInflight, "requests a session may have outstanding")
-	fs.IntVar(&cfg.Gateway.QueueFrames, "queue-frames", 1024, "frames a session's outbound queue holds before the session is dropped as slow")
-	fs.IntVar(&cfg.Gateway.QueueBytes, "queue-bytes", 4<<20, "bytes a session's outbound queue holds before the session is dropped as slow")
-	fs.Int64Var(&cfg.InboxBytes, "inbox-bytes", 64<<20, "bytes of channel events the node's inbox holds for fan-out; past it event batches are shed and their channels replayed to the watchers")
-	fs.IntVar(&cfg.Gateway.MaxSessions, "max-sessions", 100000, "sessions this node accepts")
-	fs.DurationVar(&cfg.Gateway.PresenceInterval, "presence-interval", 10*time.Second, "presence heartbeat: gateways renew their sessions' presence this often, and a session not renewed for three intervals counts as gone (use one value on every node)")
+	fs.IntVar(&cfg.Gateway.QueueFrames, "queue-frames", gw.QueueFrames, "frames a session's outbound queue holds before the session is dropped as slow")
+	fs.IntVar(&cfg.Gateway.QueueBytes, "queue-bytes", gw.QueueBytes, "bytes a session's outbound queue holds before the session is dropped as slow")
+	fs.Int64Var(&cfg.InboxBytes, "inbox-bytes", cl.InboxEventBytes, "bytes of channel events the node's inbox holds for fan-out; past it event batches are shed and their channels replayed to the watchers")
+	fs.IntVar(&cfg.Gateway.MaxSessions, "max-sessions", gw.MaxSessions, "sessions this node accepts")
+	fs.DurationVar(&cfg.Gateway.PresenceInterval, "presence-interval", gw.PresenceInterval, "presence heartbeat: gateways renew their sessions' presence this often, and a session not renewed for three intervals counts as gone (use one value on every node)")
 	fs.Int64Var(&lim.MaxFileBytes, "max-file-bytes", lim.MaxFileBytes, "largest file POST /v1/files accepts")
-	fileTypes := fs.String("file-types", "*/*", "comma-separated MIME types POST /v1/files accepts, exact (application/pdf) or families (image/*)")
-	fs.DurationVar(&cfg.PassivateAfter, "passivate-after", 2*time.Minute, "idle time after which an actor with no watchers leaves memory")
+	fileTypes := fs.String("file-types", strings.Join(gw.Files.AllowedTypes, ","), "comma-separated MIME types POST /v1/files accepts, exact (application/pdf) or families (image/*)")
+	fs.DurationVar(&cfg.PassivateAfter, "passivate-after", act.PassivateAfter, "idle time after which an actor with no watchers leaves memory")
 	fs.DurationVar(&cfg.DrainTimeout, "drain-timeout", time.Minute, "on SIGTERM, how long to hand sessions and channels over before exiting (0: exit at once)")
-	claim := fs.String("test-claim-channels", "", "FAULT INJECTION for tests, never in production: this node believes it owns these channels whatever placement says")
+	testHooksSet := testHookFlags(fs, &cfg.Test)
 	sec := &cfg.Security
 	fs.StringVar(&sec.ClusterKey, "cluster-key", "", "gossip encryption: base64 AES keys of 16, 24 or 32 bytes, comma-separated; the first encrypts, all are accepted (switchboard certs create-cluster-key makes one)")
 	fs.StringVar(&sec.ClusterKeyFile, "cluster-key-file", "", "file of cluster keys (as --cluster-key, or one per line), re-read every second: edit it on every node to rotate keys without a restart")
@@ -66,7 +74,7 @@ func serveFlags(fs *flag.FlagSet) (*Config, func() error) {
 		cfg.Limits = lim
 		cfg.Gateway.Files.AllowedTypes = splitList(*fileTypes)
 		cfg.Join = splitList(*join)
-		cfg.ClaimChannels = splitList(*claim)
+		testHooksSet()
 		sec.AllowedOrigins = splitList(*origins)
 		for _, r := range splitList(*roles) {
 			cfg.Roles = append(cfg.Roles, cluster.Role(r))
