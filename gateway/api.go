@@ -202,7 +202,7 @@ func (g *Gateway) serveRPC(w http.ResponseWriter, r *http.Request) {
 
 // serveResource serves one resource URL of op.
 func (g *Gateway) serveResource(op protocol.Op, f protocol.HTTPForm) http.HandlerFunc {
-	vars := pathVars(f.Path)
+	vars := protocol.PathVars(f.Path)
 	return func(w http.ResponseWriter, r *http.Request) {
 		o, _, body, ok := g.begin(w, r)
 		if !ok {
@@ -273,17 +273,6 @@ func withArg(m map[string]string, k, v string) map[string]string {
 		out[a] = b
 	}
 	out[k] = v
-	return out
-}
-
-// pathVars returns the {variables} of a pattern path, in order.
-func pathVars(path string) []string {
-	var out []string
-	for _, seg := range strings.Split(path, "/") {
-		if strings.HasPrefix(seg, "{") && strings.HasSuffix(seg, "}") {
-			out = append(out, strings.TrimSuffix(seg[1:], "}"))
-		}
-	}
 	return out
 }
 
