@@ -9,6 +9,7 @@ import (
 	"crypto/ed25519"
 	"crypto/subtle"
 	"crypto/x509"
+	"encoding/base64"
 	"encoding/json"
 	"encoding/pem"
 	"errors"
@@ -124,12 +125,30 @@ func (v *Verifier) parse(token string, claims jwt.Claims) *protocol.Error {
 	}, jwt.WithValidMethods(methods), jwt.WithExpirationRequired(), jwt.WithLeeway(v.Leeway))
 	switch {
 	case err == nil:
-		return nil
+		return strictClaims(token)
 	case errors.Is(err, jwt.ErrTokenExpired):
 		return protocol.Errorf(protocol.CodeTokenExpired, "token expired")
 	default:
 		return protocol.Errorf(protocol.CodeTokenInvalid, "token invalid: %s", reason(err))
 	}
+}
+
+// strictClaims refuses a signed token whose claims are not strict JSON
+// (protocol.CheckJSON): the JWT library decodes them with encoding/json,
+// which silently replaces invalid UTF-8 in a name or image claim.
+func strictClaims(token string) *protocol.Error {
+	parts := strings.Split(token, ".")
+	if len(parts) != 3 {
+		return protocol.Errorf(protocol.CodeTokenInvalid, "token invalid: malformed")
+	}
+	b, err := base64.RawURLEncoding.DecodeString(parts[1])
+	if err != nil {
+		return protocol.Errorf(protocol.CodeTokenInvalid, "token invalid: malformed")
+	}
+	if perr := protocol.CheckJSON(b, protocol.MaxJSONDepth); perr != nil {
+		return protocol.Errorf(protocol.CodeTokenInvalid, "token invalid: claims: %s", perr.Message)
+	}
+	return nil
 }
 
 // reason names why a token failed without echoing it.
