@@ -83,6 +83,12 @@ func (s *session) connect(id []byte, args []byte) {
 			return
 		}
 	}
+	if !s.g.authenticated(s) {
+		s.g.presence.closed(s)
+		s.replyError(id, &protocol.Error{Code: protocol.CodeUnavailable, Message: "server at its session limit: reconnect later or elsewhere", RetryAfterMS: 1000})
+		s.out.close(reasonFull)
+		return
+	}
 	u.User.Admin = admin
 	u.User.Status = "online"
 	s.authed.Store(true)

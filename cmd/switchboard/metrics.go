@@ -40,7 +40,7 @@ func newMetrics(reg *prometheus.Registry) *metrics {
 	m := &metrics{
 		reg: reg,
 		connects: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "connects_total",
-			Help: "WebSocket upgrades by result: ok, refused (draining or at the session limit), handshake_failed."}, []string{"result"}),
+			Help: "WebSocket upgrades by result: ok, refused (draining or at the session limit), refused_unauthenticated (at the bound of connections waiting to authenticate, overall or from one address), handshake_failed, origin_refused (a browser origin not allowed)."}, []string{"result"}),
 		disconnects: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "disconnects_total",
 			Help: "Ended sessions by reason (client_closed, connection_lost, slow_consumer, ping_timeout, drain, shutdown, ...)."}, []string{"reason"}),
 		framesIn: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "frames_received_total",
@@ -122,7 +122,10 @@ func (m *metrics) commit(d time.Duration, entries int) {
 // watchGateway exports the open session count.
 func (m *metrics) watchGateway(g *gateway.Gateway) {
 	m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "switchboard", Name: "sessions_open",
-		Help: "Client sessions open on this node."}, func() float64 { return float64(g.Sessions()) }))
+		Help: "Client sessions open on this node (authenticated or not)."}, func() float64 { return float64(g.Sessions()) }))
+	m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "switchboard", Name: "sessions_unauthenticated",
+		Help: "Open connections that have not authenticated yet (bounded by --max-unauthenticated)."},
+		func() float64 { return float64(g.Unauthenticated()) }))
 }
 
 // watchCluster exports the members this node sees, by state, its gossip
@@ -191,9 +194,9 @@ func (m *metrics) watchTLS(s *nodeSecurity) {
 // Label values outside these sets become "other" (or "unknown" for ops),
 // so a new reason in the gateway can never blow up cardinality.
 var (
-	connectResults    = set("ok", "refused", "handshake_failed", "origin_refused")
+	connectResults    = set("ok", "refused", "refused_unauthenticated", "handshake_failed", "origin_refused")
 	disconnectReasons = set("client_closed", "connection_lost", "frame_too_large", "slow_consumer", "drain", "logout",
-		"shutdown", "ping_timeout", "write_failed", "auth_timeout", "resync")
+		"shutdown", "ping_timeout", "write_failed", "auth_timeout", "resync", "session_limit")
 	dropReasons = set("slow_consumer", "closed")
 	actorKinds  = set("channel", "user", "directory")
 )
