@@ -409,3 +409,14 @@ func (s *State) trimEvents() {
 	s.entry().DelRange(persistence.TableEvent, persistence.U64(s.meta.FirstSeq), persistence.U64(newFirst))
 	s.meta.FirstSeq = newFirst
 }
+
+// readOnlyOps never write an entry: a store that refuses writes (a full
+// disk) still serves them.
+var readOnlyOps = map[string]bool{
+	protocol.OpChannelGet: true, protocol.OpMessagesHistory: true, protocol.OpMembersList: true,
+	protocol.OpChannelWatch: true, protocol.OpChannelUnwatch: true, protocol.OpTypingStart: true,
+	protocol.OpTypingStop: true, OpSummary: true, OpListing: true, OpFileCheck: true, OpRewatch: true,
+}
+
+// ReadOnly reports whether op never writes (see readOnlyOps).
+func ReadOnly(op string) bool { return readOnlyOps[op] }

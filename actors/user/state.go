@@ -375,3 +375,13 @@ func compactObject(v json.RawMessage) json.RawMessage {
 	}
 	return b.Bytes()
 }
+
+// ReadOnly reports whether op never writes an entry: a store that refuses
+// writes (a full disk) still serves it.
+func ReadOnly(op string) bool {
+	switch op {
+	case protocol.OpMe, OpGet, OpChannels, OpFileGet:
+		return true
+	}
+	return false
+}

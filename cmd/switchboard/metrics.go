@@ -9,6 +9,7 @@ import (
 	"github.com/switchboard-chat/switchboard/cluster"
 	"github.com/switchboard-chat/switchboard/cluster/security"
 	"github.com/switchboard-chat/switchboard/gateway"
+	"github.com/switchboard-chat/switchboard/persistence"
 	"github.com/switchboard-chat/switchboard/protocol"
 )
 
@@ -126,6 +127,22 @@ func (m *metrics) watchGateway(g *gateway.Gateway) {
 	m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "switchboard", Name: "sessions_unauthenticated",
 		Help: "Open connections that have not authenticated yet (bounded by --max-unauthenticated)."},
 		func() float64 { return float64(g.Unauthenticated()) }))
+}
+
+// watchStore exports whether the store takes writes and the free space
+// on its disk.
+func (m *metrics) watchStore(s *persistence.Store) {
+	m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "switchboard", Name: "store_writable",
+		Help: "1 while the store takes writes, 0 while it refuses them (its disk is full, or it waits to re-open after its log failed)."},
+		func() float64 {
+			if s.Writable() {
+				return 1
+			}
+			return 0
+		}))
+	m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "switchboard", Name: "store_disk_free_bytes",
+		Help: "Free space on the store's disk, as last measured (every second at most; -1: not watched)."},
+		func() float64 { return float64(s.DiskFree()) }))
 }
 
 // watchCluster exports the members this node sees, by state, its gossip

@@ -74,6 +74,9 @@ type Config struct {
 	TypingTTL time.Duration
 	// Security secures the cluster's ports and --listen (security.go).
 	Security SecurityConfig
+	// DiskReserve is the free space the store keeps on its disk (see
+	// persistence.Options; 0: 64 MiB, negative: none).
+	DiskReserve int64
 }
 
 // Node is one Switchboard node: its store, cluster membership, actors and
@@ -174,10 +177,12 @@ func NewNode(cfg Config) (_ *Node, err error) {
 				return nil, fmt.Errorf("data dir: %w", err)
 			}
 		}
-		n.store, err = persistence.Open(filepath.Join(cfg.DataDir, "store"), persistence.Options{FS: cfg.FS, Logger: n.log, OnCommit: n.metrics.commit})
+		n.store, err = persistence.Open(filepath.Join(cfg.DataDir, "store"), persistence.Options{FS: cfg.FS, Logger: n.log,
+			OnCommit: n.metrics.commit, DiskReserve: cfg.DiskReserve, OnWritable: n.storeWritable})
 		if err != nil {
 			return nil, err
 		}
+		n.metrics.watchStore(n.store)
 	}
 	if n.ln, err = net.Listen("tcp", cfg.Listen); err != nil {
 		return nil, fmt.Errorf("listen: %w", err)
@@ -447,15 +452,28 @@ func (n *Node) Close() error {
 	return nil
 }
 
-// readyz serves GET /readyz: 503 while the node drains or closes, and
-// while a node started with --join has reached neither a seed nor any
-// other member (it keeps trying in the background).
+// storeWritable logs every change of whether the store takes writes (one
+// line per change, however many writes it refuses meanwhile).
+func (n *Node) storeWritable(err error) {
+	if err != nil {
+		n.log.Error("STORE REFUSES WRITES: writes answer unavailable, reads go on; they resume by themselves once the disk has room", "reason", err)
+		return
+	}
+	n.log.Info("store takes writes again")
+}
+
+// readyz serves GET /readyz: 503 while the node drains or closes, while
+// a node started with --join has reached neither a seed nor any other
+// member (it keeps trying in the background), and while its store refuses
+// writes (a full disk), with the reason.
 func (n *Node) readyz(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case !n.ready.Load():
 		http.Error(w, "not ready", http.StatusServiceUnavailable)
 	case !n.cl.Joined():
 		http.Error(w, "not ready: no seed (--join) has answered yet", http.StatusServiceUnavailable)
+	case n.store != nil && !n.store.Writable():
+		http.Error(w, "not ready: "+strings.TrimPrefix(fmt.Sprint(n.store.WriteError()), "persistence: "), http.StatusServiceUnavailable)
 	default:
 		fmt.Fprintln(w, "ready")
 	}
