@@ -36,6 +36,9 @@ type Config struct {
 	EventRetention uint64
 	// MaxWatchers bounds the sessions watching one channel.
 	MaxWatchers int
+	// MaxJTIs bounds the single-use join tokens (jti) a channel keeps
+	// until they expire (see tokens.go).
+	MaxJTIs int
 	// Rich holds the bounds of reactions, favorites, typing and files.
 	Rich RichConfig
 }
@@ -50,6 +53,7 @@ func DefaultConfig() Config {
 		RecentEvents:   512,
 		EventRetention: 10000,
 		MaxWatchers:    200000,
+		MaxJTIs:        100000,
 		Rich:           DefaultRichConfig(),
 	}
 }
