@@ -69,7 +69,7 @@ func guardedStore(t *testing.T, fs vfs.FS, mem *vfs.MemFS, free uint64) (*Store,
 	mem.TestingSetDiskUsage(vfs.DiskUsage{AvailBytes: free, TotalBytes: 4 << 30})
 	var mu sync.Mutex
 	var told []error
-	s := openStore(t, fs, Options{DiskReserve: 1 << 20, CheckEvery: 2 * time.Millisecond, OnWritable: func(err error) {
+	s := openStore(t, fs, Options{DiskReserve: 1 << 20, CheckEvery: 10 * time.Millisecond, OnWritable: func(err error) {
 		mu.Lock()
 		told = append(told, err)
 		mu.Unlock()
