@@ -294,3 +294,28 @@ func (c *strictScanner) number() bool {
 	}
 	return true
 }
+
+// Sanitize returns raw with what a browser must not be sent repaired:
+// invalid UTF-8 and escaped lone surrogates become U+FFFD. It is for
+// JSON stored before the server refused such input (CheckJSON at the
+// edge): whatever the server sends stays valid UTF-8. Valid input — all
+// input stored since — comes back as it is, checked at little cost.
+func Sanitize(raw json.RawMessage) json.RawMessage {
+	if len(raw) == 0 || (utf8.Valid(raw) && !bytes.Contains(raw, []byte(`\u`))) {
+		return raw
+	}
+	if CheckJSON(raw, 1<<20) == nil {
+		return raw
+	}
+	d := json.NewDecoder(bytes.NewReader(raw))
+	d.UseNumber()
+	var v any
+	if d.Decode(&v) != nil {
+		return json.RawMessage("null")
+	}
+	out, err := json.Marshal(v) // writes strings as valid UTF-8
+	if err != nil {
+		return json.RawMessage("null")
+	}
+	return out
+}

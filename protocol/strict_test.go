@@ -177,3 +177,22 @@ func depthOf(v any) int {
 	}
 	return 0
 }
+
+// TestSanitize: stored JSON with invalid UTF-8 or lone surrogates comes
+// out repaired and strict; valid JSON comes out untouched.
+func TestSanitize(t *testing.T) {
+	for _, s := range []string{`{"a":"é \ud83d\udc4b","n":[1,2.5e3]}`, `null`, ``, `{"x":"\u00e9"}`} {
+		if got := string(Sanitize(json.RawMessage(s))); got != s {
+			t.Errorf("Sanitize(%q) = %q, want it untouched", s, got)
+		}
+	}
+	for _, s := range []string{"{\"a\":\"b\xffc\",\"\xfe\":[\"\\ud800\"]}", `{"k":"\udc00"}`, "{\"event\":\"message.new\",\"seq\":3,\"data\":{\"t\":\"\xc3\"}}"} {
+		got := Sanitize(json.RawMessage(s))
+		if err := CheckJSON(got, MaxJSONDepth); err != nil || !utf8.Valid(got) {
+			t.Errorf("Sanitize(%q) = %q: %v", s, got, err)
+		}
+	}
+	if got := string(Sanitize(json.RawMessage("{\"seq\":3,\"a\":\"\xff\"}"))); got != "{\"a\":\"\ufffd\",\"seq\":3}" {
+		t.Errorf("Sanitize = %q", got)
+	}
+}

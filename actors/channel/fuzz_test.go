@@ -1,10 +1,12 @@
 package channel
 
 import (
+	"bytes"
 	"encoding/json"
 	"testing"
 	"unicode/utf8"
 
+	"github.com/switchboard-chat/switchboard/persistence"
 	"github.com/switchboard-chat/switchboard/protocol"
 )
 
@@ -98,4 +100,43 @@ func FuzzObjectValidation(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestStoredInvalidUTF8IsRepairedOnTheWayOut: data stored by a server
+// that did not yet refuse invalid UTF-8 reaches clients repaired, in a
+// history page and in a resume's replayed events.
+func TestStoredInvalidUTF8IsRepairedOnTheWayOut(t *testing.T) {
+	h := newHarness(t)
+	h.do(caller("alice"), protocol.OpChannelCreate, map[string]any{"type": protocol.TypeStandard})
+	m := h.send("alice", "c1", "hi")
+	// Rewrite the message and its events as an older server stored them.
+	poison := func(b []byte) []byte {
+		return bytes.ReplaceAll(b, []byte(`"data":null`), []byte("\"data\":{\"k\":\"\xff\",\"s\":\"\\ud800\"}"))
+	}
+	e := &persistence.Entry{Epoch: 1}
+	rec, err := h.log.Get(persistence.TableMessage, persistence.U64(m.Segment))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.Put(persistence.TableMessage, persistence.U64(m.Segment), poison(rec))
+	evs, err := h.log.Scan(persistence.TableEvent, persistence.Range{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range evs {
+		e.Put(persistence.TableEvent, r.Key, poison(r.Value))
+	}
+	h.apply(e)
+	h.reload()
+	for _, out := range [][]byte{
+		ok[json.RawMessage](h, caller("alice"), protocol.OpMessagesHistory, map[string]any{"channel": channelID}),
+		ok[json.RawMessage](h, caller("alice"), protocol.OpChannelWatch, map[string]any{"channel": channelID, "since_seq": 0}),
+	} {
+		if !utf8.Valid(out) || protocol.CheckJSON(out, 64) != nil {
+			t.Fatalf("sent %q", out)
+		}
+		if !bytes.Contains(out, []byte("\ufffd")) {
+			t.Fatalf("the stored data did not come out: %s", out)
+		}
+	}
 }

@@ -186,6 +186,7 @@ func Load(id string, log persistence.Reader, cfg Config) (*State, error) {
 	if err := json.Unmarshal(v, &s.meta); err != nil {
 		return nil, fmt.Errorf("load channel %s meta: %w", id, ErrCorrupt)
 	}
+	s.meta.Channel.Metadata = protocol.Sanitize(s.meta.Channel.Metadata) // see decodeMessage
 	switch c, err := log.Get(persistence.TableMeta, countersKey); {
 	case errors.Is(err, persistence.ErrNotFound):
 	case err != nil:
@@ -215,11 +216,15 @@ func Load(id string, log persistence.Reader, cfg Config) (*State, error) {
 	return s, nil
 }
 
+// decodeMessage reads a stored message. Data and metadata stored before
+// the server refused what is not strict JSON are repaired on the way out
+// (protocol.Sanitize), so no client is sent invalid UTF-8.
 func decodeMessage(b []byte) (*protocol.Message, error) {
 	var m protocol.Message
 	if err := json.Unmarshal(b, &m); err != nil {
 		return nil, ErrCorrupt
 	}
+	m.Data, m.Metadata = protocol.Sanitize(m.Data), protocol.Sanitize(m.Metadata)
 	return &m, nil
 }
 

@@ -145,6 +145,9 @@ func Load(id string, log persistence.Reader, cfg Config) (*State, error) {
 		if err := json.Unmarshal(v, &s.profile); err != nil {
 			return nil, fmt.Errorf("load user %s: corrupt profile", id)
 		}
+		// Metadata stored before the server refused invalid UTF-8 is
+		// repaired on the way out.
+		s.profile.Metadata = protocol.Sanitize(s.profile.Metadata)
 		s.exists = true
 	}
 	recs, err := log.Scan(persistence.TableMember, persistence.Range{})
