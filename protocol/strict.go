@@ -167,34 +167,50 @@ func (c *strictScanner) container(end byte) bool {
 }
 
 // str scans a string: valid UTF-8, no control characters, valid escapes,
-// and \u escapes that pair surrogates.
+// and \u escapes that pair surrogates. Runs of plain ASCII, the bulk of
+// any string, go through a table in a loop of their own.
 func (c *strictScanner) str() bool {
 	start := c.i
-	c.i++ // the opening quote
-	for c.i < len(c.b) {
-		ch := c.b[c.i]
-		switch {
+	b, i := c.b, c.i+1 // past the opening quote
+	for i < len(b) {
+		for i < len(b) && plainASCII[b[i]] {
+			i++
+		}
+		if i >= len(b) {
+			break
+		}
+		switch ch := b[i]; {
 		case ch == '"':
-			c.i++
+			c.i = i + 1
 			return true
 		case ch == '\\':
+			c.i = i
 			if !c.escape() {
 				return false
 			}
+			i = c.i
 		case ch < 0x20:
 			return c.fail("string at byte %d holds a raw control character", start)
-		case ch < utf8.RuneSelf:
-			c.i++
 		default:
-			r, n := utf8.DecodeRune(c.b[c.i:])
+			r, n := utf8.DecodeRune(b[i:])
 			if r == utf8.RuneError && n <= 1 {
 				return c.fail("string at byte %d is not valid UTF-8", start)
 			}
-			c.i += n
+			i += n
 		}
 	}
+	c.i = i
 	return c.fail("JSON ends inside a string")
 }
+
+// plainASCII marks the bytes a string holds as they are: printable ASCII
+// but the quote and the backslash.
+var plainASCII = func() (t [256]bool) {
+	for ch := 0x20; ch < utf8.RuneSelf; ch++ {
+		t[ch] = ch != '"' && ch != '\\'
+	}
+	return t
+}()
 
 func (c *strictScanner) escape() bool {
 	at := c.i
