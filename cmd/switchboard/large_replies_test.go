@@ -432,9 +432,6 @@ func TestReplyOverTheEnvelopeBoundIsTooLarge(t *testing.T) {
 	owner.Close() // watches no more
 	r := rawDial(t, n)
 	r.connect("alice")
-	// Each send is a 2 MiB frame decoded, checked and stored: seconds
-	// under -race on 2 busy cores.
-	r.wait = time.Minute
 	obj := `{"d":"` + strings.Repeat("<", 1<<20-8) + `"}`
 	// 2 MB sends and a 36 MB reply made and measured: seconds each under
 	// -race on 2 busy cores.
