@@ -37,9 +37,13 @@ bench: build
 	mkdir -p docs
 	$(GO) run ./cmd/benchreport -bin bin/switchboard $(BENCHFLAGS)
 
+# Each fuzz target for FUZZTIME (default 60s).
+FUZZTIME ?= 60s
 fuzz:
-	$(GO) test ./protocol -run '^$$' -fuzz FuzzDecodeRequest -fuzztime 60s
-	$(GO) test ./protocol -run '^$$' -fuzz FuzzHTTPArgs -fuzztime 60s
+	$(GO) test ./protocol -run '^$$' -fuzz FuzzDecodeRequest -fuzztime $(FUZZTIME)
+	$(GO) test ./protocol -run '^$$' -fuzz FuzzHTTPArgs -fuzztime $(FUZZTIME)
+	$(GO) test ./protocol -run '^$$' -fuzz FuzzCheckJSON -fuzztime $(FUZZTIME)
+	$(GO) test ./actors/channel -run '^$$' -fuzz FuzzObjectValidation -fuzztime $(FUZZTIME)
 
 # vet and staticcheck, also over the files only test builds compile
 # (the testhooks tag: cmd/switchboard/testhooks.go), and modcheck.

@@ -161,3 +161,5 @@ func (a *channelActor) lostWatchers(ctx actor.Context) {
 		ctx.Send(cluster.InboxPID(gw), clusterpb.Wrap(&clusterpb.Envelope_WatchLost{WatchLost: &clusterpb.WatchLost{Channel: a.id}}))
 	}
 }
+
+func (a *channelActor) readOnly(op string) bool { return channel.ReadOnly(op) }

@@ -62,3 +62,5 @@ func notifyDirectory(c Cluster, notices []channel.DirNotice) {
 		c.Notify(&clusterpb.Request{Kind: clusterpb.Kind_KIND_CHANNEL, Target: n.Shard, Op: directory.OpPut, Args: n.Args})
 	}
 }
+
+func (a *directoryActor) readOnly(op string) bool { return directory.ReadOnly(op) }

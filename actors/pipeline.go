@@ -2,6 +2,7 @@ package actors
 
 import (
 	"errors"
+	"strings"
 
 	"github.com/switchboard-chat/switchboard/persistence"
 	"github.com/switchboard-chat/switchboard/protocol"
@@ -174,6 +175,11 @@ func (p *pipeline) fail(e *protocol.Error) {
 func storageError(what string, err error) *protocol.Error {
 	if errors.Is(err, persistence.ErrFenced) {
 		return protocol.Errorf(protocol.CodeUnavailable, "%s moved to another activation; retry", what)
+	}
+	if errors.Is(err, persistence.ErrUnwritable) {
+		e := protocol.Errorf(protocol.CodeUnavailable, "%s: the node's storage refuses writes for now (%s); reads still work, retry writes later", what, strings.TrimPrefix(err.Error(), "persistence: "))
+		e.RetryAfterMS = persistence.RetryAfter.Milliseconds()
+		return e
 	}
 	return protocol.Errorf(protocol.CodeUnavailable, "%s: storage failed; retry", what)
 }

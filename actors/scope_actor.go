@@ -1,6 +1,7 @@
 package actors
 
 import (
+	"errors"
 	"runtime/debug"
 	"time"
 
@@ -43,6 +44,8 @@ type scopeHooks interface {
 	// other handles every other message (envelopes without a request,
 	// timers, lifecycle).
 	other(ctx actor.Context, msg any)
+	// readOnly reports whether an op never writes an entry.
+	readOnly(op string) bool
 }
 
 func newScopeActor(id, key, what string, sc persistence.Scope, d *Deps, hooks scopeHooks) scopeActor {
@@ -83,6 +86,10 @@ func (s *scopeActor) receive(ctx actor.Context, msg any) {
 			replyError(ctx, req, protocol.Errorf(protocol.CodeUnavailable, "%s %s is moving to another node; retry", s.what, s.id))
 		case s.p.dead:
 			replyError(ctx, req, protocol.Errorf(protocol.CodeUnavailable, "%s %s is restarting; retry", s.what, s.id))
+		case req != nil && !s.hooks.readOnly(req.Op) && !s.d.Store.Writable():
+			// Refused before the state machine sees it, so nothing
+			// changes and the activation goes on serving reads.
+			replyError(ctx, req, storageError(s.what+" "+s.id, s.d.Store.WriteError()))
 		case req != nil:
 			s.hooks.request(ctx, req)
 		default:
@@ -90,7 +97,12 @@ func (s *scopeActor) receive(ctx actor.Context, msg any) {
 		}
 	case *committed:
 		if err := s.p.onCommitted(m); err != nil {
-			s.d.Logger.Error(s.what+" commit failed", "scope", s.key, "err", err)
+			if errors.Is(err, persistence.ErrUnwritable) {
+				// The store logs why, once; every actor need not.
+				s.d.Logger.Debug(s.what+" commit refused", "scope", s.key, "err", err)
+			} else {
+				s.d.Logger.Error(s.what+" commit failed", "scope", s.key, "err", err)
+			}
 			s.stop(ctx, storageError(s.what+" "+s.id, err))
 			return
 		}
@@ -114,7 +126,10 @@ func (s *scopeActor) start(ctx actor.Context, barrierErr error) {
 		var epoch uint64
 		var exists bool
 		if epoch, exists, err = s.hooks.load(ctx, log); err == nil {
-			s.p.start(s.post, log, epoch+1, exists)
+			// While the store refuses writes the fence waits for the first
+			// entry (as for a scope that does not exist yet), so that the
+			// activation serves reads meanwhile.
+			s.p.start(s.post, log, epoch+1, exists && s.d.Store.Writable())
 			ctx.SetReceiveTimeout(s.d.PassivateAfter)
 			return
 		}

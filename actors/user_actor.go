@@ -98,3 +98,5 @@ func notifyUserIndex(c Cluster, userID string, ix user.IndexArgs) {
 	args, _ := json.Marshal(ix)
 	c.Notify(&clusterpb.Request{Kind: clusterpb.Kind_KIND_USER, Target: userID, Op: user.OpIndex, Args: args})
 }
+
+func (a *userActor) readOnly(op string) bool { return user.ReadOnly(op) }

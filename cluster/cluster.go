@@ -17,7 +17,6 @@ import (
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
-	"github.com/asynkron/protoactor-go/remote"
 	"github.com/hashicorp/memberlist"
 	"github.com/switchboard-chat/switchboard/cluster/clusterpb"
 	"github.com/switchboard-chat/switchboard/cluster/security"
@@ -171,6 +170,7 @@ type Cluster struct {
 	listeners     []func(old, cur Member)
 
 	router     *router
+	links      links // see links.go
 	inbox      *actor.PID
 	inboxDepth inboxDepth
 	events     eventBound
@@ -554,18 +554,6 @@ func (c *Cluster) refreshLoop() {
 			}
 		}
 	}
-}
-
-// watchEndpoints fails requests to a node as soon as its remote
-// connection drops, which can be before memberlist declares it dead.
-func (c *Cluster) watchEndpoints() {
-	c.system.EventStream.Subscribe(func(evt any) {
-		if e, ok := evt.(*remote.EndpointTerminatedEvent); ok {
-			if m, ok := c.View().ByRemote(e.Address); ok {
-				c.router.failNode(m.Name, "connection to node "+m.Name+" lost")
-			}
-		}
-	})
 }
 
 // Leave tells the cluster this node is leaving for good (after a drain),

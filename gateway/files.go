@@ -311,7 +311,7 @@ func (g *Gateway) ServeUpload(w http.ResponseWriter, r *http.Request) {
 		}
 		id := key + "-" + who.id
 		rec = &user.FileRecord{
-			File: protocol.File{ID: id, URL: "/v1/files/" + id, Type: protocol.FileType(mt),
+			File: protocol.File{ID: id, URL: protocol.FileURL(id), Type: protocol.FileType(mt),
 				Name: cleanName(part.FileName(), g.cfg.Limits.MaxNameLen), Size: size, MIME: mt},
 			Node: g.cl.Name(),
 			Blob: key,
@@ -425,7 +425,7 @@ func (f *files) proxy(w http.ResponseWriter, r *http.Request, node string) {
 		writeHTTPError(w, 0, protocol.Errorf(protocol.CodeUnavailable, "node %s, which holds the file, is not available", node))
 		return
 	}
-	u := "http://" + m.Meta.HTTP + "/v1/files/" + url.PathEscape(r.PathValue("id"))
+	u := "http://" + m.Meta.HTTP + protocol.FileURL(r.PathValue("id"))
 	req, err := http.NewRequestWithContext(r.Context(), http.MethodGet, u, nil)
 	if err != nil {
 		writeHTTPError(w, 0, protocol.Errorf(protocol.CodeInternal, "internal error"))

@@ -9,6 +9,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"log/slog"
+	"net"
 	"net/http"
 	"sync"
 	"sync/atomic"
@@ -39,10 +40,19 @@ type Config struct {
 	// how long its pong may take.
 	PingInterval time.Duration
 	PingTimeout  time.Duration
-	// AuthTimeout is how long a connection may stay without connect.
+	// AuthTimeout is how long a connection may stay without connect;
+	// then it is closed without waiting long for the client's close.
 	AuthTimeout time.Duration
-	// MaxSessions bounds sessions on this node; past it, upgrades get 503.
+	// MaxSessions bounds authenticated sessions on this node; past it,
+	// upgrades get 503 and a connect unavailable.
 	MaxSessions int
+	// MaxUnauthenticated bounds connections that have not authenticated
+	// yet, apart from MaxSessions, so that idle sockets cannot take the
+	// sessions' places; past it, upgrades get 503.
+	MaxUnauthenticated int
+	// MaxUnauthenticatedPerIP bounds them per client address (0: no
+	// bound). Behind a proxy every client has the proxy's address.
+	MaxUnauthenticatedPerIP int
 	// DevAuth accepts connect {user_id} without a token (development);
 	// it also lets pages on loopback origins open sessions.
 	DevAuth bool
@@ -93,6 +103,11 @@ func DefaultConfig() Config {
 		// An idle session costs one goroutine and at most 16 KB: 100,000
 		// of them about 1.6 GB.
 		MaxSessions: 100000,
+		// Sockets that have not sent connect yet: enough for a reconnect
+		// storm's burst, too few for idle sockets to exhaust memory; per
+		// client address, a few browsers' tabs behind one NAT.
+		MaxUnauthenticated:      1024,
+		MaxUnauthenticatedPerIP: 64,
 		// As cluster's RequestTimeout: longer waits are cut to it there.
 		RequestTimeout: 10 * time.Second,
 		// A gateway that stops renewing is taken as gone after 30 s.
@@ -124,6 +139,7 @@ func (c *Config) withDefaults() {
 	def(&c.MaxWriteBytes, d.MaxWriteBytes)
 	def(&c.MaxSessions, d.MaxSessions)
 	def(&c.APIInflight, d.APIInflight)
+	def(&c.MaxUnauthenticated, d.MaxUnauthenticated)
 	defd(&c.WriteTimeout, d.WriteTimeout)
 	defd(&c.PingInterval, d.PingInterval)
 	defd(&c.PingTimeout, d.PingTimeout)
@@ -153,6 +169,12 @@ type Gateway struct {
 	mu       sync.Mutex // guards the fields below
 	sessions map[*session]struct{}
 	draining bool
+	// unauthed counts the connections admitted that have not
+	// authenticated (in the handshake, or sessions with unauthed set),
+	// also by client address; authed counts the other sessions.
+	unauthed     int
+	unauthedByIP map[string]int
+	authed       int
 
 	open atomic.Int64
 	wg   sync.WaitGroup // session goroutines
@@ -168,7 +190,8 @@ type Gateway struct {
 // New makes a gateway and installs it as the node's event handler.
 func New(cfg Config, cl *cluster.Cluster, v *auth.Verifier) *Gateway {
 	cfg.withDefaults()
-	g := &Gateway{cfg: cfg, cl: cl, auth: v, log: cfg.Logger.With("component", "gateway"), sessions: make(map[*session]struct{})}
+	g := &Gateway{cfg: cfg, cl: cl, auth: v, log: cfg.Logger.With("component", "gateway"), sessions: make(map[*session]struct{}),
+		unauthedByIP: make(map[string]int)}
 	g.ctx, g.cancel = context.WithCancel(context.Background())
 	g.hub = newHub(g)
 	g.presence = newPresence(g)
@@ -185,8 +208,84 @@ func New(cfg Config, cl *cluster.Cluster, v *auth.Verifier) *Gateway {
 	return g
 }
 
-// Sessions returns how many sessions are open.
+// Sessions returns how many sessions are open (authenticated or not).
 func (g *Gateway) Sessions() int64 { return g.open.Load() }
+
+// Unauthenticated returns how many open connections have not
+// authenticated yet.
+func (g *Gateway) Unauthenticated() int {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.unauthed
+}
+
+// admit decides whether a new connection from ip may wait to
+// authenticate: the refusal's text and metric label, or "" when it may,
+// and then it counts among the unauthenticated connections (release
+// uncounts one that does not become a session).
+func (g *Gateway) admit(ip string) (refuse, label string) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	defer func() {
+		if refuse == "" {
+			g.unauthed++
+			g.unauthedByIP[ip]++
+		}
+	}()
+	switch {
+	case g.draining:
+		return "server draining: reconnect elsewhere", "refused"
+	case g.authedLocked() >= g.cfg.MaxSessions:
+		return "server at its session limit", "refused"
+	case g.unauthed >= g.cfg.MaxUnauthenticated:
+		return "server at its limit of connections waiting to authenticate", "refused_unauthenticated"
+	case g.cfg.MaxUnauthenticatedPerIP > 0 && g.unauthedByIP[ip] >= g.cfg.MaxUnauthenticatedPerIP:
+		return "too many connections from your address waiting to authenticate", "refused_unauthenticated"
+	}
+	return "", ""
+}
+
+// authenticated moves s from the unauthenticated connections to the
+// sessions, unless the sessions are at their limit.
+func (g *Gateway) authenticated(s *session) bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if !s.unauthed {
+		return true
+	}
+	if g.authedLocked() >= g.cfg.MaxSessions {
+		return false
+	}
+	g.dropUnauthed(s)
+	g.authed++
+	return true
+}
+
+// authedLocked counts the authenticated sessions. g.mu is held.
+func (g *Gateway) authedLocked() int { return g.authed }
+
+// dropUnauthed uncounts s as unauthenticated. g.mu is held.
+func (g *Gateway) dropUnauthed(s *session) {
+	if s.unauthed {
+		s.unauthed = false
+		g.releaseLocked(s.ip)
+	}
+}
+
+// release uncounts an admitted connection from ip that did not become a
+// session.
+func (g *Gateway) release(ip string) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.releaseLocked(ip)
+}
+
+func (g *Gateway) releaseLocked(ip string) {
+	g.unauthed--
+	if g.unauthedByIP[ip]--; g.unauthedByIP[ip] <= 0 {
+		delete(g.unauthedByIP, ip)
+	}
+}
 
 // ServeHTTP upgrades a request to a session and serves it until it ends.
 func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -195,17 +294,12 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, why, http.StatusForbidden)
 		return
 	}
-	g.mu.Lock()
-	refuse := ""
-	switch {
-	case g.draining:
-		refuse = "server draining: reconnect elsewhere"
-	case len(g.sessions) >= g.cfg.MaxSessions:
-		refuse = "server at its session limit"
+	ip, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		ip = r.RemoteAddr
 	}
-	g.mu.Unlock()
-	if refuse != "" {
-		g.cfg.Metrics.connect("refused")
+	if refuse, label := g.admit(ip); refuse != "" {
+		g.cfg.Metrics.connect(label)
 		http.Error(w, refuse, http.StatusServiceUnavailable)
 		return
 	}
@@ -215,18 +309,22 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		InsecureSkipVerify: true, // the origin was checked above
 	})
 	if err != nil {
+		g.release(ip)
 		g.cfg.Metrics.connect("handshake_failed")
 		return
 	}
 	conn.SetReadLimit(int64(g.cfg.Limits.MaxFrameBytes))
 	s := newSession(g, conn)
+	s.ip = ip
 	g.mu.Lock()
 	if g.draining {
+		g.releaseLocked(ip)
 		g.mu.Unlock()
 		conn.Close(reasonDrain.code, reasonDrain.text)
 		return
 	}
 	g.sessions[s] = struct{}{}
+	s.unauthed = true // counted by admit
 	g.wg.Add(1)
 	g.mu.Unlock()
 	// Before any of its requests: their replies come through the inbox
@@ -243,6 +341,11 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		defer g.wg.Done()
 		defer func() { // even if the session panicked
 			g.mu.Lock()
+			if s.unauthed {
+				g.dropUnauthed(s)
+			} else {
+				g.authed--
+			}
 			delete(g.sessions, s)
 			g.mu.Unlock()
 			g.open.Add(-1)

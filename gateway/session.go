@@ -36,6 +36,11 @@ type session struct {
 	inflight chan struct{}
 
 	authed atomic.Bool
+	// ip is the client's address; unauthed is set while the session
+	// counts among the gateway's unauthenticated connections (guarded by
+	// the gateway's mu).
+	ip       string
+	unauthed bool
 	// Set once by connect, before authed; read after authed.
 	user  string
 	name  string
@@ -257,13 +262,26 @@ func (s *session) write(frames [][]byte) error {
 }
 
 // close ends the session with a close frame carrying r. The outbox is
-// closed first: no further frame of the session runs (handleFrame).
+// closed first: no further frame of the session runs (handleFrame). A
+// client that never authenticated gets closeGrace to answer the close
+// frame, not the library's five seconds: an idle socket must not hold
+// its place that long.
 func (s *session) close(r closeReason) {
 	s.out.close(r)
 	s.finish(reasonLabel(r))
+	if !s.authed.Load() {
+		// Ending the session's context ends the read under the close
+		// handshake, which then closes the connection.
+		t := time.AfterFunc(closeGrace, s.cancel)
+		defer t.Stop()
+	}
 	s.conn.Close(r.code, r.text)
 	s.cancel()
 }
+
+// closeGrace is how long an unauthenticated client has to answer the
+// server's close frame.
+const closeGrace = 500 * time.Millisecond
 
 func reasonLabel(r closeReason) string {
 	switch r {
@@ -283,6 +301,8 @@ func reasonLabel(r closeReason) string {
 		return "auth_timeout"
 	case reasonResync:
 		return "resync"
+	case reasonFull:
+		return "session_limit"
 	}
 	return "other"
 }

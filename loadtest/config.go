@@ -106,6 +106,10 @@ type Config struct {
 	// MetricsURLs are scraped for node memory during soak (default: the
 	// targets' /metrics).
 	MetricsURLs []string
+	// APIKey, when set, is sent as the bearer credential of those
+	// scrapes (a node with --api-key, or without one but with an auth
+	// key, does not serve /metrics to strangers).
+	APIKey string
 	// Progress receives one line per Interval (nil: none).
 	Progress io.Writer
 	// OnPhase, when set, is called as the run enters each phase:

@@ -44,6 +44,7 @@ func loadtestCmd(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	caFile := fs.String("ca", "", "PEM file of a CA to trust for wss:// targets besides the system's (a test CA from switchboard certs create-ca)")
 	certFile := fs.String("cert", "", "PEM client certificate to present to nodes that ask for one (--tls-client-ca); with --key")
 	keyFile := fs.String("key", "", "private key of --cert")
+	fs.StringVar(&cfg.APIKey, "api-key", "", "soak: one of the nodes' --api-key keys, to read their /metrics")
 	out := fs.String("out", "", "directory to write report.json and report.html into")
 	quiet := fs.Bool("quiet", false, "no progress line")
 	logLevel := fs.String("log-level", "warn", "debug, info, warn or error")

@@ -9,6 +9,7 @@ import (
 	"github.com/switchboard-chat/switchboard/cluster"
 	"github.com/switchboard-chat/switchboard/cluster/security"
 	"github.com/switchboard-chat/switchboard/gateway"
+	"github.com/switchboard-chat/switchboard/persistence"
 	"github.com/switchboard-chat/switchboard/protocol"
 )
 
@@ -40,7 +41,7 @@ func newMetrics(reg *prometheus.Registry) *metrics {
 	m := &metrics{
 		reg: reg,
 		connects: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "connects_total",
-			Help: "WebSocket upgrades by result: ok, refused (draining or at the session limit), handshake_failed."}, []string{"result"}),
+			Help: "WebSocket upgrades by result: ok, refused (draining or at the session limit), refused_unauthenticated (at the bound of connections waiting to authenticate, overall or from one address), handshake_failed, origin_refused (a browser origin not allowed)."}, []string{"result"}),
 		disconnects: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "disconnects_total",
 			Help: "Ended sessions by reason (client_closed, connection_lost, slow_consumer, ping_timeout, drain, shutdown, ...)."}, []string{"reason"}),
 		framesIn: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "frames_received_total",
@@ -122,7 +123,26 @@ func (m *metrics) commit(d time.Duration, entries int) {
 // watchGateway exports the open session count.
 func (m *metrics) watchGateway(g *gateway.Gateway) {
 	m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "switchboard", Name: "sessions_open",
-		Help: "Client sessions open on this node."}, func() float64 { return float64(g.Sessions()) }))
+		Help: "Client sessions open on this node (authenticated or not)."}, func() float64 { return float64(g.Sessions()) }))
+	m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "switchboard", Name: "sessions_unauthenticated",
+		Help: "Open connections that have not authenticated yet (bounded by --max-unauthenticated)."},
+		func() float64 { return float64(g.Unauthenticated()) }))
+}
+
+// watchStore exports whether the store takes writes and the free space
+// on its disk.
+func (m *metrics) watchStore(s *persistence.Store) {
+	m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "switchboard", Name: "store_writable",
+		Help: "1 while the store takes writes, 0 while it refuses them (its disk is full, or it waits to re-open after its log failed)."},
+		func() float64 {
+			if s.Writable() {
+				return 1
+			}
+			return 0
+		}))
+	m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "switchboard", Name: "store_disk_free_bytes",
+		Help: "Free space on the store's disk, as last measured (every second at most; -1: not watched)."},
+		func() float64 { return float64(s.DiskFree()) }))
 }
 
 // watchCluster exports the members this node sees, by state, its gossip
@@ -191,9 +211,9 @@ func (m *metrics) watchTLS(s *nodeSecurity) {
 // Label values outside these sets become "other" (or "unknown" for ops),
 // so a new reason in the gateway can never blow up cardinality.
 var (
-	connectResults    = set("ok", "refused", "handshake_failed", "origin_refused")
+	connectResults    = set("ok", "refused", "refused_unauthenticated", "handshake_failed", "origin_refused")
 	disconnectReasons = set("client_closed", "connection_lost", "frame_too_large", "slow_consumer", "drain", "logout",
-		"shutdown", "ping_timeout", "write_failed", "auth_timeout", "resync")
+		"shutdown", "ping_timeout", "write_failed", "auth_timeout", "resync", "session_limit")
 	dropReasons = set("slow_consumer", "closed")
 	actorKinds  = set("channel", "user", "directory")
 )

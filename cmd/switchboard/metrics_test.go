@@ -102,6 +102,9 @@ func TestMetricsLint(t *testing.T) {
 		"switchboard_inbox_depth":                   dto.MetricType_GAUGE,
 		"switchboard_inbox_event_bytes":             dto.MetricType_GAUGE,
 		"switchboard_inbox_shed_total":              dto.MetricType_COUNTER,
+		"switchboard_sessions_unauthenticated":      dto.MetricType_GAUGE,
+		"switchboard_store_writable":                dto.MetricType_GAUGE,
+		"switchboard_store_disk_free_bytes":         dto.MetricType_GAUGE,
 	}
 	// queue_drops has no series until a drop happens; the rest must show.
 	for name, typ := range want {

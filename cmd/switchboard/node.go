@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/http/pprof"
 	"os"
 	"path/filepath"
 	"strings"
@@ -19,7 +18,6 @@ import (
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/asynkron/protoactor-go/actor"
 
@@ -38,15 +36,21 @@ type Config struct {
 	DevAuth       bool
 	AuthSecret    string
 	AuthPublicKey string
-	APIKey        string
-	NodeName      string
-	ClusterBind   string
-	RemoteBind    string
-	Join          []string
-	Roles         []cluster.Role
-	ClusterName   string
-	Detection     cluster.Detection
-	Limits        protocol.Limits
+	// APIKey holds the server API keys, comma-separated (see
+	// auth.ParseAPIKeys and operator.go).
+	APIKey string
+	// AdminListen, when set to an address other than Listen, serves the
+	// operator endpoints (/v1/cluster, /metrics, /debug/pprof) there
+	// instead of on Listen (port 0 picks a free one).
+	AdminListen string
+	NodeName    string
+	ClusterBind string
+	RemoteBind  string
+	Join        []string
+	Roles       []cluster.Role
+	ClusterName string
+	Detection   cluster.Detection
+	Limits      protocol.Limits
 	// InboxBytes bounds the channel events waiting for fan-out (0: 64 MiB).
 	InboxBytes int64
 	// RequestTimeout bounds every request between nodes and every one a
@@ -68,12 +72,16 @@ type Config struct {
 	Network *cluster.MemNetwork
 	// Test is fault injection, in builds with the testhooks tag only.
 	Test testHooks
-	// Pprof serves Go's profiler at /debug/pprof/ on the listen address.
+	// Pprof serves Go's profiler at /debug/pprof/ with the operator
+	// endpoints.
 	Pprof bool
 	// TypingTTL is how long a typing.start lasts unrenewed (0: 6 s).
 	TypingTTL time.Duration
 	// Security secures the cluster's ports and --listen (security.go).
 	Security SecurityConfig
+	// DiskReserve is the free space the store keeps on its disk (see
+	// persistence.Options; 0: 64 MiB, negative: none).
+	DiskReserve int64
 }
 
 // Node is one Switchboard node: its store, cluster membership, actors and
@@ -89,10 +97,15 @@ type Node struct {
 	gw      *gateway.Gateway
 	ln      net.Listener
 	srv     *http.Server
-	reg     *prometheus.Registry
-	metrics *metrics
-	ready   atomic.Bool
-	sec     *nodeSecurity
+	apiKeys auth.APIKeys
+	// adminLn and adminSrv serve the operator endpoints when AdminListen
+	// is a separate address (nil otherwise).
+	adminLn  net.Listener
+	adminSrv *http.Server
+	reg      *prometheus.Registry
+	metrics  *metrics
+	ready    atomic.Bool
+	sec      *nodeSecurity
 	// stopWatch ends the certificate watchers, which watchers joins.
 	stopWatch chan struct{}
 	watchers  sync.WaitGroup
@@ -136,6 +149,7 @@ func NewNode(cfg Config) (_ *Node, err error) {
 	}
 	n.cfg.DevAuth = cfg.DevAuth
 	n.warnDevAuth()
+	n.apiKeys = auth.ParseAPIKeys(cfg.APIKey)
 
 	for _, r := range cfg.Roles {
 		switch r {
@@ -168,14 +182,22 @@ func NewNode(cfg Config) (_ *Node, err error) {
 				return nil, fmt.Errorf("data dir: %w", err)
 			}
 		}
-		n.store, err = persistence.Open(filepath.Join(cfg.DataDir, "store"), persistence.Options{FS: cfg.FS, Logger: n.log, OnCommit: n.metrics.commit})
+		n.store, err = persistence.Open(filepath.Join(cfg.DataDir, "store"), persistence.Options{FS: cfg.FS, Logger: n.log,
+			OnCommit: n.metrics.commit, DiskReserve: cfg.DiskReserve, OnWritable: n.storeWritable})
 		if err != nil {
 			return nil, err
 		}
+		n.metrics.watchStore(n.store)
 	}
 	if n.ln, err = net.Listen("tcp", cfg.Listen); err != nil {
 		return nil, fmt.Errorf("listen: %w", err)
 	}
+	if separateAdmin(cfg.Listen, cfg.AdminListen) {
+		if n.adminLn, err = net.Listen("tcp", cfg.AdminListen); err != nil {
+			return nil, fmt.Errorf("admin listen: %w", err)
+		}
+	}
+	n.warnOperator()
 	ccfg := cluster.Config{
 		Name:            cfg.NodeName,
 		Roles:           cfg.Roles,
@@ -227,7 +249,7 @@ func NewNode(cfg Config) (_ *Node, err error) {
 		}
 		gcfg.Logger = n.log
 		gcfg.DevAuth = cfg.DevAuth
-		gcfg.APIKeys = auth.ParseAPIKeys(cfg.APIKey)
+		gcfg.APIKeys = n.apiKeys
 		if cfg.AuthSecret != "" {
 			gcfg.TokenSigner = auth.NewSigner(cfg.AuthSecret)
 		}
@@ -245,18 +267,15 @@ func NewNode(cfg Config) (_ *Node, err error) {
 		mux.HandleFunc("GET /v1/files/{id}", n.gw.ServeFile)
 		n.gw.RegisterAPI(mux)
 	}
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, "ok") })
-	mux.HandleFunc("GET /readyz", n.readyz)
-	mux.HandleFunc("GET /v1/cluster", n.clusterInfo)
-	mux.HandleFunc("POST /v1/cluster/forget", n.forget)
-	if cfg.Pprof {
-		mux.HandleFunc("/debug/pprof/", pprof.Index)
-		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
-		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
-		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
-		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	n.healthRoutes(mux)
+	if n.adminLn != nil {
+		admin := http.NewServeMux()
+		n.healthRoutes(admin)
+		n.operatorRoutes(admin, true)
+		n.adminSrv = &http.Server{Handler: admin, ReadHeaderTimeout: 10 * time.Second}
+	} else {
+		n.operatorRoutes(mux, false)
 	}
-	mux.Handle("GET /metrics", promhttp.HandlerFor(n.reg, promhttp.HandlerOpts{Registry: n.reg}))
 	n.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	if n.sec.client != nil {
 		// HTTP/2 for the HTTP API; WebSocket upgrades ask for (and get)
@@ -330,12 +349,36 @@ func (n *Node) Addr() string { return n.ln.Addr().String() }
 // TLS reports whether the listener serves TLS (wss://, https://).
 func (n *Node) TLS() bool { return n.sec.client != nil }
 
+// AdminAddr returns the address the operator endpoints are served on:
+// the --admin-listen address when separate, else Addr.
+func (n *Node) AdminAddr() string {
+	if n.adminLn != nil {
+		return n.adminLn.Addr().String()
+	}
+	return n.Addr()
+}
+
+// separateAdmin reports whether admin names a listener of its own: set,
+// and another address than listen (or any free port).
+func separateAdmin(listen, admin string) bool {
+	if admin == "" {
+		return false
+	}
+	_, port, _ := net.SplitHostPort(admin)
+	return admin != listen || port == "0"
+}
+
+func (n *Node) healthRoutes(mux *http.ServeMux) {
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, "ok") })
+	mux.HandleFunc("GET /readyz", n.readyz)
+}
+
 // Cluster returns the node's cluster layer.
 func (n *Node) Cluster() *cluster.Cluster { return n.cl }
 
 // Run serves until ctx ends, then closes the node.
 func (n *Node) Run(ctx context.Context) error {
-	errc := make(chan error, 1)
+	errc := make(chan error, 2)
 	go func() {
 		if n.srv.TLSConfig != nil {
 			errc <- n.srv.ServeTLS(n.ln, "", "") // the certificate comes from TLSConfig
@@ -343,6 +386,10 @@ func (n *Node) Run(ctx context.Context) error {
 		}
 		errc <- n.srv.Serve(n.ln)
 	}()
+	if n.adminSrv != nil {
+		// Plain HTTP: the admin address is a private one.
+		go func() { errc <- n.adminSrv.Serve(n.adminLn) }()
+	}
 	select {
 	case <-ctx.Done():
 		if n.cfg.DrainTimeout > 0 {
@@ -385,6 +432,11 @@ func (n *Node) Close() error {
 	} else if n.ln != nil {
 		n.ln.Close()
 	}
+	if n.adminSrv != nil {
+		_ = n.adminSrv.Shutdown(ctx)
+	} else if n.adminLn != nil {
+		n.adminLn.Close()
+	}
 	if n.hostPID != nil {
 		// Actors finish what their mailboxes hold (a session that just
 		// ended is recorded) before the store closes under them.
@@ -401,41 +453,36 @@ func (n *Node) Close() error {
 	return nil
 }
 
-// readyz serves GET /readyz: 503 while the node drains or closes, and
-// while a node started with --join has reached neither a seed nor any
-// other member (it keeps trying in the background).
+// storeWritable logs every change of whether the store takes writes (one
+// line per change, however many writes it refuses meanwhile).
+func (n *Node) storeWritable(err error) {
+	if err != nil {
+		n.log.Error("STORE REFUSES WRITES: writes answer unavailable, reads go on; they resume by themselves once the disk has room", "reason", err)
+		return
+	}
+	n.log.Info("store takes writes again")
+}
+
+// readyz serves GET /readyz: 503 while the node drains or closes, while
+// a node started with --join has reached neither a seed nor any other
+// member (it keeps trying in the background), and while its store refuses
+// writes (a full disk), with the reason.
 func (n *Node) readyz(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case !n.ready.Load():
 		http.Error(w, "not ready", http.StatusServiceUnavailable)
 	case !n.cl.Joined():
 		http.Error(w, "not ready: no seed (--join) has answered yet", http.StatusServiceUnavailable)
+	case n.store != nil && !n.store.Writable():
+		http.Error(w, "not ready: "+strings.TrimPrefix(fmt.Sprint(n.store.WriteError()), "persistence: "), http.StatusServiceUnavailable)
 	default:
 		fmt.Fprintln(w, "ready")
 	}
 }
 
-// operator checks the operator API key, answering 401 when it is wrong.
-func (n *Node) operator(w http.ResponseWriter, r *http.Request) bool {
-	keys := auth.ParseAPIKeys(n.cfg.APIKey)
-	if len(keys) == 0 {
-		return true
-	}
-	if keys.Match(strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer ")) {
-		return true
-	}
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(http.StatusUnauthorized)
-	fmt.Fprintln(w, `{"error":{"code":"unauthenticated","message":"operator API key required"}}`)
-	return false
-}
-
 // clusterInfo serves GET /v1/cluster: every member this node knows of,
 // with its roles, state and (for alive hosts) active actor counts.
 func (n *Node) clusterInfo(w http.ResponseWriter, r *http.Request) {
-	if !n.operator(w, r) {
-		return
-	}
 	type member struct {
 		Name     string         `json:"name"`
 		Address  string         `json:"address"`
@@ -479,9 +526,6 @@ func (n *Node) clusterInfo(w http.ResponseWriter, r *http.Request) {
 // forget serves POST /v1/cluster/forget?node=NAME: a dead host leaves
 // placement for good (its data is lost in stage 1).
 func (n *Node) forget(w http.ResponseWriter, r *http.Request) {
-	if !n.operator(w, r) {
-		return
-	}
 	w.Header().Set("Content-Type", "application/json")
 	if err := n.cl.Forget(r.URL.Query().Get("node")); err != nil {
 		w.WriteHeader(http.StatusBadRequest)

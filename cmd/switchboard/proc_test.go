@@ -54,6 +54,16 @@ type proc struct {
 	gossip string
 	logf   string
 	done   chan error
+
+	outMu sync.Mutex // guards out
+	out   strings.Builder
+}
+
+// stdout returns what the node has printed on its standard output.
+func (p *proc) stdout() string {
+	p.outMu.Lock()
+	defer p.outMu.Unlock()
+	return p.out.String()
 }
 
 var (
@@ -107,6 +117,9 @@ func tryStartProc(t *testing.T, args ...string) (*proc, string, bool) {
 		sc := bufio.NewScanner(stdout)
 		for sc.Scan() {
 			line := sc.Text()
+			p.outMu.Lock()
+			p.out.WriteString(line + "\n")
+			p.outMu.Unlock()
 			if m := listenRE.FindStringSubmatch(line); m != nil {
 				p.addr, p.tls = m[1], m[2] == "wss"
 			}

@@ -30,12 +30,13 @@ func serveFlags(fs *flag.FlagSet) (*Config, func() error) {
 	for i, r := range cl.Roles {
 		roleNames[i] = string(r)
 	}
-	fs.StringVar(&cfg.Listen, "listen", "127.0.0.1:8080", "address for WebSocket (/v1/ws), the HTTP API, /metrics, /healthz and /readyz; port 0 picks a free one")
+	fs.StringVar(&cfg.Listen, "listen", "127.0.0.1:8080", "address for WebSocket (/v1/ws), the HTTP API, /healthz, /readyz and (unless --admin-listen) the operator endpoints; port 0 picks a free one")
 	fs.StringVar(&cfg.DataDir, "data", "./data", "data directory (the Pebble store and the node's name)")
 	fs.BoolVar(&cfg.DevAuth, "dev-auth", false, "accept connect {user_id} without a token (always on when no auth key is set; with a key anyone may connect as anyone, and the node logs an ERROR)")
 	fs.StringVar(&cfg.AuthSecret, "auth-secret", "", "HS256 secret that signs session and join tokens")
 	fs.StringVar(&cfg.AuthPublicKey, "auth-public-key", "", "PEM file with the Ed25519 public key that verifies EdDSA tokens")
-	fs.StringVar(&cfg.APIKey, "api-key", "", "server API keys, comma-separated (several, to rotate one): the HTTP API's admin credential, also required by the operator API (/v1/cluster)")
+	fs.StringVar(&cfg.APIKey, "api-key", "", "server API keys, comma-separated (rotate by adding the new key, then dropping the old): the HTTP API's admin credential, and Authorization: Bearer <key> opens the operator endpoints (/v1/cluster, /metrics); without one, endpoints that change the cluster are off")
+	fs.StringVar(&cfg.AdminListen, "admin-listen", "", "address for the operator endpoints (/v1/cluster, /metrics, /debug/pprof), also serving /healthz and /readyz; default: --listen. When separate, they leave --listen; without --api-key the read-only ones are open here, so keep it private")
 	fs.StringVar(&cfg.NodeName, "node-name", "", "unique node name; default: the name stored in the data directory, made up on first start")
 	fs.StringVar(&cfg.ClusterBind, "cluster-bind", cl.GossipAddr, "gossip (memberlist) address; port 0 picks a free one")
 	fs.StringVar(&cfg.RemoteBind, "remote-bind", "", "actor transport address; default: the cluster-bind host with a free port")
@@ -49,10 +50,14 @@ func serveFlags(fs *flag.FlagSet) (*Config, func() error) {
 	fs.IntVar(&cfg.Gateway.QueueFrames, "queue-frames", gw.QueueFrames, "frames a session's outbound queue holds before the session is dropped as slow")
 	fs.IntVar(&cfg.Gateway.QueueBytes, "queue-bytes", gw.QueueBytes, "bytes a session's outbound queue holds before the session is dropped as slow")
 	fs.Int64Var(&cfg.InboxBytes, "inbox-bytes", cl.InboxEventBytes, "bytes of channel events the node's inbox holds for fan-out; past it event batches are shed and their channels replayed to the watchers")
-	fs.IntVar(&cfg.Gateway.MaxSessions, "max-sessions", gw.MaxSessions, "sessions this node accepts")
+	fs.IntVar(&cfg.Gateway.MaxSessions, "max-sessions", gw.MaxSessions, "authenticated sessions this node accepts")
+	fs.IntVar(&cfg.Gateway.MaxUnauthenticated, "max-unauthenticated", gw.MaxUnauthenticated, "connections waiting to authenticate this node accepts, apart from --max-sessions")
+	fs.IntVar(&cfg.Gateway.MaxUnauthenticatedPerIP, "max-unauthenticated-per-ip", gw.MaxUnauthenticatedPerIP, "connections waiting to authenticate this node accepts from one client address (0: no bound; behind a proxy every client has its address)")
+	fs.DurationVar(&cfg.Gateway.AuthTimeout, "auth-timeout", gw.AuthTimeout, "how long a connection may wait before connect; then it is closed")
 	fs.DurationVar(&cfg.Gateway.PresenceInterval, "presence-interval", gw.PresenceInterval, "presence heartbeat: gateways renew their sessions' presence this often, and a session not renewed for three intervals counts as gone (use one value on every node)")
 	fs.Int64Var(&lim.MaxFileBytes, "max-file-bytes", lim.MaxFileBytes, "largest file POST /v1/files accepts")
 	fileTypes := fs.String("file-types", strings.Join(gw.Files.AllowedTypes, ","), "comma-separated MIME types POST /v1/files accepts, exact (application/pdf) or families (image/*)")
+	fs.Int64Var(&cfg.DiskReserve, "disk-reserve", 64<<20, "bytes of free space the store keeps on its disk: writes answer unavailable while less than half of it is free, and the other half is a ballast file (<data>/store/BALLAST) released if a write finds the disk full anyway; writes resume by themselves once there is room. A node does not start with less free (negative: no reserve)")
 	fs.DurationVar(&cfg.PassivateAfter, "passivate-after", act.PassivateAfter, "idle time after which an actor with no watchers leaves memory")
 	fs.DurationVar(&cfg.DrainTimeout, "drain-timeout", time.Minute, "on SIGTERM, how long to hand sessions and channels over before exiting (0: exit at once)")
 	testHooksSet := testHookFlags(fs, &cfg.Test)
@@ -67,7 +72,7 @@ func serveFlags(fs *flag.FlagSet) (*Config, func() error) {
 	fs.StringVar(&sec.TLSClientCA, "tls-client-ca", "", "PEM CA bundle: clients of --listen must present a certificate that chains to it (switchboard certs create-client)")
 	fs.BoolVar(&sec.Insecure, "insecure", false, "let the cluster ports run off loopback without --cluster-key and node certificates (an ERROR at start-up: anyone reaching them can join and act as any user)")
 	origins := fs.String("allowed-origins", "", "browser origins that may open WebSocket sessions besides the page's own host, comma-separated: https://chat.example.com, *.example.com, http://localhost:*, or * for any (development auth also allows loopback origins)")
-	fs.BoolVar(&cfg.Pprof, "debug-pprof", false, "serve Go's profiler at /debug/pprof/ on --listen (protect it like --api-key endpoints)")
+	fs.BoolVar(&cfg.Pprof, "debug-pprof", false, "serve Go's profiler at /debug/pprof/ with the operator endpoints (and under their rules)")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	logFormat := fs.String("log-format", "text", "text or json")
 	return cfg, func() error {
@@ -130,6 +135,9 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		scheme = "wss"
 	}
 	fmt.Fprintf(stdout, "switchboard %s listening on %s (%s://%s/v1/ws)\n", n.cl.Name(), n.Addr(), scheme, n.Addr())
+	if n.AdminAddr() != n.Addr() {
+		fmt.Fprintf(stdout, "switchboard %s operator endpoints on %s\n", n.cl.Name(), n.AdminAddr())
+	}
 	fmt.Fprintf(stdout, "switchboard %s gossip on %s, roles %s\n", n.cl.Name(), n.cl.GossipAddress(), strings.Join(roles, ","))
 	return n.Run(ctx)
 }
