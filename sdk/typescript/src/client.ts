@@ -83,6 +83,7 @@ export interface WatchEvent {
 interface Pending {
   op: OpName;
   gen: number;
+  /** this.received when it was sent. */
   sentAt: number;
   watch: boolean;
   since: number | undefined;
@@ -114,7 +115,8 @@ export class Client {
   private gen = 0;
   private nextId = 1;
   private urlIndex = 0;
-  private lastRecv = 0;
+  /** Messages received on the current connection (a request that saw none come back suspects it). */
+  private received = 0;
   private statusValue: ConnectionStatus = "connecting";
   private sessionValue: ConnectResult | null = null;
   private closed = false;
@@ -496,7 +498,7 @@ export class Client {
             return;
           }
           this.ws = ws;
-          this.lastRecv = Date.now();
+          this.received++;
           ws.onclose = (cev) => this.dropped(gen, ws, `closed ${cev.code}${cev.reason ? " " + cev.reason : ""}`, cev.code);
           const res = first["result"] as ConnectResult;
           settle(null, res);
@@ -579,7 +581,7 @@ export class Client {
         reject(new SwitchboardError("timeout", `switchboard: ${op}: no reply within ${timeoutMs} ms`, { op }));
         // Nothing at all came back since the request went out: the
         // connection is likely dead without having said so.
-        if (p && p.gen === this.gen && this.lastRecv < p.sentAt && this.ws) this.dropped(this.gen, this.ws, "no reply");
+        if (p && p.gen === this.gen && this.received === p.sentAt && this.ws) this.dropped(this.gen, this.ws, "no reply");
       }, timeoutMs);
       const send = () => {
         if (done) return;
@@ -598,7 +600,7 @@ export class Client {
         this.pending.set(id, {
           op,
           gen: this.gen,
-          sentAt: Date.now(),
+          sentAt: this.received,
           watch: watchOps.has(op),
           since,
           resolve: (v) => {
@@ -629,7 +631,7 @@ export class Client {
   // ---- frames and events ----
 
   private receive(text: string): void {
-    this.lastRecv = Date.now();
+    this.received++;
     splitFrames(text, (f) => this.frame(f), (line, err) => this.warn("switchboard: undecodable frame", line.slice(0, 200), err));
   }
 

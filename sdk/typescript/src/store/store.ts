@@ -858,6 +858,8 @@ export class ChatStore {
       this.typingTimer = null;
       this.sweepTyping();
     }, Math.max(0, next - this.now()) + 50);
+    // A pending sweep alone keeps no Node process alive.
+    (this.typingTimer as { unref?: () => void }).unref?.();
   }
 
   /** Hides typing indicators not renewed in time (runs on a timer; tests call it with their clock). */
