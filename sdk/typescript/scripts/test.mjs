@@ -23,6 +23,13 @@ await build({
   sourcemap: "inline",
   logLevel: "warning",
 });
+const env = { ...process.env };
+if (kind === "integration" && !env.SWITCHBOARD_BIN) {
+  // The tests start real nodes: build the binary from this repository.
+  env.SWITCHBOARD_BIN = join(out, "switchboard");
+  const go = spawnSync("go", ["build", "-o", env.SWITCHBOARD_BIN, "./cmd/switchboard"], { stdio: "inherit", cwd: join(root, "../..") });
+  if (go.status !== 0) process.exit(go.status ?? 1);
+}
 const tests = files(join(root, "test", kind)).filter((f) => f.endsWith(".test.ts")).map((f) => join(out, relative(root, f)).replace(/\.ts$/, ".js"));
-const r = spawnSync(process.execPath, ["--enable-source-maps", "--test", "--test-reporter=spec", "--test-concurrency=1", ...tests], { stdio: "inherit", cwd: root });
+const r = spawnSync(process.execPath, ["--enable-source-maps", "--test", "--test-reporter=spec", "--test-concurrency=1", ...tests], { stdio: "inherit", cwd: root, env });
 process.exit(r.status ?? 1);
