@@ -10,7 +10,7 @@ import { SwitchboardError } from "../../src/errors.js";
 import { ChatStore } from "../../src/store/store.js";
 import type { ChatMessage } from "../../src/store/state.js";
 import { OP_NAMES } from "../../src/types.js";
-import { clientOptions, Node, Proxy, token, until } from "./server.js";
+import { clientOptions, Node, Proxy, TLSFront, token, until } from "./server.js";
 
 let node: Node;
 let proxy: Proxy;
@@ -29,7 +29,7 @@ after(async () => {
   await node.destroy();
 });
 
-async function client(userId: string, url = node.url, extra: Partial<Parameters<typeof connect>[0]> = {}): Promise<Client> {
+async function client(userId: string, url: string | string[] = node.url, extra: Partial<Parameters<typeof connect>[0]> = {}): Promise<Client> {
   const c = await connect({ ...clientOptions(url), userId, ...extra });
   open.push(c);
   return c;
@@ -218,4 +218,18 @@ test("with several gateway URLs the client skips one that is down", async () => 
   assert.equal(c.status, "online");
   assert.equal(c.user?.id, "frank");
   await dead.close();
+});
+
+test("wss:// URLs work in Node with the ws package given the CA; without it the certificate is refused", async () => {
+  const front = new TLSFront(() => node.addr);
+  await front.listen();
+  try {
+    const c = await client("grace", front.url, { webSocketOptions: { ca: front.ca } });
+    assert.equal(c.status, "online");
+    assert.equal((await c.call("me", {})).user.id, "grace");
+    c.close();
+    await assert.rejects(connect({ ...clientOptions(front.url), userId: "grace", initialTimeoutMs: 500 }), (e: unknown) => e instanceof SwitchboardError);
+  } finally {
+    await front.close();
+  }
 });

@@ -2,11 +2,13 @@
 // TCP proxy in front of them that can cut, refuse or silence connections.
 
 import { execFileSync, spawn, type ChildProcess } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import net from "node:net";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { createInterface } from "node:readline";
+import tls from "node:tls";
+import { fileURLToPath } from "node:url";
 import WebSocket from "ws";
 import type { ClientOptions } from "../../src/client.js";
 import type { WebSocketConstructor } from "../../src/transport.js";
@@ -187,5 +189,43 @@ export async function until(cond: () => boolean | Promise<boolean>, timeoutMs = 
   while (!(await cond())) {
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+/** A wss:// front for a node: TLS (a test certificate for 127.0.0.1) in front of its plain port. */
+export class TLSFront {
+  private readonly server: tls.Server;
+  port = 0;
+  /** The CA that signed the test certificate, to pass as webSocketOptions.ca. */
+  readonly ca: Buffer;
+
+  constructor(private readonly target: () => string) {
+    const dir = join(dirname(fileURLToPath(import.meta.url)), "../../../test/integration/tls");
+    this.ca = readFileSync(join(dir, "ca.pem"));
+    this.server = tls.createServer({ key: readFileSync(join(dir, "server.key")), cert: readFileSync(join(dir, "server.pem")) }, (client) => {
+      const [host, port] = this.target().split(":");
+      const upstream = net.connect(Number(port), host);
+      client.pipe(upstream).pipe(client);
+      const end = () => {
+        client.destroy();
+        upstream.destroy();
+      };
+      client.on("error", end).on("close", end);
+      upstream.on("error", end).on("close", end);
+    });
+    this.server.on("tlsClientError", () => {});
+  }
+
+  async listen(): Promise<void> {
+    await new Promise<void>((r) => this.server.listen(0, "127.0.0.1", () => r()));
+    this.port = (this.server.address() as net.AddressInfo).port;
+  }
+
+  get url(): string {
+    return `wss://127.0.0.1:${this.port}/v1/ws`;
+  }
+
+  async close(): Promise<void> {
+    await new Promise<void>((r) => this.server.close(() => r()));
   }
 }
