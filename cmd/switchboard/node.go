@@ -29,6 +29,7 @@ import (
 	"github.com/switchboard-chat/switchboard/gateway/auth"
 	"github.com/switchboard-chat/switchboard/persistence"
 	"github.com/switchboard-chat/switchboard/protocol"
+	"github.com/switchboard-chat/switchboard/web"
 )
 
 // Config is one node's configuration (see serve's flags for each field).
@@ -98,6 +99,9 @@ type Node struct {
 	watchers  sync.WaitGroup
 	closeMu   sync.Mutex
 	closed    bool
+	// drainReq closes when the operator API asks this node to drain.
+	drainReq  chan struct{}
+	drainOnce sync.Once
 }
 
 // NewNode opens the store, joins the cluster, starts the actors and binds
@@ -112,7 +116,7 @@ func NewNode(cfg Config) (_ *Node, err error) {
 	if len(cfg.Roles) == 0 {
 		cfg.Roles = []cluster.Role{cluster.RoleGateway, cluster.RoleHost}
 	}
-	n := &Node{cfg: cfg, log: cfg.Logger, reg: prometheus.NewRegistry(), stopWatch: make(chan struct{})}
+	n := &Node{cfg: cfg, log: cfg.Logger, reg: prometheus.NewRegistry(), stopWatch: make(chan struct{}), drainReq: make(chan struct{})}
 	defer func() {
 		if err != nil {
 			n.Close() // whatever opened so far (a failed return leaves n set)
@@ -249,6 +253,9 @@ func NewNode(cfg Config) (_ *Node, err error) {
 	mux.HandleFunc("GET /readyz", n.readyz)
 	mux.HandleFunc("GET /v1/cluster", n.clusterInfo)
 	mux.HandleFunc("POST /v1/cluster/forget", n.forget)
+	mux.HandleFunc("POST /v1/cluster/drain", n.drainHandler)
+	mux.HandleFunc("GET /v1/cluster/metrics", n.nodeMetrics)
+	mux.Handle("GET /", web.Handler()) // the chat app at /, the console at /console
 	if cfg.Pprof {
 		mux.HandleFunc("/debug/pprof/", pprof.Index)
 		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
@@ -333,7 +340,8 @@ func (n *Node) TLS() bool { return n.sec.client != nil }
 // Cluster returns the node's cluster layer.
 func (n *Node) Cluster() *cluster.Cluster { return n.cl }
 
-// Run serves until ctx ends, then closes the node.
+// Run serves until ctx ends, or the operator API asks for a drain, then
+// drains the node (for up to DrainTimeout) and closes it.
 func (n *Node) Run(ctx context.Context) error {
 	errc := make(chan error, 1)
 	go func() {
@@ -345,15 +353,8 @@ func (n *Node) Run(ctx context.Context) error {
 	}()
 	select {
 	case <-ctx.Done():
-		if n.cfg.DrainTimeout > 0 {
-			dctx, cancel := context.WithTimeout(context.Background(), n.cfg.DrainTimeout)
-			err := n.Drain(dctx)
-			cancel()
-			if err != nil {
-				n.log.Warn("drain", "err", err)
-			}
-		}
-		return n.Close()
+	case <-n.drainReq:
+		n.log.Info("draining, then exiting, as the operator API asked")
 	case err := <-errc:
 		n.Close()
 		if errors.Is(err, http.ErrServerClosed) {
@@ -361,6 +362,15 @@ func (n *Node) Run(ctx context.Context) error {
 		}
 		return err
 	}
+	if n.cfg.DrainTimeout > 0 {
+		dctx, cancel := context.WithTimeout(context.Background(), n.cfg.DrainTimeout)
+		err := n.Drain(dctx)
+		cancel()
+		if err != nil {
+			n.log.Warn("drain", "err", err)
+		}
+	}
+	return n.Close()
 }
 
 // Close stops the node: sessions are closed (going away), the HTTP

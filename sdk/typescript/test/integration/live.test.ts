@@ -10,7 +10,14 @@ import { SwitchboardError } from "../../src/errors.js";
 import { ChatStore } from "../../src/store/store.js";
 import type { ChatMessage } from "../../src/store/state.js";
 import { OP_NAMES } from "../../src/types.js";
-import { clientOptions, Node, Proxy, TLSFront, token, until } from "./server.js";
+import type { ClientOptions } from "../../src/client.js";
+import type { WebSocketConstructor } from "../../src/transport.js";
+import { Node, Proxy, TLSFront, token, until } from "./node.js";
+
+/** Options every test client uses: the ws package, short backoff. */
+function clientOptions(url: string | string[]): Omit<ClientOptions, "userId" | "token"> {
+  return { urls: url, WebSocket: WebSocket as unknown as WebSocketConstructor, minBackoffMs: 20, maxBackoffMs: 300, requestTimeoutMs: 5000 };
+}
 
 let node: Node;
 let proxy: Proxy;

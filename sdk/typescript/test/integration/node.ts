@@ -1,5 +1,7 @@
-// Runs real `switchboard serve` processes for the integration tests, and a
-// TCP proxy in front of them that can cut, refuse or silence connections.
+// Runs real `switchboard serve` processes for the integration tests (and
+// the web app's end-to-end tests), a TCP proxy in front of them that can
+// cut, refuse or silence connections, and a TLS front. Node built-ins
+// only, so other packages can bundle it.
 
 import { execFileSync, spawn, type ChildProcess } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
@@ -9,9 +11,6 @@ import { dirname, join } from "node:path";
 import { createInterface } from "node:readline";
 import tls from "node:tls";
 import { fileURLToPath } from "node:url";
-import WebSocket from "ws";
-import type { ClientOptions } from "../../src/client.js";
-import type { WebSocketConstructor } from "../../src/transport.js";
 
 /** The switchboard binary: $SWITCHBOARD_BIN (scripts/test.mjs builds it). */
 export function binary(): string {
@@ -30,11 +29,6 @@ export function token(user: string, opts: { channel?: string; perms?: string; na
   return execFileSync(binary(), args, { encoding: "utf8" }).trim();
 }
 
-/** Options every test client uses: the ws package, short backoff. */
-export function clientOptions(url: string | string[]): Omit<ClientOptions, "userId" | "token"> {
-  return { urls: url, WebSocket: WebSocket as unknown as WebSocketConstructor, minBackoffMs: 20, maxBackoffMs: 300, requestTimeoutMs: 5000 };
-}
-
 /** One running node. */
 export class Node {
   addr = "";
@@ -43,7 +37,8 @@ export class Node {
   private log = "";
   readonly dataDir: string;
 
-  constructor(private readonly extra: string[] = []) {
+  /** auth: run with an auth secret (and --dev-auth), or in development auth alone. */
+  constructor(private readonly extra: string[] = [], private readonly auth = true) {
     this.dataDir = mkdtempSync(join(tmpdir(), "switchboard-sdk-"));
   }
 
@@ -69,7 +64,7 @@ export class Node {
   private startOnce(listen: string): Promise<void> {
     this.log = "";
     const args = ["serve", "--listen", listen, "--cluster-bind", "127.0.0.1:0", "--data", this.dataDir,
-      "--auth-secret", SECRET, "--dev-auth", "--log-level", "warn", "--drain-timeout", "0", ...this.extra];
+      ...(this.auth ? ["--auth-secret", SECRET, "--dev-auth"] : []), "--log-level", "warn", "--drain-timeout", "0", ...this.extra];
     const p = spawn(binary(), args, { stdio: ["ignore", "pipe", "pipe"] });
     this.proc = p;
     this.exited = new Promise((r) => p.once("exit", () => r()));
