@@ -42,6 +42,11 @@ func (n *Node) operatorChange(w http.ResponseWriter, r *http.Request) bool {
 	return true
 }
 
+// forwardClient sends operator requests on to other nodes: they are rare
+// (a drain, the console's metrics every few seconds), so no connection is
+// kept open between them.
+var forwardClient = &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
+
 func writeAPIError(w http.ResponseWriter, status int, code, msg string) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
@@ -113,7 +118,7 @@ func (n *Node) forwardToNode(w http.ResponseWriter, r *http.Request, name string
 	if a := r.Header.Get("Authorization"); a != "" {
 		req.Header.Set("Authorization", a)
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := forwardClient.Do(req)
 	if err != nil {
 		writeAPIError(w, http.StatusServiceUnavailable, "unavailable", fmt.Sprintf("%s did not answer: %v", name, err))
 		return

@@ -21,7 +21,7 @@ export class App {
   private frame = 0;
   private unreadAfter = new Map<string, number>();
   private readonly chatList = h("nav", { class: "chat-list", "aria-label": "Chats" });
-  private readonly meBox = h("div", { class: "me" });
+  private readonly meBox = h("div", { class: "me-box" });
   private readonly banner = h("div", { class: "banner", role: "status", hidden: true });
   private readonly head = h("header", { class: "chat-head" });
   private readonly main = h("main", { class: "main", "aria-label": "Conversation" });
@@ -66,7 +66,7 @@ export class App {
       this.meBox,
     );
     this.side.append(this.sideHead, this.sideBody, this.threadComposer.el);
-    this.main.append(this.banner, this.head, this.timeline.el, this.typingLine, this.composer.el, this.empty);
+    this.main.append(this.banner, this.head, this.timeline.root, this.typingLine, this.composer.el, this.empty);
     this.root = h("div", { class: "app" }, sidebar, this.main, this.side, this.toasts);
     this.root.addEventListener("timeline-refresh", () => this.render(true));
     store.subscribe(() => this.schedule());
@@ -127,6 +127,7 @@ export class App {
     const m = /^#\/c\/([^/]+)(?:\/(t|members)(?:\/([^/]+))?)?$/.exec(location.hash);
     const id = m ? decodeURIComponent(m[1]!) : null;
     const changed = id !== this.active;
+    if (changed && this.active) this.markReadNow(); // what was on screen was seen
     this.active = id;
     this.panel = m?.[2] === "t" && m[3] ? { kind: "thread", id: decodeURIComponent(m[3]) } : m?.[2] === "members" ? { kind: "members" } : null;
     if (changed && id) {
@@ -220,14 +221,17 @@ export class App {
       const lead = dm
         ? avatar(other ?? c.id, other ? this.userName(other) : "?", other ? (this.user(other)?.status === "online" ? "online" : "offline") : undefined, "sm")
         : h("span", { class: "chat-icon" }, icon(c.channel.type === "private" ? icons.lock : icons.hash));
-      const label = `${this.chatName(c)}${c.unread ? `, ${c.unread} unread` : ""}${c.mentioned ? ", mentioned" : ""}`;
+      // The open chat shows its new messages itself (the "New messages" line), not a badge.
+      const unread = c.id === this.active ? 0 : c.unread;
+      const mentioned = c.id !== this.active && c.mentioned;
+      const label = `${this.chatName(c)}${unread ? `, ${unread} unread` : ""}${mentioned ? ", mentioned" : ""}`;
       return h(
         "a",
-        { href: `#/c/${encodeURIComponent(c.id)}`, class: `chat-item${c.id === this.active ? " active" : ""}${c.unread ? " unread" : ""}`, "aria-current": c.id === this.active ? "page" : undefined, "aria-label": label, dataset: { chat: c.id } },
+        { href: `#/c/${encodeURIComponent(c.id)}`, class: `chat-item${c.id === this.active ? " active" : ""}${unread ? " unread" : ""}`, "aria-current": c.id === this.active ? "page" : undefined, "aria-label": label, dataset: { chat: c.id } },
         lead,
         h("span", { class: "chat-name" }, this.chatName(c)),
-        c.mentioned ? h("span", { class: "mention-mark", title: "You were mentioned" }, "@") : null,
-        c.unread ? h("span", { class: "badge-count", "aria-hidden": "true" }, c.unread > 99 ? "99+" : String(c.unread)) : null,
+        mentioned ? h("span", { class: "mention-mark", title: "You were mentioned" }, "@") : null,
+        unread ? h("span", { class: "badge-count", "aria-hidden": "true" }, unread > 99 ? "99+" : String(unread)) : null,
       );
     };
     const ids = this.orderedIds();
@@ -281,7 +285,7 @@ export class App {
   private renderChat(chat: Chat | undefined): void {
     const hasChat = !!chat;
     this.head.hidden = !hasChat;
-    this.timeline.el.hidden = !hasChat;
+    this.timeline.root.hidden = !hasChat;
     this.composer.el.hidden = !hasChat;
     this.typingLine.hidden = !hasChat;
     this.empty.hidden = hasChat;
@@ -380,13 +384,13 @@ export class App {
       this.side.setAttribute("aria-label", "Members");
       this.sideHead.replaceChildren(h("h2", null, "Members"), h("span", { class: "muted" }, String(chat.channel.member_count)), close);
       this.threadComposer.el.hidden = true;
-      this.thread.el.remove();
+      this.thread.root.remove();
       renderMembers(this, chat, this.sideBody);
       return;
     }
     this.side.setAttribute("aria-label", "Thread");
     this.sideHead.replaceChildren(h("h2", null, "Thread"), h("span", { class: "muted" }, `#${this.chatName(chat)}`), close);
-    if (this.thread.el.parentElement !== this.sideBody) this.sideBody.replaceChildren(this.thread.el);
+    if (this.thread.root.parentElement !== this.sideBody) this.sideBody.replaceChildren(this.thread.root);
     const parent = chat.messages.find((m) => m.id === p.id) ?? (chat.threads[p.id]?.messages.length ? undefined : undefined);
     const replies = chat.threads[p.id]?.messages ?? [];
     if (!parent) {
@@ -399,15 +403,20 @@ export class App {
     this.threadComposer.setChat(chat.id, "Reply…", parent.deleted ? "The message was deleted" : this.sendBlocked(chat));
   }
 
+  /** Marks the open chat read if its newest message is on screen and the page is visible. */
+  private markReadNow(): void {
+    const chat = this.active ? this.store.getSnapshot().chats[this.active] : undefined;
+    if (!chat || chat.unread === 0 || document.visibilityState !== "visible" || !this.timeline.atBottom()) return;
+    this.store.markRead(chat.id).catch(() => {});
+  }
+
   private markTimer = 0;
   /** Marks the open chat read once its newest message is on screen and the page is visible. */
   private markReadSoon(): void {
     if (this.markTimer) return;
     this.markTimer = window.setTimeout(() => {
       this.markTimer = 0;
-      const chat = this.active ? this.state.chats[this.active] : undefined;
-      if (!chat || chat.unread === 0 || document.visibilityState !== "visible" || !this.timeline.atBottom()) return;
-      this.store.markRead(chat.id).catch(() => {});
+      this.markReadNow();
     }, 400);
   }
 }

@@ -30,8 +30,11 @@ interface Cached {
 }
 
 export class Timeline {
+  /** The list with its "jump to the newest" button: what the host places. */
+  readonly root: HTMLElement;
   readonly el: HTMLElement;
   private readonly inner: HTMLElement;
+  private readonly jump: HTMLButtonElement;
   private readonly cache = new Map<string, Cached>();
   private chatId = "";
   private firstKey = "";
@@ -46,10 +49,18 @@ export class Timeline {
   ) {
     this.inner = h("div", { class: "timeline-inner" });
     this.el = h("div", { class: "timeline", role: "log", "aria-live": "polite", "aria-relevant": "additions", tabindex: "-1" }, this.inner);
+    this.jump = h("button", { type: "button", class: "jump", hidden: true, onclick: () => this.scrollToBottom() }, icon(icons.back), "Jump to the newest") as HTMLButtonElement;
+    this.root = h("div", { class: "timeline-wrap" }, this.el, this.jump);
     this.el.addEventListener("scroll", () => {
       this.stickToBottom = this.atBottom();
+      this.jump.hidden = this.stickToBottom;
       if (this.el.scrollTop < 300) this.onNearTop();
     });
+    // Content that grows after it was laid out (an image loading, a
+    // reaction) keeps a list that follows the newest message at the bottom.
+    new ResizeObserver(() => {
+      if (this.stickToBottom) this.el.scrollTop = this.el.scrollHeight;
+    }).observe(this.inner);
   }
 
   atBottom(): boolean {
@@ -59,6 +70,7 @@ export class Timeline {
   scrollToBottom(): void {
     this.el.scrollTop = this.el.scrollHeight;
     this.stickToBottom = true;
+    this.jump.hidden = true;
   }
 
   /** Renders messages of chat; parent (thread mode) heads the list; unreadAfter puts a divider after that segment. */
@@ -81,7 +93,8 @@ export class Timeline {
       const n = messages.length;
       nodes.push(h("div", { class: "thread-divider" }, h("span", null, n === 1 ? "1 reply" : `${n} replies`)));
     }
-    let prev: ChatMessage | undefined;
+    // In a thread the parent heads the list: no day line under it for replies of its day.
+    let prev: ChatMessage | undefined = opts.parent;
     const seen = new Set<string>();
     let dividerShown = false;
     for (const m of messages) {
@@ -95,7 +108,7 @@ export class Timeline {
         nodes.push(h("div", { class: "unread-divider", role: "separator" }, h("span", null, "New messages")));
       }
       const grouped =
-        !!prev && !unread && prev.user === m.user && !prev.system && !m.system && !prev.deleted &&
+        !!prev && prev !== opts.parent && !unread && prev.user === m.user && !prev.system && !m.system && !prev.deleted &&
         new Date(m.created_at).getTime() - new Date(prev.created_at).getTime() < 5 * 60_000;
       nodes.push(this.item(chat, m, grouped));
       seen.add(m.id);
@@ -281,12 +294,13 @@ export class Timeline {
       { class: "attachments" },
       m.attachments.map((f) => {
         if (f.type === "image") {
-          const img = h("img", { alt: f.name, loading: "lazy", decoding: "async" }) as HTMLImageElement;
+          const img = h("img", { alt: f.name, decoding: "async" }) as HTMLImageElement;
+
           const btn = h("button", { type: "button", class: "att-image loading", "aria-label": `Open image ${f.name}` }, img);
           blobURL(this.host.store, f).then(
             (u) => {
+              img.addEventListener("load", () => btn.classList.remove("loading"), { once: true });
               img.src = u;
-              btn.classList.remove("loading");
               btn.onclick = () => this.host.lightbox(u, f.name);
             },
             () => btn.classList.replace("loading", "broken"),
@@ -325,7 +339,7 @@ export function richText(text: string, mentions: readonly string[], me: string):
     if (i > last) frag.append(text.slice(last, i));
     const [whole, url, at] = match;
     if (url) frag.append(h("a", { href: url, target: "_blank", rel: "noopener noreferrer" }, url));
-    else if (at && mentions.includes(at.slice(1))) frag.append(h("span", { class: `mention${at.slice(1) === me ? " me" : ""}` }, at));
+    else if (at && mentions.includes(at.slice(1))) frag.append(h("span", { class: `mention${at.slice(1) === me ? " mention-self" : ""}` }, at));
     else frag.append(whole);
     last = i + whole.length;
   }

@@ -10,6 +10,8 @@ export function h<K extends keyof HTMLElementTagNameMap>(tag: K, attrs?: Attrs |
       if (v === undefined || v === null || v === false) continue;
       if (k.startsWith("on") && typeof v === "function") {
         el.addEventListener(k.slice(2), v as EventListener);
+      } else if (k === "style") {
+        el.style.cssText = String(v); // CSSOM: allowed under a CSP without 'unsafe-inline'
       } else if (k === "class") {
         el.className = String(v);
       } else if (k === "dataset" && typeof v === "object") {

@@ -135,6 +135,13 @@ export class ChatStore {
     return this.state;
   };
 
+  /** The chat a join, watch or create just loaded (its result was applied before the call resolved). */
+  private loaded(id: string): Chat {
+    const c = this.chat(id);
+    if (!c) throw new SwitchboardError("internal", `switchboard: ${id} was not loaded into the store`);
+    return c;
+  }
+
   /** One chat's snapshot. */
   chat(id: string): Chat | undefined {
     return this.getSnapshot().chats[id];
@@ -299,7 +306,7 @@ export class ChatStore {
       this.chatError(chatId, err);
       throw err;
     }
-    return this.chat(chatId)!;
+    return this.loaded(chatId);
   }
 
   /** Joins a channel (or accepts an invitation) and watches it. */
@@ -307,13 +314,13 @@ export class ChatStore {
     await this.client.call("channel.join", { channel: chatId });
     this.invites = this.invites.filter((c) => c.id !== chatId);
     this.changed();
-    return this.chat(chatId)!;
+    return this.loaded(chatId);
   }
 
   /** Joins the channel a join token admits to. */
   async joinByToken(token: string): Promise<Chat> {
     const res = await this.client.call("channel.join", { token });
-    return this.chat(res.channel.id)!;
+    return this.loaded(res.channel.id);
   }
 
   /** Leaves a chat (or declines an invitation): it leaves the store. */
@@ -327,7 +334,7 @@ export class ChatStore {
   /** Creates a channel (you become its owner) and watches it. */
   async create(args: ChannelCreateArgs): Promise<Chat> {
     const res = await this.client.call("channel.create", args);
-    return this.chat(res.channel.id)!;
+    return this.loaded(res.channel.id);
   }
 
   /** Opens the direct conversation with these users (creating it the first time). */
@@ -683,7 +690,9 @@ export class ChatStore {
       this.changed(c);
       return;
     }
+    // channel.create answers {channel, member, seq}: no page (a new channel has no messages).
     const r = e.result as WatchResult;
+    const page = r.messages ?? [];
     if (!c) {
       c = new ChatData(r.channel, r.member);
       this.chats.set(c.id, c);
@@ -692,16 +701,16 @@ export class ChatStore {
     if (r.member) this.setMember(c, r.member);
     if (r.reset || c.status === "loading" || c.count === 0) {
       if (r.reset) c.status = "reloading";
-      c.replace(r.messages, r.messages_has_more);
+      c.replace(page, r.messages_has_more ?? false);
     } else {
-      for (const m of r.messages) c.upsert(m, false);
+      for (const m of page) c.upsert(m, false);
     }
     c.lastSegment = Math.max(c.lastSegment, r.channel.last_segment);
     c.status = "ready";
     c.sync = "synced";
     c.error = null;
     this.invites = this.invites.filter((ch) => ch.id !== c.id);
-    this.watchUsers(r.messages.map((m) => m.user));
+    this.watchUsers(page.map((m) => m.user));
     if (r.channel.type === "conversation" && !c.members) this.loadMembers(c.id).catch(() => {});
     this.changed(c);
   }
@@ -780,7 +789,12 @@ export class ChatStore {
           this.dropChat(c.id);
           break;
         }
-        if (c.members?.delete(e.data.user)) this.setChannel(c, { ...c.channel, member_count: Math.max(0, c.channel.member_count - 1) });
+        {
+          // An invitee's decline leaves too, but invitations never counted.
+          const was = c.members?.get(e.data.user);
+          c.members?.delete(e.data.user);
+          if (was?.membership !== "invited") this.setChannel(c, { ...c.channel, member_count: Math.max(0, c.channel.member_count - 1) });
+        }
         break;
       case "channel.unwatched":
         c.sync = "stale";
@@ -820,11 +834,11 @@ export class ChatStore {
     if (!c) return;
     for (const m of members) {
       if (m.user === this.me?.id) this.setMember(c, m);
+      // member.joined is sent for a new member or viewer only (an invitee who accepts included).
+      if (joined) this.setChannel(c, { ...c.channel, member_count: c.channel.member_count + 1 });
       if (!c.members) continue;
-      const had = c.members.has(m.user);
       if (m.membership === "none") c.members.delete(m.user);
       else c.members.set(m.user, m);
-      if (joined && !had) this.setChannel(c, { ...c.channel, member_count: c.channel.member_count + 1 });
     }
     this.changed(c);
   }
