@@ -6,55 +6,24 @@
 // are safe to repeat (message.send keeps its client_id, so a resend never
 // creates a second message).
 
+import { Connection, type ClientOptions } from "./connection.js";
 import { SwitchboardError } from "./errors.js";
 import { Listeners } from "./listeners.js";
-import { globalWebSocket, httpOrigin, jitter, messageText, OPEN, splitFrames } from "./transport.js";
-import type { WebSocketConstructor, WebSocketLike } from "./transport.js";
+import { jitter, OPEN, splitFrames } from "./transport.js";
 import {
   IDEMPOTENT_OPS,
-  SUBPROTOCOL,
-  type ConnectArgs,
   type ConnectResult,
+  type FileInfo,
   type Member,
   type OpArgs,
   type OpName,
   type OpResult,
   type ServerEvent,
-  type User,
   type WatchResult,
   type WireError,
 } from "./types.js";
 
-/** The state of the connection. */
-export type ConnectionStatus = "connecting" | "online" | "reconnecting" | "offline";
-
-export interface ClientOptions {
-  /** Gateway WebSocket URLs (ws:// or wss://…/v1/ws). The client moves to the next on each reconnect. */
-  urls: string | string[];
-  /** A session token, or a function returning a fresh one for every connect. */
-  token?: string | (() => string | Promise<string>);
-  /** Development auth (a node without an auth key): the user id to connect as. */
-  userId?: string;
-  /** Display name sent with connect; replaces the profile's. */
-  name?: string;
-  /** The WebSocket constructor (default: the global one). In Node 20 pass the `ws` package's. */
-  WebSocket?: WebSocketConstructor;
-  /** Passed as the WebSocket constructor's third argument (e.g. `{ ca }` for the `ws` package). */
-  webSocketOptions?: unknown;
-  /** The fetch used for file uploads and downloads (default: the global one). */
-  fetch?: typeof fetch;
-  /** Bounds each attempt of a request, and each connection attempt (default 15 000 ms). */
-  requestTimeoutMs?: number;
-  /** Reconnect and retry delays (defaults 100 ms and 5000 ms), jittered. */
-  minBackoffMs?: number;
-  maxBackoffMs?: number;
-  /** How long an idempotent request is retried through `unavailable` and reconnects (default 30 000 ms). */
-  maxRetryMs?: number;
-  /** How long connect() waits for the first connection before it gives up (default 15 000 ms; 0: forever). */
-  initialTimeoutMs?: number;
-  /** Where the client reports what it drops (undecodable frames, listener errors). Default: silent. */
-  logger?: { warn(msg: string, ...args: unknown[]): void };
-}
+export type { ClientOptions, ConnectionStatus } from "./connection.js";
 
 /** Per-request options. */
 export interface CallOptions {
@@ -96,95 +65,22 @@ interface Watch {
   resyncing: boolean;
 }
 
-const defaults = {
-  requestTimeoutMs: 15_000,
-  minBackoffMs: 100,
-  maxBackoffMs: 5_000,
-  maxRetryMs: 30_000,
-  initialTimeoutMs: 15_000,
-};
-
 const watchOps: ReadonlySet<string> = new Set(["channel.join", "channel.watch", "channel.create"]);
 
 /** A Switchboard session. Create it with {@link connect}, or construct it and call open(). */
-export class Client {
-  readonly options: Readonly<ClientOptions>;
-  private readonly urls: string[];
-  private readonly cfg: typeof defaults;
-  private ws: WebSocketLike | null = null;
-  private gen = 0;
+export class Client extends Connection {
   private nextId = 1;
-  private urlIndex = 0;
-  /** Messages received on the current connection (a request that saw none come back suspects it). */
-  private received = 0;
-  private statusValue: ConnectionStatus = "connecting";
-  private sessionValue: ConnectResult | null = null;
-  private closed = false;
-  private started = false;
-  private lastErrorValue: SwitchboardError | null = null;
   private readonly pending = new Map<number, Pending>();
   private waiters: Array<() => void> = [];
   private readonly watched = new Map<string, Watch>();
   private readonly presenceWatched = new Set<string>();
   private readonly events = new Listeners<ServerEvent>();
-  private readonly statuses = new Listeners<ConnectionStatus>();
   private readonly watchListeners = new Listeners<WatchEvent>();
   private readonly reconnects = new Listeners<ConnectResult>();
-  private firstConnect: { resolve(r: ConnectResult): void; reject(e: SwitchboardError): void } | null = null;
-  private reconnectTimer: ReturnType<typeof setTimeout> | null = null;
-  private wake: (() => void) | null = null;
-  private readonly onBrowserOnline = () => this.reconnectNow();
-
-  constructor(options: ClientOptions) {
-    this.options = options;
-    this.urls = typeof options.urls === "string" ? [options.urls] : [...options.urls];
-    if (this.urls.length === 0) throw new SwitchboardError("bad_request", "switchboard: no gateway URL");
-    for (const u of this.urls) {
-      const p = new URL(u).protocol;
-      if (p !== "ws:" && p !== "wss:") throw new SwitchboardError("bad_request", `switchboard: ${u} is not a ws:// or wss:// URL`);
-    }
-    this.cfg = {
-      requestTimeoutMs: options.requestTimeoutMs ?? defaults.requestTimeoutMs,
-      minBackoffMs: options.minBackoffMs ?? defaults.minBackoffMs,
-      maxBackoffMs: options.maxBackoffMs ?? defaults.maxBackoffMs,
-      maxRetryMs: options.maxRetryMs ?? defaults.maxRetryMs,
-      initialTimeoutMs: options.initialTimeoutMs ?? defaults.initialTimeoutMs,
-    };
-  }
-
-  /** The connection's state. */
-  get status(): ConnectionStatus {
-    return this.statusValue;
-  }
-
-  /** The current (or last) connection's connect result. */
-  get session(): ConnectResult | null {
-    return this.sessionValue;
-  }
-
-  /** The signed-in user, as connect answered. */
-  get user(): User | null {
-    return this.sessionValue?.user ?? null;
-  }
-
-  /** Why the client went offline, or the last connect failure. */
-  get lastError(): SwitchboardError | null {
-    return this.lastErrorValue;
-  }
-
-  /** The HTTP origin of the gateway in use (for the files API). */
-  get httpOrigin(): string {
-    return httpOrigin(this.urls[this.urlIndex % this.urls.length]!);
-  }
 
   /** Listens to every event, in seq order per channel. Returns the unsubscribe function. */
   onEvent(listener: (e: ServerEvent) => void): () => void {
     return this.events.add(listener);
-  }
-
-  /** Listens to status changes. */
-  onStatus(listener: (s: ConnectionStatus) => void): () => void {
-    return this.statuses.add(listener);
   }
 
   /** Listens to watch results and channel resumes (see WatchEvent). */
@@ -195,55 +91,6 @@ export class Client {
   /** Listens to reconnections (not the first connection), once the session is back. */
   onReconnect(listener: (r: ConnectResult) => void): () => void {
     return this.reconnects.add(listener);
-  }
-
-  /**
-   * Connects (retrying with backoff across the URLs) and resolves with the
-   * connect result once online. Rejects on an auth error (token_invalid,
-   * token_expired without a token function, unauthenticated), or when no
-   * gateway answered within initialTimeoutMs; the client is then closed.
-   */
-  open(): Promise<ConnectResult> {
-    if (this.closed) return Promise.reject(new SwitchboardError("closed", "switchboard: client closed"));
-    if (this.sessionValue && this.statusValue === "online") return Promise.resolve(this.sessionValue);
-    return new Promise<ConnectResult>((resolve, reject) => {
-      const prev = this.firstConnect;
-      this.firstConnect = {
-        resolve: (r) => {
-          prev?.resolve(r);
-          resolve(r);
-        },
-        reject: (e) => {
-          prev?.reject(e);
-          reject(e);
-        },
-      };
-      if (this.cfg.initialTimeoutMs > 0) {
-        const timer = setTimeout(() => {
-          if (this.firstConnect && this.statusValue !== "online") {
-            const err = this.lastErrorValue ?? new SwitchboardError("unavailable", "switchboard: no gateway answered");
-            this.fail(new SwitchboardError(err.code, `switchboard: could not connect: ${err.message}`));
-          }
-        }, this.cfg.initialTimeoutMs);
-        const done = this.firstConnect;
-        this.firstConnect = {
-          resolve: (r) => {
-            clearTimeout(timer);
-            done.resolve(r);
-          },
-          reject: (e) => {
-            clearTimeout(timer);
-            done.reject(e);
-          },
-        };
-      }
-      if (!this.started) {
-        this.started = true;
-        // Browsers say when the network is back: try at once then.
-        (globalThis as { addEventListener?: (t: string, f: () => void) => void }).addEventListener?.("online", this.onBrowserOnline);
-        void this.connectLoop(false);
-      }
-    });
   }
 
   /**
@@ -284,46 +131,6 @@ export class Client {
     }
   }
 
-  /** Closes the connection (1000) and fails what is outstanding with `closed`. Safe to call more than once. */
-  close(): void {
-    if (this.closed) return;
-    this.closed = true;
-    (globalThis as { removeEventListener?: (t: string, f: () => void) => void }).removeEventListener?.("online", this.onBrowserOnline);
-    this.reconnectNow();
-    const ws = this.ws;
-    this.ws = null;
-    this.gen++;
-    if (ws) {
-      detach(ws);
-      try {
-        ws.close(1000, "client closed");
-      } catch {
-        // already closing
-      }
-    }
-    const err = new SwitchboardError("closed", "switchboard: client closed");
-    this.failPending(err);
-    this.flushWaiters();
-    this.firstConnect?.reject(err);
-    this.firstConnect = null;
-    this.setStatus("offline");
-  }
-
-  /** Ends the wait before the next connection attempt (e.g. when the network is back). */
-  reconnectNow(): void {
-    if (this.reconnectTimer) clearTimeout(this.reconnectTimer);
-    this.wake?.();
-  }
-
-  /**
-   * Drops the connection abruptly, as a network failure would: the client
-   * then reconnects and resumes. For tests and for "reconnect now" buttons.
-   */
-  drop(): void {
-    const ws = this.ws;
-    if (ws) this.dropped(this.gen, ws, "dropped by the application");
-  }
-
   /** The channels this session watches, with the last seq delivered for each. */
   watches(): Map<string, number> {
     return new Map([...this.watched].map(([ch, w]) => [ch, w.seq]));
@@ -335,11 +142,11 @@ export class Client {
   }
 
   /** Uploads a file (POST /v1/files) and resolves with its file object, to send as an attachment. */
-  async upload(file: Blob, name?: string): Promise<import("./types.js").FileInfo> {
+  async upload(file: Blob, name?: string): Promise<FileInfo> {
     const form = new FormData();
     form.append("file", file, name ?? ((file as { name?: string }).name || "file"));
     const res = await this.http("/v1/files", { method: "POST", body: form });
-    const body = (await res.json()) as { file: import("./types.js").FileInfo };
+    const body = (await res.json()) as { file: FileInfo };
     return body.file;
   }
 
@@ -380,176 +187,26 @@ export class Client {
     return `Dev ${this.sessionValue?.user.id ?? this.options.userId ?? ""}`;
   }
 
-  // ---- connection ----
+  // ---- the connection's hooks ----
 
-  private setStatus(s: ConnectionStatus): void {
-    if (this.statusValue === s) return;
-    this.statusValue = s;
-    this.statuses.emit(s, this.warn);
-  }
-
-  private readonly warn = (msg: string, ...args: unknown[]): void => {
-    this.options.logger?.warn(msg, ...args);
-  };
-
-  /** Dials until a connection is up (or a fatal error), then resumes. */
-  private async connectLoop(reconnecting: boolean): Promise<void> {
-    let backoff = this.cfg.minBackoffMs;
-    let authFailures = 0;
-    this.setStatus(reconnecting ? "reconnecting" : "connecting");
-    for (;;) {
-      if (this.closed) return;
-      const url = this.urls[this.urlIndex % this.urls.length]!;
-      try {
-        await this.dial(url, reconnecting);
-        return;
-      } catch (err) {
-        if (this.closed) return;
-        const e = err instanceof SwitchboardError ? err : new SwitchboardError("unavailable", String(err));
-        this.lastErrorValue = e;
-        const refreshable = typeof this.options.token === "function" && (e.code === "token_expired" || e.code === "token_invalid");
-        if (refreshable) authFailures++;
-        const fatal =
-          e.code === "unauthenticated" ||
-          e.code === "bad_request" ||
-          e.code === "too_long" ||
-          ((e.code === "token_invalid" || e.code === "token_expired") && (!refreshable || authFailures >= 3));
-        if (fatal) {
-          this.fail(e);
-          return;
-        }
-        this.urlIndex++;
-      }
-      await new Promise<void>((r) => {
-        this.wake = r;
-        this.reconnectTimer = setTimeout(r, jitter(backoff));
-      });
-      this.wake = null;
-      backoff = Math.min(backoff * 2, this.cfg.maxBackoffMs);
-    }
-  }
-
-  /** Goes offline for good with err. */
-  private fail(err: SwitchboardError): void {
-    this.lastErrorValue = err;
-    const first = this.firstConnect;
-    this.firstConnect = null;
-    this.close();
-    first?.reject(err);
-  }
-
-  /** Opens one WebSocket and sends connect; resolves once connect succeeded. */
-  private async dial(url: string, reconnecting: boolean): Promise<ConnectResult> {
-    const WS = this.options.WebSocket ?? globalWebSocket();
-    if (!WS) throw new SwitchboardError("bad_request", "switchboard: no WebSocket implementation: pass options.WebSocket (e.g. the ws package)");
-    const args: ConnectArgs = {};
-    if (typeof this.options.token === "function") args.token = await this.options.token();
-    else if (this.options.token) args.token = this.options.token;
-    else if (this.options.userId) args.user_id = this.options.userId;
-    if (this.options.name) args.name = this.options.name;
-    const gen = ++this.gen;
-    return new Promise<ConnectResult>((resolve, reject) => {
-      let ws: WebSocketLike;
-      try {
-        ws = this.options.webSocketOptions === undefined ? new WS(url, [SUBPROTOCOL]) : new WS(url, [SUBPROTOCOL], this.options.webSocketOptions as never);
-      } catch (err) {
-        reject(new SwitchboardError("bad_request", `switchboard: ${url}: ${String(err)}`));
-        return;
-      }
-      let settled = false;
-      const settle = (err: SwitchboardError | null, res?: ConnectResult) => {
-        if (settled) return;
-        settled = true;
-        clearTimeout(timer);
-        if (err) {
-          detach(ws);
-          try {
-            ws.close();
-          } catch {
-            // not open
-          }
-          reject(err);
-        } else resolve(res!);
-      };
-      const timer = setTimeout(() => settle(new SwitchboardError("timeout", `switchboard: ${url}: no connection within ${this.cfg.requestTimeoutMs} ms`)), this.cfg.requestTimeoutMs);
-      ws.onopen = () => {
-        ws.send(JSON.stringify({ id: 0, op: "connect", args }));
-      };
-      ws.onerror = () => {
-        // onclose follows with the code
-      };
-      ws.onclose = (ev) => {
-        settle(new SwitchboardError("unavailable", `switchboard: ${url}: connection closed (${ev.code}${ev.reason ? " " + ev.reason : ""})`));
-      };
-      ws.onmessage = (ev) => {
-        const text = messageText(ev.data);
-        if (text === undefined) return;
-        if (!settled) {
-          // connect is the first frame, and its reply the first the server sends.
-          let first: Record<string, unknown> | undefined;
-          splitFrames(text.split("\n", 1)[0] ?? "", (f) => (first = f));
-          const rest = text.slice(text.indexOf("\n") + 1);
-          if (!first || first["id"] !== 0) {
-            settle(new SwitchboardError("internal", "switchboard: bad connect reply"));
-            return;
-          }
-          if (first["error"]) {
-            settle(SwitchboardError.fromWire(first["error"] as WireError, "connect"));
-            return;
-          }
-          this.ws = ws;
-          this.received++;
-          ws.onclose = (cev) => this.dropped(gen, ws, `closed ${cev.code}${cev.reason ? " " + cev.reason : ""}`, cev.code);
-          const res = first["result"] as ConnectResult;
-          settle(null, res);
-          this.online(res, reconnecting);
-          if (text.includes("\n")) this.receive(rest);
-          return;
-        }
-        if (this.gen === gen) this.receive(text);
-      };
-    });
-  }
-
-  /** A connection is up: flush waiting requests, resume watches. */
-  private online(res: ConnectResult, reconnecting: boolean): void {
-    this.sessionValue = res;
-    this.lastErrorValue = null;
-    this.setStatus("online");
+  protected connected(_res: ConnectResult, reconnecting: boolean): void {
     this.flushWaiters();
-    const first = this.firstConnect;
-    this.firstConnect = null;
-    first?.resolve(res);
     if (!reconnecting) return;
     for (const [ch, w] of this.watched) {
       w.resyncing = false;
       this.resync(ch);
     }
     void this.rewatchPresence();
-    this.reconnects.emit(res, this.warn);
+    this.reconnects.emit(_res, this.warn);
   }
 
-  /** The connection of generation gen failed: fail its requests and reconnect (unless closed or logged out). */
-  private dropped(gen: number, ws: WebSocketLike, why: string, code?: number): void {
-    if (gen !== this.gen || this.ws !== ws) return;
-    detach(ws);
-    try {
-      ws.close();
-    } catch {
-      // already closed
-    }
-    this.ws = null;
-    this.gen++;
-    this.urlIndex++;
-    this.lastErrorValue = new SwitchboardError("disconnected", `switchboard: connection lost (${why})`);
-    this.failPending(new SwitchboardError("disconnected", "switchboard: connection lost; the request may or may not have been carried out"));
-    if (this.closed) return;
-    if (code === 1000) {
-      // logout (or another normal close by the server): the session is over.
-      this.close();
-      return;
-    }
-    void this.connectLoop(true);
+  protected lost(err: SwitchboardError): void {
+    this.failPending(err);
+  }
+
+  protected ended(err: SwitchboardError): void {
+    this.failPending(err);
+    this.flushWaiters();
   }
 
   private failPending(err: SwitchboardError): void {
@@ -630,8 +287,7 @@ export class Client {
 
   // ---- frames and events ----
 
-  private receive(text: string): void {
-    this.received++;
+  protected receive(text: string): void {
     splitFrames(text, (f) => this.frame(f), (line, err) => this.warn("switchboard: undecodable frame", line.slice(0, 200), err));
   }
 
@@ -761,13 +417,6 @@ export class Client {
 
 function isBanned(m: Member | undefined): boolean {
   return !!m && m.membership === "banned";
-}
-
-function detach(ws: WebSocketLike): void {
-  ws.onopen = null;
-  ws.onmessage = null;
-  ws.onclose = null;
-  ws.onerror = null;
 }
 
 function sleep(ms: number): Promise<void> {

@@ -213,48 +213,74 @@ export class App {
     return [...channels, ...dms].map((c) => c.id);
   }
 
+  /** Sidebar sections, kept across renders; their items are reused while unchanged. */
+  private readonly sections = {
+    invites: this.section("Invitations"),
+    channels: this.section("Channels"),
+    dms: this.section("Direct messages"),
+  };
+  private readonly items = new Map<string, { sig: string; el: HTMLElement }>();
+
+  private section(title: string): { el: HTMLElement; list: HTMLElement; empty: HTMLElement } {
+    const list = h("div", { class: "chat-items" });
+    const empty = h("p", { class: "muted small pad-x" });
+    return { el: h("section", null, h("h2", null, title), list, empty), list, empty };
+  }
+
+  private chatItem(c: Chat): HTMLElement {
+    const dm = c.channel.type === "conversation";
+    const other = dm ? (c.members ?? []).find((m) => m.user !== this.me())?.user : undefined;
+    const presence = other ? (this.user(other)?.status === "online" ? "online" : "offline") : undefined;
+    // The open chat shows its new messages itself (the "New messages" line), not a badge.
+    const active = c.id === this.active;
+    const unread = active ? 0 : c.unread;
+    const mentioned = !active && c.mentioned;
+    const name = this.chatName(c);
+    const sig = JSON.stringify([name, c.channel.type, other, presence, active, unread, mentioned]);
+    const cached = this.items.get(c.id);
+    if (cached?.sig === sig) return cached.el;
+    const lead = dm
+      ? avatar(other ?? c.id, other ? this.userName(other) : "?", presence, "sm")
+      : h("span", { class: "chat-icon" }, icon(c.channel.type === "private" ? icons.lock : icons.hash));
+    const el = h(
+      "a",
+      { href: `#/c/${encodeURIComponent(c.id)}`, class: `chat-item${active ? " active" : ""}${unread ? " unread" : ""}`, "aria-current": active ? "page" : undefined, "aria-label": `${name}${unread ? `, ${unread} unread` : ""}${mentioned ? ", mentioned" : ""}`, dataset: { chat: c.id } },
+      lead,
+      h("span", { class: "chat-name" }, name),
+      mentioned ? h("span", { class: "mention-mark", title: "You were mentioned" }, "@") : null,
+      unread ? h("span", { class: "badge-count", "aria-hidden": "true" }, unread > 99 ? "99+" : String(unread)) : null,
+    );
+    this.items.set(c.id, { sig, el });
+    return el;
+  }
+
   private renderSidebar(): void {
     const s = this.state;
-    const item = (c: Chat) => {
-      const dm = c.channel.type === "conversation";
-      const other = dm ? (c.members ?? []).find((m) => m.user !== this.me())?.user : undefined;
-      const lead = dm
-        ? avatar(other ?? c.id, other ? this.userName(other) : "?", other ? (this.user(other)?.status === "online" ? "online" : "offline") : undefined, "sm")
-        : h("span", { class: "chat-icon" }, icon(c.channel.type === "private" ? icons.lock : icons.hash));
-      // The open chat shows its new messages itself (the "New messages" line), not a badge.
-      const unread = c.id === this.active ? 0 : c.unread;
-      const mentioned = c.id !== this.active && c.mentioned;
-      const label = `${this.chatName(c)}${unread ? `, ${unread} unread` : ""}${mentioned ? ", mentioned" : ""}`;
-      return h(
-        "a",
-        { href: `#/c/${encodeURIComponent(c.id)}`, class: `chat-item${c.id === this.active ? " active" : ""}${unread ? " unread" : ""}`, "aria-current": c.id === this.active ? "page" : undefined, "aria-label": label, dataset: { chat: c.id } },
-        lead,
-        h("span", { class: "chat-name" }, this.chatName(c)),
-        mentioned ? h("span", { class: "mention-mark", title: "You were mentioned" }, "@") : null,
-        unread ? h("span", { class: "badge-count", "aria-hidden": "true" }, unread > 99 ? "99+" : String(unread)) : null,
-      );
+    const chats = this.orderedIds().map((id) => s.chats[id]!);
+    for (const id of this.items.keys()) if (!s.chats[id]) this.items.delete(id);
+    const fill = (sec: { list: HTMLElement; empty: HTMLElement }, items: HTMLElement[], emptyText: string) => {
+      reconcile(sec.list, items);
+      sec.empty.textContent = emptyText;
+      sec.empty.hidden = items.length > 0 || emptyText === "";
     };
-    const ids = this.orderedIds();
-    const chats = ids.map((id) => s.chats[id]!);
-    const channels = chats.filter((c) => c.channel.type !== "conversation");
-    const dms = chats.filter((c) => c.channel.type === "conversation");
-    const section = (title: string, items: HTMLElement[], emptyText: string) =>
-      h("section", null, h("h2", null, title), items.length ? h("div", { class: "chat-items" }, items) : h("p", { class: "muted small pad-x" }, emptyText));
-    const invites = s.invites.map((ch) =>
-      h(
-        "div",
-        { class: "invite" },
-        h("span", { class: "chat-icon" }, icon(ch.type === "private" ? icons.lock : icons.hash)),
-        h("span", { class: "chat-name" }, ch.name || ch.id),
-        h("button", { type: "button", class: "chip-btn", onclick: () => this.store.join(ch.id).then(() => this.go(ch.id), (e) => this.toast("Could not join", e)) }, "Accept"),
-        h("button", { type: "button", class: "chip-btn subtle", "aria-label": `Decline ${ch.name || ch.id}`, onclick: () => this.store.leave(ch.id).catch((e) => this.toast("Could not decline", e)) }, "Decline"),
+    fill(this.sections.channels, chats.filter((c) => c.channel.type !== "conversation").map((c) => this.chatItem(c)), s.fetching ? "Loading…" : "No channels yet: create one or browse.");
+    fill(this.sections.dms, chats.filter((c) => c.channel.type === "conversation").map((c) => this.chatItem(c)), "No conversations yet.");
+    fill(
+      this.sections.invites,
+      s.invites.map((ch) =>
+        h(
+          "div",
+          { class: "invite" },
+          h("span", { class: "chat-icon" }, icon(ch.type === "private" ? icons.lock : icons.hash)),
+          h("span", { class: "chat-name" }, ch.name || ch.id),
+          h("button", { type: "button", class: "chip-btn", onclick: () => this.store.join(ch.id).then(() => this.go(ch.id), (e) => this.toast("Could not join", e)) }, "Accept"),
+          h("button", { type: "button", class: "chip-btn subtle", "aria-label": `Decline ${ch.name || ch.id}`, onclick: () => this.store.leave(ch.id).catch((e) => this.toast("Could not decline", e)) }, "Decline"),
+        ),
       ),
+      "",
     );
-    reconcile(this.chatList, [
-      ...(invites.length ? [section("Invitations", invites, "")] : []),
-      section("Channels", channels.map(item), s.fetching ? "Loading…" : "No channels yet: create one or browse."),
-      section("Direct messages", dms.map(item), "No conversations yet."),
-    ]);
+    this.sections.invites.el.hidden = s.invites.length === 0;
+    reconcile(this.chatList, [this.sections.invites.el, this.sections.channels.el, this.sections.dms.el]);
   }
 
   private renderMe(): void {
@@ -385,7 +411,12 @@ export class App {
       this.sideHead.replaceChildren(h("h2", null, "Members"), h("span", { class: "muted" }, String(chat.channel.member_count)), close);
       this.threadComposer.el.hidden = true;
       this.thread.root.remove();
-      renderMembers(this, chat, this.sideBody);
+      // Rebuilt only when what it shows changed: buttons stay put under the pointer.
+      const sig = [chat.members, chat.member, chat.canModerate, ...(chat.members ?? []).map((m) => this.state.users[m.user])];
+      if (sig.length !== this.membersSig.length || sig.some((v, i) => v !== this.membersSig[i]) || !this.sideBody.querySelector(".member-list, p")) {
+        renderMembers(this, chat, this.sideBody);
+        this.membersSig = sig;
+      }
       return;
     }
     this.side.setAttribute("aria-label", "Thread");
@@ -410,6 +441,7 @@ export class App {
     this.store.markRead(chat.id).catch(() => {});
   }
 
+  private membersSig: unknown[] = [];
   private markTimer = 0;
   /** Marks the open chat read once its newest message is on screen and the page is visible. */
   private markReadSoon(): void {

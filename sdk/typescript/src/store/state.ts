@@ -111,7 +111,10 @@ export class ChatData {
   /** Typing users and when their indicator expires. */
   readonly typing = new Map<string, number>();
   readonly readBy = new Map<string, number>();
-  members: Map<string, Member> | null = null;
+  /** Members by user id, once loaded (null before). */
+  private memberMap: Map<string, Member> | null = null;
+  /** The sorted member list of the last snapshot, kept while the members are unchanged. */
+  private memberList: readonly Member[] | null = null;
   error: SwitchboardError | null = null;
   private cached: Chat | null = null;
 
@@ -131,6 +134,41 @@ export class ChatData {
 
   message(id: string): ChatMessage | undefined {
     return this.byId.get(id);
+  }
+
+  get membersLoaded(): boolean {
+    return this.memberMap !== null;
+  }
+
+  memberOf(user: string): Member | undefined {
+    return this.memberMap?.get(user);
+  }
+
+  /** Replaces the member list (members.list). */
+  setMembers(list: readonly Member[]): void {
+    this.memberMap = new Map(list.map((m) => [m.user, m]));
+    this.memberList = null;
+    this.touch();
+  }
+
+  /** Adds or replaces a member (no-op before the list is loaded); a `none` record removes it. */
+  putMember(m: Member): void {
+    if (!this.memberMap) return;
+    if (m.membership === "none") this.memberMap.delete(m.user);
+    else this.memberMap.set(m.user, m);
+    this.memberList = null;
+    this.touch();
+  }
+
+  /** Removes a member; returns the record it had. */
+  removeMember(user: string): Member | undefined {
+    const had = this.memberMap?.get(user);
+    if (had) {
+      this.memberMap!.delete(user);
+      this.memberList = null;
+      this.touch();
+    }
+    return had;
   }
 
   /** A loaded server message of user with this client_id (newest first). */
@@ -218,6 +256,12 @@ export class ChatData {
     return Math.max(0, this.lastSegment - this.readSegment);
   }
 
+  private members(): readonly Member[] | null {
+    if (!this.memberMap) return null;
+    this.memberList ??= [...this.memberMap.values()].sort((a, b) => (a.user < b.user ? -1 : 1));
+    return this.memberList;
+  }
+
   /** Builds (or returns the unchanged) snapshot. */
   snapshot(me: User | null): Chat {
     if (this.cached) return this.cached;
@@ -254,7 +298,7 @@ export class ChatData {
       unread: this.unread,
       mentioned: this.lastMentioned > this.readSegment,
       typing: [...this.typing.keys()],
-      members: this.members ? [...this.members.values()].sort((a, b) => (a.user < b.user ? -1 : 1)) : null,
+      members: this.members(),
       lastMessage: this.channel.last_message,
       messages: top,
       hasMore: this.hasMore,
