@@ -241,6 +241,32 @@ step("members and moderation: the owner mutes a member, who sees it", async () =
   await bob.locator(".main .composer textarea:not([disabled])").waitFor();
 });
 
+step("a direct message opens a conversation the other user sees, with presence", async () => {
+  await sidebarButton(bob, "New message").click();
+  await bob.getByLabel("User ids").fill("alice");
+  await bob.getByRole("button", { name: "Start conversation" }).click();
+  await bob.waitForURL(/#\/c\/dm-/);
+  await bob.locator(".chat-head h1", { hasText: "Alice Liddell" }).waitFor();
+  await send(bob, "Can we talk about the launch plan later today?");
+  // Nothing tells alice's session of a conversation others started: the
+  // app looks again when she comes back to the page (and every 20 s).
+  await alice.evaluate(() => window.dispatchEvent(new Event("focus")));
+  const dm = alice.locator("a.chat-item", { hasText: "Bob Marley" });
+  await dm.locator(".badge-count", { hasText: "1" }).waitFor();
+  await dm.locator(".presence.online").waitFor();
+  await dm.click();
+  await message(alice, "launch plan").waitFor();
+  await send(alice, "Sure — 3 pm works 👍");
+  await message(bob, "3 pm works").waitFor();
+  // The overview for the docs: General with a thread open, the DM in the sidebar.
+  await alice.locator('a.chat-item[data-chat="general"]').click();
+  await message(alice, "Standup at 10:00").locator(".thread-link").click();
+  await alice.locator(".side-panel .msg", { hasText: "Sure, sharing them" }).waitFor();
+  await alice.mouse.move(0, 0);
+  await alice.locator(".toast").first().waitFor({ state: "detached", timeout: 8000 }).catch(() => {});
+  await shot(alice, "10-overview");
+});
+
 step("the console shows the node, its members and charts; drain needs the key", async () => {
   const p = await newPage(1280, 860);
   await p.goto(base() + "/console");

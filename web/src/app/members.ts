@@ -47,21 +47,27 @@ export function renderMembers(host: MembersHost, chat: Chat, el: HTMLElement): v
           m.membership === "banned" ? h("span", { class: "badge danger" }, "banned") : null,
           muted ? h("span", { class: "badge warn" }, "muted") : null,
         ];
-        const act = (label: string, run: () => Promise<unknown>, danger = false) =>
-          h("button", { type: "button", class: `chip-btn${danger ? " danger" : ""}`, onclick: () => run().then(() => host.toast(`${label}: ${host.userName(m.user)}`), (e) => host.toast(`Could not ${label.toLowerCase()}`, e)) }, label);
+        const who = host.userName(m.user);
+        const act = (label: string, done: string, run: () => Promise<unknown>, danger = false) =>
+          h("button", { type: "button", class: `chip-btn${danger ? " danger" : ""}`, onclick: () => run().then(() => host.toast(done), (e) => host.toast(`Could not ${label.toLowerCase()} ${who}`, e)) }, label);
         const canAct = chat.canModerate && m.user !== host.me() && rank(m) < myRank;
         const actions = canAct
           ? h(
               "div",
               { class: "member-actions", role: "group", "aria-label": `Moderate ${host.userName(m.user)}` },
-              muted ? act("Unmute", () => host.store.unmute(chat.id, m.user)) : act("Mute 1 h", () => host.store.mute(chat.id, m.user, 60)),
+              muted
+                ? act("Unmute", `${who} can post again`, () => host.store.unmute(chat.id, m.user))
+                : act("Mute 1 h", `${who} is muted for an hour`, () => host.store.mute(chat.id, m.user, 60)),
               m.membership === "banned"
-                ? act("Unban", () => host.store.unban(chat.id, m.user))
-                : [act("Kick", () => host.store.kick(chat.id, m.user), true), act("Ban 1 day", () => host.store.ban(chat.id, m.user, 1440), true)],
+                ? act("Unban", `${who} is no longer banned`, () => host.store.unban(chat.id, m.user))
+                : [
+                    act("Kick", `${who} was removed`, () => host.store.kick(chat.id, m.user), true),
+                    act("Ban 1 day", `${who} is banned for a day`, () => host.store.ban(chat.id, m.user, 1440), true),
+                  ],
               owner && m.membership === "member"
                 ? m.roles.includes("moderator")
-                  ? act("Remove moderator", () => host.store.setRoles(chat.id, m.user, ["member"]))
-                  : act("Make moderator", () => host.store.setRoles(chat.id, m.user, ["moderator", "member"]))
+                  ? act("Remove moderator", `${who} is no longer a moderator`, () => host.store.setRoles(chat.id, m.user, ["member"]))
+                  : act("Make moderator", `${who} is now a moderator`, () => host.store.setRoles(chat.id, m.user, ["moderator", "member"]))
                 : null,
             )
           : null;
