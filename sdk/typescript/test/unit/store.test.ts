@@ -224,3 +224,24 @@ test("logout resets the store", async () => {
   assert.deepEqual(s.chatIds, []);
   assert.equal(s.status, "offline");
 });
+
+test("create adds the new chat, ready and empty; joins and leaves keep member_count", async () => {
+  const { store, push } = setup({
+    handler: (req) =>
+      req.op === "channel.create"
+        ? { result: { channel: channel("new", { member_count: 1 }), member: member("alice", "new", { roles: ["owner"] }), seq: 0 } }
+        : undefined,
+  });
+  await store.login({ userId: "alice" });
+  const c = await store.create({ id: "new", type: "standard" });
+  assert.equal(c.status, "ready");
+  assert.deepEqual(c.messages, []);
+  assert.equal(c.hasMore, false);
+  assert.equal(c.canModerate, true);
+  assert.ok(store.getSnapshot().chatIds.includes("new"));
+  push({ event: "message.new", channel: "new", seq: 1, data: { message: message("new", 1, "bob", "bob joined", { type: "system", system: { kind: "member_joined", user: "bob" } }) } });
+  push({ event: "member.joined", channel: "new", seq: 2, data: { user: "bob", member: member("bob", "new") } });
+  assert.equal(store.chat("new")!.channel.member_count, 2);
+  push({ event: "member.left", channel: "new", seq: 3, data: { user: "bob" } });
+  assert.equal(store.chat("new")!.channel.member_count, 1);
+});
