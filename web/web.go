@@ -42,8 +42,8 @@ const csp = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 's
 	"connect-src 'self' ws: wss:; font-src 'self'; object-src 'none'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
 
 // Handler serves the app and the console, and their assets under
-// /assets/. Any other path is 404, so it can be mounted at "GET /" under
-// the node's own routes.
+// /assets/; any other path is 404. Mount it at "GET /{$}", "GET /console"
+// and "GET /assets/".
 func Handler() http.Handler {
 	assets, err := load()
 	if err != nil {

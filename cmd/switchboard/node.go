@@ -255,7 +255,11 @@ func NewNode(cfg Config) (_ *Node, err error) {
 	mux.HandleFunc("POST /v1/cluster/forget", n.forget)
 	mux.HandleFunc("POST /v1/cluster/drain", n.drainHandler)
 	mux.HandleFunc("GET /v1/cluster/metrics", n.nodeMetrics)
-	mux.Handle("GET /", web.Handler()) // the chat app at /, the console at /console
+	// The chat app at /, the operator console at /console, their assets.
+	app := web.Handler()
+	for _, p := range []string{"GET /{$}", "GET /console", "GET /assets/"} {
+		mux.Handle(p, app)
+	}
 	if cfg.Pprof {
 		mux.HandleFunc("/debug/pprof/", pprof.Index)
 		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)

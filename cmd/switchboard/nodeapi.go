@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/subtle"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -14,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/switchboard-chat/switchboard/cluster"
+	"github.com/switchboard-chat/switchboard/gateway/auth"
 )
 
 // Operator endpoints that act on one node of the cluster, whichever node
@@ -29,12 +29,13 @@ import (
 // do not, so it answers 403 on a node started without --api-key and 401
 // on a wrong key.
 func (n *Node) operatorChange(w http.ResponseWriter, r *http.Request) bool {
-	if n.cfg.APIKey == "" {
+	keys := auth.ParseAPIKeys(n.cfg.APIKey)
+	if len(keys) == 0 {
 		writeAPIError(w, http.StatusForbidden, "forbidden", "this endpoint changes the cluster and needs an operator key: start the node with --api-key (SWITCHBOARD_API_KEY) and send it as Authorization: Bearer <key>")
 		return false
 	}
 	got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-	if !ok || subtle.ConstantTimeCompare([]byte(got), []byte(n.cfg.APIKey)) != 1 {
+	if !ok || !keys.Match(got) {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="switchboard operator API"`)
 		writeAPIError(w, http.StatusUnauthorized, "unauthenticated", "a valid operator API key is required (Authorization: Bearer <--api-key>)")
 		return false

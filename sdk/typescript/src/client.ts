@@ -355,6 +355,7 @@ export class Client extends Connection {
     }
     this.deliver(e);
     if (ch && this.endsWatch(e)) this.watched.delete(ch);
+    if (e.event === "channel.removed") this.watched.delete(e.data.channel);
   }
 
   private deliver(e: ServerEvent): void {

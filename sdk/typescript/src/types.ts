@@ -225,6 +225,8 @@ export interface ChannelCreateResult {
   channel: Channel;
   member: Member;
   seq: number;
+  /** Whether this call made the channel (false: a distinct conversation that existed). */
+  created: boolean;
 }
 export interface ChannelUpdateArgs {
   channel: string;
@@ -299,6 +301,8 @@ export interface MessageSendArgs {
 }
 export interface MessageResult {
   message: Message;
+  /** message.send only: the client_id was used before; this is the original and nothing was sent. */
+  duplicate?: boolean;
 }
 export interface MessageEditArgs {
   channel: string;
@@ -343,7 +347,10 @@ export interface FlagArgs {
 }
 export interface ReadMarkArgs {
   channel: string;
+  /** At most one of segment and message_id (default: the newest message). */
   segment?: number;
+  /** Marks read up to this message (a "seen" receipt). */
+  message_id?: string;
 }
 export interface MemberResult {
   member: Member;
@@ -484,11 +491,15 @@ export interface EventData {
   "member.updated": { user: string; member: Member; actor: string; reason?: string };
   "member.kicked": { user: string; actor: string; reason?: string };
   "channel.unwatched": { error: { code: ErrorCode; message: string } };
+  /** A notice (no seq, no top-level channel): you were put in a channel. */
+  "channel.added": { channel: Channel; reason: "created" | "added" | "invited" | "joined" };
+  /** A notice: you are no longer in a channel. */
+  "channel.removed": { channel: string; reason: "left" | "removed" | "kicked" | "banned" | "deleted" };
 }
 
 export type EventName = keyof EventData;
 
-/** One event frame. `seq` is set on persisted events; `channel` on all but presence. */
+/** One event frame. `seq` is set on persisted events; `channel` on all but presence and the notices (channel.added, channel.removed). */
 export type ServerEvent = {
   [K in EventName]: { event: K; channel?: string; seq?: number; data: EventData[K] };
 }[EventName];
@@ -499,7 +510,7 @@ export type EventOf<K extends EventName> = Extract<ServerEvent, { event: K }>;
 export const EVENT_NAMES = [
   "message.new", "message.updated", "message.deleted", "reaction.updated", "typing", "read", "presence",
   "channel.updated", "channel.deleted", "member.joined", "member.left", "member.updated", "member.kicked",
-  "channel.unwatched",
+  "channel.unwatched", "channel.added", "channel.removed",
 ] as const satisfies readonly EventName[];
 
 // ---- Errors ------------------------------------------------------------------

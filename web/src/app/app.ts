@@ -71,26 +71,11 @@ export class App {
     this.root.addEventListener("timeline-refresh", () => this.render(true));
     store.subscribe(() => this.schedule());
     window.addEventListener("hashchange", () => this.route());
-    document.addEventListener("visibilitychange", () => {
-      this.schedule();
-      this.refreshChats();
-    });
-    window.addEventListener("focus", () => this.refreshChats());
-    // The protocol has no event for a chat others put you in (a new
-    // conversation, an invitation): the list is refreshed while the page
-    // is visible, and whenever the user comes back to it.
-    setInterval(() => this.refreshChats(), 20_000);
+    document.addEventListener("visibilitychange", () => this.schedule());
     document.addEventListener("keydown", (e) => this.keys(e));
     this.timeline.el.addEventListener("scroll", () => this.markReadSoon());
     setInterval(() => this.schedule(), 30_000); // "last seen" and day labels age
     this.route();
-  }
-
-  private lastRefresh = Date.now();
-  private refreshChats(): void {
-    if (document.visibilityState !== "visible" || Date.now() - this.lastRefresh < 5000 || this.state.status !== "online") return;
-    this.lastRefresh = Date.now();
-    this.store.refreshChats().catch(() => {});
   }
 
   // ---- hosts' helpers ----

@@ -245,6 +245,16 @@ export class StoreCore {
       this.changed();
       return;
     }
+    if (e.event === "channel.added") {
+      this.added(e.data.channel, e.data.reason);
+      return;
+    }
+    if (e.event === "channel.removed") {
+      this.dropChat(e.data.channel);
+      this.invites = this.invites.filter((ch) => ch.id !== e.data.channel);
+      this.changed();
+      return;
+    }
     const c = e.channel ? this.chats.get(e.channel) : undefined;
     if (!c) return;
     const me = this.me?.id;
@@ -324,6 +334,30 @@ export class StoreCore {
         break;
     }
     this.changed(c);
+  }
+
+  /**
+   * A notice: the user was put in a channel — by someone else (a
+   * conversation they started, members.add), or by another of the user's
+   * sessions. A new chat is watched; an invitation joins the invites.
+   */
+  private added(ch: Channel, reason: string): void {
+    if (reason === "invited") {
+      if (!this.invites.some((c) => c.id === ch.id)) this.invites = [...this.invites, ch];
+      this.changed();
+      return;
+    }
+    this.invites = this.invites.filter((c) => c.id !== ch.id);
+    const known = this.chats.get(ch.id);
+    if (known) {
+      this.setChannel(known, ch);
+      this.changed(known);
+      return;
+    }
+    const c = new ChatData(ch, null);
+    this.chats.set(ch.id, c);
+    this.changed(c);
+    this.clientValue?.call("channel.watch", { channel: ch.id }).catch((err) => this.chatError(ch.id, err));
   }
 
   /** Stores a server message in a chat (replacing its outgoing copy). */

@@ -18,7 +18,7 @@ const doc = readFileSync(join(repo, "docs/protocol.md"), "utf8");
 
 /** The rows' first cells (`name`) of the markdown table that follows a heading. */
 function tableNames(heading: string): string[] {
-  const start = doc.indexOf(`\n## ${heading}\n`);
+  const start = doc.search(new RegExp(`\n#{2,3} ${heading}\n`));
   assert.ok(start >= 0, `docs/protocol.md has a "${heading}" section`);
   const names: string[] = [];
   let inTable = false;
@@ -43,8 +43,8 @@ test("every op documented in docs/protocol.md is in OP_NAMES, and nothing else",
   for (const op of IDEMPOTENT_OPS) assert.ok((OP_NAMES as readonly string[]).includes(op), op);
 });
 
-test("every event of the Events table is in EVENT_NAMES", () => {
-  assert.deepEqual([...EVENT_NAMES].sort(), tableNames("Events").sort());
+test("every event of the Events and Notices tables is in EVENT_NAMES", () => {
+  assert.deepEqual([...EVENT_NAMES].sort(), [...tableNames("Events"), ...tableNames("Notices")].sort());
 });
 
 test("every error code of the Errors table is in ERROR_CODES", () => {

@@ -245,3 +245,25 @@ test("create adds the new chat, ready and empty; joins and leaves keep member_co
   push({ event: "member.left", channel: "new", seq: 3, data: { user: "bob" } });
   assert.equal(store.chat("new")!.channel.member_count, 1);
 });
+
+test("notices: a chat others put me in is watched, an invitation is listed, a removal drops the chat", async () => {
+  const { store, srv, push } = setup({
+    handler: (req) =>
+      req.op === "channel.watch" && req.args["channel"] === "dm-1"
+        ? { result: { channel: channel("dm-1", { type: "conversation", last_segment: 1 }), member: member("alice", "dm-1"), messages: [message("dm-1", 1, "bob", "hi alice")], has_more: false, messages_has_more: false, seq: 2 } }
+        : undefined,
+  });
+  await store.login({ userId: "alice" });
+  push({ event: "channel.added", data: { channel: channel("dm-1", { type: "conversation" }), reason: "created" } });
+  await srv.request((r) => r.op === "channel.watch" && r.args["channel"] === "dm-1");
+  await until(() => store.chat("dm-1")?.status === "ready");
+  assert.equal(store.chat("dm-1")!.unread, 1);
+  assert.deepEqual(store.chat("dm-1")!.messages.map((m) => m.text), ["hi alice"]);
+  push({ event: "channel.added", data: { channel: channel("secret", { type: "private" }), reason: "invited" } });
+  assert.deepEqual(store.getSnapshot().invites.map((c) => c.id), ["secret"]);
+  push({ event: "channel.removed", data: { channel: "dm-1", reason: "left" } });
+  push({ event: "channel.removed", data: { channel: "secret", reason: "removed" } });
+  assert.equal(store.chat("dm-1"), undefined);
+  assert.deepEqual(store.getSnapshot().invites, []);
+  assert.equal(store.client.watches().has("dm-1"), false);
+});
