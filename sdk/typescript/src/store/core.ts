@@ -102,6 +102,16 @@ export class StoreCore {
     return c;
   }
 
+  /** A chat's timeline (top-level messages, then outgoing ones); empty for an unknown chat. */
+  messages(chatId: string): readonly ChatMessage[] {
+    return this.chat(chatId)?.messages ?? [];
+  }
+
+  /** The replies known so far to a message (see loadThread); empty when none. */
+  replies(chatId: string, messageId: string): readonly ChatMessage[] {
+    return this.chat(chatId)?.threads[messageId]?.messages ?? [];
+  }
+
   /** One chat's snapshot. */
   chat(id: string): Chat | undefined {
     return this.getSnapshot().chats[id];

@@ -108,6 +108,9 @@ test("thread replies stay out of the timeline and gather under their parent", as
   assert.deepEqual(g.messages.map((m) => m.segment), [1, 2, 3]);
   assert.equal(g.messages[0]!.reply_count, 1);
   assert.deepEqual(g.threads["1-m"]!.messages.map((m) => m.text), ["reply"]);
+  assert.equal(store.replies("g", "1-m"), g.threads["1-m"]!.messages);
+  assert.equal(store.messages("g"), g.messages);
+  assert.deepEqual(store.replies("g", "2-m"), []);
 });
 
 test("typing indicators appear, end with the user's message, and expire when not renewed", async () => {
