@@ -9,7 +9,7 @@ STATICCHECK := $(GOBIN)/staticcheck
 # installs protoc when it is missing.
 export CGO_ENABLED := 1
 
-.PHONY: run build test test-go test-short bench lint modcheck tidy-check proto proto-check protoc fuzz clean
+.PHONY: run build test test-go test-short bench lint modcheck tidy-check proto proto-check protoc fuzz clean web test-js test-sdk test-web
 
 build:
 	$(GO) build -o bin/switchboard ./cmd/switchboard
@@ -20,8 +20,9 @@ run: build
 # Everything CI checks (.ci/run runs it), cheapest first: vet,
 # staticcheck, the module zip, go.mod tidiness, the generated protobuf
 # code against its .proto, then every test with the race detector and a
-# goroutine-leak check per package.
-test: lint tidy-check proto-check test-go
+# goroutine-leak check per package, then the TypeScript SDK's and the web
+# app's tests (test-js, below).
+test: lint tidy-check proto-check test-go test-js
 
 test-go:
 	$(GO) test -race -count=1 -timeout 18m ./...
@@ -94,3 +95,42 @@ $(PROTOC_GEN_GO):
 
 clean:
 	rm -rf bin data
+
+# ---- TypeScript SDK (sdk/typescript), web app and console (web/) ----
+# npm packages come from the committed package-lock.json files (npm ci);
+# the end-to-end tests drive Debian's chromium (installed when missing),
+# never a downloaded browser. `make run` needs none of this: web/dist is
+# committed and embedded in the binary.
+CHROMIUM ?= /usr/bin/chromium
+export CHROMIUM
+
+sdk/typescript/node_modules/.package-lock.json: sdk/typescript/package-lock.json
+	cd sdk/typescript && npm ci --no-audit --no-fund
+web/node_modules/.package-lock.json: web/package-lock.json
+	cd web && npm ci --no-audit --no-fund
+
+$(CHROMIUM):
+	@echo "installing Debian's chromium (and an emoji font, for readable screenshots)"
+	if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq chromium fonts-noto-color-emoji; \
+	else sudo -n apt-get update -qq && sudo -n apt-get install -y -qq chromium fonts-noto-color-emoji; fi
+
+# Rebuilds web/dist from web/src and the SDK: commit the result.
+web: web/node_modules/.package-lock.json
+	cd web && node scripts/build.mjs
+
+# SDK: strict type check, unit tests, the package build, integration tests
+# against real nodes of bin/switchboard.
+test-sdk: build sdk/typescript/node_modules/.package-lock.json
+	cd sdk/typescript && npm run -s typecheck
+	cd sdk/typescript && node scripts/test.mjs unit
+	cd sdk/typescript && npm run -s build
+	cd sdk/typescript && SWITCHBOARD_BIN=$(CURDIR)/bin/switchboard node scripts/test.mjs integration
+
+# Web: type check, web/dist up to date with its sources, then Chromium
+# end to end against bin/switchboard (screenshots in web/test-artifacts/).
+test-web: build web/node_modules/.package-lock.json $(CHROMIUM)
+	cd web && npm run -s typecheck
+	cd web && node scripts/build.mjs --check
+	cd web && SWITCHBOARD_BIN=$(CURDIR)/bin/switchboard node scripts/e2e.mjs
+
+test-js: test-sdk test-web

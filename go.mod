@@ -81,3 +81,9 @@ require (
 	golang.org/x/text v0.42.0 // indirect
 	google.golang.org/genproto/googleapis/rpc v0.0.0-20231002182017-d307bd883b97 // indirect
 )
+
+// The JavaScript packages' installed dependencies are not Go code.
+ignore (
+	./sdk/typescript/node_modules
+	./web/node_modules
+)

@@ -27,6 +27,7 @@ import (
 	"github.com/switchboard-chat/switchboard/gateway/auth"
 	"github.com/switchboard-chat/switchboard/persistence"
 	"github.com/switchboard-chat/switchboard/protocol"
+	"github.com/switchboard-chat/switchboard/web"
 )
 
 // Config is one node's configuration (see serve's flags for each field).
@@ -111,6 +112,9 @@ type Node struct {
 	watchers  sync.WaitGroup
 	closeMu   sync.Mutex
 	closed    bool
+	// drainReq closes when the operator API asks this node to drain.
+	drainReq  chan struct{}
+	drainOnce sync.Once
 }
 
 // NewNode opens the store, joins the cluster, starts the actors and binds
@@ -125,7 +129,7 @@ func NewNode(cfg Config) (_ *Node, err error) {
 	if len(cfg.Roles) == 0 {
 		cfg.Roles = []cluster.Role{cluster.RoleGateway, cluster.RoleHost}
 	}
-	n := &Node{cfg: cfg, log: cfg.Logger, reg: prometheus.NewRegistry(), stopWatch: make(chan struct{})}
+	n := &Node{cfg: cfg, log: cfg.Logger, reg: prometheus.NewRegistry(), stopWatch: make(chan struct{}), drainReq: make(chan struct{})}
 	defer func() {
 		if err != nil {
 			n.Close() // whatever opened so far (a failed return leaves n set)
@@ -276,6 +280,11 @@ func NewNode(cfg Config) (_ *Node, err error) {
 	} else {
 		n.operatorRoutes(mux, false)
 	}
+	// The chat app at /, the operator console at /console, their assets.
+	app := web.Handler()
+	for _, p := range []string{"GET /{$}", "GET /console", "GET /assets/"} {
+		mux.Handle(p, app)
+	}
 	n.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	if n.sec.client != nil {
 		// HTTP/2 for the HTTP API; WebSocket upgrades ask for (and get)
@@ -376,7 +385,8 @@ func (n *Node) healthRoutes(mux *http.ServeMux) {
 // Cluster returns the node's cluster layer.
 func (n *Node) Cluster() *cluster.Cluster { return n.cl }
 
-// Run serves until ctx ends, then closes the node.
+// Run serves until ctx ends, or the operator API asks for a drain, then
+// drains the node (for up to DrainTimeout) and closes it.
 func (n *Node) Run(ctx context.Context) error {
 	errc := make(chan error, 2)
 	go func() {
@@ -392,15 +402,8 @@ func (n *Node) Run(ctx context.Context) error {
 	}
 	select {
 	case <-ctx.Done():
-		if n.cfg.DrainTimeout > 0 {
-			dctx, cancel := context.WithTimeout(context.Background(), n.cfg.DrainTimeout)
-			err := n.Drain(dctx)
-			cancel()
-			if err != nil {
-				n.log.Warn("drain", "err", err)
-			}
-		}
-		return n.Close()
+	case <-n.drainReq:
+		n.log.Info("draining, then exiting, as the operator API asked")
 	case err := <-errc:
 		n.Close()
 		if errors.Is(err, http.ErrServerClosed) {
@@ -408,6 +411,15 @@ func (n *Node) Run(ctx context.Context) error {
 		}
 		return err
 	}
+	if n.cfg.DrainTimeout > 0 {
+		dctx, cancel := context.WithTimeout(context.Background(), n.cfg.DrainTimeout)
+		err := n.Drain(dctx)
+		cancel()
+		if err != nil {
+			n.log.Warn("drain", "err", err)
+		}
+	}
+	return n.Close()
 }
 
 // Close stops the node: sessions are closed (going away), the HTTP
