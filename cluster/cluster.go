@@ -56,8 +56,13 @@ type Config struct {
 	// several nodes in one process.
 	GossipTransport memberlist.NodeAwareTransport
 	ActorTransport  ActorTransport
-	// HTTPAddr is the node's client-facing address, gossiped for tooling.
-	HTTPAddr string
+	// HTTPAddr is the node's client-facing address, gossiped for tooling
+	// and for requests other nodes forward to it (Meta.HTTP); HTTPTLS says
+	// it serves TLS, and AdminAddr is its separate operator address, if
+	// any (Meta.HTTPTLS, Meta.Admin).
+	HTTPAddr  string
+	HTTPTLS   bool
+	AdminAddr string
 	// Join are gossip addresses of existing members (seeds). They, and
 	// the nodes the saved registry knows, are joined at start and retried
 	// in the background while they do not answer (see rejoin.go).
@@ -238,7 +243,14 @@ func New(cfg Config) (c *Cluster, err error) {
 		c.closeTransport()
 		return nil, fmt.Errorf("spawn inbox: %w", err)
 	}
-	c.meta = Meta{Roles: cfg.Roles, Remote: c.addr, HTTP: cfg.HTTPAddr, Version: ProtocolVersion, Incarnation: time.Now().UnixNano()}
+	c.meta = Meta{Roles: cfg.Roles, Remote: c.addr, HTTP: cfg.HTTPAddr, HTTPTLS: cfg.HTTPTLS, Admin: cfg.AdminAddr, Version: ProtocolVersion, Incarnation: time.Now().UnixNano()}
+	// The flags a node gossips later (draining, left) must fit too.
+	longest := c.meta
+	longest.Draining, longest.Left = true, true
+	if b := longest.encode(); len(b) > memberlist.MetaMaxSize {
+		c.closeTransport()
+		return nil, fmt.Errorf("the node's addresses take %d bytes to gossip, more than memberlist's %d: use shorter host names", len(b), memberlist.MetaMaxSize)
+	}
 	c.view.Store(newView(nil))
 	c.reg.merge(HostRecord{Name: cfg.Name, Incarnation: c.meta.Incarnation, Remote: c.addr, Roles: cfg.Roles})
 	c.rebuild()

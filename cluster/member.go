@@ -37,7 +37,14 @@ type Meta struct {
 	// Remote is the protoactor remote address other nodes send to.
 	Remote string `json:"remote"`
 	// HTTP is the node's client-facing address (WebSocket, HTTP API).
-	HTTP    string `json:"http,omitempty"`
+	HTTP string `json:"http,omitempty"`
+	// HTTPTLS says HTTP serves TLS (https://, wss://). Nodes that came
+	// before it was gossiped leave it out: plain HTTP, as they assumed.
+	HTTPTLS bool `json:"http_tls,omitempty"`
+	// Admin is the node's separate operator address (--admin-listen,
+	// plain HTTP), where its operator endpoints are instead of on HTTP.
+	// Absent: they are on HTTP (or the node came before it was gossiped).
+	Admin   string `json:"admin,omitempty"`
 	Version int    `json:"version"`
 	// Draining is set while the node hands its scopes off before leaving.
 	Draining bool `json:"draining,omitempty"`

@@ -12,14 +12,13 @@ import (
 	"path"
 	"strconv"
 	"strings"
-	"time"
 	"unicode"
 	"unicode/utf8"
 
 	"github.com/switchboard-chat/switchboard/actors/channel"
 	"github.com/switchboard-chat/switchboard/actors/user"
-	"github.com/switchboard-chat/switchboard/cluster"
 	"github.com/switchboard-chat/switchboard/cluster/clusterpb"
+	"github.com/switchboard-chat/switchboard/cluster/peerhttp"
 	"github.com/switchboard-chat/switchboard/gateway/blob"
 	"github.com/switchboard-chat/switchboard/protocol"
 )
@@ -53,9 +52,6 @@ type FilesConfig struct {
 	// only images (but SVG), video and audio are served inline; the rest
 	// download as attachments, sandboxed.
 	AllowedTypes []string
-	// ProxyTimeout bounds the wait for another node's response headers
-	// when a download is proxied.
-	ProxyTimeout time.Duration
 }
 
 // defaultFilesConfig is DefaultConfig's Files (no store: the node sets one).
@@ -63,8 +59,6 @@ func defaultFilesConfig() FilesConfig {
 	return FilesConfig{
 		// Any type: the operator narrows it (--file-types).
 		AllowedTypes: []string{"*/*"},
-		// Another node that does not answer a download in 10 s is down.
-		ProxyTimeout: 10 * time.Second,
 	}
 }
 
@@ -76,34 +70,17 @@ func (c *FilesConfig) withDefaults(l protocol.Limits) {
 	if len(c.AllowedTypes) == 0 {
 		c.AllowedTypes = d.AllowedTypes
 	}
-	if c.ProxyTimeout <= 0 {
-		c.ProxyTimeout = d.ProxyTimeout
-	}
 }
-
-// proxiedHeader marks a download proxied from another node: it is served
-// here or refused, never proxied again.
-const proxiedHeader = "X-Switchboard-Proxied"
 
 // fileKeyLen is the length of a file id's random part (its blob key).
 const fileKeyLen = 32
 
 type files struct {
-	g      *Gateway
-	cfg    FilesConfig
-	client *http.Client
+	g   *Gateway
+	cfg FilesConfig
 }
 
-func newFiles(g *Gateway) *files {
-	return &files{g: g, cfg: g.cfg.Files, client: &http.Client{
-		Transport: &http.Transport{ResponseHeaderTimeout: g.cfg.Files.ProxyTimeout, MaxIdleConnsPerHost: 8},
-		// A download's body may take long; the client's request context
-		// bounds it.
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-	}}
-}
-
-func (f *files) close() { f.client.CloseIdleConnections() }
+func newFiles(g *Gateway) *files { return &files{g: g, cfg: g.cfg.Files} }
 
 // parseFileID splits a file id into its blob key and its uploader.
 func parseFileID(id string) (key, owner string, ok bool) {
@@ -367,7 +344,7 @@ func (g *Gateway) ServeFile(w http.ResponseWriter, r *http.Request) {
 	}
 	rec := got.File
 	if rec.Node != g.cl.Name() {
-		if r.Header.Get(proxiedHeader) != "" {
+		if peerhttp.Forwarded(r) { // served here or refused, never proxied again
 			writeHTTPError(w, 0, protocol.Errorf(protocol.CodeUnavailable, "file %s is held by node %s", id, rec.Node))
 			return
 		}
@@ -420,14 +397,13 @@ func (f *files) mayRead(ctx context.Context, caller *clusterpb.Caller, rec *user
 // proxy forwards a download to the node holding the file, with the
 // caller's credentials, and copies the answer back.
 func (f *files) proxy(w http.ResponseWriter, r *http.Request, node string) {
-	m, ok := f.g.cl.View().Member(node)
-	if !ok || m.State != cluster.StateAlive || m.Meta.HTTP == "" {
+	m, _ := f.g.cl.View().Member(node) // an unknown one is not alive
+	req, err := f.g.cfg.Peers.NewRequest(r.Context(), m, peerhttp.Public, http.MethodGet, protocol.FileURL(r.PathValue("id")))
+	switch {
+	case errors.Is(err, peerhttp.ErrUnreachable):
 		writeHTTPError(w, 0, protocol.Errorf(protocol.CodeUnavailable, "node %s, which holds the file, is not available", node))
 		return
-	}
-	u := "http://" + m.Meta.HTTP + protocol.FileURL(r.PathValue("id"))
-	req, err := http.NewRequestWithContext(r.Context(), http.MethodGet, u, nil)
-	if err != nil {
+	case err != nil:
 		writeHTTPError(w, 0, protocol.Errorf(protocol.CodeInternal, "internal error"))
 		return
 	}
@@ -436,9 +412,9 @@ func (f *files) proxy(w http.ResponseWriter, r *http.Request, node string) {
 			req.Header.Set(k, v)
 		}
 	}
-	req.Header.Set(proxiedHeader, "1")
-	resp, err := f.client.Do(req)
+	resp, err := f.g.cfg.Peers.Do(req)
 	if err != nil {
+		f.g.log.Warn("a download forwarded to the node holding the file failed", "node", node, "err", err)
 		writeHTTPError(w, 0, protocol.Errorf(protocol.CodeUnavailable, "node %s did not answer", node))
 		return
 	}

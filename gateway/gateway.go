@@ -17,6 +17,7 @@ import (
 
 	"github.com/coder/websocket"
 	"github.com/switchboard-chat/switchboard/cluster"
+	"github.com/switchboard-chat/switchboard/cluster/peerhttp"
 	"github.com/switchboard-chat/switchboard/gateway/auth"
 	"github.com/switchboard-chat/switchboard/protocol"
 	"github.com/switchboard-chat/switchboard/protocol/openapi"
@@ -70,6 +71,10 @@ type Config struct {
 	PresenceInterval time.Duration
 	// Files configures POST and GET /v1/files.
 	Files FilesConfig
+	// Peers forwards a download to the node that holds the file (nil: a
+	// client trusting the system's roots only; the node passes one built
+	// from its certificates).
+	Peers *peerhttp.Client
 
 	// APIKeys are the server API keys the HTTP API accepts (several, so a
 	// key can be rotated); none refuses API-key requests.
@@ -147,6 +152,9 @@ func (c *Config) withDefaults() {
 	defd(&c.RequestTimeout, d.RequestTimeout)
 	defd(&c.PresenceInterval, d.PresenceInterval)
 	c.Files.withDefaults(c.Limits)
+	if c.Peers == nil {
+		c.Peers = peerhttp.New(nil)
+	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
@@ -369,7 +377,7 @@ func (g *Gateway) Close(ctx context.Context) error {
 	err := g.closeAll(ctx, reasonShutdown)
 	g.cancel()
 	g.presence.close()
-	g.files.close()
+	g.cfg.Peers.CloseIdle()
 	return err
 }
 

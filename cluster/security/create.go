@@ -63,7 +63,12 @@ func NewCA(kt KeyType, lifetime time.Duration, now time.Time) (PEMPair, error) {
 	if err != nil {
 		return PEMPair{}, err
 	}
-	tmpl, err := template("Switchboard CA", now, lifetime)
+	// Each CA's name is its own (its key's id in it), so a TLS server that
+	// accepts several CAs names them apart to its clients, and a client
+	// picks the certificate of the one asked for (a CA being replaced
+	// shares a bundle with its successor).
+	skid := keyID(key.Public())
+	tmpl, err := template(fmt.Sprintf("Switchboard CA %x", skid[:4]), now, lifetime)
 	if err != nil {
 		return PEMPair{}, err
 	}
@@ -71,7 +76,7 @@ func NewCA(kt KeyType, lifetime time.Duration, now time.Time) (PEMPair, error) {
 	tmpl.BasicConstraintsValid = true
 	tmpl.MaxPathLenZero = true
 	tmpl.KeyUsage = x509.KeyUsageCertSign | x509.KeyUsageCRLSign | x509.KeyUsageDigitalSignature
-	tmpl.SubjectKeyId = keyID(key.Public())
+	tmpl.SubjectKeyId = skid
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
 	if err != nil {
 		return PEMPair{}, err

@@ -74,9 +74,9 @@ type Identity struct {
 
 // material is one loaded state of the files.
 type material struct {
-	raw  [3][]byte // certificate, key and CA files as read
-	cert *tls.Certificate
-	pool *x509.CertPool // nil without a CA file
+	raw  [3][]byte        // certificate, key and CA files as read
+	cert *tls.Certificate // nil for a CA bundle alone (LoadCAs)
+	pool *x509.CertPool   // nil without a CA file
 }
 
 // LoadIdentity reads the files; they must load.
@@ -87,6 +87,20 @@ func LoadIdentity(cfg IdentityConfig) (*Identity, error) {
 	if cfg.Node && cfg.CAFile == "" {
 		return nil, fmt.Errorf("%s: a node identity needs a CA file", cfg.Name)
 	}
+	return loadIdentity(cfg)
+}
+
+// LoadCAs reads a CA bundle alone, re-read like an identity's files: an
+// identity with no certificate of its own, for PeerTLS's roots (not for
+// ServerConfig or ClientConfig).
+func LoadCAs(caFile, name string, log *slog.Logger) (*Identity, error) {
+	if caFile == "" {
+		return nil, fmt.Errorf("%s: no CA file", name)
+	}
+	return loadIdentity(IdentityConfig{CAFile: caFile, Name: name, Logger: log})
+}
+
+func loadIdentity(cfg IdentityConfig) (*Identity, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -104,8 +118,13 @@ func LoadIdentity(cfg IdentityConfig) (*Identity, error) {
 	return id, nil
 }
 
-// Certificate returns the certificate in use.
-func (id *Identity) Certificate() *x509.Certificate { return id.cur.Load().cert.Leaf }
+// Certificate returns the certificate in use (nil for a CA bundle alone).
+func (id *Identity) Certificate() *x509.Certificate {
+	if c := id.cur.Load().cert; c != nil {
+		return c.Leaf
+	}
+	return nil
+}
 
 // Reload re-reads the files and, when they changed and load, puts them in
 // use. It reports whether they did; an error means they changed but do not
@@ -185,6 +204,13 @@ func readBounded(name string) ([]byte, error) {
 
 // load parses and checks raw contents.
 func (id *Identity) load(raw [3][]byte) (*material, error) {
+	if id.cfg.CertFile == "" { // a CA bundle alone (LoadCAs)
+		m := &material{raw: raw, pool: x509.NewCertPool()}
+		if !m.pool.AppendCertsFromPEM(raw[2]) {
+			return nil, fmt.Errorf("%s: %s holds no PEM certificate", id.cfg.Name, id.cfg.CAFile)
+		}
+		return m, nil
+	}
 	cert, err := tls.X509KeyPair(raw[0], raw[1])
 	if err != nil {
 		return nil, fmt.Errorf("%s: %s and %s: %w", id.cfg.Name, id.cfg.CertFile, id.cfg.KeyFile, err)
@@ -245,6 +271,10 @@ func isNodeCert(c *x509.Certificate) bool {
 const expiryWarning = 30 * 24 * time.Hour
 
 func (id *Identity) logLoaded(m *material, what string) {
+	if m.cert == nil {
+		id.log.Info(what+" the CA bundle", "ca_file", id.cfg.CAFile)
+		return
+	}
 	leaf := m.cert.Leaf
 	attrs := []any{"subject", leaf.Subject.String(), "serial", leaf.SerialNumber.Text(16), "not_after", leaf.NotAfter.UTC().Format(time.RFC3339)}
 	if m.pool != nil {

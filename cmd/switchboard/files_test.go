@@ -19,6 +19,12 @@ import (
 // header and returns the status and decoded body.
 func upload(t *testing.T, n addresser, authz, name, mimeType string, content []byte) (int, map[string]any) {
 	t.Helper()
+	return uploadTo(t, http.DefaultClient, "http://"+n.Addr(), authz, name, mimeType, content)
+}
+
+// uploadTo is upload to the node whose HTTP root is base, with hc.
+func uploadTo(t *testing.T, hc *http.Client, base, authz, name, mimeType string, content []byte) (int, map[string]any) {
+	t.Helper()
 	var body bytes.Buffer
 	mw := multipart.NewWriter(&body)
 	_ = mw.WriteField("note", "ignored")
@@ -30,12 +36,12 @@ func upload(t *testing.T, n addresser, authz, name, mimeType string, content []b
 	pw, _ := mw.CreatePart(h)
 	pw.Write(content)
 	mw.Close()
-	req, _ := http.NewRequestWithContext(ctxT(t), http.MethodPost, "http://"+n.Addr()+"/v1/files", &body)
+	req, _ := http.NewRequestWithContext(ctxT(t), http.MethodPost, base+"/v1/files", &body)
 	req.Header.Set("Content-Type", mw.FormDataContentType())
 	if authz != "" {
 		req.Header.Set("Authorization", authz)
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := hc.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -49,6 +55,12 @@ func upload(t *testing.T, n addresser, authz, name, mimeType string, content []b
 func mustUpload(t *testing.T, n addresser, authz, name, mimeType string, content []byte) protocol.File {
 	t.Helper()
 	status, body := upload(t, n, authz, name, mimeType, content)
+	return uploadedFile(t, status, body)
+}
+
+// uploadedFile is the file of an upload's answer, which must be 201.
+func uploadedFile(t *testing.T, status int, body map[string]any) protocol.File {
+	t.Helper()
 	if status != http.StatusCreated {
 		t.Fatalf("upload: %d %v", status, body)
 	}
@@ -61,11 +73,17 @@ func mustUpload(t *testing.T, n addresser, authz, name, mimeType string, content
 // download fetches a file URL from n and returns status, headers and body.
 func download(t *testing.T, n addresser, authz, url string) (int, http.Header, []byte) {
 	t.Helper()
-	req, _ := http.NewRequestWithContext(ctxT(t), http.MethodGet, "http://"+n.Addr()+url, nil)
+	return downloadFrom(t, http.DefaultClient, "http://"+n.Addr(), authz, url)
+}
+
+// downloadFrom is download from the node whose HTTP root is base, with hc.
+func downloadFrom(t *testing.T, hc *http.Client, base, authz, url string) (int, http.Header, []byte) {
+	t.Helper()
+	req, _ := http.NewRequestWithContext(ctxT(t), http.MethodGet, base+url, nil)
 	if authz != "" {
 		req.Header.Set("Authorization", authz)
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := hc.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -23,6 +23,7 @@ import (
 
 	"github.com/switchboard-chat/switchboard/actors"
 	"github.com/switchboard-chat/switchboard/cluster"
+	"github.com/switchboard-chat/switchboard/cluster/peerhttp"
 	"github.com/switchboard-chat/switchboard/gateway"
 	"github.com/switchboard-chat/switchboard/gateway/auth"
 	"github.com/switchboard-chat/switchboard/persistence"
@@ -107,6 +108,9 @@ type Node struct {
 	metrics  *metrics
 	ready    atomic.Bool
 	sec      *nodeSecurity
+	// peers forwards requests to other nodes (file downloads, drain and
+	// metrics of another node).
+	peers *peerhttp.Client
 	// stopWatch ends the certificate watchers, which watchers joins.
 	stopWatch chan struct{}
 	watchers  sync.WaitGroup
@@ -202,12 +206,14 @@ func NewNode(cfg Config) (_ *Node, err error) {
 		}
 	}
 	n.warnOperator()
+	n.peers = peerhttp.New(n.sec.peers)
 	ccfg := cluster.Config{
 		Name:            cfg.NodeName,
 		Roles:           cfg.Roles,
 		RemoteAddr:      remote,
 		GossipAddr:      cfg.ClusterBind,
-		HTTPAddr:        n.ln.Addr().String(),
+		HTTPAddr:        advertised(cfg.Listen, n.ln.Addr(), remote),
+		HTTPTLS:         n.sec.client != nil,
 		Join:            cfg.Join,
 		ClusterName:     cfg.ClusterName,
 		Detection:       cfg.Detection,
@@ -218,6 +224,9 @@ func NewNode(cfg Config) (_ *Node, err error) {
 		InboxEventBytes: cfg.InboxBytes,
 		RequestTimeout:  cfg.RequestTimeout,
 		Logger:          n.log,
+	}
+	if n.adminLn != nil {
+		ccfg.AdminAddr = advertised(cfg.AdminListen, n.adminLn.Addr(), remote)
 	}
 	cfg.Test.apply(&ccfg)
 	if cfg.Network != nil {
@@ -258,6 +267,7 @@ func NewNode(cfg Config) (_ *Node, err error) {
 			gcfg.TokenSigner = auth.NewSigner(cfg.AuthSecret)
 		}
 		gcfg.AllowedOrigins = cfg.Security.AllowedOrigins
+		gcfg.Peers = n.peers
 		if gcfg.Files.Store, err = fileStore(cfg); err != nil {
 			return nil, err
 		}
@@ -367,6 +377,32 @@ func (n *Node) AdminAddr() string {
 	return n.Addr()
 }
 
+// advertised is the address other nodes reach a listener at, gossiped
+// for the requests they forward to it: the host as the flag wrote it (a
+// DNS name or an IP address: the name a certificate for the listener
+// names), the transport's host when the flag leaves the host open (:8080,
+// 0.0.0.0:8080, [::]:8080: every interface, so the one other nodes
+// already reach this node at), and the port the listener bound.
+func advertised(flagAddr string, bound net.Addr, transport string) string {
+	_, port, err := net.SplitHostPort(bound.String())
+	if err != nil {
+		return bound.String()
+	}
+	if host, _, err := net.SplitHostPort(flagAddr); err == nil && !openHost(host) {
+		return net.JoinHostPort(host, port)
+	}
+	if host, _, err := net.SplitHostPort(transport); err == nil && !openHost(host) {
+		return net.JoinHostPort(host, port)
+	}
+	return bound.String()
+}
+
+// openHost reports whether a listen host means every interface.
+func openHost(host string) bool {
+	ip := net.ParseIP(host)
+	return host == "" || ip != nil && ip.IsUnspecified()
+}
+
 // separateAdmin reports whether admin names a listener of its own: set,
 // and another address than listen (or any free port).
 func separateAdmin(listen, admin string) bool {
@@ -459,6 +495,9 @@ func (n *Node) Close() error {
 	}
 	close(n.stopWatch)
 	n.watchers.Wait()
+	if n.peers != nil {
+		n.peers.CloseIdle()
+	}
 	if n.store != nil {
 		return n.store.Close()
 	}
@@ -499,6 +538,8 @@ func (n *Node) clusterInfo(w http.ResponseWriter, r *http.Request) {
 		Name     string         `json:"name"`
 		Address  string         `json:"address"`
 		HTTP     string         `json:"http,omitempty"`
+		HTTPTLS  bool           `json:"http_tls,omitempty"`
+		Admin    string         `json:"admin,omitempty"`
 		Remote   string         `json:"remote"`
 		Roles    []cluster.Role `json:"roles"`
 		State    cluster.State  `json:"state"`
@@ -520,7 +561,7 @@ func (n *Node) clusterInfo(w http.ResponseWriter, r *http.Request) {
 	out.Node = n.cl.Name()
 	out.Placement = v.Placement()
 	for _, m := range v.Members() {
-		mm := member{Name: m.Name, Address: m.Gossip, HTTP: m.Meta.HTTP, Remote: m.Meta.Remote, Roles: m.Meta.Roles,
+		mm := member{Name: m.Name, Address: m.Gossip, HTTP: m.Meta.HTTP, HTTPTLS: m.Meta.HTTPTLS, Admin: m.Meta.Admin, Remote: m.Meta.Remote, Roles: m.Meta.Roles,
 			State: m.State, Draining: m.Meta.Draining, Self: m.Name == n.cl.Name()}
 		if s := stats[m.Name]; s != nil {
 			mm.Channels, mm.Users = &s.Channels, &s.Users

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -11,22 +12,19 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
-	"github.com/switchboard-chat/switchboard/cluster"
+	"github.com/switchboard-chat/switchboard/cluster/peerhttp"
 	"github.com/switchboard-chat/switchboard/protocol"
 )
 
 // Operator endpoints that act on one node of the cluster, whichever node
 // is asked: the node named by ?node= answers itself, and another node
-// forwards the request to it over HTTP with the caller's credentials (as
-// file downloads are forwarded), so that node checks the key itself.
+// forwards the request to it with the caller's credentials (as file
+// downloads are forwarded, through the same peerhttp client: over TLS when
+// the node serves it, to its --admin-listen address when it has one), so
+// that node checks the key itself.
 //
 //	POST /v1/cluster/drain?node=NAME    drain NAME, then it exits (as on SIGTERM)
 //	GET  /v1/cluster/metrics?node=NAME  NAME's /metrics (the console's charts)
-
-// forwardClient sends operator requests on to other nodes: they are rare
-// (a drain, the console's metrics every few seconds), so no connection is
-// kept open between them.
-var forwardClient = &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
 
 // drainHandler serves POST /v1/cluster/drain?node=NAME (NAME defaults to
 // this node): it answers 202 at once, and the node drains — closing its
@@ -64,30 +62,34 @@ func (n *Node) nodeMetrics(w http.ResponseWriter, r *http.Request) {
 	n.forwardToNode(w, r, name)
 }
 
-// forwardToNode sends r on to the alive member name, with its method,
-// path, query and Authorization, and relays the answer.
+// forwardToNode sends r on to the alive member name's operator address,
+// with its method, path, query and Authorization, and relays the answer.
+// A request another node forwarded here is not forwarded again.
 func (n *Node) forwardToNode(w http.ResponseWriter, r *http.Request, name string) {
 	m, ok := n.cl.View().Member(name)
 	switch {
 	case !ok:
 		operatorError(w, http.StatusNotFound, protocol.CodeNotFound, fmt.Sprintf("no member named %q", name))
 		return
-	case m.State != cluster.StateAlive || m.Meta.HTTP == "":
-		operatorError(w, http.StatusServiceUnavailable, protocol.CodeUnavailable, fmt.Sprintf("%s is %s: it cannot be reached", name, m.State))
+	case peerhttp.Forwarded(r):
+		operatorError(w, http.StatusServiceUnavailable, protocol.CodeUnavailable, fmt.Sprintf("%s was forwarded here, to %s, but this is not %s", r.URL.Path, n.cl.Name(), name))
 		return
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
 	defer cancel()
-	u := "http://" + m.Meta.HTTP + r.URL.Path + "?node=" + url.QueryEscape(name)
-	req, err := http.NewRequestWithContext(ctx, r.Method, u, nil)
-	if err != nil {
+	req, err := n.peers.NewRequest(ctx, m, peerhttp.Operator, r.Method, r.URL.Path+"?node="+url.QueryEscape(name))
+	switch {
+	case errors.Is(err, peerhttp.ErrUnreachable):
+		operatorError(w, http.StatusServiceUnavailable, protocol.CodeUnavailable, err.Error())
+		return
+	case err != nil:
 		operatorError(w, http.StatusInternalServerError, protocol.CodeInternal, err.Error())
 		return
 	}
 	if a := r.Header.Get("Authorization"); a != "" {
 		req.Header.Set("Authorization", a)
 	}
-	resp, err := forwardClient.Do(req)
+	resp, err := n.peers.Do(req)
 	if err != nil {
 		operatorError(w, http.StatusServiceUnavailable, protocol.CodeUnavailable, fmt.Sprintf("%s did not answer: %v", name, err))
 		return

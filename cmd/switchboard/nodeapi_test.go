@@ -16,6 +16,12 @@ import (
 // and returns the status and body.
 func operatorDo(t *testing.T, method, url, key string) (int, string) {
 	t.Helper()
+	return operatorDoWith(t, http.DefaultClient, method, url, key)
+}
+
+// operatorDoWith is operatorDo with hc (a client that trusts a test CA).
+func operatorDoWith(t *testing.T, hc *http.Client, method, url, key string) (int, string) {
+	t.Helper()
 	req, err := http.NewRequest(method, url, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -24,7 +30,7 @@ func operatorDo(t *testing.T, method, url, key string) (int, string) {
 		req.Header.Set("Authorization", "Bearer "+key)
 	}
 	req.Close = true // no idle connection outlives the test
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := hc.Do(req)
 	if err != nil {
 		t.Fatalf("%s %s: %v", method, url, err)
 	}

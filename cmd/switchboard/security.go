@@ -23,6 +23,10 @@ type SecurityConfig struct {
 	// TLSCert and TLSKey serve --listen over TLS; TLSClientCA makes its
 	// clients present a certificate that chains to it.
 	TLSCert, TLSKey, TLSClientCA string
+	// TLSPeerCA is a CA bundle other nodes' --listen certificates may
+	// chain to, besides the system's roots and ClusterTLSCA (see
+	// security.PeerTLS): trusted when a request is forwarded to them.
+	TLSPeerCA string
 	// Insecure lets the cluster ports run off loopback without the key and
 	// the node certificates.
 	Insecure bool
@@ -39,6 +43,10 @@ type nodeSecurity struct {
 	keys    [][]byte
 	cluster *security.Identity // nil: plaintext transport
 	client  *security.Identity // nil: plaintext --listen
+	peerCA  *security.Identity // --tls-peer-ca (nil: none)
+	// peers is what the node trusts and presents when it forwards a
+	// request to another node's --listen.
+	peers *security.PeerTLS
 }
 
 // setupSecurity checks the security flags, loads the keys and
@@ -82,6 +90,13 @@ func setupSecurity(cfg SecurityConfig, gossip, remote, listen string, log *slog.
 		}
 	}
 
+	if cfg.TLSPeerCA != "" {
+		if s.peerCA, err = security.LoadCAs(cfg.TLSPeerCA, "peer CA", log); err != nil {
+			return nil, fmt.Errorf("--tls-peer-ca: %w", err)
+		}
+	}
+	s.peers = security.NewPeerTLS(s.cluster, s.client, s.peerCA, log)
+
 	var missing []string
 	if len(s.keys) == 0 && cfg.ClusterKeyFile == "" {
 		missing = append(missing, "--cluster-key (or --cluster-key-file)")
@@ -121,7 +136,7 @@ func countSet(vs ...string) int {
 
 // watch re-reads the certificate files until stop closes.
 func (s *nodeSecurity) watch(stop <-chan struct{}, run func(func())) {
-	for _, id := range []*security.Identity{s.cluster, s.client} {
+	for _, id := range []*security.Identity{s.cluster, s.client, s.peerCA} {
 		if id != nil {
 			run(func() { id.Watch(stop, certReloadInterval) })
 		}
