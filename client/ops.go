@@ -11,7 +11,7 @@ import (
 // its seq arrive on the event stream.
 func (c *Client) Join(ctx context.Context, channel string) (*protocol.WatchResult, error) {
 	var r protocol.WatchResult
-	if err := c.Call(ctx, protocol.OpChannelJoin, protocol.WatchArgs{Channel: channel}, &r); err != nil {
+	if err := c.Call(ctx, protocol.OpChannelJoin, protocol.JoinArgs{Channel: channel}, &r); err != nil {
 		return nil, err
 	}
 	return &r, nil

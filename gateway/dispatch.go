@@ -195,7 +195,7 @@ func (g *Gateway) channelOp(o origin, op protocol.Op, args []byte, v any, done a
 		g.channelCreate(o, v.(*protocol.ChannelCreateArgs), args, done)
 		return
 	case protocol.OpChannelJoin:
-		if a := v.(*protocol.WatchArgs); a.Token != "" {
+		if a := v.(*protocol.JoinArgs); a.Token != "" {
 			g.tokenJoin(o, a, done) // joins.go
 			return
 		}

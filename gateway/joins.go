@@ -79,7 +79,7 @@ func (s *session) dropGrant(op, ch string) {
 // tokenJoin handles a channel.join that carries a token. Over HTTP the
 // token's perms decide the membership the join writes, and nothing
 // watches.
-func (g *Gateway) tokenJoin(o origin, a *protocol.WatchArgs, done answer) {
+func (g *Gateway) tokenJoin(o origin, a *protocol.JoinArgs, done answer) {
 	fail := func(perr *protocol.Error) { done(errorReply(perr)) }
 	j, perr := g.auth.Join(a.Token)
 	if perr != nil {

@@ -329,7 +329,7 @@ func (r *runner) setup(ctx context.Context, i int) {
 		case <-ctx.Done():
 			return
 		}
-		failed = r.call(ctx, s, protocol.OpChannelJoin, protocol.WatchArgs{Channel: r.layout.ChannelIDs[c]}, st) != nil || failed
+		failed = r.call(ctx, s, protocol.OpChannelJoin, protocol.JoinArgs{Channel: r.layout.ChannelIDs[c]}, st) != nil || failed
 	}
 	if failed {
 		r.setupFailed.Add(1)

@@ -56,13 +56,26 @@ type MembersResult struct {
 	Members []*Member `json:"members"`
 }
 
-// ModerateArgs are the args of member.mute, member.unmute, member.ban,
-// member.unban and member.kick.
+// ModerateArgs are the args of member.mute and member.ban.
 type ModerateArgs struct {
 	Channel     string `json:"channel"`
 	User        string `json:"user"`
 	DurationMin *int64 `json:"duration_min,omitempty"`
 	Reason      string `json:"reason,omitempty"`
+}
+
+// KickArgs are the args of member.kick.
+type KickArgs struct {
+	Channel string `json:"channel"`
+	User    string `json:"user"`
+	Reason  string `json:"reason,omitempty"`
+}
+
+// MemberRef names a member of a channel: the args of member.unmute and
+// member.unban.
+type MemberRef struct {
+	Channel string `json:"channel"`
+	User    string `json:"user"`
 }
 
 // MemberResult is {member}.

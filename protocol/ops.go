@@ -148,10 +148,17 @@ type ChannelCreateResult struct {
 	Created bool     `json:"created"`
 }
 
-// WatchArgs are the args of channel.join and channel.watch.
-type WatchArgs struct {
+// JoinArgs are the args of channel.join: a channel and/or a join token.
+type JoinArgs struct {
 	Channel  string  `json:"channel,omitempty"`
 	Token    string  `json:"token,omitempty"`
+	SinceSeq *uint64 `json:"since_seq,omitempty"`
+}
+
+// WatchArgs are the args of channel.watch (no token: a token is for
+// joining).
+type WatchArgs struct {
+	Channel  string  `json:"channel"`
 	SinceSeq *uint64 `json:"since_seq,omitempty"`
 }
 

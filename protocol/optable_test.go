@@ -139,6 +139,17 @@ func TestStrictArgs(t *testing.T) {
 		{OpChannelUpdate, `{"channel":"c","rate_limit":null}`, ""},
 		{OpUsersGet, `[]`, "args must be an object"},
 		{OpUsersGet, `{"ids":"alice"}`, "field ids has the wrong type"},
+		// Ops that once shared an args type take only their own args.
+		{OpChannelJoin, `{"token":"t","since_seq":3}`, ""},
+		{OpChannelWatch, `{"channel":"c","since_seq":3}`, ""},
+		{OpChannelWatch, `{"channel":"c","token":"t"}`, `unknown argument "token": channel.watch takes channel, since_seq`},
+		{OpMemberMute, `{"channel":"c","user":"u","duration_min":5,"reason":"r"}`, ""},
+		{OpMemberBan, `{"channel":"c","user":"u","duration_min":0,"reason":"r"}`, ""},
+		{OpMemberUnmute, `{"channel":"c","user":"u"}`, ""},
+		{OpMemberUnmute, `{"channel":"c","user":"u","reason":"r"}`, `unknown argument "reason": member.unmute takes channel, user`},
+		{OpMemberUnban, `{"channel":"c","user":"u","duration_min":5}`, `unknown argument "duration_min": member.unban takes channel, user`},
+		{OpMemberKick, `{"channel":"c","user":"u","reason":"r"}`, ""},
+		{OpMemberKick, `{"channel":"c","user":"u","duration_min":5}`, `unknown argument "duration_min": member.kick takes channel, reason, user`},
 	}
 	for _, tt := range tests {
 		v, perr := op(t, tt.op).Decode(json.RawMessage(tt.args))

@@ -49,6 +49,8 @@ func checkDuration(d *int64) (int64, *protocol.Error) {
 
 // moderation is one moderation op's decoded request: who acts, on whom.
 type moderation struct {
+	// args are decoded as the widest of the member.* ops' args (mute's
+	// and ban's); the gateway lets through only each op's own.
 	args   protocol.ModerateArgs
 	actor  *memberRecord // the caller's record
 	target *memberRecord // the target's record (nil: none)

@@ -126,7 +126,7 @@ func TestNoticesOnOneNode(t *testing.T) {
 		}, protocol.EventChannelAdded, protocol.ReasonInvited},
 		{func() error { _, err := bobPhone.Join(ctx, "team"); return err }, protocol.EventChannelAdded, protocol.ReasonJoined},
 		{func() error {
-			return alice.Call(ctx, protocol.OpMemberKick, protocol.ModerateArgs{Channel: "team", User: "bob"}, nil)
+			return alice.Call(ctx, protocol.OpMemberKick, protocol.KickArgs{Channel: "team", User: "bob"}, nil)
 		}, protocol.EventChannelRemoved, protocol.ReasonKicked},
 		{func() error {
 			return alice.Call(ctx, protocol.OpMembersAdd, protocol.MembersArgs{Channel: "team", Users: []string{"bob"}}, nil)

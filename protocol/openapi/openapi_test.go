@@ -3,6 +3,7 @@ package openapi
 import (
 	"context"
 	"encoding/json"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -85,6 +86,48 @@ func TestDocumentCoversTheTable(t *testing.T) {
 		ok(r, e.Status)
 		if (e.Body != nil) != (r.RequestBody != nil) {
 			t.Errorf("%s %s: body %v in the table, %v in the document", e.Method, e.Path, e.Body, r.RequestBody)
+		}
+	}
+}
+
+// Each op's args schema has exactly the args the server takes for that op
+// and refuses others, and its rpc body is that schema: no op's document
+// lists an argument the server would refuse for it.
+func TestArgsSchemasAreExactPerOp(t *testing.T) {
+	doc := load(t)
+	for _, o := range protocol.Ops() {
+		name := o.Args.Name()
+		ref := doc.Components.Schemas[name]
+		if ref == nil {
+			t.Errorf("%s: no schema %s", o.Name, name)
+			continue
+		}
+		var props []string
+		for p := range ref.Value.Properties {
+			props = append(props, p)
+		}
+		slices.Sort(props)
+		if want := o.ArgNames(); !slices.Equal(props, want) {
+			t.Errorf("%s: schema %s has %v, the server takes %v", o.Name, name, props, want)
+		}
+		if ap := ref.Value.AdditionalProperties.Has; ap == nil || *ap {
+			t.Errorf("%s: schema %s does not refuse other properties", o.Name, name)
+		}
+		if o.Session {
+			continue
+		}
+		body := doc.Paths.Find("/v1/rpc/" + o.Name).Post.RequestBody.Value.Content.Get("application/json").Schema
+		if o.Name != protocol.OpMessageSend && body.Ref != "#/components/schemas/"+name {
+			t.Errorf("%s: the rpc body is %q, want the %s schema", o.Name, body.Ref, name)
+		}
+	}
+	for op, absent := range map[string]string{
+		protocol.OpChannelWatch: "token", protocol.OpMemberKick: "duration_min",
+		protocol.OpMemberUnmute: "reason", protocol.OpMemberUnban: "duration_min",
+	} {
+		o, _ := protocol.LookupOp(op)
+		if doc.Components.Schemas[o.Args.Name()].Value.Properties[absent] != nil {
+			t.Errorf("%s: the document lists %s", op, absent)
 		}
 	}
 }
