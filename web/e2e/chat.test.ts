@@ -280,6 +280,15 @@ step("the console shows the node, its members and charts; drain needs the key", 
   // Sessions come from the node's metrics: alice, bob and carol are connected.
   await p.waitForFunction(() => Number(document.querySelectorAll("table tbody tr.self td.num")[2]?.textContent) >= 3);
   await p.waitForFunction(() => document.querySelectorAll("figure svg polyline").length >= 2, undefined, { timeout: 15_000 });
+  // Each chart's y axis reads 0, then evenly spaced exact values (0.25, not 0.3).
+  const axes = await p.$$eval("figure svg", (svgs) => svgs.map((s) => [...s.querySelectorAll("text.y-tick")].map((t) => t.textContent ?? "")));
+  assert.ok(axes.length >= 2, `${axes.length} charts`);
+  for (const labels of axes) {
+    const vs = labels.map(Number);
+    assert.ok(vs.length >= 2 && vs[0] === 0 && vs.every(Number.isFinite), `y axis ${labels.join(" ")}`);
+    const step = vs[1]! - vs[0]!;
+    vs.forEach((v, i) => assert.ok(Math.abs(v - i * step) < 1e-9, `y axis ${labels.join(" ")}: uneven`));
+  }
   await shot(p, "09-console");
   // A wrong key cannot drain.
   const res = await p.evaluate(async () => (await fetch("/v1/cluster/drain", { method: "POST", headers: { Authorization: "Bearer wrong" } })).status);

@@ -14,12 +14,38 @@ function el<K extends keyof SVGElementTagNameMap>(tag: K, attrs: Record<string, 
   return e;
 }
 
-/** A round upper bound for the y axis. */
-export function niceMax(v: number): number {
-  if (v <= 1) return 1;
-  const p = 10 ** Math.floor(Math.log10(v));
-  for (const m of [1, 2, 2.5, 5, 10]) if (m * p >= v) return m * p;
-  return 10 * p;
+/** A tick of an axis: its value and its label, exact. */
+export interface Tick {
+  v: number;
+  label: string;
+}
+
+/**
+ * The y axis for values from 0 to max: a "nice" step (1, 2, 2.5 or 5 ×
+ * 10^k) that splits the range into at most `count` intervals, the top (the
+ * first multiple of the step at or above max, and at least 1), and the
+ * ticks from 0 to the top with labels that show each value exactly (0,
+ * 0.25, 0.5, 0.75, 1 — never 0.3 for 0.25).
+ */
+export function yAxis(max: number, count = 4): { top: number; ticks: Tick[] } {
+  const span = Math.max(max, 1);
+  const want = span / count;
+  let k = Math.floor(Math.log10(want));
+  let m = [1, 2, 2.5, 5, 10].find((m) => m * 10 ** k >= want * (1 - 1e-9)) ?? 10;
+  if (m === 10) {
+    m = 1;
+    k += 1;
+  }
+  const step = m * 10 ** k;
+  // The step's decimals are every tick's: 2.5 × 10^k has one more than 10^k.
+  const decimals = Math.max(0, -k + (m === 2.5 ? 1 : 0));
+  const n = Math.ceil(span / step - 1e-9);
+  const ticks: Tick[] = [];
+  for (let i = 0; i <= n; i++) {
+    const v = Number((i * step).toFixed(decimals));
+    ticks.push({ v, label: String(v) });
+  }
+  return { top: ticks[n]!.v, ticks };
 }
 
 export function drawChart(svg: SVGSVGElement, series: Series[], windowMs: number, now: number, unit: string): void {
@@ -31,15 +57,14 @@ export function drawChart(svg: SVGSVGElement, series: Series[], windowMs: number
   const B = 22;
   svg.setAttribute("viewBox", `0 0 ${W} ${H}`);
   svg.replaceChildren();
-  const max = niceMax(Math.max(0, ...series.flatMap((s) => s.points.map((p) => p.v))));
+  const { top, ticks } = yAxis(Math.max(0, ...series.flatMap((s) => s.points.map((p) => p.v))));
   const x = (t: number) => L + ((t - (now - windowMs)) / windowMs) * (W - L - R);
-  const y = (v: number) => T + (1 - v / max) * (H - T - B);
-  for (let i = 0; i <= 4; i++) {
-    const v = (max * i) / 4;
+  const y = (v: number) => T + (1 - v / top) * (H - T - B);
+  for (const { v, label } of ticks) {
     svg.append(el("line", { x1: L, x2: W - R, y1: y(v), y2: y(v), class: "grid" }));
-    const label = el("text", { x: L - 6, y: y(v) + 4, class: "axis", "text-anchor": "end" });
-    label.textContent = v >= 100 ? Math.round(v).toString() : String(Math.round(v * 10) / 10);
-    svg.append(label);
+    const text = el("text", { x: L - 6, y: y(v) + 4, class: "axis y-tick", "text-anchor": "end" });
+    text.textContent = label;
+    svg.append(text);
   }
   for (const s of [60, 120, 180].filter((s) => s * 1000 <= windowMs)) {
     const t = el("text", { x: x(now - s * 1000), y: H - 6, class: "axis", "text-anchor": "middle" });
