@@ -368,10 +368,11 @@ func (s *State) replay(since uint64) ([]json.RawMessage, bool, bool, *protocol.E
 			if seq != next {
 				break // the rest is in memory
 			}
-			if full = !b.take(r.Value); full {
+			frame, _ := splitEventRecord(r.Value)
+			if full = !b.take(frame); full {
 				break
 			}
-			out = append(out, r.Value)
+			out = append(out, frame)
 			next++
 		}
 	}
