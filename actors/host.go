@@ -39,6 +39,9 @@ type Deps struct {
 	MaxActors int
 	Logger    *slog.Logger
 	Metrics   *Metrics
+	// Webhooks, when set, is told of channels with events to deliver
+	// (Channel.Webhooks must be set too).
+	Webhooks WebhookSink
 }
 
 func (d *Deps) withDefaults() {

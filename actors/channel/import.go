@@ -674,3 +674,9 @@ func (st *stager) applyNow(sum uint64) (any, *protocol.Error) {
 func (m *importMarker) String() string {
 	return fmt.Sprintf("import %s %s staged=%d steps=%d", m.Token, m.Phase, m.Staged, m.Steps)
 }
+
+// ImportInProgress reports whether an import is staged or committing: the
+// channel's scope holds records even if the channel does not exist yet.
+func (s *State) ImportInProgress() bool {
+	return s.imp.marker != nil && s.imp.marker.Phase != phaseDone
+}
