@@ -35,6 +35,7 @@ bench: build
 fuzz:
 	$(GO) test ./protocol -run '^$$' -fuzz FuzzDecodeRequest -fuzztime 60s
 	$(GO) test ./protocol -run '^$$' -fuzz FuzzHTTPArgs -fuzztime 60s
+	$(GO) test ./protocol -run '^$$' -fuzz FuzzDecodeRecord -fuzztime 60s
 
 lint: $(STATICCHECK)
 	$(GO) vet ./...

@@ -8,6 +8,7 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 
 	"github.com/switchboard-chat/switchboard/actors/channel"
+	"github.com/switchboard-chat/switchboard/actors/directory"
 	"github.com/switchboard-chat/switchboard/cluster"
 	"github.com/switchboard-chat/switchboard/cluster/clusterpb"
 	"github.com/switchboard-chat/switchboard/persistence"
@@ -175,6 +176,9 @@ func WakeWebhookBacklog(ctx context.Context, store *persistence.Store, cl *clust
 		for _, id := range ids {
 			if ctx.Err() != nil {
 				return ctx.Err()
+			}
+			if directory.IsShard(id) {
+				continue
 			}
 			_, _, pending, err := channel.WebhookBacklogOf(store.Channel(id))
 			if err != nil || !pending {

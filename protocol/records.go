@@ -1,8 +1,12 @@
 package protocol
 
 import (
+	"bytes"
 	"encoding/json"
+	"errors"
 	"reflect"
+	"strconv"
+	"strings"
 )
 
 // Export and import (SERVER-API.md "Export and import"): NDJSON, one record
@@ -164,14 +168,6 @@ var recordTypes = map[string]reflect.Type{
 	KindMessage: reflect.TypeFor[MessageRecord](),
 }
 
-var recordShapes = func() map[string]*shape {
-	m := make(map[string]*shape, len(recordTypes))
-	for k, t := range recordTypes {
-		m[k] = shapeOf(t)
-	}
-	return m
-}()
-
 // RecordTypes returns the Go types of the records, for documents.
 func RecordTypes() []reflect.Type {
 	return []reflect.Type{recordTypes[KindUser], recordTypes[KindChannel], recordTypes[KindMember], recordTypes[KindMessage]}
@@ -211,36 +207,192 @@ func HeadOf(line []byte) RecordHead {
 }
 
 // DecodeRecord decodes one line strictly: an object with a known kind,
-// only that kind's fields, each of its type. It returns a *UserRecord,
-// *ChannelRecord, *MemberRecord or *MessageRecord.
+// only that kind's fields (nested objects too), each of its type. It
+// returns a *UserRecord, *ChannelRecord, *MemberRecord or *MessageRecord.
 func DecodeRecord(line []byte) (any, *Error) {
-	var kind string
-	var sawKind bool
-	perr := scanObject(line, func(key, val []byte) *Error {
-		if string(key) == "kind" {
-			sawKind = true
-			if json.Unmarshal(val, &kind) != nil {
-				return Errorf(CodeBadRequest, "kind must be a string")
+	kind, ok := leadingKind(line)
+	if !ok {
+		var sawKind bool
+		perr := scanObject(line, func(key, val []byte) *Error {
+			if string(key) == "kind" {
+				sawKind = true
+				if json.Unmarshal(val, &kind) != nil {
+					return Errorf(CodeBadRequest, "kind must be a string")
+				}
 			}
-		}
-		return nil
-	})
-	if perr != nil {
-		if perr.Message == notObject().Message {
+			return nil
+		})
+		switch {
+		case perr != nil && perr.Message == notObject().Message:
 			return nil, Errorf(CodeBadRequest, "a record must be one JSON object on one line")
+		case perr != nil:
+			return nil, perr
+		case !sawKind:
+			return nil, Errorf(CodeBadRequest, "a record needs a kind: user, channel, member or message")
 		}
-		return nil, perr
-	}
-	if !sawKind {
-		return nil, Errorf(CodeBadRequest, "a record needs a kind: user, channel, member or message")
 	}
 	t, ok := recordTypes[kind]
 	if !ok {
 		return nil, Errorf(CodeBadRequest, "unknown kind %q: user, channel, member or message", kind)
 	}
-	v, perr := decodeStrict(kind+" record", recordShapes[kind], t, line)
-	if perr != nil {
-		return nil, perr
+	v := reflect.New(t).Interface()
+	// One pass to find the value's end, one to decode it; unknown fields
+	// are refused at any depth.
+	dec := json.NewDecoder(bytes.NewReader(line))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		var pe *Error
+		if errors.As(err, &pe) {
+			return nil, pe
+		}
+		if f, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
+			return nil, Errorf(CodeBadRequest, "unknown field %s in a %s record", f, kind)
+		}
+		if len(bytes.TrimSpace(line)) == 0 || bytes.TrimSpace(line)[0] != '{' {
+			return nil, Errorf(CodeBadRequest, "a record must be one JSON object on one line")
+		}
+		return nil, Errorf(CodeBadRequest, "%s record: %s", kind, jsonProblem(err))
+	}
+	if len(bytes.TrimSpace(line[dec.InputOffset():])) > 0 {
+		return nil, Errorf(CodeBadRequest, "a record must be one JSON object on one line")
+	}
+	switch r := v.(type) { // a kind given twice is the first one
+	case *UserRecord:
+		r.Kind = kind
+	case *ChannelRecord:
+		r.Kind = kind
+	case *MemberRecord:
+		r.Kind = kind
+	case *MessageRecord:
+		r.Kind = kind
 	}
 	return v, nil
+}
+
+// leadingKind reads the kind of a record that starts with it, as an
+// export writes every record.
+func leadingKind(line []byte) (string, bool) {
+	const pre = `{"kind":"`
+	if !bytes.HasPrefix(line, []byte(pre)) {
+		return "", false
+	}
+	rest := line[len(pre):]
+	i := bytes.IndexByte(rest, '"')
+	if i < 0 || bytes.IndexByte(rest[:i], '\\') >= 0 {
+		return "", false
+	}
+	return string(rest[:i]), true
+}
+
+// RecordFields are what ScanRecord reads of a member or message record:
+// what an import checks across a whole file (order of segments, thread
+// parents, repeated ids and memberships, users to create).
+type RecordFields struct {
+	Kind, Channel, ID, User, ParentID string
+	Segment                           uint64
+	// Reactors are the user ids of reacted (repeats and all).
+	Reactors []string
+}
+
+// ScanRecord reads a record's fields without decoding it whole; it checks
+// only what it reads (DecodeRecord checks the rest). The reactors are read
+// only when asked for.
+func ScanRecord(line []byte, reactors bool) (RecordFields, *Error) {
+	var f RecordFields
+	str := func(name string, val []byte, dst *string) *Error {
+		if len(val) >= 2 && val[0] == '"' && val[len(val)-1] == '"' && bytes.IndexByte(val, '\\') < 0 {
+			*dst = string(val[1 : len(val)-1])
+			return nil
+		}
+		if json.Unmarshal(val, dst) != nil {
+			return Errorf(CodeBadRequest, "%s must be a string", name)
+		}
+		return nil
+	}
+	perr := scanObject(line, func(key, val []byte) *Error {
+		switch string(key) {
+		case "kind":
+			return str("kind", val, &f.Kind)
+		case "channel":
+			return str("channel", val, &f.Channel)
+		case "id":
+			return str("id", val, &f.ID)
+		case "user":
+			return str("user", val, &f.User)
+		case "parent_id":
+			return str("parent_id", val, &f.ParentID)
+		case "segment":
+			n, err := strconv.ParseUint(string(val), 10, 64)
+			if err != nil {
+				return Errorf(CodeBadRequest, "segment must be a positive integer")
+			}
+			f.Segment = n
+		case "reacted":
+			if !reactors {
+				return nil
+			}
+			bad := Errorf(CodeBadRequest, "reacted must be an object of lists of user ids")
+			return scanObject(val, func(_, list []byte) *Error {
+				return scanStrings(list, bad, func(u string) { f.Reactors = append(f.Reactors, u) })
+			})
+		}
+		return nil
+	})
+	if perr != nil {
+		if perr.Message == notObject().Message {
+			return f, Errorf(CodeBadRequest, "a record must be one JSON object on one line")
+		}
+		return f, perr
+	}
+	if f.Kind == "" {
+		return f, Errorf(CodeBadRequest, "a record needs a kind: user, channel, member or message")
+	}
+	if _, ok := recordTypes[f.Kind]; !ok {
+		return f, Errorf(CodeBadRequest, "unknown kind %q: user, channel, member or message", f.Kind)
+	}
+	return f, nil
+}
+
+// scanStrings calls fn with each string of the JSON array arr; anything
+// else is bad.
+func scanStrings(arr []byte, bad *Error, fn func(string)) *Error {
+	i := skipSpace(arr, 0)
+	if i >= len(arr) || arr[i] != '[' {
+		return bad
+	}
+	i = skipSpace(arr, i+1)
+	if i < len(arr) && arr[i] == ']' {
+		return nil
+	}
+	for {
+		if i >= len(arr) || arr[i] != '"' {
+			return bad
+		}
+		end, ok := skipString(arr, i)
+		if !ok {
+			return bad
+		}
+		raw := arr[i:end]
+		if bytes.IndexByte(raw, '\\') >= 0 {
+			var s string
+			if json.Unmarshal(raw, &s) != nil {
+				return bad
+			}
+			fn(s)
+		} else {
+			fn(string(raw[1 : len(raw)-1]))
+		}
+		i = skipSpace(arr, end)
+		if i >= len(arr) {
+			return bad
+		}
+		switch arr[i] {
+		case ',':
+			i = skipSpace(arr, i+1)
+		case ']':
+			return nil
+		default:
+			return bad
+		}
+	}
 }

@@ -1,9 +1,11 @@
 package channel
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/cespare/xxhash/v2"
@@ -74,6 +76,84 @@ type ImportLine struct {
 	// holds the parent (the gateway checked it is an earlier top-level
 	// message); 0 when the parent is a message the channel has already.
 	ParentSegment uint64 `json:"parent_segment,omitempty"`
+}
+
+// The args of OpImportStage are written without JSON around the records,
+// which would have to be checked, escaped and copied once more for
+// nothing: a JSON head (stageHead) on the first line, then a line per
+// record — its line number, its parent segment and the record itself,
+// separated by spaces — the channel record first when there is one.
+type stageHead struct {
+	Token   string `json:"token"`
+	DryRun  bool   `json:"dry_run,omitempty"`
+	Chunk   int    `json:"chunk"`
+	Final   bool   `json:"final,omitempty"`
+	Channel bool   `json:"channel,omitempty"`
+	Records int    `json:"records"`
+}
+
+// Encode writes the args of OpImportStage.
+func (a *ImportStageArgs) Encode() []byte {
+	h := encode(stageHead{Token: a.Token, DryRun: a.DryRun, Chunk: a.Chunk, Final: a.Final, Channel: a.Channel != nil, Records: len(a.Records)})
+	n := len(h) + 1
+	for _, l := range a.Records {
+		n += len(l.Record) + 24
+	}
+	b := make([]byte, 0, n)
+	b = append(append(b, h...), '\n')
+	put := func(l *ImportLine) {
+		b = strconv.AppendInt(b, l.Line, 10)
+		b = append(b, ' ')
+		b = strconv.AppendUint(b, l.ParentSegment, 10)
+		b = append(b, ' ')
+		b = append(append(b, l.Record...), '\n')
+	}
+	if a.Channel != nil {
+		put(a.Channel)
+	}
+	for i := range a.Records {
+		put(&a.Records[i])
+	}
+	return b
+}
+
+// decodeImportStage reads what Encode wrote. Records alias b.
+func decodeImportStage(b []byte) (*ImportStageArgs, *protocol.Error) {
+	bad := badRequest("malformed import chunk")
+	head, rest, _ := bytes.Cut(b, []byte("\n"))
+	var h stageHead
+	if json.Unmarshal(head, &h) != nil || h.Records < 0 {
+		return nil, bad
+	}
+	a := &ImportStageArgs{Token: h.Token, DryRun: h.DryRun, Chunk: h.Chunk, Final: h.Final, Records: make([]ImportLine, 0, h.Records)}
+	n := h.Records
+	if h.Channel {
+		n++
+	}
+	for i := 0; i < n; i++ {
+		var line []byte
+		var ok bool
+		if line, rest, ok = bytes.Cut(rest, []byte("\n")); !ok {
+			return nil, bad
+		}
+		num, line, _ := bytes.Cut(line, []byte(" "))
+		par, rec, ok := bytes.Cut(line, []byte(" "))
+		ln, err1 := strconv.ParseInt(string(num), 10, 64)
+		ps, err2 := strconv.ParseUint(string(par), 10, 64)
+		if !ok || err1 != nil || err2 != nil {
+			return nil, bad
+		}
+		l := ImportLine{Line: ln, ParentSegment: ps, Record: rec}
+		if h.Channel && i == 0 {
+			a.Channel = &l
+		} else {
+			a.Records = append(a.Records, l)
+		}
+	}
+	if len(rest) > 0 {
+		return nil, bad
+	}
+	return a, nil
 }
 
 // ImportTokenArgs name the import of OpImportCommit and OpImportAbort.
@@ -263,10 +343,11 @@ func (s *State) handleImportAbort(_ Caller, args json.RawMessage, _ time.Time) (
 }
 
 func (s *State) handleImportStage(_ Caller, args json.RawMessage, now time.Time) (any, *protocol.Error) {
-	var a ImportStageArgs
-	if err := protocol.DecodeArgs(args, &a); err != nil {
-		return nil, err
+	ap, perr := decodeImportStage(args)
+	if perr != nil {
+		return nil, perr
 	}
+	a := *ap
 	if a.Token == "" || a.Chunk < 0 {
 		return nil, badRequest("token and chunk are required")
 	}
@@ -318,6 +399,13 @@ type stager struct {
 	lastMsg, firstNew, floor uint64
 	messages, live           int64
 	lastActivity             protocol.Time
+	// existing are the stored messages at the chunk's segments (prefetch).
+	existing map[uint64][]byte
+	// replies count the replies of messages of earlier chunks, autoMsgs
+	// the messages of this one whose replies it counts (countReply).
+	replies   map[uint64]uint64
+	autoMsgs  map[uint64]autoMsg
+	chunkMsgs map[uint64]bool // the segments of the chunk's messages
 }
 
 func (st *stager) fail(line int64, e *protocol.Error) {
@@ -339,9 +427,30 @@ func (st *stager) run(sum uint64) (any, *protocol.Error) {
 		return nil, perr
 	}
 	if len(st.reply.Errors) == 0 {
+		// A first read of what decides whether a record is there
+		// already: those are skipped without decoding them whole.
+		heads := make([]protocol.RecordFields, len(a.Records))
 		for i := range a.Records {
-			st.record(&a.Records[i])
+			if !st.fresh {
+				heads[i], _ = protocol.ScanRecord(a.Records[i].Record, false)
+			}
 		}
+		if err := st.prefetch(heads); err != nil {
+			st.fail(0, internal(err))
+		}
+		for i := range a.Records {
+			l := &a.Records[i]
+			if st.there(l, &heads[i]) {
+				continue
+			}
+			v, perr := protocol.DecodeRecord(l.Record)
+			if perr != nil {
+				st.fail(l.Line, perr)
+				continue
+			}
+			st.record(l, v)
+		}
+		st.finishChunk()
 	}
 	if len(st.reply.Errors) > 0 {
 		if !a.DryRun && st.m != nil {
@@ -351,7 +460,12 @@ func (st *stager) run(sum uint64) (any, *protocol.Error) {
 		return st.reply, nil
 	}
 	if a.DryRun {
+		// What the chunk would apply, as far as the channel can tell now.
 		st.reply.Done = a.Final
+		st.reply.Members, st.reply.Messages = int64(len(st.chunk.members)), st.messages
+		if st.fresh && a.Channel != nil {
+			st.reply.Channels = 1
+		}
 		return st.reply, nil
 	}
 	if a.Final && (st.m == nil || st.m.Staged == 0) {
@@ -399,14 +513,103 @@ func (st *stager) begin() *protocol.Error {
 	return nil
 }
 
+// prefetch reads, in one scan, the messages the channel has at the
+// segments of the chunk's messages (a second import of a history checks
+// every one of them).
+func (st *stager) prefetch(heads []protocol.RecordFields) error {
+	if st.fresh {
+		return nil
+	}
+	var lo, hi uint64
+	for _, h := range heads {
+		if h.Kind == protocol.KindMessage && h.Segment > 0 && h.Segment <= st.base {
+			if lo == 0 || h.Segment < lo {
+				lo = h.Segment
+			}
+			hi = max(hi, h.Segment)
+		}
+	}
+	if lo == 0 {
+		return nil
+	}
+	recs, err := st.s.log.Scan(persistence.TableMessage, persistence.Range{After: persistence.U64(lo - 1), Before: persistence.U64(hi + 1)})
+	if err != nil {
+		return err
+	}
+	st.existing = make(map[uint64][]byte, len(recs))
+	for _, r := range recs {
+		seg, _ := persistence.ParseU64(r.Key)
+		st.existing[seg] = r.Value
+	}
+	return nil
+}
+
+// there decides a record of a channel that exists from its first read
+// alone when the channel has it already (a member record of its user, a
+// message at its segment with its id): skipped. It reports whether it
+// decided.
+func (st *stager) there(l *ImportLine, h *protocol.RecordFields) bool {
+	if st.fresh || h.Channel != st.s.id {
+		return false
+	}
+	switch {
+	case h.Kind == protocol.KindMember && h.User != "":
+		m, err := st.s.member(h.User)
+		if err != nil || m == nil {
+			return false
+		}
+	case h.Kind == protocol.KindMessage && h.Segment > 0 && h.Segment <= st.base && h.ID != "":
+		id, err := st.existingID(h.Segment)
+		if err != nil || id != h.ID {
+			return false
+		}
+	default:
+		return false
+	}
+	st.reply.Skipped++
+	return true
+}
+
+// existingID returns the id of the message the channel has at seg ("":
+// none).
+func (st *stager) existingID(seg uint64) (string, error) {
+	if m, ok := st.s.msgs.get(seg); ok && m != nil {
+		return m.ID, nil // the cache's copy may be newer than the store's
+	}
+	if v, ok := st.existing[seg]; ok {
+		if id, ok := leadingID(v); ok {
+			return id, nil
+		}
+		m, err := decodeMessage(v)
+		if err != nil {
+			return "", err
+		}
+		return m.ID, nil
+	}
+	m, err := st.s.message(seg)
+	if err != nil || m == nil {
+		return "", err
+	}
+	return m.ID, nil
+}
+
+// leadingID reads the id of a stored message, which encode writes first.
+func leadingID(v []byte) (string, bool) {
+	const pre = `{"id":"`
+	if !bytes.HasPrefix(v, []byte(pre)) {
+		return "", false
+	}
+	rest := v[len(pre):]
+	i := bytes.IndexByte(rest, '"')
+	if i < 0 || bytes.IndexByte(rest[:i], '\\') >= 0 {
+		return "", false
+	}
+	return string(rest[:i]), true
+}
+
 // record checks one member or message record and adds what it writes to
 // the chunk.
-func (st *stager) record(l *ImportLine) {
-	v, perr := protocol.DecodeRecord(l.Record)
-	if perr != nil {
-		st.fail(l.Line, perr)
-		return
-	}
+func (st *stager) record(l *ImportLine, v any) {
 	switch r := v.(type) {
 	case *protocol.MemberRecord:
 		st.member(l, r)
@@ -446,14 +649,14 @@ func (st *stager) message(l *ImportLine, r *protocol.MessageRecord) {
 		return
 	}
 	if msg.Segment <= st.base && !st.fresh {
-		old, err := s.message(msg.Segment)
+		old, err := st.existingID(msg.Segment)
 		switch {
 		case err != nil:
 			st.fail(l.Line, internal(err))
-		case old != nil && old.ID == msg.ID:
+		case old == msg.ID:
 			st.reply.Skipped++ // already here
-		case old != nil:
-			st.fail(l.Line, protocol.Errorf(protocol.CodeInvalidState, "segment %d of %s holds message %s, not %s", msg.Segment, s.id, old.ID, msg.ID))
+		case old != "":
+			st.fail(l.Line, protocol.Errorf(protocol.CodeInvalidState, "segment %d of %s holds message %s, not %s", msg.Segment, s.id, old, msg.ID))
 		default:
 			st.fail(l.Line, protocol.Errorf(protocol.CodeInvalidState, "segment %d is at or below %s's last segment %d and holds no message: segments are never reused", msg.Segment, s.id, st.base))
 		}
@@ -518,9 +721,20 @@ func (st *stager) addMessage(msg *protocol.Message, reacted map[string][]string,
 		c.ops = append(c.ops, persistence.Op{Table: t, Key: k, Value: v})
 	}
 	seg := msg.Segment
-	put(persistence.TableMessage, persistence.U64(seg), encode(msg))
+	if st.chunkMsgs == nil {
+		st.chunkMsgs = map[uint64]bool{}
+	}
+	st.chunkMsgs[seg] = true
 	if msg.ParentID == "" && autoCount {
+		// Encoded once the chunk has counted its replies (finishChunk).
 		c.autoParents = append(c.autoParents, seg)
+		if st.autoMsgs == nil {
+			st.autoMsgs = map[uint64]autoMsg{}
+		}
+		st.autoMsgs[seg] = autoMsg{msg: msg, op: len(c.ops)}
+		put(persistence.TableMessage, persistence.U64(seg), nil)
+	} else {
+		put(persistence.TableMessage, persistence.U64(seg), encode(msg))
 	}
 	if !canonicalID(msg.ID, seg) {
 		put(persistence.TableAux, msgIDKey(msg.ID), persistence.U64(seg))
@@ -559,20 +773,49 @@ func (st *stager) addMessage(msg *protocol.Message, reacted map[string][]string,
 }
 
 // countReply counts a reply of a message the import brings, for its
-// reply_count (when the record had none): in the chunk when the parent is
-// in it, else in a staged counter.
+// reply_count when the record had none: on the message itself when the
+// chunk holds it, else in a staged counter (saveReplies) that the commit
+// adds; a parent whose record had a reply_count is left as it is.
 func (st *stager) countReply(parent uint64) {
-	if st.args.DryRun {
+	if am, ok := st.autoMsgs[parent]; ok {
+		am.msg.ReplyCount++
 		return
 	}
+	if st.chunkMsgs[parent] {
+		return // in this chunk, with its reply_count given
+	}
+	if st.replies == nil {
+		st.replies = map[uint64]uint64{}
+	}
+	st.replies[parent]++
+}
+
+// autoMsg is a message whose reply_count the chunk counts, and the index
+// of its op.
+type autoMsg struct {
+	msg *protocol.Message
+	op  int
+}
+
+// finishChunk encodes the messages whose reply counts the chunk counted.
+func (st *stager) finishChunk() {
+	for _, am := range st.autoMsgs {
+		st.chunk.ops[am.op].Value = encode(am.msg)
+	}
+}
+
+// saveReplies adds the chunk's reply counts to the staged counters.
+func (st *stager) saveReplies() error {
 	s := st.s
-	v, _, err := s.auxGet(stageRepliesKey(parent))
-	n, _ := persistence.ParseU64(v)
-	if err != nil {
-		st.fail(0, internal(err))
-		return
+	for seg, n := range st.replies {
+		v, _, err := s.auxGet(stageRepliesKey(seg))
+		if err != nil {
+			return err
+		}
+		old, _ := persistence.ParseU64(v)
+		s.auxPut(stageRepliesKey(seg), persistence.U64(old+n))
 	}
-	s.auxPut(stageRepliesKey(parent), persistence.U64(n+1))
+	return nil
 }
 
 // stage writes the chunk to the staging area (final: and starts the
@@ -582,6 +825,14 @@ func (st *stager) stage(sum uint64) (any, *protocol.Error) {
 	m := st.m
 	if m == nil {
 		m = &importMarker{Token: a.Token, Phase: phaseStaging, Seen: -1, LastMsgChunk: -1, Channel: st.ch}
+	}
+	if err := st.saveReplies(); err != nil {
+		st.fail(0, internal(err))
+		s.dropStaged()
+		if st.m != nil {
+			s.abortImport()
+		}
+		return st.reply, nil
 	}
 	if !st.chunk.empty() {
 		if st.chunk.lastMsg != 0 {
@@ -659,8 +910,14 @@ func (st *stager) applyNow(sum uint64) (any, *protocol.Error) {
 		return st.reply, nil
 	}
 	m.Seen, m.Sum = a.Chunk, sum
+	if err := st.saveReplies(); err != nil {
+		st.fail(0, internal(err))
+		return st.reply, nil
+	}
 	step, err := s.applyChunk(st.chunk, m)
 	if err != nil {
+		s.imp.gate = false
+		s.dropStaged() // the reply counts just saved
 		st.fail(0, internal(err))
 		return st.reply, nil
 	}

@@ -67,7 +67,8 @@ func parents(ls []ImportLine) []ImportLine {
 // stage sends one chunk.
 func (h *harness) stage(token string, chunk int, final bool, ch *ImportLine, recs []ImportLine) ImportReply {
 	h.t.Helper()
-	return ok[ImportReply](h, Caller{}, OpImportStage, ImportStageArgs{Token: token, Chunk: chunk, Final: final, Channel: ch, Records: recs})
+	a := ImportStageArgs{Token: token, Chunk: chunk, Final: final, Channel: ch, Records: recs}
+	return ok[ImportReply](h, Caller{}, OpImportStage, json.RawMessage(a.Encode()))
 }
 
 // importAll imports the records of one channel (its channel record first)
@@ -372,7 +373,8 @@ func TestImportAbandonedStagingIsReplaced(t *testing.T) {
 	h := newHarnessFor(t, "imp")
 	ls := parents(lines(1, history("imp")))
 	h.stage("old", 0, false, &ls[0], ls[1:3])
-	eff := h.do(Caller{}, OpImportStage, ImportStageArgs{Token: "new", Channel: &ls[0], Records: ls[1:3]})
+	a := ImportStageArgs{Token: "new", Channel: &ls[0], Records: ls[1:3]}
+	eff := h.do(Caller{}, OpImportStage, json.RawMessage(a.Encode()))
 	if eff.Err == nil || eff.Err.Code != protocol.CodeInvalidState {
 		t.Fatalf("a second import while one stages: %v", eff.Err)
 	}

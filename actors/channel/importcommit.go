@@ -2,6 +2,7 @@ package channel
 
 import (
 	"encoding/json"
+	"slices"
 	"time"
 
 	"github.com/switchboard-chat/switchboard/persistence"
@@ -74,16 +75,24 @@ type stepCounts struct {
 func (s *State) applyChunk(c *importChunk, m *importMarker) (stepCounts, error) {
 	var out stepCounts
 	// Reads.
+	// Replies later chunks counted for this chunk's messages: one scan.
 	replies := map[uint64]uint64{}
-	for _, seg := range c.autoParents {
-		v, ok, err := s.auxGet(stageRepliesKey(seg))
+	if len(c.autoParents) > 0 {
+		lo, hi := slices.Min(c.autoParents), slices.Max(c.autoParents)
+		recs, err := s.auxScan(stageRepliesKey(lo-1), stageRepliesKey(hi+1), 0, false)
 		if err != nil {
 			return out, err
 		}
-		if ok {
-			replies[seg], _ = persistence.ParseU64(v)
-		} else {
-			replies[seg] = 0
+		pre := len(stageRepliesKey(0)) - 8
+		auto := map[uint64]bool{}
+		for _, seg := range c.autoParents {
+			auto[seg] = true
+		}
+		for _, r := range recs {
+			seg, _ := persistence.ParseU64(r.Key[pre:])
+			if auto[seg] {
+				replies[seg], _ = persistence.ParseU64(r.Value)
+			}
 		}
 	}
 	olds := make([]*memberRecord, len(c.members))
@@ -115,6 +124,22 @@ func (s *State) applyChunk(c *importChunk, m *importMarker) (stepCounts, error) 
 			parents[seg] = p
 		}
 	}
+	// The messages whose records change here: counted reply counts, and
+	// the newest, which the channel keeps.
+	decoded := map[uint64]*protocol.Message{}
+	for _, op := range c.ops {
+		if op.Table != persistence.TableMessage {
+			continue
+		}
+		seg, _ := persistence.ParseU64(op.Key)
+		if replies[seg] > 0 || seg == m.LastMsg {
+			msg, err := decodeMessage(op.Value)
+			if err != nil {
+				return out, err
+			}
+			decoded[seg] = msg
+		}
+	}
 	members := make([]*memberRecord, len(c.members))
 	for i, sm := range c.members {
 		if olds[i] != nil {
@@ -132,14 +157,9 @@ func (s *State) applyChunk(c *importChunk, m *importMarker) (stepCounts, error) 
 		v := op.Value
 		if op.Table == persistence.TableMessage {
 			seg, _ := persistence.ParseU64(op.Key)
-			n, auto := replies[seg]
-			if auto || seg == m.LastMsg {
-				msg, err := decodeMessage(v)
-				if err != nil {
-					return out, err
-				}
-				if auto && n > 0 {
-					msg.ReplyCount = int64(n)
+			if msg := decoded[seg]; msg != nil {
+				if n := replies[seg]; n > 0 {
+					msg.ReplyCount += int64(n)
 					v = encode(msg)
 				}
 				if seg == m.LastMsg {

@@ -58,8 +58,9 @@ func (s *State) handleImport(cmd Command, now time.Time, eff *Effects) (any, *pr
 		p.Name, p.Description, p.Image, p.Metadata = r.Name, r.Description, r.Image, compactObject(r.Metadata)
 		p.CreatedAt, p.UpdatedAt = r.CreatedAt, r.UpdatedAt
 	}
-	if a.DryRun || (s.exists && !(a.Overwrite && a.User != nil)) {
-		return ImportResult{}, nil
+	replace := a.Overwrite && a.User != nil
+	if a.DryRun || (s.exists && !replace) {
+		return ImportResult{Created: a.DryRun && (!s.exists || replace)}, nil
 	}
 	if p.CreatedAt.IsZero() {
 		p.CreatedAt = protocol.At(now)

@@ -26,6 +26,7 @@ import (
 	"github.com/switchboard-chat/switchboard/actors"
 	"github.com/switchboard-chat/switchboard/actors/channel"
 	"github.com/switchboard-chat/switchboard/actors/user"
+	"github.com/switchboard-chat/switchboard/actors/webhook"
 	"github.com/switchboard-chat/switchboard/cluster"
 	"github.com/switchboard-chat/switchboard/cluster/clusterpb"
 	"github.com/switchboard-chat/switchboard/gateway"
@@ -67,6 +68,8 @@ type Config struct {
 	Pprof bool
 	// TypingTTL is how long a typing.start lasts unrenewed (0: 6 s).
 	TypingTTL time.Duration
+	// Webhook delivers channel events by HTTP (URL unset: none).
+	Webhook WebhookConfig
 }
 
 // Node is one Switchboard node: its store, cluster membership, actors and
@@ -84,6 +87,7 @@ type Node struct {
 	srv     *http.Server
 	reg     *prometheus.Registry
 	metrics *metrics
+	hooks   *webhooks // nil without --webhook-url
 	ready   atomic.Bool
 	closeMu sync.Mutex
 	closed  bool
@@ -100,6 +104,9 @@ func NewNode(cfg Config) (_ *Node, err error) {
 	}
 	if len(cfg.Roles) == 0 {
 		cfg.Roles = []cluster.Role{cluster.RoleGateway, cluster.RoleHost}
+	}
+	if err := cfg.Webhook.check(); err != nil {
+		return nil, err
 	}
 	n := &Node{cfg: cfg, log: cfg.Logger, reg: prometheus.NewRegistry()}
 	defer func() {
@@ -188,7 +195,7 @@ func NewNode(cfg Config) (_ *Node, err error) {
 		}
 		usCfg := user.DefaultConfig()
 		usCfg.Limits = cfg.Limits
-		if n.hostPID, err = actors.StartHost(actors.Deps{
+		deps := actors.Deps{
 			Cluster:        n.cl,
 			Store:          n.store,
 			Channel:        chCfg,
@@ -196,8 +203,16 @@ func NewNode(cfg Config) (_ *Node, err error) {
 			PassivateAfter: cfg.PassivateAfter,
 			Logger:         n.log,
 			Metrics:        n.metrics.actorHooks(),
-		}); err != nil {
+		}
+		if cfg.Webhook.URL != "" { // webhooks.go
+			n.hooks = newWebhooks(cfg.Webhook, n.cl, n.metrics, webhook.Config{Logger: n.log})
+			deps.Channel.Webhooks, deps.Webhooks = true, n.hooks.d
+		}
+		if n.hostPID, err = actors.StartHost(deps); err != nil {
 			return nil, fmt.Errorf("start host: %w", err)
+		}
+		if n.hooks != nil {
+			n.hooks.scan(n.store, n.cl, func(err error) { n.log.Error("webhook backlog scan", "err", err) })
 		}
 	}
 	mux := http.NewServeMux()
@@ -350,6 +365,7 @@ func (n *Node) Close() error {
 	if n.gw != nil {
 		_ = n.gw.Close(ctx)
 	}
+	n.hooks.close() // before the actors it asks stop
 	if n.srv != nil {
 		_ = n.srv.Shutdown(ctx)
 	} else if n.ln != nil {

@@ -49,6 +49,11 @@ func serveFlags(fs *flag.FlagSet) (*Config, func() error) {
 	fs.DurationVar(&cfg.DrainTimeout, "drain-timeout", time.Minute, "on SIGTERM, how long to hand sessions and channels over before exiting (0: exit at once)")
 	claim := fs.String("test-claim-channels", "", "FAULT INJECTION for tests, never in production: this node believes it owns these channels whatever placement says")
 	fs.BoolVar(&cfg.Pprof, "debug-pprof", false, "serve Go's profiler at /debug/pprof/ on --listen (protect it like --api-key endpoints)")
+	// Webhooks (webhooks.go).
+	fs.StringVar(&cfg.Webhook.URL, "webhook-url", "", "POST every persisted channel event to this URL, in batches, at least once, in seq order per channel")
+	fs.StringVar(&cfg.Webhook.Secret, "webhook-secret", "", "secret of the webhook's HMAC-SHA256 signature (X-Switchboard-Signature: sha256=<hex>); required with --webhook-url")
+	hookEvents := fs.String("webhook-events", "", "comma-separated events the webhook delivers (default: every persisted event), e.g. message.new,message.updated")
+	hookTiming := fs.String("test-webhook-timing", "", "FAULT INJECTION for tests, never in production: webhook timeout,min-backoff,max-backoff (e.g. 300ms,50ms,200ms)")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	logFormat := fs.String("log-format", "text", "text or json")
 	return cfg, func() error {
@@ -56,6 +61,12 @@ func serveFlags(fs *flag.FlagSet) (*Config, func() error) {
 		cfg.Gateway.Files.AllowedTypes = splitList(*fileTypes)
 		cfg.Join = splitList(*join)
 		cfg.ClaimChannels = splitList(*claim)
+		if *hookEvents != "" {
+			cfg.Webhook.Events = splitList(*hookEvents)
+		}
+		if err := parseWebhookTiming(*hookTiming, &cfg.Webhook); err != nil {
+			return err
+		}
 		for _, r := range splitList(*roles) {
 			cfg.Roles = append(cfg.Roles, cluster.Role(r))
 		}
