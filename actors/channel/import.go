@@ -486,6 +486,8 @@ func (st *stager) begin() *protocol.Error {
 		line = a.Records[0].Line
 	}
 	switch {
+	case s.exists && s.meta.Channel.Deleted:
+		st.fail(line, protocol.Errorf(protocol.CodeNotFound, "channel %s was deleted: nothing is imported into it", s.id))
 	case a.Channel != nil && a.Chunk == 0:
 		v, perr := protocol.DecodeRecord(a.Channel.Record)
 		if perr != nil {

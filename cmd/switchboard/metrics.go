@@ -1,11 +1,13 @@
 package main
 
 import (
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/switchboard-chat/switchboard/actors"
+	"github.com/switchboard-chat/switchboard/actors/webhook"
 	"github.com/switchboard-chat/switchboard/cluster"
 	"github.com/switchboard-chat/switchboard/gateway"
 	"github.com/switchboard-chat/switchboard/protocol"
@@ -36,6 +38,7 @@ type metrics struct {
 	webhookLatency    prometheus.Histogram
 	webhookGaps       prometheus.Counter
 	webhookLost       prometheus.Counter
+	webhooks          atomic.Pointer[webhook.Deliverer] // the backlog's source, once there is one
 	reg               *prometheus.Registry
 }
 
@@ -91,6 +94,14 @@ func newMetrics(reg *prometheus.Registry) *metrics {
 	for r := range webhookResults {
 		m.webhookDeliveries.WithLabelValues(r)
 	}
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: ns, Name: "webhook_backlog_events",
+		Help: "Persisted events of the channels this node serves that the webhook receiver has not acknowledged yet."},
+		func() float64 {
+			if d := m.webhooks.Load(); d != nil {
+				return float64(d.Backlog())
+			}
+			return 0
+		}))
 	for _, k := range []string{"channel", "user", "directory"} {
 		m.actorsActive.WithLabelValues(k)
 		m.activations.WithLabelValues(k)

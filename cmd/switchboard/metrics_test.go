@@ -101,6 +101,11 @@ func TestMetricsLint(t *testing.T) {
 		"switchboard_inbox_depth":                   dto.MetricType_GAUGE,
 		"switchboard_inbox_event_bytes":             dto.MetricType_GAUGE,
 		"switchboard_inbox_shed_total":              dto.MetricType_COUNTER,
+		"switchboard_webhook_deliveries_total":      dto.MetricType_COUNTER,
+		"switchboard_webhook_latency_seconds":       dto.MetricType_HISTOGRAM,
+		"switchboard_webhook_backlog_events":        dto.MetricType_GAUGE,
+		"switchboard_webhook_gaps_total":            dto.MetricType_COUNTER,
+		"switchboard_webhook_lost_events_total":     dto.MetricType_COUNTER,
 	}
 	// queue_drops has no series until a drop happens; the rest must show.
 	for name, typ := range want {

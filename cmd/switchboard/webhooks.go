@@ -9,8 +9,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-
 	"github.com/switchboard-chat/switchboard/actors"
 	"github.com/switchboard-chat/switchboard/actors/webhook"
 	"github.com/switchboard-chat/switchboard/cluster"
@@ -126,11 +124,7 @@ func (m *metrics) webhookHooks() *webhook.Metrics {
 var webhookResults = set("ok", "failed", "timeout", "error")
 
 // watchWebhooks exports the deliverer's backlog.
-func (m *metrics) watchWebhooks(d *webhook.Deliverer) {
-	m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "switchboard", Name: "webhook_backlog_events",
-		Help: "Persisted events of the channels this node serves that the webhook receiver has not acknowledged yet."},
-		func() float64 { return float64(d.Backlog()) }))
-}
+func (m *metrics) watchWebhooks(d *webhook.Deliverer) { m.webhooks.Store(d) }
 
 // parseWebhookTiming reads --test-webhook-timing.
 func parseWebhookTiming(v string, c *WebhookConfig) error {
