@@ -218,7 +218,7 @@ func (g genSpec) records() int64 {
 }
 
 // bytes returns the generated history.
-func (g genSpec) bytes(t *testing.T) []byte {
+func (g genSpec) bytes(t testing.TB) []byte {
 	t.Helper()
 	var b bytes.Buffer
 	if err := g.generate(&b); err != nil {
@@ -228,7 +228,7 @@ func (g genSpec) bytes(t *testing.T) []byte {
 }
 
 // importNDJSON sends records to the node's import.
-func importNDJSON(t *testing.T, addr string, data []byte, dry bool) *protocol.ImportResult {
+func importNDJSON(t testing.TB, addr string, data []byte, dry bool) *protocol.ImportResult {
 	t.Helper()
 	res, err := client.Import(context.Background(), http.DefaultClient, "http://"+addr, apiKey, bytes.NewReader(data), dry, nil)
 	if err != nil {
