@@ -117,15 +117,8 @@ func Export(ctx context.Context, hc *http.Client, base, apiKey, channel string, 
 // kindOf reads a record's kind from its first key, as the server writes
 // it ("" when it is not there).
 func kindOf(line []byte) string {
-	const pre = `{"kind":"`
-	if !bytes.HasPrefix(line, []byte(pre)) {
-		return ""
-	}
-	rest := line[len(pre):]
-	if i := bytes.IndexByte(rest, '"'); i >= 0 {
-		return string(rest[:i])
-	}
-	return ""
+	k, _ := protocol.LeadingString(line, "kind")
+	return k
 }
 
 // Import sends the NDJSON records r holds to the node at base and

@@ -210,7 +210,7 @@ func HeadOf(line []byte) RecordHead {
 // only that kind's fields (nested objects too), each of its type. It
 // returns a *UserRecord, *ChannelRecord, *MemberRecord or *MessageRecord.
 func DecodeRecord(line []byte) (any, *Error) {
-	kind, ok := leadingKind(line)
+	kind, ok := LeadingString(line, "kind")
 	if !ok {
 		var sawKind bool
 		perr := scanObject(line, func(key, val []byte) *Error {
@@ -269,14 +269,16 @@ func DecodeRecord(line []byte) (any, *Error) {
 	return v, nil
 }
 
-// leadingKind reads the kind of a record that starts with it, as an
-// export writes every record.
-func leadingKind(line []byte) (string, bool) {
-	const pre = `{"kind":"`
-	if !bytes.HasPrefix(line, []byte(pre)) {
+// LeadingString reads the string value of an object's first key when it
+// is key and holds no escapes, as the server writes its records ("kind"
+// first in an export, "id" first in a stored message); ok is false
+// otherwise, and the caller decodes the object.
+func LeadingString(obj []byte, key string) (string, bool) {
+	pre := len(key) + 5 // {"key":"
+	if len(obj) < pre || obj[0] != '{' || obj[1] != '"' || string(obj[2:2+len(key)]) != key || string(obj[2+len(key):pre]) != `":"` {
 		return "", false
 	}
-	rest := line[len(pre):]
+	rest := obj[pre:]
 	i := bytes.IndexByte(rest, '"')
 	if i < 0 || bytes.IndexByte(rest[:i], '\\') >= 0 {
 		return "", false

@@ -103,3 +103,24 @@ func FuzzDecodeRecord(f *testing.F) {
 		}
 	})
 }
+
+func TestLeadingString(t *testing.T) {
+	for _, c := range []struct {
+		in, key, want string
+		ok            bool
+	}{
+		{`{"kind":"user","id":"x"}`, "kind", "user", true},
+		{`{"id":"7-ab","x":1}`, "id", "7-ab", true},
+		{`{"kind":"us\"er"}`, "kind", "", false},
+		{`{"kinds":"user"}`, "kind", "", false},
+		{`{"id":"x"}`, "kind", "", false},
+		{`{"kind":3}`, "kind", "", false},
+		{`{"kind":"open`, "kind", "", false},
+		{``, "kind", "", false},
+	} {
+		got, ok := LeadingString([]byte(c.in), c.key)
+		if got != c.want || ok != c.ok {
+			t.Errorf("%s %s: %q %v", c.in, c.key, got, ok)
+		}
+	}
+}

@@ -259,8 +259,8 @@ func TestImportIntoExistingChannel(t *testing.T) {
 	last := h.s.LastSegment()
 	at := t0.Format(time.RFC3339)
 	more := []string{
-		fmt.Sprintf(`{"kind":"member","user":"ann","channel":"imp","membership":"member","roles":["member"]}`),
-		fmt.Sprintf(`{"kind":"member","user":"zed","channel":"imp","membership":"member","roles":["member"]}`),
+		`{"kind":"member","user":"ann","channel":"imp","membership":"member","roles":["member"]}`,
+		`{"kind":"member","user":"zed","channel":"imp","membership":"member","roles":["member"]}`,
 		fmt.Sprintf(`{"kind":"message","id":"old-1","channel":"imp","segment":%d,"user":"zed","text":"imported","created_at":%q}`, last+5, at),
 	}
 	rep := h.importAll("tok", more, 1)
