@@ -251,11 +251,20 @@ func (ex *exporter) channel(id string, only bool) error {
 // requestRetrying sends a request, again while it answers unavailable,
 // for up to a minute (a channel moving, a node restarting); ctx ends it.
 func (g *Gateway) requestRetrying(ctx context.Context, req *clusterpb.Request) *clusterpb.Reply {
+	return g.retrying(ctx, req, func(r *clusterpb.Request, done answer) { g.cl.Request(r, g.cfg.RequestTimeout, done) })
+}
+
+// nodeRetrying is requestRetrying to one node.
+func (g *Gateway) nodeRetrying(ctx context.Context, node string, req *clusterpb.Request) *clusterpb.Reply {
+	return g.retrying(ctx, req, func(r *clusterpb.Request, done answer) { g.cl.RequestNode(node, r, g.cfg.RequestTimeout, done) })
+}
+
+func (g *Gateway) retrying(ctx context.Context, req *clusterpb.Request, send func(*clusterpb.Request, answer)) *clusterpb.Reply {
 	deadline := time.Now().Add(time.Minute)
 	wait := 50 * time.Millisecond
 	for {
 		r := proto.Clone(req).(*clusterpb.Request) // the last one may still be on its way out
-		rep := await(ctx, func(done answer) { g.cl.Request(r, g.cfg.RequestTimeout, done) })
+		rep := await(ctx, func(done answer) { send(r, done) })
 		if rep.Error == nil || protocol.Code(rep.Error.Code) != protocol.CodeUnavailable || time.Now().After(deadline) || ctx.Err() != nil {
 			return rep
 		}
@@ -314,8 +323,7 @@ func (g *Gateway) eachScope(ctx context.Context, kind clusterpb.Kind, fn func(id
 				continue
 			}
 			args, _ := json.Marshal(actors.ScopesArgs{Kind: kind, After: s.after, Limit: scopesPage})
-			req := &clusterpb.Request{Kind: clusterpb.Kind_KIND_NODE, Target: s.node, Op: actors.OpScopes, Args: args}
-			rep := await(ctx, func(done answer) { g.cl.RequestNode(s.node, req, g.cfg.RequestTimeout, done) })
+			rep := g.nodeRetrying(ctx, s.node, &clusterpb.Request{Kind: clusterpb.Kind_KIND_NODE, Target: s.node, Op: actors.OpScopes, Args: args})
 			if rep.Error != nil {
 				return protocol.Errorf(protocol.CodeUnavailable, "listing node %s: %s", s.node, rep.Error.Message)
 			}

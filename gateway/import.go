@@ -230,10 +230,10 @@ func (imp *importer) line(n int64, b []byte, oversize bool) {
 			imp.channelRecord(n, b, v.(*protocol.ChannelRecord))
 		}
 	case protocol.KindMember:
-		imp.record(n, b, f.Channel, func(g *group) *protocol.Error { return imp.member(g, &f) }, nil)
+		imp.record(n, b, &f, func(g *group) *protocol.Error { return imp.member(g, &f) }, nil)
 	case protocol.KindMessage:
 		var parent uint64
-		imp.record(n, b, f.Channel, func(g *group) *protocol.Error {
+		imp.record(n, b, &f, func(g *group) *protocol.Error {
 			var perr *protocol.Error
 			parent, perr = imp.message(g, &f)
 			return perr
@@ -337,7 +337,8 @@ func (imp *importer) begin(id string, n int64) *group {
 
 // record adds a member or message line to its channel's group; check is
 // the line's own checks, parent where it puts a reply's parent segment.
-func (imp *importer) record(n int64, b []byte, ch string, check func(*group) *protocol.Error, parent *uint64) {
+func (imp *importer) record(n int64, b []byte, f *protocol.RecordFields, check func(*group) *protocol.Error, parent *uint64) {
+	ch := f.Channel
 	if perr := imp.g.checkID("channel", ch); perr != nil {
 		imp.bad(n, protocol.RecordHead{}, perr)
 		return
@@ -366,15 +367,22 @@ func (imp *importer) record(n int64, b []byte, ch string, check func(*group) *pr
 	if g.failed {
 		return // checked, not sent: the channel is refused
 	}
+	// What the chunk writes is about its records' size, and more for
+	// who reacted (two keys for each): a chunk is sent before a record
+	// would take it over the bound.
+	cost := len(b)
+	for _, u := range f.Reactors {
+		cost += 2 * (len(u) + 24)
+	}
+	if g.size > 0 && g.size+cost > importChunkBytes {
+		imp.send(g, false)
+	}
 	l := channel.ImportLine{Line: n, Record: bytes.Clone(b)}
 	if parent != nil {
 		l.ParentSegment = *parent
 	}
 	g.chunk = append(g.chunk, l)
-	g.size += len(b)
-	if g.size >= importChunkBytes {
-		imp.send(g, false)
-	}
+	g.size += cost
 }
 
 // member checks a member line against the file: one per user.

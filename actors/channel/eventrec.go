@@ -13,18 +13,19 @@ import (
 // a zero time.
 const eventRecTimed = 0x01
 
-// eventRecord returns the stored record of an event.
-func eventRecord(at time.Time, frame []byte) []byte {
-	b := make([]byte, 0, 9+len(frame))
+// eventRecHead is the length of what comes before the frame.
+const eventRecHead = 9
+
+// eventRecordHead appends what a record holds before its frame.
+func eventRecordHead(b []byte, at time.Time) []byte {
 	b = append(b, eventRecTimed)
-	b = binary.BigEndian.AppendUint64(b, uint64(at.UnixMilli()))
-	return append(b, frame...)
+	return binary.BigEndian.AppendUint64(b, uint64(at.UnixMilli()))
 }
 
 // splitEventRecord returns the frame and the time of a stored record.
 func splitEventRecord(v []byte) ([]byte, time.Time) {
-	if len(v) >= 9 && v[0] == eventRecTimed {
-		return v[9:], time.UnixMilli(int64(binary.BigEndian.Uint64(v[1:9]))).UTC()
+	if len(v) >= eventRecHead && v[0] == eventRecTimed {
+		return v[eventRecHead:], time.UnixMilli(int64(binary.BigEndian.Uint64(v[1:eventRecHead]))).UTC()
 	}
 	return v, time.Time{}
 }

@@ -399,8 +399,11 @@ func (s *State) emitRaw(name string, data []byte) {
 		s.meta.FirstSeq = s.meta.LastSeq
 	}
 	seq := s.meta.LastSeq
-	frame := protocol.AppendEvent(make([]byte, 0, len(data)+len(name)+len(s.id)+48), name, s.id, seq, data)
-	e.Put(persistence.TableEvent, persistence.U64(seq), eventRecord(s.now, frame))
+	// The stored record and the frame share one buffer: the record is
+	// the frame after its time (eventrec.go).
+	rec := protocol.AppendEvent(eventRecordHead(make([]byte, 0, eventRecHead+len(data)+len(name)+len(s.id)+48), s.now), name, s.id, seq, data)
+	frame := rec[eventRecHead:]
+	e.Put(persistence.TableEvent, persistence.U64(seq), rec)
 	ev := Event{Seq: seq, Frame: frame}
 	s.cur.Events = append(s.cur.Events, ev)
 	s.recent = append(s.recent, recentEvent{Event: ev, index: s.cur.Index, at: s.now})

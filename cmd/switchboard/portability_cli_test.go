@@ -12,7 +12,6 @@ import (
 // switchboard import and export against a node: summaries, a dry run, a
 // channel alone, a file byte for byte, refused lines and the exit status.
 func TestExportImportCommands(t *testing.T) {
-	t.Parallel()
 	g := genSpec{channels: 3, messages: 40, members: 4, users: 10, seed: 5}
 	data := g.bytes(t)
 	dir := t.TempDir()

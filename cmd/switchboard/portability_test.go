@@ -44,7 +44,6 @@ func TestImportExportRoundTrip(t *testing.T) {
 
 // A dry run says what an import would do and writes nothing.
 func TestImportDryRun(t *testing.T) {
-	t.Parallel()
 	g := genSpec{channels: 4, messages: 300, members: 5, users: 20, seed: 3}
 	n, _ := apiNode(t)
 	dry := importNDJSON(t, n.Addr(), g.bytes(t), true)
@@ -62,7 +61,6 @@ func TestImportDryRun(t *testing.T) {
 // their numbers and codes; nothing of their channels is applied; the
 // other channels are imported.
 func TestImportReportsBadLines(t *testing.T) {
-	t.Parallel()
 	n, _ := apiNode(t)
 	at := `"created_at":"2024-05-01T10:00:00Z"`
 	msg := func(ch string, seg int, extra string) string {
@@ -119,7 +117,6 @@ func TestImportReportsBadLines(t *testing.T) {
 // the history has the imported messages and the counter goes on after
 // them.
 func TestImportWhileClientsWatch(t *testing.T) {
-	t.Parallel()
 	n := testNode(t, func(c *Config) { c.APIKey = apiKey })
 	ctx := ctxT(t)
 	alice, bob := dial(t, n, "alice"), dial(t, n, "bob")
@@ -178,7 +175,6 @@ func TestImportWhileClientsWatch(t *testing.T) {
 // checked; an export is NDJSON, an export of a channel that does not exist
 // a 404.
 func TestExportImportAccess(t *testing.T) {
-	t.Parallel()
 	n, signer := apiNode(t)
 	putUsers(t, n, "alice")
 	key, asAlice := keyAPI(t, n, ""), keyAPI(t, n, "alice")
