@@ -105,6 +105,7 @@ func TestWebhooksThroughFailuresAndARestart(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts real processes")
 	}
+	t.Parallel()
 	rcv := newHookReceiver("hook-secret")
 	srv := httptest.NewServer(rcv)
 	defer srv.Close()
