@@ -27,15 +27,14 @@ type booted struct{ err error }
 const maxHeld = 4096
 
 // hold reports whether msg must wait (the actor's handler must not see it
-// yet). Started starts the barrier.
-func (b *booting) hold(ctx actor.Context, store *persistence.Store, msg any) bool {
+// yet). Started starts the barrier, whose end is posted with post.
+func (b *booting) hold(ctx actor.Context, post func(any), store *persistence.Store, msg any) bool {
 	if b.ready {
 		return false
 	}
 	switch m := msg.(type) {
 	case *actor.Started:
-		self, root := ctx.Self(), ctx.ActorSystem().Root
-		store.Barrier(func(err error) { root.Send(self, booted{err: err}) })
+		store.Barrier(func(err error) { post(booted{err: err}) })
 		return true
 	case booted, *actor.Stopping, *actor.Stopped, *actor.Restarting:
 		return false

@@ -104,12 +104,12 @@ func (a *channelActor) handle(ctx actor.Context, req *clusterpb.Request) {
 	}
 	seq := a.state.LastSeq()
 	if eff.Entry != nil {
-		a.p.append(ctx, eff.Entry, eff.Index)
+		a.p.append(eff.Entry, eff.Index)
 	}
-	a.p.push(ctx, queued{
+	a.p.push(queued{
 		index: eff.Index,
-		send:  func(ctx actor.Context) { a.send(ctx, req, eff, targets, seq) },
-		fail:  func(ctx actor.Context, e *protocol.Error) { replyError(ctx, req, e) },
+		send:  func() { a.send(ctx, req, eff, targets, seq) },
+		fail:  func(e *protocol.Error) { replyError(ctx, req, e) },
 	})
 	a.arm(ctx)
 }
@@ -180,3 +180,5 @@ func (a *channelActor) lostWatchers(ctx actor.Context) {
 		ctx.Send(cluster.InboxPID(gw), clusterpb.Wrap(&clusterpb.Envelope_WatchLost{WatchLost: &clusterpb.WatchLost{Channel: a.id}}))
 	}
 }
+
+func (a *channelActor) readOnly(op string) bool { return channel.ReadOnly(op) }

@@ -19,7 +19,7 @@ type channelWake struct{}
 func (a *channelActor) arm(ctx actor.Context) {
 	if a.state != nil {
 		at, ok := a.state.NextWake()
-		a.wake.arm(ctx, at, ok, a.d.Clock(), channelWake{})
+		a.wake.arm(a.post, at, ok, a.d.Clock(), channelWake{})
 	}
 }
 

@@ -33,16 +33,16 @@ func (a *directoryActor) load(ctx actor.Context, log persistence.Log) (uint64, b
 func (a *directoryActor) request(ctx actor.Context, req *clusterpb.Request) {
 	eff := a.state.Handle(req.Op, req.Args, a.d.Clock())
 	if eff.Entry != nil {
-		a.p.append(ctx, eff.Entry, eff.Index)
+		a.p.append(eff.Entry, eff.Index)
 	}
-	a.p.push(ctx, queued{
+	a.p.push(queued{
 		index: eff.Index,
-		send: func(ctx actor.Context) {
+		send: func() {
 			if req.ReplyTo != "" {
 				ctx.Send(cluster.InboxPID(req.ReplyTo), replyEnvelope(req, eff.Result, eff.Err))
 			}
 		},
-		fail: func(ctx actor.Context, e *protocol.Error) { replyError(ctx, req, e) },
+		fail: func(e *protocol.Error) { replyError(ctx, req, e) },
 	})
 }
 
@@ -57,8 +57,10 @@ func (a *directoryActor) other(ctx actor.Context, msg any) {
 // notifyDirectory sends a channel's listing to directory shards. Like the
 // user index, it is a notification: a shard whose node is down misses it,
 // and the channel announces itself again when it next activates.
-func notifyDirectory(c *cluster.Cluster, notices []channel.DirNotice) {
+func notifyDirectory(c Cluster, notices []channel.DirNotice) {
 	for _, n := range notices {
 		c.Notify(&clusterpb.Request{Kind: clusterpb.Kind_KIND_CHANNEL, Target: n.Shard, Op: directory.OpPut, Args: n.Args})
 	}
 }
+
+func (a *directoryActor) readOnly(op string) bool { return directory.ReadOnly(op) }

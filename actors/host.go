@@ -23,36 +23,88 @@ import (
 	"google.golang.org/protobuf/proto"
 )
 
-// Deps are what actors need from their node.
-type Deps struct {
-	Cluster *cluster.Cluster
-	Store   *persistence.Store
+// Cluster is what actors need of their node's cluster layer: placement
+// and membership to decide where a scope lives, requests and notices to
+// other nodes, and the actor system to live in. *cluster.Cluster is the
+// one nodes use.
+type Cluster interface {
+	// Name is this node's name.
+	Name() string
+	// System is the actor system actors are spawned in; replies and
+	// events go to cluster.InboxPID of the asking node through it.
+	System() *actor.ActorSystem
+	// Joined reports whether this node has reached its cluster: one that
+	// has not owns nothing yet.
+	Joined() bool
+	// OwnerOf is the node that owns a scope in this node's view.
+	OwnerOf(kind clusterpb.Kind, id string) string
+	// View is the current membership.
+	View() *cluster.View
+	// OnChange calls fn (which must not block) when a member changes.
+	OnChange(fn func(old, cur cluster.Member))
+	// RequestNode sends req to a node's host actor and calls done once
+	// with the reply or a failure.
+	RequestNode(node string, req *clusterpb.Request, timeout time.Duration, done func(*clusterpb.Reply))
+	// Notify sends req to the owner of its target, expecting no reply.
+	Notify(req *clusterpb.Request)
+}
+
+var _ Cluster = (*cluster.Cluster)(nil)
+
+// Config tunes a host's actors. DefaultConfig is a production node's;
+// zero PassivateAfter and MaxActors take its values.
+type Config struct {
+	// Channel and User configure the channels' and users' state machines.
 	Channel channel.Config
 	User    user.Config
-	// Clock is the time source (time.Now in production).
-	Clock func() time.Time
 	// PassivateAfter is how long an actor with no watchers stays idle
-	// before it passivates (default 2 min).
+	// before it passivates.
 	PassivateAfter time.Duration
-	// MaxActors bounds active actors on this node (default 100000); past
-	// it, activations answer unavailable.
+	// MaxActors bounds active actors on this node; past it, activations
+	// answer unavailable.
 	MaxActors int
-	Logger    *slog.Logger
-	Metrics   *Metrics
+}
+
+// DefaultConfig is a production node's actors. The node's flags take
+// their defaults from it.
+func DefaultConfig() Config {
+	return Config{
+		Channel: channel.DefaultConfig(),
+		User:    user.DefaultConfig(),
+		// A channel used now and then stays in memory between uses; one
+		// left alone for two minutes gives its memory back (its next
+		// request activates it again from the store).
+		PassivateAfter: 2 * time.Minute,
+		// Each active actor holds its caches; 100,000 of them fit a node
+		// of a few GB with its sessions.
+		MaxActors: 100000,
+	}
+}
+
+// Deps are what actors need from their node.
+type Deps struct {
+	Cluster Cluster
+	Store   *persistence.Store
+	Config
+	// Clock is the time source (time.Now in production).
+	Clock   func() time.Time
+	Logger  *slog.Logger
+	Metrics *Metrics
 	// Webhooks, when set, is told of channels with events to deliver
-	// (Channel.Webhooks must be set too).
+	// (Config.Channel.Webhooks must be set too).
 	Webhooks WebhookSink
 }
 
 func (d *Deps) withDefaults() {
+	def := DefaultConfig()
 	if d.Clock == nil {
 		d.Clock = time.Now
 	}
 	if d.PassivateAfter <= 0 {
-		d.PassivateAfter = 2 * time.Minute
+		d.PassivateAfter = def.PassivateAfter
 	}
 	if d.MaxActors <= 0 {
-		d.MaxActors = 100000
+		d.MaxActors = def.MaxActors
 	}
 	if d.Logger == nil {
 		d.Logger = slog.Default()

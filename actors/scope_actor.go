@@ -1,6 +1,7 @@
 package actors
 
 import (
+	"errors"
 	"runtime/debug"
 	"time"
 
@@ -25,6 +26,9 @@ type scopeActor struct {
 	boot      booting
 	p         pipeline
 	processed uint64
+	// post sends a message to this actor from any goroutine (the store's
+	// callbacks, timers); set by the first message.
+	post func(msg any)
 }
 
 // scopeHooks are an adapter's own parts.
@@ -40,6 +44,8 @@ type scopeHooks interface {
 	// other handles every other message (envelopes without a request,
 	// timers, lifecycle).
 	other(ctx actor.Context, msg any)
+	// readOnly reports whether an op never writes an entry.
+	readOnly(op string) bool
 }
 
 func newScopeActor(id, key, what string, sc persistence.Scope, d *Deps, hooks scopeHooks) scopeActor {
@@ -47,7 +53,11 @@ func newScopeActor(id, key, what string, sc persistence.Scope, d *Deps, hooks sc
 }
 
 func (s *scopeActor) Receive(ctx actor.Context) {
-	if !s.boot.hold(ctx, s.d.Store, ctx.Message()) {
+	if s.post == nil {
+		self, root := ctx.Self(), ctx.ActorSystem().Root
+		s.post = func(msg any) { root.Send(self, msg) }
+	}
+	if !s.boot.hold(ctx, s.post, s.d.Store, ctx.Message()) {
 		s.receive(ctx, ctx.Message())
 	}
 }
@@ -65,7 +75,7 @@ func (s *scopeActor) receive(ctx actor.Context, msg any) {
 		defer s.boot.flush(func(msg any) { s.receive(ctx, msg) })
 		s.start(ctx, m.err)
 	case *releaseScope:
-		s.p.handOver(ctx, s.d.Store, s.sc, m)
+		s.p.handOver(func(done func(uint64, error)) { s.d.Store.Release(s.sc, m.to, done) }, m.done)
 	case stopNow:
 		ctx.Stop(ctx.Self())
 	case *clusterpb.Envelope:
@@ -76,20 +86,29 @@ func (s *scopeActor) receive(ctx actor.Context, msg any) {
 			replyError(ctx, req, protocol.Errorf(protocol.CodeUnavailable, "%s %s is moving to another node; retry", s.what, s.id))
 		case s.p.dead:
 			replyError(ctx, req, protocol.Errorf(protocol.CodeUnavailable, "%s %s is restarting; retry", s.what, s.id))
+		case req != nil && !s.hooks.readOnly(req.Op) && !s.d.Store.Writable():
+			// Refused before the state machine sees it, so nothing
+			// changes and the activation goes on serving reads.
+			replyError(ctx, req, storageError(s.what+" "+s.id, s.d.Store.WriteError()))
 		case req != nil:
 			s.hooks.request(ctx, req)
 		default:
 			s.hooks.other(ctx, m)
 		}
 	case *committed:
-		if err := s.p.onCommitted(ctx, m); err != nil {
-			s.d.Logger.Error(s.what+" commit failed", "scope", s.key, "err", err)
+		if err := s.p.onCommitted(m); err != nil {
+			if errors.Is(err, persistence.ErrUnwritable) {
+				// The store logs why, once; every actor need not.
+				s.d.Logger.Debug(s.what+" commit refused", "scope", s.key, "err", err)
+			} else {
+				s.d.Logger.Error(s.what+" commit failed", "scope", s.key, "err", err)
+			}
 			s.stop(ctx, storageError(s.what+" "+s.id, err))
 			return
 		}
 		s.hooks.committed(m.index)
 	case *fenced:
-		if err := s.p.onFenced(ctx, m); err != nil {
+		if err := s.p.onFenced(m); err != nil {
 			s.stop(ctx, storageError(s.what+" "+s.id, err))
 		}
 	default:
@@ -107,7 +126,10 @@ func (s *scopeActor) start(ctx actor.Context, barrierErr error) {
 		var epoch uint64
 		var exists bool
 		if epoch, exists, err = s.hooks.load(ctx, log); err == nil {
-			s.p.start(ctx, log, epoch+1, exists)
+			// While the store refuses writes the fence waits for the first
+			// entry (as for a scope that does not exist yet), so that the
+			// activation serves reads meanwhile.
+			s.p.start(s.post, log, epoch+1, exists && s.d.Store.Writable())
 			ctx.SetReceiveTimeout(s.d.PassivateAfter)
 			return
 		}
@@ -123,7 +145,7 @@ func (s *scopeActor) stop(ctx actor.Context, e *protocol.Error) {
 	if s.p.dead {
 		return
 	}
-	s.p.fail(ctx, e)
+	s.p.fail(e)
 	ctx.Stop(ctx.Self())
 }
 
@@ -140,7 +162,7 @@ func (s *scopeActor) usable() bool { return !s.p.dead && !s.p.handingOver }
 
 // wakeTimer is an actor's one timer for its state's time-driven changes
 // (typing that lapses, presence leases): armed for the state's next wake
-// and re-armed after every command. It posts msg to the actor.
+// and re-armed after every command. It posts msg to the actor with post.
 type wakeTimer struct {
 	timer *time.Timer
 	at    time.Time
@@ -151,14 +173,13 @@ const minWake = 5 * time.Millisecond
 
 // arm sets the timer for at (ok false: nothing to wake for), unless one
 // sooner is already set.
-func (w *wakeTimer) arm(ctx actor.Context, at time.Time, ok bool, now time.Time, msg any) {
+func (w *wakeTimer) arm(post func(any), at time.Time, ok bool, now time.Time, msg any) {
 	if !ok || (w.timer != nil && !w.at.After(at)) {
 		return
 	}
 	w.disarm()
-	self, root := ctx.Self(), ctx.ActorSystem().Root
 	w.at = at
-	w.timer = time.AfterFunc(max(at.Sub(now), minWake), func() { root.Send(self, msg) })
+	w.timer = time.AfterFunc(max(at.Sub(now), minWake), func() { post(msg) })
 }
 
 // fired notes that the timer went off.

@@ -73,18 +73,18 @@ func (a *userActor) handle(ctx actor.Context, req *clusterpb.Request) {
 		sessions = a.state.SessionGateways()
 	}
 	if eff.Entry != nil {
-		a.p.append(ctx, eff.Entry, eff.Index)
+		a.p.append(eff.Entry, eff.Index)
 	}
-	a.p.push(ctx, queued{
+	a.p.push(queued{
 		index: eff.Index,
-		send: func(ctx actor.Context) {
+		send: func() {
 			if req.ReplyTo != "" {
 				ctx.Send(cluster.InboxPID(req.ReplyTo), replyEnvelope(req, eff.Result, eff.Err))
 			}
 			sendPresence(ctx, a.id, watchers, eff.Events)
 			sendFrames(ctx, user.NoticeTopic(a.id), sessions, eff.Notices)
 		},
-		fail: func(ctx actor.Context, e *protocol.Error) { replyError(ctx, req, e) },
+		fail: func(e *protocol.Error) { replyError(ctx, req, e) },
 	})
 	a.arm(ctx)
 }
@@ -94,7 +94,9 @@ func (a *userActor) handle(ctx actor.Context, req *clusterpb.Request) {
 // notification: if the user's node is down the index misses the change
 // until the user next joins or leaves (see docs/operations.md), and the
 // sessions miss the notice.
-func notifyUserIndex(c *cluster.Cluster, userID string, ix user.IndexArgs) {
+func notifyUserIndex(c Cluster, userID string, ix user.IndexArgs) {
 	args, _ := json.Marshal(ix)
 	c.Notify(&clusterpb.Request{Kind: clusterpb.Kind_KIND_USER, Target: userID, Op: user.OpIndex, Args: args})
 }
+
+func (a *userActor) readOnly(op string) bool { return user.ReadOnly(op) }

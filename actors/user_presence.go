@@ -22,7 +22,7 @@ type userWake struct{}
 func (a *userActor) arm(ctx actor.Context) {
 	if a.state != nil {
 		at, ok := a.state.NextWake()
-		a.wake.arm(ctx, at, ok, a.d.Clock(), userWake{})
+		a.wake.arm(a.post, at, ok, a.d.Clock(), userWake{})
 	}
 }
 

@@ -10,6 +10,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -26,7 +27,8 @@ import (
 
 // Options configure a Client.
 type Options struct {
-	// URLs are gateway WebSocket URLs (ws://host:port/v1/ws). The client
+	// URLs are gateway WebSocket URLs (ws://host:port/v1/ws, or wss://
+	// for a node serving TLS; http:// and https:// work too). The client
 	// connects to the first and moves to the next on each reconnect.
 	URLs []string
 	// Token is a session JWT; TokenFunc, when set, is called for a fresh
@@ -69,7 +71,12 @@ type Options struct {
 	// reconnect. The load test's correctness oracle uses it to judge the
 	// server's own ordering; applications leave it off.
 	RawEvents bool
-	// HTTPClient dials the WebSocket (default http.DefaultClient).
+	// TLSConfig is used for wss:// URLs when HTTPClient is not set
+	// (nil: Go's defaults, the system's CAs). LoadTLS makes one that
+	// trusts a test CA.
+	TLSConfig *tls.Config
+	// HTTPClient dials the WebSocket (default http.DefaultClient, or
+	// HTTPClient(TLSConfig)).
 	HTTPClient *http.Client
 	Logger     *slog.Logger
 }
@@ -95,6 +102,9 @@ func (o *Options) withDefaults() {
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.HTTPClient == nil && o.TLSConfig != nil {
+		o.HTTPClient = HTTPClient(o.TLSConfig)
 	}
 }
 

@@ -5,7 +5,6 @@
 package cluster
 
 import (
-	"bytes"
 	"fmt"
 	"io"
 	"log"
@@ -18,9 +17,9 @@ import (
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
-	"github.com/asynkron/protoactor-go/remote"
 	"github.com/hashicorp/memberlist"
 	"github.com/switchboard-chat/switchboard/cluster/clusterpb"
+	"github.com/switchboard-chat/switchboard/cluster/security"
 )
 
 // Detection is a failure-detection preset.
@@ -36,17 +35,27 @@ const (
 	DetectionLAN  Detection = "lan"
 )
 
-// Config configures one node's cluster layer.
+// Config configures one node's cluster layer. DefaultConfig is a
+// production node's; zero fields take its values, except the addresses
+// (which take free loopback ports) and ClusterName (no name).
 type Config struct {
 	// Name is the node's unique name (also its placement identity: a node
 	// that restarts under the same name keeps its scopes).
 	Name  string
 	Roles []Role
 	// RemoteAddr is where protoactor remote listens (host:port, port 0
-	// picks one). Its host must be reachable by the other nodes.
+	// picks one; empty: GossipAddr's host, port 0). Its host must be
+	// reachable by the other nodes.
 	RemoteAddr string
-	// GossipAddr is where memberlist listens (host:port, port 0 picks one).
+	// GossipAddr is where memberlist listens (host:port, port 0 picks
+	// one; empty: 127.0.0.1:0).
 	GossipAddr string
+	// GossipTransport and ActorTransport, when set, carry gossip and actor
+	// messages instead of sockets at GossipAddr and RemoteAddr (which are
+	// then unused): a MemNetwork's (MemNetwork.Attach), for tests that run
+	// several nodes in one process.
+	GossipTransport memberlist.NodeAwareTransport
+	ActorTransport  ActorTransport
 	// HTTPAddr is the node's client-facing address, gossiped for tooling.
 	HTTPAddr string
 	// Join are gossip addresses of existing members (seeds). They, and
@@ -57,47 +66,87 @@ type Config struct {
 	// talk, so two clusters cannot merge by mistake.
 	ClusterName string
 	Detection   Detection
-	// RequestTimeout bounds every request (default 10 s).
+	// Keys encrypt and authenticate gossip (memberlist's keyring: AES-GCM
+	// with keys of 16, 24 or 32 bytes): the first encrypts what this node
+	// sends, all are tried on what it receives. A node without one of the
+	// keys, or without keys at all, cannot join. Empty: plaintext gossip.
+	Keys [][]byte
+	// KeyFile, instead of Keys, is a file of keys (security.ParseKeys)
+	// re-read every second: a change of keys takes effect without a
+	// restart, so keys rotate without dropping a member.
+	KeyFile string
+	// TLS, when set, secures the actor transport with mutual TLS: this
+	// node presents TLS's certificate and accepts only peers whose node
+	// certificate chains to its CA, as the files are at each handshake.
+	// Nil: plaintext, and anyone reaching RemoteAddr can send to actors.
+	TLS *security.Identity
+	// RequestTimeout bounds every request.
 	RequestTimeout time.Duration
-	// MaxPending bounds outstanding requests from this node (default 65536).
+	// MaxPending bounds outstanding requests from this node.
 	MaxPending int
 	// InboxEventBytes bounds the channel events waiting in this node's
-	// inbox for fan-out to its sessions (default 64 MiB); past it event
-	// batches are shed and their channels replayed (see eventBound).
+	// inbox for fan-out to its sessions; past it event batches are shed
+	// and their channels replayed (see eventBound).
 	InboxEventBytes int64
 	// Registry keeps the known-hosts registry on disk (nil: memory only).
 	Registry RegistryStore
-	// ClaimScopes is fault injection for tests: this node believes it owns
-	// these scope keys ("c/<channel>") whatever placement says, as a node
-	// with a partitioned membership view would. Never set it in production.
-	ClaimScopes []string
-	Logger      *slog.Logger
+	Logger   *slog.Logger
+	// claims is fault injection for tests (claims_testhooks.go).
+	claims claimSet
+}
+
+// DefaultConfig is a production node's cluster layer. The node's flags
+// take their defaults from it.
+func DefaultConfig() Config {
+	return Config{
+		// Every node is a complete server: sessions and actors.
+		Roles: []Role{RoleGateway, RoleHost},
+		// memberlist's port, on loopback until the operator says where.
+		GossipAddr: "127.0.0.1:7946",
+		// Nodes of different deployments on one network never merge.
+		ClusterName: "switchboard",
+		// Conservative: GC pauses and busy machines are not deaths.
+		Detection: DetectionLAN,
+		// A request a node has not answered in 10 s is retried by the
+		// client; the gateway's own timeout is the same.
+		RequestTimeout: 10 * time.Second,
+		// 65,536 requests in flight from one node: far above what its
+		// sessions' in-flight limits add up to in practice.
+		MaxPending: 65536,
+		// 64 MiB of events waiting for fan-out, then shed and replayed.
+		InboxEventBytes: 64 << 20,
+	}
 }
 
 func (c *Config) withDefaults() {
-	if c.RemoteAddr == "" {
-		c.RemoteAddr = "127.0.0.1:0"
-	}
+	d := DefaultConfig()
 	if c.GossipAddr == "" {
 		c.GossipAddr = "127.0.0.1:0"
 	}
+	if c.RemoteAddr == "" {
+		host, _, err := net.SplitHostPort(c.GossipAddr)
+		if err != nil {
+			host = "127.0.0.1" // New reports the gossip address itself
+		}
+		c.RemoteAddr = net.JoinHostPort(host, "0")
+	}
 	if c.Detection == "" {
-		c.Detection = DetectionLAN
+		c.Detection = d.Detection
 	}
 	if c.RequestTimeout <= 0 {
-		c.RequestTimeout = 10 * time.Second
+		c.RequestTimeout = d.RequestTimeout
 	}
 	if c.MaxPending <= 0 {
-		c.MaxPending = 65536
+		c.MaxPending = d.MaxPending
 	}
 	if c.InboxEventBytes <= 0 {
-		c.InboxEventBytes = 64 << 20
+		c.InboxEventBytes = d.InboxEventBytes
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
 	if len(c.Roles) == 0 {
-		c.Roles = []Role{RoleGateway, RoleHost}
+		c.Roles = d.Roles
 	}
 }
 
@@ -106,7 +155,7 @@ type Cluster struct {
 	cfg    Config
 	log    *slog.Logger
 	system *actor.ActorSystem
-	remote *remote.Remote
+	remote ActorTransport
 	ml     *memberlist.Memberlist
 	addr   string // this node's remote address
 
@@ -121,6 +170,7 @@ type Cluster struct {
 	listeners     []func(old, cur Member)
 
 	router     *router
+	links      links // see links.go
 	inbox      *actor.PID
 	inboxDepth inboxDepth
 	events     eventBound
@@ -132,6 +182,11 @@ type Cluster struct {
 	retry                map[string]*retryState
 	joined               atomic.Bool
 	joinOK, joinFailed   atomic.Uint64
+
+	// Refused strangers at the gossip and transport ports (security.go).
+	gossipRefused, transportRefused *security.Refusals
+	keyring                         *memberlist.Keyring
+	keyFileRead                     []byte // the key file as New read it
 
 	stopOnce sync.Once
 	stop     chan struct{}
@@ -147,6 +202,12 @@ func New(cfg Config) (c *Cluster, err error) {
 	c = &Cluster{cfg: cfg, log: cfg.Logger.With("component", "cluster"), stop: make(chan struct{}), live: make(map[string]liveState),
 		acked: make(map[string]time.Time), retry: make(map[string]*retryState)}
 	c.events.limit = cfg.InboxEventBytes
+	c.gossipRefused = security.NewRefusals(c.log, "refused gossip from a node that is not of this cluster")
+	c.transportRefused = security.NewRefusals(c.log, "refused a connection to the node-to-node transport at the TLS handshake")
+	keys, err := c.initialKeys()
+	if err != nil {
+		return nil, err
+	}
 	c.rejoinMin, c.rejoinMax = rejoinIntervals(cfg.Detection)
 	if c.reg, err = newRegistry(cfg.Registry); err != nil {
 		return nil, fmt.Errorf("load registry: %w", err)
@@ -155,20 +216,22 @@ func New(cfg Config) (c *Cluster, err error) {
 		return cfg.Logger.With("component", "actor")
 	}), actor.WithDeadLetterThrottleCount(1), actor.WithDeadLetterThrottleInterval(time.Second))
 
-	host, portStr, err := net.SplitHostPort(cfg.RemoteAddr)
-	if err != nil {
-		return nil, fmt.Errorf("remote address %q: %w", cfg.RemoteAddr, err)
+	c.remote = cfg.ActorTransport
+	if c.remote == nil {
+		host, portStr, err := net.SplitHostPort(cfg.RemoteAddr)
+		if err != nil {
+			return nil, fmt.Errorf("remote address %q: %w", cfg.RemoteAddr, err)
+		}
+		port, err := strconv.Atoi(portStr)
+		if err != nil {
+			return nil, fmt.Errorf("remote address %q: %w", cfg.RemoteAddr, err)
+		}
+		c.remote = &grpcTransport{host: host, port: port, creds: c.transportCredentials(), log: c.log} // transport.go
 	}
-	port, err := strconv.Atoi(portStr)
-	if err != nil {
-		return nil, fmt.Errorf("remote address %q: %w", cfg.RemoteAddr, err)
-	}
-	c.remote = remote.NewRemote(c.system, remoteConfig(host, port)) // transport.go
-	if err := startRemote(c.remote); err != nil {
+	if c.addr, err = c.remote.Start(c.system); err != nil {
 		c.system.Shutdown()
 		return nil, err
 	}
-	c.addr = c.system.Address()
 	c.router = newRouter(c)
 	c.inbox, err = c.system.Root.SpawnNamed(c.inboxProps(), inboxName)
 	if err != nil {
@@ -180,11 +243,14 @@ func New(cfg Config) (c *Cluster, err error) {
 	c.reg.merge(HostRecord{Name: cfg.Name, Incarnation: c.meta.Incarnation, Remote: c.addr, Roles: cfg.Roles})
 	c.rebuild()
 
-	if err := c.startMemberlist(); err != nil {
+	if err := c.startMemberlist(keys); err != nil {
 		c.closeTransport()
 		return nil, err
 	}
 	c.watchEndpoints()
+	if cfg.KeyFile != "" {
+		c.wg.Go(c.keyFileLoop)
+	}
 	c.wg.Add(4)
 	go func() { defer c.wg.Done(); c.refreshLoop() }()
 	go func() { defer c.wg.Done(); c.rejoinLoop() }()
@@ -196,18 +262,7 @@ func New(cfg Config) (c *Cluster, err error) {
 	return c, nil
 }
 
-// startRemote starts the transport, turning its listen panic into an error.
-func startRemote(r *remote.Remote) (err error) {
-	defer func() {
-		if p := recover(); p != nil {
-			err = fmt.Errorf("start remote: %v", p)
-		}
-	}()
-	r.Start()
-	return nil
-}
-
-func (c *Cluster) startMemberlist() error {
+func (c *Cluster) startMemberlist(keys [][]byte) error {
 	var mc *memberlist.Config
 	switch c.cfg.Detection {
 	case DetectionFast:
@@ -232,18 +287,27 @@ func (c *Cluster) startMemberlist() error {
 		return fmt.Errorf("gossip address %q: %w", c.cfg.GossipAddr, err)
 	}
 	mc.Name = c.cfg.Name
+	if c.cfg.GossipTransport != nil {
+		mc.Transport = c.cfg.GossipTransport
+	}
 	mc.BindAddr = host
 	mc.BindPort = port
 	mc.AdvertiseAddr = host
 	mc.AdvertisePort = port
 	mc.Label = c.cfg.ClusterName
+	if len(keys) > 0 {
+		if c.keyring, err = memberlist.NewKeyring(keys, keys[0]); err != nil {
+			return fmt.Errorf("cluster keys: %w", err)
+		}
+		mc.Keyring = c.keyring
+	}
 	// A node restarted under its name on a new port may rejoin at once.
 	mc.DeadNodeReclaimTime = time.Second
 	mc.Delegate = &delegate{c: c}
 	mc.Events = &events{c: c}
 	mc.Ping = &pings{c: c}
 	c.probeInterval = mc.ProbeInterval
-	mc.Logger = log.New(&logWriter{l: c.log}, "", 0)
+	mc.Logger = log.New(&logWriter{l: c.log, refused: c.gossipRefused}, "", 0)
 	ml, err := memberlist.Create(mc)
 	if err != nil {
 		return fmt.Errorf("start memberlist: %w", err)
@@ -280,7 +344,7 @@ func (c *Cluster) View() *View { return c.view.Load() }
 // OwnerOf returns the node that owns a scope in this node's view.
 func (c *Cluster) OwnerOf(kind clusterpb.Kind, id string) string {
 	key := ScopeKey(kind, id)
-	if slices.Contains(c.cfg.ClaimScopes, key) {
+	if c.cfg.claims.has(key) {
 		return c.cfg.Name
 	}
 	return Owner(c.View().Placement(), key)
@@ -492,18 +556,6 @@ func (c *Cluster) refreshLoop() {
 	}
 }
 
-// watchEndpoints fails requests to a node as soon as its remote
-// connection drops, which can be before memberlist declares it dead.
-func (c *Cluster) watchEndpoints() {
-	c.system.EventStream.Subscribe(func(evt any) {
-		if e, ok := evt.(*remote.EndpointTerminatedEvent); ok {
-			if m, ok := c.View().ByRemote(e.Address); ok {
-				c.router.failNode(m.Name, "connection to node "+m.Name+" lost")
-			}
-		}
-	})
-}
-
 // Leave tells the cluster this node is leaving for good (after a drain),
 // waiting up to timeout for the message to spread.
 func (c *Cluster) Leave(timeout time.Duration) error {
@@ -547,7 +599,7 @@ func (c *Cluster) Close() error {
 }
 
 func (c *Cluster) closeTransport() {
-	c.remote.Shutdown(false)
+	c.remote.Shutdown()
 	c.system.Shutdown()
 }
 
@@ -594,20 +646,4 @@ func (p *pings) NotifyPingComplete(other *memberlist.Node, rtt time.Duration, _ 
 	p.c.mu.Lock()
 	p.c.acked[other.Name] = time.Now()
 	p.c.mu.Unlock()
-}
-
-// logWriter forwards memberlist's log lines to slog.
-type logWriter struct{ l *slog.Logger }
-
-func (w *logWriter) Write(p []byte) (int, error) {
-	line := string(bytes.TrimSpace(p))
-	switch {
-	case bytes.Contains(p, []byte("[ERR]")):
-		w.l.Warn(line, "component", "memberlist")
-	case bytes.Contains(p, []byte("[WARN]")):
-		w.l.Info(line, "component", "memberlist")
-	default:
-		w.l.Debug(line, "component", "memberlist")
-	}
-	return len(p), nil
 }

@@ -81,10 +81,27 @@ func (c *Cluster) joinTargets() []string {
 	return out
 }
 
+// joinFailure is an address that failed for the first time since it was
+// last reached, and why.
+type joinFailure struct {
+	addr string
+	err  error
+}
+
+// logAttrs names the address, the error and, when the member refused
+// this node (keys or cluster name differ), says so.
+func (f joinFailure) logAttrs() []any {
+	attrs := []any{"address", f.addr, "err", f.err}
+	if h := joinHint(f.err); h != "" {
+		attrs = append(attrs, "hint", h)
+	}
+	return attrs
+}
+
 // joinRound joins the targets whose backoff has passed, up to
 // maxJoinsPerRound of them at once, and returns the addresses reached and
 // those that failed for the first time since they were last reached.
-func (c *Cluster) joinRound(now time.Time) (reached, lost []string) {
+func (c *Cluster) joinRound(now time.Time) (reached []string, lost []joinFailure) {
 	c.mu.Lock()
 	left := c.meta.Left
 	c.mu.Unlock()
@@ -106,12 +123,11 @@ func (c *Cluster) joinRound(now time.Time) (reached, lost []string) {
 	if len(due) > maxJoinsPerRound {
 		due = due[:maxJoinsPerRound]
 	}
-	ok := make([]bool, len(due))
+	errs := make([]error, len(due))
 	var wg sync.WaitGroup
 	for i, addr := range due {
 		wg.Go(func() {
-			_, err := c.ml.Join([]string{addr})
-			ok[i] = err == nil
+			_, errs[i] = c.ml.Join([]string{addr})
 		})
 	}
 	wg.Wait()
@@ -121,7 +137,7 @@ func (c *Cluster) joinRound(now time.Time) (reached, lost []string) {
 			r = &retryState{}
 			c.retry[addr] = r
 		}
-		if ok[i] {
+		if errs[i] == nil {
 			c.joinOK.Add(1)
 			c.joined.Store(true)
 			r.fails, r.next = 0, now.Add(c.rejoinMax)
@@ -132,7 +148,7 @@ func (c *Cluster) joinRound(now time.Time) (reached, lost []string) {
 		r.fails++
 		r.next = now.Add(c.backoff(r.fails))
 		if r.fails == 1 {
-			lost = append(lost, addr)
+			lost = append(lost, joinFailure{addr, errs[i]})
 		}
 	}
 	return reached, lost
@@ -158,13 +174,14 @@ func (c *Cluster) joinAtStart() {
 	reached, lost := c.joinRound(time.Now())
 	switch {
 	case seeds && len(reached) == 0:
-		c.log.Warn("no seed or former member answered; running alone and retrying in the background",
-			"seeds", c.cfg.Join, "unreachable", lost)
+		c.log.Warn("no seed or former member answered; running alone and retrying in the background", "seeds", c.cfg.Join)
 	case len(lost) > 0:
-		c.log.Info("joined; some former members do not answer and are retried in the background",
-			"reached", reached, "unreachable", lost)
+		c.log.Info("joined; some former members do not answer and are retried in the background", "reached", reached)
 	case len(reached) > 0:
 		c.log.Info("joined", "reached", reached)
+	}
+	for _, f := range lost {
+		c.log.Warn("could not join; retrying in the background", f.logAttrs()...)
 	}
 }
 
@@ -180,8 +197,8 @@ func (c *Cluster) rejoinLoop() {
 			return
 		case now := <-t.C:
 			reached, lost := c.joinRound(now)
-			for _, addr := range lost {
-				c.log.Info("a former member does not answer; retrying in the background", "address", addr, "max_interval", c.rejoinMax)
+			for _, f := range lost {
+				c.log.Info("a former member or seed does not answer; retrying in the background", append(f.logAttrs(), "max_interval", c.rejoinMax)...)
 			}
 			for _, addr := range reached {
 				c.log.Info("rejoined a former member or seed", "address", addr)

@@ -13,10 +13,12 @@ import (
 	"github.com/hashicorp/memberlist"
 )
 
-// These tests run one Cluster per process (protoactor's transport sets
-// gRPC's global logger on start, which the race detector flags when two
-// start in one process); the other side is a bare memberlist gossiping a
-// host's metadata. cmd/switchboard's rejoin tests run real node processes.
+// These tests run one Cluster on real sockets per process (protoactor's
+// gRPC transport sets gRPC's global logger on start, which the race
+// detector flags when two start in one process); the other side is a bare
+// memberlist gossiping a host's metadata. Tests of several Clusters run
+// them on a MemNetwork (memnet_test.go); cmd/switchboard's rejoin tests
+// run real node processes.
 
 // memRegistry is a RegistryStore that outlives the Cluster using it, as a
 // node's store outlives a restart.

@@ -80,6 +80,12 @@ func (c *Cluster) RequestNode(node string, req *clusterpb.Request, timeout time.
 		c.fail(done, unavailable(0, "node %s is down", node))
 		return
 	}
+	if c.linkDown(m.Meta.Remote) {
+		rep := unavailable(0, "the connection to node %s is lost; retrying", node)
+		rep.Error.RetryAfterMs = linkRetryMS
+		c.fail(done, rep)
+		return
+	}
 	if timeout <= 0 || timeout > c.cfg.RequestTimeout {
 		timeout = c.cfg.RequestTimeout
 	}

@@ -1,9 +1,17 @@
 package cluster
 
 import (
+	"fmt"
+	"log/slog"
+
+	"github.com/asynkron/protoactor-go/actor"
 	"github.com/asynkron/protoactor-go/remote"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
+	grpcpeer "google.golang.org/grpc/peer"
+	"google.golang.org/grpc/status"
 )
 
 // Message sizes on the transport.
@@ -55,17 +63,86 @@ const (
 	maxTransportMessage = endpointBatch*MaxEnvelopeBytes + 1<<20
 )
 
-// remoteConfig configures protoactor's remote transport.
-func remoteConfig(host string, port int) *remote.Config {
+// remoteConfig configures protoactor's remote transport. With creds (mutual
+// TLS, see secure.go) both the server and every connection this node dials
+// use them; without, the transport is plaintext.
+func remoteConfig(host string, port int, creds credentials.TransportCredentials, log *slog.Logger) *remote.Config {
+	server := []grpc.ServerOption{grpc.MaxRecvMsgSize(maxTransportMessage), grpc.MaxSendMsgSize(maxTransportMessage),
+		grpc.ChainStreamInterceptor(recoverStreams(log))}
+	if creds != nil {
+		server = append(server, grpc.Creds(creds))
+	} else {
+		creds = insecure.NewCredentials()
+	}
 	rcfg := remote.Configure(host, port,
 		remote.WithEndpointWriterQueueSize(65536),
 		remote.WithEndpointManagerQueueSize(65536),
 		remote.WithEndpointWriterBatchSize(endpointBatch),
-		remote.WithServerOptions(grpc.MaxRecvMsgSize(maxTransportMessage), grpc.MaxSendMsgSize(maxTransportMessage)),
+		remote.WithServerOptions(server...),
 		// These replace protoactor's default dial options, which are only
 		// the insecure transport.
-		remote.WithDialOptions(grpc.WithTransportCredentials(insecure.NewCredentials()),
+		remote.WithDialOptions(grpc.WithTransportCredentials(creds),
 			grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(maxTransportMessage), grpc.MaxCallSendMsgSize(maxTransportMessage))))
 	rcfg.MaxRetryCount = 1 // our own tracking fails calls; don't stall writers
 	return rcfg
+}
+
+// recoverStreams ends a stream whose handler panicked with an error, not
+// the process: protoactor's reader panics on a message type this node
+// does not know, which a newer peer (or a broken one) may send.
+func recoverStreams(log *slog.Logger) grpc.StreamServerInterceptor {
+	return func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) (err error) {
+		defer func() {
+			if p := recover(); p != nil {
+				from := "unknown"
+				if pr, ok := grpcpeer.FromContext(ss.Context()); ok {
+					from = pr.Addr.String()
+				}
+				log.Error("a node-to-node stream failed on what the peer sent; closing it", "peer", from, "method", info.FullMethod, "panic", p)
+				err = status.Error(codes.Internal, "the stream failed")
+			}
+		}()
+		return handler(srv, ss)
+	}
+}
+
+// ActorTransport carries actor messages between nodes: protoactor's gRPC
+// remote at Config.RemoteAddr, or a MemNetwork's in tests.
+type ActorTransport interface {
+	// Start makes system's actors reachable from other nodes and returns
+	// the address they reach them at (the node's remote address).
+	Start(system *actor.ActorSystem) (addr string, err error)
+	// Shutdown stops it: what is sent to or from the node is lost.
+	Shutdown()
+}
+
+// grpcTransport is protoactor's remote, listening on host:port, secured
+// by creds when set (mutual TLS, see secure.go).
+type grpcTransport struct {
+	host  string
+	port  int
+	creds credentials.TransportCredentials
+	log   *slog.Logger
+	r     *remote.Remote
+}
+
+func (t *grpcTransport) Start(system *actor.ActorSystem) (string, error) {
+	t.r = remote.NewRemote(system, remoteConfig(t.host, t.port, t.creds, t.log))
+	if err := startRemote(t.r); err != nil {
+		return "", err
+	}
+	return system.Address(), nil
+}
+
+func (t *grpcTransport) Shutdown() { t.r.Shutdown(false) }
+
+// startRemote starts the transport, turning its listen panic into an error.
+func startRemote(r *remote.Remote) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("start remote: %v", p)
+		}
+	}()
+	r.Start()
+	return nil
 }

@@ -126,7 +126,7 @@ func (g *Gateway) notRouted(mux *http.ServeMux, w http.ResponseWriter, r *http.R
 // and reads its body (at most MaxFrameBytes). On failure it has answered
 // and returns ok false; end must be called otherwise.
 func (g *Gateway) begin(w http.ResponseWriter, r *http.Request) (o *apiRequest, apiKey bool, body []byte, ok bool) {
-	o, apiKey, ok = g.admit(w, r)
+	o, apiKey, ok = g.admitAPI(w, r)
 	if !ok {
 		return nil, false, nil, false
 	}
@@ -144,11 +144,11 @@ func (g *Gateway) begin(w http.ResponseWriter, r *http.Request) (o *apiRequest, 
 	return o, apiKey, body, true
 }
 
-// admit authenticates an API request and takes one of the node's API
+// admitAPI authenticates an API request and takes one of the node's API
 // slots, leaving the body unread (a streamed body is the handler's to
 // read). On failure it has answered and returns ok false; end must be
 // called otherwise.
-func (g *Gateway) admit(w http.ResponseWriter, r *http.Request) (o *apiRequest, apiKey bool, ok bool) {
+func (g *Gateway) admitAPI(w http.ResponseWriter, r *http.Request) (o *apiRequest, apiKey bool, ok bool) {
 	c, apiKey, perr := g.apiCaller(r)
 	if perr != nil {
 		writeHTTPError(w, 0, perr)
@@ -216,7 +216,7 @@ func (g *Gateway) serveRPC(w http.ResponseWriter, r *http.Request) {
 
 // serveResource serves one resource URL of op.
 func (g *Gateway) serveResource(op protocol.Op, f protocol.HTTPForm) http.HandlerFunc {
-	vars := pathVars(f.Path)
+	vars := protocol.PathVars(f.Path)
 	return func(w http.ResponseWriter, r *http.Request) {
 		o, _, body, ok := g.begin(w, r)
 		if !ok {
@@ -287,17 +287,6 @@ func withArg(m map[string]string, k, v string) map[string]string {
 		out[a] = b
 	}
 	out[k] = v
-	return out
-}
-
-// pathVars returns the {variables} of a pattern path, in order.
-func pathVars(path string) []string {
-	var out []string
-	for _, seg := range strings.Split(path, "/") {
-		if strings.HasPrefix(seg, "{") && strings.HasSuffix(seg, "}") {
-			out = append(out, strings.TrimSuffix(seg[1:], "}"))
-		}
-	}
 	return out
 }
 

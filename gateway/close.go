@@ -33,4 +33,5 @@ var (
 	reasonWriteFailed = closeReason{websocket.StatusInternalError, "write failed"}
 	reasonAuthTimeout = closeReason{CloseAuthTimeout, "no connect within the auth timeout"}
 	reasonResync      = closeReason{CloseResync, "lost a channel stream: reconnect and resume"}
+	reasonFull        = closeReason{websocket.StatusTryAgainLater, "server at its session limit"}
 )

@@ -48,8 +48,8 @@ func (s *session) connect(id []byte, args []byte) {
 		s.replyError(id, perr)
 		return
 	}
-	if len(name) > s.g.cfg.Limits.MaxNameLen {
-		s.replyError(id, protocol.Errorf(protocol.CodeTooLong, "name is %d bytes, the limit is %d", len(name), s.g.cfg.Limits.MaxNameLen))
+	if perr := user.CheckClaims(name, image, s.g.cfg.Limits); perr != nil {
+		s.replyError(id, perr)
 		return
 	}
 	s.user, s.name, s.image, s.admin = userID, name, image, admin
@@ -82,6 +82,12 @@ func (s *session) connect(id []byte, args []byte) {
 			s.replyError(id, protocol.Errorf(protocol.CodeInternal, "internal error"))
 			return
 		}
+	}
+	if !s.g.authenticated(s) {
+		s.g.presence.closed(s)
+		s.replyError(id, &protocol.Error{Code: protocol.CodeUnavailable, Message: "server at its session limit: reconnect later or elsewhere", RetryAfterMS: 1000})
+		s.out.close(reasonFull)
+		return
 	}
 	u.User.Admin = admin
 	u.User.Status = "online"

@@ -46,27 +46,38 @@ import (
 type FilesConfig struct {
 	// Store holds uploaded bytes; nil refuses uploads (503).
 	Store blob.Store
-	// MaxBytes bounds one file (default Limits.MaxFileBytes).
+	// MaxBytes bounds one file (zero: Limits.MaxFileBytes).
 	MaxBytes int64
 	// AllowedTypes are the MIME types accepted: exact ("application/pdf")
-	// or a family ("image/*"); "*/*" (the default) accepts any. Whatever
-	// is accepted, only images (but SVG), video and audio are served
-	// inline; the rest download as attachments, sandboxed.
+	// or a family ("image/*"); "*/*" accepts any. Whatever is accepted,
+	// only images (but SVG), video and audio are served inline; the rest
+	// download as attachments, sandboxed.
 	AllowedTypes []string
 	// ProxyTimeout bounds the wait for another node's response headers
-	// when a download is proxied (default 10 s).
+	// when a download is proxied.
 	ProxyTimeout time.Duration
 }
 
+// defaultFilesConfig is DefaultConfig's Files (no store: the node sets one).
+func defaultFilesConfig() FilesConfig {
+	return FilesConfig{
+		// Any type: the operator narrows it (--file-types).
+		AllowedTypes: []string{"*/*"},
+		// Another node that does not answer a download in 10 s is down.
+		ProxyTimeout: 10 * time.Second,
+	}
+}
+
 func (c *FilesConfig) withDefaults(l protocol.Limits) {
+	d := defaultFilesConfig()
 	if c.MaxBytes <= 0 {
 		c.MaxBytes = l.MaxFileBytes
 	}
 	if len(c.AllowedTypes) == 0 {
-		c.AllowedTypes = []string{"*/*"}
+		c.AllowedTypes = d.AllowedTypes
 	}
 	if c.ProxyTimeout <= 0 {
-		c.ProxyTimeout = 10 * time.Second
+		c.ProxyTimeout = d.ProxyTimeout
 	}
 }
 
@@ -300,7 +311,7 @@ func (g *Gateway) ServeUpload(w http.ResponseWriter, r *http.Request) {
 		}
 		id := key + "-" + who.id
 		rec = &user.FileRecord{
-			File: protocol.File{ID: id, URL: "/v1/files/" + id, Type: protocol.FileType(mt),
+			File: protocol.File{ID: id, URL: protocol.FileURL(id), Type: protocol.FileType(mt),
 				Name: cleanName(part.FileName(), g.cfg.Limits.MaxNameLen), Size: size, MIME: mt},
 			Node: g.cl.Name(),
 			Blob: key,
@@ -414,7 +425,7 @@ func (f *files) proxy(w http.ResponseWriter, r *http.Request, node string) {
 		writeHTTPError(w, 0, protocol.Errorf(protocol.CodeUnavailable, "node %s, which holds the file, is not available", node))
 		return
 	}
-	u := "http://" + m.Meta.HTTP + "/v1/files/" + url.PathEscape(r.PathValue("id"))
+	u := "http://" + m.Meta.HTTP + protocol.FileURL(r.PathValue("id"))
 	req, err := http.NewRequestWithContext(r.Context(), http.MethodGet, u, nil)
 	if err != nil {
 		writeHTTPError(w, 0, protocol.Errorf(protocol.CodeInternal, "internal error"))

@@ -9,6 +9,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"log/slog"
+	"net"
 	"net/http"
 	"sync"
 	"sync/atomic"
@@ -24,32 +25,49 @@ import (
 // Subprotocol is the WebSocket subprotocol of the JSON encoding.
 const Subprotocol = "switchboard.v1.json"
 
-// Config bounds the gateway. Zero fields take the defaults.
+// Config bounds the gateway. Zero fields take DefaultConfig's values.
 type Config struct {
 	Limits protocol.Limits
 	// QueueFrames and QueueBytes bound a session's outbound queue; a
 	// session that exceeds either is disconnected as a slow consumer.
-	QueueFrames int // default 1024
-	QueueBytes  int // default 4 MiB
+	QueueFrames int
+	QueueBytes  int
 	// MaxWriteBytes bounds one WebSocket message of coalesced frames.
-	MaxWriteBytes int           // default 64 KiB
-	WriteTimeout  time.Duration // default 10 s
-	PingInterval  time.Duration // default 25 s
-	PingTimeout   time.Duration // default 10 s
-	// AuthTimeout is how long a connection may stay without connect.
-	AuthTimeout time.Duration // default 10 s
-	// MaxSessions bounds sessions on this node; past it, upgrades get 503.
-	MaxSessions int // default 100000
-	// DevAuth accepts connect {user_id} without a token (development).
+	MaxWriteBytes int
+	// WriteTimeout bounds one WebSocket write.
+	WriteTimeout time.Duration
+	// PingInterval is how often an idle session is pinged; PingTimeout
+	// how long its pong may take.
+	PingInterval time.Duration
+	PingTimeout  time.Duration
+	// AuthTimeout is how long a connection may stay without connect;
+	// then it is closed without waiting long for the client's close.
+	AuthTimeout time.Duration
+	// MaxSessions bounds authenticated sessions on this node; past it,
+	// upgrades get 503 and a connect unavailable.
+	MaxSessions int
+	// MaxUnauthenticated bounds connections that have not authenticated
+	// yet, apart from MaxSessions, so that idle sockets cannot take the
+	// sessions' places; past it, upgrades get 503.
+	MaxUnauthenticated int
+	// MaxUnauthenticatedPerIP bounds them per client address (0: no
+	// bound). Behind a proxy every client has the proxy's address.
+	MaxUnauthenticatedPerIP int
+	// DevAuth accepts connect {user_id} without a token (development);
+	// it also lets pages on loopback origins open sessions.
 	DevAuth bool
+	// AllowedOrigins are the browser origins, besides the request's own
+	// host, that may open sessions (see origin.go; check each with
+	// ValidOrigin).
+	AllowedOrigins []string
 	// RequestTimeout bounds every routed request.
-	RequestTimeout time.Duration // default 10 s
+	RequestTimeout time.Duration
 	Logger         *slog.Logger
 	Metrics        *Metrics
 
 	// PresenceInterval is the presence heartbeat: how often this gateway
 	// renews its sessions' and watches' leases (which last three of them).
-	PresenceInterval time.Duration // default 10 s
+	PresenceInterval time.Duration
 	// Files configures POST and GET /v1/files.
 	Files FilesConfig
 
@@ -60,13 +78,51 @@ type Config struct {
 	// has no signing key, and refuses).
 	TokenSigner *auth.Signer
 	// APIInflight bounds the HTTP API requests this node serves at once;
-	// past it they get 503 (default 1024).
+	// past it they get 503.
 	APIInflight int
 }
 
+// DefaultConfig is the gateway of a production node. The node's flags
+// take their defaults from it.
+func DefaultConfig() Config {
+	return Config{
+		Limits: protocol.DefaultLimits(),
+		// A live room's burst or a resume's replay fits; a consumer a
+		// thousand frames behind is not keeping up.
+		QueueFrames: 1024,
+		QueueBytes:  4 << 20,
+		// One write packs up to a 64 KiB message of queued frames.
+		MaxWriteBytes: 64 << 10,
+		// A client that takes 10 s to read 64 KiB is gone.
+		WriteTimeout: 10 * time.Second,
+		// Under the 30 s idle timeouts common in proxies and mobile NATs.
+		PingInterval: 25 * time.Second,
+		PingTimeout:  10 * time.Second,
+		// A client opens with connect; 10 s covers a slow network.
+		AuthTimeout: 10 * time.Second,
+		// An idle session costs one goroutine and at most 16 KB: 100,000
+		// of them about 1.6 GB.
+		MaxSessions: 100000,
+		// Sockets that have not sent connect yet: enough for a reconnect
+		// storm's burst, too few for idle sockets to exhaust memory; per
+		// client address, a few browsers' tabs behind one NAT.
+		MaxUnauthenticated:      1024,
+		MaxUnauthenticatedPerIP: 64,
+		// As cluster's RequestTimeout: longer waits are cut to it there.
+		RequestTimeout: 10 * time.Second,
+		// A gateway that stops renewing is taken as gone after 30 s.
+		PresenceInterval: 10 * time.Second,
+		Files:            defaultFilesConfig(),
+		// HTTP API requests served at once: a backend's burst of
+		// server-side sends, not an unbounded crowd of them.
+		APIInflight: 1024,
+	}
+}
+
 func (c *Config) withDefaults() {
+	d := DefaultConfig()
 	if c.Limits == (protocol.Limits{}) {
-		c.Limits = protocol.DefaultLimits()
+		c.Limits = d.Limits
 	}
 	def := func(v *int, d int) {
 		if *v <= 0 {
@@ -78,17 +134,18 @@ func (c *Config) withDefaults() {
 			*v = d
 		}
 	}
-	def(&c.QueueFrames, 1024)
-	def(&c.QueueBytes, 4<<20)
-	def(&c.MaxWriteBytes, 64<<10)
-	def(&c.MaxSessions, 100000)
-	def(&c.APIInflight, 1024)
-	defd(&c.WriteTimeout, 10*time.Second)
-	defd(&c.PingInterval, 25*time.Second)
-	defd(&c.PingTimeout, 10*time.Second)
-	defd(&c.AuthTimeout, 10*time.Second)
-	defd(&c.RequestTimeout, 10*time.Second)
-	defd(&c.PresenceInterval, 10*time.Second)
+	def(&c.QueueFrames, d.QueueFrames)
+	def(&c.QueueBytes, d.QueueBytes)
+	def(&c.MaxWriteBytes, d.MaxWriteBytes)
+	def(&c.MaxSessions, d.MaxSessions)
+	def(&c.APIInflight, d.APIInflight)
+	def(&c.MaxUnauthenticated, d.MaxUnauthenticated)
+	defd(&c.WriteTimeout, d.WriteTimeout)
+	defd(&c.PingInterval, d.PingInterval)
+	defd(&c.PingTimeout, d.PingTimeout)
+	defd(&c.AuthTimeout, d.AuthTimeout)
+	defd(&c.RequestTimeout, d.RequestTimeout)
+	defd(&c.PresenceInterval, d.PresenceInterval)
 	c.Files.withDefaults(c.Limits)
 	if c.Logger == nil {
 		c.Logger = slog.Default()
@@ -112,12 +169,19 @@ type Gateway struct {
 	mu       sync.Mutex // guards the fields below
 	sessions map[*session]struct{}
 	draining bool
+	// unauthed counts the connections admitted that have not
+	// authenticated (in the handshake, or sessions with unauthed set),
+	// also by client address; authed counts the other sessions.
+	unauthed     int
+	unauthedByIP map[string]int
+	authed       int
 
 	open atomic.Int64
 	wg   sync.WaitGroup // session goroutines
 
 	presence *presence
 	files    *files
+	origins  originPolicy
 
 	apiSlots chan struct{} // one per HTTP API request being served
 	openapi  []byte        // GET /v1/openapi.json
@@ -126,11 +190,13 @@ type Gateway struct {
 // New makes a gateway and installs it as the node's event handler.
 func New(cfg Config, cl *cluster.Cluster, v *auth.Verifier) *Gateway {
 	cfg.withDefaults()
-	g := &Gateway{cfg: cfg, cl: cl, auth: v, log: cfg.Logger.With("component", "gateway"), sessions: make(map[*session]struct{})}
+	g := &Gateway{cfg: cfg, cl: cl, auth: v, log: cfg.Logger.With("component", "gateway"), sessions: make(map[*session]struct{}),
+		unauthedByIP: make(map[string]int)}
 	g.ctx, g.cancel = context.WithCancel(context.Background())
 	g.hub = newHub(g)
 	g.presence = newPresence(g)
 	g.files = newFiles(g)
+	g.origins = newOriginPolicy(cfg.AllowedOrigins, cfg.DevAuth)
 	g.apiSlots = make(chan struct{}, cfg.APIInflight)
 	g.openapi = openapi.Document()
 	cl.SetHandler(eventRouter{g.hub, g.presence})
@@ -142,45 +208,128 @@ func New(cfg Config, cl *cluster.Cluster, v *auth.Verifier) *Gateway {
 	return g
 }
 
-// Sessions returns how many sessions are open.
+// Sessions returns how many sessions are open (authenticated or not).
 func (g *Gateway) Sessions() int64 { return g.open.Load() }
+
+// Unauthenticated returns how many open connections have not
+// authenticated yet.
+func (g *Gateway) Unauthenticated() int {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.unauthed
+}
+
+// admit decides whether a new connection from ip may wait to
+// authenticate: the refusal's text and metric label, or "" when it may,
+// and then it counts among the unauthenticated connections (release
+// uncounts one that does not become a session).
+func (g *Gateway) admit(ip string) (refuse, label string) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	defer func() {
+		if refuse == "" {
+			g.unauthed++
+			g.unauthedByIP[ip]++
+		}
+	}()
+	switch {
+	case g.draining:
+		return "server draining: reconnect elsewhere", "refused"
+	case g.authedLocked() >= g.cfg.MaxSessions:
+		return "server at its session limit", "refused"
+	case g.unauthed >= g.cfg.MaxUnauthenticated:
+		return "server at its limit of connections waiting to authenticate", "refused_unauthenticated"
+	case g.cfg.MaxUnauthenticatedPerIP > 0 && g.unauthedByIP[ip] >= g.cfg.MaxUnauthenticatedPerIP:
+		return "too many connections from your address waiting to authenticate", "refused_unauthenticated"
+	}
+	return "", ""
+}
+
+// authenticated moves s from the unauthenticated connections to the
+// sessions, unless the sessions are at their limit.
+func (g *Gateway) authenticated(s *session) bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if !s.unauthed {
+		return true
+	}
+	if g.authedLocked() >= g.cfg.MaxSessions {
+		return false
+	}
+	g.dropUnauthed(s)
+	g.authed++
+	return true
+}
+
+// authedLocked counts the authenticated sessions. g.mu is held.
+func (g *Gateway) authedLocked() int { return g.authed }
+
+// dropUnauthed uncounts s as unauthenticated. g.mu is held.
+func (g *Gateway) dropUnauthed(s *session) {
+	if s.unauthed {
+		s.unauthed = false
+		g.releaseLocked(s.ip)
+	}
+}
+
+// release uncounts an admitted connection from ip that did not become a
+// session.
+func (g *Gateway) release(ip string) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.releaseLocked(ip)
+}
+
+func (g *Gateway) releaseLocked(ip string) {
+	g.unauthed--
+	if g.unauthedByIP[ip]--; g.unauthedByIP[ip] <= 0 {
+		delete(g.unauthedByIP, ip)
+	}
+}
 
 // ServeHTTP upgrades a request to a session and serves it until it ends.
 func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	g.mu.Lock()
-	refuse := ""
-	switch {
-	case g.draining:
-		refuse = "server draining: reconnect elsewhere"
-	case len(g.sessions) >= g.cfg.MaxSessions:
-		refuse = "server at its session limit"
+	if ok, why := g.origins.allow(r); !ok {
+		g.cfg.Metrics.connect("origin_refused")
+		http.Error(w, why, http.StatusForbidden)
+		return
 	}
-	g.mu.Unlock()
-	if refuse != "" {
-		g.cfg.Metrics.connect("refused")
+	ip, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		ip = r.RemoteAddr
+	}
+	if refuse, label := g.admit(ip); refuse != "" {
+		g.cfg.Metrics.connect(label)
 		http.Error(w, refuse, http.StatusServiceUnavailable)
 		return
 	}
 	conn, err := websocket.Accept(withSmallReads(w), r, &websocket.AcceptOptions{
 		Subprotocols:       []string{Subprotocol},
 		CompressionMode:    websocket.CompressionDisabled,
-		InsecureSkipVerify: true, // origin checks belong to the operator's proxy; sessions authenticate by token
+		InsecureSkipVerify: true, // the origin was checked above
 	})
 	if err != nil {
+		g.release(ip)
 		g.cfg.Metrics.connect("handshake_failed")
 		return
 	}
 	conn.SetReadLimit(int64(g.cfg.Limits.MaxFrameBytes))
 	s := newSession(g, conn)
+	s.ip = ip
 	g.mu.Lock()
 	if g.draining {
+		g.releaseLocked(ip)
 		g.mu.Unlock()
 		conn.Close(reasonDrain.code, reasonDrain.text)
 		return
 	}
 	g.sessions[s] = struct{}{}
+	s.unauthed = true // counted by admit
 	g.wg.Add(1)
 	g.mu.Unlock()
+	// Before any of its requests: their replies come through the inbox
+	// after this.
+	g.cl.Do(func() { g.hub.opened(s) })
 	g.open.Add(1)
 	g.cfg.Metrics.connect("ok")
 	// The session runs on its own goroutine, owned by the gateway (joined
@@ -192,11 +341,16 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		defer g.wg.Done()
 		defer func() { // even if the session panicked
 			g.mu.Lock()
+			if s.unauthed {
+				g.dropUnauthed(s)
+			} else {
+				g.authed--
+			}
 			delete(g.sessions, s)
 			g.mu.Unlock()
 			g.open.Add(-1)
 			g.presence.closed(s)
-			g.cl.Do(func() { g.hub.removeSession(s) })
+			g.cl.Do(func() { g.hub.closed(s) })
 		}()
 		s.run()
 	}()

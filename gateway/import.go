@@ -43,7 +43,7 @@ const (
 )
 
 func (g *Gateway) serveImport(w http.ResponseWriter, r *http.Request) {
-	_, apiKey, ok := g.admit(w, r)
+	_, apiKey, ok := g.admitAPI(w, r)
 	if !ok {
 		return
 	}

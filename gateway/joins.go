@@ -5,6 +5,7 @@ import (
 	"slices"
 	"sync"
 
+	"github.com/switchboard-chat/switchboard/actors/channel"
 	"github.com/switchboard-chat/switchboard/cluster/clusterpb"
 	"github.com/switchboard-chat/switchboard/protocol"
 )
@@ -102,7 +103,11 @@ func (g *Gateway) tokenJoin(o origin, a *protocol.WatchArgs, done answer) {
 	if len(perms) == 0 {
 		perms = []string{"read"} // a join token lets one read, at least
 	}
-	fwd, _ := json.Marshal(protocol.WatchArgs{Channel: j.Channel, SinceSeq: a.SinceSeq})
+	grant := &channel.TokenGrant{ID: j.ID, ExpiresMS: j.Expires.UnixMilli()}
+	if !j.IssuedAt.IsZero() {
+		grant.IssuedAtMS = j.IssuedAt.UnixMilli()
+	}
+	fwd, _ := json.Marshal(channel.TokenJoinArgs{WatchArgs: protocol.WatchArgs{Channel: j.Channel, SinceSeq: a.SinceSeq}, Grant: grant})
 	c.Perms = perms
 	g.call(o, &clusterpb.Request{Kind: kindChannel, Target: j.Channel, Op: protocol.OpChannelJoin, Args: fwd, Caller: c}, done)
 }

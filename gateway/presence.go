@@ -430,11 +430,6 @@ func (p *presence) users(s *session, args []byte) ([]string, *protocol.Error) {
 	return out, nil
 }
 
-// PausePresence stops (or resumes) this gateway's presence heartbeats
-// while its sessions stay connected, as a hung gateway would. It is fault
-// injection for tests.
-func (g *Gateway) PausePresence(paused bool) { g.presence.paused.Store(paused) }
-
 // eventRouter is the node's cluster.Handler: presence events go to the
 // presence table; everything else is the hub's (embedded, so whatever the
 // hub handles stays its own).

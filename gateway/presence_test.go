@@ -15,7 +15,7 @@ func TestPresenceWatchReservesSlots(t *testing.T) {
 	g := &Gateway{cfg: Config{Metrics: &Metrics{}, PresenceInterval: time.Hour, Limits: protocol.Limits{MaxPresenceWatch: 3}}}
 	p := newPresence(g)
 	defer p.close()
-	s := testSession(g, "s1")
+	s := &session{g: g, id: "s1", out: newOutbox(16, 1<<20)}
 	p.opened(s)
 
 	first, perr := p.admit(s, []string{"a", "b"})

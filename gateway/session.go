@@ -12,10 +12,12 @@ import (
 	"github.com/switchboard-chat/switchboard/protocol"
 )
 
-// session is one client connection. It has two goroutines: the read loop
-// (the HTTP handler's goroutine) decodes frames and routes requests; the
-// write loop drains the outbound queue, packing queued frames into one
-// WebSocket message, and pings. Either loop ending ends the session.
+// session is one client connection. It has two goroutines: the read loop,
+// on the session's own goroutine (ServeHTTP starts it and returns; the
+// gateway joins it on Close), decodes frames and routes requests; the
+// write loop, on a goroutine run starts and joins, drains the outbound
+// queue, packing queued frames into one WebSocket message, and pings.
+// Either loop ending ends the session.
 type session struct {
 	g    *Gateway
 	id   string
@@ -34,6 +36,11 @@ type session struct {
 	inflight chan struct{}
 
 	authed atomic.Bool
+	// ip is the client's address; unauthed is set while the session
+	// counts among the gateway's unauthenticated connections (guarded by
+	// the gateway's mu).
+	ip       string
+	unauthed bool
 	// Set once by connect, before authed; read after authed.
 	user  string
 	name  string
@@ -42,11 +49,6 @@ type session struct {
 
 	// grants are the session's join-token permissions (joins.go).
 	grants grants
-
-	// watching maps each watched channel to the seq of the last event
-	// delivered. It is owned by the cluster inbox goroutine.
-	watching map[string]uint64
-	gone     bool // inbox-owned: the session ended
 
 	// counted is set once the session's end has been counted (finish).
 	counted atomic.Bool
@@ -59,7 +61,6 @@ func newSession(g *Gateway, conn *websocket.Conn) *session {
 		conn:     conn,
 		out:      newOutbox(g.cfg.QueueFrames, g.cfg.QueueBytes),
 		inflight: make(chan struct{}, g.cfg.Limits.MaxInflight),
-		watching: make(map[string]uint64),
 	}
 	s.ctx, s.cancel = context.WithCancel(g.ctx)
 	return s
@@ -261,13 +262,26 @@ func (s *session) write(frames [][]byte) error {
 }
 
 // close ends the session with a close frame carrying r. The outbox is
-// closed first: no further frame of the session runs (handleFrame).
+// closed first: no further frame of the session runs (handleFrame). A
+// client that never authenticated gets closeGrace to answer the close
+// frame, not the library's five seconds: an idle socket must not hold
+// its place that long.
 func (s *session) close(r closeReason) {
 	s.out.close(r)
 	s.finish(reasonLabel(r))
+	if !s.authed.Load() {
+		// Ending the session's context ends the read under the close
+		// handshake, which then closes the connection.
+		t := time.AfterFunc(closeGrace, s.cancel)
+		defer t.Stop()
+	}
 	s.conn.Close(r.code, r.text)
 	s.cancel()
 }
+
+// closeGrace is how long an unauthenticated client has to answer the
+// server's close frame.
+const closeGrace = 500 * time.Millisecond
 
 func reasonLabel(r closeReason) string {
 	switch r {
@@ -287,6 +301,8 @@ func reasonLabel(r closeReason) string {
 		return "auth_timeout"
 	case reasonResync:
 		return "resync"
+	case reasonFull:
+		return "session_limit"
 	}
 	return "other"
 }

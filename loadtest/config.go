@@ -10,11 +10,14 @@
 package loadtest
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"math"
+	"net/url"
+	"slices"
 	"time"
 )
 
@@ -44,9 +47,12 @@ const (
 // DefaultConfig, except Rate, HistoryShare and ReactionShare, whose zero
 // means none: start from DefaultConfig for their defaults.
 type Config struct {
-	// Targets are gateway WebSocket URLs (ws://host:port/v1/ws); sessions
-	// are spread over them round-robin.
+	// Targets are gateway WebSocket URLs (ws://host:port/v1/ws, or wss://
+	// for nodes serving TLS); sessions are spread over them round-robin.
 	Targets []string
+	// TLS is used for wss:// targets and https:// metrics (nil: Go's
+	// defaults, the system's CAs; client.LoadTLS trusts a test CA).
+	TLS *tls.Config
 	// Token, when set, returns a session token for a user; otherwise
 	// sessions use development auth (connect {user_id}).
 	Token func(user string) (string, error)
@@ -100,6 +106,10 @@ type Config struct {
 	// MetricsURLs are scraped for node memory during soak (default: the
 	// targets' /metrics).
 	MetricsURLs []string
+	// APIKey, when set, is sent as the bearer credential of those
+	// scrapes (a node with --api-key, or without one but with an auth
+	// key, does not serve /metrics to strangers).
+	APIKey string
 	// Progress receives one line per Interval (nil: none).
 	Progress io.Writer
 	// OnPhase, when set, is called as the run enters each phase:
@@ -211,6 +221,11 @@ func (c *Config) validate() error {
 		errs = append(errs, errors.New("reaction share must be in [0, 1)"))
 	} else if c.ReactionShare > 0 && c.Scenario != ScenarioLiveroom {
 		errs = append(errs, errors.New("reaction share applies to the liveroom scenario only"))
+	}
+	for _, t := range c.Targets {
+		if u, err := url.Parse(t); err != nil || u.Host == "" || !slices.Contains([]string{"ws", "wss", "http", "https"}, u.Scheme) {
+			errs = append(errs, fmt.Errorf("target %q: want ws://HOST:PORT/v1/ws or wss://HOST:PORT/v1/ws", t))
+		}
 	}
 	if len(c.RunID) > 24 {
 		errs = append(errs, errors.New("run id is at most 24 characters"))

@@ -8,7 +8,7 @@ import (
 
 // htmlPage is report.html: one file, inline CSS and SVG, no scripts or
 // external assets, so it opens offline.
-var htmlPage = template.Must(template.New("report").Funcs(template.FuncMap{"ms": fmtMS}).Parse(`<!DOCTYPE html>
+var htmlPage = template.Must(template.New("report").Funcs(template.FuncMap{"ms": FormatMS}).Parse(`<!DOCTYPE html>
 <html lang="en">
 <head>
 <meta charset="utf-8">

@@ -3,6 +3,7 @@ package loadtest
 import (
 	"bufio"
 	"context"
+	"fmt"
 	"net/http"
 	"net/url"
 	"runtime"
@@ -18,7 +19,7 @@ func (r *runner) sampleMemory(ctx context.Context) {
 	if len(urls) == 0 {
 		urls = metricsURLs(r.cfg.Targets)
 	}
-	hc := &http.Client{Timeout: 5 * time.Second}
+	hc := &http.Client{Transport: r.hc.Transport, Timeout: 5 * time.Second}
 	tick := time.NewTicker(r.cfg.MemoryInterval)
 	defer tick.Stop()
 	for {
@@ -31,7 +32,7 @@ func (r *runner) sampleMemory(ctx context.Context) {
 		runtime.ReadMemStats(&ms)
 		smp := MemorySample{T: (r.now() - time.Duration(r.sendStart.Load())).Seconds(), GenHeapBytes: ms.HeapInuse, GenGoroutines: runtime.NumGoroutine()}
 		for _, u := range urls {
-			if nm, err := scrapeMemory(ctx, hc, u); err == nil {
+			if nm, err := scrapeMemory(ctx, hc, u, r.cfg.APIKey); err == nil {
 				smp.Nodes = append(smp.Nodes, nm)
 			}
 		}
@@ -58,16 +59,22 @@ func metricsURLs(targets []string) []string {
 
 // scrapeMemory reads a node's RSS, heap in use and goroutines from its
 // Prometheus text output.
-func scrapeMemory(ctx context.Context, hc *http.Client, u string) (NodeMemory, error) {
+func scrapeMemory(ctx context.Context, hc *http.Client, u, apiKey string) (NodeMemory, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
 		return NodeMemory{}, err
+	}
+	if apiKey != "" {
+		req.Header.Set("Authorization", "Bearer "+apiKey)
 	}
 	resp, err := hc.Do(req)
 	if err != nil {
 		return NodeMemory{}, err
 	}
 	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return NodeMemory{}, fmt.Errorf("GET %s: %s", u, resp.Status)
+	}
 	nm := NodeMemory{URL: u}
 	sc := bufio.NewScanner(resp.Body)
 	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)

@@ -184,7 +184,7 @@ func (r *runner) sample(ctx context.Context) {
 			tot := r.rec.totals()
 			fmt.Fprintf(r.cfg.Progress, "[%6.1fs] sessions %d  sent %.0f/s  acked %.0f/s  delivered %.0f/s  ack p99 %s (so far %s)  delivered p99 %s (so far %s)  errors %d\n",
 				p.T, p.Sessions, p.SentPerSec, p.AckedPerSec, p.DelivPerSec,
-				fmtMS(p.Ack.P99), fmtMS(tot[MetricAck].P99), fmtMS(p.Delivered.P99), fmtMS(tot[MetricDelivered].P99), errs)
+				FormatMS(p.Ack.P99), FormatMS(tot[MetricAck].P99), FormatMS(p.Delivered.P99), FormatMS(tot[MetricDelivered].P99), errs)
 		}
 	}
 }
@@ -200,7 +200,9 @@ func (r *runner) connectedNow() int64 {
 	return n
 }
 
-func fmtMS(ms float64) string {
+// FormatMS writes a latency in milliseconds for people: "-" for none,
+// two decimals under 10 ms, seconds from 1 s.
+func FormatMS(ms float64) string {
 	switch {
 	case ms == 0:
 		return "-"

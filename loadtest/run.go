@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
 	"strconv"
 	"strings"
 	"sync"
@@ -33,7 +34,9 @@ type runner struct {
 	text      string
 
 	sessions []*session
-	created  []chan struct{} // closed when each channel's create was answered
+	// hc dials every session (and scrapes /metrics), sharing cfg.TLS.
+	hc      *http.Client
+	created []chan struct{} // closed when each channel's create was answered
 	// targets are each channel's newest acknowledged message, for
 	// reactions (nil entries until one is).
 	targets []atomic.Pointer[target]
@@ -192,7 +195,8 @@ func newRunner(ctx context.Context, cfg Config) *runner {
 		_, _ = rand.Read(b[:])
 		runID = hex.EncodeToString(b[:])
 	}
-	r := &runner{cfg: cfg, runID: runID, rec: newRecorder(), orc: newOracle(), origin: time.Now(), ctx: ctx}
+	r := &runner{cfg: cfg, runID: runID, rec: newRecorder(), orc: newOracle(), origin: time.Now(), ctx: ctx,
+		hc: client.HTTPClient(cfg.TLS)}
 	r.layout = layoutFor(&r.cfg, runID)
 	r.text = strings.Repeat("x", cfg.MessageBytes)
 	for _, id := range r.layout.ChannelIDs {
@@ -271,6 +275,7 @@ func (r *runner) setup(ctx context.Context, i int) {
 		OnResumed:      s.onResumed,
 		RawEvents:      true,
 		RequestTimeout: 15 * time.Second,
+		HTTPClient:     r.hc,
 		Logger:         r.cfg.Logger,
 	}
 	if r.cfg.Token != nil {

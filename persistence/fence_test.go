@@ -129,13 +129,13 @@ func TestFenceQueuedTogether(t *testing.T) {
 // do not run, so that a test decides exactly which requests share a group.
 // Use it only on scopes that s's own pipeline never touches.
 func manualCommitter(s *Store) *committer {
-	return &committer{db: s.db, opts: s.opts, fences: make(map[Scope]fenceState)}
+	return &committer{db: s.db, opts: s.opts, guard: s.guard, fences: make(map[Scope]fenceState)}
 }
 
 // applyGroup applies reqs as one group and waits for its sync.
 func applyGroup(t *testing.T, c *committer, reqs ...*request) {
 	t.Helper()
-	g := c.apply(reqs, nil)
+	g := c.apply(reqs)
 	if g.batch == nil {
 		return
 	}

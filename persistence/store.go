@@ -34,8 +34,22 @@ type Options struct {
 	// group is one Pebble batch; Pebble may serve several groups with one
 	// fsync. It runs on the store goroutine that calls done callbacks.
 	OnCommit func(d time.Duration, entries int)
-	// Logger receives Pebble's own log lines; nil discards them.
+	// Logger receives Pebble's own log lines; nil discards them. A line
+	// repeated within a minute is logged once, with a count.
 	Logger *slog.Logger
+	// DiskReserve is the free space the store keeps on its disk: writes
+	// are refused (ErrUnwritable) while less than half of it is free, and
+	// the other half is a ballast file released the moment a write finds
+	// the disk full anyway (see disk.go). 0: the default, 64 MiB;
+	// negative: none (the disk is not watched).
+	DiskReserve int64
+	// CheckEvery is how often the disk is measured (default 1 s); while
+	// writes are refused, whether they may resume.
+	CheckEvery time.Duration
+	// OnWritable, when set, is told every change of whether the store
+	// takes writes: nil when it does again, else why it refuses them.
+	// Calls come in order, from one goroutine.
+	OnWritable func(err error)
 }
 
 func (o *Options) withDefaults() {
@@ -48,32 +62,73 @@ func (o *Options) withDefaults() {
 	if o.MaxBatch <= 0 {
 		o.MaxBatch = 1024
 	}
+	if o.DiskReserve == 0 {
+		o.DiskReserve = 64 << 20
+	}
+	if o.CheckEvery <= 0 {
+		o.CheckEvery = time.Second
+	}
 }
 
 // Store is one node's Pebble database.
 type Store struct {
-	db   *pebble.DB
-	opts Options
-	c    *committer
+	dir   string
+	opts  Options
+	fs    vfs.FS // what Pebble writes through (see disk.go)
+	c     *committer
+	guard *diskGuard
+	log   *pebbleLogger
 
 	// Pebble panics on any use of a closed DB, so reads pass a gate: enter
-	// fails once Close has begun, and Close waits for the reads in flight
-	// before it closes the DB. mu is never held across a read.
-	mu      sync.Mutex     // guards closed and readers.Add
-	closed  bool           // Close has begun
-	readers sync.WaitGroup // reads of db in flight
+	// fails once Close has begun (or while the database is re-opened),
+	// and Close waits for the reads in flight before it closes the DB. mu
+	// is never held across a read.
+	mu        sync.Mutex     // guards db, closed, reopening and readers.Add
+	db        *pebble.DB     // nil while a re-open failed
+	closed    bool           // Close has begun
+	reopening bool           // a re-open waits for the reads in flight
+	readers   sync.WaitGroup // reads of db in flight
+
+	stop    chan struct{} // ends the monitor
+	monitor sync.WaitGroup
 }
 
-// Open opens (creating if needed) the store in dir.
+// Open opens (creating if needed) the store in dir. With too little free
+// space on the disk to work (see Options.DiskReserve) it fails with an
+// error that wraps ErrUnwritable.
 func Open(dir string, opts Options) (*Store, error) {
 	opts.withDefaults()
-	cache := pebble.NewCache(opts.CacheBytes)
+	base := opts.FS
+	if base == nil {
+		base = vfs.Default
+	}
+	if err := base.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("open store %s: %w", dir, err)
+	}
+	guard, err := newDiskGuard(base, dir, opts.DiskReserve)
+	if err != nil {
+		return nil, fmt.Errorf("open store %s: %w", dir, err)
+	}
+	s := &Store{dir: dir, opts: opts, guard: guard, log: newPebbleLogger(opts.Logger), stop: make(chan struct{})}
+	s.fs = watchFS{FS: vfs.OnDiskFull(base, guard.diskFull), g: guard}
+	if s.db, err = s.openDB(); err != nil {
+		return nil, err
+	}
+	s.c = newCommitter(s.db, opts, guard, s.reopenDB)
+	s.monitor.Add(1)
+	go func() { defer s.monitor.Done(); s.watch() }()
+	return s, nil
+}
+
+// openDB opens the Pebble database.
+func (s *Store) openDB() (*pebble.DB, error) {
+	cache := pebble.NewCache(s.opts.CacheBytes)
 	defer cache.Unref()
 	popts := &pebble.Options{
-		FS:           opts.FS,
+		FS:           s.fs,
 		Cache:        cache,
 		MemTableSize: 32 << 20,
-		Logger:       pebbleLogger{opts.Logger},
+		Logger:       s.log,
 	}
 	// Bloom filters on every level: the idempotency check of each send is
 	// a point lookup that almost always misses, and a miss should not read
@@ -81,14 +136,80 @@ func Open(dir string, opts Options) (*Store, error) {
 	for i := range popts.Levels {
 		popts.Levels[i].FilterPolicy = bloom.FilterPolicy(10)
 	}
-	db, err := pebble.Open(dir, popts)
+	db, err := pebble.Open(s.dir, popts)
 	if err != nil {
-		return nil, fmt.Errorf("open store %s: %w", dir, err)
+		return nil, fmt.Errorf("open store %s: %w", s.dir, err)
 	}
-	s := &Store{db: db, opts: opts}
-	s.c = newCommitter(db, opts)
-	return s, nil
+	return db, nil
 }
+
+// reopenDB closes the database whose log failed and opens it again: the
+// log is replayed up to its last whole record, which holds every entry
+// acknowledged. Reads wait meanwhile (they fail with ErrUnwritable). It
+// runs on the applier goroutine (see committer.reopenDB).
+func (s *Store) reopenDB() (*pebble.DB, error) {
+	s.mu.Lock()
+	s.reopening = true
+	old := s.db
+	s.mu.Unlock()
+	s.readers.Wait()
+	if old != nil {
+		if err := old.Close(); err != nil {
+			s.log.Errorf("closing the store to re-open it: %v", err)
+		}
+	}
+	db, err := s.openDB()
+	s.mu.Lock()
+	s.db, s.reopening = db, false
+	s.mu.Unlock()
+	if err != nil {
+		s.log.Errorf("re-opening the store: %v", err)
+		return nil, err
+	}
+	return db, nil
+}
+
+// watch is the store's monitor: it measures the disk every CheckEvery
+// (re-opening the database when its log failed and the disk has room),
+// and tells OnWritable of every change.
+func (s *Store) watch() {
+	t := time.NewTicker(s.opts.CheckEvery)
+	defer t.Stop()
+	var told error
+	for {
+		select {
+		case <-s.stop:
+			return
+		case <-t.C:
+			s.guard.check(s.reopen)
+		case <-s.guard.poke:
+		}
+		if err := s.guard.err(); (err == nil) != (told == nil) {
+			told = err
+			if s.opts.OnWritable != nil {
+				s.opts.OnWritable(err)
+			}
+		}
+	}
+}
+
+// reopen has the applier re-open the database, in its turn.
+func (s *Store) reopen() error {
+	done := make(chan error, 1)
+	s.c.submit(&request{kind: reqReopen, done: func(err error) { done <- err }})
+	return <-done
+}
+
+// WriteError reports why the store refuses writes now (wrapping
+// ErrUnwritable), or nil when it takes them.
+func (s *Store) WriteError() error { return s.guard.err() }
+
+// DiskFree is the free space on the store's disk when last measured (at
+// most CheckEvery ago while idle), or -1 when the disk is not watched.
+func (s *Store) DiskFree() int64 { return s.guard.lastFree() }
+
+// Writable reports whether the store takes writes now.
+func (s *Store) Writable() bool { return s.guard.err() == nil }
 
 // Close stops the commit pipeline and closes the database. Requests queued
 // before Close are still applied and called back before it returns; later
@@ -99,11 +220,17 @@ func (s *Store) Close() error {
 	if !s.c.stop() {
 		return nil
 	}
+	close(s.stop)
+	s.monitor.Wait()
 	s.mu.Lock()
 	s.closed = true
+	db := s.db
 	s.mu.Unlock()
 	s.readers.Wait()
-	return s.db.Close()
+	if db == nil || s.c.fatalErr() != nil {
+		return nil // nothing open, or Pebble cannot close (see applyBatch)
+	}
+	return db.Close()
 }
 
 // enter admits one read of the database; every nil return must be paired
@@ -111,8 +238,11 @@ func (s *Store) Close() error {
 func (s *Store) enter() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.closed {
+	switch {
+	case s.closed:
 		return ErrClosed
+	case s.reopening || s.db == nil:
+		return fmt.Errorf("%w: the store is re-opening", ErrUnwritable)
 	}
 	s.readers.Add(1)
 	return nil
@@ -293,24 +423,68 @@ func (l *pebbleLog) Snapshot() (*Snapshot, error) {
 	return out, it.Error()
 }
 
-// pebbleLogger adapts slog to Pebble's logger; Fatalf is logged as an error
-// and then panics, as Pebble expects it not to return.
-type pebbleLogger struct{ l *slog.Logger }
+// pebbleLogger adapts slog to Pebble's logger; Fatalf is logged as an
+// error and then panics, as Pebble expects it not to return. Errors are
+// rate-limited: one that repeats (a background job failing again and
+// again on a full disk) is logged once a minute, with how many times it
+// happened since.
+type pebbleLogger struct {
+	l *slog.Logger
 
-func (p pebbleLogger) Infof(format string, args ...any) {
+	mu   sync.Mutex // guards seen
+	seen map[string]*repeated
+}
+
+type repeated struct {
+	at    time.Time
+	count int
+}
+
+// repeatEvery is how often one repeated error is logged.
+const repeatEvery = time.Minute
+
+func newPebbleLogger(l *slog.Logger) *pebbleLogger {
+	return &pebbleLogger{l: l, seen: make(map[string]*repeated)}
+}
+
+func (p *pebbleLogger) Infof(format string, args ...any) {
 	if p.l != nil {
 		p.l.Debug(fmt.Sprintf(format, args...), "component", "pebble")
 	}
 }
 
-func (p pebbleLogger) Errorf(format string, args ...any) {
+func (p *pebbleLogger) Errorf(format string, args ...any) {
+	if p.l == nil {
+		return
+	}
+	now := time.Now()
+	p.mu.Lock()
+	r := p.seen[format]
+	if r != nil && now.Sub(r.at) < repeatEvery {
+		r.count++
+		p.mu.Unlock()
+		return
+	}
+	if len(p.seen) > 1000 {
+		clear(p.seen)
+	}
+	since := 0
+	if r != nil {
+		since = r.count
+	}
+	p.seen[format] = &repeated{at: now}
+	p.mu.Unlock()
+	if since > 0 {
+		p.l.Error(fmt.Sprintf(format, args...), "component", "pebble", "repeated", since)
+		return
+	}
+	p.l.Error(fmt.Sprintf(format, args...), "component", "pebble")
+}
+
+func (p *pebbleLogger) Fatalf(format string, args ...any) {
 	if p.l != nil {
 		p.l.Error(fmt.Sprintf(format, args...), "component", "pebble")
 	}
-}
-
-func (p pebbleLogger) Fatalf(format string, args ...any) {
-	p.Errorf(format, args...)
 	panic(fmt.Sprintf(format, args...))
 }
 
@@ -334,11 +508,11 @@ func (s *Store) GetNode(key string) ([]byte, error) {
 	return bytes.Clone(v), nil
 }
 
-// PutNode writes a node-local record durably.
+// PutNode writes a node-local record durably, through the commit
+// pipeline (so the disk guard applies to it too).
 func (s *Store) PutNode(key string, value []byte) error {
-	if err := s.enter(); err != nil {
-		return err
-	}
-	defer s.leave()
-	return s.db.Set(Scope{Kind: KindNode}.key(TableMeta, []byte(key)), value, pebble.Sync)
+	done := make(chan error, 1)
+	s.c.submit(&request{kind: reqNode, ops: []Op{{Table: TableMeta, Key: []byte(key), Value: value}},
+		done: func(err error) { done <- err }})
+	return <-done
 }

@@ -35,7 +35,10 @@ type rawRequest struct {
 }
 
 // DecodeRequest parses one frame. On failure it returns the frame's id when
-// one could be read, so the caller can address the error reply.
+// one could be read, so the caller can address the error reply. The whole
+// frame must be strict JSON (CheckJSON), so no op ever sees invalid UTF-8,
+// a lone surrogate, a number beyond float64 or data nested deeper than
+// MaxJSONDepth.
 func DecodeRequest(frame []byte) (Request, *Error) {
 	var raw rawRequest
 	if err := json.Unmarshal(frame, &raw); err != nil {
@@ -47,6 +50,9 @@ func DecodeRequest(frame []byte) (Request, *Error) {
 			return Request{}, Errorf(CodeBadRequest, "id must be a number or a string of at most %d bytes", maxIDLen)
 		}
 		req.ID = raw.ID
+	}
+	if perr := CheckJSON(frame, frameDepth); perr != nil {
+		return req, Errorf(CodeBadRequest, "frame refused: %s", perr.Message)
 	}
 	if len(raw.Op) == 0 {
 		return req, Errorf(CodeBadRequest, "op is required")

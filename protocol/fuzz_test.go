@@ -12,7 +12,8 @@ import (
 // frame: no panic; a success has a non-empty op and args that are an
 // object when present; a failure is bad_request; any id returned is a
 // valid, bounded JSON number or string, so the reply built from it is
-// valid JSON in a valid UTF-8 text frame.
+// valid JSON in a valid UTF-8 text frame; an accepted frame is strict
+// JSON (CheckJSON) throughout.
 func FuzzDecodeRequest(f *testing.F) {
 	seeds := []string{
 		`{"id":1,"op":"connect","args":{"token":"eyJhbGciOiJIUzI1NiJ9.e30.sig"}}`,
@@ -70,6 +71,9 @@ func checkFrame(t *testing.T, frame []byte) {
 	} else {
 		if req.Op == "" {
 			t.Fatalf("frame %q: decoded without an op", frame)
+		}
+		if perr := CheckJSON(frame, frameDepth); perr != nil {
+			t.Fatalf("frame %q: accepted but not strict JSON: %v", frame, perr)
 		}
 		if req.Args != nil {
 			var obj map[string]json.RawMessage

@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"reflect"
 	"slices"
+	"unicode/utf8"
 )
 
 // HTTPArgs builds an op's args from the parts of an HTTP request: the
@@ -34,6 +35,11 @@ func httpArgs(name string, sh *shape, t reflect.Type, body []byte, query url.Val
 	if len(bytes.TrimSpace(body)) > 0 {
 		if !json.Valid(body) {
 			return nil, nil, Errorf(CodeBadRequest, "the body is not JSON: %s", jsonProblem(json.Unmarshal(body, &struct{}{})))
+		}
+		// Strict, like a WebSocket frame (DecodeRequest): the body is the
+		// args, one level above a frame's.
+		if perr := CheckJSON(body, MaxJSONDepth+1); perr != nil {
+			return nil, nil, Errorf(CodeBadRequest, "the body is refused: %s", perr.Message)
 		}
 		var dup *Error
 		if perr := scanObject(body, func(k []byte, val []byte) *Error {
@@ -67,6 +73,9 @@ func httpArgs(name string, sh *shape, t reflect.Type, body []byte, query url.Val
 		vs := query[k]
 		if len(vs) != 1 {
 			return nil, nil, Errorf(CodeBadRequest, "query parameter %s is given %d times", k, len(vs))
+		}
+		if !utf8.ValidString(vs[0]) {
+			return nil, nil, Errorf(CodeBadRequest, "query parameter %s is not valid UTF-8", k)
 		}
 		v, perr := queryValue(sh, k, vs[0])
 		if perr != nil {

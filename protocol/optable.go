@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"reflect"
 	"slices"
+	"strings"
 )
 
 // Route says who answers an op.
@@ -195,4 +196,15 @@ func LookupOp(name string) (Op, bool) {
 		return Op{}, false
 	}
 	return opTable[i], true
+}
+
+// PathVars returns the {variables} of a pattern path, in order.
+func PathVars(path string) []string {
+	var out []string
+	for _, seg := range strings.Split(path, "/") {
+		if strings.HasPrefix(seg, "{") && strings.HasSuffix(seg, "}") {
+			out = append(out, strings.TrimSuffix(seg[1:], "}"))
+		}
+	}
+	return out
 }

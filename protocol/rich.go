@@ -1,6 +1,9 @@
 package protocol
 
-import "strings"
+import (
+	"net/url"
+	"strings"
+)
 
 // Shapes of the rich-messaging ops and events: reactions, favorites, read
 // state, typing, presence and files.
@@ -85,6 +88,11 @@ type UsersResult struct {
 type FileResult struct {
 	File File `json:"file"`
 }
+
+// FileURL is the relative URL a file is fetched from: GET /v1/files/{id},
+// with the id escaped as one path segment (a user id, and so a file id,
+// may hold '/', '?', '#' or '%').
+func FileURL(id string) string { return "/v1/files/" + url.PathEscape(id) }
 
 // FileType returns the file type of a MIME type.
 func FileType(mime string) string {

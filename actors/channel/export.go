@@ -199,7 +199,7 @@ func (s *State) exportScan(after, upto uint64) ([]uint64, [][]byte, error) {
 	for _, rec := range recs {
 		seg, _ := persistence.ParseU64(rec.Key)
 		if !s.msgs.isDirty(seg) {
-			enc[seg] = rec.Value
+			enc[seg] = protocol.Sanitize(rec.Value) // see decodeMessage
 			segs = append(segs, seg)
 		}
 	}

@@ -41,6 +41,7 @@ var historyQueries = []struct {
 }
 
 func TestHistoryPages(t *testing.T) {
+	t.Parallel() // CPU-bound on its own harness: shares nothing
 	setups := []struct {
 		name string
 		opts func(*Config)
@@ -74,6 +75,7 @@ func TestHistoryPages(t *testing.T) {
 	}
 	for _, su := range setups {
 		t.Run(su.name, func(t *testing.T) {
+			t.Parallel()
 			h := newHarness(t, su.opts)
 			h.create("alice", protocol.TypeStandard, nil)
 			su.prepare(h)
@@ -110,6 +112,7 @@ func sendN(h *harness, n int) {
 }
 
 func TestHistoryLimit(t *testing.T) {
+	t.Parallel() // CPU-bound on its own harness: shares nothing
 	h := newHarness(t)
 	h.create("alice", protocol.TypeStandard, nil)
 	sendN(h, 120)
@@ -204,8 +207,10 @@ func TestHistoryPendingEdits(t *testing.T) {
 // TestHistoryReadsInChunks checks that a cold page costs a few range scans
 // of the store, not one read per message, however small the cache.
 func TestHistoryReadsInChunks(t *testing.T) {
+	t.Parallel() // CPU-bound on its own harness: shares nothing
 	for _, cache := range []int{1, 3, 512} {
 		t.Run(fmt.Sprint("cache ", cache), func(t *testing.T) {
+			t.Parallel()
 			h := newHarness(t, func(c *Config) { c.MessageCache = cache })
 			h.create("alice", protocol.TypeStandard, nil)
 			sendN(h, 300)

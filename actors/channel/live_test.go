@@ -13,6 +13,7 @@ import (
 // notice is produced, and member_count stays: viewers are ephemeral.
 // Moderation of a viewer still persists.
 func TestLiveViewersWriteNothing(t *testing.T) {
+	t.Parallel() // CPU-bound on its own harness: shares nothing
 	const viewers = 5000
 	h := newHarness(t)
 	h.create("host", protocol.TypeLive, map[string]any{"attached_to": map[string]any{"stream_id": "s1"}})

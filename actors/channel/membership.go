@@ -294,6 +294,7 @@ func (s *State) handleMembersRemove(c Caller, args json.RawMessage, now time.Tim
 	for i, u := range users {
 		m := ms[i]
 		s.endMembership(m, now)
+		s.revokeTokens(u, now)
 		s.cur.Watch = append(s.cur.Watch, s.watchers.removeUser(u)...)
 		s.notice(u, false, protocol.ReasonRemoved)
 		s.emit(protocol.EventMemberLeft, memberEvent{User: u, Actor: c.User})

@@ -170,6 +170,7 @@ func (s *State) handleMemberBan(c Caller, args json.RawMessage, now time.Time) (
 		s.notice(nm.User, false, protocol.ReasonBanned)
 	}
 	s.putMember(nm)
+	s.revokeTokens(nm.User, now)
 	s.cur.Watch = s.watchers.removeUser(nm.User)
 	v := s.memberView(nm)
 	s.emit(protocol.EventMemberUpdated, memberEvent{User: nm.User, Member: v, Actor: c.User, Reason: mo.args.Reason})
@@ -212,6 +213,7 @@ func (s *State) handleMemberKick(c Caller, args json.RawMessage, now time.Time) 
 		s.endMembership(mo.target, now)
 		s.notice(user, false, protocol.ReasonKicked)
 	}
+	s.revokeTokens(user, now)
 	s.cur.Watch = s.watchers.removeUser(user)
 	s.emit(protocol.EventMemberKicked, memberEvent{User: user, Actor: c.User, Reason: mo.args.Reason})
 	s.systemMessage(protocol.SystemInfo{Kind: protocol.SystemMemberKicked, User: user, Actor: c.User, Reason: mo.args.Reason}, now)

@@ -74,6 +74,7 @@ func TestSlowMode(t *testing.T) {
 }
 
 func TestSlowModeLiveViewersInMemoryBounded(t *testing.T) {
+	t.Parallel() // CPU-bound on its own harness: shares nothing
 	h := newHarness(t)
 	h.create("alice", protocol.TypeLive, nil)
 	ok[protocol.ChannelResult](h, caller("alice"), protocol.OpChannelUpdate, args("slow_mode_ms", 1000))

@@ -53,6 +53,7 @@ func watchPages(h *harness, c Caller, since uint64, budget int) int {
 // encoded size as well as by count, from memory and from the log, and the
 // pages together are exactly the events after since.
 func TestReplayIsBoundedByBytes(t *testing.T) {
+	t.Parallel() // CPU-bound on its own harness: shares nothing
 	for _, reload := range []bool{false, true} {
 		t.Run(fmt.Sprint("reload=", reload), func(t *testing.T) {
 			const budget = 10 << 10 // two 4 KB events
@@ -75,6 +76,7 @@ func TestReplayIsBoundedByBytes(t *testing.T) {
 // TestReplayDefaultBudget: without ReplayBytes a reply carries at most 1
 // MiB of events, however few they are.
 func TestReplayDefaultBudget(t *testing.T) {
+	t.Parallel() // CPU-bound on its own harness: shares nothing
 	h := newHarness(t, func(c *Config) { c.Limits.MaxTextLen = 60 << 10 })
 	h.create("alice", protocol.TypeStandard, nil)
 	sendLarge(h, 20) // about 1.2 MiB of events

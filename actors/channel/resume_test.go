@@ -90,6 +90,7 @@ func (h *harness) checkResume(since uint64) {
 }
 
 func TestResumeEverySince(t *testing.T) {
+	t.Parallel() // CPU-bound on its own harness: shares nothing
 	tests := []struct {
 		name   string
 		opts   func(*Config)
@@ -104,6 +105,7 @@ func TestResumeEverySince(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
 			h := newHarness(t, tt.opts)
 			populate(h, 12)
 			if tt.reload {
@@ -221,6 +223,7 @@ func TestJoinSinceIncludesOwnJoin(t *testing.T) {
 // store does not hold them yet, so they must come from memory, and nothing
 // may be missed or repeated where memory and store meet.
 func TestResumePending(t *testing.T) {
+	t.Parallel() // CPU-bound on its own harness: shares nothing
 	for _, ring := range []int{1, 3, 100} {
 		t.Run(fmt.Sprint("ring ", ring), func(t *testing.T) {
 			h := newHarness(t, func(c *Config) { c.RecentEvents = ring; c.Limits.MaxEventsPerReplay = 4 })

@@ -36,6 +36,9 @@ type Config struct {
 	EventRetention uint64
 	// MaxWatchers bounds the sessions watching one channel.
 	MaxWatchers int
+	// MaxJTIs bounds the single-use join tokens (jti) a channel keeps
+	// until they expire (see tokens.go).
+	MaxJTIs int
 	// Rich holds the bounds of reactions, favorites, typing and files.
 	Rich RichConfig
 	// Webhooks is set on nodes that deliver events by webhook: a channel
@@ -53,6 +56,7 @@ func DefaultConfig() Config {
 		RecentEvents:   512,
 		EventRetention: 10000,
 		MaxWatchers:    200000,
+		MaxJTIs:        100000,
 		Rich:           DefaultRichConfig(),
 	}
 }
@@ -189,6 +193,7 @@ func Load(id string, log persistence.Reader, cfg Config) (*State, error) {
 	if err := json.Unmarshal(v, &s.meta); err != nil {
 		return nil, fmt.Errorf("load channel %s meta: %w", id, ErrCorrupt)
 	}
+	s.meta.Channel.Metadata = protocol.Sanitize(s.meta.Channel.Metadata) // see decodeMessage
 	switch c, err := log.Get(persistence.TableMeta, countersKey); {
 	case errors.Is(err, persistence.ErrNotFound):
 	case err != nil:
@@ -222,11 +227,15 @@ func Load(id string, log persistence.Reader, cfg Config) (*State, error) {
 	return s, nil
 }
 
+// decodeMessage reads a stored message. Data and metadata stored before
+// the server refused what is not strict JSON are repaired on the way out
+// (protocol.Sanitize), so no client is sent invalid UTF-8.
 func decodeMessage(b []byte) (*protocol.Message, error) {
 	var m protocol.Message
 	if err := json.Unmarshal(b, &m); err != nil {
 		return nil, ErrCorrupt
 	}
+	m.Data, m.Metadata = protocol.Sanitize(m.Data), protocol.Sanitize(m.Metadata)
 	return &m, nil
 }
 
@@ -432,3 +441,14 @@ func (s *State) trimEvents() {
 	s.entry().DelRange(persistence.TableEvent, persistence.U64(s.meta.FirstSeq), persistence.U64(newFirst))
 	s.meta.FirstSeq = newFirst
 }
+
+// readOnlyOps never write an entry: a store that refuses writes (a full
+// disk) still serves them.
+var readOnlyOps = map[string]bool{
+	protocol.OpChannelGet: true, protocol.OpMessagesHistory: true, protocol.OpMembersList: true,
+	protocol.OpChannelWatch: true, protocol.OpChannelUnwatch: true, protocol.OpTypingStart: true,
+	protocol.OpTypingStop: true, OpSummary: true, OpListing: true, OpFileCheck: true, OpRewatch: true,
+}
+
+// ReadOnly reports whether op never writes (see readOnlyOps).
+func ReadOnly(op string) bool { return readOnlyOps[op] }

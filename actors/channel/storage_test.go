@@ -50,6 +50,7 @@ func (h *harness) failLater(table persistence.Table) *failingReader {
 // the command with internal and changes nothing, even for a join whose
 // reply needs reads after deciding what the join writes.
 func TestStorageErrorsRefuseCleanly(t *testing.T) {
+	t.Parallel() // CPU-bound on its own harness: shares nothing
 	tests := []struct {
 		name  string
 		table persistence.Table

@@ -54,6 +54,7 @@ func TestReplyAnnouncesParent(t *testing.T) {
 // next_before/next_after continue it, even with a scan budget far smaller
 // than the channel, and even while the writes are not yet durable.
 func TestThreadPagesByIndex(t *testing.T) {
+	t.Parallel() // CPU-bound on its own harness: shares nothing
 	for _, manual := range []bool{false, true} {
 		t.Run(fmt.Sprint("pending=", manual), func(t *testing.T) {
 			h := newHarness(t, func(c *Config) { c.MessageCache = 4; c.Rich.AuxCache = 4; c.Rich.ScanBudget = 50 })
@@ -113,6 +114,7 @@ func TestThreadPagesByIndex(t *testing.T) {
 // says has_more with the segment to continue below, so paging never
 // stalls on an empty page and finds every match.
 func TestSearchPagesPastTheBudget(t *testing.T) {
+	t.Parallel() // CPU-bound on its own harness: shares nothing
 	h := newHarness(t, func(c *Config) { c.MessageCache = 8; c.Rich.ScanBudget = 40 })
 	h.create("alice", protocol.TypeStandard, nil)
 	var want []uint64

@@ -40,18 +40,10 @@ func checkID(field, v string, max int) *protocol.Error {
 	return nil
 }
 
-// checkObject bounds a free-form JSON object (data, metadata).
+// checkObject bounds a free-form JSON object (data, metadata): see
+// protocol.CheckObject.
 func checkObject(field string, v json.RawMessage, max int) *protocol.Error {
-	if len(v) == 0 {
-		return nil
-	}
-	if t := bytes.TrimSpace(v); len(t) == 0 || (t[0] != '{' && !bytes.Equal(t, []byte("null"))) {
-		return badRequest("%s must be an object", field)
-	}
-	if len(v) > max {
-		return protocol.Errorf(protocol.CodeTooLarge, "%s is %d bytes, the limit is %d", field, len(v), max)
-	}
-	return nil
+	return protocol.CheckObject(field, v, max)
 }
 
 // compactObject returns v without insignificant whitespace (nil for null).

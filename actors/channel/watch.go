@@ -152,6 +152,12 @@ func (s *State) handleJoin(c Caller, args json.RawMessage, now time.Time) (any, 
 	if err := protocol.DecodeArgs(args, &a); err != nil {
 		return nil, err
 	}
+	grant := grantOf(c, args) // tokens.go
+	if grant != nil {
+		if perr := s.checkGrant(c.User, grant, now); perr != nil {
+			return nil, perr
+		}
+	}
 	m, perr := s.mustMember(c.User)
 	if perr != nil {
 		return nil, perr
@@ -179,6 +185,9 @@ func (s *State) handleJoin(c Caller, args json.RawMessage, now time.Time) (any, 
 				r.Messages, r.HasMore = r.Messages[1:], true
 			}
 		}
+	}
+	if grant != nil {
+		s.useGrant(grant, now)
 	}
 	return s.finishWatch(r, c.User, m, a.SinceSeq), nil
 }
@@ -369,6 +378,7 @@ func (s *State) replay(since uint64) ([]json.RawMessage, bool, bool, *protocol.E
 				break // the rest is in memory
 			}
 			frame, _ := splitEventRecord(r.Value)
+			frame = protocol.Sanitize(frame) // see decodeMessage
 			if full = !b.take(frame); full {
 				break
 			}

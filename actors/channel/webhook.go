@@ -160,7 +160,7 @@ func (s *State) handleWebhookFetch(_ Caller, args json.RawMessage, _ time.Time) 
 				break // the rest is in memory
 			}
 			frame, at := splitEventRecord(r.Value)
-			if !take(frame, at) {
+			if !take(protocol.Sanitize(frame), at) { // see decodeMessage
 				return b, nil
 			}
 			next++

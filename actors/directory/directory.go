@@ -387,3 +387,7 @@ func (s *State) scan(after []byte, n int) ([]record, bool, error) {
 	}
 	return out, truncated, nil
 }
+
+// ReadOnly reports whether op never writes an entry: a store that refuses
+// writes (a full disk) still serves it.
+func ReadOnly(op string) bool { return op == OpQuery }

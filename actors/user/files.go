@@ -203,8 +203,10 @@ func (s *State) handleFileUse(cmd Command, _ time.Time, eff *Effects) (any, *pro
 		if !slices.Contains(r.Channels, a.Channel) {
 			r.Channels = append(slices.Clone(r.Channels), a.Channel)
 			s.putFile(r, eff)
-			recs[i] = r
 		}
+		// Records made before file URLs were escaped get a working one.
+		r.URL = protocol.FileURL(r.ID)
+		recs[i] = r
 	}
 	return FilesResult{Files: recs}, nil
 }

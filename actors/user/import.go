@@ -1,7 +1,6 @@
 package user
 
 import (
-	"bytes"
 	"encoding/json"
 	"time"
 
@@ -47,13 +46,8 @@ func (s *State) handleImport(cmd Command, now time.Time, eff *Effects) (any, *pr
 				return nil, protocol.Errorf(protocol.CodeTooLong, "%s is %d bytes, the limit is %d", f.name, len(f.v), f.max)
 			}
 		}
-		if len(r.Metadata) > 0 {
-			if t := bytes.TrimSpace(r.Metadata); len(t) == 0 || (t[0] != '{' && !bytes.Equal(t, []byte("null"))) {
-				return nil, protocol.Errorf(protocol.CodeBadRequest, "metadata must be an object")
-			}
-			if len(r.Metadata) > l.MaxDataBytes {
-				return nil, protocol.Errorf(protocol.CodeTooLarge, "metadata is %d bytes, the limit is %d", len(r.Metadata), l.MaxDataBytes)
-			}
+		if perr := protocol.CheckObject("metadata", r.Metadata, l.MaxDataBytes); perr != nil {
+			return nil, perr
 		}
 		p.Name, p.Description, p.Image, p.Metadata = r.Name, r.Description, r.Image, compactObject(r.Metadata)
 		p.CreatedAt, p.UpdatedAt = r.CreatedAt, r.UpdatedAt

@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"sort"
 	"time"
+	"unicode/utf8"
 
 	"github.com/switchboard-chat/switchboard/persistence"
 	"github.com/switchboard-chat/switchboard/protocol"
@@ -32,6 +33,28 @@ type LoginArgs struct {
 	// PresenceTTLMS is how long the session counts as online without a
 	// renewal (see OpPresence); 0: the configured default.
 	PresenceTTLMS int64 `json:"presence_ttl_ms,omitempty"`
+}
+
+// CheckClaims applies to a session token's name and image claims the
+// bounds user.update applies to the same fields, so a token cannot store
+// what the op would refuse. The gateway checks them at connect; the
+// user's actor checks them again at login.
+func CheckClaims(name, image string, l protocol.Limits) *protocol.Error {
+	if perr := checkField("name", name, l.MaxNameLen); perr != nil {
+		return perr
+	}
+	return checkField("image", image, l.MaxTextLen)
+}
+
+// checkField bounds a profile field: valid UTF-8, at most max bytes.
+func checkField(field, v string, max int) *protocol.Error {
+	if !utf8.ValidString(v) {
+		return protocol.Errorf(protocol.CodeBadRequest, "%s must be valid UTF-8", field)
+	}
+	if len(v) > max {
+		return protocol.Errorf(protocol.CodeTooLong, "%s is %d bytes, the limit is %d", field, len(v), max)
+	}
+	return nil
 }
 
 // IndexArgs add or remove one channel of the user's index. With a
@@ -122,6 +145,9 @@ func Load(id string, log persistence.Reader, cfg Config) (*State, error) {
 		if err := json.Unmarshal(v, &s.profile); err != nil {
 			return nil, fmt.Errorf("load user %s: corrupt profile", id)
 		}
+		// Metadata stored before the server refused invalid UTF-8 is
+		// repaired on the way out.
+		s.profile.Metadata = protocol.Sanitize(s.profile.Metadata)
 		s.exists = true
 	}
 	recs, err := log.Scan(persistence.TableMember, persistence.Range{})
@@ -178,6 +204,9 @@ func (s *State) dispatch(cmd Command, now time.Time, eff *Effects) (any, *protoc
 		if err := protocol.DecodeArgs(cmd.Args, &a); err != nil {
 			return nil, err
 		}
+		if perr := CheckClaims(a.Name, a.Image, s.cfg.Limits); perr != nil {
+			return nil, perr
+		}
 		p := s.profile
 		changed := !s.exists
 		if a.Name != "" && a.Name != p.Name {
@@ -204,29 +233,26 @@ func (s *State) dispatch(cmd Command, now time.Time, eff *Effects) (any, *protoc
 		l := s.cfg.Limits
 		p := s.profile
 		if a.Name != nil {
-			if len(*a.Name) > l.MaxNameLen {
-				return nil, protocol.Errorf(protocol.CodeTooLong, "name is %d bytes, the limit is %d", len(*a.Name), l.MaxNameLen)
+			if perr := checkField("name", *a.Name, l.MaxNameLen); perr != nil {
+				return nil, perr
 			}
 			p.Name = *a.Name
 		}
 		if a.Description != nil {
-			if len(*a.Description) > l.MaxTextLen {
-				return nil, protocol.Errorf(protocol.CodeTooLong, "description is %d bytes, the limit is %d", len(*a.Description), l.MaxTextLen)
+			if perr := checkField("description", *a.Description, l.MaxTextLen); perr != nil {
+				return nil, perr
 			}
 			p.Description = *a.Description
 		}
 		if a.Image != nil {
-			if len(*a.Image) > l.MaxTextLen {
-				return nil, protocol.Errorf(protocol.CodeTooLong, "image is %d bytes, the limit is %d", len(*a.Image), l.MaxTextLen)
+			if perr := checkField("image", *a.Image, l.MaxTextLen); perr != nil {
+				return nil, perr
 			}
 			p.Image = *a.Image
 		}
 		if a.Metadata != nil {
-			if t := bytes.TrimSpace(a.Metadata); len(t) == 0 || (t[0] != '{' && !bytes.Equal(t, []byte("null"))) {
-				return nil, protocol.Errorf(protocol.CodeBadRequest, "metadata must be an object")
-			}
-			if len(a.Metadata) > l.MaxDataBytes {
-				return nil, protocol.Errorf(protocol.CodeTooLarge, "metadata is %d bytes, the limit is %d", len(a.Metadata), l.MaxDataBytes)
+			if perr := protocol.CheckObject("metadata", a.Metadata, l.MaxDataBytes); perr != nil {
+				return nil, perr
 			}
 			p.Metadata = compactObject(a.Metadata)
 		}
@@ -354,4 +380,14 @@ func compactObject(v json.RawMessage) json.RawMessage {
 		return append(json.RawMessage(nil), v...)
 	}
 	return b.Bytes()
+}
+
+// ReadOnly reports whether op never writes an entry: a store that refuses
+// writes (a full disk) still serves it.
+func ReadOnly(op string) bool {
+	switch op {
+	case protocol.OpMe, OpGet, OpChannels, OpFileGet:
+		return true
+	}
+	return false
 }

@@ -32,8 +32,11 @@ func startNode(ctx context.Context, bin string, extra ...string) (*nodeProc, err
 	if err != nil {
 		return nil, err
 	}
+	// Every session comes from one address (like clients behind a proxy),
+	// and the storm reconnects them all at once: no per-address bound.
 	args := append([]string{"serve", "--listen", "127.0.0.1:0", "--data", dir, "--cluster-bind", "127.0.0.1:0",
-		"--log-level", "warn", "--max-sessions", "200000"}, extra...)
+		"--log-level", "warn", "--max-sessions", "200000", "--max-unauthenticated", "200000",
+		"--max-unauthenticated-per-ip", "0"}, extra...)
 	cmd := exec.Command(bin, args...)
 	// The node's log (warnings and errors) stays in the data directory
 	// while it runs; stop prints its tail when it has any.

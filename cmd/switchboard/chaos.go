@@ -36,7 +36,7 @@ func chaosCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.DurationVar(&cfg.DrainTimeout, "drain-timeout", d.DrainTimeout, "the nodes' --drain-timeout; a node still running 15 s past it is killed, and the run fails")
 	fs.StringVar(&cfg.WipeIdentity, "wipe-identity", d.WipeIdentity, "a wiped node comes back under a new name, the old one forgotten (new), or under its old name (same)")
 	serveArgs := fs.String("serve-args", "", "more `serve` flags for every node, space-separated (e.g. \"--replicas 3\"); they override the harness's")
-	fs.StringVar(&cfg.APIKey, "api-key", "", "operator API key, when --serve-args sets --api-key")
+	fs.StringVar(&cfg.APIKey, "api-key", "", "the nodes' operator API key (default: one made up for the run; set it when --serve-args sets --api-key)")
 	fs.IntVar(&cfg.Sessions, "sessions", d.Sessions, "load sessions, spread over every gateway")
 	fs.IntVar(&cfg.Channels, "channels", d.Channels, "chat rooms; session i joins room i mod channels")
 	fs.Float64Var(&cfg.Rate, "rate", d.Rate, "messages per second offered over the whole run (open loop)")

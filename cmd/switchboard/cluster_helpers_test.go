@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 
@@ -28,6 +29,16 @@ type testCluster struct {
 	procs map[string]*proc
 	dirs  map[string]string
 	order []string
+	// hc makes HTTP requests to the nodes (nil: http.DefaultClient); a
+	// cluster serving TLS sets one that trusts its CA.
+	hc *http.Client
+}
+
+func (c *testCluster) httpClient() *http.Client {
+	if c.hc != nil {
+		return c.hc
+	}
+	return http.DefaultClient
 }
 
 func newTestCluster(t *testing.T, names ...string) *testCluster {
@@ -101,7 +112,7 @@ type clusterView struct {
 
 func (c *testCluster) view(name string) (clusterView, error) {
 	var v clusterView
-	resp, err := http.Get("http://" + c.procs[name].addr + "/v1/cluster")
+	resp, err := c.httpClient().Get(c.procs[name].base() + "/v1/cluster")
 	if err != nil {
 		return v, err
 	}
@@ -113,16 +124,7 @@ func (c *testCluster) view(name string) (clusterView, error) {
 // switchboard_deliveries_total.
 func (c *testCluster) fanout(name string) [2]float64 {
 	c.t.Helper()
-	resp, err := http.Get("http://" + c.procs[name].addr + "/metrics")
-	if err != nil {
-		c.t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	parser := expfmt.NewTextParser(model.UTF8Validation)
-	fams, err := parser.TextToMetricFamilies(resp.Body)
-	if err != nil {
-		c.t.Fatalf("%s /metrics: %v", name, err)
-	}
+	fams := procMetrics(c.t, c.httpClient(), c.procs[name].base())
 	var out [2]float64
 	for i, m := range []string{"switchboard_channel_events_received_total", "switchboard_deliveries_total"} {
 		f := fams[m]
@@ -146,10 +148,29 @@ func (v clusterView) member(name string) (state string, channels int) {
 	return "", 0
 }
 
+// procMetrics scrapes a node process's /metrics at base.
+func procMetrics(t *testing.T, hc *http.Client, base string) map[string]*dto.MetricFamily {
+	t.Helper()
+	resp, err := hc.Get(base + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	fams, err := parser.TextToMetricFamilies(resp.Body)
+	if err != nil {
+		t.Fatalf("%s/metrics: %v", base, err)
+	}
+	return fams
+}
+
 // aliveMembers counts the members the node at addr shows alive in
 // /v1/cluster (0 when it does not answer).
-func aliveMembers(addr string) int {
-	resp, err := http.Get("http://" + addr + "/v1/cluster")
+func aliveMembers(addr string) int { return aliveMembersAt(http.DefaultClient, "http://"+addr) }
+
+// aliveMembersAt is aliveMembers of the node whose HTTP API is at base.
+func aliveMembersAt(hc *http.Client, base string) int {
+	resp, err := hc.Get(base + "/v1/cluster")
 	if err != nil {
 		return 0
 	}
@@ -175,7 +196,7 @@ func (c *testCluster) waitAlive(n int) {
 			if p.cmd.ProcessState != nil {
 				continue
 			}
-			if aliveMembers(c.procs[name].addr) != n {
+			if aliveMembersAt(c.httpClient(), c.procs[name].base()) != n {
 				return false
 			}
 		}

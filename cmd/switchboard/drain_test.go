@@ -81,6 +81,9 @@ func inOwnProcess(t *testing.T) bool {
 // is in flight. Here the locate waits on a host that never answers, and
 // fails when its requests time out.
 func TestDrainWaitsForLocatesInFlight(t *testing.T) {
+	// It waits seconds for the silent host's requests to time out, in a
+	// process of its own: the other tests need not wait for it.
+	t.Parallel()
 	if !inOwnProcess(t) {
 		return
 	}

@@ -235,3 +235,32 @@ func procCluster(t *testing.T, extra ...string) (*proc, *proc) {
 	}
 	return a, b
 }
+
+// TestFileURLsRoundTripEveryIDCharacter: a file's url works whatever its
+// uploader's id holds — every character an id may have (printable ASCII
+// but space), and the ones a path treats specially — on the node that
+// holds the file and through the node that proxies to it.
+func TestFileURLsRoundTripEveryIDCharacter(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts real processes")
+	}
+	t.Parallel()
+	a, b := procCluster(t)
+	var every strings.Builder
+	for c := byte('!'); c <= '~'; c++ {
+		every.WriteByte(c)
+	}
+	users := []string{every.String(), "/", "?", "#", "%", "%2F", "%zz", "a/../b", "..", ".", "./x", "x/..", "//", `\`, "+", ";", "&x=1"}
+	for _, u := range users {
+		f := mustUpload(t, a, "Dev "+u, "f.bin", "application/octet-stream", []byte("bytes of "+u))
+		if f.URL != protocol.FileURL(f.ID) || !strings.HasSuffix(f.ID, "-"+u) {
+			t.Fatalf("user %q: file %+v", u, f)
+		}
+		for _, n := range []*proc{a, b} {
+			status, _, body := download(t, n, "Dev "+u, f.URL)
+			if status != http.StatusOK || string(body) != "bytes of "+u {
+				t.Errorf("user %q: GET %s from %s: %d %q", u, f.URL, n.addr, status, body)
+			}
+		}
+	}
+}

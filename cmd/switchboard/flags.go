@@ -37,19 +37,11 @@ func parse(fs *flag.FlagSet, args []string) error {
 	return err
 }
 
-// faultInjection starts the usage of flags that exist only for tests; the
-// usage printer leaves them out (they still work).
-const faultInjection = "FAULT INJECTION"
-
-// usage prints a flag set's flags with their environment variables,
-// leaving out fault-injection flags.
+// usage prints a flag set's flags with their environment variables.
 func usage(fs *flag.FlagSet, synopsis string) func() {
 	return func() {
 		fmt.Fprintf(fs.Output(), "usage: %s\n\nflags (each also read from its environment variable):\n", synopsis)
 		fs.VisitAll(func(f *flag.Flag) {
-			if strings.HasPrefix(f.Usage, faultInjection) {
-				return
-			}
 			fmt.Fprintf(fs.Output(), "  --%s (%s)\n    \t%s", f.Name, envName(f.Name), f.Usage)
 			if f.DefValue != "" && f.DefValue != "0" && f.DefValue != "false" {
 				fmt.Fprintf(fs.Output(), " (default %s)", f.DefValue)

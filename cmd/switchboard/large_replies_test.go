@@ -422,6 +422,9 @@ func TestReplyOverTheEnvelopeBoundIsTooLarge(t *testing.T) {
 	n := testNode(t, func(c *Config) {
 		c.Limits.MaxDataBytes = 1 << 20
 		c.Limits.MaxFrameBytes = 3 << 20
+		// Each send makes about 12 MB of escaped JSON, which under -race
+		// on 2 busy cores took more than the 10 s default.
+		c.RequestTimeout = time.Minute
 	})
 	// Alice is a member who does not watch: her session gets the replies
 	// only.
@@ -431,8 +434,14 @@ func TestReplyOverTheEnvelopeBoundIsTooLarge(t *testing.T) {
 	}
 	owner.Close() // watches no more
 	r := rawDial(t, n)
+	// 2 MiB sends and a 36 MB reply made and measured: seconds each under
+	// -race on 2 busy cores.
+	r.wait = time.Minute
 	r.connect("alice")
 	obj := `{"d":"` + strings.Repeat("<", 1<<20-8) + `"}`
+	// 2 MB sends and a 36 MB reply made and measured: seconds each under
+	// -race on 2 busy cores.
+	r.wait = time.Minute
 	for i := range 3 {
 		r.write(`{"id":` + itoa(10+i) + `,"op":"message.send","args":{"channel":"big","client_id":"c` + itoa(i) +
 			`","data":` + obj + `,"metadata":` + obj + `}}`)
@@ -440,7 +449,6 @@ func TestReplyOverTheEnvelopeBoundIsTooLarge(t *testing.T) {
 	}
 	r.write(`{"id":20,"op":"messages.history","args":{"channel":"big","limit":3}}`)
 	start := time.Now()
-	r.wait = time.Minute // 36 MB of JSON made and measured: seconds under -race on 2 busy cores
 	m := r.reply()
 	t.Logf("history reply in %v", time.Since(start))
 	if errCode(m) != string(protocol.CodeTooLarge) || m["id"] != 20.0 {

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/switchboard-chat/switchboard/client"
 	"github.com/switchboard-chat/switchboard/gateway/auth"
 	"github.com/switchboard-chat/switchboard/loadtest"
 )
@@ -20,10 +21,10 @@ import (
 func loadtestCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("loadtest", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.Usage = usage(fs, "switchboard loadtest --target ws://HOST:PORT/v1/ws[,ws://...] --scenario chat|liveroom|storm|soak [flags]")
+	fs.Usage = usage(fs, "switchboard loadtest --target ws[s]://HOST:PORT/v1/ws[,...] --scenario chat|liveroom|storm|soak [flags]")
 	d := loadtest.DefaultConfig()
 	cfg := d
-	targets := fs.String("target", strings.Join(d.Targets, ","), "gateway WebSocket URLs, comma-separated; sessions are spread over them")
+	targets := fs.String("target", strings.Join(d.Targets, ","), "gateway WebSocket URLs (ws:// or wss://), comma-separated; sessions are spread over them")
 	secret := fs.String("secret", "", "HS256 secret to mint session tokens with (the nodes' --auth-secret); empty: development auth")
 	fs.StringVar(&cfg.Scenario, "scenario", d.Scenario, "chat (many small rooms), liveroom (one live channel, many viewers), storm (chat, then every session drops and resumes), soak (chat with history reads, memory sampled)")
 	fs.IntVar(&cfg.Sessions, "sessions", d.Sessions, "sessions to open")
@@ -40,6 +41,10 @@ func loadtestCmd(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	fs.StringVar(&cfg.RunID, "run-id", "", "prefix of the run's channel and user ids (default: random)")
 	fs.DurationVar(&cfg.Drain, "drain", d.Drain, "wait for outstanding replies, deliveries and the final checks")
 	fs.DurationVar(&cfg.Interval, "interval", d.Interval, "progress line and time-series period")
+	caFile := fs.String("ca", "", "PEM file of a CA to trust for wss:// targets besides the system's (a test CA from switchboard certs create-ca)")
+	certFile := fs.String("cert", "", "PEM client certificate to present to nodes that ask for one (--tls-client-ca); with --key")
+	keyFile := fs.String("key", "", "private key of --cert")
+	fs.StringVar(&cfg.APIKey, "api-key", "", "soak: one of the nodes' --api-key keys, to read their /metrics")
 	out := fs.String("out", "", "directory to write report.json and report.html into")
 	quiet := fs.Bool("quiet", false, "no progress line")
 	logLevel := fs.String("log-level", "warn", "debug, info, warn or error")
@@ -55,10 +60,16 @@ func loadtestCmd(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		return errUsage
 	}
 	var lvl slog.Level
-	if err := lvl.UnmarshalText([]byte(*logLevel)); err != nil {
+	var err error
+	if err = lvl.UnmarshalText([]byte(*logLevel)); err != nil {
 		return fmt.Errorf("--log-level: %w", err)
 	}
 	cfg.Logger = newLogger(stderr, "text", lvl)
+	if *caFile != "" || *certFile != "" || *keyFile != "" {
+		if cfg.TLS, err = client.LoadTLS(*caFile, *certFile, *keyFile); err != nil {
+			return err
+		}
+	}
 	if !*quiet {
 		cfg.Progress = stderr
 	}

@@ -9,7 +9,9 @@ import (
 	"github.com/switchboard-chat/switchboard/actors"
 	"github.com/switchboard-chat/switchboard/actors/webhook"
 	"github.com/switchboard-chat/switchboard/cluster"
+	"github.com/switchboard-chat/switchboard/cluster/security"
 	"github.com/switchboard-chat/switchboard/gateway"
+	"github.com/switchboard-chat/switchboard/persistence"
 	"github.com/switchboard-chat/switchboard/protocol"
 )
 
@@ -47,7 +49,7 @@ func newMetrics(reg *prometheus.Registry) *metrics {
 	m := &metrics{
 		reg: reg,
 		connects: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "connects_total",
-			Help: "WebSocket upgrades by result: ok, refused (draining or at the session limit), handshake_failed."}, []string{"result"}),
+			Help: "WebSocket upgrades by result: ok, refused (draining or at the session limit), refused_unauthenticated (at the bound of connections waiting to authenticate, overall or from one address), handshake_failed, origin_refused (a browser origin not allowed)."}, []string{"result"}),
 		disconnects: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "disconnects_total",
 			Help: "Ended sessions by reason (client_closed, connection_lost, slow_consumer, ping_timeout, drain, shutdown, ...)."}, []string{"reason"}),
 		framesIn: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "frames_received_total",
@@ -149,7 +151,26 @@ func (m *metrics) commit(d time.Duration, entries int) {
 // watchGateway exports the open session count.
 func (m *metrics) watchGateway(g *gateway.Gateway) {
 	m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "switchboard", Name: "sessions_open",
-		Help: "Client sessions open on this node."}, func() float64 { return float64(g.Sessions()) }))
+		Help: "Client sessions open on this node (authenticated or not)."}, func() float64 { return float64(g.Sessions()) }))
+	m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "switchboard", Name: "sessions_unauthenticated",
+		Help: "Open connections that have not authenticated yet (bounded by --max-unauthenticated)."},
+		func() float64 { return float64(g.Unauthenticated()) }))
+}
+
+// watchStore exports whether the store takes writes and the free space
+// on its disk.
+func (m *metrics) watchStore(s *persistence.Store) {
+	m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "switchboard", Name: "store_writable",
+		Help: "1 while the store takes writes, 0 while it refuses them (its disk is full, or it waits to re-open after its log failed)."},
+		func() float64 {
+			if s.Writable() {
+				return 1
+			}
+			return 0
+		}))
+	m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "switchboard", Name: "store_disk_free_bytes",
+		Help: "Free space on the store's disk, as last measured (every second at most; -1: not watched)."},
+		func() float64 { return float64(s.DiskFree()) }))
 }
 
 // watchCluster exports the members this node sees, by state, its gossip
@@ -160,7 +181,10 @@ func (m *metrics) watchCluster(cl *cluster.Cluster) {
 			"Cluster members as this node sees them, by state (alive, suspect, dead, left).", []string{"state"}, nil),
 		joins: prometheus.NewDesc("switchboard_cluster_join_attempts_total",
 			"Gossip joins of seeds and former members, at start-up and retried in the background while they do not answer, by result (ok, failed).",
-			[]string{"result"}, nil)})
+			[]string{"result"}, nil),
+		refused: prometheus.NewDesc("switchboard_cluster_refused_total",
+			"Strangers refused at this node's cluster ports, by port: gossip (no cluster key, another key, another cluster name) and transport (no valid node certificate at the TLS handshake).",
+			[]string{"port"}, nil)})
 	m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "switchboard", Name: "inbox_depth",
 		Help: "Messages (replies, channel events for fan-out) waiting in this node's inbox; a node short of CPU for fan-out shows here."},
 		func() float64 { return float64(cl.InboxDepth()) }))
@@ -173,11 +197,15 @@ func (m *metrics) watchCluster(cl *cluster.Cluster) {
 }
 
 type clusterCollector struct {
-	cl             *cluster.Cluster
-	members, joins *prometheus.Desc
+	cl                      *cluster.Cluster
+	members, joins, refused *prometheus.Desc
 }
 
-func (c *clusterCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.members; ch <- c.joins }
+func (c *clusterCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- c.members
+	ch <- c.joins
+	ch <- c.refused
+}
 
 func (c *clusterCollector) Collect(ch chan<- prometheus.Metric) {
 	counts := map[cluster.State]int{}
@@ -190,14 +218,30 @@ func (c *clusterCollector) Collect(ch chan<- prometheus.Metric) {
 	ok, failed := c.cl.JoinAttempts()
 	ch <- prometheus.MustNewConstMetric(c.joins, prometheus.CounterValue, float64(ok), "ok")
 	ch <- prometheus.MustNewConstMetric(c.joins, prometheus.CounterValue, float64(failed), "failed")
+	gossip, transport := c.cl.Refused()
+	ch <- prometheus.MustNewConstMetric(c.refused, prometheus.CounterValue, float64(gossip), "gossip")
+	ch <- prometheus.MustNewConstMetric(c.refused, prometheus.CounterValue, float64(transport), "transport")
+}
+
+// watchTLS exports when the certificates in use end.
+func (m *metrics) watchTLS(s *nodeSecurity) {
+	for name, id := range map[string]*security.Identity{"cluster": s.cluster, "client": s.client} {
+		if id == nil {
+			continue
+		}
+		m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "switchboard", Name: "tls_certificate_expiry_timestamp_seconds",
+			Help:        "When the certificate in use ends (Unix time), by identity: cluster (--cluster-tls-cert) or client (--tls-cert). Files are re-read when they change.",
+			ConstLabels: prometheus.Labels{"identity": name}},
+			func() float64 { return float64(id.Certificate().NotAfter.Unix()) }))
+	}
 }
 
 // Label values outside these sets become "other" (or "unknown" for ops),
 // so a new reason in the gateway can never blow up cardinality.
 var (
-	connectResults    = set("ok", "refused", "handshake_failed")
+	connectResults    = set("ok", "refused", "refused_unauthenticated", "handshake_failed", "origin_refused")
 	disconnectReasons = set("client_closed", "connection_lost", "frame_too_large", "slow_consumer", "drain", "logout",
-		"shutdown", "ping_timeout", "write_failed", "auth_timeout", "resync")
+		"shutdown", "ping_timeout", "write_failed", "auth_timeout", "resync", "session_limit")
 	dropReasons = set("slow_consumer", "closed")
 	actorKinds  = set("channel", "user", "directory")
 )

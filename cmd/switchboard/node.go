@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/http/pprof"
 	"os"
 	"path/filepath"
 	"strings"
@@ -19,20 +18,17 @@ import (
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/asynkron/protoactor-go/actor"
 
 	"github.com/switchboard-chat/switchboard/actors"
-	"github.com/switchboard-chat/switchboard/actors/channel"
-	"github.com/switchboard-chat/switchboard/actors/user"
 	"github.com/switchboard-chat/switchboard/actors/webhook"
 	"github.com/switchboard-chat/switchboard/cluster"
-	"github.com/switchboard-chat/switchboard/cluster/clusterpb"
 	"github.com/switchboard-chat/switchboard/gateway"
 	"github.com/switchboard-chat/switchboard/gateway/auth"
 	"github.com/switchboard-chat/switchboard/persistence"
 	"github.com/switchboard-chat/switchboard/protocol"
+	"github.com/switchboard-chat/switchboard/web"
 )
 
 // Config is one node's configuration (see serve's flags for each field).
@@ -42,17 +38,27 @@ type Config struct {
 	DevAuth       bool
 	AuthSecret    string
 	AuthPublicKey string
-	APIKey        string
-	NodeName      string
-	ClusterBind   string
-	RemoteBind    string
-	Join          []string
-	Roles         []cluster.Role
-	ClusterName   string
-	Detection     cluster.Detection
-	Limits        protocol.Limits
+	// APIKey holds the server API keys, comma-separated (see
+	// auth.ParseAPIKeys and operator.go).
+	APIKey string
+	// AdminListen, when set to an address other than Listen, serves the
+	// operator endpoints (/v1/cluster, /metrics, /debug/pprof) there
+	// instead of on Listen (port 0 picks a free one).
+	AdminListen string
+	NodeName    string
+	ClusterBind string
+	RemoteBind  string
+	Join        []string
+	Roles       []cluster.Role
+	ClusterName string
+	Detection   cluster.Detection
+	Limits      protocol.Limits
 	// InboxBytes bounds the channel events waiting for fan-out (0: 64 MiB).
 	InboxBytes int64
+	// RequestTimeout bounds every request between nodes and every one a
+	// session makes (0: cluster.DefaultConfig's). Tests of very large
+	// replies on a loaded machine raise it; no flag sets it.
+	RequestTimeout time.Duration
 	// Gateway tunes sessions; its Limits and Logger are set from the above.
 	Gateway        gateway.Config
 	PassivateAfter time.Duration
@@ -62,12 +68,22 @@ type Config struct {
 	Logger       *slog.Logger
 	// FS replaces the OS filesystem for the store (tests).
 	FS vfs.FS
-	// ClaimChannels is fault injection for tests (see cluster.Config).
-	ClaimChannels []string
-	// Pprof serves Go's profiler at /debug/pprof/ on the listen address.
+	// Network, when set, carries the node's gossip and actor traffic
+	// instead of sockets at ClusterBind and RemoteBind (tests that run
+	// several nodes in one process).
+	Network *cluster.MemNetwork
+	// Test is fault injection, in builds with the testhooks tag only.
+	Test testHooks
+	// Pprof serves Go's profiler at /debug/pprof/ with the operator
+	// endpoints.
 	Pprof bool
 	// TypingTTL is how long a typing.start lasts unrenewed (0: 6 s).
 	TypingTTL time.Duration
+	// Security secures the cluster's ports and --listen (security.go).
+	Security SecurityConfig
+	// DiskReserve is the free space the store keeps on its disk (see
+	// persistence.Options; 0: 64 MiB, negative: none).
+	DiskReserve int64
 	// Webhook delivers channel events by HTTP (URL unset: none).
 	Webhook WebhookConfig
 }
@@ -85,12 +101,24 @@ type Node struct {
 	gw      *gateway.Gateway
 	ln      net.Listener
 	srv     *http.Server
-	reg     *prometheus.Registry
-	metrics *metrics
-	hooks   *webhooks // nil without --webhook-url
-	ready   atomic.Bool
-	closeMu sync.Mutex
-	closed  bool
+	apiKeys auth.APIKeys
+	// adminLn and adminSrv serve the operator endpoints when AdminListen
+	// is a separate address (nil otherwise).
+	adminLn  net.Listener
+	adminSrv *http.Server
+	reg      *prometheus.Registry
+	metrics  *metrics
+	hooks    *webhooks // nil without --webhook-url
+	ready    atomic.Bool
+	sec      *nodeSecurity
+	// stopWatch ends the certificate watchers, which watchers joins.
+	stopWatch chan struct{}
+	watchers  sync.WaitGroup
+	closeMu   sync.Mutex
+	closed    bool
+	// drainReq closes when the operator API asks this node to drain.
+	drainReq  chan struct{}
+	drainOnce sync.Once
 }
 
 // NewNode opens the store, joins the cluster, starts the actors and binds
@@ -105,10 +133,13 @@ func NewNode(cfg Config) (_ *Node, err error) {
 	if len(cfg.Roles) == 0 {
 		cfg.Roles = []cluster.Role{cluster.RoleGateway, cluster.RoleHost}
 	}
+	if err := cfg.Test.webhook(&cfg.Webhook); err != nil {
+		return nil, err
+	}
 	if err := cfg.Webhook.check(); err != nil {
 		return nil, err
 	}
-	n := &Node{cfg: cfg, log: cfg.Logger, reg: prometheus.NewRegistry()}
+	n := &Node{cfg: cfg, log: cfg.Logger, reg: prometheus.NewRegistry(), stopWatch: make(chan struct{}), drainReq: make(chan struct{})}
 	defer func() {
 		if err != nil {
 			n.Close() // whatever opened so far (a failed return leaves n set)
@@ -132,6 +163,7 @@ func NewNode(cfg Config) (_ *Node, err error) {
 	}
 	n.cfg.DevAuth = cfg.DevAuth
 	n.warnDevAuth()
+	n.apiKeys = auth.ParseAPIKeys(cfg.APIKey)
 
 	for _, r := range cfg.Roles {
 		switch r {
@@ -141,6 +173,17 @@ func NewNode(cfg Config) (_ *Node, err error) {
 		default:
 			return nil, fmt.Errorf("unknown role %q (gateway, host)", r)
 		}
+	}
+	remote := cfg.RemoteBind
+	if remote == "" {
+		host, _, err := net.SplitHostPort(cfg.ClusterBind)
+		if err != nil {
+			return nil, fmt.Errorf("cluster bind %q: %w", cfg.ClusterBind, err)
+		}
+		remote = net.JoinHostPort(host, "0")
+	}
+	if n.sec, err = setupSecurity(cfg.Security, cfg.ClusterBind, remote, cfg.Listen, n.log); err != nil {
+		return nil, err
 	}
 	if cfg.NodeName == "" {
 		if cfg.NodeName, err = nodeName(cfg); err != nil {
@@ -153,23 +196,23 @@ func NewNode(cfg Config) (_ *Node, err error) {
 				return nil, fmt.Errorf("data dir: %w", err)
 			}
 		}
-		n.store, err = persistence.Open(filepath.Join(cfg.DataDir, "store"), persistence.Options{FS: cfg.FS, Logger: n.log, OnCommit: n.metrics.commit})
+		n.store, err = persistence.Open(filepath.Join(cfg.DataDir, "store"), persistence.Options{FS: cfg.FS, Logger: n.log,
+			OnCommit: n.metrics.commit, DiskReserve: cfg.DiskReserve, OnWritable: n.storeWritable})
 		if err != nil {
 			return nil, err
 		}
+		n.metrics.watchStore(n.store)
 	}
 	if n.ln, err = net.Listen("tcp", cfg.Listen); err != nil {
 		return nil, fmt.Errorf("listen: %w", err)
 	}
-	remote := cfg.RemoteBind
-	if remote == "" {
-		host, _, err := net.SplitHostPort(cfg.ClusterBind)
-		if err != nil {
-			return nil, fmt.Errorf("cluster bind %q: %w", cfg.ClusterBind, err)
+	if separateAdmin(cfg.Listen, cfg.AdminListen) {
+		if n.adminLn, err = net.Listen("tcp", cfg.AdminListen); err != nil {
+			return nil, fmt.Errorf("admin listen: %w", err)
 		}
-		remote = net.JoinHostPort(host, "0")
 	}
-	n.cl, err = cluster.New(cluster.Config{
+	n.warnOperator()
+	ccfg := cluster.Config{
 		Name:            cfg.NodeName,
 		Roles:           cfg.Roles,
 		RemoteAddr:      remote,
@@ -178,31 +221,35 @@ func NewNode(cfg Config) (_ *Node, err error) {
 		Join:            cfg.Join,
 		ClusterName:     cfg.ClusterName,
 		Detection:       cfg.Detection,
+		Keys:            n.sec.keys,
+		KeyFile:         cfg.Security.ClusterKeyFile,
+		TLS:             n.sec.cluster,
 		Registry:        registryStore(n.store),
 		InboxEventBytes: cfg.InboxBytes,
-		ClaimScopes:     claimKeys(cfg.ClaimChannels),
+		RequestTimeout:  cfg.RequestTimeout,
 		Logger:          n.log,
-	})
-	if err != nil {
+	}
+	cfg.Test.apply(&ccfg)
+	if cfg.Network != nil {
+		cfg.Network.Attach(&ccfg)
+	}
+	if n.cl, err = cluster.New(ccfg); err != nil {
 		return nil, err
 	}
 	n.metrics.watchCluster(n.cl)
 	if n.host {
-		chCfg := channel.DefaultConfig()
-		chCfg.Limits = cfg.Limits
+		acfg := actors.DefaultConfig()
+		acfg.Channel.Limits, acfg.User.Limits = cfg.Limits, cfg.Limits
 		if cfg.TypingTTL > 0 {
-			chCfg.Rich.TypingTTL = cfg.TypingTTL
+			acfg.Channel.Rich.TypingTTL = cfg.TypingTTL
 		}
-		usCfg := user.DefaultConfig()
-		usCfg.Limits = cfg.Limits
+		acfg.PassivateAfter = cfg.PassivateAfter // zero: the default
 		deps := actors.Deps{
-			Cluster:        n.cl,
-			Store:          n.store,
-			Channel:        chCfg,
-			User:           usCfg,
-			PassivateAfter: cfg.PassivateAfter,
-			Logger:         n.log,
-			Metrics:        n.metrics.actorHooks(),
+			Cluster: n.cl,
+			Store:   n.store,
+			Config:  acfg,
+			Logger:  n.log,
+			Metrics: n.metrics.actorHooks(),
 		}
 		if cfg.Webhook.URL != "" { // webhooks.go
 			n.hooks = newWebhooks(cfg.Webhook, n.cl, n.metrics, webhook.Config{Logger: n.log})
@@ -219,12 +266,16 @@ func NewNode(cfg Config) (_ *Node, err error) {
 	if n.cl.HasRole(cluster.RoleGateway) {
 		gcfg := cfg.Gateway
 		gcfg.Limits = cfg.Limits
+		if cfg.RequestTimeout > 0 {
+			gcfg.RequestTimeout = cfg.RequestTimeout
+		}
 		gcfg.Logger = n.log
 		gcfg.DevAuth = cfg.DevAuth
-		gcfg.APIKeys = auth.ParseAPIKeys(cfg.APIKey)
+		gcfg.APIKeys = n.apiKeys
 		if cfg.AuthSecret != "" {
 			gcfg.TokenSigner = auth.NewSigner(cfg.AuthSecret)
 		}
+		gcfg.AllowedOrigins = cfg.Security.AllowedOrigins
 		if gcfg.Files.Store, err = fileStore(cfg); err != nil {
 			return nil, err
 		}
@@ -238,19 +289,28 @@ func NewNode(cfg Config) (_ *Node, err error) {
 		mux.HandleFunc("GET /v1/files/{id}", n.gw.ServeFile)
 		n.gw.RegisterAPI(mux)
 	}
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, "ok") })
-	mux.HandleFunc("GET /readyz", n.readyz)
-	mux.HandleFunc("GET /v1/cluster", n.clusterInfo)
-	mux.HandleFunc("POST /v1/cluster/forget", n.forget)
-	if cfg.Pprof {
-		mux.HandleFunc("/debug/pprof/", pprof.Index)
-		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
-		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
-		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
-		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	n.healthRoutes(mux)
+	if n.adminLn != nil {
+		admin := http.NewServeMux()
+		n.healthRoutes(admin)
+		n.operatorRoutes(admin, true)
+		n.adminSrv = &http.Server{Handler: admin, ReadHeaderTimeout: 10 * time.Second}
+	} else {
+		n.operatorRoutes(mux, false)
 	}
-	mux.Handle("GET /metrics", promhttp.HandlerFor(n.reg, promhttp.HandlerOpts{Registry: n.reg}))
+	// The chat app at /, the operator console at /console, their assets.
+	app := web.Handler()
+	for _, p := range []string{"GET /{$}", "GET /console", "GET /assets/"} {
+		mux.Handle(p, app)
+	}
 	n.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	if n.sec.client != nil {
+		// HTTP/2 for the HTTP API; WebSocket upgrades ask for (and get)
+		// HTTP/1.1.
+		n.srv.TLSConfig = n.sec.client.ServerConfig("h2", "http/1.1")
+	}
+	n.metrics.watchTLS(n.sec)
+	n.sec.watch(n.stopWatch, n.watchers.Go)
 	n.ready.Store(true)
 	return n, nil
 }
@@ -290,14 +350,6 @@ func nodeName(cfg Config) (string, error) {
 	return name, nil
 }
 
-func claimKeys(channels []string) []string {
-	var keys []string
-	for _, ch := range channels {
-		keys = append(keys, cluster.ScopeKey(clusterpb.Kind_KIND_CHANNEL, ch))
-	}
-	return keys
-}
-
 // storeRegistry keeps the cluster registry in the node's store.
 type storeRegistry struct{ s *persistence.Store }
 
@@ -321,24 +373,55 @@ func (r storeRegistry) SaveRegistry(b []byte) error { return r.s.PutNode("regist
 // Addr returns the address the HTTP listener bound.
 func (n *Node) Addr() string { return n.ln.Addr().String() }
 
+// TLS reports whether the listener serves TLS (wss://, https://).
+func (n *Node) TLS() bool { return n.sec.client != nil }
+
+// AdminAddr returns the address the operator endpoints are served on:
+// the --admin-listen address when separate, else Addr.
+func (n *Node) AdminAddr() string {
+	if n.adminLn != nil {
+		return n.adminLn.Addr().String()
+	}
+	return n.Addr()
+}
+
+// separateAdmin reports whether admin names a listener of its own: set,
+// and another address than listen (or any free port).
+func separateAdmin(listen, admin string) bool {
+	if admin == "" {
+		return false
+	}
+	_, port, _ := net.SplitHostPort(admin)
+	return admin != listen || port == "0"
+}
+
+func (n *Node) healthRoutes(mux *http.ServeMux) {
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, "ok") })
+	mux.HandleFunc("GET /readyz", n.readyz)
+}
+
 // Cluster returns the node's cluster layer.
 func (n *Node) Cluster() *cluster.Cluster { return n.cl }
 
-// Run serves until ctx ends, then closes the node.
+// Run serves until ctx ends, or the operator API asks for a drain, then
+// drains the node (for up to DrainTimeout) and closes it.
 func (n *Node) Run(ctx context.Context) error {
-	errc := make(chan error, 1)
-	go func() { errc <- n.srv.Serve(n.ln) }()
+	errc := make(chan error, 2)
+	go func() {
+		if n.srv.TLSConfig != nil {
+			errc <- n.srv.ServeTLS(n.ln, "", "") // the certificate comes from TLSConfig
+			return
+		}
+		errc <- n.srv.Serve(n.ln)
+	}()
+	if n.adminSrv != nil {
+		// Plain HTTP: the admin address is a private one.
+		go func() { errc <- n.adminSrv.Serve(n.adminLn) }()
+	}
 	select {
 	case <-ctx.Done():
-		if n.cfg.DrainTimeout > 0 {
-			dctx, cancel := context.WithTimeout(context.Background(), n.cfg.DrainTimeout)
-			err := n.Drain(dctx)
-			cancel()
-			if err != nil {
-				n.log.Warn("drain", "err", err)
-			}
-		}
-		return n.Close()
+	case <-n.drainReq:
+		n.log.Info("draining, then exiting, as the operator API asked")
 	case err := <-errc:
 		n.Close()
 		if errors.Is(err, http.ErrServerClosed) {
@@ -346,6 +429,15 @@ func (n *Node) Run(ctx context.Context) error {
 		}
 		return err
 	}
+	if n.cfg.DrainTimeout > 0 {
+		dctx, cancel := context.WithTimeout(context.Background(), n.cfg.DrainTimeout)
+		err := n.Drain(dctx)
+		cancel()
+		if err != nil {
+			n.log.Warn("drain", "err", err)
+		}
+	}
+	return n.Close()
 }
 
 // Close stops the node: sessions are closed (going away), the HTTP
@@ -371,6 +463,11 @@ func (n *Node) Close() error {
 	} else if n.ln != nil {
 		n.ln.Close()
 	}
+	if n.adminSrv != nil {
+		_ = n.adminSrv.Shutdown(ctx)
+	} else if n.adminLn != nil {
+		n.adminLn.Close()
+	}
 	if n.hostPID != nil {
 		// Actors finish what their mailboxes hold (a session that just
 		// ended is recorded) before the store closes under them.
@@ -379,47 +476,44 @@ func (n *Node) Close() error {
 	if n.cl != nil {
 		_ = n.cl.Close()
 	}
+	close(n.stopWatch)
+	n.watchers.Wait()
 	if n.store != nil {
 		return n.store.Close()
 	}
 	return nil
 }
 
-// readyz serves GET /readyz: 503 while the node drains or closes, and
-// while a node started with --join has reached neither a seed nor any
-// other member (it keeps trying in the background).
+// storeWritable logs every change of whether the store takes writes (one
+// line per change, however many writes it refuses meanwhile).
+func (n *Node) storeWritable(err error) {
+	if err != nil {
+		n.log.Error("STORE REFUSES WRITES: writes answer unavailable, reads go on; they resume by themselves once the disk has room", "reason", err)
+		return
+	}
+	n.log.Info("store takes writes again")
+}
+
+// readyz serves GET /readyz: 503 while the node drains or closes, while
+// a node started with --join has reached neither a seed nor any other
+// member (it keeps trying in the background), and while its store refuses
+// writes (a full disk), with the reason.
 func (n *Node) readyz(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case !n.ready.Load():
 		http.Error(w, "not ready", http.StatusServiceUnavailable)
 	case !n.cl.Joined():
 		http.Error(w, "not ready: no seed (--join) has answered yet", http.StatusServiceUnavailable)
+	case n.store != nil && !n.store.Writable():
+		http.Error(w, "not ready: "+strings.TrimPrefix(fmt.Sprint(n.store.WriteError()), "persistence: "), http.StatusServiceUnavailable)
 	default:
 		fmt.Fprintln(w, "ready")
 	}
 }
 
-// operator checks the operator API key, answering 401 when it is wrong.
-func (n *Node) operator(w http.ResponseWriter, r *http.Request) bool {
-	keys := auth.ParseAPIKeys(n.cfg.APIKey)
-	if len(keys) == 0 {
-		return true
-	}
-	if keys.Match(strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer ")) {
-		return true
-	}
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(http.StatusUnauthorized)
-	fmt.Fprintln(w, `{"error":{"code":"unauthenticated","message":"operator API key required"}}`)
-	return false
-}
-
 // clusterInfo serves GET /v1/cluster: every member this node knows of,
 // with its roles, state and (for alive hosts) active actor counts.
 func (n *Node) clusterInfo(w http.ResponseWriter, r *http.Request) {
-	if !n.operator(w, r) {
-		return
-	}
 	type member struct {
 		Name     string         `json:"name"`
 		Address  string         `json:"address"`
@@ -463,9 +557,6 @@ func (n *Node) clusterInfo(w http.ResponseWriter, r *http.Request) {
 // forget serves POST /v1/cluster/forget?node=NAME: a dead host leaves
 // placement for good (its data is lost in stage 1).
 func (n *Node) forget(w http.ResponseWriter, r *http.Request) {
-	if !n.operator(w, r) {
-		return
-	}
 	w.Header().Set("Content-Type", "application/json")
 	if err := n.cl.Forget(r.URL.Query().Get("node")); err != nil {
 		w.WriteHeader(http.StatusBadRequest)

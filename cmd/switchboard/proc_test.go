@@ -24,7 +24,7 @@ var (
 	binDir  string
 )
 
-// binary builds switchboard once per test run.
+// binary builds switchboard, with its test hooks, once per test run.
 func binary(t *testing.T) string {
 	t.Helper()
 	binOnce.Do(func() {
@@ -33,7 +33,8 @@ func binary(t *testing.T) string {
 			return
 		}
 		binPath = filepath.Join(binDir, "switchboard")
-		out, err := exec.Command("go", "build", "-o", binPath, ".").CombinedOutput()
+		// testhooks: the fault-injection flags (testhooks.go).
+		out, err := exec.Command("go", "build", "-tags", "testhooks", "-o", binPath, ".").CombinedOutput()
 		if err != nil {
 			binErr = fmt.Errorf("go build: %v\n%s", err, out)
 		}
@@ -49,13 +50,24 @@ type proc struct {
 	t      *testing.T
 	cmd    *exec.Cmd
 	addr   string // HTTP/WebSocket address
+	tls    bool   // it serves wss:// and https://
 	gossip string
 	logf   string
 	done   chan error
+
+	outMu sync.Mutex // guards out
+	out   strings.Builder
+}
+
+// stdout returns what the node has printed on its standard output.
+func (p *proc) stdout() string {
+	p.outMu.Lock()
+	defer p.outMu.Unlock()
+	return p.out.String()
 }
 
 var (
-	listenRE = regexp.MustCompile(`listening on (\S+) `)
+	listenRE = regexp.MustCompile(`listening on (\S+) \((wss?)://`)
 	gossipRE = regexp.MustCompile(`gossip on (\S+),`)
 )
 
@@ -105,8 +117,11 @@ func tryStartProc(t *testing.T, args ...string) (*proc, string, bool) {
 		sc := bufio.NewScanner(stdout)
 		for sc.Scan() {
 			line := sc.Text()
+			p.outMu.Lock()
+			p.out.WriteString(line + "\n")
+			p.outMu.Unlock()
 			if m := listenRE.FindStringSubmatch(line); m != nil {
-				p.addr = m[1]
+				p.addr, p.tls = m[1], m[2] == "wss"
 			}
 			if m := gossipRE.FindStringSubmatch(line); m != nil {
 				p.gossip = m[1]
@@ -157,4 +172,17 @@ func (p *proc) term(timeout time.Duration) error {
 	}
 }
 
-func (p *proc) url() string { return "ws://" + p.addr + "/v1/ws" }
+func (p *proc) url() string {
+	if p.tls {
+		return "wss://" + p.addr + "/v1/ws"
+	}
+	return "ws://" + p.addr + "/v1/ws"
+}
+
+// base is the node's HTTP API root.
+func (p *proc) base() string {
+	if p.tls {
+		return "https://" + p.addr
+	}
+	return "http://" + p.addr
+}

@@ -12,7 +12,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/switchboard-chat/switchboard/actors"
 	"github.com/switchboard-chat/switchboard/cluster"
+	"github.com/switchboard-chat/switchboard/gateway"
 	"github.com/switchboard-chat/switchboard/protocol"
 )
 
@@ -22,50 +24,69 @@ var errUsage = errors.New("usage")
 func serveFlags(fs *flag.FlagSet) (*Config, func() error) {
 	cfg := &Config{}
 	lim := protocol.DefaultLimits()
-	fs.StringVar(&cfg.Listen, "listen", "127.0.0.1:8080", "address for WebSocket (/v1/ws), the HTTP API, /metrics, /healthz and /readyz; port 0 picks a free one")
+	// Defaults come from each package's DefaultConfig.
+	cl, gw, act := cluster.DefaultConfig(), gateway.DefaultConfig(), actors.DefaultConfig()
+	roleNames := make([]string, len(cl.Roles))
+	for i, r := range cl.Roles {
+		roleNames[i] = string(r)
+	}
+	fs.StringVar(&cfg.Listen, "listen", "127.0.0.1:8080", "address for WebSocket (/v1/ws), the HTTP API, /healthz, /readyz and (unless --admin-listen) the operator endpoints; port 0 picks a free one")
 	fs.StringVar(&cfg.DataDir, "data", "./data", "data directory (the Pebble store and the node's name)")
 	fs.BoolVar(&cfg.DevAuth, "dev-auth", false, "accept connect {user_id} without a token (always on when no auth key is set; with a key anyone may connect as anyone, and the node logs an ERROR)")
 	fs.StringVar(&cfg.AuthSecret, "auth-secret", "", "HS256 secret that signs session and join tokens")
 	fs.StringVar(&cfg.AuthPublicKey, "auth-public-key", "", "PEM file with the Ed25519 public key that verifies EdDSA tokens")
-	fs.StringVar(&cfg.APIKey, "api-key", "", "server API keys, comma-separated (several, to rotate one): the HTTP API's admin credential, also required by the operator API (/v1/cluster)")
+	fs.StringVar(&cfg.APIKey, "api-key", "", "server API keys, comma-separated (rotate by adding the new key, then dropping the old): the HTTP API's admin credential, and Authorization: Bearer <key> opens the operator endpoints (/v1/cluster, /metrics); without one, endpoints that change the cluster are off")
+	fs.StringVar(&cfg.AdminListen, "admin-listen", "", "address for the operator endpoints (/v1/cluster, /metrics, /debug/pprof), also serving /healthz and /readyz; default: --listen. When separate, they leave --listen; without --api-key the read-only ones are open here, so keep it private")
 	fs.StringVar(&cfg.NodeName, "node-name", "", "unique node name; default: the name stored in the data directory, made up on first start")
-	fs.StringVar(&cfg.ClusterBind, "cluster-bind", "127.0.0.1:7946", "gossip (memberlist) address; port 0 picks a free one")
+	fs.StringVar(&cfg.ClusterBind, "cluster-bind", cl.GossipAddr, "gossip (memberlist) address; port 0 picks a free one")
 	fs.StringVar(&cfg.RemoteBind, "remote-bind", "", "actor transport address; default: the cluster-bind host with a free port")
 	join := fs.String("join", "", "comma-separated gossip addresses of existing members; retried in the background until one answers (/readyz answers 503 until then)")
-	roles := fs.String("roles", "gateway,host", "what this node does: gateway (client sessions), host (channel and user actors), or both")
-	fs.StringVar(&cfg.ClusterName, "cluster-name", "switchboard", "cluster name; nodes only talk to nodes with the same name")
-	detection := fs.String("failure-detection", "lan", "failure detection preset: lan (conservative, ~5 s) or fast (loopback/tests, <1 s)")
+	roles := fs.String("roles", strings.Join(roleNames, ","), "what this node does: gateway (client sessions), host (channel and user actors), or both")
+	fs.StringVar(&cfg.ClusterName, "cluster-name", cl.ClusterName, "cluster name; nodes only talk to nodes with the same name")
+	detection := fs.String("failure-detection", string(cl.Detection), "failure detection preset: lan (conservative, ~5 s) or fast (loopback/tests, <1 s)")
 	fs.IntVar(&lim.MaxFrameBytes, "max-frame-bytes", lim.MaxFrameBytes, "largest WebSocket message a client may send")
 	fs.IntVar(&lim.MaxTextLen, "max-text-len", lim.MaxTextLen, "largest message text in bytes")
 	fs.IntVar(&lim.MaxInflight, "max-inflight", lim.MaxInflight, "requests a session may have outstanding")
-	fs.IntVar(&cfg.Gateway.QueueFrames, "queue-frames", 1024, "frames a session's outbound queue holds before the session is dropped as slow")
-	fs.IntVar(&cfg.Gateway.QueueBytes, "queue-bytes", 4<<20, "bytes a session's outbound queue holds before the session is dropped as slow")
-	fs.Int64Var(&cfg.InboxBytes, "inbox-bytes", 64<<20, "bytes of channel events the node's inbox holds for fan-out; past it event batches are shed and their channels replayed to the watchers")
-	fs.IntVar(&cfg.Gateway.MaxSessions, "max-sessions", 100000, "sessions this node accepts")
-	fs.DurationVar(&cfg.Gateway.PresenceInterval, "presence-interval", 10*time.Second, "presence heartbeat: gateways renew their sessions' presence this often, and a session not renewed for three intervals counts as gone (use one value on every node)")
+	fs.IntVar(&cfg.Gateway.QueueFrames, "queue-frames", gw.QueueFrames, "frames a session's outbound queue holds before the session is dropped as slow")
+	fs.IntVar(&cfg.Gateway.QueueBytes, "queue-bytes", gw.QueueBytes, "bytes a session's outbound queue holds before the session is dropped as slow")
+	fs.Int64Var(&cfg.InboxBytes, "inbox-bytes", cl.InboxEventBytes, "bytes of channel events the node's inbox holds for fan-out; past it event batches are shed and their channels replayed to the watchers")
+	fs.IntVar(&cfg.Gateway.MaxSessions, "max-sessions", gw.MaxSessions, "authenticated sessions this node accepts")
+	fs.IntVar(&cfg.Gateway.MaxUnauthenticated, "max-unauthenticated", gw.MaxUnauthenticated, "connections waiting to authenticate this node accepts, apart from --max-sessions")
+	fs.IntVar(&cfg.Gateway.MaxUnauthenticatedPerIP, "max-unauthenticated-per-ip", gw.MaxUnauthenticatedPerIP, "connections waiting to authenticate this node accepts from one client address (0: no bound; behind a proxy every client has its address)")
+	fs.DurationVar(&cfg.Gateway.AuthTimeout, "auth-timeout", gw.AuthTimeout, "how long a connection may wait before connect; then it is closed")
+	fs.DurationVar(&cfg.Gateway.PresenceInterval, "presence-interval", gw.PresenceInterval, "presence heartbeat: gateways renew their sessions' presence this often, and a session not renewed for three intervals counts as gone (use one value on every node)")
 	fs.Int64Var(&lim.MaxFileBytes, "max-file-bytes", lim.MaxFileBytes, "largest file POST /v1/files accepts")
-	fileTypes := fs.String("file-types", "*/*", "comma-separated MIME types POST /v1/files accepts, exact (application/pdf) or families (image/*)")
-	fs.DurationVar(&cfg.PassivateAfter, "passivate-after", 2*time.Minute, "idle time after which an actor with no watchers leaves memory")
+	fileTypes := fs.String("file-types", strings.Join(gw.Files.AllowedTypes, ","), "comma-separated MIME types POST /v1/files accepts, exact (application/pdf) or families (image/*)")
+	fs.Int64Var(&cfg.DiskReserve, "disk-reserve", 64<<20, "bytes of free space the store keeps on its disk: writes answer unavailable while less than half of it is free, and the other half is a ballast file (<data>/store/BALLAST) released if a write finds the disk full anyway; writes resume by themselves once there is room. A node does not start with less free (negative: no reserve)")
+	fs.DurationVar(&cfg.PassivateAfter, "passivate-after", act.PassivateAfter, "idle time after which an actor with no watchers leaves memory")
 	fs.DurationVar(&cfg.DrainTimeout, "drain-timeout", time.Minute, "on SIGTERM, how long to hand sessions and channels over before exiting (0: exit at once)")
-	claim := fs.String("test-claim-channels", "", "FAULT INJECTION for tests, never in production: this node believes it owns these channels whatever placement says")
-	fs.BoolVar(&cfg.Pprof, "debug-pprof", false, "serve Go's profiler at /debug/pprof/ on --listen (protect it like --api-key endpoints)")
+	testHooksSet := testHookFlags(fs, &cfg.Test)
+	sec := &cfg.Security
+	fs.StringVar(&sec.ClusterKey, "cluster-key", "", "gossip encryption: base64 AES keys of 16, 24 or 32 bytes, comma-separated; the first encrypts, all are accepted (switchboard certs create-cluster-key makes one)")
+	fs.StringVar(&sec.ClusterKeyFile, "cluster-key-file", "", "file of cluster keys (as --cluster-key, or one per line), re-read every second: edit it on every node to rotate keys without a restart")
+	fs.StringVar(&sec.ClusterTLSCA, "cluster-tls-ca", "", "PEM CA bundle the node certificates of peers must chain to (mutual TLS between nodes); re-read when it changes")
+	fs.StringVar(&sec.ClusterTLSCert, "cluster-tls-cert", "", "PEM node certificate (switchboard certs create-node) for the node-to-node transport; re-read when it changes")
+	fs.StringVar(&sec.ClusterTLSKey, "cluster-tls-key", "", "private key of --cluster-tls-cert")
+	fs.StringVar(&sec.TLSCert, "tls-cert", "", "PEM certificate (and intermediates) to serve --listen over TLS: wss://, https://, HTTP/2 for the HTTP API; re-read when it changes")
+	fs.StringVar(&sec.TLSKey, "tls-key", "", "private key of --tls-cert")
+	fs.StringVar(&sec.TLSClientCA, "tls-client-ca", "", "PEM CA bundle: clients of --listen must present a certificate that chains to it (switchboard certs create-client)")
+	fs.BoolVar(&sec.Insecure, "insecure", false, "let the cluster ports run off loopback without --cluster-key and node certificates (an ERROR at start-up: anyone reaching them can join and act as any user)")
+	origins := fs.String("allowed-origins", "", "browser origins that may open WebSocket sessions besides the page's own host, comma-separated: https://chat.example.com, *.example.com, http://localhost:*, or * for any (development auth also allows loopback origins)")
+	fs.BoolVar(&cfg.Pprof, "debug-pprof", false, "serve Go's profiler at /debug/pprof/ with the operator endpoints (and under their rules)")
 	// Webhooks (webhooks.go).
 	fs.StringVar(&cfg.Webhook.URL, "webhook-url", "", "POST every persisted channel event to this URL, in batches, at least once, in seq order per channel")
 	fs.StringVar(&cfg.Webhook.Secret, "webhook-secret", "", "secret of the webhook's HMAC-SHA256 signature (X-Switchboard-Signature: sha256=<hex>); required with --webhook-url")
 	hookEvents := fs.String("webhook-events", "", "comma-separated events the webhook delivers (default: every persisted event), e.g. message.new,message.updated")
-	hookTiming := fs.String("test-webhook-timing", "", "FAULT INJECTION for tests, never in production: webhook timeout,min-backoff,max-backoff (e.g. 300ms,50ms,200ms)")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	logFormat := fs.String("log-format", "text", "text or json")
 	return cfg, func() error {
 		cfg.Limits = lim
 		cfg.Gateway.Files.AllowedTypes = splitList(*fileTypes)
 		cfg.Join = splitList(*join)
-		cfg.ClaimChannels = splitList(*claim)
+		testHooksSet()
+		sec.AllowedOrigins = splitList(*origins)
 		if *hookEvents != "" {
 			cfg.Webhook.Events = splitList(*hookEvents)
-		}
-		if err := parseWebhookTiming(*hookTiming, &cfg.Webhook); err != nil {
-			return err
 		}
 		for _, r := range splitList(*roles) {
 			cfg.Roles = append(cfg.Roles, cluster.Role(r))
@@ -116,7 +137,14 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		roles[i] = string(r)
 	}
 	// Scripts and tests read these lines to find the node.
-	fmt.Fprintf(stdout, "switchboard %s listening on %s (ws://%s/v1/ws)\n", n.cl.Name(), n.Addr(), n.Addr())
+	scheme := "ws"
+	if n.TLS() {
+		scheme = "wss"
+	}
+	fmt.Fprintf(stdout, "switchboard %s listening on %s (%s://%s/v1/ws)\n", n.cl.Name(), n.Addr(), scheme, n.Addr())
+	if n.AdminAddr() != n.Addr() {
+		fmt.Fprintf(stdout, "switchboard %s operator endpoints on %s\n", n.cl.Name(), n.AdminAddr())
+	}
 	fmt.Fprintf(stdout, "switchboard %s gossip on %s, roles %s\n", n.cl.Name(), n.cl.GossipAddress(), strings.Join(roles, ","))
 	return n.Run(ctx)
 }

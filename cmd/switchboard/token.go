@@ -23,13 +23,14 @@ const (
 func token(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("token", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.Usage = usage(fs, "switchboard token --secret S --user U [--name N --admin | --channel C --perms read,write] [--ttl D]")
+	fs.Usage = usage(fs, "switchboard token --secret S --user U [--name N --admin | --channel C --perms read,write --single-use] [--ttl D]")
 	secret := fs.String("secret", "", "HS256 secret (the server's --auth-secret)")
 	userID := fs.String("user", "", "user id (the token's sub)")
 	ch := fs.String("channel", "", "mint a join token for this channel instead of a session token")
 	perms := fs.String("perms", "read,write", "join token permissions, comma-separated: "+strings.Join(auth.Perms, ", "))
 	name := fs.String("name", "", "session token: the user's display name")
 	admin := fs.Bool("admin", false, "session token: a global admin")
+	singleUse := fs.Bool("single-use", false, "join token: good for one join (a random jti claim)")
 	ttl := fs.Duration("ttl", 0, "lifetime; 0: 1h for a session token, 5m for a join token")
 	if err := parse(fs, args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -52,8 +53,10 @@ func token(args []string, stdout, stderr io.Writer) error {
 			return fmt.Errorf("--%s applies to session tokens only, not to a join token (--channel)", f)
 		}
 	}
-	if given["perms"] && *ch == "" {
-		return errors.New("--perms applies to join tokens (--channel) only, not to a session token")
+	for _, f := range []string{"perms", "single-use"} {
+		if given[f] && *ch == "" {
+			return fmt.Errorf("--%s applies to join tokens (--channel) only, not to a session token", f)
+		}
 	}
 	s := auth.NewSigner(*secret)
 	var tok string
@@ -63,7 +66,11 @@ func token(args []string, stdout, stderr io.Writer) error {
 		if err := auth.CheckPerms(p); err != nil {
 			return fmt.Errorf("--perms: %w", err)
 		}
-		tok, err = s.JoinToken(auth.Join{User: *userID, Channel: *ch, Perms: p}, cmp.Or(*ttl, joinTokenTTL))
+		j := auth.Join{User: *userID, Channel: *ch, Perms: p}
+		if *singleUse {
+			j.ID = randomSuffix() + randomSuffix() + randomSuffix()
+		}
+		tok, err = s.JoinToken(j, cmp.Or(*ttl, joinTokenTTL))
 	} else {
 		tok, err = s.SessionToken(auth.Session{User: *userID, Name: *name, Admin: *admin}, cmp.Or(*ttl, sessionTokenTTL))
 	}

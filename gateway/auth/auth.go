@@ -9,6 +9,7 @@ import (
 	"crypto/ed25519"
 	"crypto/subtle"
 	"crypto/x509"
+	"encoding/base64"
 	"encoding/json"
 	"encoding/pem"
 	"errors"
@@ -48,6 +49,11 @@ type Join struct {
 	User    string
 	Channel string
 	Perms   []string
+	// IssuedAt is the iat claim (zero: none), ID the jti claim ("":
+	// none; with one the token is good for one join), Expires the exp.
+	IssuedAt time.Time
+	ID       string
+	Expires  time.Time
 }
 
 // Verifier checks tokens. The zero Verifier is development mode: it
@@ -124,12 +130,30 @@ func (v *Verifier) parse(token string, claims jwt.Claims) *protocol.Error {
 	}, jwt.WithValidMethods(methods), jwt.WithExpirationRequired(), jwt.WithLeeway(v.Leeway))
 	switch {
 	case err == nil:
-		return nil
+		return strictClaims(token)
 	case errors.Is(err, jwt.ErrTokenExpired):
 		return protocol.Errorf(protocol.CodeTokenExpired, "token expired")
 	default:
 		return protocol.Errorf(protocol.CodeTokenInvalid, "token invalid: %s", reason(err))
 	}
+}
+
+// strictClaims refuses a signed token whose claims are not strict JSON
+// (protocol.CheckJSON): the JWT library decodes them with encoding/json,
+// which silently replaces invalid UTF-8 in a name or image claim.
+func strictClaims(token string) *protocol.Error {
+	parts := strings.Split(token, ".")
+	if len(parts) != 3 {
+		return protocol.Errorf(protocol.CodeTokenInvalid, "token invalid: malformed")
+	}
+	b, err := base64.RawURLEncoding.DecodeString(parts[1])
+	if err != nil {
+		return protocol.Errorf(protocol.CodeTokenInvalid, "token invalid: malformed")
+	}
+	if perr := protocol.CheckJSON(b, protocol.MaxJSONDepth); perr != nil {
+		return protocol.Errorf(protocol.CodeTokenInvalid, "token invalid: claims: %s", perr.Message)
+	}
+	return nil
 }
 
 // reason names why a token failed without echoing it.
@@ -189,7 +213,14 @@ func (v *Verifier) Join(token string) (Join, *protocol.Error) {
 	if err := CheckPerms(c.Perms); err != nil {
 		return Join{}, protocol.Errorf(protocol.CodeTokenInvalid, "token invalid: %s", err)
 	}
-	return Join{User: c.Subject, Channel: c.Channel, Perms: slices.Clone(c.Perms)}, nil
+	j := Join{User: c.Subject, Channel: c.Channel, Perms: slices.Clone(c.Perms), ID: c.ID}
+	if c.IssuedAt != nil {
+		j.IssuedAt = c.IssuedAt.Time
+	}
+	if c.ExpiresAt != nil {
+		j.Expires = c.ExpiresAt.Time
+	}
+	return j, nil
 }
 
 // CheckPerms reports the first permission that is not one of Perms.
@@ -234,16 +265,25 @@ func (s *Signer) SessionTokenUntil(sess Session, exp time.Time) (string, error) 
 	}})
 }
 
-// JoinToken mints a join token (typ "join") valid for ttl.
+// JoinToken mints a join token (typ "join") valid for ttl, issued now
+// (unless j.IssuedAt says when), single-use when j.ID is set.
 func (s *Signer) JoinToken(j Join, ttl time.Duration) (string, error) {
-	return s.JoinTokenUntil(j, time.Now().Add(ttl))
+	return s.JoinTokenUntil(j, issuedAt(j).Add(ttl))
 }
 
-// JoinTokenUntil mints a join token that expires at exp.
+// JoinTokenUntil mints a join token that expires at exp, issued now
+// (unless j.IssuedAt says when), single-use when j.ID is set.
 func (s *Signer) JoinTokenUntil(j Join, exp time.Time) (string, error) {
 	return s.sign(joinClaims{Typ: TypeJoin, Channel: j.Channel, Perms: j.Perms, RegisteredClaims: jwt.RegisteredClaims{
-		Subject: j.User, IssuedAt: jwt.NewNumericDate(time.Now()), ExpiresAt: jwt.NewNumericDate(exp),
+		Subject: j.User, IssuedAt: jwt.NewNumericDate(issuedAt(j)), ExpiresAt: jwt.NewNumericDate(exp), ID: j.ID,
 	}})
+}
+
+func issuedAt(j Join) time.Time {
+	if j.IssuedAt.IsZero() {
+		return time.Now()
+	}
+	return j.IssuedAt
 }
 
 // APIKeys are the server API keys a node accepts: several, so that a key

@@ -4,10 +4,12 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"crypto/x509"
+	"encoding/base64"
 	"encoding/pem"
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"testing"
 	"time"
 
@@ -193,5 +195,42 @@ func TestCheckPerms(t *testing.T) {
 	}
 	if err := CheckPerms([]string{"read", "admin"}); err == nil {
 		t.Fatal("admin accepted")
+	}
+}
+
+// rawToken signs an HS256 token whose claims are exactly payload, bytes
+// and all (jwt.MapClaims would re-encode them as valid UTF-8).
+func rawToken(t *testing.T, secret, payload string) string {
+	t.Helper()
+	enc := base64.RawURLEncoding
+	signing := enc.EncodeToString([]byte(`{"alg":"HS256","typ":"JWT"}`)) + "." + enc.EncodeToString([]byte(payload))
+	sig, err := jwt.SigningMethodHS256.Sign(signing, []byte(secret))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return signing + "." + enc.EncodeToString(sig)
+}
+
+// TestClaimsMustBeStrictJSON: a signed token whose claims hold invalid
+// UTF-8 or a lone surrogate is refused, not silently repaired.
+func TestClaimsMustBeStrictJSON(t *testing.T) {
+	v := NewHS256("s3cret")
+	exp := strconv.FormatInt(time.Now().Add(time.Hour).Unix(), 10)
+	good := rawToken(t, "s3cret", `{"sub":"alice","name":"Alïce","exp":`+exp+`}`)
+	if s, perr := v.Session(good); perr != nil || s.Name != "Alïce" {
+		t.Fatalf("valid token: %+v, %v", s, perr)
+	}
+	for name, payload := range map[string]string{
+		"name not UTF-8":         "{\"sub\":\"alice\",\"name\":\"A\xfflice\",\"exp\":" + exp + "}",
+		"image lone surrogate":   `{"sub":"alice","image":"\udc00","exp":` + exp + `}`,
+		"custom claim not UTF-8": "{\"sub\":\"alice\",\"x\":[\"\xc3\"],\"exp\":" + exp + "}",
+	} {
+		if _, perr := v.Session(rawToken(t, "s3cret", payload)); perr == nil || perr.Code != protocol.CodeTokenInvalid {
+			t.Errorf("%s: got %v, want token_invalid", name, perr)
+		}
+	}
+	join := "{\"sub\":\"alice\",\"typ\":\"join\",\"channel\":\"c\xff\",\"exp\":" + exp + "}"
+	if _, perr := v.Join(rawToken(t, "s3cret", join)); perr == nil || perr.Code != protocol.CodeTokenInvalid {
+		t.Errorf("join token with a bad channel claim: got %v, want token_invalid", perr)
 	}
 }

@@ -2,6 +2,8 @@ package chaos
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -56,6 +58,11 @@ type cluster struct {
 // newCluster lays the nodes out: free loopback ports, and directories
 // under out.
 func newCluster(cfg *Config) (*cluster, error) {
+	if cfg.APIKey == "" {
+		var b [16]byte
+		_, _ = rand.Read(b[:])
+		cfg.APIKey = hex.EncodeToString(b[:]) // the nodes' --api-key (args)
+	}
 	c := &cluster{cfg: cfg, procs: make(map[*proc]*node), http: &http.Client{Timeout: 5 * time.Second}}
 	used := map[string]bool{}
 	for i := range cfg.Nodes {
@@ -119,7 +126,9 @@ func (c *cluster) args(n *node) []string {
 	}
 	args := []string{"serve", "--listen", n.listen, "--cluster-bind", n.gossip, "--data", n.data,
 		"--node-name", n.name, "--failure-detection", c.cfg.Detection,
-		"--drain-timeout", c.cfg.DrainTimeout.String(), "--log-level", "info"}
+		"--drain-timeout", c.cfg.DrainTimeout.String(), "--log-level", "info", "--api-key", c.cfg.APIKey,
+		// The load comes from one address and reconnects in bursts.
+		"--max-unauthenticated-per-ip", "0"}
 	if len(join) > 0 {
 		args = append(args, "--join", strings.Join(join, ","))
 	}

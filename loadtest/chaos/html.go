@@ -13,7 +13,7 @@ import (
 
 // page is report.html: one file, inline CSS and SVG, no scripts, so it
 // opens offline.
-var page = template.Must(template.New("chaos").Funcs(template.FuncMap{"ms": fmtMS, "sub": func(a, b float64) float64 { return a - b }}).Parse(`<!DOCTYPE html>
+var page = template.Must(template.New("chaos").Funcs(template.FuncMap{"ms": loadtest.FormatMS, "sub": func(a, b float64) float64 { return a - b }}).Parse(`<!DOCTYPE html>
 <html lang="en">
 <head>
 <meta charset="utf-8">

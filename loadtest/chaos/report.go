@@ -278,7 +278,7 @@ func (rep *Report) WriteSummary(w io.Writer) {
 		}
 		u := f.Unavailability
 		fmt.Fprintf(tw, "%d\t%s\t%s\t%.1fs\t%s\t%s\t%s/%s/%s\t%d of %d\t%s\n", f.N, f.Kind, nodeLabel(f), f.AtS, down, rec,
-			fmtMS(u.P50MS), fmtMS(u.P99MS), fmtMS(u.MaxMS), u.Failed, u.Sends, f.Target)
+			loadtest.FormatMS(u.P50MS), loadtest.FormatMS(u.P99MS), loadtest.FormatMS(u.MaxMS), u.Failed, u.Sends, f.Target)
 	}
 	tw.Flush()
 	for _, n := range rep.Notes {
@@ -352,18 +352,6 @@ func codeList(m map[string]int) string {
 		s += countList(rest)
 	}
 	return s
-}
-
-func fmtMS(ms float64) string {
-	switch {
-	case ms == 0:
-		return "-"
-	case ms < 10:
-		return fmt.Sprintf("%.1fms", ms)
-	case ms < 1000:
-		return fmt.Sprintf("%.0fms", ms)
-	}
-	return fmt.Sprintf("%.2fs", ms/1000)
 }
 
 // Evidence is what the check judged: every acknowledgement and every

@@ -58,7 +58,9 @@ type Config struct {
 	// ServeArgs are added to every node's `serve` flags (after the
 	// harness's own, so they win).
 	ServeArgs []string
-	// APIKey is sent to the operator API when ServeArgs set --api-key.
+	// APIKey is sent to the operator API. Without one the harness makes
+	// one up and gives it to the nodes (--api-key): forgetting a wiped
+	// node needs one. Set it when ServeArgs set --api-key.
 	APIKey string
 	// The load: chat across every gateway.
 	Sessions, Channels int

@@ -124,7 +124,7 @@ func (g *gen) resource(op protocol.Op, f protocol.HTTPForm) obj {
 	o["tags"] = []any{"resources"}
 	params := o["parameters"].([]any)
 	bound := map[string]bool{}
-	for _, v := range pathVars(f.Path) {
+	for _, v := range protocol.PathVars(f.Path) {
 		arg := v
 		if a, ok := f.Params[v]; ok {
 			arg = a
@@ -182,7 +182,7 @@ func (g *gen) endpoint(e protocol.Endpoint) obj {
 	if !e.APIKeyOnly && !e.NoAuth {
 		params = append(params, obj{"$ref": "#/components/parameters/user"})
 	}
-	for _, v := range pathVars(e.Path) {
+	for _, v := range protocol.PathVars(e.Path) {
 		params = append(params, obj{"name": v, "in": "path", "required": true, "schema": obj{"type": "string"}})
 	}
 	if e.Path == protocol.PathSendToUser {
@@ -377,16 +377,5 @@ func sortedKeys(m obj) []string {
 		out = append(out, k)
 	}
 	slices.Sort(out)
-	return out
-}
-
-// pathVars returns the {variables} of a pattern path, in order.
-func pathVars(path string) []string {
-	var out []string
-	for _, seg := range strings.Split(path, "/") {
-		if strings.HasPrefix(seg, "{") && strings.HasSuffix(seg, "}") {
-			out = append(out, strings.TrimSuffix(seg[1:], "}"))
-		}
-	}
 	return out
 }

@@ -1,0 +1,16 @@
+//go:build testhooks
+
+package cluster
+
+import "slices"
+
+// claimSet holds the scope keys a node claims whatever placement says.
+type claimSet []string
+
+func (s claimSet) has(key string) bool { return slices.Contains(s, key) }
+
+// ClaimScopes is fault injection, in builds with the testhooks tag only:
+// the node configured by cfg believes it owns these scope keys
+// ("c/<channel>") whatever placement says, as a node with a partitioned
+// membership view would.
+func ClaimScopes(cfg *Config, keys []string) { cfg.claims = keys }

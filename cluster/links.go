@@ -1,0 +1,80 @@
+package cluster
+
+import (
+	"sync"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"github.com/asynkron/protoactor-go/remote"
+	"github.com/switchboard-chat/switchboard/cluster/clusterpb"
+)
+
+// Links track the node-to-node connections that broke.
+//
+// When the transport's connection to a node drops (the node died, or the
+// network between the two broke), the calls outstanding to it fail at
+// once. But failure detection takes seconds (lan: about 5 s) to declare
+// the node dead, and until then the transport would take every new
+// message to the node as a reason to reconnect: each attempt to a dead
+// address fails only after the transport's own two-second pause, so each
+// request would wait that long before failing. Instead, a node whose
+// connection broke is marked down by its remote address, and requests to
+// it fail with unavailable at once. At most one probe per probeEvery goes
+// to it meanwhile (an empty envelope to its inbox), so the transport
+// reconnects as soon as the node answers again; the mark goes with the
+// connection's return.
+type links struct {
+	mu   sync.Mutex // guards down
+	down map[string]*linkDown
+}
+
+type linkDown struct {
+	since  time.Time
+	probed time.Time
+}
+
+// probeEvery spaces the reconnect attempts to a node whose link is down.
+const probeEvery = 500 * time.Millisecond
+
+// linkRetryMS is the retry_after_ms of a request refused for a broken link.
+const linkRetryMS = 500
+
+// watchEndpoints follows the transport's connection events: a connection
+// lost fails every call outstanding to its node and marks the node down;
+// a connection made clears the mark.
+func (c *Cluster) watchEndpoints() {
+	c.links.down = make(map[string]*linkDown)
+	c.system.EventStream.Subscribe(func(evt any) {
+		switch e := evt.(type) {
+		case *remote.EndpointTerminatedEvent:
+			c.links.mu.Lock()
+			if c.links.down[e.Address] == nil {
+				c.links.down[e.Address] = &linkDown{since: time.Now(), probed: time.Now()}
+			}
+			c.links.mu.Unlock()
+			if m, ok := c.View().ByRemote(e.Address); ok {
+				c.router.failNode(m.Name, "connection to node "+m.Name+" lost")
+			}
+		case *remote.EndpointConnectedEvent:
+			c.links.mu.Lock()
+			delete(c.links.down, e.Address)
+			c.links.mu.Unlock()
+		}
+	})
+}
+
+// linkDown reports whether the connection to the node at remote address
+// addr is known broken, probing it when a probe is due.
+func (c *Cluster) linkDown(addr string) bool {
+	c.links.mu.Lock()
+	d := c.links.down[addr]
+	probe := d != nil && time.Since(d.probed) >= probeEvery
+	if probe {
+		d.probed = time.Now()
+	}
+	c.links.mu.Unlock()
+	if probe {
+		c.system.Root.Send(actor.NewPID(addr, inboxName), &clusterpb.Envelope{})
+	}
+	return d != nil
+}

@@ -1,0 +1,173 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/switchboard-chat/switchboard/protocol"
+)
+
+// mountTmpfs mounts a tmpfs of size bytes at a fresh directory, unmounted
+// at cleanup (after the processes started later are killed), or skips
+// the test where mounting is not allowed.
+func mountTmpfs(t *testing.T, size int64) string {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), "disk")
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Mount("tmpfs", dir, "tmpfs", 0, fmt.Sprintf("size=%d", size)); err != nil {
+		t.Skipf("cannot mount a tmpfs here (%v): the full-disk test needs root and a mount namespace that allows it", err)
+	}
+	t.Cleanup(func() {
+		if err := syscall.Unmount(dir, syscall.MNT_DETACH); err != nil {
+			t.Errorf("unmount %s: %v", dir, err)
+		}
+	})
+	return dir
+}
+
+// fillDisk writes path until the disk is full.
+func fillDisk(t *testing.T, path string) {
+	t.Helper()
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	chunk := make([]byte, 64<<10)
+	for {
+		if _, err := f.Write(chunk); err != nil {
+			if !errors.Is(err, syscall.ENOSPC) {
+				t.Fatalf("filling the disk: %v", err)
+			}
+			return
+		}
+	}
+}
+
+// TestFullDiskRefusesWritesAndRecovers runs a node on a small tmpfs and
+// fills it: writes answer unavailable with retry_after_ms while reads go
+// on, /readyz says why, the node logs the change once; once the space is
+// freed, writes resume without a restart, and every acknowledged message
+// is there. A node started on the full disk exits at once with a clear
+// error; once there is room it starts and has them all.
+func TestFullDiskRefusesWritesAndRecovers(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a node process")
+	}
+	t.Parallel()
+	disk := mountTmpfs(t, 48<<20)
+	data := filepath.Join(disk, "data")
+	args := []string{"--listen", "127.0.0.1:0", "--cluster-bind", "127.0.0.1:0", "--data", data,
+		"--failure-detection", "fast", "--disk-reserve", fmt.Sprint(8 << 20), "--node-name", "full"}
+	p := startProc(t, args...)
+	c := rawDialAddr(t, p.addr)
+	c.connect("alice")
+	c.write(`{"id":2,"op":"channel.create","args":{"id":"room","type":"standard"}}`)
+	if m := c.reply(); m["result"] == nil {
+		t.Fatalf("create: %v", m)
+	}
+	id := 10
+	acked := map[string]bool{}
+	send := func(cid string) map[string]any {
+		id++
+		c.write(fmt.Sprintf(`{"id":%d,"op":"message.send","args":{"channel":"room","client_id":%q,"text":"%s"}}`, id, cid, strings.Repeat("x", 200)))
+		m := c.reply()
+		if m["result"] != nil {
+			acked[cid] = true
+		}
+		return m
+	}
+	for i := range 20 {
+		if m := send(fmt.Sprintf("before-%d", i)); m["result"] == nil {
+			t.Fatalf("send before the disk is full: %v", m)
+		}
+	}
+
+	filler := filepath.Join(disk, "filler")
+	fillDisk(t, filler)
+	waitFor(t, 10*time.Second, "/readyz to say the disk is full", func() bool {
+		status, body := httpDo(t, "GET", "http://"+p.addr+"/readyz", "")
+		return status == http.StatusServiceUnavailable && strings.Contains(body, "disk full")
+	})
+	for i := range 5 {
+		m := send(fmt.Sprintf("full-%d", i))
+		e, _ := m["error"].(map[string]any)
+		if errCode(m) != string(protocol.CodeUnavailable) || e["retry_after_ms"] == nil {
+			t.Fatalf("send on a full disk: %v, want unavailable with retry_after_ms", m)
+		}
+	}
+	// Reads go on.
+	id++
+	c.write(fmt.Sprintf(`{"id":%d,"op":"messages.history","args":{"channel":"room","limit":100}}`, id))
+	if m := c.reply(); m["result"] == nil || len(m["result"].(map[string]any)["messages"].([]any)) < 20 {
+		t.Fatalf("history on a full disk: %v", m)
+	}
+	if _, body := httpDo(t, "GET", "http://"+p.addr+"/metrics", ""); !strings.Contains(body, "\nswitchboard_store_writable 0\n") {
+		t.Error("/metrics does not show the store unwritable")
+	}
+
+	if err := os.Remove(filler); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, "/readyz to recover", func() bool {
+		status, _ := httpDo(t, "GET", "http://"+p.addr+"/readyz", "")
+		return status == http.StatusOK
+	})
+	for i := range 20 {
+		if m := send(fmt.Sprintf("after-%d", i)); m["result"] == nil {
+			t.Fatalf("send after space was freed: %v", m)
+		}
+	}
+	checkAcked(t, p.addr, acked)
+	log := readFile(p.logf)
+	if n := strings.Count(log, "STORE REFUSES WRITES"); n != 1 {
+		t.Errorf("the node logged the refusal %d times, want once:\n%s", n, log)
+	}
+	if n := strings.Count(log, "store takes writes again"); n != 1 {
+		t.Errorf("the node logged the recovery %d times, want once", n)
+	}
+
+	// A node started on a full disk says so and exits.
+	p.kill()
+	fillDisk(t, filler)
+	q, out, exited := tryStartProc(t, args...)
+	if q != nil || !exited {
+		t.Fatal("a node started on a full disk")
+	}
+	if !strings.Contains(out, "disk full") || !strings.Contains(out, "exit status 1") {
+		t.Errorf("start on a full disk: %q", out)
+	}
+	if err := os.Remove(filler); err != nil {
+		t.Fatal(err)
+	}
+	p = startProc(t, args...)
+	checkAcked(t, p.addr, acked)
+}
+
+// checkAcked checks that every acknowledged message of room is in its
+// history, once, with contiguous segments.
+func checkAcked(t *testing.T, addr string, acked map[string]bool) {
+	t.Helper()
+	cl := procDial(t, "ws://"+addr+"/v1/ws", "bob")
+	seen := map[string]int{}
+	for i, m := range allMessages(t, cl, "room") {
+		if m.Segment != uint64(i+1) {
+			t.Fatalf("message %d has segment %d", i, m.Segment)
+		}
+		seen[m.ClientID]++
+	}
+	for cid := range acked {
+		if seen[cid] != 1 {
+			t.Errorf("acknowledged %s is in the history %d times", cid, seen[cid])
+		}
+	}
+}

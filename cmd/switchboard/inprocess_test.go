@@ -1,0 +1,56 @@
+package main
+
+import (
+	"encoding/json"
+	"testing"
+	"time"
+
+	"github.com/switchboard-chat/switchboard/cluster"
+	"github.com/switchboard-chat/switchboard/protocol"
+)
+
+// TestTwoNodesInOneProcess runs two nodes in the test's process on a
+// cluster.MemNetwork: a channel placed on the second node is created,
+// joined and written through the first, and a watcher on the second
+// node gets what was sent through the first. Tests that need nodes to
+// die for real run processes (proc_test.go); this is the cheap way to
+// exercise several nodes, under the race detector.
+func TestTwoNodesInOneProcess(t *testing.T) {
+	net := cluster.NewMemNetwork()
+	n1 := testNode(t, func(c *Config) { c.NodeName, c.Network, c.ClusterName = "n1", net, "test-"+t.Name() })
+	n2 := testNode(t, func(c *Config) {
+		c.NodeName, c.Network, c.ClusterName = "n2", net, "test-"+t.Name()
+		c.Join = []string{n1.cl.GossipAddress()}
+	})
+	for _, n := range []*Node{n1, n2} {
+		deadline := time.Now().Add(10 * time.Second)
+		for len(n.cl.View().Placement()) != 2 {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: placement %v", n.cl.Name(), n.cl.View().Placement())
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	ch := channelOwnedBy("inproc", "n2", "n1", "n2")
+	ctx := ctxT(t)
+	alice, bob := dial(t, n1, "alice"), dial(t, n2, "bob")
+	if _, _, err := alice.CreateChannel(ctx, protocol.ChannelCreateArgs{ID: ch, Type: protocol.TypeStandard}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := bob.Join(ctx, ch); err != nil {
+		t.Fatal(err)
+	}
+	m, err := alice.Send(ctx, protocol.SendArgs{Channel: ch, Text: "across"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := nextEvent(t, bob, protocol.EventMessageNew)
+	var got protocol.MessageResult
+	if err := json.Unmarshal(e.Data, &got); err != nil || got.Message.ID != m.ID {
+		t.Fatalf("bob got %s (%v), want message %s", e.Data, err, m.ID)
+	}
+	stats := n1.nodeStats(ctx) // asks both nodes, through the network
+	if stats["n1"] == nil || stats["n2"] == nil || stats["n1"].Channels != 0 || stats["n2"].Channels != 1 {
+		t.Errorf("active channels: n1 %+v, n2 %+v; want the channel on n2 only", stats["n1"], stats["n2"])
+	}
+}

@@ -1,0 +1,18 @@
+//go:build !testhooks
+
+package main
+
+import (
+	"flag"
+
+	"github.com/switchboard-chat/switchboard/cluster"
+)
+
+// testHooks is empty in production builds (see testhooks.go).
+type testHooks struct{}
+
+func testHookFlags(*flag.FlagSet, *testHooks) func() { return func() {} }
+
+func (testHooks) apply(*cluster.Config) {}
+
+func (testHooks) webhook(*WebhookConfig) error { return nil }

@@ -1,0 +1,432 @@
+// Client: one session with a Switchboard cluster, re-established across
+// connection drops. It sends requests and matches their replies, delivers
+// events in seq order, and — when the connection drops — reconnects (to
+// the next gateway URL, with jittered backoff), resumes every watched
+// channel from the last seq it delivered, and resends the requests that
+// are safe to repeat (message.send keeps its client_id, so a resend never
+// creates a second message).
+
+import { Connection, type ClientOptions } from "./connection.js";
+import { SwitchboardError } from "./errors.js";
+import { Listeners } from "./listeners.js";
+import { jitter, OPEN, splitFrames } from "./transport.js";
+import {
+  IDEMPOTENT_OPS,
+  type ConnectResult,
+  type FileInfo,
+  type Member,
+  type OpArgs,
+  type OpName,
+  type OpResult,
+  type ServerEvent,
+  type WatchResult,
+  type WireError,
+} from "./types.js";
+
+export type { ClientOptions, ConnectionStatus } from "./connection.js";
+
+/** Per-request options. */
+export interface CallOptions {
+  /** Bounds each attempt (default: the client's requestTimeoutMs). */
+  timeoutMs?: number;
+  /** Retry an idempotent request through unavailable and reconnects (default true). */
+  retry?: boolean;
+}
+
+/**
+ * What the client tells about a channel's watch. `start`: a resume
+ * (channel.watch with since_seq, after a reconnect or a gap in seq) went
+ * out. `done`: a join, watch, create or resume result was applied, in
+ * order with the events around it (its missed events were delivered
+ * just before); with `reset`, reload the channel from its messages.
+ * `failed`: a resume failed (with not_member, banned, not_found or
+ * forbidden the channel is no longer watched).
+ */
+export interface WatchEvent {
+  channel: string;
+  phase: "start" | "done" | "failed";
+  result?: WatchResult;
+  error?: SwitchboardError;
+}
+
+interface Pending {
+  op: OpName;
+  gen: number;
+  /** this.received when it was sent. */
+  sentAt: number;
+  watch: boolean;
+  since: number | undefined;
+  resolve(v: unknown): void;
+  reject(e: SwitchboardError): void;
+}
+
+interface Watch {
+  seq: number;
+  resyncing: boolean;
+}
+
+const watchOps: ReadonlySet<string> = new Set(["channel.join", "channel.watch", "channel.create"]);
+
+/** A Switchboard session. Create it with {@link connect}, or construct it and call open(). */
+export class Client extends Connection {
+  private nextId = 1;
+  private readonly pending = new Map<number, Pending>();
+  private waiters: Array<() => void> = [];
+  private readonly watched = new Map<string, Watch>();
+  private readonly presenceWatched = new Set<string>();
+  private readonly events = new Listeners<ServerEvent>();
+  private readonly watchListeners = new Listeners<WatchEvent>();
+  private readonly reconnects = new Listeners<ConnectResult>();
+
+  /** Listens to every event, in seq order per channel. Returns the unsubscribe function. */
+  onEvent(listener: (e: ServerEvent) => void): () => void {
+    return this.events.add(listener);
+  }
+
+  /** Listens to watch results and channel resumes (see WatchEvent). */
+  onWatch(listener: (e: WatchEvent) => void): () => void {
+    return this.watchListeners.add(listener);
+  }
+
+  /** Listens to reconnections (not the first connection), once the session is back. */
+  onReconnect(listener: (r: ConnectResult) => void): () => void {
+    return this.reconnects.add(listener);
+  }
+
+  /**
+   * Sends one request and resolves with its result. An error reply rejects
+   * with a SwitchboardError carrying its code (and retryAfterMs). Requests
+   * that are safe to repeat are retried through `unavailable` replies and
+   * reconnects, up to maxRetryMs; others reject with `disconnected` when the
+   * connection drops before their reply.
+   */
+  async call<K extends OpName>(op: K, args: OpArgs<K>, opts: CallOptions = {}): Promise<OpResult<K>> {
+    const deadline = Date.now() + this.cfg.maxRetryMs;
+    let backoff = this.cfg.minBackoffMs;
+    const retry = opts.retry !== false && IDEMPOTENT_OPS.has(op);
+    for (;;) {
+      try {
+        const res = (await this.attempt(op, args, opts.timeoutMs ?? this.cfg.requestTimeoutMs)) as OpResult<K>;
+        if (op === "presence.watch") for (const u of (res as OpResult<"presence.watch">).users) this.presenceWatched.add(u.id);
+        if (op === "presence.unwatch") for (const u of (args as OpArgs<"presence.unwatch">).users) this.presenceWatched.delete(u);
+        return res;
+      } catch (err) {
+        if (!(err instanceof SwitchboardError)) throw err;
+        const again = retry && Date.now() < deadline && (err.code === "unavailable" || err.code === "disconnected");
+        if (!again) throw err;
+      }
+      await sleep(jitter(backoff));
+      backoff = Math.min(backoff * 2, this.cfg.maxBackoffMs);
+    }
+  }
+
+  /** Ends the session: logout (the server forgets its watches), then offline. */
+  async logout(): Promise<void> {
+    try {
+      if (this.statusValue === "online") await this.call("logout", {}, { retry: false, timeoutMs: 5000 });
+    } catch {
+      // closing anyway
+    } finally {
+      this.close();
+    }
+  }
+
+  /** The channels this session watches, with the last seq delivered for each. */
+  watches(): Map<string, number> {
+    return new Map([...this.watched].map(([ch, w]) => [ch, w.seq]));
+  }
+
+  /** Forgets a channel's watch locally (after channel.unwatch or leave), so a reconnect does not resume it. */
+  forget(channel: string): void {
+    this.watched.delete(channel);
+  }
+
+  /** Uploads a file (POST /v1/files) and resolves with its file object, to send as an attachment. */
+  async upload(file: Blob, name?: string): Promise<FileInfo> {
+    const form = new FormData();
+    form.append("file", file, name ?? ((file as { name?: string }).name || "file"));
+    const res = await this.http("/v1/files", { method: "POST", body: form });
+    const body = (await res.json()) as { file: FileInfo };
+    return body.file;
+  }
+
+  /** Downloads a file (a file object's url, or /v1/files/{id}) as a Blob. */
+  async download(url: string): Promise<Blob> {
+    const res = await this.http(url, { method: "GET" });
+    return res.blob();
+  }
+
+  /** Fetches a path of the gateway with this session's credentials; a non-2xx answer rejects with its error code. */
+  async http(path: string, init: RequestInit): Promise<Response> {
+    const f = this.options.fetch ?? globalThis.fetch;
+    const headers = new Headers(init.headers);
+    headers.set("Authorization", await this.authorization());
+    let res: Response;
+    try {
+      res = await f(new URL(path, this.httpOrigin).toString(), { ...init, headers });
+    } catch (err) {
+      throw new SwitchboardError("unavailable", `switchboard: ${init.method ?? "GET"} ${path}: ${String(err)}`);
+    }
+    if (!res.ok) {
+      let wire: WireError = { code: res.status >= 500 ? "unavailable" : "bad_request", message: res.statusText };
+      try {
+        const body = (await res.json()) as { error?: WireError };
+        if (body.error) wire = body.error;
+      } catch {
+        // not JSON
+      }
+      throw SwitchboardError.fromWire(wire);
+    }
+    return res;
+  }
+
+  private async authorization(): Promise<string> {
+    const t = this.options.token;
+    if (typeof t === "string") return `Bearer ${t}`;
+    if (typeof t === "function") return `Bearer ${await t()}`;
+    return `Dev ${this.sessionValue?.user.id ?? this.options.userId ?? ""}`;
+  }
+
+  // ---- the connection's hooks ----
+
+  protected connected(_res: ConnectResult, reconnecting: boolean): void {
+    this.flushWaiters();
+    if (!reconnecting) return;
+    for (const [ch, w] of this.watched) {
+      w.resyncing = false;
+      this.resync(ch);
+    }
+    void this.rewatchPresence();
+    this.reconnects.emit(_res, this.warn);
+  }
+
+  protected lost(err: SwitchboardError): void {
+    this.failPending(err);
+  }
+
+  protected ended(err: SwitchboardError): void {
+    this.failPending(err);
+    this.flushWaiters();
+  }
+
+  private failPending(err: SwitchboardError): void {
+    const all = [...this.pending.values()];
+    this.pending.clear();
+    for (const p of all) p.reject(new SwitchboardError(err.code, err.message, { op: p.op }));
+  }
+
+  private flushWaiters(): void {
+    const w = this.waiters;
+    this.waiters = [];
+    for (const f of w) f();
+  }
+
+  /** Sends a request once (waiting for a connection) and waits for its reply. */
+  private attempt(op: OpName, args: unknown, timeoutMs: number): Promise<unknown> {
+    return new Promise<unknown>((resolve, reject) => {
+      let id = 0;
+      let done = false;
+      const finish = () => {
+        done = true;
+        clearTimeout(timer);
+      };
+      const timer = setTimeout(() => {
+        if (done) return;
+        done = true;
+        const p = id ? this.pending.get(id) : undefined;
+        if (id) this.pending.delete(id);
+        reject(new SwitchboardError("timeout", `switchboard: ${op}: no reply within ${timeoutMs} ms`, { op }));
+        // Nothing at all came back since the request went out: the
+        // connection is likely dead without having said so.
+        if (p && p.gen === this.gen && this.received === p.sentAt && this.ws) this.dropped(this.gen, this.ws, "no reply");
+      }, timeoutMs);
+      const send = () => {
+        if (done) return;
+        if (this.closed) {
+          finish();
+          reject(new SwitchboardError("closed", "switchboard: client closed", { op }));
+          return;
+        }
+        const ws = this.ws;
+        if (!ws || this.statusValue !== "online" || ws.readyState !== OPEN) {
+          this.waiters.push(send);
+          return;
+        }
+        id = this.nextId++;
+        const since = watchOps.has(op) ? (args as { since_seq?: number }).since_seq : undefined;
+        this.pending.set(id, {
+          op,
+          gen: this.gen,
+          sentAt: this.received,
+          watch: watchOps.has(op),
+          since,
+          resolve: (v) => {
+            finish();
+            resolve(v);
+          },
+          reject: (e) => {
+            finish();
+            reject(e);
+          },
+        });
+        try {
+          ws.send(JSON.stringify({ id, op, args }));
+        } catch (err) {
+          this.pending.delete(id);
+          if (IDEMPOTENT_OPS.has(op)) {
+            this.waiters.push(send); // the drop is noticed; wait for the next connection
+            return;
+          }
+          finish();
+          reject(new SwitchboardError("disconnected", `switchboard: ${op}: ${String(err)}`, { op }));
+        }
+      };
+      send();
+    });
+  }
+
+  // ---- frames and events ----
+
+  protected receive(text: string): void {
+    splitFrames(text, (f) => this.frame(f), (line, err) => this.warn("switchboard: undecodable frame", line.slice(0, 200), err));
+  }
+
+  private frame(f: Record<string, unknown>): void {
+    if (typeof f["event"] === "string") {
+      this.event(f as unknown as ServerEvent);
+      return;
+    }
+    const id = f["id"];
+    if (id === undefined || id === null) {
+      if (f["error"]) this.warn("switchboard: error without id", f["error"]);
+      return;
+    }
+    const p = typeof id === "number" ? this.pending.get(id) : undefined;
+    if (!p) return;
+    this.pending.delete(id as number);
+    if (f["error"]) {
+      p.reject(SwitchboardError.fromWire(f["error"] as WireError, p.op));
+      return;
+    }
+    const result = f["result"];
+    if (p.watch) this.watchResult(result as WatchResult, p.since);
+    p.resolve(result);
+  }
+
+  /** Records a join, watch or create: delivers the missed events the result carries, then sets the channel's position. */
+  private watchResult(r: WatchResult, since: number | undefined): void {
+    const ch = r?.channel?.id;
+    if (!ch) return;
+    let w = this.watched.get(ch);
+    if (!w) {
+      w = { seq: 0, resyncing: false };
+      this.watched.set(ch, w);
+    }
+    if (since !== undefined && since > w.seq && !r.reset) w.seq = since;
+    for (const e of r.events ?? []) {
+      if (e.seq !== undefined && e.seq > w.seq) {
+        w.seq = e.seq;
+        this.deliver(e);
+      }
+    }
+    if (r.events_has_more) {
+      w.resyncing = false;
+      this.resync(ch);
+      return;
+    }
+    if (r.seq > w.seq || r.reset) w.seq = r.seq;
+    w.resyncing = false;
+    this.watchListeners.emit({ channel: ch, phase: "done", result: r }, this.warn);
+  }
+
+  /** Delivers one event in seq order: repeats are dropped, a gap starts a resync. */
+  private event(e: ServerEvent): void {
+    const ch = e.channel;
+    if (ch && e.seq) {
+      const w = this.watched.get(ch);
+      if (w) {
+        if (e.seq <= w.seq) return;
+        if (e.seq > w.seq + 1 || w.resyncing) {
+          this.resync(ch);
+          return;
+        }
+        w.seq = e.seq;
+      }
+    }
+    this.deliver(e);
+    if (ch && this.endsWatch(e)) this.watched.delete(ch);
+    if (e.event === "channel.removed") this.watched.delete(e.data.channel);
+  }
+
+  private deliver(e: ServerEvent): void {
+    this.events.emit(e, this.warn);
+  }
+
+  /**
+   * Whether e stops this session receiving its channel: the channel was
+   * deleted, this user left, was removed, kicked or banned, or the server
+   * ended the watch.
+   */
+  private endsWatch(e: ServerEvent): boolean {
+    const me = this.sessionValue?.user.id;
+    switch (e.event) {
+      case "channel.deleted":
+      case "channel.unwatched":
+        return true;
+      case "member.left":
+      case "member.kicked":
+        return e.data.user === me;
+      case "member.updated":
+        return e.data.user === me && isBanned(e.data.member);
+      default:
+        return false;
+    }
+  }
+
+  /** Watches ch again from the last seq delivered, unless a resync is in flight. */
+  private resync(ch: string): void {
+    const w = this.watched.get(ch);
+    if (!w || w.resyncing) return;
+    w.resyncing = true;
+    const since = w.seq;
+    this.watchListeners.emit({ channel: ch, phase: "start" }, this.warn);
+    this.call("channel.watch", { channel: ch, since_seq: since }).then(
+      () => {},
+      (err: unknown) => {
+        w.resyncing = false;
+        const e = err instanceof SwitchboardError ? err : new SwitchboardError("internal", String(err));
+        if (e.code === "not_member" || e.code === "banned" || e.code === "not_found" || e.code === "forbidden") this.watched.delete(ch);
+        if (e.code !== "closed") this.watchListeners.emit({ channel: ch, phase: "failed", error: e }, this.warn);
+      },
+    );
+  }
+
+  /** Watches again, after a reconnect, the users whose presence was watched; their current status arrives as presence events. */
+  private async rewatchPresence(): Promise<void> {
+    const users = [...this.presenceWatched];
+    for (let i = 0; i < users.length; i += 100) {
+      try {
+        const res = await this.call("presence.watch", { users: users.slice(i, i + 100) });
+        for (const u of res.users) this.deliver({ event: "presence", data: { user: u.id, status: u.status, last_seen: u.last_seen } });
+      } catch (err) {
+        this.warn("switchboard: presence.watch after reconnect failed", err);
+      }
+    }
+  }
+
+}
+
+function isBanned(m: Member | undefined): boolean {
+  return !!m && m.membership === "banned";
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+/** Connects a client and resolves once it is online (see Client.open). */
+export async function connect(options: ClientOptions): Promise<Client> {
+  const c = new Client(options);
+  await c.open();
+  return c;
+}

@@ -1,0 +1,239 @@
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { Client, connect } from "../../src/client.js";
+import { SwitchboardError } from "../../src/errors.js";
+import type { ServerEvent, WatchResult } from "../../src/types.js";
+import { channel, FakeServer, member, message, until, type Request } from "./fake.js";
+
+const fast = { minBackoffMs: 5, maxBackoffMs: 20, requestTimeoutMs: 500, initialTimeoutMs: 2000 };
+
+function watchResult(ch: string, seq: number, over: Partial<WatchResult> = {}): WatchResult {
+  return { channel: channel(ch), member: member("alice", ch), messages: [], has_more: false, messages_has_more: false, seq, ...over };
+}
+
+function newEvent(ch: string, seq: number, segment: number): ServerEvent {
+  return { event: "message.new", channel: ch, seq, data: { message: message(ch, segment, "bob", `m${segment}`) } };
+}
+
+test("connect sends connect first and resolves online; replies are matched by id out of order", async () => {
+  const srv = new FakeServer();
+  const held: Array<{ req: Request }> = [];
+  srv.handler = (req) => {
+    if (req.op === "users.get") {
+      held.push({ req });
+      return undefined;
+    }
+    return srv.defaultAnswer(req);
+  };
+  const c = await connect({ urls: "ws://gw/v1/ws", userId: "alice", name: "Alice", WebSocket: srv.WebSocket, ...fast });
+  assert.equal(c.status, "online");
+  assert.equal(c.user?.id, "alice");
+  assert.deepEqual(srv.current.requests[0], { id: 0, op: "connect", args: { user_id: "alice", name: "Alice" } });
+  const a = c.call("users.get", { ids: ["a"] });
+  const b = c.call("users.get", { ids: ["b"] });
+  await until(() => held.length === 2);
+  srv.current.push({ id: held[1]!.req.id, result: { users: [{ id: "b" }] } }, { id: held[0]!.req.id, result: { users: [{ id: "a" }] } });
+  assert.equal((await a).users[0]!.id, "a");
+  assert.equal((await b).users[0]!.id, "b");
+  c.close();
+  assert.equal(c.status, "offline");
+});
+
+test("an error reply rejects with its code and retryAfterMs; unknown codes read as internal", async () => {
+  const srv = new FakeServer();
+  srv.handler = (req) => {
+    if (req.op === "message.send") return { error: { code: "muted", message: "you are muted", retry_after_ms: 3000 } };
+    if (req.op === "message.flag") return { error: { code: "brand_new", message: "from the future" } };
+    return srv.defaultAnswer(req);
+  };
+  const c = await connect({ urls: ["ws://gw/v1/ws"], userId: "alice", WebSocket: srv.WebSocket, ...fast });
+  await assert.rejects(c.call("message.send", { channel: "g", client_id: "x", text: "hi" }), (e: unknown) => {
+    assert.ok(e instanceof SwitchboardError);
+    assert.equal(e.code, "muted");
+    assert.equal(e.retryAfterMs, 3000);
+    assert.equal(e.op, "message.send");
+    assert.equal(e.retryable, true);
+    return true;
+  });
+  await assert.rejects(c.call("message.flag", { channel: "g", message_id: "1" }), (e: unknown) => e instanceof SwitchboardError && e.code === "internal" && /brand_new/.test(e.message));
+  c.close();
+});
+
+test("events are delivered in seq order: repeats are dropped and a gap resumes from the last seq", async () => {
+  const srv = new FakeServer();
+  srv.handler = (req) => {
+    if (req.op === "channel.watch" && req.args["since_seq"] === undefined) return { result: watchResult("g", 3) };
+    if (req.op === "channel.watch") return undefined; // answered by hand below
+    return srv.defaultAnswer(req);
+  };
+  const c = await connect({ urls: "ws://gw/v1/ws", userId: "alice", WebSocket: srv.WebSocket, ...fast });
+  const got: number[] = [];
+  c.onEvent((e) => got.push(e.seq ?? -1));
+  await c.call("channel.watch", { channel: "g" });
+  const s = srv.current;
+  s.push(newEvent("g", 3, 1), newEvent("g", 4, 2), newEvent("g", 4, 2), { event: "typing", channel: "g", data: { user: "bob", active: true } });
+  assert.deepEqual(got, [4, -1]);
+  s.push(newEvent("g", 7, 5)); // 5 and 6 missed
+  const { req } = await srv.request((r) => r.op === "channel.watch" && r.args["since_seq"] === 4);
+  s.push(newEvent("g", 8, 6)); // live, while the resume is out: its replay carries it
+  s.push({
+    id: req.id,
+    result: watchResult("g", 8, { events: [newEvent("g", 5, 3), newEvent("g", 6, 4), newEvent("g", 7, 5), newEvent("g", 8, 6)] }),
+  });
+  s.push(newEvent("g", 9, 7));
+  await until(() => got.length === 7);
+  assert.deepEqual(got, [4, -1, 5, 6, 7, 8, 9]);
+  assert.equal(c.watches().get("g"), 9);
+  c.close();
+});
+
+test("a resume with has_more continues from the last event; reset is reported", async () => {
+  const srv = new FakeServer();
+  let page = 0;
+  srv.handler = (req) => {
+    if (req.op === "channel.watch" && req.args["since_seq"] === undefined) return { result: watchResult("g", 1) };
+    if (req.op === "channel.watch") {
+      page++;
+      if (page === 1) return { result: watchResult("g", 4, { events: [newEvent("g", 2, 2), newEvent("g", 3, 3)], events_has_more: true, has_more: true }) };
+      if (page === 2) return { result: watchResult("g", 4, { events: [newEvent("g", 4, 4)] }) };
+      return { result: watchResult("g", 40, { events: [], reset: true, messages: [message("g", 30, "bob", "late")] }) };
+    }
+    return srv.defaultAnswer(req);
+  };
+  const c = await connect({ urls: "ws://gw/v1/ws", userId: "alice", WebSocket: srv.WebSocket, ...fast });
+  const got: number[] = [];
+  const watches: string[] = [];
+  c.onEvent((e) => got.push(e.seq!));
+  c.onWatch((e) => watches.push(`${e.phase}${e.result?.reset ? ":reset" : ""}`));
+  await c.call("channel.watch", { channel: "g" });
+  srv.current.push(newEvent("g", 5, 5)); // gap: 2..4 missing
+  await until(() => got.length === 3);
+  assert.deepEqual(got, [2, 3, 4]);
+  assert.equal(page, 2);
+  srv.current.push(newEvent("g", 9, 9)); // another gap; the server no longer has the events
+  await until(() => watches.includes("done:reset"));
+  assert.equal(c.watches().get("g"), 40);
+  assert.deepEqual(watches, ["done", "start", "start", "done", "start", "done:reset"]);
+  c.close();
+});
+
+test("after a drop the client reconnects to the next URL, resumes watches and resends idempotent requests with their client_id", async () => {
+  const srv = new FakeServer();
+  let sends = 0;
+  srv.handler = (req, sock) => {
+    if (req.op === "channel.watch" && req.args["since_seq"] === undefined) return { result: watchResult("g", 5) };
+    if (req.op === "channel.watch") return { result: watchResult("g", 6, { events: [newEvent("g", 6, 6)] }) };
+    if (req.op === "message.send") {
+      sends++;
+      if (sock === srv.sockets[0]) return undefined; // the reply is lost with the connection
+      return { result: { message: message("g", 7, "alice", "hi", { client_id: req.args["client_id"] as string }) } };
+    }
+    if (req.op === "message.delete") return undefined;
+    return srv.defaultAnswer(req);
+  };
+  const c = await connect({ urls: ["ws://a/v1/ws", "ws://b/v1/ws"], userId: "alice", WebSocket: srv.WebSocket, ...fast });
+  const statuses: string[] = [];
+  c.onStatus((s) => statuses.push(s));
+  const events: number[] = [];
+  c.onEvent((e) => events.push(e.seq!));
+  await c.call("channel.watch", { channel: "g" });
+  const send = c.call("message.send", { channel: "g", client_id: "cid-1", text: "hi" });
+  const del = c.call("message.delete", { channel: "g", message_id: "1-m" });
+  await srv.request((r) => r.op === "message.delete");
+  srv.sockets[0]!.kill();
+  await assert.rejects(del, (e: unknown) => e instanceof SwitchboardError && e.code === "disconnected");
+  const res = await send;
+  assert.equal(res.message.client_id, "cid-1");
+  assert.equal(sends, 2);
+  assert.equal(srv.sockets.length, 2);
+  assert.equal(srv.sockets[1]!.url, "ws://b/v1/ws");
+  const resent = srv.sockets[1]!.requests.filter((r) => r.op === "message.send");
+  assert.deepEqual(resent[0]!.args, { channel: "g", client_id: "cid-1", text: "hi" });
+  await until(() => events.includes(6));
+  assert.deepEqual(srv.sockets[1]!.requests.find((r) => r.op === "channel.watch")!.args, { channel: "g", since_seq: 5 });
+  assert.deepEqual(statuses, ["reconnecting", "online"]);
+  c.close();
+});
+
+test("gateways that are down are skipped until one answers", async () => {
+  const srv = new FakeServer();
+  srv.down.add("ws://down/v1/ws");
+  const c = await connect({ urls: ["ws://down/v1/ws", "ws://up/v1/ws"], userId: "alice", WebSocket: srv.WebSocket, ...fast });
+  assert.equal(c.status, "online");
+  assert.equal(srv.current.url, "ws://up/v1/ws");
+  c.close();
+});
+
+test("a request without a reply times out, and a connection that stays silent is replaced", async () => {
+  const srv = new FakeServer();
+  srv.handler = (req, sock) => {
+    if (req.op === "me" && sock === srv.sockets[0]) {
+      sock.silent = true;
+      return undefined;
+    }
+    return srv.defaultAnswer(req);
+  };
+  const c = await connect({ urls: "ws://gw/v1/ws", userId: "alice", WebSocket: srv.WebSocket, ...fast, requestTimeoutMs: 100 });
+  await assert.rejects(c.call("me", {}), (e: unknown) => e instanceof SwitchboardError && e.code === "timeout");
+  await until(() => srv.sockets.length === 2 && c.status === "online");
+  await c.call("me", {});
+  c.close();
+});
+
+test("an invalid token ends the client: open rejects and the status is offline", async () => {
+  const srv = new FakeServer();
+  srv.handler = (req) => (req.op === "connect" ? { error: { code: "token_invalid", message: "bad signature" } } : srv.defaultAnswer(req));
+  const c = new Client({ urls: "ws://gw/v1/ws", token: "nope", WebSocket: srv.WebSocket, ...fast });
+  await assert.rejects(c.open(), (e: unknown) => e instanceof SwitchboardError && e.code === "token_invalid");
+  assert.equal(c.status, "offline");
+  assert.equal(srv.sockets.length, 1);
+  assert.deepEqual(srv.sockets[0]!.requests[0]!.args, { token: "nope" });
+});
+
+test("a token function is asked again for every connection", async () => {
+  const srv = new FakeServer();
+  let n = 0;
+  const c = await connect({ urls: "ws://gw/v1/ws", token: async () => `t${++n}`, WebSocket: srv.WebSocket, ...fast });
+  srv.current.kill(4001, "server draining: reconnect elsewhere");
+  await until(() => srv.sockets.length === 2 && c.status === "online");
+  assert.deepEqual(
+    srv.sockets.map((s) => s.requests[0]!.args),
+    [{ token: "t1" }, { token: "t2" }],
+  );
+  c.close();
+});
+
+test("logout ends the session without reconnecting", async () => {
+  const srv = new FakeServer();
+  srv.handler = (req, sock) => {
+    if (req.op === "logout") {
+      setTimeout(() => sock.kill(1000, "logout"), 1);
+      return { result: {} };
+    }
+    return srv.defaultAnswer(req);
+  };
+  const c = await connect({ urls: "ws://gw/v1/ws", userId: "alice", WebSocket: srv.WebSocket, ...fast });
+  await c.logout();
+  assert.equal(c.status, "offline");
+  await new Promise((r) => setTimeout(r, 50));
+  assert.equal(srv.sockets.length, 1);
+  await assert.rejects(c.call("me", {}), (e: unknown) => e instanceof SwitchboardError && e.code === "closed");
+});
+
+test("being kicked ends the watch, so a reconnect does not resume the channel", async () => {
+  const srv = new FakeServer();
+  srv.handler = (req) => (req.op === "channel.watch" ? { result: watchResult("g", 1) } : srv.defaultAnswer(req));
+  const c = await connect({ urls: "ws://gw/v1/ws", userId: "alice", WebSocket: srv.WebSocket, ...fast });
+  await c.call("channel.watch", { channel: "g" });
+  srv.current.push({ event: "member.kicked", channel: "g", seq: 2, data: { user: "alice", actor: "bob" } });
+  assert.equal(c.watches().has("g"), false);
+  srv.current.kill();
+  await until(() => srv.sockets.length === 2 && c.status === "online");
+  assert.equal(srv.current.requests.some((r) => r.op === "channel.watch"), false);
+  c.close();
+});
+
+test("URLs must be ws:// or wss://", () => {
+  assert.throws(() => new Client({ urls: "http://x/v1/ws", userId: "a" }), /not a ws/);
+  assert.doesNotThrow(() => new Client({ urls: ["wss://chat.example/v1/ws"], userId: "a" }));
+});
