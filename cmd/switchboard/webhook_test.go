@@ -183,7 +183,9 @@ func TestWebhooksThroughFailuresAndARestart(t *testing.T) {
 // scrapeAddr returns the /metrics of the node at addr.
 func scrapeAddr(t *testing.T, addr string) string {
 	t.Helper()
-	resp, err := http.Get("http://" + addr + "/metrics")
+	req, _ := http.NewRequest(http.MethodGet, "http://"+addr+"/metrics", nil)
+	req.Header.Set("Authorization", "Bearer "+apiKey) // an operator endpoint
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
