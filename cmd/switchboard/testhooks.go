@@ -3,7 +3,10 @@
 package main
 
 import (
+	"errors"
 	"flag"
+	"fmt"
+	"time"
 
 	"github.com/switchboard-chat/switchboard/cluster"
 	"github.com/switchboard-chat/switchboard/cluster/clusterpb"
@@ -39,4 +42,25 @@ func (h testHooks) apply(cfg *cluster.Config) {
 		keys = append(keys, cluster.ScopeKey(clusterpb.Kind_KIND_CHANNEL, ch))
 	}
 	cluster.ClaimScopes(cfg, keys)
+}
+
+// parseWebhookTiming reads --test-webhook-timing.
+func parseWebhookTiming(v string, c *WebhookConfig) error {
+	if v == "" {
+		return nil
+	}
+	parts := splitList(v)
+	if len(parts) != 3 {
+		return errors.New("--test-webhook-timing: timeout,min-backoff,max-backoff")
+	}
+	var ds [3]time.Duration
+	for i, p := range parts {
+		d, err := time.ParseDuration(p)
+		if err != nil || d <= 0 {
+			return fmt.Errorf("--test-webhook-timing: %q is not a duration", p)
+		}
+		ds[i] = d
+	}
+	c.Timeout, c.MinBackoff, c.MaxBackoff = ds[0], ds[1], ds[2]
+	return nil
 }

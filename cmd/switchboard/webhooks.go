@@ -125,24 +125,3 @@ var webhookResults = set("ok", "failed", "timeout", "error")
 
 // watchWebhooks exports the deliverer's backlog.
 func (m *metrics) watchWebhooks(d *webhook.Deliverer) { m.webhooks.Store(d) }
-
-// parseWebhookTiming reads --test-webhook-timing.
-func parseWebhookTiming(v string, c *WebhookConfig) error {
-	if v == "" {
-		return nil
-	}
-	parts := splitList(v)
-	if len(parts) != 3 {
-		return errors.New("--test-webhook-timing: timeout,min-backoff,max-backoff")
-	}
-	var ds [3]time.Duration
-	for i, p := range parts {
-		d, err := time.ParseDuration(p)
-		if err != nil || d <= 0 {
-			return fmt.Errorf("--test-webhook-timing: %q is not a duration", p)
-		}
-		ds[i] = d
-	}
-	c.Timeout, c.MinBackoff, c.MaxBackoff = ds[0], ds[1], ds[2]
-	return nil
-}
