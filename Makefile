@@ -45,6 +45,7 @@ fuzz:
 	$(GO) test ./protocol -run '^$$' -fuzz FuzzHTTPArgs -fuzztime $(FUZZTIME)
 	$(GO) test ./protocol -run '^$$' -fuzz FuzzCheckJSON -fuzztime $(FUZZTIME)
 	$(GO) test ./actors/channel -run '^$$' -fuzz FuzzObjectValidation -fuzztime $(FUZZTIME)
+	$(GO) test ./protocol -run '^$$' -fuzz FuzzDecodeRecord -fuzztime $(FUZZTIME)
 
 # vet and staticcheck, also over the files only test builds compile
 # (the testhooks tag: cmd/switchboard/testhooks.go), and modcheck.

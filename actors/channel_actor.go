@@ -16,6 +16,9 @@ type channelActor struct {
 	scopeActor
 	state *channel.State
 	wake  wakeTimer
+	// self and root post to the actor from outside a message (commits).
+	self *actor.PID
+	root *actor.RootContext
 }
 
 func newChannelActor(id, key string, d *Deps) actor.Actor {
@@ -44,12 +47,20 @@ func (a *channelActor) load(ctx actor.Context, log persistence.Log) (uint64, boo
 	a.state = st
 	a.state.SetEpoch(epoch + 1)
 	notifyDirectory(a.d.Cluster, st.Announce())
-	return epoch, st.Exists(), nil
+	a.self, a.root = ctx.Self(), ctx.ActorSystem().Root
+	a.webhookPending()
+	ctx.Send(a.self, importDrive{}) // an import this activation must finish or drop
+	return epoch, st.Exists() || st.ImportInProgress(), nil
 }
 
 func (a *channelActor) request(ctx actor.Context, req *clusterpb.Request) { a.handle(ctx, req) }
 
-func (a *channelActor) committed(index uint64) { a.state.Committed(index) }
+func (a *channelActor) committed(index uint64) {
+	a.state.Committed(index)
+	if _, ok := a.state.ImportOrphaned(); ok {
+		a.root.Send(a.self, importDrive{})
+	}
+}
 
 func (a *channelActor) other(ctx actor.Context, msg any) {
 	switch m := msg.(type) {
@@ -72,6 +83,8 @@ func (a *channelActor) other(ctx actor.Context, msg any) {
 		}
 	case channelWake:
 		a.onWake(ctx)
+	case importDrive:
+		a.driveImport(ctx)
 	case *actor.Stopping:
 		a.wake.disarm()
 		a.lostWatchers(ctx)
@@ -149,6 +162,12 @@ func (a *channelActor) send(ctx actor.Context, req *clusterpb.Request, eff *chan
 		notifyUserIndex(a.d.Cluster, n.User, ix)
 	}
 	notifyDirectory(a.d.Cluster, eff.Directory)
+	for _, e := range eff.Events {
+		if e.Seq > 0 { // a persisted event: one for webhooks
+			a.webhookPending()
+			break
+		}
+	}
 }
 
 // lostWatchers tells each watching gateway to watch again: this

@@ -70,6 +70,10 @@ func (h *hostActor) nodeOp(ctx actor.Context, req *clusterpb.Request) {
 		replyJSON(ctx, req, h.counts())
 		return
 	}
+	if req.Op == OpScopes {
+		h.scopes(ctx, req)
+		return
+	}
 	var a ScopeArgs
 	if err := protocol.DecodeArgs(req.Args, &a); err != nil || a.ID == "" {
 		replyError(ctx, req, protocol.Errorf(protocol.CodeBadRequest, "bad scope"))

@@ -90,6 +90,9 @@ type Deps struct {
 	Clock   func() time.Time
 	Logger  *slog.Logger
 	Metrics *Metrics
+	// Webhooks, when set, is told of channels with events to deliver
+	// (Config.Channel.Webhooks must be set too).
+	Webhooks WebhookSink
 }
 
 func (d *Deps) withDefaults() {

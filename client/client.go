@@ -125,7 +125,9 @@ const (
 // Synthetic events the client itself delivers.
 const (
 	// EventReset: the server no longer has the events this client missed
-	// on Channel; reload it (channel.join or messages.history).
+	// on Channel, or an import changed the channel's history (it follows
+	// the channel.updated with reason imported); reload it (channel.join
+	// or messages.history).
 	EventReset = "client.reset"
 	// EventReconnected: the connection was re-established and watches
 	// resumed.
@@ -548,6 +550,23 @@ func (c *Client) event(e Event) {
 		c.mu.Unlock()
 	}
 	c.deliver(e)
+	if imported(e) {
+		// The channel's history changed wholesale: what the client holds
+		// of it is to be reloaded, as after a resume that could not be
+		// served.
+		c.deliver(Event{Name: EventReset, Channel: e.Channel, Seq: e.Seq})
+	}
+}
+
+// imported reports whether e is the channel.updated an import ends with.
+func imported(e Event) bool {
+	if e.Name != protocol.EventChannelUpdated || !bytes.Contains(e.Data, []byte(`"reason":"imported"`)) {
+		return false
+	}
+	var d struct {
+		Reason string `json:"reason"`
+	}
+	return json.Unmarshal(e.Data, &d) == nil && d.Reason == protocol.ReasonImported
 }
 
 // endsWatch reports whether e stops this session receiving its channel:

@@ -95,6 +95,8 @@ func (g *Gateway) RegisterAPI(mux *http.ServeMux) {
 	mux.HandleFunc("PUT "+protocol.PathUserPut, g.serveUserPut)
 	mux.HandleFunc("POST "+protocol.PathTokens, g.serveTokens)
 	mux.HandleFunc("GET "+protocol.PathOpenAPI, g.serveOpenAPI)
+	mux.HandleFunc("GET "+protocol.PathExport, g.serveExport)
+	mux.HandleFunc("POST "+protocol.PathImport, g.serveImport)
 	mux.HandleFunc("/v1/", func(w http.ResponseWriter, r *http.Request) { g.notRouted(mux, w, r) })
 }
 
@@ -124,17 +126,8 @@ func (g *Gateway) notRouted(mux *http.ServeMux, w http.ResponseWriter, r *http.R
 // and reads its body (at most MaxFrameBytes). On failure it has answered
 // and returns ok false; end must be called otherwise.
 func (g *Gateway) begin(w http.ResponseWriter, r *http.Request) (o *apiRequest, apiKey bool, body []byte, ok bool) {
-	c, apiKey, perr := g.apiCaller(r)
-	if perr != nil {
-		writeHTTPError(w, 0, perr)
-		return nil, false, nil, false
-	}
-	select {
-	case g.apiSlots <- struct{}{}:
-	default:
-		e := protocol.Errorf(protocol.CodeUnavailable, "the node is at its %d concurrent API requests", cap(g.apiSlots))
-		e.RetryAfterMS = 1000
-		writeHTTPError(w, 0, e)
+	o, apiKey, ok = g.admitAPI(w, r)
+	if !ok {
 		return nil, false, nil, false
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, int64(g.cfg.Limits.MaxFrameBytes)))
@@ -148,7 +141,28 @@ func (g *Gateway) begin(w http.ResponseWriter, r *http.Request) (o *apiRequest, 
 		}
 		return nil, false, nil, false
 	}
-	return &apiRequest{c: c}, apiKey, body, true
+	return o, apiKey, body, true
+}
+
+// admitAPI authenticates an API request and takes one of the node's API
+// slots, leaving the body unread (a streamed body is the handler's to
+// read). On failure it has answered and returns ok false; end must be
+// called otherwise.
+func (g *Gateway) admitAPI(w http.ResponseWriter, r *http.Request) (o *apiRequest, apiKey bool, ok bool) {
+	c, apiKey, perr := g.apiCaller(r)
+	if perr != nil {
+		writeHTTPError(w, 0, perr)
+		return nil, false, false
+	}
+	select {
+	case g.apiSlots <- struct{}{}:
+	default:
+		e := protocol.Errorf(protocol.CodeUnavailable, "the node is at its %d concurrent API requests", cap(g.apiSlots))
+		e.RetryAfterMS = 1000
+		writeHTTPError(w, 0, e)
+		return nil, false, false
+	}
+	return &apiRequest{c: c}, apiKey, true
 }
 
 func (g *Gateway) end() { <-g.apiSlots }

@@ -31,8 +31,18 @@ type Endpoint struct {
 	APIKeyOnly bool
 	// NoAuth: no credential needed.
 	NoAuth bool
+	// Query are the query parameters it takes.
+	Query []QueryParam
+	// NDJSONBody and NDJSONResult: the body or the result is NDJSON, one
+	// record (RecordTypes) a line, instead of one JSON value.
+	NDJSONBody, NDJSONResult bool
 
 	shape *shape // Body's fields (args.go)
+}
+
+// QueryParam is a query parameter of an endpoint.
+type QueryParam struct {
+	Name, Type, Description string
 }
 
 // Paths of the HTTP-only endpoints.
@@ -42,6 +52,8 @@ const (
 	PathTokens     = "/v1/tokens"
 	PathOpenAPI    = "/v1/openapi.json"
 	PathRPC        = "/v1/rpc/{op}"
+	PathExport     = "/v1/export"
+	PathImport     = "/v1/import"
 )
 
 var endpointTable = buildEndpoints([]Endpoint{
@@ -53,6 +65,12 @@ var endpointTable = buildEndpoints([]Endpoint{
 		Body: typ[TokenArgs](), Result: typ[TokenResult](), Status: http.StatusCreated, APIKeyOnly: true},
 	{Method: http.MethodGet, Path: PathOpenAPI, Summary: "This API's OpenAPI 3.1 document",
 		Status: http.StatusOK, NoAuth: true},
+	{Method: http.MethodGet, Path: PathExport, Summary: "Export as NDJSON: every user, then each channel followed by its members and its messages in segment order",
+		Status: http.StatusOK, APIKeyOnly: true, NDJSONResult: true,
+		Query: []QueryParam{{Name: "channel", Type: "string", Description: "export this channel only (its channel, member and message records)"}}},
+	{Method: http.MethodPost, Path: PathImport, Summary: "Import NDJSON records (as an export writes them): each channel's all or none, idempotent",
+		Result: typ[ImportResult](), Status: http.StatusOK, APIKeyOnly: true, NDJSONBody: true,
+		Query: []QueryParam{{Name: "dry_run", Type: "boolean", Description: "check every line and write nothing"}}},
 })
 
 func buildEndpoints(es []Endpoint) []Endpoint {

@@ -21,6 +21,12 @@ const (
 	ReasonJoined  = "joined"  // channel.join (by token or not), on any session
 )
 
+// ReasonImported is the reason of the channel.updated event an import
+// ends with: the channel's history or members changed wholesale, and
+// watchers reload it. (An imported membership is announced to its user
+// as channel.added with reason added.)
+const ReasonImported = "imported"
+
 // Reasons of channel.removed.
 const (
 	ReasonLeft    = "left"    // channel.leave

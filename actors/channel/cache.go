@@ -83,3 +83,15 @@ func (c *cache[K, V]) isDirty(k K) bool {
 }
 
 func (c *cache[K, V]) len() int { return len(c.items) }
+
+// dropIf forgets every record whose key matches, pinned or not: for keys
+// an entry deletes by range, which the cache cannot follow key by key.
+func (c *cache[K, V]) dropIf(match func(K) bool) {
+	for k, e := range c.items {
+		if match(k) {
+			c.lru.Remove(e)
+			delete(c.items, k)
+			delete(c.dirty, k)
+		}
+	}
+}

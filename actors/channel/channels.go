@@ -134,6 +134,9 @@ func (s *State) create(c Caller, a *protocol.ChannelCreateArgs, reopenAll bool, 
 		public = *a.Public
 	}
 	s.exists = true
+	if s.cfg.Webhooks {
+		s.meta.HookSeq, s.meta.HookSet = 0, true // every event of a new channel
+	}
 	s.meta.Channel = protocol.Channel{
 		ID:           s.id,
 		Type:         a.Type,

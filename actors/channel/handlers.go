@@ -83,6 +83,20 @@ func handlerOf(op string) handler {
 		return (*State).handleUnwatch
 	case protocol.OpChannelLeave:
 		return (*State).handleLeave
+	case OpExport:
+		return (*State).handleExport
+	case OpImportStage:
+		return (*State).handleImportStage
+	case OpImportCommit:
+		return (*State).handleImportCommit
+	case OpImportAbort:
+		return (*State).handleImportAbort
+	case OpWebhookFetch:
+		return (*State).handleWebhookFetch
+	case OpWebhookAck:
+		return (*State).handleWebhookAck
+	case OpWebhookWake:
+		return (*State).handleWebhookWake
 	}
 	return nil
 }

@@ -63,15 +63,11 @@ func (s *State) message(seg uint64) (*protocol.Message, error) {
 
 // findMessage resolves a message id of this channel.
 func (s *State) findMessage(id string) (*protocol.Message, *protocol.Error) {
-	seg, ok := parseMessageID(id)
-	if !ok || seg > s.meta.Channel.LastSegment {
-		return nil, protocol.Errorf(protocol.CodeNotFound, "no message %q in %s", id, s.id)
-	}
-	m, err := s.message(seg)
+	m, err := s.lookupMessage(id)
 	if err != nil {
 		return nil, internal(err)
 	}
-	if m == nil || m.ID != id {
+	if m == nil {
 		return nil, protocol.Errorf(protocol.CodeNotFound, "no message %q in %s", id, s.id)
 	}
 	return m, nil
@@ -106,6 +102,11 @@ func (s *State) idemSegment(user, clientID string) (uint64, bool, error) {
 	seg, ok := persistence.ParseU64(v)
 	if !ok {
 		return 0, false, ErrCorrupt
+	}
+	if !s.visible(seg) {
+		// Written by an import not yet committed (or abandoned): not a
+		// message of the channel.
+		return 0, false, nil
 	}
 	s.idem.put(k, seg)
 	return seg, true, nil
@@ -489,28 +490,30 @@ func (s *State) page(q pageQuery) ([]*protocol.Message, bool, uint64, error) {
 	}
 	var out []*protocol.Message
 	scanned := 0
-	// Walk segments from one end; every segment in [1, LastSegment] holds
-	// a message, so the walk is by segment, served by the cache or by
-	// store reads of chunks of misses.
-	w := pageWalk{s: s, step: -1, lo: lo, hi: hi, chunk: q.limit + 1}
+	// Walk segments from one end, served by the cache or by store reads
+	// of chunks of misses. Segments the store was read for and that hold
+	// nothing (an imported history may have gaps) are stepped over.
+	w := newPageWalk(s, lo, hi, q.forward, q.limit+1)
 	seg := hi
 	if q.forward {
-		seg, w.step = lo, 1
+		seg = lo
 	}
 	inRange := func(x uint64) bool { return x >= lo && x <= hi && x != 0 }
+	var last uint64 // the last segment examined
 	for inRange(seg) && len(out) <= q.limit {
 		if scanned >= s.scanBudget() {
-			return finishPage(out, q), true, uint64(int64(seg) - int64(w.step)), nil
+			return finishPage(out, q), true, last, nil
 		}
 		m, err := w.message(seg)
 		if err != nil {
 			return nil, false, 0, err
 		}
 		scanned++
+		last = seg
 		if m != nil && (q.filter == nil || q.filter(m)) {
 			out = append(out, m)
 		}
-		seg = uint64(int64(seg) + int64(w.step))
+		seg = w.next(seg)
 	}
 	more := len(out) > q.limit
 	var next uint64
@@ -540,12 +543,69 @@ const (
 // the walk, so a cold page costs a range scan or two, not one read per
 // message. The chunk is kept here, not only in the cache: the cache may be
 // smaller than a chunk, and then it would evict the chunk as it stored it.
+// What the chunk covered and did not hold is a gap the walk steps over
+// (next), but for writes not yet durable, which only the cache holds.
 type pageWalk struct {
 	s      *State
 	step   int
 	lo, hi uint64
 	chunk  int // size of the next chunk; it doubles as the walk goes on
 	read   map[uint64]*protocol.Message
+	keys   []uint64 // the segments read holds, in walk order
+	edge   uint64   // the last segment the chunk covered, in walk order (0: none)
+	dirty  []uint64 // segments in [lo, hi] the cache holds undurable writes of, in walk order
+}
+
+func newPageWalk(s *State, lo, hi uint64, forward bool, chunk int) *pageWalk {
+	w := &pageWalk{s: s, step: -1, lo: lo, hi: hi, chunk: chunk}
+	if forward {
+		w.step = 1
+	}
+	s.msgs.eachDirty(func(seg uint64, _ *protocol.Message) {
+		if seg >= lo && seg <= hi {
+			w.dirty = append(w.dirty, seg)
+		}
+	})
+	slices.SortFunc(w.dirty, w.cmp)
+	return w
+}
+
+// cmp orders segments in walk order.
+func (w *pageWalk) cmp(a, b uint64) int {
+	if a == b {
+		return 0
+	}
+	if (a < b) == (w.step > 0) {
+		return -1
+	}
+	return 1
+}
+
+// firstFrom returns the first of keys (in walk order) at or after seg.
+func (w *pageWalk) firstFrom(keys []uint64, seg uint64) (uint64, bool) {
+	i, _ := slices.BinarySearchFunc(keys, seg, w.cmp)
+	if i < len(keys) {
+		return keys[i], true
+	}
+	return 0, false
+}
+
+// next returns the segment to examine after seg: the next one the chunk
+// read holds, or the first past what it covered, unless a write not yet
+// durable comes first.
+func (w *pageWalk) next(seg uint64) uint64 {
+	cand := uint64(int64(seg) + int64(w.step))
+	if w.edge != 0 && w.cmp(cand, w.edge) <= 0 {
+		if k, ok := w.firstFrom(w.keys, cand); ok {
+			cand = k
+		} else {
+			cand = uint64(int64(w.edge) + int64(w.step))
+		}
+	}
+	if d, ok := w.firstFrom(w.dirty, uint64(int64(seg)+int64(w.step))); ok && w.cmp(d, cand) < 0 {
+		cand = d
+	}
+	return cand
 }
 
 func (w *pageWalk) message(seg uint64) (*protocol.Message, error) {
@@ -574,8 +634,16 @@ func (w *pageWalk) message(seg uint64) (*protocol.Message, error) {
 		return nil, err
 	}
 	w.read = make(map[uint64]*protocol.Message, len(recs))
+	w.keys = w.keys[:0]
+	// The chunk covers up to its last record, or to the walk's end when
+	// it came back short.
+	w.edge = w.hi
+	if w.step < 0 {
+		w.edge = w.lo
+	}
 	for _, rec := range recs {
 		k, _ := persistence.ParseU64(rec.Key)
+		w.keys = append(w.keys, k)
 		if w.s.msgs.isDirty(k) {
 			continue // the cache holds a newer version
 		}
@@ -587,6 +655,9 @@ func (w *pageWalk) message(seg uint64) (*protocol.Message, error) {
 		if _, ok := w.s.msgs.get(k); !ok {
 			w.s.msgs.put(k, m)
 		}
+	}
+	if len(recs) == n {
+		w.edge = w.keys[len(w.keys)-1]
 	}
 	if m, ok := w.s.msgs.get(seg); ok {
 		return m, nil

@@ -22,6 +22,11 @@ type metaRecord struct {
 	// DirVersion counts changes of the channel's directory listing
 	// (listing.go), so the directory keeps the newest.
 	DirVersion uint64 `json:"dir_version,omitempty"`
+	// HookSeq is the newest event the webhook receiver acknowledged
+	// (webhook.go), meaningful once HookSet. It lives in the counters
+	// record only.
+	HookSeq uint64 `json:"-"`
+	HookSet bool   `json:"-"`
 }
 
 // memberRecord is one member's durable state (TableMember).
@@ -34,20 +39,26 @@ type memberRecord struct {
 // countersKey is the TableMeta key of the counters record.
 var countersKey = []byte("n")
 
-// encodeCounters writes the counters (six big-endian words).
+// encodeCounters writes the counters: seven big-endian words, the last
+// the webhook position plus one (0: none set).
 func (m *metaRecord) encodeCounters() []byte {
 	c := &m.Channel
-	b := make([]byte, 0, 48)
+	hook := uint64(0)
+	if m.HookSet {
+		hook = m.HookSeq + 1
+	}
+	b := make([]byte, 0, 56)
 	for _, v := range []uint64{m.LastSeq, m.FirstSeq, c.LastSegment, uint64(c.MessageCount), uint64(c.MemberCount),
-		uint64(c.LastActivity.UnixMilli())} {
+		uint64(c.LastActivity.UnixMilli()), hook} {
 		b = binary.BigEndian.AppendUint64(b, v)
 	}
 	return b
 }
 
-// decodeCounters reads what encodeCounters wrote.
+// decodeCounters reads what encodeCounters wrote (and the six words
+// written before webhooks kept a position).
 func (m *metaRecord) decodeCounters(b []byte) error {
-	if len(b) != 48 {
+	if len(b) != 48 && len(b) != 56 {
 		return ErrCorrupt
 	}
 	w := func(i int) uint64 { return binary.BigEndian.Uint64(b[8*i:]) }
@@ -56,6 +67,9 @@ func (m *metaRecord) decodeCounters(b []byte) error {
 	c.MessageCount, c.MemberCount = int64(w(3)), int64(w(4))
 	if ms := int64(w(5)); ms > 0 {
 		c.LastActivity = protocol.At(time.UnixMilli(ms))
+	}
+	if len(b) == 56 && w(6) > 0 {
+		m.HookSeq, m.HookSet = w(6)-1, true
 	}
 	return nil
 }

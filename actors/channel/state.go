@@ -41,6 +41,9 @@ type Config struct {
 	MaxJTIs int
 	// Rich holds the bounds of reactions, favorites, typing and files.
 	Rich RichConfig
+	// Webhooks is set on nodes that deliver events by webhook: a channel
+	// keeps the position its receiver acknowledged (webhook.go).
+	Webhooks bool
 }
 
 // DefaultConfig returns the defaults.
@@ -147,6 +150,7 @@ type State struct {
 	watchers watchers
 	mod      modState // moderation state kept in memory (moderation.go)
 	rich     richState
+	imp      importState // an import in progress (import.go)
 
 	// settingsGen counts changes of the meta record beyond its counters;
 	// savedGen is the one last written (see metaRecord).
@@ -176,6 +180,9 @@ func Load(id string, log persistence.Reader, cfg Config) (*State, error) {
 		mod:      newModState(cfg),
 		rich:     newRichState(cfg.Rich),
 	}
+	if err := s.loadImport(); err != nil {
+		return nil, fmt.Errorf("load channel %s import: %w", id, err)
+	}
 	v, err := log.Get(persistence.TableMeta, nil)
 	switch {
 	case errors.Is(err, persistence.ErrNotFound):
@@ -197,6 +204,10 @@ func Load(id string, log persistence.Reader, cfg Config) (*State, error) {
 		}
 	}
 	s.exists = true
+	if cfg.Webhooks && !s.meta.HookSet {
+		// Webhooks start here: earlier events were never meant for them.
+		s.meta.HookSeq, s.meta.HookSet = s.meta.LastSeq, true
+	}
 	// Warm the message cache with the newest messages so joins are served
 	// from memory, and find the last message.
 	recs, err := log.Scan(persistence.TableMessage, persistence.Range{Reverse: true, Limit: cfg.Limits.MaxHistoryLimit})
@@ -256,6 +267,7 @@ func (s *State) Committed(index uint64) {
 	s.mod.committed(index)
 	s.rich.aux.committed(index)
 	s.trimRecent()
+	s.importCommitted(index)
 }
 
 // recentEvent is an event kept in memory for resumes, with the index of the
@@ -263,6 +275,7 @@ func (s *State) Committed(index uint64) {
 type recentEvent struct {
 	Event
 	index uint64
+	at    time.Time // when it happened (webhooks deliver it)
 }
 
 // trimRecent keeps at most cfg.RecentEvents events in memory, but never
@@ -308,7 +321,7 @@ func (s *State) Handle(cmd Command, now time.Time) *Effects {
 		eff.Result = b
 	}
 	for _, n := range eff.Notices {
-		if n.Member {
+		if n.Member && eff.NoticeChannel == nil {
 			eff.NoticeChannel = encode(s.channelView())
 			break
 		}
@@ -342,15 +355,22 @@ func (s *State) dispatch(cmd Command, now time.Time) (any, *protocol.Error) {
 	if h == nil {
 		return nil, protocol.Errorf(protocol.CodeBadRequest, "unknown op %q", cmd.Op)
 	}
+	if s.importGated(cmd.Op) {
+		e := protocol.Errorf(protocol.CodeUnavailable, "channel %s is finishing an import; retry", s.id)
+		e.RetryAfterMS = 200
+		return nil, e
+	}
 	switch {
-	case cmd.Op == protocol.OpChannelCreate, cmd.Op == OpOpen:
-		// Create answers invalid_state for an id in use, deleted or not.
+	case cmd.Op == protocol.OpChannelCreate, cmd.Op == OpOpen, importOrHook(cmd.Op):
+		// Create answers invalid_state for an id in use, deleted or not;
+		// imports and webhooks check for themselves.
 	case !s.exists:
 		return nil, protocol.Errorf(protocol.CodeNotFound, "channel %s does not exist", s.id)
-	case s.meta.Channel.Deleted && cmd.Op != protocol.OpChannelUnwatch:
+	case s.meta.Channel.Deleted && cmd.Op != protocol.OpChannelUnwatch && cmd.Op != OpExport:
 		// A deleted channel is gone for everyone: nothing is read from it
 		// or written to it. Unwatching is the one thing still possible,
-		// so a session can always drop a subscription it holds.
+		// so a session can always drop a subscription it holds (and an
+		// export still backs up what it held).
 		return nil, protocol.Errorf(protocol.CodeNotFound, "channel %s was deleted", s.id)
 	}
 	if perr := s.admit(&cmd); perr != nil {
@@ -388,11 +408,14 @@ func (s *State) emitRaw(name string, data []byte) {
 		s.meta.FirstSeq = s.meta.LastSeq
 	}
 	seq := s.meta.LastSeq
-	frame := protocol.AppendEvent(make([]byte, 0, len(data)+len(name)+len(s.id)+48), name, s.id, seq, data)
-	e.Put(persistence.TableEvent, persistence.U64(seq), frame)
+	// The stored record and the frame share one buffer: the record is
+	// the frame after its time (eventrec.go).
+	rec := protocol.AppendEvent(eventRecordHead(make([]byte, 0, eventRecHead+len(data)+len(name)+len(s.id)+48), s.now), name, s.id, seq, data)
+	frame := rec[eventRecHead:]
+	e.Put(persistence.TableEvent, persistence.U64(seq), rec)
 	ev := Event{Seq: seq, Frame: frame}
 	s.cur.Events = append(s.cur.Events, ev)
-	s.recent = append(s.recent, recentEvent{Event: ev, index: s.cur.Index})
+	s.recent = append(s.recent, recentEvent{Event: ev, index: s.cur.Index, at: s.now})
 	s.trimRecent()
 	s.trimEvents()
 }

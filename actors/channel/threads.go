@@ -75,6 +75,9 @@ func (s *State) threadPage(parent uint64, q pageQuery) ([]*protocol.Message, boo
 				return finishPage(out, q), true, last, nil
 			}
 			seg, _ := persistence.ParseU64(r.Key[len(pre):])
+			if !s.visible(seg) {
+				continue // a reply an import has not committed yet
+			}
 			m, err := s.message(seg)
 			if err != nil {
 				return nil, false, 0, err

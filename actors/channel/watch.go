@@ -377,7 +377,8 @@ func (s *State) replay(since uint64) ([]json.RawMessage, bool, bool, *protocol.E
 			if seq != next {
 				break // the rest is in memory
 			}
-			frame := protocol.Sanitize(r.Value) // see decodeMessage
+			frame, _ := splitEventRecord(r.Value)
+			frame = protocol.Sanitize(frame) // see decodeMessage
 			if full = !b.take(frame); full {
 				break
 			}

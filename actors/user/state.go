@@ -297,6 +297,9 @@ func (s *State) dispatch(cmd Command, now time.Time, eff *Effects) (any, *protoc
 		}
 		return ChannelsResult{Channels: ids}, nil
 	}
+	if cmd.Op == OpImport {
+		return s.handleImport(cmd, now, eff)
+	}
 	if h, ok := richOps[cmd.Op]; ok {
 		return h(s, cmd, now, eff)
 	}

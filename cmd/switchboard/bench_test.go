@@ -2,8 +2,12 @@ package main
 
 import (
 	"context"
+	"io"
+	"net/http"
 	"testing"
 	"time"
+
+	"github.com/switchboard-chat/switchboard/client"
 
 	"github.com/switchboard-chat/switchboard/loadtest"
 )
@@ -42,7 +46,8 @@ func benchRun(b *testing.B, mutate func(*loadtest.Config)) {
 
 func benchNode(b *testing.B) *Node {
 	b.Helper()
-	cfg := Config{Listen: "127.0.0.1:0", DataDir: b.TempDir(), ClusterBind: "127.0.0.1:0", DevAuth: true, Detection: "fast", Logger: testLogger()}
+	cfg := Config{Listen: "127.0.0.1:0", DataDir: b.TempDir(), ClusterBind: "127.0.0.1:0", DevAuth: true, Detection: "fast", Logger: testLogger(),
+		APIKey: apiKey}
 	n, err := NewNode(cfg)
 	if err != nil {
 		b.Fatal(err)
@@ -67,4 +72,31 @@ func BenchmarkDurableSends(b *testing.B) {
 	benchRun(b, func(c *loadtest.Config) {
 		c.Scenario, c.Sessions, c.Channels, c.Rate = loadtest.ScenarioChat, 500, 500, 3000
 	})
+}
+
+// BenchmarkImportExport imports the history of TestImportExportRoundTrip
+// (100,000 messages across 100 channels, 2,000 members, 300 users) into an
+// empty node, then exports it: what a migration and a backup cost.
+func BenchmarkImportExport(b *testing.B) {
+	g := genSpec{channels: 100, messages: 1000, members: 20, users: 300, seed: 17}
+	data := g.bytes(b)
+	b.ResetTimer()
+	for range b.N {
+		n := benchNode(b)
+		start := time.Now()
+		res := importNDJSON(b, n.Addr(), data, false)
+		imported := time.Since(start)
+		if len(res.Errors) > 0 || res.Messages != int64(g.channels*g.messages) {
+			b.Fatalf("import: %+v", res)
+		}
+		start = time.Now()
+		st, err := client.Export(context.Background(), http.DefaultClient, "http://"+n.Addr(), apiKey, "", io.Discard, nil)
+		if err != nil || st.Records != g.records() {
+			b.Fatalf("export: %d records, %v", st.Records, err)
+		}
+		exported := time.Since(start)
+		b.ReportMetric(float64(res.Messages)/imported.Seconds(), "import-msgs/s")
+		b.ReportMetric(float64(len(data))/imported.Seconds()/(1<<20), "import-MiB/s")
+		b.ReportMetric(float64(st.Records)/exported.Seconds(), "export-records/s")
+	}
 }

@@ -6,6 +6,8 @@
 //	switchboard loadtest [flags]   load-test a deployment
 //	switchboard chaos    [flags]   prove a build survives faults
 //	switchboard certs    COMMAND   make a CA, node and client certificates, cluster keys
+//	switchboard export   [flags]   export users and channels as NDJSON
+//	switchboard import   [flags]   import NDJSON records
 //	switchboard openapi            print the HTTP API's OpenAPI document
 package main
 
@@ -24,7 +26,7 @@ func main() {
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 
-const usageLine = "usage: switchboard serve|token|loadtest|chaos|certs|openapi [flags] (switchboard CMD -h for flags)"
+const usageLine = "usage: switchboard serve|token|loadtest|chaos|certs|export|import|openapi [flags] (switchboard CMD -h for flags)"
 
 func run(args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
@@ -45,6 +47,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = chaosCmd(ctx, args[1:], stdout, stderr)
 	case "certs":
 		err = certsCmd(args[1:], stdout, stderr)
+	case "export":
+		err = exportCmd(ctx, args[1:], stdout, stderr)
+	case "import":
+		err = importCmd(ctx, args[1:], stdout, stderr)
 	case "openapi":
 		// The document GET /v1/openapi.json serves, for code generators
 		// and SDKs that build without a node.
@@ -57,7 +63,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stdout, usageLine)
 		return 0
 	default:
-		fmt.Fprintf(stderr, "switchboard: unknown command %q (serve, token, loadtest, chaos, certs, openapi)\n", args[0])
+		fmt.Fprintf(stderr, "switchboard: unknown command %q (serve, token, loadtest, chaos, certs, export, import, openapi)\n", args[0])
 		return 2
 	}
 	if err != nil {

@@ -1,11 +1,13 @@
 package main
 
 import (
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/switchboard-chat/switchboard/actors"
+	"github.com/switchboard-chat/switchboard/actors/webhook"
 	"github.com/switchboard-chat/switchboard/cluster"
 	"github.com/switchboard-chat/switchboard/cluster/security"
 	"github.com/switchboard-chat/switchboard/gateway"
@@ -33,7 +35,13 @@ type metrics struct {
 	passivations  *prometheus.CounterVec
 	commitSeconds prometheus.Histogram
 	commitEntries prometheus.Histogram
-	reg           *prometheus.Registry
+	// Webhooks (webhooks.go).
+	webhookDeliveries *prometheus.CounterVec
+	webhookLatency    prometheus.Histogram
+	webhookGaps       prometheus.Counter
+	webhookLost       prometheus.Counter
+	webhooks          atomic.Pointer[webhook.Deliverer] // the backlog's source, once there is one
+	reg               *prometheus.Registry
 }
 
 func newMetrics(reg *prometheus.Registry) *metrics {
@@ -74,8 +82,28 @@ func newMetrics(reg *prometheus.Registry) *metrics {
 			Help:    "Entries carried by one Pebble group commit (one fsync).",
 			Buckets: prometheus.ExponentialBuckets(1, 2, 12)}),
 	}
+	m.webhookDeliveries = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "webhook_deliveries_total",
+		Help: "Webhook batches POSTed, by result: ok (2xx), failed (any other reply), timeout, error (no reply)."}, []string{"result"})
+	m.webhookLatency = prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: ns, Name: "webhook_latency_seconds",
+		Help: "Time from POSTing a webhook batch to its reply (or failure).", Buckets: prometheus.ExponentialBuckets(0.001, 2, 14)})
+	m.webhookGaps = prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "webhook_gaps_total",
+		Help: "Webhook gaps: channels whose undelivered events fell out of event retention (each reported to the receiver as webhook.gap)."})
+	m.webhookLost = prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "webhook_lost_events_total",
+		Help: "Events that fell out of event retention before the webhook receiver acknowledged them."})
 	reg.MustRegister(m.connects, m.disconnects, m.framesIn, m.framesOut, m.bytesIn, m.bytesOut, m.queueDrops,
-		m.requests, m.deliveries, m.channelEvents, m.actorsActive, m.activations, m.passivations, m.commitSeconds, m.commitEntries)
+		m.requests, m.deliveries, m.channelEvents, m.actorsActive, m.activations, m.passivations, m.commitSeconds, m.commitEntries,
+		m.webhookDeliveries, m.webhookLatency, m.webhookGaps, m.webhookLost)
+	for r := range webhookResults {
+		m.webhookDeliveries.WithLabelValues(r)
+	}
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: ns, Name: "webhook_backlog_events",
+		Help: "Persisted events of the channels this node serves that the webhook receiver has not acknowledged yet."},
+		func() float64 {
+			if d := m.webhooks.Load(); d != nil {
+				return float64(d.Backlog())
+			}
+			return 0
+		}))
 	for _, k := range []string{"channel", "user", "directory"} {
 		m.actorsActive.WithLabelValues(k)
 		m.activations.WithLabelValues(k)

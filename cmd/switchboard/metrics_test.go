@@ -105,6 +105,11 @@ func TestMetricsLint(t *testing.T) {
 		"switchboard_sessions_unauthenticated":      dto.MetricType_GAUGE,
 		"switchboard_store_writable":                dto.MetricType_GAUGE,
 		"switchboard_store_disk_free_bytes":         dto.MetricType_GAUGE,
+		"switchboard_webhook_deliveries_total":      dto.MetricType_COUNTER,
+		"switchboard_webhook_latency_seconds":       dto.MetricType_HISTOGRAM,
+		"switchboard_webhook_backlog_events":        dto.MetricType_GAUGE,
+		"switchboard_webhook_gaps_total":            dto.MetricType_COUNTER,
+		"switchboard_webhook_lost_events_total":     dto.MetricType_COUNTER,
 	}
 	// queue_drops has no series until a drop happens; the rest must show.
 	for name, typ := range want {

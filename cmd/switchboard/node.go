@@ -22,6 +22,7 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 
 	"github.com/switchboard-chat/switchboard/actors"
+	"github.com/switchboard-chat/switchboard/actors/webhook"
 	"github.com/switchboard-chat/switchboard/cluster"
 	"github.com/switchboard-chat/switchboard/cluster/peerhttp"
 	"github.com/switchboard-chat/switchboard/gateway"
@@ -84,6 +85,8 @@ type Config struct {
 	// DiskReserve is the free space the store keeps on its disk (see
 	// persistence.Options; 0: 64 MiB, negative: none).
 	DiskReserve int64
+	// Webhook delivers channel events by HTTP (URL unset: none).
+	Webhook WebhookConfig
 }
 
 // Node is one Switchboard node: its store, cluster membership, actors and
@@ -106,6 +109,7 @@ type Node struct {
 	adminSrv *http.Server
 	reg      *prometheus.Registry
 	metrics  *metrics
+	hooks    *webhooks // nil without --webhook-url
 	ready    atomic.Bool
 	sec      *nodeSecurity
 	// peers forwards requests to other nodes (file downloads, drain and
@@ -132,6 +136,12 @@ func NewNode(cfg Config) (_ *Node, err error) {
 	}
 	if len(cfg.Roles) == 0 {
 		cfg.Roles = []cluster.Role{cluster.RoleGateway, cluster.RoleHost}
+	}
+	if err := cfg.Test.webhook(&cfg.Webhook); err != nil {
+		return nil, err
+	}
+	if err := cfg.Webhook.check(); err != nil {
+		return nil, err
 	}
 	n := &Node{cfg: cfg, log: cfg.Logger, reg: prometheus.NewRegistry(), stopWatch: make(chan struct{}), drainReq: make(chan struct{})}
 	defer func() {
@@ -243,14 +253,22 @@ func NewNode(cfg Config) (_ *Node, err error) {
 			acfg.Channel.Rich.TypingTTL = cfg.TypingTTL
 		}
 		acfg.PassivateAfter = cfg.PassivateAfter // zero: the default
-		if n.hostPID, err = actors.StartHost(actors.Deps{
+		deps := actors.Deps{
 			Cluster: n.cl,
 			Store:   n.store,
 			Config:  acfg,
 			Logger:  n.log,
 			Metrics: n.metrics.actorHooks(),
-		}); err != nil {
+		}
+		if cfg.Webhook.URL != "" { // webhooks.go
+			n.hooks = newWebhooks(cfg.Webhook, n.cl, n.metrics, webhook.Config{Logger: n.log})
+			deps.Channel.Webhooks, deps.Webhooks = true, n.hooks.d
+		}
+		if n.hostPID, err = actors.StartHost(deps); err != nil {
 			return nil, fmt.Errorf("start host: %w", err)
+		}
+		if n.hooks != nil {
+			n.hooks.scan(n.store, n.cl, func(err error) { n.log.Error("webhook backlog scan", "err", err) })
 		}
 	}
 	mux := http.NewServeMux()
@@ -475,6 +493,7 @@ func (n *Node) Close() error {
 	if n.gw != nil {
 		_ = n.gw.Close(ctx)
 	}
+	n.hooks.close() // before the actors it asks stop
 	if n.srv != nil {
 		_ = n.srv.Shutdown(ctx)
 	} else if n.ln != nil {

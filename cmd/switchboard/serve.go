@@ -74,6 +74,10 @@ func serveFlags(fs *flag.FlagSet) (*Config, func() error) {
 	fs.BoolVar(&sec.Insecure, "insecure", false, "let the cluster ports run off loopback without --cluster-key and node certificates (an ERROR at start-up: anyone reaching them can join and act as any user)")
 	origins := fs.String("allowed-origins", "", "browser origins that may open WebSocket sessions besides the page's own host, comma-separated: https://chat.example.com, *.example.com, http://localhost:*, or * for any (development auth also allows loopback origins)")
 	fs.BoolVar(&cfg.Pprof, "debug-pprof", false, "serve Go's profiler at /debug/pprof/ with the operator endpoints (and under their rules)")
+	// Webhooks (webhooks.go).
+	fs.StringVar(&cfg.Webhook.URL, "webhook-url", "", "POST every persisted channel event to this URL, in batches, at least once, in seq order per channel")
+	fs.StringVar(&cfg.Webhook.Secret, "webhook-secret", "", "secret of the webhook's HMAC-SHA256 signature (X-Switchboard-Signature: sha256=<hex>); required with --webhook-url")
+	hookEvents := fs.String("webhook-events", "", "comma-separated events the webhook delivers (default: every persisted event), e.g. message.new,message.updated")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	logFormat := fs.String("log-format", "text", "text or json")
 	return cfg, func() error {
@@ -82,6 +86,9 @@ func serveFlags(fs *flag.FlagSet) (*Config, func() error) {
 		cfg.Join = splitList(*join)
 		testHooksSet()
 		sec.AllowedOrigins = splitList(*origins)
+		if *hookEvents != "" {
+			cfg.Webhook.Events = splitList(*hookEvents)
+		}
 		for _, r := range splitList(*roles) {
 			cfg.Roles = append(cfg.Roles, cluster.Role(r))
 		}

@@ -14,3 +14,5 @@ type testHooks struct{}
 func testHookFlags(*flag.FlagSet, *testHooks) func() { return func() {} }
 
 func (testHooks) apply(*cluster.Config) {}
+
+func (testHooks) webhook(*WebhookConfig) error { return nil }

@@ -13,7 +13,9 @@ import (
 func TestProductionBuildHasNoTestHooks(t *testing.T) {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	serveFlags(fs)
-	if f := fs.Lookup("test-claim-channels"); f != nil {
-		t.Fatalf("the production build has --%s", f.Name)
+	for _, name := range []string{"test-claim-channels", "test-webhook-timing"} {
+		if f := fs.Lookup(name); f != nil {
+			t.Fatalf("the production build has --%s", f.Name)
+		}
 	}
 }

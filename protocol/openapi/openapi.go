@@ -164,13 +164,17 @@ func (g *gen) endpoint(e protocol.Endpoint) obj {
 	if e.Result != nil {
 		result = g.schema(e.Result)
 	}
+	content := jsonContent(result)
+	if e.NDJSONResult {
+		content = g.ndjsonContent()
+	}
 	id := strings.ToLower(e.Method) + strings.NewReplacer("/v1/", "", "/", ".", "{", "", "}", "").Replace(e.Path)
 	o := obj{
 		"operationId": id,
 		"summary":     e.Summary,
 		"tags":        []any{"http"},
 		"responses": obj{
-			strconv.Itoa(e.Status): obj{"description": http.StatusText(e.Status), "content": jsonContent(result)},
+			strconv.Itoa(e.Status): obj{"description": http.StatusText(e.Status), "content": content},
 			"default":              obj{"$ref": "#/components/responses/error"},
 		},
 	}
@@ -184,6 +188,9 @@ func (g *gen) endpoint(e protocol.Endpoint) obj {
 	if e.Path == protocol.PathSendToUser {
 		params = append(params, obj{"$ref": "#/components/parameters/idempotencyKey"})
 	}
+	for _, q := range e.Query {
+		params = append(params, obj{"name": q.Name, "in": "query", "required": false, "schema": obj{"type": q.Type}, "description": q.Description})
+	}
 	o["parameters"] = params
 	if e.NoAuth {
 		o["security"] = []any{}
@@ -194,7 +201,21 @@ func (g *gen) endpoint(e protocol.Endpoint) obj {
 	if e.Body != nil {
 		o["requestBody"] = obj{"required": false, "content": jsonContent(g.schema(e.Body))}
 	}
+	if e.NDJSONBody {
+		o["requestBody"] = obj{"required": true, "content": g.ndjsonContent()}
+	}
 	return o
+}
+
+// ndjsonContent is NDJSON of export/import records: the schema is that of
+// one line.
+func (g *gen) ndjsonContent() obj {
+	var one []any
+	for _, t := range protocol.RecordTypes() {
+		one = append(one, g.schema(t))
+	}
+	return obj{protocol.ContentTypeNDJSON: obj{"schema": obj{"oneOf": one,
+		"description": "One record a line (NDJSON); each line is one of these, told apart by its kind."}}}
 }
 
 // argsSchema is the body schema of an op: its args, strict, less those

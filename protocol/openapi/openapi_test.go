@@ -45,10 +45,14 @@ func TestDocumentCoversTheTable(t *testing.T) {
 		}
 		return item.GetOperation(method)
 	}
-	ok := func(o *openapi3.Operation, status int) {
+	ok := func(o *openapi3.Operation, status int, ctype ...string) {
 		t.Helper()
+		ct := "application/json"
+		if len(ctype) > 0 {
+			ct = ctype[0]
+		}
 		r := o.Responses.Status(status)
-		if r == nil || r.Value.Content.Get("application/json") == nil || r.Value.Content.Get("application/json").Schema == nil {
+		if r == nil || r.Value.Content.Get(ct) == nil || r.Value.Content.Get(ct).Schema == nil {
 			t.Errorf("%s: no %d schema", o.OperationID, status)
 		}
 		if o.Responses.Default() == nil {
@@ -83,9 +87,18 @@ func TestDocumentCoversTheTable(t *testing.T) {
 			t.Errorf("%s %s is not in the document", e.Method, e.Path)
 			continue
 		}
-		ok(r, e.Status)
-		if (e.Body != nil) != (r.RequestBody != nil) {
+		if e.NDJSONResult {
+			ok(r, e.Status, protocol.ContentTypeNDJSON)
+		} else {
+			ok(r, e.Status)
+		}
+		if (e.Body != nil || e.NDJSONBody) != (r.RequestBody != nil) {
 			t.Errorf("%s %s: body %v in the table, %v in the document", e.Method, e.Path, e.Body, r.RequestBody)
+		}
+		for _, q := range e.Query {
+			if r.Parameters.GetByInAndName("query", q.Name) == nil {
+				t.Errorf("%s %s: no query parameter %s", e.Method, e.Path, q.Name)
+			}
 		}
 	}
 }

@@ -484,7 +484,13 @@ export interface EventData {
   typing: { user: string; active: boolean };
   read: { user: string; segment: number };
   presence: { user: string; status: PresenceStatus; last_seen?: Time | null };
-  "channel.updated": { channel: Channel; actor: string };
+  "channel.updated": {
+    channel: Channel;
+    actor?: string;
+    /** "imported": an import changed the channel's history wholesale; reload it. */
+    reason?: "imported";
+    imported?: { messages: number; members: number; from_segment?: number; to_segment?: number };
+  };
   "channel.deleted": { channel: Channel; actor: string };
   "member.joined": { user: string; member: Member; actor?: string };
   "member.left": { user: string; actor?: string };

@@ -156,6 +156,31 @@ export class StoreCore {
     return all;
   }
 
+  /**
+   * Reloads a chat an import changed wholesale (channel.updated with
+   * reason imported): its newest page of messages, and its members when
+   * they were loaded.
+   */
+  protected reloadImported(c: ChatData): void {
+    c.status = "reloading";
+    this.changed(c);
+    this.client.call("messages.history", { channel: c.id, limit: 25 }).then(
+      (res) => {
+        c.replace(res.messages, res.has_more);
+        c.status = "ready";
+        this.watchUsers(res.messages.map((m) => m.user));
+        this.changed(c);
+      },
+      (err: unknown) => {
+        c.status = "ready";
+        c.sync = "stale";
+        c.error = err instanceof SwitchboardError ? err : null;
+        this.changed(c);
+      },
+    );
+    if (c.membersLoaded) this.loadMembers(c.id).catch(() => {});
+  }
+
   /** Fetches the profiles and watches the presence of users not yet known (batched). */
   watchUsers(ids: Iterable<string>): void {
     for (const id of ids) {
@@ -311,6 +336,7 @@ export class StoreCore {
         break;
       case "channel.updated":
         this.setChannel(c, e.data.channel);
+        if (e.data.reason === "imported") this.reloadImported(c);
         break;
       case "channel.deleted":
         this.dropChat(c.id);

@@ -270,3 +270,22 @@ test("notices: a chat others put me in is watched, an invitation is listed, a re
   assert.deepEqual(store.getSnapshot().invites, []);
   assert.equal(store.client.watches().has("dm-1"), false);
 });
+
+test("an import's channel.updated reloads the chat: its newest page and counter", async () => {
+  const { store, srv, push, nextSeq } = setup();
+  await store.login({ userId: "alice" });
+  const imported = [message("g", 3, "bob", "three"), message("g", 40, "carol", "from the old server")];
+  srv.handler = ((orig) => (req: Request, sock: import("./fake.js").FakeSocket) => {
+    if (req.op === "messages.history") return { result: { messages: imported, has_more: true } };
+    return orig(req, sock);
+  })(srv.handler);
+  push({
+    event: "channel.updated", channel: "g", seq: nextSeq(),
+    data: { channel: channel("g", { last_segment: 40 }), reason: "imported", imported: { messages: 37, members: 1, from_segment: 4, to_segment: 40 } },
+  });
+  await until(() => store.chat("g")!.messages.at(-1)?.segment === 40);
+  const g = store.chat("g")!;
+  assert.equal(g.status, "ready");
+  assert.deepEqual(g.messages.map((m) => m.text), ["three", "from the old server"]);
+  assert.equal(g.channel.last_segment, 40);
+});
