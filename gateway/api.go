@@ -82,36 +82,52 @@ func (g *Gateway) apiCaller(r *http.Request) (*clusterpb.Caller, bool, *protocol
 }
 
 // RegisterAPI serves the HTTP API on mux: POST /v1/rpc/{op}, the
-// resource URLs, the HTTP-only endpoints, and a JSON 404/405 for any
-// other /v1/ path.
+// resource URLs, the HTTP-only endpoints, the files, OPTIONS (CORS
+// preflights, cors.go) on all of them, and a JSON 404/405 for any other
+// /v1/ path.
 func (g *Gateway) RegisterAPI(mux *http.ServeMux) {
-	mux.HandleFunc("POST "+protocol.PathRPC, g.serveRPC)
+	api := apiRoutes{}
+	handle := func(pattern string, h http.HandlerFunc) {
+		api[pattern] = true
+		mux.HandleFunc(pattern, g.withCORS(h))
+	}
+	handle("POST "+protocol.PathRPC, g.serveRPC)
 	for _, op := range protocol.Ops() {
 		for _, f := range op.HTTP {
-			mux.HandleFunc(f.Method+" "+f.Path, g.serveResource(op, f))
+			handle(f.Method+" "+f.Path, g.serveResource(op, f))
 		}
 	}
-	mux.HandleFunc("POST "+protocol.PathSendToUser, g.serveSendToUser)
-	mux.HandleFunc("PUT "+protocol.PathUserPut, g.serveUserPut)
-	mux.HandleFunc("POST "+protocol.PathTokens, g.serveTokens)
-	mux.HandleFunc("GET "+protocol.PathOpenAPI, g.serveOpenAPI)
-	mux.HandleFunc("GET "+protocol.PathExport, g.serveExport)
-	mux.HandleFunc("POST "+protocol.PathImport, g.serveImport)
-	mux.HandleFunc("/v1/", func(w http.ResponseWriter, r *http.Request) { g.notRouted(mux, w, r) })
+	handle("POST "+protocol.PathSendToUser, g.serveSendToUser)
+	handle("PUT "+protocol.PathUserPut, g.serveUserPut)
+	handle("POST "+protocol.PathTokens, g.serveTokens)
+	handle("GET "+protocol.PathOpenAPI, g.serveOpenAPI)
+	handle("GET "+protocol.PathExport, g.serveExport)
+	handle("POST "+protocol.PathImport, g.serveImport)
+	handle("POST "+protocol.PathFiles, g.ServeUpload)
+	handle("GET "+protocol.PathFile, g.ServeFile)
+	mux.HandleFunc("OPTIONS /v1/", func(w http.ResponseWriter, r *http.Request) {
+		rs := routesOf(mux, r)
+		if methods, ok := api.methods(rs); ok && len(methods) > 0 {
+			g.serveOptions(w, r, methods)
+			return
+		}
+		g.notRouted(w, r, rs, api)
+	})
+	mux.HandleFunc("/v1/", func(w http.ResponseWriter, r *http.Request) { g.notRouted(w, r, routesOf(mux, r), api) })
 }
 
 // notRouted answers a /v1/ request no route took: 405 with Allow when the
-// path has routes for other methods, else 404.
-func (g *Gateway) notRouted(mux *http.ServeMux, w http.ResponseWriter, r *http.Request) {
+// path has routes for other methods (rs), else 404. A path of the API,
+// or of nothing, answers an allowed page with CORS headers, so that it
+// reads the error.
+func (g *Gateway) notRouted(w http.ResponseWriter, r *http.Request, rs []route, api apiRoutes) {
+	if _, ok := api.methods(rs); ok {
+		g.corsHeaders(w.Header(), r)
+	}
 	var allow []string
-	for _, m := range []string{http.MethodGet, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete} {
-		if m == r.Method {
-			continue
-		}
-		r2 := r.Clone(r.Context())
-		r2.Method = m
-		if _, pattern := mux.Handler(r2); pattern != "/v1/" && pattern != "" {
-			allow = append(allow, m)
+	for _, rt := range rs {
+		if rt.method != r.Method {
+			allow = append(allow, rt.method)
 		}
 	}
 	if len(allow) > 0 {

@@ -16,7 +16,8 @@ import (
 // Origin is the request's own host (same origin), when it matches one of
 // Config.AllowedOrigins, or, under development auth, when Origin is a
 // loopback host (a web app's dev server on localhost). Everything else
-// gets 403 before the upgrade.
+// gets 403 before the upgrade. The same policy says which pages may call
+// the HTTP API (cors.go).
 
 // originPattern is one --allowed-origins entry: [scheme://]host[:port],
 // where host may be *.domain (any subdomain) and port * (any port). A
@@ -76,7 +77,8 @@ func (o originPattern) match(u *url.URL) bool {
 	return host == o.host
 }
 
-// originPolicy decides which browser origins may open sessions.
+// originPolicy decides which browser origins may open sessions and call
+// the HTTP API (cors.go).
 type originPolicy struct {
 	patterns []originPattern
 	loopback bool // development auth: loopback origins too
@@ -92,7 +94,8 @@ func newOriginPolicy(allowed []string, devAuth bool) originPolicy {
 	return p
 }
 
-// allow reports whether r's Origin may open a session, and if not why.
+// allow reports whether r's Origin may open a session or call the API,
+// and if not why.
 func (p originPolicy) allow(r *http.Request) (bool, string) {
 	origin := r.Header.Get("Origin")
 	if origin == "" {
@@ -116,5 +119,5 @@ func (p originPolicy) allow(r *http.Request) (bool, string) {
 			return true, ""
 		}
 	}
-	return false, fmt.Sprintf("origin %s may not open sessions on this server (--allowed-origins)", origin)
+	return false, fmt.Sprintf("origin %s is not allowed on this server (--allowed-origins)", origin)
 }

@@ -89,10 +89,16 @@ type FileResult struct {
 	File File `json:"file"`
 }
 
+// Paths of the files: POST an upload, GET a file.
+const (
+	PathFiles = "/v1/files"
+	PathFile  = PathFiles + "/{id}"
+)
+
 // FileURL is the relative URL a file is fetched from: GET /v1/files/{id},
 // with the id escaped as one path segment (a user id, and so a file id,
 // may hold '/', '?', '#' or '%').
-func FileURL(id string) string { return "/v1/files/" + url.PathEscape(id) }
+func FileURL(id string) string { return PathFiles + "/" + url.PathEscape(id) }
 
 // FileType returns the file type of a MIME type.
 func FileType(mime string) string {

@@ -295,9 +295,8 @@ func NewNode(cfg Config) (_ *Node, err error) {
 		n.gw = gateway.New(gcfg, n.cl, n.verify)
 		n.metrics.watchGateway(n.gw)
 		mux.Handle("GET /v1/ws", n.gw)
-		mux.HandleFunc("POST /v1/files", n.gw.ServeUpload)
-		mux.HandleFunc("GET /v1/files/{id}", n.gw.ServeFile)
-		n.gw.RegisterAPI(mux)
+		n.gw.RegisterAPI(mux) // the HTTP API and the files
+
 	}
 	n.healthRoutes(mux)
 	if n.adminLn != nil {

@@ -72,7 +72,7 @@ func serveFlags(fs *flag.FlagSet) (*Config, func() error) {
 	fs.StringVar(&sec.TLSClientCA, "tls-client-ca", "", "PEM CA bundle: clients of --listen must present a certificate that chains to it (switchboard certs create-client)")
 	fs.StringVar(&sec.TLSPeerCA, "tls-peer-ca", "", "PEM CA bundle other nodes' --tls-cert may chain to, besides the system's roots and --cluster-tls-ca: trusted when this node forwards a request to another (a file download, a drain, its metrics); re-read when it changes")
 	fs.BoolVar(&sec.Insecure, "insecure", false, "let the cluster ports run off loopback without --cluster-key and node certificates (an ERROR at start-up: anyone reaching them can join and act as any user)")
-	origins := fs.String("allowed-origins", "", "browser origins that may open WebSocket sessions besides the page's own host, comma-separated: https://chat.example.com, *.example.com, http://localhost:*, or * for any (development auth also allows loopback origins)")
+	origins := fs.String("allowed-origins", "", "browser origins that may open WebSocket sessions and call the HTTP API (CORS) besides the page's own host, comma-separated: https://chat.example.com, *.example.com, http://localhost:*, or * for any (development auth also allows loopback origins)")
 	fs.BoolVar(&cfg.Pprof, "debug-pprof", false, "serve Go's profiler at /debug/pprof/ with the operator endpoints (and under their rules)")
 	// Webhooks (webhooks.go).
 	fs.StringVar(&cfg.Webhook.URL, "webhook-url", "", "POST every persisted channel event to this URL, in batches, at least once, in seq order per channel")
