@@ -118,7 +118,8 @@ const (
 )
 
 // serveTokens serves POST /v1/tokens (API key only): a session token, or
-// with channel a join token, signed with the node's auth secret.
+// with channel a join token (single-use with single_use), signed with the
+// node's auth secret.
 func (g *Gateway) serveTokens(w http.ResponseWriter, r *http.Request) {
 	_, apiKey, body, ok := g.begin(w, r)
 	if !ok {
@@ -169,8 +170,8 @@ func (g *Gateway) mint(a *protocol.TokenArgs) (string, time.Time, *protocol.Erro
 			return bad("perms: %s", err)
 		}
 	} else {
-		if a.Perms != nil {
-			return bad("perms belong to a join token: give channel too")
+		if a.Perms != nil || a.SingleUse {
+			return bad("perms and single_use belong to a join token: give channel too")
 		}
 		if len(a.Name) > g.cfg.Limits.MaxNameLen {
 			return "", time.Time{}, protocol.Errorf(protocol.CodeTooLong, "name is %d bytes, the limit is %d", len(a.Name), g.cfg.Limits.MaxNameLen)
@@ -191,7 +192,11 @@ func (g *Gateway) mint(a *protocol.TokenArgs) (string, time.Time, *protocol.Erro
 		if perms == nil {
 			perms = []string{auth.PermRead, auth.PermWrite}
 		}
-		tok, err = g.cfg.TokenSigner.JoinTokenUntil(auth.Join{User: a.User, Channel: a.Channel, Perms: perms}, exp)
+		j := auth.Join{User: a.User, Channel: a.Channel, Perms: perms}
+		if a.SingleUse {
+			j.ID = auth.NewJoinID()
+		}
+		tok, err = g.cfg.TokenSigner.JoinTokenUntil(j, exp)
 	} else {
 		tok, err = g.cfg.TokenSigner.SessionTokenUntil(auth.Session{User: a.User, Name: a.Name, Admin: a.Admin}, exp)
 	}

@@ -129,6 +129,9 @@ type TokenArgs struct {
 	// Channel and Perms make a join token (perms default: read, write).
 	Channel string   `json:"channel,omitempty"`
 	Perms   []string `json:"perms,omitempty"`
+	// SingleUse makes a join token good for one join (it gets a random
+	// jti claim the channel remembers until the token expires).
+	SingleUse bool `json:"single_use,omitempty"`
 }
 
 // TokenResult is the reply of POST /v1/tokens.

@@ -128,11 +128,26 @@ func TestAPITokensAndUsers(t *testing.T) {
 	}
 	erin.do("POST", "/v1/channels/ops/messages", map[string]any{"text": "may I?"}).want(t, 403, "forbidden")
 
+	// A join token is good again after a leave; one minted with
+	// single_use is good for one join only.
+	erin.do("POST", "/v1/rpc/channel.leave", map[string]any{"channel": "ops"}).want(t, 200, "")
+	erin.do("POST", "/v1/rpc/channel.join", map[string]any{"token": jt.str("token")}).want(t, 200, "")
+	admin.do("PUT", "/v1/users/fay", map[string]any{}, "/v1/users/{id}").want(t, 200, "")
+	once := admin.do("POST", "/v1/tokens", map[string]any{"user": "fay", "channel": "ops", "single_use": true}, "/v1/tokens").want(t, 201, "").str("token")
+	fay := keyAPI(t, n, "fay")
+	if j := fay.do("POST", "/v1/rpc/channel.join", map[string]any{"token": once}, "/v1/rpc/channel.join").want(t, 200, ""); j.str("member.membership") != "member" {
+		t.Fatalf("join by a single-use token: %s", j.raw)
+	}
+	fay.do("POST", "/v1/rpc/channel.leave", map[string]any{"channel": "ops"}).want(t, 200, "")
+	fay.do("POST", "/v1/rpc/channel.join", map[string]any{"token": once}, "/v1/rpc/channel.join").want(t, 401, "token_invalid")
+
 	for _, bad := range []map[string]any{
 		{"user": "dana", "ttl_s": 0},
 		{"user": "dana", "channel": "ops", "perms": []string{"fly"}},
 		{"user": "dana", "channel": "ops", "admin": true},
 		{"user": "dana", "perms": []string{"read"}},
+		{"user": "dana", "single_use": true},
+		{"user": "dana", "channel": "ops", "single_use": "yes"},
 		{"user": ""},
 		{"user": "dana", "expires": 5},
 	} {

@@ -68,7 +68,7 @@ func token(args []string, stdout, stderr io.Writer) error {
 		}
 		j := auth.Join{User: *userID, Channel: *ch, Perms: p}
 		if *singleUse {
-			j.ID = randomSuffix() + randomSuffix() + randomSuffix()
+			j.ID = auth.NewJoinID()
 		}
 		tok, err = s.JoinToken(j, cmp.Or(*ttl, joinTokenTTL))
 	} else {

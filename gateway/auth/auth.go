@@ -7,9 +7,11 @@ package auth
 
 import (
 	"crypto/ed25519"
+	"crypto/rand"
 	"crypto/subtle"
 	"crypto/x509"
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"encoding/pem"
 	"errors"
@@ -277,6 +279,14 @@ func (s *Signer) JoinTokenUntil(j Join, exp time.Time) (string, error) {
 	return s.sign(joinClaims{Typ: TypeJoin, Channel: j.Channel, Perms: j.Perms, RegisteredClaims: jwt.RegisteredClaims{
 		Subject: j.User, IssuedAt: jwt.NewNumericDate(issuedAt(j)), ExpiresAt: jwt.NewNumericDate(exp), ID: j.ID,
 	}})
+}
+
+// NewJoinID returns a fresh jti for a single-use join token (Join.ID):
+// 128 random bits, hex.
+func NewJoinID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
 }
 
 func issuedAt(j Join) time.Time {

@@ -177,6 +177,8 @@ func TestSchemasMatchValues(t *testing.T) {
 	check("SendArgs", map[string]any{"channel": "c", "client_id": "x", "text": "hi"}, true)
 	check("SendArgs", map[string]any{"channel": "c", "client_id": "x", "txt": "hi"}, false)
 	check("TokenArgs", map[string]any{"user": "u", "ttl_s": 60}, true)
+	check("TokenArgs", map[string]any{"user": "u", "channel": "c", "single_use": true}, true)
+	check("TokenArgs", map[string]any{"user": "u", "channel": "c", "single_use": "yes"}, false)
 	if !strings.Contains(string(Document()), `"/v1/channels/{id}/messages/{message_id}/reactions/{name}"`) {
 		t.Error("the reaction URL is not spelled as the contract spells it")
 	}
