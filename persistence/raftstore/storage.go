@@ -2,8 +2,10 @@ package raftstore
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"math"
 
 	"github.com/cockroachdb/pebble/v2"
 	"go.etcd.io/raft/v3"
@@ -404,3 +406,29 @@ func Tombstone(db pebble.Reader, shard uint32) (uint64, error) {
 
 // LogSize returns how many entries the log holds.
 func (s *Storage) LogSize() uint64 { return s.last - s.trunc.Index }
+
+// Shards returns the shards of which the node holds a replica.
+func Shards(r pebble.Reader) ([]uint32, error) {
+	it, err := r.NewIter(&pebble.IterOptions{LowerBound: []byte{prefixRaft}, UpperBound: []byte{prefixRaft + 1}})
+	if err != nil {
+		return nil, err
+	}
+	defer it.Close()
+	var out []uint32
+	for ok := it.First(); ok; {
+		k := it.Key()
+		if len(k) < 5 {
+			return nil, fmt.Errorf("%w: raft key %q", ErrCorrupt, k)
+		}
+		shard := binary.BigEndian.Uint32(k[1:5])
+		if ok = it.SeekGE(ReplicaIDKey(shard)); ok && bytes.Equal(it.Key(), ReplicaIDKey(shard)) {
+			out = append(out, shard)
+		}
+		if shard == math.MaxUint32 {
+			break
+		}
+		_, next := RaftSpan(shard)
+		ok = it.SeekGE(next)
+	}
+	return out, it.Error()
+}

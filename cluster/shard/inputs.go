@@ -1,0 +1,183 @@
+package shard
+
+import (
+	"sync"
+	"time"
+)
+
+// inputs is what other goroutines hand the loop. Each call appends under
+// the mutex and wakes the loop, which takes everything at the start of a
+// round. Every queue is bounded.
+type inputs struct {
+	mu sync.Mutex // guards the fields below
+	queued
+	stopped bool
+	fatal   error
+}
+
+// queued is what waits for the next round.
+type queued struct {
+	props   []*proposal
+	reads   []*readReq
+	leads   []*leadReq
+	batches []*Batch
+	snaps   []*incoming
+	reports []snapReport
+	funcs   []func()
+}
+
+type proposal struct {
+	shard uint32
+	term  uint64
+	cmd   []byte
+	done  func(error)
+	at    time.Time
+}
+
+type readReq struct {
+	shard uint32
+	term  uint64
+	done  func(error)
+	at    time.Time
+}
+
+type leadReq struct {
+	shard uint32
+	done  func(term uint64, err error)
+}
+
+type snapReport struct {
+	shard uint32
+	to    uint64
+	ok    bool
+}
+
+// Propose proposes cmd to shard as its leader in term (the term a Lead
+// call returned). done gets nil once the command is committed and
+// applied here, or an error: then it was not applied here, though with
+// ErrLost or ErrTimeout it may still commit later. done runs on the
+// engine's goroutine, or on the caller's when refused at once, and must
+// not block.
+func (e *Engine) Propose(shard uint32, term uint64, cmd []byte, done func(error)) {
+	if len(cmd) > e.cfg.MaxCommandBytes {
+		done(ErrTooLarge)
+		return
+	}
+	p := &proposal{shard: shard, term: term, cmd: cmd, done: done, at: e.clock()}
+	if err := e.push(func(in *inputs) bool {
+		if len(in.props) >= e.cfg.MaxQueuedProposals {
+			return false
+		}
+		in.props = append(in.props, p)
+		return true
+	}); err != nil {
+		done(err)
+	}
+}
+
+// ReadIndex calls done once this node has confirmed with a quorum that it
+// still led shard in term after the call, and has applied everything
+// committed before it: reads of the local state are then linearizable.
+func (e *Engine) ReadIndex(shard uint32, term uint64, done func(error)) {
+	r := &readReq{shard: shard, term: term, done: done, at: e.clock()}
+	if err := e.push(func(in *inputs) bool {
+		if len(in.reads) >= e.cfg.MaxQueuedProposals {
+			return false
+		}
+		in.reads = append(in.reads, r)
+		return true
+	}); err != nil {
+		done(err)
+	}
+}
+
+// Lead calls done with the current term once this node leads shard and
+// has applied every entry it holds (every entry of earlier terms that will
+// ever commit, and every entry proposed here before the call): state read
+// then is final. It fails with a NotLeaderError when the node does not
+// lead the shard, or ErrLost when it stops leading before that.
+func (e *Engine) Lead(shard uint32, done func(term uint64, err error)) {
+	l := &leadReq{shard: shard, done: done}
+	if err := e.push(func(in *inputs) bool {
+		if len(in.leads) >= e.cfg.MaxQueuedProposals {
+			return false
+		}
+		in.leads = append(in.leads, l)
+		return true
+	}); err != nil {
+		done(0, err)
+	}
+}
+
+// Receive takes a batch of raft messages from the transport. It never
+// blocks: a batch that does not fit the queue is dropped (raft resends).
+func (e *Engine) Receive(b *Batch) {
+	_ = e.push(func(in *inputs) bool {
+		if len(in.batches) >= e.cfg.MaxQueuedBatches {
+			return false
+		}
+		in.batches = append(in.batches, b)
+		return true
+	})
+}
+
+// Do runs fn on the loop at the start of the next round.
+func (e *Engine) Do(fn func()) error {
+	return e.push(func(in *inputs) bool {
+		in.funcs = append(in.funcs, fn)
+		return true
+	})
+}
+
+func (e *Engine) push(add func(*inputs) bool) error {
+	e.in.mu.Lock()
+	switch {
+	case e.in.stopped:
+		e.in.mu.Unlock()
+		return ErrStopped
+	case !add(&e.in):
+		e.in.mu.Unlock()
+		return ErrBusy
+	}
+	e.in.mu.Unlock()
+	e.notify()
+	return nil
+}
+
+// take returns everything queued and empties the queues.
+func (in *inputs) take() queued {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	out := in.queued
+	in.queued = queued{}
+	return out
+}
+
+// failAll answers everything waiting, queued or in the groups, with err,
+// and refuses new inputs. Only the loop (or Stop, once it has ended) calls
+// it.
+func (e *Engine) failAll(err error) {
+	e.in.mu.Lock()
+	e.in.stopped = true
+	if e.in.fatal == nil && err != ErrStopped {
+		e.in.fatal = err
+	}
+	e.in.mu.Unlock()
+	in := e.in.take()
+	for _, p := range in.props {
+		p.done(err)
+	}
+	for _, r := range in.reads {
+		r.done(err)
+	}
+	for _, l := range in.leads {
+		l.done(0, err)
+	}
+	for _, s := range in.snaps {
+		s.discard(e)
+	}
+	for _, g := range e.groups {
+		g.failWaiters(err)
+	}
+	e.runDone()
+}

@@ -1,0 +1,147 @@
+package shard
+
+import (
+	"encoding/binary"
+	"errors"
+	"time"
+
+	"go.etcd.io/raft/v3"
+)
+
+// propose hands a proposal to its group's raft.
+func (e *Engine) propose(p *proposal) {
+	g := e.groups[p.shard]
+	switch {
+	case g == nil:
+		p.done(&NotLeaderError{Shard: p.shard})
+		return
+	case !g.leader || g.term != p.term:
+		// Proposed under a leadership that ended (or never was here): its
+		// command was evaluated against state that may be stale.
+		p.done(g.notLeader())
+		return
+	}
+	e.nextID++
+	id := e.nextID
+	if err := g.rn.Propose(encodeEntry(header{proposer: e.proposer, id: id, term: p.term}, p.cmd)); err != nil {
+		if errors.Is(err, raft.ErrProposalDropped) {
+			err = ErrDropped
+		}
+		p.done(err)
+		return
+	}
+	g.props[id] = p
+}
+
+func (e *Engine) queueRead(r *readReq) {
+	g := e.groups[r.shard]
+	switch {
+	case g == nil:
+		r.done(&NotLeaderError{Shard: r.shard})
+	case !g.leader || g.term != r.term:
+		r.done(g.notLeader())
+	default:
+		g.reads = append(g.reads, r)
+	}
+}
+
+// issueReads starts one ReadIndex per group for every read queued since
+// the last one: a fresh context each time, never reused (RAFT-NOTES §4).
+func (e *Engine) issueReads() {
+	now := e.clock()
+	for _, g := range e.groups {
+		if len(g.reads) == 0 {
+			continue
+		}
+		e.nextID++
+		ctx := binary.BigEndian.AppendUint64(nil, e.nextID)
+		g.issued[e.nextID] = &readBatch{reads: g.reads, at: now}
+		g.reads = nil
+		g.rn.ReadIndex(ctx)
+	}
+}
+
+// lead registers an activation barrier: answered once everything the
+// leader holds is applied.
+func (e *Engine) lead(l *leadReq) {
+	g := e.groups[l.shard]
+	switch {
+	case g == nil:
+		l.done(0, &NotLeaderError{Shard: l.shard})
+	case !g.leader:
+		l.done(0, g.notLeader())
+	default:
+		last, _ := g.st.LastIndex()
+		g.leads = append(g.leads, leadWait{index: max(last, g.termStart), term: g.term, done: l.done})
+	}
+}
+
+// checkWaiters answers confirmed reads and activations whose index is
+// applied, and fails whatever waited past RequestTimeout (a read or
+// proposal lost without notice: RAFT-NOTES §3 and §4).
+func (e *Engine) checkWaiters() {
+	now := e.clock()
+	limit := e.cfg.RequestTimeout
+	// Timeouts are looked for a few times a second, not every round.
+	sweep := now.Sub(e.lastSweep) >= sweepEvery
+	if sweep {
+		e.lastSweep = now
+	}
+	for _, g := range e.groups {
+		applied := g.st.Applied().Index
+		n := 0
+		for _, rb := range g.ready {
+			if rb.index <= applied {
+				for _, r := range rb.reads {
+					e.done = append(e.done, func() { r.done(nil) })
+				}
+				continue
+			}
+			g.ready[n] = rb
+			n++
+		}
+		clear(g.ready[n:])
+		g.ready = g.ready[:n]
+		n = 0
+		for _, l := range g.leads {
+			if l.index <= applied && g.leader && g.term == l.term {
+				term, done := l.term, l.done
+				e.done = append(e.done, func() { done(term, nil) })
+				continue
+			}
+			g.leads[n] = l
+			n++
+		}
+		clear(g.leads[n:])
+		g.leads = g.leads[:n]
+		if !sweep {
+			continue
+		}
+		for ctx, rb := range g.issued {
+			if now.Sub(rb.at) > limit {
+				delete(g.issued, ctx)
+				for _, r := range rb.reads {
+					r.done(ErrTimeout)
+				}
+			}
+		}
+		for id, p := range g.props {
+			if now.Sub(p.at) > limit {
+				delete(g.props, id)
+				p.done(ErrTimeout)
+			}
+		}
+	}
+}
+
+const sweepEvery = 100 * time.Millisecond
+
+// runDone calls the completions the round collected, after the batch
+// that applied them is committed.
+func (e *Engine) runDone() {
+	done := e.done
+	e.done = nil
+	for _, fn := range done {
+		fn()
+	}
+}
