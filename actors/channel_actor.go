@@ -21,36 +21,31 @@ type channelActor struct {
 	root *actor.RootContext
 }
 
-func newChannelActor(id, key string, d *Deps) actor.Actor {
+func newChannelActor(id, key string, sh uint32, d *Deps) actor.Actor {
 	sc := persistence.Scope{Kind: persistence.KindChannel, ID: id}
 	if directory.IsShard(id) {
 		// Directory shards are scopes of the channel kind with ids no
 		// client can name (directory_actor.go).
 		a := &directoryActor{}
-		a.scopeActor = newScopeActor(id, key, "directory", sc, d, a)
+		a.scopeActor = newScopeActor(id, key, "directory", sc, sh, d, a)
 		return a
 	}
 	a := &channelActor{}
-	a.scopeActor = newScopeActor(id, key, "channel", sc, d, a)
+	a.scopeActor = newScopeActor(id, key, "channel", sc, sh, d, a)
 	return a
 }
 
-func (a *channelActor) load(ctx actor.Context, log persistence.Log) (uint64, bool, error) {
+func (a *channelActor) load(ctx actor.Context, log persistence.Log) error {
 	st, err := channel.Load(a.id, log, a.d.Channel)
 	if err != nil {
-		return 0, false, err
-	}
-	epoch, err := log.Epoch()
-	if err != nil {
-		return 0, false, err
+		return err
 	}
 	a.state = st
-	a.state.SetEpoch(epoch + 1)
 	notifyDirectory(a.d.Cluster, st.Announce())
 	a.self, a.root = ctx.Self(), ctx.ActorSystem().Root
 	a.webhookPending()
 	ctx.Send(a.self, importDrive{}) // an import this activation must finish or drop
-	return epoch, st.Exists() || st.ImportInProgress(), nil
+	return nil
 }
 
 func (a *channelActor) request(ctx actor.Context, req *clusterpb.Request) { a.handle(ctx, req) }

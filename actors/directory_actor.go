@@ -12,22 +12,16 @@ import (
 
 // directoryActor adapts a directory shard (directory.State) to the actor
 // system. A shard is a scope of the channel kind whose id starts with
-// directory.Prefix, so placement, activation, fencing, hand-off and drain
-// treat it exactly like a channel; the host activates it through
-// newChannelActor.
+// directory.Prefix, so sharding, activation and replication treat it
+// exactly like a channel; the host activates it through newChannelActor.
 type directoryActor struct {
 	scopeActor
 	state *directory.State
 }
 
-func (a *directoryActor) load(ctx actor.Context, log persistence.Log) (uint64, bool, error) {
-	epoch, err := log.Epoch()
-	if err != nil {
-		return 0, false, err
-	}
+func (a *directoryActor) load(ctx actor.Context, log persistence.Log) error {
 	a.state = directory.Load(a.id, log)
-	a.state.SetEpoch(epoch + 1)
-	return epoch, true, nil
+	return nil
 }
 
 func (a *directoryActor) request(ctx actor.Context, req *clusterpb.Request) {

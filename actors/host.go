@@ -1,12 +1,14 @@
 // Package actors adapts Switchboard's state machines to protoactor-go:
 // a host actor on every host node activates channel and user actors on
-// demand and passivates them when idle; each adapter feeds commands to its
-// pure state machine, appends the resulting entries to the store without
-// blocking its mailbox, and releases replies and events strictly in entry
-// order once the entries are durable.
+// demand — only for scopes whose shard this node leads — and passivates
+// them when idle; each adapter feeds commands to its pure state machine,
+// proposes the resulting entries to the scope's shard without blocking its
+// mailbox, and releases replies and events strictly in entry order once
+// the entries are committed.
 package actors
 
 import (
+	"encoding/json"
 	"errors"
 	"log/slog"
 	"sync"
@@ -18,15 +20,15 @@ import (
 	"github.com/switchboard-chat/switchboard/actors/user"
 	"github.com/switchboard-chat/switchboard/cluster"
 	"github.com/switchboard-chat/switchboard/cluster/clusterpb"
+	"github.com/switchboard-chat/switchboard/cluster/shard"
 	"github.com/switchboard-chat/switchboard/persistence"
 	"github.com/switchboard-chat/switchboard/protocol"
 	"google.golang.org/protobuf/proto"
 )
 
-// Cluster is what actors need of their node's cluster layer: placement
-// and membership to decide where a scope lives, requests and notices to
-// other nodes, and the actor system to live in. *cluster.Cluster is the
-// one nodes use.
+// Cluster is what actors need of their node's cluster layer: the shard a
+// scope lives in, membership, requests and notices to other nodes, and the
+// actor system to live in. *cluster.Cluster is the one nodes use.
 type Cluster interface {
 	// Name is this node's name.
 	Name() string
@@ -36,8 +38,8 @@ type Cluster interface {
 	// Joined reports whether this node has reached its cluster: one that
 	// has not owns nothing yet.
 	Joined() bool
-	// OwnerOf is the node that owns a scope in this node's view.
-	OwnerOf(kind clusterpb.Kind, id string) string
+	// ShardOf is the shard a scope lives in.
+	ShardOf(kind clusterpb.Kind, id string) uint32
 	// View is the current membership.
 	View() *cluster.View
 	// OnChange calls fn (which must not block) when a member changes.
@@ -45,11 +47,27 @@ type Cluster interface {
 	// RequestNode sends req to a node's host actor and calls done once
 	// with the reply or a failure.
 	RequestNode(node string, req *clusterpb.Request, timeout time.Duration, done func(*clusterpb.Reply))
-	// Notify sends req to the owner of its target, expecting no reply.
+	// Notify sends req to the leader of its target's shard, expecting no
+	// reply.
 	Notify(req *clusterpb.Request)
 }
 
 var _ Cluster = (*cluster.Cluster)(nil)
+
+// Replication is what actors need of the node's raft engine.
+type Replication interface {
+	// Lead answers once this node leads shard with everything it holds
+	// applied, with the term it leads in.
+	Lead(shard uint32, done func(term uint64, err error))
+	// Propose proposes a command on a stream (see shard.Stream).
+	Propose(s *shard.Stream, cmd []byte, done func(error))
+	// ReadIndex confirms this node still leads shard in term.
+	ReadIndex(shard uint32, term uint64, done func(error))
+	// Status is this node's view of shard.
+	Status(shard uint32) (shard.Status, bool)
+}
+
+var _ Replication = (*shard.Engine)(nil)
 
 // Config tunes a host's actors. DefaultConfig is a production node's;
 // zero PassivateAfter and MaxActors take its values.
@@ -83,8 +101,9 @@ func DefaultConfig() Config {
 
 // Deps are what actors need from their node.
 type Deps struct {
-	Cluster Cluster
-	Store   *persistence.Store
+	Cluster     Cluster
+	Store       *persistence.Store
+	Replication Replication
 	Config
 	// Clock is the time source (time.Now in production).
 	Clock   func() time.Time
@@ -139,14 +158,16 @@ func (m *Metrics) passivated(kind string) {
 	}
 }
 
-// StartHost spawns this node's host actor under its well-known name.
-func StartHost(d Deps) (*actor.PID, error) {
+// StartHost spawns this node's host actor under its well-known name. Call
+// LeaderChanged on the returned host when the node's leadership of a shard
+// changes.
+func StartHost(d Deps) (*Host, error) {
 	d.withDefaults()
 	// A child that fails is stopped, never restarted in place: its next
 	// message activates it afresh from the store.
 	stop := actor.NewOneForOneStrategy(0, 0, func(any) actor.Directive { return actor.StopDirective })
 	props := actor.PropsFromProducer(func() actor.Actor {
-		return &hostActor{d: &d, children: make(map[string]*child), locating: make(map[string]*locating), byPID: make(map[string]string),
+		return &hostActor{d: &d, children: make(map[string]*child), byPID: make(map[string]string), led: make(map[uint32]uint64),
 			exports: make(chan struct{}, 4)}
 	}, actor.WithSupervisor(stop))
 	pid, err := d.Cluster.System().Root.SpawnNamed(props, cluster.HostName)
@@ -163,29 +184,49 @@ func StartHost(d Deps) (*actor.PID, error) {
 			d.Cluster.System().Root.Send(pid, &gatewayGone{addr: old.Meta.Remote})
 		}
 	})
-	return pid, nil
+	return &Host{PID: pid, system: d.Cluster.System()}, nil
+}
+
+// Host is a node's running host actor.
+type Host struct {
+	PID    *actor.PID
+	system *actor.ActorSystem
+}
+
+// LeaderChanged tells the host what this node now knows of a shard it
+// holds a replica of; activations of a shard this node stopped leading,
+// or leads in a new term, stop. It must not block (it is called from the
+// raft engine's loop).
+func (h *Host) LeaderChanged(st shard.Status) {
+	h.system.Root.Send(h.PID, &shardLeader{shard: st.Shard, leader: st.IsLeader, term: st.Term})
+}
+
+// shardLeader reports this node's leadership of a shard.
+type shardLeader struct {
+	shard  uint32
+	leader bool
+	term   uint64
 }
 
 // hostActor owns this node's activations.
 type hostActor struct {
 	d        *Deps
-	children map[string]*child    // scope key → activation
-	locating map[string]*locating // scope key → locate in progress
-	byPID    map[string]string    // child or locator PID id → scope key
-	// exports bounds hand-off chunks being read beside the mailbox;
-	// exporting joins them when the host stops.
+	children map[string]*child // scope key → activation
+	byPID    map[string]string // child PID id → scope key
+	led      map[uint32]uint64 // shards this node leads → term
+	// exports bounds scope listings read beside the mailbox; exporting
+	// joins them when the host stops.
 	exports   chan struct{}
 	exporting sync.WaitGroup
 }
 
 type child struct {
-	pid  *actor.PID
-	kind string
+	pid   *actor.PID
+	kind  string
+	shard uint32
 	// forwarded counts messages sent to the child; a child may passivate
 	// only once it has processed all of them.
 	forwarded uint64
-	// releasing is set once the child was asked to hand its scope over.
-	releasing bool
 }
 
 // clockSkewMS is how far clocks of two nodes may disagree before a
@@ -206,10 +247,11 @@ type ActiveCountResult struct {
 	Channels    int `json:"channels"`
 	Users       int `json:"users"`
 	Directories int `json:"directories"`
-	// Locating counts scopes being located (and maybe imported) here: each
-	// may become live here when its locate ends.
-	Locating int `json:"locating,omitempty"`
 }
+
+// OpStats is the node-level op (a KIND_NODE request to a node's host
+// actor) that returns the node's active actor counts.
+const OpStats = "_node.stats"
 
 func (h *hostActor) Receive(ctx actor.Context) {
 	switch m := ctx.Message().(type) {
@@ -218,34 +260,54 @@ func (h *hostActor) Receive(ctx actor.Context) {
 	case *passivate:
 		c := h.children[m.key]
 		if c != nil && c.forwarded == m.processed {
-			delete(h.children, m.key)
-			delete(h.byPID, c.pid.Id)
+			h.forget(m.key, c)
 			ctx.Stop(c.pid)
-			h.d.Metrics.passivated(c.kind)
 		}
 	case *actor.Terminated:
 		key, ok := h.byPID[m.Who.Id]
 		if !ok {
 			break // passivated: already forgotten
 		}
-		delete(h.byPID, m.Who.Id)
 		if c := h.children[key]; c != nil && c.pid.Equal(m.Who) {
-			delete(h.children, key)
-			h.d.Metrics.passivated(c.kind)
-		} else if l := h.locating[key]; l != nil && l.pid.Equal(m.Who) {
-			// A locator that failed without reporting.
-			h.onLocated(ctx, &located{key: key, err: protocol.Errorf(protocol.CodeUnavailable, "locating %s failed", key)})
+			h.forget(key, c)
 		}
-	case *released:
-		h.onReleased(ctx, m)
+	case *shardLeader:
+		h.onLeader(ctx, m)
 	case *actor.Stopping:
 		h.stopChildren(ctx)
 		h.exporting.Wait()
-	case *located:
-		h.onLocated(ctx, m)
 	case *gatewayGone:
 		for _, c := range h.children {
 			ctx.Send(c.pid, m)
+		}
+	}
+}
+
+func (h *hostActor) forget(key string, c *child) {
+	delete(h.children, key)
+	delete(h.byPID, c.pid.Id)
+	h.d.Metrics.passivated(c.kind)
+}
+
+// onLeader stops the activations of a shard this node no longer leads in
+// the term they were started in. They answer what waits with unavailable;
+// the shard's new leader activates them on demand.
+func (h *hostActor) onLeader(ctx actor.Context, m *shardLeader) {
+	if term, ok := h.led[m.shard]; ok && m.leader && term == m.term {
+		return
+	}
+	if m.leader {
+		h.led[m.shard] = m.term
+	} else {
+		delete(h.led, m.shard)
+	}
+	for key, c := range h.children {
+		if c.shard == m.shard {
+			ctx.Send(c.pid, leadershipLost{})
+			// Forgotten now: a request that follows activates afresh (on
+			// the new leader, or here in the new term) instead of reaching
+			// the stopping activation.
+			h.forget(key, c)
 		}
 	}
 }
@@ -265,7 +327,7 @@ func (h *hostActor) stopChildren(ctx actor.Context) {
 
 // counts returns the active actors by kind.
 func (h *hostActor) counts() ActiveCountResult {
-	r := ActiveCountResult{Locating: len(h.locating)}
+	var r ActiveCountResult
 	for _, c := range h.children {
 		switch c.kind {
 		case kindChannel:
@@ -300,13 +362,10 @@ func (h *hostActor) route(ctx actor.Context, env *clusterpb.Envelope) {
 		}
 		kind, target = req.Kind, req.Target
 	case *clusterpb.Envelope_SessionsClosed:
-		kind, target = clusterpb.Kind_KIND_CHANNEL, b.SessionsClosed.Channel
-		key := cluster.ScopeKey(kind, target)
+		key := cluster.ScopeKey(clusterpb.Kind_KIND_CHANNEL, b.SessionsClosed.Channel)
 		if c := h.children[key]; c != nil {
 			c.forwarded++
 			ctx.Send(c.pid, env)
-		} else if l := h.locating[key]; l != nil && len(l.buffered) < maxBuffered {
-			l.buffered = append(l.buffered, env) // for the activation to come
 		}
 		return // never activate a channel just to tell it sessions closed
 	default:
@@ -315,36 +374,13 @@ func (h *hostActor) route(ctx actor.Context, env *clusterpb.Envelope) {
 	key := cluster.ScopeKey(kind, target)
 	req := env.GetRequest()
 	c := h.children[key]
-	if c != nil && c.releasing {
-		replyError(ctx, req, protocol.Errorf(protocol.CodeUnavailable, "%s is moving to another node; retry", target))
-		return
-	}
 	if c == nil {
-		if l := h.locating[key]; l != nil {
-			if len(l.buffered) >= maxBuffered {
-				replyError(ctx, req, protocol.Errorf(protocol.CodeUnavailable, "%s is being located; retry", target))
-				return
-			}
-			l.buffered = append(l.buffered, env)
+		sh := h.d.Cluster.ShardOf(kind, target)
+		if ok := h.canActivate(ctx, req, sh); !ok {
 			return
 		}
-		if err := h.canActivate(kind, target); err != nil {
-			replyError(ctx, req, err)
-			return
-		}
-		st, err := h.d.Store.State(scopeOf(kind, target))
-		if err != nil {
-			replyError(ctx, req, protocol.Errorf(protocol.CodeUnavailable, "state of %s unreadable", target))
-			return
-		}
-		// A gateway-generated id on create is new everywhere: no locate.
-		fresh := req.Fresh && req.Op == protocol.OpChannelCreate && !st.HasData
-		if !st.Live() && !fresh {
-			l := h.locate(ctx, kind, target, key)
-			l.buffered = append(l.buffered, env)
-			return
-		}
-		if c, err = h.activate(ctx, kind, target, key); err != nil {
+		var err error
+		if c, err = h.activate(ctx, kind, target, key, sh); err != nil {
 			h.d.Logger.Error("activation failed", "scope", key, "err", err)
 			replyError(ctx, req, protocol.Errorf(protocol.CodeUnavailable, "could not activate %s", target))
 			return
@@ -354,31 +390,29 @@ func (h *hostActor) route(ctx actor.Context, env *clusterpb.Envelope) {
 	ctx.Send(c.pid, env)
 }
 
-// canActivate checks a new activation: a valid id, this node has reached
-// its cluster, it is the scope's owner by placement (a caller with a stale
-// view is told to retry), and there is room.
-//
-// A node started with --join that has reached no seed nor any other
-// member sees only itself, so placement would make it the owner of every
-// scope: it would start channels that live elsewhere empty, and they would
-// diverge. It activates nothing until it has joined.
-func (h *hostActor) canActivate(kind clusterpb.Kind, target string) *protocol.Error {
+// canActivate checks a new activation — a valid id, this node leads the
+// scope's shard, there is room — and answers the request when it may not.
+func (h *hostActor) canActivate(ctx actor.Context, req *clusterpb.Request, sh uint32) bool {
+	target := req.GetTarget()
 	if target == "" || len(target) > persistence.MaxIDLen {
-		return protocol.Errorf(protocol.CodeBadRequest, "invalid id %q", target)
+		replyError(ctx, req, protocol.Errorf(protocol.CodeBadRequest, "invalid id %q", target))
+		return false
 	}
-	if !h.d.Cluster.Joined() {
-		return protocol.Errorf(protocol.CodeUnavailable, "node %s has not reached its cluster yet (no seed has answered); retry", h.d.Cluster.Name())
-	}
-	if owner := h.d.Cluster.OwnerOf(kind, target); owner != h.d.Cluster.Name() {
-		return protocol.Errorf(protocol.CodeUnavailable, "%s is served by node %s", target, owner)
+	if _, ok := h.led[sh]; !ok {
+		st, _ := h.d.Replication.Status(sh)
+		if !st.IsLeader {
+			replyNotLeader(ctx, req, sh, h.d.Cluster.Name(), st)
+			return false
+		}
 	}
 	if len(h.children) >= h.d.MaxActors {
-		return protocol.Errorf(protocol.CodeUnavailable, "node %s is at its limit of %d active actors", h.d.Cluster.Name(), h.d.MaxActors)
+		replyError(ctx, req, protocol.Errorf(protocol.CodeUnavailable, "node %s is at its limit of %d active actors", h.d.Cluster.Name(), h.d.MaxActors))
+		return false
 	}
-	return nil
+	return true
 }
 
-func (h *hostActor) activate(ctx actor.Context, kind clusterpb.Kind, target, key string) (*child, error) {
+func (h *hostActor) activate(ctx actor.Context, kind clusterpb.Kind, target, key string, sh uint32) (*child, error) {
 	var props *actor.Props
 	var k string
 	switch kind {
@@ -387,20 +421,36 @@ func (h *hostActor) activate(ctx actor.Context, kind clusterpb.Kind, target, key
 		if directory.IsShard(target) {
 			k = kindDirectory
 		}
-		props = actor.PropsFromProducer(func() actor.Actor { return newChannelActor(target, key, h.d) })
+		props = actor.PropsFromProducer(func() actor.Actor { return newChannelActor(target, key, sh, h.d) })
 	case clusterpb.Kind_KIND_USER:
 		k = kindUser
-		props = actor.PropsFromProducer(func() actor.Actor { return newUserActor(target, key, h.d) })
+		props = actor.PropsFromProducer(func() actor.Actor { return newUserActor(target, key, sh, h.d) })
 	default:
 		return nil, errors.New("unknown kind")
 	}
 	pid := ctx.Spawn(props)
 	ctx.Watch(pid)
 	h.byPID[pid.Id] = key
-	c := &child{pid: pid, kind: k}
+	c := &child{pid: pid, kind: k, shard: sh}
 	h.children[key] = c
 	h.d.Metrics.activated(k)
 	return c, nil
+}
+
+// nodeOp serves a KIND_NODE request.
+func (h *hostActor) nodeOp(ctx actor.Context, req *clusterpb.Request) {
+	if req.Op == OpStats {
+		b, _ := json.Marshal(h.counts())
+		if req.ReplyTo != "" {
+			ctx.Send(cluster.InboxPID(req.ReplyTo), replyEnvelope(req, b, nil))
+		}
+		return
+	}
+	if req.Op == OpScopes {
+		h.scopes(ctx, req)
+		return
+	}
+	replyError(ctx, req, protocol.Errorf(protocol.CodeBadRequest, "unknown node op %q", req.Op))
 }
 
 // replyError answers a request that never reached its actor.
@@ -409,6 +459,24 @@ func replyError(ctx actor.Context, req *clusterpb.Request, e *protocol.Error) {
 		return
 	}
 	ctx.Send(cluster.InboxPID(req.ReplyTo), replyEnvelope(req, nil, e))
+}
+
+// replyNotLeader refuses a request for a scope whose shard this node does
+// not lead, saying who does as far as it knows: the asker's router
+// retries there.
+func replyNotLeader(ctx actor.Context, req *clusterpb.Request, sh uint32, self string, st shard.Status) {
+	if req == nil || req.ReplyTo == "" {
+		return
+	}
+	e := protocol.Errorf(protocol.CodeUnavailable, "%s is in shard %d, which node %s does not lead; retry", req.Target, sh, self)
+	if st.Leader != "" {
+		e.Message += " (its leader is " + st.Leader + ")"
+	}
+	e.RetryAfterMS = retryAfterMS
+	env := replyEnvelope(req, nil, e)
+	rep := env.GetReply()
+	rep.NotLeader, rep.Shard, rep.Leader, rep.LeaderTerm = true, sh, st.Leader, st.Term
+	ctx.Send(cluster.InboxPID(req.ReplyTo), env)
 }
 
 // replyEnvelope makes the reply to req. A reply larger than an envelope

@@ -16,7 +16,7 @@ import (
 )
 
 // Export and webhooks need to reach every channel and user, not only the
-// ones a caller names: a node lists the scopes its store serves
+// ones a caller names: a node lists the scopes of the shards it leads
 // (OpScopes), in key order after a cursor, and the gateway merges the
 // lists of every host node.
 
@@ -39,7 +39,7 @@ type ScopesResult struct {
 const maxScopesPage = 1000
 
 // scopes serves OpScopes beside the mailbox (a page is up to a thousand
-// seeks), with the hand-off reads' bound.
+// seeks in each shard this node leads), a few at a time.
 func (h *hostActor) scopes(ctx actor.Context, req *clusterpb.Request) {
 	var a ScopesArgs
 	if err := protocol.DecodeArgs(req.Args, &a); err != nil {
@@ -55,10 +55,18 @@ func (h *hostActor) scopes(ctx actor.Context, req *clusterpb.Request) {
 		replyError(ctx, req, protocol.Errorf(protocol.CodeUnavailable, "too many listings in progress; retry"))
 		return
 	}
-	root, store, kind := ctx.ActorSystem().Root, h.d.Store, scopeOf(a.Kind, "").Kind
+	kind := persistence.KindChannel
+	if a.Kind == clusterpb.Kind_KIND_USER {
+		kind = persistence.KindUser
+	}
+	root, store := ctx.ActorSystem().Root, h.d.Store
+	led := make([]uint32, 0, len(h.led))
+	for sh := range h.led {
+		led = append(led, sh)
+	}
 	h.exporting.Go(func() {
 		defer func() { <-h.exports }()
-		ids, err := store.ListScopes(kind, a.After, a.Limit)
+		ids, err := store.ListScopes(led, kind, a.After, a.Limit)
 		if err != nil {
 			root.Send(cluster.InboxPID(req.ReplyTo), replyEnvelope(req, nil, protocol.Errorf(protocol.CodeUnavailable, "listing failed")))
 			return
@@ -161,15 +169,16 @@ func (s ClusterSource) Owned(ch string) bool {
 	return s.Cluster.OwnerOf(clusterpb.Kind_KIND_CHANNEL, ch) == s.Cluster.Name()
 }
 
-// WakeWebhookBacklog finds the channels of store with events their
+// WakeWebhookBacklog finds the channels of shard sh with events their
 // webhook receiver has not acknowledged and activates each at its owner
-// (which tells its deliverer), a few at a time: what a node runs when it
-// starts, for channels nobody touches. It reads the channels' counters
-// only; it ends when ctx does or the store has been read.
-func WakeWebhookBacklog(ctx context.Context, store *persistence.Store, cl *cluster.Cluster) error {
+// (which tells its deliverer): what a node runs when it starts leading a
+// shard, for channels nobody touches. It reads the channels' counters in
+// this node's replica only; it ends when ctx does or the shard has been
+// read.
+func WakeWebhookBacklog(ctx context.Context, store *persistence.Store, cl *cluster.Cluster, sh uint32) error {
 	after := ""
 	for {
-		ids, err := store.ListScopes(persistence.KindChannel, after, maxScopesPage)
+		ids, err := store.ListScopes([]uint32{sh}, persistence.KindChannel, after, maxScopesPage)
 		if err != nil {
 			return err
 		}
@@ -180,7 +189,7 @@ func WakeWebhookBacklog(ctx context.Context, store *persistence.Store, cl *clust
 			if directory.IsShard(id) {
 				continue
 			}
-			_, _, pending, err := channel.WebhookBacklogOf(store.Channel(id))
+			_, _, pending, err := channel.WebhookBacklogOf(store.Reader(sh, persistence.Scope{Kind: persistence.KindChannel, ID: id}))
 			if err != nil || !pending {
 				continue
 			}

@@ -7,37 +7,38 @@ import (
 
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/switchboard-chat/switchboard/cluster/clusterpb"
+	"github.com/switchboard-chat/switchboard/cluster/shard"
 	"github.com/switchboard-chat/switchboard/persistence"
 	"github.com/switchboard-chat/switchboard/protocol"
 )
 
 // scopeActor is what every adapter of a scope (a channel, a user, a
-// directory shard) does the same way: it activates behind a store barrier,
-// feeds requests to its state machine through the commit pipeline, hands
-// its scope over when asked, stops (answering what waits) on any failure,
-// and counts what it processed for the host's passivation handshake. The
-// adapter supplies the rest through scopeHooks.
+// directory shard) does the same way: it activates once this node leads
+// the scope's shard with everything it holds applied, feeds requests to
+// its state machine through the pipeline, stops (answering what waits) on
+// any failure or when the node stops leading the shard, and counts what it
+// processed for the host's passivation handshake. The adapter supplies the
+// rest through scopeHooks.
 type scopeActor struct {
 	id, key   string
 	what      string // "channel", "user", "directory": for logs and errors
 	sc        persistence.Scope
+	shard     uint32
 	d         *Deps
 	hooks     scopeHooks
 	boot      booting
 	p         pipeline
 	processed uint64
-	// post sends a message to this actor from any goroutine (the store's
+	// post sends a message to this actor from any goroutine (the engine's
 	// callbacks, timers); set by the first message.
 	post func(msg any)
 }
 
 // scopeHooks are an adapter's own parts.
 type scopeHooks interface {
-	// load reads the state machine from log and returns the scope's
-	// current fence and whether the scope exists.
-	load(ctx actor.Context, log persistence.Log) (epoch uint64, exists bool, err error)
-	// request handles one request (the actor is ready, not dead, not
-	// handing over).
+	// load reads the state machine from log.
+	load(ctx actor.Context, log persistence.Log) error
+	// request handles one request (the actor is ready and not dead).
 	request(ctx actor.Context, req *clusterpb.Request)
 	// committed tells the state machine entries up to index are durable.
 	committed(index uint64)
@@ -48,8 +49,8 @@ type scopeHooks interface {
 	readOnly(op string) bool
 }
 
-func newScopeActor(id, key, what string, sc persistence.Scope, d *Deps, hooks scopeHooks) scopeActor {
-	return scopeActor{id: id, key: key, what: what, sc: sc, d: d, hooks: hooks}
+func newScopeActor(id, key, what string, sc persistence.Scope, shard uint32, d *Deps, hooks scopeHooks) scopeActor {
+	return scopeActor{id: id, key: key, what: what, sc: sc, shard: shard, d: d, hooks: hooks}
 }
 
 func (s *scopeActor) Receive(ctx actor.Context) {
@@ -57,10 +58,15 @@ func (s *scopeActor) Receive(ctx actor.Context) {
 		self, root := ctx.Self(), ctx.ActorSystem().Root
 		s.post = func(msg any) { root.Send(self, msg) }
 	}
-	if !s.boot.hold(ctx, s.post, s.d.Store, ctx.Message()) {
+	lead := func(done func(uint64, error)) { s.d.Replication.Lead(s.shard, done) }
+	if !s.boot.hold(ctx, s.post, lead, ctx.Message()) {
 		s.receive(ctx, ctx.Message())
 	}
 }
+
+// leadershipLost tells an activation its node no longer leads the scope's
+// shard (or leads it in a new term): it answers what waits and stops.
+type leadershipLost struct{}
 
 func (s *scopeActor) receive(ctx actor.Context, msg any) {
 	defer func() {
@@ -73,19 +79,17 @@ func (s *scopeActor) receive(ctx actor.Context, msg any) {
 	case booted:
 		// Held messages follow (answered "restarting" if this fails).
 		defer s.boot.flush(func(msg any) { s.receive(ctx, msg) })
-		s.start(ctx, m.err)
-	case *releaseScope:
-		s.p.handOver(func(done func(uint64, error)) { s.d.Store.Release(s.sc, m.to, done) }, m.done)
-	case stopNow:
-		ctx.Stop(ctx.Self())
+		s.start(ctx, m)
+	case leadershipLost:
+		s.stop(ctx, storageError(s.what+" "+s.id, shard.ErrLost))
 	case *clusterpb.Envelope:
 		s.processed++
 		req := m.GetRequest()
 		switch {
-		case s.p.handingOver:
-			replyError(ctx, req, protocol.Errorf(protocol.CodeUnavailable, "%s %s is moving to another node; retry", s.what, s.id))
 		case s.p.dead:
-			replyError(ctx, req, protocol.Errorf(protocol.CodeUnavailable, "%s %s is restarting; retry", s.what, s.id))
+			e := protocol.Errorf(protocol.CodeUnavailable, "%s %s is restarting; retry", s.what, s.id)
+			e.RetryAfterMS = retryAfterMS
+			replyError(ctx, req, e)
 		case req != nil && !s.hooks.readOnly(req.Op) && !s.d.Store.Writable():
 			// Refused before the state machine sees it, so nothing
 			// changes and the activation goes on serving reads.
@@ -99,16 +103,16 @@ func (s *scopeActor) receive(ctx actor.Context, msg any) {
 		if err := s.p.onCommitted(m); err != nil {
 			if errors.Is(err, persistence.ErrUnwritable) {
 				// The store logs why, once; every actor need not.
-				s.d.Logger.Debug(s.what+" commit refused", "scope", s.key, "err", err)
+				s.d.Logger.Debug(s.what+" entry refused", "scope", s.key, "err", err)
 			} else {
-				s.d.Logger.Error(s.what+" commit failed", "scope", s.key, "err", err)
+				s.d.Logger.Info(s.what+" entry not committed", "scope", s.key, "err", err)
 			}
 			s.stop(ctx, storageError(s.what+" "+s.id, err))
 			return
 		}
 		s.hooks.committed(m.index)
-	case *fenced:
-		if err := s.p.onFenced(m); err != nil {
+	case *confirmedReads:
+		if err := s.p.onConfirmed(m); err != nil {
 			s.stop(ctx, storageError(s.what+" "+s.id, err))
 		}
 	default:
@@ -116,31 +120,29 @@ func (s *scopeActor) receive(ctx actor.Context, msg any) {
 	}
 }
 
-// start loads the scope once the barrier is through, and fences a new
-// epoch (lazily for a scope that does not exist yet). Commands may be
-// handled before the fence is durable: their outputs wait behind it.
-func (s *scopeActor) start(ctx actor.Context, barrierErr error) {
-	err := barrierErr
+// start loads the scope once this node leads its shard with everything
+// applied. Its entries are proposed as the shard's leader in that term;
+// its reads are confirmed with ReadIndex in that term.
+func (s *scopeActor) start(ctx actor.Context, m booted) {
+	err := m.err
 	if err == nil {
-		log := s.d.Store.Log(s.sc)
-		var epoch uint64
-		var exists bool
-		if epoch, exists, err = s.hooks.load(ctx, log); err == nil {
-			// While the store refuses writes the fence waits for the first
-			// entry (as for a scope that does not exist yet), so that the
-			// activation serves reads meanwhile.
-			s.p.start(s.post, log, epoch+1, exists && s.d.Store.Writable())
+		stream := shard.NewStream(s.shard, m.term)
+		rep := s.d.Replication
+		log := s.d.Store.ShardLog(s.shard, s.sc, func(cmd []byte, done func(error)) { rep.Propose(stream, cmd, done) })
+		if err = s.hooks.load(ctx, log); err == nil {
+			sh, term := s.shard, m.term
+			s.p.start(s.post, log, func(done func(error)) { rep.ReadIndex(sh, term, done) })
 			ctx.SetReceiveTimeout(s.d.PassivateAfter)
 			return
 		}
 	}
-	s.d.Logger.Error("activate "+s.what, "scope", s.key, "err", err)
+	s.d.Logger.Info("activate "+s.what, "scope", s.key, "err", err)
 	s.p.dead = true
 	ctx.Stop(ctx.Self())
 }
 
 // stop answers everything waiting with e and stops: the next message
-// activates the scope afresh from what is durable.
+// activates the scope afresh from what is applied.
 func (s *scopeActor) stop(ctx actor.Context, e *protocol.Error) {
 	if s.p.dead {
 		return
@@ -158,7 +160,7 @@ func (s *scopeActor) passivate(ctx actor.Context) {
 }
 
 // usable reports whether the actor may act on its own (a timer firing).
-func (s *scopeActor) usable() bool { return !s.p.dead && !s.p.handingOver }
+func (s *scopeActor) usable() bool { return !s.p.dead }
 
 // wakeTimer is an actor's one timer for its state's time-driven changes
 // (typing that lapses, presence leases): armed for the state's next wake

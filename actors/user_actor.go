@@ -18,24 +18,19 @@ type userActor struct {
 	wake  wakeTimer
 }
 
-func newUserActor(id, key string, d *Deps) actor.Actor {
+func newUserActor(id, key string, sh uint32, d *Deps) actor.Actor {
 	a := &userActor{}
-	a.scopeActor = newScopeActor(id, key, "user", persistence.Scope{Kind: persistence.KindUser, ID: id}, d, a)
+	a.scopeActor = newScopeActor(id, key, "user", persistence.Scope{Kind: persistence.KindUser, ID: id}, sh, d, a)
 	return a
 }
 
-func (a *userActor) load(ctx actor.Context, log persistence.Log) (uint64, bool, error) {
+func (a *userActor) load(ctx actor.Context, log persistence.Log) error {
 	st, err := user.Load(a.id, log, a.d.User)
 	if err != nil {
-		return 0, false, err
-	}
-	epoch, err := log.Epoch()
-	if err != nil {
-		return 0, false, err
+		return err
 	}
 	a.state = st
-	a.state.SetEpoch(epoch + 1)
-	return epoch, st.Exists(), nil
+	return nil
 }
 
 func (a *userActor) request(ctx actor.Context, req *clusterpb.Request) { a.handle(ctx, req) }

@@ -9,17 +9,19 @@ import (
 	"io"
 	"log"
 	"log/slog"
+	"math"
 	"net"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/hashicorp/memberlist"
-	"github.com/switchboard-chat/switchboard/cluster/clusterpb"
 	"github.com/switchboard-chat/switchboard/cluster/security"
+	"github.com/switchboard-chat/switchboard/cluster/shard"
 )
 
 // Detection is a failure-detection preset.
@@ -95,7 +97,12 @@ type Config struct {
 	InboxEventBytes int64
 	// Registry keeps the known-hosts registry on disk (nil: memory only).
 	Registry RegistryStore
-	Logger   *slog.Logger
+	// Cluster, Shards and Store are the node's cluster identity when it
+	// knows it at start (a restart); else SetIdentity gives them later.
+	Cluster string
+	Shards  uint32
+	Store   uint64
+	Logger  *slog.Logger
 	// claims is fault injection for tests (claims_testhooks.go).
 	claims claimSet
 }
@@ -174,12 +181,15 @@ type Cluster struct {
 	meta          Meta
 	listeners     []func(old, cur Member)
 
-	router     *router
-	links      links // see links.go
-	inbox      *actor.PID
-	inboxDepth inboxDepth
-	events     eventBound
-	handler    atomic.Pointer[Handler]
+	router      *router
+	links       links // see links.go
+	shards      shardTable
+	shardSource func() []shard.Status // guarded by mu
+	kick        chan struct{}         // wakes announceLoop
+	inbox       *actor.PID
+	inboxDepth  inboxDepth
+	events      eventBound
+	handler     atomic.Pointer[Handler]
 
 	// Rejoining (see rejoin.go): retry is the backoff of each address,
 	// touched by New and then by rejoinLoop only.
@@ -205,7 +215,8 @@ type Cluster struct {
 func New(cfg Config) (c *Cluster, err error) {
 	cfg.withDefaults()
 	c = &Cluster{cfg: cfg, log: cfg.Logger.With("component", "cluster"), stop: make(chan struct{}), live: make(map[string]liveState),
-		acked: make(map[string]time.Time), retry: make(map[string]*retryState)}
+		acked: make(map[string]time.Time), retry: make(map[string]*retryState), kick: make(chan struct{}, 1)}
+	c.shards.shards = make(map[uint32]ShardInfo)
 	c.events.limit = cfg.InboxEventBytes
 	c.gossipRefused = security.NewRefusals(c.log, "refused gossip from a node that is not of this cluster")
 	c.transportRefused = security.NewRefusals(c.log, "refused a connection to the node-to-node transport at the TLS handshake")
@@ -243,10 +254,13 @@ func New(cfg Config) (c *Cluster, err error) {
 		c.closeTransport()
 		return nil, fmt.Errorf("spawn inbox: %w", err)
 	}
-	c.meta = Meta{Roles: cfg.Roles, Remote: c.addr, HTTP: cfg.HTTPAddr, HTTPTLS: cfg.HTTPTLS, Admin: cfg.AdminAddr, Version: ProtocolVersion, Incarnation: time.Now().UnixNano()}
-	// The flags a node gossips later (draining, left) must fit too.
+	c.meta = Meta{Roles: cfg.Roles, Remote: c.addr, HTTP: cfg.HTTPAddr, HTTPTLS: cfg.HTTPTLS, Admin: cfg.AdminAddr, Version: ProtocolVersion,
+		Incarnation: time.Now().UnixNano(), Cluster: cfg.Cluster, Shards: cfg.Shards, Store: cfg.Store}
+	// The flags and identity a node gossips later (draining, left, its
+	// cluster's) must fit too.
 	longest := c.meta
 	longest.Draining, longest.Left = true, true
+	longest.Cluster, longest.Shards, longest.Store = strings.Repeat("f", 16), math.MaxUint32, math.MaxUint64
 	if b := longest.encode(); len(b) > memberlist.MetaMaxSize {
 		c.closeTransport()
 		return nil, fmt.Errorf("the node's addresses take %d bytes to gossip, more than memberlist's %d: use shorter host names", len(b), memberlist.MetaMaxSize)
@@ -263,7 +277,8 @@ func New(cfg Config) (c *Cluster, err error) {
 	if cfg.KeyFile != "" {
 		c.wg.Go(c.keyFileLoop)
 	}
-	c.wg.Add(4)
+	c.wg.Add(5)
+	go func() { defer c.wg.Done(); c.announceLoop() }()
 	go func() { defer c.wg.Done(); c.refreshLoop() }()
 	go func() { defer c.wg.Done(); c.rejoinLoop() }()
 	go func() { defer c.wg.Done(); c.router.sweepLoop(c.stop) }()
@@ -353,15 +368,6 @@ func (c *Cluster) System() *actor.ActorSystem { return c.system }
 // View returns the current membership snapshot.
 func (c *Cluster) View() *View { return c.view.Load() }
 
-// OwnerOf returns the node that owns a scope in this node's view.
-func (c *Cluster) OwnerOf(kind clusterpb.Kind, id string) string {
-	key := ScopeKey(kind, id)
-	if c.cfg.claims.has(key) {
-		return c.cfg.Name
-	}
-	return Owner(c.View().Placement(), key)
-}
-
 // HasRole reports whether this node has role r.
 func (c *Cluster) HasRole(r Role) bool { return c.meta.has(r) }
 
@@ -435,7 +441,7 @@ func (c *Cluster) rebuild() {
 	}
 	members[c.cfg.Name] = self
 	old := c.view.Load()
-	cur := buildView(members)
+	cur := buildView(members, c.meta.Cluster)
 	c.view.Store(cur)
 	listeners := c.listeners
 	c.mu.Unlock()
@@ -452,6 +458,9 @@ func (c *Cluster) notify(old, cur *View, listeners []func(old, cur Member)) {
 			c.log.Info("member state", "name", name, "from", o.State, "to", m.State)
 		} else if !existed {
 			c.log.Info("member known", "name", name, "state", m.State, "roles", m.Meta.Roles)
+		}
+		if m.State == StateAlive && (!existed || o.State != StateAlive) {
+			c.kickAnnounce() // tell it who leads what
 		}
 		switch {
 		case m.State == StateDead || m.State == StateLeft:
@@ -523,7 +532,54 @@ func (c *Cluster) observe(name string, meta Meta, gossip string, state State) {
 
 func metaEqual(a, b Meta) bool {
 	return a.Remote == b.Remote && a.HTTP == b.HTTP && a.Version == b.Version &&
-		a.Draining == b.Draining && a.Left == b.Left && a.Incarnation == b.Incarnation && slices.Equal(a.Roles, b.Roles)
+		a.Draining == b.Draining && a.Left == b.Left && a.Incarnation == b.Incarnation && slices.Equal(a.Roles, b.Roles) &&
+		a.Cluster == b.Cluster && a.Shards == b.Shards && a.Store == b.Store
+}
+
+// Identity returns the cluster this node belongs to and its shard count
+// ("" and 0 until it formed or learned them).
+func (c *Cluster) Identity() (cluster string, shards uint32) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.meta.Cluster, c.meta.Shards
+}
+
+func (c *Cluster) shardCount() uint32 {
+	_, n := c.Identity()
+	return n
+}
+
+// SetIdentity records the cluster this node belongs to, its shard count
+// and the node's store, and gossips them.
+func (c *Cluster) SetIdentity(cluster string, shards uint32, store uint64) error {
+	c.mu.Lock()
+	c.meta.Cluster, c.meta.Shards, c.meta.Store = cluster, shards, store
+	c.mu.Unlock()
+	c.rebuild()
+	c.kickAnnounce()
+	return c.ml.UpdateNode(5 * time.Second)
+}
+
+// KnownIdentity returns the cluster identity other members carry: the one
+// of the alive members with one, if they agree. A new node adopts it.
+func (c *Cluster) KnownIdentity() (cluster string, shards uint32, ok bool) {
+	for _, m := range c.View().Members() {
+		if m.Name == c.cfg.Name || m.State != StateAlive || m.Meta.Cluster == "" || !m.Compatible() {
+			continue
+		}
+		if cluster != "" && (m.Meta.Cluster != cluster || m.Meta.Shards != shards) {
+			return "", 0, false // members disagree: adopt nothing
+		}
+		cluster, shards = m.Meta.Cluster, m.Meta.Shards
+	}
+	return cluster, shards, cluster != ""
+}
+
+func (c *Cluster) kickAnnounce() {
+	select {
+	case c.kick <- struct{}{}:
+	default:
+	}
 }
 
 // refreshLoop re-reads memberlist's member list: memberlist reports joins

@@ -244,6 +244,9 @@ func (a *inboxActor) Receive(ctx actor.Context) {
 	case *clusterpb.Envelope_Reply:
 		a.c.router.deliver(b.Reply)
 		return
+	case *clusterpb.Envelope_Shards:
+		a.c.heardShards(b.Shards)
+		return
 	}
 	hp := a.c.handler.Load()
 	if hp == nil {

@@ -54,6 +54,13 @@ type Meta struct {
 	// observers can tell a departure from a death (memberlist's leave
 	// callback does not say which it is).
 	Left bool `json:"left,omitempty"`
+	// Cluster and Shards are the cluster the node belongs to (its id, set
+	// when the cluster formed) and its shard count; Store identifies the
+	// node's data directory (a wiped node comes back with a new one). All
+	// are unset while a new node has not learned them yet.
+	Cluster string `json:"cluster,omitempty"`
+	Shards  uint32 `json:"shards,omitempty"`
+	Store   uint64 `json:"store,omitempty"`
 }
 
 func (m Meta) has(r Role) bool { return slices.Contains(m.Roles, r) }
@@ -99,25 +106,25 @@ func (m Member) Compatible() bool { return m.Meta.compatible() }
 // View is an immutable snapshot of the membership.
 type View struct {
 	members map[string]Member
-	// placement are the hosts scopes are placed on: every host not left,
-	// not draining and speaking this protocol version. Dead hosts stay in
-	// placement (stage 1: their data is on their disk), so their scopes
-	// answer unavailable until they return instead of moving empty-handed.
-	// A host with another protocol version stays among Hosts (it may hold
-	// data, so locates still ask it) but owns nothing.
+	// placement are the hosts shard replicas are placed on: every host
+	// not left, not draining, speaking this protocol version and of this
+	// node's cluster. Dead hosts stay in placement (their replicas may come
+	// back) until they are replaced after --replace-dead-after.
 	placement []string
 	byRemote  map[string]string // remote address → name
 }
 
 func newView(members map[string]Member) *View {
-	return buildView(members)
+	return buildView(members, "")
 }
 
-func buildView(members map[string]Member) *View {
+// buildView builds a view; cluster is this node's cluster id ("" while it
+// has none: then no host is placed on).
+func buildView(members map[string]Member, cluster string) *View {
 	v := &View{members: members, byRemote: make(map[string]string, len(members))}
 	for name, m := range members {
 		v.byRemote[m.Meta.Remote] = name
-		if m.IsHost() && m.State != StateLeft && !m.Meta.Draining && m.Compatible() {
+		if m.IsHost() && m.State != StateLeft && !m.Meta.Draining && m.Compatible() && cluster != "" && m.Meta.Cluster == cluster {
 			v.placement = append(v.placement, name)
 		}
 	}
@@ -153,8 +160,7 @@ func (v *View) Members() []Member {
 // Placement returns the names scopes are placed on.
 func (v *View) Placement() []string { return v.placement }
 
-// Hosts returns every host not left: the nodes a scope without local data
-// must be located among.
+// Hosts returns every host not left.
 func (v *View) Hosts() []string {
 	var out []string
 	for name, m := range v.members {

@@ -26,7 +26,7 @@ func (h echoHost) Receive(ctx actor.Context) {
 // memNode starts a node on net with an echoing host actor.
 func memNode(t *testing.T, net *MemNetwork, name string, join ...string) *Cluster {
 	t.Helper()
-	cfg := Config{Name: name, Join: join, Detection: DetectionFast, ClusterName: "test-" + t.Name()}
+	cfg := Config{Name: name, Join: join, Detection: DetectionFast, ClusterName: "test-" + t.Name(), Cluster: "c", Shards: 8}
 	net.Attach(&cfg)
 	c, err := New(cfg)
 	if err != nil {

@@ -88,17 +88,18 @@ func TestRegistryMerge(t *testing.T) {
 
 func TestViewPlacementKeepsDeadHostsAndDropsLeftAndDraining(t *testing.T) {
 	host := []Role{RoleHost}
-	v := newView(map[string]Member{
-		"alive":    {Name: "alive", State: StateAlive, Meta: Meta{Roles: host, Remote: "a"}},
-		"dead":     {Name: "dead", State: StateDead, Meta: Meta{Roles: host, Remote: "b"}},
-		"left":     {Name: "left", State: StateLeft, Meta: Meta{Roles: host, Remote: "c"}},
-		"draining": {Name: "draining", State: StateAlive, Meta: Meta{Roles: host, Remote: "d", Draining: true}},
-		"gateway":  {Name: "gateway", State: StateAlive, Meta: Meta{Roles: []Role{RoleGateway}, Remote: "e"}},
-	})
+	v := buildView(map[string]Member{
+		"alive":    {Name: "alive", State: StateAlive, Meta: Meta{Roles: host, Remote: "a", Cluster: "c"}},
+		"dead":     {Name: "dead", State: StateDead, Meta: Meta{Roles: host, Remote: "b", Cluster: "c"}},
+		"left":     {Name: "left", State: StateLeft, Meta: Meta{Roles: host, Remote: "c", Cluster: "c"}},
+		"draining": {Name: "draining", State: StateAlive, Meta: Meta{Roles: host, Remote: "d", Draining: true, Cluster: "c"}},
+		"gateway":  {Name: "gateway", State: StateAlive, Meta: Meta{Roles: []Role{RoleGateway}, Remote: "e", Cluster: "c"}},
+		"stranger": {Name: "stranger", State: StateAlive, Meta: Meta{Roles: host, Remote: "f", Cluster: "other"}},
+	}, "c")
 	if got := fmt.Sprint(v.Placement()); got != "[alive dead]" {
 		t.Fatalf("placement %s", got)
 	}
-	if got := fmt.Sprint(v.Hosts()); got != "[alive dead draining]" {
+	if got := fmt.Sprint(v.Hosts()); got != "[alive dead draining stranger]" {
 		t.Fatalf("hosts %s", got)
 	}
 }

@@ -63,7 +63,7 @@ func freeGossipAddr(t *testing.T) string {
 
 func startCluster(t *testing.T, reg RegistryStore, join ...string) *Cluster {
 	t.Helper()
-	c, err := New(Config{Name: "b", Join: join, Registry: reg, Detection: DetectionFast, ClusterName: "test-" + t.Name()})
+	c, err := New(Config{Name: "b", Join: join, Registry: reg, Detection: DetectionFast, ClusterName: "test-" + t.Name(), Cluster: "c", Shards: 8})
 	if err != nil {
 		t.Fatalf("start: %v", err)
 	}
@@ -78,7 +78,7 @@ type peer struct {
 }
 
 func newPeer() *peer {
-	return &peer{meta: Meta{Roles: []Role{RoleHost}, Remote: "127.0.0.1:1", Version: ProtocolVersion, Incarnation: 1}}
+	return &peer{meta: Meta{Roles: []Role{RoleHost}, Remote: "127.0.0.1:1", Version: ProtocolVersion, Incarnation: 1, Cluster: "c", Shards: 8}}
 }
 
 func (p *peer) NodeMeta(int) []byte {
@@ -184,8 +184,8 @@ func TestRejoinsRegisteredHostsWithoutSeeds(t *testing.T) {
 }
 
 // TestIncompatibleVersionOwnsNothing: a member that gossips another
-// cluster protocol version stays a known host (it may hold data, so
-// locates still ask it) but nothing is placed on it.
+// cluster protocol version stays a known host but nothing is placed on
+// it.
 func TestIncompatibleVersionOwnsNothing(t *testing.T) {
 	a := newPeer()
 	a.meta.Version = ProtocolVersion + 1

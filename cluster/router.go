@@ -60,18 +60,40 @@ func unavailable(id uint64, format string, args ...any) *clusterpb.Reply {
 	return &clusterpb.Reply{Id: id, Error: &clusterpb.Error{Code: string(e.Code), Message: e.Message}}
 }
 
-// Request sends req to the owner of its target and calls done exactly once:
-// with the reply, or with an unavailable error when the owner is down, the
-// owner's connection drops, or timeout passes. done always runs on the
-// node's inbox goroutine (see Handler) and must not block.
+// Request sends req to the leader of its target's shard and calls done
+// exactly once: with the reply, or with an unavailable error when no
+// leader is known, the leader is down, its connection drops, or timeout
+// passes. A node that answers it does not lead the shard (nothing was
+// done) names the leader it knows: the request goes there once more, if
+// time remains. done always runs on the node's inbox goroutine (see
+// Handler) and must not block.
 func (c *Cluster) Request(req *clusterpb.Request, timeout time.Duration, done func(*clusterpb.Reply)) {
+	c.request(req, time.Now().Add(timeout), 1, done)
+}
+
+func (c *Cluster) request(req *clusterpb.Request, deadline time.Time, retries int, done func(*clusterpb.Reply)) {
 	owner := c.OwnerOf(req.Kind, req.Target)
 	if owner == "" {
-		c.fail(done, unavailable(0, "no host node is available"))
+		rep := unavailable(0, "no leader of %s's shard is known yet (an election may be under way); retry", req.Target)
+		rep.Error.RetryAfterMs = leaderRetryMS
+		c.fail(done, rep)
 		return
 	}
-	c.RequestNode(owner, req, timeout, done)
+	c.RequestNode(owner, req, time.Until(deadline), func(rep *clusterpb.Reply) {
+		if rep.NotLeader {
+			c.heardNotLeader(rep)
+			if next := c.OwnerOf(req.Kind, req.Target); retries > 0 && next != "" && next != owner && time.Now().Before(deadline) {
+				c.request(req, deadline, retries-1, done)
+				return
+			}
+		}
+		done(rep)
+	})
 }
+
+// leaderRetryMS is the delay callers are told to wait before retrying
+// while a shard has no known leader.
+const leaderRetryMS = 200
 
 // RequestNode is Request to a chosen node.
 func (c *Cluster) RequestNode(node string, req *clusterpb.Request, timeout time.Duration, done func(*clusterpb.Reply)) {
@@ -101,14 +123,15 @@ func (c *Cluster) RequestNode(node string, req *clusterpb.Request, timeout time.
 	c.system.Root.Send(actor.NewPID(m.Meta.Remote, HostName), clusterpb.Wrap(&clusterpb.Envelope_Request{Request: req}))
 }
 
-// Notify sends req to the owner of its target without waiting for a reply.
+// Notify sends req to the leader of its target's shard without waiting
+// for a reply (dropped when none is known).
 func (c *Cluster) Notify(req *clusterpb.Request) {
 	req.Id, req.ReplyTo = 0, ""
 	c.SendToOwner(req.Kind, req.Target, clusterpb.Wrap(&clusterpb.Envelope_Request{Request: req}))
 }
 
-// SendToOwner sends env to the host actor of the node that owns a scope.
-// It is dropped when that node is down.
+// SendToOwner sends env to the host actor of the node that leads a
+// scope's shard. It is dropped when none is known or that node is down.
 func (c *Cluster) SendToOwner(kind clusterpb.Kind, target string, env *clusterpb.Envelope) {
 	m, ok := c.View().Member(c.OwnerOf(kind, target))
 	if !ok || m.State == StateDead || m.State == StateLeft {

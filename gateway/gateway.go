@@ -208,11 +208,13 @@ func New(cfg Config, cl *cluster.Cluster, v *auth.Verifier) *Gateway {
 	g.apiSlots = make(chan struct{}, cfg.APIInflight)
 	g.openapi = openapi.Document()
 	cl.SetHandler(eventRouter{g.hub, g.presence})
-	cl.OnChange(func(old, cur cluster.Member) {
+	changed := func() {
 		if g.hub.viewPending.CompareAndSwap(false, true) {
 			cl.Do(g.hub.viewChanged)
 		}
-	})
+	}
+	cl.OnChange(func(old, cur cluster.Member) { changed() })
+	cl.OnShardChange(changed)
 	return g
 }
 

@@ -38,12 +38,13 @@ func newHub(g *Gateway) *hub {
 	return h
 }
 
-// ownerOf returns the current owner of ch and whether it is alive.
+// ownerOf returns the current owner of ch — its shard's leader — and
+// whether it is known and alive.
 func (h *hub) ownerOf(ch string) (ownerRef, bool) {
 	v := h.g.cl.View()
-	name := h.g.cl.OwnerOf(kindChannel, ch)
+	name, term := h.g.cl.LeaderOf(kindChannel, ch)
 	m, _ := v.Member(name)
-	return ownerRef{node: name, incarnation: m.Meta.Incarnation}, m.State == cluster.StateAlive
+	return ownerRef{node: name, incarnation: m.Meta.Incarnation, term: term}, name != "" && m.State == cluster.StateAlive
 }
 
 // apply carries out the table's effects, in their order.

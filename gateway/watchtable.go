@@ -52,10 +52,13 @@ type watchTable[S comparable] struct {
 	fx watchEffects[S]
 }
 
-// ownerRef is one activation's home: a node in one life.
+// ownerRef is one activation's home: a node in one life, leading the
+// channel's shard in one term. Another term is another activation, even
+// on the same node.
 type ownerRef struct {
 	node        string
 	incarnation int64
+	term        uint64
 }
 
 // watchedChannel is one channel's watchers and rewatch state.
@@ -307,9 +310,10 @@ func (t *watchTable[S]) Shed(channels []string, all bool) *watchEffects[S] {
 }
 
 // ViewChanged re-watches every channel whose owner is now another node,
-// or the same node in a new life (restarted after a crash): the new
-// activation does not know this gateway's sessions. A channel whose owner
-// is down is re-watched once the owner is back.
+// the same node in a new life (restarted after a crash), or the same node
+// leading in a new term: the new activation does not know this gateway's
+// sessions. A channel whose owner is down or not known is re-watched once
+// one is.
 func (t *watchTable[S]) ViewChanged() *watchEffects[S] {
 	fx := t.begin()
 	var moved []string

@@ -34,17 +34,18 @@ import (
 //     not flap), it puts the ballast back and takes writes again. No
 //     restart is needed.
 //   - Should Pebble's log fail all the same (the ballast was not enough,
-//     or an I/O error), the store refuses writes and re-opens the
-//     database once the disk has room again: re-opening replays the log
-//     up to its last whole record, which holds every acknowledged entry
-//     (an entry is acknowledged only after its sync succeeded). See
-//     commit.go.
+//     or an I/O error), the store refuses writes until the node restarts:
+//     the raft engine cannot go on over a log that lost a write it had
+//     asked for (it stops, and the node with it), and re-opening the
+//     database replays the log up to its last whole record, which holds
+//     every acknowledged write (a write is acknowledged only after its
+//     sync succeeded).
 //
-// Reads go on throughout, but for the moment of a re-open.
+// Reads go on throughout.
 
 // ErrUnwritable means the store refuses writes for now (the disk is
-// full, or its log failed and it waits to re-open); reads still work.
-// Retry later: writes resume by themselves once the cause is gone.
+// full, or its log failed and the node must restart); reads still work.
+// Retry later: writes resume by themselves once the disk has room.
 var ErrUnwritable = errors.New("persistence: store refuses writes")
 
 // RetryAfter is how long a caller refused with ErrUnwritable should wait
@@ -247,7 +248,7 @@ func (g *diskGuard) poison(err error) {
 	if g.poisoned == nil {
 		g.poisoned = err
 	}
-	g.refuseLocked(fmt.Errorf("the store's log failed: %w", err))
+	g.refuseLocked(fmt.Errorf("the store's log failed (restart the node): %w", err))
 }
 
 // needsReopen reports whether the database must be re-opened.

@@ -2,6 +2,7 @@ package persistence
 
 import (
 	"errors"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -85,45 +86,72 @@ func setFree(mem *vfs.MemFS, free uint64) {
 	mem.TestingSetDiskUsage(vfs.DiskUsage{AvailBytes: free, TotalBytes: 4 << 30})
 }
 
+// eventually polls cond until it holds, failing the test at the deadline.
+func eventually(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	tick := time.NewTicker(time.Millisecond)
+	defer tick.Stop()
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		<-tick.C
+	}
+}
+
+func mustGetNode(t *testing.T, s *Store, key, want string) {
+	t.Helper()
+	v, err := s.GetNode(key)
+	if err != nil || string(v) != want {
+		t.Fatalf("node record %s: %q %v, want %q", key, v, err, want)
+	}
+}
+
 // TestFullDiskRefusesWritesThenResumes: with less than the reserve free,
-// writes are refused (and the refused entry breaks its epoch), barriers
-// and reads go on; once there is room, writes resume by themselves.
+// writes are refused (Admit, which the raft engine asks before it
+// proposes, and node records), reads go on; once there is room, writes
+// resume by themselves.
 func TestFullDiskRefusesWritesThenResumes(t *testing.T) {
 	mem := vfs.NewMem()
 	s, told := guardedStore(t, mem, mem, 1<<30)
 	if fi, err := mem.Stat("db/" + ballastName); err != nil || fi.Size() != 512<<10 {
 		t.Fatalf("ballast: %v %v", fi, err)
 	}
-	l := s.Channel("a")
-	mustFence(t, l, 1)
-	mustAppend(t, l, put(1, TableMessage, "k1", "v1"))
+	wantErr(t, "node record", s.PutNode("k1", []byte("v1")), nil)
 
 	setFree(mem, 100<<10)
 	eventually(t, "the store to refuse writes", func() bool { return !s.Writable() })
-	wantErr(t, "append on a full disk", appendWait(t, l, put(1, TableMessage, "k2", "v2")), ErrUnwritable)
-	wantErr(t, "node record on a full disk", s.PutNode("x", []byte("y")), ErrUnwritable)
-	done, ch := callback()
-	s.Barrier(done)
-	wantErr(t, "barrier on a full disk", wait(t, ch), nil)
-	if got := mustGet(t, l, TableMessage, "k1"); got != "v1" {
-		t.Fatalf("read on a full disk: %q", got)
-	}
+	wantErr(t, "node record on a full disk", s.PutNode("k2", []byte("v2")), ErrUnwritable)
+	wantErr(t, "admit on a full disk", s.Admit(1), ErrUnwritable)
+	wantErr(t, "write error on a full disk", s.WriteError(), ErrUnwritable)
+	mustGetNode(t, s, "k1", "v1")
 	if s.DiskFree() != 100<<10 {
 		t.Errorf("DiskFree %d", s.DiskFree())
 	}
 
 	setFree(mem, 1<<30)
 	eventually(t, "the store to take writes again", s.Writable)
-	// The refused entry broke epoch 1: its successors would leave a hole.
-	wantErr(t, "append after a refused entry", appendWait(t, l, put(1, TableMessage, "k3", "v3")), ErrFenced)
-	mustFence(t, l, 2)
-	mustAppend(t, l, put(2, TableMessage, "k4", "v4"))
-	if _, err := l.Get(TableMessage, []byte("k2")); !errors.Is(err, ErrNotFound) {
-		t.Errorf("the refused entry landed: %v", err)
+	wantErr(t, "admit after the disk has room", s.Admit(1), nil)
+	wantErr(t, "node record after the disk has room", s.PutNode("k3", []byte("v3")), nil)
+	if _, err := s.GetNode("k2"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("the refused record landed: %v", err)
 	}
 	got := told()
 	if len(got) != 2 || !errors.Is(got[0], ErrUnwritable) || got[1] != nil {
 		t.Errorf("OnWritable was told %v, want a refusal then nil", got)
+	}
+}
+
+// TestAdmitRefusesWhatWouldEatTheReserve: a write that would leave less
+// than the reserve free is refused before anything reaches the disk.
+func TestAdmitRefusesWhatWouldEatTheReserve(t *testing.T) {
+	mem := vfs.NewMem()
+	s, _ := guardedStore(t, mem, mem, 1<<30)
+	wantErr(t, "a small write", s.Admit(1<<10), nil)
+	wantErr(t, "a write as big as the disk", s.Admit(1<<30), ErrUnwritable)
+	if s.Writable() {
+		t.Fatal("the store takes writes after one would have filled the disk")
 	}
 }
 
@@ -135,10 +163,8 @@ func TestWriteFindingTheDiskFullReleasesTheBallast(t *testing.T) {
 	mem := vfs.NewMem()
 	fs := &faultFS{FS: mem}
 	s, _ := guardedStore(t, fs, mem, 1<<30)
-	l := s.Channel("a")
-	mustFence(t, l, 1)
 	fs.enospc.Store(true)
-	mustAppend(t, l, put(1, TableMessage, "k1", "v1"))
+	wantErr(t, "node record meeting a full disk", s.PutNode("k1", []byte("v1")), nil)
 	if fs.enospc.Load() {
 		t.Fatal("no log write met the injected ENOSPC")
 	}
@@ -152,53 +178,44 @@ func TestWriteFindingTheDiskFullReleasesTheBallast(t *testing.T) {
 		fi, err := mem.Stat("db/" + ballastName)
 		return err == nil && fi.Size() == 512<<10 && s.Writable()
 	})
-	mustAppend(t, l, put(1, TableMessage, "k2", "v2"))
-	for _, k := range []string{"k1", "k2"} {
-		mustGet(t, l, TableMessage, k)
-	}
+	wantErr(t, "node record after the ballast is back", s.PutNode("k2", []byte("v2")), nil)
+	mustGetNode(t, s, "k1", "v1")
+	mustGetNode(t, s, "k2", "v2")
 }
 
-// TestFailedLogReopensTheStore: when Pebble's log fails, nothing
-// unpersisted is acknowledged, writes are refused (no entry after the
-// failed one lands), and once the fault is gone the store re-opens the
-// database without a restart; every acknowledged entry is there.
-func TestFailedLogReopensTheStore(t *testing.T) {
+// TestFailedLogRefusesWritesUntilRestart: when Pebble's log fails, the
+// write is not acknowledged and the store refuses writes — even once the
+// fault is gone, since the raft engine cannot go on over a database whose
+// log failed; a restart replays the log, which holds every acknowledged
+// write.
+func TestFailedLogRefusesWritesUntilRestart(t *testing.T) {
 	mem := vfs.NewMem()
 	fs := &faultFS{FS: mem}
-	s, told := guardedStore(t, fs, mem, 1<<30)
-	l := s.Channel("a")
-	mustFence(t, l, 1)
-	mustAppend(t, l, put(1, TableMessage, "k1", "v1"))
+	s, _ := guardedStore(t, fs, mem, 1<<30)
+	wantErr(t, "node record", s.PutNode("k1", []byte("v1")), nil)
 
 	fs.eio.Store(true)
-	if err := appendWait(t, l, put(1, TableMessage, "k2", "v2")); err == nil {
-		t.Fatal("an entry whose log write failed was acknowledged")
+	if err := s.PutNode("k2", []byte("v2")); err == nil {
+		t.Fatal("a record whose log write failed was acknowledged")
 	}
 	eventually(t, "the store to refuse writes", func() bool { return !s.Writable() })
-	wantErr(t, "append after the log failed", appendWait(t, l, put(1, TableMessage, "k3", "v3")), ErrUnwritable)
-
 	fs.eio.Store(false)
-	eventually(t, "the store to re-open and take writes", s.Writable)
-	mustGet(t, l, TableMessage, "k1")
-	wantErr(t, "append in the broken epoch", appendWait(t, l, put(1, TableMessage, "k4", "v4")), ErrFenced)
-	mustFence(t, l, 2)
-	mustAppend(t, l, put(2, TableMessage, "k5", "v5"))
-	for _, k := range []string{"k2", "k3", "k4"} {
-		if _, err := l.Get(TableMessage, []byte(k)); !errors.Is(err, ErrNotFound) {
-			t.Errorf("%s, never acknowledged, is there: %v", k, err)
-		}
+	setFree(mem, 1<<29)
+	eventually(t, "the monitor to measure the disk again", func() bool { return s.DiskFree() == 1<<29 })
+	if err := s.WriteError(); !errors.Is(err, ErrUnwritable) || !strings.Contains(err.Error(), "restart") {
+		t.Fatalf("after the log failed: %v, want a refusal until restart", err)
 	}
-	if got := told(); len(got) < 2 || got[len(got)-1] != nil {
-		t.Errorf("OnWritable was told %v", got)
-	}
-
-	// What the re-opened store acknowledged survives a restart.
+	wantErr(t, "node record after the log failed", s.PutNode("k3", []byte("v3")), ErrUnwritable)
+	mustGetNode(t, s, "k1", "v1")
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
 	s2 := openStore(t, mem, Options{})
-	for _, k := range []string{"k1", "k5"} {
-		mustGet(t, s2.Channel("a"), TableMessage, k)
+	mustGetNode(t, s2, "k1", "v1")
+	for _, k := range []string{"k2", "k3"} {
+		if _, err := s2.GetNode(k); !errors.Is(err, ErrNotFound) {
+			t.Errorf("%s, never acknowledged, is there: %v", k, err)
+		}
 	}
 }
 

@@ -4,16 +4,13 @@ import "errors"
 
 // Errors of the persistence layer.
 var (
-	// ErrFenced means a write carried an ownership epoch older than the
-	// scope's current one: another activation owns the scope now.
-	ErrFenced = errors.New("persistence: write fenced by a newer ownership epoch")
 	// ErrNotFound means no record exists under the key.
 	ErrNotFound = errors.New("persistence: not found")
-	// ErrClosed means the store is closed or has failed.
+	// ErrClosed means the store is closed.
 	ErrClosed = errors.New("persistence: store closed")
 	// ErrInvalid means the request itself is malformed (a scope id longer
-	// than MaxIDLen, an entry that writes the fence, a nil entry or
-	// snapshot). It changes nothing.
+	// than MaxIDLen, a nil entry, a command that does not decode). It
+	// changes nothing.
 	ErrInvalid = errors.New("persistence: invalid request")
 )
 
@@ -31,10 +28,7 @@ type Op struct {
 
 // Entry is one atomic change to a scope: every op lands, or none does.
 type Entry struct {
-	// Epoch is the ownership epoch of the activation that made the entry.
-	// The entry is refused with ErrFenced unless it equals the scope's fence.
-	Epoch uint64
-	Ops   []Op
+	Ops []Op
 }
 
 // Put appends a put to e.
@@ -76,51 +70,27 @@ type Range struct {
 	Reverse bool
 }
 
-// Reader reads a scope's tables. Reads see every entry whose Append has
-// returned, durable or not; callers that must not expose undurable data
-// order their replies behind the acknowledgements of earlier entries.
+// Reader reads a scope's tables.
 type Reader interface {
 	Get(t Table, key []byte) ([]byte, error)
 	Scan(t Table, r Range) ([]Record, error)
 }
 
-// Snapshot is every record of one scope at one instant, with its fence.
-type Snapshot struct {
-	Scope   Scope
-	Epoch   uint64
-	Records []SnapshotRecord
-}
-
-// SnapshotRecord is one record of a snapshot.
-type SnapshotRecord struct {
-	Table Table
-	Key   []byte
-	Value []byte
-}
-
 // Log is the durable record of one scope (a channel or a user): its tables
-// and the ordered stream of entries that change them. It is the seam for
-// replication: a replicated implementation appends to the replicas too
-// before it reports an entry durable.
+// and the ordered stream of entries that change them. Reads see every entry
+// whose Append has returned, durable or not; callers that must not expose
+// undurable data order their replies behind the acknowledgements of
+// earlier entries.
 type Log interface {
 	Reader
-	// Fence raises the scope's ownership epoch to epoch and calls done once
-	// that is durable. It fails with ErrFenced when the scope's epoch is
-	// already epoch or higher. Entries with an older epoch are refused from
-	// then on.
-	Fence(epoch uint64, done func(error))
-	// Epoch returns the scope's current fence (0 for a scope never fenced).
-	Epoch() (uint64, error)
-	// Append applies e and calls done once it is durable (synced to disk) or
-	// has failed. Entries of one scope complete in the order appended. The
-	// log keeps e's keys and values until done is called; the caller must
-	// not modify them before then.
+	// Append applies e and calls done once it is durable — replicated to a
+	// majority of the scope's shard and applied here — or has failed.
+	// Entries of one scope complete in the order appended. The log keeps
+	// e's keys and values until done is called; the caller must not modify
+	// them before then.
 	//
-	// done runs on a store goroutine and must not block. It must not call
-	// Close or Restore, nor Append or Fence on the same store: those block
-	// (on a full queue, or until the pipeline stops) and the pipeline waits
-	// for done to return. Post the result to a mailbox or channel instead.
+	// done may run on another goroutine (or at once, on the caller's, when
+	// the entry is refused) and must not block: post the result to a
+	// mailbox or channel.
 	Append(e *Entry, done func(error))
-	// Snapshot returns every record of the scope at one instant.
-	Snapshot() (*Snapshot, error)
 }

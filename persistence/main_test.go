@@ -3,21 +3,16 @@ package persistence
 import (
 	"errors"
 	"testing"
-	"time"
 
+	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"go.uber.org/goleak"
 )
 
-// TestMain fails the package if any test leaves a goroutine behind: every
-// Store must be closed, every pipeline joined.
+// TestMain fails the package if any test leaves a goroutine behind.
 func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m)
 }
-
-// waitLimit bounds every wait for a callback; a test that reaches it has
-// found a lost or deadlocked callback.
-const waitLimit = 20 * time.Second
 
 // openStore opens a Store in dir "db" on fs and closes it when the test ends.
 func openStore(t testing.TB, fs vfs.FS, opts Options) *Store {
@@ -41,59 +36,49 @@ func memStore(t testing.TB) *Store {
 	return openStore(t, vfs.NewMem(), Options{})
 }
 
-// wait returns the error sent on ch, failing the test if none arrives in time.
-func wait(t testing.TB, ch <-chan error) error {
-	t.Helper()
-	select {
-	case err := <-ch:
-		return err
-	case <-time.After(waitLimit):
-		t.Fatalf("no callback within %v", waitLimit)
-		return nil
+// applyNow is a proposer that applies each command at once, as the
+// state machine of a single replica would, and calls back.
+func applyNow(s *Store, shard uint32) func(cmd []byte, done func(error)) {
+	return func(cmd []byte, done func(error)) {
+		b := s.db.NewBatch()
+		defer b.Close()
+		if err := (StateMachine{}).Apply(b, shard, cmd); err != nil {
+			done(err)
+			return
+		}
+		done(b.Commit(pebble.Sync))
 	}
 }
 
-// callback returns a done func and the channel it reports on.
-func callback() (func(error), <-chan error) {
-	ch := make(chan error, 1)
-	return func(err error) { ch <- err }, ch
+// localLog is the log of a scope in shard 3 whose entries apply at once.
+func localLog(s *Store, sc Scope) *ShardLog { return s.ShardLog(3, sc, applyNow(s, 3)) }
+
+func chanLog(s *Store, id string) *ShardLog {
+	return localLog(s, Scope{Kind: KindChannel, ID: id})
 }
 
-// appendWait appends e and waits for its callback.
-func appendWait(t testing.TB, l Log, e *Entry) error {
-	t.Helper()
-	done, ch := callback()
-	l.Append(e, done)
-	return wait(t, ch)
-}
-
-// fenceWait raises l's fence and waits for the callback.
-func fenceWait(t testing.TB, l Log, epoch uint64) error {
-	t.Helper()
-	done, ch := callback()
-	l.Fence(epoch, done)
-	return wait(t, ch)
-}
-
-// mustFence raises l's fence, failing the test on error.
-func mustFence(t testing.TB, l Log, epoch uint64) {
-	t.Helper()
-	if err := fenceWait(t, l, epoch); err != nil {
-		t.Fatalf("fence %d: %v", epoch, err)
+// appendWait appends e and returns its outcome (the local proposer calls
+// back before Append returns).
+func appendWait(l Log, e *Entry) error {
+	var out error
+	called := false
+	l.Append(e, func(err error) { out, called = err, true })
+	if !called {
+		return errors.New("no callback")
 	}
+	return out
 }
 
-// mustAppend appends e, failing the test on error.
 func mustAppend(t testing.TB, l Log, e *Entry) {
 	t.Helper()
-	if err := appendWait(t, l, e); err != nil {
+	if err := appendWait(l, e); err != nil {
 		t.Fatalf("append: %v", err)
 	}
 }
 
 // put returns an entry of one put.
-func put(epoch uint64, tab Table, key, value string) *Entry {
-	e := &Entry{Epoch: epoch}
+func put(tab Table, key, value string) *Entry {
+	e := &Entry{}
 	e.Put(tab, []byte(key), []byte(value))
 	return e
 }

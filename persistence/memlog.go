@@ -2,22 +2,18 @@ package persistence
 
 import (
 	"bytes"
-	"cmp"
 	"fmt"
 	"slices"
 	"sync"
 )
 
 // MemLog is an in-memory Log for tests of code that uses a Log. Entries are
-// applied and acknowledged at once (synchronously, in Append); everything
-// else — fences, refusals, scans, snapshots — answers as the Pebble log
-// does (memlog_test.go checks the two against each other).
+// applied and acknowledged at once (synchronously, in Append); reads answer
+// as the store does (memlog_test.go checks the two against each other).
 type MemLog struct {
 	mu     sync.Mutex // guards the fields below
-	epoch  uint64
-	broken bool // an entry of epoch was refused (see breakEpoch)
 	tables map[Table]map[string][]byte
-	// Appended counts entries applied, for tests that assert on writes.
+	// appended counts entries applied, for tests that assert on writes.
 	appended int
 }
 
@@ -68,45 +64,14 @@ func (m *MemLog) Scan(t Table, r Range) ([]Record, error) {
 	return out, nil
 }
 
-func (m *MemLog) Epoch() (uint64, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return m.epoch, nil
-}
-
-func (m *MemLog) Fence(epoch uint64, done func(error)) {
-	m.mu.Lock()
-	var err error
-	if epoch <= m.epoch {
-		err = ErrFenced
-	} else {
-		m.epoch, m.broken = epoch, false
-		// The Pebble log keeps the fence as a record of its own table.
-		m.table(TableFence)[""] = U64(epoch)
-	}
-	m.mu.Unlock()
-	done(err)
-}
-
 func (m *MemLog) Append(e *Entry, done func(error)) { done(m.apply(e)) }
 
-// apply checks e in full, as the Pebble log does, and applies it.
 func (m *MemLog) apply(e *Entry) error {
 	if e == nil {
 		return fmt.Errorf("%w: nil entry", ErrInvalid)
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	for _, op := range e.Ops {
-		if op.Table == TableFence {
-			m.breakEpoch(e.Epoch)
-			return fmt.Errorf("%w: entries may not write the fence", ErrInvalid)
-		}
-	}
-	if e.Epoch == 0 || e.Epoch != m.epoch || m.broken {
-		m.breakEpoch(e.Epoch)
-		return ErrFenced
-	}
 	for _, op := range e.Ops {
 		tab := m.table(op.Table)
 		switch {
@@ -126,14 +91,6 @@ func (m *MemLog) apply(e *Entry) error {
 	return nil
 }
 
-// breakEpoch refuses every later entry of epoch once one was refused, as
-// the Pebble log does. m.mu must be held.
-func (m *MemLog) breakEpoch(epoch uint64) {
-	if epoch == m.epoch {
-		m.broken = true
-	}
-}
-
 // table returns table t, creating it. m.mu must be held.
 func (m *MemLog) table(t Table) map[string][]byte {
 	tab := m.tables[t]
@@ -142,26 +99,4 @@ func (m *MemLog) table(t Table) map[string][]byte {
 		m.tables[t] = tab
 	}
 	return tab
-}
-
-func (m *MemLog) Snapshot() (*Snapshot, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	s := &Snapshot{Epoch: m.epoch}
-	for t, tab := range m.tables {
-		if t == TableFence {
-			continue // carried as Epoch, as in the Pebble log
-		}
-		for k, v := range tab {
-			s.Records = append(s.Records, SnapshotRecord{Table: t, Key: []byte(k), Value: bytes.Clone(v)})
-		}
-	}
-	// In key order, table first, as the Pebble log returns them.
-	slices.SortFunc(s.Records, func(a, b SnapshotRecord) int {
-		if c := cmp.Compare(a.Table, b.Table); c != 0 {
-			return c
-		}
-		return bytes.Compare(a.Key, b.Key)
-	})
-	return s, nil
 }

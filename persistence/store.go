@@ -1,6 +1,7 @@
-// Package persistence keeps Switchboard's durable state in Pebble: one store
-// per node, one Log per channel or user, and a commit pipeline that lets one
-// fsync acknowledge the entries of many actors.
+// Package persistence keeps Switchboard's durable state in Pebble: one
+// store per node holding the state of every shard replica the node has
+// (package raftstore lays out the raft side), one Log per channel or user
+// whose entries go through the scope's shard, and the node's own records.
 package persistence
 
 import (
@@ -14,6 +15,8 @@ import (
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/bloom"
 	"github.com/cockroachdb/pebble/v2/vfs"
+
+	"github.com/switchboard-chat/switchboard/persistence/raftstore"
 )
 
 // Options configure a Store.
@@ -23,17 +26,6 @@ type Options struct {
 	FS vfs.FS
 	// CacheBytes is the block cache size (default 64 MiB).
 	CacheBytes int64
-	// MaxQueued bounds entries waiting to be applied; Append blocks (back
-	// pressure) when the queue is full. Default 16384.
-	MaxQueued int
-	// MaxBatch bounds entries merged into one Pebble batch. Default 1024.
-	MaxBatch int
-	// OnCommit, when set, is called after each group commit is durable with
-	// the time from apply to sync and the number of requests (entries,
-	// fences, restores) it carried; refused requests are not counted. A
-	// group is one Pebble batch; Pebble may serve several groups with one
-	// fsync. It runs on the store goroutine that calls done callbacks.
-	OnCommit func(d time.Duration, entries int)
 	// Logger receives Pebble's own log lines; nil discards them. A line
 	// repeated within a minute is logged once, with a count.
 	Logger *slog.Logger
@@ -56,12 +48,6 @@ func (o *Options) withDefaults() {
 	if o.CacheBytes <= 0 {
 		o.CacheBytes = 64 << 20
 	}
-	if o.MaxQueued <= 0 {
-		o.MaxQueued = 16384
-	}
-	if o.MaxBatch <= 0 {
-		o.MaxBatch = 1024
-	}
 	if o.DiskReserve == 0 {
 		o.DiskReserve = 64 << 20
 	}
@@ -72,30 +58,32 @@ func (o *Options) withDefaults() {
 
 // Store is one node's Pebble database.
 type Store struct {
+	db    *pebble.DB
+	popts *pebble.Options
 	dir   string
 	opts  Options
-	fs    vfs.FS // what Pebble writes through (see disk.go)
-	c     *committer
 	guard *diskGuard
-	log   *pebbleLogger
+	// stage1 is set when the store holds data of the unreplicated format
+	// (see format.go); nothing of it is read as stage-2 data.
+	stage1 bool
 
 	// Pebble panics on any use of a closed DB, so reads pass a gate: enter
-	// fails once Close has begun (or while the database is re-opened),
-	// and Close waits for the reads in flight before it closes the DB. mu
-	// is never held across a read.
-	mu        sync.Mutex     // guards db, closed, reopening and readers.Add
-	db        *pebble.DB     // nil while a re-open failed
-	closed    bool           // Close has begun
-	reopening bool           // a re-open waits for the reads in flight
-	readers   sync.WaitGroup // reads of db in flight
+	// fails once Close has begun, and Close waits for the reads in flight
+	// before it closes the DB. mu is never held across a read.
+	mu      sync.Mutex     // guards closed and readers.Add
+	closed  bool           // Close has begun
+	readers sync.WaitGroup // reads of db in flight
 
 	stop    chan struct{} // ends the monitor
 	monitor sync.WaitGroup
 }
 
-// Open opens (creating if needed) the store in dir. With too little free
-// space on the disk to work (see Options.DiskReserve) it fails with an
-// error that wraps ErrUnwritable.
+// Open opens (creating if needed) the store in dir. A new store is
+// stamped with this format and a store id of its own; a store of an
+// unknown format is refused; one of the stage-1 format opens with Stage1
+// set and must be migrated (MigrateStage1) or refused by the caller. With
+// too little free space on the disk to work (see Options.DiskReserve) it
+// fails with an error that wraps ErrUnwritable.
 func Open(dir string, opts Options) (*Store, error) {
 	opts.withDefaults()
 	base := opts.FS
@@ -109,26 +97,13 @@ func Open(dir string, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open store %s: %w", dir, err)
 	}
-	s := &Store{dir: dir, opts: opts, guard: guard, log: newPebbleLogger(opts.Logger), stop: make(chan struct{})}
-	s.fs = watchFS{FS: vfs.OnDiskFull(base, guard.diskFull), g: guard}
-	if s.db, err = s.openDB(); err != nil {
-		return nil, err
-	}
-	s.c = newCommitter(s.db, opts, guard, s.reopenDB)
-	s.monitor.Add(1)
-	go func() { defer s.monitor.Done(); s.watch() }()
-	return s, nil
-}
-
-// openDB opens the Pebble database.
-func (s *Store) openDB() (*pebble.DB, error) {
-	cache := pebble.NewCache(s.opts.CacheBytes)
+	cache := pebble.NewCache(opts.CacheBytes)
 	defer cache.Unref()
 	popts := &pebble.Options{
-		FS:           s.fs,
+		FS:           watchFS{FS: vfs.OnDiskFull(base, guard.diskFull), g: guard},
 		Cache:        cache,
 		MemTableSize: 32 << 20,
-		Logger:       s.log,
+		Logger:       newPebbleLogger(opts.Logger),
 	}
 	// Bloom filters on every level: the idempotency check of each send is
 	// a point lookup that almost always misses, and a miss should not read
@@ -136,42 +111,25 @@ func (s *Store) openDB() (*pebble.DB, error) {
 	for i := range popts.Levels {
 		popts.Levels[i].FilterPolicy = bloom.FilterPolicy(10)
 	}
-	db, err := pebble.Open(s.dir, popts)
+	popts.EnsureDefaults()
+	db, err := pebble.Open(dir, popts)
 	if err != nil {
-		return nil, fmt.Errorf("open store %s: %w", s.dir, err)
+		return nil, fmt.Errorf("open store %s: %w", dir, err)
 	}
-	return db, nil
+	s := &Store{db: db, popts: popts, dir: dir, opts: opts, guard: guard, stop: make(chan struct{})}
+	if err := s.checkFormat(); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("store %s: %w", dir, err)
+	}
+	s.monitor.Add(1)
+	go func() { defer s.monitor.Done(); s.watch() }()
+	return s, nil
 }
 
-// reopenDB closes the database whose log failed and opens it again: the
-// log is replayed up to its last whole record, which holds every entry
-// acknowledged. Reads wait meanwhile (they fail with ErrUnwritable). It
-// runs on the applier goroutine (see committer.reopenDB).
-func (s *Store) reopenDB() (*pebble.DB, error) {
-	s.mu.Lock()
-	s.reopening = true
-	old := s.db
-	s.mu.Unlock()
-	s.readers.Wait()
-	if old != nil {
-		if err := old.Close(); err != nil {
-			s.log.Errorf("closing the store to re-open it: %v", err)
-		}
-	}
-	db, err := s.openDB()
-	s.mu.Lock()
-	s.db, s.reopening = db, false
-	s.mu.Unlock()
-	if err != nil {
-		s.log.Errorf("re-opening the store: %v", err)
-		return nil, err
-	}
-	return db, nil
-}
-
-// watch is the store's monitor: it measures the disk every CheckEvery
-// (re-opening the database when its log failed and the disk has room),
-// and tells OnWritable of every change.
+// watch is the store's monitor: it measures the disk every CheckEvery and
+// tells OnWritable of every change. A store whose log failed is not
+// re-opened under the raft engine that writes it: it refuses writes until
+// the node restarts (the engine stops the node when a write fails).
 func (s *Store) watch() {
 	t := time.NewTicker(s.opts.CheckEvery)
 	defer t.Stop()
@@ -181,7 +139,7 @@ func (s *Store) watch() {
 		case <-s.stop:
 			return
 		case <-t.C:
-			s.guard.check(s.reopen)
+			s.guard.check(errRestart)
 		case <-s.guard.poke:
 		}
 		if err := s.guard.err(); (err == nil) != (told == nil) {
@@ -193,16 +151,17 @@ func (s *Store) watch() {
 	}
 }
 
-// reopen has the applier re-open the database, in its turn.
-func (s *Store) reopen() error {
-	done := make(chan error, 1)
-	s.c.submit(&request{kind: reqReopen, done: func(err error) { done <- err }})
-	return <-done
-}
+// errRestart is the re-open of a store whose log failed: only a restart
+// of the node does it.
+func errRestart() error { return errors.New("the store's log failed: restart the node") }
 
 // WriteError reports why the store refuses writes now (wrapping
 // ErrUnwritable), or nil when it takes them.
 func (s *Store) WriteError() error { return s.guard.err() }
+
+// Admit decides whether n more bytes may be written now: nil, or why not
+// (wrapping ErrUnwritable). The raft engine asks it before it proposes.
+func (s *Store) Admit(n int64) error { return s.guard.admit(n) }
 
 // DiskFree is the free space on the store's disk when last measured (at
 // most CheckEvery ago while idle), or -1 when the disk is not watched.
@@ -211,25 +170,37 @@ func (s *Store) DiskFree() int64 { return s.guard.lastFree() }
 // Writable reports whether the store takes writes now.
 func (s *Store) Writable() bool { return s.guard.err() == nil }
 
-// Close stops the commit pipeline and closes the database. Requests queued
-// before Close are still applied and called back before it returns; later
-// ones fail with ErrClosed, and so do reads. Close waits for reads in
-// flight. It is safe to call more than once. It must not be called from a
-// done callback or a Scopes function (it would wait for itself).
+// Close closes the database once the reads in flight are done; later reads
+// fail with ErrClosed. Whoever writes to the database (the raft engine)
+// must have stopped. It is safe to call more than once.
 func (s *Store) Close() error {
-	if !s.c.stop() {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
 		return nil
 	}
+	s.closed = true
+	s.mu.Unlock()
 	close(s.stop)
 	s.monitor.Wait()
-	s.mu.Lock()
-	s.closed = true
-	db := s.db
-	s.mu.Unlock()
 	s.readers.Wait()
-	if db == nil || s.c.fatalErr() != nil {
-		return nil // nothing open, or Pebble cannot close (see applyBatch)
+	err := closeDB(s.db)
+	if s.guard.needsReopen() {
+		// Pebble's log failed: it cannot close cleanly; the next open
+		// replays the log up to its last whole record.
+		return nil
 	}
+	return err
+}
+
+// closeDB closes db, turning a panic of Pebble (whose log failed) into an
+// error.
+func closeDB(db *pebble.DB) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("close the store: %v", p)
+		}
+	}()
 	return db.Close()
 }
 
@@ -238,11 +209,8 @@ func (s *Store) Close() error {
 func (s *Store) enter() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	switch {
-	case s.closed:
+	if s.closed {
 		return ErrClosed
-	case s.reopening || s.db == nil:
-		return fmt.Errorf("%w: the store is re-opening", ErrUnwritable)
 	}
 	s.readers.Add(1)
 	return nil
@@ -250,79 +218,44 @@ func (s *Store) enter() error {
 
 func (s *Store) leave() { s.readers.Done() }
 
-// Channel returns the log of one channel.
-func (s *Store) Channel(id string) Log { return s.Log(Scope{Kind: KindChannel, ID: id}) }
+// DB returns the database, for the raft engine that writes it.
+func (s *Store) DB() *pebble.DB { return s.db }
 
-// User returns the log of one user.
-func (s *Store) User(id string) Log { return s.Log(Scope{Kind: KindUser, ID: id}) }
-
-// Log returns the log of any scope.
-func (s *Store) Log(sc Scope) Log { return &pebbleLog{s: s, scope: sc} }
-
-// Scopes calls fn for every scope of kind k that has a fence, that is, that
-// some activation has owned. It stops early when fn returns false.
-func (s *Store) Scopes(k Kind, fn func(id string, epoch uint64) bool) error {
-	if err := s.enter(); err != nil {
-		return err
-	}
-	defer s.leave()
-	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: []byte{byte(k)}, UpperBound: prefixEnd([]byte{byte(k)})})
-	if err != nil {
-		return err
-	}
-	defer it.Close()
-	for ok := it.First(); ok; {
-		key := it.Key()
-		if len(key) < 2 || len(key) < 2+int(key[1]) {
-			return fmt.Errorf("persistence: malformed key %q", key)
-		}
-		id := string(key[2 : 2+int(key[1])])
-		sc := Scope{Kind: k, ID: id}
-		fenceKey := sc.key(TableFence, nil)
-		if it.SeekGE(fenceKey) && bytes.Equal(it.Key(), fenceKey) {
-			fs, _ := parseFence(it.Value())
-			if !fn(id, fs.epoch) {
-				return nil
-			}
-		}
-		_, upper := sc.scopeBounds()
-		ok = it.SeekGE(upper)
-	}
-	return it.Error()
+// SnapshotEnv returns where incoming shard snapshots are built.
+func (s *Store) SnapshotEnv() raftstore.Env {
+	fs := s.popts.FS
+	return raftstore.Env{DB: s.db, FS: fs, Dir: fs.PathJoin(s.dir, "snapshots"),
+		Writer: s.popts.MakeWriterOptions(0, s.db.TableFormat())}
 }
 
-// Restore writes a snapshot taken from another store (a hand-off): it
-// replaces every record of the scope with the snapshot's and sets the fence
-// to epoch, durably, in one batch.
-func (s *Store) Restore(snap *Snapshot, epoch uint64) error {
-	if snap == nil {
-		return fmt.Errorf("%w: nil snapshot", ErrInvalid)
-	}
-	done := make(chan error, 1)
-	s.c.submit(&request{scope: snap.Scope, kind: reqImport, records: snap.Records, first: true, final: true, replace: true,
-		epoch: epoch, done: func(err error) { done <- err }})
-	return <-done
-}
+// Reader returns a read-only view of scope sc in shard: what this node's
+// replica has applied.
+func (s *Store) Reader(shard uint32, sc Scope) Reader { return &view{s: s, shard: shard, sc: sc} }
 
-type pebbleLog struct {
+// view reads one scope from the store.
+type view struct {
 	s     *Store
-	scope Scope
+	shard uint32
+	sc    Scope
 }
 
-// enter checks the scope and admits one read of the store.
-func (l *pebbleLog) enter() error {
-	if err := l.scope.check(); err != nil {
-		return err
-	}
-	return l.s.enter()
+func (v *view) Get(t Table, key []byte) ([]byte, error) {
+	return v.s.get(v.s.db, v.shard, v.sc, t, key)
 }
 
-func (l *pebbleLog) Get(t Table, key []byte) ([]byte, error) {
-	if err := l.enter(); err != nil {
+func (v *view) Scan(t Table, r Range) ([]Record, error) {
+	return v.s.scan(v.s.db, v.shard, v.sc, t, r)
+}
+
+func (s *Store) get(r pebble.Reader, shard uint32, sc Scope, t Table, key []byte) ([]byte, error) {
+	if err := sc.check(); err != nil {
 		return nil, err
 	}
-	defer l.s.leave()
-	v, closer, err := l.s.db.Get(l.scope.key(t, key))
+	if err := s.enter(); err != nil {
+		return nil, err
+	}
+	defer s.leave()
+	v, closer, err := r.Get(sc.key(shard, t, key))
 	if errors.Is(err, pebble.ErrNotFound) {
 		return nil, ErrNotFound
 	}
@@ -334,91 +267,37 @@ func (l *pebbleLog) Get(t Table, key []byte) ([]byte, error) {
 	return out, nil
 }
 
-func (l *pebbleLog) Scan(t Table, r Range) ([]Record, error) {
-	if err := l.enter(); err != nil {
+func (s *Store) scan(r pebble.Reader, shard uint32, sc Scope, t Table, rg Range) ([]Record, error) {
+	if err := sc.check(); err != nil {
 		return nil, err
 	}
-	defer l.s.leave()
-	lower, upper := l.scope.tableBounds(t)
+	if err := s.enter(); err != nil {
+		return nil, err
+	}
+	defer s.leave()
+	lower, upper := sc.tableBounds(shard, t)
 	prefixLen := len(lower)
-	if r.After != nil {
-		lower = append(l.scope.key(t, r.After), 0) // strictly above
+	if rg.After != nil {
+		lower = append(sc.key(shard, t, rg.After), 0) // strictly above
 	}
-	if r.Before != nil {
-		upper = l.scope.key(t, r.Before)
+	if rg.Before != nil {
+		upper = sc.key(shard, t, rg.Before)
 	}
-	it, err := l.s.db.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: upper})
+	it, err := r.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: upper})
 	if err != nil {
 		return nil, err
 	}
 	defer it.Close()
 	var out []Record
 	first, next := it.First, it.Next
-	if r.Reverse {
+	if rg.Reverse {
 		first, next = it.Last, it.Prev
 	}
 	for ok := first(); ok; ok = next() {
 		out = append(out, Record{Key: bytes.Clone(it.Key()[prefixLen:]), Value: bytes.Clone(it.Value())})
-		if r.Limit > 0 && len(out) >= r.Limit {
+		if rg.Limit > 0 && len(out) >= rg.Limit {
 			break
 		}
-	}
-	return out, it.Error()
-}
-
-func (l *pebbleLog) Epoch() (uint64, error) {
-	v, err := l.Get(TableFence, nil)
-	if errors.Is(err, ErrNotFound) {
-		return 0, nil
-	}
-	if err != nil {
-		return 0, err
-	}
-	fs, ok := parseFence(v)
-	e := fs.epoch
-	if !ok {
-		return 0, fmt.Errorf("persistence: malformed fence of %s", l.scope)
-	}
-	return e, nil
-}
-
-func (l *pebbleLog) Fence(epoch uint64, done func(error)) {
-	l.s.c.submit(&request{scope: l.scope, epoch: epoch, fence: true, done: done})
-}
-
-func (l *pebbleLog) Append(e *Entry, done func(error)) {
-	if e == nil {
-		// Refused in its turn, so that callbacks stay in order.
-		l.s.c.submit(&request{scope: l.scope, err: fmt.Errorf("%w: nil entry", ErrInvalid), done: done})
-		return
-	}
-	l.s.c.submit(&request{scope: l.scope, epoch: e.Epoch, ops: e.Ops, done: done})
-}
-
-func (l *pebbleLog) Snapshot() (*Snapshot, error) {
-	if err := l.enter(); err != nil {
-		return nil, err
-	}
-	defer l.s.leave()
-	snap := l.s.db.NewSnapshot()
-	defer snap.Close()
-	lower, upper := l.scope.scopeBounds()
-	it, err := snap.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: upper})
-	if err != nil {
-		return nil, err
-	}
-	defer it.Close()
-	out := &Snapshot{Scope: l.scope}
-	prefixLen := len(lower)
-	for ok := it.First(); ok; ok = it.Next() {
-		k := it.Key()[prefixLen:]
-		t := Table(k[0])
-		if t == TableFence {
-			fs, _ := parseFence(it.Value())
-			out.Epoch = fs.epoch
-			continue
-		}
-		out.Records = append(out.Records, SnapshotRecord{Table: t, Key: bytes.Clone(k[1:]), Value: bytes.Clone(it.Value())})
 	}
 	return out, it.Error()
 }
@@ -488,16 +367,13 @@ func (p *pebbleLogger) Fatalf(format string, args ...any) {
 	panic(fmt.Sprintf(format, args...))
 }
 
-// Node-local records (the cluster registry, the node's own settings) live
-// in the node scope. They are neither fenced nor handed off.
-
 // GetNode reads a node-local record.
 func (s *Store) GetNode(key string) ([]byte, error) {
 	if err := s.enter(); err != nil {
 		return nil, err
 	}
 	defer s.leave()
-	v, closer, err := s.db.Get(Scope{Kind: KindNode}.key(TableMeta, []byte(key)))
+	v, closer, err := s.db.Get(raftstore.NodeKey(key))
 	if errors.Is(err, pebble.ErrNotFound) {
 		return nil, ErrNotFound
 	}
@@ -508,11 +384,21 @@ func (s *Store) GetNode(key string) ([]byte, error) {
 	return bytes.Clone(v), nil
 }
 
-// PutNode writes a node-local record durably, through the commit
-// pipeline (so the disk guard applies to it too).
+// PutNode writes a node-local record durably (refused, like any write,
+// while the disk guard refuses writes).
 func (s *Store) PutNode(key string, value []byte) error {
-	done := make(chan error, 1)
-	s.c.submit(&request{kind: reqNode, ops: []Op{{Table: TableMeta, Key: []byte(key), Value: value}},
-		done: func(err error) { done <- err }})
-	return <-done
+	if err := s.enter(); err != nil {
+		return err
+	}
+	defer s.leave()
+	k := raftstore.NodeKey(key)
+	if err := s.guard.admit(int64(len(k) + len(value))); err != nil {
+		return err
+	}
+	b := s.db.NewBatch()
+	if err := b.Set(k, value, nil); err != nil {
+		b.Close()
+		return err
+	}
+	return raftstore.Commit(b, true)
 }

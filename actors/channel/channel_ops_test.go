@@ -275,7 +275,7 @@ func TestSummary(t *testing.T) {
 
 func TestLoadCorruptMeta(t *testing.T) {
 	h := newHarness(t)
-	e := &persistence.Entry{Epoch: 1}
+	e := &persistence.Entry{}
 	e.Put(persistence.TableMeta, nil, []byte("{not json"))
 	h.apply(e)
 	if _, err := Load(channelID, h.log, h.cfg); !errors.Is(err, ErrCorrupt) {

@@ -49,7 +49,7 @@ func TestSharedFileOutlivesOneOfItsMessages(t *testing.T) {
 	// The former record shape: one record naming one message.
 	legacy := sendFile("d")
 	later := sendFile("e")
-	e := &persistence.Entry{Epoch: 1}
+	e := &persistence.Entry{}
 	e.Del(persistence.TableAux, fileSegKey(f.ID, legacy.Segment))
 	e.Put(persistence.TableAux, fileKey(f.ID), encode(legacy.Segment))
 	h.apply(e)

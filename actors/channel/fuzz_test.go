@@ -113,7 +113,7 @@ func TestStoredInvalidUTF8IsRepairedOnTheWayOut(t *testing.T) {
 	poison := func(b []byte) []byte {
 		return bytes.ReplaceAll(b, []byte(`"data":null`), []byte("\"data\":{\"k\":\"\xff\",\"s\":\"\\ud800\"}"))
 	}
-	e := &persistence.Entry{Epoch: 1}
+	e := &persistence.Entry{}
 	rec, err := h.log.Get(persistence.TableMessage, persistence.U64(m.Segment))
 	if err != nil {
 		t.Fatal(err)

@@ -77,11 +77,6 @@ func newHarnessFor(t *testing.T, id string, opts ...func(*Config)) *harness {
 		o(&cfg)
 	}
 	h := &harness{t: t, id: id, cfg: cfg, log: persistence.NewMemLog(), now: t0}
-	h.log.Fence(1, func(err error) {
-		if err != nil {
-			t.Fatalf("fence: %v", err)
-		}
-	})
 	h.load()
 	return h
 }
@@ -93,7 +88,6 @@ func (h *harness) load() {
 	if err != nil {
 		h.t.Fatalf("load: %v", err)
 	}
-	s.SetEpoch(1)
 	h.s = s
 }
 
@@ -484,7 +478,7 @@ func (h *harness) setRoles(user string, roles ...string) {
 	h.t.Helper()
 	h.commit()
 	m := newMember(channelID, user, roles, h.now)
-	e := &persistence.Entry{Epoch: 1}
+	e := &persistence.Entry{}
 	e.Put(persistence.TableMember, []byte(user), encode(m))
 	h.apply(e)
 	h.load()

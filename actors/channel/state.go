@@ -136,7 +136,6 @@ type State struct {
 	cfg Config
 	log persistence.Reader
 
-	epoch   uint64
 	meta    metaRecord
 	exists  bool
 	index   uint64 // entries produced
@@ -238,12 +237,6 @@ func decodeMessage(b []byte) (*protocol.Message, error) {
 	m.Data, m.Metadata = protocol.Sanitize(m.Data), protocol.Sanitize(m.Metadata)
 	return &m, nil
 }
-
-// SetEpoch sets the ownership epoch stamped on every entry.
-func (s *State) SetEpoch(e uint64) { s.epoch = e }
-
-// Epoch returns the ownership epoch.
-func (s *State) Epoch() uint64 { return s.epoch }
 
 // Exists reports whether the channel has been created.
 func (s *State) Exists() bool { return s.exists }
@@ -384,7 +377,7 @@ func (s *State) dispatch(cmd Command, now time.Time) (any, *protocol.Error) {
 func (s *State) entry() *persistence.Entry {
 	if s.cur.Entry == nil {
 		s.index++
-		s.cur.Entry = &persistence.Entry{Epoch: s.epoch}
+		s.cur.Entry = &persistence.Entry{}
 		s.cur.Index = s.index
 	}
 	return s.cur.Entry

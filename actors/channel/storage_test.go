@@ -41,7 +41,6 @@ func (h *harness) failLater(table persistence.Table) *failingReader {
 	if err != nil {
 		h.t.Fatal(err)
 	}
-	s.SetEpoch(1)
 	h.s = s
 	return fr
 }

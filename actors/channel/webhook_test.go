@@ -89,7 +89,7 @@ func TestWebhookStartsWhereWebhooksWereTurnedOn(t *testing.T) {
 	h.send("ann", "1", "before")
 	// A record of the former shape: the bare frame.
 	frame := protocol.AppendEvent(nil, protocol.EventMessageNew, channelID, 3, []byte(`{}`))
-	e := &persistence.Entry{Epoch: 1}
+	e := &persistence.Entry{}
 	e.Put(persistence.TableEvent, persistence.U64(3), frame)
 	h.apply(e)
 	if f, at := splitEventRecord(frame); string(f) != string(frame) || !at.IsZero() {

@@ -157,7 +157,6 @@ type Effects struct {
 type State struct {
 	id    string
 	log   persistence.Reader
-	epoch uint64
 	index uint64
 	// pending are records written by entries not yet durable: the store
 	// may not hold them yet. nil values are deletions.
@@ -174,9 +173,6 @@ type pendingRecord struct {
 func Load(id string, log persistence.Reader) *State {
 	return &State{id: id, log: log, pending: make(map[string]pendingRecord)}
 }
-
-// SetEpoch sets the ownership epoch stamped on entries.
-func (s *State) SetEpoch(e uint64) { s.epoch = e }
 
 // Committed tells the shard entries up to index are durable.
 func (s *State) Committed(index uint64) {
@@ -230,7 +226,7 @@ func (s *State) get(k []byte) ([]byte, error) {
 func (s *State) write(eff *Effects, k, v []byte) {
 	if eff.Entry == nil {
 		s.index++
-		eff.Entry = &persistence.Entry{Epoch: s.epoch}
+		eff.Entry = &persistence.Entry{}
 		eff.Index = s.index
 	}
 	if v == nil {

@@ -24,11 +24,6 @@ type shard struct {
 func newShard(t *testing.T, id string) *shard {
 	t.Helper()
 	log := persistence.NewMemLog()
-	log.Fence(1, func(err error) {
-		if err != nil {
-			t.Fatal(err)
-		}
-	})
 	sh := &shard{t: t, log: log}
 	sh.load(id)
 	return sh
@@ -36,7 +31,6 @@ func newShard(t *testing.T, id string) *shard {
 
 func (sh *shard) load(id string) {
 	sh.s = Load(id, sh.log)
-	sh.s.SetEpoch(1)
 }
 
 func (sh *shard) apply(eff *Effects) {

@@ -122,7 +122,6 @@ type Effects struct {
 type State struct {
 	id       string
 	cfg      Config
-	epoch    uint64
 	exists   bool
 	profile  protocol.User
 	channels map[string]time.Time // channel → joined at
@@ -167,9 +166,6 @@ func Load(id string, log persistence.Reader, cfg Config) (*State, error) {
 
 // Exists reports whether the user has ever been stored.
 func (s *State) Exists() bool { return s.exists }
-
-// SetEpoch sets the ownership epoch stamped on entries.
-func (s *State) SetEpoch(e uint64) { s.epoch = e }
 
 // Profile returns the user's profile.
 func (s *State) Profile() protocol.User { return s.profile }
@@ -346,7 +342,7 @@ func (s *State) view(c Caller) protocol.User {
 func (s *State) entry(eff *Effects) *persistence.Entry {
 	if eff.Entry == nil {
 		s.index++
-		eff.Entry = &persistence.Entry{Epoch: s.epoch}
+		eff.Entry = &persistence.Entry{}
 		eff.Index = s.index
 	}
 	return eff.Entry

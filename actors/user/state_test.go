@@ -31,11 +31,6 @@ func newHarness(t *testing.T, opts ...func(*Config)) *harness {
 		o(&cfg)
 	}
 	h := &harness{t: t, cfg: cfg, log: persistence.NewMemLog(), now: t0}
-	h.log.Fence(1, func(err error) {
-		if err != nil {
-			t.Fatal(err)
-		}
-	})
 	h.reload()
 	return h
 }
@@ -47,7 +42,6 @@ func (h *harness) reload() {
 	if err != nil {
 		h.t.Fatal(err)
 	}
-	s.SetEpoch(1)
 	h.s = s
 }
 

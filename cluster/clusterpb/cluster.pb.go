@@ -94,6 +94,9 @@ type Envelope struct {
 	//	*Envelope_Unwatch
 	//	*Envelope_SessionsClosed
 	//	*Envelope_WatchLost
+	//	*Envelope_Raft
+	//	*Envelope_SnapshotChunk
+	//	*Envelope_Shards
 	Body          isEnvelope_Body `protobuf_oneof:"body"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -197,6 +200,33 @@ func (x *Envelope) GetWatchLost() *WatchLost {
 	return nil
 }
 
+func (x *Envelope) GetRaft() *RaftBatch {
+	if x != nil {
+		if x, ok := x.Body.(*Envelope_Raft); ok {
+			return x.Raft
+		}
+	}
+	return nil
+}
+
+func (x *Envelope) GetSnapshotChunk() *SnapshotChunk {
+	if x != nil {
+		if x, ok := x.Body.(*Envelope_SnapshotChunk); ok {
+			return x.SnapshotChunk
+		}
+	}
+	return nil
+}
+
+func (x *Envelope) GetShards() *ShardStates {
+	if x != nil {
+		if x, ok := x.Body.(*Envelope_Shards); ok {
+			return x.Shards
+		}
+	}
+	return nil
+}
+
 type isEnvelope_Body interface {
 	isEnvelope_Body()
 }
@@ -225,6 +255,18 @@ type Envelope_WatchLost struct {
 	WatchLost *WatchLost `protobuf:"bytes,15,opt,name=watch_lost,json=watchLost,proto3,oneof"`
 }
 
+type Envelope_Raft struct {
+	Raft *RaftBatch `protobuf:"bytes,16,opt,name=raft,proto3,oneof"`
+}
+
+type Envelope_SnapshotChunk struct {
+	SnapshotChunk *SnapshotChunk `protobuf:"bytes,17,opt,name=snapshot_chunk,json=snapshotChunk,proto3,oneof"`
+}
+
+type Envelope_Shards struct {
+	Shards *ShardStates `protobuf:"bytes,18,opt,name=shards,proto3,oneof"`
+}
+
 func (*Envelope_Request) isEnvelope_Body() {}
 
 func (*Envelope_Reply) isEnvelope_Body() {}
@@ -236,6 +278,12 @@ func (*Envelope_Unwatch) isEnvelope_Body() {}
 func (*Envelope_SessionsClosed) isEnvelope_Body() {}
 
 func (*Envelope_WatchLost) isEnvelope_Body() {}
+
+func (*Envelope_Raft) isEnvelope_Body() {}
+
+func (*Envelope_SnapshotChunk) isEnvelope_Body() {}
+
+func (*Envelope_Shards) isEnvelope_Body() {}
 
 // Caller is who issued a request.
 type Caller struct {
@@ -527,7 +575,14 @@ type Reply struct {
 	Target     string `protobuf:"bytes,6,opt,name=target,proto3" json:"target,omitempty"`
 	// seq is the channel's event seq after the request: the session's
 	// delivery position when watching.
-	Seq           uint64 `protobuf:"varint,7,opt,name=seq,proto3" json:"seq,omitempty"`
+	Seq uint64 `protobuf:"varint,7,opt,name=seq,proto3" json:"seq,omitempty"`
+	// not_leader marks a refusal by a node that does not lead the shard of
+	// the request's target; leader (when known) and leader_term say who
+	// does, as far as that node knows. Nothing of the request was done.
+	NotLeader     bool   `protobuf:"varint,8,opt,name=not_leader,json=notLeader,proto3" json:"not_leader,omitempty"`
+	Shard         uint32 `protobuf:"varint,9,opt,name=shard,proto3" json:"shard,omitempty"`
+	Leader        string `protobuf:"bytes,10,opt,name=leader,proto3" json:"leader,omitempty"`
+	LeaderTerm    uint64 `protobuf:"varint,11,opt,name=leader_term,json=leaderTerm,proto3" json:"leader_term,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -607,6 +662,34 @@ func (x *Reply) GetTarget() string {
 func (x *Reply) GetSeq() uint64 {
 	if x != nil {
 		return x.Seq
+	}
+	return 0
+}
+
+func (x *Reply) GetNotLeader() bool {
+	if x != nil {
+		return x.NotLeader
+	}
+	return false
+}
+
+func (x *Reply) GetShard() uint32 {
+	if x != nil {
+		return x.Shard
+	}
+	return 0
+}
+
+func (x *Reply) GetLeader() string {
+	if x != nil {
+		return x.Leader
+	}
+	return ""
+}
+
+func (x *Reply) GetLeaderTerm() uint64 {
+	if x != nil {
+		return x.LeaderTerm
 	}
 	return 0
 }
@@ -879,32 +962,35 @@ func (x *WatchLost) GetChannel() string {
 	return ""
 }
 
-// Chunk is one piece of a scope's records in a hand-off (the result of a
-// _node.fetch request).
-type Chunk struct {
-	state   protoimpl.MessageState `protogen:"open.v1"`
-	Records []*Record              `protobuf:"bytes,1,rep,name=records,proto3" json:"records,omitempty"`
-	// last is the key to continue after; done is set on the final chunk.
-	Last          []byte `protobuf:"bytes,2,opt,name=last,proto3" json:"last,omitempty"`
-	Done          bool   `protobuf:"varint,3,opt,name=done,proto3" json:"done,omitempty"`
+// RaftBatch is one round's raft messages from one node to another.
+type RaftBatch struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// cluster is the sender's cluster id; to_store the store (data
+	// directory) of the receiver the messages are for: a node drops a batch
+	// for another cluster or for a store it no longer is.
+	Cluster       string         `protobuf:"bytes,1,opt,name=cluster,proto3" json:"cluster,omitempty"`
+	FromNode      string         `protobuf:"bytes,2,opt,name=from_node,json=fromNode,proto3" json:"from_node,omitempty"`
+	FromStore     uint64         `protobuf:"varint,3,opt,name=from_store,json=fromStore,proto3" json:"from_store,omitempty"`
+	ToStore       uint64         `protobuf:"varint,4,opt,name=to_store,json=toStore,proto3" json:"to_store,omitempty"`
+	Msgs          []*RaftMessage `protobuf:"bytes,5,rep,name=msgs,proto3" json:"msgs,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
-func (x *Chunk) Reset() {
-	*x = Chunk{}
+func (x *RaftBatch) Reset() {
+	*x = RaftBatch{}
 	mi := &file_cluster_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
 
-func (x *Chunk) String() string {
+func (x *RaftBatch) String() string {
 	return protoimpl.X.MessageStringOf(x)
 }
 
-func (*Chunk) ProtoMessage() {}
+func (*RaftBatch) ProtoMessage() {}
 
-func (x *Chunk) ProtoReflect() protoreflect.Message {
+func (x *RaftBatch) ProtoReflect() protoreflect.Message {
 	mi := &file_cluster_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
@@ -916,97 +1002,542 @@ func (x *Chunk) ProtoReflect() protoreflect.Message {
 	return mi.MessageOf(x)
 }
 
-// Deprecated: Use Chunk.ProtoReflect.Descriptor instead.
-func (*Chunk) Descriptor() ([]byte, []int) {
+// Deprecated: Use RaftBatch.ProtoReflect.Descriptor instead.
+func (*RaftBatch) Descriptor() ([]byte, []int) {
 	return file_cluster_proto_rawDescGZIP(), []int{10}
 }
 
-func (x *Chunk) GetRecords() []*Record {
+func (x *RaftBatch) GetCluster() string {
 	if x != nil {
-		return x.Records
+		return x.Cluster
 	}
-	return nil
+	return ""
 }
 
-func (x *Chunk) GetLast() []byte {
+func (x *RaftBatch) GetFromNode() string {
 	if x != nil {
-		return x.Last
+		return x.FromNode
 	}
-	return nil
+	return ""
 }
 
-func (x *Chunk) GetDone() bool {
+func (x *RaftBatch) GetFromStore() uint64 {
 	if x != nil {
-		return x.Done
-	}
-	return false
-}
-
-type Record struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Table         uint32                 `protobuf:"varint,1,opt,name=table,proto3" json:"table,omitempty"`
-	Key           []byte                 `protobuf:"bytes,2,opt,name=key,proto3" json:"key,omitempty"`
-	Value         []byte                 `protobuf:"bytes,3,opt,name=value,proto3" json:"value,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
-}
-
-func (x *Record) Reset() {
-	*x = Record{}
-	mi := &file_cluster_proto_msgTypes[11]
-	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-	ms.StoreMessageInfo(mi)
-}
-
-func (x *Record) String() string {
-	return protoimpl.X.MessageStringOf(x)
-}
-
-func (*Record) ProtoMessage() {}
-
-func (x *Record) ProtoReflect() protoreflect.Message {
-	mi := &file_cluster_proto_msgTypes[11]
-	if x != nil {
-		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-		if ms.LoadMessageInfo() == nil {
-			ms.StoreMessageInfo(mi)
-		}
-		return ms
-	}
-	return mi.MessageOf(x)
-}
-
-// Deprecated: Use Record.ProtoReflect.Descriptor instead.
-func (*Record) Descriptor() ([]byte, []int) {
-	return file_cluster_proto_rawDescGZIP(), []int{11}
-}
-
-func (x *Record) GetTable() uint32 {
-	if x != nil {
-		return x.Table
+		return x.FromStore
 	}
 	return 0
 }
 
-func (x *Record) GetKey() []byte {
+func (x *RaftBatch) GetToStore() uint64 {
+	if x != nil {
+		return x.ToStore
+	}
+	return 0
+}
+
+func (x *RaftBatch) GetMsgs() []*RaftMessage {
+	if x != nil {
+		return x.Msgs
+	}
+	return nil
+}
+
+type RaftMessage struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Shard uint32                 `protobuf:"varint,1,opt,name=shard,proto3" json:"shard,omitempty"`
+	// from and to are replica ids.
+	From uint64 `protobuf:"varint,2,opt,name=from,proto3" json:"from,omitempty"`
+	To   uint64 `protobuf:"varint,3,opt,name=to,proto3" json:"to,omitempty"`
+	// data is a marshalled raftpb.Message.
+	Data          []byte `protobuf:"bytes,4,opt,name=data,proto3" json:"data,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RaftMessage) Reset() {
+	*x = RaftMessage{}
+	mi := &file_cluster_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RaftMessage) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RaftMessage) ProtoMessage() {}
+
+func (x *RaftMessage) ProtoReflect() protoreflect.Message {
+	mi := &file_cluster_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RaftMessage.ProtoReflect.Descriptor instead.
+func (*RaftMessage) Descriptor() ([]byte, []int) {
+	return file_cluster_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *RaftMessage) GetShard() uint32 {
+	if x != nil {
+		return x.Shard
+	}
+	return 0
+}
+
+func (x *RaftMessage) GetFrom() uint64 {
+	if x != nil {
+		return x.From
+	}
+	return 0
+}
+
+func (x *RaftMessage) GetTo() uint64 {
+	if x != nil {
+		return x.To
+	}
+	return 0
+}
+
+func (x *RaftMessage) GetData() []byte {
+	if x != nil {
+		return x.Data
+	}
+	return nil
+}
+
+// SnapshotChunk is one piece of a shard's snapshot streamed to a new or
+// lagging replica; the receiver answers each with a Reply (id = call).
+type SnapshotChunk struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Call      uint64                 `protobuf:"varint,1,opt,name=call,proto3" json:"call,omitempty"`
+	ReplyTo   string                 `protobuf:"bytes,2,opt,name=reply_to,json=replyTo,proto3" json:"reply_to,omitempty"`
+	Cluster   string                 `protobuf:"bytes,3,opt,name=cluster,proto3" json:"cluster,omitempty"`
+	FromNode  string                 `protobuf:"bytes,4,opt,name=from_node,json=fromNode,proto3" json:"from_node,omitempty"`
+	FromStore uint64                 `protobuf:"varint,5,opt,name=from_store,json=fromStore,proto3" json:"from_store,omitempty"`
+	ToStore   uint64                 `protobuf:"varint,6,opt,name=to_store,json=toStore,proto3" json:"to_store,omitempty"`
+	// id names the stream on the sending node; seq counts its chunks from 0.
+	Id    uint64 `protobuf:"varint,7,opt,name=id,proto3" json:"id,omitempty"`
+	Shard uint32 `protobuf:"varint,8,opt,name=shard,proto3" json:"shard,omitempty"`
+	Seq   uint64 `protobuf:"varint,9,opt,name=seq,proto3" json:"seq,omitempty"`
+	// msg is the raftpb.Message of type MsgSnap, on the first chunk only.
+	Msg           []byte `protobuf:"bytes,10,opt,name=msg,proto3" json:"msg,omitempty"`
+	Kvs           []*KV  `protobuf:"bytes,11,rep,name=kvs,proto3" json:"kvs,omitempty"`
+	Final         bool   `protobuf:"varint,12,opt,name=final,proto3" json:"final,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SnapshotChunk) Reset() {
+	*x = SnapshotChunk{}
+	mi := &file_cluster_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SnapshotChunk) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SnapshotChunk) ProtoMessage() {}
+
+func (x *SnapshotChunk) ProtoReflect() protoreflect.Message {
+	mi := &file_cluster_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SnapshotChunk.ProtoReflect.Descriptor instead.
+func (*SnapshotChunk) Descriptor() ([]byte, []int) {
+	return file_cluster_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *SnapshotChunk) GetCall() uint64 {
+	if x != nil {
+		return x.Call
+	}
+	return 0
+}
+
+func (x *SnapshotChunk) GetReplyTo() string {
+	if x != nil {
+		return x.ReplyTo
+	}
+	return ""
+}
+
+func (x *SnapshotChunk) GetCluster() string {
+	if x != nil {
+		return x.Cluster
+	}
+	return ""
+}
+
+func (x *SnapshotChunk) GetFromNode() string {
+	if x != nil {
+		return x.FromNode
+	}
+	return ""
+}
+
+func (x *SnapshotChunk) GetFromStore() uint64 {
+	if x != nil {
+		return x.FromStore
+	}
+	return 0
+}
+
+func (x *SnapshotChunk) GetToStore() uint64 {
+	if x != nil {
+		return x.ToStore
+	}
+	return 0
+}
+
+func (x *SnapshotChunk) GetId() uint64 {
+	if x != nil {
+		return x.Id
+	}
+	return 0
+}
+
+func (x *SnapshotChunk) GetShard() uint32 {
+	if x != nil {
+		return x.Shard
+	}
+	return 0
+}
+
+func (x *SnapshotChunk) GetSeq() uint64 {
+	if x != nil {
+		return x.Seq
+	}
+	return 0
+}
+
+func (x *SnapshotChunk) GetMsg() []byte {
+	if x != nil {
+		return x.Msg
+	}
+	return nil
+}
+
+func (x *SnapshotChunk) GetKvs() []*KV {
+	if x != nil {
+		return x.Kvs
+	}
+	return nil
+}
+
+func (x *SnapshotChunk) GetFinal() bool {
+	if x != nil {
+		return x.Final
+	}
+	return false
+}
+
+type KV struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Key           []byte                 `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
+	Value         []byte                 `protobuf:"bytes,2,opt,name=value,proto3" json:"value,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *KV) Reset() {
+	*x = KV{}
+	mi := &file_cluster_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *KV) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*KV) ProtoMessage() {}
+
+func (x *KV) ProtoReflect() protoreflect.Message {
+	mi := &file_cluster_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use KV.ProtoReflect.Descriptor instead.
+func (*KV) Descriptor() ([]byte, []int) {
+	return file_cluster_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *KV) GetKey() []byte {
 	if x != nil {
 		return x.Key
 	}
 	return nil
 }
 
-func (x *Record) GetValue() []byte {
+func (x *KV) GetValue() []byte {
 	if x != nil {
 		return x.Value
 	}
 	return nil
 }
 
+// ShardStates is what a node says of the shards it leads, to every node
+// (gateways route by it).
+type ShardStates struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Cluster       string                 `protobuf:"bytes,1,opt,name=cluster,proto3" json:"cluster,omitempty"`
+	Node          string                 `protobuf:"bytes,2,opt,name=node,proto3" json:"node,omitempty"`
+	Shards        []*ShardState          `protobuf:"bytes,3,rep,name=shards,proto3" json:"shards,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ShardStates) Reset() {
+	*x = ShardStates{}
+	mi := &file_cluster_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ShardStates) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ShardStates) ProtoMessage() {}
+
+func (x *ShardStates) ProtoReflect() protoreflect.Message {
+	mi := &file_cluster_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ShardStates.ProtoReflect.Descriptor instead.
+func (*ShardStates) Descriptor() ([]byte, []int) {
+	return file_cluster_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *ShardStates) GetCluster() string {
+	if x != nil {
+		return x.Cluster
+	}
+	return ""
+}
+
+func (x *ShardStates) GetNode() string {
+	if x != nil {
+		return x.Node
+	}
+	return ""
+}
+
+func (x *ShardStates) GetShards() []*ShardState {
+	if x != nil {
+		return x.Shards
+	}
+	return nil
+}
+
+type ShardState struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Shard  uint32                 `protobuf:"varint,1,opt,name=shard,proto3" json:"shard,omitempty"`
+	Term   uint64                 `protobuf:"varint,2,opt,name=term,proto3" json:"term,omitempty"`
+	Leader string                 `protobuf:"bytes,3,opt,name=leader,proto3" json:"leader,omitempty"`
+	// conf_index is the index of the configuration in force.
+	ConfIndex     uint64          `protobuf:"varint,4,opt,name=conf_index,json=confIndex,proto3" json:"conf_index,omitempty"`
+	Applied       uint64          `protobuf:"varint,5,opt,name=applied,proto3" json:"applied,omitempty"`
+	Replicas      []*ReplicaState `protobuf:"bytes,6,rep,name=replicas,proto3" json:"replicas,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ShardState) Reset() {
+	*x = ShardState{}
+	mi := &file_cluster_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ShardState) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ShardState) ProtoMessage() {}
+
+func (x *ShardState) ProtoReflect() protoreflect.Message {
+	mi := &file_cluster_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ShardState.ProtoReflect.Descriptor instead.
+func (*ShardState) Descriptor() ([]byte, []int) {
+	return file_cluster_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *ShardState) GetShard() uint32 {
+	if x != nil {
+		return x.Shard
+	}
+	return 0
+}
+
+func (x *ShardState) GetTerm() uint64 {
+	if x != nil {
+		return x.Term
+	}
+	return 0
+}
+
+func (x *ShardState) GetLeader() string {
+	if x != nil {
+		return x.Leader
+	}
+	return ""
+}
+
+func (x *ShardState) GetConfIndex() uint64 {
+	if x != nil {
+		return x.ConfIndex
+	}
+	return 0
+}
+
+func (x *ShardState) GetApplied() uint64 {
+	if x != nil {
+		return x.Applied
+	}
+	return 0
+}
+
+func (x *ShardState) GetReplicas() []*ReplicaState {
+	if x != nil {
+		return x.Replicas
+	}
+	return nil
+}
+
+type ReplicaState struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Id    uint64                 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
+	Node  string                 `protobuf:"bytes,2,opt,name=node,proto3" json:"node,omitempty"`
+	// role: voter, learner or outgoing; state: the leader's replication
+	// state of it (probe, replicate, snapshot).
+	Role          string `protobuf:"bytes,3,opt,name=role,proto3" json:"role,omitempty"`
+	Match         uint64 `protobuf:"varint,4,opt,name=match,proto3" json:"match,omitempty"`
+	State         string `protobuf:"bytes,5,opt,name=state,proto3" json:"state,omitempty"`
+	Active        bool   `protobuf:"varint,6,opt,name=active,proto3" json:"active,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReplicaState) Reset() {
+	*x = ReplicaState{}
+	mi := &file_cluster_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReplicaState) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReplicaState) ProtoMessage() {}
+
+func (x *ReplicaState) ProtoReflect() protoreflect.Message {
+	mi := &file_cluster_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReplicaState.ProtoReflect.Descriptor instead.
+func (*ReplicaState) Descriptor() ([]byte, []int) {
+	return file_cluster_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *ReplicaState) GetId() uint64 {
+	if x != nil {
+		return x.Id
+	}
+	return 0
+}
+
+func (x *ReplicaState) GetNode() string {
+	if x != nil {
+		return x.Node
+	}
+	return ""
+}
+
+func (x *ReplicaState) GetRole() string {
+	if x != nil {
+		return x.Role
+	}
+	return ""
+}
+
+func (x *ReplicaState) GetMatch() uint64 {
+	if x != nil {
+		return x.Match
+	}
+	return 0
+}
+
+func (x *ReplicaState) GetState() string {
+	if x != nil {
+		return x.State
+	}
+	return ""
+}
+
+func (x *ReplicaState) GetActive() bool {
+	if x != nil {
+		return x.Active
+	}
+	return false
+}
+
 var File_cluster_proto protoreflect.FileDescriptor
 
 const file_cluster_proto_rawDesc = "" +
 	"\n" +
-	"\rcluster.proto\x12\x16switchboard.cluster.v1\"\xae\x03\n" +
+	"\rcluster.proto\x12\x16switchboard.cluster.v1\"\xf6\x04\n" +
 	"\bEnvelope\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\rR\aversion\x12;\n" +
 	"\arequest\x18\n" +
@@ -1016,7 +1547,10 @@ const file_cluster_proto_rawDesc = "" +
 	"\aunwatch\x18\r \x01(\v2\x1f.switchboard.cluster.v1.UnwatchH\x00R\aunwatch\x12Q\n" +
 	"\x0fsessions_closed\x18\x0e \x01(\v2&.switchboard.cluster.v1.SessionsClosedH\x00R\x0esessionsClosed\x12B\n" +
 	"\n" +
-	"watch_lost\x18\x0f \x01(\v2!.switchboard.cluster.v1.WatchLostH\x00R\twatchLostB\x06\n" +
+	"watch_lost\x18\x0f \x01(\v2!.switchboard.cluster.v1.WatchLostH\x00R\twatchLost\x127\n" +
+	"\x04raft\x18\x10 \x01(\v2!.switchboard.cluster.v1.RaftBatchH\x00R\x04raft\x12N\n" +
+	"\x0esnapshot_chunk\x18\x11 \x01(\v2%.switchboard.cluster.v1.SnapshotChunkH\x00R\rsnapshotChunk\x12=\n" +
+	"\x06shards\x18\x12 \x01(\v2#.switchboard.cluster.v1.ShardStatesH\x00R\x06shardsB\x06\n" +
 	"\x04body\"\xa6\x01\n" +
 	"\x06Caller\x12\x12\n" +
 	"\x04user\x18\x01 \x01(\tR\x04user\x12\x14\n" +
@@ -1039,7 +1573,7 @@ const file_cluster_proto_rawDesc = "" +
 	"\x05Error\x12\x12\n" +
 	"\x04code\x18\x01 \x01(\tR\x04code\x12\x18\n" +
 	"\amessage\x18\x02 \x01(\tR\amessage\x12$\n" +
-	"\x0eretry_after_ms\x18\x03 \x01(\x03R\fretryAfterMs\"\xca\x01\n" +
+	"\x0eretry_after_ms\x18\x03 \x01(\x03R\fretryAfterMs\"\xb8\x02\n" +
 	"\x05Reply\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12\x16\n" +
 	"\x06result\x18\x02 \x01(\fR\x06result\x123\n" +
@@ -1049,7 +1583,14 @@ const file_cluster_proto_rawDesc = "" +
 	"unwatching\x18\x05 \x01(\bR\n" +
 	"unwatching\x12\x16\n" +
 	"\x06target\x18\x06 \x01(\tR\x06target\x12\x10\n" +
-	"\x03seq\x18\a \x01(\x04R\x03seq\"Y\n" +
+	"\x03seq\x18\a \x01(\x04R\x03seq\x12\x1d\n" +
+	"\n" +
+	"not_leader\x18\b \x01(\bR\tnotLeader\x12\x14\n" +
+	"\x05shard\x18\t \x01(\rR\x05shard\x12\x16\n" +
+	"\x06leader\x18\n" +
+	" \x01(\tR\x06leader\x12\x1f\n" +
+	"\vleader_term\x18\v \x01(\x04R\n" +
+	"leaderTerm\"Y\n" +
 	"\x06Events\x12\x18\n" +
 	"\achannel\x18\x01 \x01(\tR\achannel\x125\n" +
 	"\x06events\x18\x02 \x03(\v2\x1d.switchboard.cluster.v1.EventR\x06events\"/\n" +
@@ -1064,15 +1605,57 @@ const file_cluster_proto_rawDesc = "" +
 	"\agateway\x18\x02 \x01(\tR\agateway\x12\x1a\n" +
 	"\bsessions\x18\x03 \x03(\tR\bsessions\"%\n" +
 	"\tWatchLost\x12\x18\n" +
-	"\achannel\x18\x01 \x01(\tR\achannel\"i\n" +
-	"\x05Chunk\x128\n" +
-	"\arecords\x18\x01 \x03(\v2\x1e.switchboard.cluster.v1.RecordR\arecords\x12\x12\n" +
-	"\x04last\x18\x02 \x01(\fR\x04last\x12\x12\n" +
-	"\x04done\x18\x03 \x01(\bR\x04done\"F\n" +
-	"\x06Record\x12\x14\n" +
-	"\x05table\x18\x01 \x01(\rR\x05table\x12\x10\n" +
-	"\x03key\x18\x02 \x01(\fR\x03key\x12\x14\n" +
-	"\x05value\x18\x03 \x01(\fR\x05value*L\n" +
+	"\achannel\x18\x01 \x01(\tR\achannel\"\xb5\x01\n" +
+	"\tRaftBatch\x12\x18\n" +
+	"\acluster\x18\x01 \x01(\tR\acluster\x12\x1b\n" +
+	"\tfrom_node\x18\x02 \x01(\tR\bfromNode\x12\x1d\n" +
+	"\n" +
+	"from_store\x18\x03 \x01(\x04R\tfromStore\x12\x19\n" +
+	"\bto_store\x18\x04 \x01(\x04R\atoStore\x127\n" +
+	"\x04msgs\x18\x05 \x03(\v2#.switchboard.cluster.v1.RaftMessageR\x04msgs\"[\n" +
+	"\vRaftMessage\x12\x14\n" +
+	"\x05shard\x18\x01 \x01(\rR\x05shard\x12\x12\n" +
+	"\x04from\x18\x02 \x01(\x04R\x04from\x12\x0e\n" +
+	"\x02to\x18\x03 \x01(\x04R\x02to\x12\x12\n" +
+	"\x04data\x18\x04 \x01(\fR\x04data\"\xbd\x02\n" +
+	"\rSnapshotChunk\x12\x12\n" +
+	"\x04call\x18\x01 \x01(\x04R\x04call\x12\x19\n" +
+	"\breply_to\x18\x02 \x01(\tR\areplyTo\x12\x18\n" +
+	"\acluster\x18\x03 \x01(\tR\acluster\x12\x1b\n" +
+	"\tfrom_node\x18\x04 \x01(\tR\bfromNode\x12\x1d\n" +
+	"\n" +
+	"from_store\x18\x05 \x01(\x04R\tfromStore\x12\x19\n" +
+	"\bto_store\x18\x06 \x01(\x04R\atoStore\x12\x0e\n" +
+	"\x02id\x18\a \x01(\x04R\x02id\x12\x14\n" +
+	"\x05shard\x18\b \x01(\rR\x05shard\x12\x10\n" +
+	"\x03seq\x18\t \x01(\x04R\x03seq\x12\x10\n" +
+	"\x03msg\x18\n" +
+	" \x01(\fR\x03msg\x12,\n" +
+	"\x03kvs\x18\v \x03(\v2\x1a.switchboard.cluster.v1.KVR\x03kvs\x12\x14\n" +
+	"\x05final\x18\f \x01(\bR\x05final\",\n" +
+	"\x02KV\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\fR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\fR\x05value\"w\n" +
+	"\vShardStates\x12\x18\n" +
+	"\acluster\x18\x01 \x01(\tR\acluster\x12\x12\n" +
+	"\x04node\x18\x02 \x01(\tR\x04node\x12:\n" +
+	"\x06shards\x18\x03 \x03(\v2\".switchboard.cluster.v1.ShardStateR\x06shards\"\xc9\x01\n" +
+	"\n" +
+	"ShardState\x12\x14\n" +
+	"\x05shard\x18\x01 \x01(\rR\x05shard\x12\x12\n" +
+	"\x04term\x18\x02 \x01(\x04R\x04term\x12\x16\n" +
+	"\x06leader\x18\x03 \x01(\tR\x06leader\x12\x1d\n" +
+	"\n" +
+	"conf_index\x18\x04 \x01(\x04R\tconfIndex\x12\x18\n" +
+	"\aapplied\x18\x05 \x01(\x04R\aapplied\x12@\n" +
+	"\breplicas\x18\x06 \x03(\v2$.switchboard.cluster.v1.ReplicaStateR\breplicas\"\x8a\x01\n" +
+	"\fReplicaState\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\x04R\x02id\x12\x12\n" +
+	"\x04node\x18\x02 \x01(\tR\x04node\x12\x12\n" +
+	"\x04role\x18\x03 \x01(\tR\x04role\x12\x14\n" +
+	"\x05match\x18\x04 \x01(\x04R\x05match\x12\x14\n" +
+	"\x05state\x18\x05 \x01(\tR\x05state\x12\x16\n" +
+	"\x06active\x18\x06 \x01(\bR\x06active*L\n" +
 	"\x04Kind\x12\x14\n" +
 	"\x10KIND_UNSPECIFIED\x10\x00\x12\x10\n" +
 	"\fKIND_CHANNEL\x10\x01\x12\r\n" +
@@ -1092,7 +1675,7 @@ func file_cluster_proto_rawDescGZIP() []byte {
 }
 
 var file_cluster_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_cluster_proto_msgTypes = make([]protoimpl.MessageInfo, 12)
+var file_cluster_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
 var file_cluster_proto_goTypes = []any{
 	(Kind)(0),              // 0: switchboard.cluster.v1.Kind
 	(*Envelope)(nil),       // 1: switchboard.cluster.v1.Envelope
@@ -1105,8 +1688,13 @@ var file_cluster_proto_goTypes = []any{
 	(*Unwatch)(nil),        // 8: switchboard.cluster.v1.Unwatch
 	(*SessionsClosed)(nil), // 9: switchboard.cluster.v1.SessionsClosed
 	(*WatchLost)(nil),      // 10: switchboard.cluster.v1.WatchLost
-	(*Chunk)(nil),          // 11: switchboard.cluster.v1.Chunk
-	(*Record)(nil),         // 12: switchboard.cluster.v1.Record
+	(*RaftBatch)(nil),      // 11: switchboard.cluster.v1.RaftBatch
+	(*RaftMessage)(nil),    // 12: switchboard.cluster.v1.RaftMessage
+	(*SnapshotChunk)(nil),  // 13: switchboard.cluster.v1.SnapshotChunk
+	(*KV)(nil),             // 14: switchboard.cluster.v1.KV
+	(*ShardStates)(nil),    // 15: switchboard.cluster.v1.ShardStates
+	(*ShardState)(nil),     // 16: switchboard.cluster.v1.ShardState
+	(*ReplicaState)(nil),   // 17: switchboard.cluster.v1.ReplicaState
 }
 var file_cluster_proto_depIdxs = []int32{
 	3,  // 0: switchboard.cluster.v1.Envelope.request:type_name -> switchboard.cluster.v1.Request
@@ -1115,16 +1703,22 @@ var file_cluster_proto_depIdxs = []int32{
 	8,  // 3: switchboard.cluster.v1.Envelope.unwatch:type_name -> switchboard.cluster.v1.Unwatch
 	9,  // 4: switchboard.cluster.v1.Envelope.sessions_closed:type_name -> switchboard.cluster.v1.SessionsClosed
 	10, // 5: switchboard.cluster.v1.Envelope.watch_lost:type_name -> switchboard.cluster.v1.WatchLost
-	0,  // 6: switchboard.cluster.v1.Request.kind:type_name -> switchboard.cluster.v1.Kind
-	2,  // 7: switchboard.cluster.v1.Request.caller:type_name -> switchboard.cluster.v1.Caller
-	4,  // 8: switchboard.cluster.v1.Reply.error:type_name -> switchboard.cluster.v1.Error
-	7,  // 9: switchboard.cluster.v1.Events.events:type_name -> switchboard.cluster.v1.Event
-	12, // 10: switchboard.cluster.v1.Chunk.records:type_name -> switchboard.cluster.v1.Record
-	11, // [11:11] is the sub-list for method output_type
-	11, // [11:11] is the sub-list for method input_type
-	11, // [11:11] is the sub-list for extension type_name
-	11, // [11:11] is the sub-list for extension extendee
-	0,  // [0:11] is the sub-list for field type_name
+	11, // 6: switchboard.cluster.v1.Envelope.raft:type_name -> switchboard.cluster.v1.RaftBatch
+	13, // 7: switchboard.cluster.v1.Envelope.snapshot_chunk:type_name -> switchboard.cluster.v1.SnapshotChunk
+	15, // 8: switchboard.cluster.v1.Envelope.shards:type_name -> switchboard.cluster.v1.ShardStates
+	0,  // 9: switchboard.cluster.v1.Request.kind:type_name -> switchboard.cluster.v1.Kind
+	2,  // 10: switchboard.cluster.v1.Request.caller:type_name -> switchboard.cluster.v1.Caller
+	4,  // 11: switchboard.cluster.v1.Reply.error:type_name -> switchboard.cluster.v1.Error
+	7,  // 12: switchboard.cluster.v1.Events.events:type_name -> switchboard.cluster.v1.Event
+	12, // 13: switchboard.cluster.v1.RaftBatch.msgs:type_name -> switchboard.cluster.v1.RaftMessage
+	14, // 14: switchboard.cluster.v1.SnapshotChunk.kvs:type_name -> switchboard.cluster.v1.KV
+	16, // 15: switchboard.cluster.v1.ShardStates.shards:type_name -> switchboard.cluster.v1.ShardState
+	17, // 16: switchboard.cluster.v1.ShardState.replicas:type_name -> switchboard.cluster.v1.ReplicaState
+	17, // [17:17] is the sub-list for method output_type
+	17, // [17:17] is the sub-list for method input_type
+	17, // [17:17] is the sub-list for extension type_name
+	17, // [17:17] is the sub-list for extension extendee
+	0,  // [0:17] is the sub-list for field type_name
 }
 
 func init() { file_cluster_proto_init() }
@@ -1139,6 +1733,9 @@ func file_cluster_proto_init() {
 		(*Envelope_Unwatch)(nil),
 		(*Envelope_SessionsClosed)(nil),
 		(*Envelope_WatchLost)(nil),
+		(*Envelope_Raft)(nil),
+		(*Envelope_SnapshotChunk)(nil),
+		(*Envelope_Shards)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -1146,7 +1743,7 @@ func file_cluster_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_cluster_proto_rawDesc), len(file_cluster_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   12,
+			NumMessages:   17,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

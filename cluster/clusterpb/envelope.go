@@ -5,7 +5,7 @@
 package clusterpb
 
 // Version is the cluster protocol version this build speaks.
-const Version = 1
+const Version = 2
 
 // Wrap puts one message body in an Envelope.
 func Wrap(body isEnvelope_Body) *Envelope {

@@ -136,6 +136,10 @@ type Config struct {
 	// OnFatal is called (once, from the loop) when the node's storage fails
 	// and the engine stops.
 	OnFatal func(error)
+	// OnRound, when set, is called (from the loop) after every round that
+	// handled Readys, with its duration (persisting, sending, applying:
+	// what every acknowledgement waits for) and whether it fsynced.
+	OnRound func(d time.Duration, synced bool)
 	Logger  *slog.Logger
 }
 
@@ -165,7 +169,7 @@ func DefaultConfig() Config {
 		MaxInflightMsgs:     256,
 		MaxInflightBytes:    8 << 20,
 		MaxUncommittedBytes: 64 << 20,
-		MaxCommandBytes:     8 << 20,
+		MaxCommandBytes:     30 << 20,
 		MaxBatchBytes:       16 << 20,
 		MaxQueuedProposals:  1 << 15,
 		MaxQueuedBatches:    4096,
@@ -225,7 +229,11 @@ type Engine struct {
 	done      []func()
 	lastScan  time.Time
 	lastSweep time.Time
-	fatalErr  error
+	lastPlace time.Time
+
+	hosts      hostSet
+	membership func(shard uint32) (Membership, bool) // guarded by hosts.mu
+	fatalErr   error
 
 	status statusTable
 	snaps  snapshots
@@ -268,6 +276,7 @@ func New(cfg Config) (*Engine, error) {
 
 // Start runs the loop until Stop.
 func (e *Engine) Start() {
+	e.notify() // a first round at once: a lone voter leads without waiting for a tick
 	e.wg.Go(e.run)
 	e.wg.Go(func() { e.snaps.sweepLoop(e) })
 }

@@ -42,7 +42,7 @@ func TestSingleNodeProposesReadsAndRestarts(t *testing.T) {
 	// A proposal under another term, or a command the state machine
 	// refuses, changes nothing.
 	stale := &result{}
-	a.e.Propose(1, term-1, []byte("y=1"), stale.set)
+	a.e.Propose(NewStream(1, term-1), []byte("y=1"), stale.set)
 	bad := h.propose(a, 1, "nonsense")
 	h.settle()
 	if !errors.Is(stale.err, ErrNotLeader) || !errors.Is(bad.err, ErrRejected) {
@@ -51,11 +51,15 @@ func TestSingleNodeProposesReadsAndRestarts(t *testing.T) {
 	if h.get(a, 1, "y") != "" {
 		t.Fatal("a stale proposal applied")
 	}
-	// A command over the bound is refused at once.
-	big := &result{}
-	a.e.Propose(1, term, make([]byte, a.e.cfg.MaxCommandBytes+1), big.set)
-	if !errors.Is(big.err, ErrTooLarge) {
-		t.Fatalf("oversized command: %v", big.err)
+	// A command over the bound is refused at once, and so is every later
+	// one of its stream: nothing of a stream lands after a hole.
+	s := NewStream(1, term)
+	big, after := &result{}, &result{}
+	a.e.Propose(s, make([]byte, a.e.cfg.MaxCommandBytes+1), big.set)
+	a.e.Propose(s, []byte("after=1"), after.set)
+	h.settle()
+	if !errors.Is(big.err, ErrTooLarge) || !errors.Is(after.err, ErrLost) || h.get(a, 1, "after") != "" {
+		t.Fatalf("oversized command: %v, the next one: %v", big.err, after.err)
 	}
 
 	fs := h.crash("a")

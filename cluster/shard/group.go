@@ -42,6 +42,11 @@ type group struct {
 	incoming *incoming // a snapshot stepped this round
 	removed  bool      // applied a config without itself: destroy
 	changed  bool      // publish its status after the round
+
+	created    time.Time
+	confAt     uint64    // index of the conf change last proposed here
+	confSince  time.Time // when
+	transferAt time.Time // last leadership transfer to the preferred replica
 }
 
 type readBatch struct {
@@ -85,8 +90,9 @@ func (e *Engine) newGroup(st *raftstore.Storage) (*group, error) {
 	}
 	st.SnapshotReady = e.snaps.canSend
 	g := &group{shard: st.Shard(), id: st.ReplicaID(), st: st, rn: rn, seen: make(map[uint64]raftstore.ReplicaDesc),
-		props: make(map[uint64]*proposal), issued: make(map[uint64]*readBatch), changed: true}
+		props: make(map[uint64]*proposal), issued: make(map[uint64]*readBatch), changed: true, created: e.clock()}
 	e.groups[g.shard] = g
+	e.status.set(e.statusOf(g))
 	return g, nil
 }
 
@@ -127,7 +133,6 @@ func (e *Engine) campaignIfAlone(g *group) {
 // forms a new cluster's shards; call it before Start.
 func (e *Engine) Bootstrap(count uint32) error {
 	b := e.cfg.DB.NewBatch()
-	defer b.Close()
 	var created []*raftstore.Storage
 	for s := range count {
 		if e.groups[s] != nil {
@@ -135,11 +140,12 @@ func (e *Engine) Bootstrap(count uint32) error {
 		}
 		st, err := raftstore.Bootstrap(e.cfg.DB, b, s, 1, []raftstore.ReplicaDesc{{ID: 1, Node: e.cfg.Node, Store: e.cfg.Store}})
 		if err != nil {
+			b.Close()
 			return err
 		}
 		created = append(created, st)
 	}
-	if err := b.Commit(pebble.Sync); err != nil {
+	if err := raftstore.Commit(b, true); err != nil {
 		return fmt.Errorf("shard: bootstrap: %w", err)
 	}
 	for _, st := range created {
@@ -177,6 +183,7 @@ func (g *group) notLeader() error {
 // failWaiters answers every proposal, read and activation of g with err.
 func (g *group) failWaiters(err error) {
 	for id, p := range g.props {
+		p.stream.broken.Store(true)
 		p.done(err)
 		delete(g.props, id)
 	}
@@ -239,3 +246,6 @@ func (r *raftLogger) Panicf(format string, v ...any) {
 	r.l.Error(s)
 	panic(s)
 }
+
+// LocalShards returns the shards of which the store holds a replica.
+func LocalShards(db *pebble.DB) ([]uint32, error) { return raftstore.Shards(db) }

@@ -287,7 +287,7 @@ func (h *harness) propose(n *testNode, shard uint32, kv string) *result {
 	if g := n.e.groups[shard]; g != nil {
 		term = g.term
 	}
-	n.e.Propose(shard, term, []byte(kv), r.set)
+	n.e.Propose(NewStream(shard, term), []byte(kv), r.set)
 	return r
 }
 
@@ -317,6 +317,8 @@ func (h *harness) stateOf(n *testNode, shard uint32) []raftstore.KV {
 // span (applied state included) as the leader.
 func (h *harness) sameState(shard uint32) {
 	h.t.Helper()
+	h.tick(2) // followers learn the leader's last commit
+	h.settle()
 	var ref []raftstore.KV
 	var refNode string
 	for _, n := range h.live() {

@@ -2,6 +2,7 @@ package shard
 
 import (
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -27,11 +28,12 @@ type queued struct {
 }
 
 type proposal struct {
-	shard uint32
-	term  uint64
-	cmd   []byte
-	done  func(error)
-	at    time.Time
+	stream *Stream
+	shard  uint32
+	term   uint64
+	cmd    []byte
+	done   func(error)
+	at     time.Time
 }
 
 type readReq struct {
@@ -52,18 +54,33 @@ type snapReport struct {
 	ok    bool
 }
 
-// Propose proposes cmd to shard as its leader in term (the term a Lead
-// call returned). done gets nil once the command is committed and
-// applied here, or an error: then it was not applied here, though with
-// ErrLost or ErrTimeout it may still commit later. done runs on the
-// engine's goroutine, or on the caller's when refused at once, and must
-// not block.
-func (e *Engine) Propose(shard uint32, term uint64, cmd []byte, done func(error)) {
+// Stream is the proposals of one proposer (one activation of a scope's
+// actor) to a shard as its leader in one term. They are appended in the
+// order proposed, and once one is refused every later one is too, so a
+// stream's entries that apply are always a prefix of what it proposed:
+// no entry lands after a hole.
+type Stream struct {
+	shard  uint32
+	term   uint64
+	broken atomic.Bool
+}
+
+// NewStream returns a stream of proposals to shard as its leader in term
+// (the term a Lead call returned).
+func NewStream(shard uint32, term uint64) *Stream { return &Stream{shard: shard, term: term} }
+
+// Propose proposes cmd on stream s. done gets nil once the command is
+// committed and applied here, or an error: then it was not applied here,
+// though with ErrLost or ErrTimeout it may still commit later. done runs
+// on the engine's goroutine, or on the caller's when refused at once, and
+// must not block.
+func (e *Engine) Propose(s *Stream, cmd []byte, done func(error)) {
 	if len(cmd) > e.cfg.MaxCommandBytes {
+		s.broken.Store(true)
 		done(ErrTooLarge)
 		return
 	}
-	p := &proposal{shard: shard, term: term, cmd: cmd, done: done, at: e.clock()}
+	p := &proposal{stream: s, shard: s.shard, term: s.term, cmd: cmd, done: done, at: e.clock()}
 	if err := e.push(func(in *inputs) bool {
 		if len(in.props) >= e.cfg.MaxQueuedProposals {
 			return false
@@ -71,6 +88,7 @@ func (e *Engine) Propose(shard uint32, term uint64, cmd []byte, done func(error)
 		in.props = append(in.props, p)
 		return true
 	}); err != nil {
+		s.broken.Store(true)
 		done(err)
 	}
 }

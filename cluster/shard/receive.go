@@ -90,7 +90,7 @@ func (e *Engine) replicaFor(shard uint32, to uint64, t pb.MessageType) *group {
 	}
 	st, err := raftstore.Create(e.cfg.DB, b, shard, to)
 	if err == nil {
-		err = commitBatch(b, false)
+		err = raftstore.Commit(b, false)
 	} else {
 		b.Close()
 	}
@@ -102,7 +102,7 @@ func (e *Engine) replicaFor(shard uint32, to uint64, t pb.MessageType) *group {
 		e.fatal(err)
 		return nil
 	}
-	e.log.Info("replica created to receive the shard", "shard", shard, "replica", to)
+	e.log.Debug("replica created to receive the shard", "shard", shard, "replica", to)
 	return g
 }
 
@@ -133,14 +133,14 @@ func (e *Engine) destroyRemoved() {
 	}
 	b := e.cfg.DB.NewBatch()
 	for _, g := range gone {
-		e.log.Info("replica removed from its shard; deleting its data", "shard", g.shard, "replica", g.id)
+		e.log.Debug("replica removed from its shard; deleting its data", "shard", g.shard, "replica", g.id)
 		if err := e.destroy(b, g); err != nil {
 			b.Close()
 			e.fatal(err)
 			return
 		}
 	}
-	if err := commitBatch(b, false); err != nil {
+	if err := raftstore.Commit(b, false); err != nil {
 		e.fatal(err)
 	}
 }
@@ -203,6 +203,6 @@ func (e *Engine) ingest(g *group, rd raft.Ready) error {
 	g.failWaiters(ErrLost)
 	g.changed = true
 	e.status.snapshotsApplied.Add(1)
-	e.log.Info("snapshot applied", "shard", g.shard, "replica", g.id, "index", meta.GetIndex(), "from", in.from.Node)
+	e.log.Debug("snapshot applied", "shard", g.shard, "replica", g.id, "index", meta.GetIndex(), "from", in.from.Node)
 	return nil
 }

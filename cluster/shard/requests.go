@@ -8,29 +8,35 @@ import (
 	"go.etcd.io/raft/v3"
 )
 
-// propose hands a proposal to its group's raft.
+// propose hands a proposal to its group's raft. Once a proposal of a
+// stream is refused, the stream is broken: its later proposals are refused
+// too.
 func (e *Engine) propose(p *proposal) {
 	g := e.groups[p.shard]
+	var err error
 	switch {
+	case p.stream.broken.Load():
+		err = ErrLost
 	case g == nil:
-		p.done(&NotLeaderError{Shard: p.shard})
-		return
+		err = &NotLeaderError{Shard: p.shard}
 	case !g.leader || g.term != p.term:
 		// Proposed under a leadership that ended (or never was here): its
 		// command was evaluated against state that may be stale.
-		p.done(g.notLeader())
-		return
+		err = g.notLeader()
 	}
-	e.nextID++
-	id := e.nextID
-	if err := g.rn.Propose(encodeEntry(header{proposer: e.proposer, id: id, term: p.term}, p.cmd)); err != nil {
+	if err == nil {
+		e.nextID++
+		id := e.nextID
+		if err = g.rn.Propose(encodeEntry(header{proposer: e.proposer, id: id, term: p.term}, p.cmd)); err == nil {
+			g.props[id] = p
+			return
+		}
 		if errors.Is(err, raft.ErrProposalDropped) {
 			err = ErrDropped
 		}
-		p.done(err)
-		return
 	}
-	g.props[id] = p
+	p.stream.broken.Store(true)
+	p.done(err)
 }
 
 func (e *Engine) queueRead(r *readReq) {
@@ -128,6 +134,7 @@ func (e *Engine) checkWaiters() {
 		for id, p := range g.props {
 			if now.Sub(p.at) > limit {
 				delete(g.props, id)
+				p.stream.broken.Store(true)
 				p.done(ErrTimeout)
 			}
 		}

@@ -65,9 +65,14 @@ func (e *Engine) round() {
 		}
 	}
 	if len(rds) > 0 {
-		if err := e.handle(rds, now); err != nil {
+		start := time.Now()
+		synced, err := e.handle(rds, now)
+		if err != nil {
 			e.fatal(err)
 			return
+		}
+		if e.cfg.OnRound != nil {
+			e.cfg.OnRound(time.Since(start), synced)
 		}
 	}
 	for _, l := range in.leads {
@@ -107,8 +112,9 @@ func (e *Engine) sortedShards() []uint32 {
 	return out
 }
 
-// handle persists, sends, applies and advances a round's Readys.
-func (e *Engine) handle(rds []handled, now time.Time) error {
+// handle persists, sends, applies and advances a round's Readys, and
+// reports whether it fsynced.
+func (e *Engine) handle(rds []handled, now time.Time) (bool, error) {
 	// Accepted snapshots first: ingesting one clears the replica's raft
 	// span, which the entries and hard state below are written over.
 	for _, h := range rds {
@@ -116,7 +122,7 @@ func (e *Engine) handle(rds []handled, now time.Time) error {
 			continue
 		}
 		if err := e.ingest(h.g, h.rd); err != nil {
-			return err
+			return false, err
 		}
 	}
 	// W: every group's raft state, one batch, at most one fsync.
@@ -125,18 +131,18 @@ func (e *Engine) handle(rds []handled, now time.Time) error {
 	for _, h := range rds {
 		if err := h.g.st.Append(w, h.rd.Entries); err != nil {
 			w.Close()
-			return err
+			return false, err
 		}
 		if !raft.IsEmptyHardState(h.rd.HardState) {
 			if err := h.g.st.SetHardState(w, h.rd.HardState); err != nil {
 				w.Close()
-				return err
+				return false, err
 			}
 		}
 		sync = sync || h.rd.MustSync
 	}
-	if err := commitBatch(w, sync); err != nil {
-		return fmt.Errorf("persisting raft state: %w", err)
+	if err := raftstore.Commit(w, sync); err != nil {
+		return false, fmt.Errorf("persisting raft state: %w", err)
 	}
 	if sync {
 		e.status.fsyncs.Add(1)
@@ -149,11 +155,11 @@ func (e *Engine) handle(rds []handled, now time.Time) error {
 	for _, h := range rds {
 		if err := e.apply(a, h.g, h.rd.CommittedEntries); err != nil {
 			a.Close()
-			return err
+			return false, err
 		}
 	}
-	if err := commitBatch(a, false); err != nil {
-		return fmt.Errorf("applying entries: %w", err)
+	if err := raftstore.Commit(a, false); err != nil {
+		return false, fmt.Errorf("applying entries: %w", err)
 	}
 	for _, h := range rds {
 		h.g.rn.Advance(h.rd)
@@ -167,19 +173,7 @@ func (e *Engine) handle(rds []handled, now time.Time) error {
 		e.afterReady(h.g, h.rd, now)
 	}
 	e.status.rounds.Add(1)
-	return nil
-}
-
-func commitBatch(b *pebble.Batch, sync bool) error {
-	defer b.Close()
-	if b.Empty() {
-		return nil
-	}
-	opts := pebble.NoSync
-	if sync {
-		opts = pebble.Sync
-	}
-	return b.Commit(opts)
+	return sync, nil
 }
 
 type target struct {
@@ -301,6 +295,9 @@ func (e *Engine) applyNormal(b *pebble.Batch, g *group, ent *pb.Entry) {
 		}
 	}
 	if p != nil {
+		if result != nil {
+			p.stream.broken.Store(true)
+		}
 		e.done = append(e.done, func() { p.done(result) })
 	}
 }
@@ -340,7 +337,7 @@ func (e *Engine) applyConfChange(g *group, ent *pb.Entry, a *raftstore.AppliedSt
 		g.removed = true
 	}
 	g.changed = true
-	e.log.Info("shard configuration changed", "shard", g.shard, "index", ent.GetIndex(), "voters", cs.GetVoters(),
+	e.log.Debug("shard configuration changed", "shard", g.shard, "index", ent.GetIndex(), "voters", cs.GetVoters(),
 		"outgoing", cs.GetVotersOutgoing(), "learners", cs.GetLearners())
 	return nil
 }

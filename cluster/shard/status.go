@@ -50,6 +50,16 @@ type ReplicaStatus struct {
 	Active bool   `json:"active,omitempty"`
 }
 
+// Role returns this node's replica's role in the shard.
+func (s Status) Role() string {
+	for _, r := range s.Replicas {
+		if r.ID == s.ReplicaID {
+			return r.Role
+		}
+	}
+	return RoleLearner // not in the configuration yet: a replica being added
+}
+
 // Voters returns the nodes of the shard's voters (incoming and outgoing).
 func (s Status) Voters() []string {
 	var out []string
@@ -152,7 +162,7 @@ func (e *Engine) statusOf(g *group) Status {
 		g.rn.WithProgress(func(id uint64, _ raft.ProgressType, pr tracker.Progress) {
 			for i := range s.Replicas {
 				if s.Replicas[i].ID == id {
-					s.Replicas[i].Match, s.Replicas[i].State, s.Replicas[i].Active = pr.Match, pr.State.String(), pr.RecentActive
+					s.Replicas[i].Match, s.Replicas[i].State, s.Replicas[i].Active = pr.Match, progressState(pr.State), pr.RecentActive
 				}
 			}
 		})
@@ -178,4 +188,17 @@ func (e *Engine) publish() {
 			e.status.set(e.statusOf(g))
 		}
 	}
+}
+
+// progressState names a follower's replication state as the API shows it.
+func progressState(s tracker.StateType) string {
+	switch s {
+	case tracker.StateProbe:
+		return "probe"
+	case tracker.StateReplicate:
+		return "replicate"
+	case tracker.StateSnapshot:
+		return "snapshot"
+	}
+	return s.String()
 }

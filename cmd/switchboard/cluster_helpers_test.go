@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -47,6 +48,7 @@ func newTestCluster(t *testing.T, names ...string) *testCluster {
 		t.Skip("starts real processes")
 	}
 	c := &testCluster{t: t, procs: map[string]*proc{}, dirs: map[string]string{}}
+	var hosts []string
 	for _, n := range names {
 		name, roles, _ := strings.Cut(n, ":")
 		if roles != "" {
@@ -54,8 +56,12 @@ func newTestCluster(t *testing.T, names ...string) *testCluster {
 		} else {
 			c.start(name)
 		}
+		if roles == "" || strings.Contains(roles, "host") {
+			hosts = append(hosts, name)
+		}
 	}
 	c.waitAlive(len(names))
+	c.waitSettled(hosts...)
 	return c
 }
 
@@ -107,7 +113,68 @@ type clusterView struct {
 		Channels *int   `json:"channels"`
 		Since    string `json:"since"`
 	} `json:"members"`
-	Placement []string `json:"placement"`
+	Placement  []string `json:"placement"`
+	ShardCount uint32   `json:"shard_count"`
+	Shards     []struct {
+		ID       uint32 `json:"id"`
+		Leader   string `json:"leader"`
+		Term     uint64 `json:"term"`
+		Replicas []struct {
+			Node  string `json:"node"`
+			Role  string `json:"role"`
+			State string `json:"state"`
+		} `json:"replicas"`
+	} `json:"shards"`
+}
+
+// settled reports whether, in v, every shard has its replicas on the
+// hosts placement gives it (the first three in rank), all caught up, and
+// is led by its preferred replica (the first in rank).
+func (v clusterView) settled(hosts ...string) string {
+	if v.ShardCount == 0 || len(v.Shards) != int(v.ShardCount) {
+		return fmt.Sprintf("%d of %d shards known", len(v.Shards), v.ShardCount)
+	}
+	for _, sh := range v.Shards {
+		rank := cluster.Rank(hosts, fmt.Sprintf("shard/%d", sh.ID))
+		want := slices.Clone(rank[:min(3, len(rank))])
+		var got []string
+		for _, r := range sh.Replicas {
+			if r.Role != "voter" || (r.Node != sh.Leader && r.State != "replicate") {
+				return fmt.Sprintf("shard %d: replica on %s is a %s in state %q", sh.ID, r.Node, r.Role, r.State)
+			}
+			got = append(got, r.Node)
+		}
+		slices.Sort(got)
+		slices.Sort(want)
+		if !slices.Equal(got, want) || sh.Leader != rank[0] {
+			return fmt.Sprintf("shard %d: replicas %v led by %q, want %v led by %s", sh.ID, got, sh.Leader, want, rank[0])
+		}
+	}
+	return ""
+}
+
+// waitSettled waits until the cluster of the named hosts has placed and
+// balanced every shard, as every node sees it.
+func (c *testCluster) waitSettled(hosts ...string) {
+	c.t.Helper()
+	why := ""
+	deadline := time.Now().Add(60 * time.Second)
+	for _, name := range c.order {
+		p := c.procs[name]
+		if p.cmd.ProcessState != nil {
+			continue
+		}
+		for {
+			v, err := c.view(name)
+			if why = v.settled(hosts...); err == nil && why == "" {
+				break
+			}
+			if time.Now().After(deadline) {
+				c.t.Fatalf("the cluster did not settle as %s sees it: %s %v", name, why, err)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
 }
 
 func (c *testCluster) view(name string) (clusterView, error) {
@@ -205,12 +272,21 @@ func (c *testCluster) waitAlive(n int) {
 }
 
 // owner computes a channel's owner among names, as placement does.
+// owner returns the node that serves ch once a cluster of the named hosts
+// has settled: the preferred leader of its shard (the first in rank of the
+// shard's replica placement), in a cluster of DefaultShards shards.
 func owner(ch string, names ...string) string {
-	return cluster.Owner(names, cluster.ScopeKey(clusterpb.Kind_KIND_CHANNEL, ch))
+	return scopeOwner(clusterpb.Kind_KIND_CHANNEL, ch, names...)
 }
 
-// channelOwnedBy returns a channel name with prefix that placement over
-// names gives to want.
+// scopeOwner is owner for any kind of scope.
+func scopeOwner(kind clusterpb.Kind, id string, names ...string) string {
+	sh := cluster.ShardOf(cluster.ScopeKey(kind, id), DefaultShards)
+	return cluster.Owner(names, fmt.Sprintf("shard/%d", sh))
+}
+
+// channelOwnedBy returns a channel name with prefix that a settled cluster
+// of names serves on want.
 func channelOwnedBy(prefix, want string, names ...string) string {
 	for i := 0; ; i++ {
 		ch := prefix + strconv.Itoa(i)
@@ -296,6 +372,17 @@ func (tr *traffic) waitMore(t *testing.T, n int64, timeout time.Duration) {
 	t.Helper()
 	target := tr.total.Load() + n
 	waitFor(t, timeout, fmt.Sprintf("%d acknowledged sends", target), func() bool { return tr.total.Load() >= target })
+}
+
+// perChannel returns the acknowledged sends of each channel so far.
+func (tr *traffic) perChannel() map[string]int {
+	tr.mu.Lock()
+	defer tr.mu.Unlock()
+	out := map[string]int{}
+	for ch, a := range tr.acked {
+		out[ch] = len(a)
+	}
+	return out
 }
 
 func (tr *traffic) stop() {

@@ -248,9 +248,12 @@ func procCluster(t *testing.T, extra ...string) (*proc, *proc) {
 	}
 	a := startProc(t, args("n1")...)
 	b := startProc(t, append(args("n2"), "--join", a.gossip)...)
-	for _, p := range []*proc{a, b} {
-		waitFor(t, 20*time.Second, "two alive members", func() bool { return aliveMembers(p.addr) == 2 })
-	}
+	// A third host keeps a majority of every shard's replicas when a test
+	// kills one of the two it uses.
+	c := startProc(t, append(args("n3"), "--join", a.gossip, "--roles", "host")...)
+	tc := &testCluster{t: t, procs: map[string]*proc{"n1": a, "n2": b, "n3": c}, order: []string{"n1", "n2", "n3"}}
+	tc.waitAlive(3)
+	tc.waitSettled("n1", "n2", "n3")
 	return a, b
 }
 

@@ -6,11 +6,12 @@ import (
 	"time"
 
 	"github.com/switchboard-chat/switchboard/cluster"
+	"github.com/switchboard-chat/switchboard/cluster/clusterpb"
 	"github.com/switchboard-chat/switchboard/protocol"
 )
 
 // TestTwoNodesInOneProcess runs two nodes in the test's process on a
-// cluster.MemNetwork: a channel placed on the second node is created,
+// cluster.MemNetwork: a channel led by the second node is created,
 // joined and written through the first, and a watcher on the second
 // node gets what was sent through the first. Tests that need nodes to
 // die for real run processes (proc_test.go); this is the cheap way to
@@ -32,6 +33,11 @@ func TestTwoNodesInOneProcess(t *testing.T) {
 		}
 	}
 	ch := channelOwnedBy("inproc", "n2", "n1", "n2")
+	// The channel's shard settles with its preferred leader, n2.
+	waitFor(t, 20*time.Second, "n2 to lead the channel's shard", func() bool {
+		leader, _ := n1.cl.LeaderOf(clusterpb.Kind_KIND_CHANNEL, ch)
+		return leader == "n2"
+	})
 	ctx := ctxT(t)
 	alice, bob := dial(t, n1, "alice"), dial(t, n2, "bob")
 	if _, _, err := alice.CreateChannel(ctx, protocol.ChannelCreateArgs{ID: ch, Type: protocol.TypeStandard}); err != nil {

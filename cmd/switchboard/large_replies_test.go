@@ -434,14 +434,12 @@ func TestReplyOverTheEnvelopeBoundIsTooLarge(t *testing.T) {
 	}
 	owner.Close() // watches no more
 	r := rawDial(t, n)
-	// 2 MiB sends and a 36 MB reply made and measured: seconds each under
-	// -race on 2 busy cores.
+	// 2 MiB sends (each an entry of about 25 MB, its record and event
+	// escaped, written to the raft log, then applied) and a 36 MB reply
+	// made and measured: seconds each under -race on 2 busy cores.
 	r.wait = time.Minute
 	r.connect("alice")
 	obj := `{"d":"` + strings.Repeat("<", 1<<20-8) + `"}`
-	// 2 MB sends and a 36 MB reply made and measured: seconds each under
-	// -race on 2 busy cores.
-	r.wait = time.Minute
 	for i := range 3 {
 		r.write(`{"id":` + itoa(10+i) + `,"op":"message.send","args":{"channel":"big","client_id":"c` + itoa(i) +
 			`","data":` + obj + `,"metadata":` + obj + `}}`)

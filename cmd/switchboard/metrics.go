@@ -10,6 +10,7 @@ import (
 	"github.com/switchboard-chat/switchboard/actors/webhook"
 	"github.com/switchboard-chat/switchboard/cluster"
 	"github.com/switchboard-chat/switchboard/cluster/security"
+	"github.com/switchboard-chat/switchboard/cluster/shard"
 	"github.com/switchboard-chat/switchboard/gateway"
 	"github.com/switchboard-chat/switchboard/persistence"
 	"github.com/switchboard-chat/switchboard/protocol"
@@ -33,8 +34,7 @@ type metrics struct {
 	actorsActive  *prometheus.GaugeVec
 	activations   *prometheus.CounterVec
 	passivations  *prometheus.CounterVec
-	commitSeconds prometheus.Histogram
-	commitEntries prometheus.Histogram
+	raftRounds    *prometheus.HistogramVec
 	// Webhooks (webhooks.go).
 	webhookDeliveries *prometheus.CounterVec
 	webhookLatency    prometheus.Histogram
@@ -75,12 +75,9 @@ func newMetrics(reg *prometheus.Registry) *metrics {
 			Help: "Actor activations on this node, by kind."}, []string{"kind"}),
 		passivations: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "actor_passivations_total",
 			Help: "Actor passivations and stops on this node, by kind."}, []string{"kind"}),
-		commitSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: ns, Name: "store_commit_duration_seconds",
-			Help:    "Pebble group commit time, from applying a batch to its fsync.",
-			Buckets: prometheus.ExponentialBuckets(0.0001, 2, 15)}),
-		commitEntries: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: ns, Name: "store_commit_entries",
-			Help:    "Entries carried by one Pebble group commit (one fsync).",
-			Buckets: prometheus.ExponentialBuckets(1, 2, 12)}),
+		raftRounds: prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: ns, Name: "raft_round_duration_seconds",
+			Help:    "Time of one round of the raft loop over every shard replica of the node (persist with at most one fsync, send, apply), by whether it fsynced.",
+			Buckets: prometheus.ExponentialBuckets(0.0001, 2, 15)}, []string{"fsync"}),
 	}
 	m.webhookDeliveries = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "webhook_deliveries_total",
 		Help: "Webhook batches POSTed, by result: ok (2xx), failed (any other reply), timeout, error (no reply)."}, []string{"result"})
@@ -91,8 +88,10 @@ func newMetrics(reg *prometheus.Registry) *metrics {
 	m.webhookLost = prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "webhook_lost_events_total",
 		Help: "Events that fell out of event retention before the webhook receiver acknowledged them."})
 	reg.MustRegister(m.connects, m.disconnects, m.framesIn, m.framesOut, m.bytesIn, m.bytesOut, m.queueDrops,
-		m.requests, m.deliveries, m.channelEvents, m.actorsActive, m.activations, m.passivations, m.commitSeconds, m.commitEntries,
+		m.requests, m.deliveries, m.channelEvents, m.actorsActive, m.activations, m.passivations, m.raftRounds,
 		m.webhookDeliveries, m.webhookLatency, m.webhookGaps, m.webhookLost)
+	m.raftRounds.WithLabelValues("true")
+	m.raftRounds.WithLabelValues("false")
 	for r := range webhookResults {
 		m.webhookDeliveries.WithLabelValues(r)
 	}
@@ -142,10 +141,53 @@ func (m *metrics) actorHooks() *actors.Metrics {
 	}
 }
 
-// commit is the store's OnCommit hook.
-func (m *metrics) commit(d time.Duration, entries int) {
-	m.commitSeconds.Observe(d.Seconds())
-	m.commitEntries.Observe(float64(entries))
+// round is the raft engine's OnRound hook.
+func (m *metrics) round(d time.Duration, synced bool) {
+	label := "false"
+	if synced {
+		label = "true"
+	}
+	m.raftRounds.WithLabelValues(label).Observe(d.Seconds())
+}
+
+// watchReplication exports the raft engine's counters and the shards the
+// node holds and leads.
+func (m *metrics) watchReplication(e *shard.Engine) {
+	m.reg.MustRegister(&raftCollector{e: e,
+		counters: prometheus.NewDesc("switchboard_raft_events_total",
+			"Raft engine events, by kind: fsyncs (one per round at most, whatever the shards), entries_applied, messages_dropped (incoming, for a replica not here or another store), snapshots_sent, snapshots_received, snapshots_applied.",
+			[]string{"kind"}, nil),
+		replicas: prometheus.NewDesc("switchboard_raft_replicas",
+			"Shard replicas this node holds, by role: leader, follower, learner.", []string{"role"}, nil)})
+}
+
+type raftCollector struct {
+	e                  *shard.Engine
+	counters, replicas *prometheus.Desc
+}
+
+func (c *raftCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.counters; ch <- c.replicas }
+
+func (c *raftCollector) Collect(ch chan<- prometheus.Metric) {
+	s := c.e.Stats()
+	for kind, v := range map[string]uint64{"fsyncs": s.Fsyncs, "entries_applied": s.Applied, "messages_dropped": s.Dropped,
+		"snapshots_sent": s.SnapshotsSent, "snapshots_received": s.SnapshotsReceived, "snapshots_applied": s.SnapshotsApplied} {
+		ch <- prometheus.MustNewConstMetric(c.counters, prometheus.CounterValue, float64(v), kind)
+	}
+	roles := map[string]int{"leader": 0, "follower": 0, "learner": 0}
+	for _, st := range c.e.Statuses() {
+		role := "follower"
+		switch {
+		case st.IsLeader:
+			role = "leader"
+		case st.Role() == shard.RoleLearner:
+			role = "learner"
+		}
+		roles[role]++
+	}
+	for role, n := range roles {
+		ch <- prometheus.MustNewConstMetric(c.replicas, prometheus.GaugeValue, float64(n), role)
+	}
 }
 
 // watchGateway exports the open session count.

@@ -94,8 +94,9 @@ func TestMetricsLint(t *testing.T) {
 		"switchboard_actors_active":                 dto.MetricType_GAUGE,
 		"switchboard_actor_activations_total":       dto.MetricType_COUNTER,
 		"switchboard_actor_passivations_total":      dto.MetricType_COUNTER,
-		"switchboard_store_commit_duration_seconds": dto.MetricType_HISTOGRAM,
-		"switchboard_store_commit_entries":          dto.MetricType_HISTOGRAM,
+		"switchboard_raft_round_duration_seconds":   dto.MetricType_HISTOGRAM,
+		"switchboard_raft_events_total":             dto.MetricType_COUNTER,
+		"switchboard_raft_replicas":                 dto.MetricType_GAUGE,
 		"switchboard_cluster_members":               dto.MetricType_GAUGE,
 		"switchboard_cluster_join_attempts_total":   dto.MetricType_COUNTER,
 		"switchboard_cluster_refused_total":         dto.MetricType_COUNTER,
@@ -174,7 +175,7 @@ func TestMetricsLint(t *testing.T) {
 			t.Errorf("/metrics lacks %s (actors: %.80s)", s, text[max(i, 0):])
 		}
 	}
-	if !strings.Contains(text, "switchboard_store_commit_entries_count") {
-		t.Error("no store commits observed")
+	if !strings.Contains(text, `switchboard_raft_round_duration_seconds_count{fsync="true"}`) || !strings.Contains(text, `switchboard_raft_replicas{role="leader"} 64`) {
+		t.Error("no raft rounds observed, or the node does not lead its 64 shards")
 	}
 }

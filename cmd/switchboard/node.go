@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -19,12 +18,11 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
-	"github.com/asynkron/protoactor-go/actor"
-
 	"github.com/switchboard-chat/switchboard/actors"
 	"github.com/switchboard-chat/switchboard/actors/webhook"
 	"github.com/switchboard-chat/switchboard/cluster"
 	"github.com/switchboard-chat/switchboard/cluster/peerhttp"
+	"github.com/switchboard-chat/switchboard/cluster/shard"
 	"github.com/switchboard-chat/switchboard/gateway"
 	"github.com/switchboard-chat/switchboard/gateway/auth"
 	"github.com/switchboard-chat/switchboard/persistence"
@@ -75,6 +73,15 @@ type Config struct {
 	Network *cluster.MemNetwork
 	// Test is fault injection, in builds with the testhooks tag only.
 	Test testHooks
+	// Shards is the shard count a cluster formed by this node gets (0:
+	// DefaultShards); when set, a node of a cluster with another count
+	// refuses to start. Replicas is how many replicas each shard has
+	// (default 3, fewer while fewer hosts exist). ReplaceDeadAfter is how
+	// long a host may stay dead before its replicas are re-created
+	// elsewhere (default 5 min).
+	Shards           uint32
+	Replicas         int
+	ReplaceDeadAfter time.Duration
 	// Pprof serves Go's profiler at /debug/pprof/ with the operator
 	// endpoints.
 	Pprof bool
@@ -92,13 +99,16 @@ type Config struct {
 // Node is one Switchboard node: its store, cluster membership, actors and
 // gateway, served on one HTTP listener.
 type Node struct {
-	cfg     Config
-	log     *slog.Logger
-	verify  *auth.Verifier
-	store   *persistence.Store
-	cl      *cluster.Cluster
-	host    bool
-	hostPID *actor.PID // this node's host actor (hosts only)
+	cfg    Config
+	log    *slog.Logger
+	verify *auth.Verifier
+	store  *persistence.Store
+	cl     *cluster.Cluster
+	host   bool
+	// repl is the node's raft engine and its host actor (hosts only), set
+	// once the node knows its cluster; hosting is set then.
+	repl    *replication
+	hosting atomic.Bool
 	gw      *gateway.Gateway
 	ln      net.Listener
 	srv     *http.Server
@@ -123,6 +133,11 @@ type Node struct {
 	// drainReq closes when the operator API asks this node to drain.
 	drainReq  chan struct{}
 	drainOnce sync.Once
+	// fatal carries a failure after start (the cluster's identity does
+	// not match this node's, the store failed): Run returns it.
+	fatal chan error
+	stop  chan struct{}
+	bg    sync.WaitGroup
 }
 
 // NewNode opens the store, joins the cluster, starts the actors and binds
@@ -143,7 +158,8 @@ func NewNode(cfg Config) (_ *Node, err error) {
 	if err := cfg.Webhook.check(); err != nil {
 		return nil, err
 	}
-	n := &Node{cfg: cfg, log: cfg.Logger, reg: prometheus.NewRegistry(), stopWatch: make(chan struct{}), drainReq: make(chan struct{})}
+	n := &Node{cfg: cfg, log: cfg.Logger, reg: prometheus.NewRegistry(), stopWatch: make(chan struct{}), drainReq: make(chan struct{}),
+		fatal: make(chan error, 1), stop: make(chan struct{})}
 	defer func() {
 		if err != nil {
 			n.Close() // whatever opened so far (a failed return leaves n set)
@@ -201,7 +217,7 @@ func NewNode(cfg Config) (_ *Node, err error) {
 			}
 		}
 		n.store, err = persistence.Open(filepath.Join(cfg.DataDir, "store"), persistence.Options{FS: cfg.FS, Logger: n.log,
-			OnCommit: n.metrics.commit, DiskReserve: cfg.DiskReserve, OnWritable: n.storeWritable})
+			DiskReserve: cfg.DiskReserve, OnWritable: n.storeWritable})
 		if err != nil {
 			return nil, err
 		}
@@ -246,30 +262,15 @@ func NewNode(cfg Config) (_ *Node, err error) {
 		return nil, err
 	}
 	n.metrics.watchCluster(n.cl)
-	if n.host {
-		acfg := actors.DefaultConfig()
-		acfg.Channel.Limits, acfg.User.Limits = cfg.Limits, cfg.Limits
-		if cfg.TypingTTL > 0 {
-			acfg.Channel.Rich.TypingTTL = cfg.TypingTTL
-		}
-		acfg.PassivateAfter = cfg.PassivateAfter // zero: the default
-		deps := actors.Deps{
-			Cluster: n.cl,
-			Store:   n.store,
-			Config:  acfg,
-			Logger:  n.log,
-			Metrics: n.metrics.actorHooks(),
-		}
-		if cfg.Webhook.URL != "" { // webhooks.go
-			n.hooks = newWebhooks(cfg.Webhook, n.cl, n.metrics, webhook.Config{Logger: n.log})
-			deps.Channel.Webhooks, deps.Webhooks = true, n.hooks.d
-		}
-		if n.hostPID, err = actors.StartHost(deps); err != nil {
-			return nil, fmt.Errorf("start host: %w", err)
-		}
-		if n.hooks != nil {
-			n.hooks.scan(n.store, n.cl, func(err error) { n.log.Error("webhook backlog scan", "err", err) })
-		}
+	if n.host && cfg.Webhook.URL != "" { // webhooks.go
+		n.hooks = newWebhooks(cfg.Webhook, n.cl, n.metrics, webhook.Config{Logger: n.log})
+		n.hooks.start(n.store, n.cl, func(err error) { n.log.Error("webhook backlog scan", "err", err) })
+	}
+	if err := n.startIdentity(); err != nil {
+		return nil, err
+	}
+	if cl, _ := n.cl.Identity(); cl == "" {
+		n.bg.Go(n.watchIdentity)
 	}
 	mux := http.NewServeMux()
 	if n.cl.HasRole(cluster.RoleGateway) {
@@ -357,6 +358,32 @@ func nodeName(cfg Config) (string, error) {
 		return "", fmt.Errorf("store node name: %w", err)
 	}
 	return name, nil
+}
+
+// hostDeps are the host actor's dependencies on engine.
+func (n *Node) hostDeps(engine *shard.Engine) actors.Deps {
+	acfg := actors.DefaultConfig()
+	acfg.Channel.Limits, acfg.User.Limits = n.cfg.Limits, n.cfg.Limits
+	if n.cfg.TypingTTL > 0 {
+		acfg.Channel.Rich.TypingTTL = n.cfg.TypingTTL
+	}
+	acfg.PassivateAfter = n.cfg.PassivateAfter // zero: the default
+	return actors.Deps{
+		Cluster:     n.cl,
+		Store:       n.store,
+		Replication: engine,
+		Config:      acfg,
+		Logger:      n.log,
+		Metrics:     n.metrics.actorHooks(),
+	}
+}
+
+// fail reports a failure after start: Run returns it.
+func (n *Node) fail(err error) {
+	select {
+	case n.fatal <- err:
+	default:
+	}
 }
 
 // storeRegistry keeps the cluster registry in the node's store.
@@ -454,6 +481,10 @@ func (n *Node) Run(ctx context.Context) error {
 		go func() { errc <- n.adminSrv.Serve(n.adminLn) }()
 	}
 	select {
+	case err := <-n.fatal:
+		n.log.Error("stopping", "err", err)
+		n.Close()
+		return err
 	case <-ctx.Done():
 	case <-n.drainReq:
 		n.log.Info("draining, then exiting, as the operator API asked")
@@ -503,10 +534,16 @@ func (n *Node) Close() error {
 	} else if n.adminLn != nil {
 		n.adminLn.Close()
 	}
-	if n.hostPID != nil {
+	close(n.stop)
+	n.bg.Wait()
+	if r := n.repl; r != nil {
 		// Actors finish what their mailboxes hold (a session that just
-		// ended is recorded) before the store closes under them.
-		_ = n.cl.System().Root.PoisonFuture(n.hostPID).Wait()
+		// ended is recorded) while the engine still replicates; then the
+		// engine stops (failing what still waits) before the store closes.
+		if h := r.host.Load(); h != nil {
+			_ = n.cl.System().Root.PoisonFuture(h.PID).Wait()
+		}
+		r.engine.Stop()
 	}
 	if n.cl != nil {
 		_ = n.cl.Close()
@@ -542,66 +579,11 @@ func (n *Node) readyz(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "not ready", http.StatusServiceUnavailable)
 	case !n.cl.Joined():
 		http.Error(w, "not ready: no seed (--join) has answered yet", http.StatusServiceUnavailable)
+	case n.host && !n.hosting.Load():
+		http.Error(w, "not ready: waiting to learn the cluster's identity from a member", http.StatusServiceUnavailable)
 	case n.store != nil && !n.store.Writable():
 		http.Error(w, "not ready: "+strings.TrimPrefix(fmt.Sprint(n.store.WriteError()), "persistence: "), http.StatusServiceUnavailable)
 	default:
 		fmt.Fprintln(w, "ready")
 	}
-}
-
-// clusterInfo serves GET /v1/cluster: every member this node knows of,
-// with its roles, state and (for alive hosts) active actor counts.
-func (n *Node) clusterInfo(w http.ResponseWriter, r *http.Request) {
-	type member struct {
-		Name     string         `json:"name"`
-		Address  string         `json:"address"`
-		HTTP     string         `json:"http,omitempty"`
-		HTTPTLS  bool           `json:"http_tls,omitempty"`
-		Admin    string         `json:"admin,omitempty"`
-		Remote   string         `json:"remote"`
-		Roles    []cluster.Role `json:"roles"`
-		State    cluster.State  `json:"state"`
-		Draining bool           `json:"draining,omitempty"`
-		Channels *int           `json:"channels"`
-		Users    *int           `json:"users,omitempty"`
-		Since    *protocol.Time `json:"since,omitempty"`
-		Self     bool           `json:"self,omitempty"`
-	}
-	var out struct {
-		Node      string   `json:"node"`
-		Members   []member `json:"members"`
-		Placement []string `json:"placement"`
-	}
-	ctx, cancel := context.WithTimeout(r.Context(), 3*time.Second)
-	defer cancel()
-	stats := n.nodeStats(ctx)
-	v := n.cl.View()
-	out.Node = n.cl.Name()
-	out.Placement = v.Placement()
-	for _, m := range v.Members() {
-		mm := member{Name: m.Name, Address: m.Gossip, HTTP: m.Meta.HTTP, HTTPTLS: m.Meta.HTTPTLS, Admin: m.Meta.Admin, Remote: m.Meta.Remote, Roles: m.Meta.Roles,
-			State: m.State, Draining: m.Meta.Draining, Self: m.Name == n.cl.Name()}
-		if s := stats[m.Name]; s != nil {
-			mm.Channels, mm.Users = &s.Channels, &s.Users
-		}
-		if !m.Since.IsZero() {
-			since := protocol.At(m.Since)
-			mm.Since = &since
-		}
-		out.Members = append(out.Members, mm)
-	}
-	w.Header().Set("Content-Type", "application/json")
-	_ = json.NewEncoder(w).Encode(out)
-}
-
-// forget serves POST /v1/cluster/forget?node=NAME: a dead host leaves
-// placement for good (its data is lost in stage 1).
-func (n *Node) forget(w http.ResponseWriter, r *http.Request) {
-	w.Header().Set("Content-Type", "application/json")
-	if err := n.cl.Forget(r.URL.Query().Get("node")); err != nil {
-		w.WriteHeader(http.StatusBadRequest)
-		_ = json.NewEncoder(w).Encode(map[string]any{"error": map[string]string{"code": "bad_request", "message": err.Error()}})
-		return
-	}
-	fmt.Fprintln(w, `{}`)
 }

@@ -11,8 +11,8 @@ import (
 	"github.com/switchboard-chat/switchboard/protocol"
 )
 
-// The operator endpoints: GET /v1/cluster, POST /v1/cluster/forget and
-// /drain (see nodeapi.go), GET /v1/cluster/metrics, GET /metrics and, with
+// The operator endpoints: GET /v1/cluster and /v1/cluster/locate, POST
+// /v1/cluster/forget (see clusterapi.go) and /drain (see nodeapi.go), GET /v1/cluster/metrics, GET /metrics and, with
 // --debug-pprof, /debug/pprof/. Who may use them:
 //
 //   - An endpoint that changes anything always needs one of the node's API
@@ -38,6 +38,7 @@ const (
 // whether mux serves the separate --admin-listen address.
 func (n *Node) operatorRoutes(mux *http.ServeMux, admin bool) {
 	mux.Handle("GET /v1/cluster", n.guard(opRead, admin, http.HandlerFunc(n.clusterInfo)))
+	mux.Handle("GET /v1/cluster/locate", n.guard(opRead, admin, http.HandlerFunc(n.locate)))
 	mux.Handle("POST /v1/cluster/forget", n.guard(opChange, admin, http.HandlerFunc(n.forget)))
 	mux.Handle("POST /v1/cluster/drain", n.guard(opChange, admin, http.HandlerFunc(n.drainHandler)))
 	mux.Handle("GET /v1/cluster/metrics", n.guard(opRead, admin, http.HandlerFunc(n.nodeMetrics)))

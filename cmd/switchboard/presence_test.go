@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/switchboard-chat/switchboard/client"
-	"github.com/switchboard-chat/switchboard/cluster"
 	"github.com/switchboard-chat/switchboard/cluster/clusterpb"
 	"github.com/switchboard-chat/switchboard/protocol"
 )
@@ -157,7 +156,7 @@ func TestPresenceAcrossNodes(t *testing.T) {
 	a, b := procCluster(t, "--presence-interval", "100ms")
 	userID := ""
 	for i := 0; userID == ""; i++ {
-		if u := "alice" + itoa(i); cluster.Owner([]string{"n1", "n2"}, cluster.ScopeKey(clusterpb.Kind_KIND_USER, u)) == "n2" {
+		if u := "alice" + itoa(i); scopeOwner(clusterpb.Kind_KIND_USER, u, "n1", "n2", "n3") == "n2" {
 			userID = u
 		}
 	}
@@ -191,7 +190,7 @@ func TestPresenceGatewayKilled(t *testing.T) {
 	a, b := procCluster(t, "--presence-interval", "100ms")
 	userID := ""
 	for i := 0; userID == ""; i++ {
-		if u := "bob" + itoa(i); cluster.Owner([]string{"n1", "n2"}, cluster.ScopeKey(clusterpb.Kind_KIND_USER, u)) == "n2" {
+		if u := "bob" + itoa(i); scopeOwner(clusterpb.Kind_KIND_USER, u, "n1", "n2", "n3") == "n2" {
 			userID = u
 		}
 	}

@@ -186,3 +186,22 @@ func (p *proc) base() string {
 	}
 	return "http://" + p.addr
 }
+
+// inOwnProcess runs the calling test alone in a new process of the test
+// binary and reports whether this is that process (the caller then runs
+// the test's body; otherwise the test is done). For tests whose node opens
+// a gRPC client connection: protoactor-go's transport sets gRPC's global
+// logger whenever a node starts, which the race detector reports against
+// that connection's logging if another test's node starts in the process.
+func inOwnProcess(t *testing.T) bool {
+	t.Helper()
+	if os.Getenv("SWITCHBOARD_OWN_PROCESS") == t.Name() {
+		return true
+	}
+	cmd := exec.Command(os.Args[0], "-test.run=^"+t.Name()+"$", "-test.count=1")
+	cmd.Env = append(os.Environ(), "SWITCHBOARD_OWN_PROCESS="+t.Name())
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("%s in its own process: %v\n%s", t.Name(), err, out)
+	}
+	return false
+}

@@ -43,7 +43,7 @@ func serveFlags(fs *flag.FlagSet) (*Config, func() error) {
 	join := fs.String("join", "", "comma-separated gossip addresses of existing members; retried in the background until one answers (/readyz answers 503 until then)")
 	roles := fs.String("roles", strings.Join(roleNames, ","), "what this node does: gateway (client sessions), host (channel and user actors), or both")
 	fs.StringVar(&cfg.ClusterName, "cluster-name", cl.ClusterName, "cluster name; nodes only talk to nodes with the same name")
-	detection := fs.String("failure-detection", string(cl.Detection), "failure detection preset: lan (conservative, ~5 s) or fast (loopback/tests, <1 s)")
+	detection := fs.String("failure-detection", string(cl.Detection), "failure detection preset: lan (conservative: members declared dead in ~5 s, a shard's leader replaced in 1-2 s) or fast (loopback/tests: under a second for both)")
 	fs.IntVar(&lim.MaxFrameBytes, "max-frame-bytes", lim.MaxFrameBytes, "largest WebSocket message a client may send")
 	fs.IntVar(&lim.MaxTextLen, "max-text-len", lim.MaxTextLen, "largest message text in bytes")
 	fs.IntVar(&lim.MaxInflight, "max-inflight", lim.MaxInflight, "requests a session may have outstanding")
@@ -60,6 +60,9 @@ func serveFlags(fs *flag.FlagSet) (*Config, func() error) {
 	fs.Int64Var(&cfg.DiskReserve, "disk-reserve", 64<<20, "bytes of free space the store keeps on its disk: writes answer unavailable while less than half of it is free, and the other half is a ballast file (<data>/store/BALLAST) released if a write finds the disk full anyway; writes resume by themselves once there is room. A node does not start with less free (negative: no reserve)")
 	fs.DurationVar(&cfg.PassivateAfter, "passivate-after", act.PassivateAfter, "idle time after which an actor with no watchers leaves memory")
 	fs.DurationVar(&cfg.DrainTimeout, "drain-timeout", time.Minute, "on SIGTERM, how long to hand sessions and channels over before exiting (0: exit at once)")
+	shards := fs.Uint("shards", 0, "shard count of a cluster this node forms (default 64); fixed for the cluster's life: a node of a cluster with another count refuses to start when this is set")
+	fs.IntVar(&cfg.Replicas, "replicas", 3, "replicas of each shard (fewer while fewer hosts exist)")
+	fs.DurationVar(&cfg.ReplaceDeadAfter, "replace-dead-after", 5*time.Minute, "how long a host may stay dead before its replicas are re-created on other hosts")
 	testHooksSet := testHookFlags(fs, &cfg.Test)
 	sec := &cfg.Security
 	fs.StringVar(&sec.ClusterKey, "cluster-key", "", "gossip encryption: base64 AES keys of 16, 24 or 32 bytes, comma-separated; the first encrypts, all are accepted (switchboard certs create-cluster-key makes one)")
@@ -88,6 +91,13 @@ func serveFlags(fs *flag.FlagSet) (*Config, func() error) {
 		sec.AllowedOrigins = splitList(*origins)
 		if *hookEvents != "" {
 			cfg.Webhook.Events = splitList(*hookEvents)
+		}
+		if *shards > 1<<16 {
+			return fmt.Errorf("--shards %d: at most 65536", *shards)
+		}
+		cfg.Shards = uint32(*shards)
+		if cfg.Replicas < 1 {
+			return fmt.Errorf("--replicas %d: at least 1", cfg.Replicas)
 		}
 		for _, r := range splitList(*roles) {
 			cfg.Roles = append(cfg.Roles, cluster.Role(r))

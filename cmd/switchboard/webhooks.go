@@ -65,11 +65,19 @@ func webhookEvent(name string) bool {
 }
 
 // webhooks is a node's webhook delivery: the deliverer, and the search
-// of the store for channels with events left to deliver.
+// of each shard this node comes to lead for channels with events left to
+// deliver.
 type webhooks struct {
 	d      *webhook.Deliverer
+	led    chan ledShard // shards this node started leading, to scan
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
+}
+
+// ledShard is a shard this node leads in a term.
+type ledShard struct {
+	shard uint32
+	term  uint64
 }
 
 // newWebhooks starts delivery on a host node.
@@ -78,21 +86,45 @@ func newWebhooks(cfg WebhookConfig, cl *cluster.Cluster, m *metrics, base webhoo
 	dc.URL, dc.Secret, dc.Events = cfg.URL, cfg.Secret, cfg.Events
 	dc.Timeout, dc.MinBackoff, dc.MaxBackoff = cfg.Timeout, cfg.MinBackoff, cfg.MaxBackoff
 	dc.Metrics = m.webhookHooks()
-	w := &webhooks{d: webhook.New(dc, actors.ClusterSource{Cluster: cl})}
+	w := &webhooks{d: webhook.New(dc, actors.ClusterSource{Cluster: cl}), led: make(chan ledShard, 1024)}
 	m.watchWebhooks(w.d)
 	return w
 }
 
-// scan looks for channels of store with events to deliver (a node that
-// starts), in the background; close ends it.
-func (w *webhooks) scan(store *persistence.Store, cl *cluster.Cluster, log func(error)) {
+// start scans, in the background, each shard this node starts leading
+// (see leads) for channels with events to deliver; close ends it.
+func (w *webhooks) start(store *persistence.Store, cl *cluster.Cluster, log func(error)) {
 	ctx, cancel := context.WithCancel(context.Background())
 	w.cancel = cancel
 	w.wg.Go(func() {
-		if err := actors.WakeWebhookBacklog(ctx, store, cl); err != nil && ctx.Err() == nil {
-			log(err)
+		scanned := make(map[uint32]uint64) // shard → term scanned in
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case l := <-w.led:
+				if scanned[l.shard] == l.term {
+					continue
+				}
+				scanned[l.shard] = l.term
+				if err := actors.WakeWebhookBacklog(ctx, store, cl, l.shard); err != nil && ctx.Err() == nil {
+					log(err)
+				}
+			}
 		}
 	})
+}
+
+// leads tells the scan this node leads shard in term. It never blocks:
+// past the queue's bound the shard is scanned at its next leadership.
+func (w *webhooks) leads(shard uint32, term uint64) {
+	if w == nil {
+		return
+	}
+	select {
+	case w.led <- ledShard{shard, term}:
+	default:
+	}
 }
 
 func (w *webhooks) close() {

@@ -1,0 +1,145 @@
+package shard
+
+import (
+	"fmt"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2/vfs"
+)
+
+// hostsOf describes the named live nodes as hosts, with changes.
+func (h *harness) setHosts(change func(*Host)) {
+	var hosts []Host
+	for _, n := range h.live() {
+		host := Host{Node: n.name, Store: n.store, Alive: true}
+		if change != nil {
+			change(&host)
+		}
+		hosts = append(hosts, host)
+	}
+	for _, n := range h.live() {
+		n.e.SetHosts(hosts)
+	}
+}
+
+// placed runs until every shard's voters are exactly the named nodes'
+// current stores and nothing is in flight, or fails.
+func (h *harness) placed(shards uint32, want func(shard uint32) []string) {
+	h.t.Helper()
+	for range 300 {
+		h.tick(5)
+		if h.isPlaced(shards, want) {
+			return
+		}
+	}
+	for s := range shards {
+		l := h.leaderOf(s)
+		if l == nil {
+			h.t.Errorf("shard %d: no leader", s)
+			continue
+		}
+		h.t.Errorf("shard %d: led by %s, replicas %+v, want %v", s, l.name, l.e.groups[s].st.Applied().Replicas, want(s))
+	}
+	h.t.FailNow()
+}
+
+func (h *harness) isPlaced(shards uint32, want func(shard uint32) []string) bool {
+	for s := range shards {
+		l := h.leaderOf(s)
+		if l == nil {
+			return false
+		}
+		a := l.e.groups[s].st.Applied()
+		var nodes []string
+		for _, r := range a.Replicas {
+			n := h.node(r.Node)
+			if n == nil || n.e == nil || n.store != r.Store || slices.Contains(a.ConfState.GetLearners(), r.ID) {
+				return false
+			}
+			nodes = append(nodes, r.Node)
+		}
+		slices.Sort(nodes)
+		w := slices.Clone(want(s))
+		slices.Sort(w)
+		if !slices.Equal(nodes, w) || len(a.ConfState.GetVotersOutgoing()) > 0 {
+			return false
+		}
+	}
+	return true
+}
+
+func rankOf(nodes []string, shard uint32, n int) []string {
+	r := Rank(nodes, fmt.Sprintf("shard/%d", shard))
+	return r[:min(n, len(r))]
+}
+
+// TestRebalancerGrowsMovesAndDrains: shards formed on one node grow to
+// three replicas as hosts join, with leaders spread; a fourth host takes
+// the replicas rendezvous hashing gives it; a draining host hands over
+// leadership and its replicas; a host dead past ReplaceDeadAfter is
+// dropped.
+func TestRebalancerGrowsMovesAndDrains(t *testing.T) {
+	const shards = 6
+	h := newHarness(t)
+	h.cfg = func(c *Config) { c.ReplaceDeadAfter = time.Second }
+	for _, n := range []string{"a", "b", "c"} {
+		h.start(n, vfs.NewMem())
+	}
+	if err := h.node("a").e.Bootstrap(shards); err != nil {
+		t.Fatal(err)
+	}
+	h.settle()
+	// Data written while alone must reach every replica.
+	for s := range uint32(shards) {
+		r := h.propose(h.node("a"), s, fmt.Sprintf("k%d=v", s))
+		h.settle()
+		h.mustDone("propose", r)
+	}
+	h.setHosts(nil)
+	all3 := func(uint32) []string { return []string{"a", "b", "c"} }
+	h.placed(shards, all3)
+	h.tick(300) // leadership moves to the preferred replicas
+	leaders := map[string]int{}
+	for s := range uint32(shards) {
+		l := h.leaderOf(s)
+		if want := rankOf([]string{"a", "b", "c"}, s, 1)[0]; l == nil || l.name != want {
+			t.Fatalf("shard %d led by %v, want its preferred %s", s, l, want)
+		}
+		leaders[l.name]++
+		h.sameState(s)
+	}
+	if len(leaders) < 2 {
+		t.Fatalf("leaders not spread: %v", leaders)
+	}
+
+	h.start("d", vfs.NewMem())
+	h.setHosts(nil)
+	four := []string{"a", "b", "c", "d"}
+	h.placed(shards, func(s uint32) []string { return rankOf(four, s, 3) })
+	for s := range uint32(shards) {
+		h.sameState(s)
+		if l := h.leaderOf(s); h.get(l, s, fmt.Sprintf("k%d", s)) != "v" {
+			t.Fatalf("shard %d lost its data moving", s)
+		}
+	}
+
+	// a drains: it holds nothing once the others have taken over.
+	h.setHosts(func(host *Host) { host.Draining = host.Node == "a" })
+	h.placed(shards, func(uint32) []string { return []string{"b", "c", "d"} })
+	if n := len(h.node("a").e.groups); n != 0 {
+		t.Fatalf("the drained node still holds %d replicas", n)
+	}
+
+	// d dies for good: past ReplaceDeadAfter the shards keep b and c.
+	h.crash("a")
+	h.crash("d")
+	dead := h.now
+	for _, n := range h.live() {
+		n.e.SetHosts([]Host{{Node: "b", Store: h.node("b").store, Alive: true}, {Node: "c", Store: h.node("c").store, Alive: true},
+			{Node: "d", Store: h.node("d").store, DeadSince: dead}})
+	}
+	h.tick(200) // past ReplaceDeadAfter (and an election for d's shards)
+	h.placed(shards, func(uint32) []string { return []string{"b", "c"} })
+}

@@ -1,0 +1,167 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"time"
+
+	"github.com/switchboard-chat/switchboard/cluster"
+	"github.com/switchboard-chat/switchboard/cluster/clusterpb"
+	"github.com/switchboard-chat/switchboard/protocol"
+)
+
+// The cluster's operator endpoints (operator.go guards them;
+// docs/operations.md documents every field): GET /v1/cluster, GET
+// /v1/cluster/locate and POST /v1/cluster/forget.
+
+// shardView is one shard in /v1/cluster.
+type shardView struct {
+	ID       uint32        `json:"id"`
+	Leader   string        `json:"leader"`
+	Term     uint64        `json:"term"`
+	Applied  uint64        `json:"applied"`
+	Replicas []replicaView `json:"replicas"`
+}
+
+type replicaView struct {
+	Node string `json:"node"`
+	ID   uint64 `json:"id"`
+	// Role is voter, learner (being added, catching up) or outgoing (a
+	// voter being removed in a joint change).
+	Role string `json:"role"`
+	// State is the leader's view of the replica: replicate (caught up and
+	// following), probe (being brought back in line), snapshot (receiving
+	// a snapshot), or down (its node is not alive).
+	State string `json:"state,omitempty"`
+	Match uint64 `json:"match,omitempty"`
+}
+
+// clusterInfo serves GET /v1/cluster: every member this node knows of,
+// with its roles, state and (for alive hosts) active actor counts, and
+// every shard with its leader and replicas.
+func (n *Node) clusterInfo(w http.ResponseWriter, r *http.Request) {
+	type member struct {
+		Name     string         `json:"name"`
+		Address  string         `json:"address"`
+		HTTP     string         `json:"http,omitempty"`
+		Remote   string         `json:"remote"`
+		Roles    []cluster.Role `json:"roles"`
+		State    cluster.State  `json:"state"`
+		Draining bool           `json:"draining,omitempty"`
+		Channels *int           `json:"channels"`
+		Users    *int           `json:"users,omitempty"`
+		Replicas int            `json:"replicas"`
+		Leads    int            `json:"leads"`
+		Since    *protocol.Time `json:"since,omitempty"`
+		Self     bool           `json:"self,omitempty"`
+	}
+	var out struct {
+		Node       string      `json:"node"`
+		Cluster    string      `json:"cluster,omitempty"`
+		ShardCount uint32      `json:"shard_count"`
+		Members    []member    `json:"members"`
+		Placement  []string    `json:"placement"`
+		Shards     []shardView `json:"shards"`
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), 3*time.Second)
+	defer cancel()
+	stats := n.nodeStats(ctx)
+	v := n.cl.View()
+	out.Node = n.cl.Name()
+	out.Cluster, out.ShardCount = n.cl.Identity()
+	out.Placement = v.Placement()
+	replicas, leads := map[string]int{}, map[string]int{}
+	for _, si := range n.cl.Shards() {
+		sv := n.shardView(v, si)
+		out.Shards = append(out.Shards, sv)
+		leads[sv.Leader]++
+		for _, rp := range sv.Replicas {
+			replicas[rp.Node]++
+		}
+	}
+	for _, m := range v.Members() {
+		mm := member{Name: m.Name, Address: m.Gossip, HTTP: m.Meta.HTTP, Remote: m.Meta.Remote, Roles: m.Meta.Roles,
+			State: m.State, Draining: m.Meta.Draining, Self: m.Name == n.cl.Name(), Replicas: replicas[m.Name], Leads: leads[m.Name]}
+		if s := stats[m.Name]; s != nil {
+			mm.Channels, mm.Users = &s.Channels, &s.Users
+		}
+		if !m.Since.IsZero() {
+			since := protocol.At(m.Since)
+			mm.Since = &since
+		}
+		out.Members = append(out.Members, mm)
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// shardView describes a shard as this node knows it: a leader that is
+// down in this node's view is shown as none.
+func (n *Node) shardView(v *cluster.View, si cluster.ShardInfo) shardView {
+	sv := shardView{ID: si.Shard, Term: si.Term, Applied: si.Applied, Replicas: []replicaView{}}
+	if m, ok := v.Member(si.Leader); ok && m.State != cluster.StateDead && m.State != cluster.StateLeft {
+		sv.Leader = si.Leader
+	}
+	for _, rp := range si.Replicas {
+		rv := replicaView{Node: rp.Node, ID: rp.ID, Role: rp.Role, State: rp.State, Match: rp.Match}
+		if m, ok := v.Member(rp.Node); !ok || m.State == cluster.StateDead || m.State == cluster.StateLeft {
+			rv.State = "down"
+		}
+		sv.Replicas = append(sv.Replicas, rv)
+	}
+	return sv
+}
+
+// locate serves GET /v1/cluster/locate?channel=ID (or user=ID): the shard
+// the scope lives in, its leader and its replicas, by node name.
+func (n *Node) locate(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	kind, id := clusterpb.Kind_KIND_CHANNEL, q.Get("channel")
+	if u := q.Get("user"); u != "" && id == "" {
+		kind, id = clusterpb.Kind_KIND_USER, u
+	}
+	_, count := n.cl.Identity()
+	switch {
+	case id == "" || len(id) > protocol.DefaultLimits().MaxIDLen:
+		operatorError(w, http.StatusBadRequest, protocol.CodeBadRequest, "give channel=ID or user=ID")
+		return
+	case count == 0:
+		operatorError(w, http.StatusServiceUnavailable, protocol.CodeUnavailable, "this node does not know its cluster yet")
+		return
+	}
+	sh := n.cl.ShardOf(kind, id)
+	si, _ := n.cl.Shard(sh)
+	sv := n.shardView(n.cl.View(), si)
+	out := struct {
+		Shard    uint32   `json:"shard"`
+		Leader   string   `json:"leader"`
+		Term     uint64   `json:"term"`
+		Replicas []string `json:"replicas"`
+		Learners []string `json:"learners,omitempty"`
+	}{Shard: sh, Leader: sv.Leader, Term: sv.Term, Replicas: []string{}}
+	for _, rp := range sv.Replicas {
+		if rp.Role == "learner" {
+			out.Learners = append(out.Learners, rp.Node)
+		} else {
+			out.Replicas = append(out.Replicas, rp.Node)
+		}
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+// forget serves POST /v1/cluster/forget?node=NAME: a dead host leaves
+// placement for good; its replicas are re-created on other hosts at once.
+func (n *Node) forget(w http.ResponseWriter, r *http.Request) {
+	if err := n.cl.Forget(r.URL.Query().Get("node")); err != nil {
+		operatorError(w, http.StatusBadRequest, protocol.CodeBadRequest, err.Error())
+		return
+	}
+	n.feedHosts()
+	writeJSON(w, http.StatusOK, struct{}{})
+}
