@@ -369,7 +369,7 @@ func (c *Cluster) System() *actor.ActorSystem { return c.system }
 func (c *Cluster) View() *View { return c.view.Load() }
 
 // HasRole reports whether this node has role r.
-func (c *Cluster) HasRole(r Role) bool { return c.meta.has(r) }
+func (c *Cluster) HasRole(r Role) bool { return slices.Contains(c.cfg.Roles, r) }
 
 // OnChange registers fn to be called (on a cluster goroutine; it must not
 // block) whenever a member's state or metadata changes.

@@ -145,6 +145,10 @@ func TestNodeJoinMovesChannelsUnderTraffic(t *testing.T) {
 	c.start("n4")
 	c.waitAlive(4)
 	tr.waitMore(t, 200, 60*time.Second)
+	// The shards whose placement now includes n4 move a replica there
+	// (added as a learner, caught up, swapped in), and those it ranks first
+	// for move their leadership to it.
+	c.waitSettled("n1", "n2", "n3", "n4")
 	waitFor(t, 30*time.Second, "n4 to host the channels that moved", func() bool {
 		v, err := c.view("n4")
 		if err != nil {
@@ -160,9 +164,11 @@ func TestNodeJoinMovesChannelsUnderTraffic(t *testing.T) {
 	t.Logf("%d acknowledged sends; %d of %d channels moved to n4", tr.total.Load(), moving, len(channels))
 }
 
-// TestSIGTERMDrainsAHost: a host sent SIGTERM hands every channel to its
-// next owner and leaves; clients see nothing but retried unavailable and a
-// reconnect, and nothing acknowledged is lost.
+// TestSIGTERMDrainsAHost: a host sent SIGTERM hands the leadership of its
+// shards to other replicas, waits until the shards' leaders have removed
+// its replicas (no other host takes them: the shards keep two) and leaves;
+// clients see nothing but retried unavailable and a reconnect, and
+// nothing acknowledged is lost.
 func TestSIGTERMDrainsAHost(t *testing.T) {
 	c := newTestCluster(t, "n1", "n2", "n3")
 	ctx := ctxT(t)
@@ -201,6 +207,8 @@ func TestSIGTERMDrainsAHost(t *testing.T) {
 	if st, _ := v.member("n2"); st != "left" {
 		t.Fatalf("n2 is %q after its drain, want left\n%s", st, readFile(c.procs["n1"].logf))
 	}
+	// Every shard lives on n1 and n3 alone (two replicas: no other host).
+	c.waitSettled("n1", "n3")
 	for _, m := range v.Members {
 		// Times in the API are UTC with milliseconds.
 		if m.Name == "n2" && !regexp.MustCompile(`^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$`).MatchString(m.Since) {
