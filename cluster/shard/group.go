@@ -43,7 +43,6 @@ type group struct {
 	removed  bool      // applied a config without itself: destroy
 	changed  bool      // publish its status after the round
 
-	created    time.Time
 	confAt     uint64    // index of the conf change last proposed here
 	confSince  time.Time // when
 	transferAt time.Time // last leadership transfer to the preferred replica
@@ -90,7 +89,7 @@ func (e *Engine) newGroup(st *raftstore.Storage) (*group, error) {
 	}
 	st.SnapshotReady = e.snaps.canSend
 	g := &group{shard: st.Shard(), id: st.ReplicaID(), st: st, rn: rn, seen: make(map[uint64]raftstore.ReplicaDesc),
-		props: make(map[uint64]*proposal), issued: make(map[uint64]*readBatch), changed: true, created: e.clock()}
+		props: make(map[uint64]*proposal), issued: make(map[uint64]*readBatch), changed: true}
 	e.groups[g.shard] = g
 	e.status.set(e.statusOf(g))
 	return g, nil

@@ -160,8 +160,10 @@ func (e *Engine) place(g *group, hosts map[string]Host, now time.Time) {
 		if !r.learner {
 			continue
 		}
-		if !r.wanted {
-			e.change(g, now, "removing an unneeded learner", []*pb.ConfChangeSingle{removeNode(r.desc.ID)}, nil)
+		if !r.wanted || !r.live {
+			// Not needed, or its host went down before it caught up: it is
+			// added again (with a new ID) when its host is back.
+			e.change(g, now, "removing a learner", []*pb.ConfChangeSingle{removeNode(r.desc.ID)}, nil)
 			return
 		}
 		if !r.caughtUp || !r.live {
@@ -297,13 +299,15 @@ func (e *Engine) SetMembership(fn func(shard uint32) (Membership, bool)) {
 }
 
 // maybeOrphaned destroys a replica that the shard's current leader does not
-// count in a newer configuration, and that no leader has contacted for two
-// election timeouts (a new replica hears from its leader at once).
+// count in a configuration newer than the replica's own, and that no
+// leader has contacted for two election timeouts (a replica just added
+// hears from its leader at once). A replica still waiting for its first
+// snapshot knows no configuration to compare and holds nothing: it stays.
 func (e *Engine) maybeOrphaned(g *group, now time.Time) {
 	e.hosts.mu.Lock()
 	fn := e.membership
 	e.hosts.mu.Unlock()
-	if fn == nil || now.Sub(g.lastLeader) < 2*e.cfg.Timing.ElectionTimeout() || now.Sub(g.created) < 2*e.cfg.Timing.ElectionTimeout() {
+	if fn == nil || !g.st.Initialized() || now.Sub(g.lastLeader) < 2*e.cfg.Timing.ElectionTimeout() {
 		return
 	}
 	m, ok := fn(g.shard)

@@ -7,6 +7,9 @@ import (
 	"time"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
+	pb "go.etcd.io/raft/v3/raftpb"
+
+	"github.com/switchboard-chat/switchboard/persistence/raftstore"
 )
 
 // hostsOf describes the named live nodes as hosts, with changes.
@@ -142,4 +145,44 @@ func TestRebalancerGrowsMovesAndDrains(t *testing.T) {
 	}
 	h.tick(200) // past ReplaceDeadAfter (and an election for d's shards)
 	h.placed(shards, func(uint32) []string { return []string{"b", "c"} })
+}
+
+// TestReplicaRemovedWhileAwayRemovesItself: a replica removed from its
+// shard while its node was down never applies its removal (the leader
+// stops sending to it); back up, it learns from the leader's announced
+// configuration, newer than its own, that it is not a member, and deletes
+// itself.
+func TestReplicaRemovedWhileAwayRemovesItself(t *testing.T) {
+	h := threeNodes(t, nil)
+	a := h.node("a")
+	id := a.e.groups[0].st.Applied().Replicas[2].ID // c's
+	fs := h.crash("c")
+	h.do(a, func() {
+		if err := a.e.proposeConfChange(a.e.groups[0], []*pb.ConfChangeSingle{removeNode(id)}, nil); err != nil {
+			t.Error(err)
+		}
+	})
+	h.settle()
+	h.tick(3)
+	h.settle()
+	c := h.start("c", fs)
+	membership := func(s uint32) (Membership, bool) {
+		st, ok := a.e.Status(s)
+		if !ok {
+			return Membership{}, false
+		}
+		m := Membership{Term: st.Term, ConfIndex: st.ConfIndex}
+		for _, r := range st.Replicas {
+			m.Replicas = append(m.Replicas, r.ID)
+		}
+		return m, true
+	}
+	c.e.SetMembership(membership)
+	h.tick(30)
+	if c.e.groups[0] != nil || h.get(c, 0, "k") != "" {
+		t.Fatal("the removed replica is still here")
+	}
+	if ts, _ := raftstore.Tombstone(c.db, 0); ts <= id {
+		t.Fatalf("tombstone %d after removing replica %d", ts, id)
+	}
 }
