@@ -32,6 +32,11 @@ type scopeActor struct {
 	// post sends a message to this actor from any goroutine (the engine's
 	// callbacks, timers); set by the first message.
 	post func(msg any)
+	// lost is set once this node stopped leading the scope's shard: the
+	// requests still in the mailbox were never handled, so they are sent
+	// back for the shard's new leader (a not_leader reply, which the
+	// asker's router retries there).
+	lost bool
 }
 
 // scopeHooks are an adapter's own parts.
@@ -82,10 +87,14 @@ func (s *scopeActor) receive(ctx actor.Context, msg any) {
 		s.start(ctx, m)
 	case leadershipLost:
 		s.stop(ctx, storageError(s.what+" "+s.id, shard.ErrLost))
+		s.lost = true
 	case *clusterpb.Envelope:
 		s.processed++
 		req := m.GetRequest()
 		switch {
+		case s.lost && req != nil:
+			st, _ := s.d.Replication.Status(s.shard)
+			replyNotLeader(ctx, req, s.shard, s.d.Cluster.Name(), st)
 		case s.p.dead:
 			e := protocol.Errorf(protocol.CodeUnavailable, "%s %s is restarting; retry", s.what, s.id)
 			e.RetryAfterMS = retryAfterMS
@@ -141,14 +150,15 @@ func (s *scopeActor) start(ctx actor.Context, m booted) {
 	ctx.Stop(ctx.Self())
 }
 
-// stop answers everything waiting with e and stops: the next message
-// activates the scope afresh from what is applied.
+// stop answers everything waiting with e and stops once it has answered
+// what its mailbox holds: the next message activates the scope afresh
+// from what is applied.
 func (s *scopeActor) stop(ctx actor.Context, e *protocol.Error) {
 	if s.p.dead {
 		return
 	}
 	s.p.fail(e)
-	ctx.Stop(ctx.Self())
+	ctx.Poison(ctx.Self())
 }
 
 // passivate asks the host to stop this activation; the host agrees only if

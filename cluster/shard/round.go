@@ -125,6 +125,12 @@ func (e *Engine) handle(rds []handled, now time.Time) (bool, error) {
 			return false, err
 		}
 	}
+	// Messages that promise nothing of this node's disk go out before it
+	// is written: a leader's appends and heartbeats, so its followers write
+	// their copies while it writes its own (Raft thesis §10.2.1). Its own
+	// copy counts towards the commit only once persisted (raft steps its
+	// own acknowledgement at Advance).
+	unreachable := e.send(rds, false)
 	// W: every group's raft state, one batch, at most one fsync.
 	w := e.cfg.DB.NewBatch()
 	sync := false
@@ -147,8 +153,9 @@ func (e *Engine) handle(rds []handled, now time.Time) (bool, error) {
 	if sync {
 		e.status.fsyncs.Add(1)
 	}
-	// Messages only now that what they promise is durable.
-	unreachable := e.send(rds)
+	// Votes and append acknowledgements only now that what they promise
+	// is durable.
+	unreachable = append(unreachable, e.send(rds, true)...)
 	// A: every group's committed entries, one batch, no fsync (the log
 	// they come from is durable; a crash replays them).
 	a := e.cfg.DB.NewBatch()
@@ -176,6 +183,13 @@ func (e *Engine) handle(rds []handled, now time.Time) (bool, error) {
 	return sync, nil
 }
 
+// promisesDurability reports whether a message type promises state of
+// the sender's that must be on its disk first: a vote, an acknowledged
+// append (RAFT-NOTES §1; raft.go send).
+func promisesDurability(t pb.MessageType) bool {
+	return t == pb.MessageType_MsgAppResp || t == pb.MessageType_MsgVoteResp || t == pb.MessageType_MsgPreVoteResp
+}
+
 type target struct {
 	node  string
 	store uint64
@@ -186,17 +200,21 @@ type unreach struct {
 	to    uint64
 }
 
-// send marshals every message of the round and hands them to the
+// send marshals the round's messages — the responses that promise
+// durable state (after is set), or the others — and hands them to the
 // transport, one batch per destination (split under MaxBatchBytes).
 // Snapshots go to the snapshot streams instead. It returns the replicas
 // whose messages were dropped.
-func (e *Engine) send(rds []handled) []unreach {
+func (e *Engine) send(rds []handled, after bool) []unreach {
 	batches := make(map[target][]*Batch)
 	sizes := make(map[target]int)
 	var unreachable []unreach
 	for _, h := range rds {
 		g := h.g
 		for _, m := range h.rd.Messages {
+			if promisesDurability(m.GetType()) != after {
+				continue
+			}
 			to := m.GetTo()
 			p, ok := g.peer(to)
 			if !ok || p.Node == e.cfg.Node {

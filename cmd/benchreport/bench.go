@@ -26,6 +26,10 @@ type bench struct {
 	profile []string
 	idle    []idleResult
 	groups  []*group
+
+	repl      []replicatedRun
+	chaos     []faultRun
+	quorumRes *quorumRun
 }
 
 // group is a set of load-test runs against one fresh node.
@@ -77,6 +81,18 @@ func (b *bench) all(ctx context.Context) error {
 		}
 		if err := b.runGroup(ctx, g); err != nil {
 			return err
+		}
+	}
+	if want("replicated") {
+		if err := b.replicated(ctx); err != nil {
+			return err
+		}
+	}
+	if want("faults") {
+		b.faults(ctx)
+		if err := b.quorum(ctx); err != nil {
+			b.log.Warn("quorum loss run failed", "err", err)
+			b.quorumRes = &quorumRun{problems: []string{err.Error()}}
 		}
 	}
 	return ctx.Err()

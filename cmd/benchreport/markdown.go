@@ -38,6 +38,7 @@ func (b *bench) markdown(took time.Duration) string {
 		p("| node heap per idle session, %d sessions, %s | ≤ 16 KB | %s |\n", rs[0].sessions, who, kb(median(idleField(rs, func(r idleResult) float64 { return r.heapPer }))))
 		p("| node RSS per idle session, %s | ≤ 16 KB | %s |\n", who, kb(median(idleField(rs, func(r idleResult) float64 { return r.rssPer }))))
 	}
+	b.replicationTargets(p)
 	live, durable, chat := b.groups[0], b.groups[1], b.groups[2]
 	if b.o.only != "" {
 		// A partial run: keep the figures that were measured.
@@ -154,6 +155,8 @@ func (b *bench) markdown(took time.Duration) string {
 		}
 		p("```\n\n")
 	}
+
+	b.replicationMarkdown(p)
 
 	p("## Go benchmarks\n\nThe in-process ones (`./cmd/switchboard`) run a node and the generator in one process: compare them with each other only.\n\n```\n%s\n```\n\n", strings.Join(b.goBench, "\n"))
 	if len(b.profile) > 0 {

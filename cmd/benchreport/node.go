@@ -32,6 +32,16 @@ func startNode(ctx context.Context, bin string, extra ...string) (*nodeProc, err
 	if err != nil {
 		return nil, err
 	}
+	return startNodeDir(ctx, bin, dir, extra...)
+}
+
+// startNodeDir is startNode on the data directory dir. What the node
+// prints goes to dir/stdout too.
+func startNodeDir(ctx context.Context, bin, dir string, extra ...string) (*nodeProc, error) {
+	stdout, err := os.Create(filepath.Join(dir, "stdout"))
+	if err != nil {
+		return nil, err
+	}
 	// Every session comes from one address (like clients behind a proxy),
 	// and the storm reconnects them all at once: no per-address bound.
 	args := append([]string{"serve", "--listen", "127.0.0.1:0", "--data", dir, "--cluster-bind", "127.0.0.1:0",
@@ -57,8 +67,10 @@ func startNode(ctx context.Context, bin string, extra ...string) (*nodeProc, err
 	p := &nodeProc{cmd: cmd, dir: dir, done: make(chan error, 1)}
 	found := make(chan string, 1)
 	go func() {
+		defer stdout.Close()
 		sc := bufio.NewScanner(out)
 		for sc.Scan() {
+			fmt.Fprintln(stdout, sc.Text())
 			if m := listenRE.FindStringSubmatch(sc.Text()); m != nil {
 				select {
 				case found <- m[1]:
@@ -70,6 +82,12 @@ func startNode(ctx context.Context, bin string, extra ...string) (*nodeProc, err
 	go func() { p.done <- cmd.Wait() }()
 	select {
 	case p.addr = <-found:
+		// The gossip line follows the listen line at once.
+		for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+			if _, err := p.gossipAddr(); err == nil {
+				break
+			}
+		}
 		return p, nil
 	case err := <-p.done:
 		os.RemoveAll(dir)
@@ -109,8 +127,9 @@ func (p *nodeProc) stop(w io.Writer) {
 	os.RemoveAll(p.dir)
 }
 
-// nodeStats are what the node's /metrics says about its memory.
-type nodeStats struct{ rss, heap, stack, goroutines, cpu float64 }
+// nodeStats are what the node's /metrics says about its memory, CPU and
+// raft fsyncs.
+type nodeStats struct{ rss, heap, stack, goroutines, cpu, fsyncs float64 }
 
 func (p *nodeProc) stats(ctx context.Context) (nodeStats, error) {
 	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+p.addr+"/metrics", nil)
@@ -142,6 +161,8 @@ func (p *nodeProc) stats(ctx context.Context) (nodeStats, error) {
 			s.goroutines = v
 		case "process_cpu_seconds_total":
 			s.cpu = v
+		case `switchboard_raft_events_total{kind="fsyncs"}`:
+			s.fsyncs = v
 		}
 	}
 	return s, sc.Err()

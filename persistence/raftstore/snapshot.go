@@ -217,6 +217,7 @@ func (s *Storage) IngestSnapshot(env Env, statePath string, meta *pb.SnapshotMet
 	}
 	s.applied, s.trunc, s.hard = applied, trunc, hard
 	s.last, s.lastTerm = trunc.Index, trunc.Term
+	s.cache.reset()
 	return nil
 }
 

@@ -48,6 +48,7 @@ type Storage struct {
 	SnapshotReady func() bool
 
 	scratch []byte // marshalling buffer for entries
+	cache   entryCache
 }
 
 // Shard returns the shard the replica belongs to.
@@ -212,6 +213,9 @@ func (s *Storage) Entries(lo, hi, maxSize uint64) ([]*pb.Entry, error) {
 	if hi > s.last+1 || lo >= hi {
 		return nil, raft.ErrUnavailable
 	}
+	if ents, ok := s.cache.get(lo, hi, maxSize); ok {
+		return ents, nil
+	}
 	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: LogKey(s.shard, lo), UpperBound: LogKey(s.shard, hi)})
 	if err != nil {
 		return nil, err
@@ -257,6 +261,9 @@ func (s *Storage) Term(i uint64) (uint64, error) {
 		return 0, raft.ErrUnavailable
 	case i == s.last:
 		return s.lastTerm, nil
+	}
+	if t, ok := s.cache.term(i); ok {
+		return t, nil
 	}
 	v, err := get(s.db, LogKey(s.shard, i))
 	if err != nil {
@@ -329,6 +336,7 @@ func (s *Storage) Append(b *pebble.Batch, ents []*pb.Entry) error {
 		}
 	}
 	s.last, s.lastTerm = lastNew.GetIndex(), lastNew.GetTerm()
+	s.cache.append(ents)
 	return nil
 }
 
@@ -376,6 +384,7 @@ func (s *Storage) Truncate(b *pebble.Batch, index uint64) error {
 		return err
 	}
 	s.trunc = t
+	s.cache.dropTo(index)
 	return nil
 }
 

@@ -6,6 +6,7 @@ import (
 	"io"
 	"log"
 	"math"
+	"math/rand/v2"
 	"slices"
 	"testing"
 
@@ -487,6 +488,76 @@ func TestAppliedStateRoundTrip(t *testing.T) {
 	for n := range len(a.Encode()) {
 		if _, err := DecodeAppliedState(a.Encode()[:n]); err == nil {
 			t.Fatalf("a record cut at %d decoded", n)
+		}
+	}
+}
+
+// TestEntryCacheAgreesWithTheStore appends (overwriting tails), truncates
+// and reads at random: what the storage serves from its cache always
+// equals what a reload serves from Pebble alone.
+func TestEntryCacheAgreesWithTheStore(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	db := memDB(t)
+	b := db.NewBatch()
+	s, err := Bootstrap(db, b, testShard, 1, []ReplicaDesc{{1, "a", 1}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	commit(t, b)
+	term := InitialTerm
+	for step := range 400 {
+		last, _ := s.LastIndex()
+		first, _ := s.FirstIndex()
+		b := db.NewBatch()
+		switch op := rng.IntN(10); {
+		case op < 7:
+			from := max(first, s.Applied().Index+1, last+1-uint64(rng.IntN(4)))
+			if rng.IntN(5) == 0 {
+				term++
+			}
+			n := 1 + rng.IntN(40)
+			terms := make([]uint64, n)
+			for i := range terms {
+				terms[i] = term
+			}
+			if err := s.Append(b, ents(from, terms...)); err != nil {
+				t.Fatal(err)
+			}
+		case last >= first:
+			to := first + uint64(rng.IntN(int(last-first+1)))
+			a := s.Applied().Clone()
+			a.Index, a.Term = last, s.lastTerm
+			if err := s.SetApplied(b, a); err != nil {
+				t.Fatal(err)
+			}
+			if err := s.Truncate(b, to); err != nil {
+				t.Fatal(err)
+			}
+		}
+		commit(t, b)
+		last, _ = s.LastIndex()
+		first, _ = s.FirstIndex()
+		if last < first {
+			continue
+		}
+		lo := first + uint64(rng.IntN(int(last-first+1)))
+		hi := lo + 1 + uint64(rng.IntN(int(last-lo+1)))
+		maxSize := uint64(rng.IntN(3000))
+		got, err := s.Entries(lo, hi, maxSize)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, err := reload(t, db).Entries(lo, hi, maxSize)
+		if err != nil {
+			t.Fatal(err)
+		}
+		wantEntries(t, got, want)
+		for i := lo; i < hi; i++ {
+			a, _ := s.Term(i)
+			b, _ := reload(t, db).Term(i)
+			if a != b {
+				t.Fatalf("step %d: term of %d: %d cached, %d stored", step, i, a, b)
+			}
 		}
 	}
 }
