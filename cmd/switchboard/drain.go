@@ -66,7 +66,7 @@ func (n *Node) otherHosts() bool {
 
 // waitEmpty waits until this node holds no replica.
 func (n *Node) waitEmpty(ctx context.Context) (int, error) {
-	r := n.repl
+	r := n.repl.Load()
 	if r == nil {
 		return 0, nil
 	}

@@ -107,7 +107,7 @@ type Node struct {
 	host   bool
 	// repl is the node's raft engine and its host actor (hosts only), set
 	// once the node knows its cluster; hosting is set then.
-	repl    *replication
+	repl    atomic.Pointer[replication]
 	hosting atomic.Bool
 	gw      *gateway.Gateway
 	ln      net.Listener
@@ -536,7 +536,7 @@ func (n *Node) Close() error {
 	}
 	close(n.stop)
 	n.bg.Wait()
-	if r := n.repl; r != nil {
+	if r := n.repl.Load(); r != nil {
 		// Actors finish what their mailboxes hold (a session that just
 		// ended is recorded) while the engine still replicates; then the
 		// engine stops (failing what still waits) before the store closes.

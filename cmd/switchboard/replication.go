@@ -193,7 +193,7 @@ func (n *Node) runReplication(r *replication, id persistence.Identity) error {
 		return fmt.Errorf("start host: %w", err)
 	}
 	r.host.Store(host)
-	n.repl = r
+	n.repl.Store(r)
 	n.metrics.watchReplication(r.engine)
 	if err := n.cl.ServeRaft(r.engine); err != nil {
 		return err
@@ -256,7 +256,7 @@ func (r *replication) LeaderChanged(st shard.Status) {
 // feedHosts tells the engine which hosts of this cluster replicas may be
 // placed on.
 func (n *Node) feedHosts() {
-	r := n.repl
+	r := n.repl.Load()
 	if r == nil {
 		return
 	}
