@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"net"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -16,17 +15,6 @@ import (
 	"github.com/switchboard-chat/switchboard/persistence/raftstore"
 	"github.com/switchboard-chat/switchboard/protocol"
 )
-
-// freeAddr returns a loopback address free a moment ago.
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
 
 // TestNewNodesAllStartedWithJoinFormOneCluster: three new hosts each
 // started with --join of the other two (as scripts and the chaos harness
