@@ -10,7 +10,7 @@ type claimSet []string
 func (s claimSet) has(key string) bool { return slices.Contains(s, key) }
 
 // ClaimScopes is fault injection, in builds with the testhooks tag only:
-// the node configured by cfg believes it owns these scope keys
-// ("c/<channel>") whatever placement says, as a node with a partitioned
-// membership view would.
+// the node configured by cfg routes these scope keys ("c/<channel>") to
+// itself whatever its shard table says, as a node that believes it leads
+// their shards would.
 func ClaimScopes(cfg *Config, keys []string) { cfg.claims = keys }

@@ -337,8 +337,46 @@ func (r *runner) setup(ctx context.Context, i int) {
 }
 
 // call makes a create or join and waits for it; the stream begins at the
-// reply's seq on the read goroutine, before any later event.
+// reply's seq on the read goroutine, before any later event. An
+// unavailable reply (a shard changing leader, as happens while a cluster
+// rebalances) is retried, as clients do, for up to setupRetry; a create
+// retried after its first try landed answers invalid_state, and a join
+// then begins the stream instead.
 func (r *runner) call(ctx context.Context, s *session, op string, args any, st *stream) error {
+	deadline := time.Now().Add(setupRetry)
+	backoff := 50 * time.Millisecond
+	retried := false
+	for {
+		err := r.callOnce(ctx, s, op, args, st)
+		var pe *protocol.Error
+		if retried && op == protocol.OpChannelCreate && errors.As(err, &pe) && pe.Code == protocol.CodeInvalidState {
+			if a, ok := args.(protocol.ChannelCreateArgs); ok {
+				op, args = protocol.OpChannelJoin, protocol.WatchArgs{Channel: a.ID}
+				continue
+			}
+		}
+		if err == nil || !errors.As(err, &pe) || pe.Code != protocol.CodeUnavailable || time.Now().After(deadline) {
+			if err != nil {
+				r.cfg.Logger.Warn("loadtest: setup call failed", "op", op, "session", s.idx, "err", err)
+			}
+			return err
+		}
+		retried = true
+		select {
+		case <-time.After(backoff):
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		backoff = min(2*backoff, time.Second)
+	}
+}
+
+// setupRetry bounds how long a setup call is retried through unavailable
+// replies.
+const setupRetry = 15 * time.Second
+
+// callOnce makes one try of call.
+func (r *runner) callOnce(ctx context.Context, s *session, op string, args any, st *stream) error {
 	done := make(chan error, 1)
 	err := s.cl.CallAsync(op, args, func(res json.RawMessage, err error) {
 		if err == nil {
@@ -359,9 +397,6 @@ func (r *runner) call(ctx context.Context, s *session, op string, args any, st *
 		}
 	}
 	r.ops.add(op, codeOf(err))
-	if err != nil {
-		r.cfg.Logger.Warn("loadtest: setup call failed", "op", op, "session", s.idx, "err", err)
-	}
 	return err
 }
 

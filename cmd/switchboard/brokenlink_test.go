@@ -12,7 +12,10 @@ import (
 // TestRequestsToABrokenNodeFailAtOnce: once the connection to a node
 // breaks (here: SIGKILL), requests routed to it fail with unavailable at
 // once, long before failure detection (lan: about 5 s) declares it dead —
-// not after the transport's two-second reconnect attempt each.
+// not after the transport's two-second reconnect attempt each. The node
+// leads the channel's shard, whose two replicas (one per node) are then
+// one short of a majority: no other leader can take over until it is
+// back.
 func TestRequestsToABrokenNodeFailAtOnce(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts node processes")
@@ -38,6 +41,11 @@ func TestRequestsToABrokenNodeFailAtOnce(t *testing.T) {
 	if m := c.reply(); m["result"] == nil {
 		t.Fatalf("create on n2: %v", m)
 	}
+	tc := &testCluster{procs: map[string]*proc{"n1": a}}
+	waitFor(t, 30*time.Second, "n2 to lead the channel's shard, both replicas voting", func() bool {
+		l, err := tc.locate("n1", ch)
+		return err == nil && l.Leader == "n2" && len(l.Replicas) == 2
+	})
 	b.kill()
 	killed := time.Now()
 	for i := range 8 {
@@ -50,7 +58,7 @@ func TestRequestsToABrokenNodeFailAtOnce(t *testing.T) {
 		t.Logf("send %d failed after %v", i, time.Since(start).Round(time.Millisecond))
 	}
 	elapsed := time.Since(killed)
-	v, err := (&testCluster{procs: map[string]*proc{"n1": a}}).view("n1")
+	v, err := tc.view("n1")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -371,7 +371,7 @@ func (n *Node) hostDeps(engine *shard.Engine) actors.Deps {
 	return actors.Deps{
 		Cluster:     n.cl,
 		Store:       n.store,
-		Replication: engine,
+		Replication: n.cfg.Test.replication(engine, n.cl),
 		Config:      acfg,
 		Logger:      n.log,
 		Metrics:     n.metrics.actorHooks(),

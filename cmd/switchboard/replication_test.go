@@ -295,3 +295,57 @@ func TestQuorumLossRefusesThenRecovers(t *testing.T) {
 	tr.verify(t, admin)
 	tr2.verify(t, admin)
 }
+
+// TestActivationOnAStaleLeaderIsRefused: n3 believes it leads a channel's
+// shard whatever Raft says (the test build's --test-claim-channels), as a
+// deposed leader that has not heard of its successor would: its gateway
+// sends the channel's requests to its own host, which activates the
+// channel in the term its follower replica knows. Raft refuses everything
+// that activation proposes or confirms: it acknowledges no write and
+// serves no read, while the real leader acknowledges every write, each
+// stored once.
+func TestActivationOnAStaleLeaderIsRefused(t *testing.T) {
+	ch := channelOwnedBy("claimed", "n1", "n1", "n2", "n3")
+	c := newTestCluster(t, "n1", "n2")
+	c.start("n3", "--test-claim-channels", ch)
+	c.waitAlive(3)
+	c.waitSettled("n1", "n2", "n3")
+	ctx := ctxT(t)
+	a := clusterClient(t, c.urls("n1"), "alice")
+	if _, _, err := a.CreateChannel(ctx, protocol.ChannelCreateArgs{ID: ch, Type: protocol.TypeStandard, Members: []string{"bob"}}); err != nil {
+		t.Fatal(err)
+	}
+	if l, err := c.locate("n3", ch); err != nil || l.Leader != "n1" {
+		t.Fatalf("the channel is led by %+v (%v), want n1", l, err)
+	}
+	b := clusterClient(t, c.urls("n3"), "bob", func(o *client.Options) { o.MaxRetry = time.Millisecond })
+	unavailable := func(what string, err error) {
+		t.Helper()
+		var pe *protocol.Error
+		if !errors.As(err, &pe) || pe.Code != protocol.CodeUnavailable {
+			t.Fatalf("%s on the claiming node: %v, want unavailable", what, err)
+		}
+	}
+	after := uint64(0)
+	for i := range 20 {
+		if _, err := a.Send(ctx, sendArgs(ch, fmt.Sprintf("a%d", i))); err != nil {
+			t.Fatalf("send %d at the leader: %v", i, err)
+		}
+		_, err := b.Send(ctx, sendArgs(ch, fmt.Sprintf("b%d", i)))
+		unavailable("a send", err)
+		_, err = b.History(ctx, protocol.HistoryArgs{Channel: ch, After: &after})
+		unavailable("a read", err)
+	}
+	if got := c.metric("n3", `switchboard_actor_activations_total{kind="channel"}`); got == 0 {
+		t.Fatal("the claiming node never activated the channel: the test proved nothing")
+	}
+	msgs := allMessages(t, a, ch)
+	if len(msgs) != 20 {
+		t.Fatalf("%d messages stored, want the leader's 20", len(msgs))
+	}
+	for i, m := range msgs {
+		if m.Segment != uint64(i+1) || m.Text != fmt.Sprintf("a%d", i) {
+			t.Fatalf("message %d: segment %d %q", i, m.Segment, m.Text)
+		}
+	}
+}

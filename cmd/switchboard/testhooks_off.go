@@ -5,6 +5,7 @@ package main
 import (
 	"flag"
 
+	"github.com/switchboard-chat/switchboard/actors"
 	"github.com/switchboard-chat/switchboard/cluster"
 )
 
@@ -16,3 +17,5 @@ func testHookFlags(*flag.FlagSet, *testHooks) func() { return func() {} }
 func (testHooks) apply(*cluster.Config) {}
 
 func (testHooks) webhook(*WebhookConfig) error { return nil }
+
+func (testHooks) replication(r actors.Replication, _ *cluster.Cluster) actors.Replication { return r }
