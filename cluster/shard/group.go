@@ -41,6 +41,7 @@ type group struct {
 
 	incoming *incoming // a snapshot stepped this round
 	removed  bool      // applied a config without itself: destroy
+	dropped  bool      // removed, but uninitialized: no tombstone
 	changed  bool      // publish its status after the round
 
 	confAt     uint64    // index of the conf change last proposed here

@@ -215,6 +215,10 @@ func (e *Engine) place(g *group, hosts map[string]Host, now time.Time) {
 	}
 }
 
+// uninitializedIdle is how many election timeouts an uninitialized
+// replica waits for its leader before it is dropped.
+const uninitializedIdle = 10
+
 // catchUpSlack is how far behind the leader's commit a replica may be and
 // still count as caught up.
 const catchUpSlack = 64
@@ -302,12 +306,23 @@ func (e *Engine) SetMembership(fn func(shard uint32) (Membership, bool)) {
 // count in a configuration newer than the replica's own, and that no
 // leader has contacted for two election timeouts (a replica just added
 // hears from its leader at once). A replica still waiting for its first
-// snapshot knows no configuration to compare and holds nothing: it stays.
+// snapshot knows no configuration to compare and holds nothing: once no
+// leader has contacted it for uninitializedIdle election timeouts (a
+// learner hears its leader's heartbeats, even while a snapshot streams to
+// it), it is dropped without a tombstone — should its shard still want
+// it, the leader's next message creates it again.
 func (e *Engine) maybeOrphaned(g *group, now time.Time) {
+	if !g.st.Initialized() {
+		if now.Sub(g.lastLeader) > uninitializedIdle*e.cfg.Timing.ElectionTimeout() && g.incoming == nil {
+			e.log.Debug("dropping a replica that never received its shard", "shard", g.shard, "replica", g.id)
+			g.removed, g.dropped = true, true
+		}
+		return
+	}
 	e.hosts.mu.Lock()
 	fn := e.membership
 	e.hosts.mu.Unlock()
-	if fn == nil || !g.st.Initialized() || now.Sub(g.lastLeader) < 2*e.cfg.Timing.ElectionTimeout() {
+	if fn == nil || now.Sub(g.lastLeader) < 2*e.cfg.Timing.ElectionTimeout() {
 		return
 	}
 	m, ok := fn(g.shard)

@@ -107,7 +107,7 @@ func (e *Engine) replicaFor(shard uint32, to uint64, t pb.MessageType) *group {
 }
 
 // destroy removes a replica: its waiters fail, its data goes (in b) and a
-// tombstone stays.
+// tombstone stays (but for a dropped replica, which held nothing).
 func (e *Engine) destroy(b *pebble.Batch, g *group) error {
 	g.failWaiters(ErrLost)
 	if g.incoming != nil {
@@ -116,7 +116,7 @@ func (e *Engine) destroy(b *pebble.Batch, g *group) error {
 	}
 	delete(e.groups, g.shard)
 	e.status.remove(g.shard)
-	return g.st.Destroy(b)
+	return g.st.Destroy(b, !g.dropped)
 }
 
 // destroyRemoved destroys the replicas that applied a configuration

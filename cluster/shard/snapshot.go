@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -104,6 +105,13 @@ func (e *Engine) streamSnapshot(ctx context.Context, id uint64, shard uint32, p 
 	applied, err := raftstore.ReadApplied(snap, shard)
 	if err != nil {
 		return err
+	}
+	// The state sent is the newest applied, which may be a configuration
+	// that no longer has the replica (removed since raft asked for the
+	// snapshot): it would refuse it, so it is not sent.
+	if cs := applied.ConfState; !slices.Contains(cs.GetVoters(), msg.GetTo()) && !slices.Contains(cs.GetLearners(), msg.GetTo()) &&
+		!slices.Contains(cs.GetVotersOutgoing(), msg.GetTo()) && !slices.Contains(cs.GetLearnersNext(), msg.GetTo()) {
+		return fmt.Errorf("shard %d: replica %d is no longer in the configuration", shard, msg.GetTo())
 	}
 	msg.Snapshot = &pb.Snapshot{Metadata: &pb.SnapshotMetadata{
 		Index: new(applied.Index), Term: new(applied.Term), ConfState: applied.ConfState}}

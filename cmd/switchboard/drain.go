@@ -64,7 +64,8 @@ func (n *Node) otherHosts() bool {
 	return false
 }
 
-// waitEmpty waits until this node holds no replica.
+// waitEmpty waits until this node holds no replica (an uninitialized one,
+// still waiting for its shard's data, holds nothing and does not count).
 func (n *Node) waitEmpty(ctx context.Context) (int, error) {
 	r := n.repl.Load()
 	if r == nil {
@@ -74,7 +75,12 @@ func (n *Node) waitEmpty(ctx context.Context) (int, error) {
 	defer t.Stop()
 	logged := time.Now()
 	for {
-		left := len(r.engine.Statuses())
+		left := 0
+		for _, st := range r.engine.Statuses() {
+			if st.Initialized {
+				left++
+			}
+		}
 		if left == 0 {
 			return 0, nil
 		}

@@ -388,10 +388,11 @@ func (s *Storage) Truncate(b *pebble.Batch, index uint64) error {
 	return nil
 }
 
-// Destroy deletes the replica's raft state and state machine in b and
-// leaves a tombstone, so that no message to this replica ID (or an older
-// one) recreates it. The Storage must not be used afterwards.
-func (s *Storage) Destroy(b *pebble.Batch) error {
+// Destroy deletes the replica's raft state and state machine in b and,
+// with tombstone set, leaves a tombstone, so that no message to this
+// replica ID (or an older one) recreates it. The Storage must not be used
+// afterwards.
+func (s *Storage) Destroy(b *pebble.Batch, tombstone bool) error {
 	lo, hi := RaftSpan(s.shard)
 	if err := b.DeleteRange(lo, hi, nil); err != nil {
 		return err
@@ -399,6 +400,9 @@ func (s *Storage) Destroy(b *pebble.Batch) error {
 	lo, hi = StateSpan(s.shard)
 	if err := b.DeleteRange(lo, hi, nil); err != nil {
 		return err
+	}
+	if !tombstone {
+		return nil
 	}
 	return b.Set(TombstoneKey(s.shard), encodeU64(s.replicaID+1), nil)
 }

@@ -455,7 +455,7 @@ func TestDestroyLeavesTombstone(t *testing.T) {
 	if err := b.Set(append(StatePrefix(testShard), 'c', 1), []byte("v"), nil); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Destroy(b); err != nil {
+	if err := s.Destroy(b, true); err != nil {
 		t.Fatal(err)
 	}
 	commit(t, b)
