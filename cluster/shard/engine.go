@@ -133,6 +133,9 @@ type Config struct {
 	// ReplaceDeadAfter is how long a host may stay dead before its replicas
 	// are re-created on other hosts.
 	ReplaceDeadAfter time.Duration
+	// Admit, when set, decides whether a proposal of n bytes may be made
+	// now (the store's disk guard): a refusal fails it at once.
+	Admit func(n int64) error
 	// OnFatal is called (once, from the loop) when the node's storage fails
 	// and the engine stops.
 	OnFatal func(error)

@@ -61,6 +61,19 @@ func TestSingleNodeProposesReadsAndRestarts(t *testing.T) {
 	if !errors.Is(big.err, ErrTooLarge) || !errors.Is(after.err, ErrLost) || h.get(a, 1, "after") != "" {
 		t.Fatalf("oversized command: %v, the next one: %v", big.err, after.err)
 	}
+	// A proposal the store's disk guard refuses fails at once, and breaks
+	// its stream too.
+	full := errors.New("disk full")
+	a.e.cfg.Admit = func(int64) error { return full }
+	s = NewStream(1, term)
+	refused, later := &result{}, &result{}
+	a.e.Propose(s, []byte("z=1"), refused.set)
+	a.e.cfg.Admit = nil
+	a.e.Propose(s, []byte("z=2"), later.set)
+	h.settle()
+	if !errors.Is(refused.err, full) || !errors.Is(later.err, ErrLost) || h.get(a, 1, "z") != "" {
+		t.Fatalf("refused by the disk guard: %v, the next one: %v", refused.err, later.err)
+	}
 
 	fs := h.crash("a")
 	a = h.start("a", fs)

@@ -80,6 +80,14 @@ func (e *Engine) Propose(s *Stream, cmd []byte, done func(error)) {
 		done(ErrTooLarge)
 		return
 	}
+	if e.cfg.Admit != nil {
+		// Written twice here: in the log, then applied.
+		if err := e.cfg.Admit(2 * int64(len(cmd))); err != nil {
+			s.broken.Store(true)
+			done(err)
+			return
+		}
+	}
 	p := &proposal{stream: s, shard: s.shard, term: s.term, cmd: cmd, done: done, at: e.clock()}
 	if err := e.push(func(in *inputs) bool {
 		if len(in.props) >= e.cfg.MaxQueuedProposals {
