@@ -124,12 +124,16 @@ func (r *tableRig) run(t *testing.T, d *datadriven.TestData) string {
 		return "ok"
 	case "owner":
 		for _, a := range d.CmdArgs {
-			node, life, _ := strings.Cut(a.SingleVal(t), ":")
-			inc := int64(1)
-			if life != "" {
-				inc, _ = strconv.ParseInt(life, 10, 64)
+			// node[:life[:term]]
+			parts := strings.Split(a.SingleVal(t), ":")
+			ref := ownerRef{node: parts[0], incarnation: 1}
+			if len(parts) > 1 {
+				ref.incarnation, _ = strconv.ParseInt(parts[1], 10, 64)
 			}
-			r.owners[a.Key] = ownerRef{node: node, incarnation: inc}
+			if len(parts) > 2 {
+				ref.term, _ = strconv.ParseUint(parts[2], 10, 64)
+			}
+			r.owners[a.Key] = ref
 		}
 		return "ok"
 	case "down", "up":
@@ -256,6 +260,9 @@ func (r *tableRig) state() string {
 		fmt.Fprintf(&b, "%s:", ch)
 		if c.ownerKnown {
 			fmt.Fprintf(&b, " owner=%s:%d", c.owner.node, c.owner.incarnation)
+			if c.owner.term != 0 {
+				fmt.Fprintf(&b, ":%d", c.owner.term)
+			}
 		}
 		if c.pending > 0 {
 			fmt.Fprintf(&b, " pending=%d", c.pending)
