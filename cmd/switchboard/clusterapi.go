@@ -45,6 +45,8 @@ func (n *Node) clusterInfo(w http.ResponseWriter, r *http.Request) {
 		Name     string         `json:"name"`
 		Address  string         `json:"address"`
 		HTTP     string         `json:"http,omitempty"`
+		HTTPTLS  bool           `json:"http_tls,omitempty"`
+		Admin    string         `json:"admin,omitempty"`
 		Remote   string         `json:"remote"`
 		Roles    []cluster.Role `json:"roles"`
 		State    cluster.State  `json:"state"`
@@ -81,7 +83,7 @@ func (n *Node) clusterInfo(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	for _, m := range v.Members() {
-		mm := member{Name: m.Name, Address: m.Gossip, HTTP: m.Meta.HTTP, Remote: m.Meta.Remote, Roles: m.Meta.Roles,
+		mm := member{Name: m.Name, Address: m.Gossip, HTTP: m.Meta.HTTP, HTTPTLS: m.Meta.HTTPTLS, Admin: m.Meta.Admin, Remote: m.Meta.Remote, Roles: m.Meta.Roles,
 			State: m.State, Draining: m.Meta.Draining, Self: m.Name == n.cl.Name(), Replicas: replicas[m.Name], Leads: leads[m.Name]}
 		if s := stats[m.Name]; s != nil {
 			mm.Channels, mm.Users = &s.Channels, &s.Users

@@ -368,7 +368,7 @@ func (n *Node) hostDeps(engine *shard.Engine) actors.Deps {
 		acfg.Channel.Rich.TypingTTL = n.cfg.TypingTTL
 	}
 	acfg.PassivateAfter = n.cfg.PassivateAfter // zero: the default
-	return actors.Deps{
+	deps := actors.Deps{
 		Cluster:     n.cl,
 		Store:       n.store,
 		Replication: n.cfg.Test.replication(engine, n.cl),
@@ -376,6 +376,10 @@ func (n *Node) hostDeps(engine *shard.Engine) actors.Deps {
 		Logger:      n.log,
 		Metrics:     n.metrics.actorHooks(),
 	}
+	if n.hooks != nil {
+		deps.Channel.Webhooks, deps.Webhooks = true, n.hooks.d
+	}
+	return deps
 }
 
 // fail reports a failure after start: Run returns it.
