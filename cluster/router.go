@@ -62,7 +62,8 @@ func unavailable(id uint64, format string, args ...any) *clusterpb.Reply {
 
 // Request sends req to the leader of its target's shard and calls done
 // exactly once: with the reply, or with an unavailable error when no
-// leader is known, the leader is down, its connection drops, or timeout
+// leader is known (after waiting up to leaderWait for one to be
+// announced), the leader is down, its connection drops, or timeout
 // passes. A node that answers it does not lead the shard (nothing was
 // done) names the leader it knows: the request goes there once more, if
 // time remains. done always runs on the node's inbox goroutine (see
@@ -71,8 +72,28 @@ func (c *Cluster) Request(req *clusterpb.Request, timeout time.Duration, done fu
 	c.request(req, time.Now().Add(timeout), 1, done)
 }
 
+// leaderWait bounds how long a request waits for its shard's leader to be
+// known (a new leader announces itself at once; a node that just joined
+// hears of every leader within a second), polling every leaderPoll.
+const (
+	leaderWait = time.Second
+	leaderPoll = 50 * time.Millisecond
+)
+
 func (c *Cluster) request(req *clusterpb.Request, deadline time.Time, retries int, done func(*clusterpb.Reply)) {
+	c.requestWaiting(req, deadline, retries, time.Now().Add(leaderWait), done)
+}
+
+func (c *Cluster) requestWaiting(req *clusterpb.Request, deadline time.Time, retries int, waitUntil time.Time, done func(*clusterpb.Reply)) {
 	owner := c.OwnerOf(req.Kind, req.Target)
+	if next := time.Now().Add(leaderPoll); owner == "" && c.shardCount() > 0 && next.Before(deadline) && next.Before(waitUntil) {
+		select {
+		case <-c.stop:
+		default:
+			time.AfterFunc(leaderPoll, func() { c.requestWaiting(req, deadline, retries, waitUntil, done) })
+			return
+		}
+	}
 	if owner == "" {
 		rep := unavailable(0, "no leader of %s's shard is known yet (an election may be under way); retry", req.Target)
 		rep.Error.RetryAfterMs = leaderRetryMS

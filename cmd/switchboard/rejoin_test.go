@@ -141,6 +141,7 @@ func TestNodeStartedBeforeItsSeedJoinsWhenItComesUp(t *testing.T) {
 	c.waitAlive(2)
 	c.waitPlacement("a", "b")
 	waitFor(t, 10*time.Second, "b to be ready", func() bool { return readyStatus(c.procs["b"]) == http.StatusOK })
+	c.waitSettled("a", "b") // b knows every shard's leader
 	onA := channelOwnedBy("late", "a", "a", "b")
 	admin := clusterClient(t, c.urls("b"), "admin")
 	if _, _, err := admin.CreateChannel(ctxT(t), protocol.ChannelCreateArgs{ID: onA, Type: protocol.TypeStandard}); err != nil {
