@@ -226,6 +226,13 @@ func TestSIGTERMDrainsAHost(t *testing.T) {
 // up and takes its share of leaders back.
 func TestLeaderKillLosesNothingAndServesOn(t *testing.T) {
 	c := newTestCluster(t, "n1", "n2", "n3")
+	t.Cleanup(func() {
+		if t.Failed() {
+			for n, p := range c.procs {
+				t.Logf("log of %s:\n%s", n, readFile(p.logf))
+			}
+		}
+	})
 	c.waitSettled("n1", "n2", "n3")
 	ctx := ctxT(t)
 	channels := []string{channelOwnedBy("k", "n1", "n1", "n2", "n3"), channelOwnedBy("k", "n2", "n1", "n2", "n3"),
