@@ -184,13 +184,18 @@ type Message struct {
 	System      *SystemInfo `json:"system"`
 }
 
-// UnmarshalJSON reads a message; a null data or metadata object is nil.
+// UnmarshalJSON reads a message; a null data or metadata object is nil,
+// and an absent type is text (events leave it out, see
+// AppendEventMessage; they leave out channel too, which is the event's).
 func (m *Message) UnmarshalJSON(b []byte) error {
 	type plain Message
 	if err := json.Unmarshal(b, (*plain)(m)); err != nil {
 		return err
 	}
 	m.Data, m.Metadata = nullIsNil(m.Data), nullIsNil(m.Metadata)
+	if m.Type == "" {
+		m.Type = MessageText
+	}
 	return nil
 }
 

@@ -121,15 +121,30 @@ func idemStoreKey(user, clientID string) []byte {
 
 // messageEvent is the data of message events.
 type messageEvent struct {
-	Message *protocol.Message `json:"message"`
-	Actor   string            `json:"actor,omitempty"`
+	Message eventMessage `json:"message"`
+	Actor   string       `json:"actor,omitempty"`
 }
 
-// messageEventData is messageEvent{Message: m} around m's encoding.
-func messageEventData(enc []byte) []byte {
-	b := make([]byte, 0, len(enc)+len(`{"message":}`))
+// eventMessage is a message as events carry it: without its empty
+// fields, its channel (the event's) and a text type
+// (protocol.AppendEventMessage).
+type eventMessage struct{ *protocol.Message }
+
+func (m eventMessage) MarshalJSON() ([]byte, error) {
+	return protocol.AppendEventMessage(nil, m.Message), nil
+}
+
+func (m *eventMessage) UnmarshalJSON(b []byte) error {
+	m.Message = new(protocol.Message)
+	return m.Message.UnmarshalJSON(b)
+}
+
+// messageEventData is the data of m's message.new: messageEvent{Message:
+// m}, encoded directly.
+func messageEventData(m *protocol.Message) []byte {
+	b := make([]byte, 0, 192+len(m.Text))
 	b = append(b, `{"message":`...)
-	b = append(b, enc...)
+	b = protocol.AppendEventMessage(b, m)
 	return append(b, '}')
 }
 
@@ -248,9 +263,10 @@ func (s *State) send(c Caller, args json.RawMessage, files []AttachedFile, now t
 		s.putMember(nm)
 	}
 	s.noteSend(c, m, now)
-	// The stored record, the event and the reply share one encoding of
-	// the message: a send is the hottest path there is.
-	s.emitRaw(protocol.EventMessageNew, messageEventData(enc))
+	// The stored record and the reply share one encoding of the message
+	// (a send is the hottest path there is); the event has its own,
+	// smaller one, which every watcher reads.
+	s.emitRaw(protocol.EventMessageNew, messageEventData(msg))
 	s.afterSend(c, msg, parent, ex, now)
 	return s.sentView(c, msg, enc), nil
 }
@@ -314,7 +330,7 @@ func (s *State) handleEdit(c Caller, args json.RawMessage, now time.Time) (any, 
 	}
 	m.EditedAt = protocol.At(now)
 	s.putMessage(m)
-	s.emit(protocol.EventMessageUpdated, messageEvent{Message: m, Actor: c.User})
+	s.emit(protocol.EventMessageUpdated, messageEvent{Message: eventMessage{m}, Actor: c.User})
 	return protocol.MessageResult{Message: s.viewMessage(c, m)}, nil
 }
 
@@ -350,7 +366,7 @@ func (s *State) handleMessageDelete(c Caller, args json.RawMessage, now time.Tim
 		return nil, internal(err)
 	}
 	m := s.softDelete(old, d, c.User)
-	s.emit(protocol.EventMessageDeleted, messageEvent{Message: m, Actor: c.User})
+	s.emit(protocol.EventMessageDeleted, messageEvent{Message: eventMessage{m}, Actor: c.User})
 	return protocol.MessageResult{Message: s.viewMessage(c, m)}, nil
 }
 
