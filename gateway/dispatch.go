@@ -99,7 +99,7 @@ func (s *session) sessionOp(name string) func(s *session, args []byte, done answ
 	case protocol.OpLogout:
 		return func(s *session, _ []byte, done answer) {
 			done(resultReply([]byte("{}")))
-			s.out.close(reasonLogout)
+			s.end(reasonLogout)
 		}
 	case protocol.OpPresenceWatch:
 		return func(s *session, args []byte, done answer) { s.g.presence.watch(s, args, done) }

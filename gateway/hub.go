@@ -23,6 +23,10 @@ import (
 type hub struct {
 	g *Gateway
 	t *watchTable[*session]
+	// frames frames each event once for all its sessions; wake collects
+	// the sessions a fan-out woke, handed to the writers at once.
+	frames frameCache
+	wake   []*session
 	// viewPending coalesces view changes: one is queued at a time.
 	viewPending atomic.Bool
 	// timer ticks the table at timerAt for its retries; timerGen tells a
@@ -49,10 +53,17 @@ func (h *hub) ownerOf(ch string) (ownerRef, bool) {
 // apply carries out the table's effects, in their order.
 func (h *hub) apply(fx *watchEffects[*session]) {
 	for _, d := range fx.Deliver {
-		d.s.send(d.frame)
+		if d.s.queue(h.frames.message(d.frame)) {
+			h.wake = append(h.wake, d.s)
+		}
+	}
+	if len(h.wake) > 0 {
+		h.g.writers.addAll(h.wake)
+		clear(h.wake)
+		h.wake = h.wake[:0]
 	}
 	for _, s := range fx.Close {
-		s.out.close(reasonResync)
+		s.end(reasonResync)
 	}
 	for _, d := range fx.Drop {
 		h.g.sessionsClosed(d.ch, d.s.id)
