@@ -1,6 +1,7 @@
 package protocol
 
 import (
+	"bytes"
 	"encoding/json"
 	"strconv"
 )
@@ -62,11 +63,19 @@ func appendStringField(dst []byte, key, v string) []byte {
 
 // appendRawField appends an object field that is already JSON (a
 // message's data and metadata are stored compacted); null is no value.
+// It is escaped as encoding/json writes a json.RawMessage (<, >, &, U+2028
+// and U+2029 as \u escapes), so an event carries the bytes a reply does.
 func appendRawField(dst []byte, key string, v json.RawMessage) []byte {
 	if v = nullIsNil(v); len(v) == 0 {
 		return dst
 	}
-	return append(append(dst, key...), v...)
+	dst = append(dst, key...)
+	if !bytes.ContainsAny(v, "<>&\u2028\u2029") {
+		return append(dst, v...)
+	}
+	var b bytes.Buffer
+	json.HTMLEscape(&b, v)
+	return append(dst, b.Bytes()...)
 }
 
 func appendStringsField(dst []byte, key string, v []string) []byte {

@@ -86,3 +86,21 @@ func FuzzEventMessage(f *testing.F) {
 		}
 	})
 }
+
+// TestEventMessageEscapesAsEncodingJSON: data and metadata are written
+// as encoding/json writes them in replies (HTML characters escaped), so
+// an event and a reply carry the same bytes.
+func TestEventMessageEscapesAsEncodingJSON(t *testing.T) {
+	data := json.RawMessage(`{"a":"<b>&\u2028</b>","c":[1,2]}`)
+	m := &Message{ID: "1-a", Segment: 1, User: "u", Type: MessageJSON, Data: data, Metadata: data}
+	want, _ := json.Marshal(data)
+	var got struct {
+		Data, Metadata json.RawMessage
+	}
+	if err := json.Unmarshal(AppendEventMessage(nil, m), &got); err != nil {
+		t.Fatal(err)
+	}
+	if string(got.Data) != string(want) || string(got.Metadata) != string(want) {
+		t.Fatalf("data %s, metadata %s, want %s", got.Data, got.Metadata, want)
+	}
+}
