@@ -235,8 +235,15 @@ func (s *session) writeRest(rest [][]byte, act takeAction) {
 }
 
 // closeSent: the server's close frame is written. The client answers with
-// its own, and the read loop ends; one that does not answer is cut off.
+// its own, and the read loop ends; one that does not answer is cut off
+// after closeWait (closeGrace before it authenticated) — a slow consumer
+// at once: it reads what its socket holds, the close frame last, and will
+// not answer sooner.
 func (s *session) closeSent() {
+	if _, why := s.out.state(); why == reasonSlow {
+		s.kill()
+		return
+	}
 	wait := closeWait
 	if !s.authed.Load() {
 		wait = closeGrace // an idle socket must not hold its place that long
@@ -273,6 +280,9 @@ func (s *session) kill() {
 // close frame carrying r, and the client closes the connection. No
 // further frame of the session runs (handleFrame).
 func (s *session) end(r closeReason) {
+	if closed, _ := s.out.state(); !closed {
+		s.finish(reasonLabel(r)) // the first reason is the one counted
+	}
 	if s.out.close(r) {
 		s.g.writers.add(s)
 	}
