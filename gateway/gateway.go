@@ -40,6 +40,11 @@ type Config struct {
 	// Writers is the number of goroutines that write every session's
 	// queued messages (writers.go).
 	Writers int
+	// CoalesceWindow: a channel's events are written to its watchers at
+	// most once per window; the events of a busier channel wait (at most
+	// the window) and go out together, several per write (hub.coalesce).
+	// Negative writes every batch of events at once.
+	CoalesceWindow time.Duration
 	// WriteTimeout bounds one WebSocket write.
 	WriteTimeout time.Duration
 	// PingInterval is how often an idle session is pinged; PingTimeout
@@ -105,6 +110,10 @@ func DefaultConfig() Config {
 		MaxWriteBytes: 64 << 10,
 		// Writers never wait for a socket: one per core keeps them busy.
 		Writers: runtime.GOMAXPROCS(0),
+		// A channel with more than 200 events/s (a live room's chat)
+		// costs one write per watcher per 5 ms; quieter ones wait for
+		// nothing.
+		CoalesceWindow: 5 * time.Millisecond,
 		// A client that takes 10 s to read 64 KiB is gone.
 		WriteTimeout: 10 * time.Second,
 		// Under the 30 s idle timeouts common in proxies and mobile NATs.
@@ -150,6 +159,9 @@ func (c *Config) withDefaults() {
 	def(&c.QueueBytes, d.QueueBytes)
 	def(&c.MaxWriteBytes, d.MaxWriteBytes)
 	def(&c.Writers, d.Writers)
+	if c.CoalesceWindow == 0 {
+		c.CoalesceWindow = d.CoalesceWindow
+	}
 	def(&c.MaxSessions, d.MaxSessions)
 	def(&c.APIInflight, d.APIInflight)
 	def(&c.MaxUnauthenticated, d.MaxUnauthenticated)

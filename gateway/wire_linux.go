@@ -58,7 +58,13 @@ func (f fdWriter) tryWrite(bufs [][]byte, scratch *iovecs) (int, error) {
 	// socket (the pool's writers serve every session).
 	err := f.rc.Write(func(fd uintptr) bool {
 		for {
-			r, _, e := syscall.Syscall(syscall.SYS_WRITEV, fd, uintptr(unsafe.Pointer(&iov[0])), uintptr(len(iov)))
+			var r uintptr
+			var e syscall.Errno
+			if len(iov) == 1 { // a live room's usual write: one shared event
+				r, _, e = syscall.Syscall(syscall.SYS_WRITE, fd, uintptr(unsafe.Pointer(iov[0].Base)), uintptr(iov[0].Len))
+			} else {
+				r, _, e = syscall.Syscall(syscall.SYS_WRITEV, fd, uintptr(unsafe.Pointer(&iov[0])), uintptr(len(iov)))
+			}
 			if e == syscall.EINTR {
 				continue
 			}

@@ -1,6 +1,9 @@
 package gateway
 
-import "sync"
+import (
+	"sync"
+	"time"
+)
 
 // writerPool writes the gateway's sessions' queued frames. A session with
 // something to write waits in the pool's queue (once, however much it
@@ -23,6 +26,11 @@ type writerPool struct {
 	workers int
 	waiting int // workers waiting for a session
 	stopped bool
+	// held are sessions queued for later (addAt), and timer the wake-up
+	// for the earliest of them.
+	held    []heldSessions
+	timer   *time.Timer
+	timerAt time.Time
 
 	wg   sync.WaitGroup // workers
 	rest sync.WaitGroup // writeRest goroutines
@@ -75,6 +83,79 @@ func (p *writerPool) addAll(ss []*session) {
 	p.mu.Unlock()
 }
 
+// heldSessions wait until at to be queued.
+type heldSessions struct {
+	at       time.Time
+	sessions []*session
+}
+
+// addAt queues sessions at the time at (a live channel's coalescing
+// window, see hub.Events): what they are sent meanwhile goes out in the
+// same write.
+func (p *writerPool) addAt(ss []*session, at time.Time) {
+	if p == nil || len(ss) == 0 {
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.stopped {
+		return
+	}
+	for i := range p.held {
+		if p.held[i].at.Equal(at) {
+			p.held[i].sessions = append(p.held[i].sessions, ss...)
+			return
+		}
+	}
+	p.held = append(p.held, heldSessions{at: at, sessions: append([]*session(nil), ss...)})
+	if p.timer == nil || at.Before(p.timerAt) {
+		p.armLocked(at)
+	}
+}
+
+func (p *writerPool) armLocked(at time.Time) {
+	if p.timer != nil {
+		p.timer.Stop()
+	}
+	p.timerAt = at
+	p.timer = time.AfterFunc(time.Until(at), p.release)
+}
+
+// release queues the held sessions whose time has come.
+func (p *writerPool) release() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.timer = nil
+	if p.stopped {
+		return
+	}
+	now := time.Now()
+	var next time.Time
+	kept := p.held[:0]
+	woke := false
+	for _, h := range p.held {
+		if h.at.After(now) {
+			kept = append(kept, h)
+			if next.IsZero() || h.at.Before(next) {
+				next = h.at
+			}
+			continue
+		}
+		for _, s := range h.sessions {
+			p.pushLocked(s)
+		}
+		woke = true
+	}
+	clear(p.held[len(kept):])
+	p.held = kept
+	if woke {
+		p.cond.Broadcast()
+	}
+	if !next.IsZero() {
+		p.armLocked(next)
+	}
+}
+
 func (p *writerPool) pushLocked(s *session) {
 	if p.n == len(p.ring) {
 		grown := make([]*session, 2*len(p.ring))
@@ -115,6 +196,10 @@ func (p *writerPool) next(dst []*session) []*session {
 func (p *writerPool) stop() {
 	p.mu.Lock()
 	p.stopped = true
+	if p.timer != nil {
+		p.timer.Stop()
+	}
+	p.held = nil
 	p.cond.Broadcast()
 	p.mu.Unlock()
 	p.wg.Wait()
