@@ -66,7 +66,7 @@ func (h *hub) applyFrom(ch string, fx *watchEffects[*session]) {
 		}
 	}
 	if len(h.wake) > 0 {
-		if at := h.coalesce(ch); at.IsZero() {
+		if at := h.coalesce(ch, time.Now()); at.IsZero() {
 			h.g.writers.addAll(h.wake)
 		} else {
 			h.g.writers.addAt(h.wake, at)
@@ -126,12 +126,11 @@ func (h *hub) Events(ev *clusterpb.Events) {
 // channel's events go out at most once a window, several per write. A
 // quiet channel's events are written at once. The sessions wait queued:
 // what else they are sent meanwhile goes out in the same write.
-func (h *hub) coalesce(ch string) time.Time {
+func (h *hub) coalesce(ch string, now time.Time) time.Time {
 	w := h.g.cfg.CoalesceWindow
 	if ch == "" || w <= 0 {
 		return time.Time{}
 	}
-	now := time.Now()
 	last, ok := h.flushes[ch]
 	switch {
 	case ok && now.Before(last): // a write of ch is due: join it
