@@ -92,7 +92,11 @@ func (s *State) idemSegment(user, clientID string) (uint64, bool, error) {
 	if seg, ok := s.idem.get(k); ok {
 		return seg, seg != 0, nil
 	}
-	v, err := s.log.Get(persistence.TableIdem, idemStoreKey(user, clientID))
+	key := idemStoreKey(user, clientID)
+	if f := s.idemKeys(); f != nil && !f.mayHave(key) {
+		return 0, false, nil
+	}
+	v, err := s.log.Get(persistence.TableIdem, key)
 	if errors.Is(err, persistence.ErrNotFound) {
 		return 0, false, nil
 	}
@@ -252,8 +256,12 @@ func (s *State) send(c Caller, args json.RawMessage, files []AttachedFile, now t
 	s.meta.Channel.MessageCount++
 	s.meta.Channel.LastActivity = protocol.At(now)
 	enc := s.putMessage(msg)
-	s.entry().Put(persistence.TableIdem, idemStoreKey(c.User, a.ClientID), persistence.U64(seg))
+	ikey := idemStoreKey(c.User, a.ClientID)
+	s.entry().Put(persistence.TableIdem, ikey, persistence.U64(seg))
 	s.idem.write(idemKey{c.User, a.ClientID}, seg, s.cur.Index)
+	if s.idemF != nil {
+		s.idemF.add(ikey)
+	}
 	if isMember(m) {
 		// Sending implies having read everything up to one's own message.
 		nm := m.clone()
