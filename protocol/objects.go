@@ -228,21 +228,8 @@ func nullIsNil(r json.RawMessage) json.RawMessage {
 	return r
 }
 
-// MarshalJSON writes every list of m as an array, empty rather than null.
+// MarshalJSON writes every list of m as an array, empty rather than null
+// (AppendMessage).
 func (m Message) MarshalJSON() ([]byte, error) {
-	type plain Message // without this method
-	p := plain(m)
-	if p.Tags == nil {
-		p.Tags = []string{}
-	}
-	if p.Mentions == nil {
-		p.Mentions = []string{}
-	}
-	if p.Attachments == nil {
-		p.Attachments = []File{}
-	}
-	if p.Reactions == nil {
-		p.Reactions = map[string]int64{}
-	}
-	return json.Marshal(p)
+	return AppendMessage(make([]byte, 0, 320+len(m.Text)+len(m.Data)+len(m.Metadata)), &m), nil
 }

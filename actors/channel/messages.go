@@ -76,7 +76,7 @@ func (s *State) findMessage(id string) (*protocol.Message, *protocol.Error) {
 // putMessage writes a message record with the current entry. m must be a
 // fresh copy, never one already handed out.
 func (s *State) putMessage(m *protocol.Message) []byte {
-	enc := encode(m)
+	enc := protocol.AppendMessage(make([]byte, 0, 320+len(m.Text)+len(m.Data)+len(m.Metadata)), m)
 	e := s.entry()
 	e.Put(persistence.TableMessage, persistence.U64(m.Segment), enc)
 	s.msgs.write(m.Segment, m, s.cur.Index)

@@ -104,3 +104,74 @@ func TestEventMessageEscapesAsEncodingJSON(t *testing.T) {
 		t.Fatalf("data %s, metadata %s, want %s", got.Data, got.Metadata, want)
 	}
 }
+
+// referenceJSON is how encoding/json writes m by reflection (what
+// Message.MarshalJSON did before AppendMessage).
+func referenceJSON(t testing.TB, m *Message) []byte {
+	type plain Message
+	p := plain(*m)
+	if p.Tags == nil {
+		p.Tags = []string{}
+	}
+	if p.Mentions == nil {
+		p.Mentions = []string{}
+	}
+	if p.Attachments == nil {
+		p.Attachments = []File{}
+	}
+	if p.Reactions == nil {
+		p.Reactions = map[string]int64{}
+	}
+	b, err := json.Marshal(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// TestAppendMessageIsEncodingJSON: the stored record and the reply of a
+// message are byte for byte what encoding/json writes.
+func TestAppendMessageIsEncodingJSON(t *testing.T) {
+	yes, no := true, false
+	flags := int64(2)
+	for i, m := range []*Message{
+		{},
+		{ID: "1-a", Channel: "c", Segment: 1, User: "u", Type: MessageText, Text: "plain", CreatedAt: eventMsgAt},
+		{ID: "9-b", Channel: "c<&>", Segment: 9, User: "ü<&>\"\\\n", Type: MessageJSON, Text: "line\nbreak \u2028 <b>\x00\xff",
+			Data: json.RawMessage(`{"k":[1,"x <y>"],"s":"a b"}`), Metadata: json.RawMessage(`{"m":true}`), Tags: []string{"a", "é"},
+			ParentID: "3-c", ReplyCount: 4, Mentions: []string{"bob", "carl"},
+			Attachments: []File{{ID: "f1", URL: "/v1/files/f1", Type: "image", Name: "a<.png", Size: 12, MIME: "image/png"}},
+			Reactions: map[string]int64{"👍": 2, "a": 1}, MyReactions: []string{"a"}, Favorite: &yes, FlagCount: &flags,
+			ClientID: "k-1", CreatedAt: eventMsgAt, EditedAt: At(eventMsgAt.Add(time.Minute)), Deleted: true},
+		{ID: "4-d", Channel: "c", Segment: 4, Type: MessageSystem, Text: "bob joined", MyReactions: []string{}, Favorite: &no,
+			System: &SystemInfo{Kind: "member_joined", User: "bob"}, CreatedAt: eventMsgAt, Data: json.RawMessage("null")},
+		{ID: "5-e", Tags: []string{}, Mentions: []string{}, Attachments: []File{}, Reactions: map[string]int64{},
+			Data: json.RawMessage("{ \"spaced\" : [ 1 , 2 ] }")},
+	} {
+		want := referenceJSON(t, m)
+		if got := AppendMessage(nil, m); string(got) != string(want) {
+			t.Fatalf("message %d:\ngot  %s\nwant %s", i, got, want)
+		}
+		if got, err := json.Marshal(m); err != nil || string(got) != string(want) {
+			t.Fatalf("message %d through json.Marshal:\ngot  %s\nwant %s (%v)", i, got, want, err)
+		}
+	}
+}
+
+// FuzzAppendMessage: any strings and data encode as encoding/json does.
+func FuzzAppendMessage(f *testing.F) {
+	f.Add("alice", "hello", "tag", `{"a":1}`)
+	f.Add("\x00\xff", "a\"b\\c\u2029", "", `{"x":"<y> &"}`)
+	f.Fuzz(func(t *testing.T, user, text, tag, data string) {
+		m := &Message{ID: "1-a", Channel: "c", Segment: 1, User: user, Type: MessageText, Text: text, ClientID: tag, CreatedAt: eventMsgAt}
+		if tag != "" {
+			m.Tags = []string{tag}
+		}
+		if json.Valid([]byte(data)) {
+			m.Data = json.RawMessage(data)
+		}
+		if got, want := AppendMessage(nil, m), referenceJSON(t, m); string(got) != string(want) {
+			t.Fatalf("got  %q\nwant %q", got, want)
+		}
+	})
+}
