@@ -141,7 +141,7 @@ func TestAppendMessageIsEncodingJSON(t *testing.T) {
 			Data: json.RawMessage(`{"k":[1,"x <y>"],"s":"a b"}`), Metadata: json.RawMessage(`{"m":true}`), Tags: []string{"a", "é"},
 			ParentID: "3-c", ReplyCount: 4, Mentions: []string{"bob", "carl"},
 			Attachments: []File{{ID: "f1", URL: "/v1/files/f1", Type: "image", Name: "a<.png", Size: 12, MIME: "image/png"}},
-			Reactions: map[string]int64{"👍": 2, "a": 1}, MyReactions: []string{"a"}, Favorite: &yes, FlagCount: &flags,
+			Reactions:   map[string]int64{"👍": 2, "a": 1}, MyReactions: []string{"a"}, Favorite: &yes, FlagCount: &flags,
 			ClientID: "k-1", CreatedAt: eventMsgAt, EditedAt: At(eventMsgAt.Add(time.Minute)), Deleted: true},
 		{ID: "4-d", Channel: "c", Segment: 4, Type: MessageSystem, Text: "bob joined", MyReactions: []string{}, Favorite: &no,
 			System: &SystemInfo{Kind: "member_joined", User: "bob"}, CreatedAt: eventMsgAt, Data: json.RawMessage("null")},
