@@ -383,6 +383,13 @@ func (s *session) acquire() bool {
 	select {
 	case s.inflight <- struct{}{}:
 		return true
+	default:
+	}
+	// Full: wait. (Asking the context for Done allocates its channel,
+	// which a session that never waits does without.)
+	select {
+	case s.inflight <- struct{}{}:
+		return true
 	case <-s.ctx.Done():
 		return false
 	}

@@ -32,7 +32,7 @@ import (
 // hold for its whole life; client frames are small, and a larger one is
 // simply read in more than one call, so a smaller buffer saves memory on
 // every idle session.
-const readBufBytes = 1024
+const readBufBytes = 512
 
 // controlBufBytes is the library's write buffer: a whole control frame
 // (at most 127 bytes from a server) fits, so each arrives in one write.
