@@ -14,7 +14,7 @@ func TestCoalesceWindow(t *testing.T) {
 	t0 := time.Unix(1000, 0)
 	ms := func(n int) time.Time { return t0.Add(time.Duration(n) * time.Millisecond) }
 	for i, c := range []struct {
-		ch       string
+		ch        string
 		now, want time.Time
 	}{
 		{"live", ms(0), time.Time{}}, // quiet before: at once
