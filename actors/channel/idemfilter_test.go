@@ -3,6 +3,7 @@ package channel
 import (
 	"fmt"
 	"testing"
+	"time"
 
 	"github.com/switchboard-chat/switchboard/protocol"
 )
@@ -100,5 +101,32 @@ func TestIdemFilterHoldsUnstoredKeys(t *testing.T) {
 	h.sent("alice", "evicts") // the cache holds one key
 	if !h.sent("alice", "early") {
 		t.Fatal("a key pending when the filter was built was forgotten: the resend made a second message")
+	}
+}
+
+// TestImportedClientIDsAreResends: an import writes its messages' client
+// ids past the send path; the filter, already built, learns them, so a
+// send with an imported client id is a resend of the imported message.
+func TestImportedClientIDsAreResends(t *testing.T) {
+	h := newHarnessFor(t, "imp", func(c *Config) { c.IdemCache = 1 })
+	ok[createResult](h, caller("zed"), protocol.OpChannelCreate, `{"type":"standard"}`)
+	ok[sendRes](h, caller("zed"), protocol.OpMessageSend, `{"channel":"imp","client_id":"live-1","text":"live"}`)
+	if h.s.idemF == nil {
+		t.Fatal("no filter after a send")
+	}
+	last := h.s.LastSegment()
+	rec := fmt.Sprintf(`{"kind":"message","id":"old-1","channel":"imp","segment":%d,"user":"zed","text":"imported","client_id":"imp-1","created_at":%q}`,
+		last+1, t0.Format(time.RFC3339))
+	if rep := h.importAll("tok", []string{rec}, 1); len(rep.Errors) > 0 || rep.Messages != 1 {
+		t.Fatalf("import: %+v", rep)
+	}
+	ok[sendRes](h, caller("zed"), protocol.OpMessageSend, `{"channel":"imp","client_id":"evicts","text":"x"}`)
+	type sendResult struct {
+		Message   protocol.Message `json:"message"`
+		Duplicate bool             `json:"duplicate"`
+	}
+	r := ok[sendResult](h, caller("zed"), protocol.OpMessageSend, `{"channel":"imp","client_id":"imp-1","text":"again"}`)
+	if !r.Duplicate || r.Message.Segment != last+1 {
+		t.Fatalf("a send with an imported client id: %+v", r)
 	}
 }
