@@ -304,7 +304,7 @@ func (b *bench) idleRun(ctx context.Context, oneUser bool) (idleResult, error) {
 // room benchmark.
 func (b *bench) goBenchmarks(ctx context.Context) {
 	b.log.Info("go benchmarks")
-	micro := []string{"test", "-run", "^$", "-bench", ".", "-benchmem", "-benchtime", "20000x", "./client", "./loadtest"}
+	micro := []string{"test", "-run", "^$", "-bench", ".", "-benchmem", "-benchtime", "20000x", "./client", "./gateway", "./loadtest"}
 	b.goBench = append(b.goBench, "$ go "+strings.Join(micro, " "))
 	b.goBench = append(b.goBench, benchLines(ctx, micro)...)
 	prof := filepath.Join(os.TempDir(), "switchboard-bench-cpu.out")
