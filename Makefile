@@ -46,6 +46,8 @@ fuzz:
 	$(GO) test ./protocol -run '^$$' -fuzz FuzzCheckJSON -fuzztime $(FUZZTIME)
 	$(GO) test ./actors/channel -run '^$$' -fuzz FuzzObjectValidation -fuzztime $(FUZZTIME)
 	$(GO) test ./protocol -run '^$$' -fuzz FuzzDecodeRecord -fuzztime $(FUZZTIME)
+	$(GO) test ./protocol -run '^$$' -fuzz FuzzEventMessage -fuzztime $(FUZZTIME)
+	$(GO) test ./protocol -run '^$$' -fuzz FuzzAppendMessage -fuzztime $(FUZZTIME)
 
 # vet and staticcheck, also over the files only test builds compile
 # (the testhooks tag: cmd/switchboard/testhooks.go), and modcheck.

@@ -16,6 +16,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"strconv"
 	"sync"
@@ -159,6 +160,7 @@ type Client struct {
 
 	mu        sync.Mutex // guards the fields below
 	conn      *websocket.Conn
+	raw       net.Conn      // conn's TCP connection (nil: not known, see dialer.go)
 	gen       uint64        // connection generation
 	up        chan struct{} // closed while connected; replaced on drop
 	nextID    uint64
@@ -258,7 +260,7 @@ func (c *Client) Close() error {
 		return nil
 	}
 	c.closed = true
-	conn := c.conn
+	conn, raw := c.conn, c.raw
 	c.mu.Unlock()
 	if conn != nil {
 		// The handshake comes first, while the read loop still reads (it
@@ -277,6 +279,9 @@ func (c *Client) Close() error {
 		}
 		timer.Stop()
 		c.cancel()
+		if raw != nil {
+			raw.Close() // the read loop reads without a context
+		}
 		<-done
 	} else {
 		c.cancel()
@@ -324,11 +329,15 @@ func (c *Client) connect(ctx context.Context) error {
 	c.mu.Lock()
 	url := c.opts.URLs[c.urlIndex%len(c.opts.URLs)]
 	c.mu.Unlock()
-	conn, _, err := websocket.Dial(ctx, url, &websocket.DialOptions{
-		HTTPClient:   c.opts.HTTPClient,
+	slot := new(rawSlot)
+	conn, _, err := websocket.Dial(context.WithValue(ctx, rawSlotKey{}, slot), url, &websocket.DialOptions{
+		HTTPClient:   dialClient(c.opts.HTTPClient),
 		Subprotocols: []string{"switchboard.v1.json"},
 	})
 	if err != nil {
+		if slot.conn != nil {
+			slot.conn.Close()
+		}
 		return fmt.Errorf("client: dial %s: %w", url, err)
 	}
 	conn.SetReadLimit(64 << 20)
@@ -370,7 +379,7 @@ func (c *Client) connect(ctx context.Context) error {
 		conn.CloseNow()
 		return ErrClosed
 	}
-	c.conn = conn
+	c.conn, c.raw = conn, slot.conn
 	c.gen++
 	c.session = res
 	gen := c.gen
@@ -379,7 +388,7 @@ func (c *Client) connect(ctx context.Context) error {
 	c.wg.Add(1)
 	go func() {
 		defer c.wg.Done()
-		c.readLoop(conn, gen)
+		c.readLoop(conn, slot.conn != nil, gen)
 	}()
 	return nil
 }
@@ -391,10 +400,16 @@ func firstFrame(msg []byte) []byte {
 	return msg
 }
 
-// readLoop reads until the connection fails, then hands over to reconnect.
-func (c *Client) readLoop(conn *websocket.Conn, gen uint64) {
+// readLoop reads until the connection fails, then hands over to
+// reconnect. Reads have no context when Close can close the connection
+// itself (raw: see dialer.go); else they end with the client's context.
+func (c *Client) readLoop(conn *websocket.Conn, raw bool, gen uint64) {
+	ctx := c.ctx
+	if raw {
+		ctx = context.Background()
+	}
 	for {
-		_, msg, err := conn.Read(c.ctx)
+		_, msg, err := conn.Read(ctx)
 		if err != nil {
 			c.dropped(conn, gen, err)
 			return
@@ -657,7 +672,7 @@ func (c *Client) dropped(conn *websocket.Conn, gen uint64, err error) {
 	}
 	c.lastError = err
 	c.up = make(chan struct{})
-	c.conn = nil
+	c.conn, c.raw = nil, nil
 	c.urlIndex++
 	// Every outstanding request is answered "disconnected"; Call resends
 	// the idempotent ones once a connection is back.

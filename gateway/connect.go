@@ -86,7 +86,7 @@ func (s *session) connect(id []byte, args []byte) {
 	if !s.g.authenticated(s) {
 		s.g.presence.closed(s)
 		s.replyError(id, &protocol.Error{Code: protocol.CodeUnavailable, Message: "server at its session limit: reconnect later or elsewhere", RetryAfterMS: 1000})
-		s.out.close(reasonFull)
+		s.end(reasonFull)
 		return
 	}
 	u.User.Admin = admin

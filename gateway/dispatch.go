@@ -99,7 +99,7 @@ func (s *session) sessionOp(name string) func(s *session, args []byte, done answ
 	case protocol.OpLogout:
 		return func(s *session, _ []byte, done answer) {
 			done(resultReply([]byte("{}")))
-			s.out.close(reasonLogout)
+			s.end(reasonLogout)
 		}
 	case protocol.OpPresenceWatch:
 		return func(s *session, args []byte, done answer) { s.g.presence.watch(s, args, done) }
@@ -380,6 +380,13 @@ func (s *session) caller() *clusterpb.Caller {
 // acquire takes an in-flight slot, blocking the read loop while the
 // session has MaxInflight requests outstanding.
 func (s *session) acquire() bool {
+	select {
+	case s.inflight <- struct{}{}:
+		return true
+	default:
+	}
+	// Full: wait. (Asking the context for Done allocates its channel,
+	// which a session that never waits does without.)
 	select {
 	case s.inflight <- struct{}{}:
 		return true

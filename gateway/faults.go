@@ -11,7 +11,7 @@ import "context"
 func (g *Gateway) DropAll(ctx context.Context) {
 	g.mu.Lock()
 	for s := range g.sessions {
-		s.conn.CloseNow()
+		s.kill()
 	}
 	g.mu.Unlock()
 }

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -33,8 +34,17 @@ type Config struct {
 	// session that exceeds either is disconnected as a slow consumer.
 	QueueFrames int
 	QueueBytes  int
-	// MaxWriteBytes bounds one WebSocket message of coalesced frames.
+	// MaxWriteBytes bounds one write of a session's queued messages (a
+	// larger message goes alone).
 	MaxWriteBytes int
+	// Writers is the number of goroutines that write every session's
+	// queued messages (writers.go).
+	Writers int
+	// CoalesceWindow: a channel's events are written to its watchers at
+	// most once per window; the events of a busier channel wait (at most
+	// the window) and go out together, several per write (hub.coalesce).
+	// Negative writes every batch of events at once.
+	CoalesceWindow time.Duration
 	// WriteTimeout bounds one WebSocket write.
 	WriteTimeout time.Duration
 	// PingInterval is how often an idle session is pinged; PingTimeout
@@ -96,8 +106,14 @@ func DefaultConfig() Config {
 		// thousand frames behind is not keeping up.
 		QueueFrames: 1024,
 		QueueBytes:  4 << 20,
-		// One write packs up to a 64 KiB message of queued frames.
+		// One write carries up to 64 KiB of queued messages.
 		MaxWriteBytes: 64 << 10,
+		// Writers never wait for a socket: one per core keeps them busy.
+		Writers: runtime.GOMAXPROCS(0),
+		// A channel with more than 200 events/s (a live room's chat)
+		// costs one write per watcher per 5 ms; quieter ones wait for
+		// nothing.
+		CoalesceWindow: 5 * time.Millisecond,
 		// A client that takes 10 s to read 64 KiB is gone.
 		WriteTimeout: 10 * time.Second,
 		// Under the 30 s idle timeouts common in proxies and mobile NATs.
@@ -142,6 +158,10 @@ func (c *Config) withDefaults() {
 	def(&c.QueueFrames, d.QueueFrames)
 	def(&c.QueueBytes, d.QueueBytes)
 	def(&c.MaxWriteBytes, d.MaxWriteBytes)
+	def(&c.Writers, d.Writers)
+	if c.CoalesceWindow == 0 {
+		c.CoalesceWindow = d.CoalesceWindow
+	}
 	def(&c.MaxSessions, d.MaxSessions)
 	def(&c.APIInflight, d.APIInflight)
 	def(&c.MaxUnauthenticated, d.MaxUnauthenticated)
@@ -187,6 +207,10 @@ type Gateway struct {
 	open atomic.Int64
 	wg   sync.WaitGroup // session goroutines
 
+	writers   *writerPool
+	handlers  *handlers
+	closeOnce sync.Once
+
 	presence *presence
 	files    *files
 	origins  originPolicy
@@ -202,6 +226,8 @@ func New(cfg Config, cl *cluster.Cluster, v *auth.Verifier) *Gateway {
 		unauthedByIP: make(map[string]int)}
 	g.ctx, g.cancel = context.WithCancel(context.Background())
 	g.hub = newHub(g)
+	g.writers = newWriterPool(g, cfg.Writers)
+	g.handlers = newHandlers()
 	g.presence = newPresence(g)
 	g.files = newFiles(g)
 	g.origins = newOriginPolicy(cfg.AllowedOrigins, cfg.DevAuth)
@@ -313,24 +339,30 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, refuse, http.StatusServiceUnavailable)
 		return
 	}
-	conn, err := websocket.Accept(withSmallReads(w), r, &websocket.AcceptOptions{
-		Subprotocols:       []string{Subprotocol},
+	s := newSession(g)
+	conn, err := websocket.Accept(withSession(w, s), r, &websocket.AcceptOptions{
+		Subprotocols: []string{Subprotocol},
+		// Messages are framed once for every session that gets them,
+		// which per-connection compression would undo.
 		CompressionMode:    websocket.CompressionDisabled,
 		InsecureSkipVerify: true, // the origin was checked above
+		OnPongReceived:     s.ponged,
 	})
 	if err != nil {
 		g.release(ip)
 		g.cfg.Metrics.connect("handshake_failed")
 		return
 	}
+	s.conn = conn
 	conn.SetReadLimit(int64(g.cfg.Limits.MaxFrameBytes))
-	s := newSession(g, conn)
 	s.ip = ip
 	g.mu.Lock()
 	if g.draining {
 		g.releaseLocked(ip)
 		g.mu.Unlock()
-		conn.Close(reasonDrain.code, reasonDrain.text)
+		_ = s.wire.writeAll([][]byte{closeMessage(reasonDrain)}, time.Second)
+		s.kill()
+		conn.CloseNow()
 		return
 	}
 	g.sessions[s] = struct{}{}
@@ -378,6 +410,10 @@ func (g *Gateway) Drain(ctx context.Context) error {
 func (g *Gateway) Close(ctx context.Context) error {
 	err := g.closeAll(ctx, reasonShutdown)
 	g.cancel()
+	g.closeOnce.Do(func() {
+		g.writers.stop()
+		g.handlers.close()
+	})
 	g.presence.close()
 	g.cfg.Peers.CloseIdle()
 	return err
@@ -387,7 +423,7 @@ func (g *Gateway) closeAll(ctx context.Context, r closeReason) error {
 	g.mu.Lock()
 	g.draining = true
 	for s := range g.sessions {
-		s.out.close(r)
+		s.end(r)
 	}
 	g.mu.Unlock()
 	done := make(chan struct{})
@@ -398,7 +434,7 @@ func (g *Gateway) closeAll(ctx context.Context, r closeReason) error {
 	case <-ctx.Done():
 		g.mu.Lock()
 		for s := range g.sessions {
-			s.conn.CloseNow()
+			s.kill()
 		}
 		g.mu.Unlock()
 		<-done

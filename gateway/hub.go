@@ -23,6 +23,13 @@ import (
 type hub struct {
 	g *Gateway
 	t *watchTable[*session]
+	// frames frames each event once for all its sessions; wake collects
+	// the sessions a fan-out woke, handed to the writers at once.
+	frames frameCache
+	wake   []*session
+	// flushes is when each channel's events were last handed to the
+	// writers, or will be (CoalesceWindow).
+	flushes map[string]time.Time
 	// viewPending coalesces view changes: one is queued at a time.
 	viewPending atomic.Bool
 	// timer ticks the table at timerAt for its retries; timerGen tells a
@@ -33,7 +40,7 @@ type hub struct {
 }
 
 func newHub(g *Gateway) *hub {
-	h := &hub{g: g}
+	h := &hub{g: g, flushes: make(map[string]time.Time)}
 	h.t = newWatchTable(func(s *session) string { return s.id }, h.ownerOf, channel.MaxRewatchSessions)
 	return h
 }
@@ -48,12 +55,28 @@ func (h *hub) ownerOf(ch string) (ownerRef, bool) {
 }
 
 // apply carries out the table's effects, in their order.
-func (h *hub) apply(fx *watchEffects[*session]) {
+func (h *hub) apply(fx *watchEffects[*session]) { h.applyFrom("", fx) }
+
+// applyFrom is apply for the effects of ch's events (ch: "" for any
+// other input): their deliveries are written once ch's coalescing
+// window allows (coalesce).
+func (h *hub) applyFrom(ch string, fx *watchEffects[*session]) {
 	for _, d := range fx.Deliver {
-		d.s.send(d.frame)
+		if d.s.queue(h.frames.message(d.frame)) {
+			h.wake = append(h.wake, d.s)
+		}
+	}
+	if len(h.wake) > 0 {
+		if at := h.coalesce(ch, time.Now()); at.IsZero() {
+			h.g.writers.addAll(h.wake)
+		} else {
+			h.g.writers.addAt(h.wake, at)
+		}
+		clear(h.wake)
+		h.wake = h.wake[:0]
 	}
 	for _, s := range fx.Close {
-		s.out.close(reasonResync)
+		s.end(reasonResync)
 	}
 	for _, d := range fx.Drop {
 		h.g.sessionsClosed(d.ch, d.s.id)
@@ -95,7 +118,38 @@ func (h *hub) Events(ev *clusterpb.Events) {
 	if m.Deliveries != nil && len(fx.Deliver) > 0 {
 		m.Deliveries(len(fx.Deliver))
 	}
-	h.apply(fx)
+	h.applyFrom(ev.Channel, fx)
+}
+
+// coalesce returns when the sessions a batch of ch's events woke are to
+// be written: now (zero) when ch's events were last written a
+// CoalesceWindow ago or more; else when that window ends, so a busy
+// channel's events go out at most once a window, several per write. A
+// quiet channel's events are written at once. The sessions wait queued:
+// what else they are sent meanwhile goes out in the same write.
+func (h *hub) coalesce(ch string, now time.Time) time.Time {
+	w := h.g.cfg.CoalesceWindow
+	if ch == "" || w <= 0 {
+		return time.Time{}
+	}
+	last, ok := h.flushes[ch]
+	switch {
+	case ok && now.Before(last): // a write of ch is due: join it
+		return last
+	case ok && now.Sub(last) < w:
+		at := last.Add(w)
+		h.flushes[ch] = at
+		return at
+	}
+	if len(h.flushes) >= 1024 {
+		for c, t := range h.flushes {
+			if now.Sub(t) >= w {
+				delete(h.flushes, c)
+			}
+		}
+	}
+	h.flushes[ch] = now
+	return time.Time{}
 }
 
 // request sends one rewatch request; its reply comes back to the table.

@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"bytes"
 	"maps"
 	"testing"
 )
@@ -10,10 +11,10 @@ import (
 // push closes it as a slow consumer.
 func TestOutboxTakesAFrameLargerThanItself(t *testing.T) {
 	o := newOutbox(4, 100)
-	if why := o.push(make([]byte, 500)); why != "" {
+	if why, _ := o.push(make([]byte, 500)); why != "" {
 		t.Fatalf("a frame larger than an empty queue: %q", why)
 	}
-	if why := o.push(make([]byte, 1)); why != dropSlow {
+	if why, _ := o.push(make([]byte, 1)); why != dropSlow {
 		t.Fatalf("a push to a full queue: %q", why)
 	}
 	if closed, r := o.state(); !closed || r != reasonSlow {
@@ -22,21 +23,21 @@ func TestOutboxTakesAFrameLargerThanItself(t *testing.T) {
 
 	o = newOutbox(4, 100)
 	for _, n := range []int{60, 39, 300} { // the last starts below the bound
-		if why := o.push(make([]byte, n)); why != "" {
+		if why, _ := o.push(make([]byte, n)); why != "" {
 			t.Fatalf("push of %d: %q", n, why)
 		}
 	}
-	frames, closed, _ := o.take(nil)
-	if len(frames) != 3 || closed {
-		t.Fatalf("took %d frames, closed %v", len(frames), closed)
+	batch, frames, act := o.take(nil, 1<<20, maxIov)
+	if len(batch) != 3 || frames != 3 || act != takeWrite {
+		t.Fatalf("took %d frames (%d), %v", len(batch), frames, act)
 	}
-	// Emptied by the write loop: room again, up to the frame bound.
+	// Emptied by a writer: room again, up to the frame bound.
 	for i := range 4 {
-		if why := o.push([]byte("x")); why != "" {
+		if why, _ := o.push([]byte("x")); why != "" {
 			t.Fatalf("push %d: %q", i, why)
 		}
 	}
-	if why := o.push([]byte("x")); why != dropSlow {
+	if why, _ := o.push([]byte("x")); why != dropSlow {
 		t.Fatalf("a fifth frame: %q", why)
 	}
 }
@@ -61,5 +62,130 @@ func TestQueueDropReasons(t *testing.T) {
 	s.send([]byte("event"))
 	if want := map[string]int{"closed": 1}; !maps.Equal(drops, want) {
 		t.Fatalf("drops %v, want %v", drops, want)
+	}
+}
+
+// TestOutboxWakesOnce: the push that finds a session idle hands it to a
+// writer; pushes while it is busy do not; a take that finds nothing makes
+// it idle again.
+func TestOutboxWakesOnce(t *testing.T) {
+	o := newOutbox(16, 1<<20)
+	if _, wake := o.push([]byte("a")); !wake {
+		t.Fatal("the first push did not wake")
+	}
+	if _, wake := o.push([]byte("b")); wake {
+		t.Fatal("a push to a busy session woke it again")
+	}
+	if o.control(pingMessage) {
+		t.Fatal("a control frame woke a busy session")
+	}
+	batch, frames, act := o.take(nil, 1<<20, maxIov)
+	if act != takeWrite || frames != 2 || len(batch) != 3 || !bytes.Equal(batch[0], pingMessage) {
+		t.Fatalf("take: %q %d %v", batch, frames, act)
+	}
+	if _, _, act := o.take(nil, 1<<20, maxIov); act != takeIdle {
+		t.Fatalf("an empty take: %v", act)
+	}
+	if _, wake := o.push([]byte("c")); !wake {
+		t.Fatal("a push to an idle session did not wake it")
+	}
+}
+
+// TestOutboxBoundsOneWrite: a take carries at most maxBytes of data
+// (always at least one message) and maxIov messages.
+func TestOutboxBoundsOneWrite(t *testing.T) {
+	o := newOutbox(64, 1<<20)
+	for range 10 {
+		o.push(make([]byte, 40))
+	}
+	if b, n, _ := o.take(nil, 100, maxIov); len(b) != 2 || n != 2 {
+		t.Fatalf("took %d messages under 100 bytes", n)
+	}
+	if b, n, _ := o.take(nil, 10, maxIov); len(b) != 1 || n != 1 {
+		t.Fatalf("took %d messages under 10 bytes", n)
+	}
+	if b, n, _ := o.take(nil, 1<<20, 3); len(b) != 3 || n != 3 {
+		t.Fatalf("took %d messages of at most 3", n)
+	}
+	if b, n, _ := o.take(nil, 1<<20, maxIov); len(b) != 4 || n != 4 {
+		t.Fatalf("took the last %d", n)
+	}
+}
+
+// TestOutboxCloseHandshake: a server-side close writes what is queued,
+// then the close frame, then nothing; once the read side is over the
+// connection is closed.
+func TestOutboxCloseHandshake(t *testing.T) {
+	o := newOutbox(16, 1<<20)
+	o.push([]byte("reply"))
+	o.close(reasonLogout)
+	if why, _ := o.push([]byte("late")); why != dropClosed {
+		t.Fatalf("a push after close: %q", why)
+	}
+	if b, _, act := o.take(nil, 1<<20, maxIov); act != takeWrite || string(b[0]) != "reply" {
+		t.Fatalf("first take %q %v", b, act)
+	}
+	b, _, act := o.take(nil, 1<<20, maxIov)
+	if act != takeClose || !bytes.Equal(b[0], closeMessage(reasonLogout)) {
+		t.Fatalf("second take %q %v", b, act)
+	}
+	// The client's pings and the library's answer to the client's close
+	// frame come after the server's close frame: nothing is written.
+	o.control(pingMessage)
+	o.control(closeMessage(reasonLogout))
+	if _, _, act := o.take(nil, 1<<20, maxIov); act != takeIdle {
+		t.Fatalf("after the close frame: %v", act)
+	}
+	dead := o.waitDead()
+	if !o.shutdown() {
+		t.Fatal("shutdown did not wake the idle session")
+	}
+	if _, _, act := o.take(nil, 1<<20, maxIov); act != takeShut {
+		t.Fatalf("after shutdown: %v", act)
+	}
+	select {
+	case <-dead:
+	default:
+		t.Fatal("the connection is closed but waitDead's channel is not")
+	}
+	if o.shutdown() || o.control(pingMessage) {
+		t.Fatal("a dead outbox woke")
+	}
+}
+
+// TestOutboxLibraryClose: the library's own close frame (it answers a
+// client's close, or a protocol error) goes first, and the data queued
+// behind it is dropped; the frame may arrive in pieces.
+func TestOutboxLibraryClose(t *testing.T) {
+	o := newOutbox(16, 1<<20)
+	o.push([]byte("event"))
+	cl := closeMessage(reasonLogout)
+	o.control(cl[:1])
+	o.control(cl[1:3])
+	o.control(cl[3:])
+	b, frames, act := o.take(nil, 1<<20, maxIov)
+	if act != takeWrite || frames != 0 || len(b) != 1 || !bytes.Equal(b[0], cl) {
+		t.Fatalf("take %q %d %v", b, frames, act)
+	}
+	if why, _ := o.push([]byte("late")); why != dropClosed {
+		t.Fatalf("a push after the library's close frame: %q", why)
+	}
+	// The library's close frame is not the server ending the session:
+	// the read loop tells why.
+	if closed, _ := o.state(); closed {
+		t.Fatal("the library's close frame closed the outbox")
+	}
+}
+
+// TestOutboxControlBound: a client that pings without reading gets at
+// most maxControl pongs queued.
+func TestOutboxControlBound(t *testing.T) {
+	o := newOutbox(16, 1<<20)
+	pong := frameMessage(opPong, []byte("p"))
+	for range 3 * maxControl {
+		o.control(pong)
+	}
+	if b, _, _ := o.take(nil, 1<<20, maxIov); len(b) != maxControl {
+		t.Fatalf("%d control frames queued, want %d", len(b), maxControl)
 	}
 }

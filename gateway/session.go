@@ -12,24 +12,32 @@ import (
 	"github.com/switchboard-chat/switchboard/protocol"
 )
 
-// session is one client connection. It has two goroutines: the read loop,
-// on the session's own goroutine (ServeHTTP starts it and returns; the
-// gateway joins it on Close), decodes frames and routes requests; the
-// write loop, on a goroutine run starts and joins, drains the outbound
-// queue, packing queued frames into one WebSocket message, and pings.
-// Either loop ending ends the session.
+// session is one client connection. It has one goroutine, its read loop
+// (ServeHTTP starts it and returns; the gateway joins it on Close), which
+// decodes frames and routes requests. What the session sends goes to its
+// outbox, and the gateway's writer pool (writers.go) writes it; one timer
+// enforces the auth timeout and pings. The read loop ending ends the
+// session: whatever ends a session closes its connection, or makes the
+// client close it (a close frame).
 type session struct {
 	g    *Gateway
 	id   string
 	conn *websocket.Conn
+	wire wire
 	out  *outbox
 
+	// ctx ends with the session (the outbox closing or dying, the read
+	// loop ending): the read loop's waits (connect, a full inflight) end.
 	ctx    context.Context
 	cancel context.CancelFunc
-	// wtimer bounds each write: armed before a write, stopped after; when
-	// it fires it closes the connection, which fails the write. One timer
-	// per session instead of a context and a timer per write.
-	wtimer *time.Timer
+
+	// timer runs tick: the auth timeout, then pings.
+	timer *time.Timer
+	start time.Time
+	// lastPing is when tick last pinged (tick's own); pingSent when the
+	// ping not yet answered was sent (unix ns; 0: none).
+	lastPing time.Time
+	pingSent atomic.Int64
 
 	// inflight bounds outstanding requests; the read loop blocks (stops
 	// reading the socket) while it is full.
@@ -54,46 +62,95 @@ type session struct {
 	counted atomic.Bool
 }
 
-func newSession(g *Gateway, conn *websocket.Conn) *session {
+// newSession makes a session whose connection is not there yet: the
+// upgrade attaches it (hijack.go), and ServeHTTP sets conn.
+func newSession(g *Gateway) *session {
 	s := &session{
 		g:        g,
 		id:       randomID(),
-		conn:     conn,
 		out:      newOutbox(g.cfg.QueueFrames, g.cfg.QueueBytes),
 		inflight: make(chan struct{}, g.cfg.Limits.MaxInflight),
 	}
-	s.ctx, s.cancel = context.WithCancel(g.ctx)
+	s.ctx, s.cancel = context.WithCancel(context.Background())
+	s.out.onEnd = s.cancel
 	return s
 }
 
-// run serves the session until either loop ends.
+// Close handshake bounds: how long the server waits for the client's
+// close frame after sending its own, and how long an ended session's
+// last frames (a close frame) may take to go out.
+const (
+	closeWait      = 5 * time.Second
+	closeFlushWait = time.Second
+)
+
+// run serves the session until its read loop ends.
 func (s *session) run() {
-	authTimer := time.AfterFunc(s.g.cfg.AuthTimeout, func() {
-		if !s.authed.Load() {
-			s.out.close(reasonAuthTimeout)
-		}
-	})
-	defer authTimer.Stop()
-	s.wtimer = time.AfterFunc(time.Hour, func() {
-		s.finish(reasonLabel(s.writeFailure()))
-		s.conn.CloseNow()
-	})
-	s.wtimer.Stop()
-	defer s.wtimer.Stop()
-	// Ending the session (either loop, or the gateway closing) closes the
-	// connection, which also unblocks a write in progress.
-	defer context.AfterFunc(s.ctx, func() { s.conn.CloseNow() })()
-	var wg sync.WaitGroup
-	wg.Go(s.writeLoop)
+	s.start = time.Now()
+	s.lastPing = s.start
+	s.timer = time.AfterFunc(min(s.g.cfg.AuthTimeout, s.g.cfg.PingInterval), s.tick)
 	s.readLoop()
-	wg.Wait()
-	// Neither loop said why: the gateway's context ended under them.
+	s.timer.Stop()
+	s.cancel()
+	// The client closed or went away, or the close handshake the server
+	// began is over: write what is still queued (a close frame), then
+	// close the connection.
+	if s.out.shutdown() {
+		s.g.writers.add(s)
+	}
+	t := time.NewTimer(closeFlushWait)
+	select {
+	case <-s.out.waitDead():
+	case <-t.C:
+		s.kill()
+	}
+	t.Stop()
+	s.conn.CloseNow() // the library's side of it
+	// The read loop did not say why: the gateway's context ended.
 	why := reasonShutdown
 	if closed, r := s.out.state(); closed {
 		why = r
 	}
 	s.finish(reasonLabel(why))
 }
+
+// tick runs on the session's timer. Until connect it ends a session that
+// has not connected within AuthTimeout; it pings every PingInterval and
+// ends a session whose pong has not come PingTimeout after its ping.
+func (s *session) tick() {
+	cfg := &s.g.cfg
+	now := time.Now()
+	authed := s.authed.Load()
+	if !authed && now.Sub(s.start) >= cfg.AuthTimeout {
+		s.end(reasonAuthTimeout)
+		return
+	}
+	var next time.Duration
+	if sent := s.pingSent.Load(); sent != 0 {
+		left := cfg.PingTimeout - now.Sub(time.Unix(0, sent))
+		if left <= 0 {
+			s.end(reasonPingTimeout)
+			return
+		}
+		next = left
+	} else if due := cfg.PingInterval - now.Sub(s.lastPing); due > 0 {
+		next = due
+	} else {
+		s.lastPing = now
+		s.pingSent.Store(now.UnixNano())
+		if s.out.control(pingMessage) {
+			s.g.writers.add(s)
+		}
+		next = cfg.PingTimeout
+	}
+	if !authed {
+		next = min(next, cfg.AuthTimeout-now.Sub(s.start))
+	}
+	s.timer.Reset(next)
+}
+
+// ponged is the WebSocket library's OnPongReceived: the ping is answered.
+func (s *session) ponged(context.Context, []byte) { s.pingSent.Store(0) }
 
 // finish counts the session's end, once, under the first reason given:
 // a server-side end gives its reason before it closes the connection, so
@@ -109,11 +166,13 @@ func (s *session) finish(reason string) {
 
 var readBufs = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 
-// readLoop reads messages and handles their frames in order.
+// readLoop reads messages and has their frames handled in order, on a
+// handler (handlers.go), so that its own stack stays small. Reads have no
+// context (the library then arms nothing per read): closing the
+// connection ends them.
 func (s *session) readLoop() {
-	defer s.cancel()
 	for {
-		_, r, err := s.conn.Reader(s.ctx)
+		_, r, err := s.conn.Reader(context.Background())
 		if err != nil {
 			s.ended(err)
 			return
@@ -129,11 +188,7 @@ func (s *session) readLoop() {
 		if m := s.g.cfg.Metrics; m.BytesIn != nil {
 			m.BytesIn(buf.Len())
 		}
-		n := 0
-		protocol.SplitFrames(buf.Bytes(), func(frame []byte) {
-			n++
-			s.handleFrame(frame)
-		})
+		n := s.g.handlers.handle(s, buf.Bytes())
 		if m := s.g.cfg.Metrics; m.FramesIn != nil {
 			m.FramesIn(n)
 		}
@@ -145,8 +200,7 @@ func (s *session) readLoop() {
 
 // ended records why the read loop stopped. Once the server has decided to
 // end the session (its outbox is closed: logout, slow consumer, drain...)
-// that is the reason, whatever the read loop saw of the close; a
-// cancelled context means another path ended the session and says why.
+// that is the reason, whatever the read loop saw of the close.
 func (s *session) ended(err error) {
 	if closed, why := s.out.state(); closed {
 		s.finish(reasonLabel(why))
@@ -158,54 +212,49 @@ func (s *session) ended(err error) {
 		s.finish("frame_too_large")
 	case errors.As(err, &ce):
 		s.finish("client_closed")
-	case errors.Is(err, context.Canceled):
 	default:
-		// EOF, a reset, a broken frame: the connection ended without a
-		// close handshake.
+		// EOF, a reset, a broken frame, a connection closed under the
+		// read (a failed write, a fault): the connection ended without
+		// a close handshake. A failed write has counted itself already.
 		s.finish("connection_lost")
 	}
 }
 
-// writeLoop writes queued frames, newline-separated, as few messages as
-// MaxWriteBytes allows; pings; and closes the connection with the outbox's
-// reason once it is closed.
-func (s *session) writeLoop() {
-	defer s.cancel()
-	ping := time.NewTicker(s.g.cfg.PingInterval)
-	defer ping.Stop()
-	var frames [][]byte
-	for {
-		select {
-		case <-s.ctx.Done():
-			s.conn.CloseNow()
-			return
-		case <-ping.C:
-			ctx, cancel := context.WithTimeout(s.ctx, s.g.cfg.PingTimeout)
-			err := s.conn.Ping(ctx)
-			cancel()
-			if err != nil {
-				s.close(reasonPingTimeout)
-				return
-			}
-		case <-s.out.wake:
-			var closed bool
-			var reason closeReason
-			frames, closed, reason = s.out.take(frames[:0])
-			err := s.write(frames)
-			clear(frames)
-			if cap(frames) > 64 {
-				frames = nil // don't keep a burst's slice for an idle session
-			}
-			if err != nil {
-				s.close(s.writeFailure())
-				return
-			}
-			if closed {
-				s.close(reason)
-				return
-			}
-		}
+// writeRest finishes a write the socket did not take at once, waiting at
+// most WriteTimeout, and hands the session back to the writer pool. It
+// runs on its own goroutine (writers.go).
+func (s *session) writeRest(rest [][]byte, act takeAction) {
+	if err := s.wire.writeAll(rest, s.g.cfg.WriteTimeout); err != nil {
+		s.writeFailed()
+		return
 	}
+	if act == takeClose {
+		s.closeSent()
+	}
+	s.g.writers.add(s)
+}
+
+// closeSent: the server's close frame is written. The client answers with
+// its own, and the read loop ends; one that does not answer is cut off
+// after closeWait (closeGrace before it authenticated) — a slow consumer
+// at once: it reads what its socket holds, the close frame last, and will
+// not answer sooner.
+func (s *session) closeSent() {
+	if _, why := s.out.state(); why == reasonSlow {
+		s.kill()
+		return
+	}
+	wait := closeWait
+	if !s.authed.Load() {
+		wait = closeGrace // an idle socket must not hold its place that long
+	}
+	time.AfterFunc(wait, s.kill)
+}
+
+// writeFailed ends a session whose write failed or timed out.
+func (s *session) writeFailed() {
+	s.finish(reasonLabel(s.writeFailure()))
+	s.kill()
 }
 
 // writeFailure is why a failed or timed-out write ends the session: a
@@ -218,65 +267,25 @@ func (s *session) writeFailure() closeReason {
 	return reasonWriteFailed
 }
 
-// writeBufs hold packed messages while they are written; idle sessions
-// hold none.
-var writeBufs = sync.Pool{New: func() any { return new([]byte) }}
-
-// write packs frames into messages of at most MaxWriteBytes (a single
-// larger frame goes alone) and writes them.
-func (s *session) write(frames [][]byte) error {
-	max := s.g.cfg.MaxWriteBytes
-	bp := writeBufs.Get().(*[]byte)
-	buf := *bp
-	defer func() {
-		if cap(buf) <= 4*max { // don't pool a huge frame's buffer
-			*bp = buf[:0]
-			writeBufs.Put(bp)
-		}
-	}()
-	for i := 0; i < len(frames); {
-		buf = buf[:0]
-		n := 0
-		for i < len(frames) && (n == 0 || len(buf)+1+len(frames[i]) <= max) {
-			if n > 0 {
-				buf = append(buf, '\n')
-			}
-			buf = append(buf, frames[i]...)
-			n++
-			i++
-		}
-		// No deadline on the context (coder/websocket then arms nothing
-		// per write): wtimer bounds the write, and the session's end
-		// closes the connection under it.
-		s.wtimer.Reset(s.g.cfg.WriteTimeout)
-		err := s.conn.Write(context.Background(), websocket.MessageText, buf)
-		s.wtimer.Stop()
-		if err != nil {
-			return err
-		}
-		if m := s.g.cfg.Metrics; m.FramesOut != nil {
-			m.FramesOut(n, len(buf))
-		}
+// kill closes the connection at once: nothing queued is written, the read
+// loop ends.
+func (s *session) kill() {
+	s.out.kill()
+	if s.wire.conn != nil {
+		s.wire.conn.Close()
 	}
-	return nil
 }
 
-// close ends the session with a close frame carrying r. The outbox is
-// closed first: no further frame of the session runs (handleFrame). A
-// client that never authenticated gets closeGrace to answer the close
-// frame, not the library's five seconds: an idle socket must not hold
-// its place that long.
-func (s *session) close(r closeReason) {
-	s.out.close(r)
-	s.finish(reasonLabel(r))
-	if !s.authed.Load() {
-		// Ending the session's context ends the read under the close
-		// handshake, which then closes the connection.
-		t := time.AfterFunc(closeGrace, s.cancel)
-		defer t.Stop()
+// end ends the session with reason r: what is queued is written, then a
+// close frame carrying r, and the client closes the connection. No
+// further frame of the session runs (handleFrame).
+func (s *session) end(r closeReason) {
+	if closed, _ := s.out.state(); !closed {
+		s.finish(reasonLabel(r)) // the first reason is the one counted
 	}
-	s.conn.Close(r.code, r.text)
-	s.cancel()
+	if s.out.close(r) {
+		s.g.writers.add(s)
+	}
 }
 
 // closeGrace is how long an unauthenticated client has to answer the
@@ -307,22 +316,39 @@ func reasonLabel(r closeReason) string {
 	return "other"
 }
 
-// send queues a frame for the client.
+// send queues a frame for the client (framed here: one session's own).
 func (s *session) send(frame []byte) {
-	if why := s.out.push(frame); why != "" {
+	s.sendMessage(frameMessage(opText, frame))
+}
+
+// sendMessage queues a framed message (wsframe.go), which may be shared
+// with other sessions.
+func (s *session) sendMessage(msg []byte) {
+	if s.queue(msg) {
+		s.g.writers.add(s)
+	}
+}
+
+// queue queues a framed message and reports whether the session must be
+// handed to the writer pool (a fan-out hands its sessions over at once).
+func (s *session) queue(msg []byte) bool {
+	why, wake := s.out.push(msg)
+	if why != "" {
 		if m := s.g.cfg.Metrics; m.QueueDrop != nil {
 			m.QueueDrop(why)
 		}
 	}
+	return wake
 }
 
 func (s *session) replyResult(id []byte, result []byte) {
 	if id == nil {
 		return
 	}
-	s.send(protocol.AppendResult(nil, id, result))
+	b := protocol.AppendResult(newFrameBuf(len(id)+len(result)+16), id, result)
+	s.sendMessage(frameInPlace(b))
 }
 
 func (s *session) replyError(id []byte, e *protocol.Error) {
-	s.send(protocol.AppendError(nil, id, e))
+	s.sendMessage(frameInPlace(protocol.AppendError(newFrameBuf(len(id)+len(e.Message)+64), id, e)))
 }

@@ -184,13 +184,18 @@ type Message struct {
 	System      *SystemInfo `json:"system"`
 }
 
-// UnmarshalJSON reads a message; a null data or metadata object is nil.
+// UnmarshalJSON reads a message; a null data or metadata object is nil,
+// and an absent type is text (events leave it out, see
+// AppendEventMessage; they leave out channel too, which is the event's).
 func (m *Message) UnmarshalJSON(b []byte) error {
 	type plain Message
 	if err := json.Unmarshal(b, (*plain)(m)); err != nil {
 		return err
 	}
 	m.Data, m.Metadata = nullIsNil(m.Data), nullIsNil(m.Metadata)
+	if m.Type == "" {
+		m.Type = MessageText
+	}
 	return nil
 }
 
@@ -223,21 +228,8 @@ func nullIsNil(r json.RawMessage) json.RawMessage {
 	return r
 }
 
-// MarshalJSON writes every list of m as an array, empty rather than null.
+// MarshalJSON writes every list of m as an array, empty rather than null
+// (AppendMessage).
 func (m Message) MarshalJSON() ([]byte, error) {
-	type plain Message // without this method
-	p := plain(m)
-	if p.Tags == nil {
-		p.Tags = []string{}
-	}
-	if p.Mentions == nil {
-		p.Mentions = []string{}
-	}
-	if p.Attachments == nil {
-		p.Attachments = []File{}
-	}
-	if p.Reactions == nil {
-		p.Reactions = map[string]int64{}
-	}
-	return json.Marshal(p)
+	return AppendMessage(make([]byte, 0, 320+len(m.Text)+len(m.Data)+len(m.Metadata)), &m), nil
 }

@@ -147,7 +147,7 @@ func (s *State) handleFlag(c Caller, args json.RawMessage, now time.Time) (any, 
 	}
 	if del != nil {
 		d := s.softDelete(msg, del, "")
-		s.emit(protocol.EventMessageDeleted, autoDeleteEvent{Message: d, Reason: "auto_delete_flags"})
+		s.emit(protocol.EventMessageDeleted, autoDeleteEvent{Message: eventMessage{d}, Reason: "auto_delete_flags"})
 	}
 	return struct{}{}, nil
 }
@@ -155,8 +155,8 @@ func (s *State) handleFlag(c Caller, args json.RawMessage, now time.Time) (any, 
 // autoDeleteEvent is the data of the message.deleted event of a message
 // deleted by its flags.
 type autoDeleteEvent struct {
-	Message *protocol.Message `json:"message"`
-	Reason  string            `json:"reason"`
+	Message eventMessage `json:"message"`
+	Reason  string       `json:"reason"`
 }
 
 // withFlagCount is m as the caller sees it: moderators also see how many

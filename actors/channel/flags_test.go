@@ -155,12 +155,13 @@ func TestFlagCountsStayCurrent(t *testing.T) {
 	if h.r.scans+h.r.gets > 6 {
 		t.Errorf("a moderator's page read %d scans and %d gets", h.r.scans, h.r.gets)
 	}
-	// The moderator's own sends reuse the window.
-	h.r.scans = 0
+	// The moderator's own sends reuse the window (the first builds the
+	// idempotency filter, with a scan of its own table).
+	h.r.scans, h.r.idemScans = 0, 0
 	for i := range 5 {
 		h.send("alice", fmt.Sprint("a", i), "y")
 	}
-	if h.r.scans != 0 {
-		t.Errorf("5 moderator sends read the store %d times", h.r.scans)
+	if h.r.scans-h.r.idemScans != 0 {
+		t.Errorf("5 moderator sends read the store %d times", h.r.scans-h.r.idemScans)
 	}
 }

@@ -51,15 +51,24 @@ type pendingEntry struct {
 type countingReader struct {
 	persistence.Reader
 	gets, scans int
+	// idemGets and idemScans count the reads of idempotency keys (in
+	// gets and scans too).
+	idemGets, idemScans int
 }
 
 func (c *countingReader) Get(t persistence.Table, k []byte) ([]byte, error) {
 	c.gets++
+	if t == persistence.TableIdem {
+		c.idemGets++
+	}
 	return c.Reader.Get(t, k)
 }
 
 func (c *countingReader) Scan(t persistence.Table, r persistence.Range) ([]persistence.Record, error) {
 	c.scans++
+	if t == persistence.TableIdem {
+		c.idemScans++
+	}
 	return c.Reader.Scan(t, r)
 }
 

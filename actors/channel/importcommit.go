@@ -171,6 +171,9 @@ func (s *State) applyChunk(c *importChunk, m *importMarker) (stepCounts, error) 
 			// Write through the cache, which may know the key absent.
 			s.rich.aux.write(string(op.Key), auxVal{v: v, ok: true}, s.cur.Index)
 		}
+		if op.Table == persistence.TableIdem && s.idemF != nil {
+			s.idemF.add(op.Key) // the filter holds every key (idemfilter.go)
+		}
 		e.Ops = append(e.Ops, persistence.Op{Table: op.Table, Key: op.Key, Value: v})
 	}
 	seen := map[string]bool{}

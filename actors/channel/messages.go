@@ -76,7 +76,7 @@ func (s *State) findMessage(id string) (*protocol.Message, *protocol.Error) {
 // putMessage writes a message record with the current entry. m must be a
 // fresh copy, never one already handed out.
 func (s *State) putMessage(m *protocol.Message) []byte {
-	enc := encode(m)
+	enc := protocol.AppendMessage(make([]byte, 0, 320+len(m.Text)+len(m.Data)+len(m.Metadata)), m)
 	e := s.entry()
 	e.Put(persistence.TableMessage, persistence.U64(m.Segment), enc)
 	s.msgs.write(m.Segment, m, s.cur.Index)
@@ -92,7 +92,11 @@ func (s *State) idemSegment(user, clientID string) (uint64, bool, error) {
 	if seg, ok := s.idem.get(k); ok {
 		return seg, seg != 0, nil
 	}
-	v, err := s.log.Get(persistence.TableIdem, idemStoreKey(user, clientID))
+	key := idemStoreKey(user, clientID)
+	if f := s.idemKeys(); f != nil && !f.mayHave(key) {
+		return 0, false, nil
+	}
+	v, err := s.log.Get(persistence.TableIdem, key)
 	if errors.Is(err, persistence.ErrNotFound) {
 		return 0, false, nil
 	}
@@ -121,15 +125,30 @@ func idemStoreKey(user, clientID string) []byte {
 
 // messageEvent is the data of message events.
 type messageEvent struct {
-	Message *protocol.Message `json:"message"`
-	Actor   string            `json:"actor,omitempty"`
+	Message eventMessage `json:"message"`
+	Actor   string       `json:"actor,omitempty"`
 }
 
-// messageEventData is messageEvent{Message: m} around m's encoding.
-func messageEventData(enc []byte) []byte {
-	b := make([]byte, 0, len(enc)+len(`{"message":}`))
+// eventMessage is a message as events carry it: without its empty
+// fields, its channel (the event's) and a text type
+// (protocol.AppendEventMessage).
+type eventMessage struct{ *protocol.Message }
+
+func (m eventMessage) MarshalJSON() ([]byte, error) {
+	return protocol.AppendEventMessage(nil, m.Message), nil
+}
+
+func (m *eventMessage) UnmarshalJSON(b []byte) error {
+	m.Message = new(protocol.Message)
+	return m.Message.UnmarshalJSON(b)
+}
+
+// messageEventData is the data of m's message.new: messageEvent{Message:
+// m}, encoded directly.
+func messageEventData(m *protocol.Message) []byte {
+	b := make([]byte, 0, 192+len(m.Text))
 	b = append(b, `{"message":`...)
-	b = append(b, enc...)
+	b = protocol.AppendEventMessage(b, m)
 	return append(b, '}')
 }
 
@@ -237,8 +256,12 @@ func (s *State) send(c Caller, args json.RawMessage, files []AttachedFile, now t
 	s.meta.Channel.MessageCount++
 	s.meta.Channel.LastActivity = protocol.At(now)
 	enc := s.putMessage(msg)
-	s.entry().Put(persistence.TableIdem, idemStoreKey(c.User, a.ClientID), persistence.U64(seg))
+	ikey := idemStoreKey(c.User, a.ClientID)
+	s.entry().Put(persistence.TableIdem, ikey, persistence.U64(seg))
 	s.idem.write(idemKey{c.User, a.ClientID}, seg, s.cur.Index)
+	if s.idemF != nil {
+		s.idemF.add(ikey)
+	}
 	if isMember(m) {
 		// Sending implies having read everything up to one's own message.
 		nm := m.clone()
@@ -248,9 +271,10 @@ func (s *State) send(c Caller, args json.RawMessage, files []AttachedFile, now t
 		s.putMember(nm)
 	}
 	s.noteSend(c, m, now)
-	// The stored record, the event and the reply share one encoding of
-	// the message: a send is the hottest path there is.
-	s.emitRaw(protocol.EventMessageNew, messageEventData(enc))
+	// The stored record and the reply share one encoding of the message
+	// (a send is the hottest path there is); the event has its own,
+	// smaller one, which every watcher reads.
+	s.emitRaw(protocol.EventMessageNew, messageEventData(msg))
 	s.afterSend(c, msg, parent, ex, now)
 	return s.sentView(c, msg, enc), nil
 }
@@ -314,7 +338,7 @@ func (s *State) handleEdit(c Caller, args json.RawMessage, now time.Time) (any, 
 	}
 	m.EditedAt = protocol.At(now)
 	s.putMessage(m)
-	s.emit(protocol.EventMessageUpdated, messageEvent{Message: m, Actor: c.User})
+	s.emit(protocol.EventMessageUpdated, messageEvent{Message: eventMessage{m}, Actor: c.User})
 	return protocol.MessageResult{Message: s.viewMessage(c, m)}, nil
 }
 
@@ -350,7 +374,7 @@ func (s *State) handleMessageDelete(c Caller, args json.RawMessage, now time.Tim
 		return nil, internal(err)
 	}
 	m := s.softDelete(old, d, c.User)
-	s.emit(protocol.EventMessageDeleted, messageEvent{Message: m, Actor: c.User})
+	s.emit(protocol.EventMessageDeleted, messageEvent{Message: eventMessage{m}, Actor: c.User})
 	return protocol.MessageResult{Message: s.viewMessage(c, m)}, nil
 }
 

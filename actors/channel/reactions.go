@@ -131,6 +131,15 @@ func (s *State) react(c Caller, args json.RawMessage, add bool, now time.Time) (
 	}
 	s.putUserCounts(c.User, uc)
 	s.putMessage(m)
-	s.emit(protocol.EventReactionUpdated, protocol.ReactionEvent{Message: m, User: c.User, Name: a.Name, Added: add})
+	s.emit(protocol.EventReactionUpdated, reactionData{Message: eventMessage{m}, User: c.User, Name: a.Name, Added: add})
 	return protocol.MessageResult{Message: s.viewMessage(c, m)}, nil
+}
+
+// reactionData is protocol.ReactionEvent with the message as events
+// carry it.
+type reactionData struct {
+	Message eventMessage `json:"message"`
+	User    string       `json:"user"`
+	Name    string       `json:"name"`
+	Added   bool         `json:"added"`
 }

@@ -144,6 +144,7 @@ type State struct {
 	msgs     *cache[uint64, *protocol.Message]
 	members  *cache[string, *memberRecord]
 	idem     *cache[idemKey, uint64]
+	idemF    *idemFilter   // of every idempotency key (idemfilter.go); nil until a send needs it
 	recent   []recentEvent // newest events, oldest first (see trimRecent)
 	lastMsg  *protocol.Message
 	watchers watchers

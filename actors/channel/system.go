@@ -31,7 +31,7 @@ func (s *State) systemMessage(info protocol.SystemInfo, now time.Time) *protocol
 	s.meta.Channel.MessageCount++
 	s.meta.Channel.LastActivity = protocol.At(now)
 	s.putMessage(msg)
-	s.emit(protocol.EventMessageNew, messageEvent{Message: msg})
+	s.emit(protocol.EventMessageNew, messageEvent{Message: eventMessage{msg}})
 	s.readOwn(from, seg)
 	return msg
 }

@@ -31,7 +31,7 @@ func (s *State) replied(c Caller, parent, reply *protocol.Message) {
 	p := cloneMessage(parent)
 	p.ReplyCount++
 	s.putMessage(p)
-	s.emit(protocol.EventMessageUpdated, messageEvent{Message: p, Actor: c.User})
+	s.emit(protocol.EventMessageUpdated, messageEvent{Message: eventMessage{p}, Actor: c.User})
 }
 
 // replyDeleted lowers the parent's reply_count when a reply is deleted
@@ -48,7 +48,7 @@ func (s *State) replyDeleted(old *protocol.Message, actor string) {
 	p := cloneMessage(parent)
 	p.ReplyCount--
 	s.putMessage(p)
-	s.emit(protocol.EventMessageUpdated, messageEvent{Message: p, Actor: actor})
+	s.emit(protocol.EventMessageUpdated, messageEvent{Message: eventMessage{p}, Actor: actor})
 }
 
 // threadPage is page for the replies of the message at parent: it walks

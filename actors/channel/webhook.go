@@ -1,6 +1,7 @@
 package channel
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"time"
@@ -178,12 +179,55 @@ func (s *State) handleWebhookFetch(_ Caller, args json.RawMessage, _ time.Time) 
 }
 
 // webhookEvent is an event frame as a webhook delivers it: with the time
-// it happened ("at") after its data.
+// it happened ("at") after its data, and a message in it whole
+// (wholeMessage).
 func webhookEvent(frame []byte, at time.Time) json.RawMessage {
+	frame = wholeMessage(frame)
 	t, _ := protocol.At(at).MarshalJSON()
 	b := make([]byte, 0, len(frame)+len(t)+8)
 	b = append(b, frame[:len(frame)-1]...)
 	b = append(b, `,"at":`...)
 	b = append(b, t...)
 	return append(b, '}')
+}
+
+// wholeMessage returns a message event's frame with its message in the
+// full shape of replies and history (every field, its channel and type
+// included): a WebSocket event leaves a message's empty fields out for
+// the thousands of watchers it goes to (protocol.AppendEventMessage), but
+// a webhook's receiver is one backend, which is sent every field. Any
+// other frame, or one that does not read as expected, is returned as it
+// is. Message events' data begin with their message (messageEvent,
+// reactionData, autoDeleteEvent).
+func wholeMessage(frame []byte) []byte {
+	rest, ok := bytes.CutPrefix(frame, []byte(`{"event":"`))
+	if !ok || !(bytes.HasPrefix(rest, []byte("message.")) || bytes.HasPrefix(rest, []byte(protocol.EventReactionUpdated+`"`))) {
+		return frame
+	}
+	var f struct {
+		Event   string          `json:"event"`
+		Channel string          `json:"channel"`
+		Seq     uint64          `json:"seq"`
+		Data    json.RawMessage `json:"data"`
+	}
+	if json.Unmarshal(frame, &f) != nil {
+		return frame
+	}
+	after, ok := bytes.CutPrefix(f.Data, []byte(`{"message":`))
+	if !ok {
+		return frame
+	}
+	dec := json.NewDecoder(bytes.NewReader(after))
+	var m protocol.Message
+	if dec.Decode(&m) != nil {
+		return frame
+	}
+	if m.Channel == "" {
+		m.Channel = f.Channel
+	}
+	data := make([]byte, 0, len(f.Data)+256)
+	data = append(data, `{"message":`...)
+	data = protocol.AppendMessage(data, &m)
+	data = append(data, after[dec.InputOffset():]...)
+	return protocol.AppendEvent(make([]byte, 0, len(data)+len(f.Event)+len(f.Channel)+48), f.Event, f.Channel, f.Seq, data)
 }

@@ -106,3 +106,50 @@ func TestWebhookStartsWhereWebhooksWereTurnedOn(t *testing.T) {
 		t.Fatalf("after turning webhooks on: %+v", evs)
 	}
 }
+
+// TestWebhookMessagesAreWhole: a webhook gets a message event's message
+// with every field (its channel and type included), which the WebSocket
+// event leaves out when empty; the rest of the event's data stays, after
+// it. So from memory as from the store.
+func TestWebhookMessagesAreWhole(t *testing.T) {
+	h := newHarness(t, hooked)
+	h.create("ann", protocol.TypeStandard, nil)
+	m := h.send("ann", "1", "one")
+	ok[messageResult](h, caller("ann"), protocol.OpReactionAdd, map[string]any{"channel": channelID, "message_id": m.ID, "name": "eyes"})
+	check := func(when string) {
+		t.Helper()
+		_, evs := h.fetch(10)
+		var seen int
+		for _, ev := range evs {
+			if ev.Event != protocol.EventMessageNew && ev.Event != protocol.EventReactionUpdated {
+				continue
+			}
+			seen++
+			var d map[string]json.RawMessage
+			if err := json.Unmarshal(ev.Data, &d); err != nil {
+				t.Fatal(err)
+			}
+			var msg map[string]json.RawMessage
+			if err := json.Unmarshal(d["message"], &msg); err != nil {
+				t.Fatal(err)
+			}
+			for _, k := range []string{"channel", "type", "tags", "mentions", "attachments", "reactions", "parent_id", "reply_count", "edited_at", "deleted", "system", "data", "metadata"} {
+				if _, ok := msg[k]; !ok {
+					t.Fatalf("%s: %s's message has no %s: %s", when, ev.Event, k, d["message"])
+				}
+			}
+			if string(msg["channel"]) != `"`+channelID+`"` || string(msg["type"]) != `"text"` {
+				t.Fatalf("%s: message %s", when, d["message"])
+			}
+			if ev.Event == protocol.EventReactionUpdated && (string(d["name"]) != `"eyes"` || string(d["user"]) != `"ann"`) {
+				t.Fatalf("%s: reaction data %s", when, ev.Data)
+			}
+		}
+		if seen != 2 {
+			t.Fatalf("%s: %d message events", when, seen)
+		}
+	}
+	check("from memory")
+	h.reload()
+	check("from the store")
+}

@@ -54,13 +54,15 @@ func TestMetricsLint(t *testing.T) {
 	dial(t, n, "bob").Close()
 
 	var body []byte
-	// Disconnects are counted once the server notices: poll for them.
+	// Disconnects are counted once the server notices, and the session
+	// leaves the open count when its goroutine ends: poll for both.
 	deadline := time.Now().Add(10 * time.Second)
 	tick := time.NewTicker(20 * time.Millisecond)
 	defer tick.Stop()
 	for {
 		body = scrape(t, n)
-		if bytes.Contains(body, []byte(`switchboard_disconnects_total{reason="client_closed"}`)) || time.Now().After(deadline) {
+		if (bytes.Contains(body, []byte(`switchboard_disconnects_total{reason="client_closed"}`)) &&
+			bytes.Contains(body, []byte("switchboard_sessions_open 1\n"))) || time.Now().After(deadline) {
 			break
 		}
 		<-tick.C

@@ -9,6 +9,7 @@
 import { Connection, type ClientOptions } from "./connection.js";
 import { SwitchboardError } from "./errors.js";
 import { Listeners } from "./listeners.js";
+import { withFullMessage } from "./message.js";
 import { jitter, OPEN, splitFrames } from "./transport.js";
 import {
   IDEMPOTENT_OPS,
@@ -359,7 +360,7 @@ export class Client extends Connection {
   }
 
   private deliver(e: ServerEvent): void {
-    this.events.emit(e, this.warn);
+    this.events.emit(withFullMessage(e), this.warn);
   }
 
   /**

@@ -5,3 +5,4 @@ export type { WebSocketConstructor, WebSocketLike } from "./transport.js";
 export { ChatStore, createChatStore, newClientId, type LoginInput, type StoreOptions, type SendOptions } from "./store/store.js";
 export type { Chat, ChatMessage, ChatState, ChatStatus, MessageStatus, SyncStatus, Thread } from "./store/state.js";
 export { httpOrigin } from "./transport.js";
+export { fullMessage, MESSAGE_EVENTS } from "./message.js";

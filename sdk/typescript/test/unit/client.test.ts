@@ -87,6 +87,30 @@ test("events are delivered in seq order: repeats are dropped and a gap resumes f
   c.close();
 });
 
+test("a message in an event, without its empty fields, channel or text type, reaches listeners whole", async () => {
+  const srv = new FakeServer();
+  srv.handler = (req) => (req.op === "channel.watch" ? { result: watchResult("g", 0) } : srv.defaultAnswer(req));
+  const c = await connect({ urls: "ws://gw/v1/ws", userId: "alice", WebSocket: srv.WebSocket, ...fast });
+  const got: ServerEvent[] = [];
+  c.onEvent((e) => got.push(e));
+  await c.call("channel.watch", { channel: "g" });
+  // As the server writes it (docs/protocol.md, "A message in an event").
+  const compact = { id: "1-m", segment: 1, user: "bob", text: "hi", client_id: "c-1", created_at: "2026-01-01T00:00:01.000Z" };
+  srv.current.push({ event: "message.new", channel: "g", seq: 1, data: { message: compact } } as unknown as ServerEvent);
+  srv.current.push({
+    event: "reaction.updated", channel: "g", seq: 2,
+    data: { message: { ...compact, type: "image", reactions: { "👍": 1 }, mentions: ["alice"] }, user: "carl", name: "👍", added: true },
+  } as unknown as ServerEvent);
+  await until(() => got.length === 2);
+  const e = got[0]!;
+  assert.ok(e.event === "message.new");
+  assert.deepEqual(e.data.message, message("g", 1, "bob", "hi"));
+  const r = got[1]!;
+  assert.ok(r.event === "reaction.updated");
+  assert.deepEqual(r.data.message, message("g", 1, "bob", "hi", { type: "image", reactions: { "👍": 1 }, mentions: ["alice"] }));
+  c.close();
+});
+
 test("a resume with has_more continues from the last event; reset is reported", async () => {
   const srv = new FakeServer();
   let page = 0;

@@ -1,0 +1,75 @@
+package gateway
+
+import (
+	"net"
+	"sync"
+	"time"
+)
+
+// wire is a session connection's write side. Writers write to it
+// directly, not through the WebSocket library (see hijack.go for how the
+// library's own writes reach the outbox instead): a message is already
+// framed (wsframe.go), and the pool's writers must never wait for a
+// socket, which the library's Write would.
+type wire struct {
+	conn net.Conn // the connection as hijacked
+	// fd writes without waiting where the platform allows (wire_linux.go);
+	// nil: every write waits, on its own goroutine (writeAll).
+	fd rawWriter
+}
+
+func newWire(conn net.Conn) wire { return wire{conn: conn, fd: newRawWriter(conn)} }
+
+// tryWrite writes as much of bufs as the socket takes now, without
+// waiting, and returns how many bytes that was (0 when the socket is
+// full, or when this platform cannot write without waiting).
+func (w *wire) tryWrite(bufs [][]byte, scratch *iovecs) (int, error) {
+	if w.fd == nil {
+		return 0, nil
+	}
+	return w.fd.tryWrite(bufs, scratch)
+}
+
+// writeBufs holds the bytes of a waiting write that is not a vectored
+// one (a TLS connection's: one record, one syscall); idle sessions hold
+// none.
+var writeBufs = sync.Pool{New: func() any { return new([]byte) }}
+
+// writeAll writes bufs whole, waiting at most d for the socket.
+func (w *wire) writeAll(bufs [][]byte, d time.Duration) error {
+	if err := w.conn.SetWriteDeadline(time.Now().Add(d)); err != nil {
+		return err
+	}
+	defer w.conn.SetWriteDeadline(time.Time{})
+	if _, ok := w.conn.(*net.TCPConn); ok || len(bufs) == 1 {
+		nb := net.Buffers(bufs)
+		_, err := nb.WriteTo(w.conn)
+		return err
+	}
+	bp := writeBufs.Get().(*[]byte)
+	b := (*bp)[:0]
+	for _, x := range bufs {
+		b = append(b, x...)
+	}
+	_, err := w.conn.Write(b)
+	if cap(b) <= 256<<10 {
+		*bp = b[:0]
+		writeBufs.Put(bp)
+	}
+	return err
+}
+
+// remainder returns what is left of bufs after its first n bytes, in a
+// new slice (bufs belongs to a writer, which reuses it).
+func remainder(bufs [][]byte, n int) [][]byte {
+	for len(bufs) > 0 && n >= len(bufs[0]) {
+		n -= len(bufs[0])
+		bufs = bufs[1:]
+	}
+	rest := make([][]byte, len(bufs))
+	copy(rest, bufs)
+	if len(rest) > 0 {
+		rest[0] = rest[0][n:]
+	}
+	return rest
+}

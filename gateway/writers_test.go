@@ -1,0 +1,244 @@
+package gateway
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+)
+
+// writeHarness is a gateway with a writer pool and nothing else, whose
+// sessions write to real loopback TCP connections.
+type writeHarness struct {
+	t       *testing.T
+	g       *Gateway
+	mu      sync.Mutex
+	reasons map[string]int
+}
+
+func newWriteHarness(t *testing.T, mutate func(*Config)) *writeHarness {
+	h := &writeHarness{t: t, reasons: map[string]int{}}
+	cfg := Config{Writers: 1, Metrics: &Metrics{Disconnect: func(r string) {
+		h.mu.Lock()
+		h.reasons[r]++
+		h.mu.Unlock()
+	}}}
+	if mutate != nil {
+		mutate(&cfg)
+	}
+	cfg.withDefaults()
+	h.g = &Gateway{cfg: cfg}
+	h.g.writers = newWriterPool(h.g, cfg.Writers)
+	t.Cleanup(h.g.writers.stop)
+	return h
+}
+
+func (h *writeHarness) reason(r string) int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.reasons[r]
+}
+
+// session returns a session writing to one end of a loopback connection,
+// and the other end, to read from. With small buffers the socket is full
+// after a few kilobytes.
+func (h *writeHarness) session(small bool) (*session, net.Conn) {
+	h.t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	defer ln.Close()
+	var d net.Dialer
+	if small {
+		// The receive buffer is set before the connection is made: set
+		// later, the window scale chosen for a large one makes the
+		// window close for good (zero-window probes back off to
+		// minutes).
+		d.Control = smallReceiveBuffer
+	}
+	peer, err := d.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	conn, err := ln.Accept()
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	if small {
+		_ = conn.(*net.TCPConn).SetWriteBuffer(4096)
+	}
+	h.t.Cleanup(func() { conn.Close(); peer.Close() })
+	s := &session{g: h.g, id: randomID(), out: newOutbox(h.g.cfg.QueueFrames, h.g.cfg.QueueBytes)}
+	s.wire = newWire(conn)
+	return s, peer
+}
+
+// readMessages reads n text messages from a session's peer.
+func readMessages(r *bufio.Reader, n int) ([]string, error) {
+	var out []string
+	for range n {
+		var hdr [2]byte
+		if _, err := io.ReadFull(r, hdr[:]); err != nil {
+			return out, err
+		}
+		if hdr[0] != 0x80|opText {
+			return out, fmt.Errorf("frame %x", hdr[0])
+		}
+		size := int(hdr[1])
+		switch size {
+		case 126:
+			var ext [2]byte
+			if _, err := io.ReadFull(r, ext[:]); err != nil {
+				return out, err
+			}
+			size = int(binary.BigEndian.Uint16(ext[:]))
+		case 127:
+			var ext [8]byte
+			if _, err := io.ReadFull(r, ext[:]); err != nil {
+				return out, err
+			}
+			size = int(binary.BigEndian.Uint64(ext[:]))
+		}
+		p := make([]byte, size)
+		if _, err := io.ReadFull(r, p); err != nil {
+			return out, err
+		}
+		out = append(out, string(p))
+	}
+	return out, nil
+}
+
+// TestFullSocketHoldsUpNoOtherSession: with a single writer, a session
+// whose client stopped reading (its socket is full) does not delay
+// another: its write is finished on its own goroutine. When its client
+// reads again it gets every message, once, in order — the write the
+// socket took part of went on from where it stopped.
+func TestFullSocketHoldsUpNoOtherSession(t *testing.T) {
+	h := newWriteHarness(t, func(c *Config) { c.QueueFrames, c.QueueBytes = 1<<16, 64<<20 })
+	slow, slowPeer := h.session(true)
+	fast, fastPeer := h.session(false)
+	const n = 400
+	pad := make([]byte, 3000)
+	for i := range n {
+		slow.sendMessage(frameMessage(opText, append([]byte(strconv.Itoa(i)+" "), pad...)))
+	}
+	// 1.2 MB queued on a socket that holds a few kilobytes: the writer
+	// has handed it to its own goroutine and moved on.
+	done := make(chan error, 1)
+	go func() {
+		got, err := readMessages(bufio.NewReader(fastPeer), n)
+		for i := 0; err == nil && i < n; i++ {
+			if got[i] != strconv.Itoa(i) {
+				err = fmt.Errorf("message %d is %q", i, got[i])
+			}
+		}
+		done <- err
+	}()
+	for i := range n {
+		fast.sendMessage(frameMessage(opText, []byte(strconv.Itoa(i))))
+	}
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("the reading session did not get its messages while another's socket was full")
+	}
+	_ = slowPeer.SetReadDeadline(time.Now().Add(20 * time.Second))
+	got, err := readMessages(bufio.NewReader(slowPeer), n)
+	if err != nil {
+		t.Fatalf("after %d messages: %v", len(got), err)
+	}
+	for i, m := range got {
+		if len(m) != len(pad)+len(strconv.Itoa(i))+1 || m[:len(strconv.Itoa(i))+1] != strconv.Itoa(i)+" " {
+			t.Fatalf("message %d is %.20q… (%d bytes)", i, m, len(m))
+		}
+	}
+}
+
+// TestWriteTimeoutEndsTheSession: a client that does not read within
+// WriteTimeout is cut off; it counts as a failed write (or as a slow
+// consumer when its queue overflowed meanwhile).
+func TestWriteTimeoutEndsTheSession(t *testing.T) {
+	h := newWriteHarness(t, func(c *Config) { c.WriteTimeout = 200 * time.Millisecond })
+	s, peer := h.session(true)
+	pad := make([]byte, 64<<10)
+	for range 16 {
+		s.sendMessage(frameMessage(opText, pad))
+	}
+	// The peer reads nothing until the server has given up on it.
+	deadline := time.Now().Add(20 * time.Second)
+	for h.reason("write_failed") == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("a client that does not read was not cut off")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	// Then it reads what its socket held, and the end of the connection.
+	_ = peer.SetReadDeadline(time.Now().Add(20 * time.Second))
+	_, err := io.Copy(io.Discard, peer)
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		t.Fatal("the connection was not closed")
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if len(h.reasons) != 1 {
+		t.Fatalf("disconnect reasons %v, want one write_failed", h.reasons)
+	}
+	if why, _ := s.out.push([]byte("late")); why != dropClosed {
+		t.Fatalf("a push after the connection died: %q", why)
+	}
+}
+
+func TestRemainder(t *testing.T) {
+	bufs := [][]byte{[]byte("abc"), []byte("de"), []byte("fgh")}
+	for n, want := range []string{"abc|de|fgh", "bc|de|fgh", "c|de|fgh", "de|fgh", "e|fgh", "fgh", "gh", "h", ""} {
+		got := ""
+		for i, b := range remainder(bufs, n) {
+			if i > 0 {
+				got += "|"
+			}
+			got += string(b)
+		}
+		if got != want {
+			t.Fatalf("remainder after %d bytes: %q, want %q", n, got, want)
+		}
+	}
+	if string(bufs[0]) != "abc" {
+		t.Fatal("remainder changed its argument")
+	}
+}
+
+// TestFrameHeaders: every length is framed as RFC 6455 says, and
+// frameLen reads it back.
+func TestFrameHeaders(t *testing.T) {
+	for _, n := range []int{0, 1, 125, 126, 127, 65535, 65536, 1 << 20} {
+		m := frameMessage(opText, make([]byte, n))
+		if frameLen(m) != len(m) || frameLen(m[:1]) != 0 {
+			t.Fatalf("length %d: frameLen %d of %d", n, frameLen(m), len(m))
+		}
+		b := newFrameBuf(n)
+		b = append(b, make([]byte, n)...)
+		if in := frameInPlace(b); string(in) != string(m) {
+			t.Fatalf("length %d: framed in place differs", n)
+		}
+		got, err := readMessages(bufio.NewReader(bytes.NewReader(m)), 1)
+		if err != nil || len(got[0]) != n {
+			t.Fatalf("length %d: read back %d, %v", n, len(got), err)
+		}
+	}
+	c := closeMessage(closeReason{CloseSlowConsumer, string(make([]byte, 300))})
+	if len(c) != 2+125 || c[0] != 0x80|opClose || binary.BigEndian.Uint16(c[2:]) != uint16(CloseSlowConsumer) {
+		t.Fatalf("close frame %x…", c[:4])
+	}
+}
