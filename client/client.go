@@ -334,9 +334,10 @@ func (c *Client) connect(ctx context.Context) error {
 		HTTPClient:   dialClient(c.opts.HTTPClient),
 		Subprotocols: []string{"switchboard.v1.json"},
 	})
+	raw := slot.take()
 	if err != nil {
-		if slot.conn != nil {
-			slot.conn.Close()
+		if raw != nil {
+			raw.Close()
 		}
 		return fmt.Errorf("client: dial %s: %w", url, err)
 	}
@@ -379,7 +380,7 @@ func (c *Client) connect(ctx context.Context) error {
 		conn.CloseNow()
 		return ErrClosed
 	}
-	c.conn, c.raw = conn, slot.conn
+	c.conn, c.raw = conn, raw
 	c.gen++
 	c.session = res
 	gen := c.gen

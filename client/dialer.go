@@ -17,8 +17,31 @@ import (
 
 type rawSlotKey struct{}
 
-// rawSlot receives the connection a dial made.
-type rawSlot struct{ conn net.Conn }
+// rawSlot receives the connection a dial made. The transport may dial
+// more than once for one request (it retries on a connection that failed
+// before any response) and from goroutines of its own, so the slot keeps
+// the latest connection and stops listening once the dial has returned.
+type rawSlot struct {
+	mu    sync.Mutex
+	conn  net.Conn
+	taken bool
+}
+
+func (s *rawSlot) set(conn net.Conn) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.taken {
+		s.conn = conn
+	}
+}
+
+// take returns the connection and closes the slot to later dials.
+func (s *rawSlot) take() net.Conn {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.taken = true
+	return s.conn
+}
 
 // capturing wraps a transport's dialer so that it fills the rawSlot of
 // the dial's context.
@@ -31,7 +54,7 @@ func capturing(t *http.Transport) *http.Transport {
 	t.DialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
 		conn, err := dial(ctx, network, addr)
 		if slot, ok := ctx.Value(rawSlotKey{}).(*rawSlot); ok && err == nil {
-			slot.conn = conn
+			slot.set(conn)
 		}
 		return conn, err
 	}
