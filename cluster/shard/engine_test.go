@@ -146,8 +146,8 @@ func TestIsolatedLeaderStepsDownAndIsReplaced(t *testing.T) {
 	if !errors.Is(lost.err, ErrLost) || !errors.Is(read.err, ErrLost) {
 		t.Fatalf("isolated leader's proposal: %v, read: %v", lost.err, read.err)
 	}
-	nl := h.leaderOf(0)
-	if nl == nil || nl == a {
+	nl := h.awaitLeader(0)
+	if nl == a {
 		t.Fatalf("no new leader: %v", nl)
 	}
 	r := h.propose(nl, 0, "z=1")
@@ -263,6 +263,7 @@ func TestLeaderChangeWithProposalsInFlight(t *testing.T) {
 	if !errors.Is(q.err, ErrLost) || !errors.Is(p.err, ErrLost) {
 		t.Fatalf("in-flight proposals: q %v, p %v", q.err, p.err)
 	}
+	h.awaitLeader(0)
 	h.net.HealAll()
 	h.tick(5)
 	h.settle()
@@ -359,10 +360,7 @@ func TestWipedReplicaIsRebuiltBySnapshot(t *testing.T) {
 	// The new replica serves: with a down, b and c still commit.
 	h.crash("a")
 	h.tick(40)
-	l := h.leaderOf(0)
-	if l == nil {
-		t.Fatal("no leader without a")
-	}
+	l := h.awaitLeader(0)
 	r := h.propose(l, 0, "after=1")
 	h.settle()
 	h.mustDone("propose without a", r)
@@ -410,10 +408,7 @@ func TestWholeClusterRestartKeepsCommittedEntries(t *testing.T) {
 		h.start(n, fss[n])
 	}
 	h.tick(40)
-	l := h.leaderOf(0)
-	if l == nil {
-		t.Fatal("no leader after the restart")
-	}
+	l := h.awaitLeader(0)
 	r := h.propose(l, 0, "after=1")
 	h.settle()
 	h.mustDone("propose after the restart", r)

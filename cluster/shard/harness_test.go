@@ -270,6 +270,21 @@ func (h *harness) leaderOf(shard uint32) *testNode {
 	return nil
 }
 
+// awaitLeader ticks until some live node leads shard: elections may split
+// votes (the library randomizes its timeouts), so a fixed number of ticks
+// is not always enough.
+func (h *harness) awaitLeader(shard uint32) *testNode {
+	h.t.Helper()
+	for range 500 {
+		if l := h.leaderOf(shard); l != nil {
+			return l
+		}
+		h.tick(1)
+	}
+	h.t.Fatalf("shard %d elected no leader in 500 ticks", shard)
+	return nil
+}
+
 // result collects the outcome of an asynchronous call.
 type result struct {
 	done bool
