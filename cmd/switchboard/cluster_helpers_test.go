@@ -296,6 +296,15 @@ func channelOwnedBy(prefix, want string, names ...string) string {
 	}
 }
 
+// adminClient is the "admin" session tests create and check channels
+// with. It reads no events: they are discarded, for a client whose
+// Events() nobody reads stops reading its connection once the buffer is
+// full (creating a channel watches it), and its replies with it.
+func adminClient(t *testing.T, urls []string) *client.Client {
+	t.Helper()
+	return clusterClient(t, urls, "admin", func(o *client.Options) { o.OnEvent = func(client.Event) {} })
+}
+
 func clusterClient(t *testing.T, urls []string, user string, opts ...func(*client.Options)) *client.Client {
 	t.Helper()
 	o := client.Options{URLs: urls, UserID: user, MaxRetry: 40 * time.Second}

@@ -132,7 +132,7 @@ func TestNodeJoinMovesChannelsUnderTraffic(t *testing.T) {
 	if moving == 0 {
 		t.Fatal("no test channel moves to n4; pick other names")
 	}
-	admin := clusterClient(t, c.urls(), "admin")
+	admin := adminClient(t, c.urls())
 	for _, ch := range channels {
 		if _, _, err := admin.CreateChannel(ctx, protocol.ChannelCreateArgs{ID: ch, Type: protocol.TypeStandard}); err != nil {
 			t.Fatal(err)
@@ -181,7 +181,7 @@ func TestSIGTERMDrainsAHost(t *testing.T) {
 			onN2++
 		}
 	}
-	admin := clusterClient(t, c.urls("n1", "n3"), "admin")
+	admin := adminClient(t, c.urls("n1", "n3"))
 	for _, ch := range channels {
 		if _, _, err := admin.CreateChannel(ctx, protocol.ChannelCreateArgs{ID: ch, Type: protocol.TypeStandard}); err != nil {
 			t.Fatal(err)
@@ -226,18 +226,11 @@ func TestSIGTERMDrainsAHost(t *testing.T) {
 // up and takes its share of leaders back.
 func TestLeaderKillLosesNothingAndServesOn(t *testing.T) {
 	c := newTestCluster(t, "n1", "n2", "n3")
-	t.Cleanup(func() {
-		if t.Failed() {
-			for n, p := range c.procs {
-				t.Logf("log of %s:\n%s", n, readFile(p.logf))
-			}
-		}
-	})
 	c.waitSettled("n1", "n2", "n3")
 	ctx := ctxT(t)
 	channels := []string{channelOwnedBy("k", "n1", "n1", "n2", "n3"), channelOwnedBy("k", "n2", "n1", "n2", "n3"),
 		channelOwnedBy("k", "n3", "n1", "n2", "n3")}
-	admin := clusterClient(t, c.urls("n1", "n3"), "admin")
+	admin := adminClient(t, c.urls("n1", "n3"))
 	for _, ch := range channels {
 		if _, _, err := admin.CreateChannel(ctx, protocol.ChannelCreateArgs{ID: ch, Type: protocol.TypeStandard}); err != nil {
 			t.Fatal(err)
@@ -282,7 +275,7 @@ func TestGatewayAndHostRoles(t *testing.T) {
 	if fmt.Sprint(v.Placement) != "[h1 h2]" {
 		t.Fatalf("placement %v, want the two hosts only", v.Placement)
 	}
-	admin := clusterClient(t, c.urls("g1", "g2"), "admin")
+	admin := adminClient(t, c.urls("g1", "g2"))
 	channels := []string{"r1", "r2", "r3", "r4"}
 	for _, ch := range channels {
 		if _, _, err := admin.CreateChannel(ctx, protocol.ChannelCreateArgs{ID: ch, Type: protocol.TypeStandard}); err != nil {

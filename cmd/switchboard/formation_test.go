@@ -43,7 +43,7 @@ func TestNewNodesAllStartedWithJoinFormOneCluster(t *testing.T) {
 	}
 	c.waitAlive(3)
 	c.waitSettled(names...)
-	admin := clusterClient(t, c.urls(), "admin")
+	admin := adminClient(t, c.urls())
 	if _, _, err := admin.CreateChannel(ctxT(t), protocol.ChannelCreateArgs{ID: "together", Type: protocol.TypeStandard}); err != nil {
 		t.Fatal(err)
 	}

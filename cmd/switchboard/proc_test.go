@@ -102,6 +102,13 @@ func tryStartProc(t *testing.T, args ...string) (*proc, string, bool) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Registered after the log's directory and before the process's kill:
+	// runs once the process is dead and before its log is removed.
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("log of serve %s (last 32 KiB):\n%s", strings.Join(args, " "), tail(readFile(logf), 32<<10))
+		}
+	})
 	cmd := exec.Command(binary(t), append([]string{"serve"}, args...)...)
 	cmd.Stderr = lf
 	stdout, err := cmd.StdoutPipe()
@@ -141,6 +148,14 @@ func tryStartProc(t *testing.T, args ...string) (*proc, string, bool) {
 	}
 	t.Cleanup(func() { p.kill() })
 	return p, "", false
+}
+
+// tail is the end of s, at most n bytes of it.
+func tail(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return "…" + s[len(s)-n:]
 }
 
 func readFile(p string) string {

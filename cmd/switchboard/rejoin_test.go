@@ -90,7 +90,7 @@ func TestRestartedSeedRejoinsWithoutJoin(t *testing.T) {
 	c.waitAlive(2)
 	onB := channelOwnedBy("rejoin", "b", "a", "b")
 	onA := channelOwnedBy("rejoin", "a", "a", "b")
-	admin := clusterClient(t, c.urls("a"), "admin")
+	admin := adminClient(t, c.urls("a"))
 	for _, ch := range []string{onA, onB} {
 		if _, _, err := admin.CreateChannel(ctxT(t), protocol.ChannelCreateArgs{ID: ch, Type: protocol.TypeStandard}); err != nil {
 			t.Fatal(err)
@@ -143,7 +143,7 @@ func TestNodeStartedBeforeItsSeedJoinsWhenItComesUp(t *testing.T) {
 	waitFor(t, 10*time.Second, "b to be ready", func() bool { return readyStatus(c.procs["b"]) == http.StatusOK })
 	c.waitSettled("a", "b") // b knows every shard's leader
 	onA := channelOwnedBy("late", "a", "a", "b")
-	admin := clusterClient(t, c.urls("b"), "admin")
+	admin := adminClient(t, c.urls("b"))
 	if _, _, err := admin.CreateChannel(ctxT(t), protocol.ChannelCreateArgs{ID: onA, Type: protocol.TypeStandard}); err != nil {
 		t.Fatal(err)
 	}

@@ -94,7 +94,7 @@ func TestPausedLeaderIsReplacedAndServesNothingStale(t *testing.T) {
 	c := newTestCluster(t, "n1", "n2", "n3")
 	ctx := ctxT(t)
 	ch := channelOwnedBy("paused", "n2", "n1", "n2", "n3")
-	admin := clusterClient(t, c.urls("n1", "n3"), "admin")
+	admin := adminClient(t, c.urls("n1", "n3"))
 	if _, _, err := admin.CreateChannel(ctx, protocol.ChannelCreateArgs{ID: ch, Type: protocol.TypeStandard, Members: []string{"stale"}}); err != nil {
 		t.Fatal(err)
 	}
@@ -186,7 +186,7 @@ func TestWipedNodeIsRebuiltBySnapshot(t *testing.T) {
 	ctx := ctxT(t)
 	channels := []string{channelOwnedBy("w", "n1", "n1", "n2", "n3"), channelOwnedBy("w", "n2", "n1", "n2", "n3"),
 		channelOwnedBy("w", "n3", "n1", "n2", "n3")}
-	admin := clusterClient(t, c.urls("n1", "n2"), "admin")
+	admin := adminClient(t, c.urls("n1", "n2"))
 	for _, ch := range channels {
 		if _, _, err := admin.CreateChannel(ctx, protocol.ChannelCreateArgs{ID: ch, Type: protocol.TypeStandard}); err != nil {
 			t.Fatal(err)
@@ -247,7 +247,7 @@ func TestQuorumLossRefusesThenRecovers(t *testing.T) {
 	c := newTestCluster(t, "n1", "n2", "n3")
 	ctx := ctxT(t)
 	channels := []string{channelOwnedBy("q", "n1", "n1", "n2", "n3"), channelOwnedBy("q", "n2", "n1", "n2", "n3")}
-	admin := clusterClient(t, c.urls("n1"), "admin")
+	admin := adminClient(t, c.urls("n1"))
 	for _, ch := range channels {
 		if _, _, err := admin.CreateChannel(ctx, protocol.ChannelCreateArgs{ID: ch, Type: protocol.TypeStandard}); err != nil {
 			t.Fatal(err)
