@@ -20,6 +20,7 @@ import (
 	"net/http"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/coder/websocket"
@@ -30,7 +31,8 @@ import (
 type Options struct {
 	// URLs are gateway WebSocket URLs (ws://host:port/v1/ws, or wss://
 	// for a node serving TLS; http:// and https:// work too). The client
-	// connects to the first and moves to the next on each reconnect.
+	// connects to the first and moves to the next on each reconnect
+	// attempt.
 	URLs []string
 	// Token is a session JWT; TokenFunc, when set, is called for a fresh
 	// one on every connect. Without either, UserID and Name are sent
@@ -41,6 +43,18 @@ type Options struct {
 	Name      string
 	// RequestTimeout bounds each attempt of a request (default 15 s).
 	RequestTimeout time.Duration
+	// StallTimeout is how long a connection may stay silent — no frame
+	// and no answer to the client's WebSocket pings — before the client
+	// takes its gateway for stalled (a paused process, a black-holed
+	// network: the TCP connection stays open and nothing arrives), drops
+	// the connection, and reconnects to the next URL (see stall.go). The
+	// client pings once a quarter of it has passed in silence, so a
+	// stall is noticed between StallTimeout and 1¼ × StallTimeout after
+	// the last frame. It also bounds the first reconnect attempt to each
+	// gateway (later ones double it, up to RequestTimeout). Default 4 s;
+	// negative: never (a stalled gateway is then noticed only when a
+	// request times out).
+	StallTimeout time.Duration
 	// CloseTimeout bounds how long Close waits for the server to answer
 	// its close frame before it drops the connection (default 2 s).
 	CloseTimeout time.Duration
@@ -85,6 +99,9 @@ type Options struct {
 func (o *Options) withDefaults() {
 	if o.RequestTimeout <= 0 {
 		o.RequestTimeout = 15 * time.Second
+	}
+	if o.StallTimeout == 0 {
+		o.StallTimeout = 4 * time.Second
 	}
 	if o.CloseTimeout <= 0 {
 		o.CloseTimeout = 2 * time.Second
@@ -171,6 +188,11 @@ type Client struct {
 	urlIndex  int
 	lastError error
 	presence  map[string]struct{} // users whose presence is watched
+
+	// waiting counts deliveries blocked on a full Events channel: the
+	// read loop is then not reading, and the watchdog must not take the
+	// silence for the gateway's.
+	waiting atomic.Int32
 
 	events chan Event
 	ctx    context.Context
@@ -386,11 +408,19 @@ func (c *Client) connect(ctx context.Context) error {
 	gen := c.gen
 	close(c.up)
 	c.mu.Unlock()
+	l := &liveness{done: make(chan struct{})}
 	c.wg.Add(1)
 	go func() {
 		defer c.wg.Done()
-		c.readLoop(conn, slot.conn != nil, gen)
+		c.readLoop(conn, slot.conn != nil, gen, l)
 	}()
+	if c.opts.StallTimeout > 0 {
+		c.wg.Add(1)
+		go func() {
+			defer c.wg.Done()
+			c.watchdog(conn, l)
+		}()
+	}
 	return nil
 }
 
@@ -404,7 +434,9 @@ func firstFrame(msg []byte) []byte {
 // readLoop reads until the connection fails, then hands over to
 // reconnect. Reads have no context when Close can close the connection
 // itself (raw: see dialer.go); else they end with the client's context.
-func (c *Client) readLoop(conn *websocket.Conn, raw bool, gen uint64) {
+// Each message tells the watchdog the connection is alive (l.heard: a
+// load, and a store once per watchdog tick at most).
+func (c *Client) readLoop(conn *websocket.Conn, raw bool, gen uint64, l *liveness) {
 	ctx := c.ctx
 	if raw {
 		ctx = context.Background()
@@ -412,8 +444,15 @@ func (c *Client) readLoop(conn *websocket.Conn, raw bool, gen uint64) {
 	for {
 		_, msg, err := conn.Read(ctx)
 		if err != nil {
+			close(l.done)
+			if l.stalled.Load() {
+				err = errStalled
+			}
 			c.dropped(conn, gen, err)
 			return
+		}
+		if !l.heard.Load() {
+			l.heard.Store(true)
 		}
 		protocol.SplitFrames(msg, func(b []byte) { c.handle(b) })
 	}
@@ -622,6 +661,15 @@ func (c *Client) deliver(e Event) {
 	}
 	select {
 	case c.events <- e:
+		return
+	default:
+	}
+	// The consumer is behind: while the read loop waits for it, the
+	// connection's silence is not the gateway's (see watchdog).
+	c.waiting.Add(1)
+	defer c.waiting.Add(-1)
+	select {
+	case c.events <- e:
 	case <-c.ctx.Done():
 	}
 }
@@ -706,20 +754,34 @@ func (c *Client) isClosed() bool {
 	return c.closed
 }
 
-// reconnect dials until it succeeds or the client closes, then resumes
-// every watched channel from its last seq.
+// reconnect dials until it succeeds or the client closes, moving to the
+// next URL after each failed attempt, then resumes every watched channel
+// from its last seq. The first attempts are bounded by StallTimeout, so
+// a gateway that accepts connections but never answers (a paused
+// process: the kernel still completes the TCP handshake) is skipped
+// quickly; the bound doubles with each failure up to RequestTimeout, so
+// gateways that are only slow (every client reconnecting at once) are
+// still reached.
 func (c *Client) reconnect() {
 	backoff := c.opts.MinBackoff
+	wait := c.opts.RequestTimeout
+	if c.opts.StallTimeout > 0 {
+		wait = min(wait, c.opts.StallTimeout)
+	}
 	for {
 		if c.ctx.Err() != nil {
 			return
 		}
-		ctx, cancel := context.WithTimeout(c.ctx, c.opts.RequestTimeout)
+		ctx, cancel := context.WithTimeout(c.ctx, wait)
 		err := c.connect(ctx)
 		cancel()
 		if err == nil {
 			break
 		}
+		c.mu.Lock()
+		c.urlIndex++
+		c.mu.Unlock()
+		wait = min(wait*2, c.opts.RequestTimeout)
 		c.opts.Logger.Debug("client: reconnect failed", "err", err)
 		select {
 		case <-time.After(jitter(backoff)):
