@@ -67,7 +67,7 @@ func (c *Client) watchdog(conn *websocket.Conn, l *liveness) {
 			continue
 		}
 		if silent++; silent >= stallQuarters {
-			c.opts.Logger.Warn("client: the gateway stopped answering; reconnecting", "silent", c.opts.StallTimeout)
+			c.opts.Logger.Info("client: the gateway stopped answering; reconnecting", "silent", c.opts.StallTimeout)
 			l.stalled.Store(true)
 			conn.CloseNow() // the read loop fails and reconnects
 			return

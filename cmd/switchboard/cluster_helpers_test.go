@@ -324,12 +324,13 @@ func clusterClient(t *testing.T, urls []string, user string, opts ...func(*clien
 // traffic sends messages from several clients to several channels and
 // records every acknowledgement.
 type traffic struct {
-	mu     sync.Mutex
-	acked  map[string][]acked
-	errs   []error
-	total  atomic.Int64
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
+	mu      sync.Mutex
+	acked   map[string][]acked
+	errs    []error
+	total   atomic.Int64
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup
+	clients []*client.Client // the senders'
 }
 
 type acked struct {
@@ -337,13 +338,14 @@ type acked struct {
 	msg      *protocol.Message
 }
 
-func startTraffic(t *testing.T, urls []string, channels []string, senders int) *traffic {
+func startTraffic(t *testing.T, urls []string, channels []string, senders int, opts ...func(*client.Options)) *traffic {
 	t.Helper()
 	tr := &traffic{acked: map[string][]acked{}}
 	ctx, cancel := context.WithCancel(context.Background())
 	tr.cancel = cancel
 	for i := range senders {
-		c := clusterClient(t, urls, "sender"+strconv.Itoa(i))
+		c := clusterClient(t, urls, "sender"+strconv.Itoa(i), opts...)
+		tr.clients = append(tr.clients, c)
 		go func() {
 			for range c.Events() { // keep the stream drained
 			}
@@ -440,10 +442,10 @@ type watcher struct {
 	bad  []string
 }
 
-func startWatcher(t *testing.T, urls []string, channels []string) *watcher {
+func startWatcher(t *testing.T, urls []string, channels []string, opts ...func(*client.Options)) *watcher {
 	t.Helper()
 	w := &watcher{seen: map[string]map[string]int{}, last: map[string]uint64{}}
-	c := clusterClient(t, urls, "watcher", func(o *client.Options) {
+	c := clusterClient(t, urls, "watcher", append(opts, func(o *client.Options) {
 		o.OnEvent = func(e client.Event) {
 			if e.Name != protocol.EventMessageNew {
 				return
@@ -463,7 +465,7 @@ func startWatcher(t *testing.T, urls []string, channels []string) *watcher {
 			}
 			w.seen[e.Channel][d.Message.ID]++
 		}
-	})
+	})...)
 	ctx := ctxT(t)
 	for _, ch := range channels {
 		if _, err := c.Join(ctx, ch); err != nil {

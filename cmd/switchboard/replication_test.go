@@ -98,7 +98,10 @@ func TestPausedLeaderIsReplacedAndServesNothingStale(t *testing.T) {
 	if _, _, err := admin.CreateChannel(ctx, protocol.ChannelCreateArgs{ID: ch, Type: protocol.TypeStandard, Members: []string{"stale"}}); err != nil {
 		t.Fatal(err)
 	}
-	stale := clusterClient(t, c.urls("n2"), "stale", func(o *client.Options) { o.MaxRetry = 30 * time.Second })
+	stale := clusterClient(t, c.urls("n2"), "stale", func(o *client.Options) {
+		o.MaxRetry = 30 * time.Second
+		o.StallTimeout = -1 // its requests stay on the paused gateway
+	})
 	if _, err := stale.Join(ctx, ch); err != nil {
 		t.Fatal(err)
 	}
