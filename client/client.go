@@ -48,9 +48,9 @@ type Options struct {
 	// takes its gateway for stalled (a paused process, a black-holed
 	// network: the TCP connection stays open and nothing arrives), drops
 	// the connection, and reconnects to the next URL (see stall.go). The
-	// client pings once a quarter of it has passed in silence, so a
-	// stall is noticed between StallTimeout and 1¼ × StallTimeout after
-	// the last frame. It also bounds the first reconnect attempt to each
+	// client pings once half of it has passed in silence, so a live idle
+	// gateway is kept, and a stall is noticed between StallTimeout and
+	// 1¼ × StallTimeout after the last frame. It also bounds the first reconnect attempt to each
 	// gateway (later ones double it, up to RequestTimeout). Default 4 s;
 	// negative: never (a stalled gateway is then noticed only when a
 	// request times out).

@@ -19,9 +19,10 @@ import (
 //
 //   - The read loop marks every message it reads (liveness.heard). The
 //     watchdog looks every quarter of StallTimeout and clears the mark.
-//   - A quarter with nothing heard sends a WebSocket ping (one at a
-//     time); its pong counts as heard. A live gateway answers within
-//     milliseconds, whatever its load: pongs are queued ahead of data.
+//   - The second quarter in a row with nothing heard sends a WebSocket
+//     ping (one at a time); its pong counts as heard. A live gateway
+//     answers within milliseconds, whatever its load: pongs are queued
+//     ahead of data.
 //   - Four quarters in a row with nothing heard, ping answered or not,
 //     drop the connection. Its outstanding requests then fail with
 //     "disconnected" (Call resends the idempotent ones on the next
@@ -31,8 +32,9 @@ import (
 // So a stalled gateway is dropped between StallTimeout and 1¼ ×
 // StallTimeout after the last frame it sent, and a busy connection costs
 // nothing but the mark: no timer or context per read (see dialer.go), and
-// no ping while frames arrive. An idle connection is pinged about every
-// half StallTimeout. While the read loop is held up by the application (a
+// no ping while frames arrive. An idle connection is pinged every three
+// quarters of StallTimeout. docs/protocol.md ("Stalled gateways")
+// describes the same check for every client. While the read loop is held up by the application (a
 // full Events channel) the silence is not the gateway's and is not
 // counted.
 
@@ -47,7 +49,8 @@ type liveness struct {
 	done    chan struct{} // closed when the read loop ends
 }
 
-// stallQuarters is how many silent looks in a row drop a connection.
+// stallQuarters is how many silent looks in a row drop a connection; the
+// one halfway sends a ping.
 const stallQuarters = 4
 
 // watchdog drops conn once it has been silent for StallTimeout, until
@@ -72,7 +75,7 @@ func (c *Client) watchdog(conn *websocket.Conn, l *liveness) {
 			conn.CloseNow() // the read loop fails and reconnects
 			return
 		}
-		if l.pinging.CompareAndSwap(false, true) {
+		if silent == stallQuarters/2 && l.pinging.CompareAndSwap(false, true) {
 			c.wg.Add(1)
 			go func() {
 				defer c.wg.Done()

@@ -231,9 +231,9 @@ func TestIdleConnectionIsKept(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	// A ping goes out every other quarter of silence: 2 × stallQuarters
-	// pings span twice the bound.
-	for a.pings.Load() < 2*stallQuarters {
+	// A ping goes out every third quarter of silence: stallQuarters
+	// pings span three times the bound.
+	for a.pings.Load() < stallQuarters {
 		if ctx.Err() != nil {
 			t.Fatalf("%d pings in 20 s", a.pings.Load())
 		}

@@ -101,6 +101,8 @@ func (s *session) sessionOp(name string) func(s *session, args []byte, done answ
 			done(resultReply([]byte("{}")))
 			s.end(reasonLogout)
 		}
+	case protocol.OpPing:
+		return func(_ *session, _ []byte, done answer) { done(resultReply([]byte("{}"))) }
 	case protocol.OpPresenceWatch:
 		return func(s *session, args []byte, done answer) { s.g.presence.watch(s, args, done) }
 	case protocol.OpPresenceUnwatch:

@@ -11,6 +11,7 @@ const (
 	OpUsersGet        = "users.get"
 	OpPresenceWatch   = "presence.watch"
 	OpPresenceUnwatch = "presence.unwatch"
+	OpPing            = "ping"
 
 	OpChannelCreate  = "channel.create"
 	OpChannelUpdate  = "channel.update"

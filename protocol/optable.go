@@ -112,6 +112,7 @@ func form(method, path string, status int, params ...string) HTTPForm {
 var opTable = buildOps([]Op{
 	{Name: OpConnect, Summary: "Authenticate the session (first frame)", Args: typ[ConnectArgs](), Result: typ[ConnectResult](), Route: RouteSession, Session: true},
 	{Name: OpLogout, Summary: "End the session", Args: typ[Empty](), Result: typ[Empty](), Route: RouteSession, Session: true},
+	{Name: OpPing, Summary: "Liveness check, answered by the gateway itself", Args: typ[Empty](), Result: typ[Empty](), Route: RouteSession, Session: true, Idempotent: true},
 	{Name: OpMe, Summary: "The caller's user", Args: typ[Empty](), Result: typ[UserResult](), Route: RouteUser, Idempotent: true, AsUser: true},
 	{Name: OpUserUpdate, Summary: "Update the caller's profile", Args: typ[UserUpdateArgs](), Result: typ[UserResult](), Route: RouteUser, Idempotent: true, AsUser: true},
 	{Name: OpUsersGet, Summary: "Users by id (unknown ones left out)", Args: typ[UsersGetArgs](), Result: typ[UsersResult](), Route: RouteGateway, Idempotent: true,

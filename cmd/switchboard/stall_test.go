@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"syscall"
 	"testing"
 	"time"
@@ -26,6 +27,11 @@ func TestClientsLeaveAPausedGateway(t *testing.T) {
 	admin := clusterClient(t, c.urls("n2", "n3"), "admin")
 	if _, _, err := admin.CreateChannel(ctx, protocol.ChannelCreateArgs{ID: ch, Type: protocol.TypeStandard}); err != nil {
 		t.Fatal(err)
+	}
+	// ping is the gateway's own answer, whatever the channels do.
+	var pong json.RawMessage
+	if err := admin.Call(ctx, protocol.OpPing, protocol.Empty{}, &pong); err != nil || string(pong) != "{}" {
+		t.Fatalf("ping: %s %v", pong, err)
 	}
 	const stall = time.Second
 	fast := func(o *client.Options) { o.StallTimeout = stall }

@@ -10,7 +10,7 @@ import { Connection, type ClientOptions } from "./connection.js";
 import { SwitchboardError } from "./errors.js";
 import { Listeners } from "./listeners.js";
 import { withFullMessage } from "./message.js";
-import { jitter, OPEN, splitFrames } from "./transport.js";
+import { jitter, OPEN, splitFrames, type WebSocketLike } from "./transport.js";
 import {
   IDEMPOTENT_OPS,
   type ConnectResult,
@@ -199,6 +199,16 @@ export class Client extends Connection {
     }
     void this.rewatchPresence();
     this.reconnects.emit(_res, this.warn);
+  }
+
+  protected probe(ws: WebSocketLike): void {
+    // No pending entry: the reply is only a sign of life (Connection counts
+    // every message), and a server without the op answers it too (an error).
+    try {
+      ws.send(JSON.stringify({ id: this.nextId++, op: "ping", args: {} }));
+    } catch {
+      // closing: the drop is noticed
+    }
   }
 
   protected lost(err: SwitchboardError): void {

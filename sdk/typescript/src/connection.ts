@@ -29,6 +29,18 @@ export interface ClientOptions {
   fetch?: typeof fetch;
   /** Bounds each attempt of a request, and each connection attempt (default 15 000 ms). */
   requestTimeoutMs?: number;
+  /**
+   * How long the connection may stay silent (no reply, no event) before the
+   * client takes its gateway for stalled — a paused process or a network
+   * that drops packets keeps the socket open — drops it and reconnects to
+   * the next URL, resuming its watches (default 4000 ms; 0: never). After
+   * half of it in silence the client sends a `ping` request, so an idle
+   * connection to a live gateway is not dropped. A stall is noticed
+   * between stallTimeoutMs and 1¼ × stallTimeoutMs after the last frame.
+   * The first connection attempt to each gateway is bounded by it too
+   * (later ones double it, up to requestTimeoutMs).
+   */
+  stallTimeoutMs?: number;
   /** Reconnect and retry delays (defaults 100 ms and 5000 ms), jittered. */
   minBackoffMs?: number;
   maxBackoffMs?: number;
@@ -42,6 +54,7 @@ export interface ClientOptions {
 
 const defaults = {
   requestTimeoutMs: 15_000,
+  stallTimeoutMs: 4_000,
   minBackoffMs: 100,
   maxBackoffMs: 5_000,
   maxRetryMs: 30_000,
@@ -69,6 +82,8 @@ export abstract class Connection {
   private reconnectTimer: ReturnType<typeof setTimeout> | null = null;
   private wake: (() => void) | null = null;
   private readonly onBrowserOnline = () => this.reconnectNow();
+  /** The stall check of the current connection (see watchStall). */
+  private stallTimer: ReturnType<typeof setInterval> | null = null;
 
   constructor(options: ClientOptions) {
     this.options = options;
@@ -80,6 +95,7 @@ export abstract class Connection {
     }
     this.cfg = {
       requestTimeoutMs: options.requestTimeoutMs ?? defaults.requestTimeoutMs,
+      stallTimeoutMs: options.stallTimeoutMs ?? defaults.stallTimeoutMs,
       minBackoffMs: options.minBackoffMs ?? defaults.minBackoffMs,
       maxBackoffMs: options.maxBackoffMs ?? defaults.maxBackoffMs,
       maxRetryMs: options.maxRetryMs ?? defaults.maxRetryMs,
@@ -95,6 +111,8 @@ export abstract class Connection {
   protected abstract lost(err: SwitchboardError): void;
   /** The client closed for good. */
   protected abstract ended(err: SwitchboardError): void;
+  /** Sends a `ping` request on ws, whose reply (any frame) shows the gateway is alive. */
+  protected abstract probe(ws: WebSocketLike): void;
 
   /** The connection's state. */
   get status(): ConnectionStatus {
@@ -181,6 +199,7 @@ export abstract class Connection {
     this.closed = true;
     (globalThis as { removeEventListener?: (t: string, f: () => void) => void }).removeEventListener?.("online", this.onBrowserOnline);
     this.reconnectNow();
+    this.stopStallCheck();
     const ws = this.ws;
     this.ws = null;
     this.gen++;
@@ -228,12 +247,16 @@ export abstract class Connection {
   protected async connectLoop(reconnecting: boolean): Promise<void> {
     let backoff = this.cfg.minBackoffMs;
     let authFailures = 0;
+    // A gateway that accepts the TCP connection but never answers (a paused
+    // process) is left after stallTimeoutMs; the bound doubles with each
+    // failure, so gateways that are only slow are still reached.
+    let timeoutMs = this.cfg.stallTimeoutMs > 0 ? Math.min(this.cfg.stallTimeoutMs, this.cfg.requestTimeoutMs) : this.cfg.requestTimeoutMs;
     this.setStatus(reconnecting ? "reconnecting" : "connecting");
     for (;;) {
       if (this.closed) return;
       const url = this.urls[this.urlIndex % this.urls.length]!;
       try {
-        await this.dial(url, reconnecting);
+        await this.dial(url, reconnecting, timeoutMs);
         return;
       } catch (err) {
         if (this.closed) return;
@@ -251,6 +274,7 @@ export abstract class Connection {
           return;
         }
         this.urlIndex++;
+        timeoutMs = Math.min(timeoutMs * 2, this.cfg.requestTimeoutMs);
       }
       await new Promise<void>((r) => {
         this.wake = r;
@@ -271,7 +295,7 @@ export abstract class Connection {
   }
 
   /** Opens one WebSocket and sends connect; resolves once connect succeeded. */
-  protected async dial(url: string, reconnecting: boolean): Promise<ConnectResult> {
+  protected async dial(url: string, reconnecting: boolean, timeoutMs: number): Promise<ConnectResult> {
     const WS = this.options.WebSocket ?? globalWebSocket();
     if (!WS) throw new SwitchboardError("bad_request", "switchboard: no WebSocket implementation: pass options.WebSocket (e.g. the ws package)");
     const args: ConnectArgs = {};
@@ -303,7 +327,7 @@ export abstract class Connection {
           reject(err);
         } else resolve(res!);
       };
-      const timer = setTimeout(() => settle(new SwitchboardError("timeout", `switchboard: ${url}: no connection within ${this.cfg.requestTimeoutMs} ms`)), this.cfg.requestTimeoutMs);
+      const timer = setTimeout(() => settle(new SwitchboardError("timeout", `switchboard: ${url}: no connection within ${timeoutMs} ms`)), timeoutMs);
       ws.onopen = () => {
         ws.send(JSON.stringify({ id: 0, op: "connect", args }));
       };
@@ -334,6 +358,7 @@ export abstract class Connection {
           ws.onclose = (cev) => this.dropped(gen, ws, `closed ${cev.code}${cev.reason ? " " + cev.reason : ""}`, cev.code);
           const res = first["result"] as ConnectResult;
           settle(null, res);
+          this.watchStall(gen, ws);
           this.online(res, reconnecting);
           if (text.includes("\n")) this.receive(rest);
           return;
@@ -357,9 +382,52 @@ export abstract class Connection {
     first?.resolve(res);
   }
 
+  /**
+   * Checks the connection of generation gen for silence: every quarter of
+   * stallTimeoutMs it looks whether a message arrived since its last look
+   * (this.received moved). The second quiet look sends a `ping`; the
+   * fourth drops the connection. Nothing is added to the receive path, and
+   * a throttled timer (a background tab) only makes the check slower:
+   * every look but the last is followed by a ping's reply on a live
+   * connection.
+   */
+  private watchStall(gen: number, ws: WebSocketLike): void {
+    this.stopStallCheck();
+    const ms = this.cfg.stallTimeoutMs;
+    if (ms <= 0) return;
+    let heard = this.received;
+    let quiet = 0;
+    const timer = setInterval(() => {
+      if (gen !== this.gen || this.ws !== ws) {
+        clearInterval(timer);
+        return;
+      }
+      if (this.received !== heard) {
+        heard = this.received;
+        quiet = 0;
+        return;
+      }
+      quiet++;
+      if (quiet >= 4) {
+        this.dropped(gen, ws, `stalled: no frame for ${ms} ms`);
+        return;
+      }
+      if (quiet === 2) this.probe(ws);
+    }, ms / 4);
+    // A check must not keep a Node process alive on its own.
+    (timer as { unref?: () => void }).unref?.();
+    this.stallTimer = timer;
+  }
+
+  private stopStallCheck(): void {
+    if (this.stallTimer) clearInterval(this.stallTimer);
+    this.stallTimer = null;
+  }
+
   /** The connection of generation gen failed: fail its requests and reconnect (unless closed or logged out). */
   protected dropped(gen: number, ws: WebSocketLike, why: string, code?: number): void {
     if (gen !== this.gen || this.ws !== ws) return;
+    this.stopStallCheck();
     detach(ws);
     try {
       ws.close();

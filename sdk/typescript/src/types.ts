@@ -406,6 +406,7 @@ export interface ChannelMemberResult {
 export interface Ops {
   connect: { args: ConnectArgs; result: ConnectResult };
   logout: { args: Empty; result: Empty };
+  ping: { args: Empty; result: Empty };
   me: { args: Empty; result: UserResult };
   "user.update": { args: UserUpdateArgs; result: UserResult };
   "users.get": { args: UsersGetArgs; result: UsersResult };
@@ -452,7 +453,7 @@ export type OpResult<K extends OpName> = Ops[K]["result"];
 
 /** Every op name, in the order of the Ops table. */
 export const OP_NAMES = [
-  "connect", "logout", "me", "user.update", "users.get", "presence.watch", "presence.unwatch",
+  "connect", "logout", "ping", "me", "user.update", "users.get", "presence.watch", "presence.unwatch",
   "channel.create", "channel.get", "channel.update", "channel.delete", "channels.list", "channels.query",
   "channel.join", "channel.watch", "channel.unwatch", "channel.leave",
   "message.send", "message.edit", "message.delete", "messages.history",
@@ -471,7 +472,7 @@ export const IDEMPOTENT_OPS: ReadonlySet<OpName> = new Set<OpName>([
   "me", "users.get", "channel.get", "channels.list", "channels.query", "channel.join", "channel.watch",
   "channel.unwatch", "members.list", "message.send", "messages.history", "read.mark", "typing.start",
   "typing.stop", "message.favorite", "user.update", "channel.update", "message.edit", "presence.watch",
-  "presence.unwatch", "reaction.add", "reaction.remove",
+  "presence.unwatch", "reaction.add", "reaction.remove", "ping",
 ]);
 
 // ---- Events ------------------------------------------------------------------

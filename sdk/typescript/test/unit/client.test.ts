@@ -204,6 +204,57 @@ test("a request without a reply times out, and a connection that stays silent is
   c.close();
 });
 
+test("a gateway that goes silent is left within stallTimeoutMs: idempotent requests are resent on the next URL, others fail, watches resume", async () => {
+  const srv = new FakeServer();
+  srv.handler = (req, sock) => {
+    if (req.op === "channel.watch") return { result: watchResult("g", 5) };
+    if (sock.url.startsWith("ws://a/") && sock.silent) return undefined; // a stopped process answers nothing
+    return srv.defaultAnswer(req);
+  };
+  const stall = 200;
+  const c = await connect({ urls: ["ws://a/v1/ws", "ws://b/v1/ws"], userId: "alice", WebSocket: srv.WebSocket, ...fast, requestTimeoutMs: 5000, stallTimeoutMs: stall });
+  await c.call("channel.watch", { channel: "g" });
+  const a = srv.current;
+  a.silent = true; // paused: the socket stays open, nothing comes back
+  const start = Date.now();
+  const send = c.call("message.send", { channel: "g", client_id: "x1", text: "hi" });
+  const leave = c.call("channel.leave", { channel: "g" });
+  await assert.rejects(leave, (e: unknown) => e instanceof SwitchboardError && e.code === "disconnected");
+  await send;
+  const took = Date.now() - start;
+  // Well before requestTimeoutMs (5 s), which is what a request waited without the check.
+  assert.ok(took < 10 * stall, `the stall took ${took} ms to get around`);
+  const b = srv.current;
+  assert.equal(b.url, "ws://b/v1/ws");
+  assert.equal(a.readyState, 3, "the silent socket is closed");
+  assert.ok(a.requests.some((r) => r.op === "ping"), "a ping went out before the drop");
+  assert.ok(b.requests.some((r) => r.op === "message.send" && r.args["client_id"] === "x1"), "the send is resent, with its client_id");
+  assert.ok(b.requests.some((r) => r.op === "channel.watch" && r.args["since_seq"] === 5), "the watch resumes from its seq");
+  assert.ok(!b.requests.some((r) => r.op === "channel.leave"), "channel.leave is not resent");
+  c.close();
+});
+
+test("an idle connection to a live gateway is pinged and kept", async () => {
+  const srv = new FakeServer();
+  const stall = 100;
+  const c = await connect({ urls: ["ws://a/v1/ws", "ws://b/v1/ws"], userId: "alice", WebSocket: srv.WebSocket, ...fast, stallTimeoutMs: stall });
+  // Each ping follows two quiet looks: three pings span more than two bounds of silence.
+  await until(() => srv.current.requests.filter((r) => r.op === "ping").length >= 3, 5000, "three pings");
+  assert.equal(srv.sockets.length, 1, "a live idle connection was dropped");
+  assert.equal(c.status, "online");
+  c.close();
+});
+
+test("stallTimeoutMs 0 turns the check off", async () => {
+  const srv = new FakeServer();
+  const c = await connect({ urls: "ws://a/v1/ws", userId: "alice", WebSocket: srv.WebSocket, ...fast, requestTimeoutMs: 300, stallTimeoutMs: 0 });
+  srv.current.silent = true;
+  // Only the request's own timeout ends the wait (and then the connection, which said nothing since).
+  await assert.rejects(c.call("me", {}), (e: unknown) => e instanceof SwitchboardError && e.code === "timeout");
+  assert.ok(!srv.sockets[0]!.requests.some((r) => r.op === "ping"));
+  c.close();
+});
+
 test("an invalid token ends the client: open rejects and the status is offline", async () => {
   const srv = new FakeServer();
   srv.handler = (req) => (req.op === "connect" ? { error: { code: "token_invalid", message: "bad signature" } } : srv.defaultAnswer(req));
