@@ -101,7 +101,7 @@ func (o *Options) withDefaults() {
 		o.RequestTimeout = 15 * time.Second
 	}
 	if o.StallTimeout == 0 {
-		o.StallTimeout = 4 * time.Second
+		o.StallTimeout = DefaultStallTimeout
 	}
 	if o.CloseTimeout <= 0 {
 		o.CloseTimeout = 2 * time.Second
@@ -125,6 +125,9 @@ func (o *Options) withDefaults() {
 		o.HTTPClient = HTTPClient(o.TLSConfig)
 	}
 }
+
+// DefaultStallTimeout is Options.StallTimeout when it is left zero.
+const DefaultStallTimeout = 4 * time.Second
 
 // Event is one event frame.
 type Event struct {

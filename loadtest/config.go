@@ -98,6 +98,10 @@ type Config struct {
 	// SendWorkers bounds goroutines that write sends; a session's sends
 	// always go through the same worker, in schedule order.
 	SendWorkers int
+	// StallTimeout is the sessions' client.Options.StallTimeout: a
+	// gateway silent that long is left for the next target (0: the
+	// client's default; negative: never).
+	StallTimeout time.Duration
 	// Interval is the length of one time-series point and of the
 	// progress line's period.
 	Interval time.Duration

@@ -275,6 +275,7 @@ func (r *runner) setup(ctx context.Context, i int) {
 		OnResumed:      s.onResumed,
 		RawEvents:      true,
 		RequestTimeout: 15 * time.Second,
+		StallTimeout:   r.cfg.StallTimeout,
 		HTTPClient:     r.hc,
 		Logger:         r.cfg.Logger,
 	}

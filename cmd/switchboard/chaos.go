@@ -10,6 +10,7 @@ import (
 	"os"
 	"strings"
 
+	"github.com/switchboard-chat/switchboard/client"
 	"github.com/switchboard-chat/switchboard/loadtest/chaos"
 )
 
@@ -42,6 +43,7 @@ func chaosCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.Float64Var(&cfg.Rate, "rate", d.Rate, "messages per second offered over the whole run (open loop)")
 	fs.IntVar(&cfg.MessageBytes, "message-bytes", d.MessageBytes, "text length of each message")
 	fs.DurationVar(&cfg.LoadDrain, "drain", d.LoadDrain, "wait at the end for outstanding replies, deliveries and each history read")
+	fs.DurationVar(&cfg.StallTimeout, "stall-timeout", client.DefaultStallTimeout, "a load session whose gateway is silent this long (a paused node) reconnects to the next one; negative: never")
 	fs.BoolVar(&cfg.KeepData, "keep-data", false, "keep the nodes' data directories after a passing run (a failing run always keeps them)")
 	quiet := fs.Bool("quiet", false, "no progress lines")
 	logLevel := fs.String("log-level", "warn", "the load generator's own log: debug, info, warn or error")
@@ -54,6 +56,10 @@ func chaosCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	var err error
 	if cfg.Faults, err = chaos.ParseKinds(*faults); err != nil {
 		fmt.Fprintf(stderr, "switchboard chaos: --faults: %v\n", err)
+		return errUsage
+	}
+	if cfg.StallTimeout == 0 {
+		fmt.Fprintln(stderr, "switchboard chaos: --stall-timeout 0: must not be 0 (negative: never; leave it out for the default)")
 		return errUsage
 	}
 	cfg.ServeArgs = strings.Fields(*serveArgs)

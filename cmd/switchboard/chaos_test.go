@@ -227,6 +227,7 @@ func TestChaosRefusesBadFlags(t *testing.T) {
 		{[]string{"chaos", "--faults", "kill,meteor"}, 2, `unknown fault "meteor"`},
 		{[]string{"chaos", "--wipe-identity", "maybe"}, 2, "wipe identity"},
 		{[]string{"chaos", "--nodes", "0"}, 2, "nodes must be"},
+		{[]string{"chaos", "--stall-timeout", "0"}, 2, "--stall-timeout 0: must not be 0"},
 		{[]string{"chaos", "--duration", "2s", "--faults", "kill", "--out", t.TempDir()}, 1, "no fault fits"},
 	} {
 		var stdout, stderr bytes.Buffer

@@ -41,6 +41,7 @@ func loadtestCmd(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	fs.StringVar(&cfg.RunID, "run-id", "", "prefix of the run's channel and user ids (default: random)")
 	fs.DurationVar(&cfg.Drain, "drain", d.Drain, "wait for outstanding replies, deliveries and the final checks")
 	fs.DurationVar(&cfg.Interval, "interval", d.Interval, "progress line and time-series period")
+	fs.DurationVar(&cfg.StallTimeout, "stall-timeout", client.DefaultStallTimeout, "a session whose gateway is silent this long (a paused node) reconnects to the next target; negative: never")
 	caFile := fs.String("ca", "", "PEM file of a CA to trust for wss:// targets besides the system's (a test CA from switchboard certs create-ca)")
 	certFile := fs.String("cert", "", "PEM client certificate to present to nodes that ask for one (--tls-client-ca); with --key")
 	keyFile := fs.String("key", "", "private key of --cert")
@@ -108,6 +109,9 @@ func givenValues(fs *flag.FlagSet, cfg loadtest.Config) error {
 		if given[f.name] && f.zero {
 			errs = append(errs, fmt.Errorf("--%s 0: must be more than 0 (leave it out for the default, %s)", f.name, fs.Lookup(f.name).DefValue))
 		}
+	}
+	if given["stall-timeout"] && cfg.StallTimeout == 0 {
+		errs = append(errs, fmt.Errorf("--stall-timeout 0: must not be 0 (negative: never; leave it out for the default, %s)", fs.Lookup("stall-timeout").DefValue))
 	}
 	if given["history-share"] && cfg.HistoryShare != 0 && cfg.Scenario != loadtest.ScenarioSoak {
 		errs = append(errs, errors.New("--history-share applies to the soak scenario only"))

@@ -214,6 +214,7 @@ func TestLoadtestZeroAndBadValues(t *testing.T) {
 		{[]string{"--duration", "0"}, "--duration 0: must be more than 0 (leave it out for the default, 30s)"},
 		{[]string{"--sessions", "0", "--drain", "0s"}, "--drain 0: must be more than 0"},
 		{[]string{"--history-share", "0.2"}, "--history-share applies to the soak scenario only"},
+		{[]string{"--stall-timeout", "0"}, "--stall-timeout 0: must not be 0"},
 		{[]string{"--scenario", "liveroom", "--history-share", "0.1"}, "--history-share applies to the soak scenario only"},
 	} {
 		refused(bad.want, bad.args...)

@@ -69,6 +69,8 @@ type Config struct {
 	// LoadDrain bounds the load's wait for outstanding replies and its
 	// final checks.
 	LoadDrain time.Duration
+	// StallTimeout is the load's loadtest.Config.StallTimeout.
+	StallTimeout time.Duration
 	// KeepData keeps the nodes' data directories after a passing run
 	// (a failing run always keeps them).
 	KeepData bool
@@ -125,6 +127,7 @@ func (c Config) loadConfig() loadtest.Config {
 	lc.Scenario = loadtest.ScenarioChat
 	lc.Sessions, lc.Channels, lc.Rate, lc.MessageBytes = c.Sessions, c.Channels, c.Rate, c.MessageBytes
 	lc.Warmup, lc.Duration, lc.Seed, lc.Drain = c.Warmup, c.Duration, c.Seed, c.LoadDrain
+	lc.StallTimeout = c.StallTimeout
 	lc.Ramp = 0
 	// Fixed by the seed, so the same seed puts the same channels on the
 	// same nodes (each run starts a fresh cluster).
