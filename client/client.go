@@ -72,7 +72,9 @@ type Options struct {
 	// answered, so its missed events were delivered.
 	OnResumed func()
 	// OnEvent, when set, receives every event on the client's read
-	// goroutine; it must return quickly. Otherwise events go to Events().
+	// goroutine; it must return quickly (while it runs nothing is read,
+	// and a call longer than StallTimeout looks like a stalled gateway).
+	// Otherwise events go to Events().
 	OnEvent func(Event)
 	// EventBuffer is the capacity of Events() (default 4096; unused, and
 	// not allocated, when OnEvent is set). The read goroutine blocks when
