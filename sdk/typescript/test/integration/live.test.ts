@@ -129,6 +129,33 @@ test("after the connection drops, the store reconnects and resumes: missed messa
   await until(() => bob.chat(ch)!.messages.at(-1)?.text === "welcome back");
 });
 
+test("a gateway that goes silent is left for the next URL: the send outstanding on it is stored once, the watch resumes", async () => {
+  const ch = chanId("stall");
+  const alice = await client("alice");
+  await alice.call("channel.create", { id: ch, type: "standard" });
+  const stall = 400;
+  const bob = await client("bob", [proxy.url, node.url], { stallTimeoutMs: stall });
+  await bob.call("channel.join", { channel: ch });
+  const texts: string[] = [];
+  bob.onEvent((e) => {
+    if (e.event === "message.new" && e.channel === ch) texts.push((e.data as { message: { text: string } }).message.text);
+  });
+  proxy.silence(true); // the gateway behind the proxy carries the send out, but nothing comes back
+  try {
+    const start = Date.now();
+    const m = await bob.call("message.send", { channel: ch, client_id: "through-the-stall", text: "through the stall" });
+    assert.ok(Date.now() - start < 5000, "left the silent gateway before the request timeout");
+    assert.equal(m.message.client_id, "through-the-stall");
+    await alice.call("message.send", { channel: ch, client_id: "after-the-stall", text: "after the stall" });
+    await until(() => texts.includes("after the stall"), 5000, "live events on the next gateway");
+  } finally {
+    proxy.silence(false);
+  }
+  assert.equal(texts.filter((t) => t === "through the stall").length, 1);
+  const hist = await alice.call("messages.history", { channel: ch, limit: 100 });
+  assert.equal(hist.messages.filter((x) => x.client_id === "through-the-stall").length, 1);
+});
+
 test("an outgoing message goes sending → failed (no reply) → resend → sent, stored once", async () => {
   const ch = chanId("outgoing");
   const alice = await store("alice");
