@@ -24,7 +24,7 @@ func TestClientsLeaveAPausedGateway(t *testing.T) {
 	// The channel's leader is not the paused node: what is measured is
 	// the clients' failover, not an election.
 	ch := channelOwnedBy("stalled", "n2", "n1", "n2", "n3")
-	admin := clusterClient(t, c.urls("n2", "n3"), "admin")
+	admin := adminClient(t, c.urls("n2", "n3"))
 	if _, _, err := admin.CreateChannel(ctx, protocol.ChannelCreateArgs{ID: ch, Type: protocol.TypeStandard}); err != nil {
 		t.Fatal(err)
 	}
