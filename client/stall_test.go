@@ -276,3 +276,68 @@ func TestSlowConsumerIsNotAStall(t *testing.T) {
 		t.Fatalf("%d connects: the connection was dropped while the application was not reading", n)
 	}
 }
+
+// TestReconnectLeavesAGatewayThatNeverAnswers: after a drop, the next URL
+// accepts the TCP connection but never answers the upgrade (as a paused
+// process's kernel does); the attempt is given up after StallTimeout and
+// the client goes on to the URL after it, well before RequestTimeout.
+func TestReconnectLeavesAGatewayThatNeverAnswers(t *testing.T) {
+	t.Parallel()
+	a, b := newFakeGateway(t, "a", 0), newFakeGateway(t, "b", 0)
+	mute := muteListener(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	const stall = 300 * time.Millisecond
+	c, err := Dial(ctx, Options{URLs: []string{a.url(), "ws://" + mute + "/v1/ws", b.url()}, UserID: "alice",
+		StallTimeout: stall, RequestTimeout: 15 * time.Second, MaxRetry: 15 * time.Second, CloseTimeout: 100 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.Drop()
+	start := time.Now()
+	var res json.RawMessage
+	if err := c.Call(ctx, protocol.OpChannelGet, protocol.ChannelRef{Channel: "c"}, &res); err != nil {
+		t.Fatal(err)
+	}
+	if s := serverOf(t, res); s != "b" {
+		t.Fatalf("answered by %q, want b", s)
+	}
+	if took := time.Since(start); took > 10*stall {
+		t.Fatalf("reaching b took %s (StallTimeout %s, RequestTimeout 15s)", took, stall)
+	}
+}
+
+// muteListener accepts TCP connections and never reads or writes; it
+// returns its address.
+func muteListener(t *testing.T) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var conns []net.Conn
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			conn, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			conns = append(conns, conn)
+			mu.Unlock()
+		}
+	}()
+	t.Cleanup(func() {
+		ln.Close()
+		<-done
+		mu.Lock()
+		defer mu.Unlock()
+		for _, conn := range conns {
+			conn.Close()
+		}
+	})
+	return ln.Addr().String()
+}
