@@ -1,0 +1,198 @@
+package client
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/coder/websocket"
+	"github.com/switchboard-chat/switchboard/protocol"
+)
+
+// Call sends one request and decodes its result into out (which may be
+// nil, or a *json.RawMessage). An error reply is returned as
+// *protocol.Error. Requests that are safe to repeat are retried through
+// unavailable replies and reconnects, up to Options.MaxRetry.
+func (c *Client) Call(ctx context.Context, op string, args any, out any) error {
+	body, err := json.Marshal(args)
+	if err != nil {
+		return fmt.Errorf("client: %s args: %w", op, err)
+	}
+	deadline := time.Now().Add(c.opts.MaxRetry)
+	backoff := c.opts.MinBackoff
+	for {
+		f, err := c.attempt(ctx, op, body)
+		if err != nil {
+			return err
+		}
+		retry := f.Error != nil && idempotent(op) && time.Now().Before(deadline) &&
+			(f.Error.Code == protocol.CodeUnavailable || f.Error.Code == codeDisconnected)
+		if !retry {
+			if f.Error != nil {
+				if f.Error.Code == codeDisconnected {
+					return ErrDisconnected
+				}
+				return f.Error
+			}
+			if out != nil {
+				if err := json.Unmarshal(f.Result, out); err != nil {
+					return fmt.Errorf("client: %s result: %w", op, err)
+				}
+			}
+			return nil
+		}
+		select {
+		case <-time.After(jitter(backoff)):
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		backoff = min(backoff*2, c.opts.MaxBackoff)
+	}
+}
+
+// attempt sends the request once (waiting for a connection) and waits for
+// its reply. A connection drop is reported as a "disconnected" error frame.
+func (c *Client) attempt(ctx context.Context, op string, args []byte) (frame, error) {
+	ctx, cancel := context.WithTimeout(ctx, c.opts.RequestTimeout)
+	defer cancel()
+	for {
+		c.mu.Lock()
+		if c.closed {
+			c.mu.Unlock()
+			return frame{}, ErrClosed
+		}
+		conn, up, gen := c.conn, c.up, c.gen
+		if conn == nil {
+			c.mu.Unlock()
+			select {
+			case <-up:
+				continue
+			case <-ctx.Done():
+				return frame{}, ctx.Err()
+			}
+		}
+		c.nextID++
+		id := c.nextID
+		p := &pending{op: op, gen: gen, reply: make(chan frame, 1)}
+		p.watches = op == protocol.OpChannelJoin || op == protocol.OpChannelWatch || op == protocol.OpChannelCreate
+		if p.watches {
+			var a protocol.WatchArgs
+			if json.Unmarshal(args, &a) == nil {
+				p.since = a.SinceSeq
+			}
+		}
+		c.pending[id] = p
+		c.mu.Unlock()
+
+		if err := conn.Write(ctx, websocket.MessageText, requestFrame(id, op, args)); err != nil {
+			c.mu.Lock()
+			delete(c.pending, id)
+			c.mu.Unlock()
+			if ctx.Err() != nil {
+				return frame{}, ctx.Err()
+			}
+			if !idempotent(op) {
+				return frame{Error: &protocol.Error{Code: codeDisconnected}}, nil
+			}
+			continue // the read loop notices the drop; wait for the next connection
+		}
+		select {
+		case f, ok := <-p.reply:
+			if !ok {
+				return frame{}, ErrClosed
+			}
+			return f, nil
+		case <-ctx.Done():
+			c.mu.Lock()
+			delete(c.pending, id)
+			c.mu.Unlock()
+			return frame{}, ctx.Err()
+		}
+	}
+}
+
+// CallAsync sends one request without waiting: done is called exactly
+// once with the reply's result or error (a *protocol.Error, ErrDisconnected
+// when the connection dropped first, or ErrClosed), on the client's read
+// goroutine or on the goroutine that saw the connection end; it must
+// return quickly. Unlike Call, nothing is retried. It returns an error,
+// and does not call done, when the request could not be sent: while the
+// client is between connections that is ErrNotConnected.
+//
+// The load test uses it to keep thousands of requests outstanding from a
+// few goroutines.
+func (c *Client) CallAsync(op string, args any, done func(result json.RawMessage, err error)) error {
+	body, err := json.Marshal(args)
+	if err != nil {
+		return fmt.Errorf("client: %s args: %w", op, err)
+	}
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return ErrClosed
+	}
+	conn, gen := c.conn, c.gen
+	if conn == nil {
+		c.mu.Unlock()
+		return ErrNotConnected
+	}
+	c.nextID++
+	id := c.nextID
+	p := &pending{op: op, gen: gen, cb: func(f frame) {
+		switch {
+		case f.Error == nil:
+			done(f.Result, nil)
+		case f.Error.Code == codeDisconnected:
+			done(nil, ErrDisconnected)
+		case f.Error.Code == codeClosed:
+			done(nil, ErrClosed)
+		default:
+			done(nil, f.Error)
+		}
+	}}
+	p.watches = op == protocol.OpChannelJoin || op == protocol.OpChannelWatch || op == protocol.OpChannelCreate
+	if p.watches {
+		var a protocol.WatchArgs
+		if json.Unmarshal(body, &a) == nil {
+			p.since = a.SinceSeq
+		}
+	}
+	c.pending[id] = p
+	c.mu.Unlock()
+	ctx, cancel := context.WithTimeout(c.ctx, c.opts.RequestTimeout)
+	err = conn.Write(ctx, websocket.MessageText, requestFrame(id, op, body))
+	cancel()
+	if err != nil {
+		c.mu.Lock()
+		_, still := c.pending[id]
+		delete(c.pending, id)
+		c.mu.Unlock()
+		if still {
+			return fmt.Errorf("client: %s: %w", op, err)
+		}
+		// The drop was noticed first and done has its answer.
+	}
+	return nil
+}
+
+func requestFrame(id uint64, op string, args []byte) []byte {
+	msg := make([]byte, 0, len(args)+len(op)+32)
+	msg = append(msg, `{"id":`...)
+	msg = strconv.AppendUint(msg, id, 10)
+	msg = append(msg, `,"op":`...)
+	msg = strconv.AppendQuote(msg, op)
+	msg = append(msg, `,"args":`...)
+	msg = append(msg, args...)
+	return append(msg, '}')
+}
+
+// NewClientID returns a random client id for message.send.
+func NewClientID() string {
+	var b [12]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}

@@ -1,0 +1,260 @@
+package client
+
+import (
+	"bytes"
+	"encoding/json"
+	"strconv"
+
+	"github.com/switchboard-chat/switchboard/protocol"
+)
+
+func (c *Client) handle(b []byte) {
+	var f frame
+	if decodeEvent(b, &f.Event) {
+		c.event(f.Event)
+		return
+	}
+	f = frame{}
+	if err := json.Unmarshal(b, &f); err != nil {
+		c.opts.Logger.Warn("client: undecodable frame", "err", err)
+		return
+	}
+	if f.Name != "" {
+		c.event(f.Event)
+		return
+	}
+	if len(f.ID) == 0 {
+		if f.Error != nil {
+			c.opts.Logger.Warn("client: server error without id", "code", f.Error.Code, "message", f.Error.Message)
+		}
+		return
+	}
+	id, err := strconv.ParseUint(string(f.ID), 10, 64)
+	if err != nil {
+		return
+	}
+	c.mu.Lock()
+	p := c.pending[id]
+	delete(c.pending, id)
+	c.mu.Unlock()
+	if p == nil {
+		return
+	}
+	if p.watches && f.Error == nil {
+		c.watchResult(f.Result, p.since)
+	}
+	p.answer(f)
+}
+
+// answer hands a reply to whoever waits for it.
+func (p *pending) answer(f frame) {
+	if p.cb != nil {
+		p.cb(f)
+		return
+	}
+	p.reply <- f
+}
+
+// watchResult records a join or watch: it delivers the missed events the
+// result carries, then sets the channel's position.
+func (c *Client) watchResult(result json.RawMessage, since *uint64) {
+	var r struct {
+		Channel struct {
+			ID string `json:"id"`
+		} `json:"channel"`
+		Seq           uint64            `json:"seq"`
+		Events        []json.RawMessage `json:"events"`
+		EventsHasMore bool              `json:"events_has_more"`
+		Reset         bool              `json:"reset"`
+	}
+	if json.Unmarshal(result, &r) != nil || r.Channel.ID == "" {
+		return
+	}
+	ch := r.Channel.ID
+	c.mu.Lock()
+	w := c.watched[ch]
+	if w == nil {
+		w = &watch{}
+		c.watched[ch] = w
+	}
+	if since != nil && *since > w.seq && !r.Reset {
+		w.seq = *since // the replay continues from here
+	}
+	c.mu.Unlock()
+	// The replay is contiguous from since: deliver it in order whatever
+	// the live path is doing (it may be waiting for exactly this).
+	for _, raw := range r.Events {
+		var e Event
+		if json.Unmarshal(raw, &e) != nil {
+			continue
+		}
+		c.mu.Lock()
+		fresh := e.Seq > w.seq
+		if fresh {
+			w.seq = e.Seq
+		}
+		c.mu.Unlock()
+		if fresh || c.opts.RawEvents {
+			c.deliver(e)
+		}
+	}
+	c.mu.Lock()
+	last := w.seq
+	if r.EventsHasMore {
+		w.resyncing = false
+		c.mu.Unlock()
+		c.resync(ch)
+		return
+	}
+	if r.Seq > w.seq {
+		w.seq = r.Seq
+	}
+	w.resyncing = false
+	c.mu.Unlock()
+	if r.Reset {
+		c.deliver(Event{Name: EventReset, Channel: ch, Seq: last})
+	}
+}
+
+// event delivers one event in seq order: repeats are dropped, and a gap
+// starts a resync from the last seq delivered. An event that ends this
+// user's place in the channel also ends the watch (the server has already
+// stopped it), so a reconnect does not try to resume it.
+func (c *Client) event(e Event) {
+	defer func() {
+		if c.endsWatch(e) {
+			c.forget(e.Channel)
+		}
+	}()
+	if c.opts.RawEvents {
+		if e.Seq != 0 && e.Channel != "" {
+			c.mu.Lock()
+			if w := c.watched[e.Channel]; w != nil && e.Seq > w.seq {
+				w.seq = e.Seq
+			}
+			c.mu.Unlock()
+		}
+		c.deliver(e)
+		return
+	}
+	if e.Seq != 0 && e.Channel != "" {
+		c.mu.Lock()
+		w := c.watched[e.Channel]
+		if w != nil {
+			switch {
+			case e.Seq <= w.seq:
+				c.mu.Unlock()
+				return
+			case e.Seq > w.seq+1 || w.resyncing:
+				c.mu.Unlock()
+				c.resync(e.Channel)
+				return
+			}
+			w.seq = e.Seq
+		}
+		c.mu.Unlock()
+	}
+	c.deliver(e)
+	if imported(e) {
+		// The channel's history changed wholesale: what the client holds
+		// of it is to be reloaded, as after a resume that could not be
+		// served.
+		c.deliver(Event{Name: EventReset, Channel: e.Channel, Seq: e.Seq})
+	}
+}
+
+// imported reports whether e is the channel.updated an import ends with.
+func imported(e Event) bool {
+	if e.Name != protocol.EventChannelUpdated || !bytes.Contains(e.Data, []byte(`"reason":"imported"`)) {
+		return false
+	}
+	var d struct {
+		Reason string `json:"reason"`
+	}
+	return json.Unmarshal(e.Data, &d) == nil && d.Reason == protocol.ReasonImported
+}
+
+// endsWatch reports whether e stops this session receiving its channel:
+// the channel was deleted, this user left, was removed, kicked or banned,
+// or the server ended the watch (channel.unwatched).
+func (c *Client) endsWatch(e Event) bool {
+	switch e.Name {
+	case protocol.EventChannelDeleted, protocol.EventChannelUnwatched:
+		return e.Channel != ""
+	case protocol.EventMemberLeft, protocol.EventMemberKicked, protocol.EventMemberUpdated:
+	default:
+		return false
+	}
+	var d struct {
+		User   string           `json:"user"`
+		Member *protocol.Member `json:"member"`
+	}
+	if e.Channel == "" || json.Unmarshal(e.Data, &d) != nil {
+		return false
+	}
+	c.mu.Lock()
+	self := d.User == c.session.User.ID
+	c.mu.Unlock()
+	if !self {
+		return false
+	}
+	if e.Name == protocol.EventMemberUpdated {
+		return d.Member != nil && !d.Member.BannedUntil.IsZero() // an ended ban is left out
+	}
+	return true
+}
+
+func (c *Client) deliver(e Event) {
+	if c.opts.OnEvent != nil {
+		c.opts.OnEvent(e)
+		return
+	}
+	select {
+	case c.events <- e:
+		return
+	default:
+	}
+	// The consumer is behind: while the read loop waits for it, the
+	// connection's silence is not the gateway's (see watchdog).
+	c.waiting.Add(1)
+	defer c.waiting.Add(-1)
+	select {
+	case c.events <- e:
+	case <-c.ctx.Done():
+	}
+}
+
+// resync watches ch again from the last seq delivered, unless a resync
+// of it is in flight; a reply with has_more starts the next page (see
+// resumed).
+func (c *Client) resync(ch string) {
+	c.mu.Lock()
+	w := c.watched[ch]
+	if w == nil || w.resyncing {
+		c.mu.Unlock()
+		return
+	}
+	w.resyncing = true
+	since := w.seq
+	done := make(chan struct{})
+	w.inflight = done
+	c.mu.Unlock()
+	c.wg.Add(1)
+	go func() {
+		defer c.wg.Done()
+		defer close(done)
+		var res json.RawMessage
+		err := c.Call(c.ctx, protocol.OpChannelWatch, protocol.WatchArgs{Channel: ch, SinceSeq: &since}, &res)
+		c.mu.Lock()
+		if err != nil {
+			w.resyncing = false
+		}
+		if w.inflight == (<-chan struct{})(done) {
+			w.inflight = nil // no next page started
+		}
+		c.mu.Unlock()
+		if err != nil {
+			c.opts.Logger.Warn("client: resync failed", "channel", ch, "err", err)
+		}
+	}()
+}
