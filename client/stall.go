@@ -34,9 +34,9 @@ import (
 // nothing but the mark: no timer or context per read (see dialer.go), and
 // no ping while frames arrive. An idle connection is pinged every three
 // quarters of StallTimeout. docs/protocol.md ("Stalled gateways")
-// describes the same check for every client. While the read loop is held up by the application (a
-// full Events channel) the silence is not the gateway's and is not
-// counted.
+// describes the same check for every client. While the read loop is held
+// up by the application (a full Events channel) the silence is not the
+// gateway's and is not counted.
 
 // errStalled ends a connection the watchdog dropped.
 var errStalled = errors.New("client: the gateway stopped answering: connection dropped")
