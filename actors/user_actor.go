@@ -60,10 +60,8 @@ func (a *userActor) handle(ctx actor.Context, req *clusterpb.Request) {
 		c = user.Caller{User: req.Caller.User, Admin: req.Caller.Admin, Session: req.Caller.Session, Gateway: req.Caller.Gateway}
 	}
 	eff := a.state.Handle(user.Command{Op: req.Op, Args: req.Args, Caller: c}, a.d.Clock())
-	var watchers, sessions []string
-	if len(eff.Events) > 0 {
-		watchers = a.state.PresenceGateways()
-	}
+	watchers := eff.EventsTo
+	var sessions []string
 	if len(eff.Notices) > 0 {
 		sessions = a.state.SessionGateways()
 	}

@@ -101,6 +101,11 @@ type sessionKey struct{ gateway, session string }
 type presenceState struct {
 	sessions map[sessionKey]time.Time // lease → expiry
 	watchers map[string]time.Time     // gateway → expiry
+	// lapsed are the watchers whose lease lapsed in the command being
+	// handled: they still hear its events. A gateway that stops renewing
+	// lets its sessions' and its watches' leases lapse at the same
+	// instant, and its watchers must still hear those sessions go.
+	lapsed []string
 	// lastSeen is when the user last went offline (persisted).
 	lastSeen time.Time
 	// lastActive is the newest login or renewal: last_seen while online.
@@ -259,6 +264,7 @@ func (s *State) expire(now time.Time) bool {
 	for gw, at := range s.presence.watchers {
 		if !now.Before(at) {
 			delete(s.presence.watchers, gw)
+			s.presence.lapsed = append(s.presence.lapsed, gw)
 		}
 	}
 	return lapsed
@@ -318,6 +324,19 @@ func (s *State) PresenceGateways() []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// eventGateways returns where a command's presence events go: the
+// watching gateways, and those whose watch lapsed in the command.
+func (s *State) eventGateways() []string {
+	out := s.PresenceGateways()
+	for _, gw := range s.presence.lapsed {
+		if _, ok := s.presence.watchers[gw]; !ok {
+			out = append(out, gw)
+		}
+	}
+	sort.Strings(out)
+	return slices.Compact(out)
 }
 
 // Online reports whether some session lease is live.

@@ -248,3 +248,30 @@ func TestFilesPending(t *testing.T) {
 		t.Fatal("the pending copy outlived Committed")
 	}
 }
+
+// TestPresenceHungGatewayHearsItsSessionsGo: a gateway that renews a
+// session and a watch of the same user in one report, then stops, lets
+// both leases lapse at the same instant; the offline event still goes to
+// it (its watchers learn the user went, whoever else watches).
+func TestPresenceHungGatewayHearsItsSessionsGo(t *testing.T) {
+	h := newHarness(t)
+	h.doAs(sess("gw1", "s1"), OpLogin, `{}`)
+	h.tick(time.Second)
+	h.presence(gateway("gw1"), `{"renew":["s1"],"watch":true,"ttl_ms":3000}`)
+	at, _ := h.s.NextWake()
+	h.now = at.Add(time.Millisecond) // the timer fires late
+	eff := h.doAs(Caller{}, OpTick, "")
+	want(t, presenceEvents(t, eff), "offline@1")
+	if !slices.Equal(eff.EventsTo, []string{"gw1"}) {
+		t.Fatalf("the offline event goes to %v", eff.EventsTo)
+	}
+	if got := h.s.PresenceGateways(); len(got) != 0 {
+		t.Fatalf("watchers after the lapse %v", got)
+	}
+	// The next command's events go to the watchers of the time.
+	h.presence(gateway("gw2"), `{"watch":true}`)
+	eff = h.doAs(sess("gw2", "s2"), OpLogin, `{}`)
+	if !slices.Equal(eff.EventsTo, []string{"gw2"}) {
+		t.Fatalf("the online event goes to %v", eff.EventsTo)
+	}
+}

@@ -110,9 +110,10 @@ type Effects struct {
 	Err    *protocol.Error
 	Entry  *persistence.Entry
 	Index  uint64
-	// Events are event frames for the gateways watching the user's
-	// presence (PresenceGateways), sent once Entry is durable.
-	Events [][]byte
+	// Events are event frames for the gateways in EventsTo (those
+	// watching the user's presence), sent once Entry is durable.
+	Events   [][]byte
+	EventsTo []string
 	// Notices are event frames for all of the user's sessions, sent to
 	// the gateways that hold them (SessionGateways).
 	Notices [][]byte
@@ -173,6 +174,7 @@ func (s *State) Profile() protocol.User { return s.profile }
 // Handle applies one command at time now.
 func (s *State) Handle(cmd Command, now time.Time) *Effects {
 	eff := &Effects{}
+	s.presence.lapsed = s.presence.lapsed[:0]
 	result, perr := s.dispatch(cmd, now, eff)
 	if perr != nil {
 		if eff.Entry != nil {
@@ -186,6 +188,9 @@ func (s *State) Handle(cmd Command, now time.Time) *Effects {
 		panic("user: encode result: " + err.Error())
 	}
 	eff.Result = b
+	if len(eff.Events) > 0 {
+		eff.EventsTo = s.eventGateways()
+	}
 	return eff
 }
 
