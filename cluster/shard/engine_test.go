@@ -478,3 +478,57 @@ func TestPowerCutsLoseNothingAcknowledged(t *testing.T) {
 		})
 	}
 }
+
+// TestAcknowledgedBeforeTheNextFsync: a committed proposal is answered in
+// the round that learns of its commit, before that round writes and
+// fsyncs the entries proposed since: an acknowledgement costs the fsyncs
+// that make it durable on a majority, not one more. With a single voter
+// its entry commits when its own write is done; with three, when the
+// followers' acknowledgements arrive.
+func TestAcknowledgedBeforeTheNextFsync(t *testing.T) {
+	check := func(t *testing.T, h *harness, leader *testNode, rounds int) {
+		t.Helper()
+		g := leader.e.groups[0]
+		fsyncs := &leader.e.status.fsyncs
+		var at uint64
+		first := &result{}
+		leader.e.Propose(NewStream(0, g.term), []byte("k=1"), func(err error) {
+			at = fsyncs.Load()
+			first.set(err)
+		})
+		for range rounds {
+			h.step()
+		}
+		if first.done {
+			t.Fatal("answered before its commit was known")
+		}
+		before := fsyncs.Load()
+		second := h.propose(leader, 0, "k=2")
+		h.step() // learns of the first's commit; writes the second
+		h.mustDone("first proposal", first)
+		if fsyncs.Load() != before+1 {
+			t.Fatalf("the round fsynced %d times, want once (the second proposal)", fsyncs.Load()-before)
+		}
+		if at != before {
+			t.Fatalf("the first proposal was answered after %d more fsyncs of the leader", at-before)
+		}
+		h.settle()
+		h.mustDone("second proposal", second)
+		if h.get(leader, 0, "k") != "2" {
+			t.Fatal("the second proposal did not apply")
+		}
+	}
+	t.Run("single voter", func(t *testing.T) {
+		h := newHarness(t, "a")
+		a := h.node("a")
+		if err := a.e.Bootstrap(1); err != nil {
+			t.Fatal(err)
+		}
+		h.settle()
+		check(t, h, a, 1) // its write: committed at Advance
+	})
+	t.Run("three voters", func(t *testing.T) {
+		h := threeNodes(t, nil)
+		check(t, h, h.node("a"), 2) // the leader's write and sends; the followers' writes and answers
+	})
+}

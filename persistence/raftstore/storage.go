@@ -169,6 +169,18 @@ func Load(db *pebble.DB, shard uint32) (*Storage, error) {
 		return nil, fmt.Errorf("%w: shard %d: applied %d or commit %d past the last entry %d",
 			ErrCorrupt, shard, s.applied.Index, s.hard.GetCommit(), s.last)
 	}
+	// The engine applies entries it holds durably as soon as they are
+	// committed, before the round's hard state (with the new commit index)
+	// is written: a crash in between leaves applied past the stored
+	// commit. Applied entries were committed, and the commit index is only
+	// what this replica knew of it (raft never needs it synced), so it is
+	// raised to what was applied: raft refuses an applied index past the
+	// commit.
+	if s.hard != nil && s.applied.Index > s.hard.GetCommit() {
+		hs := proto.Clone(s.hard).(*pb.HardState)
+		hs.Commit = new(s.applied.Index)
+		s.hard = hs
+	}
 	return s, nil
 }
 

@@ -561,3 +561,31 @@ func TestEntryCacheAgreesWithTheStore(t *testing.T) {
 		}
 	}
 }
+
+// TestLoadRaisesCommitToApplied: the engine applies committed entries it
+// holds before writing the hard state with the new commit index, so a
+// crash can leave applied past the stored commit. Load raises the commit
+// to the applied index (raft refuses an applied index past it), and a
+// RawNode starts on the result.
+func TestLoadRaisesCommitToApplied(t *testing.T) {
+	db := memDB(t)
+	s := logStorage(t, db, 3, 3, 4, 4, 5)
+	b := db.NewBatch()
+	if err := s.SetHardState(b, &pb.HardState{Term: new(uint64(5)), Vote: new(uint64(1)), Commit: new(uint64(4))}); err != nil {
+		t.Fatal(err)
+	}
+	commit(t, b)
+	applyTo(t, db, s, 6)
+	s = reload(t, db)
+	hs, _, err := s.InitialState()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if hs.GetCommit() != 6 || hs.GetTerm() != 5 || hs.GetVote() != 1 {
+		t.Fatalf("hard state %v, want term 5, vote 1, commit 6", hs)
+	}
+	if _, err := raft.NewRawNode(&raft.Config{ID: 1, ElectionTick: 10, HeartbeatTick: 1, Storage: s, Applied: s.Applied().Index,
+		MaxSizePerMsg: 1 << 20, MaxInflightMsgs: 16, Logger: quietRaft}); err != nil {
+		t.Fatal(err)
+	}
+}
