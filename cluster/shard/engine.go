@@ -2,11 +2,13 @@
 //
 // One Engine per node owns every local replica's RawNode and drives them
 // all from one loop. A round of the loop takes every group's Ready and
-// handles them together: incoming snapshots are ingested, the raft state of
-// all groups (entries, hard states) goes into one Pebble batch committed
-// with at most one fsync, messages are sent only after that, batched per
-// destination node, the committed entries of all groups are applied in a
-// second batch (with each group's applied state), and the groups advance.
+// handles them together: incoming snapshots are ingested, committed
+// entries already on disk are applied and answered, the raft state of all
+// groups (entries, hard states) goes into one Pebble batch committed with
+// at most one fsync, messages that promise durable state are sent only
+// after that (a leader's appends go before it), batched per destination
+// node, the other committed entries of all groups are applied in a second
+// batch (with each group's applied state), and the groups advance.
 // Proposals, reads and activations wait for that round and are answered on
 // the loop's goroutine. See RAFT-NOTES.md for the rules this follows.
 package shard
@@ -226,13 +228,16 @@ type Engine struct {
 	in inputs
 
 	// Owned by the loop.
-	groups    map[uint32]*group
-	nextID    uint64 // proposal and read ids
-	ticks     int    // ticks elapsed since the last round
-	done      []func()
-	lastScan  time.Time
-	lastSweep time.Time
-	lastPlace time.Time
+	groups map[uint32]*group
+	shards []uint32 // the keys of groups, sorted (see sortedShards)
+	// shardsStale says shards must be rebuilt: a group was added or removed.
+	shardsStale bool
+	nextID      uint64 // proposal and read ids
+	ticks       int    // ticks elapsed since the last round
+	done        []func()
+	lastScan    time.Time
+	lastSweep   time.Time
+	lastPlace   time.Time
 
 	hosts      hostSet
 	membership func(shard uint32) (Membership, bool) // guarded by hosts.mu

@@ -92,6 +92,7 @@ func (e *Engine) newGroup(st *raftstore.Storage) (*group, error) {
 	g := &group{shard: st.Shard(), id: st.ReplicaID(), st: st, rn: rn, seen: make(map[uint64]raftstore.ReplicaDesc),
 		props: make(map[uint64]*proposal), issued: make(map[uint64]*readBatch), changed: true}
 	e.groups[g.shard] = g
+	e.shardsStale = true
 	e.status.set(e.statusOf(g))
 	return g, nil
 }

@@ -115,6 +115,7 @@ func (e *Engine) destroy(b *pebble.Batch, g *group) error {
 		g.incoming = nil
 	}
 	delete(e.groups, g.shard)
+	e.shardsStale = true
 	e.status.remove(g.shard)
 	return g.st.Destroy(b, !g.dropped)
 }

@@ -106,12 +106,19 @@ func (e *Engine) tick() {
 	}
 }
 
+// sortedShards returns the local replicas' shards in order. The slice is
+// kept between rounds and replaced, never changed, when a replica comes or
+// goes: callers may hold it while groups are added or removed.
 func (e *Engine) sortedShards() []uint32 {
+	if len(e.shards) == len(e.groups) && !e.shardsStale {
+		return e.shards
+	}
 	out := make([]uint32, 0, len(e.groups))
 	for s := range e.groups {
 		out = append(out, s)
 	}
 	slices.Sort(out)
+	e.shards, e.shardsStale = out, false
 	return out
 }
 

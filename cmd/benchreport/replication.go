@@ -507,11 +507,14 @@ func (b *bench) replicationTargets(p func(string, ...any)) {
 	if best != nil {
 		p("| replicated acks/s, 3 nodes on these cores with the generator | ≥ 8,800 (the stage-1 single node's) | %.0f at %.0f msg/s offered (p99 %.1f ms, %.0f µs node CPU per ack) |\n",
 			best.report.Totals.AcksPerSec, best.rate, best.report.Latency["send_ack"].P99, best.cpuPerAckUS)
+		var p99s []float64
 		for _, r := range b.repl {
 			if r.rate == 2000 {
-				p("| replicated p99 ack at 2,000 msg/s | ≤ 20 ms | %.1f ms |\n", r.report.Latency["send_ack"].P99)
-				break
+				p99s = append(p99s, r.report.Latency["send_ack"].P99)
 			}
+		}
+		if len(p99s) > 0 {
+			p("| replicated p99 ack at 2,000 msg/s (median of %d runs) | ≤ 20 ms | %.1f ms |\n", len(p99s), median(p99s))
 		}
 	}
 	for _, fr := range b.chaos {
