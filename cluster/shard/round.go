@@ -212,7 +212,8 @@ func (e *Engine) handle(rds []handled, now time.Time) (bool, error) {
 // the entries applied here are durable whenever the batch is; the commit
 // index this round stores may be lost with a crash, and Load raises it to
 // the applied index (raftstore.Load). A group ingesting a snapshot
-// applies nothing early.
+// applies nothing early, and the early part stops at the first
+// configuration change.
 func (e *Engine) applyDurable(rds []handled) error {
 	var a *pebble.Batch
 	for i := range rds {
@@ -225,8 +226,11 @@ func (e *Engine) applyDurable(rds []handled) error {
 		if len(h.rd.Entries) > 0 {
 			durable = min(durable, h.rd.Entries[0].GetIndex()-1)
 		}
+		// Configuration changes wait for their usual place, after the
+		// round's messages are sent: a removed replica still gets the
+		// messages addressed to it before its descriptor goes.
 		n := 0
-		for n < len(ents) && ents[n].GetIndex() <= durable {
+		for n < len(ents) && ents[n].GetIndex() <= durable && ents[n].GetType() == pb.EntryType_EntryNormal {
 			n++
 		}
 		if n == 0 {
