@@ -1,0 +1,203 @@
+package loadtest
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/switchboard-chat/switchboard/client"
+	"github.com/switchboard-chat/switchboard/protocol"
+)
+
+// connectAll dials every session at the ramp's pace and sets up its
+// channels, with at most DialWorkers at a time.
+func (r *runner) connectAll(ctx context.Context) {
+	next := make(chan int)
+	var wg sync.WaitGroup
+	for range r.cfg.DialWorkers {
+		wg.Go(func() {
+			for i := range next {
+				r.setup(ctx, i)
+			}
+		})
+	}
+	start := time.Now()
+	timer := time.NewTimer(0)
+	<-timer.C
+loop:
+	for i := range r.cfg.Sessions {
+		if r.cfg.Ramp > 0 {
+			if wait := time.Until(start.Add(time.Duration(float64(i) / r.cfg.Ramp * float64(time.Second)))); wait > 0 {
+				timer.Reset(wait)
+				select {
+				case <-timer.C:
+				case <-ctx.Done():
+					break loop
+				}
+			}
+		}
+		select {
+		case next <- i:
+		case <-ctx.Done():
+			break loop
+		}
+	}
+	close(next)
+	wg.Wait()
+	// Channels whose creator failed were closed by it; nothing waits.
+}
+
+// setup dials session i and creates or joins its channels. The first
+// dial tries every target in turn (starting with the session's own)
+// before the session counts as failed; a failed session, or one whose
+// create or join failed, counts in setupFailed.
+func (r *runner) setup(ctx context.Context, i int) {
+	s := &session{r: r, idx: i, user: r.layout.UserIDs[i]}
+	for _, c := range r.layout.SessionChannels[i] {
+		s.streams = append(s.streams, sessionStream{channel: r.layout.ChannelIDs[c], s: r.chans[c].watch(s.user)})
+	}
+	opts := client.Options{
+		UserID:         s.user,
+		OnEvent:        s.onEvent,
+		OnResumed:      s.onResumed,
+		RawEvents:      true,
+		RequestTimeout: 15 * time.Second,
+		StallTimeout:   r.cfg.StallTimeout,
+		HTTPClient:     r.hc,
+		Logger:         r.cfg.Logger,
+	}
+	if r.cfg.Token != nil {
+		user := s.user
+		opts.TokenFunc = func() (string, error) { return r.cfg.Token(user) }
+	}
+	var cl *client.Client
+	var err error
+	t0 := time.Now()
+	for first := range r.cfg.Targets {
+		// Reconnects then move on round-robin from the target that worked.
+		opts.URLs = make([]string, 0, len(r.cfg.Targets))
+		for k := range r.cfg.Targets {
+			opts.URLs = append(opts.URLs, r.cfg.Targets[(i+first+k)%len(r.cfg.Targets)])
+		}
+		dctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+		cl, err = client.Dial(dctx, opts)
+		cancel()
+		r.ops.add(protocol.OpConnect, codeOf(err))
+		if err == nil || ctx.Err() != nil {
+			break
+		}
+		r.cfg.Logger.Debug("loadtest: dial failed", "session", i, "target", opts.URLs[0], "err", err)
+	}
+	if err != nil {
+		r.setupFailed.Add(1)
+		r.cfg.Logger.Warn("loadtest: session could not connect to any target", "session", i, "err", err)
+		for _, c := range r.layout.SessionChannels[i] {
+			if r.layout.Creator[c] == i {
+				close(r.created[c])
+			}
+		}
+		return
+	}
+	r.rec.record(MetricConnect, i, time.Since(t0))
+	s.cl = cl
+	s.reader.Store(cl)
+	r.sessions[i] = s
+	r.connected.Add(1)
+	failed := false
+	for k, c := range r.layout.SessionChannels[i] {
+		st := s.streams[k].s
+		if r.layout.Creator[c] == i {
+			args := protocol.ChannelCreateArgs{ID: r.layout.ChannelIDs[c], Type: r.layout.ChannelTypes[c], Name: "load test " + r.runID}
+			failed = r.call(ctx, s, protocol.OpChannelCreate, args, st) != nil || failed
+			close(r.created[c])
+			continue
+		}
+		select {
+		case <-r.created[c]:
+		case <-ctx.Done():
+			return
+		}
+		failed = r.call(ctx, s, protocol.OpChannelJoin, protocol.JoinArgs{Channel: r.layout.ChannelIDs[c]}, st) != nil || failed
+	}
+	if failed {
+		r.setupFailed.Add(1)
+	}
+}
+
+// call makes a create or join and waits for it; the stream begins at the
+// reply's seq on the read goroutine, before any later event. An
+// unavailable reply (a shard changing leader, as happens while a cluster
+// rebalances) is retried, as clients do, for up to setupRetry; a create
+// retried after its first try landed answers invalid_state, and a join
+// then begins the stream instead.
+func (r *runner) call(ctx context.Context, s *session, op string, args any, st *stream) error {
+	deadline := time.Now().Add(setupRetry)
+	backoff := 50 * time.Millisecond
+	retried := false
+	for {
+		err := r.callOnce(ctx, s, op, args, st)
+		var pe *protocol.Error
+		if retried && op == protocol.OpChannelCreate && errors.As(err, &pe) && pe.Code == protocol.CodeInvalidState {
+			if a, ok := args.(protocol.ChannelCreateArgs); ok {
+				op, args = protocol.OpChannelJoin, protocol.WatchArgs{Channel: a.ID}
+				continue
+			}
+		}
+		if err == nil || !errors.As(err, &pe) || pe.Code != protocol.CodeUnavailable || time.Now().After(deadline) {
+			if err != nil {
+				r.cfg.Logger.Warn("loadtest: setup call failed", "op", op, "session", s.idx, "err", err)
+			}
+			return err
+		}
+		retried = true
+		select {
+		case <-time.After(backoff):
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		backoff = min(2*backoff, time.Second)
+	}
+}
+
+// setupRetry bounds how long a setup call is retried through unavailable
+// replies.
+const setupRetry = 15 * time.Second
+
+// callOnce makes one try of call.
+func (r *runner) callOnce(ctx context.Context, s *session, op string, args any, st *stream) error {
+	done := make(chan error, 1)
+	err := s.cl.CallAsync(op, args, func(res json.RawMessage, err error) {
+		if err == nil {
+			seq, ok := scanTopSeq(res)
+			if !ok {
+				err = fmt.Errorf("%s: reply without seq", op)
+			} else {
+				st.begin(seq)
+			}
+		}
+		done <- err
+	})
+	if err == nil {
+		select {
+		case err = <-done:
+		case <-ctx.Done():
+			err = ctx.Err()
+		}
+	}
+	r.ops.add(op, codeOf(err))
+	return err
+}
+
+// scanTopSeq reads the top-level "seq" of a join, watch or create result.
+func scanTopSeq(res json.RawMessage) (uint64, bool) {
+	var r struct {
+		Seq *uint64 `json:"seq"`
+	}
+	if json.Unmarshal(res, &r) != nil || r.Seq == nil {
+		return 0, false
+	}
+	return *r.Seq, true
+}
