@@ -78,13 +78,7 @@ func (c *Client) attempt(ctx context.Context, op string, args []byte) (frame, er
 		c.nextID++
 		id := c.nextID
 		p := &pending{op: op, gen: gen, reply: make(chan frame, 1)}
-		p.watches = op == protocol.OpChannelJoin || op == protocol.OpChannelWatch || op == protocol.OpChannelCreate
-		if p.watches {
-			var a protocol.WatchArgs
-			if json.Unmarshal(args, &a) == nil {
-				p.since = a.SinceSeq
-			}
-		}
+		p.noteWatch(args)
 		c.pending[id] = p
 		c.mu.Unlock()
 
@@ -154,13 +148,7 @@ func (c *Client) CallAsync(op string, args any, done func(result json.RawMessage
 			done(nil, f.Error)
 		}
 	}}
-	p.watches = op == protocol.OpChannelJoin || op == protocol.OpChannelWatch || op == protocol.OpChannelCreate
-	if p.watches {
-		var a protocol.WatchArgs
-		if json.Unmarshal(body, &a) == nil {
-			p.since = a.SinceSeq
-		}
-	}
+	p.noteWatch(body)
 	c.pending[id] = p
 	c.mu.Unlock()
 	ctx, cancel := context.WithTimeout(c.ctx, c.opts.RequestTimeout)
@@ -195,4 +183,18 @@ func NewClientID() string {
 	var b [12]byte
 	_, _ = rand.Read(b[:])
 	return hex.EncodeToString(b[:])
+}
+
+// noteWatch marks a request that starts a channel's event stream (join,
+// watch, create): its reply is recorded as a watch (watchResult), from
+// the since_seq its args asked for.
+func (p *pending) noteWatch(args []byte) {
+	p.watches = p.op == protocol.OpChannelJoin || p.op == protocol.OpChannelWatch || p.op == protocol.OpChannelCreate
+	if !p.watches {
+		return
+	}
+	var a protocol.WatchArgs
+	if json.Unmarshal(args, &a) == nil {
+		p.since = a.SinceSeq
+	}
 }
