@@ -24,13 +24,7 @@ func TestTwoNodesInOneProcess(t *testing.T) {
 		c.Join = []string{n1.cl.GossipAddress()}
 	})
 	for _, n := range []*Node{n1, n2} {
-		deadline := time.Now().Add(10 * time.Second)
-		for len(n.cl.View().Placement()) != 2 {
-			if time.Now().After(deadline) {
-				t.Fatalf("%s: placement %v", n.cl.Name(), n.cl.View().Placement())
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
+		waitFor(t, 10*time.Second, n.cl.Name()+" to place both nodes", func() bool { return len(n.cl.View().Placement()) == 2 })
 	}
 	ch := channelOwnedBy("inproc", "n2", "n1", "n2")
 	// The channel's shard settles with its preferred leader, n2.
