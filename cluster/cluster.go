@@ -382,8 +382,20 @@ func (c *Cluster) OnChange(fn func(old, cur Member)) {
 // SetDraining gossips that this node is (or is no longer) draining: it
 // leaves placement, so other nodes stop sending it new activations.
 func (c *Cluster) SetDraining(on bool) error {
+	return c.updateMeta(func(m *Meta) { m.Draining = on })
+}
+
+// SetDiskFull gossips that this node's store refuses writes for want of
+// disk space (or takes them again): leaders elsewhere stop handing it
+// shard leaderships, and its own shards' leaderships move away.
+func (c *Cluster) SetDiskFull(on bool) error {
+	return c.updateMeta(func(m *Meta) { m.DiskFull = on })
+}
+
+// updateMeta changes this node's metadata and gossips it.
+func (c *Cluster) updateMeta(change func(*Meta)) error {
 	c.mu.Lock()
-	c.meta.Draining = on
+	change(&c.meta)
 	c.mu.Unlock()
 	c.rebuild()
 	return c.ml.UpdateNode(5 * time.Second)
@@ -532,7 +544,7 @@ func (c *Cluster) observe(name string, meta Meta, gossip string, state State) {
 
 func metaEqual(a, b Meta) bool {
 	return a.Remote == b.Remote && a.HTTP == b.HTTP && a.Version == b.Version &&
-		a.Draining == b.Draining && a.Left == b.Left && a.Incarnation == b.Incarnation && slices.Equal(a.Roles, b.Roles) &&
+		a.Draining == b.Draining && a.DiskFull == b.DiskFull && a.Left == b.Left && a.Incarnation == b.Incarnation && slices.Equal(a.Roles, b.Roles) &&
 		a.Cluster == b.Cluster && a.Shards == b.Shards && a.Store == b.Store
 }
 

@@ -48,6 +48,9 @@ type Meta struct {
 	Version int    `json:"version"`
 	// Draining is set while the node hands its scopes off before leaving.
 	Draining bool `json:"draining,omitempty"`
+	// DiskFull is set while the node's store refuses writes because its
+	// disk is full: it keeps its replicas, but leads no shard.
+	DiskFull bool `json:"disk_full,omitempty"`
 	// Incarnation identifies this life of the node (its start time).
 	Incarnation int64 `json:"incarnation"`
 	// Left is gossiped just before the node leaves for good, so that

@@ -275,14 +275,23 @@ func (h *harness) leaderOf(shard uint32) *testNode {
 // is not always enough.
 func (h *harness) awaitLeader(shard uint32) *testNode {
 	h.t.Helper()
-	for range 500 {
-		if l := h.leaderOf(shard); l != nil {
-			return l
+	h.until(500, func() bool { return h.leaderOf(shard) != nil }, "shard %d elects a leader", shard)
+	return h.leaderOf(shard)
+}
+
+// until ticks, one at a time, until cond holds, or fails the test after
+// ticks ticks saying what it waited for.
+func (h *harness) until(ticks int, cond func() bool, what string, args ...any) {
+	h.t.Helper()
+	for range ticks {
+		if cond() {
+			return
 		}
 		h.tick(1)
 	}
-	h.t.Fatalf("shard %d elected no leader in 500 ticks", shard)
-	return nil
+	if !cond() {
+		h.t.Fatalf("not within %d ticks: "+what, append([]any{ticks}, args...)...)
+	}
 }
 
 // result collects the outcome of an asynchronous call.

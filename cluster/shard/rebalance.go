@@ -28,7 +28,13 @@ import (
 //   - a leader that is not wanted hands its leadership to a caught-up
 //     voter first, and a leader that is not the shard's preferred one (the
 //     first in rank) hands it over when the preferred one has caught up,
-//     which spreads leaders (and so actors) evenly over the hosts.
+//     which spreads leaders (and so actors) evenly over the hosts;
+//   - a leader whose host's disk is full (its store refuses writes, so
+//     its shards' actors could only answer unavailable) hands its
+//     leadership to a caught-up voter on a host with room, and no leader
+//     hands leadership to a host whose disk is full. The full host keeps
+//     its replicas: it still has every entry, and once it has room again
+//     the preferred-replica rule above gives it its leaderships back.
 
 // Host is a node replicas may be placed on, as the cluster sees it.
 type Host struct {
@@ -39,6 +45,9 @@ type Host struct {
 	Alive     bool
 	DeadSince time.Time
 	Draining  bool
+	// DiskFull is set while the host's store refuses writes (its disk is
+	// full): it keeps its replicas but should lead none.
+	DiskFull bool
 }
 
 // hostSet is the engine's view of the hosts, set by the cluster layer.
@@ -112,6 +121,7 @@ type replicaView struct {
 	wanted   bool
 	live     bool // its host is up with the same store
 	caughtUp bool
+	full     bool // its host's disk is full
 }
 
 // place makes at most one move for a shard this node leads.
@@ -136,6 +146,7 @@ func (e *Engine) place(g *group, hosts map[string]Host, now time.Time) {
 		h, ok := hosts[r.Node]
 		rv := replicaView{desc: r, learner: slices.Contains(cs.GetLearners(), r.ID)}
 		rv.live = ok && h.Alive && h.Store == r.Store
+		rv.full = ok && h.DiskFull
 		rv.wanted = slices.ContainsFunc(want, func(w Host) bool { return w.Node == r.Node && w.Store == r.Store })
 		pr, tracked := prog[r.ID]
 		rv.caughtUp = r.ID == g.id || (tracked && pr.State == tracker.StateReplicate && pr.RecentActive && pr.Match+catchUpSlack >= commit)
@@ -146,10 +157,10 @@ func (e *Engine) place(g *group, hosts map[string]Host, now time.Time) {
 		return
 	}
 	// 1. Hand leadership to a wanted, caught-up voter if this one is not
-	// wanted any more.
-	if !reps[self].wanted {
+	// wanted any more, or cannot write.
+	if !reps[self].wanted || reps[self].full {
 		if to, ok := bestVoter(reps, want, g.id); ok {
-			e.log.Debug("transferring shard leadership off this node", "shard", g.shard, "to", to.desc.Node)
+			e.log.Debug("transferring shard leadership off this node", "shard", g.shard, "to", to.desc.Node, "disk_full", reps[self].full)
 			g.rn.TransferLeader(to.desc.ID)
 		}
 		return
@@ -206,7 +217,7 @@ func (e *Engine) place(g *group, hosts map[string]Host, now time.Time) {
 	// caught up, to spread leaders over the hosts.
 	if pref := want[0]; pref.Node != e.cfg.Node && now.Sub(g.transferAt) > 10*e.cfg.Timing.ElectionTimeout() {
 		for _, r := range reps {
-			if !r.learner && r.live && r.caughtUp && r.desc.Node == pref.Node && r.desc.Store == pref.Store {
+			if !r.learner && r.live && r.caughtUp && !r.full && r.desc.Node == pref.Node && r.desc.Store == pref.Store {
 				g.transferAt = now
 				g.rn.TransferLeader(r.desc.ID)
 				return
@@ -234,12 +245,12 @@ func (e *Engine) change(g *group, now time.Time, why string, changes []*pb.ConfC
 	e.log.Debug("shard configuration change proposed", "shard", g.shard, "why", why, "changes", pb.ConfChangesToString(changes))
 }
 
-// bestVoter returns a wanted, live, caught-up voter other than self, the
-// best ranked first.
+// bestVoter returns a wanted, live, caught-up voter other than self on a
+// host with room on its disk, the best ranked first.
 func bestVoter(reps []replicaView, want []Host, self uint64) (replicaView, bool) {
 	for _, w := range want {
 		for _, r := range reps {
-			if r.desc.ID != self && !r.learner && r.wanted && r.live && r.caughtUp && r.desc.Node == w.Node {
+			if r.desc.ID != self && !r.learner && r.wanted && r.live && r.caughtUp && !r.full && r.desc.Node == w.Node {
 				return r, true
 			}
 		}

@@ -186,3 +186,43 @@ func TestReplicaRemovedWhileAwayRemovesItself(t *testing.T) {
 		t.Fatalf("tombstone %d after removing replica %d", ts, id)
 	}
 }
+
+// TestFullDiskHandsLeadershipOver: the leader of a shard whose host's disk
+// fills hands its leadership to a caught-up voter elsewhere, keeps its
+// replica, and does not get the leadership back (the preferred-replica
+// rule skips a full host) until its disk has room again.
+func TestFullDiskHandsLeadershipOver(t *testing.T) {
+	h := threeNodes(t, nil)
+	h.setHosts(nil)
+	pref := rankOf([]string{"a", "b", "c"}, 0, 1)[0]
+	leads := func(name string) func() bool {
+		return func() bool { l := h.leaderOf(0); return l != nil && l.name == name }
+	}
+	h.until(300, leads(pref), "shard 0 led by its preferred replica %s", pref)
+	r := h.propose(h.leaderOf(0), 0, "before=1")
+	h.settle()
+	h.mustDone("propose before the disk fills", r)
+
+	h.setHosts(func(host *Host) { host.DiskFull = host.Node == pref })
+	h.until(300, func() bool { l := h.leaderOf(0); return l != nil && l.name != pref }, "leadership off the full host %s", pref)
+	for i := range 300 { // well past the preferred-replica rule's delay
+		h.tick(1)
+		if l := h.leaderOf(0); l != nil && l.name == pref {
+			t.Fatalf("tick %d: the full host %s leads shard 0 again", i, pref)
+		}
+	}
+	l := h.awaitLeader(0)
+	if n := len(l.e.groups[0].st.Applied().Replicas); n != 3 {
+		t.Fatalf("the shard has %d replicas, want all 3 kept", n)
+	}
+	r = h.propose(l, 0, "after=1")
+	h.settle()
+	h.mustDone("propose on the new leader", r)
+
+	h.setHosts(nil)
+	h.until(300, leads(pref), "leadership back on %s once its disk has room", pref)
+	h.sameState(0)
+	if got := h.get(h.leaderOf(0), 0, "after"); got != "1" {
+		t.Fatalf("after = %q on the returned leader", got)
+	}
+}

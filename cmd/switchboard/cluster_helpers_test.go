@@ -112,6 +112,7 @@ type clusterView struct {
 		Roles    []string
 		Channels *int   `json:"channels"`
 		Since    string `json:"since"`
+		DiskFull bool   `json:"disk_full"`
 	} `json:"members"`
 	Placement  []string `json:"placement"`
 	ShardCount uint32   `json:"shard_count"`
@@ -201,6 +202,16 @@ func (c *testCluster) fanout(name string) [2]float64 {
 		out[i] = f.GetMetric()[0].GetCounter().GetValue()
 	}
 	return out
+}
+
+// memberDiskFull reports whether v shows member name's disk full.
+func (v clusterView) memberDiskFull(name string) bool {
+	for _, m := range v.Members {
+		if m.Name == name {
+			return m.DiskFull
+		}
+	}
+	return false
 }
 
 func (v clusterView) member(name string) (state string, channels int) {

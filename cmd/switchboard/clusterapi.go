@@ -51,6 +51,7 @@ func (n *Node) clusterInfo(w http.ResponseWriter, r *http.Request) {
 		Roles    []cluster.Role `json:"roles"`
 		State    cluster.State  `json:"state"`
 		Draining bool           `json:"draining,omitempty"`
+		DiskFull bool           `json:"disk_full,omitempty"`
 		Channels *int           `json:"channels"`
 		Users    *int           `json:"users,omitempty"`
 		Replicas int            `json:"replicas"`
@@ -84,7 +85,7 @@ func (n *Node) clusterInfo(w http.ResponseWriter, r *http.Request) {
 	}
 	for _, m := range v.Members() {
 		mm := member{Name: m.Name, Address: m.Gossip, HTTP: m.Meta.HTTP, HTTPTLS: m.Meta.HTTPTLS, Admin: m.Meta.Admin, Remote: m.Meta.Remote, Roles: m.Meta.Roles,
-			State: m.State, Draining: m.Meta.Draining, Self: m.Name == n.cl.Name(), Replicas: replicas[m.Name], Leads: leads[m.Name]}
+			State: m.State, Draining: m.Meta.Draining, DiskFull: m.Meta.DiskFull, Self: m.Name == n.cl.Name(), Replicas: replicas[m.Name], Leads: leads[m.Name]}
 		if s := stats[m.Name]; s != nil {
 			mm.Channels, mm.Users = &s.Channels, &s.Users
 		}

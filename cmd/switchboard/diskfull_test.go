@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/http"
@@ -157,9 +158,15 @@ func TestFullDiskRefusesWritesAndRecovers(t *testing.T) {
 // history, once, with contiguous segments.
 func checkAcked(t *testing.T, addr string, acked map[string]bool) {
 	t.Helper()
-	cl := procDial(t, "ws://"+addr+"/v1/ws", "bob")
+	checkAckedIn(t, []string{"ws://" + addr + "/v1/ws"}, "room", acked)
+}
+
+// checkAckedIn is checkAcked of channel ch through the nodes at urls.
+func checkAckedIn(t *testing.T, urls []string, ch string, acked map[string]bool) {
+	t.Helper()
+	cl := clusterClient(t, urls, "bob")
 	seen := map[string]int{}
-	for i, m := range allMessages(t, cl, "room") {
+	for i, m := range allMessages(t, cl, ch) {
 		if m.Segment != uint64(i+1) {
 			t.Fatalf("message %d has segment %d", i, m.Segment)
 		}
@@ -170,4 +177,71 @@ func checkAcked(t *testing.T, addr string, acked map[string]bool) {
 			t.Errorf("acknowledged %s is in the history %d times", cid, seen[cid])
 		}
 	}
+}
+
+// TestFullDiskLeaderHandsItsShardsOver runs three hosts, one of them on a
+// small tmpfs, and fills that disk: the full host gossips it and hands
+// every shard it leads to the others, so a channel it led takes writes
+// again (through the full host's own gateway too) while its disk stays
+// full; once the space is freed, it leads its shards again and every
+// acknowledged message is there once.
+func TestFullDiskLeaderHandsItsShardsOver(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts real processes")
+	}
+	disk := mountTmpfs(t, 64<<20)
+	c := &testCluster{t: t, procs: map[string]*proc{}, dirs: map[string]string{"n1": filepath.Join(disk, "data")}}
+	c.start("n1", "--disk-reserve", fmt.Sprint(8<<20))
+	c.start("n2")
+	c.start("n3")
+	c.waitAlive(3)
+	c.waitSettled("n1", "n2", "n3")
+
+	ctx := ctxT(t)
+	ch := channelOwnedBy("full", "n1", "n1", "n2", "n3")
+	admin := adminClient(t, c.urls("n2", "n3"))
+	if _, _, err := admin.CreateChannel(ctx, protocol.ChannelCreateArgs{ID: ch, Type: protocol.TypeStandard}); err != nil {
+		t.Fatal(err)
+	}
+	alice := clusterClient(t, c.urls("n1"), "alice")
+	if _, err := alice.Join(ctx, ch); err != nil {
+		t.Fatal(err)
+	}
+	acked := map[string]bool{}
+	send := func(cid string) {
+		t.Helper()
+		sctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+		defer cancel()
+		if _, err := alice.Send(sctx, protocol.SendArgs{Channel: ch, ClientID: cid, Text: "x"}); err != nil {
+			t.Fatalf("send %s: %v", cid, err)
+		}
+		acked[cid] = true
+	}
+	send("before")
+
+	filler := filepath.Join(disk, "filler")
+	fillDisk(t, filler)
+	leads := func(v clusterView, node string) int {
+		n := 0
+		for _, sh := range v.Shards {
+			if sh.Leader == node {
+				n++
+			}
+		}
+		return n
+	}
+	waitFor(t, 30*time.Second, "n1 to gossip a full disk and lead no shard", func() bool {
+		v, err := c.view("n2")
+		return err == nil && v.memberDiskFull("n1") && len(v.Shards) == int(DefaultShards) && leads(v, "n1") == 0
+	})
+	send("full") // n1's gateway, a shard n1 led: its new leader takes it
+	if err := os.Remove(filler); err != nil {
+		t.Fatal(err)
+	}
+	c.waitSettled("n1", "n2", "n3") // n1 leads its preferred shards again
+	if v, err := c.view("n2"); err != nil || v.memberDiskFull("n1") {
+		t.Fatalf("n1 still gossips a full disk: %v", err)
+	}
+	send("after")
+	checkAckedIn(t, c.urls("n2", "n3"), ch, acked)
 }

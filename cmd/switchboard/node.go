@@ -125,11 +125,14 @@ type Node struct {
 	// peers forwards requests to other nodes (file downloads, drain and
 	// metrics of another node).
 	peers *peerhttp.Client
-	// stopWatch ends the certificate watchers, which watchers joins.
+	// stopWatch ends the certificate watchers and gossipDiskFull, which
+	// watchers joins.
 	stopWatch chan struct{}
-	watchers  sync.WaitGroup
-	closeMu   sync.Mutex
-	closed    bool
+	// diskChanged is poked when the store starts or stops refusing writes.
+	diskChanged chan struct{}
+	watchers    sync.WaitGroup
+	closeMu     sync.Mutex
+	closed      bool
 	// drainReq closes when the operator API asks this node to drain.
 	drainReq  chan struct{}
 	drainOnce sync.Once
@@ -158,7 +161,7 @@ func NewNode(cfg Config) (_ *Node, err error) {
 	if err := cfg.Webhook.check(); err != nil {
 		return nil, err
 	}
-	n := &Node{cfg: cfg, log: cfg.Logger, reg: prometheus.NewRegistry(), stopWatch: make(chan struct{}), drainReq: make(chan struct{}),
+	n := &Node{cfg: cfg, log: cfg.Logger, reg: prometheus.NewRegistry(), stopWatch: make(chan struct{}), diskChanged: make(chan struct{}, 1), drainReq: make(chan struct{}),
 		fatal: make(chan error, 1), stop: make(chan struct{})}
 	defer func() {
 		if err != nil {
@@ -262,6 +265,9 @@ func NewNode(cfg Config) (_ *Node, err error) {
 		return nil, err
 	}
 	n.metrics.watchCluster(n.cl)
+	if n.store != nil {
+		n.watchers.Go(n.gossipDiskFull)
+	}
 	if n.host && cfg.Webhook.URL != "" { // webhooks.go
 		n.hooks = newWebhooks(cfg.Webhook, n.cl, n.metrics, webhook.Config{Logger: n.log})
 		n.hooks.start(n.store, n.cl, func(err error) { n.log.Error("webhook backlog scan", "err", err) })
@@ -567,10 +573,34 @@ func (n *Node) Close() error {
 // line per change, however many writes it refuses meanwhile).
 func (n *Node) storeWritable(err error) {
 	if err != nil {
-		n.log.Error("STORE REFUSES WRITES: writes answer unavailable, reads go on; they resume by themselves once the disk has room", "reason", err)
-		return
+		n.log.Error("STORE REFUSES WRITES: writes answer unavailable, reads go on; they resume by themselves once the disk has room; this node hands its shard leaderships to nodes with room", "reason", err)
+	} else {
+		n.log.Info("store takes writes again")
 	}
-	n.log.Info("store takes writes again")
+	select {
+	case n.diskChanged <- struct{}{}:
+	default: // a poke is pending: gossipDiskFull reads the latest state
+	}
+}
+
+// gossipDiskFull tells the cluster whenever the store starts or stops
+// refusing writes, so that shard leaderships move off this node while
+// its disk is full (cluster/shard/rebalance.go).
+func (n *Node) gossipDiskFull() {
+	full := false
+	for {
+		if now := !n.store.Writable(); now != full {
+			full = now
+			if err := n.cl.SetDiskFull(full); err != nil {
+				n.log.Warn("gossiping the store's state", "disk_full", full, "err", err)
+			}
+		}
+		select {
+		case <-n.diskChanged:
+		case <-n.stopWatch:
+			return
+		}
+	}
 }
 
 // readyz serves GET /readyz: 503 while the node drains or closes, while

@@ -267,7 +267,8 @@ func (n *Node) feedHosts() {
 		if !m.IsHost() || m.State == cluster.StateLeft || m.Meta.Cluster != cl || m.Meta.Store == 0 || !m.Compatible() {
 			continue
 		}
-		h := shard.Host{Node: m.Name, Store: m.Meta.Store, Alive: m.State != cluster.StateDead, Draining: m.Meta.Draining}
+		h := shard.Host{Node: m.Name, Store: m.Meta.Store, Alive: m.State != cluster.StateDead, Draining: m.Meta.Draining,
+			DiskFull: m.Meta.DiskFull}
 		if !h.Alive {
 			h.DeadSince = m.Since
 		}
