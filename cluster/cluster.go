@@ -256,8 +256,8 @@ func New(cfg Config) (c *Cluster, err error) {
 	}
 	c.meta = Meta{Roles: cfg.Roles, Remote: c.addr, HTTP: cfg.HTTPAddr, HTTPTLS: cfg.HTTPTLS, Admin: cfg.AdminAddr, Version: ProtocolVersion,
 		Incarnation: time.Now().UnixNano(), Cluster: cfg.Cluster, Shards: cfg.Shards, Store: cfg.Store}
-	// The flags and identity a node gossips later (draining, a full disk, left, its
-	// cluster's) must fit too.
+	// The flags and identity a node gossips later (draining, a full
+	// disk, left, its cluster's) must fit too.
 	longest := c.meta
 	longest.Draining, longest.DiskFull, longest.Left = true, true, true
 	longest.Cluster, longest.Shards, longest.Store = strings.Repeat("f", 16), math.MaxUint32, math.MaxUint64
