@@ -27,9 +27,9 @@ import (
 // Options configure a Client.
 type Options struct {
 	// URLs are gateway WebSocket URLs (ws://host:port/v1/ws, or wss://
-	// for a node serving TLS; http:// and https:// work too). The client
-	// connects to the first and moves to the next on each reconnect
-	// attempt.
+	// for a node serving TLS; http:// and https:// work too). Dial tries
+	// them in order until one connects; the client moves to the next on
+	// each reconnect attempt.
 	URLs []string
 	// Token is a session JWT; TokenFunc, when set, is called for a fresh
 	// one on every connect. Without either, UserID and Name are sent
@@ -233,7 +233,11 @@ type frame struct {
 	Event
 }
 
-// Dial connects a session and returns once connect succeeded.
+// Dial connects a session and returns once connect succeeded. It tries
+// each of Options.URLs once, in order: a gateway that cannot be reached,
+// does not answer within StallTimeout (while others are left to try) or
+// answers unavailable is skipped; any other refusal (a bad token, say)
+// is returned at once, since every gateway would give it.
 func Dial(ctx context.Context, opts Options) (*Client, error) {
 	opts.withDefaults()
 	if len(opts.URLs) == 0 {
@@ -253,11 +257,36 @@ func Dial(ctx context.Context, opts Options) (*Client, error) {
 		c.events = make(chan Event, opts.EventBuffer)
 	}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
-	if err := c.connect(ctx); err != nil {
+	if err := c.dialFirst(ctx); err != nil {
 		c.cancel()
 		return nil, err
 	}
 	return c, nil
+}
+
+// dialFirst connects to the first of the URLs that takes the session.
+func (c *Client) dialFirst(ctx context.Context) error {
+	var errs []error
+	for i := range c.opts.URLs {
+		actx, cancel := ctx, context.CancelFunc(func() {})
+		if i < len(c.opts.URLs)-1 && c.opts.StallTimeout > 0 {
+			actx, cancel = context.WithTimeout(ctx, c.opts.StallTimeout)
+		}
+		err := c.connect(actx)
+		cancel()
+		if err == nil {
+			return nil
+		}
+		errs = append(errs, err)
+		var perr *protocol.Error
+		if ctx.Err() != nil || (errors.As(err, &perr) && perr.Code != protocol.CodeUnavailable) {
+			break
+		}
+		c.mu.Lock()
+		c.urlIndex++
+		c.mu.Unlock()
+	}
+	return errors.Join(errs...)
 }
 
 // Session returns the current connection's connect result.
