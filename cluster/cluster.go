@@ -60,8 +60,8 @@ type Config struct {
 	ActorTransport  ActorTransport
 	// HTTPAddr is the node's client-facing address, gossiped for tooling
 	// and for requests other nodes forward to it (Meta.HTTP); HTTPTLS says
-	// it serves TLS, and AdminAddr is its separate operator address, if
-	// any (Meta.HTTPTLS, Meta.Admin).
+	// it (and AdminAddr) serve TLS, and AdminAddr is its separate operator
+	// address, if any (Meta.HTTPTLS, Meta.Admin).
 	HTTPAddr  string
 	HTTPTLS   bool
 	AdminAddr string

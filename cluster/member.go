@@ -38,11 +38,12 @@ type Meta struct {
 	Remote string `json:"remote"`
 	// HTTP is the node's client-facing address (WebSocket, HTTP API).
 	HTTP string `json:"http,omitempty"`
-	// HTTPTLS says HTTP serves TLS (https://, wss://). Nodes that came
-	// before it was gossiped leave it out: plain HTTP, as they assumed.
+	// HTTPTLS says HTTP, and Admin when there is one, serve TLS
+	// (https://, wss://) with the same certificate. Nodes that came before
+	// it was gossiped leave it out: plain HTTP, as they assumed.
 	HTTPTLS bool `json:"http_tls,omitempty"`
-	// Admin is the node's separate operator address (--admin-listen,
-	// plain HTTP), where its operator endpoints are instead of on HTTP.
+	// Admin is the node's separate operator address (--admin-listen),
+	// where its operator endpoints are instead of on HTTP.
 	// Absent: they are on HTTP (or the node came before it was gossiped).
 	Admin   string `json:"admin,omitempty"`
 	Version int    `json:"version"`

@@ -49,8 +49,10 @@ func URL(m cluster.Member, t Target, pathQuery string) (string, error) {
 	switch {
 	case m.State != cluster.StateAlive:
 		return "", fmt.Errorf("%s is %s: %w", m.Name, m.State, ErrUnreachable)
+	case t == Operator && m.Meta.Admin != "" && m.Meta.HTTPTLS:
+		return "https://" + m.Meta.Admin + pathQuery, nil // --admin-listen serves TLS as --listen does
 	case t == Operator && m.Meta.Admin != "":
-		return "http://" + m.Meta.Admin + pathQuery, nil // --admin-listen serves plain HTTP
+		return "http://" + m.Meta.Admin + pathQuery, nil
 	case m.Meta.HTTP == "":
 		return "", fmt.Errorf("%s has not told its address: %w", m.Name, ErrUnreachable)
 	case m.Meta.HTTPTLS:

@@ -123,14 +123,7 @@ func TestForwardingToAdminAddress(t *testing.T) {
 	}
 	n1 := startProc(t, args("n1")...)
 	n2 := startProc(t, args("n2", "--join", n1.gossip)...)
-	admin := func(p *proc) string {
-		m := adminRE.FindStringSubmatch(p.stdout())
-		if m == nil {
-			t.Fatalf("no admin address in\n%s", p.stdout())
-		}
-		return "http://" + m[1]
-	}
-	admin1, admin2 := admin(n1), admin(n2)
+	admin1, admin2 := adminURL(t, n1, "http"), adminURL(t, n2, "http")
 	waitAliveWith(t, http.DefaultClient, key, 2, admin1, admin2)
 	if _, body := operatorDo(t, "GET", admin1+"/v1/cluster", key); !strings.Contains(body, `"admin":"`+strings.TrimPrefix(admin2, "http://")+`"`) {
 		t.Fatalf("n2's admin address is not gossiped: %s", body)
@@ -146,6 +139,45 @@ func TestForwardingToAdminAddress(t *testing.T) {
 	})
 	if n := sessionsOpen(t, admin1+"/v1/cluster/metrics?node=n1", key); n != 0 {
 		t.Fatalf("n1 has %v sessions open, want 0", n)
+	}
+}
+
+// adminURL is the base URL of p's --admin-listen, as it printed it.
+func adminURL(t *testing.T, p *proc, scheme string) string {
+	t.Helper()
+	m := adminRE.FindStringSubmatch(p.stdout())
+	if m == nil {
+		t.Fatalf("no admin address in\n%s", p.stdout())
+	}
+	if !strings.Contains(p.stdout(), "("+scheme+"://"+m[1]+")") {
+		t.Fatalf("the admin address is not announced as %s:\n%s", scheme, p.stdout())
+	}
+	return scheme + "://" + m[1]
+}
+
+// TestAdminAddressServesTLS: a node that serves --listen over TLS serves
+// --admin-listen over TLS too, with the same certificate; plain HTTP
+// gets nothing there, and another node forwards an operator request to
+// it over https://.
+func TestAdminAddressServesTLS(t *testing.T) {
+	pki := makePKI(t)
+	t.Parallel()
+	const key = "admin-key"
+	args := func(name string, extra ...string) []string {
+		return append(append([]string{"--node-name", name, "--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0", "--api-key", key,
+			"--cluster-bind", "127.0.0.1:0", "--data", t.TempDir(), "--failure-detection", "fast", "--tls-peer-ca", pki.ca},
+			pki.listenTLS()...), extra...)
+	}
+	n1 := startProc(t, args("n1")...)
+	n2 := startProc(t, args("n2", "--join", n1.gossip)...)
+	hc := certClient(t, pki)
+	admin1, admin2 := adminURL(t, n1, "https"), adminURL(t, n2, "https")
+	waitAliveWith(t, hc, key, 2, admin1, admin2)
+	if st, body := operatorDo(t, "GET", "http://"+strings.TrimPrefix(admin1, "https://")+"/metrics", key); st != http.StatusBadRequest || !strings.Contains(body, "HTTPS server") {
+		t.Fatalf("plain HTTP to the admin address: %d %.200s", st, body)
+	}
+	if st, body := operatorDoWith(t, hc, "GET", admin1+"/v1/cluster/metrics?node=n2", key); st != http.StatusOK || !strings.Contains(body, "switchboard_sessions_open") {
+		t.Fatalf("n2's metrics through n1, from n2's admin address: %d %.300s\n%s", st, body, readFile(n1.logf))
 	}
 }
 

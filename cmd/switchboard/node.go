@@ -311,6 +311,11 @@ func NewNode(cfg Config) (_ *Node, err error) {
 		n.healthRoutes(admin)
 		n.operatorRoutes(admin, true)
 		n.adminSrv = &http.Server{Handler: admin, ReadHeaderTimeout: 10 * time.Second}
+		if n.sec.client != nil {
+			// The operator endpoints carry the API key and the cluster's
+			// state: TLS with --listen's certificate, as --listen.
+			n.adminSrv.TLSConfig = n.sec.client.ServerConfig("h2", "http/1.1")
+		}
 	} else {
 		n.operatorRoutes(mux, false)
 	}
@@ -475,20 +480,22 @@ func (n *Node) healthRoutes(mux *http.ServeMux) {
 // Cluster returns the node's cluster layer.
 func (n *Node) Cluster() *cluster.Cluster { return n.cl }
 
+// serveHTTP serves srv on ln, over TLS when srv has a TLS config (its
+// certificate comes from there).
+func serveHTTP(srv *http.Server, ln net.Listener) error {
+	if srv.TLSConfig != nil {
+		return srv.ServeTLS(ln, "", "")
+	}
+	return srv.Serve(ln)
+}
+
 // Run serves until ctx ends, or the operator API asks for a drain, then
 // drains the node (for up to DrainTimeout) and closes it.
 func (n *Node) Run(ctx context.Context) error {
 	errc := make(chan error, 2)
-	go func() {
-		if n.srv.TLSConfig != nil {
-			errc <- n.srv.ServeTLS(n.ln, "", "") // the certificate comes from TLSConfig
-			return
-		}
-		errc <- n.srv.Serve(n.ln)
-	}()
+	go func() { errc <- serveHTTP(n.srv, n.ln) }()
 	if n.adminSrv != nil {
-		// Plain HTTP: the admin address is a private one.
-		go func() { errc <- n.adminSrv.Serve(n.adminLn) }()
+		go func() { errc <- serveHTTP(n.adminSrv, n.adminLn) }()
 	}
 	select {
 	case err := <-n.fatal:

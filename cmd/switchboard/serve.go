@@ -36,7 +36,7 @@ func serveFlags(fs *flag.FlagSet) (*Config, func() error) {
 	fs.StringVar(&cfg.AuthSecret, "auth-secret", "", "HS256 secret that signs session and join tokens")
 	fs.StringVar(&cfg.AuthPublicKey, "auth-public-key", "", "PEM file with the Ed25519 public key that verifies EdDSA tokens")
 	fs.StringVar(&cfg.APIKey, "api-key", "", "server API keys, comma-separated (rotate by adding the new key, then dropping the old): the HTTP API's admin credential, and Authorization: Bearer <key> opens the operator endpoints (/v1/cluster, /metrics); without one, endpoints that change the cluster are off")
-	fs.StringVar(&cfg.AdminListen, "admin-listen", "", "address for the operator endpoints (/v1/cluster, /metrics, /debug/pprof), also serving /healthz and /readyz; default: --listen. When separate, they leave --listen; without --api-key the read-only ones are open here, so keep it private")
+	fs.StringVar(&cfg.AdminListen, "admin-listen", "", "address for the operator endpoints (/v1/cluster, /metrics, /debug/pprof), also serving /healthz and /readyz; default: --listen. When separate, they leave --listen; without --api-key the read-only ones are open here, so keep it private. It serves TLS with --tls-cert when --listen does")
 	fs.StringVar(&cfg.NodeName, "node-name", "", "unique node name; default: the name stored in the data directory, made up on first start")
 	fs.StringVar(&cfg.ClusterBind, "cluster-bind", cl.GossipAddr, "gossip (memberlist) address; port 0 picks a free one")
 	fs.StringVar(&cfg.RemoteBind, "remote-bind", "", "actor transport address; default: the cluster-bind host with a free port")
@@ -156,7 +156,11 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	fmt.Fprintf(stdout, "switchboard %s listening on %s (%s://%s/v1/ws)\n", n.cl.Name(), n.Addr(), scheme, n.Addr())
 	if n.AdminAddr() != n.Addr() {
-		fmt.Fprintf(stdout, "switchboard %s operator endpoints on %s\n", n.cl.Name(), n.AdminAddr())
+		web := "http"
+		if n.TLS() {
+			web = "https"
+		}
+		fmt.Fprintf(stdout, "switchboard %s operator endpoints on %s (%s://%s)\n", n.cl.Name(), n.AdminAddr(), web, n.AdminAddr())
 	}
 	fmt.Fprintf(stdout, "switchboard %s gossip on %s, roles %s\n", n.cl.Name(), n.cl.GossipAddress(), strings.Join(roles, ","))
 	return n.Run(ctx)
