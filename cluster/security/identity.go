@@ -40,6 +40,10 @@ type IdentityConfig struct {
 	// identity accepts from peers: a server built from it requires a
 	// client certificate that chains to one of them.
 	CAFile string
+	// CRLFile, when set, holds certificate revocation lists (PEM or DER)
+	// signed by CAs of CAFile: a peer whose certificate one names is
+	// refused (see revocation.go).
+	CRLFile string
 	// Node makes it a node identity, for mutual TLS between nodes: its own
 	// certificate must chain to CAFile and allow both server and client
 	// authentication (switchboard certs create-node makes such), peers
@@ -67,16 +71,20 @@ type Identity struct {
 	// way twice in a row,
 	// so a rotation caught between writing the certificate and the key
 	// does not cry wolf.
-	failed         [3][]byte
+	failed         [4][]byte
 	failedErr      string
 	failedReported bool
+
+	// live are the connections TrackConn remembers.
+	live liveConns
 }
 
 // material is one loaded state of the files.
 type material struct {
-	raw  [3][]byte        // certificate, key and CA files as read
-	cert *tls.Certificate // nil for a CA bundle alone (LoadCAs)
-	pool *x509.CertPool   // nil without a CA file
+	raw     [4][]byte        // certificate, key, CA and CRL files as read
+	cert    *tls.Certificate // nil for a CA bundle alone (LoadCAs)
+	pool    *x509.CertPool   // nil without a CA file
+	revoked *revocations     // nil without a CRL file
 }
 
 // LoadIdentity reads the files; they must load.
@@ -86,6 +94,9 @@ func LoadIdentity(cfg IdentityConfig) (*Identity, error) {
 	}
 	if cfg.Node && cfg.CAFile == "" {
 		return nil, fmt.Errorf("%s: a node identity needs a CA file", cfg.Name)
+	}
+	if cfg.CRLFile != "" && cfg.CAFile == "" {
+		return nil, fmt.Errorf("%s: a revocation list needs the CA file of the certificates it revokes", cfg.Name)
 	}
 	return loadIdentity(cfg)
 }
@@ -114,7 +125,7 @@ func loadIdentity(cfg IdentityConfig) (*Identity, error) {
 		return nil, err
 	}
 	id.cur.Store(m)
-	id.logLoaded(m, "loaded")
+	id.logLoaded(nil, m, "loaded")
 	return id, nil
 }
 
@@ -150,9 +161,12 @@ func (id *Identity) Reload() (bool, error) {
 		}
 		return false, err
 	}
-	id.failed, id.failedErr, id.failedReported = [3][]byte{}, "", false
-	id.cur.Store(m)
-	id.logLoaded(m, "reloaded")
+	id.failed, id.failedErr, id.failedReported = [4][]byte{}, "", false
+	prev := id.cur.Swap(m)
+	id.logLoaded(prev, m, "reloaded")
+	if m.revoked != nil {
+		id.cutRevoked(m.revoked)
+	}
 	return true, nil
 }
 
@@ -170,16 +184,16 @@ func (id *Identity) Watch(stop <-chan struct{}, interval time.Duration) {
 	}
 }
 
-// read reads the files. A missing CA file name reads as nothing.
-func (id *Identity) read() ([3][]byte, error) {
-	var raw [3][]byte
-	for i, name := range []string{id.cfg.CertFile, id.cfg.KeyFile, id.cfg.CAFile} {
+// read reads the files. A missing CA or CRL file name reads as nothing.
+func (id *Identity) read() ([4][]byte, error) {
+	var raw [4][]byte
+	for i, name := range []string{id.cfg.CertFile, id.cfg.KeyFile, id.cfg.CAFile, id.cfg.CRLFile} {
 		if name == "" {
 			continue
 		}
 		b, err := readBounded(name)
 		if err != nil {
-			return [3][]byte{}, fmt.Errorf("%s: %w", id.cfg.Name, err)
+			return [4][]byte{}, fmt.Errorf("%s: %w", id.cfg.Name, err)
 		}
 		raw[i] = b
 	}
@@ -203,7 +217,19 @@ func readBounded(name string) ([]byte, error) {
 }
 
 // load parses and checks raw contents.
-func (id *Identity) load(raw [3][]byte) (*material, error) {
+func (id *Identity) load(raw [4][]byte) (*material, error) {
+	m, err := id.loadCerts(raw)
+	if err != nil || id.cfg.CRLFile == "" {
+		return m, err
+	}
+	if m.revoked, err = parseCRLs(raw[3], parseCAs(raw[2])); err != nil {
+		return nil, fmt.Errorf("%s: %s: %w", id.cfg.Name, id.cfg.CRLFile, err)
+	}
+	return m, nil
+}
+
+// loadCerts parses and checks the certificate, key and CA files.
+func (id *Identity) loadCerts(raw [4][]byte) (*material, error) {
 	if id.cfg.CertFile == "" { // a CA bundle alone (LoadCAs)
 		m := &material{raw: raw, pool: x509.NewCertPool()}
 		if !m.pool.AppendCertsFromPEM(raw[2]) {
@@ -270,7 +296,18 @@ func isNodeCert(c *x509.Certificate) bool {
 // expiryWarning is how close to its end a certificate is warned about.
 const expiryWarning = 30 * 24 * time.Hour
 
-func (id *Identity) logLoaded(m *material, what string) {
+// logLoaded logs what of m is new since prev (nil: all of it).
+func (id *Identity) logLoaded(prev, m *material, what string) {
+	if r := m.revoked; r != nil && (prev == nil || !bytes.Equal(prev.raw[3], m.raw[3])) {
+		id.log.Info(what+" the revocation lists", "crl_file", id.cfg.CRLFile, "lists", r.lists, "revoked", len(r.serials),
+			"next_update", r.nextUpdate.UTC().Format(time.RFC3339))
+		if !r.nextUpdate.IsZero() && time.Now().After(r.nextUpdate) {
+			id.log.Warn("a revocation list is past its next update: it still applies; re-sign it (switchboard certs revoke)", "crl_file", id.cfg.CRLFile)
+		}
+	}
+	if prev != nil && equalRaw([4][]byte{prev.raw[0], prev.raw[1], prev.raw[2]}, [4][]byte{m.raw[0], m.raw[1], m.raw[2]}) {
+		return // only the revocation lists changed
+	}
 	if m.cert == nil {
 		id.log.Info(what+" the CA bundle", "ca_file", id.cfg.CAFile)
 		return
@@ -287,7 +324,7 @@ func (id *Identity) logLoaded(m *material, what string) {
 }
 
 // equalRaw reports whether two raw contents are the same bytes.
-func equalRaw(a, b [3][]byte) bool {
+func equalRaw(a, b [4][]byte) bool {
 	for i := range a {
 		if !bytes.Equal(a[i], b[i]) {
 			return false

@@ -19,7 +19,8 @@ func (id *Identity) minVersion() uint16 {
 // ServerConfig returns a configuration for a listener that presents the
 // certificate in use at each handshake. With a CA file, the client must
 // present a certificate that chains to it (for a node identity, a node
-// certificate): a peer without one is refused at the handshake.
+// certificate) and that the CRL file does not revoke: a peer without one
+// is refused at the handshake.
 func (id *Identity) ServerConfig(nextProtos ...string) *tls.Config {
 	return &tls.Config{
 		MinVersion: id.minVersion(),
@@ -32,9 +33,7 @@ func (id *Identity) ServerConfig(nextProtos ...string) *tls.Config {
 			if m.pool != nil {
 				c.ClientCAs = m.pool
 				c.ClientAuth = tls.RequireAndVerifyClientCert
-				if id.cfg.Node {
-					c.VerifyConnection = requireNodePeer
-				}
+				c.VerifyConnection = id.verifyPeer(m)
 			}
 			return c, nil
 		},
@@ -48,10 +47,8 @@ func (id *Identity) ServerConfig(nextProtos ...string) *tls.Config {
 // Build one per dial, so reloaded files take effect.
 func (id *Identity) ClientConfig(serverName string) *tls.Config {
 	m := id.cur.Load()
-	c := &tls.Config{MinVersion: id.minVersion(), ServerName: serverName, RootCAs: m.pool, Certificates: []tls.Certificate{*m.cert}}
-	if id.cfg.Node {
-		c.VerifyConnection = requireNodePeer
-	}
+	c := &tls.Config{MinVersion: id.minVersion(), ServerName: serverName, RootCAs: m.pool, Certificates: []tls.Certificate{*m.cert},
+		VerifyConnection: id.verifyPeer(m)}
 	return c
 }
 
@@ -85,7 +82,8 @@ type transportCreds struct {
 
 func (t *transportCreds) ClientHandshake(ctx context.Context, authority string, raw net.Conn) (net.Conn, credentials.AuthInfo, error) {
 	// An empty ServerName makes gRPC verify the host it dialled.
-	return credentials.NewTLS(t.id.ClientConfig("")).ClientHandshake(ctx, authority, raw)
+	conn, info, err := credentials.NewTLS(t.id.ClientConfig("")).ClientHandshake(ctx, authority, raw)
+	return t.track(conn, info), info, err
 }
 
 func (t *transportCreds) ServerHandshake(raw net.Conn) (net.Conn, credentials.AuthInfo, error) {
@@ -93,7 +91,16 @@ func (t *transportCreds) ServerHandshake(raw net.Conn) (net.Conn, credentials.Au
 	if err != nil && t.refused != nil {
 		t.refused(raw.RemoteAddr(), err)
 	}
-	return conn, info, err
+	return t.track(conn, info), info, err
+}
+
+// track has the identity cut conn should its peer's certificate be
+// revoked later.
+func (t *transportCreds) track(conn net.Conn, info credentials.AuthInfo) net.Conn {
+	if tlsInfo, ok := info.(credentials.TLSInfo); ok && conn != nil {
+		return t.id.TrackConn(conn, tlsInfo.State.PeerCertificates)
+	}
+	return conn
 }
 
 func (t *transportCreds) Info() credentials.ProtocolInfo { return t.server.Info() }

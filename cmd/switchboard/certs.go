@@ -1,10 +1,13 @@
 package main
 
 import (
+	"crypto/x509"
+	"encoding/pem"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"math/big"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -20,6 +23,8 @@ const certsUsage = `usage: switchboard certs COMMAND [flags]
   create-node --host   make a node certificate (node.crt, node.key) signed by the CA
   create-client        make a client certificate (client.crt, client.key) signed by the CA
   create-cluster-key   print a new random gossip key for --cluster-key
+  revoke --cert FILE   add certificates to the CA's revocation list (ca.crl), for
+                       --cluster-tls-crl and --tls-client-crl; without --cert, re-sign it
 
 switchboard certs COMMAND -h shows a command's flags.`
 
@@ -32,6 +37,8 @@ func certsCmd(args []string, stdout, stderr io.Writer) error {
 	switch args[0] {
 	case "create-ca", "create-node", "create-client":
 		return createCert(args[0], args[1:], stdout, stderr)
+	case "revoke":
+		return revokeCmd(args[1:], stdout, stderr)
 	case "create-cluster-key":
 		fs := flag.NewFlagSet("certs create-cluster-key", flag.ContinueOnError)
 		fs.SetOutput(stderr)
@@ -213,5 +220,74 @@ func (l *lifetimeFlag) Set(s string) error {
 		return fmt.Errorf("lifetime %q: want a positive number of days or a Go duration", s)
 	}
 	*l = lifetimeFlag(d)
+	return nil
+}
+
+// revokeCmd runs `switchboard certs revoke`: the CA's revocation list,
+// with the certificates named added, signed again and written in one
+// step (nodes re-read it without a restart).
+func revokeCmd(args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("certs revoke", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = usage(fs, "switchboard certs revoke [--cert FILE[,FILE...]] [--serial HEX[,HEX...]] [--certs-dir DIR] [flags]")
+	dir := fs.String("certs-dir", "certs", "directory of the CA (ca.crt, and ca.key unless --ca-key) and of the list")
+	caKey := fs.String("ca-key", "", "the CA's private key (default: ca.key in --certs-dir)")
+	crlPath := fs.String("crl", "", "the revocation list to extend (default: ca.crl in --certs-dir; made when missing)")
+	certs := fs.String("cert", "", "comma-separated PEM certificates to revoke")
+	serials := fs.String("serial", "", "comma-separated serial numbers (hexadecimal, as the node logs them) to revoke")
+	lifetime := lifetimeFlag(30 * 24 * time.Hour)
+	fs.Var(&lifetime, "lifetime", "until when the list is current (nodes warn past it, and still apply it): a Go duration or days")
+	if err := parse(fs, args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return errUsage
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "switchboard certs revoke: unexpected argument %q\n", fs.Arg(0))
+		return errUsage
+	}
+	var revoke []*big.Int
+	for _, f := range splitList(*certs) {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			return err
+		}
+		block, _ := pem.Decode(b)
+		if block == nil || block.Type != "CERTIFICATE" {
+			return fmt.Errorf("%s: no PEM certificate", f)
+		}
+		c, err := x509.ParseCertificate(block.Bytes)
+		if err != nil {
+			return fmt.Errorf("%s: %w", f, err)
+		}
+		revoke = append(revoke, c.SerialNumber)
+	}
+	for _, s := range splitList(*serials) {
+		n, ok := new(big.Int).SetString(strings.TrimPrefix(strings.ReplaceAll(s, ":", ""), "0x"), 16)
+		if !ok || n.Sign() <= 0 {
+			return fmt.Errorf("--serial %q: want a positive hexadecimal number", s)
+		}
+		revoke = append(revoke, n)
+	}
+	if *crlPath == "" {
+		*crlPath = filepath.Join(*dir, "ca.crl")
+	}
+	prev, err := os.ReadFile(*crlPath)
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	caCert, caKeyPEM, err := readCA(*dir, *caKey)
+	if err != nil {
+		return err
+	}
+	crl, err := security.Revoke(caCert, caKeyPEM, prev, revoke, time.Duration(lifetime), time.Now())
+	if err != nil {
+		return err
+	}
+	if err := writeAtomic(*crlPath, crl, 0o644); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "wrote %s (%d certificates added)\n", *crlPath, len(revoke))
 	return nil
 }

@@ -20,6 +20,9 @@ type SecurityConfig struct {
 	// ClusterTLSCA, ClusterTLSCert and ClusterTLSKey secure the
 	// node-to-node transport with mutual TLS (all three or none).
 	ClusterTLSCA, ClusterTLSCert, ClusterTLSKey string
+	// ClusterTLSCRL and TLSClientCRL are revocation lists of the
+	// certificates ClusterTLSCA and TLSClientCA signed.
+	ClusterTLSCRL, TLSClientCRL string
 	// TLSCert and TLSKey serve --listen over TLS; TLSClientCA makes its
 	// clients present a certificate that chains to it.
 	TLSCert, TLSKey, TLSClientCA string
@@ -67,11 +70,14 @@ func setupSecurity(cfg SecurityConfig, gossip, remote, listen string, log *slog.
 	case 0:
 	case 3:
 		if s.cluster, err = security.LoadIdentity(security.IdentityConfig{CertFile: cfg.ClusterTLSCert, KeyFile: cfg.ClusterTLSKey,
-			CAFile: cfg.ClusterTLSCA, Node: true, Name: "cluster TLS", Logger: log}); err != nil {
+			CAFile: cfg.ClusterTLSCA, CRLFile: cfg.ClusterTLSCRL, Node: true, Name: "cluster TLS", Logger: log}); err != nil {
 			return nil, err
 		}
 	default:
 		return nil, errors.New("--cluster-tls-ca, --cluster-tls-cert and --cluster-tls-key go together")
+	}
+	if cfg.ClusterTLSCRL != "" && s.cluster == nil {
+		return nil, errors.New("--cluster-tls-crl needs --cluster-tls-ca, --cluster-tls-cert and --cluster-tls-key")
 	}
 	for _, o := range cfg.AllowedOrigins {
 		if err := gateway.ValidOrigin(o); err != nil {
@@ -83,9 +89,11 @@ func setupSecurity(cfg SecurityConfig, gossip, remote, listen string, log *slog.
 		return nil, errors.New("--tls-cert and --tls-key go together")
 	case cfg.TLSClientCA != "" && cfg.TLSCert == "":
 		return nil, errors.New("--tls-client-ca needs --tls-cert and --tls-key")
+	case cfg.TLSClientCRL != "" && cfg.TLSClientCA == "":
+		return nil, errors.New("--tls-client-crl needs --tls-client-ca")
 	case cfg.TLSCert != "":
 		if s.client, err = security.LoadIdentity(security.IdentityConfig{CertFile: cfg.TLSCert, KeyFile: cfg.TLSKey,
-			CAFile: cfg.TLSClientCA, Name: "client TLS", Logger: log}); err != nil {
+			CAFile: cfg.TLSClientCA, CRLFile: cfg.TLSClientCRL, Name: "client TLS", Logger: log}); err != nil {
 			return nil, err
 		}
 	}
