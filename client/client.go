@@ -264,6 +264,13 @@ func Dial(ctx context.Context, opts Options) (*Client, error) {
 	return c, nil
 }
 
+// tokenError is Options.TokenFunc's failure: no gateway would take the
+// session without a token.
+type tokenError struct{ err error }
+
+func (e tokenError) Error() string { return "client: token: " + e.err.Error() }
+func (e tokenError) Unwrap() error { return e.err }
+
 // dialFirst connects to the first of the URLs that takes the session.
 func (c *Client) dialFirst(ctx context.Context) error {
 	var errs []error
@@ -279,7 +286,7 @@ func (c *Client) dialFirst(ctx context.Context) error {
 		}
 		errs = append(errs, err)
 		var perr *protocol.Error
-		if ctx.Err() != nil || (errors.As(err, &perr) && perr.Code != protocol.CodeUnavailable) {
+		if ctx.Err() != nil || errors.As(err, new(tokenError)) || (errors.As(err, &perr) && perr.Code != protocol.CodeUnavailable) {
 			break
 		}
 		c.mu.Lock()
@@ -399,7 +406,7 @@ func (c *Client) connect(ctx context.Context) error {
 	if c.opts.TokenFunc != nil {
 		if args.Token, err = c.opts.TokenFunc(); err != nil {
 			conn.CloseNow()
-			return fmt.Errorf("client: token: %w", err)
+			return tokenError{err}
 		}
 	}
 	// connect is the first frame; its reply is the first the server sends.

@@ -2,6 +2,7 @@ package client
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"net"
 	"net/http"
@@ -37,8 +38,12 @@ func TestDialSkipsGatewaysThatCannotTakeTheSession(t *testing.T) {
 		t.Fatalf("dial: %v", err)
 	}
 	defer c.Close()
-	if live.connects.Load() != 1 {
-		t.Fatalf("the live gateway saw %d connects, want 1", live.connects.Load())
+	var res json.RawMessage
+	if err := c.Call(ctx, protocol.OpChannelGet, protocol.ChannelRef{Channel: "c"}, &res); err != nil {
+		t.Fatal(err)
+	}
+	if s := serverOf(t, res); s != "live" {
+		t.Fatalf("connected to %q, want the live gateway", s)
 	}
 
 	denied := refusingGateway(t, protocol.CodeTokenInvalid)
@@ -49,6 +54,12 @@ func TestDialSkipsGatewaysThatCannotTakeTheSession(t *testing.T) {
 	}
 	if live.connects.Load() != 1 {
 		t.Fatal("Dial went on past a refusal every gateway would give")
+	}
+	tokens := 0
+	_, err = Dial(ctx, Options{URLs: []string{dead, live.url()}, StallTimeout: 200 * time.Millisecond,
+		TokenFunc: func() (string, error) { tokens++; return "", errors.New("no token") }})
+	if err == nil || !strings.Contains(err.Error(), "no token") || tokens != 1 || live.connects.Load() != 1 {
+		t.Fatalf("dial without a token: %v (%d tokens asked)", err, tokens)
 	}
 }
 

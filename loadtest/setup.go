@@ -73,24 +73,18 @@ func (r *runner) setup(ctx context.Context, i int) {
 		user := s.user
 		opts.TokenFunc = func() (string, error) { return r.cfg.Token(user) }
 	}
-	var cl *client.Client
-	var err error
-	t0 := time.Now()
-	for first := range r.cfg.Targets {
-		// Reconnects then move on round-robin from the target that worked.
-		opts.URLs = make([]string, 0, len(r.cfg.Targets))
-		for k := range r.cfg.Targets {
-			opts.URLs = append(opts.URLs, r.cfg.Targets[(i+first+k)%len(r.cfg.Targets)])
-		}
-		dctx, cancel := context.WithTimeout(ctx, 15*time.Second)
-		cl, err = client.Dial(dctx, opts)
-		cancel()
-		r.ops.add(protocol.OpConnect, codeOf(err))
-		if err == nil || ctx.Err() != nil {
-			break
-		}
-		r.cfg.Logger.Debug("loadtest: dial failed", "session", i, "target", opts.URLs[0], "err", err)
+	// Sessions start on the targets in turn; Dial moves on to the next
+	// target when one cannot take the session, and reconnects go on
+	// round-robin from there.
+	opts.URLs = make([]string, 0, len(r.cfg.Targets))
+	for k := range r.cfg.Targets {
+		opts.URLs = append(opts.URLs, r.cfg.Targets[(i+k)%len(r.cfg.Targets)])
 	}
+	t0 := time.Now()
+	dctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	cl, err := client.Dial(dctx, opts)
+	cancel()
+	r.ops.add(protocol.OpConnect, codeOf(err))
 	if err != nil {
 		r.setupFailed.Add(1)
 		r.cfg.Logger.Warn("loadtest: session could not connect to any target", "session", i, "err", err)

@@ -25,7 +25,8 @@ func TestURL(t *testing.T) {
 		"plain":                       {alive(cluster.Meta{HTTP: "10.0.0.2:8080"}), Public, "http://10.0.0.2:8080" + path},
 		"tls":                         {alive(cluster.Meta{HTTP: "n2.example.com:8443", HTTPTLS: true}), Public, "https://n2.example.com:8443" + path},
 		"operator, no admin address":  {alive(cluster.Meta{HTTP: "[fd00::2]:8443", HTTPTLS: true}), Operator, "https://[fd00::2]:8443" + path},
-		"operator, an admin address":  {alive(cluster.Meta{HTTP: "10.0.0.2:8443", HTTPTLS: true, Admin: "10.0.0.2:9090"}), Operator, "http://10.0.0.2:9090" + path},
+		"operator, an admin address":  {alive(cluster.Meta{HTTP: "10.0.0.2:8443", HTTPTLS: true, Admin: "10.0.0.2:9090"}), Operator, "https://10.0.0.2:9090" + path},
+		"operator, plain admin":       {alive(cluster.Meta{HTTP: "10.0.0.2:8080", Admin: "10.0.0.2:9090"}), Operator, "http://10.0.0.2:9090" + path},
 		"public, an admin address":    {alive(cluster.Meta{HTTP: "10.0.0.2:8443", HTTPTLS: true, Admin: "10.0.0.2:9090"}), Public, "https://10.0.0.2:8443" + path},
 		"operator, admin, no address": {alive(cluster.Meta{Admin: "10.0.0.2:9090"}), Operator, "http://10.0.0.2:9090" + path},
 	} {

@@ -140,7 +140,7 @@ func TestLoadtestAccountsForSetupFailures(t *testing.T) {
 			return "", nil // development auth
 		}
 	})
-	if rep.Setup.Connected != 39 || rep.Setup.Failed != 1 || rep.Ops["connect"]["ok"] != 39 || rep.Ops["connect"]["transport"] < 20 {
+	if rep.Setup.Connected != 39 || rep.Setup.Failed != 1 || rep.Ops["connect"]["ok"] != 39 || rep.Ops["connect"]["transport"] != 1 {
 		t.Fatalf("setup %+v, connects %v", rep.Setup, rep.Ops["connect"])
 	}
 	noSession := rep.Ops["message.send"]["no_session"]
