@@ -18,6 +18,7 @@ interface Member {
   roles: string[];
   state: "alive" | "suspect" | "dead" | "left";
   draining?: boolean;
+  disk_full?: boolean;
   channels: number | null;
   users?: number | null;
   since?: string;
@@ -199,13 +200,13 @@ function render(): void {
   table.replaceChildren(
     ...members.map((m) => {
       const f = last.get(m.name);
-      const state = m.draining && m.state === "alive" ? "draining" : m.state;
+      const state = m.state !== "alive" ? m.state : m.disk_full ? "disk-full" : m.draining ? "draining" : m.state;
       return h(
         "tr",
         { class: m.self ? "self" : "" },
         h("th", { scope: "row" }, h("i", { class: "dot", style: `background:${color.get(m.name) ?? "transparent"}` }), m.name, m.self ? h("span", { class: "you" }, "this node") : null),
         h("td", null, m.roles.map((r) => h("span", { class: "role" }, r))),
-        h("td", null, h("span", { class: `state ${state}` }, state)),
+        h("td", null, h("span", { class: `state ${state}`, title: state === "disk-full" ? "its store refuses writes: it leads no shard until it has room" : "" }, state.replace("-", " "))),
         h("td", { class: "mono" }, m.http ?? m.address),
         h("td", { class: "num" }, m.channels == null ? "—" : String(m.channels)),
         h("td", { class: "num" }, m.users == null ? "—" : String(m.users)),
