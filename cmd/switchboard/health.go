@@ -1,0 +1,69 @@
+package main
+
+// A node's health: /healthz and /readyz, and what it does when its store
+// starts or stops taking writes.
+
+import (
+	"fmt"
+	"net/http"
+	"strings"
+)
+
+// healthRoutes registers /healthz (the process answers) and /readyz.
+func (n *Node) healthRoutes(mux *http.ServeMux) {
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, "ok") })
+	mux.HandleFunc("GET /readyz", n.readyz)
+}
+
+// storeWritable logs every change of whether the store takes writes (one
+// line per change, however many writes it refuses meanwhile).
+func (n *Node) storeWritable(err error) {
+	if err != nil {
+		n.log.Error("STORE REFUSES WRITES: writes answer unavailable, reads go on; they resume by themselves once the disk has room; this node hands its shard leaderships to nodes with room", "reason", err)
+	} else {
+		n.log.Info("store takes writes again")
+	}
+	select {
+	case n.diskChanged <- struct{}{}:
+	default: // a poke is pending: gossipDiskFull reads the latest state
+	}
+}
+
+// gossipDiskFull tells the cluster whenever the store starts or stops
+// refusing writes, so that shard leaderships move off this node while
+// its disk is full (cluster/shard/rebalance.go).
+func (n *Node) gossipDiskFull() {
+	full := false
+	for {
+		if now := !n.store.Writable(); now != full {
+			full = now
+			if err := n.cl.SetDiskFull(full); err != nil {
+				n.log.Warn("gossiping the store's state", "disk_full", full, "err", err)
+			}
+		}
+		select {
+		case <-n.diskChanged:
+		case <-n.stopWatch:
+			return
+		}
+	}
+}
+
+// readyz serves GET /readyz: 503 while the node drains or closes, while
+// a node started with --join has reached neither a seed nor any other
+// member (it keeps trying in the background), and while its store refuses
+// writes (a full disk), with the reason.
+func (n *Node) readyz(w http.ResponseWriter, r *http.Request) {
+	switch {
+	case !n.ready.Load():
+		http.Error(w, "not ready", http.StatusServiceUnavailable)
+	case !n.cl.Joined():
+		http.Error(w, "not ready: no seed (--join) has answered yet", http.StatusServiceUnavailable)
+	case n.host && !n.hosting.Load():
+		http.Error(w, "not ready: waiting to learn the cluster's identity from a member", http.StatusServiceUnavailable)
+	case n.store != nil && !n.store.Writable():
+		http.Error(w, "not ready: "+strings.TrimPrefix(fmt.Sprint(n.store.WriteError()), "persistence: "), http.StatusServiceUnavailable)
+	default:
+		fmt.Fprintln(w, "ready")
+	}
+}
