@@ -221,6 +221,7 @@ func TestFullDiskLeaderHandsItsShardsOver(t *testing.T) {
 
 	filler := filepath.Join(disk, "filler")
 	fillDisk(t, filler)
+	full := time.Now()
 	leads := func(v clusterView, node string) int {
 		n := 0
 		for _, sh := range v.Shards {
@@ -234,6 +235,7 @@ func TestFullDiskLeaderHandsItsShardsOver(t *testing.T) {
 		v, err := c.view("n2")
 		return err == nil && v.memberDiskFull("n1") && len(v.Shards) == int(DefaultShards) && leads(v, "n1") == 0
 	})
+	t.Logf("n1 led no shard %v after its disk filled", time.Since(full).Round(10*time.Millisecond))
 	send("full") // n1's gateway, a shard n1 led: its new leader takes it
 	if err := os.Remove(filler); err != nil {
 		t.Fatal(err)
