@@ -290,6 +290,20 @@ step("the console shows the node, its members and charts; drain needs the key", 
     vs.forEach((v, i) => assert.ok(Math.abs(v - i * step) < 1e-9, `y axis ${labels.join(" ")}: uneven`));
   }
   await shot(p, "09-console");
+  // A member whose disk is full says so (the node reports disk_full; the
+  // Go tests fill a real disk, here the answer is edited on its way).
+  await p.route("**/v1/cluster", async (route) => {
+    const res = await route.fetch();
+    const view = await res.json();
+    view.members[0].disk_full = true;
+    await route.fulfill({ response: res, json: view });
+  });
+  const full = row.locator(".state.disk-full");
+  await full.waitFor({ timeout: 15_000 });
+  assert.equal(await full.textContent(), "disk full");
+  await shot(p, "11-console-disk-full");
+  await p.unroute("**/v1/cluster");
+  await row.locator(".state.alive").waitFor({ timeout: 15_000 });
   // A wrong key cannot drain.
   const res = await p.evaluate(async () => (await fetch("/v1/cluster/drain", { method: "POST", headers: { Authorization: "Bearer wrong" } })).status);
   assert.equal(res, 401);
