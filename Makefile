@@ -31,12 +31,21 @@ test-short:
 	$(GO) test -short -count=1 ./...
 
 # Go benchmarks and short load-test runs against a node process; writes
-# docs/benchmarks.md (about 8 minutes on 2 cores). BENCHFLAGS=-quick
+# docs/benchmarks.md (about 15 minutes on 2 cores). BENCHFLAGS=-quick
 # checks the tool in a minute; BENCHFLAGS="-only live" runs one part.
+# The live room's runs alternate with a reference build of BENCH_REF (the
+# commit before the live-room fan-out work), built from git into bin/, so
+# the report's ratios are of one sitting; BENCH_REF= leaves it out.
 BENCHFLAGS ?=
-bench: build
+BENCH_REF ?= 2d49395
+bench: build $(if $(BENCH_REF),bin/switchboard-ref-$(BENCH_REF))
 	mkdir -p docs
-	$(GO) run ./cmd/benchreport -bin bin/switchboard $(BENCHFLAGS)
+	$(GO) run ./cmd/benchreport -bin bin/switchboard $(if $(BENCH_REF),-ref-bin bin/switchboard-ref-$(BENCH_REF) -ref-name $(BENCH_REF)) $(BENCHFLAGS)
+
+bin/switchboard-ref-%:
+	src=$$(mktemp -d) && trap 'rm -rf "$$src"' EXIT && \
+	git archive $* | tar -x -C "$$src" && \
+	(cd "$$src" && $(GO) build -o $(CURDIR)/$@ ./cmd/switchboard)
 
 # Each fuzz target for FUZZTIME (default 60s).
 FUZZTIME ?= 60s

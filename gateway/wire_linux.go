@@ -12,8 +12,15 @@ type rawWriter interface {
 	tryWrite(bufs [][]byte, scratch *iovecs) (int, error)
 }
 
-// iovecs is a writer's reusable iovec array.
-type iovecs []syscall.Iovec
+// iovecs is a writer's reusable state for its writes: the iovec array,
+// the last write's result, and the function that makes the write (made
+// once, so a write allocates nothing).
+type iovecs struct {
+	iov   []syscall.Iovec
+	n     int
+	errno syscall.Errno
+	fn    func(fd uintptr)
+}
 
 type fdWriter struct{ rc syscall.RawConn }
 
@@ -36,8 +43,16 @@ func newRawWriter(conn net.Conn) rawWriter {
 	return fdWriter{rc}
 }
 
-func (f fdWriter) tryWrite(bufs [][]byte, scratch *iovecs) (int, error) {
-	iov := (*scratch)[:0]
+// tryWrite makes one write(2) or writev(2) of bufs. It runs inside
+// RawConn.Control, not RawConn.Write: Control only holds the descriptor
+// open (a concurrent Close waits for it), where Write would also take the
+// descriptor's write lock and reset its poller state for a wait that
+// never comes — a tenth of a live room's node CPU, for nothing: writes
+// to one connection are already one at a time (the outbox's busy flag),
+// and a write that must wait is the session's own goroutine's
+// (writeRest, through net.Conn.Write, which prepares the poller itself).
+func (f fdWriter) tryWrite(bufs [][]byte, s *iovecs) (int, error) {
+	iov := s.iov[:0]
 	for _, b := range bufs {
 		if len(b) > 0 {
 			v := syscall.Iovec{Base: &b[0]}
@@ -45,40 +60,44 @@ func (f fdWriter) tryWrite(bufs [][]byte, scratch *iovecs) (int, error) {
 			iov = append(iov, v)
 		}
 	}
+	s.iov = iov
 	defer func() {
-		clear(iov) // let the frames go
-		*scratch = iov[:0]
+		clear(s.iov) // let the frames go
+		s.iov = s.iov[:0]
 	}()
 	if len(iov) == 0 {
 		return 0, nil
 	}
-	var n int
-	var errno syscall.Errno
-	// The callback returns true: one attempt, never a wait for the
-	// socket (the pool's writers serve every session).
-	err := f.rc.Write(func(fd uintptr) bool {
-		for {
-			var r uintptr
-			var e syscall.Errno
-			if len(iov) == 1 { // a live room's usual write: one shared event
-				r, _, e = syscall.Syscall(syscall.SYS_WRITE, fd, uintptr(unsafe.Pointer(iov[0].Base)), uintptr(iov[0].Len))
-			} else {
-				r, _, e = syscall.Syscall(syscall.SYS_WRITEV, fd, uintptr(unsafe.Pointer(&iov[0])), uintptr(len(iov)))
-			}
-			if e == syscall.EINTR {
-				continue
-			}
-			n, errno = int(r), e
-			return true
-		}
-	})
-	switch {
-	case err != nil:
-		return 0, err
-	case errno == syscall.EAGAIN:
-		return 0, nil
-	case errno != 0:
-		return 0, errno
+	if s.fn == nil {
+		s.fn = s.write
 	}
-	return n, nil
+	s.n, s.errno = 0, 0
+	if err := f.rc.Control(s.fn); err != nil {
+		return 0, err
+	}
+	switch {
+	case s.errno == syscall.EAGAIN:
+		return 0, nil
+	case s.errno != 0:
+		return 0, s.errno
+	}
+	return s.n, nil
+}
+
+// write writes s.iov to fd, once (retrying only an interrupted call).
+func (s *iovecs) write(fd uintptr) {
+	for {
+		var r uintptr
+		var e syscall.Errno
+		if len(s.iov) == 1 { // a live room's usual write: one shared event
+			r, _, e = syscall.Syscall(syscall.SYS_WRITE, fd, uintptr(unsafe.Pointer(s.iov[0].Base)), uintptr(s.iov[0].Len))
+		} else {
+			r, _, e = syscall.Syscall(syscall.SYS_WRITEV, fd, uintptr(unsafe.Pointer(&s.iov[0])), uintptr(len(s.iov)))
+		}
+		if e == syscall.EINTR {
+			continue
+		}
+		s.n, s.errno = int(r), e
+		return
+	}
 }

@@ -45,8 +45,16 @@ type spec struct {
 	offered float64 // deliveries/s offered, when meaningful
 	perMsg  float64 // deliveries per message
 	cfg     loadtest.Config
+	runs
+	// ref holds the reference build's runs of the same load (-ref-bin),
+	// else nil.
+	ref *runs
+}
+
+// runs are the results of one build's runs of a spec.
+type runs struct {
 	reports []*loadtest.Report
-	// nodeCPU is the node's CPU time (cores) while sends ran, per run.
+	// nodeCores is the node's CPU time (cores) while sends ran, per run.
 	nodeCores []float64
 	// perCPU is deliveries per node CPU-second while sends ran, per run.
 	perCPU []float64
@@ -57,6 +65,11 @@ func (b *bench) all(ctx context.Context) error {
 	debug.SetGCPercent(400) // as `switchboard loadtest` does
 	if _, err := os.Stat(b.o.bin); err != nil {
 		return fmt.Errorf("%s: %w (run make build first)", b.o.bin, err)
+	}
+	if b.o.refBin != "" {
+		if _, err := os.Stat(b.o.refBin); err != nil {
+			return fmt.Errorf("-ref-bin %s: %w", b.o.refBin, err)
+		}
 	}
 	want := func(part string) bool { return b.o.only == "" || b.o.only == part }
 	if want("go") {
@@ -156,43 +169,75 @@ func (b *bench) plan() []*group {
 // runGroup runs each spec o.repeat times, each run against a fresh node:
 // runs on one node pile up users and channels (10,000 new users a chat
 // run), and later runs would measure activations instead of traffic.
+// With a reference build (-ref-bin), the live room's runs alternate
+// between the two builds, each with the same generator, so their ratios
+// are of one sitting on one machine.
 func (b *bench) runGroup(ctx context.Context, g *group) error {
 	for _, s := range g.specs {
+		withRef := b.o.refBin != "" && g.part == "live"
+		if withRef && s.ref == nil {
+			s.ref = &runs{}
+		}
 		for i := range b.o.repeat {
-			node, err := startNode(ctx, b.o.bin)
-			if err != nil {
-				return err
+			type build struct {
+				bin  string
+				into *runs
+				name string
 			}
-			cfg := s.cfg
-			cfg.Targets = []string{node.url()}
-			// The node's CPU time from the first send until the replies
-			// were in: what the node spent on the traffic itself.
-			var cpu [2]nodeStats
-			var at [2]time.Time
-			cfg.OnPhase = func(phase string) {
-				k := 0
-				if phase == loadtest.PhaseDrained {
-					k = 1
+			builds := []build{{b.o.bin, &s.runs, "bin"}}
+			if withRef {
+				ref := build{b.o.refBin, s.ref, "ref"}
+				if i%2 == 0 {
+					builds = []build{ref, builds[0]}
+				} else {
+					builds = append(builds, ref)
 				}
-				at[k] = time.Now()
-				cpu[k], _ = node.stats(ctx)
 			}
-			b.log.Info("loadtest", "group", g.title, "run", s.label, "repeat", i+1)
-			rep, err := loadtest.Run(ctx, cfg)
-			node.stop(b.o.log)
-			if err != nil {
-				return fmt.Errorf("%s %s: %w", g.title, s.label, err)
+			for _, bl := range builds {
+				b.log.Info("loadtest", "group", g.title, "run", s.label, "repeat", i+1, "build", bl.name)
+				if err := b.runOnce(ctx, s, bl.bin, bl.into); err != nil {
+					return fmt.Errorf("%s %s (%s): %w", g.title, s.label, bl.bin, err)
+				}
 			}
-			if secs := cpu[1].cpu - cpu[0].cpu; secs > 0 && at[1].After(at[0]) {
-				s.nodeCores = append(s.nodeCores, secs/at[1].Sub(at[0]).Seconds())
-				s.perCPU = append(s.perCPU, float64(rep.Totals.Deliveries)/secs)
-			}
-			rep.Command = command(cfg)
-			s.reports = append(s.reports, rep)
-			b.log.Info("result", "acks/s", int(rep.Totals.AcksPerSec), "deliveries/s", int(rep.Totals.DeliveriesPerSec),
-				"ack_p99_ms", rep.Latency["send_ack"].P99, "delivered_p99_ms", rep.Latency["send_delivered"].P99, "ok", rep.OK, "problems", rep.Problems)
 		}
 	}
+	return nil
+}
+
+// runOnce runs s's load once against a fresh node of bin and adds the
+// result to into.
+func (b *bench) runOnce(ctx context.Context, s *spec, bin string, into *runs) error {
+	node, err := startNode(ctx, bin)
+	if err != nil {
+		return err
+	}
+	cfg := s.cfg
+	cfg.Targets = []string{node.url()}
+	// The node's CPU time from the first send until the replies were in:
+	// what the node spent on the traffic itself.
+	var cpu [2]nodeStats
+	var at [2]time.Time
+	cfg.OnPhase = func(phase string) {
+		k := 0
+		if phase == loadtest.PhaseDrained {
+			k = 1
+		}
+		at[k] = time.Now()
+		cpu[k], _ = node.stats(ctx)
+	}
+	rep, err := loadtest.Run(ctx, cfg)
+	node.stop(b.o.log)
+	if err != nil {
+		return err
+	}
+	if secs := cpu[1].cpu - cpu[0].cpu; secs > 0 && at[1].After(at[0]) {
+		into.nodeCores = append(into.nodeCores, secs/at[1].Sub(at[0]).Seconds())
+		into.perCPU = append(into.perCPU, float64(rep.Totals.Deliveries)/secs)
+	}
+	rep.Command = command(cfg)
+	into.reports = append(into.reports, rep)
+	b.log.Info("result", "acks/s", int(rep.Totals.AcksPerSec), "deliveries/s", int(rep.Totals.DeliveriesPerSec),
+		"ack_p99_ms", rep.Latency["send_ack"].P99, "delivered_p99_ms", rep.Latency["send_delivered"].P99, "ok", rep.OK, "problems", rep.Problems)
 	return nil
 }
 
@@ -365,8 +410,8 @@ func median(xs []float64) float64 {
 	return (s[len(s)/2-1] + s[len(s)/2]) / 2
 }
 
-// med applies f to each report of s and returns the median.
-func (s *spec) med(f func(*loadtest.Report) float64) float64 {
+// med applies f to each report of r and returns the median.
+func (s *runs) med(f func(*loadtest.Report) float64) float64 {
 	xs := make([]float64, len(s.reports))
 	for i, r := range s.reports {
 		xs[i] = f(r)

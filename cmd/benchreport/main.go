@@ -27,6 +27,8 @@ func main() {
 type options struct {
 	out      string
 	bin      string
+	refBin   string // a reference build run alternately in the live room
+	refName  string // what the reference build is (a commit)
 	repeat   int
 	sessions int // idle sessions
 	quick    bool
@@ -40,6 +42,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	o := options{log: stderr}
 	fs.StringVar(&o.out, "out", "docs/benchmarks.md", "Markdown file to write")
 	fs.StringVar(&o.bin, "bin", "bin/switchboard", "switchboard binary to run nodes with (make build)")
+	fs.StringVar(&o.refBin, "ref-bin", "", "a reference build of switchboard (make bench: an older commit's, bin/switchboard-ref-COMMIT) run alternately with -bin in the live room; its figures and the ratios to them are in the report")
+	fs.StringVar(&o.refName, "ref-name", "", "what -ref-bin is built from (a commit), for the report")
 	fs.IntVar(&o.repeat, "repeat", 3, "runs per figure; the report quotes the median")
 	fs.IntVar(&o.sessions, "idle-sessions", 10000, "idle sessions for the memory figure")
 	fs.BoolVar(&o.quick, "quick", false, "tiny runs, to check the tool itself")

@@ -53,3 +53,32 @@ func TestKeptNotes(t *testing.T) {
 		t.Errorf("kept %q from a report without notes", got)
 	}
 }
+
+// TestReferenceRatios: with a reference build's runs, the live room's
+// targets are ratios of the two builds' medians of the same report, and
+// the group's table has a reference row.
+func TestReferenceRatios(t *testing.T) {
+	b := &bench{o: options{out: "docs/benchmarks.md", bin: "bin/switchboard", refBin: "bin/switchboard-ref-abc", refName: "abc", repeat: 1, only: "live"}}
+	b.groups = b.plan()
+	rep := func(p99, setup float64) *loadtest.Report {
+		r := &loadtest.Report{OK: true, Latency: map[string]loadtest.Summary{"send_delivered": {P99: p99}}}
+		r.Setup.Seconds = setup
+		return r
+	}
+	for _, s := range b.groups[0].specs {
+		s.runs = runs{reports: []*loadtest.Report{rep(100, 1.5)}, perCPU: []float64{300000}, nodeCores: []float64{0.5}}
+		s.ref = &runs{reports: []*loadtest.Report{rep(400, 2)}, perCPU: []float64{150000}, nodeCores: []float64{0.6}}
+	}
+	md := b.markdown(time.Minute)
+	for _, want := range []string{
+		"| live room deliveries per node CPU-second, 5,000 viewers × 20 msg/s | ≥ 1.7 × the reference build's | 300000 against 150000: **2.00 ×** |",
+		"| p99 send→delivered, 5,000 viewers × 20 msg/s | ≤ 0.5 × the reference build's | 100.0 ms against 400.0 ms: **0.25 ×** |",
+		"| connect + join of 5,000 sessions (64 at a time) | ≤ 0.6 × the reference build's | 1.50 s against 2.00 s: **0.75 ×** |",
+		"| 20 msg/s, reference | ",
+		"-ref-bin bin/switchboard-ref-abc -ref-name abc",
+	} {
+		if !strings.Contains(md, want) {
+			t.Errorf("report lacks %q", want)
+		}
+	}
+}
