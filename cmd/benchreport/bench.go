@@ -230,13 +230,15 @@ func (b *bench) runOnce(ctx context.Context, s *spec, bin string, into *runs) er
 	if err != nil {
 		return err
 	}
+	perCPU := 0.0
 	if secs := cpu[1].cpu - cpu[0].cpu; secs > 0 && at[1].After(at[0]) {
+		perCPU = float64(rep.Totals.Deliveries) / secs
 		into.nodeCores = append(into.nodeCores, secs/at[1].Sub(at[0]).Seconds())
-		into.perCPU = append(into.perCPU, float64(rep.Totals.Deliveries)/secs)
+		into.perCPU = append(into.perCPU, perCPU)
 	}
 	rep.Command = command(cfg)
 	into.reports = append(into.reports, rep)
-	b.log.Info("result", "acks/s", int(rep.Totals.AcksPerSec), "deliveries/s", int(rep.Totals.DeliveriesPerSec),
+	b.log.Info("result", "acks/s", int(rep.Totals.AcksPerSec), "deliveries/s", int(rep.Totals.DeliveriesPerSec), "per_node_cpu_s", int(perCPU),
 		"ack_p99_ms", rep.Latency["send_ack"].P99, "delivered_p99_ms", rep.Latency["send_delivered"].P99, "ok", rep.OK, "problems", rep.Problems)
 	return nil
 }

@@ -241,8 +241,12 @@ func tableRow(p func(string, ...any), label string, s *spec, r *runs) {
 // runList lists r's runs, one line each.
 func runList(p func(string, ...any), label string, r *runs) {
 	for i, x := range r.reports {
-		p("- %s #%d: %.0f acks/s, %.0f deliveries/s, ack p99 %.1f ms, delivered p99 %.1f ms, dispatch lag p99 %.1f ms, %d errors, %s; %s\n", label, i+1,
-			x.Totals.AcksPerSec, x.Totals.DeliveriesPerSec, x.Latency["send_ack"].P99, x.Latency["send_delivered"].P99,
+		perCPU := ""
+		if len(r.perCPU) == len(r.reports) {
+			perCPU = fmt.Sprintf(", %.0f deliveries per node CPU-s", r.perCPU[i])
+		}
+		p("- %s #%d: %.0f acks/s, %.0f deliveries/s%s, ack p99 %.1f ms, delivered p99 %.1f ms, dispatch lag p99 %.1f ms, %d errors, %s; %s\n", label, i+1,
+			x.Totals.AcksPerSec, x.Totals.DeliveriesPerSec, perCPU, x.Latency["send_ack"].P99, x.Latency["send_delivered"].P99,
 			x.Latency["dispatch_lag"].P99, x.Totals.Errors, x.Oracle.Summary(), x.Result())
 	}
 }
