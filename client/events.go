@@ -3,7 +3,9 @@ package client
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"strconv"
+	"time"
 
 	"github.com/switchboard-chat/switchboard/protocol"
 )
@@ -226,7 +228,12 @@ func (c *Client) deliver(e Event) {
 
 // resync watches ch again from the last seq delivered, unless a resync
 // of it is in flight; a reply with has_more starts the next page (see
-// resumed).
+// resumed). A resync that fails for a reason that may pass — its attempt
+// timed out, the connection dropped, the channel's host was unavailable
+// past MaxRetry — is tried again, backing off, until it succeeds, the
+// channel is forgotten or the client closes: giving up would leave a gap
+// that nothing fills (after a reconnect, the new connection would not
+// even receive the channel). A refusal (not a member, banned) ends it.
 func (c *Client) resync(ch string) {
 	c.mu.Lock()
 	w := c.watched[ch]
@@ -235,7 +242,6 @@ func (c *Client) resync(ch string) {
 		return
 	}
 	w.resyncing = true
-	since := w.seq
 	done := make(chan struct{})
 	w.inflight = done
 	c.mu.Unlock()
@@ -243,18 +249,53 @@ func (c *Client) resync(ch string) {
 	go func() {
 		defer c.wg.Done()
 		defer close(done)
-		var res json.RawMessage
-		err := c.Call(c.ctx, protocol.OpChannelWatch, protocol.WatchArgs{Channel: ch, SinceSeq: &since}, &res)
-		c.mu.Lock()
-		if err != nil {
-			w.resyncing = false
-		}
-		if w.inflight == (<-chan struct{})(done) {
-			w.inflight = nil // no next page started
-		}
-		c.mu.Unlock()
-		if err != nil {
-			c.opts.Logger.Warn("client: resync failed", "channel", ch, "err", err)
+		backoff := c.opts.MinBackoff
+		for {
+			c.mu.Lock()
+			since := w.seq
+			c.mu.Unlock()
+			var res json.RawMessage
+			err := c.Call(c.ctx, protocol.OpChannelWatch, protocol.WatchArgs{Channel: ch, SinceSeq: &since}, &res)
+			again := err != nil && resyncAgain(err) && c.ctx.Err() == nil
+			c.mu.Lock()
+			if again && c.watched[ch] != w {
+				again = false // forgotten meanwhile
+			}
+			if err != nil && !again {
+				w.resyncing = false
+			}
+			if !again && w.inflight == (<-chan struct{})(done) {
+				w.inflight = nil // no next page started
+			}
+			c.mu.Unlock()
+			if !again {
+				if err != nil && c.ctx.Err() == nil {
+					c.opts.Logger.Warn("client: resync failed", "channel", ch, "err", err)
+				}
+				return
+			}
+			c.opts.Logger.Debug("client: resync failed; trying again", "channel", ch, "err", err, "backoff", backoff)
+			select {
+			case <-time.After(jitter(backoff)):
+			case <-c.ctx.Done():
+				c.mu.Lock()
+				w.resyncing = false
+				c.mu.Unlock()
+				return
+			}
+			backoff = min(backoff*2, c.opts.MaxBackoff)
 		}
 	}()
+}
+
+// resyncAgain reports whether a failed resync may succeed if tried again.
+func resyncAgain(err error) bool {
+	var perr *protocol.Error
+	switch {
+	case errors.Is(err, ErrClosed):
+		return false
+	case errors.As(err, &perr):
+		return perr.Code.Retryable() || perr.Code == protocol.CodeInternal
+	}
+	return true // a timeout, a dropped connection
 }

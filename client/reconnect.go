@@ -94,7 +94,12 @@ func (c *Client) reconnect() {
 	var watches []*watch
 	var chans []string
 	for ch, w := range c.watched {
-		w.resyncing = false
+		if w.inflight == nil {
+			// A resync in flight goes on by itself on this connection
+			// (its call is retried there): starting another would replay
+			// the channel twice.
+			w.resyncing = false
+		}
 		chans = append(chans, ch)
 		watches = append(watches, w)
 	}

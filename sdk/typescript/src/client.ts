@@ -64,9 +64,14 @@ interface Pending {
 interface Watch {
   seq: number;
   resyncing: boolean;
+  /** A resync's calls are running (tried again until they succeed). */
+  inflight?: boolean;
 }
 
 const watchOps: ReadonlySet<string> = new Set(["channel.join", "channel.watch", "channel.create"]);
+
+/** Failures of a resync that may pass if it is tried again. */
+const TRANSIENT: ReadonlySet<string> = new Set(["timeout", "disconnected", "unavailable", "rate_limited", "internal"]);
 
 /** A Switchboard session. Create it with {@link connect}, or construct it and call open(). */
 export class Client extends Connection {
@@ -194,6 +199,9 @@ export class Client extends Connection {
     this.flushWaiters();
     if (!reconnecting) return;
     for (const [ch, w] of this.watched) {
+      // A resync in flight goes on by itself on this connection (its call
+      // is retried there): starting another would replay the channel twice.
+      if (w.inflight) continue;
       w.resyncing = false;
       this.resync(ch);
     }
@@ -394,22 +402,44 @@ export class Client extends Connection {
     }
   }
 
-  /** Watches ch again from the last seq delivered, unless a resync is in flight. */
+  /**
+   * Watches ch again from the last seq delivered, unless a resync is in
+   * flight. A resync that fails for a reason that may pass (its attempt
+   * timed out, the connection dropped, the host was unavailable past
+   * maxRetryMs) is tried again, backing off, until it succeeds, the
+   * channel is forgotten or the client closes: giving up would leave a
+   * gap nothing fills. A refusal (not a member, banned) ends it.
+   */
   private resync(ch: string): void {
     const w = this.watched.get(ch);
     if (!w || w.resyncing) return;
     w.resyncing = true;
-    const since = w.seq;
+    w.inflight = true;
     this.watchListeners.emit({ channel: ch, phase: "start" }, this.warn);
-    this.call("channel.watch", { channel: ch, since_seq: since }).then(
-      () => {},
-      (err: unknown) => {
-        w.resyncing = false;
+    void this.resyncCalls(ch, w);
+  }
+
+  private async resyncCalls(ch: string, w: Watch): Promise<void> {
+    let backoff = this.cfg.minBackoffMs;
+    for (;;) {
+      try {
+        await this.call("channel.watch", { channel: ch, since_seq: w.seq });
+        w.inflight = false;
+        return; // the reply's own handling ends the resync (or starts its next page)
+      } catch (err) {
         const e = err instanceof SwitchboardError ? err : new SwitchboardError("internal", String(err));
-        if (e.code === "not_member" || e.code === "banned" || e.code === "not_found" || e.code === "forbidden") this.watched.delete(ch);
-        if (e.code !== "closed") this.watchListeners.emit({ channel: ch, phase: "failed", error: e }, this.warn);
-      },
-    );
+        const again = TRANSIENT.has(e.code) && !this.closed && this.watched.get(ch) === w;
+        if (!again) {
+          w.resyncing = false;
+          w.inflight = false;
+          if (e.code === "not_member" || e.code === "banned" || e.code === "not_found" || e.code === "forbidden") this.watched.delete(ch);
+          if (e.code !== "closed") this.watchListeners.emit({ channel: ch, phase: "failed", error: e }, this.warn);
+          return;
+        }
+      }
+      await sleep(jitter(backoff));
+      backoff = Math.min(backoff * 2, this.cfg.maxBackoffMs);
+    }
   }
 
   /** Watches again, after a reconnect, the users whose presence was watched; their current status arrives as presence events. */

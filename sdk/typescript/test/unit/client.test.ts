@@ -141,6 +141,32 @@ test("a resume with has_more continues from the last event; reset is reported", 
   c.close();
 });
 
+test("a resync that times out is tried again until it delivers the missed events", async () => {
+  const srv = new FakeServer();
+  let resyncs = 0;
+  srv.handler = (req) => {
+    if (req.op === "channel.watch" && req.args["since_seq"] === undefined) return { result: watchResult("g", 1) };
+    if (req.op === "channel.watch") {
+      resyncs++;
+      if (resyncs <= 2) return undefined; // too busy to answer in time
+      return { result: watchResult("g", 3, { events: [newEvent("g", 2, 2), newEvent("g", 3, 3)] }) };
+    }
+    return srv.defaultAnswer(req);
+  };
+  const c = await connect({ urls: "ws://gw/v1/ws", userId: "alice", WebSocket: srv.WebSocket, ...fast, requestTimeoutMs: 100 });
+  const got: number[] = [];
+  const watches: string[] = [];
+  c.onEvent((e) => got.push(e.seq!));
+  c.onWatch((e) => watches.push(e.phase));
+  await c.call("channel.watch", { channel: "g" });
+  srv.current.push(newEvent("g", 3, 3)); // gap: 2 missing
+  await until(() => got.length === 2);
+  assert.deepEqual(got, [2, 3]);
+  assert.equal(resyncs, 3);
+  assert.deepEqual(watches, ["done", "start", "done"]);
+  c.close();
+});
+
 test("after a drop the client reconnects to the next URL, resumes watches and resends idempotent requests with their client_id", async () => {
   const srv = new FakeServer();
   let sends = 0;

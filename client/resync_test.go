@@ -1,0 +1,99 @@
+package client
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+	"github.com/switchboard-chat/switchboard/protocol"
+)
+
+// TestResyncIsTriedAgainUntilItSucceeds: a gap starts a resync; a
+// gateway too busy to answer it in time (two attempts time out) does not
+// end it: the client tries again and delivers the missed events, once
+// each and in order.
+func TestResyncIsTriedAgainUntilItSucceeds(t *testing.T) {
+	t.Parallel()
+	var watches atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		conn, err := websocket.Accept(w, r, &websocket.AcceptOptions{Subprotocols: []string{"switchboard.v1.json"}})
+		if err != nil {
+			return
+		}
+		defer conn.CloseNow()
+		ctx := r.Context()
+		write := func(s string) bool { return conn.Write(ctx, websocket.MessageText, []byte(s)) == nil }
+		ev := func(seq int) string {
+			return fmt.Sprintf(`{"event":"message.new","channel":"c","seq":%d,"data":{"id":"m%d","segment":%d,"created_at":"2026-12-06T00:00:00Z"}}`, seq, seq, seq)
+		}
+		for {
+			_, msg, err := conn.Read(ctx)
+			if err != nil {
+				return
+			}
+			var req struct {
+				ID uint64 `json:"id"`
+				Op string `json:"op"`
+			}
+			if json.Unmarshal(msg, &req) != nil {
+				return
+			}
+			switch req.Op {
+			case protocol.OpConnect:
+				write(fmt.Sprintf(`{"id":%d,"result":{"session":"s"}}`, req.ID))
+			case protocol.OpChannelWatch:
+				switch watches.Add(1) {
+				case 1: // the watch itself; then a gap: seq 2 before 1
+					write(fmt.Sprintf(`{"id":%d,"result":{"channel":{"id":"c"},"seq":0,"events":[]}}`, req.ID))
+					write(ev(2))
+				case 2, 3: // the resync, twice too slow to answer
+				default:
+					write(fmt.Sprintf(`{"id":%d,"result":{"channel":{"id":"c"},"seq":2,"events":[%s,%s]}}`, req.ID, ev(1), ev(2)))
+				}
+			}
+		}
+	}))
+	defer srv.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	c, err := Dial(ctx, Options{URLs: []string{"ws" + strings.TrimPrefix(srv.URL, "http")}, UserID: "u",
+		RequestTimeout: 200 * time.Millisecond, MinBackoff: 10 * time.Millisecond, MaxBackoff: 50 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.Call(ctx, protocol.OpChannelWatch, protocol.WatchArgs{Channel: "c"}, nil); err != nil {
+		t.Fatal(err)
+	}
+	var got []uint64
+	for len(got) < 2 {
+		select {
+		case e := <-c.Events():
+			if e.Channel == "c" && e.Seq != 0 {
+				got = append(got, e.Seq)
+			}
+		case <-ctx.Done():
+			t.Fatalf("delivered %v after %d watches, want seqs 1 and 2", got, watches.Load())
+		}
+	}
+	if got[0] != 1 || got[1] != 2 {
+		t.Fatalf("delivered %v, want [1 2]", got)
+	}
+	if n := watches.Load(); n != 4 {
+		t.Fatalf("%d watches, want the watch and three resync attempts", n)
+	}
+	select {
+	case e := <-c.Events():
+		if e.Seq != 0 {
+			t.Fatalf("delivered seq %d again", e.Seq)
+		}
+	case <-time.After(100 * time.Millisecond):
+	}
+}
