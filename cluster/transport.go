@@ -66,13 +66,17 @@ const (
 // remoteConfig configures protoactor's remote transport. With creds (mutual
 // TLS, see secure.go) both the server and every connection this node dials
 // use them; without, the transport is plaintext.
-func remoteConfig(host string, port int, creds credentials.TransportCredentials, log *slog.Logger) *remote.Config {
+// Streams the server does not know (every method but protoactor's) go to
+// unknown, which serves the raft stream (raftstream.go) on the same port,
+// credentials and interceptors.
+func remoteConfig(host string, port int, creds credentials.TransportCredentials, log *slog.Logger, unknown grpc.StreamHandler) *remote.Config {
 	server := []grpc.ServerOption{grpc.MaxRecvMsgSize(maxTransportMessage), grpc.MaxSendMsgSize(maxTransportMessage),
 		grpc.ChainStreamInterceptor(recoverStreams(log))}
 	if creds != nil {
 		server = append(server, grpc.Creds(creds))
-	} else {
-		creds = insecure.NewCredentials()
+	}
+	if unknown != nil {
+		server = append(server, grpc.UnknownServiceHandler(unknown))
 	}
 	rcfg := remote.Configure(host, port,
 		remote.WithEndpointWriterQueueSize(65536),
@@ -81,10 +85,19 @@ func remoteConfig(host string, port int, creds credentials.TransportCredentials,
 		remote.WithServerOptions(server...),
 		// These replace protoactor's default dial options, which are only
 		// the insecure transport.
-		remote.WithDialOptions(grpc.WithTransportCredentials(creds),
-			grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(maxTransportMessage), grpc.MaxCallSendMsgSize(maxTransportMessage))))
+		remote.WithDialOptions(dialOptions(creds)...))
 	rcfg.MaxRetryCount = 1 // our own tracking fails calls; don't stall writers
 	return rcfg
+}
+
+// dialOptions are how this node dials another's transport: with creds
+// (nil: plaintext) and the message size limits of the server side.
+func dialOptions(creds credentials.TransportCredentials) []grpc.DialOption {
+	if creds == nil {
+		creds = insecure.NewCredentials()
+	}
+	return []grpc.DialOption{grpc.WithTransportCredentials(creds),
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(maxTransportMessage), grpc.MaxCallSendMsgSize(maxTransportMessage))}
 }
 
 // recoverStreams ends a stream whose handler panicked with an error, not
@@ -123,11 +136,12 @@ type grpcTransport struct {
 	port  int
 	creds credentials.TransportCredentials
 	log   *slog.Logger
+	raft  *raftStreams // serves incoming raft streams
 	r     *remote.Remote
 }
 
 func (t *grpcTransport) Start(system *actor.ActorSystem) (string, error) {
-	t.r = remote.NewRemote(system, remoteConfig(t.host, t.port, t.creds, t.log))
+	t.r = remote.NewRemote(system, remoteConfig(t.host, t.port, t.creds, t.log, t.raft.serve))
 	if err := startRemote(t.r); err != nil {
 		return "", err
 	}
