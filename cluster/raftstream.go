@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/status"
@@ -196,7 +197,10 @@ func (p *raftPeer) stop() { p.cancel() }
 
 // run dials p's node and keeps a stream to it open until ctx ends.
 func (s *raftStreams) run(ctx context.Context, p *raftPeer) {
-	conn, err := grpc.Dial(p.addr, dialOptions(s.creds)...)
+	// gRPC's own redial backoff starts at a second: too slow for a peer
+	// that restarts at the same address.
+	conn, err := grpc.Dial(p.addr, append(dialOptions(s.creds), grpc.WithConnectParams(grpc.ConnectParams{
+		Backoff: backoff.Config{BaseDelay: raftRedialMin, Multiplier: 2, Jitter: 0.2, MaxDelay: raftRedialMax}, MinConnectTimeout: 5 * time.Second}))...)
 	if err != nil { // a malformed address: nothing will ever go there
 		s.log.Error("raft stream: cannot dial", "node", p.node, "addr", p.addr, "err", err)
 		p.backoff.Store(true)

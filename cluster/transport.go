@@ -70,24 +70,31 @@ const (
 // unknown, which serves the raft stream (raftstream.go) on the same port,
 // credentials and interceptors.
 func remoteConfig(host string, port int, creds credentials.TransportCredentials, log *slog.Logger, unknown grpc.StreamHandler) *remote.Config {
-	server := []grpc.ServerOption{grpc.MaxRecvMsgSize(maxTransportMessage), grpc.MaxSendMsgSize(maxTransportMessage),
-		grpc.ChainStreamInterceptor(recoverStreams(log))}
-	if creds != nil {
-		server = append(server, grpc.Creds(creds))
-	}
-	if unknown != nil {
-		server = append(server, grpc.UnknownServiceHandler(unknown))
-	}
 	rcfg := remote.Configure(host, port,
 		remote.WithEndpointWriterQueueSize(65536),
 		remote.WithEndpointManagerQueueSize(65536),
 		remote.WithEndpointWriterBatchSize(endpointBatch),
-		remote.WithServerOptions(server...),
+		remote.WithServerOptions(serverOptions(creds, log, unknown)...),
 		// These replace protoactor's default dial options, which are only
 		// the insecure transport.
 		remote.WithDialOptions(dialOptions(creds)...))
 	rcfg.MaxRetryCount = 1 // our own tracking fails calls; don't stall writers
 	return rcfg
+}
+
+// serverOptions configure the transport's gRPC server: message size
+// limits, the recovering interceptor, creds (nil: plaintext) and the
+// handler of streams protoactor does not serve.
+func serverOptions(creds credentials.TransportCredentials, log *slog.Logger, unknown grpc.StreamHandler) []grpc.ServerOption {
+	opts := []grpc.ServerOption{grpc.MaxRecvMsgSize(maxTransportMessage), grpc.MaxSendMsgSize(maxTransportMessage),
+		grpc.ChainStreamInterceptor(recoverStreams(log))}
+	if creds != nil {
+		opts = append(opts, grpc.Creds(creds))
+	}
+	if unknown != nil {
+		opts = append(opts, grpc.UnknownServiceHandler(unknown))
+	}
+	return opts
 }
 
 // dialOptions are how this node dials another's transport: with creds
