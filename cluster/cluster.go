@@ -203,6 +203,10 @@ type Cluster struct {
 	keyring                         *memberlist.Keyring
 	keyFileRead                     []byte // the key file as New read it
 
+	// raft carries raft batches to and from other nodes on the gRPC
+	// transport (nil on another transport).
+	raft *raftStreams
+
 	stopOnce sync.Once
 	stop     chan struct{}
 	wg       sync.WaitGroup
@@ -242,7 +246,10 @@ func New(cfg Config) (c *Cluster, err error) {
 		if err != nil {
 			return nil, fmt.Errorf("remote address %q: %w", cfg.RemoteAddr, err)
 		}
-		c.remote = &grpcTransport{host: host, port: port, creds: c.transportCredentials(), log: c.log} // transport.go
+		creds := c.transportCredentials()
+		c.raft = newRaftStreams(creds, c.log, raftNet{c}.remoteOf) // raftstream.go
+		c.raft.legacy = raftNet{c}.sendEnvelope
+		c.remote = &grpcTransport{host: host, port: port, creds: creds, log: c.log, raft: c.raft} // transport.go
 	}
 	if c.addr, err = c.remote.Start(c.system); err != nil {
 		c.system.Shutdown()
@@ -477,10 +484,12 @@ func (c *Cluster) notify(old, cur *View, listeners []func(old, cur Member)) {
 		switch {
 		case m.State == StateDead || m.State == StateLeft:
 			c.router.failNode(name, fmt.Sprintf("node %s is %s", name, m.State))
+			c.dropRaftStream(name)
 		case existed && o.Meta.Incarnation != 0 && o.Meta.Incarnation != m.Meta.Incarnation:
 			// Restarted faster than failure detection: what was sent to
 			// its previous life will not be answered.
 			c.router.failNode(name, fmt.Sprintf("node %s restarted", name))
+			c.dropRaftStream(name)
 		}
 		for _, fn := range listeners {
 			fn(o, m)
@@ -678,7 +687,18 @@ func (c *Cluster) Close() error {
 	return nil
 }
 
+// dropRaftStream closes the raft stream to a node that died, left or
+// restarted (the next batch for it dials afresh).
+func (c *Cluster) dropRaftStream(name string) {
+	if c.raft != nil {
+		c.raft.drop(name)
+	}
+}
+
 func (c *Cluster) closeTransport() {
+	if c.raft != nil {
+		c.raft.close()
+	}
 	c.remote.Shutdown()
 	c.system.Shutdown()
 }

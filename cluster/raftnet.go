@@ -13,10 +13,12 @@ import (
 	"github.com/switchboard-chat/switchboard/persistence/raftstore"
 )
 
-// Raft traffic rides the actor transport, in the envelope every node
-// registers: a round's messages to a node go as one RaftBatch to that
-// node's "raft" actor, which hands it to the engine without waiting (the
-// engine drops what does not fit its queue; raft resends). Snapshot chunks
+// Raft batches go on raft streams (raftstream.go) when the transport is
+// gRPC. Otherwise (an in-memory network, or a peer of an older build) they
+// ride the actor transport, in the envelope every node registers: a
+// round's messages to a node go as one RaftBatch to that node's "raft"
+// actor, which hands it to the engine without waiting (the engine drops
+// what does not fit its queue; raft resends). Snapshot chunks
 // go one at a time to the "raftsnap" actor, each answered with a Reply
 // that the sender's router matches like any request's, so a chunk to a
 // node that dies fails at once.
@@ -34,6 +36,9 @@ type RaftReceiver interface {
 
 // ServeRaft starts the actors that deliver incoming raft traffic to r.
 func (c *Cluster) ServeRaft(r RaftReceiver) error {
+	if c.raft != nil {
+		c.raft.setReceiver(r)
+	}
 	if _, err := c.system.Root.SpawnNamed(actor.PropsFromFunc(func(ctx actor.Context) {
 		if env, ok := ctx.Message().(*clusterpb.Envelope); ok {
 			if b := env.GetRaft(); b != nil {
@@ -58,9 +63,23 @@ func (c *Cluster) ServeRaft(r RaftReceiver) error {
 	return err
 }
 
-// RaftTransport returns the engine's transport over this node's actor
-// transport.
-func (c *Cluster) RaftTransport() shard.Transport { return raftNet{c} }
+// RaftTransport returns the engine's transport: raft streams
+// (raftstream.go) on the gRPC transport, actor envelopes on another.
+func (c *Cluster) RaftTransport() shard.Transport {
+	if c.raft != nil {
+		return raftStreamNet{raftNet{c}, c.raft}
+	}
+	return raftNet{c}
+}
+
+// raftStreamNet sends batches on raft streams and snapshot chunks as
+// actor envelopes.
+type raftStreamNet struct {
+	raftNet
+	s *raftStreams
+}
+
+func (n raftStreamNet) Send(node string, b *shard.Batch) bool { return n.s.Send(node, b) }
 
 type raftNet struct{ c *Cluster }
 
@@ -78,8 +97,13 @@ func (n raftNet) Send(node string, b *shard.Batch) bool {
 	if !ok {
 		return false
 	}
-	n.c.system.Root.Send(actor.NewPID(addr, raftName), clusterpb.Wrap(&clusterpb.Envelope_Raft{Raft: batchToPB(b)}))
+	n.sendEnvelope(addr, b)
 	return true
+}
+
+// sendEnvelope sends b to the raft actor at addr.
+func (n raftNet) sendEnvelope(addr string, b *shard.Batch) {
+	n.c.system.Root.Send(actor.NewPID(addr, raftName), clusterpb.Wrap(&clusterpb.Envelope_Raft{Raft: batchToPB(b)}))
 }
 
 var errNodeDown = errors.New("cluster: node down")

@@ -66,25 +66,45 @@ const (
 // remoteConfig configures protoactor's remote transport. With creds (mutual
 // TLS, see secure.go) both the server and every connection this node dials
 // use them; without, the transport is plaintext.
-func remoteConfig(host string, port int, creds credentials.TransportCredentials, log *slog.Logger) *remote.Config {
-	server := []grpc.ServerOption{grpc.MaxRecvMsgSize(maxTransportMessage), grpc.MaxSendMsgSize(maxTransportMessage),
-		grpc.ChainStreamInterceptor(recoverStreams(log))}
-	if creds != nil {
-		server = append(server, grpc.Creds(creds))
-	} else {
-		creds = insecure.NewCredentials()
-	}
+// Streams the server does not know (every method but protoactor's) go to
+// unknown, which serves the raft stream (raftstream.go) on the same port,
+// credentials and interceptors.
+func remoteConfig(host string, port int, creds credentials.TransportCredentials, log *slog.Logger, unknown grpc.StreamHandler) *remote.Config {
 	rcfg := remote.Configure(host, port,
 		remote.WithEndpointWriterQueueSize(65536),
 		remote.WithEndpointManagerQueueSize(65536),
 		remote.WithEndpointWriterBatchSize(endpointBatch),
-		remote.WithServerOptions(server...),
+		remote.WithServerOptions(serverOptions(creds, log, unknown)...),
 		// These replace protoactor's default dial options, which are only
 		// the insecure transport.
-		remote.WithDialOptions(grpc.WithTransportCredentials(creds),
-			grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(maxTransportMessage), grpc.MaxCallSendMsgSize(maxTransportMessage))))
+		remote.WithDialOptions(dialOptions(creds)...))
 	rcfg.MaxRetryCount = 1 // our own tracking fails calls; don't stall writers
 	return rcfg
+}
+
+// serverOptions configure the transport's gRPC server: message size
+// limits, the recovering interceptor, creds (nil: plaintext) and the
+// handler of streams protoactor does not serve.
+func serverOptions(creds credentials.TransportCredentials, log *slog.Logger, unknown grpc.StreamHandler) []grpc.ServerOption {
+	opts := []grpc.ServerOption{grpc.MaxRecvMsgSize(maxTransportMessage), grpc.MaxSendMsgSize(maxTransportMessage),
+		grpc.ChainStreamInterceptor(recoverStreams(log))}
+	if creds != nil {
+		opts = append(opts, grpc.Creds(creds))
+	}
+	if unknown != nil {
+		opts = append(opts, grpc.UnknownServiceHandler(unknown))
+	}
+	return opts
+}
+
+// dialOptions are how this node dials another's transport: with creds
+// (nil: plaintext) and the message size limits of the server side.
+func dialOptions(creds credentials.TransportCredentials) []grpc.DialOption {
+	if creds == nil {
+		creds = insecure.NewCredentials()
+	}
+	return []grpc.DialOption{grpc.WithTransportCredentials(creds),
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(maxTransportMessage), grpc.MaxCallSendMsgSize(maxTransportMessage))}
 }
 
 // recoverStreams ends a stream whose handler panicked with an error, not
@@ -123,11 +143,12 @@ type grpcTransport struct {
 	port  int
 	creds credentials.TransportCredentials
 	log   *slog.Logger
+	raft  *raftStreams // serves incoming raft streams
 	r     *remote.Remote
 }
 
 func (t *grpcTransport) Start(system *actor.ActorSystem) (string, error) {
-	t.r = remote.NewRemote(system, remoteConfig(t.host, t.port, t.creds, t.log))
+	t.r = remote.NewRemote(system, remoteConfig(t.host, t.port, t.creds, t.log, t.raft.serve))
 	if err := startRemote(t.r); err != nil {
 		return "", err
 	}
