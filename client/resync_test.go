@@ -97,3 +97,85 @@ func TestResyncIsTriedAgainUntilItSucceeds(t *testing.T) {
 	case <-time.After(100 * time.Millisecond):
 	}
 }
+
+// TestReconnectDoesNotResumeTwice: a resume still in flight when its
+// connection drops goes on on the next connection by itself; the
+// reconnect does not start a second one beside it, so even a client that
+// passes every frame on (RawEvents) gets the missed events once.
+func TestReconnectDoesNotResumeTwice(t *testing.T) {
+	t.Parallel()
+	var conns atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		conn, err := websocket.Accept(w, r, &websocket.AcceptOptions{Subprotocols: []string{"switchboard.v1.json"}})
+		if err != nil {
+			return
+		}
+		defer conn.CloseNow()
+		n := conns.Add(1)
+		ctx := r.Context()
+		write := func(s string) { _ = conn.Write(ctx, websocket.MessageText, []byte(s)) }
+		for {
+			_, msg, err := conn.Read(ctx)
+			if err != nil {
+				return
+			}
+			var req struct {
+				ID   uint64 `json:"id"`
+				Op   string `json:"op"`
+				Args struct {
+					SinceSeq *uint64 `json:"since_seq"`
+				} `json:"args"`
+			}
+			if json.Unmarshal(msg, &req) != nil {
+				return
+			}
+			switch {
+			case req.Op == protocol.OpConnect:
+				write(fmt.Sprintf(`{"id":%d,"result":{"session":"s"}}`, req.ID))
+			case req.Op != protocol.OpChannelWatch:
+			case n == 1: // the watch; then the connection drops
+				write(fmt.Sprintf(`{"id":%d,"result":{"channel":{"id":"c"},"seq":0,"events":[]}}`, req.ID))
+				return
+			case n == 2: // the resume goes unanswered, and this connection drops too
+				time.Sleep(50 * time.Millisecond)
+				return
+			default:
+				write(fmt.Sprintf(`{"id":%d,"result":{"channel":{"id":"c"},"seq":2,"events":[%s,%s]}}`, req.ID,
+					`{"event":"message.new","channel":"c","seq":1,"data":{}}`, `{"event":"message.new","channel":"c","seq":2,"data":{}}`))
+			}
+		}
+	}))
+	defer srv.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	c, err := Dial(ctx, Options{URLs: []string{"ws" + strings.TrimPrefix(srv.URL, "http")}, UserID: "u", RawEvents: true,
+		MinBackoff: 10 * time.Millisecond, MaxBackoff: 50 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.Call(ctx, protocol.OpChannelWatch, protocol.WatchArgs{Channel: "c"}, nil); err != nil {
+		t.Fatal(err)
+	}
+	seen := map[uint64]int{}
+	deadline := time.After(300 * time.Millisecond)
+	for seen[1] == 0 || seen[2] == 0 || deadline != nil {
+		select {
+		case e := <-c.Events():
+			if e.Channel == "c" && e.Seq != 0 {
+				seen[e.Seq]++
+			}
+		case <-deadline:
+			if seen[1] == 0 || seen[2] == 0 {
+				deadline = time.After(300 * time.Millisecond) // not resumed yet
+				continue
+			}
+			deadline = nil
+		case <-ctx.Done():
+			t.Fatalf("delivered %v after %d connections", seen, conns.Load())
+		}
+	}
+	if seen[1] != 1 || seen[2] != 1 {
+		t.Fatalf("delivered %v, want seqs 1 and 2 once each", seen)
+	}
+}
