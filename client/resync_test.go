@@ -86,8 +86,8 @@ func TestResyncIsTriedAgainUntilItSucceeds(t *testing.T) {
 	if got[0] != 1 || got[1] != 2 {
 		t.Fatalf("delivered %v, want [1 2]", got)
 	}
-	if n := watches.Load(); n != 4 {
-		t.Fatalf("%d watches, want the watch and three resync attempts", n)
+	if n := watches.Load(); n < 4 {
+		t.Fatalf("%d watches, want the watch and at least three resync attempts", n)
 	}
 	select {
 	case e := <-c.Events():

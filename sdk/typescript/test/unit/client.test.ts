@@ -162,8 +162,34 @@ test("a resync that times out is tried again until it delivers the missed events
   srv.current.push(newEvent("g", 3, 3)); // gap: 2 missing
   await until(() => got.length === 2);
   assert.deepEqual(got, [2, 3]);
-  assert.equal(resyncs, 3);
+  assert.ok(resyncs >= 3, `${resyncs} resync calls`); // more if one answered in time still came too late on a busy machine
   assert.deepEqual(watches, ["done", "start", "done"]);
+  c.close();
+});
+
+test("a resume in flight across a drop goes on by itself: the reconnect does not start a second one", async () => {
+  const srv = new FakeServer();
+  srv.handler = (req, sock) => {
+    if (req.op === "channel.watch" && req.args["since_seq"] === undefined) return { result: watchResult("g", 1) };
+    if (req.op === "channel.watch") {
+      if (sock === srv.sockets[1]) {
+        setTimeout(() => sock.kill(), 10); // unanswered, and this connection drops too
+        return undefined;
+      }
+      return { result: watchResult("g", 2, { events: [newEvent("g", 2, 2)] }) };
+    }
+    return srv.defaultAnswer(req);
+  };
+  const c = await connect({ urls: "ws://gw/v1/ws", userId: "alice", WebSocket: srv.WebSocket, ...fast });
+  const got: number[] = [];
+  c.onEvent((e) => got.push(e.seq!));
+  await c.call("channel.watch", { channel: "g" });
+  srv.current.kill();
+  await until(() => got.length === 1 && srv.sockets.length === 3);
+  await new Promise((r) => setTimeout(r, 50));
+  const resumes = srv.sockets[2]!.requests.filter((r) => r.op === "channel.watch");
+  assert.equal(resumes.length, 1);
+  assert.deepEqual(got, [2]);
   c.close();
 });
 
