@@ -193,6 +193,7 @@ func (e *Engine) handle(rds []handled, now time.Time) (bool, error) {
 	}
 	for _, h := range rds {
 		e.afterReady(h.g, h.rd, now)
+		releaseCache(h.g)
 	}
 	e.status.rounds.Add(1)
 	return sync, nil
@@ -471,6 +472,25 @@ func (e *Engine) maybeTruncate(b *pebble.Batch, g *group) error {
 		return nil
 	}
 	return err
+}
+
+// releaseCache lets the replica's entry cache forget what will not be
+// read again soon: the entries applied here that, on a leader, every
+// follower holds too (a follower being sent a snapshot needs none of
+// them; one that fell far behind is bounded by the cache's own limits).
+// Raft reads what it needs of the rest from Pebble. Without this every
+// replica kept its last 512 entries (up to 1 MiB) for good: a quiet
+// shard's cache held its last writes, a new user's profile each.
+func releaseCache(g *group) {
+	to := g.st.Applied().Index
+	if g.leader {
+		g.rn.WithProgress(func(id uint64, _ raft.ProgressType, pr tracker.Progress) {
+			if id != g.id && pr.State != tracker.StateSnapshot && pr.Match < to {
+				to = pr.Match
+			}
+		})
+	}
+	g.st.ReleaseCache(to)
 }
 
 // afterReady notes leadership changes and confirmed reads once a Ready is

@@ -10,6 +10,8 @@ import (
 // its entries once its followers acknowledge them, after they left raft's
 // own memory, and sends them again to a follower that lags a little. It
 // is bounded in entries and bytes; older entries are read from the store.
+// The engine releases the entries no one reads again soon (ReleaseCache):
+// applied here and held by every follower; so a quiet shard caches none.
 type entryCache struct {
 	ents  []*pb.Entry // consecutive indexes, oldest first
 	bytes int
@@ -62,7 +64,7 @@ func (c *entryCache) trim() {
 	}
 }
 
-// dropTo forgets entries up to index (truncated).
+// dropTo forgets entries up to index (truncated, or released).
 func (c *entryCache) dropTo(index uint64) {
 	if len(c.ents) == 0 || index < c.ents[0].GetIndex() {
 		return

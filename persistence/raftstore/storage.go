@@ -400,6 +400,15 @@ func (s *Storage) Truncate(b *pebble.Batch, index uint64) error {
 	return nil
 }
 
+// ReleaseCache lets the entry cache forget the entries up to index: the
+// caller knows nobody will read them soon (applied here and, on a leader,
+// held by every follower). They stay in the log and are read from Pebble
+// if asked for after all.
+func (s *Storage) ReleaseCache(index uint64) { s.cache.dropTo(index) }
+
+// Cached returns how many entries the cache holds.
+func (s *Storage) Cached() int { return len(s.cache.ents) }
+
 // Destroy deletes the replica's raft state and state machine in b and,
 // with tombstone set, leaves a tombstone, so that no message to this
 // replica ID (or an older one) recreates it. The Storage must not be used
