@@ -446,19 +446,15 @@ func (c *Client) connect(ctx context.Context) error {
 	gen := c.gen
 	close(c.up)
 	c.mu.Unlock()
-	l := &liveness{done: make(chan struct{})}
+	l := &liveness{c: c, conn: conn}
+	if c.opts.StallTimeout > 0 {
+		listen(l)
+	}
 	c.wg.Add(1)
 	go func() {
 		defer c.wg.Done()
 		c.readLoop(conn, slot.conn != nil, gen, l)
 	}()
-	if c.opts.StallTimeout > 0 {
-		c.wg.Add(1)
-		go func() {
-			defer c.wg.Done()
-			c.watchdog(conn, l)
-		}()
-	}
 	return nil
 }
 
@@ -482,7 +478,9 @@ func (c *Client) readLoop(conn *websocket.Conn, raw bool, gen uint64, l *livenes
 	for {
 		_, msg, err := conn.Read(ctx)
 		if err != nil {
-			close(l.done)
+			if c.opts.StallTimeout > 0 {
+				unlisten(l)
+			}
 			if l.stalled.Load() {
 				err = errStalled
 			}

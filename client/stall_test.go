@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -340,4 +341,54 @@ func muteListener(t *testing.T) string {
 		}
 	})
 	return ln.Addr().String()
+}
+
+// TestOneGoroutinePerConnection: a connection costs its read loop and
+// nothing else; one sweeper watches every connection of a StallTimeout
+// and stops with the last of them.
+func TestOneGoroutinePerConnection(t *testing.T) {
+	a := newFakeGateway(t, "a", 0)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	const n = 10
+	const stall = 1300 * time.Millisecond // no other test's
+	var clients []*Client
+	for range n {
+		c, err := Dial(ctx, Options{URLs: []string{a.url()}, UserID: "alice", StallTimeout: stall, CloseTimeout: 100 * time.Millisecond})
+		if err != nil {
+			t.Fatal(err)
+		}
+		clients = append(clients, c)
+	}
+	buf := make([]byte, 1<<20)
+	stacks := string(buf[:runtime.Stack(buf, true)])
+	loops, sweepersRunning, others := 0, 0, 0
+	for _, g := range strings.Split(stacks, "\n\n") {
+		switch {
+		case strings.Contains(g, "client.(*Client).readLoop"):
+			loops++
+		case strings.Contains(g, "client.(*sweeper).run"):
+			sweepersRunning++
+		case strings.Contains(g, "client.(*Client)"):
+			others++
+		}
+	}
+	if loops != n || sweepersRunning != 1 || others != 0 {
+		t.Fatalf("%d connections: %d read loops, %d sweepers, %d other goroutines of the clients", n, loops, sweepersRunning, others)
+	}
+	sweepers.mu.Lock()
+	held := len(sweepers.m[stall/stallQuarters].conns)
+	sweepers.mu.Unlock()
+	if held != n {
+		t.Fatalf("the sweeper watches %d connections, want %d", held, n)
+	}
+	for _, c := range clients {
+		c.Close()
+	}
+	sweepers.mu.Lock()
+	s := sweepers.m[stall/stallQuarters]
+	sweepers.mu.Unlock()
+	if s != nil {
+		t.Fatal("the sweeper outlived its connections")
+	}
 }
