@@ -428,8 +428,9 @@ func (h *hostActor) activate(ctx actor.Context, kind clusterpb.Kind, target, key
 	default:
 		return nil, errors.New("unknown kind")
 	}
+	// A child's Terminated comes to its parent without a watch (a watch
+	// would keep a set of watchers in every child, and say it twice).
 	pid := ctx.Spawn(props)
-	ctx.Watch(pid)
 	h.byPID[pid.Id] = key
 	c := &child{pid: pid, kind: k, shard: sh}
 	h.children[key] = c

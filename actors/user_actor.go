@@ -25,7 +25,7 @@ func newUserActor(id, key string, sh uint32, d *Deps) actor.Actor {
 }
 
 func (a *userActor) load(ctx actor.Context, log persistence.Log) error {
-	st, err := user.Load(a.id, log, a.d.User)
+	st, err := user.Load(a.id, log, &a.d.User)
 	if err != nil {
 		return err
 	}

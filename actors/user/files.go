@@ -86,7 +86,7 @@ func fileKey(id string) []byte { return append([]byte("file\x00"), id...) }
 var fileCountKey = []byte("files")
 
 func (s *State) loadFiles() error {
-	s.files = fileState{pending: make(map[string]pendingFile)}
+	s.files = fileState{} // pending: made by the first upload
 	v, err := s.log.Get(persistence.TableAux, fileCountKey)
 	switch {
 	case errors.Is(err, persistence.ErrNotFound):
@@ -137,6 +137,9 @@ func (s *State) putFile(r FileRecord, eff *Effects) {
 	}
 	e := s.entry(eff)
 	e.Put(persistence.TableAux, fileKey(r.ID), b)
+	if s.files.pending == nil {
+		s.files.pending = make(map[string]pendingFile)
+	}
 	s.files.pending[r.ID] = pendingFile{rec: r, index: eff.Index}
 }
 

@@ -129,7 +129,7 @@ var richOps = map[string]func(s *State, cmd Command, now time.Time, eff *Effects
 }
 
 func (s *State) loadRich() error {
-	s.presence = presenceState{sessions: make(map[sessionKey]time.Time), watchers: make(map[string]time.Time)}
+	s.presence = presenceState{sessions: make(map[sessionKey]time.Time)} // watchers: made by the first watch
 	v, err := s.log.Get(persistence.TableAux, presenceKey)
 	switch {
 	case errors.Is(err, persistence.ErrNotFound):
@@ -215,6 +215,9 @@ func (s *State) handlePresence(cmd Command, now time.Time, eff *Effects) (any, *
 	switch {
 	case a.Watch == nil:
 	case *a.Watch:
+		if s.presence.watchers == nil {
+			s.presence.watchers = make(map[string]time.Time)
+		}
 		s.presence.watchers[gw] = now.Add(ttl)
 	default:
 		delete(s.presence.watchers, gw)

@@ -122,7 +122,7 @@ type Effects struct {
 // State is one user.
 type State struct {
 	id       string
-	cfg      Config
+	cfg      *Config // the node's, shared by every user
 	exists   bool
 	profile  protocol.User
 	channels map[string]time.Time // channel → joined at
@@ -132,8 +132,9 @@ type State struct {
 	files    fileState
 }
 
-// Load reads the user from log.
-func Load(id string, log persistence.Reader, cfg Config) (*State, error) {
+// Load reads the user from log. cfg is kept (not copied): the node's
+// configuration, shared by every user it holds.
+func Load(id string, log persistence.Reader, cfg *Config) (*State, error) {
 	s := &State{id: id, cfg: cfg, channels: make(map[string]time.Time), log: log}
 	v, err := log.Get(persistence.TableMeta, nil)
 	switch {

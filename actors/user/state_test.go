@@ -38,7 +38,7 @@ func newHarness(t *testing.T, opts ...func(*Config)) *harness {
 // reload loads a fresh State from the log, as a restart would.
 func (h *harness) reload() {
 	h.t.Helper()
-	s, err := Load("alice", h.log, h.cfg)
+	s, err := Load("alice", h.log, &h.cfg)
 	if err != nil {
 		h.t.Fatal(err)
 	}
