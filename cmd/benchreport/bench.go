@@ -260,6 +260,7 @@ type idleResult struct {
 	oneUser                        bool
 	heapPer, rssPer, goroutinesPer float64 // node, per session
 	stackPer                       float64
+	liveHeapPer                    float64 // node heap per session after a full GC
 	genHeapPer, genGoroutinesPer   float64 // generator (client side), per session
 	before, after                  nodeStats
 	connectSeconds                 float64
@@ -270,7 +271,7 @@ type idleResult struct {
 // the same user, which leaves out the user actor each distinct user
 // activates on a host node: what remains is the gateway's own cost.
 func (b *bench) idleRun(ctx context.Context, oneUser bool) (idleResult, error) {
-	node, err := startNode(ctx, b.o.bin)
+	node, err := startNode(ctx, b.o.bin, "--debug-pprof") // for a forced GC (statsCollected)
 	if err != nil {
 		return idleResult{}, err
 	}
@@ -284,7 +285,7 @@ func (b *bench) idleRun(ctx context.Context, oneUser bool) (idleResult, error) {
 		}
 	}
 	settle()
-	before, err := node.stats(ctx)
+	before, beforeGC, err := node.statsCollected(ctx)
 	if err != nil {
 		return idleResult{}, err
 	}
@@ -344,7 +345,7 @@ func (b *bench) idleRun(ctx context.Context, oneUser bool) (idleResult, error) {
 		return idleResult{}, fmt.Errorf("idle sessions: %w", firstErr)
 	}
 	settle()
-	after, err := node.stats(ctx)
+	after, afterGC, err := node.statsCollected(ctx)
 	if err != nil {
 		return idleResult{}, err
 	}
@@ -356,6 +357,7 @@ func (b *bench) idleRun(ctx context.Context, oneUser bool) (idleResult, error) {
 		sessions: n, oneUser: oneUser, before: before, after: after, connectSeconds: connectSeconds,
 		stackPer:         (after.stack - before.stack) / fn,
 		heapPer:          (after.heap - before.heap) / fn,
+		liveHeapPer:      (afterGC.heap - beforeGC.heap) / fn,
 		rssPer:           (after.rss - before.rss) / fn,
 		goroutinesPer:    (after.goroutines - before.goroutines) / fn,
 		genHeapPer:       (float64(ms1.HeapInuse) - float64(ms0.HeapInuse)) / fn,

@@ -43,7 +43,9 @@ func (b *bench) markdown(took time.Duration) string {
 			who = "one user (gateway only)"
 		}
 		med := func(f func(idleResult) float64) float64 { return median(idleField(rs, f)) }
-		p("| node heap + stacks per idle session, %d sessions, %s | ≤ 16 KB | %s |\n", rs[0].sessions, who,
+		p("| node heap (live, after a full GC) + stacks per idle session, %d sessions, %s | ≤ 16 KB | %s |\n", rs[0].sessions, who,
+			kb(med(func(r idleResult) float64 { return r.liveHeapPer + r.stackPer })))
+		p("| the same with the heap as found (garbage not yet collected included) | — | %s |\n",
 			kb(med(func(r idleResult) float64 { return r.heapPer + r.stackPer })))
 		p("| node RSS per idle session, %s | ≤ 24 KB | %s |\n", who, kb(med(func(r idleResult) float64 { return r.rssPer })))
 		p("| node goroutines per idle session, %s | ≤ 1 | %.2f |\n", who, med(func(r idleResult) float64 { return r.goroutinesPer }))
@@ -149,8 +151,8 @@ func (b *bench) markdown(took time.Duration) string {
 
 	// Idle memory.
 	p("## Memory per idle session\n\n")
-	p("Sessions connect (`connect` with development auth) and then do nothing; the node's `/metrics` is read 3 s before and 3 s after. Heap is `go_memstats_heap_inuse_bytes` (it includes garbage not yet collected), stacks `go_memstats_stack_inuse_bytes`, RSS `process_resident_memory_bytes`. With a user each, every session also activates its user's actor on the node (a host as well as a gateway); with one user for all, what remains is the gateway's own cost per session. The generator's own cost per client (after a GC) is shown too.\n\n")
-	p("| run | users | sessions | connect time | node heap/session | node stacks/session | node RSS/session | node goroutines/session | client heap/session | client goroutines/session |\n|---|---|---|---|---|---|---|---|---|---|\n")
+	p("Sessions connect (`connect` with development auth) and then do nothing; the node's `/metrics` is read 3 s before and 3 s after, each time as found and again after the node ran a full garbage collection (`GET /debug/pprof/heap?gc=1`; the node runs with `--debug-pprof`). Heap is `go_memstats_heap_inuse_bytes`: *live heap* is the difference after the two collections (what the sessions hold), *heap as found* the difference without them (it includes garbage not yet collected, and varies with where the collector's cycle stands); stacks `go_memstats_stack_inuse_bytes`, RSS `process_resident_memory_bytes`. With a user each, every session also activates its user's actor on the node (a host as well as a gateway); with one user for all, what remains is the gateway's own cost per session. The generator's own cost per client (after a GC) is shown too.\n\n")
+	p("| run | users | sessions | connect time | node live heap/session | node heap as found/session | node stacks/session | node RSS/session | node goroutines/session | client heap/session | client goroutines/session |\n|---|---|---|---|---|---|---|---|---|---|---|\n")
 	for _, one := range []bool{false, true} {
 		rs := idleOf(b.idle, one)
 		users := "one each"
@@ -158,12 +160,12 @@ func (b *bench) markdown(took time.Duration) string {
 			users = "one for all"
 		}
 		for i, r := range rs {
-			p("| %d | %s | %d | %.1f s | %s | %s | %s | %.2f | %s | %.2f |\n", i+1, users, r.sessions, r.connectSeconds, kb(r.heapPer), kb(r.stackPer), kb(r.rssPer), r.goroutinesPer, kb(r.genHeapPer), r.genGoroutinesPer)
+			p("| %d | %s | %d | %.1f s | %s | %s | %s | %s | %.2f | %s | %.2f |\n", i+1, users, r.sessions, r.connectSeconds, kb(r.liveHeapPer), kb(r.heapPer), kb(r.stackPer), kb(r.rssPer), r.goroutinesPer, kb(r.genHeapPer), r.genGoroutinesPer)
 		}
 		if len(rs) > 0 {
 			med := func(f func(idleResult) float64) float64 { return median(idleField(rs, f)) }
-			p("| **median** | %s | | | **%s** | **%s** | **%s** | **%.2f** | **%s** | **%.2f** |\n", users,
-				kb(med(func(r idleResult) float64 { return r.heapPer })), kb(med(func(r idleResult) float64 { return r.stackPer })),
+			p("| **median** | %s | | | **%s** | **%s** | **%s** | **%s** | **%.2f** | **%s** | **%.2f** |\n", users,
+				kb(med(func(r idleResult) float64 { return r.liveHeapPer })), kb(med(func(r idleResult) float64 { return r.heapPer })), kb(med(func(r idleResult) float64 { return r.stackPer })),
 				kb(med(func(r idleResult) float64 { return r.rssPer })), med(func(r idleResult) float64 { return r.goroutinesPer }),
 				kb(med(func(r idleResult) float64 { return r.genHeapPer })), med(func(r idleResult) float64 { return r.genGoroutinesPer }))
 		}
@@ -172,7 +174,7 @@ func (b *bench) markdown(took time.Duration) string {
 
 	for _, g := range b.groups {
 		p("## %s\n\n%s\n\n", g.title, g.intro)
-		p("| rate | offered deliveries/s | acks/s | deliveries/s | ack p50 | ack p99 | delivered p50 | delivered p99 | delivered p99.9 | node CPU (cores) | deliveries per node CPU-s | connect + join | errors | result |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
+		p("| rate | offered deliveries/s | acks/s | deliveries/s | ack p50 | ack p99 | delivered p50 | delivered p99 | delivered p99.9 | node CPU (cores) | deliveries per node CPU-s | connect + join | errors | result |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
 		for _, s := range g.specs {
 			tableRow(p, s.label, s, &s.runs)
 			if s.ref != nil && len(s.ref.reports) > 0 {

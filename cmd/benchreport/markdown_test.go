@@ -82,3 +82,36 @@ func TestReferenceRatios(t *testing.T) {
 		}
 	}
 }
+
+// TestIdleFiguresSayWhichHeap: the idle table gives the live heap (after a
+// full GC) and the heap as found, each row as wide as its header, and the
+// target is checked against the live heap.
+func TestIdleFiguresSayWhichHeap(t *testing.T) {
+	b := &bench{o: options{out: "docs/benchmarks.md", bin: "bin/switchboard", repeat: 1, only: "idle"}}
+	b.groups = b.plan()
+	b.idle = []idleResult{{sessions: 10000, heapPer: 15000, liveHeapPer: 9000, stackPer: 4096, rssPer: 20000, goroutinesPer: 1}}
+	md := b.markdown(time.Minute)
+	var header, row, target string
+	for line := range strings.Lines(md) {
+		switch {
+		case strings.HasPrefix(line, "| run | users |"):
+			header = line
+		case strings.HasPrefix(line, "| 1 | one each |"):
+			row = line
+		case strings.HasPrefix(line, "| node heap (live, after a full GC) + stacks"):
+			target = line
+		}
+	}
+	if !strings.Contains(header, "| node live heap/session | node heap as found/session |") {
+		t.Fatalf("header %q", header)
+	}
+	if strings.Count(row, "|") != strings.Count(header, "|") {
+		t.Fatalf("row %q does not fit header %q", row, header)
+	}
+	if !strings.Contains(row, "| "+kb(9000)+" | "+kb(15000)+" | "+kb(4096)+" |") {
+		t.Fatalf("row %q", row)
+	}
+	if !strings.HasSuffix(target, "| ≤ 16 KB | "+kb(9000+4096)+" |\n") {
+		t.Fatalf("target row %q, want the live heap plus stacks", target)
+	}
+}

@@ -131,6 +131,36 @@ func (p *nodeProc) stop(w io.Writer) {
 // raft fsyncs.
 type nodeStats struct{ rss, heap, stack, goroutines, cpu, fsyncs float64 }
 
+// collect has the node run a full garbage collection: its profiler's
+// heap endpoint does one before it answers (the node must run with
+// --debug-pprof).
+func (p *nodeProc) collect(ctx context.Context) error {
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+p.addr+"/debug/pprof/heap?gc=1", nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	_, err = io.Copy(io.Discard, resp.Body)
+	if err == nil && resp.StatusCode != http.StatusOK {
+		err = fmt.Errorf("forcing a GC on the node: %s", resp.Status)
+	}
+	return err
+}
+
+// statsCollected reads the node's stats as they are and again after a
+// full garbage collection.
+func (p *nodeProc) statsCollected(ctx context.Context) (asIs, collected nodeStats, err error) {
+	if asIs, err = p.stats(ctx); err != nil {
+		return
+	}
+	if err = p.collect(ctx); err != nil {
+		return
+	}
+	collected, err = p.stats(ctx)
+	return
+}
+
 func (p *nodeProc) stats(ctx context.Context) (nodeStats, error) {
 	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+p.addr+"/metrics", nil)
 	resp, err := http.DefaultClient.Do(req)
