@@ -68,16 +68,25 @@ func (a *userActor) handle(ctx actor.Context, req *clusterpb.Request) {
 	if eff.Entry != nil {
 		a.p.append(eff.Entry, eff.Index)
 	}
+	replied := false
+	if eff.ReplyEarly && eff.Err == nil && req.ReplyTo != "" {
+		ctx.Send(cluster.InboxPID(req.ReplyTo), replyEnvelope(req, eff.Result, nil))
+		replied = true
+	}
 	a.p.push(queued{
 		index: eff.Index,
 		send: func() {
-			if req.ReplyTo != "" {
+			if req.ReplyTo != "" && !replied {
 				ctx.Send(cluster.InboxPID(req.ReplyTo), replyEnvelope(req, eff.Result, eff.Err))
 			}
 			sendPresence(ctx, a.id, watchers, eff.Events)
 			sendFrames(ctx, user.NoticeTopic(a.id), sessions, eff.Notices)
 		},
-		fail: func(e *protocol.Error) { replyError(ctx, req, e) },
+		fail: func(e *protocol.Error) {
+			if !replied {
+				replyError(ctx, req, e)
+			}
+		},
 	})
 	a.arm(ctx)
 }

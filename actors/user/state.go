@@ -110,6 +110,14 @@ type Effects struct {
 	Err    *protocol.Error
 	Entry  *persistence.Entry
 	Index  uint64
+	// ReplyEarly says the result may go to the caller before Entry is
+	// committed (Events and Notices still wait for it): the result
+	// acknowledges no write. A login stores a new user's profile, or the
+	// name and image its claims change, but connect promises no stored
+	// profile (it succeeds without one when the user's node is down), so
+	// a connect need not wait for the commit's fsync. A read after it
+	// goes through the same actor, behind the write.
+	ReplyEarly bool
 	// Events are event frames for the gateways in EventsTo (those
 	// watching the user's presence), sent once Entry is durable.
 	Events   [][]byte
@@ -219,6 +227,7 @@ func (s *State) dispatch(cmd Command, now time.Time, eff *Effects) (any, *protoc
 		}
 		if changed {
 			s.saveProfile(p, now, eff)
+			eff.ReplyEarly = true
 		}
 		s.loggedIn(cmd.Caller, a, now, eff)
 		return userResult{s.view(cmd.Caller)}, nil

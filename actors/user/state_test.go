@@ -120,8 +120,8 @@ func TestLogin(t *testing.T) {
 	}
 
 	eff := h.do(OpLogin, `{"name":"Alice","image":"a.png"}`)
-	if eff.Err != nil || eff.Entry == nil {
-		t.Fatalf("first login: err=%v entry=%v, want the user created", eff.Err, eff.Entry != nil)
+	if eff.Err != nil || eff.Entry == nil || !eff.ReplyEarly {
+		t.Fatalf("first login: err=%v entry=%v early=%v, want the user created and the reply not waiting for it", eff.Err, eff.Entry != nil, eff.ReplyEarly)
 	}
 	u := h.user(OpGet, "")
 	if u.ID != "alice" || u.Name != "Alice" || u.Image != "a.png" || !u.CreatedAt.Equal(t0) || !u.UpdatedAt.Equal(t0) {
@@ -147,6 +147,13 @@ func TestLogin(t *testing.T) {
 	}
 	h.fail(OpLogin, `{"name":7}`, protocol.CodeBadRequest)
 	h.fail(OpLogin, `[]`, protocol.CodeBadRequest)
+	// Only a login's reply goes before its write: an update's waits.
+	if eff := h.do(OpLogin, `{"name":"Alice C."}`); eff.Entry == nil || !eff.ReplyEarly {
+		t.Errorf("login with new claims: entry=%v early=%v", eff.Entry != nil, eff.ReplyEarly)
+	}
+	if eff := h.do(protocol.OpUserUpdate, `{"name":"Alice D."}`); eff.Entry == nil || eff.ReplyEarly {
+		t.Errorf("user.update: entry=%v early=%v, want its reply after the write", eff.Entry != nil, eff.ReplyEarly)
+	}
 }
 
 func TestUserUpdate(t *testing.T) {

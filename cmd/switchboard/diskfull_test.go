@@ -112,6 +112,18 @@ func TestFullDiskRefusesWritesAndRecovers(t *testing.T) {
 	if m := c.reply(); m["result"] == nil || len(m["result"].(map[string]any)["messages"].([]any)) < 20 {
 		t.Fatalf("history on a full disk: %v", m)
 	}
+	// A new user connects: connect promises no stored profile (its
+	// reply does not wait for the write, which fails), and it is answered
+	// once: the next reply is the next request's.
+	bob := rawDialAddr(t, p.addr)
+	bob.write(`{"id":1,"op":"connect","args":{"user_id":"bob","name":"Bob"}}`)
+	if m := bob.reply(); m["result"] == nil {
+		t.Fatalf("a new user's connect on a full disk: %v", m)
+	}
+	bob.write(`{"id":2,"op":"me","args":{}}`)
+	if m := bob.reply(); m["id"] != 2.0 {
+		t.Fatalf("after connect on a full disk, %v, want the reply to request 2", m)
+	}
 	if _, body := httpDo(t, "GET", "http://"+p.addr+"/metrics", ""); !strings.Contains(body, "\nswitchboard_store_writable 0\n") {
 		t.Error("/metrics does not show the store unwritable")
 	}
@@ -129,6 +141,14 @@ func TestFullDiskRefusesWritesAndRecovers(t *testing.T) {
 		}
 	}
 	checkAcked(t, p.addr, acked)
+	// The profile a failed write lost is stored by the next connect.
+	bob = rawDialAddr(t, p.addr)
+	bob.write(`{"id":1,"op":"connect","args":{"user_id":"bob","name":"Bob"}}`)
+	bob.reply()
+	bob.write(`{"id":2,"op":"me","args":{}}`)
+	if m := bob.reply(); m["id"] != 2.0 || !strings.Contains(fmt.Sprint(m["result"]), "created_at:") || !strings.Contains(fmt.Sprint(m["result"]), "name:Bob") {
+		t.Fatalf("bob once the disk has room: %v", m)
+	}
 	log := readFile(p.logf)
 	if n := strings.Count(log, "STORE REFUSES WRITES"); n != 1 {
 		t.Errorf("the node logged the refusal %d times, want once:\n%s", n, log)
