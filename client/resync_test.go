@@ -22,48 +22,20 @@ import (
 func TestResyncIsTriedAgainUntilItSucceeds(t *testing.T) {
 	t.Parallel()
 	var watches atomic.Int32
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		conn, err := websocket.Accept(w, r, &websocket.AcceptOptions{Subprotocols: []string{"switchboard.v1.json"}})
-		if err != nil {
-			return
+	url := watchGateway(t, func(conn int32, id uint64, write func(string)) bool {
+		switch watches.Add(1) {
+		case 1: // the watch itself; then a gap: seq 2 before 1
+			write(fmt.Sprintf(`{"id":%d,"result":{"channel":{"id":"c"},"seq":0,"events":[]}}`, id))
+			write(watchEvent(2))
+		case 2, 3: // the resync, twice too slow to answer
+		default:
+			write(fmt.Sprintf(`{"id":%d,"result":{"channel":{"id":"c"},"seq":2,"events":[%s,%s]}}`, id, watchEvent(1), watchEvent(2)))
 		}
-		defer conn.CloseNow()
-		ctx := r.Context()
-		write := func(s string) bool { return conn.Write(ctx, websocket.MessageText, []byte(s)) == nil }
-		ev := func(seq int) string {
-			return fmt.Sprintf(`{"event":"message.new","channel":"c","seq":%d,"data":{"id":"m%d","segment":%d,"created_at":"2026-12-06T00:00:00Z"}}`, seq, seq, seq)
-		}
-		for {
-			_, msg, err := conn.Read(ctx)
-			if err != nil {
-				return
-			}
-			var req struct {
-				ID uint64 `json:"id"`
-				Op string `json:"op"`
-			}
-			if json.Unmarshal(msg, &req) != nil {
-				return
-			}
-			switch req.Op {
-			case protocol.OpConnect:
-				write(fmt.Sprintf(`{"id":%d,"result":{"session":"s"}}`, req.ID))
-			case protocol.OpChannelWatch:
-				switch watches.Add(1) {
-				case 1: // the watch itself; then a gap: seq 2 before 1
-					write(fmt.Sprintf(`{"id":%d,"result":{"channel":{"id":"c"},"seq":0,"events":[]}}`, req.ID))
-					write(ev(2))
-				case 2, 3: // the resync, twice too slow to answer
-				default:
-					write(fmt.Sprintf(`{"id":%d,"result":{"channel":{"id":"c"},"seq":2,"events":[%s,%s]}}`, req.ID, ev(1), ev(2)))
-				}
-			}
-		}
-	}))
-	defer srv.Close()
+		return true
+	})
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	c, err := Dial(ctx, Options{URLs: []string{"ws" + strings.TrimPrefix(srv.URL, "http")}, UserID: "u",
+	c, err := Dial(ctx, Options{URLs: []string{url}, UserID: "u",
 		RequestTimeout: 200 * time.Millisecond, MinBackoff: 10 * time.Millisecond, MaxBackoff: 50 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
@@ -104,51 +76,20 @@ func TestResyncIsTriedAgainUntilItSucceeds(t *testing.T) {
 // passes every frame on (RawEvents) gets the missed events once.
 func TestReconnectDoesNotResumeTwice(t *testing.T) {
 	t.Parallel()
-	var conns atomic.Int32
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		conn, err := websocket.Accept(w, r, &websocket.AcceptOptions{Subprotocols: []string{"switchboard.v1.json"}})
-		if err != nil {
-			return
+	url := watchGateway(t, func(conn int32, id uint64, write func(string)) bool {
+		switch conn {
+		case 1: // the watch; then the connection drops
+			write(fmt.Sprintf(`{"id":%d,"result":{"channel":{"id":"c"},"seq":0,"events":[]}}`, id))
+			return false
+		case 2: // the resume goes unanswered, and this connection drops too
+			return false
 		}
-		defer conn.CloseNow()
-		n := conns.Add(1)
-		ctx := r.Context()
-		write := func(s string) { _ = conn.Write(ctx, websocket.MessageText, []byte(s)) }
-		for {
-			_, msg, err := conn.Read(ctx)
-			if err != nil {
-				return
-			}
-			var req struct {
-				ID   uint64 `json:"id"`
-				Op   string `json:"op"`
-				Args struct {
-					SinceSeq *uint64 `json:"since_seq"`
-				} `json:"args"`
-			}
-			if json.Unmarshal(msg, &req) != nil {
-				return
-			}
-			switch {
-			case req.Op == protocol.OpConnect:
-				write(fmt.Sprintf(`{"id":%d,"result":{"session":"s"}}`, req.ID))
-			case req.Op != protocol.OpChannelWatch:
-			case n == 1: // the watch; then the connection drops
-				write(fmt.Sprintf(`{"id":%d,"result":{"channel":{"id":"c"},"seq":0,"events":[]}}`, req.ID))
-				return
-			case n == 2: // the resume goes unanswered, and this connection drops too
-				time.Sleep(50 * time.Millisecond)
-				return
-			default:
-				write(fmt.Sprintf(`{"id":%d,"result":{"channel":{"id":"c"},"seq":2,"events":[%s,%s]}}`, req.ID,
-					`{"event":"message.new","channel":"c","seq":1,"data":{}}`, `{"event":"message.new","channel":"c","seq":2,"data":{}}`))
-			}
-		}
-	}))
-	defer srv.Close()
+		write(fmt.Sprintf(`{"id":%d,"result":{"channel":{"id":"c"},"seq":2,"events":[%s,%s]}}`, id, watchEvent(1), watchEvent(2)))
+		return true
+	})
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	c, err := Dial(ctx, Options{URLs: []string{"ws" + strings.TrimPrefix(srv.URL, "http")}, UserID: "u", RawEvents: true,
+	c, err := Dial(ctx, Options{URLs: []string{url}, UserID: "u", RawEvents: true,
 		MinBackoff: 10 * time.Millisecond, MaxBackoff: 50 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
@@ -172,10 +113,56 @@ func TestReconnectDoesNotResumeTwice(t *testing.T) {
 			}
 			deadline = nil
 		case <-ctx.Done():
-			t.Fatalf("delivered %v after %d connections", seen, conns.Load())
+			t.Fatalf("delivered %v", seen)
 		}
 	}
 	if seen[1] != 1 || seen[2] != 1 {
 		t.Fatalf("delivered %v, want seqs 1 and 2 once each", seen)
 	}
+}
+
+// watchGateway serves a scripted gateway: it answers connect, ignores
+// every other op but channel.watch, and hands each watch (with the
+// number of the connection it came on, from 1) to watch, which writes
+// what it likes; the connection ends when watch returns false.
+func watchGateway(t *testing.T, watch func(conn int32, id uint64, write func(string)) bool) string {
+	var conns atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		conn, err := websocket.Accept(w, r, &websocket.AcceptOptions{Subprotocols: []string{"switchboard.v1.json"}})
+		if err != nil {
+			return
+		}
+		defer conn.CloseNow()
+		n := conns.Add(1)
+		ctx := r.Context()
+		write := func(s string) { _ = conn.Write(ctx, websocket.MessageText, []byte(s)) }
+		for {
+			_, msg, err := conn.Read(ctx)
+			if err != nil {
+				return
+			}
+			var req struct {
+				ID uint64 `json:"id"`
+				Op string `json:"op"`
+			}
+			if json.Unmarshal(msg, &req) != nil {
+				return
+			}
+			switch req.Op {
+			case protocol.OpConnect:
+				write(fmt.Sprintf(`{"id":%d,"result":{"session":"s"}}`, req.ID))
+			case protocol.OpChannelWatch:
+				if !watch(n, req.ID, write) {
+					return
+				}
+			}
+		}
+	}))
+	t.Cleanup(srv.Close)
+	return "ws" + strings.TrimPrefix(srv.URL, "http")
+}
+
+// watchEvent is a message.new of channel c at seq.
+func watchEvent(seq int) string {
+	return fmt.Sprintf(`{"event":"message.new","channel":"c","seq":%d,"data":{"id":"m%d","segment":%d,"created_at":"2026-12-06T00:00:00Z"}}`, seq, seq, seq)
 }

@@ -141,11 +141,16 @@ func (n raftNet) SendSnapshotChunk(ctx context.Context, node string, ch *shard.S
 
 func batchToPB(b *shard.Batch) *clusterpb.RaftBatch {
 	out := &clusterpb.RaftBatch{Cluster: b.Cluster, FromNode: b.FromNode, FromStore: b.FromStore, ToStore: b.ToStore,
-		Msgs: make([]*clusterpb.RaftMessage, len(b.Msgs))}
-	for i, m := range b.Msgs {
-		out.Msgs[i] = &clusterpb.RaftMessage{Shard: m.Shard, From: m.From, To: m.To, Data: m.Data}
-	}
+		Msgs: make([]*clusterpb.RaftMessage, 0, len(b.Msgs))}
+	appendMsgsPB(out, b.Msgs)
 	return out
+}
+
+// appendMsgsPB adds msgs to out's messages.
+func appendMsgsPB(out *clusterpb.RaftBatch, msgs []shard.Msg) {
+	for _, m := range msgs {
+		out.Msgs = append(out.Msgs, &clusterpb.RaftMessage{Shard: m.Shard, From: m.From, To: m.To, Data: m.Data})
+	}
 }
 
 func batchFromPB(b *clusterpb.RaftBatch) *shard.Batch {

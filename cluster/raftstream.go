@@ -306,9 +306,7 @@ func (p *raftPeer) coalesce(b *shard.Batch) (*clusterpb.RaftBatch, *shard.Batch)
 		}
 		p.queued.Add(-n)
 		size += n
-		for _, m := range next.Msgs {
-			out.Msgs = append(out.Msgs, &clusterpb.RaftMessage{Shard: m.Shard, From: m.From, To: m.To, Data: m.Data})
-		}
+		appendMsgsPB(out, next.Msgs)
 	}
 	return out, nil
 }

@@ -199,15 +199,7 @@ func loadCA(certs, keyPEM []byte) (*x509.Certificate, crypto.Signer, error) {
 		return nil, nil, errors.New("the CA key cannot sign")
 	}
 	pub, _ := x509.MarshalPKIXPublicKey(signer.Public())
-	for rest := certs; ; {
-		var b *pem.Block
-		if b, rest = pem.Decode(rest); b == nil {
-			break
-		}
-		c, err := x509.ParseCertificate(b.Bytes)
-		if err != nil || !c.IsCA {
-			continue
-		}
+	for _, c := range parseCAs(certs) {
 		if cpub, _ := x509.MarshalPKIXPublicKey(c.PublicKey); bytes.Equal(cpub, pub) {
 			return c, signer, nil
 		}

@@ -298,14 +298,14 @@ const expiryWarning = 30 * 24 * time.Hour
 
 // logLoaded logs what of m is new since prev (nil: all of it).
 func (id *Identity) logLoaded(prev, m *material, what string) {
-	if r := m.revoked; r != nil && (prev == nil || !bytes.Equal(prev.raw[3], m.raw[3])) {
+	if r := m.revoked; r != nil && changed(prev, m, 3) {
 		id.log.Info(what+" the revocation lists", "crl_file", id.cfg.CRLFile, "lists", r.lists, "revoked", len(r.serials),
 			"next_update", r.nextUpdate.UTC().Format(time.RFC3339))
 		if !r.nextUpdate.IsZero() && time.Now().After(r.nextUpdate) {
 			id.log.Warn("a revocation list is past its next update: it still applies; re-sign it (switchboard certs revoke)", "crl_file", id.cfg.CRLFile)
 		}
 	}
-	if prev != nil && equalRaw([4][]byte{prev.raw[0], prev.raw[1], prev.raw[2]}, [4][]byte{m.raw[0], m.raw[1], m.raw[2]}) {
+	if !changed(prev, m, 0) && !changed(prev, m, 1) && !changed(prev, m, 2) {
 		return // only the revocation lists changed
 	}
 	if m.cert == nil {
@@ -322,6 +322,10 @@ func (id *Identity) logLoaded(prev, m *material, what string) {
 		id.log.Warn("the certificate expires soon: replace the files (they are re-read without a restart)", "not_after", leaf.NotAfter.UTC().Format(time.RFC3339), "left", left.Round(time.Minute))
 	}
 }
+
+// changed reports whether file i (certificate, key, CA, CRL) of m differs
+// from prev's (nil: all of m is new).
+func changed(prev, m *material, i int) bool { return prev == nil || !bytes.Equal(prev.raw[i], m.raw[i]) }
 
 // equalRaw reports whether two raw contents are the same bytes.
 func equalRaw(a, b [4][]byte) bool {
