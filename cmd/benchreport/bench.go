@@ -58,6 +58,9 @@ type runs struct {
 	nodeCores []float64
 	// perCPU is deliveries per node CPU-second while sends ran, per run.
 	perCPU []float64
+	// setupCPU is the node's CPU time per session while the sessions
+	// connected and joined (seconds), per run.
+	setupCPU []float64
 }
 
 func (b *bench) all(ctx context.Context) error {
@@ -217,6 +220,11 @@ func (b *bench) runOnce(ctx context.Context, s *spec, bin string, into *runs) er
 	// what the node spent on the traffic itself.
 	var cpu [2]nodeStats
 	var at [2]time.Time
+	setup, err := node.stats(ctx)
+	if err != nil {
+		node.stop(b.o.log)
+		return err
+	}
 	cfg.OnPhase = func(phase string) {
 		k := 0
 		if phase == loadtest.PhaseDrained {
@@ -229,6 +237,9 @@ func (b *bench) runOnce(ctx context.Context, s *spec, bin string, into *runs) er
 	node.stop(b.o.log)
 	if err != nil {
 		return err
+	}
+	if secs := cpu[0].cpu - setup.cpu; secs > 0 && cfg.Sessions > 0 {
+		into.setupCPU = append(into.setupCPU, secs/float64(cfg.Sessions))
 	}
 	perCPU := 0.0
 	if secs := cpu[1].cpu - cpu[0].cpu; secs > 0 && at[1].After(at[0]) {

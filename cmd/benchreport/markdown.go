@@ -115,23 +115,32 @@ func (b *bench) markdown(took time.Duration) string {
 			p("| p99 send→delivered, 2,000 viewers × 10 msg/s (not saturated) | ≤ 25 ms | %.1f ms%s |\n", s.med(p99), refOf(s, p99, " ms"))
 		}
 	}
-	var setups, refSetups []float64
+	var setups, refSetups, setupCPU, refSetupCPU []float64
 	for _, s := range live.specs {
 		for _, r := range s.reports {
 			setups = append(setups, r.Setup.Seconds)
 		}
+		setupCPU = append(setupCPU, s.setupCPU...)
 		if s.ref != nil {
 			for _, r := range s.ref.reports {
 				refSetups = append(refSetups, r.Setup.Seconds)
 			}
+			refSetupCPU = append(refSetupCPU, s.ref.setupCPU...)
 		}
+	}
+	perSession := func(cpu []float64) string {
+		if len(cpu) == 0 {
+			return "–"
+		}
+		return fmt.Sprintf("%.0f µs", median(cpu)*1e6)
 	}
 	switch {
 	case len(setups) > 0 && len(refSetups) > 0:
 		cur, ref := median(setups), median(refSetups)
-		p("| connect + join of 5,000 sessions (64 at a time) | ≤ 0.6 × the reference build's | %.2f s against %.2f s: **%.2f ×** |\n", cur, ref, cur/ref)
+		p("| connect + join of 5,000 sessions (64 at a time) | ≤ 0.6 × the reference build's | %.2f s against %.2f s: **%.2f ×** (node CPU per session %s against %s) |\n",
+			cur, ref, cur/ref, perSession(setupCPU), perSession(refSetupCPU))
 	case len(setups) > 0:
-		p("| connect + join of 5,000 sessions (64 at a time) | ≤ 0.6 × main's (see Notes) | %.2f s |\n", median(setups))
+		p("| connect + join of 5,000 sessions (64 at a time) | ≤ 0.6 × main's (see Notes) | %.2f s (node CPU per session %s) |\n", median(setups), perSession(setupCPU))
 	}
 	for _, s := range live.specs {
 		if s.offered == 100000 {
