@@ -177,19 +177,22 @@ func idempotent(op string) bool {
 type Client struct {
 	opts Options
 
-	mu        sync.Mutex // guards the fields below
-	conn      *websocket.Conn
-	raw       net.Conn      // conn's TCP connection (nil: not known, see dialer.go)
-	gen       uint64        // connection generation
-	up        chan struct{} // closed while connected; replaced on drop
-	nextID    uint64
-	pending   map[uint64]*pending
-	watched   map[string]*watch
-	session   protocol.ConnectResult
-	closed    bool
-	urlIndex  int
-	lastError error
-	presence  map[string]struct{} // users whose presence is watched
+	mu      sync.Mutex // guards the fields below
+	conn    *websocket.Conn
+	raw     net.Conn      // conn's TCP connection (nil: not known, see dialer.go)
+	gen     uint64        // connection generation
+	up      chan struct{} // closed while connected; replaced on drop
+	nextID  uint64
+	pending map[uint64]*pending
+	watched map[string]*watch
+	user    string                 // the session's user id
+	session protocol.ConnectResult // decoded from sessionRaw by Session
+	// sessionRaw is the connect result not decoded yet (nil: decoded).
+	sessionRaw json.RawMessage
+	closed     bool
+	urlIndex   int
+	lastError  error
+	presence   map[string]struct{} // users whose presence is watched
 
 	// waiting counts deliveries blocked on a full Events channel: the
 	// read loop is then not reading, and the watchdog must not take the
@@ -300,6 +303,12 @@ func (c *Client) dialFirst(ctx context.Context) error {
 func (c *Client) Session() protocol.ConnectResult {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.sessionRaw != nil {
+		if err := json.Unmarshal(c.sessionRaw, &c.session); err != nil {
+			c.opts.Logger.Warn("client: undecodable connect result", "err", err)
+		}
+		c.sessionRaw = nil
+	}
 	return c.session
 }
 
@@ -421,18 +430,23 @@ func (c *Client) connect(ctx context.Context) error {
 		return fmt.Errorf("client: connect: %w", err)
 	}
 	var f frame
-	if err := json.Unmarshal(firstFrame(msg), &f); err != nil {
-		conn.CloseNow()
-		return fmt.Errorf("client: connect: bad reply: %w", err)
+	if first := firstFrame(msg); !decodeReply(first, &f) {
+		f = frame{}
+		if err := json.Unmarshal(first, &f); err != nil {
+			conn.CloseNow()
+			return fmt.Errorf("client: connect: bad reply: %w", err)
+		}
 	}
 	if f.Error != nil {
 		conn.CloseNow()
 		return f.Error
 	}
-	var res protocol.ConnectResult
-	if err := json.Unmarshal(f.Result, &res); err != nil {
+	// Only the user's id is read now (endsWatch needs it); Session
+	// decodes the rest when asked.
+	user, ok := connectUser(f.Result)
+	if !ok {
 		conn.CloseNow()
-		return fmt.Errorf("client: connect: bad result: %w", err)
+		return fmt.Errorf("client: connect: bad result: %.200s", f.Result)
 	}
 	c.mu.Lock()
 	if c.closed {
@@ -442,7 +456,7 @@ func (c *Client) connect(ctx context.Context) error {
 	}
 	c.conn, c.raw = conn, raw
 	c.gen++
-	c.session = res
+	c.user, c.session, c.sessionRaw = user, protocol.ConnectResult{}, bytes.Clone(f.Result)
 	gen := c.gen
 	close(c.up)
 	c.mu.Unlock()

@@ -1,6 +1,11 @@
 package client
 
-import "bytes"
+import (
+	"bytes"
+	"encoding/json"
+
+	"github.com/switchboard-chat/switchboard/protocol"
+)
 
 // decodeEvent parses an event frame in the exact shape the server writes
 // ({"event":"…","channel":"…","seq":N,"data":…}, fields in that order,
@@ -71,4 +76,108 @@ func plainString(b []byte) (s, rest []byte, ok bool) {
 		}
 	}
 	return nil, nil, false
+}
+
+// decodeReply parses a success reply in the exact shape the server writes
+// ({"id":N,"result":…}, protocol.AppendResult) without reflection; f.Result
+// aliases b and is not validated here (see decodeEvent: whoever reads it
+// unmarshals it). Anything else (an error reply, a string id, an event)
+// reports false and takes encoding/json.
+func decodeReply(b []byte, f *frame) bool {
+	rest, ok := bytes.CutPrefix(b, []byte(`{"id":`))
+	if !ok {
+		return false
+	}
+	i := 0
+	for i < len(rest) && rest[i] >= '0' && rest[i] <= '9' {
+		i++
+	}
+	if i == 0 || i > 19 || (i > 1 && rest[0] == '0') {
+		return false
+	}
+	id := rest[:i]
+	r, ok := bytes.CutPrefix(rest[i:], []byte(`,"result":`))
+	if !ok {
+		return false
+	}
+	r = bytes.TrimRight(r, " \t\r")
+	if len(r) < 3 || r[len(r)-1] != '}' || (r[0] != '{' && r[0] != '[') {
+		return false
+	}
+	*f = frame{ID: id, Result: r[:len(r)-1]}
+	return true
+}
+
+// watchResult is what the client reads of a join, watch or create result.
+type watchResult struct {
+	Channel       string
+	Seq           uint64
+	Events        []json.RawMessage
+	EventsHasMore bool
+	Reset         bool
+}
+
+// parseWatchResult reads the few members of a join, watch or create
+// result the client needs (channel.id, seq, events, events_has_more,
+// reset) and skips the rest (the channel, member and message page)
+// undecoded: encoding/json would decode all of it, and a load test
+// joins thousands of sessions. Each member it reads is decoded as
+// encoding/json would; ok is false where that fails.
+func parseWatchResult(b []byte) (r watchResult, ok bool) {
+	ok = true
+	walked := protocol.EachMember(b, func(k, v []byte) bool {
+		switch string(k) {
+		case "channel":
+			if !protocol.EachMember(v, func(k, v []byte) bool {
+				if string(k) == "id" {
+					ok = jsonString(v, &r.Channel)
+				}
+				return ok
+			}) && string(v) != "null" {
+				ok = false
+			}
+		case "seq":
+			if r.Seq, ok = protocol.ParseUint(v); !ok {
+				ok = json.Unmarshal(v, &r.Seq) == nil
+			}
+		case "events":
+			ok = json.Unmarshal(v, &r.Events) == nil
+		case "events_has_more":
+			ok = json.Unmarshal(v, &r.EventsHasMore) == nil
+		case "reset":
+			ok = json.Unmarshal(v, &r.Reset) == nil
+		}
+		return ok
+	})
+	return r, walked && ok
+}
+
+// jsonString decodes a JSON string, without encoding/json when it has
+// no escapes.
+func jsonString(v []byte, s *string) bool {
+	if len(v) >= 2 && v[0] == '"' && v[len(v)-1] == '"' && bytes.IndexByte(v, '\\') < 0 {
+		*s = string(v[1 : len(v)-1])
+		return true
+	}
+	return json.Unmarshal(v, s) == nil
+}
+
+// connectUser reads the user's id from a connect result (user.id; empty
+// when it has none); ok is false when the result is not an object.
+func connectUser(b []byte) (id string, ok bool) {
+	ok = true
+	walked := protocol.EachMember(b, func(k, v []byte) bool {
+		if string(k) != "user" {
+			return true
+		}
+		protocol.EachMember(v, func(k, v []byte) bool {
+			if string(k) == "id" {
+				ok = jsonString(v, &id)
+				return false
+			}
+			return true
+		})
+		return false
+	})
+	return id, walked && ok
 }

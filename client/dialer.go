@@ -64,13 +64,14 @@ func capturing(t *http.Transport) *http.Transport {
 var (
 	dialClients sync.Map // *http.Client (nil: the default) → its capturing *http.Client
 	defaultDial = sync.OnceValue(func() *http.Client {
-		return &http.Client{Transport: capturing(http.DefaultTransport.(*http.Transport))}
+		return &http.Client{Transport: &upgrader{t: capturing(http.DefaultTransport.(*http.Transport))}}
 	})
 )
 
-// dialClient returns the HTTP client to dial with: hc's capturing twin
-// when hc's transport can be wrapped, else hc itself (its connections'
-// reads then keep a context).
+// dialClient returns the HTTP client to dial with: hc's capturing twin,
+// which upgrades on connections of its own (upgrade.go), when hc's
+// transport can be wrapped, else hc itself (its connections' reads then
+// keep a context).
 func dialClient(hc *http.Client) *http.Client {
 	if hc == nil {
 		return defaultDial()
@@ -86,7 +87,7 @@ func dialClient(hc *http.Client) *http.Client {
 		return hc
 	}
 	twin := *hc
-	twin.Transport = capturing(t)
+	twin.Transport = &upgrader{t: capturing(t)}
 	c, _ := dialClients.LoadOrStore(hc, &twin)
 	return c.(*http.Client)
 }

@@ -16,14 +16,16 @@ func (c *Client) handle(b []byte) {
 		c.event(f.Event)
 		return
 	}
-	f = frame{}
-	if err := json.Unmarshal(b, &f); err != nil {
-		c.opts.Logger.Warn("client: undecodable frame", "err", err)
-		return
-	}
-	if f.Name != "" {
-		c.event(f.Event)
-		return
+	if !decodeReply(b, &f) {
+		f = frame{}
+		if err := json.Unmarshal(b, &f); err != nil {
+			c.opts.Logger.Warn("client: undecodable frame", "err", err)
+			return
+		}
+		if f.Name != "" {
+			c.event(f.Event)
+			return
+		}
 	}
 	if len(f.ID) == 0 {
 		if f.Error != nil {
@@ -60,19 +62,11 @@ func (p *pending) answer(f frame) {
 // watchResult records a join or watch: it delivers the missed events the
 // result carries, then sets the channel's position.
 func (c *Client) watchResult(result json.RawMessage, since *uint64) {
-	var r struct {
-		Channel struct {
-			ID string `json:"id"`
-		} `json:"channel"`
-		Seq           uint64            `json:"seq"`
-		Events        []json.RawMessage `json:"events"`
-		EventsHasMore bool              `json:"events_has_more"`
-		Reset         bool              `json:"reset"`
-	}
-	if json.Unmarshal(result, &r) != nil || r.Channel.ID == "" {
+	r, ok := parseWatchResult(result)
+	if !ok || r.Channel == "" {
 		return
 	}
-	ch := r.Channel.ID
+	ch := r.Channel
 	c.mu.Lock()
 	w := c.watched[ch]
 	if w == nil {
@@ -87,7 +81,7 @@ func (c *Client) watchResult(result json.RawMessage, since *uint64) {
 	// the live path is doing (it may be waiting for exactly this).
 	for _, raw := range r.Events {
 		var e Event
-		if json.Unmarshal(raw, &e) != nil {
+		if !decodeEvent(raw, &e) && json.Unmarshal(raw, &e) != nil {
 			continue
 		}
 		c.mu.Lock()
@@ -195,7 +189,7 @@ func (c *Client) endsWatch(e Event) bool {
 		return false
 	}
 	c.mu.Lock()
-	self := d.User == c.session.User.ID
+	self := d.User == c.user
 	c.mu.Unlock()
 	if !self {
 		return false

@@ -185,13 +185,8 @@ func (r *runner) callOnce(ctx context.Context, s *session, op string, args any, 
 	return err
 }
 
-// scanTopSeq reads the top-level "seq" of a join, watch or create result.
+// scanTopSeq reads the top-level "seq" of a join, watch or create result
+// without decoding the rest (the client has read what it needs of it).
 func scanTopSeq(res json.RawMessage) (uint64, bool) {
-	var r struct {
-		Seq *uint64 `json:"seq"`
-	}
-	if json.Unmarshal(res, &r) != nil || r.Seq == nil {
-		return 0, false
-	}
-	return *r.Seq, true
+	return protocol.MemberUint(res, "seq")
 }
