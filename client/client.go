@@ -13,9 +13,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -419,8 +421,8 @@ func (c *Client) connect(ctx context.Context) error {
 		}
 	}
 	// connect is the first frame; its reply is the first the server sends.
-	body, _ := json.Marshal(map[string]any{"id": 0, "op": protocol.OpConnect, "args": args})
-	if err := conn.Write(ctx, websocket.MessageText, body); err != nil {
+	body, _ := json.Marshal(args)
+	if err := conn.Write(ctx, websocket.MessageText, requestFrame(0, protocol.OpConnect, body)); err != nil {
 		conn.CloseNow()
 		return fmt.Errorf("client: connect: %w", err)
 	}
@@ -489,8 +491,11 @@ func (c *Client) readLoop(conn *websocket.Conn, raw bool, gen uint64, l *livenes
 	if raw {
 		ctx = context.Background()
 	}
+	var buf []byte
+	in := new(interner)
+	handle := func(b []byte) { c.handle(b, in) }
 	for {
-		_, msg, err := conn.Read(ctx)
+		msg, err := readMessage(ctx, conn, buf[:0])
 		if err != nil {
 			if c.opts.StallTimeout > 0 {
 				unlisten(l)
@@ -504,6 +509,38 @@ func (c *Client) readLoop(conn *websocket.Conn, raw bool, gen uint64, l *livenes
 		if !l.heard.Load() {
 			l.heard.Store(true)
 		}
-		protocol.SplitFrames(msg, func(b []byte) { c.handle(b) })
+		protocol.SplitFrames(msg, handle)
+		if buf = msg; cap(buf) > keptReadBuffer {
+			buf = nil // a rare large message's buffer is not kept
+		}
+	}
+}
+
+// keptReadBuffer bounds the read buffer a connection keeps between
+// messages.
+const keptReadBuffer = 64 << 10
+
+// readMessage reads one message into buf (reused between messages: what
+// handle passes on is copied out of it), growing it as the message needs;
+// the connection's read limit bounds it. Conn.Read would allocate a
+// fresh buffer per message and grow it from 512 bytes, which for a live
+// room's viewer is an allocation or two and a copy per event.
+func readMessage(ctx context.Context, conn *websocket.Conn, buf []byte) ([]byte, error) {
+	_, r, err := conn.Reader(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for {
+		if len(buf) == cap(buf) {
+			buf = slices.Grow(buf, max(2*cap(buf), 1024)-len(buf))
+		}
+		n, err := r.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if err == io.EOF {
+			return buf, nil
+		}
+		if err != nil {
+			return nil, err
+		}
 	}
 }

@@ -16,7 +16,11 @@ import (
 // the rest of a frame the server encoded with encoding/json, and whoever
 // reads it unmarshals it, which validates it): skipping that scan is a
 // third of the cost of an event.
-func decodeEvent(b []byte, e *Event) bool {
+func decodeEvent(b []byte, e *Event) bool { return decodeEventInterned(b, e, nil) }
+
+// decodeEventInterned is decodeEvent taking the name and channel from in
+// when they repeat the last event's (nil: none).
+func decodeEventInterned(b []byte, e *Event, in *interner) bool {
 	rest, ok := bytes.CutPrefix(b, []byte(`{"event":"`))
 	if !ok {
 		return false
@@ -59,8 +63,24 @@ func decodeEvent(b []byte, e *Event) bool {
 	if !bytes.Equal(bytes.TrimRight(rest, " \t\r"), []byte("}")) {
 		return false
 	}
-	*e = Event{Name: string(name), Channel: string(ch), Seq: seq, Data: data}
+	if in == nil {
+		in = new(interner)
+	}
+	*e = Event{Name: in.get(&in.name, name), Channel: in.get(&in.channel, ch), Seq: seq, Data: data}
 	return true
+}
+
+// interner keeps the last event's name and channel, which the next event
+// most often repeats (a live room's viewer gets one channel's
+// message.new after message.new), so they are not allocated anew. A read
+// loop has one; it is not safe for concurrent use.
+type interner struct{ name, channel string }
+
+func (in *interner) get(last *string, b []byte) string {
+	if string(b) != *last {
+		*last = string(b)
+	}
+	return *last
 }
 
 // plainString reads a JSON string body up to its closing quote; it fails

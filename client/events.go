@@ -10,13 +10,18 @@ import (
 	"github.com/switchboard-chat/switchboard/protocol"
 )
 
-func (c *Client) handle(b []byte) {
+func (c *Client) handle(b []byte, in *interner) {
+	// b is the read loop's buffer, reused for the next message: what is
+	// handed on is copied out (encoding/json copies what it decodes).
 	var f frame
-	if decodeEvent(b, &f.Event) {
+	if decodeEventInterned(b, &f.Event, in) {
+		f.Event.Data = bytes.Clone(f.Event.Data)
 		c.event(f.Event)
 		return
 	}
-	if !decodeReply(b, &f) {
+	if decodeReply(b, &f) {
+		f.Result = bytes.Clone(f.Result)
+	} else {
 		f = frame{}
 		if err := json.Unmarshal(b, &f); err != nil {
 			c.opts.Logger.Warn("client: undecodable frame", "err", err)

@@ -511,7 +511,9 @@ func (t *seqTable) check(seq, segment uint64) (prev uint64, ok bool) {
 		want = segment + 1
 	}
 	p := t.slot(seq)
-	if p.CompareAndSwap(0, want) {
+	// Every watcher of the channel checks the same slot: a load first
+	// keeps the slot's cache line shared once the first one set it.
+	if prev = p.Load(); prev == 0 && p.CompareAndSwap(0, want) {
 		return 0, true
 	}
 	prev = p.Load()

@@ -159,7 +159,8 @@ func (r *runner) sample(ctx context.Context) {
 		lastAt = now
 		win := r.rec.flush()
 		_, errs := r.ops.snapshot()
-		sent, acked, deliv := r.sent.Load(), r.sends.ok.Load(), r.deliveries.Load()
+		deliv, _, _ := r.delivery.totals()
+		sent, acked := r.sent.Load(), r.sends.ok.Load()
 		start := r.sendStart.Load()
 		if start == 0 || r.now() < time.Duration(start) {
 			if r.cfg.Progress != nil {
@@ -236,10 +237,11 @@ func (r *runner) finishReport(rep *Report) {
 	}
 	var errs int64
 	rep.Ops, errs = r.ops.snapshot()
+	deliveries, measuredDeliveries, lastDelivery := r.delivery.totals()
 	sends := r.sends.report()
 	rep.Totals = Totals{
 		Scheduled: sends.Scheduled, Sent: r.sent.Load(), Acked: sends.OK, RateLimited: sends.RateLimited, Failed: sends.Failed,
-		Resent: r.resent.Load(), Deliveries: r.deliveries.Load(), Errors: errs, Resumed: r.resumed.Load(), Unanswered: sends.Unanswered,
+		Resent: r.resent.Load(), Deliveries: deliveries, Errors: errs, Resumed: r.resumed.Load(), Unanswered: sends.Unanswered,
 		History: r.histories.report(), Reactions: r.reactions.report(),
 	}
 	if r.cfg.Duration > 0 {
@@ -249,8 +251,8 @@ func (r *runner) finishReport(rep *Report) {
 	if last := time.Duration(r.lastAck.Load()); last > window {
 		rep.Totals.AcksPerSec = float64(r.measuredAcks.Load()) / max(last-window, r.cfg.Duration).Seconds()
 	}
-	if last := time.Duration(r.lastDelivery.Load()); last > window {
-		rep.Totals.DeliveriesPerSec = float64(r.measuredDeliveries.Load()) / max(last-window, r.cfg.Duration).Seconds()
+	if last := time.Duration(lastDelivery); last > window {
+		rep.Totals.DeliveriesPerSec = float64(measuredDeliveries) / max(last-window, r.cfg.Duration).Seconds()
 	}
 	rep.Series = r.series
 	rep.Memory = r.memory

@@ -67,7 +67,7 @@ func (s *session) onEvent(e client.Event) {
 	if e.Name != protocol.EventMessageNew {
 		return
 	}
-	cid, ok := scanString(e.Data, `"client_id":"`)
+	cid, ok := scanBytes(e.Data, `"client_id":"`)
 	if !ok {
 		return
 	}
@@ -134,14 +134,20 @@ func scanUint(b []byte, key string) (uint64, bool) {
 // string after it up to the closing quote; escapes are not expected in the
 // ids it reads and fail the scan.
 func scanString(b []byte, key string) (string, bool) {
+	s, ok := scanBytes(b, key)
+	return string(s), ok
+}
+
+// scanBytes is scanString's bytes, aliasing b.
+func scanBytes(b []byte, key string) ([]byte, bool) {
 	i := bytes.Index(b, []byte(key))
 	if i < 0 {
-		return "", false
+		return nil, false
 	}
 	b = b[i+len(key):]
 	j := bytes.IndexByte(b, '"')
 	if j < 0 || bytes.IndexByte(b[:j], '\\') >= 0 {
-		return "", false
+		return nil, false
 	}
-	return string(b[:j]), true
+	return b[:j], true
 }

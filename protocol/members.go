@@ -1,6 +1,6 @@
 package protocol
 
-import "strconv"
+import "math"
 
 // EachMember calls fn with each member of the JSON object b: the key as
 // written between its quotes (escapes are not decoded) and the value's
@@ -78,13 +78,18 @@ func ParseUint(b []byte) (uint64, bool) {
 	if len(b) == 0 || len(b) > 20 || (len(b) > 1 && b[0] == '0') {
 		return 0, false
 	}
+	var v uint64
 	for _, c := range b {
 		if c < '0' || c > '9' {
 			return 0, false
 		}
+		d := uint64(c - '0')
+		if v > (math.MaxUint64-d)/10 {
+			return 0, false
+		}
+		v = v*10 + d
 	}
-	v, err := strconv.ParseUint(string(b), 10, 64)
-	return v, err == nil
+	return v, true
 }
 
 func skipWS(b []byte, i int) int {
