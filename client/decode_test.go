@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"testing"
+	"unsafe"
 
 	"github.com/switchboard-chat/switchboard/protocol"
 )
@@ -88,4 +89,84 @@ func BenchmarkDecodeEvent(b *testing.B) {
 			_ = json.Unmarshal(ev, &f)
 		}
 	})
+}
+
+// TestInternedEventNamesAndChannels: events decoded with one interner
+// repeat its strings while name and channel repeat, and change with them.
+func TestInternedEventNamesAndChannels(t *testing.T) {
+	in := new(interner)
+	var a, b, c Event
+	decodeEventInterned([]byte(`{"event":"message.new","channel":"room","seq":1,"data":{}}`), &a, in)
+	decodeEventInterned([]byte(`{"event":"message.new","channel":"room","seq":2,"data":{}}`), &b, in)
+	decodeEventInterned([]byte(`{"event":"typing","channel":"hall","data":{}}`), &c, in)
+	if unsafe.StringData(a.Name) != unsafe.StringData(b.Name) || unsafe.StringData(a.Channel) != unsafe.StringData(b.Channel) {
+		t.Fatal("a repeated name or channel was allocated anew")
+	}
+	if a.Name != "message.new" || c.Name != "typing" || c.Channel != "hall" || b.Seq != 2 {
+		t.Fatalf("decoded %+v %+v %+v", a, b, c)
+	}
+}
+
+func TestDecodeReply(t *testing.T) {
+	var f frame
+	if !decodeReply([]byte(`{"id":12,"result":{"seq":3}}`), &f) || string(f.ID) != "12" || string(f.Result) != `{"seq":3}` {
+		t.Fatalf("decoded %s %s", f.ID, f.Result)
+	}
+	for _, b := range []string{
+		`{"id":1,"error":{"code":"not_found"}}`,
+		`{"id":"a","result":{}}`,
+		`{"id":01,"result":{}}`,
+		`{"id":1,"result":3}`,
+		`{"event":"x"}`,
+		`{"id":1,"result":{}`,
+	} {
+		if decodeReply([]byte(b), &f) {
+			t.Errorf("fast path took %s", b)
+		}
+	}
+}
+
+// TestParseWatchResultMatchesJSON: the members the client reads of a join
+// result are what encoding/json reads.
+func TestParseWatchResultMatchesJSON(t *testing.T) {
+	for _, b := range []string{
+		`{"channel":{"id":"general","name":"G {\"x\"}","last_message":{"id":"m"}},"member":{"user":"bob"},"messages":[{"id":"a","text":"]"}],"seq":2}`,
+		`{"channel":{"id":"g\u00e9n"},"seq":5,"events":[{"event":"message.new","channel":"g","seq":5,"data":{}}],"events_has_more":true,"reset":false}`,
+		`{"channel":null,"seq":null,"reset":true}`,
+	} {
+		got, ok := parseWatchResult([]byte(b))
+		var want struct {
+			Channel struct {
+				ID string `json:"id"`
+			} `json:"channel"`
+			Seq           uint64            `json:"seq"`
+			Events        []json.RawMessage `json:"events"`
+			EventsHasMore bool              `json:"events_has_more"`
+			Reset         bool              `json:"reset"`
+		}
+		if err := json.Unmarshal([]byte(b), &want); err != nil || !ok {
+			t.Fatalf("%s: %v / %v", b, err, ok)
+		}
+		if got.Channel != want.Channel.ID || got.Seq != want.Seq || len(got.Events) != len(want.Events) ||
+			got.EventsHasMore != want.EventsHasMore || got.Reset != want.Reset {
+			t.Fatalf("%s: read %+v, encoding/json %+v", b, got, want)
+		}
+	}
+	for _, b := range []string{`{"seq":"x"}`, `{"channel":{"id":7}}`, `{"events":{}}`, `[]`, `{"seq":1`} {
+		if r, ok := parseWatchResult([]byte(b)); ok {
+			t.Errorf("read %s as %+v", b, r)
+		}
+	}
+}
+
+func TestConnectUser(t *testing.T) {
+	if id, ok := connectUser([]byte(`{"session_id":"s","limits":{"user":{"id":"no"}},"user":{"name":"A","id":"alice"}}`)); !ok || id != "alice" {
+		t.Fatalf("read %q %v", id, ok)
+	}
+	if id, ok := connectUser([]byte(`{"session":"s"}`)); !ok || id != "" {
+		t.Fatalf("a result without a user: %q %v", id, ok)
+	}
+	if _, ok := connectUser([]byte(`{"user":`)); ok {
+		t.Fatal("read a broken result")
+	}
 }

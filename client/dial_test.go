@@ -11,7 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/coder/websocket"
 	"github.com/switchboard-chat/switchboard/protocol"
 )
 
@@ -66,16 +65,7 @@ func TestDialSkipsGatewaysThatCannotTakeTheSession(t *testing.T) {
 // refusingGateway answers every connect with an error of code.
 func refusingGateway(t *testing.T, code protocol.Code) string {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		conn, err := websocket.Accept(w, r, &websocket.AcceptOptions{Subprotocols: []string{"switchboard.v1.json"}})
-		if err != nil {
-			return
-		}
-		defer conn.CloseNow()
-		if _, _, err := conn.Read(r.Context()); err != nil {
-			return
-		}
-		_ = conn.Write(r.Context(), websocket.MessageText, []byte(`{"id":0,"error":{"code":"`+string(code)+`","message":"no"}}`))
-		_, _, _ = conn.Read(r.Context()) // until the client hangs up
+		answerConnect(w, r, `{"id":0,"error":{"code":"`+string(code)+`","message":"no"}}`)
 	}))
 	t.Cleanup(srv.Close)
 	return "ws" + strings.TrimPrefix(srv.URL, "http")
