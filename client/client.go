@@ -92,7 +92,13 @@ type Options struct {
 	// trusts a test CA.
 	TLSConfig *tls.Config
 	// HTTPClient dials the WebSocket (default http.DefaultClient, or
-	// HTTPClient(TLSConfig)).
+	// HTTPClient(TLSConfig)). When its Transport is an *http.Transport
+	// (or nil) without DialTLSContext, the client makes the upgrade on a
+	// connection of its own with that transport's DialContext,
+	// TLSClientConfig, TLSHandshakeTimeout and MaxResponseHeaderBytes
+	// (see upgrade.go), and leaves upgrades its Proxy sends through a
+	// proxy to the transport itself; any other RoundTripper is used as
+	// it is.
 	HTTPClient *http.Client
 	Logger     *slog.Logger
 }
