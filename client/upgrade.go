@@ -67,8 +67,8 @@ func (u *upgrader) RoundTrip(req *http.Request) (*http.Response, error) {
 	resp, err := u.handshake(ctx, conn, req, host, secure)
 	if !stop() || err != nil {
 		conn.Close()
-		if err == nil {
-			err = ctx.Err()
+		if ctx.Err() != nil {
+			err = ctx.Err() // rather than the deadline that stopped the handshake
 		}
 		return nil, err
 	}

@@ -11,6 +11,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/base64"
+	"errors"
 	"math/big"
 	"net"
 	"net/http"
@@ -230,5 +231,24 @@ func TestUpgradeHeaderIsBounded(t *testing.T) {
 	_, err := Dial(testCtx(t), Options{URLs: []string{u}, UserID: "alice", HTTPClient: hc, NoReconnect: true})
 	if err == nil || !strings.Contains(err.Error(), "over 1024 bytes") {
 		t.Fatalf("dial: %v, want the header bound", err)
+	}
+}
+
+// TestUpgradeBoundedByTheContext: a gateway that takes the connection
+// and never answers the upgrade fails the dial when its context ends.
+func TestUpgradeBoundedByTheContext(t *testing.T) {
+	u := rawGateway(t, func(key string, conn net.Conn) {
+		var b [512]byte // read until the client goes
+		for {
+			if _, err := conn.Read(b[:]); err != nil {
+				return
+			}
+		}
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	_, err := Dial(ctx, Options{URLs: []string{u}, UserID: "alice", NoReconnect: true})
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("dial: %v, want the context's deadline", err)
 	}
 }
