@@ -193,8 +193,10 @@ type Client struct {
 	nextID  uint64
 	pending map[uint64]*pending
 	watched map[string]*watch
-	user    string                 // the session's user id
-	session protocol.ConnectResult // decoded from sessionRaw by Session
+	// lastWatch is watchOf's last answer; forget clears it.
+	lastWatch lastWatch
+	user      string                 // the session's user id
+	session   protocol.ConnectResult // decoded from sessionRaw by Session
 	// sessionRaw is the connect result not decoded yet (nil: decoded).
 	sessionRaw json.RawMessage
 	closed     bool

@@ -170,3 +170,21 @@ func TestConnectUser(t *testing.T) {
 		t.Fatal("read a broken result")
 	}
 }
+
+// TestWatchOfFollowsForget: the cached watch of the last channel is the
+// map's, and a forgotten channel's is not answered from the cache.
+func TestWatchOfFollowsForget(t *testing.T) {
+	w1, w2 := &watch{seq: 1}, &watch{seq: 2}
+	c := &Client{watched: map[string]*watch{"a": w1, "b": {}}}
+	if c.watchOf("a") != w1 || c.watchOf("a") != w1 || c.watchOf("zz") != nil {
+		t.Fatal("watchOf does not answer the map's watch")
+	}
+	c.forget("a")
+	if c.watchOf("a") != nil {
+		t.Fatal("a forgotten channel's watch was answered")
+	}
+	c.watched["a"] = w2
+	if c.watchOf("b") == nil || c.watchOf("a") != w2 {
+		t.Fatal("a channel watched again answers its old watch")
+	}
+}

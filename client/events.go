@@ -130,7 +130,7 @@ func (c *Client) event(e Event) {
 	if c.opts.RawEvents {
 		if e.Seq != 0 && e.Channel != "" {
 			c.mu.Lock()
-			if w := c.watched[e.Channel]; w != nil && e.Seq > w.seq {
+			if w := c.watchOf(e.Channel); w != nil && e.Seq > w.seq {
 				w.seq = e.Seq
 			}
 			c.mu.Unlock()
@@ -140,7 +140,7 @@ func (c *Client) event(e Event) {
 	}
 	if e.Seq != 0 && e.Channel != "" {
 		c.mu.Lock()
-		w := c.watched[e.Channel]
+		w := c.watchOf(e.Channel)
 		if w != nil {
 			switch {
 			case e.Seq <= w.seq:

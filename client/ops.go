@@ -42,7 +42,31 @@ func (c *Client) Leave(ctx context.Context, channel string) error {
 func (c *Client) forget(channel string) {
 	c.mu.Lock()
 	delete(c.watched, channel)
+	if c.lastWatch.channel == channel {
+		c.lastWatch = lastWatch{}
+	}
 	c.mu.Unlock()
+}
+
+// lastWatch is the watch of the last event's channel: a viewer's events
+// are nearly all one channel's, and for thousands of clients the map
+// lookup (its buckets and the key's bytes, cold in the cache) was a
+// visible part of an event's cost.
+type lastWatch struct {
+	channel string
+	w       *watch
+}
+
+// watchOf returns ch's watch (nil: not watched). c.mu is held.
+func (c *Client) watchOf(ch string) *watch {
+	if c.lastWatch.w != nil && c.lastWatch.channel == ch {
+		return c.lastWatch.w
+	}
+	w := c.watched[ch]
+	if w != nil {
+		c.lastWatch = lastWatch{ch, w}
+	}
+	return w
 }
 
 // LastSeq returns the last seq delivered for a watched channel.
