@@ -1,6 +1,7 @@
 package client
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -20,19 +21,10 @@ import (
 func TestHandedOnBytesOutliveTheReadBuffer(t *testing.T) {
 	big := strings.Repeat("b", keptReadBuffer+1000)
 	datas := []string{`{"text":"first"}`, `{"text":"` + big + `"}`, `{"text":"third, after the big one"}`, `{"text":"after the reply"}`}
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		conn, err := websocket.Accept(w, r, &websocket.AcceptOptions{Subprotocols: []string{"switchboard.v1.json"}})
-		if err != nil {
-			return
-		}
-		defer conn.CloseNow()
-		ctx := r.Context()
+	u := sessionGateway(t, func(ctx context.Context, conn *websocket.Conn) {
 		send := func(s string) bool { return conn.Write(ctx, websocket.MessageText, []byte(s)) == nil }
 		event := func(i int) string {
 			return fmt.Sprintf(`{"event":"message.new","channel":"c","seq":%d,"data":%s}`, i+1, datas[i])
-		}
-		if _, _, err := conn.Read(ctx); err != nil || !send(`{"id":0,"result":{}}`) {
-			return
 		}
 		for i := range 3 {
 			if !send(event(i)) {
@@ -48,11 +40,9 @@ func TestHandedOnBytesOutliveTheReadBuffer(t *testing.T) {
 			return
 		}
 		_, _, _ = conn.Read(ctx) // until the client goes
-	}))
-	defer srv.Close()
-
+	})
 	events := make(chan Event, len(datas))
-	c, err := Dial(testCtx(t), Options{URLs: []string{"ws" + strings.TrimPrefix(srv.URL, "http")}, UserID: "alice", NoReconnect: true,
+	c, err := Dial(testCtx(t), Options{URLs: []string{u}, UserID: "alice", NoReconnect: true,
 		OnEvent: func(e Event) { events <- e }})
 	if err != nil {
 		t.Fatal(err)
@@ -84,4 +74,54 @@ func TestHandedOnBytesOutliveTheReadBuffer(t *testing.T) {
 	if string(res) != `{"kept":"the reply's own bytes"}` {
 		t.Fatalf("the reply's result reads %s", res)
 	}
+}
+
+// TestFragmentedMessage: a message the server sends in several frames is
+// read whole (each Write of coder/websocket's message writer is a frame).
+func TestFragmentedMessage(t *testing.T) {
+	u := sessionGateway(t, func(ctx context.Context, conn *websocket.Conn) {
+		mw, err := conn.Writer(ctx, websocket.MessageText)
+		if err != nil {
+			return
+		}
+		for _, part := range []string{`{"event":"message.new","chan`, `nel":"c","seq":1,"data":{"text":"`, strings.Repeat("x", 3000), `"}}`} {
+			if _, err := mw.Write([]byte(part)); err != nil {
+				return
+			}
+		}
+		if mw.Close() != nil {
+			return
+		}
+		_, _, _ = conn.Read(ctx) // until the client goes
+	})
+	events := make(chan Event, 1)
+	c, err := Dial(testCtx(t), Options{URLs: []string{u}, UserID: "alice", NoReconnect: true,
+		OnEvent: func(e Event) { events <- e }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	select {
+	case e := <-events:
+		if e.Channel != "c" || e.Seq != 1 || string(e.Data) != `{"text":"`+strings.Repeat("x", 3000)+`"}` {
+			t.Fatalf("event %s %s %d, data %.40s…", e.Name, e.Channel, e.Seq, e.Data)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no event")
+	}
+}
+
+// sessionGateway serves sessions: it answers each connect and then runs
+// script on the connection.
+func sessionGateway(t *testing.T, script func(ctx context.Context, conn *websocket.Conn)) string {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		conn := acceptSession(w, r, `{"id":0,"result":{}}`)
+		if conn == nil {
+			return
+		}
+		defer conn.CloseNow()
+		script(r.Context(), conn)
+	}))
+	t.Cleanup(srv.Close)
+	return "ws" + strings.TrimPrefix(srv.URL, "http")
 }

@@ -39,22 +39,30 @@ func (g *connectOnly) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // answerConnect accepts a session, answers its connect with reply and
 // reads until the client goes.
 func answerConnect(w http.ResponseWriter, r *http.Request, reply string) {
-	conn, err := websocket.Accept(w, r, &websocket.AcceptOptions{Subprotocols: []string{"switchboard.v1.json"}})
-	if err != nil {
+	conn := acceptSession(w, r, reply)
+	if conn == nil {
 		return
 	}
 	defer conn.CloseNow()
-	if _, _, err := conn.Read(r.Context()); err != nil {
-		return
-	}
-	if conn.Write(r.Context(), websocket.MessageText, []byte(reply)) != nil {
-		return
-	}
 	for {
 		if _, _, err := conn.Read(r.Context()); err != nil {
 			return
 		}
 	}
+}
+
+// acceptSession accepts a session and answers its connect with reply; nil
+// when either fails.
+func acceptSession(w http.ResponseWriter, r *http.Request, reply string) *websocket.Conn {
+	conn, err := websocket.Accept(w, r, &websocket.AcceptOptions{Subprotocols: []string{"switchboard.v1.json"}})
+	if err != nil {
+		return nil
+	}
+	if _, _, err := conn.Read(r.Context()); err != nil || conn.Write(r.Context(), websocket.MessageText, []byte(reply)) != nil {
+		conn.CloseNow()
+		return nil
+	}
+	return conn
 }
 
 func testCtx(t *testing.T) context.Context {
