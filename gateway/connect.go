@@ -54,30 +54,31 @@ func (s *session) connect(id []byte, args []byte) {
 	}
 	s.user, s.name, s.image, s.admin = userID, name, image, admin
 	s.g.presence.opened(s)
-	loginArgs, _ := json.Marshal(user.LoginArgs{Name: name, Image: image, PresenceTTLMS: s.g.presence.ttl().Milliseconds()})
+	login := user.LoginArgs{Name: name, Image: image, PresenceTTLMS: s.g.presence.ttl().Milliseconds()}
 	done := make(chan *clusterpb.Reply, 1)
-	s.route(kindUser, userID, user.OpLogin, loginArgs, func(rep *clusterpb.Reply) { done <- rep })
+	s.route(kindUser, userID, user.OpLogin, login.Append(nil), func(rep *clusterpb.Reply) { done <- rep })
 	var rep *clusterpb.Reply
 	select {
 	case rep = <-done:
 	case <-s.ctx.Done():
 		return
 	}
-	var u struct {
-		User protocol.User `json:"user"`
-	}
+	// The user's actor answers {"user": the session's view of the user}
+	// (online, admin as the token says), sent on as it is.
+	var userJSON []byte
 	switch {
 	case rep.Error != nil && protocol.Code(rep.Error.Code) == protocol.CodeUnavailable:
 		// The user's node is down or the user is moving: the session is
 		// still good, its profile comes from the token's claims.
 		s.g.log.Info("connect without the user's profile", "user", userID, "err", rep.Error.Message)
-		u.User = protocol.User{ID: userID, Name: name, Image: image}
+		userJSON = protocol.AppendUser(nil, &protocol.User{ID: userID, Name: name, Image: image, Status: protocol.StatusOnline, Admin: admin})
 	case rep.Error != nil:
 		s.g.presence.closed(s) // not connected after all
 		s.replyError(id, replyError(rep))
 		return
 	default:
-		if err := json.Unmarshal(rep.Result, &u); err != nil {
+		var ok bool
+		if userJSON, ok = userOfLogin(rep.Result); !ok {
 			s.g.presence.closed(s)
 			s.replyError(id, protocol.Errorf(protocol.CodeInternal, "internal error"))
 			return
@@ -89,14 +90,31 @@ func (s *session) connect(id []byte, args []byte) {
 		s.end(reasonFull)
 		return
 	}
-	u.User.Admin = admin
-	u.User.Status = "online"
 	s.authed.Store(true)
-	res, _ := json.Marshal(protocol.ConnectResult{
-		SessionID:  s.id,
-		User:       u.User,
-		ServerTime: protocol.At(time.Now()),
-		Limits:     s.g.cfg.Limits,
-	})
-	s.replyResult(id, res)
+	s.replyResult(id, s.g.connectResult(s.id, userJSON, time.Now()))
+}
+
+// userOfLogin is the user object of a login result, {"user":{...}}.
+func userOfLogin(res []byte) ([]byte, bool) {
+	const prefix = `{"user":{`
+	if len(res) < len(prefix)+2 || string(res[:len(prefix)]) != prefix || res[len(res)-1] != '}' {
+		return nil, false
+	}
+	u := res[len(prefix)-1 : len(res)-1]
+	return u, json.Valid(u)
+}
+
+// connectResult encodes a protocol.ConnectResult as encoding/json does,
+// with the user object given (encoded) and the limits encoded once.
+func (g *Gateway) connectResult(sessionID string, userJSON []byte, now time.Time) []byte {
+	b := make([]byte, 0, 64+len(sessionID)+len(userJSON)+len(protocol.TimeLayout)+len(g.limitsJSON))
+	b = append(b, `{"session_id":`...)
+	b = protocol.AppendString(b, sessionID)
+	b = append(b, `,"user":`...)
+	b = append(b, userJSON...)
+	b = append(b, `,"server_time":"`...)
+	b = protocol.At(now).UTC().AppendFormat(b, protocol.TimeLayout)
+	b = append(b, `","limits":`...)
+	b = append(b, g.limitsJSON...)
+	return append(b, '}')
 }

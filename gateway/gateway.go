@@ -8,6 +8,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"log/slog"
 	"net"
 	"net/http"
@@ -217,6 +218,9 @@ type Gateway struct {
 
 	apiSlots chan struct{} // one per HTTP API request being served
 	openapi  []byte        // GET /v1/openapi.json
+	// limitsJSON is cfg.Limits encoded, as every connect result carries
+	// them.
+	limitsJSON []byte
 }
 
 // New makes a gateway and installs it as the node's event handler.
@@ -233,6 +237,7 @@ func New(cfg Config, cl *cluster.Cluster, v *auth.Verifier) *Gateway {
 	g.origins = newOriginPolicy(cfg.AllowedOrigins, cfg.DevAuth)
 	g.apiSlots = make(chan struct{}, cfg.APIInflight)
 	g.openapi = openapi.Document()
+	g.limitsJSON, _ = json.Marshal(cfg.Limits)
 	cl.SetHandler(eventRouter{g.hub, g.presence})
 	changed := func() {
 		if g.hub.viewPending.CompareAndSwap(false, true) {

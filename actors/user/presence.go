@@ -227,7 +227,7 @@ func (s *State) handlePresence(cmd Command, now time.Time, eff *Effects) (any, *
 		offAt = s.presence.lastActive
 	}
 	s.settlePresence(was, offAt, eff)
-	return userResult{s.view(cmd.Caller)}, nil
+	return userResult(s.view(cmd.Caller)), nil
 }
 
 // handleGatewayGone ends every lease of a gateway whose node is gone.

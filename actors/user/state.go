@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strconv"
 	"time"
 	"unicode/utf8"
 
@@ -33,6 +34,32 @@ type LoginArgs struct {
 	// PresenceTTLMS is how long the session counts as online without a
 	// renewal (see OpPresence); 0: the configured default.
 	PresenceTTLMS int64 `json:"presence_ttl_ms,omitempty"`
+}
+
+// Append appends a as encoding/json writes it (fields left out when
+// empty), without reflection: every connect sends one.
+func (a LoginArgs) Append(dst []byte) []byte {
+	start := len(dst)
+	dst = append(dst, '{')
+	field := func(key string) {
+		if len(dst) > start+1 {
+			dst = append(dst, ',')
+		}
+		dst = append(dst, key...)
+	}
+	if a.Name != "" {
+		field(`"name":`)
+		dst = protocol.AppendString(dst, a.Name)
+	}
+	if a.Image != "" {
+		field(`"image":`)
+		dst = protocol.AppendString(dst, a.Image)
+	}
+	if a.PresenceTTLMS != 0 {
+		field(`"presence_ttl_ms":`)
+		dst = strconv.AppendInt(dst, a.PresenceTTLMS, 10)
+	}
+	return append(dst, '}')
 }
 
 // CheckClaims applies to a session token's name and image claims the
@@ -192,19 +219,28 @@ func (s *State) Handle(cmd Command, now time.Time) *Effects {
 		eff.Err = perr
 		return eff
 	}
-	b, err := json.Marshal(result)
-	if err != nil {
-		panic("user: encode result: " + err.Error())
+	if b, ok := result.(encodedResult); ok {
+		eff.Result = b
+	} else {
+		b, err := json.Marshal(result)
+		if err != nil {
+			panic("user: encode result: " + err.Error())
+		}
+		eff.Result = b
 	}
-	eff.Result = b
 	if len(eff.Events) > 0 {
 		eff.EventsTo = s.eventGateways()
 	}
 	return eff
 }
 
-type userResult struct {
-	User protocol.User `json:"user"`
+// encodedResult is a result already encoded.
+type encodedResult []byte
+
+// userResult is the result {"user": u}.
+func userResult(u protocol.User) encodedResult {
+	b := append(make([]byte, 0, 192+len(u.Name)+len(u.Description)+len(u.Image)+len(u.Metadata)), `{"user":`...)
+	return append(protocol.AppendUser(b, &u), '}')
 }
 
 func (s *State) dispatch(cmd Command, now time.Time, eff *Effects) (any, *protocol.Error) {
@@ -230,12 +266,16 @@ func (s *State) dispatch(cmd Command, now time.Time, eff *Effects) (any, *protoc
 			eff.ReplyEarly = true
 		}
 		s.loggedIn(cmd.Caller, a, now, eff)
-		return userResult{s.view(cmd.Caller)}, nil
+		// The reply is the connecting session's own view: it is online.
+		// The gateway sends it to the client as it is.
+		u := s.view(cmd.Caller)
+		u.Status = protocol.StatusOnline
+		return userResult(u), nil
 	case protocol.OpMe, OpGet:
 		if !s.exists && cmd.Op == OpGet {
 			return nil, protocol.Errorf(protocol.CodeNotFound, "no user %s", s.id)
 		}
-		return userResult{s.view(cmd.Caller)}, nil
+		return userResult(s.view(cmd.Caller)), nil
 	case protocol.OpUserUpdate:
 		var a protocol.UserUpdateArgs
 		if err := protocol.DecodeArgs(cmd.Args, &a); err != nil {
@@ -268,7 +308,7 @@ func (s *State) dispatch(cmd Command, now time.Time, eff *Effects) (any, *protoc
 			p.Metadata = compactObject(a.Metadata)
 		}
 		s.saveProfile(p, now, eff)
-		return userResult{s.view(cmd.Caller)}, nil
+		return userResult(s.view(cmd.Caller)), nil
 	case OpIndex:
 		var a IndexArgs
 		if err := protocol.DecodeArgs(cmd.Args, &a); err != nil {
@@ -370,11 +410,7 @@ func (s *State) saveProfile(p protocol.User, now time.Time, eff *Effects) {
 	}
 	p.UpdatedAt = protocol.At(now)
 	p.Status, p.LastSeen = "", protocol.Time{} // presence is not persisted here
-	b, err := json.Marshal(p)
-	if err != nil {
-		panic("user: encode profile: " + err.Error())
-	}
-	s.entry(eff).Put(persistence.TableMeta, nil, b)
+	s.entry(eff).Put(persistence.TableMeta, nil, protocol.AppendUser(nil, &p))
 	s.profile = p
 	s.exists = true
 }
