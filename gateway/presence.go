@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"encoding/json"
+	"slices"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -35,11 +36,13 @@ type presence struct {
 	// its actor in the order the maps changed: a heartbeat can never
 	// renew a session after the report that closed it.
 	mu       sync.Mutex
-	sessions map[string]map[string]*session   // user → its open local sessions by id
+	sessions map[string][]*session            // user → its open local sessions (a user has few)
 	watchers map[string]map[*session]struct{} // watched user → local watchers
-	watching map[*session]map[string]struct{} // open session → users it watches
-	pending  map[*session]int                 // open session → watch slots reserved by requests in flight
-	status   map[string]string                // watched user → status last delivered
+	// watching holds every open session: the users it watches (nil
+	// until its first watch: most sessions watch none).
+	watching map[*session]map[string]struct{}
+	pending  map[*session]int  // open session → watch slots reserved by requests in flight
+	status   map[string]string // watched user → status last delivered
 
 	paused atomic.Bool
 	stop   chan struct{}
@@ -50,7 +53,7 @@ func newPresence(g *Gateway) *presence {
 	p := &presence{
 		g:        g,
 		interval: g.cfg.PresenceInterval,
-		sessions: make(map[string]map[string]*session),
+		sessions: make(map[string][]*session),
 		watchers: make(map[string]map[*session]struct{}),
 		watching: make(map[*session]map[string]struct{}),
 		pending:  make(map[*session]int),
@@ -92,13 +95,8 @@ func (p *presence) report(userID string, a user.PresenceArgs) {
 func (p *presence) opened(s *session) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	ss := p.sessions[s.user]
-	if ss == nil {
-		ss = make(map[string]*session)
-		p.sessions[s.user] = ss
-	}
-	ss[s.id] = s
-	p.watching[s] = make(map[string]struct{})
+	p.sessions[s.user] = append(p.sessions[s.user], s)
+	p.watching[s] = nil
 }
 
 // closed reports an ended session and drops its watches. It is safe for
@@ -106,14 +104,14 @@ func (p *presence) opened(s *session) {
 func (p *presence) closed(s *session) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if ss := p.sessions[s.user]; ss != nil {
-		if _, ok := ss[s.id]; ok {
-			delete(ss, s.id)
-			if len(ss) == 0 {
-				delete(p.sessions, s.user)
-			}
-			p.report(s.user, user.PresenceArgs{Closed: []string{s.id}})
+	ss := p.sessions[s.user]
+	if i := slices.Index(ss, s); i >= 0 {
+		if len(ss) == 1 {
+			delete(p.sessions, s.user)
+		} else {
+			p.sessions[s.user] = slices.Delete(ss, i, i+1)
 		}
+		p.report(s.user, user.PresenceArgs{Closed: []string{s.id}})
 	}
 	for u := range p.watching[s] {
 		p.dropWatcherLocked(s, u)
@@ -191,8 +189,8 @@ func (p *presence) heartbeatLocked(u string) {
 	on := true
 	{
 		a := user.PresenceArgs{TTLMS: p.ttl().Milliseconds()}
-		for id := range p.sessions[u] {
-			a.Renew = append(a.Renew, id)
+		for _, s := range p.sessions[u] {
+			a.Renew = append(a.Renew, s.id)
 		}
 		sort.Strings(a.Renew)
 		if !watched {
@@ -336,7 +334,7 @@ func (p *presence) watch(s *session, args []byte, done answer) {
 func (p *presence) admit(s *session, users []string) (int, *protocol.Error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	have := p.watching[s]
+	have, open := p.watching[s]
 	fresh := 0
 	for _, u := range users {
 		if _, ok := have[u]; !ok {
@@ -344,7 +342,7 @@ func (p *presence) admit(s *session, users []string) (int, *protocol.Error) {
 		}
 	}
 	limit := s.g.cfg.Limits.MaxPresenceWatch
-	if have == nil || len(have)+p.pending[s]+fresh > limit {
+	if !open || len(have)+p.pending[s]+fresh > limit {
 		return 0, protocol.Errorf(protocol.CodeTooLarge, "a session watches the presence of at most %d users", limit)
 	}
 	p.pending[s] += fresh
@@ -370,8 +368,8 @@ func (p *presence) added(s *session, u string, result []byte) {
 	_ = json.Unmarshal(result, &r)
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	have := p.watching[s]
-	if have == nil {
+	have, open := p.watching[s]
+	if !open {
 		// The session ended meanwhile: drop the lease unless another
 		// local session uses it.
 		if len(p.watchers[u]) == 0 {
@@ -379,6 +377,10 @@ func (p *presence) added(s *session, u string, result []byte) {
 			p.report(u, user.PresenceArgs{Watch: &off})
 		}
 		return
+	}
+	if have == nil {
+		have = make(map[string]struct{})
+		p.watching[s] = have
 	}
 	have[u] = struct{}{}
 	ws := p.watchers[u]
@@ -465,10 +467,7 @@ func (r eventRouter) Events(ev *clusterpb.Events) {
 // user that has connected. It runs on the inbox goroutine.
 func (p *presence) notify(userID string, ev *clusterpb.Events) {
 	p.mu.Lock()
-	targets := make([]*session, 0, len(p.sessions[userID]))
-	for _, s := range p.sessions[userID] {
-		targets = append(targets, s)
-	}
+	targets := slices.Clone(p.sessions[userID])
 	p.mu.Unlock()
 	n := 0
 	for _, s := range targets {

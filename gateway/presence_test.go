@@ -29,7 +29,7 @@ func TestPresenceWatchReservesSlots(t *testing.T) {
 		t.Fatalf("a watch within the limit: %d slots, %v", n, perr)
 	}
 	// The first request is answered: one user existed and is watched now.
-	p.watching[s]["a"] = struct{}{}
+	p.added(s, "a", []byte(`{"user":{"id":"a","status":"online"}}`))
 	p.reserve(s, -first)
 	p.reserve(s, -1)
 	if n, perr := p.admit(s, []string{"a", "x", "y"}); perr != nil || n != 2 {

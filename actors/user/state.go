@@ -170,7 +170,7 @@ type State struct {
 // Load reads the user from log. cfg is kept (not copied): the node's
 // configuration, shared by every user it holds.
 func Load(id string, log persistence.Reader, cfg *Config) (*State, error) {
-	s := &State{id: id, cfg: cfg, channels: make(map[string]time.Time), log: log}
+	s := &State{id: id, cfg: cfg, log: log} // channels: made by the first index entry
 	v, err := log.Get(persistence.TableMeta, nil)
 	switch {
 	case errors.Is(err, persistence.ErrNotFound):
@@ -189,6 +189,9 @@ func Load(id string, log persistence.Reader, cfg *Config) (*State, error) {
 	recs, err := log.Scan(persistence.TableMember, persistence.Range{})
 	if err != nil {
 		return nil, fmt.Errorf("load user %s channels: %w", id, err)
+	}
+	if len(recs) > 0 {
+		s.channels = make(map[string]time.Time, len(recs))
 	}
 	for _, r := range recs {
 		var at time.Time
@@ -320,6 +323,9 @@ func (s *State) dispatch(cmd Command, now time.Time, eff *Effects) (any, *protoc
 		_, had := s.channels[a.Channel]
 		switch {
 		case a.Member && !had:
+			if s.channels == nil {
+				s.channels = make(map[string]time.Time)
+			}
 			s.channels[a.Channel] = now
 			at, _ := now.MarshalBinary()
 			s.entry(eff).Put(persistence.TableMember, []byte(a.Channel), at)
