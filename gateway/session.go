@@ -345,7 +345,7 @@ func (s *session) replyResult(id []byte, result []byte) {
 	if id == nil {
 		return
 	}
-	b := protocol.AppendResult(newFrameBuf(len(id)+len(result)+16), id, result)
+	b := protocol.AppendResult(newFrameBuf(len(id)+len(result)+len(`{"id":,"result":}`)), id, result)
 	s.sendMessage(frameInPlace(b))
 }
 

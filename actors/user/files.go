@@ -3,7 +3,6 @@ package user
 import (
 	"encoding/json"
 	"errors"
-	"fmt"
 	"slices"
 	"strconv"
 	"time"
@@ -84,23 +83,6 @@ type pendingFile struct {
 func fileKey(id string) []byte { return append([]byte("file\x00"), id...) }
 
 var fileCountKey = []byte("files")
-
-func (s *State) loadFiles() error {
-	s.files = fileState{} // pending: made by the first upload
-	v, err := s.log.Get(persistence.TableAux, fileCountKey)
-	switch {
-	case errors.Is(err, persistence.ErrNotFound):
-		return nil
-	case err != nil:
-		return err
-	}
-	n, err := strconv.Atoi(string(v))
-	if err != nil {
-		return fmt.Errorf("corrupt file count")
-	}
-	s.files.count = n
-	return nil
-}
 
 // Committed tells the state that entries up to index are durable.
 func (s *State) Committed(index uint64) {

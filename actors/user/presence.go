@@ -1,11 +1,12 @@
 package user
 
 import (
+	"bytes"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -130,19 +131,31 @@ var richOps = map[string]func(s *State, cmd Command, now time.Time, eff *Effects
 
 func (s *State) loadRich() error {
 	s.presence = presenceState{sessions: make(map[sessionKey]time.Time)} // watchers: made by the first watch
-	v, err := s.log.Get(persistence.TableAux, presenceKey)
-	switch {
-	case errors.Is(err, persistence.ErrNotFound):
-	case err != nil:
+	s.files = fileState{}                                                // pending: made by the first upload
+	// The user's two single aux records, "files" and "presence", are read
+	// at once (most users have neither): file records, "file\x00" id, sort
+	// before the range, and no other aux key sorts inside it.
+	recs, err := s.log.Scan(persistence.TableAux, persistence.Range{After: []byte("file\x01"), Before: []byte("presence\x00")})
+	if err != nil {
 		return err
-	default:
-		var r presenceRecord
-		if json.Unmarshal(v, &r) != nil {
-			return fmt.Errorf("corrupt presence record")
-		}
-		s.presence.lastSeen = r.LastSeen
 	}
-	return s.loadFiles()
+	for _, r := range recs {
+		switch {
+		case bytes.Equal(r.Key, presenceKey):
+			var pr presenceRecord
+			if json.Unmarshal(r.Value, &pr) != nil {
+				return fmt.Errorf("corrupt presence record")
+			}
+			s.presence.lastSeen = pr.LastSeen
+		case bytes.Equal(r.Key, fileCountKey):
+			n, err := strconv.Atoi(string(r.Value))
+			if err != nil {
+				return fmt.Errorf("corrupt file count")
+			}
+			s.files.count = n
+		}
+	}
+	return nil
 }
 
 func (s *State) online() bool { return len(s.presence.sessions) > 0 }
