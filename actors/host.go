@@ -166,9 +166,10 @@ func StartHost(d Deps) (*Host, error) {
 	// A child that fails is stopped, never restarted in place: its next
 	// message activates it afresh from the store.
 	stop := actor.NewOneForOneStrategy(0, 0, func(any) actor.Directive { return actor.StopDirective })
+	w := newWorkers()
 	props := actor.PropsFromProducer(func() actor.Actor {
 		return &hostActor{d: &d, children: make(map[string]*child), byPID: make(map[string]string), led: make(map[uint32]uint64),
-			exports: make(chan struct{}, 4)}
+			exports: make(chan struct{}, 4), workers: w}
 	}, actor.WithSupervisor(stop))
 	pid, err := d.Cluster.System().Root.SpawnNamed(props, cluster.HostName)
 	if err != nil {
@@ -218,6 +219,8 @@ type hostActor struct {
 	// joins them when the host stops.
 	exports   chan struct{}
 	exporting sync.WaitGroup
+	// workers runs the children's mailboxes (workers.go).
+	workers *workers
 }
 
 type child struct {
@@ -276,6 +279,8 @@ func (h *hostActor) Receive(ctx actor.Context) {
 	case *actor.Stopping:
 		h.stopChildren(ctx)
 		h.exporting.Wait()
+	case *actor.Stopped:
+		h.workers.close() // the children have stopped
 	case *gatewayGone:
 		for _, c := range h.children {
 			ctx.Send(c.pid, m)
@@ -421,10 +426,10 @@ func (h *hostActor) activate(ctx actor.Context, kind clusterpb.Kind, target, key
 		if directory.IsShard(target) {
 			k = kindDirectory
 		}
-		props = actor.PropsFromProducer(func() actor.Actor { return newChannelActor(target, key, sh, h.d) })
+		props = actor.PropsFromProducer(func() actor.Actor { return newChannelActor(target, key, sh, h.d) }, actor.WithDispatcher(h.workers))
 	case clusterpb.Kind_KIND_USER:
 		k = kindUser
-		props = actor.PropsFromProducer(func() actor.Actor { return newUserActor(target, key, sh, h.d) })
+		props = actor.PropsFromProducer(func() actor.Actor { return newUserActor(target, key, sh, h.d) }, actor.WithDispatcher(h.workers))
 	default:
 		return nil, errors.New("unknown kind")
 	}
