@@ -20,11 +20,7 @@ func AppendUser(dst []byte, u *User) []byte {
 	dst = append(dst, `,"image":`...)
 	dst = AppendString(dst, u.Image)
 	dst = append(dst, `,"metadata":`...)
-	if u.Metadata == nil {
-		dst = append(dst, "null"...)
-	} else {
-		dst = appendRaw(dst, u.Metadata)
-	}
+	dst = appendRawOrNull(dst, u.Metadata)
 	dst = append(dst, `,"status":`...)
 	dst = AppendString(dst, u.Status)
 	dst = append(dst, `,"last_seen":`...)
