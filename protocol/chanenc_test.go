@@ -69,7 +69,7 @@ func testChannels() []*Channel {
 		{ID: "c<&>", Type: TypeLive, Name: "ü<&>\"\\\n", Description: "d\u2028", Image: "i", Metadata: json.RawMessage(`{ "k" : ["<v>"] }`),
 			Tags: []string{"a", "é"}, Public: true, Distinct: true, MemberCount: -1, MessageCount: 9, LastSegment: 12,
 			LastMessage: &Message{ID: "12-a", Channel: "c", Segment: 12, Text: "hi", CreatedAt: eventMsgAt},
-			MutedUntil: At(eventMsgAt.Add(time.Hour)), RateLimit: &RateLimit{Count: 5, WindowMS: 1000}, SlowModeMS: 3000,
+			MutedUntil:  At(eventMsgAt.Add(time.Hour)), RateLimit: &RateLimit{Count: 5, WindowMS: 1000}, SlowModeMS: 3000,
 			AutoDeleteFlags: 2, AttachedTo: &AttachedTo{StreamID: "s1", PostID: "p<1>"}, TypingEvents: &no, CreatedBy: "bob",
 			CreatedAt: eventMsgAt, UpdatedAt: eventMsgAt, LastActivity: eventMsgAt, Deleted: true,
 			Member: &Member{User: "bob", Channel: "c", Membership: MembershipMember, Roles: []string{RoleOwner}}, UnreadCount: &unread, Mentioned: &yes},
