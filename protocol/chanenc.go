@@ -11,7 +11,14 @@ func (c Channel) MarshalJSON() ([]byte, error) {
 // reflection for the channel and the member: every join and watch
 // replies with one.
 func (r WatchResult) MarshalJSON() ([]byte, error) {
-	dst := make([]byte, 0, 768)
+	n := 768 + 400*len(r.Messages)
+	if r.Channel != nil {
+		n += len(r.Channel.Metadata)
+	}
+	for _, e := range r.Events {
+		n += len(e) + 1
+	}
+	dst := make([]byte, 0, n)
 	dst = append(dst, `{"channel":`...)
 	dst = appendChannelRef(dst, r.Channel)
 	dst = append(dst, `,"member":`...)

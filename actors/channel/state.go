@@ -307,6 +307,9 @@ func (s *State) Handle(cmd Command, now time.Time) *Effects {
 	}
 	if raw, ok := result.(json.RawMessage); ok {
 		eff.Result = raw
+	} else if r, ok := result.(*protocol.WatchResult); ok {
+		// Compact JSON already (json.Marshal would check and copy it).
+		eff.Result, _ = r.MarshalJSON()
 	} else {
 		b, err := json.Marshal(result)
 		if err != nil {
