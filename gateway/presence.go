@@ -230,10 +230,7 @@ func (p *presence) reconcile(result []byte) {
 	p.status[u.ID] = u.Status
 	targets := p.watcherList(u.ID)
 	p.mu.Unlock()
-	frame, err := protocol.EncodeEvent(protocol.EventPresence, "", 0, protocol.PresenceEvent{User: u.ID, Status: u.Status, LastSeen: u.LastSeen})
-	if err != nil {
-		return
-	}
+	frame := protocol.AppendPresenceEvent(nil, &protocol.PresenceEvent{User: u.ID, Status: u.Status, LastSeen: u.LastSeen})
 	for _, s := range targets {
 		s.send(frame)
 	}

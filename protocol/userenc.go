@@ -33,3 +33,15 @@ func AppendUser(dst []byte, u *User) []byte {
 	dst = appendTimeField(dst, `,"updated_at":`, u.UpdatedAt)
 	return append(dst, '}')
 }
+
+// AppendPresenceEvent appends the frame of a presence event, byte for
+// byte as EncodeEvent(EventPresence, "", 0, e) writes it, without
+// reflection: every session's first login and last logout make one.
+func AppendPresenceEvent(dst []byte, e *PresenceEvent) []byte {
+	dst = append(dst, `{"event":"`+EventPresence+`","data":{"user":`...)
+	dst = AppendString(dst, e.User)
+	dst = append(dst, `,"status":`...)
+	dst = AppendString(dst, e.Status)
+	dst = appendTimeField(dst, `,"last_seen":`, e.LastSeen)
+	return append(dst, "}}"...)
+}

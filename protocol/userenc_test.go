@@ -55,3 +55,16 @@ func FuzzAppendUser(f *testing.F) {
 		}
 	})
 }
+
+// TestAppendPresenceEvent: the frame is EncodeEvent's, byte for byte.
+func TestAppendPresenceEvent(t *testing.T) {
+	for _, e := range []PresenceEvent{{}, {User: "alice", Status: StatusOnline, LastSeen: eventMsgAt}, {User: "b<&>\n\xff", Status: StatusOffline}} {
+		want, err := EncodeEvent(EventPresence, "", 0, e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := AppendPresenceEvent(nil, &e); string(got) != string(want) {
+			t.Errorf("got  %s\nwant %s", got, want)
+		}
+	}
+}

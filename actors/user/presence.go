@@ -301,11 +301,7 @@ func (s *State) settlePresence(wasOnline bool, offAt time.Time, eff *Effects) {
 		s.entry(eff).Put(persistence.TableAux, presenceKey, b)
 	}
 	status, lastSeen := s.presenceView()
-	frame, err := protocol.EncodeEvent(protocol.EventPresence, "", 0, protocol.PresenceEvent{User: s.id, Status: status, LastSeen: lastSeen})
-	if err != nil {
-		panic("user: encode presence: " + err.Error())
-	}
-	eff.Events = append(eff.Events, frame)
+	eff.Events = append(eff.Events, protocol.AppendPresenceEvent(nil, &protocol.PresenceEvent{User: s.id, Status: status, LastSeen: lastSeen}))
 }
 
 // SessionGateways returns the gateways that hold the user's open sessions.
