@@ -26,6 +26,8 @@ type bench struct {
 	profile []string
 	idle    []idleResult
 	groups  []*group
+	// storm0 and stormRef are the connect storms of -bin and -ref-bin.
+	storm0, stormRef []stormRun
 
 	repl      []replicatedRun
 	chaos     []faultRun
@@ -97,6 +99,11 @@ func (b *bench) all(ctx context.Context) error {
 			continue
 		}
 		if err := b.runGroup(ctx, g); err != nil {
+			return err
+		}
+	}
+	if want("storm") {
+		if err := b.storms(ctx); err != nil {
 			return err
 		}
 	}

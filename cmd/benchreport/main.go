@@ -47,7 +47,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&o.repeat, "repeat", 3, "runs per figure; the report quotes the median")
 	fs.IntVar(&o.sessions, "idle-sessions", 10000, "idle sessions for the memory figure")
 	fs.BoolVar(&o.quick, "quick", false, "tiny runs, to check the tool itself")
-	fs.StringVar(&o.only, "only", "", "run one part only (go, idle, live, durable, chat, replicated, faults) and print the report to stdout (docs stay as they are unless -out is given); for working on one figure")
+	fs.StringVar(&o.only, "only", "", "run one part only (go, idle, live, durable, chat, storm, replicated, faults) and print the report to stdout (docs stay as they are unless -out is given); for working on one figure")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}

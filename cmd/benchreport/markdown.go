@@ -207,6 +207,7 @@ func (b *bench) markdown(took time.Duration) string {
 		p("```\n\n")
 	}
 
+	b.stormMarkdown(p)
 	b.replicationMarkdown(p)
 
 	p("## Go benchmarks\n\nThe in-process ones (`./cmd/switchboard`) run a node and the generator in one process: compare them with each other only.\n\n```\n%s\n```\n\n", strings.Join(b.goBench, "\n"))

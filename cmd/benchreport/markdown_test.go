@@ -115,3 +115,23 @@ func TestIdleFiguresSayWhichHeap(t *testing.T) {
 		t.Fatalf("target row %q, want the live heap plus stacks", target)
 	}
 }
+
+// TestStormRows: the connect storm's section has a row per run and a
+// median row per build, in microseconds per session.
+func TestStormRows(t *testing.T) {
+	b := &bench{o: options{out: "docs/benchmarks.md", bin: "bin/switchboard", refBin: "bin/switchboard-ref-abc", refName: "abc", repeat: 1, only: "storm"}}
+	b.groups = b.plan()
+	b.storm0 = []stormRun{{sessions: 5000, connectS: 0.8, nodeConnect: 150e-6, genConnect: 80e-6, joinS: 0.2, nodeJoin: 40e-6, genJoin: 20e-6}}
+	b.stormRef = []stormRun{{sessions: 5000, connectS: 1, nodeConnect: 210e-6, genConnect: 80e-6, joinS: 0.2, nodeJoin: 38e-6, genJoin: 21e-6, failed: 2}}
+	md := b.markdown(time.Minute)
+	for _, want := range []string{
+		"## Connect storm: 5000 new users connect, then join a live room",
+		"| this build | 1 | 0.80 s | 150 µs | 80 µs | 0.20 s | 40 µs | 20 µs | 0 |",
+		"| **reference abc** | **median** | **1.00 s** | **210 µs** | **80 µs** | **0.20 s** | **38 µs** | **21 µs** | |",
+		"| reference abc | 1 | 1.00 s | 210 µs | 80 µs | 0.20 s | 38 µs | 21 µs | 2 |",
+	} {
+		if !strings.Contains(md, want) {
+			t.Errorf("report lacks %q", want)
+		}
+	}
+}
