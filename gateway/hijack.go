@@ -65,10 +65,11 @@ func (h sessionHijacker) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 
 // smallReader returns a readBufBytes reader over conn holding what br
 // has buffered (bytes the client sent right after its request), or br
-// itself in the rare case that they do not fit.
+// itself when it is that small already (UpgradeListener's) or, rarely,
+// when they do not fit.
 func smallReader(conn net.Conn, br *bufio.Reader) (*bufio.Reader, error) {
 	n := br.Buffered()
-	if n > readBufBytes {
+	if n > readBufBytes || br.Size() <= readBufBytes {
 		return br, nil
 	}
 	r := bufio.NewReaderSize(conn, readBufBytes)

@@ -310,7 +310,7 @@ func NewNode(cfg Config) (_ *Node, err error) {
 		admin := http.NewServeMux()
 		n.healthRoutes(admin)
 		n.operatorRoutes(admin, true)
-		n.adminSrv = &http.Server{Handler: admin, ReadHeaderTimeout: 10 * time.Second}
+		n.adminSrv = &http.Server{Handler: admin, ReadHeaderTimeout: headerTimeout}
 		if n.sec.client != nil {
 			// The operator endpoints carry the API key and the cluster's
 			// state: TLS with --listen's certificate, as --listen.
@@ -324,11 +324,17 @@ func NewNode(cfg Config) (_ *Node, err error) {
 	for _, p := range []string{"GET /{$}", "GET /console", "GET /assets/"} {
 		mux.Handle(p, app)
 	}
-	n.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	n.srv = &http.Server{Handler: mux, ReadHeaderTimeout: headerTimeout}
 	if n.sec.client != nil {
 		// HTTP/2 for the HTTP API; WebSocket upgrades ask for (and get)
 		// HTTP/1.1.
 		n.srv.TLSConfig = n.sec.client.ServerConfig("h2", "http/1.1")
+	} else if n.gw != nil {
+		// Plaintext: WebSocket upgrades are served without net/http's
+		// per-connection work; everything else reaches n.srv as before.
+		// Over TLS they take net/http's path (the handshake, client
+		// certificates and ALPN stay with crypto/tls and net/http).
+		n.ln = gateway.UpgradeListener(n.ln, "/v1/ws", n.gw, headerTimeout)
 	}
 	n.metrics.watchTLS(n.sec)
 	n.sec.watch(n.stopWatch, n.watchers.Go)
@@ -424,6 +430,10 @@ func (r storeRegistry) SaveRegistry(b []byte) error { return r.s.PutNode("regist
 // Cluster returns the node's cluster layer.
 func (n *Node) Cluster() *cluster.Cluster { return n.cl }
 
+// headerTimeout bounds the reading of a request's head on the node's
+// listeners (slow clients holding connections open are cut).
+const headerTimeout = 10 * time.Second
+
 // serveHTTP serves srv on ln, over TLS when srv has a TLS config (its
 // certificate comes from there).
 func serveHTTP(srv *http.Server, ln net.Listener) error {
@@ -487,7 +497,8 @@ func (n *Node) Close() error {
 	n.hooks.close() // before the actors it asks stop
 	if n.srv != nil {
 		_ = n.srv.Shutdown(ctx)
-	} else if n.ln != nil {
+	}
+	if n.ln != nil { // closed by Shutdown if it was served
 		n.ln.Close()
 	}
 	if n.adminSrv != nil {

@@ -1,0 +1,120 @@
+package gateway
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"time"
+)
+
+// upgradeWriter is the ResponseWriter of an upgrade served by
+// UpgradeListener: what the WebSocket library uses of one. A 101 goes out
+// at Hijack (as net/http flushes it there); any other answer (a refusal)
+// is written, with Connection: close, when the handler returns.
+type upgradeWriter struct {
+	c       net.Conn
+	rest    []byte // what the client sent after its head
+	timeout time.Duration
+
+	header   http.Header
+	status   int
+	body     bytes.Buffer
+	hijacked bool
+}
+
+func (w *upgradeWriter) Header() http.Header {
+	if w.header == nil {
+		w.header = make(http.Header, 4)
+	}
+	return w.header
+}
+
+func (w *upgradeWriter) WriteHeader(code int) {
+	if w.status == 0 {
+		w.status = code
+	}
+}
+
+// errBodyTooLarge: a refusal's text is short; a handler writing more is
+// cut.
+var errBodyTooLarge = errors.New("gateway: upgrade response body too large")
+
+func (w *upgradeWriter) Write(p []byte) (int, error) {
+	w.WriteHeader(http.StatusOK)
+	if w.body.Len()+len(p) > headBufBytes {
+		return 0, errBodyTooLarge
+	}
+	return w.body.Write(p)
+}
+
+// Hijack writes the 101 and hands the connection over with a reader
+// holding what the client sent after its head.
+func (w *upgradeWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	if w.hijacked {
+		return nil, nil, http.ErrHijacked
+	}
+	if w.status != http.StatusSwitchingProtocols {
+		return nil, nil, errors.New("gateway: hijack without 101")
+	}
+	if err := w.writeHead(nil); err != nil {
+		return nil, nil, err
+	}
+	w.hijacked = true
+	var r *bufio.Reader
+	if len(w.rest) == 0 {
+		r = bufio.NewReaderSize(w.c, readBufBytes)
+	} else {
+		// All of it buffered: the library keeps what is buffered and
+		// reads the connection after it.
+		r = bufio.NewReaderSize(io.MultiReader(bytes.NewReader(bytes.Clone(w.rest)), w.c), max(readBufBytes, len(w.rest)))
+		if _, err := r.Peek(len(w.rest)); err != nil {
+			return nil, nil, err
+		}
+	}
+	// The session's hijacker (withSession) replaces the writer with its
+	// own; a small one serves any other handler.
+	return w.c, bufio.NewReadWriter(r, bufio.NewWriterSize(w.c, 16)), nil
+}
+
+// finish writes a handler's answer that did not upgrade, and closes the
+// connection.
+func (w *upgradeWriter) finish() {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	w.Header().Set("Content-Length", strconv.Itoa(w.body.Len()))
+	w.header.Set("Connection", "close")
+	_ = w.writeHead(w.body.Bytes())
+	w.c.Close()
+}
+
+// writeHead writes the status line, the headers and body in one write,
+// bounded by the header timeout.
+func (w *upgradeWriter) writeHead(body []byte) error {
+	b := make([]byte, 0, 256+len(body))
+	b = append(b, "HTTP/1.1 "...)
+	b = strconv.AppendInt(b, int64(w.status), 10)
+	b = append(b, ' ')
+	b = append(b, http.StatusText(w.status)...)
+	b = append(b, "\r\n"...)
+	if w.status != http.StatusSwitchingProtocols {
+		b = append(b, "Date: "...)
+		b = time.Now().UTC().AppendFormat(b, http.TimeFormat)
+		b = append(b, "\r\n"...)
+	}
+	buf := bytes.NewBuffer(b)
+	_ = w.Header().Write(buf)
+	buf.WriteString("\r\n")
+	buf.Write(body)
+	if err := w.c.SetWriteDeadline(time.Now().Add(w.timeout)); err != nil {
+		return err
+	}
+	if _, err := w.c.Write(buf.Bytes()); err != nil {
+		return err
+	}
+	return w.c.SetWriteDeadline(time.Time{})
+}
