@@ -229,12 +229,37 @@ func (l *upgradeListener) upgradeRequest(head []byte) *http.Request {
 	r, err := http.ReadRequest(br)
 	br.Reset(nil)
 	headReaders.Put(br)
-	if err != nil || r.ProtoMajor != 1 || r.ProtoMinor != 1 || r.ContentLength != 0 ||
+	if err != nil || r.Method != http.MethodGet || "GET "+r.URL.Path != l.prefix || r.ProtoMajor != 1 || r.ProtoMinor != 1 || r.ContentLength != 0 ||
 		len(r.TransferEncoding) > 0 || r.URL.IsAbs() || r.Header.Get("Expect") != "" ||
-		!headerHasToken(r.Header, "Upgrade", "websocket") {
+		!headerHasToken(r.Header, "Upgrade", "websocket") || !oneValidHost(head, r.Host) {
 		return nil
 	}
 	return r
+}
+
+// oneValidHost reports whether head has exactly one Host line and host
+// (its value) is well formed, as the http.Server requires (it answers 400
+// otherwise).
+func oneValidHost(head []byte, host string) bool {
+	if host == "" {
+		return false
+	}
+	n := 0
+	for line := range bytes.SplitSeq(head, []byte("\n")) {
+		if len(line) > 5 && line[4] == ':' && strings.EqualFold(string(line[:4]), "host") {
+			n++
+		}
+	}
+	if n != 1 {
+		return false
+	}
+	for i := 0; i < len(host); i++ {
+		c := host[i]
+		if c <= ' ' || c >= 0x7f || strings.IndexByte(`"#/<>?@\^{|}`+"`", c) >= 0 {
+			return false
+		}
+	}
+	return true
 }
 
 // headerHasToken reports whether a comma-separated header has token.

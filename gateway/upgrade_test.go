@@ -186,6 +186,17 @@ func TestUpgradeListenerHandsOver(t *testing.T) {
 	if resp, err := http.ReadResponse(br, nil); err != nil || resp.StatusCode != http.StatusRequestHeaderFieldsTooLarge {
 		t.Fatalf("oversized head: %v %+v", err, resp)
 	}
+	// Upgrades the server refuses (no Host, two of them) are its to refuse.
+	up := "GET /v1/ws HTTP/1.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+	for _, head := range []string{up + "\r\n", up + "Host: a\r\nHost: b\r\n\r\n", up + "Host: a b\r\n\r\n"} {
+		conn, br = rawDial(t, addr)
+		if _, err := io.WriteString(conn, head); err != nil {
+			t.Fatal(err)
+		}
+		if resp, err := http.ReadResponse(br, nil); err != nil || resp.StatusCode != http.StatusBadRequest {
+			t.Fatalf("%q: %v %+v, want the server's 400", head, err, resp)
+		}
+	}
 	if fast.Load() != 0 {
 		t.Fatalf("%d requests took the fast path", fast.Load())
 	}
@@ -205,4 +216,26 @@ func TestUpgradeListenerSlowHead(t *testing.T) {
 	if n != 0 || err == nil || time.Since(start) > 5*time.Second {
 		t.Fatalf("slow head: read %d, %v after %v", n, err, time.Since(start))
 	}
+}
+
+// FuzzUpgradeHead: whatever a client sends, reading its head does not
+// panic, and the fast path takes GET /v1/ws upgrades only.
+func FuzzUpgradeHead(f *testing.F) {
+	f.Add([]byte("GET /v1/ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n\r\n"))
+	f.Add([]byte("GET /v1/ws?a=b HTTP/1.1\nHost: x\nUpgrade: WebSocket, h2c\n\n"))
+	f.Add([]byte("GET /v1/ws/../x HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n\r\n"))
+	f.Add([]byte("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"))
+	l := &upgradeListener{prefix: "GET /v1/ws"}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if !l.maybeUpgrade(b) {
+			return
+		}
+		end := headEnd(b)
+		if end == 0 {
+			return
+		}
+		if r := l.upgradeRequest(b[:end]); r != nil && (r.Method != "GET" || r.URL.Path != "/v1/ws" || r.Host == "") {
+			t.Fatalf("%q taken as %s %s host %q", b, r.Method, r.URL.Path, r.Host)
+		}
+	})
 }
