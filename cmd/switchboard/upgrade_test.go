@@ -21,7 +21,6 @@ import (
 // (426) and an upgrade from a refused origin (403) are answered as
 // before.
 func TestPlaintextListenerUpgradesWithoutServer(t *testing.T) {
-	t.Parallel()
 	n := testNode(t)
 	if got := reflect.TypeOf(n.ln).String(); got != "*gateway.upgradeListener" {
 		t.Fatalf("--listen is a %s, want the gateway's upgrade listener", got)
