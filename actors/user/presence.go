@@ -129,16 +129,11 @@ var richOps = map[string]func(s *State, cmd Command, now time.Time, eff *Effects
 	OpFileGet:     (*State).handleFileGet,
 }
 
-func (s *State) loadRich() error {
+// loadRich sets the presence and file state from the user's aux records
+// "presence" and "files" (recs may hold others, which it skips).
+func (s *State) loadRich(recs []persistence.Record) error {
 	s.presence = presenceState{sessions: make(map[sessionKey]time.Time)} // watchers: made by the first watch
 	s.files = fileState{}                                                // pending: made by the first upload
-	// The user's two single aux records, "files" and "presence", are read
-	// at once (most users have neither): file records, "file\x00" id, sort
-	// before the range, and no other aux key sorts inside it.
-	recs, err := s.log.Scan(persistence.TableAux, persistence.Range{After: []byte("file\x01"), Before: []byte("presence\x00")})
-	if err != nil {
-		return err
-	}
 	for _, r := range recs {
 		switch {
 		case bytes.Equal(r.Key, presenceKey):

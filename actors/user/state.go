@@ -8,7 +8,6 @@ package user
 import (
 	"bytes"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"sort"
 	"strconv"
@@ -171,14 +170,24 @@ type State struct {
 // configuration, shared by every user it holds.
 func Load(id string, log persistence.Reader, cfg *Config) (*State, error) {
 	s := &State{id: id, cfg: cfg, log: log} // channels: made by the first index entry
-	v, err := log.Get(persistence.TableMeta, nil)
-	switch {
-	case errors.Is(err, persistence.ErrNotFound):
-		s.profile = protocol.User{ID: id}
-	case err != nil:
+	// One pass over the user's records (a new user has none): its profile,
+	// its channel index, and of its aux records the two single ones,
+	// "files" and "presence" (file records, "file\x00" id, sort before
+	// the range, and no other aux key sorts inside it).
+	recs, err := persistence.ScanTables(log, []persistence.TableRange{
+		{Table: persistence.TableMeta},
+		{Table: persistence.TableMember},
+		{Table: persistence.TableAux, Range: persistence.Range{After: []byte("file\x01"), Before: []byte("presence\x00")}},
+	})
+	if err != nil {
 		return nil, fmt.Errorf("load user %s: %w", id, err)
-	default:
-		if err := json.Unmarshal(v, &s.profile); err != nil {
+	}
+	s.profile = protocol.User{ID: id}
+	for _, r := range recs[0] {
+		if len(r.Key) != 0 {
+			continue
+		}
+		if err := json.Unmarshal(r.Value, &s.profile); err != nil {
 			return nil, fmt.Errorf("load user %s: corrupt profile", id)
 		}
 		// Metadata stored before the server refused invalid UTF-8 is
@@ -186,19 +195,15 @@ func Load(id string, log persistence.Reader, cfg *Config) (*State, error) {
 		s.profile.Metadata = protocol.Sanitize(s.profile.Metadata)
 		s.exists = true
 	}
-	recs, err := log.Scan(persistence.TableMember, persistence.Range{})
-	if err != nil {
-		return nil, fmt.Errorf("load user %s channels: %w", id, err)
+	if len(recs[1]) > 0 {
+		s.channels = make(map[string]time.Time, len(recs[1]))
 	}
-	if len(recs) > 0 {
-		s.channels = make(map[string]time.Time, len(recs))
-	}
-	for _, r := range recs {
+	for _, r := range recs[1] {
 		var at time.Time
 		_ = at.UnmarshalBinary(r.Value)
 		s.channels[string(r.Key)] = at
 	}
-	if err := s.loadRich(); err != nil {
+	if err := s.loadRich(recs[2]); err != nil {
 		return nil, fmt.Errorf("load user %s: %w", id, err)
 	}
 	return s, nil
