@@ -50,29 +50,18 @@ func (v *view) scanTables(rs []TableRange) ([][]Record, error) {
 }
 
 // scanTables implements ScanTables for a ShardLog: with entries pending
-// on any of the tables it reads through an indexed batch holding them, as
-// Scan does.
+// on any of the tables it reads through them, as Scan does.
 func (l *ShardLog) scanTables(rs []TableRange) ([][]Record, error) {
-	pend := l.overlay()
-	pending := false
-	for _, tr := range rs {
-		pending = pending || touches(pend, tr.Table)
+	tables := make([]Table, len(rs))
+	for i, tr := range rs {
+		tables[i] = tr.Table
 	}
-	if !pending {
-		return l.s.scanTables(l.s.db, l.shard, l.sc, rs)
-	}
-	if err := l.s.enter(); err != nil {
+	rd, done, err := l.reader(tables...)
+	if err != nil {
 		return nil, err
 	}
-	b := l.s.db.NewIndexedBatch()
-	l.s.leave()
-	defer b.Close()
-	for _, e := range pend {
-		if err := writeOps(b, l.shard, l.sc, e.Ops); err != nil {
-			return nil, err
-		}
-	}
-	return l.s.scanTables(b, l.shard, l.sc, rs)
+	defer done()
+	return l.s.scanTables(rd, l.shard, l.sc, rs)
 }
 
 // scanTables reads rs (checked by ScanTables) with one iterator over the

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"slices"
 	"sync"
+
+	"github.com/cockroachdb/pebble/v2"
 )
 
 // ShardLog is the Log of one scope on the node that leads the scope's
@@ -90,28 +92,41 @@ func (l *ShardLog) Get(t Table, key []byte) ([]byte, error) {
 // Scan implements Reader: with entries pending it reads through an indexed
 // batch holding them over the store.
 func (l *ShardLog) Scan(t Table, r Range) ([]Record, error) {
+	rd, done, err := l.reader(t)
+	if err != nil {
+		return nil, err
+	}
+	defer done()
+	return l.s.scan(rd, l.shard, l.sc, t, r)
+}
+
+// reader returns what a scan of tables reads: the store, or, with
+// entries pending on any of them, an indexed batch holding those entries
+// over the store. done releases it.
+func (l *ShardLog) reader(tables ...Table) (pebble.Reader, func(), error) {
 	pend := l.overlay()
-	if !touches(pend, t) {
-		return l.s.scan(l.s.db, l.shard, l.sc, t, r)
+	if !touches(pend, tables) {
+		return l.s.db, func() {}, nil
 	}
 	if err := l.s.enter(); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	b := l.s.db.NewIndexedBatch()
 	l.s.leave()
-	defer b.Close()
 	for _, e := range pend {
 		if err := writeOps(b, l.shard, l.sc, e.Ops); err != nil {
-			return nil, err
+			b.Close()
+			return nil, nil, err
 		}
 	}
-	return l.s.scan(b, l.shard, l.sc, t, r)
+	return b, func() { b.Close() }, nil
 }
 
-func touches(pend []*Entry, t Table) bool {
+// touches reports whether a pending entry writes to one of tables.
+func touches(pend []*Entry, tables []Table) bool {
 	for _, e := range pend {
 		for _, op := range e.Ops {
-			if op.Table == t {
+			if slices.Contains(tables, op.Table) {
 				return true
 			}
 		}
