@@ -325,7 +325,9 @@ func (id *Identity) logLoaded(prev, m *material, what string) {
 
 // changed reports whether file i (certificate, key, CA, CRL) of m differs
 // from prev's (nil: all of m is new).
-func changed(prev, m *material, i int) bool { return prev == nil || !bytes.Equal(prev.raw[i], m.raw[i]) }
+func changed(prev, m *material, i int) bool {
+	return prev == nil || !bytes.Equal(prev.raw[i], m.raw[i])
+}
 
 // equalRaw reports whether two raw contents are the same bytes.
 func equalRaw(a, b [4][]byte) bool {
