@@ -9,6 +9,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"golang.org/x/net/http/httpguts"
 )
 
 // The public listener's WebSocket upgrades skip net/http's per-connection
@@ -231,35 +233,17 @@ func (l *upgradeListener) upgradeRequest(head []byte) *http.Request {
 	headReaders.Put(br)
 	if err != nil || r.Method != http.MethodGet || "GET "+r.URL.Path != l.prefix || r.ProtoMajor != 1 || r.ProtoMinor != 1 || r.ContentLength != 0 ||
 		len(r.TransferEncoding) > 0 || r.URL.IsAbs() || r.Header.Get("Expect") != "" ||
-		!headerHasToken(r.Header, "Upgrade", "websocket") || !oneValidHost(head, r.Host) {
+		!headerHasToken(r.Header, "Upgrade", "websocket") || !validHost(r) {
 		return nil
 	}
 	return r
 }
 
-// oneValidHost reports whether head has exactly one Host line and host
-// (its value) is well formed, as the http.Server requires (it answers 400
-// otherwise).
-func oneValidHost(head []byte, host string) bool {
-	if host == "" {
-		return false
-	}
-	n := 0
-	for line := range bytes.SplitSeq(head, []byte("\n")) {
-		if len(line) > 5 && line[4] == ':' && strings.EqualFold(string(line[:4]), "host") {
-			n++
-		}
-	}
-	if n != 1 {
-		return false
-	}
-	for i := 0; i < len(host); i++ {
-		c := host[i]
-		if c <= ' ' || c >= 0x7f || strings.IndexByte(`"#/<>?@\^{|}`+"`", c) >= 0 {
-			return false
-		}
-	}
-	return true
+// validHost reports whether r, read by http.ReadRequest (which refuses
+// more than one Host header), has a Host the http.Server would take: it
+// answers 400 to a missing or malformed one.
+func validHost(r *http.Request) bool {
+	return r.Host != "" && httpguts.ValidHostHeader(r.Host)
 }
 
 // headerHasToken reports whether a comma-separated header has token.
