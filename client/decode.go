@@ -36,17 +36,11 @@ func decodeEventInterned(b []byte, e *Event, in *interner) bool {
 	}
 	var seq uint64
 	if r, ok := bytes.CutPrefix(rest, []byte(`,"seq":`)); ok {
-		i := 0
-		for ; i < len(r) && r[i] >= '0' && r[i] <= '9'; i++ {
-			if i >= 19 {
-				return false
-			}
-			seq = seq*10 + uint64(r[i]-'0')
-		}
-		if i == 0 || (i > 1 && r[0] == '0') {
+		var n int
+		if seq, n = uintPrefix(r); n == 0 {
 			return false
 		}
-		rest = r[i:]
+		rest = r[n:]
 	}
 	var data []byte
 	if r, ok := bytes.CutPrefix(rest, []byte(`,"data":`)); ok {
@@ -68,6 +62,23 @@ func decodeEventInterned(b []byte, e *Event, in *interner) bool {
 	}
 	*e = Event{Name: in.get(&in.name, name), Channel: in.get(&in.channel, ch), Seq: seq, Data: data}
 	return true
+}
+
+// uintPrefix reads the JSON unsigned integer b starts with (at most 19
+// digits, no leading zero) and returns it and its length; size 0: there
+// is none.
+func uintPrefix(b []byte) (n uint64, size int) {
+	i := 0
+	for ; i < len(b) && b[i] >= '0' && b[i] <= '9'; i++ {
+		if i >= 19 {
+			return 0, 0
+		}
+		n = n*10 + uint64(b[i]-'0')
+	}
+	if i == 0 || (i > 1 && b[0] == '0') {
+		return 0, 0
+	}
+	return n, i
 }
 
 // interner keeps the last event's name and channel, which the next event
@@ -108,11 +119,8 @@ func decodeReply(b []byte, f *frame) bool {
 	if !ok {
 		return false
 	}
-	i := 0
-	for i < len(rest) && rest[i] >= '0' && rest[i] <= '9' {
-		i++
-	}
-	if i == 0 || i > 19 || (i > 1 && rest[0] == '0') {
+	_, i := uintPrefix(rest)
+	if i == 0 {
 		return false
 	}
 	id := rest[:i]
