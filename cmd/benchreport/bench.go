@@ -314,51 +314,27 @@ func (b *bench) idleRun(ctx context.Context, oneUser bool) (idleResult, error) {
 
 	n := b.o.sessions
 	clients := make([]*client.Client, n)
-	next := make(chan int)
-	var wg sync.WaitGroup
 	var mu sync.Mutex
 	var firstErr error
 	start := time.Now()
-	for range 64 {
-		wg.Go(func() {
-			for i := range next {
-				dctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-				user := fmt.Sprintf("idle-%d", i)
-				if oneUser {
-					user = "idle"
-				}
-				c, err := client.Dial(dctx, client.Options{URLs: []string{node.url()}, UserID: user,
-					OnEvent: func(client.Event) {}, NoReconnect: true})
-				cancel()
-				if err != nil {
-					mu.Lock()
-					if firstErr == nil {
-						firstErr = err
-					}
-					mu.Unlock()
-					continue
-				}
-				clients[i] = c
-			}
-		})
-	}
-	for i := range n {
-		next <- i
-	}
-	close(next)
-	wg.Wait()
-	connectSeconds := time.Since(start).Seconds()
-	defer func() {
-		var cw sync.WaitGroup
-		sem := make(chan struct{}, 256)
-		for _, c := range clients {
-			if c != nil {
-				sem <- struct{}{}
-				cw.Go(func() { defer func() { <-sem }(); c.Close() })
-			}
+	forEach(0, n, func(i int) {
+		user := fmt.Sprintf("idle-%d", i)
+		if oneUser {
+			user = "idle"
 		}
-		cw.Wait()
-	}()
+		c, err := dialIdle(ctx, node.url(), user)
+		if err != nil {
+			mu.Lock()
+			if firstErr == nil {
+				firstErr = err
+			}
+			mu.Unlock()
+			return
+		}
+		clients[i] = c
+	})
+	connectSeconds := time.Since(start).Seconds()
+	defer closeAll(clients)
 	if firstErr != nil {
 		return idleResult{}, fmt.Errorf("idle sessions: %w", firstErr)
 	}

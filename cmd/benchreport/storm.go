@@ -23,10 +23,6 @@ type stormRun struct {
 	failedConnects, failed int
 }
 
-// stormWorkers is how many sessions dial (and join) at a time, as in the
-// live room's setup.
-const stormWorkers = 64
-
 // storm runs one connect storm of bin.
 func (b *bench) storm(ctx context.Context, bin string) (stormRun, error) {
 	node, err := startNode(ctx, bin)
@@ -40,46 +36,25 @@ func (b *bench) storm(ctx context.Context, bin string) (stormRun, error) {
 	}
 	r := stormRun{sessions: n}
 	clients := make([]*client.Client, n)
-	defer func() {
-		for _, c := range clients {
-			if c != nil {
-				c.Close()
-			}
-		}
-	}()
+	defer closeAll(clients)
 	runID := fmt.Sprintf("%x", time.Now().UnixNano())
-	// phase runs do(i) for every session from stormWorkers goroutines and
-	// returns the node's and this process's CPU seconds and the wall time.
+	// phase runs do(i) for every session from from on, dialWorkers at a
+	// time, and returns the node's and this process's CPU seconds and the
+	// wall time.
 	phase := func(from int, do func(i int)) (nodeSecs, genSecs, wall float64, err error) {
 		before, err := node0(ctx, node)
 		if err != nil {
 			return 0, 0, 0, err
 		}
 		g0, t0 := processCPU(), time.Now()
-		next := make(chan int)
-		var wg sync.WaitGroup
-		for range stormWorkers {
-			wg.Go(func() {
-				for i := range next {
-					do(i)
-				}
-			})
-		}
-		for i := from; i < n; i++ {
-			next <- i
-		}
-		close(next)
-		wg.Wait()
+		forEach(from, n, do)
 		wall, genSecs = time.Since(t0).Seconds(), processCPU()-g0
 		after, err := node0(ctx, node)
 		return after - before, genSecs, wall, err
 	}
 	var mu sync.Mutex
 	nodeCPU, genCPU, wall, err := phase(0, func(i int) {
-		dctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-		defer cancel()
-		c, err := client.Dial(dctx, client.Options{URLs: []string{node.url()}, UserID: fmt.Sprintf("storm-%s-%d", runID, i),
-			OnEvent: func(client.Event) {}, NoReconnect: true})
+		c, err := dialIdle(ctx, node.url(), fmt.Sprintf("storm-%s-%d", runID, i))
 		if err != nil {
 			mu.Lock()
 			r.failedConnects++
@@ -151,7 +126,7 @@ func (b *bench) stormMarkdown(p func(string, ...any)) {
 		return
 	}
 	p("## Connect storm: %d new users connect, then join a live room\n\n", b.storm0[0].sessions)
-	p("The live room's *connect + join* split in two: first every session dials and connects (`client.Dial`, development auth, each a new user whose actor activates and stores its profile), %d at a time; then every session joins one `live` channel, %d at a time. CPU is per session: the node's from its `process_cpu_seconds_total` before and after each phase, the generator's (this process) from `getrusage`. Both share the same cores, so a phase's time follows the sum of the two.\n\n", stormWorkers, stormWorkers)
+	p("The live room's *connect + join* split in two: first every session dials and connects (`client.Dial`, development auth, each a new user whose actor activates and stores its profile), %d at a time; then every session joins one `live` channel, %d at a time. CPU is per session: the node's from its `process_cpu_seconds_total` before and after each phase, the generator's (this process) from `getrusage`. Both share the same cores, so a phase's time follows the sum of the two.\n\n", dialWorkers, dialWorkers)
 	p("| build | run | connect | node CPU / connect | generator CPU / connect | join | node CPU / join | generator CPU / join | failed |\n|---|---|---|---|---|---|---|---|---|\n")
 	us := func(s float64) string { return fmt.Sprintf("%.0f µs", s*1e6) }
 	rows := func(name string, rs []stormRun) {
