@@ -81,15 +81,16 @@ func quietLog() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, n
 // sets gRPC's process-wide logger, a data race when several start in one
 // process. The multi-process tests run the streams beside it.)
 type raftEnd struct {
-	s    *raftStreams
-	addr string
-	srv  *grpc.Server
-	once sync.Once
+	s     *raftStreams
+	addr  string
+	srv   *grpc.Server
+	once  sync.Once
+	creds credentials.TransportCredentials // what it was started with
 }
 
 func startRaftEnd(t *testing.T, creds credentials.TransportCredentials, port int, book *addrBook, recv RaftReceiver) *raftEnd {
 	t.Helper()
-	e := &raftEnd{s: newRaftStreams(creds, quietLog(), book.resolve)}
+	e := &raftEnd{s: newRaftStreams(creds, quietLog(), book.resolve), creds: creds}
 	if recv != nil {
 		e.s.setReceiver(recv)
 	}
@@ -156,20 +157,26 @@ func tlsCreds(t *testing.T) (a, b credentials.TransportCredentials) {
 	return load("a"), load("b")
 }
 
+// startRaftPair starts ends a (sending) and b (receiving into recv), with
+// or without TLS, b in a's address book.
+func startRaftPair(t *testing.T, secure bool) (a, b *raftEnd, book *addrBook, recv *recorder) {
+	var credsA, credsB credentials.TransportCredentials
+	if secure {
+		credsA, credsB = tlsCreds(t)
+	}
+	book, recv = &addrBook{}, &recorder{}
+	b = startRaftEnd(t, credsB, 0, book, recv)
+	a = startRaftEnd(t, credsA, 0, book, nil)
+	book.set("b", b.addr)
+	return a, b, book, recv
+}
+
 func TestRaftStreamDeliversInOrder(t *testing.T) {
 	t.Parallel()
 	for _, secure := range []bool{false, true} {
 		t.Run(fmt.Sprintf("tls=%v", secure), func(t *testing.T) {
 			t.Parallel()
-			var credsA, credsB credentials.TransportCredentials
-			if secure {
-				credsA, credsB = tlsCreds(t)
-			}
-			book := &addrBook{}
-			recv := &recorder{}
-			b := startRaftEnd(t, credsB, 0, book, recv)
-			a := startRaftEnd(t, credsA, 0, book, nil)
-			book.set("b", b.addr)
+			a, _, _, recv := startRaftPair(t, secure)
 			const batches, per = 50, 3
 			for i := range batches {
 				// A refused batch (the stream is still opening) is raft's to
@@ -328,15 +335,7 @@ func TestRaftStreamReconnectsToARestartedPeer(t *testing.T) {
 	for _, secure := range []bool{false, true} {
 		t.Run(fmt.Sprintf("tls=%v", secure), func(t *testing.T) {
 			t.Parallel()
-			var credsA, credsB credentials.TransportCredentials
-			if secure {
-				credsA, credsB = tlsCreds(t)
-			}
-			book := &addrBook{}
-			recv := &recorder{}
-			b := startRaftEnd(t, credsB, 0, book, recv)
-			a := startRaftEnd(t, credsA, 0, book, nil)
-			book.set("b", b.addr)
+			a, b, book, recv := startRaftPair(t, secure)
 			waitUntil(t, 10*time.Second, "the first batch accepted", func() bool { return a.s.Send("b", testBatch("a", 1, 0)) })
 			waitUntil(t, 10*time.Second, "the first batch delivered", func() bool { got, _ := recv.msgs(); return len(got) == 1 })
 
@@ -344,7 +343,7 @@ func TestRaftStreamReconnectsToARestartedPeer(t *testing.T) {
 			_, port, _ := net.SplitHostPort(b.addr)
 			p, _ := strconv.Atoi(port)
 			recv2 := &recorder{}
-			startRaftEnd(t, credsB, p, book, recv2)
+			startRaftEnd(t, b.creds, p, book, recv2)
 			// Batches sent while the stream is found broken are lost (raft
 			// resends); the stream comes back by itself.
 			i := 1
