@@ -89,6 +89,9 @@ type Config struct {
 	TypingTTL time.Duration
 	// Security secures the cluster's ports and --listen (security.go).
 	Security SecurityConfig
+	// HeapFloor is the heap goal the garbage collector keeps at least
+	// (heapfloor.go; 0: none). serve applies it to the process.
+	HeapFloor int64
 	// DiskReserve is the free space the store keeps on its disk (see
 	// persistence.Options; 0: 64 MiB, negative: none).
 	DiskReserve int64

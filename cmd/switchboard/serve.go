@@ -60,6 +60,7 @@ func serveFlags(fs *flag.FlagSet) (*Config, func() error) {
 	fs.Int64Var(&lim.MaxFileBytes, "max-file-bytes", lim.MaxFileBytes, "largest file POST /v1/files accepts")
 	fileTypes := fs.String("file-types", strings.Join(gw.Files.AllowedTypes, ","), "comma-separated MIME types POST /v1/files accepts, exact (application/pdf) or families (image/*)")
 	fs.Int64Var(&cfg.DiskReserve, "disk-reserve", 64<<20, "bytes of free space the store keeps on its disk: writes answer unavailable while less than half of it is free, and the other half is a ballast file (<data>/store/BALLAST) released if a write finds the disk full anyway; writes resume by themselves once there is room. A node does not start with less free (negative: no reserve)")
+	fs.Int64Var(&cfg.HeapFloor, "gc-heap-floor", 128<<20, "bytes the Go heap may reach before the garbage collector paces itself by GOGC: below it the node collects rarely, which saves CPU while sessions arrive, at the price of up to this much garbage held (0: GOGC alone; GOMEMLIMIT still bounds the heap)")
 	fs.DurationVar(&cfg.PassivateAfter, "passivate-after", act.PassivateAfter, "idle time after which an actor with no watchers leaves memory")
 	fs.DurationVar(&cfg.DrainTimeout, "drain-timeout", time.Minute, "on SIGTERM, how long to hand sessions and channels over before exiting (0: exit at once)")
 	shards := fs.Uint("shards", 0, "shard count of a cluster this node forms (default 64); fixed for the cluster's life: a node of a cluster with another count refuses to start when this is set")
@@ -143,6 +144,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err := finish(); err != nil {
 		return err
 	}
+	startHeapFloor(cfg.HeapFloor)
 	n, err := NewNode(*cfg)
 	if err != nil {
 		return err
