@@ -9,7 +9,6 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/coder/websocket"
 	"github.com/switchboard-chat/switchboard/protocol"
 )
 
@@ -82,7 +81,7 @@ func (c *Client) attempt(ctx context.Context, op string, args []byte) (frame, er
 		c.pending[id] = p
 		c.mu.Unlock()
 
-		if err := conn.Write(ctx, websocket.MessageText, requestFrame(id, op, args)); err != nil {
+		if err := conn.Write(ctx, requestFrame(id, op, args)); err != nil {
 			c.mu.Lock()
 			delete(c.pending, id)
 			c.mu.Unlock()
@@ -152,7 +151,7 @@ func (c *Client) CallAsync(op string, args any, done func(result json.RawMessage
 	c.pending[id] = p
 	c.mu.Unlock()
 	ctx, cancel := context.WithTimeout(c.ctx, c.opts.RequestTimeout)
-	err = conn.Write(ctx, websocket.MessageText, requestFrame(id, op, body))
+	err = conn.Write(ctx, requestFrame(id, op, body))
 	cancel()
 	if err != nil {
 		c.mu.Lock()

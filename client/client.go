@@ -13,16 +13,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
-	"net"
 	"net/http"
-	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/coder/websocket"
 	"github.com/switchboard-chat/switchboard/protocol"
 )
 
@@ -186,8 +182,7 @@ type Client struct {
 	opts Options
 
 	mu      sync.Mutex // guards the fields below
-	conn    *websocket.Conn
-	raw     net.Conn      // conn's TCP connection (nil: not known, see dialer.go)
+	conn    *wsConn
 	gen     uint64        // connection generation
 	up      chan struct{} // closed while connected; replaced on drop
 	nextID  uint64
@@ -328,10 +323,7 @@ func (c *Client) Events() <-chan Event { return c.events }
 
 // Close ends the session: it sends a normal close frame (1000) and waits
 // up to Options.CloseTimeout for the server's answer, then tears the
-// client down. It is safe to call more than once. The bound holds while
-// the read loop waits in a read, as it does unless it is handing events
-// to a full Events channel; otherwise the WebSocket library's own 5 s
-// wait for the answer applies.
+// client down. It is safe to call more than once.
 func (c *Client) Close() error {
 	c.mu.Lock()
 	if c.closed {
@@ -339,7 +331,7 @@ func (c *Client) Close() error {
 		return nil
 	}
 	c.closed = true
-	conn, raw := c.conn, c.raw
+	conn := c.conn
 	c.mu.Unlock()
 	if conn != nil {
 		// The handshake comes first, while the read loop still reads (it
@@ -349,18 +341,16 @@ func (c *Client) Close() error {
 		done := make(chan struct{})
 		go func() {
 			defer close(done)
-			conn.Close(websocket.StatusNormalClosure, "client closed")
+			_ = conn.Close(statusNormalClosure, "client closed")
 		}()
 		timer := time.NewTimer(c.opts.CloseTimeout)
 		select {
 		case <-done:
-		case <-timer.C: // no answer: cancelling drops the connection
+		case <-timer.C: // no answer: drop the connection
 		}
 		timer.Stop()
 		c.cancel()
-		if raw != nil {
-			raw.Close() // the read loop reads without a context
-		}
+		conn.CloseNow()
 		<-done
 	} else {
 		c.cancel()
@@ -408,19 +398,10 @@ func (c *Client) connect(ctx context.Context) error {
 	c.mu.Lock()
 	url := c.opts.URLs[c.urlIndex%len(c.opts.URLs)]
 	c.mu.Unlock()
-	slot := new(rawSlot)
-	conn, _, err := websocket.Dial(context.WithValue(ctx, rawSlotKey{}, slot), url, &websocket.DialOptions{
-		HTTPClient:   dialClient(c.opts.HTTPClient),
-		Subprotocols: []string{"switchboard.v1.json"},
-	})
-	raw := slot.take()
+	conn, err := dialWS(ctx, dialClient(c.opts.HTTPClient), url)
 	if err != nil {
-		if raw != nil {
-			raw.Close()
-		}
 		return fmt.Errorf("client: dial %s: %w", url, err)
 	}
-	conn.SetReadLimit(64 << 20)
 	args := protocol.ConnectArgs{UserID: c.opts.UserID, Name: c.opts.Name, Token: c.opts.Token}
 	if c.opts.TokenFunc != nil {
 		if args.Token, err = c.opts.TokenFunc(); err != nil {
@@ -430,13 +411,12 @@ func (c *Client) connect(ctx context.Context) error {
 	}
 	// connect is the first frame; its reply is the first the server sends.
 	body, _ := json.Marshal(args)
-	if err := conn.Write(ctx, websocket.MessageText, requestFrame(0, protocol.OpConnect, body)); err != nil {
+	if err := conn.Write(ctx, requestFrame(0, protocol.OpConnect, body)); err != nil {
 		conn.CloseNow()
 		return fmt.Errorf("client: connect: %w", err)
 	}
-	_, msg, err := conn.Read(ctx)
+	msg, err := conn.readFirst(ctx)
 	if err != nil {
-		conn.CloseNow()
 		return fmt.Errorf("client: connect: %w", err)
 	}
 	var f frame
@@ -464,7 +444,7 @@ func (c *Client) connect(ctx context.Context) error {
 		conn.CloseNow()
 		return ErrClosed
 	}
-	c.conn, c.raw = conn, raw
+	c.conn = conn
 	c.gen++
 	c.user, c.session, c.sessionRaw = user, protocol.ConnectResult{}, bytes.Clone(f.Result)
 	gen := c.gen
@@ -477,7 +457,7 @@ func (c *Client) connect(ctx context.Context) error {
 	c.wg.Add(1)
 	go func() {
 		defer c.wg.Done()
-		c.readLoop(conn, slot.conn != nil, gen, l)
+		c.readLoop(conn, gen, l)
 	}()
 	return nil
 }
@@ -490,65 +470,27 @@ func firstFrame(msg []byte) []byte {
 }
 
 // readLoop reads until the connection fails, then hands over to
-// reconnect. Reads have no context when Close can close the connection
-// itself (raw: see dialer.go); else they end with the client's context.
+// reconnect. Reads have no context: Close closes the connection itself.
 // Each message tells the watchdog the connection is alive (l.heard: a
 // load, and a store once per watchdog tick at most).
-func (c *Client) readLoop(conn *websocket.Conn, raw bool, gen uint64, l *liveness) {
-	ctx := c.ctx
-	if raw {
-		ctx = context.Background()
-	}
-	var buf []byte
+func (c *Client) readLoop(conn *wsConn, gen uint64, l *liveness) {
 	in := new(interner)
 	handle := func(b []byte) { c.handle(b, in) }
-	for {
-		msg, err := readMessage(ctx, conn, buf[:0])
-		if err != nil {
-			if c.opts.StallTimeout > 0 {
-				unlisten(l)
-			}
-			if l.stalled.Load() {
-				err = errStalled
-			}
-			c.dropped(conn, gen, err)
-			return
-		}
+	err := conn.serve(func(msg []byte) {
 		if !l.heard.Load() {
 			l.heard.Store(true)
 		}
 		protocol.SplitFrames(msg, handle)
-		if buf = msg; cap(buf) > keptReadBuffer {
-			buf = nil // a rare large message's buffer is not kept
-		}
+	})
+	if c.opts.StallTimeout > 0 {
+		unlisten(l)
 	}
+	if l.stalled.Load() {
+		err = errStalled
+	}
+	c.dropped(conn, gen, err)
 }
 
-// keptReadBuffer bounds the read buffer a connection keeps between
-// messages.
+// keptReadBuffer bounds the read buffer (and a fragmented message's) a
+// connection keeps between messages.
 const keptReadBuffer = 64 << 10
-
-// readMessage reads one message into buf (reused between messages: what
-// handle passes on is copied out of it), growing it as the message needs;
-// the connection's read limit bounds it. Conn.Read would allocate a
-// fresh buffer per message and grow it from 512 bytes, which for a live
-// room's viewer is an allocation or two and a copy per event.
-func readMessage(ctx context.Context, conn *websocket.Conn, buf []byte) ([]byte, error) {
-	_, r, err := conn.Reader(ctx)
-	if err != nil {
-		return nil, err
-	}
-	for {
-		if len(buf) == cap(buf) {
-			buf = slices.Grow(buf, max(2*cap(buf), 1024)-len(buf))
-		}
-		n, err := r.Read(buf[len(buf):cap(buf)])
-		buf = buf[:len(buf)+n]
-		if err == io.EOF {
-			return buf, nil
-		}
-		if err != nil {
-			return nil, err
-		}
-	}
-}

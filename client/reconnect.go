@@ -5,14 +5,13 @@ import (
 	"crypto/rand"
 	"time"
 
-	"github.com/coder/websocket"
 	"github.com/switchboard-chat/switchboard/protocol"
 )
 
 // dropped handles a failed connection: outstanding requests that are safe
 // to repeat are resent on the next connection, the others fail with
 // ErrDisconnected.
-func (c *Client) dropped(conn *websocket.Conn, gen uint64, err error) {
+func (c *Client) dropped(conn *wsConn, gen uint64, err error) {
 	conn.CloseNow()
 	c.mu.Lock()
 	if c.gen != gen {
@@ -21,7 +20,7 @@ func (c *Client) dropped(conn *websocket.Conn, gen uint64, err error) {
 	}
 	c.lastError = err
 	c.up = make(chan struct{})
-	c.conn, c.raw = nil, nil
+	c.conn = nil
 	c.urlIndex++
 	// Every outstanding request is answered "disconnected"; Call resends
 	// the idempotent ones once a connection is back.

@@ -6,8 +6,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"github.com/coder/websocket"
 )
 
 // A gateway can stall without closing its connections: its process is
@@ -54,7 +52,7 @@ type liveness struct {
 
 	// The watchdog's own, on its sweeper's goroutine.
 	c      *Client
-	conn   *websocket.Conn
+	conn   *wsConn
 	silent int  // silent looks in a row
 	looked bool // looked at once (the first look is early)
 }

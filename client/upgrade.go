@@ -17,7 +17,7 @@ import (
 // HTTP client's transport is an *http.Transport: it makes the upgrade
 // request on a connection of its own (TCP, or TLS for wss:// with the
 // transport's TLSClientConfig) and hands the connection back as the 101
-// response's body, which is what the WebSocket library takes over.
+// response's body (an *upgradedConn), which dialWS takes over.
 //
 // http.Transport does the same job at a cost a load generator feels: it
 // starts a read and a write goroutine per connection and allocates a
@@ -27,7 +27,7 @@ import (
 // are not upgrades, and upgrades through a proxy, go to the wrapped
 // transport, which knows proxies.
 type upgrader struct {
-	t *http.Transport // the capturing twin (see dialer.go)
+	t *http.Transport // the HTTP client's own
 }
 
 // maxUpgradeHeader bounds the upgrade response's header (the transport's
@@ -57,7 +57,11 @@ func (u *upgrader) RoundTrip(req *http.Request) (*http.Response, error) {
 			port = "443"
 		}
 	}
-	conn, err := u.t.DialContext(ctx, "tcp", net.JoinHostPort(host, port))
+	dial := u.t.DialContext
+	if dial == nil {
+		dial = (&net.Dialer{}).DialContext
+	}
+	conn, err := dial(ctx, "tcp", net.JoinHostPort(host, port))
 	if err != nil {
 		return nil, err
 	}
@@ -127,9 +131,9 @@ func (u *upgrader) handshake(ctx context.Context, conn net.Conn, req *http.Reque
 	return resp, nil
 }
 
-// upgradedConn is the upgraded connection as the WebSocket library reads
-// and writes it: bytes the response's reader buffered past the header
-// come first.
+// upgradedConn is the upgraded connection: bytes the response's reader
+// buffered past the header come first (dialWS takes them and the
+// connection apart).
 type upgradedConn struct {
 	net.Conn
 	br *bufio.Reader // nil once drained

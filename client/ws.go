@@ -1,0 +1,356 @@
+package client
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+)
+
+// The client speaks the client side of RFC 6455 itself (ws.go: the
+// connection, writes and the close handshake; wsread.go: the frame
+// reader; wsdial.go: the upgrade). It needs little of a general
+// WebSocket library — text messages, pings, the close handshake, no
+// extensions — and a load generator reading thousands of connections
+// pays for every layer a message passes: a library's per-message reader
+// machinery, and a context with its timer per read. Here a connection
+// reads into one buffer of its own, hands each message on as a slice of
+// it, and waits for data without a second read when the socket allows
+// (wsraw_unix.go).
+
+// WebSocket opcodes.
+const (
+	opContinuation = 0x0
+	opText         = 0x1
+	opBinary       = 0x2
+	opClose        = 0x8
+	opPing         = 0x9
+	opPong         = 0xA
+)
+
+// Close status codes the client sends or reads (docs/protocol.md lists
+// the gateway's own, 4000 and up).
+const (
+	statusNormalClosure = 1000
+	statusProtocolError = 1002
+	statusNoStatus      = 1005 // a close frame without a code (never sent)
+	statusMessageTooBig = 1009
+)
+
+// CloseError is the close frame the server ended a connection with: a
+// dropped connection's error (reconnect logs it) wraps one when the
+// server closed it.
+type CloseError struct {
+	Code   int
+	Reason string
+}
+
+func (e CloseError) Error() string {
+	if e.Reason == "" {
+		return fmt.Sprintf("client: connection closed by the server: status %d", e.Code)
+	}
+	return fmt.Sprintf("client: connection closed by the server: status %d: %s", e.Code, e.Reason)
+}
+
+// ErrProtocol is wrapped by the error of a connection the server broke
+// the WebSocket protocol on; the client closes it with 1002 (1009 for a
+// message over the read limit).
+var ErrProtocol = errors.New("client: WebSocket protocol error")
+
+// protocolError is a broken frame: the connection closes with code.
+type protocolError struct {
+	code int
+	msg  string
+}
+
+func (e *protocolError) Error() string { return ErrProtocol.Error() + ": " + e.msg }
+func (e *protocolError) Unwrap() error { return ErrProtocol }
+
+// closeWait bounds how long Close waits for the server to answer its
+// close frame (the client's own CloseTimeout is usually shorter).
+const closeWait = 5 * time.Second
+
+// readLimit bounds a message the client reads.
+const readLimit = 64 << 20
+
+// wsConn is one client WebSocket connection. Its read side belongs to
+// whoever reads it (one read loop, or a Poller); writes may come from any
+// goroutine.
+type wsConn struct {
+	rwc io.ReadWriteCloser // the upgraded connection
+	nc  net.Conn           // rwc as a net.Conn (nil: not one)
+	raw syscall.RawConn    // nc's socket when it is a plain one (nil: read with Read)
+
+	reader // the read side (wsread.go)
+
+	// done closes with the connection (CloseNow).
+	done   chan struct{}
+	closed atomic.Bool
+	// readDone closes when the reading ends (see serve).
+	readDone chan struct{}
+	// closeSent is set once a close frame was sent (or given up on).
+	closeSent atomic.Bool
+	// pongs receives a signal for each pong (buffered: the latest counts).
+	pongs chan struct{}
+
+	mu sync.Mutex // guards the fields below
+	// rawReading is set while a raw read holds the socket: closing it
+	// then would wait for the read to return (internal/poll), so
+	// CloseNow wakes it instead and the reader closes the socket.
+	rawReading bool
+	// sockClosed is set once rwc was closed.
+	sockClosed bool
+	// pendingPong is the payload of the latest ping not answered yet
+	// (pongBusy: a goroutine is writing it).
+	pendingPong []byte
+	hasPong     bool
+	pongBusy    bool
+
+	wmu  sync.Mutex // serializes writes; guards wbuf
+	wbuf []byte
+}
+
+func newWSConn(rwc io.ReadWriteCloser, nc net.Conn, buffered []byte) *wsConn {
+	c := &wsConn{
+		rwc:      rwc,
+		nc:       nc,
+		done:     make(chan struct{}),
+		readDone: make(chan struct{}),
+		pongs:    make(chan struct{}, 1),
+	}
+	c.reader.init(c, buffered)
+	if nc != nil {
+		c.raw = rawConnOf(nc)
+	}
+	return c
+}
+
+// Write sends p as one text message. A write that ctx ends before it is
+// done fails the connection (a frame may be half written).
+func (c *wsConn) Write(ctx context.Context, p []byte) error {
+	return c.writeFrame(ctx, opText, p)
+}
+
+func (c *wsConn) writeFrame(ctx context.Context, op byte, p []byte) (err error) {
+	if ctx.Done() != nil {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		stop := context.AfterFunc(ctx, c.CloseNow)
+		defer func() {
+			if !stop() && err != nil {
+				err = ctx.Err()
+			}
+		}()
+	}
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	return c.writeLocked(op, p)
+}
+
+// writeLocked writes one masked frame; c.wmu is held.
+func (c *wsConn) writeLocked(op byte, p []byte) error {
+	if c.closed.Load() {
+		return net.ErrClosed
+	}
+	c.wbuf = appendFrame(c.wbuf[:0], op, p, rand.Uint32())
+	_, err := c.rwc.Write(c.wbuf)
+	if cap(c.wbuf) > keptWriteBuffer {
+		c.wbuf = nil
+	}
+	if err != nil {
+		c.CloseNow() // a frame may be half written: the stream is lost
+		return err
+	}
+	return nil
+}
+
+// keptWriteBuffer bounds the write buffer a connection keeps between
+// writes.
+const keptWriteBuffer = 16 << 10
+
+// appendFrame appends one final, masked client frame.
+func appendFrame(b []byte, op byte, p []byte, key uint32) []byte {
+	b = append(b, 0x80|op)
+	switch n := len(p); {
+	case n < 126:
+		b = append(b, 0x80|byte(n))
+	case n <= 0xFFFF:
+		b = append(b, 0x80|126, byte(n>>8), byte(n))
+	default:
+		b = append(b, 0x80|127)
+		b = binary.BigEndian.AppendUint64(b, uint64(n))
+	}
+	b = binary.LittleEndian.AppendUint32(b, key)
+	start := len(b)
+	b = append(b, p...)
+	maskBytes(key, b[start:])
+	return b
+}
+
+// maskBytes XORs b with the 4-byte key (as written little-endian, its
+// first byte first), eight bytes at a time.
+func maskBytes(key uint32, b []byte) {
+	k := uint64(key) | uint64(key)<<32
+	i := 0
+	for ; i+8 <= len(b); i += 8 {
+		binary.LittleEndian.PutUint64(b[i:], binary.LittleEndian.Uint64(b[i:])^k)
+	}
+	for ; i < len(b); i++ {
+		b[i] ^= byte(key >> (8 * (i & 3)))
+	}
+}
+
+// Ping sends a ping and waits for a pong (any pong: one ping is
+// outstanding at a time, as the watchdog sends them).
+func (c *wsConn) Ping(ctx context.Context) error {
+	select {
+	case <-c.pongs: // a stale one
+	default:
+	}
+	var p [4]byte
+	binary.LittleEndian.PutUint32(p[:], rand.Uint32())
+	if err := c.writeFrame(ctx, opPing, p[:]); err != nil {
+		return err
+	}
+	select {
+	case <-c.pongs:
+		return nil
+	case <-c.done:
+		return net.ErrClosed
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// pong answers a ping with its payload. The reader must not wait behind
+// a writer: when another write holds the connection, one goroutine at a
+// time writes the pong of the latest ping (RFC 6455 5.5.3 allows
+// answering only the latest).
+func (c *wsConn) pong(p []byte) {
+	if c.wmu.TryLock() {
+		_ = c.writeLocked(opPong, p)
+		c.wmu.Unlock()
+		return
+	}
+	c.mu.Lock()
+	c.pendingPong = append(c.pendingPong[:0], p...)
+	c.hasPong = true
+	start := !c.pongBusy
+	c.pongBusy = true
+	c.mu.Unlock()
+	if start {
+		go c.writePongs()
+	}
+}
+
+func (c *wsConn) writePongs() {
+	var p []byte
+	for {
+		c.mu.Lock()
+		if !c.hasPong {
+			c.pongBusy = false
+			c.mu.Unlock()
+			return
+		}
+		p = append(p[:0], c.pendingPong...)
+		c.hasPong = false
+		c.mu.Unlock()
+		c.wmu.Lock()
+		err := c.writeLocked(opPong, p)
+		c.wmu.Unlock()
+		if err != nil {
+			c.mu.Lock()
+			c.hasPong, c.pongBusy = false, false
+			c.mu.Unlock()
+			return
+		}
+	}
+}
+
+// sendClose writes a close frame once, without waiting behind another
+// writer when wait is false (the reader's answer to the server's close,
+// or its goodbye on a protocol error: the connection ends either way).
+func (c *wsConn) sendClose(ctx context.Context, code int, reason string, wait bool) error {
+	if !c.closeSent.CompareAndSwap(false, true) {
+		return nil
+	}
+	p := make([]byte, 2, 2+len(reason))
+	binary.BigEndian.PutUint16(p, uint16(code))
+	if len(reason) > 123 {
+		reason = reason[:123]
+	}
+	p = append(p, reason...)
+	if wait {
+		return c.writeFrame(ctx, opClose, p)
+	}
+	if !c.wmu.TryLock() {
+		return nil
+	}
+	defer c.wmu.Unlock()
+	return c.writeLocked(opClose, p)
+}
+
+// Close sends a close frame with code and reason, waits up to closeWait
+// for the server's answer (the reader sees it and ends), then closes the
+// socket.
+func (c *wsConn) Close(code int, reason string) error {
+	ctx, cancel := context.WithTimeout(context.Background(), closeWait)
+	defer cancel()
+	err := c.sendClose(ctx, code, reason, true)
+	if err == nil {
+		select {
+		case <-c.readDone:
+		case <-c.done:
+		case <-ctx.Done():
+		}
+	}
+	c.CloseNow()
+	return err
+}
+
+// CloseNow closes the connection at once. While a raw read holds the
+// socket it only wakes that read (a deadline in the past), and the
+// reader closes the socket as it returns (see wsraw_unix.go).
+func (c *wsConn) CloseNow() {
+	c.mu.Lock()
+	if c.closed.Load() {
+		c.mu.Unlock()
+		return
+	}
+	c.closed.Store(true)
+	close(c.done)
+	reading := c.rawReading
+	if !reading {
+		c.sockClosed = true
+	}
+	c.mu.Unlock()
+	if reading {
+		_ = c.nc.SetDeadline(aLongTimeAgo)
+		return
+	}
+	_ = c.rwc.Close()
+}
+
+var aLongTimeAgo = time.Unix(1, 0)
+
+// closeSocket closes the socket once the connection is closed and no raw
+// read holds it.
+func (c *wsConn) closeSocket() {
+	c.mu.Lock()
+	close := c.closed.Load() && !c.rawReading && !c.sockClosed
+	if close {
+		c.sockClosed = true
+	}
+	c.mu.Unlock()
+	if close {
+		_ = c.rwc.Close()
+	}
+}
