@@ -96,7 +96,15 @@ type Options struct {
 	// proxy to the transport itself; any other RoundTripper is used as
 	// it is.
 	HTTPClient *http.Client
-	Logger     *slog.Logger
+	// Poller, when set, reads the connection together with its other
+	// clients' on a few shared goroutines instead of a read goroutine of
+	// the client's own (see Poller: Linux, plain ws:// connections, and
+	// clients with OnEvent set, which then runs on the poller's
+	// goroutine: a slow OnEvent holds up the poller's other
+	// connections). Load generators holding thousands of sessions use
+	// it.
+	Poller *Poller
+	Logger *slog.Logger
 }
 
 func (o *Options) withDefaults() {
@@ -455,10 +463,15 @@ func (c *Client) connect(ctx context.Context) error {
 		listen(l)
 	}
 	c.wg.Add(1)
-	go func() {
+	conn.onMsg = c.onMessage(l)
+	end := func(err error) {
 		defer c.wg.Done()
-		c.readLoop(conn, gen, l)
-	}()
+		c.readEnded(conn, gen, l, err)
+	}
+	if s := c.opts.Poller.shardFor(&c.opts); s != nil && s.add(conn, end) {
+		return nil
+	}
+	go func() { end(conn.serve(conn.onMsg)) }()
 	return nil
 }
 
@@ -469,19 +482,24 @@ func firstFrame(msg []byte) []byte {
 	return msg
 }
 
-// readLoop reads until the connection fails, then hands over to
-// reconnect. Reads have no context: Close closes the connection itself.
-// Each message tells the watchdog the connection is alive (l.heard: a
-// load, and a store once per watchdog tick at most).
-func (c *Client) readLoop(conn *wsConn, gen uint64, l *liveness) {
+// onMessage returns what the connection's reader (its read loop, or a
+// Poller) does with each message. Reads have no context: Close closes
+// the connection itself. Each message tells the watchdog the connection
+// is alive (l.heard: a load, and a store once per watchdog tick at
+// most).
+func (c *Client) onMessage(l *liveness) func([]byte) {
 	in := new(interner)
 	handle := func(b []byte) { c.handle(b, in) }
-	err := conn.serve(func(msg []byte) {
+	return func(msg []byte) {
 		if !l.heard.Load() {
 			l.heard.Store(true)
 		}
 		protocol.SplitFrames(msg, handle)
-	})
+	}
+}
+
+// readEnded hands a connection whose reading ended over to reconnect.
+func (c *Client) readEnded(conn *wsConn, gen uint64, l *liveness, err error) {
 	if c.opts.StallTimeout > 0 {
 		unlisten(l)
 	}

@@ -105,6 +105,9 @@ type wsConn struct {
 	// then would wait for the read to return (internal/poll), so
 	// CloseNow wakes it instead and the reader closes the socket.
 	rawReading bool
+	// wake, when set, is how CloseNow tells the Poller that reads the
+	// connection (poller_linux.go).
+	wake func()
 	// sockClosed is set once rwc was closed.
 	sockClosed bool
 	// pendingPong is the payload of the latest ping not answered yet
@@ -316,9 +319,10 @@ func (c *wsConn) Close(code int, reason string) error {
 	return err
 }
 
-// CloseNow closes the connection at once. While a raw read holds the
-// socket it only wakes that read (a deadline in the past), and the
-// reader closes the socket as it returns (see wsraw_unix.go).
+// CloseNow closes the connection at once. While a raw read or a Poller
+// holds the socket it only wakes the reader (a deadline in the past, or
+// the poller's wake pipe), and the reader closes the socket as it lets
+// go of it (see wsraw_unix.go, poller_linux.go).
 func (c *wsConn) CloseNow() {
 	c.mu.Lock()
 	if c.closed.Load() {
@@ -327,13 +331,16 @@ func (c *wsConn) CloseNow() {
 	}
 	c.closed.Store(true)
 	close(c.done)
-	reading := c.rawReading
+	reading, wake := c.rawReading, c.wake
 	if !reading {
 		c.sockClosed = true
 	}
 	c.mu.Unlock()
 	if reading {
-		_ = c.nc.SetDeadline(aLongTimeAgo)
+		_ = c.nc.SetDeadline(aLongTimeAgo) // wakes writers too
+		if wake != nil {
+			wake()
+		}
 		return
 	}
 	_ = c.rwc.Close()

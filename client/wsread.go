@@ -270,8 +270,13 @@ func (c *wsConn) readFirst(ctx context.Context) ([]byte, error) {
 func (c *wsConn) serve(onMsg func([]byte)) error {
 	c.onMsg = onMsg
 	err := c.read()
+	c.finish()
+	return err
+}
+
+// finish closes the connection once its reading ended.
+func (c *wsConn) finish() {
 	c.CloseNow()
 	c.closeSocket()
 	close(c.readDone)
-	return err
 }

@@ -37,7 +37,10 @@ type runner struct {
 
 	sessions []*session
 	// hc dials every session (and scrapes /metrics), sharing cfg.TLS.
-	hc      *http.Client
+	hc *http.Client
+	// poller reads every session's connection (nil: each session reads
+	// its own; see client.Poller).
+	poller  *client.Poller
 	created []chan struct{} // closed when each channel's create was answered
 	// targets are each channel's newest acknowledged message, for
 	// reactions (nil entries until one is).
@@ -153,6 +156,16 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	}
 	r := newRunner(ctx, cfg)
 	rep := &Report{Started: time.Now().UTC()}
+	// One poller reads every session: a few goroutines instead of one
+	// per session, and a wake-up per batch of ready connections instead
+	// of one per event, so the generator's own CPU and scheduling weigh
+	// less on the latencies it measures.
+	if p, err := client.NewPoller(client.PollerOptions{}); err == nil {
+		r.poller = p
+		defer p.Close()
+	} else {
+		cfg.Logger.Warn("loadtest: no poller; sessions read with a goroutine each", "err", err)
+	}
 
 	var bg sync.WaitGroup
 	bgCtx, stopBG := context.WithCancel(ctx)

@@ -67,6 +67,7 @@ func (r *runner) setup(ctx context.Context, i int) {
 		RequestTimeout: 15 * time.Second,
 		StallTimeout:   r.cfg.StallTimeout,
 		HTTPClient:     r.hc,
+		Poller:         r.poller,
 		Logger:         r.cfg.Logger,
 	}
 	if r.cfg.Token != nil {
