@@ -59,7 +59,15 @@ func dialWS(ctx context.Context, hc *http.Client, rawURL string) (*wsConn, error
 		"Sec-Websocket-Version":  {"13"},
 		"Sec-Websocket-Protocol": {subprotocol},
 	}
-	resp, err := hc.Do(req)
+	var resp *http.Response
+	if u, ok := hc.Transport.(*upgrader); ok && hc.Jar == nil {
+		// The client's own upgrade: http.Client would add only its
+		// per-request bookkeeping (no cookie jar; a gateway answers an
+		// upgrade itself, so a redirect is a refusal like any other).
+		resp, err = u.RoundTrip(req)
+	} else {
+		resp, err = hc.Do(req)
+	}
 	if err != nil {
 		return nil, err
 	}
