@@ -109,8 +109,9 @@ type Options struct {
 	// the client's own (see Poller: Linux, plain ws:// connections, and
 	// clients with OnEvent set, which then runs on the poller's
 	// goroutine: a slow OnEvent holds up the poller's other
-	// connections). Load generators holding thousands of sessions use
-	// it.
+	// connections, and one that closes another client of the same
+	// poller waits for itself). Load generators holding thousands of
+	// sessions use it.
 	Poller *Poller
 	Logger *slog.Logger
 }
