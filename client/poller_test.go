@@ -339,3 +339,38 @@ func TestPollerCloseHandsConnectionsBack(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestPollerStallWatchdog: a polled connection is watched as any other:
+// while its gateway is idle, pings go out and pongs keep it; once the
+// gateway stalls, the connection is dropped and the client moves to the
+// next gateway.
+func TestPollerStallWatchdog(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("the poller reads on Linux only")
+	}
+	a, b := newFakeGateway(t, "a", 0), newFakeGateway(t, "b", 0)
+	p := newPoller(t, 1)
+	ctx := testCtx(t)
+	before := clientGoroutines()
+	c, err := Dial(ctx, Options{URLs: []string{a.url(), b.url()}, UserID: "alice", Poller: p, OnEvent: func(Event) {},
+		StallTimeout: 300 * time.Millisecond, CloseTimeout: 100 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if got := clientGoroutines() - before; got != 1 { // the sweeper
+		t.Fatalf("a polled session runs %d goroutines of the client's, want the sweeper only", got)
+	}
+	waitFor(t, "pings to the idle gateway", func() bool { return a.pings.Load() >= stallQuarters })
+	if n := a.connects.Load(); n != 1 || !c.Connected() {
+		t.Fatalf("%d connects (connected %v): a live idle polled connection was dropped", n, c.Connected())
+	}
+	a.gate.pause()
+	var res json.RawMessage
+	if err := c.Call(ctx, "channel.get", map[string]string{"channel": "c"}, &res); err != nil {
+		t.Fatal(err)
+	}
+	if s := serverOf(t, res); s != "b" {
+		t.Fatalf("answered by %q after the stall, want b", s)
+	}
+}
