@@ -358,8 +358,8 @@ func TestPollerStallWatchdog(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	if got := clientGoroutines() - before; got != 1 { // the sweeper
-		t.Fatalf("a polled session runs %d goroutines of the client's, want the sweeper only", got)
+	if got := clientGoroutines() - before; got > 1 { // the sweeper, unless one of its StallTimeout runs already
+		t.Fatalf("a polled session runs %d goroutines of the client's, want the sweeper at most", got)
 	}
 	waitFor(t, "pings to the idle gateway", func() bool { return a.pings.Load() >= stallQuarters })
 	if n := a.connects.Load(); n != 1 || !c.Connected() {
