@@ -128,7 +128,7 @@ func newWSConn(rwc io.ReadWriteCloser, nc net.Conn, buffered []byte) *wsConn {
 		readDone: make(chan struct{}),
 		pongs:    make(chan struct{}, 1),
 	}
-	c.reader.init(c, buffered)
+	c.reader.init(buffered)
 	if nc != nil {
 		c.raw = rawConnOf(nc)
 	}
@@ -236,7 +236,9 @@ func (c *wsConn) Ping(ctx context.Context) error {
 // pong answers a ping with its payload. The reader must not wait behind
 // a writer: when another write holds the connection, one goroutine at a
 // time writes the pong of the latest ping (RFC 6455 5.5.3 allows
-// answering only the latest).
+// answering only the latest). Written inline, a pong of a few bytes waits
+// only if the socket's send buffer is full, that is if the server has
+// stopped reading the client's requests altogether.
 func (c *wsConn) pong(p []byte) {
 	if c.wmu.TryLock() {
 		_ = c.writeLocked(opPong, p)

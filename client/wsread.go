@@ -33,7 +33,7 @@ type reader struct {
 // one read.
 const readBufferSize = 4 << 10
 
-func (r *reader) init(_ *wsConn, buffered []byte) {
+func (r *reader) init(buffered []byte) {
 	r.limit = readLimit
 	r.in = make([]byte, max(readBufferSize, len(buffered)))
 	r.w = copy(r.in, buffered)
