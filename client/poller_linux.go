@@ -133,23 +133,28 @@ func eventID(ev *syscall.EpollEvent) uint64 {
 // (and the caller reads conn itself) when the shard is stopping or conn
 // is closed.
 func (s *pollShard) add(conn *wsConn, onEnd func(error)) bool {
-	fd := -1
-	if conn.raw == nil || conn.raw.Control(func(f uintptr) { fd = int(f) }) != nil || fd < 0 {
-		return false
-	}
+	// No write may be on the socket while it leaves Go's poller.
+	conn.wmu.Lock()
+	defer conn.wmu.Unlock()
 	s.mu.Lock()
 	if s.stopping {
 		s.mu.Unlock()
 		return false
 	}
-	e := &pollEntry{id: s.nextID, conn: conn, fd: fd, onEnd: onEnd}
-	s.nextID++
 	conn.mu.Lock()
 	if conn.closed.Load() {
 		conn.mu.Unlock()
 		s.mu.Unlock()
 		return false
 	}
+	fd, ok := conn.detachFD()
+	if !ok {
+		conn.mu.Unlock()
+		s.mu.Unlock()
+		return false
+	}
+	e := &pollEntry{id: s.nextID, conn: conn, fd: fd, onEnd: onEnd}
+	s.nextID++
 	conn.rawReading = true
 	conn.wake = func() { s.closed(e) }
 	conn.mu.Unlock()

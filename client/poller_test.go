@@ -247,7 +247,7 @@ func TestPollerCloseReconnectAndReusedDescriptors(t *testing.T) {
 		c, chk := pollClient(t, ctx, url, p, fmt.Sprintf("churn%d", i), func(o *Options) { o.NoReconnect = true })
 		c.mu.Lock()
 		if conn := c.conn; conn != nil {
-			_ = conn.raw.Control(func(fd uintptr) { fds[int(fd)]++ })
+			fds[polledFD(t, conn)]++
 		}
 		c.mu.Unlock()
 		if i%2 == 0 {
@@ -373,4 +373,17 @@ func TestPollerStallWatchdog(t *testing.T) {
 	if s := serverOf(t, res); s != "b" {
 		t.Fatalf("answered by %q after the stall, want b", s)
 	}
+}
+
+// polledFD is the descriptor a Poller reads conn on: a duplicate of the
+// dialled socket's, outside Go's poller (wsfd_linux.go).
+func polledFD(t *testing.T, conn *wsConn) int {
+	t.Helper()
+	f, ok := conn.rwc.(*fdConn)
+	if !ok || conn.nc != nil || conn.raw != nil {
+		t.Fatalf("a polled connection is still a net.Conn (%T)", conn.rwc)
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.fd
 }

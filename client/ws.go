@@ -339,7 +339,11 @@ func (c *wsConn) CloseNow() {
 	}
 	c.mu.Unlock()
 	if reading {
-		_ = c.nc.SetDeadline(aLongTimeAgo) // wakes writers too
+		if f, ok := c.rwc.(interface{ shutdown() }); ok {
+			f.shutdown() // out of Go's poller: wakes a waiting write
+		} else {
+			_ = c.nc.SetDeadline(aLongTimeAgo) // wakes writers too
+		}
 		if wake != nil {
 			wake()
 		}
