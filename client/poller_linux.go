@@ -21,11 +21,15 @@ import (
 // wakes when one of its connections is ready, then takes every ready
 // one with non-blocking epoll_waits.
 //
-// A socket stays the net.Conn's, non-blocking, in Go's own poller too;
-// writes go through the net.Conn. The shard closes it only after taking
-// it out of its epoll instance (CloseNow on a polled connection only
-// tells the shard, through its wake pipe), so a reused descriptor is
-// never read as the old connection's.
+// A plain TCP socket handed to a shard leaves Go's own poller (add:
+// the descriptor is duplicated and the net.Conn closed, wsfd_linux.go),
+// so a segment that arrives wakes one epoll instance, not two; writes
+// and the close then go through the duplicate. The shard closes it only
+// after taking it out of its epoll instance (CloseNow on a polled
+// connection shuts the socket down, which fails a waiting write, and
+// tells the shard through its wake pipe), and the close waits for a
+// write in progress, so a reused descriptor is never read or written as
+// the old connection's.
 type pollShard struct {
 	epfd   int
 	file   *os.File // epfd, as Go's poller waits on it

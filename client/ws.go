@@ -84,7 +84,7 @@ const readLimit = 64 << 20
 // whoever reads it (one read loop, or a Poller); writes may come from any
 // goroutine.
 type wsConn struct {
-	rwc io.ReadWriteCloser // the upgraded connection
+	rwc io.ReadWriteCloser // the upgraded connection (an *fdConn once a Poller reads it)
 	nc  net.Conn           // rwc as a net.Conn (nil: not one)
 	raw syscall.RawConn    // nc's socket when it is a plain one (nil: read with Read)
 
@@ -322,9 +322,10 @@ func (c *wsConn) Close(code int, reason string) error {
 }
 
 // CloseNow closes the connection at once. While a raw read or a Poller
-// holds the socket it only wakes the reader (a deadline in the past, or
-// the poller's wake pipe), and the reader closes the socket as it lets
-// go of it (see wsraw_unix.go, poller_linux.go).
+// holds the socket it only wakes the reader and waiting writers (a
+// deadline in the past, or a shutdown and the poller's wake pipe), and
+// the reader closes the socket as it lets go of it (see wsraw_unix.go,
+// poller_linux.go, wsfd_linux.go).
 func (c *wsConn) CloseNow() {
 	c.mu.Lock()
 	if c.closed.Load() {

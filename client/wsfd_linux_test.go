@@ -137,3 +137,16 @@ func TestPolledSocketLeavesGosPoller(t *testing.T) {
 		t.Fatal("a write after CloseNow succeeded")
 	}
 }
+
+// polledFD is the descriptor a Poller reads conn on: a duplicate of the
+// dialled socket's, outside Go's poller (wsfd_linux.go).
+func polledFD(t *testing.T, conn *wsConn) int {
+	t.Helper()
+	f, ok := conn.rwc.(*fdConn)
+	if !ok || conn.nc != nil || conn.raw != nil {
+		t.Fatalf("a polled connection is still a net.Conn (%T)", conn.rwc)
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.fd
+}
