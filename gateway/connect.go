@@ -91,7 +91,7 @@ func (s *session) connect(id []byte, args []byte) {
 		return
 	}
 	s.authed.Store(true)
-	s.replyResult(id, s.g.connectResult(s.id, userJSON, time.Now()))
+	s.replyResultNow(id, s.g.connectResult(s.id, userJSON, time.Now()))
 }
 
 // userOfLogin is the user object of a login result, {"user":{...}}.

@@ -345,8 +345,23 @@ func (s *session) replyResult(id []byte, result []byte) {
 	if id == nil {
 		return
 	}
-	b := protocol.AppendResult(newFrameBuf(len(id)+len(result)+len(`{"id":,"result":}`)), id, result)
-	s.sendMessage(frameInPlace(b))
+	s.sendMessage(resultMessage(id, result))
+}
+
+func resultMessage(id, result []byte) []byte {
+	return frameInPlace(protocol.AppendResult(newFrameBuf(len(id)+len(result)+len(`{"id":,"result":}`)), id, result))
+}
+
+// replyResultNow sends a result from a goroutine that runs for this
+// session alone (connect's handler): it writes it itself when the
+// session has nothing else queued, rather than waking a writer.
+func (s *session) replyResultNow(id []byte, result []byte) {
+	if id == nil {
+		return
+	}
+	if s.queue(resultMessage(id, result)) {
+		s.g.writers.writeNow(s)
+	}
 }
 
 func (s *session) replyError(id []byte, e *protocol.Error) {

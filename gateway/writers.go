@@ -34,6 +34,8 @@ type writerPool struct {
 
 	wg   sync.WaitGroup // workers
 	rest sync.WaitGroup // writeRest goroutines
+
+	spare sync.Pool // *worker, for writeNow
 }
 
 // Bounds of one write: messages (iovecs) and rounds of writes a worker
@@ -63,6 +65,30 @@ func (p *writerPool) add(s *session) {
 		p.cond.Signal()
 	}
 	p.mu.Unlock()
+}
+
+// writeNow writes what s has queued on the calling goroutine, as a
+// worker would, instead of queueing s and waking a worker: for a reply
+// that a goroutine of the session's own is already running to send (the
+// connect's), it saves a hand-off between goroutines. The caller must
+// have been told to wake s (its outbox was idle).
+func (p *writerPool) writeNow(s *session) {
+	if p == nil {
+		return
+	}
+	p.mu.Lock()
+	stopped := p.stopped
+	p.mu.Unlock()
+	if stopped {
+		return // as add's queue would: nobody writes any more
+	}
+	w, _ := p.spare.Get().(*worker)
+	if w == nil {
+		w = &worker{p: p}
+	}
+	w.serve(s)
+	w.flush()
+	p.spare.Put(w)
 }
 
 // addAll queues many sessions at once (a fan-out's).
@@ -228,11 +254,16 @@ func (p *writerPool) work() {
 			w.serve(s)
 			w.pending[i] = nil
 		}
-		if m := p.g.cfg.Metrics; m.FramesOut != nil && w.frames > 0 {
-			m.FramesOut(w.frames, w.bytes)
-		}
-		w.frames, w.bytes = 0, 0
+		w.flush()
 	}
+}
+
+// flush reports the frames and bytes written since the last flush.
+func (w *worker) flush() {
+	if m := w.p.g.cfg.Metrics; m.FramesOut != nil && w.frames > 0 {
+		m.FramesOut(w.frames, w.bytes)
+	}
+	w.frames, w.bytes = 0, 0
 }
 
 // serve writes what s has queued, a few rounds, then puts it back in the

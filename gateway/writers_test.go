@@ -242,3 +242,34 @@ func TestFrameHeaders(t *testing.T) {
 		t.Fatalf("close frame %x…", c[:4])
 	}
 }
+
+// TestReplyNowIsWrittenByItsCaller: connect's reply is written by the
+// goroutine that sends it when the session has nothing queued (a pool
+// without workers still delivers it), and waits its turn behind what is
+// queued otherwise.
+func TestReplyNowIsWrittenByItsCaller(t *testing.T) {
+	h := newWriteHarness(t, nil)
+	p := newWriterPool(h.g, 0) // no workers: only writeNow writes
+	h.g.writers = p
+	s, peer := h.session(false)
+	r := bufio.NewReader(peer)
+	_ = peer.SetReadDeadline(time.Now().Add(10 * time.Second))
+
+	s.replyResultNow([]byte("1"), []byte(`{"ok":true}`))
+	got, err := readMessages(r, 1)
+	if err != nil || got[0] != `{"id":1,"result":{"ok":true}}` {
+		t.Fatalf("got %q, %v", got, err)
+	}
+
+	s.sendMessage(frameMessage(opText, []byte("queued first")))
+	s.replyResultNow([]byte("2"), []byte(`{}`)) // the outbox is busy: queued behind
+	p.mu.Lock()
+	p.workers = 1
+	p.mu.Unlock()
+	p.wg.Go(p.work)
+	t.Cleanup(p.stop)
+	got, err = readMessages(r, 2)
+	if err != nil || got[0] != "queued first" || got[1] != `{"id":2,"result":{}}` {
+		t.Fatalf("got %q, %v", got, err)
+	}
+}
