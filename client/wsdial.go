@@ -10,6 +10,8 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+
+	"golang.org/x/net/http/httpguts"
 )
 
 // subprotocol is the WebSocket subprotocol the client asks for.
@@ -100,9 +102,9 @@ func checkUpgrade(resp *http.Response, key string) error {
 		return fmt.Errorf("WebSocket upgrade refused: %s%s", resp.Status, msg)
 	}
 	switch {
-	case !hasToken(resp.Header, "Upgrade", "websocket"):
+	case !httpguts.HeaderValuesContainsToken(resp.Header.Values("Upgrade"), "websocket"):
 		return fmt.Errorf("WebSocket upgrade: bad Upgrade header %q", resp.Header.Get("Upgrade"))
-	case !hasToken(resp.Header, "Connection", "upgrade"):
+	case !httpguts.HeaderValuesContainsToken(resp.Header.Values("Connection"), "upgrade"):
 		return fmt.Errorf("WebSocket upgrade: bad Connection header %q", resp.Header.Get("Connection"))
 	case resp.Header.Get("Sec-WebSocket-Accept") != acceptKeyFor(key):
 		return fmt.Errorf("WebSocket upgrade: Sec-WebSocket-Accept %q does not answer the key", resp.Header.Get("Sec-WebSocket-Accept"))
@@ -113,19 +115,6 @@ func checkUpgrade(resp *http.Response, key string) error {
 		return fmt.Errorf("WebSocket upgrade: subprotocol %q, asked for %s", p, subprotocol)
 	}
 	return nil
-}
-
-// hasToken reports whether header name's comma-separated values hold
-// token (case-insensitive).
-func hasToken(h http.Header, name, token string) bool {
-	for _, v := range h.Values(name) {
-		for t := range strings.SplitSeq(v, ",") {
-			if strings.EqualFold(strings.TrimSpace(t), token) {
-				return true
-			}
-		}
-	}
-	return false
 }
 
 // acceptKeyFor is the Sec-WebSocket-Accept that answers key.

@@ -6,7 +6,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"strings"
 	"sync"
 	"time"
 
@@ -233,7 +232,7 @@ func (l *upgradeListener) upgradeRequest(head []byte) *http.Request {
 	headReaders.Put(br)
 	if err != nil || r.Method != http.MethodGet || "GET "+r.URL.Path != l.prefix || r.ProtoMajor != 1 || r.ProtoMinor != 1 || r.ContentLength != 0 ||
 		len(r.TransferEncoding) > 0 || r.URL.IsAbs() || r.Header.Get("Expect") != "" ||
-		!headerHasToken(r.Header, "Upgrade", "websocket") || !validHost(r) {
+		!httpguts.HeaderValuesContainsToken(r.Header.Values("Upgrade"), "websocket") || !validHost(r) {
 		return nil
 	}
 	return r
@@ -244,18 +243,6 @@ func (l *upgradeListener) upgradeRequest(head []byte) *http.Request {
 // answers 400 to a missing or malformed one.
 func validHost(r *http.Request) bool {
 	return r.Host != "" && httpguts.ValidHostHeader(r.Host)
-}
-
-// headerHasToken reports whether a comma-separated header has token.
-func headerHasToken(h http.Header, key, token string) bool {
-	for _, v := range h.Values(key) {
-		for f := range strings.SplitSeq(v, ",") {
-			if strings.EqualFold(strings.TrimSpace(f), token) {
-				return true
-			}
-		}
-	}
-	return false
 }
 
 // serve runs the upgrade handler on r; unless it hijacked c, its answer
