@@ -58,12 +58,7 @@ func TestCloseIsBoundedWhenTheServerDoesNotAnswer(t *testing.T) {
 	// use does (see Close); on a loaded machine it may not be back there
 	// yet right after connect.
 	rc := <-conns
-	for deadline := time.Now().Add(10 * time.Second); rc.reading.Load() == 0; {
-		if time.Now().After(deadline) {
-			t.Fatal("the read loop never waits in a read")
-		}
-		time.Sleep(time.Millisecond)
-	}
+	waitFor(t, "the read loop to wait in a read", func() bool { return rc.reading.Load() != 0 })
 	start := time.Now()
 	if err := c.Close(); err != nil {
 		t.Fatal(err)

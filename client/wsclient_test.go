@@ -35,12 +35,7 @@ func TestServerCloseCodeReachesTheClient(t *testing.T) {
 	if err := <-closed; err != nil {
 		t.Fatalf("the gateway's close handshake: %v (the client did not answer it)", err)
 	}
-	for deadline := time.Now().Add(10 * time.Second); sessions.Load() < 2 || !c.Connected(); {
-		if time.Now().After(deadline) {
-			t.Fatal("the client did not reconnect")
-		}
-		time.Sleep(time.Millisecond)
-	}
+	waitFor(t, "the client to reconnect", func() bool { return sessions.Load() >= 2 && c.Connected() })
 	c.mu.Lock()
 	err = c.lastError
 	c.mu.Unlock()
