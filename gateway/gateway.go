@@ -109,8 +109,11 @@ func DefaultConfig() Config {
 		QueueBytes:  4 << 20,
 		// One write carries up to 64 KiB of queued messages.
 		MaxWriteBytes: 64 << 10,
-		// Writers never wait for a socket: one per core keeps them busy.
-		Writers: runtime.GOMAXPROCS(0),
+		// Writers never wait for a socket, so each holds a processor for
+		// as long as a fan-out lasts: one per core but one keeps them
+		// busy and leaves a processor to the node's reads, actors and
+		// persistence, so the next message is persisted meanwhile.
+		Writers: max(1, runtime.GOMAXPROCS(0)-1),
 		// A channel with more than 200 events/s (a live room's chat)
 		// costs one write per watcher per 5 ms; quieter ones wait for
 		// nothing.

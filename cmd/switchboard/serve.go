@@ -50,7 +50,7 @@ func serveFlags(fs *flag.FlagSet) (*Config, func() error) {
 	fs.IntVar(&cfg.Gateway.QueueFrames, "queue-frames", gw.QueueFrames, "frames a session's outbound queue holds before the session is dropped as slow")
 	fs.IntVar(&cfg.Gateway.QueueBytes, "queue-bytes", gw.QueueBytes, "bytes a session's outbound queue holds before the session is dropped as slow")
 	fs.DurationVar(&cfg.Gateway.CoalesceWindow, "coalesce-window", gw.CoalesceWindow, "a channel's events are written to its watchers at most once per window, several per write; a quieter channel's are written at once (negative: always at once)")
-	fs.IntVar(&cfg.Gateway.Writers, "writers", gw.Writers, "goroutines that write every session's queued messages (default: one per core)")
+	fs.IntVar(&cfg.Gateway.Writers, "writers", gw.Writers, "goroutines that write every session's queued messages (default: one per core but one, at least one)")
 	fs.Int64Var(&cfg.InboxBytes, "inbox-bytes", cl.InboxEventBytes, "bytes of channel events the node's inbox holds for fan-out; past it event batches are shed and their channels replayed to the watchers")
 	fs.IntVar(&cfg.Gateway.MaxSessions, "max-sessions", gw.MaxSessions, "authenticated sessions this node accepts")
 	fs.IntVar(&cfg.Gateway.MaxUnauthenticated, "max-unauthenticated", gw.MaxUnauthenticated, "connections waiting to authenticate this node accepts, apart from --max-sessions")
