@@ -47,6 +47,10 @@ func resultReply(b []byte) *clusterpb.Reply { return &clusterpb.Reply{Result: b}
 
 var internalReply = errorReply(protocol.Errorf(protocol.CodeInternal, "internal error"))
 
+// logoutReply answers a logout; the answer that gets it also ends the
+// session (handleFrame).
+var logoutReply = resultReply([]byte("{}"))
+
 // handleFrame handles one request frame. frame aliases the read buffer:
 // anything kept past this call is copied.
 func (s *session) handleFrame(frame []byte) {
@@ -79,6 +83,13 @@ func (s *session) handleFrame(frame []byte) {
 	start := time.Now()
 	done := func(rep *clusterpb.Reply) {
 		s.observe(op.Name, rep, start)
+		if rep == logoutReply {
+			// The reply and the close in one step: an event of the
+			// user's that comes meanwhile does not reach a client that
+			// logged out.
+			s.endAfter(resultMessage(id, rep.Result), reasonLogout)
+			return
+		}
 		s.reply(id, rep)
 	}
 	if op.Route == protocol.RouteSession {
@@ -97,10 +108,7 @@ func (s *session) handleFrame(frame []byte) {
 func (s *session) sessionOp(name string) func(s *session, args []byte, done answer) {
 	switch name {
 	case protocol.OpLogout:
-		return func(s *session, _ []byte, done answer) {
-			done(resultReply([]byte("{}")))
-			s.end(reasonLogout)
-		}
+		return func(s *session, _ []byte, done answer) { done(logoutReply) }
 	case protocol.OpPing:
 		return func(_ *session, _ []byte, done answer) { done(resultReply([]byte("{}"))) }
 	case protocol.OpPresenceWatch:

@@ -159,6 +159,27 @@ func (o *outbox) close(r closeReason) bool {
 	return wake
 }
 
+// closeAfter queues msg as the session's last data message and closes
+// the outbox for r in the same step, so nothing pushed after it (an
+// event on its way) goes out before the close frame; the queue's bounds
+// do not apply to it. It reports whether the session must be handed to a
+// writer; an outbox closed already drops msg.
+func (o *outbox) closeAfter(msg []byte, r closeReason) bool {
+	o.mu.Lock()
+	if o.closed || o.closeSent || o.dead {
+		o.mu.Unlock()
+		return false
+	}
+	o.frames = append(o.frames, msg)
+	o.bytes += len(msg)
+	o.closed, o.reason = true, r
+	wake := o.wakeLocked()
+	end := o.endLocked()
+	o.mu.Unlock()
+	end()
+	return wake
+}
+
 // shutdown asks for the connection to be closed once what is queued is
 // written, and reports whether the session must be handed to a writer.
 func (o *outbox) shutdown() bool {

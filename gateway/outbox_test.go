@@ -153,6 +153,38 @@ func TestOutboxCloseHandshake(t *testing.T) {
 	}
 }
 
+// TestOutboxCloseAfter: a logout's reply and the close are one step:
+// what is pushed after them is dropped, and the reply goes out after
+// what was queued before it, then the close frame; an outbox closed
+// already takes no last message.
+func TestOutboxCloseAfter(t *testing.T) {
+	if !newOutbox(1, 1<<20).closeAfter([]byte("reply"), reasonLogout) {
+		t.Fatal("closeAfter did not wake an idle session")
+	}
+	o := newOutbox(1, 1<<20)
+	o.push([]byte("event")) // woke the session: busy till a take finds nothing
+	if o.closeAfter([]byte("reply"), reasonLogout) {
+		t.Fatal("closeAfter woke a busy session again")
+	}
+	if why, _ := o.push([]byte("late event")); why != dropClosed {
+		t.Fatalf("a push after closeAfter: %q", why)
+	}
+	b, frames, act := o.take(nil, 1<<20, maxIov)
+	if act != takeWrite || frames != 2 || string(b[0]) != "event" || string(b[1]) != "reply" {
+		t.Fatalf("first take %q %v", b, act)
+	}
+	b, _, act = o.take(nil, 1<<20, maxIov)
+	if act != takeClose || !bytes.Equal(b[0], closeMessage(reasonLogout)) {
+		t.Fatalf("second take %q %v", b, act)
+	}
+	if o.closeAfter([]byte("again"), reasonLogout) {
+		t.Fatal("a closed outbox took a last message")
+	}
+	if _, _, act := o.take(nil, 1<<20, maxIov); act != takeIdle {
+		t.Fatalf("after the close frame: %v", act)
+	}
+}
+
 // TestOutboxLibraryClose: the library's own close frame (it answers a
 // client's close, or a protocol error) goes first, and the data queued
 // behind it is dropped; the frame may arrive in pieces.

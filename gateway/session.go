@@ -288,6 +288,17 @@ func (s *session) end(r closeReason) {
 	}
 }
 
+// endAfter is end with msg as the last message the client gets before
+// the close frame (a logout's reply).
+func (s *session) endAfter(msg []byte, r closeReason) {
+	if closed, _ := s.out.state(); !closed {
+		s.finish(reasonLabel(r))
+	}
+	if s.out.closeAfter(msg, r) {
+		s.g.writers.add(s)
+	}
+}
+
 // closeGrace is how long an unauthenticated client has to answer the
 // server's close frame.
 const closeGrace = 500 * time.Millisecond
