@@ -147,32 +147,21 @@ func (o *outbox) endLocked() func() {
 // close closes the outbox with a reason (the first reason wins) and
 // reports whether the session must be handed to a writer (to write its
 // close frame).
-func (o *outbox) close(r closeReason) bool {
+func (o *outbox) close(r closeReason) bool { return o.closeAfter(nil, r) }
+
+// closeAfter is close with msg (unless nil) queued as the session's last
+// data message in the same step, so nothing pushed after it (an event on
+// its way) goes out before the close frame; the queue's bounds do not
+// apply to it. An outbox closed already drops msg.
+func (o *outbox) closeAfter(msg []byte, r closeReason) bool {
 	o.mu.Lock()
+	if msg != nil && !o.closed && !o.closeSent && !o.dead {
+		o.frames = append(o.frames, msg)
+		o.bytes += len(msg)
+	}
 	if !o.closed {
 		o.closed, o.reason = true, r
 	}
-	wake := o.wakeLocked()
-	end := o.endLocked()
-	o.mu.Unlock()
-	end()
-	return wake
-}
-
-// closeAfter queues msg as the session's last data message and closes
-// the outbox for r in the same step, so nothing pushed after it (an
-// event on its way) goes out before the close frame; the queue's bounds
-// do not apply to it. It reports whether the session must be handed to a
-// writer; an outbox closed already drops msg.
-func (o *outbox) closeAfter(msg []byte, r closeReason) bool {
-	o.mu.Lock()
-	if o.closed || o.closeSent || o.dead {
-		o.mu.Unlock()
-		return false
-	}
-	o.frames = append(o.frames, msg)
-	o.bytes += len(msg)
-	o.closed, o.reason = true, r
 	wake := o.wakeLocked()
 	end := o.endLocked()
 	o.mu.Unlock()
