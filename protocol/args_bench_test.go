@@ -44,3 +44,24 @@ func BenchmarkSendArgsAtTheGateway(b *testing.B) {
 		}
 	})
 }
+
+// BenchmarkDecodeRequest: a message.send frame's envelope, in one pass
+// (what DecodeRequest does for such a frame) and through encoding/json
+// (what it did before, and still does for unusual frames).
+func BenchmarkDecodeRequest(b *testing.B) {
+	frame := []byte(`{"id":42,"op":"message.send","args":{"channel":"general","client_id":"c-123456","text":"hello, how is everyone doing today?","mentions":["bob"]}}`)
+	for _, d := range []struct {
+		name   string
+		decode func([]byte) (Request, *Error)
+	}{{"one-pass", DecodeRequest}, {"encoding-json", decodeRequestSlow}} {
+		b.Run(d.name, func(b *testing.B) {
+			b.ReportAllocs()
+			b.SetBytes(int64(len(frame)))
+			for b.Loop() {
+				if _, perr := d.decode(frame); perr != nil {
+					b.Fatal(perr)
+				}
+			}
+		})
+	}
+}

@@ -39,7 +39,104 @@ type rawRequest struct {
 // frame must be strict JSON (CheckJSON), so no op ever sees invalid UTF-8,
 // a lone surrogate, a number beyond float64 or data nested deeper than
 // MaxJSONDepth.
+//
+// The returned ID and Args may alias frame.
 func DecodeRequest(frame []byte) (Request, *Error) {
+	if req, ok := decodeRequestFast(frame); ok {
+		return req, nil
+	}
+	return decodeRequestSlow(frame)
+}
+
+// decodeRequestFast decodes the frames clients send, a strict JSON
+// object of "id", "op" and "args" and nothing else, in one pass that
+// checks it as CheckJSON does and builds nothing. Anything else (another
+// key, however spelled; an escaped key or op; an invalid frame) it leaves
+// to decodeRequestSlow (ok false), which decodes what encoding/json
+// accepts and words every error. When ok, the result is the one
+// decodeRequestSlow returns (FuzzDecodeRequest checks it).
+func decodeRequestFast(frame []byte) (req Request, ok bool) {
+	c := strictScanner{b: frame, max: frameDepth}
+	c.skipSpace()
+	if c.i >= len(c.b) || c.b[c.i] != '{' {
+		return Request{}, false
+	}
+	c.i++
+	c.depth = 1
+	var id, op, args []byte
+	for {
+		c.skipSpace()
+		if c.i >= len(c.b) || c.b[c.i] != '"' {
+			return Request{}, false // '}' too: an empty object has no op
+		}
+		k := c.i
+		if !c.str() {
+			return Request{}, false
+		}
+		key := c.b[k+1 : c.i-1]
+		c.skipSpace()
+		if c.i >= len(c.b) || c.b[c.i] != ':' {
+			return Request{}, false
+		}
+		c.i++
+		c.skipSpace()
+		v := c.i
+		if !c.value() {
+			return Request{}, false
+		}
+		switch string(key) {
+		case "id":
+			id = c.b[v:c.i]
+		case "op":
+			op = c.b[v:c.i]
+		case "args":
+			args = c.b[v:c.i]
+		default:
+			return Request{}, false
+		}
+		c.skipSpace()
+		if c.i >= len(c.b) {
+			return Request{}, false
+		}
+		if c.b[c.i] == '}' {
+			c.i++
+			break
+		}
+		if c.b[c.i] != ',' {
+			return Request{}, false
+		}
+		c.i++
+	}
+	c.skipSpace()
+	if c.i < len(c.b) {
+		return Request{}, false
+	}
+	if len(op) < 3 || op[0] != '"' || bytes.IndexByte(op, '\\') >= 0 {
+		return Request{}, false // absent, empty, not a string, or escaped
+	}
+	if i, known := opIndex[string(op[1:len(op)-1])]; known {
+		req.Op = opTable[i].Name // the table's string: no copy
+	} else {
+		req.Op = string(op[1 : len(op)-1])
+	}
+	if len(id) > 0 && !bytes.Equal(id, []byte("null")) {
+		// A string the scan passed is valid UTF-8 and decodes.
+		if len(id) > maxIDLen || (id[0] != '"' && !validID(id)) {
+			return Request{}, false
+		}
+		req.ID = id
+	}
+	if len(args) > 0 && !bytes.Equal(args, []byte("null")) {
+		if args[0] != '{' {
+			return Request{}, false
+		}
+		req.Args = args
+	}
+	return req, true
+}
+
+// decodeRequestSlow is DecodeRequest through encoding/json.
+func decodeRequestSlow(frame []byte) (Request, *Error) {
 	var raw rawRequest
 	if err := json.Unmarshal(frame, &raw); err != nil {
 		return Request{}, Errorf(CodeBadRequest, "frame is not a JSON object: %s", jsonProblem(err))

@@ -219,3 +219,39 @@ func TestAsError(t *testing.T) {
 		t.Errorf("an unknown code is known")
 	}
 }
+
+// TestDecodeRequestOnePass: the frames clients send take the one-pass
+// decoder; anything unusual goes to encoding/json, with the same result
+// as ever (TestDecodeRequest, FuzzDecodeRequest).
+func TestDecodeRequestOnePass(t *testing.T) {
+	for _, f := range []string{
+		`{"id":1,"op":"message.send","args":{"channel":"general","client_id":"c-1","text":"héllo"}}`,
+		` { "op" : "me" , "id" : "a-1" } `,
+		`{"id":null,"op":"typing.start","args":null}`,
+		`{"id":1,"id":2,"op":"a","op":"b"}`,
+	} {
+		fast, ok := decodeRequestFast([]byte(f))
+		if !ok {
+			t.Errorf("%s: not decoded in one pass", f)
+			continue
+		}
+		slow, err := decodeRequestSlow([]byte(f))
+		if err != nil || fast.Op != slow.Op || string(fast.ID) != string(slow.ID) || string(fast.Args) != string(slow.Args) {
+			t.Errorf("%s: one pass %+v, encoding/json %+v %v", f, fast, slow, err)
+		}
+	}
+	for _, f := range []string{
+		`{"ID":1,"OP":"me"}`,                                 // keys encoding/json matches without case
+		`{"id":1,"op":"m\u0065"}`,                            // an escaped op
+		`{"id":1,"op":"me","extra":1}`,                       // a key the envelope does not have
+		`{"id":1,"op":"me"} x`,                               // data after the object
+		`{"id":1,"op":""}`,                                   // an empty op
+		`{"id":1,"op":"me","args":[]}`,                       // args not an object
+		`{"id":true,"op":"me"}`,                              // an id that is no number or string
+		`{"id":1,"op":"me","args":{"a":` + "\"\xff\"" + `}}`, // not strict
+	} {
+		if _, ok := decodeRequestFast([]byte(f)); ok {
+			t.Errorf("%s: decoded in one pass", f)
+		}
+	}
+}

@@ -54,6 +54,14 @@ func FuzzDecodeRequest(f *testing.F) {
 
 func checkFrame(t *testing.T, frame []byte) {
 	req, err := DecodeRequest(frame)
+	// The one-pass decoder agrees with encoding/json wherever it answers.
+	if fast, ok := decodeRequestFast(frame); ok {
+		slow, serr := decodeRequestSlow(frame)
+		if serr != nil || fast.Op != slow.Op || !bytes.Equal(fast.ID, slow.ID) || !bytes.Equal(fast.Args, slow.Args) ||
+			(fast.ID == nil) != (slow.ID == nil) || (fast.Args == nil) != (slow.Args == nil) {
+			t.Fatalf("frame %q: one pass %+v, encoding/json %+v %v", frame, fast, slow, serr)
+		}
+	}
 	if len(req.ID) > 0 {
 		if len(req.ID) > maxIDLen || !json.Valid(req.ID) || !utf8.Valid(req.ID) {
 			t.Fatalf("frame %q: id %q", frame, req.ID)
