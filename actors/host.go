@@ -21,6 +21,7 @@ import (
 	"github.com/switchboard-chat/switchboard/cluster"
 	"github.com/switchboard-chat/switchboard/cluster/clusterpb"
 	"github.com/switchboard-chat/switchboard/cluster/shard"
+	"github.com/switchboard-chat/switchboard/cluster/workers"
 	"github.com/switchboard-chat/switchboard/persistence"
 	"github.com/switchboard-chat/switchboard/protocol"
 	"google.golang.org/protobuf/proto"
@@ -166,7 +167,8 @@ func StartHost(d Deps) (*Host, error) {
 	// A child that fails is stopped, never restarted in place: its next
 	// message activates it afresh from the store.
 	stop := actor.NewOneForOneStrategy(0, 0, func(any) actor.Directive { return actor.StopDirective })
-	w := newWorkers()
+	// 64 kept; protoactor's default of 300 messages per mailbox run.
+	w := workers.New(64, 300)
 	props := actor.PropsFromProducer(func() actor.Actor {
 		return &hostActor{d: &d, children: make(map[string]*child), byPID: make(map[string]string), led: make(map[uint32]uint64),
 			exports: make(chan struct{}, 4), workers: w}
@@ -219,8 +221,8 @@ type hostActor struct {
 	// joins them when the host stops.
 	exports   chan struct{}
 	exporting sync.WaitGroup
-	// workers runs the children's mailboxes (workers.go).
-	workers *workers
+	// workers runs the children's mailboxes.
+	workers *workers.Pool
 }
 
 type child struct {
@@ -280,7 +282,7 @@ func (h *hostActor) Receive(ctx actor.Context) {
 		h.stopChildren(ctx)
 		h.exporting.Wait()
 	case *actor.Stopped:
-		h.workers.close() // the children have stopped
+		h.workers.Close() // the children have stopped
 	case *gatewayGone:
 		for _, c := range h.children {
 			ctx.Send(c.pid, m)

@@ -1,4 +1,4 @@
-package actors
+package workers
 
 import (
 	"runtime"
@@ -7,15 +7,18 @@ import (
 	"time"
 )
 
+// maxKept is the tests' pool size.
+const maxKept = 64
+
 // TestWorkersNeverWait: a run that blocks holds up no other (Schedule
 // starts a goroutine when no kept one is idle), and every run happens.
 func TestWorkersNeverWait(t *testing.T) {
 	t.Parallel()
-	w := newWorkers()
-	defer w.close()
+	w := New(maxKept, 300)
+	defer w.Close()
 	release := make(chan struct{})
 	var wg sync.WaitGroup
-	const blocked = maxKeptWorkers + 8 // more than are ever kept
+	const blocked = maxKept + 8 // more than are ever kept
 	wg.Add(blocked)
 	for range blocked {
 		w.Schedule(func() { defer wg.Done(); <-release })
@@ -38,7 +41,7 @@ func TestWorkersNeverWait(t *testing.T) {
 // goroutines instead of starting one each, and close ends them.
 func TestWorkersKeepGoroutines(t *testing.T) {
 	t.Parallel()
-	w := newWorkers()
+	w := New(maxKept, 300)
 	done := make(chan struct{})
 	w.Schedule(func() { close(done) })
 	<-done
@@ -58,11 +61,11 @@ func TestWorkersKeepGoroutines(t *testing.T) {
 		runtime.Gosched()
 	}
 	// Without reuse every run would have kept its goroutine, up to
-	// maxKeptWorkers.
-	if k := w.kept.Load(); k < 1 || k >= maxKeptWorkers/4 {
+	// maxKept.
+	if k := w.kept.Load(); k < 1 || k >= maxKept/4 {
 		t.Errorf("after %d runs one after another, %d goroutines kept; want a few", runs, k)
 	}
-	w.close()
+	w.Close()
 	for w.kept.Load() != 0 {
 		if time.Now().After(deadline) {
 			t.Fatalf("%d kept goroutines after close", w.kept.Load())
