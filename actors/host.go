@@ -113,7 +113,16 @@ type Deps struct {
 	// Webhooks, when set, is told of channels with events to deliver
 	// (Config.Channel.Webhooks must be set too).
 	Webhooks WebhookSink
+	// Workers runs the actors' mailboxes (their protoactor dispatcher):
+	// the node's pool of kept goroutines, which it closes. Nil: the host
+	// makes one of its own and closes it when it stops.
+	Workers *workers.Pool
 }
+
+// NewWorkers returns a pool of kept goroutines for Deps.Workers (and the
+// gateway's upgrades): at most 64 kept, and protoactor's default of 300
+// messages per mailbox run.
+func NewWorkers() *workers.Pool { return workers.New(64, 300) }
 
 func (d *Deps) withDefaults() {
 	def := DefaultConfig()
@@ -167,11 +176,13 @@ func StartHost(d Deps) (*Host, error) {
 	// A child that fails is stopped, never restarted in place: its next
 	// message activates it afresh from the store.
 	stop := actor.NewOneForOneStrategy(0, 0, func(any) actor.Directive { return actor.StopDirective })
-	// 64 kept; protoactor's default of 300 messages per mailbox run.
-	w := workers.New(64, 300)
+	w, own := d.Workers, d.Workers == nil
+	if own {
+		w = NewWorkers()
+	}
 	props := actor.PropsFromProducer(func() actor.Actor {
 		return &hostActor{d: &d, children: make(map[string]*child), byPID: make(map[string]string), led: make(map[uint32]uint64),
-			exports: make(chan struct{}, 4), workers: w}
+			exports: make(chan struct{}, 4), workers: w, ownWorkers: own}
 	}, actor.WithSupervisor(stop))
 	pid, err := d.Cluster.System().Root.SpawnNamed(props, cluster.HostName)
 	if err != nil {
@@ -221,8 +232,10 @@ type hostActor struct {
 	// joins them when the host stops.
 	exports   chan struct{}
 	exporting sync.WaitGroup
-	// workers runs the children's mailboxes.
-	workers *workers.Pool
+	// workers runs the children's mailboxes; the host closes it when it
+	// stops if it made it (ownWorkers).
+	workers    *workers.Pool
+	ownWorkers bool
 }
 
 type child struct {
@@ -282,7 +295,9 @@ func (h *hostActor) Receive(ctx actor.Context) {
 		h.stopChildren(ctx)
 		h.exporting.Wait()
 	case *actor.Stopped:
-		h.workers.Close() // the children have stopped
+		if h.ownWorkers {
+			h.workers.Close() // the children have stopped
+		}
 	case *gatewayGone:
 		for _, c := range h.children {
 			ctx.Send(c.pid, m)

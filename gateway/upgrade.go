@@ -45,10 +45,15 @@ var headReaders = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, he
 // headerTimeout bounds the head's reading, as the server's
 // ReadHeaderTimeout does (a connection handed over then has the server's
 // own timeout again, so a slow head is cut within twice it).
-func UpgradeListener(ln net.Listener, path string, h http.Handler, headerTimeout time.Duration) net.Listener {
+//
+// Heads are read and upgrades served on pool's kept goroutines (their
+// stacks grown by net/http's parser and the handshake: a new goroutine's
+// would grow, and be copied, on every connection); the session then runs
+// on a goroutine of its own. The caller closes pool after the listener.
+func UpgradeListener(ln net.Listener, path string, h http.Handler, headerTimeout time.Duration, pool *workers.Pool) net.Listener {
 	l := &upgradeListener{Listener: ln, prefix: "GET " + path, h: h, timeout: headerTimeout,
 		handoff: make(chan accepted), done: make(chan struct{}), sniffing: make(map[net.Conn]struct{}),
-		sniffers: workers.New(sniffersKept, 1)}
+		sniffers: pool}
 	go l.accept()
 	return l
 }
@@ -71,16 +76,8 @@ type upgradeListener struct {
 	mu       sync.Mutex // guards sniffing
 	sniffing map[net.Conn]struct{}
 	wg       sync.WaitGroup // sniff goroutines
-	// sniffers read heads and serve upgrades on goroutines that stay,
-	// their stacks grown by net/http's parser and the handshake: a new
-	// goroutine's would grow (and be copied) on every connection.
-	sniffers *workers.Pool
+	sniffers *workers.Pool  // reads heads and serves upgrades
 }
-
-// sniffersKept bounds the goroutines kept for heads: a connect storm's
-// concurrency (64 kept cost 5 % less node CPU per connect than 16 in a
-// storm of 64 at a time), not every idle session's.
-const sniffersKept = 64
 
 func (l *upgradeListener) accept() {
 	for {
@@ -141,7 +138,6 @@ func (l *upgradeListener) Close() error {
 		l.mu.Unlock()
 		err = l.Listener.Close()
 		l.wg.Wait()
-		l.sniffers.Close()
 	})
 	return err
 }

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+
+	"github.com/switchboard-chat/switchboard/cluster/workers"
 )
 
 // upgradeServer serves, on a real socket through UpgradeListener, an
@@ -50,11 +52,13 @@ func upgradeServer(t *testing.T, headerTimeout time.Duration) (addr string, fast
 		t.Fatal(err)
 	}
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: headerTimeout}
-	go func() { _ = srv.Serve(UpgradeListener(ln, "/v1/ws", mux, headerTimeout)) }()
+	pool := workers.New(4, 1)
+	go func() { _ = srv.Serve(UpgradeListener(ln, "/v1/ws", mux, headerTimeout, pool)) }()
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		_ = srv.Shutdown(ctx)
+		pool.Close()
 	})
 	return ln.Addr().String(), fast
 }

@@ -23,6 +23,7 @@ import (
 	"github.com/switchboard-chat/switchboard/cluster"
 	"github.com/switchboard-chat/switchboard/cluster/peerhttp"
 	"github.com/switchboard-chat/switchboard/cluster/shard"
+	"github.com/switchboard-chat/switchboard/cluster/workers"
 	"github.com/switchboard-chat/switchboard/gateway"
 	"github.com/switchboard-chat/switchboard/gateway/auth"
 	"github.com/switchboard-chat/switchboard/persistence"
@@ -114,6 +115,9 @@ type Node struct {
 	hosting atomic.Bool
 	gw      *gateway.Gateway
 	ln      net.Listener
+	// workers are the node's kept goroutines: its actors' mailboxes run
+	// on them and its gateway's upgrades are read on them.
+	workers *workers.Pool
 	srv     *http.Server
 	apiKeys auth.APIKeys
 	// adminLn and adminSrv serve the operator endpoints when AdminListen
@@ -164,7 +168,7 @@ func NewNode(cfg Config) (_ *Node, err error) {
 	if err := cfg.Webhook.check(); err != nil {
 		return nil, err
 	}
-	n := &Node{cfg: cfg, log: cfg.Logger, reg: prometheus.NewRegistry(), stopWatch: make(chan struct{}), diskChanged: make(chan struct{}, 1), drainReq: make(chan struct{}),
+	n := &Node{cfg: cfg, log: cfg.Logger, reg: prometheus.NewRegistry(), workers: actors.NewWorkers(), stopWatch: make(chan struct{}), diskChanged: make(chan struct{}, 1), drainReq: make(chan struct{}),
 		fatal: make(chan error, 1), stop: make(chan struct{})}
 	defer func() {
 		if err != nil {
@@ -337,7 +341,7 @@ func NewNode(cfg Config) (_ *Node, err error) {
 		// per-connection work; everything else reaches n.srv as before.
 		// Over TLS they take net/http's path (the handshake, client
 		// certificates and ALPN stay with crypto/tls and net/http).
-		n.ln = gateway.UpgradeListener(n.ln, "/v1/ws", n.gw, headerTimeout)
+		n.ln = gateway.UpgradeListener(n.ln, "/v1/ws", n.gw, headerTimeout, n.workers)
 	}
 	n.metrics.watchTLS(n.sec)
 	n.sec.watch(n.stopWatch, n.watchers.Go)
@@ -395,6 +399,7 @@ func (n *Node) hostDeps(engine *shard.Engine) actors.Deps {
 		Config:      acfg,
 		Logger:      n.log,
 		Metrics:     n.metrics.actorHooks(),
+		Workers:     n.workers,
 	}
 	if n.hooks != nil {
 		deps.Channel.Webhooks, deps.Webhooks = true, n.hooks.d
@@ -528,6 +533,7 @@ func (n *Node) Close() error {
 	if n.peers != nil {
 		n.peers.CloseIdle()
 	}
+	n.workers.Close() // nothing schedules on it any more
 	if n.store != nil {
 		return n.store.Close()
 	}
