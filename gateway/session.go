@@ -279,20 +279,13 @@ func (s *session) kill() {
 // end ends the session with reason r: what is queued is written, then a
 // close frame carrying r, and the client closes the connection. No
 // further frame of the session runs (handleFrame).
-func (s *session) end(r closeReason) {
-	if closed, _ := s.out.state(); !closed {
-		s.finish(reasonLabel(r)) // the first reason is the one counted
-	}
-	if s.out.close(r) {
-		s.g.writers.add(s)
-	}
-}
+func (s *session) end(r closeReason) { s.endAfter(nil, r) }
 
-// endAfter is end with msg as the last message the client gets before
-// the close frame (a logout's reply).
+// endAfter is end with msg (unless nil) as the last message the client
+// gets before the close frame (a logout's reply).
 func (s *session) endAfter(msg []byte, r closeReason) {
 	if closed, _ := s.out.state(); !closed {
-		s.finish(reasonLabel(r))
+		s.finish(reasonLabel(r)) // the first reason is the one counted
 	}
 	if s.out.closeAfter(msg, r) {
 		s.g.writers.add(s)
