@@ -7,6 +7,8 @@ import (
 	"io"
 	"net"
 	"unicode/utf8"
+
+	"github.com/switchboard-chat/switchboard/protocol"
 )
 
 // reader is a connection's read side: bytes read and not parsed yet, and
@@ -163,7 +165,7 @@ func (c *wsConn) control(op byte, p []byte) error {
 		}
 		if len(p) >= 2 {
 			code, reason = int(binary.BigEndian.Uint16(p)), string(p[2:])
-			if !validCloseCode(code) || !utf8.ValidString(reason) {
+			if !protocol.ValidCloseCode(code) || !utf8.ValidString(reason) {
 				return &protocolError{statusProtocolError, "bad close frame"}
 			}
 		}
@@ -176,18 +178,6 @@ func (c *wsConn) control(op byte, p []byte) error {
 		return CloseError{Code: code, Reason: reason}
 	}
 	return nil
-}
-
-// validCloseCode reports whether a close frame may carry code (RFC 6455
-// 7.4: 1004-1006 and 1015 are never sent; 3000-4999 are applications').
-func validCloseCode(code int) bool {
-	switch {
-	case code >= 1000 && code <= 1003, code >= 1007 && code <= 1014:
-		return true
-	case code >= 3000 && code <= 4999:
-		return true
-	}
-	return false
 }
 
 // ended turns a parse error into the reading's end: a broken frame is

@@ -1,11 +1,25 @@
 package gateway
 
-import "github.com/coder/websocket"
+// StatusCode is a WebSocket close frame's status code (RFC 6455 §7.4).
+type StatusCode uint16
+
+// The standard codes the gateway sends, and the one a close frame
+// without a code stands for.
+const (
+	statusNormalClosure   StatusCode = 1000
+	statusGoingAway       StatusCode = 1001
+	statusProtocolError   StatusCode = 1002
+	statusNoStatus        StatusCode = 1005 // never sent
+	statusPolicyViolation StatusCode = 1008
+	statusMessageTooBig   StatusCode = 1009
+	statusInternalError   StatusCode = 1011
+	statusTryAgainLater   StatusCode = 1013
+)
 
 // closeReason is why the server ends a session; it becomes the WebSocket
 // close frame's code and reason text.
 type closeReason struct {
-	code websocket.StatusCode
+	code StatusCode
 	text string
 }
 
@@ -13,25 +27,25 @@ type closeReason struct {
 const (
 	// CloseSlowConsumer: the client did not read fast enough and its
 	// outbound queue filled. Reconnect and resume with since_seq.
-	CloseSlowConsumer websocket.StatusCode = 4000
+	CloseSlowConsumer StatusCode = 4000
 	// CloseReconnect: the node is draining; reconnect (to another gateway)
 	// and resume with since_seq.
-	CloseReconnect websocket.StatusCode = 4001
+	CloseReconnect StatusCode = 4001
 	// CloseResync: the session lost a channel's stream and could not get
 	// it back; reconnect and resume with since_seq.
-	CloseResync websocket.StatusCode = 4002
+	CloseResync StatusCode = 4002
 	// CloseAuthTimeout: no connect arrived in time.
-	CloseAuthTimeout websocket.StatusCode = 4003
+	CloseAuthTimeout StatusCode = 4003
 )
 
 var (
 	reasonSlow        = closeReason{CloseSlowConsumer, "slow consumer: outbound queue full"}
 	reasonDrain       = closeReason{CloseReconnect, "server draining: reconnect elsewhere"}
-	reasonLogout      = closeReason{websocket.StatusNormalClosure, "logout"}
-	reasonShutdown    = closeReason{websocket.StatusGoingAway, "server shutting down"}
-	reasonPingTimeout = closeReason{websocket.StatusPolicyViolation, "ping timeout"}
-	reasonWriteFailed = closeReason{websocket.StatusInternalError, "write failed"}
+	reasonLogout      = closeReason{statusNormalClosure, "logout"}
+	reasonShutdown    = closeReason{statusGoingAway, "server shutting down"}
+	reasonPingTimeout = closeReason{statusPolicyViolation, "ping timeout"}
+	reasonWriteFailed = closeReason{statusInternalError, "write failed"}
 	reasonAuthTimeout = closeReason{CloseAuthTimeout, "no connect within the auth timeout"}
 	reasonResync      = closeReason{CloseResync, "lost a channel stream: reconnect and resume"}
-	reasonFull        = closeReason{websocket.StatusTryAgainLater, "server at its session limit"}
+	reasonFull        = closeReason{statusTryAgainLater, "server at its session limit"}
 )

@@ -17,7 +17,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/coder/websocket"
 	"github.com/switchboard-chat/switchboard/cluster"
 	"github.com/switchboard-chat/switchboard/cluster/peerhttp"
 	"github.com/switchboard-chat/switchboard/gateway/auth"
@@ -347,22 +346,14 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, refuse, http.StatusServiceUnavailable)
 		return
 	}
-	s := newSession(g)
-	conn, err := websocket.Accept(withSession(w, s), r, &websocket.AcceptOptions{
-		Subprotocols: []string{Subprotocol},
-		// Messages are framed once for every session that gets them,
-		// which per-connection compression would undo.
-		CompressionMode:    websocket.CompressionDisabled,
-		InsecureSkipVerify: true, // the origin was checked above
-		OnPongReceived:     s.ponged,
-	})
+	conn, br, err := acceptWS(w, r, Subprotocol)
 	if err != nil {
 		g.release(ip)
 		g.cfg.Metrics.connect("handshake_failed")
 		return
 	}
-	s.conn = conn
-	conn.SetReadLimit(int64(g.cfg.Limits.MaxFrameBytes))
+	s := newSession(g)
+	s.br, s.wire = br, newWire(conn)
 	s.ip = ip
 	g.mu.Lock()
 	if g.draining {
@@ -370,7 +361,6 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		g.mu.Unlock()
 		_ = s.wire.writeAll([][]byte{closeMessage(reasonDrain)}, time.Second)
 		s.kill()
-		conn.CloseNow()
 		return
 	}
 	g.sessions[s] = struct{}{}

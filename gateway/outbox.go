@@ -4,7 +4,7 @@ import "sync"
 
 // outbox is a session's bounded outbound queue and the state of its
 // connection's write side. Producers (the inbox goroutine fanning out
-// events, reply callbacks, the WebSocket library's control frames) never
+// events, reply callbacks, the read loop's control frames) never
 // block: a push to a queue that is already full closes the outbox with a
 // slow-consumer reason instead, and the session is disconnected.
 //
@@ -29,15 +29,12 @@ type outbox struct {
 	frames [][]byte   // data messages
 	bytes  int
 	ctl    [][]byte // control frames, written before the data: pongs, pings, a close
-	// partial holds the start of a control frame the WebSocket library
-	// has not finished writing (controlWriter).
-	partial []byte
 	// closed: the server ends the session, for reason; what is queued is
 	// still written (a logout's reply), then a close frame with reason.
 	closed bool
 	reason closeReason
 	// closeSent: a close frame is queued or written (the server's, or
-	// the library's answer to the client's); nothing follows it.
+	// the answer to the client's); nothing follows it.
 	closeSent bool
 	// shut: close the connection once what is queued is written.
 	shut bool
@@ -91,37 +88,19 @@ func (o *outbox) push(msg []byte) (drop string, wake bool) {
 // pings without reading gets no more pongs.
 const maxControl = 8
 
-// control queues control frames (whole ones; the start of an unfinished
-// one is kept for the next call) and reports whether the session must be
-// handed to a writer. After a close frame nothing is queued.
-func (o *outbox) control(b []byte) bool {
+// control queues a control frame (a ping, a pong, a close) and reports
+// whether the session must be handed to a writer. After a close frame
+// nothing is queued; a ping or pong past maxControl frames waiting is
+// dropped, a close frame never.
+func (o *outbox) control(f []byte) bool {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	if o.partial != nil {
-		b = append(o.partial, b...)
-		o.partial = nil
-	}
-	queued := false
-	for len(b) > 0 {
-		n := frameLen(b)
-		if n == 0 || n > len(b) {
-			o.partial = append([]byte(nil), b...)
-			break
-		}
-		f := b[:n:n]
-		b = b[n:]
-		if o.closeSent || o.dead || len(o.ctl) >= maxControl {
-			continue
-		}
-		o.ctl = append(o.ctl, f)
-		queued = true
-		if f[0]&0x0f == opClose {
-			o.closeSent = true
-		}
-	}
-	if !queued {
+	isClose := f[0]&0x0f == opClose
+	if o.closeSent || o.dead || (!isClose && len(o.ctl) >= maxControl) {
 		return false
 	}
+	o.ctl = append(o.ctl, f)
+	o.closeSent = isClose
 	return o.wakeLocked()
 }
 
@@ -198,7 +177,7 @@ func (o *outbox) dieLocked() {
 	o.dead = true
 	clear(o.frames)
 	clear(o.ctl)
-	o.frames, o.ctl, o.bytes, o.partial = nil, nil, 0, nil
+	o.frames, o.ctl, o.bytes = nil, nil, 0
 	if o.gone != nil {
 		close(o.gone)
 	}

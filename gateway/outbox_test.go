@@ -129,7 +129,7 @@ func TestOutboxCloseHandshake(t *testing.T) {
 	if act != takeClose || !bytes.Equal(b[0], closeMessage(reasonLogout)) {
 		t.Fatalf("second take %q %v", b, act)
 	}
-	// The client's pings and the library's answer to the client's close
+	// The client's pings and the read loop's answer to the client's close
 	// frame come after the server's close frame: nothing is written.
 	o.control(pingMessage)
 	o.control(closeMessage(reasonLogout))
@@ -185,39 +185,41 @@ func TestOutboxCloseAfter(t *testing.T) {
 	}
 }
 
-// TestOutboxLibraryClose: the library's own close frame (it answers a
-// client's close, or a protocol error) goes first, and the data queued
-// behind it is dropped; the frame may arrive in pieces.
-func TestOutboxLibraryClose(t *testing.T) {
+// TestOutboxReaderClose: the read loop's close frame (it answers a
+// client's close, or refuses a frame) goes first, and the data queued
+// behind it is dropped.
+func TestOutboxReaderClose(t *testing.T) {
 	o := newOutbox(16, 1<<20)
 	o.push([]byte("event"))
 	cl := closeMessage(reasonLogout)
-	o.control(cl[:1])
-	o.control(cl[1:3])
-	o.control(cl[3:])
+	o.control(cl)
 	b, frames, act := o.take(nil, 1<<20, maxIov)
 	if act != takeWrite || frames != 0 || len(b) != 1 || !bytes.Equal(b[0], cl) {
 		t.Fatalf("take %q %d %v", b, frames, act)
 	}
 	if why, _ := o.push([]byte("late")); why != dropClosed {
-		t.Fatalf("a push after the library's close frame: %q", why)
+		t.Fatalf("a push after the read loop's close frame: %q", why)
 	}
-	// The library's close frame is not the server ending the session:
-	// the read loop tells why.
+	// That close frame is not the server ending the session: the read
+	// loop tells why.
 	if closed, _ := o.state(); closed {
-		t.Fatal("the library's close frame closed the outbox")
+		t.Fatal("the read loop's close frame closed the outbox")
 	}
 }
 
 // TestOutboxControlBound: a client that pings without reading gets at
-// most maxControl pongs queued.
+// most maxControl pongs queued; a close frame after them is queued all
+// the same.
 func TestOutboxControlBound(t *testing.T) {
 	o := newOutbox(16, 1<<20)
 	pong := frameMessage(opPong, []byte("p"))
 	for range 3 * maxControl {
 		o.control(pong)
 	}
-	if b, _, _ := o.take(nil, 1<<20, maxIov); len(b) != maxControl {
-		t.Fatalf("%d control frames queued, want %d", len(b), maxControl)
+	cl := closeMessage(closeReason{statusProtocolError, "refused"})
+	o.control(cl)
+	b, _, _ := o.take(nil, 1<<20, maxIov)
+	if len(b) != maxControl+1 || !bytes.Equal(b[maxControl], cl) {
+		t.Fatalf("%d control frames queued, want %d pongs and the close frame", len(b), maxControl)
 	}
 }

@@ -1,14 +1,13 @@
 package gateway
 
 import (
-	"bytes"
+	"bufio"
 	"context"
 	"errors"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/coder/websocket"
 	"github.com/switchboard-chat/switchboard/protocol"
 )
 
@@ -20,9 +19,11 @@ import (
 // session: whatever ends a session closes its connection, or makes the
 // client close it (a close frame).
 type session struct {
-	g    *Gateway
-	id   string
-	conn *websocket.Conn
+	g  *Gateway
+	id string
+	// br reads the client's frames (wsread.go); wire writes the
+	// session's (writers.go).
+	br   *bufio.Reader
 	wire wire
 	out  *outbox
 
@@ -62,8 +63,8 @@ type session struct {
 	counted atomic.Bool
 }
 
-// newSession makes a session whose connection is not there yet: the
-// upgrade attaches it (hijack.go), and ServeHTTP sets conn.
+// newSession makes a session whose connection is not there yet:
+// ServeHTTP attaches it once the handshake is done.
 func newSession(g *Gateway) *session {
 	s := &session{
 		g:        g,
@@ -105,7 +106,7 @@ func (s *session) run() {
 		s.kill()
 	}
 	t.Stop()
-	s.conn.CloseNow() // the library's side of it
+	s.wire.conn.Close()
 	// The read loop did not say why: the gateway's context ended.
 	why := reasonShutdown
 	if closed, r := s.out.state(); closed {
@@ -149,8 +150,8 @@ func (s *session) tick() {
 	s.timer.Reset(next)
 }
 
-// ponged is the WebSocket library's OnPongReceived: the ping is answered.
-func (s *session) ponged(context.Context, []byte) { s.pingSent.Store(0) }
+// ponged: the client's pong came; the ping is answered.
+func (s *session) ponged() { s.pingSent.Store(0) }
 
 // finish counts the session's end, once, under the first reason given:
 // a server-side end gives its reason before it closes the connection, so
@@ -164,37 +165,44 @@ func (s *session) finish(reason string) {
 	}
 }
 
-var readBufs = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+// readBufs hold messages being read. A session takes one only once a
+// frame has begun to arrive, and gives it back once the message is
+// handled: an idle session holds none.
+var readBufs = sync.Pool{New: func() any { return new([]byte) }}
+
+// keptReadBuf bounds the buffers readBufs keeps.
+const keptReadBuf = 64 << 10
 
 // readLoop reads messages and has their frames handled in order, on a
 // handler (handlers.go), so that its own stack stays small. Reads have no
-// context (the library then arms nothing per read): closing the
-// connection ends them.
+// deadline: closing the connection ends them.
 func (s *session) readLoop() {
 	for {
-		_, r, err := s.conn.Reader(context.Background())
-		if err != nil {
+		if _, err := s.br.Peek(1); err != nil {
 			s.ended(err)
 			return
 		}
-		buf := readBufs.Get().(*bytes.Buffer)
-		buf.Reset()
-		_, err = buf.ReadFrom(r)
+		bp := readBufs.Get().(*[]byte)
+		msg, err := s.readMessage(*bp)
 		if err != nil {
-			readBufs.Put(buf)
+			readBufs.Put(bp)
 			s.ended(err)
 			return
 		}
-		if m := s.g.cfg.Metrics; m.BytesIn != nil {
-			m.BytesIn(buf.Len())
+		if msg != nil {
+			if m := s.g.cfg.Metrics; m.BytesIn != nil {
+				m.BytesIn(len(msg))
+			}
+			n := s.g.handlers.handle(s, msg)
+			if m := s.g.cfg.Metrics; m.FramesIn != nil {
+				m.FramesIn(n)
+			}
+			if cap(msg) > keptReadBuf {
+				continue // let it go; the pool makes another
+			}
+			*bp = msg[:0]
 		}
-		n := s.g.handlers.handle(s, buf.Bytes())
-		if m := s.g.cfg.Metrics; m.FramesIn != nil {
-			m.FramesIn(n)
-		}
-		if buf.Cap() <= 64<<10 {
-			readBufs.Put(buf)
-		}
+		readBufs.Put(bp)
 	}
 }
 
@@ -206,9 +214,10 @@ func (s *session) ended(err error) {
 		s.finish(reasonLabel(why))
 		return
 	}
-	var ce websocket.CloseError
+	var ce *closeError
+	var fe *frameError
 	switch {
-	case errors.As(err, &ce) && ce.Code == websocket.StatusMessageTooBig:
+	case errors.As(err, &fe) && fe.code == statusMessageTooBig:
 		s.finish("frame_too_large")
 	case errors.As(err, &ce):
 		s.finish("client_closed")

@@ -113,7 +113,7 @@ func TestUpgradeListenerFastPath(t *testing.T) {
 		t.Fatalf("the raw upgrade did not take the fast path")
 	}
 
-	// A refusal on the fast path (no key: the library's 400) is a whole
+	// A refusal on the fast path (no key: a 400) is a whole
 	// answer, and the connection ends.
 	conn, br = rawDial(t, addr)
 	if _, err := io.WriteString(conn, "GET /v1/ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n\r\n"); err != nil {
@@ -145,7 +145,7 @@ func rawDial(t *testing.T, addr string) (net.Conn, *bufio.Reader) {
 
 // TestUpgradeListenerHandsOver: every other request reaches the server as
 // before — keep-alive requests on one connection, a GET of /v1/ws that is
-// not an upgrade (the library's 426, as before), a request sent a byte at
+// not an upgrade (a 426), a request sent a byte at
 // a time, an oversized head (431) — and none took the fast path.
 func TestUpgradeListenerHandsOver(t *testing.T) {
 	t.Parallel()

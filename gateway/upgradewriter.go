@@ -12,7 +12,7 @@ import (
 )
 
 // upgradeWriter is the ResponseWriter of an upgrade served by
-// UpgradeListener: what the WebSocket library uses of one. A 101 goes out
+// UpgradeListener: what the handshake (acceptWS) uses of one. A 101 goes out
 // at Hijack (as net/http flushes it there); any other answer (a refusal)
 // is written, with Connection: close, when the handler returns.
 type upgradeWriter struct {
@@ -68,15 +68,15 @@ func (w *upgradeWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	if len(w.rest) == 0 {
 		r = bufio.NewReaderSize(w.c, readBufBytes)
 	} else {
-		// All of it buffered: the library keeps what is buffered and
-		// reads the connection after it.
+		// All of it buffered: the session reads what is buffered, then
+		// the connection.
 		r = bufio.NewReaderSize(io.MultiReader(bytes.NewReader(bytes.Clone(w.rest)), w.c), max(readBufBytes, len(w.rest)))
 		if _, err := r.Peek(len(w.rest)); err != nil {
 			return nil, nil, err
 		}
 	}
-	// The session's hijacker (withSession) replaces the writer with its
-	// own; a small one serves any other handler.
+	// Sessions write to the connection itself (wire.go); a small writer
+	// serves any other handler.
 	return w.c, bufio.NewReadWriter(r, bufio.NewWriterSize(w.c, 16)), nil
 }
 

@@ -7,10 +7,8 @@ import (
 )
 
 // wire is a session connection's write side. Writers write to it
-// directly, not through the WebSocket library (see hijack.go for how the
-// library's own writes reach the outbox instead): a message is already
-// framed (wsframe.go), and the pool's writers must never wait for a
-// socket, which the library's Write would.
+// directly: a message is already framed (wsframe.go), and the pool's
+// writers must never wait for a socket.
 type wire struct {
 	conn net.Conn // the connection as hijacked
 	// fd writes without waiting where the platform allows (wire_linux.go);

@@ -17,13 +17,13 @@ import (
 // writeHarness is a gateway with a writer pool and nothing else, whose
 // sessions write to real loopback TCP connections.
 type writeHarness struct {
-	t       *testing.T
+	t       testing.TB
 	g       *Gateway
 	mu      sync.Mutex
 	reasons map[string]int
 }
 
-func newWriteHarness(t *testing.T, mutate func(*Config)) *writeHarness {
+func newWriteHarness(t testing.TB, mutate func(*Config)) *writeHarness {
 	h := &writeHarness{t: t, reasons: map[string]int{}}
 	cfg := Config{Writers: 1, Metrics: &Metrics{Disconnect: func(r string) {
 		h.mu.Lock()
