@@ -183,7 +183,7 @@ func StartHost(d Deps) (*Host, error) {
 	props := actor.PropsFromProducer(func() actor.Actor {
 		return &hostActor{d: &d, children: make(map[string]*child), byPID: make(map[string]string), led: make(map[uint32]uint64),
 			exports: make(chan struct{}, 4), workers: w, ownWorkers: own}
-	}, actor.WithSupervisor(stop))
+	}, actor.WithSupervisor(stop), actor.WithDispatcher(w))
 	pid, err := d.Cluster.System().Root.SpawnNamed(props, cluster.HostName)
 	if err != nil {
 		return nil, err

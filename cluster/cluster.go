@@ -22,6 +22,7 @@ import (
 	"github.com/hashicorp/memberlist"
 	"github.com/switchboard-chat/switchboard/cluster/security"
 	"github.com/switchboard-chat/switchboard/cluster/shard"
+	"github.com/switchboard-chat/switchboard/cluster/workers"
 )
 
 // Detection is a failure-detection preset.
@@ -97,6 +98,10 @@ type Config struct {
 	InboxEventBytes int64
 	// Registry keeps the known-hosts registry on disk (nil: memory only).
 	Registry RegistryStore
+	// Workers runs the inbox's mailbox on kept goroutines (nil: a new
+	// goroutine per run, protoactor's default, whose stack grows afresh
+	// each time). The caller closes it after Close.
+	Workers *workers.Pool
 	// Cluster, Shards and Store are the node's cluster identity when it
 	// knows it at start (a restart); else SetIdentity gives them later.
 	Cluster string

@@ -54,10 +54,13 @@ type inboxActor struct{ c *Cluster }
 // deadlock) or silently drops the oldest message (a lost reply or event
 // batch, which no session would hear of).
 func (c *Cluster) inboxProps() *actor.Props {
-	return actor.PropsFromProducer(func() actor.Actor { return &inboxActor{c: c} },
-		actor.WithMailbox(func() actor.Mailbox {
-			return &inboxMailbox{Mailbox: actor.Unbounded(&c.inboxDepth)(), c: c}
-		}))
+	opts := []actor.PropsOption{actor.WithMailbox(func() actor.Mailbox {
+		return &inboxMailbox{Mailbox: actor.Unbounded(&c.inboxDepth)(), c: c}
+	})}
+	if c.cfg.Workers != nil {
+		opts = append(opts, actor.WithDispatcher(c.cfg.Workers))
+	}
+	return actor.PropsFromProducer(func() actor.Actor { return &inboxActor{c: c} }, opts...)
 }
 
 // InboxDepth returns how many messages wait in the inbox's mailbox.

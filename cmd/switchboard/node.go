@@ -257,6 +257,7 @@ func NewNode(cfg Config) (_ *Node, err error) {
 		KeyFile:         cfg.Security.ClusterKeyFile,
 		TLS:             n.sec.cluster,
 		Registry:        registryStore(n.store),
+		Workers:         n.workers,
 		InboxEventBytes: cfg.InboxBytes,
 		RequestTimeout:  cfg.RequestTimeout,
 		Logger:          n.log,
