@@ -2,7 +2,11 @@ package main
 
 import (
 	"fmt"
+	"math/rand/v2"
 	"net"
+	"os"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -84,13 +88,40 @@ func TestRequestsToABrokenNodeFailAtOnce(t *testing.T) {
 	t.Logf("sends reach the restarted node %v after its start", time.Since(restarted).Round(time.Millisecond))
 }
 
-// freeAddr returns a loopback address with a port the OS just had free.
+// freeAddr returns a loopback address whose port is free for TCP and UDP
+// (gossip binds both) and lies below the kernel's ephemeral range. A port
+// the OS hands out for :0 is in that range, where an outgoing connection
+// of another test may be given it as its local port and hold it for as
+// long as it lives: a node started on it later then cannot bind it.
 func freeAddr(t *testing.T) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	low := ephemeralLow()
+	for range 200 {
+		addr := fmt.Sprintf("127.0.0.1:%d", 10000+rand.IntN(low-10000))
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			continue
+		}
+		pc, err := net.ListenPacket("udp", addr)
+		ln.Close()
+		if err != nil {
+			continue
+		}
+		pc.Close()
+		return addr
 	}
-	defer ln.Close()
-	return ln.Addr().String()
+	t.Fatal("no free port below the ephemeral range")
+	return ""
+}
+
+// ephemeralLow is the first port of the kernel's ephemeral range (Linux;
+// elsewhere IANA's, 49152, or Linux's default, whichever is lower).
+func ephemeralLow() int {
+	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	if f := strings.Fields(string(b)); err == nil && len(f) == 2 {
+		if n, err := strconv.Atoi(f[0]); err == nil && n > 11000 {
+			return n
+		}
+	}
+	return 32768
 }
