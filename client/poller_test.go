@@ -183,7 +183,7 @@ func TestPollerReadsManyConnections(t *testing.T) {
 	url := pollGateway(t, events, nil)
 	p := newPoller(t, 2)
 	ctx := testCtx(t)
-	before := clientGoroutines()
+	before := settledClientGoroutines(t)
 	var checks []*seqCheck
 	for i := range sessions {
 		c, chk := pollClient(t, ctx, url, p, fmt.Sprintf("u%d", i), nil)
@@ -329,7 +329,7 @@ func TestPollerCloseHandsConnectionsBack(t *testing.T) {
 		checks = append(checks, chk)
 	}
 	waitAll(t, checks, 1, events)
-	before := clientGoroutines()
+	before := settledClientGoroutines(t)
 	if err := p.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -351,7 +351,7 @@ func TestPollerStallWatchdog(t *testing.T) {
 	a, b := newFakeGateway(t, "a", 0), newFakeGateway(t, "b", 0)
 	p := newPoller(t, 1)
 	ctx := testCtx(t)
-	before := clientGoroutines()
+	before := settledClientGoroutines(t)
 	c, err := Dial(ctx, Options{URLs: []string{a.url(), b.url()}, UserID: "alice", Poller: p, OnEvent: func(Event) {},
 		StallTimeout: 300 * time.Millisecond, CloseTimeout: 100 * time.Millisecond})
 	if err != nil {

@@ -355,7 +355,7 @@ func TestOneGoroutinePerConnection(t *testing.T) {
 	defer cancel()
 	const n = 10
 	const stall = 1300 * time.Millisecond // no other test's
-	before := clientGoroutines()
+	before := settledClientGoroutines(t)
 	var clients []*Client
 	t.Cleanup(func() {
 		for _, c := range clients {
@@ -387,6 +387,23 @@ func TestOneGoroutinePerConnection(t *testing.T) {
 	sweepers.mu.Unlock()
 	if s != nil {
 		t.Fatal("the sweeper outlived its connections")
+	}
+}
+
+// settledClientGoroutines waits for the client goroutines an earlier
+// test left winding down (a closed client's loops end a moment after
+// Close returns) to end, and returns how many are left: the count to
+// measure from. The tests that count run one at a time, so none are
+// expected.
+func settledClientGoroutines(t *testing.T) int {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		n := clientGoroutines()
+		if n == 0 || time.Now().After(deadline) {
+			return n
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
 
