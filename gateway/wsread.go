@@ -51,11 +51,13 @@ func (e *frameError) Error() string {
 // it waits for the next). Pings are answered, pongs noted, and a close
 // frame answered and returned as a *closeError.
 func (s *session) readMessage(buf []byte) ([]byte, error) {
-	var hdr [14]byte
 	msg := buf[:0]
 	inMessage := false
 	for {
-		if _, err := io.ReadFull(s.br, hdr[:2]); err != nil {
+		// The header is read in place (Peek: the reader's buffer, which
+		// is larger than any header), without a copy or an allocation.
+		hdr, err := s.br.Peek(2)
+		if err != nil {
 			return nil, err
 		}
 		fin, op := hdr[0]&0x80 != 0, hdr[0]&0x0f
@@ -81,7 +83,8 @@ func (s *session) readMessage(buf []byte) ([]byte, error) {
 		case 127:
 			ext = 8
 		}
-		if _, err := io.ReadFull(s.br, hdr[2:2+ext+4]); err != nil {
+		size := 2 + ext + 4
+		if hdr, err = s.br.Peek(size); err != nil {
 			return nil, err
 		}
 		switch ext {
@@ -90,7 +93,8 @@ func (s *session) readMessage(buf []byte) ([]byte, error) {
 		case 8:
 			n = binary.BigEndian.Uint64(hdr[2:])
 		}
-		key := [4]byte(hdr[2+ext : 2+ext+4])
+		key := [4]byte(hdr[2+ext : size])
+		_, _ = s.br.Discard(size) // buffered: it cannot fail
 		if op >= opClose {
 			var ctl [maxControlPayload]byte
 			p := ctl[:n]

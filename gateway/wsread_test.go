@@ -285,3 +285,24 @@ func (sinkConn) Write(p []byte) (int, error)      { return len(p), nil }
 func (sinkConn) Read([]byte) (int, error)         { return 0, io.EOF }
 func (sinkConn) Close() error                     { return nil }
 func (sinkConn) SetWriteDeadline(time.Time) error { return nil }
+
+// BenchmarkReadMessage reads a typical request, a 100-byte masked text
+// message, from a connection's buffered reader.
+func BenchmarkReadMessage(b *testing.B) {
+	frame := text(`{"id":7,"op":"message.send","args":{"channel":"room-1","text":"` + strings.Repeat("x", 34) + `"}}`)
+	h := newWriteHarness(b, nil)
+	s := &session{g: h.g, id: randomID(), out: newOutbox(h.g.cfg.QueueFrames, h.g.cfg.QueueBytes)}
+	in := bytes.NewReader(nil)
+	s.br = bufio.NewReaderSize(in, readBufBytes)
+	buf := make([]byte, 0, 512)
+	b.SetBytes(int64(len(frame)))
+	b.ReportAllocs()
+	for b.Loop() {
+		in.Reset(frame)
+		s.br.Reset(in)
+		msg, err := s.readMessage(buf)
+		if err != nil || len(msg) != 100 {
+			b.Fatalf("%d bytes, %v", len(msg), err)
+		}
+	}
+}
