@@ -12,6 +12,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/switchboard-chat/switchboard/protocol"
 )
 
 // The client speaks the client side of RFC 6455 itself (ws.go: the
@@ -194,21 +196,8 @@ func appendFrame(b []byte, op byte, p []byte, key uint32) []byte {
 	b = binary.LittleEndian.AppendUint32(b, key)
 	start := len(b)
 	b = append(b, p...)
-	maskBytes(key, b[start:])
+	protocol.MaskBytes(key, b[start:])
 	return b
-}
-
-// maskBytes XORs b with the 4-byte key (as written little-endian, its
-// first byte first), eight bytes at a time.
-func maskBytes(key uint32, b []byte) {
-	k := uint64(key) | uint64(key)<<32
-	i := 0
-	for ; i+8 <= len(b); i += 8 {
-		binary.LittleEndian.PutUint64(b[i:], binary.LittleEndian.Uint64(b[i:])^k)
-	}
-	for ; i < len(b); i++ {
-		b[i] ^= byte(key >> (8 * (i & 3)))
-	}
 }
 
 // Ping sends a ping and waits for a pong (any pong: one ping is

@@ -139,9 +139,7 @@ func (s *session) tick() {
 	} else {
 		s.lastPing = now
 		s.pingSent.Store(now.UnixNano())
-		if s.out.control(pingMessage) {
-			s.g.writers.add(s)
-		}
+		s.queueControl(pingMessage)
 		next = cfg.PingTimeout
 	}
 	if !authed {
@@ -332,6 +330,14 @@ func reasonLabel(r closeReason) string {
 // send queues a frame for the client (framed here: one session's own).
 func (s *session) send(frame []byte) {
 	s.sendMessage(frameMessage(opText, frame))
+}
+
+// queueControl queues a control frame (a ping, a pong, a close) ahead
+// of the session's data messages.
+func (s *session) queueControl(f []byte) {
+	if s.out.control(f) {
+		s.g.writers.add(s)
+	}
 }
 
 // sendMessage queues a framed message (wsframe.go), which may be shared

@@ -85,35 +85,43 @@ func (h *writeHarness) session(small bool) (*session, net.Conn) {
 func readMessages(r *bufio.Reader, n int) ([]string, error) {
 	var out []string
 	for range n {
-		var hdr [2]byte
-		if _, err := io.ReadFull(r, hdr[:]); err != nil {
+		b0, p, err := readServerFrame(r)
+		if err != nil {
 			return out, err
 		}
-		if hdr[0] != 0x80|opText {
-			return out, fmt.Errorf("frame %x", hdr[0])
-		}
-		size := int(hdr[1])
-		switch size {
-		case 126:
-			var ext [2]byte
-			if _, err := io.ReadFull(r, ext[:]); err != nil {
-				return out, err
-			}
-			size = int(binary.BigEndian.Uint16(ext[:]))
-		case 127:
-			var ext [8]byte
-			if _, err := io.ReadFull(r, ext[:]); err != nil {
-				return out, err
-			}
-			size = int(binary.BigEndian.Uint64(ext[:]))
-		}
-		p := make([]byte, size)
-		if _, err := io.ReadFull(r, p); err != nil {
-			return out, err
+		if b0 != 0x80|opText {
+			return out, fmt.Errorf("frame %x", b0)
 		}
 		out = append(out, string(p))
 	}
 	return out, nil
+}
+
+// readServerFrame reads one frame the server wrote (unmasked): its first
+// header byte (FIN and opcode) and its payload.
+func readServerFrame(r *bufio.Reader) (b0 byte, payload []byte, err error) {
+	var hdr [2]byte
+	if _, err := io.ReadFull(r, hdr[:]); err != nil {
+		return 0, nil, err
+	}
+	n := int(hdr[1] & 0x7f)
+	switch n {
+	case 126:
+		var ext [2]byte
+		if _, err := io.ReadFull(r, ext[:]); err != nil {
+			return 0, nil, err
+		}
+		n = int(binary.BigEndian.Uint16(ext[:]))
+	case 127:
+		var ext [8]byte
+		if _, err := io.ReadFull(r, ext[:]); err != nil {
+			return 0, nil, err
+		}
+		n = int(binary.BigEndian.Uint64(ext[:]))
+	}
+	payload = make([]byte, n)
+	_, err = io.ReadFull(r, payload)
+	return hdr[0], payload, err
 }
 
 // TestFullSocketHoldsUpNoOtherSession: with a single writer, a session
@@ -217,6 +225,28 @@ func TestRemainder(t *testing.T) {
 	if string(bufs[0]) != "abc" {
 		t.Fatal("remainder changed its argument")
 	}
+}
+
+// frameLen returns the length of the whole frame at the start of b, or 0
+// when b does not hold a whole frame header yet (server frames: unmasked).
+func frameLen(b []byte) int {
+	if len(b) < 2 {
+		return 0
+	}
+	n, h := int(b[1]&0x7f), 2
+	switch n {
+	case 126:
+		if len(b) < 4 {
+			return 0
+		}
+		n, h = int(binary.BigEndian.Uint16(b[2:])), 4
+	case 127:
+		if len(b) < 10 {
+			return 0
+		}
+		n, h = int(binary.BigEndian.Uint64(b[2:])), 10
+	}
+	return h + n
 }
 
 // TestFrameHeaders: every length is framed as RFC 6455 says, and

@@ -98,26 +98,3 @@ func (c *frameCache) message(frame []byte) []byte {
 	}
 	return c.msg
 }
-
-// frameLen returns the length of the whole frame at the start of b, or 0
-// when b does not hold a whole frame header yet. b holds server frames
-// (unmasked).
-func frameLen(b []byte) int {
-	if len(b) < 2 {
-		return 0
-	}
-	n, h := int(b[1]&0x7f), 2
-	switch n {
-	case 126:
-		if len(b) < 4 {
-			return 0
-		}
-		n, h = int(binary.BigEndian.Uint16(b[2:])), 4
-	case 127:
-		if len(b) < 10 {
-			return 0
-		}
-		n, h = int(binary.BigEndian.Uint64(b[2:])), 10
-	}
-	return h + n
-}

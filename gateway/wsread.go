@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"io"
+	"slices"
 	"unicode/utf8"
 
 	"github.com/switchboard-chat/switchboard/protocol"
@@ -93,7 +94,7 @@ func (s *session) readMessage(buf []byte) ([]byte, error) {
 		case 8:
 			n = binary.BigEndian.Uint64(hdr[2:])
 		}
-		key := [4]byte(hdr[2+ext : size])
+		key := binary.LittleEndian.Uint32(hdr[2+ext:])
 		_, _ = s.br.Discard(size) // buffered: it cannot fail
 		if op >= opClose {
 			var ctl [maxControlPayload]byte
@@ -101,7 +102,7 @@ func (s *session) readMessage(buf []byte) ([]byte, error) {
 			if _, err := io.ReadFull(s.br, p); err != nil {
 				return nil, err
 			}
-			unmask(p, key)
+			protocol.MaskBytes(key, p)
 			if err := s.control(op, p); err != nil || !inMessage {
 				return nil, err
 			}
@@ -111,11 +112,11 @@ func (s *session) readMessage(buf []byte) ([]byte, error) {
 			return nil, s.refuse(statusMessageTooBig, fmt.Sprintf("message over max_frame_bytes (%d)", limit))
 		}
 		start := len(msg)
-		msg = grow(msg, int(n))
+		msg = slices.Grow(msg, int(n))[:start+int(n)]
 		if _, err := io.ReadFull(s.br, msg[start:]); err != nil {
 			return nil, err
 		}
-		unmask(msg[start:], key)
+		protocol.MaskBytes(key, msg[start:])
 		if fin {
 			return msg, nil
 		}
@@ -123,23 +124,11 @@ func (s *session) readMessage(buf []byte) ([]byte, error) {
 	}
 }
 
-// grow returns b extended by n bytes (their content undefined).
-func grow(b []byte, n int) []byte {
-	if cap(b)-len(b) < n {
-		nb := make([]byte, len(b), max(len(b)+n, 2*cap(b), 512))
-		copy(nb, b)
-		b = nb
-	}
-	return b[:len(b)+n]
-}
-
 // control handles a control frame's payload p (unmasked).
 func (s *session) control(op byte, p []byte) error {
 	switch op {
 	case opPing:
-		if s.out.control(frameMessage(opPong, p)) {
-			s.g.writers.add(s)
-		}
+		s.queueControl(frameMessage(opPong, p))
 	case opPong:
 		s.ponged()
 	case opClose:
@@ -156,9 +145,7 @@ func (s *session) control(op byte, p []byte) error {
 			answer = p[:2] // the code, echoed
 		}
 		// Unless the server has sent its own already.
-		if s.out.control(frameMessage(opClose, answer)) {
-			s.g.writers.add(s)
-		}
+		s.queueControl(frameMessage(opClose, answer))
 		return ce
 	}
 	return nil
@@ -167,22 +154,6 @@ func (s *session) control(op byte, p []byte) error {
 // refuse queues a close frame of code and msg and returns the error that
 // ends the session.
 func (s *session) refuse(code StatusCode, msg string) error {
-	if s.out.control(closeMessage(closeReason{code, msg})) {
-		s.g.writers.add(s)
-	}
+	s.queueControl(closeMessage(closeReason{code, msg}))
 	return &frameError{code, msg}
-}
-
-// unmask XORs b with the frame's masking key (b starts at the payload's
-// first byte), eight bytes at a time.
-func unmask(b []byte, key [4]byte) {
-	k := uint64(binary.LittleEndian.Uint32(key[:]))
-	k |= k << 32
-	i := 0
-	for ; i+8 <= len(b); i += 8 {
-		binary.LittleEndian.PutUint64(b[i:], binary.LittleEndian.Uint64(b[i:])^k)
-	}
-	for ; i < len(b); i++ {
-		b[i] ^= key[i&3]
-	}
 }
