@@ -27,22 +27,12 @@ import (
 // it, and waits for data without a second read when the socket allows
 // (wsraw_unix.go).
 
-// WebSocket opcodes.
-const (
-	opContinuation = 0x0
-	opText         = 0x1
-	opBinary       = 0x2
-	opClose        = 0x8
-	opPing         = 0x9
-	opPong         = 0xA
-)
-
 // Close status codes the client sends or reads (docs/protocol.md lists
 // the gateway's own, 4000 and up).
 const (
 	statusNormalClosure = 1000
 	statusProtocolError = 1002
-	statusNoStatus      = 1005 // a close frame without a code (never sent)
+	statusNoStatus      = protocol.CloseNoStatus
 	statusMessageTooBig = 1009
 )
 
@@ -140,7 +130,7 @@ func newWSConn(rwc io.ReadWriteCloser, nc net.Conn, buffered []byte) *wsConn {
 // Write sends p as one text message. A write that ctx ends before it is
 // done fails the connection (a frame may be half written).
 func (c *wsConn) Write(ctx context.Context, p []byte) error {
-	return c.writeFrame(ctx, opText, p)
+	return c.writeFrame(ctx, protocol.FrameText, p)
 }
 
 func (c *wsConn) writeFrame(ctx context.Context, op byte, p []byte) (err error) {
@@ -209,7 +199,7 @@ func (c *wsConn) Ping(ctx context.Context) error {
 	}
 	var p [4]byte
 	binary.LittleEndian.PutUint32(p[:], rand.Uint32())
-	if err := c.writeFrame(ctx, opPing, p[:]); err != nil {
+	if err := c.writeFrame(ctx, protocol.FramePing, p[:]); err != nil {
 		return err
 	}
 	select {
@@ -230,7 +220,7 @@ func (c *wsConn) Ping(ctx context.Context) error {
 // stopped reading the client's requests altogether.
 func (c *wsConn) pong(p []byte) {
 	if c.wmu.TryLock() {
-		_ = c.writeLocked(opPong, p)
+		_ = c.writeLocked(protocol.FramePong, p)
 		c.wmu.Unlock()
 		return
 	}
@@ -258,7 +248,7 @@ func (c *wsConn) writePongs() {
 		c.hasPong = false
 		c.mu.Unlock()
 		c.wmu.Lock()
-		err := c.writeLocked(opPong, p)
+		err := c.writeLocked(protocol.FramePong, p)
 		c.wmu.Unlock()
 		if err != nil {
 			c.mu.Lock()
@@ -283,13 +273,13 @@ func (c *wsConn) sendClose(ctx context.Context, code int, reason string, wait bo
 	}
 	p = append(p, reason...)
 	if wait {
-		return c.writeFrame(ctx, opClose, p)
+		return c.writeFrame(ctx, protocol.FrameClose, p)
 	}
 	if !c.wmu.TryLock() {
 		return nil
 	}
 	defer c.wmu.Unlock()
-	return c.writeLocked(opClose, p)
+	return c.writeLocked(protocol.FrameClose, p)
 }
 
 // Close sends a close frame with code and reason, waits up to closeWait

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/switchboard-chat/switchboard/protocol"
 )
 
 // tcpPair returns the two ends of a loopback TCP connection.
@@ -123,15 +125,15 @@ func TestReaderMessagesPingsAndClose(t *testing.T) {
 			mid := bytes.Repeat([]byte("m"), 300)     // a 16-bit length
 			want := []string{"one", "frag-mented!", string(mid), string(long), "last"}
 			var stream []byte
-			stream = append(stream, serverFrame(true, opText, []byte("one"))...)
-			stream = append(stream, serverFrame(false, opText, []byte("frag"))...)
-			stream = append(stream, serverFrame(true, opPing, []byte("are you there"))...)
-			stream = append(stream, serverFrame(false, opContinuation, []byte("-"))...)
-			stream = append(stream, serverFrame(true, opContinuation, []byte("mented!"))...)
-			stream = append(stream, serverFrame(true, opText, mid)...)
-			stream = append(stream, serverFrame(true, opBinary, long)...)
-			stream = append(stream, serverFrame(true, opText, []byte("last"))...)
-			stream = append(stream, serverFrame(true, opClose, closePayload(4000, "slow consumer: outbound queue full"))...)
+			stream = append(stream, serverFrame(true, protocol.FrameText, []byte("one"))...)
+			stream = append(stream, serverFrame(false, protocol.FrameText, []byte("frag"))...)
+			stream = append(stream, serverFrame(true, protocol.FramePing, []byte("are you there"))...)
+			stream = append(stream, serverFrame(false, protocol.FrameContinuation, []byte("-"))...)
+			stream = append(stream, serverFrame(true, protocol.FrameContinuation, []byte("mented!"))...)
+			stream = append(stream, serverFrame(true, protocol.FrameText, mid)...)
+			stream = append(stream, serverFrame(true, protocol.FrameBinary, long)...)
+			stream = append(stream, serverFrame(true, protocol.FrameText, []byte("last"))...)
+			stream = append(stream, serverFrame(true, protocol.FrameClose, closePayload(4000, "slow consumer: outbound queue full"))...)
 			go func() { // in uneven pieces, to split headers and payloads
 				for i, k := 0, 1; i < len(stream); k = k*3%97 + 1 {
 					j := min(i+k, len(stream))
@@ -159,11 +161,11 @@ func TestReaderMessagesPingsAndClose(t *testing.T) {
 				}
 			}
 			op, p, _ := clientFrame(t, sc)
-			if op != opPong || string(p) != "are you there" {
+			if op != protocol.FramePong || string(p) != "are you there" {
 				t.Fatalf("answer to the ping: op %d %q", op, p)
 			}
 			op, p, _ = clientFrame(t, sc)
-			if op != opClose || binary.BigEndian.Uint16(p) != 4000 {
+			if op != protocol.FrameClose || binary.BigEndian.Uint16(p) != 4000 {
 				t.Fatalf("answer to the close: op %d %x", op, p)
 			}
 			if _, err := sc.Read(make([]byte, 1)); err != io.EOF {
@@ -187,15 +189,15 @@ func TestReaderRefusesBrokenFrames(t *testing.T) {
 		{"masked", []byte{0x81, 0x81, 1, 2, 3, 4, 'x'}, statusProtocolError},
 		{"unknown opcode", serverFrame(true, 0x3, nil), statusProtocolError},
 		{"unknown control opcode", serverFrame(true, 0xB, nil), statusProtocolError},
-		{"fragmented ping", serverFrame(false, opPing, nil), statusProtocolError},
-		{"long ping", serverFrame(true, opPing, long[:126]), statusProtocolError},
-		{"continuation first", serverFrame(true, opContinuation, []byte("x")), statusProtocolError},
-		{"text inside fragments", append(serverFrame(false, opText, []byte("a")), serverFrame(true, opText, []byte("b"))...), statusProtocolError},
-		{"one-byte close", serverFrame(true, opClose, []byte{3}), statusProtocolError},
-		{"close 1005 on the wire", serverFrame(true, opClose, closePayload(1005, "")), statusProtocolError},
-		{"close reason not UTF-8", serverFrame(true, opClose, closePayload(1000, "\xff")), statusProtocolError},
-		{"over the limit", serverFrame(true, opText, long), statusMessageTooBig},
-		{"fragments over the limit", append(serverFrame(false, opText, long[:300]), serverFrame(true, opContinuation, long[:300])...), statusMessageTooBig},
+		{"fragmented ping", serverFrame(false, protocol.FramePing, nil), statusProtocolError},
+		{"long ping", serverFrame(true, protocol.FramePing, long[:126]), statusProtocolError},
+		{"continuation first", serverFrame(true, protocol.FrameContinuation, []byte("x")), statusProtocolError},
+		{"text inside fragments", append(serverFrame(false, protocol.FrameText, []byte("a")), serverFrame(true, protocol.FrameText, []byte("b"))...), statusProtocolError},
+		{"one-byte close", serverFrame(true, protocol.FrameClose, []byte{3}), statusProtocolError},
+		{"close 1005 on the wire", serverFrame(true, protocol.FrameClose, closePayload(1005, "")), statusProtocolError},
+		{"close reason not UTF-8", serverFrame(true, protocol.FrameClose, closePayload(1000, "\xff")), statusProtocolError},
+		{"over the limit", serverFrame(true, protocol.FrameText, long), statusMessageTooBig},
+		{"fragments over the limit", append(serverFrame(false, protocol.FrameText, long[:300]), serverFrame(true, protocol.FrameContinuation, long[:300])...), statusMessageTooBig},
 		{"huge length", []byte{0x81, 127, 0x80, 0, 0, 0, 0, 0, 0, 0}, statusMessageTooBig},
 	}
 	for _, tc := range cases {
@@ -212,7 +214,7 @@ func TestReaderRefusesBrokenFrames(t *testing.T) {
 				t.Fatalf("serve ended with %v, want a protocol error", err)
 			}
 			op, p, _ := clientFrame(t, sc)
-			if op != opClose || int(binary.BigEndian.Uint16(p)) != tc.code {
+			if op != protocol.FrameClose || int(binary.BigEndian.Uint16(p)) != tc.code {
 				t.Fatalf("the client closed with op %d %x, want close %d", op, p, tc.code)
 			}
 		})
@@ -238,7 +240,7 @@ func TestWritesAreMaskedFrames(t *testing.T) {
 	masks := map[uint32]bool{}
 	for _, m := range msgs {
 		op, p, mask := clientFrame(t, sc)
-		if op != opText || !bytes.Equal(p, m) {
+		if op != protocol.FrameText || !bytes.Equal(p, m) {
 			t.Fatalf("frame op %d, %d bytes; want text of %d", op, len(p), len(m))
 		}
 		masks[mask] = true
@@ -250,10 +252,10 @@ func TestWritesAreMaskedFrames(t *testing.T) {
 	pinged := make(chan error, 1)
 	go func() { pinged <- c.Ping(ctx) }()
 	op, p, _ := clientFrame(t, sc)
-	if op != opPing {
+	if op != protocol.FramePing {
 		t.Fatalf("op %d, want a ping", op)
 	}
-	if _, err := sc.Write(serverFrame(true, opPong, p)); err != nil {
+	if _, err := sc.Write(serverFrame(true, protocol.FramePong, p)); err != nil {
 		t.Fatal(err)
 	}
 	if err := <-pinged; err != nil {
@@ -284,8 +286,8 @@ func TestCloseWaitsForTheServersAnswer(t *testing.T) {
 	go func() { served <- c.serve(func([]byte) {}) }()
 	go func() {
 		op, p, _ := clientFrame(t, sc)
-		if op == opClose {
-			_, _ = sc.Write(serverFrame(true, opClose, p))
+		if op == protocol.FrameClose {
+			_, _ = sc.Write(serverFrame(true, protocol.FrameClose, p))
 		}
 	}()
 	start := time.Now()
@@ -305,11 +307,11 @@ func TestCloseWaitsForTheServersAnswer(t *testing.T) {
 // frames or as a protocol error: no panic, and neither the read buffer
 // nor a message ever outgrows the read limit.
 func FuzzFrameReader(f *testing.F) {
-	f.Add(serverFrame(true, opText, []byte(`{"event":"message.new"}`)), uint8(3))
-	f.Add(append(serverFrame(false, opText, []byte("ab")), serverFrame(true, opContinuation, []byte("cd"))...), uint8(1))
-	f.Add(serverFrame(true, opPing, []byte("p")), uint8(7))
-	f.Add(serverFrame(true, opClose, closePayload(4001, "server draining: reconnect elsewhere")), uint8(2))
-	f.Add(serverFrame(true, opText, bytes.Repeat([]byte("z"), 300)), uint8(200))
+	f.Add(serverFrame(true, protocol.FrameText, []byte(`{"event":"message.new"}`)), uint8(3))
+	f.Add(append(serverFrame(false, protocol.FrameText, []byte("ab")), serverFrame(true, protocol.FrameContinuation, []byte("cd"))...), uint8(1))
+	f.Add(serverFrame(true, protocol.FramePing, []byte("p")), uint8(7))
+	f.Add(serverFrame(true, protocol.FrameClose, closePayload(4001, "server draining: reconnect elsewhere")), uint8(2))
+	f.Add(serverFrame(true, protocol.FrameText, bytes.Repeat([]byte("z"), 300)), uint8(200))
 	f.Add([]byte{0x81, 127, 0, 0, 0, 0, 0, 0, 1, 0}, uint8(5))
 	f.Fuzz(func(t *testing.T, stream []byte, piece uint8) {
 		const limit = 1000

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"io"
 	"net"
-	"unicode/utf8"
 
 	"github.com/switchboard-chat/switchboard/protocol"
 )
@@ -79,13 +78,10 @@ func (c *wsConn) parse() error {
 			return nil
 		}
 		b0, b1 := b[0], b[1]
+		if v := protocol.FrameViolation(b0, b1, false, c.msgOp != 0); v != "" {
+			return &protocolError{statusProtocolError, v}
+		}
 		fin, op := b0&0x80 != 0, b0&0x0F
-		if b0&0x70 != 0 {
-			return &protocolError{statusProtocolError, "reserved bits set"}
-		}
-		if b1&0x80 != 0 {
-			return &protocolError{statusProtocolError, "masked frame from the server"}
-		}
 		n, h := uint64(b1&0x7F), 2
 		switch n {
 		case 126:
@@ -99,22 +95,7 @@ func (c *wsConn) parse() error {
 			}
 			n, h = binary.BigEndian.Uint64(b[2:]), 10
 		}
-		switch {
-		case op >= opClose:
-			if op > opPong {
-				return &protocolError{statusProtocolError, "unknown opcode"}
-			}
-			if !fin || n > 125 {
-				return &protocolError{statusProtocolError, "fragmented or long control frame"}
-			}
-		case op > opBinary:
-			return &protocolError{statusProtocolError, "unknown opcode"}
-		case op == opContinuation && c.msgOp == 0:
-			return &protocolError{statusProtocolError, "continuation without a message"}
-		case op != opContinuation && c.msgOp != 0:
-			return &protocolError{statusProtocolError, "new message inside a fragmented one"}
-		}
-		if op < opClose && n > uint64(c.limit-len(c.msg)) {
+		if op < protocol.FrameClose && n > uint64(c.limit-len(c.msg)) {
 			return &protocolError{statusMessageTooBig, "message over the read limit"}
 		}
 		size := h + int(n)
@@ -126,13 +107,13 @@ func (c *wsConn) parse() error {
 		p := b[h:size]
 		c.r += size
 		switch {
-		case op >= opClose:
+		case op >= protocol.FrameClose:
 			if err := c.control(op, p); err != nil {
 				return err
 			}
-		case fin && op != opContinuation:
+		case fin && op != protocol.FrameContinuation:
 			c.onMsg(p)
-		case op != opContinuation:
+		case op != protocol.FrameContinuation:
 			c.msgOp, c.msg = op, append(c.msg[:0], p...)
 		default:
 			c.msg = append(c.msg, p...)
@@ -151,23 +132,17 @@ func (c *wsConn) parse() error {
 // control handles a control frame.
 func (c *wsConn) control(op byte, p []byte) error {
 	switch op {
-	case opPing:
+	case protocol.FramePing:
 		c.pong(p)
-	case opPong:
+	case protocol.FramePong:
 		select {
 		case c.pongs <- struct{}{}:
 		default:
 		}
-	case opClose:
-		code, reason := statusNoStatus, ""
-		if len(p) == 1 {
-			return &protocolError{statusProtocolError, "one-byte close frame"}
-		}
-		if len(p) >= 2 {
-			code, reason = int(binary.BigEndian.Uint16(p)), string(p[2:])
-			if !protocol.ValidCloseCode(code) || !utf8.ValidString(reason) {
-				return &protocolError{statusProtocolError, "bad close frame"}
-			}
+	case protocol.FrameClose:
+		code, reason, v := protocol.ParseClose(p)
+		if v != "" {
+			return &protocolError{statusProtocolError, v}
 		}
 		// The answer echoes the code; then the connection ends.
 		echo := code

@@ -3,13 +3,11 @@ package gateway
 // StatusCode is a WebSocket close frame's status code (RFC 6455 §7.4).
 type StatusCode uint16
 
-// The standard codes the gateway sends, and the one a close frame
-// without a code stands for.
+// The standard codes the gateway sends.
 const (
 	statusNormalClosure   StatusCode = 1000
 	statusGoingAway       StatusCode = 1001
 	statusProtocolError   StatusCode = 1002
-	statusNoStatus        StatusCode = 1005 // never sent
 	statusPolicyViolation StatusCode = 1008
 	statusMessageTooBig   StatusCode = 1009
 	statusInternalError   StatusCode = 1011

@@ -4,6 +4,8 @@ import (
 	"bufio"
 	"testing"
 	"time"
+
+	"github.com/switchboard-chat/switchboard/protocol"
 )
 
 // TestCoalesceWindow: a channel's first events in a while are written at
@@ -41,10 +43,10 @@ func TestCoalesceWindow(t *testing.T) {
 func TestHeldSessionsAreWrittenWhenDue(t *testing.T) {
 	h := newWriteHarness(t, nil)
 	s, peer := h.session(false)
-	if s.queue(frameMessage(opText, []byte("1"))) {
+	if s.queue(frameMessage(protocol.FrameText, []byte("1"))) {
 		h.g.writers.addAt([]*session{s}, time.Now().Add(time.Hour))
 	}
-	if s.queue(frameMessage(opText, []byte("2"))) {
+	if s.queue(frameMessage(protocol.FrameText, []byte("2"))) {
 		t.Fatal("a held session was woken again")
 	}
 	p := h.g.writers

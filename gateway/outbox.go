@@ -1,6 +1,10 @@
 package gateway
 
-import "sync"
+import (
+	"sync"
+
+	"github.com/switchboard-chat/switchboard/protocol"
+)
 
 // outbox is a session's bounded outbound queue and the state of its
 // connection's write side. Producers (the inbox goroutine fanning out
@@ -95,7 +99,7 @@ const maxControl = 8
 func (o *outbox) control(f []byte) bool {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	isClose := f[0]&0x0f == opClose
+	isClose := f[0]&0x0f == protocol.FrameClose
 	if o.closeSent || o.dead || (!isClose && len(o.ctl) >= maxControl) {
 		return false
 	}

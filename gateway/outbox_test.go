@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"maps"
 	"testing"
+
+	"github.com/switchboard-chat/switchboard/protocol"
 )
 
 // TestOutboxTakesAFrameLargerThanItself: while the queue is below its
@@ -212,7 +214,7 @@ func TestOutboxReaderClose(t *testing.T) {
 // the same.
 func TestOutboxControlBound(t *testing.T) {
 	o := newOutbox(16, 1<<20)
-	pong := frameMessage(opPong, []byte("p"))
+	pong := frameMessage(protocol.FramePong, []byte("p"))
 	for range 3 * maxControl {
 		o.control(pong)
 	}

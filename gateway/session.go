@@ -329,7 +329,7 @@ func reasonLabel(r closeReason) string {
 
 // send queues a frame for the client (framed here: one session's own).
 func (s *session) send(frame []byte) {
-	s.sendMessage(frameMessage(opText, frame))
+	s.sendMessage(frameMessage(protocol.FrameText, frame))
 }
 
 // queueControl queues a control frame (a ping, a pong, a close) ahead

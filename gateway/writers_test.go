@@ -12,6 +12,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/switchboard-chat/switchboard/protocol"
 )
 
 // writeHarness is a gateway with a writer pool and nothing else, whose
@@ -89,7 +91,7 @@ func readMessages(r *bufio.Reader, n int) ([]string, error) {
 		if err != nil {
 			return out, err
 		}
-		if b0 != 0x80|opText {
+		if b0 != 0x80|protocol.FrameText {
 			return out, fmt.Errorf("frame %x", b0)
 		}
 		out = append(out, string(p))
@@ -136,7 +138,7 @@ func TestFullSocketHoldsUpNoOtherSession(t *testing.T) {
 	const n = 400
 	pad := make([]byte, 3000)
 	for i := range n {
-		slow.sendMessage(frameMessage(opText, append([]byte(strconv.Itoa(i)+" "), pad...)))
+		slow.sendMessage(frameMessage(protocol.FrameText, append([]byte(strconv.Itoa(i)+" "), pad...)))
 	}
 	// 1.2 MB queued on a socket that holds a few kilobytes: the writer
 	// has handed it to its own goroutine and moved on.
@@ -151,7 +153,7 @@ func TestFullSocketHoldsUpNoOtherSession(t *testing.T) {
 		done <- err
 	}()
 	for i := range n {
-		fast.sendMessage(frameMessage(opText, []byte(strconv.Itoa(i))))
+		fast.sendMessage(frameMessage(protocol.FrameText, []byte(strconv.Itoa(i))))
 	}
 	select {
 	case err := <-done:
@@ -181,7 +183,7 @@ func TestWriteTimeoutEndsTheSession(t *testing.T) {
 	s, peer := h.session(true)
 	pad := make([]byte, 64<<10)
 	for range 16 {
-		s.sendMessage(frameMessage(opText, pad))
+		s.sendMessage(frameMessage(protocol.FrameText, pad))
 	}
 	// The peer reads nothing until the server has given up on it.
 	deadline := time.Now().Add(20 * time.Second)
@@ -253,7 +255,7 @@ func frameLen(b []byte) int {
 // frameLen reads it back.
 func TestFrameHeaders(t *testing.T) {
 	for _, n := range []int{0, 1, 125, 126, 127, 65535, 65536, 1 << 20} {
-		m := frameMessage(opText, make([]byte, n))
+		m := frameMessage(protocol.FrameText, make([]byte, n))
 		if frameLen(m) != len(m) || frameLen(m[:1]) != 0 {
 			t.Fatalf("length %d: frameLen %d of %d", n, frameLen(m), len(m))
 		}
@@ -268,7 +270,7 @@ func TestFrameHeaders(t *testing.T) {
 		}
 	}
 	c := closeMessage(closeReason{CloseSlowConsumer, string(make([]byte, 300))})
-	if len(c) != 2+125 || c[0] != 0x80|opClose || binary.BigEndian.Uint16(c[2:]) != uint16(CloseSlowConsumer) {
+	if len(c) != 2+125 || c[0] != 0x80|protocol.FrameClose || binary.BigEndian.Uint16(c[2:]) != uint16(CloseSlowConsumer) {
 		t.Fatalf("close frame %x…", c[:4])
 	}
 }
@@ -291,7 +293,7 @@ func TestReplyNowIsWrittenByItsCaller(t *testing.T) {
 		t.Fatalf("got %q, %v", got, err)
 	}
 
-	s.sendMessage(frameMessage(opText, []byte("queued first")))
+	s.sendMessage(frameMessage(protocol.FrameText, []byte("queued first")))
 	s.replyResultNow([]byte("2"), []byte(`{}`)) // the outbox is busy: queued behind
 	p.mu.Lock()
 	p.workers = 1

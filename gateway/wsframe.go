@@ -1,18 +1,16 @@
 package gateway
 
-import "encoding/binary"
+import (
+	"encoding/binary"
+
+	"github.com/switchboard-chat/switchboard/protocol"
+)
 
 // WebSocket framing of what the server writes (RFC 6455 §5.2). A
 // server's frames are not masked, so a message's bytes are the same on
 // every connection: an event is framed once per gateway, and the same
 // bytes are queued on every session that gets it and written to each
 // socket as they are. Every frame is one whole message (FIN set).
-const (
-	opText  byte = 0x1
-	opClose byte = 0x8
-	opPing  byte = 0x9
-	opPong  byte = 0xa
-)
 
 // maxFrameHeader is the longest header of a server frame: two bytes and
 // a 64-bit length.
@@ -67,7 +65,7 @@ func frameInPlace(b []byte) []byte {
 	n := len(b) - maxFrameHeader
 	h := frameHeaderLen(n)
 	msg := b[maxFrameHeader-h:]
-	putFrameHeader(msg[:h], opText, n)
+	putFrameHeader(msg[:h], protocol.FrameText, n)
 	return msg
 }
 
@@ -81,12 +79,12 @@ func closeMessage(r closeReason) []byte {
 	p := make([]byte, 2+len(text))
 	binary.BigEndian.PutUint16(p, uint16(r.code))
 	copy(p[2:], text)
-	return frameMessage(opClose, p)
+	return frameMessage(protocol.FrameClose, p)
 }
 
 // pingMessage is the ping the gateway sends every session (empty: any
 // pong answers it).
-var pingMessage = frameMessage(opPing, nil)
+var pingMessage = frameMessage(protocol.FramePing, nil)
 
 // frameCache frames the frames of a fan-out once: consecutive calls with
 // the same frame (the same bytes in memory) return the same message.
@@ -94,7 +92,7 @@ type frameCache struct{ frame, msg []byte }
 
 func (c *frameCache) message(frame []byte) []byte {
 	if len(frame) != len(c.frame) || len(frame) == 0 || &frame[0] != &c.frame[0] {
-		c.frame, c.msg = frame, frameMessage(opText, frame)
+		c.frame, c.msg = frame, frameMessage(protocol.FrameText, frame)
 	}
 	return c.msg
 }

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"slices"
-	"unicode/utf8"
 
 	"github.com/switchboard-chat/switchboard/protocol"
 )
@@ -17,17 +16,9 @@ import (
 // reason's code: 1002 for a broken frame, 1009 for a message over the
 // limit.
 
-const (
-	opContinuation byte = 0x0
-	opBinary       byte = 0x2
-)
-
-// maxControlPayload is the largest payload of a control frame.
-const maxControlPayload = 125
-
 // closeError is the client's close frame: the session ends.
 type closeError struct {
-	code   StatusCode // statusNoStatus when the frame had none
+	code   StatusCode // protocol.CloseNoStatus when the frame had none
 	reason string
 }
 
@@ -61,22 +52,10 @@ func (s *session) readMessage(buf []byte) ([]byte, error) {
 		if err != nil {
 			return nil, err
 		}
-		fin, op := hdr[0]&0x80 != 0, hdr[0]&0x0f
-		n := uint64(hdr[1] & 0x7f)
-		switch {
-		case hdr[0]&0x70 != 0:
-			return nil, s.refuse(statusProtocolError, "reserved bits set (no extension was agreed)")
-		case hdr[1]&0x80 == 0:
-			return nil, s.refuse(statusProtocolError, "unmasked frame from the client")
-		case op > opPong || (op > opBinary && op < opClose):
-			return nil, s.refuse(statusProtocolError, fmt.Sprintf("unknown opcode %#x", op))
-		case op >= opClose && (!fin || n > maxControlPayload):
-			return nil, s.refuse(statusProtocolError, "fragmented or long control frame")
-		case op == opContinuation && !inMessage:
-			return nil, s.refuse(statusProtocolError, "continuation frame outside a message")
-		case (op == opText || op == opBinary) && inMessage:
-			return nil, s.refuse(statusProtocolError, "new message inside a fragmented one")
+		if v := protocol.FrameViolation(hdr[0], hdr[1], true, inMessage); v != "" {
+			return nil, s.refuse(statusProtocolError, v)
 		}
+		fin, op, n := hdr[0]&0x80 != 0, hdr[0]&0x0f, uint64(hdr[1]&0x7f)
 		ext := 0
 		switch n {
 		case 126:
@@ -96,8 +75,8 @@ func (s *session) readMessage(buf []byte) ([]byte, error) {
 		}
 		key := binary.LittleEndian.Uint32(hdr[2+ext:])
 		_, _ = s.br.Discard(size) // buffered: it cannot fail
-		if op >= opClose {
-			var ctl [maxControlPayload]byte
+		if op >= protocol.FrameClose {
+			var ctl [protocol.MaxControlPayload]byte
 			p := ctl[:n]
 			if _, err := io.ReadFull(s.br, p); err != nil {
 				return nil, err
@@ -127,25 +106,19 @@ func (s *session) readMessage(buf []byte) ([]byte, error) {
 // control handles a control frame's payload p (unmasked).
 func (s *session) control(op byte, p []byte) error {
 	switch op {
-	case opPing:
-		s.queueControl(frameMessage(opPong, p))
-	case opPong:
+	case protocol.FramePing:
+		s.queueControl(frameMessage(protocol.FramePong, p))
+	case protocol.FramePong:
 		s.ponged()
-	case opClose:
-		ce := &closeError{code: statusNoStatus}
-		var answer []byte // no code: an empty close frame
-		switch {
-		case len(p) == 1:
-			return s.refuse(statusProtocolError, "one-byte close frame")
-		case len(p) >= 2:
-			ce.code, ce.reason = StatusCode(binary.BigEndian.Uint16(p)), string(p[2:])
-			if !protocol.ValidCloseCode(int(ce.code)) || !utf8.ValidString(ce.reason) {
-				return s.refuse(statusProtocolError, "invalid close frame")
-			}
-			answer = p[:2] // the code, echoed
+	case protocol.FrameClose:
+		code, reason, v := protocol.ParseClose(p)
+		if v != "" {
+			return s.refuse(statusProtocolError, v)
 		}
+		ce := &closeError{code: StatusCode(code), reason: reason}
+		answer := p[:min(len(p), 2)] // the code, echoed (none: an empty close frame)
 		// Unless the server has sent its own already.
-		s.queueControl(frameMessage(opClose, answer))
+		s.queueControl(frameMessage(protocol.FrameClose, answer))
 		return ce
 	}
 	return nil

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/switchboard-chat/switchboard/protocol"
 )
 
 // clientFrame frames payload as a client does: masked with key.
@@ -39,7 +41,7 @@ func clientFrame(fin bool, op byte, payload []byte, key [4]byte) []byte {
 
 var testKey = [4]byte{0x37, 0xfa, 0x21, 0x3d}
 
-func text(s string) []byte { return clientFrame(true, opText, []byte(s), testKey) }
+func text(s string) []byte { return clientFrame(true, protocol.FrameText, []byte(s), testKey) }
 
 func closePayload(code int, reason string) []byte {
 	return append(binary.BigEndian.AppendUint16(nil, uint16(code)), reason...)
@@ -72,31 +74,31 @@ func TestReadMessage(t *testing.T) {
 		want  string   // the control frames the peer gets (controlFrames)
 	}{
 		{name: "text", in: text("hello"), msgs: []string{"hello"}, err: "eof"},
-		{name: "binary", in: frag(true, opBinary, "bin"), msgs: []string{"bin"}, err: "eof"},
+		{name: "binary", in: frag(true, protocol.FrameBinary, "bin"), msgs: []string{"bin"}, err: "eof"},
 		{name: "empty", in: text(""), msgs: []string{""}, err: "eof"},
 		{name: "16-bit length", in: text(big), msgs: []string{big}, err: "eof"},
 		{name: "64-bit length", limit: 1 << 20, in: text(huge), msgs: []string{huge}, err: "eof"},
-		{name: "fragments with a ping between", in: cat(frag(false, opText, "hel"), frag(true, opPing, "p1"), frag(false, opContinuation, "l"), frag(true, opContinuation, "o")),
+		{name: "fragments with a ping between", in: cat(frag(false, protocol.FrameText, "hel"), frag(true, protocol.FramePing, "p1"), frag(false, protocol.FrameContinuation, "l"), frag(true, protocol.FrameContinuation, "o")),
 			msgs: []string{"hello"}, err: "eof", want: "pong:p1"},
-		{name: "a ping alone", in: cat(frag(true, opPing, "p2"), text("after")), msgs: []string{"", "after"}, err: "eof", want: "pong:p2"},
+		{name: "a ping alone", in: cat(frag(true, protocol.FramePing, "p2"), text("after")), msgs: []string{"", "after"}, err: "eof", want: "pong:p2"},
 		{name: "two messages", in: cat(text("a"), text("b")), msgs: []string{"a", "b"}, err: "eof"},
-		{name: "at the limit", limit: 5, in: cat(frag(false, opText, "ab"), frag(true, opContinuation, "cde")), msgs: []string{"abcde"}, err: "eof"},
+		{name: "at the limit", limit: 5, in: cat(frag(false, protocol.FrameText, "ab"), frag(true, protocol.FrameContinuation, "cde")), msgs: []string{"abcde"}, err: "eof"},
 		{name: "over the limit", limit: 5, in: text("abcdef"), err: "refused 1009", want: "close:1009"},
-		{name: "over the limit in fragments", limit: 5, in: cat(frag(false, opText, "abc"), frag(true, opContinuation, "def")), err: "refused 1009", want: "close:1009"},
-		{name: "close with a code", in: cat(frag(true, opClose, string(closePayload(1000, "bye"))), text("never")), err: "close 1000 bye", want: "close:1000"},
-		{name: "close without a code", in: frag(true, opClose, ""), err: "close 1005 ", want: "close:"},
-		{name: "close with an application code", in: frag(true, opClose, string(closePayload(4000, ""))), err: "close 4000 ", want: "close:4000"},
-		{name: "one-byte close", in: frag(true, opClose, "x"), err: "refused 1002", want: "close:1002"},
-		{name: "close with a reserved code", in: frag(true, opClose, string(closePayload(1005, ""))), err: "refused 1002", want: "close:1002"},
-		{name: "close with a broken reason", in: frag(true, opClose, string(closePayload(1000, "\xff"))), err: "refused 1002", want: "close:1002"},
+		{name: "over the limit in fragments", limit: 5, in: cat(frag(false, protocol.FrameText, "abc"), frag(true, protocol.FrameContinuation, "def")), err: "refused 1009", want: "close:1009"},
+		{name: "close with a code", in: cat(frag(true, protocol.FrameClose, string(closePayload(1000, "bye"))), text("never")), err: "close 1000 bye", want: "close:1000"},
+		{name: "close without a code", in: frag(true, protocol.FrameClose, ""), err: "close 1005 ", want: "close:"},
+		{name: "close with an application code", in: frag(true, protocol.FrameClose, string(closePayload(4000, ""))), err: "close 4000 ", want: "close:4000"},
+		{name: "one-byte close", in: frag(true, protocol.FrameClose, "x"), err: "refused 1002", want: "close:1002"},
+		{name: "close with a reserved code", in: frag(true, protocol.FrameClose, string(closePayload(1005, ""))), err: "refused 1002", want: "close:1002"},
+		{name: "close with a broken reason", in: frag(true, protocol.FrameClose, string(closePayload(1000, "\xff"))), err: "refused 1002", want: "close:1002"},
 		{name: "unmasked", in: []byte{0x81, 0x01, 'a'}, err: "refused 1002", want: "close:1002"},
 		{name: "reserved bit", in: func() []byte { b := text("a"); b[0] |= 0x40; return b }(), err: "refused 1002", want: "close:1002"},
 		{name: "unknown data opcode", in: frag(true, 0x3, "a"), err: "refused 1002", want: "close:1002"},
 		{name: "unknown control opcode", in: frag(true, 0xb, "a"), err: "refused 1002", want: "close:1002"},
-		{name: "fragmented ping", in: frag(false, opPing, "a"), err: "refused 1002", want: "close:1002"},
-		{name: "long ping", in: frag(true, opPing, strings.Repeat("p", 126)), err: "refused 1002", want: "close:1002"},
-		{name: "continuation first", in: frag(true, opContinuation, "a"), err: "refused 1002", want: "close:1002"},
-		{name: "message inside a message", in: cat(frag(false, opText, "a"), text("b")), err: "refused 1002", want: "close:1002"},
+		{name: "fragmented ping", in: frag(false, protocol.FramePing, "a"), err: "refused 1002", want: "close:1002"},
+		{name: "long ping", in: frag(true, protocol.FramePing, strings.Repeat("p", 126)), err: "refused 1002", want: "close:1002"},
+		{name: "continuation first", in: frag(true, protocol.FrameContinuation, "a"), err: "refused 1002", want: "close:1002"},
+		{name: "message inside a message", in: cat(frag(false, protocol.FrameText, "a"), text("b")), err: "refused 1002", want: "close:1002"},
 		{name: "cut in the header", in: text("hello")[:3], err: "eof"},
 		{name: "cut in the payload", in: text("hello")[:8], err: "eof"},
 	} {
@@ -169,9 +171,9 @@ func controlFrames(t *testing.T, s *session, peer *bufio.Reader) string {
 			return strings.Join(got, "|")
 		}
 		switch op {
-		case opPong:
+		case protocol.FramePong:
 			got = append(got, "pong:"+string(p))
-		case opClose:
+		case protocol.FrameClose:
 			code := ""
 			if len(p) >= 2 {
 				code = strconv.Itoa(int(binary.BigEndian.Uint16(p)))
@@ -185,7 +187,7 @@ func controlFrames(t *testing.T, s *session, peer *bufio.Reader) string {
 
 // TestPongAnswersThePing: a pong clears the ping waiting for it.
 func TestPongAnswersThePing(t *testing.T) {
-	s, _ := readerSession(t, 1024, clientFrame(true, opPong, nil, testKey))
+	s, _ := readerSession(t, 1024, clientFrame(true, protocol.FramePong, nil, testKey))
 	s.pingSent.Store(time.Now().UnixNano())
 	if msg, err := s.readMessage(nil); msg != nil || err != nil {
 		t.Fatalf("readMessage: %q %v", msg, err)
@@ -200,8 +202,8 @@ func TestPongAnswersThePing(t *testing.T) {
 // — never a panic — and a refused frame queues a close frame.
 func FuzzReadMessage(f *testing.F) {
 	f.Add(text("hello"))
-	f.Add(bytes.Join([][]byte{clientFrame(false, opText, []byte("a"), testKey), clientFrame(true, opPing, []byte("p"), testKey), clientFrame(true, opContinuation, []byte("b"), testKey)}, nil))
-	f.Add(clientFrame(true, opClose, closePayload(1000, "bye"), testKey))
+	f.Add(bytes.Join([][]byte{clientFrame(false, protocol.FrameText, []byte("a"), testKey), clientFrame(true, protocol.FramePing, []byte("p"), testKey), clientFrame(true, protocol.FrameContinuation, []byte("b"), testKey)}, nil))
+	f.Add(clientFrame(true, protocol.FrameClose, closePayload(1000, "bye"), testKey))
 	f.Add([]byte{0x81, 0x7f, 0, 0, 0, 0, 0, 0, 0x10, 0, 1, 2, 3, 4})
 	f.Add([]byte{0x81, 0x01, 'a'})
 	const limit = 256

@@ -1,6 +1,9 @@
 package protocol
 
-import "encoding/binary"
+import (
+	"encoding/binary"
+	"unicode/utf8"
+)
 
 // What the Go client and the gateway share of WebSocket framing (RFC
 // 6455).
@@ -31,4 +34,67 @@ func MaskBytes(key uint32, b []byte) {
 	for ; i < len(b); i++ {
 		b[i] ^= byte(key >> (8 * (i & 3)))
 	}
+}
+
+// WebSocket opcodes (RFC 6455 §5.2).
+const (
+	FrameContinuation byte = 0x0
+	FrameText         byte = 0x1
+	FrameBinary       byte = 0x2
+	FrameClose        byte = 0x8
+	FramePing         byte = 0x9
+	FramePong         byte = 0xa
+)
+
+// MaxControlPayload is the largest payload of a control frame (§5.5).
+const MaxControlPayload = 125
+
+// CloseNoStatus is the code a close frame without one stands for (§7.1.5;
+// never sent).
+const CloseNoStatus = 1005
+
+// FrameViolation returns why a frame may not be read, judging by its
+// header's first two bytes b0 and b1, or "" when nothing forbids it: its
+// reserved bits are set (no extension is agreed), it is masked the wrong
+// way (fromClient: the reader is the server, and a client's frames are
+// masked, a server's never, §5.1), its opcode is unknown, it is a
+// fragmented or long control frame, or a continuation outside a message
+// or a new message inside a fragmented one (inMessage: one is in
+// progress). The reader closes the connection with 1002 and this text.
+func FrameViolation(b0, b1 byte, fromClient, inMessage bool) string {
+	fin, op, n := b0&0x80 != 0, b0&0x0f, b1&0x7f
+	switch {
+	case b0&0x70 != 0:
+		return "reserved bits set (no extension was agreed)"
+	case fromClient && b1&0x80 == 0:
+		return "unmasked frame from the client"
+	case !fromClient && b1&0x80 != 0:
+		return "masked frame from the server"
+	case op > FramePong || (op > FrameBinary && op < FrameClose):
+		return "unknown opcode"
+	case op >= FrameClose && (!fin || n > MaxControlPayload):
+		return "fragmented or long control frame"
+	case op == FrameContinuation && !inMessage:
+		return "continuation frame outside a message"
+	case op != FrameContinuation && op < FrameClose && inMessage:
+		return "new message inside a fragmented one"
+	}
+	return ""
+}
+
+// ParseClose reads a close frame's payload: its code (CloseNoStatus when
+// it is empty) and reason, or why the frame is refused (a one-byte
+// payload, a code no endpoint sends, a reason that is not UTF-8).
+func ParseClose(p []byte) (code int, reason string, violation string) {
+	switch {
+	case len(p) == 0:
+		return CloseNoStatus, "", ""
+	case len(p) == 1:
+		return 0, "", "one-byte close frame"
+	}
+	code, reason = int(binary.BigEndian.Uint16(p)), string(p[2:])
+	if !ValidCloseCode(code) || !utf8.ValidString(reason) {
+		return 0, "", "invalid close frame"
+	}
+	return code, reason, ""
 }

@@ -24,3 +24,54 @@ func TestMaskBytes(t *testing.T) {
 		}
 	}
 }
+
+func TestFrameViolation(t *testing.T) {
+	const fin, mask = 0x80, 0x80
+	for _, tc := range []struct {
+		name              string
+		b0, b1            byte
+		fromClient, inMsg bool
+		want              string // "" for a frame that may be read
+	}{
+		{"client text", fin | 0x1, mask | 5, true, false, ""},
+		{"server text", fin | 0x1, 5, false, false, ""},
+		{"first fragment", 0x2, mask | 126, true, false, ""},
+		{"continuation", 0x0, mask | 127, true, true, ""},
+		{"ping inside a message", fin | 0x9, mask | 125, true, true, ""},
+		{"empty close", fin | 0x8, 0, false, false, ""},
+		{"reserved bit", fin | 0x40 | 0x1, mask | 1, true, false, "reserved bits set (no extension was agreed)"},
+		{"unmasked from a client", fin | 0x1, 1, true, false, "unmasked frame from the client"},
+		{"masked from the server", fin | 0x1, mask | 1, false, false, "masked frame from the server"},
+		{"data opcode 3", fin | 0x3, mask, true, false, "unknown opcode"},
+		{"control opcode 0xb", fin | 0xb, mask, true, false, "unknown opcode"},
+		{"fragmented ping", 0x9, mask, true, false, "fragmented or long control frame"},
+		{"long pong", fin | 0xa, 126, false, false, "fragmented or long control frame"},
+		{"continuation first", fin | 0x0, mask | 1, true, false, "continuation frame outside a message"},
+		{"text inside a message", fin | 0x1, 1, false, true, "new message inside a fragmented one"},
+		{"binary inside a message", 0x2, mask | 1, true, true, "new message inside a fragmented one"},
+	} {
+		if got := FrameViolation(tc.b0, tc.b1, tc.fromClient, tc.inMsg); got != tc.want {
+			t.Errorf("%s: FrameViolation(%#x, %#x) = %q, want %q", tc.name, tc.b0, tc.b1, got, tc.want)
+		}
+	}
+}
+
+func TestParseClose(t *testing.T) {
+	for _, tc := range []struct {
+		p         string
+		code      int
+		reason, v string
+	}{
+		{"", CloseNoStatus, "", ""},
+		{"\x03\xe8", 1000, "", ""},
+		{"\x0f\xa0bye", 4000, "bye", ""},
+		{"\x03", 0, "", "one-byte close frame"},
+		{"\x03\xed", 0, "", "invalid close frame"}, // 1005: never sent
+		{"\x03\xe8\xff", 0, "", "invalid close frame"},
+	} {
+		code, reason, v := ParseClose([]byte(tc.p))
+		if code != tc.code || reason != tc.reason || v != tc.v {
+			t.Errorf("ParseClose(%q) = %d %q %q, want %d %q %q", tc.p, code, reason, v, tc.code, tc.reason, tc.v)
+		}
+	}
+}
