@@ -46,7 +46,7 @@ func TestFrameViolation(t *testing.T) {
 		{"control opcode 0xb", fin | 0xb, mask, true, false, "unknown opcode"},
 		{"fragmented ping", 0x9, mask, true, false, "fragmented or long control frame"},
 		{"long pong", fin | 0xa, 126, false, false, "fragmented or long control frame"},
-		{"continuation first", fin | 0x0, mask | 1, true, false, "continuation frame outside a message"},
+		{"continuation first", fin, mask | 1, true, false, "continuation frame outside a message"},
 		{"text inside a message", fin | 0x1, 1, false, true, "new message inside a fragmented one"},
 		{"binary inside a message", 0x2, mask | 1, true, true, "new message inside a fragmented one"},
 	} {
