@@ -2,6 +2,7 @@ package protocol
 
 import (
 	"encoding/binary"
+	"strconv"
 	"unicode/utf8"
 )
 
@@ -71,7 +72,7 @@ func FrameViolation(b0, b1 byte, fromClient, inMessage bool) string {
 	case !fromClient && b1&0x80 != 0:
 		return "masked frame from the server"
 	case op > FramePong || (op > FrameBinary && op < FrameClose):
-		return "unknown opcode"
+		return "unknown opcode 0x" + strconv.FormatUint(uint64(op), 16)
 	case op >= FrameClose && (!fin || n > MaxControlPayload):
 		return "fragmented or long control frame"
 	case op == FrameContinuation && !inMessage:
