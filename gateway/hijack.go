@@ -24,13 +24,20 @@ func smallReader(conn net.Conn, br *bufio.Reader) (*bufio.Reader, error) {
 	if br.Size() <= readBufBytes {
 		return br, nil
 	}
-	n := br.Buffered()
-	if n == 0 {
+	b, _ := br.Peek(br.Buffered())
+	return readerAfter(b, conn)
+}
+
+// readerAfter returns a reader of a session's connection conn that
+// first reads buffered, the bytes the client sent after its request (a
+// copy: the caller's buffer is not kept): readBufBytes, or as large as
+// buffered.
+func readerAfter(buffered []byte, conn net.Conn) (*bufio.Reader, error) {
+	if len(buffered) == 0 {
 		return bufio.NewReaderSize(conn, readBufBytes), nil
 	}
-	b, _ := br.Peek(n)
-	r := bufio.NewReaderSize(io.MultiReader(bytes.NewReader(bytes.Clone(b)), conn), max(readBufBytes, n))
-	if _, err := r.Peek(n); err != nil {
+	r := bufio.NewReaderSize(io.MultiReader(bytes.NewReader(bytes.Clone(buffered)), conn), max(readBufBytes, len(buffered)))
+	if _, err := r.Peek(len(buffered)); err != nil {
 		return nil, err
 	}
 	return r, nil

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"errors"
-	"io"
 	"net"
 	"net/http"
 	"strconv"
@@ -64,16 +63,9 @@ func (w *upgradeWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 		return nil, nil, err
 	}
 	w.hijacked = true
-	var r *bufio.Reader
-	if len(w.rest) == 0 {
-		r = bufio.NewReaderSize(w.c, readBufBytes)
-	} else {
-		// All of it buffered: the session reads what is buffered, then
-		// the connection.
-		r = bufio.NewReaderSize(io.MultiReader(bytes.NewReader(bytes.Clone(w.rest)), w.c), max(readBufBytes, len(w.rest)))
-		if _, err := r.Peek(len(w.rest)); err != nil {
-			return nil, nil, err
-		}
+	r, err := readerAfter(w.rest, w.c)
+	if err != nil {
+		return nil, nil, err
 	}
 	// Sessions write to the connection itself (wire.go); a small writer
 	// serves any other handler.
