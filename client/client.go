@@ -358,7 +358,7 @@ func (c *Client) Close() error {
 		done := make(chan struct{})
 		go func() {
 			defer close(done)
-			_ = conn.Close(statusNormalClosure, "client closed")
+			_ = conn.Close(protocol.CloseNormalClosure, "client closed")
 		}()
 		timer := time.NewTimer(c.opts.CloseTimeout)
 		select {

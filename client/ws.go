@@ -27,15 +27,6 @@ import (
 // it, and waits for data without a second read when the socket allows
 // (wsraw_unix.go).
 
-// Close status codes the client sends or reads (docs/protocol.md lists
-// the gateway's own, 4000 and up).
-const (
-	statusNormalClosure = 1000
-	statusProtocolError = 1002
-	statusNoStatus      = protocol.CloseNoStatus
-	statusMessageTooBig = 1009
-)
-
 // CloseError is the close frame the server ended a connection with: a
 // dropped connection's error (reconnect logs it) wraps one when the
 // server closed it.

@@ -185,20 +185,20 @@ func TestReaderRefusesBrokenFrames(t *testing.T) {
 		stream []byte
 		code   int
 	}{
-		{"reserved bit", []byte{0xC1, 1, 'x'}, statusProtocolError},
-		{"masked", []byte{0x81, 0x81, 1, 2, 3, 4, 'x'}, statusProtocolError},
-		{"unknown opcode", serverFrame(true, 0x3, nil), statusProtocolError},
-		{"unknown control opcode", serverFrame(true, 0xB, nil), statusProtocolError},
-		{"fragmented ping", serverFrame(false, protocol.FramePing, nil), statusProtocolError},
-		{"long ping", serverFrame(true, protocol.FramePing, long[:126]), statusProtocolError},
-		{"continuation first", serverFrame(true, protocol.FrameContinuation, []byte("x")), statusProtocolError},
-		{"text inside fragments", append(serverFrame(false, protocol.FrameText, []byte("a")), serverFrame(true, protocol.FrameText, []byte("b"))...), statusProtocolError},
-		{"one-byte close", serverFrame(true, protocol.FrameClose, []byte{3}), statusProtocolError},
-		{"close 1005 on the wire", serverFrame(true, protocol.FrameClose, closePayload(1005, "")), statusProtocolError},
-		{"close reason not UTF-8", serverFrame(true, protocol.FrameClose, closePayload(1000, "\xff")), statusProtocolError},
-		{"over the limit", serverFrame(true, protocol.FrameText, long), statusMessageTooBig},
-		{"fragments over the limit", append(serverFrame(false, protocol.FrameText, long[:300]), serverFrame(true, protocol.FrameContinuation, long[:300])...), statusMessageTooBig},
-		{"huge length", []byte{0x81, 127, 0x80, 0, 0, 0, 0, 0, 0, 0}, statusMessageTooBig},
+		{"reserved bit", []byte{0xC1, 1, 'x'}, protocol.CloseProtocolError},
+		{"masked", []byte{0x81, 0x81, 1, 2, 3, 4, 'x'}, protocol.CloseProtocolError},
+		{"unknown opcode", serverFrame(true, 0x3, nil), protocol.CloseProtocolError},
+		{"unknown control opcode", serverFrame(true, 0xB, nil), protocol.CloseProtocolError},
+		{"fragmented ping", serverFrame(false, protocol.FramePing, nil), protocol.CloseProtocolError},
+		{"long ping", serverFrame(true, protocol.FramePing, long[:126]), protocol.CloseProtocolError},
+		{"continuation first", serverFrame(true, protocol.FrameContinuation, []byte("x")), protocol.CloseProtocolError},
+		{"text inside fragments", append(serverFrame(false, protocol.FrameText, []byte("a")), serverFrame(true, protocol.FrameText, []byte("b"))...), protocol.CloseProtocolError},
+		{"one-byte close", serverFrame(true, protocol.FrameClose, []byte{3}), protocol.CloseProtocolError},
+		{"close 1005 on the wire", serverFrame(true, protocol.FrameClose, closePayload(1005, "")), protocol.CloseProtocolError},
+		{"close reason not UTF-8", serverFrame(true, protocol.FrameClose, closePayload(1000, "\xff")), protocol.CloseProtocolError},
+		{"over the limit", serverFrame(true, protocol.FrameText, long), protocol.CloseMessageTooBig},
+		{"fragments over the limit", append(serverFrame(false, protocol.FrameText, long[:300]), serverFrame(true, protocol.FrameContinuation, long[:300])...), protocol.CloseMessageTooBig},
+		{"huge length", []byte{0x81, 127, 0x80, 0, 0, 0, 0, 0, 0, 0}, protocol.CloseMessageTooBig},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -291,14 +291,14 @@ func TestCloseWaitsForTheServersAnswer(t *testing.T) {
 		}
 	}()
 	start := time.Now()
-	if err := c.Close(statusNormalClosure, "bye"); err != nil {
+	if err := c.Close(protocol.CloseNormalClosure, "bye"); err != nil {
 		t.Fatal(err)
 	}
 	if took := time.Since(start); took > closeWait/2 {
 		t.Fatalf("Close took %s", took)
 	}
 	var ce CloseError
-	if err := <-served; !errors.As(err, &ce) || ce.Code != statusNormalClosure {
+	if err := <-served; !errors.As(err, &ce) || ce.Code != protocol.CloseNormalClosure {
 		t.Fatalf("serve ended with %v", err)
 	}
 }

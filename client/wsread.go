@@ -79,7 +79,7 @@ func (c *wsConn) parse() error {
 		}
 		b0, b1 := b[0], b[1]
 		if v := protocol.FrameViolation(b0, b1, false, c.msgOp != 0); v != "" {
-			return &protocolError{statusProtocolError, v}
+			return &protocolError{protocol.CloseProtocolError, v}
 		}
 		fin, op := b0&0x80 != 0, b0&0x0F
 		n, h := uint64(b1&0x7F), 2
@@ -96,7 +96,7 @@ func (c *wsConn) parse() error {
 			n, h = binary.BigEndian.Uint64(b[2:]), 10
 		}
 		if op < protocol.FrameClose && n > uint64(c.limit-len(c.msg)) {
-			return &protocolError{statusMessageTooBig, "message over the read limit"}
+			return &protocolError{protocol.CloseMessageTooBig, "message over the read limit"}
 		}
 		size := h + int(n)
 		if len(b) < size {
@@ -142,12 +142,12 @@ func (c *wsConn) control(op byte, p []byte) error {
 	case protocol.FrameClose:
 		code, reason, v := protocol.ParseClose(p)
 		if v != "" {
-			return &protocolError{statusProtocolError, v}
+			return &protocolError{protocol.CloseProtocolError, v}
 		}
 		// The answer echoes the code; then the connection ends.
 		echo := code
-		if echo == statusNoStatus {
-			echo = statusNormalClosure
+		if echo == protocol.CloseNoStatus {
+			echo = protocol.CloseNormalClosure
 		}
 		_ = c.sendClose(context.Background(), echo, "", false)
 		return CloseError{Code: code, Reason: reason}

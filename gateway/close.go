@@ -1,18 +1,9 @@
 package gateway
 
+import "github.com/switchboard-chat/switchboard/protocol"
+
 // StatusCode is a WebSocket close frame's status code (RFC 6455 §7.4).
 type StatusCode uint16
-
-// The standard codes the gateway sends.
-const (
-	statusNormalClosure   StatusCode = 1000
-	statusGoingAway       StatusCode = 1001
-	statusProtocolError   StatusCode = 1002
-	statusPolicyViolation StatusCode = 1008
-	statusMessageTooBig   StatusCode = 1009
-	statusInternalError   StatusCode = 1011
-	statusTryAgainLater   StatusCode = 1013
-)
 
 // closeReason is why the server ends a session; it becomes the WebSocket
 // close frame's code and reason text.
@@ -39,11 +30,11 @@ const (
 var (
 	reasonSlow        = closeReason{CloseSlowConsumer, "slow consumer: outbound queue full"}
 	reasonDrain       = closeReason{CloseReconnect, "server draining: reconnect elsewhere"}
-	reasonLogout      = closeReason{statusNormalClosure, "logout"}
-	reasonShutdown    = closeReason{statusGoingAway, "server shutting down"}
-	reasonPingTimeout = closeReason{statusPolicyViolation, "ping timeout"}
-	reasonWriteFailed = closeReason{statusInternalError, "write failed"}
+	reasonLogout      = closeReason{protocol.CloseNormalClosure, "logout"}
+	reasonShutdown    = closeReason{protocol.CloseGoingAway, "server shutting down"}
+	reasonPingTimeout = closeReason{protocol.ClosePolicyViolation, "ping timeout"}
+	reasonWriteFailed = closeReason{protocol.CloseInternalError, "write failed"}
 	reasonAuthTimeout = closeReason{CloseAuthTimeout, "no connect within the auth timeout"}
 	reasonResync      = closeReason{CloseResync, "lost a channel stream: reconnect and resume"}
-	reasonFull        = closeReason{statusTryAgainLater, "server at its session limit"}
+	reasonFull        = closeReason{protocol.CloseTryAgainLater, "server at its session limit"}
 )

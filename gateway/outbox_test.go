@@ -218,7 +218,7 @@ func TestOutboxControlBound(t *testing.T) {
 	for range 3 * maxControl {
 		o.control(pong)
 	}
-	cl := closeMessage(closeReason{statusProtocolError, "refused"})
+	cl := closeMessage(closeReason{protocol.CloseProtocolError, "refused"})
 	o.control(cl)
 	b, _, _ := o.take(nil, 1<<20, maxIov)
 	if len(b) != maxControl+1 || !bytes.Equal(b[maxControl], cl) {

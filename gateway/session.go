@@ -215,7 +215,7 @@ func (s *session) ended(err error) {
 	var ce *closeError
 	var fe *frameError
 	switch {
-	case errors.As(err, &fe) && fe.code == statusMessageTooBig:
+	case errors.As(err, &fe) && fe.code == protocol.CloseMessageTooBig:
 		s.finish("frame_too_large")
 	case errors.As(err, &ce):
 		s.finish("client_closed")

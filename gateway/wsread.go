@@ -53,7 +53,7 @@ func (s *session) readMessage(buf []byte) ([]byte, error) {
 			return nil, err
 		}
 		if v := protocol.FrameViolation(hdr[0], hdr[1], true, inMessage); v != "" {
-			return nil, s.refuse(statusProtocolError, v)
+			return nil, s.refuse(protocol.CloseProtocolError, v)
 		}
 		fin, op, n := hdr[0]&0x80 != 0, hdr[0]&0x0f, uint64(hdr[1]&0x7f)
 		ext := 0
@@ -88,7 +88,7 @@ func (s *session) readMessage(buf []byte) ([]byte, error) {
 			continue
 		}
 		if limit := uint64(s.g.cfg.Limits.MaxFrameBytes); n > limit-uint64(len(msg)) {
-			return nil, s.refuse(statusMessageTooBig, fmt.Sprintf("message over max_frame_bytes (%d)", limit))
+			return nil, s.refuse(protocol.CloseMessageTooBig, fmt.Sprintf("message over max_frame_bytes (%d)", limit))
 		}
 		start := len(msg)
 		msg = slices.Grow(msg, int(n))[:start+int(n)]
@@ -113,7 +113,7 @@ func (s *session) control(op byte, p []byte) error {
 	case protocol.FrameClose:
 		code, reason, v := protocol.ParseClose(p)
 		if v != "" {
-			return s.refuse(statusProtocolError, v)
+			return s.refuse(protocol.CloseProtocolError, v)
 		}
 		ce := &closeError{code: StatusCode(code), reason: reason}
 		answer := p[:min(len(p), 2)] // the code, echoed (none: an empty close frame)

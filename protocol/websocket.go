@@ -50,9 +50,19 @@ const (
 // MaxControlPayload is the largest payload of a control frame (§5.5).
 const MaxControlPayload = 125
 
-// CloseNoStatus is the code a close frame without one stands for (§7.1.5;
-// never sent).
-const CloseNoStatus = 1005
+// Close codes of RFC 6455 (§7.4.1) that the gateway and the Go client
+// send or read; docs/protocol.md lists them with Switchboard's own (4000
+// and up, the gateway's).
+const (
+	CloseNormalClosure   = 1000
+	CloseGoingAway       = 1001
+	CloseProtocolError   = 1002
+	CloseNoStatus        = 1005 // a close frame without a code (§7.1.5; never sent)
+	ClosePolicyViolation = 1008
+	CloseMessageTooBig   = 1009
+	CloseInternalError   = 1011
+	CloseTryAgainLater   = 1013
+)
 
 // FrameViolation returns why a frame may not be read, judging by its
 // header's first two bytes b0 and b1, or "" when nothing forbids it: its
