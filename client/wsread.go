@@ -2,7 +2,6 @@ package client
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"io"
 	"net"
@@ -82,19 +81,11 @@ func (c *wsConn) parse() error {
 			return &protocolError{protocol.CloseProtocolError, v}
 		}
 		fin, op := b0&0x80 != 0, b0&0x0F
-		n, h := uint64(b1&0x7F), 2
-		switch n {
-		case 126:
-			if len(b) < 4 {
-				return nil
-			}
-			n, h = uint64(binary.BigEndian.Uint16(b[2:])), 4
-		case 127:
-			if len(b) < 10 {
-				return nil
-			}
-			n, h = binary.BigEndian.Uint64(b[2:]), 10
+		h := protocol.FrameHeaderLen(b1) // unmasked: FrameViolation saw to it
+		if len(b) < h {
+			return nil
 		}
+		n := protocol.FramePayloadLen(b)
 		if op < protocol.FrameClose && n > uint64(c.limit-len(c.msg)) {
 			return &protocolError{protocol.CloseMessageTooBig, "message over the read limit"}
 		}

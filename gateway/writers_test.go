@@ -102,28 +102,18 @@ func readMessages(r *bufio.Reader, n int) ([]string, error) {
 // readServerFrame reads one frame the server wrote (unmasked): its first
 // header byte (FIN and opcode) and its payload.
 func readServerFrame(r *bufio.Reader) (b0 byte, payload []byte, err error) {
-	var hdr [2]byte
-	if _, err := io.ReadFull(r, hdr[:]); err != nil {
+	hdr, err := r.Peek(2)
+	if err != nil {
 		return 0, nil, err
 	}
-	n := int(hdr[1] & 0x7f)
-	switch n {
-	case 126:
-		var ext [2]byte
-		if _, err := io.ReadFull(r, ext[:]); err != nil {
-			return 0, nil, err
-		}
-		n = int(binary.BigEndian.Uint16(ext[:]))
-	case 127:
-		var ext [8]byte
-		if _, err := io.ReadFull(r, ext[:]); err != nil {
-			return 0, nil, err
-		}
-		n = int(binary.BigEndian.Uint64(ext[:]))
+	if hdr, err = r.Peek(protocol.FrameHeaderLen(hdr[1])); err != nil {
+		return 0, nil, err
 	}
+	b0, n := hdr[0], protocol.FramePayloadLen(hdr)
+	_, _ = r.Discard(len(hdr))
 	payload = make([]byte, n)
 	_, err = io.ReadFull(r, payload)
-	return hdr[0], payload, err
+	return b0, payload, err
 }
 
 // TestFullSocketHoldsUpNoOtherSession: with a single writer, a session
@@ -232,23 +222,10 @@ func TestRemainder(t *testing.T) {
 // frameLen returns the length of the whole frame at the start of b, or 0
 // when b does not hold a whole frame header yet (server frames: unmasked).
 func frameLen(b []byte) int {
-	if len(b) < 2 {
+	if len(b) < 2 || len(b) < protocol.FrameHeaderLen(b[1]) {
 		return 0
 	}
-	n, h := int(b[1]&0x7f), 2
-	switch n {
-	case 126:
-		if len(b) < 4 {
-			return 0
-		}
-		n, h = int(binary.BigEndian.Uint16(b[2:])), 4
-	case 127:
-		if len(b) < 10 {
-			return 0
-		}
-		n, h = int(binary.BigEndian.Uint64(b[2:])), 10
-	}
-	return h + n
+	return protocol.FrameHeaderLen(b[1]) + int(protocol.FramePayloadLen(b))
 }
 
 // TestFrameHeaders: every length is framed as RFC 6455 says, and

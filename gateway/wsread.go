@@ -55,25 +55,13 @@ func (s *session) readMessage(buf []byte) ([]byte, error) {
 		if v := protocol.FrameViolation(hdr[0], hdr[1], true, inMessage); v != "" {
 			return nil, s.refuse(protocol.CloseProtocolError, v)
 		}
-		fin, op, n := hdr[0]&0x80 != 0, hdr[0]&0x0f, uint64(hdr[1]&0x7f)
-		ext := 0
-		switch n {
-		case 126:
-			ext = 2
-		case 127:
-			ext = 8
-		}
-		size := 2 + ext + 4
+		fin, op := hdr[0]&0x80 != 0, hdr[0]&0x0f
+		size := protocol.FrameHeaderLen(hdr[1]) // masked: FrameViolation saw to it
 		if hdr, err = s.br.Peek(size); err != nil {
 			return nil, err
 		}
-		switch ext {
-		case 2:
-			n = uint64(binary.BigEndian.Uint16(hdr[2:]))
-		case 8:
-			n = binary.BigEndian.Uint64(hdr[2:])
-		}
-		key := binary.LittleEndian.Uint32(hdr[2+ext:])
+		n := protocol.FramePayloadLen(hdr)
+		key := binary.LittleEndian.Uint32(hdr[size-4:])
 		_, _ = s.br.Discard(size) // buffered: it cannot fail
 		if op >= protocol.FrameClose {
 			var ctl [protocol.MaxControlPayload]byte

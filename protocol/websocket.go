@@ -93,6 +93,36 @@ func FrameViolation(b0, b1 byte, fromClient, inMessage bool) string {
 	return ""
 }
 
+// FrameHeaderLen returns the length of the header of a frame whose
+// second byte is b1: 2 bytes, 2 or 8 more for an extended payload length,
+// and 4 more for a masking key when the frame is masked.
+func FrameHeaderLen(b1 byte) int {
+	h := 2
+	switch b1 & 0x7f {
+	case 126:
+		h += 2
+	case 127:
+		h += 8
+	}
+	if b1&0x80 != 0 {
+		h += 4
+	}
+	return h
+}
+
+// FramePayloadLen returns the payload length a frame header states; hdr
+// holds at least FrameHeaderLen(hdr[1]) bytes.
+func FramePayloadLen(hdr []byte) uint64 {
+	switch n := hdr[1] & 0x7f; n {
+	case 126:
+		return uint64(binary.BigEndian.Uint16(hdr[2:]))
+	case 127:
+		return binary.BigEndian.Uint64(hdr[2:])
+	default:
+		return uint64(n)
+	}
+}
+
 // ParseClose reads a close frame's payload: its code (CloseNoStatus when
 // it is empty) and reason, or why the frame is refused (a one-byte
 // payload, a code no endpoint sends, a reason that is not UTF-8).

@@ -75,3 +75,26 @@ func TestParseClose(t *testing.T) {
 		}
 	}
 }
+
+func TestFrameLengths(t *testing.T) {
+	for _, tc := range []struct {
+		hdr    []byte
+		header int
+		n      uint64
+	}{
+		{[]byte{0x81, 0}, 2, 0},
+		{[]byte{0x81, 125}, 2, 125},
+		{[]byte{0x81, 0x80 | 5, 1, 2, 3, 4}, 6, 5},
+		{[]byte{0x82, 126, 0x01, 0x00}, 4, 256},
+		{[]byte{0x82, 0x80 | 126, 0xff, 0xff, 1, 2, 3, 4}, 8, 65535},
+		{[]byte{0x82, 127, 0, 0, 0, 1, 0, 0, 0, 0}, 10, 1 << 32},
+		{[]byte{0x82, 0x80 | 127, 0, 0, 0, 0, 0, 1, 0, 0, 1, 2, 3, 4}, 14, 65536},
+	} {
+		if h := FrameHeaderLen(tc.hdr[1]); h != tc.header || h != len(tc.hdr) {
+			t.Errorf("FrameHeaderLen(%#x) = %d, want %d", tc.hdr[1], h, tc.header)
+		}
+		if n := FramePayloadLen(tc.hdr); n != tc.n {
+			t.Errorf("FramePayloadLen(% x) = %d, want %d", tc.hdr, n, tc.n)
+		}
+	}
+}
