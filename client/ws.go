@@ -164,16 +164,7 @@ const keptWriteBuffer = 16 << 10
 
 // appendFrame appends one final, masked client frame.
 func appendFrame(b []byte, op byte, p []byte, key uint32) []byte {
-	b = append(b, 0x80|op)
-	switch n := len(p); {
-	case n < 126:
-		b = append(b, 0x80|byte(n))
-	case n <= 0xFFFF:
-		b = append(b, 0x80|126, byte(n>>8), byte(n))
-	default:
-		b = append(b, 0x80|127)
-		b = binary.BigEndian.AppendUint64(b, uint64(n))
-	}
+	b = protocol.AppendFrameHeader(b, op, len(p), true)
 	b = binary.LittleEndian.AppendUint32(b, key)
 	start := len(b)
 	b = append(b, p...)

@@ -26,30 +26,11 @@ func frameHeaderLen(n int) int {
 	return maxFrameHeader
 }
 
-// putFrameHeader writes the header of a frame of op with an n-byte
-// payload into b, which is frameHeaderLen(n) long.
-func putFrameHeader(b []byte, op byte, n int) {
-	b[0] = 0x80 | op
-	switch len(b) {
-	case 2:
-		b[1] = byte(n)
-	case 4:
-		b[1] = 126
-		binary.BigEndian.PutUint16(b[2:], uint16(n))
-	default:
-		b[1] = 127
-		binary.BigEndian.PutUint64(b[2:], uint64(n))
-	}
-}
-
 // frameMessage returns payload framed as one message of op, in a new
 // slice.
 func frameMessage(op byte, payload []byte) []byte {
-	h := frameHeaderLen(len(payload))
-	b := make([]byte, h+len(payload))
-	putFrameHeader(b[:h], op, len(payload))
-	copy(b[h:], payload)
-	return b
+	b := make([]byte, 0, frameHeaderLen(len(payload))+len(payload))
+	return append(protocol.AppendFrameHeader(b, op, len(payload), false), payload...)
 }
 
 // newFrameBuf returns an empty buffer with room for a frame's header in
@@ -65,7 +46,7 @@ func frameInPlace(b []byte) []byte {
 	n := len(b) - maxFrameHeader
 	h := frameHeaderLen(n)
 	msg := b[maxFrameHeader-h:]
-	putFrameHeader(msg[:h], protocol.FrameText, n)
+	protocol.AppendFrameHeader(msg[:0], protocol.FrameText, n, false) // into msg[:h]
 	return msg
 }
 

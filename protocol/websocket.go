@@ -93,6 +93,26 @@ func FrameViolation(b0, b1 byte, fromClient, inMessage bool) string {
 	return ""
 }
 
+// AppendFrameHeader appends to b the header of a final frame of op with
+// an n-byte payload (RFC 6455 §5.2: its length in 7, 16 or 64 bits), the
+// mask bit set when masked (a client's frame: the caller appends the
+// masking key).
+func AppendFrameHeader(b []byte, op byte, n int, masked bool) []byte {
+	var m byte
+	if masked {
+		m = 0x80
+	}
+	b = append(b, 0x80|op)
+	switch {
+	case n < 126:
+		return append(b, m|byte(n))
+	case n <= 0xffff:
+		return append(b, m|126, byte(n>>8), byte(n))
+	default:
+		return binary.BigEndian.AppendUint64(append(b, m|127), uint64(n))
+	}
+}
+
 // FrameHeaderLen returns the length of the header of a frame whose
 // second byte is b1: 2 bytes, 2 or 8 more for an extended payload length,
 // and 4 more for a masking key when the frame is masked.
