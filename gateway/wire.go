@@ -3,6 +3,7 @@ package gateway
 import (
 	"net"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -39,7 +40,7 @@ func (w *wire) writeAll(bufs [][]byte, d time.Duration) error {
 		return err
 	}
 	defer w.conn.SetWriteDeadline(time.Time{})
-	if _, ok := w.conn.(*net.TCPConn); ok || len(bufs) == 1 {
+	if _, ok := w.conn.(syscall.Conn); ok || len(bufs) == 1 { // a socket: one writev
 		nb := net.Buffers(bufs)
 		_, err := nb.WriteTo(w.conn)
 		return err

@@ -24,19 +24,15 @@ type iovecs struct {
 
 type fdWriter struct{ rc syscall.RawConn }
 
-// newRawWriter returns conn's raw writer (TCP and Unix sockets), else
-// nil (a TLS connection: its records are written by crypto/tls).
+// newRawWriter returns conn's raw writer (a TCP or Unix socket, also one
+// a ConnLimit counts), else nil (a TLS connection: its records are
+// written by crypto/tls).
 func newRawWriter(conn net.Conn) rawWriter {
-	var rc syscall.RawConn
-	var err error
-	switch c := conn.(type) {
-	case *net.TCPConn:
-		rc, err = c.SyscallConn()
-	case *net.UnixConn:
-		rc, err = c.SyscallConn()
-	default:
+	sc, ok := conn.(syscall.Conn)
+	if !ok {
 		return nil
 	}
+	rc, err := sc.SyscallConn()
 	if err != nil {
 		return nil
 	}

@@ -65,3 +65,31 @@ func TestRawWriteNeverWaits(t *testing.T) {
 		t.Fatal("a write to a closed connection succeeded")
 	}
 }
+
+// A connection a ConnLimit counts is still a socket to the writers: its
+// raw writer exists, and a vectored write reaches the peer whole.
+func TestConnLimitKeepsRawWrites(t *testing.T) {
+	t.Parallel()
+	l := newLimit(t, 4, true)
+	accepted := acceptedConns(t, l)
+	peer := dialLimit(t, l)
+	c := nextAccepted(t, accepted)
+	if _, ok := c.(*limitedTCP); !ok {
+		t.Fatalf("accepted %T, want *limitedTCP", c)
+	}
+	w := newWire(c)
+	if w.fd == nil {
+		t.Fatal("a counted TCP connection has no raw writer")
+	}
+	var scratch iovecs
+	if n, err := w.tryWrite([][]byte{[]byte("raw "), []byte("write ")}, &scratch); err != nil || n != 10 {
+		t.Fatalf("raw write: %d %v", n, err)
+	}
+	if err := w.writeAll([][]byte{[]byte("and "), []byte("waiting")}, 5*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	got := make([]byte, len("raw write and waiting"))
+	if _, err := io.ReadFull(peer, got); err != nil || string(got) != "raw write and waiting" {
+		t.Fatalf("peer read %q %v", got, err)
+	}
+}

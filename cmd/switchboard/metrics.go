@@ -199,6 +199,16 @@ func (m *metrics) watchGateway(g *gateway.Gateway) {
 		func() float64 { return float64(g.Unauthenticated()) }))
 }
 
+// watchConnections exports --listen's connection count and limit.
+func (m *metrics) watchConnections(l *gateway.ConnLimit) {
+	m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "switchboard", Name: "connections_open",
+		Help: "Connections open on --listen: sessions, HTTP, and those still sending their request."}, func() float64 { return float64(l.Open()) }))
+	m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "switchboard", Name: "connections_max",
+		Help: "The most connections --listen holds open at once (--max-connections)."}, func() float64 { return float64(l.Max()) }))
+	m.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: "switchboard", Name: "connections_refused_total",
+		Help: "Connections to --listen refused because it held --max-connections."}, func() float64 { return float64(l.Refused()) }))
+}
+
 // watchStore exports whether the store takes writes and the free space
 // on its disk.
 func (m *metrics) watchStore(s *persistence.Store) {

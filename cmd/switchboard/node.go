@@ -45,14 +45,20 @@ type Config struct {
 	// operator endpoints (/v1/cluster, /metrics, /debug/pprof) there
 	// instead of on Listen (port 0 picks a free one).
 	AdminListen string
-	NodeName    string
-	ClusterBind string
-	RemoteBind  string
-	Join        []string
-	Roles       []cluster.Role
-	ClusterName string
-	Detection   cluster.Detection
-	Limits      protocol.Limits
+	// MaxConnections bounds the connections Listen holds open at once
+	// (0: connectionBudget of the open-files limit).
+	MaxConnections int
+	// HTTPIdleTimeout closes an HTTP keep-alive connection idle this long
+	// between requests (0: 2 minutes).
+	HTTPIdleTimeout time.Duration
+	NodeName        string
+	ClusterBind     string
+	RemoteBind      string
+	Join            []string
+	Roles           []cluster.Role
+	ClusterName     string
+	Detection       cluster.Detection
+	Limits          protocol.Limits
 	// InboxBytes bounds the channel events waiting for fan-out (0: 64 MiB).
 	InboxBytes int64
 	// RequestTimeout bounds every request between nodes and every one a
@@ -115,6 +121,7 @@ type Node struct {
 	hosting atomic.Bool
 	gw      *gateway.Gateway
 	ln      net.Listener
+	conns   *gateway.ConnLimit // Listen's connections, under ln
 	// workers are the node's kept goroutines: its actors' mailboxes run
 	// on them and its gateway's upgrades are read on them.
 	workers *workers.Pool
@@ -236,6 +243,9 @@ func NewNode(cfg Config) (_ *Node, err error) {
 	if n.ln, err = net.Listen("tcp", cfg.Listen); err != nil {
 		return nil, fmt.Errorf("listen: %w", err)
 	}
+	n.conns = n.limitConnections()
+	n.ln = n.conns
+	n.metrics.watchConnections(n.conns)
 	if separateAdmin(cfg.Listen, cfg.AdminListen) {
 		if n.adminLn, err = net.Listen("tcp", cfg.AdminListen); err != nil {
 			return nil, fmt.Errorf("admin listen: %w", err)
@@ -318,7 +328,7 @@ func NewNode(cfg Config) (_ *Node, err error) {
 		admin := http.NewServeMux()
 		n.healthRoutes(admin)
 		n.operatorRoutes(admin, true)
-		n.adminSrv = &http.Server{Handler: admin, ReadHeaderTimeout: headerTimeout}
+		n.adminSrv = n.httpServer(admin)
 		if n.sec.client != nil {
 			// The operator endpoints carry the API key and the cluster's
 			// state: TLS with --listen's certificate, as --listen.
@@ -332,7 +342,7 @@ func NewNode(cfg Config) (_ *Node, err error) {
 	for _, p := range []string{"GET /{$}", "GET /console", "GET /assets/"} {
 		mux.Handle(p, app)
 	}
-	n.srv = &http.Server{Handler: mux, ReadHeaderTimeout: headerTimeout}
+	n.srv = n.httpServer(mux)
 	if n.sec.client != nil {
 		// HTTP/2 for the HTTP API; WebSocket upgrades ask for (and get)
 		// HTTP/1.1.
@@ -438,10 +448,6 @@ func (r storeRegistry) SaveRegistry(b []byte) error { return r.s.PutNode("regist
 
 // Cluster returns the node's cluster layer.
 func (n *Node) Cluster() *cluster.Cluster { return n.cl }
-
-// headerTimeout bounds the reading of a request's head on the node's
-// listeners (slow clients holding connections open are cut).
-const headerTimeout = 10 * time.Second
 
 // serveHTTP serves srv on ln, over TLS when srv has a TLS config (its
 // certificate comes from there).

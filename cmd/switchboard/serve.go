@@ -55,6 +55,8 @@ func serveFlags(fs *flag.FlagSet) (*Config, func() error) {
 	fs.IntVar(&cfg.Gateway.MaxSessions, "max-sessions", gw.MaxSessions, "authenticated sessions this node accepts")
 	fs.IntVar(&cfg.Gateway.MaxUnauthenticated, "max-unauthenticated", gw.MaxUnauthenticated, "connections waiting to authenticate this node accepts, apart from --max-sessions")
 	fs.IntVar(&cfg.Gateway.MaxUnauthenticatedPerIP, "max-unauthenticated-per-ip", gw.MaxUnauthenticatedPerIP, "connections waiting to authenticate this node accepts from one client address (0: no bound; behind a proxy every client has its address)")
+	fs.IntVar(&cfg.MaxConnections, "max-connections", 0, "connections --listen holds open at once, sessions, HTTP and those still sending their request alike; past it a new one is answered 503 and closed (default: the open-files limit less 2048 descriptors kept for storage and the cluster)")
+	fs.DurationVar(&cfg.HTTPIdleTimeout, "http-idle-timeout", defaultHTTPIdleTimeout, "an HTTP keep-alive connection idle this long between requests is closed (WebSocket sessions are kept by their pings)")
 	fs.DurationVar(&cfg.Gateway.AuthTimeout, "auth-timeout", gw.AuthTimeout, "how long a connection may wait before connect; then it is closed")
 	fs.DurationVar(&cfg.Gateway.PresenceInterval, "presence-interval", gw.PresenceInterval, "presence heartbeat: gateways renew their sessions' presence this often, and a session not renewed for three intervals counts as gone (use one value on every node)")
 	fs.Int64Var(&lim.MaxFileBytes, "max-file-bytes", lim.MaxFileBytes, "largest file POST /v1/files accepts")
@@ -101,6 +103,12 @@ func serveFlags(fs *flag.FlagSet) (*Config, func() error) {
 			return fmt.Errorf("--shards %d: at most 65536", *shards)
 		}
 		cfg.Shards = uint32(*shards)
+		if cfg.MaxConnections < 0 {
+			return fmt.Errorf("--max-connections %d: at least 1 (0: from the open-files limit)", cfg.MaxConnections)
+		}
+		if cfg.HTTPIdleTimeout <= 0 {
+			return fmt.Errorf("--http-idle-timeout %v: must be positive", cfg.HTTPIdleTimeout)
+		}
 		if cfg.Replicas < 1 {
 			return fmt.Errorf("--replicas %d: at least 1", cfg.Replicas)
 		}

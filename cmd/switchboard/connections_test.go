@@ -1,0 +1,167 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/switchboard-chat/switchboard/client"
+	"github.com/switchboard-chat/switchboard/protocol"
+)
+
+// keepAlive opens a connection to n, makes one HTTP request on it and
+// leaves it open, idle, as a keep-alive client does.
+func keepAlive(t *testing.T, n *Node) net.Conn {
+	t.Helper()
+	c, err := net.DialTimeout("tcp", n.Addr(), 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := io.WriteString(c, "GET /healthz HTTP/1.1\r\nHost: node\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || resp.Close {
+		t.Fatalf("GET /healthz: %d, close %v; want 200 kept alive", resp.StatusCode, resp.Close)
+	}
+	_ = c.SetDeadline(time.Time{})
+	return c
+}
+
+// TestConnectionLimitAndIdleHTTP: idle HTTP keep-alive connections can
+// no longer hold --listen for ever. Past --max-connections a new
+// connection — an API request or a WebSocket upgrade — is answered 503
+// `unavailable` and closed, and the node keeps serving what it holds;
+// keep-alive connections idle for --http-idle-timeout are closed, which
+// makes room again; a WebSocket session idle as long is not.
+func TestConnectionLimitAndIdleHTTP(t *testing.T) {
+	const limit = 6
+	idle := 1500 * time.Millisecond
+	n := testNode(t, func(c *Config) { c.MaxConnections, c.HTTPIdleTimeout = limit, idle })
+	ws := dial(t, n, "alice") // one connection
+	start := time.Now()
+	var held []net.Conn
+	for range limit - 1 {
+		held = append(held, keepAlive(t, n))
+	}
+	if got := n.conns.Open(); got != limit {
+		t.Fatalf("open connections %d, want %d", got, limit)
+	}
+
+	// Full: an API request and a new session are refused, with a code.
+	hc := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: 10 * time.Second}
+	resp, err := hc.Get("http://" + n.Addr() + "/v1/channels")
+	if err != nil {
+		t.Fatalf("request past the limit: %v", err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	var eb protocol.ErrorBody
+	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" ||
+		json.Unmarshal(body, &eb) != nil || eb.Error == nil || eb.Error.Code != protocol.CodeUnavailable {
+		t.Fatalf("request past the limit: %d %q", resp.StatusCode, body)
+	}
+	dctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if c, err := client.Dial(dctx, client.Options{URLs: []string{"ws://" + n.Addr() + "/v1/ws"}, UserID: "bob", NoReconnect: true}); err == nil {
+		c.Close()
+		t.Fatal("a session opened past --max-connections")
+	} else if !strings.Contains(err.Error(), "503") {
+		t.Fatalf("a session past --max-connections: %v; want the 503", err)
+	}
+	if n.conns.Refused() < 2 {
+		t.Fatalf("refused %d, want at least 2", n.conns.Refused())
+	}
+	// What the node holds still works.
+	var ch protocol.ChannelResult
+	if err := ws.Call(ctxT(t), protocol.OpChannelCreate, map[string]any{"id": "kept", "type": "standard"}, &ch); err != nil {
+		t.Fatalf("the open session at the limit: %v", err)
+	}
+
+	// The idle keep-alive connections are closed by the node.
+	for i, c := range held {
+		_ = c.SetReadDeadline(time.Now().Add(idle + 10*time.Second))
+		n, err := c.Read(make([]byte, 1))
+		var ne net.Error
+		if n != 0 || err == nil || (errors.As(err, &ne) && ne.Timeout()) {
+			t.Fatalf("idle connection %d: read %d, %v; want closed by the node", i, n, err)
+		}
+	}
+	if waited := time.Since(start); waited < idle {
+		t.Fatalf("idle connections closed after %v, before --http-idle-timeout %v", waited, idle)
+	}
+	waitFor(t, 10*time.Second, "the closed connections to leave the count", func() bool { return n.conns.Open() == 1 })
+
+	// Room again; the session idle all along is still open.
+	bob := dial(t, n, "bob")
+	if err := ws.Call(ctxT(t), protocol.OpChannelJoin, map[string]any{"channel": "kept"}, nil); err != nil &&
+		!strings.Contains(err.Error(), "already") {
+		t.Fatalf("the session kept across the idle timeout: %v", err)
+	}
+	if err := bob.Call(ctxT(t), protocol.OpChannelJoin, map[string]any{"channel": "kept"}, nil); err != nil {
+		t.Fatalf("a session after the room was made: %v", err)
+	}
+	// The two sessions and the scrape's own connection; the two refused.
+	m := string(scrape(t, n))
+	for _, want := range []string{"switchboard_connections_max 6\n", "switchboard_connections_open 3\n", "switchboard_connections_refused_total 2\n"} {
+		if !strings.Contains(m, want) {
+			t.Errorf("metrics lack %q", want)
+		}
+	}
+}
+
+func TestServeRefusesBadConnectionFlags(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--max-connections", "-1"}, "--max-connections -1"},
+		{[]string{"--http-idle-timeout", "0s"}, "--http-idle-timeout 0s: must be positive"},
+	} {
+		var stdout, stderr bytes.Buffer
+		done := make(chan int, 1)
+		go func() {
+			done <- run(append([]string{"serve", "--listen", "127.0.0.1:0", "--cluster-bind", "127.0.0.1:0", "--data", t.TempDir()}, tc.args...), &stdout, &stderr)
+		}()
+		select {
+		case code := <-done:
+			if code == 0 || !strings.Contains(stderr.String(), tc.want) {
+				t.Errorf("%v: exit %d, stderr %q; want a failure naming %q", tc.args, code, stderr.String(), tc.want)
+			}
+		case <-time.After(20 * time.Second):
+			t.Fatalf("%v: serve started", tc.args)
+		}
+	}
+}
+
+func TestConnectionBudget(t *testing.T) {
+	for _, tc := range []struct {
+		nofile uint64
+		want   int
+	}{
+		{1 << 20, 1<<20 - 2048},
+		{20000, 17952},
+		{4096, 2048},
+		{4095, 2047}, // too small to keep 2048: half
+		{1024, 512},
+		{1, 1},
+	} {
+		if got := connectionBudget(tc.nofile); got != tc.want {
+			t.Errorf("connectionBudget(%d) = %d, want %d", tc.nofile, got, tc.want)
+		}
+	}
+}

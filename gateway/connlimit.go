@@ -1,0 +1,180 @@
+package gateway
+
+import (
+	"bytes"
+	"encoding/json"
+	"log/slog"
+	"net"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"github.com/switchboard-chat/switchboard/protocol"
+)
+
+// ConnLimit is a listener that holds at most a fixed number of its
+// connections open at once: WebSocket sessions, HTTP API connections
+// and those still sending their request head alike. Every connection is
+// a file descriptor, and so is every file the node's storage opens: a
+// crowd of idle connections must not take the descriptors Pebble needs
+// (the node would then fail to open a table) nor leave accept(2)
+// failing with EMFILE. Past the limit a new connection is accepted and
+// closed — on a plaintext listener after a 503 `unavailable` answer to
+// its request — so that its client learns now, not at its dial timeout,
+// to try later or another node.
+type ConnLimit struct {
+	net.Listener
+	max     int64
+	refusal []byte // written to a refused connection; nil: closed at once
+	log     *slog.Logger
+
+	open     atomic.Int64
+	refused  atomic.Uint64
+	refusers atomic.Int32 // goroutines answering refused connections
+	logged   atomic.Int64 // unix nanoseconds of the last refusal logged
+}
+
+// connRefusalRetry is the retry hint of a refused connection.
+const connRefusalRetry = time.Second
+
+// LimitConnections limits ln to max open connections. answer says the
+// listener is plaintext HTTP, so a refused connection can be told why;
+// on a TLS listener it is closed without a word.
+func LimitConnections(ln net.Listener, max int, answer bool, log *slog.Logger) *ConnLimit {
+	l := &ConnLimit{Listener: ln, max: int64(max), log: log}
+	if answer {
+		body, _ := json.Marshal(protocol.ErrorBody{Error: &protocol.Error{Code: protocol.CodeUnavailable,
+			Message: "server at its connection limit: reconnect later or elsewhere", RetryAfterMS: connRefusalRetry.Milliseconds()}})
+		l.refusal = []byte("HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nX-Content-Type-Options: nosniff\r\nRetry-After: " +
+			strconv.Itoa(int(connRefusalRetry/time.Second)) + "\r\nConnection: close\r\nContent-Length: " +
+			strconv.Itoa(len(body)+1) + "\r\n\r\n" + string(body) + "\n")
+	}
+	return l
+}
+
+// Open is how many of the listener's connections are open.
+func (l *ConnLimit) Open() int64 { return l.open.Load() }
+
+// Max is the limit.
+func (l *ConnLimit) Max() int64 { return l.max }
+
+// Refused is how many connections were refused at the limit.
+func (l *ConnLimit) Refused() uint64 { return l.refused.Load() }
+
+// Accept returns the next connection that fits, refusing those that do
+// not.
+func (l *ConnLimit) Accept() (net.Conn, error) {
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil {
+			return nil, err
+		}
+		if l.open.Add(1) <= l.max {
+			return l.track(c), nil
+		}
+		l.open.Add(-1)
+		l.refuse(c)
+	}
+}
+
+// refuse closes c, a connection past the limit. On a plaintext listener
+// it is first told why, after its request head — a client that finds an
+// answer waiting before it has sent its request takes it for a broken
+// connection (Go's HTTP client does) — by at most refusersMax goroutines
+// at once, each for at most refuseWait: a flood past that is closed
+// without a word. Those few descriptors come out of what the limit
+// keeps for the rest of the node.
+func (l *ConnLimit) refuse(c net.Conn) {
+	n := l.refused.Add(1)
+	if l.refusal != nil && l.refusers.Add(1) <= refusersMax {
+		go func() {
+			defer l.refusers.Add(-1)
+			l.answer(c)
+		}()
+	} else {
+		if l.refusal != nil {
+			l.refusers.Add(-1)
+		}
+		_ = c.Close()
+	}
+	now := time.Now().UnixNano()
+	if last := l.logged.Load(); now-last >= int64(30*time.Second) && l.logged.CompareAndSwap(last, now) && l.log != nil {
+		l.log.Warn("refusing connections: the listener is at its connection limit (--max-connections)",
+			"open", l.open.Load(), "max", l.max, "refused_total", n)
+	}
+}
+
+const (
+	refusersMax = 64
+	refuseWait  = 2 * time.Second
+)
+
+// answer reads c's request head (what arrives within refuseWait, up to
+// headBufBytes), writes the refusal, and closes c after the client has
+// had it: its write side first, then whatever else the client sends is
+// read and dropped until it closes too or the time is up, so that
+// unread bytes do not make the close a reset that could overtake the
+// answer.
+func (l *ConnLimit) answer(c net.Conn) {
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(refuseWait))
+	bp := headBufs.Get().(*[]byte)
+	defer headBufs.Put(bp)
+	buf, n := *bp, 0
+	for n < len(buf) && !bytes.Contains(buf[:n], []byte("\r\n\r\n")) {
+		m, err := c.Read(buf[n:])
+		n += m
+		if err != nil {
+			return // gone, or silent: nothing to answer
+		}
+	}
+	if _, err := c.Write(l.refusal); err != nil {
+		return
+	}
+	if cw, ok := c.(interface{ CloseWrite() error }); ok {
+		_ = cw.CloseWrite()
+		for {
+			if _, err := c.Read(buf); err != nil {
+				return
+			}
+		}
+	}
+}
+
+// track returns c counted until its first Close. A TCP connection stays
+// a *net.TCPConn underneath (limitedTCP embeds it), so its file
+// descriptor and vectored writes are still reachable (wire_linux.go).
+func (l *ConnLimit) track(c net.Conn) net.Conn {
+	if tc, ok := c.(*net.TCPConn); ok {
+		return &limitedTCP{TCPConn: tc, l: l}
+	}
+	return &limitedConn{Conn: c, l: l}
+}
+
+func (l *ConnLimit) release(closed *atomic.Bool) {
+	if closed.CompareAndSwap(false, true) {
+		l.open.Add(-1)
+	}
+}
+
+type limitedTCP struct {
+	*net.TCPConn
+	l      *ConnLimit
+	closed atomic.Bool
+}
+
+func (c *limitedTCP) Close() error {
+	c.l.release(&c.closed)
+	return c.TCPConn.Close()
+}
+
+type limitedConn struct {
+	net.Conn
+	l      *ConnLimit
+	closed atomic.Bool
+}
+
+func (c *limitedConn) Close() error {
+	c.l.release(&c.closed)
+	return c.Conn.Close()
+}
