@@ -1,6 +1,7 @@
 package main
 
 import (
+	"io"
 	"net/http"
 	"syscall"
 	"time"
@@ -61,5 +62,67 @@ func (n *Node) httpServer(h http.Handler) *http.Server {
 	if idle <= 0 {
 		idle = defaultHTTPIdleTimeout
 	}
-	return &http.Server{Handler: h, ReadHeaderTimeout: headerTimeout, IdleTimeout: idle}
+	return &http.Server{Handler: guardBodies(h, bodyStall, bodyMinRate), ReadHeaderTimeout: headerTimeout, IdleTimeout: idle}
+}
+
+// A request body must keep arriving: no pause between two reads longer
+// than bodyStall, and after the first bodyStall at least bodyMinRate
+// bytes a second on average. Otherwise the read fails and the
+// connection is closed — also when the handler answered without reading
+// the body (the server reads up to 256 KiB of it before it answers, to
+// keep the connection). A client that announces a body and trickles it
+// held the connection, and its goroutine, for as long as it liked.
+const (
+	bodyStall   = 30 * time.Second
+	bodyMinRate = 1 << 10
+)
+
+// guardBodies bounds the reading of every request body h is given: no
+// pause longer than stall, at least minRate bytes a second after the
+// first stall.
+func guardBodies(h http.Handler, stall time.Duration, minRate int64) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.ContentLength != 0 && r.Body != nil && r.Body != http.NoBody {
+			b := &guardedBody{ReadCloser: r.Body, rc: http.NewResponseController(w), start: time.Now(), stall: stall, minRate: minRate}
+			b.extend()
+			// A copy, as http.StripPrefix makes: the server's own request
+			// keeps its body, whose type its reading of an unread rest
+			// depends on.
+			r2 := new(http.Request)
+			*r2 = *r
+			r2.Body = b
+			r = r2
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+type guardedBody struct {
+	io.ReadCloser
+	rc      *http.ResponseController
+	start   time.Time
+	stall   time.Duration
+	minRate int64
+	read    int64
+}
+
+// extend sets the connection's read deadline for the next read.
+func (b *guardedBody) extend() {
+	now := time.Now()
+	d := now.Add(b.stall)
+	if paced := b.start.Add(b.stall + time.Duration(b.read/b.minRate)*time.Second); paced.Before(d) {
+		d = paced
+	}
+	_ = b.rc.SetReadDeadline(d)
+}
+
+func (b *guardedBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	b.read += int64(n)
+	if err == nil {
+		// At the body's end (io.EOF) the server clears the deadline
+		// itself: its reads after the body are its own.
+		b.extend()
+	}
+	return n, err
 }

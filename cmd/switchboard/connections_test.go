@@ -165,3 +165,127 @@ func TestConnectionBudget(t *testing.T) {
 		}
 	}
 }
+
+// guardedServer serves h behind guardBodies with a short stall, on a real
+// loopback listener.
+func guardedServer(t *testing.T, stall time.Duration, h http.HandlerFunc) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: guardBodies(h, stall, 1<<10), ReadHeaderTimeout: 10 * time.Second}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	return ln.Addr().String()
+}
+
+// TestGuardedBodies: a body that stops arriving, or trickles in below the
+// minimum rate, fails its read and loses its connection; one the handler
+// leaves unread is not waited for past the stall; a body read whole gives
+// the connection back to the server, so a handler that then works for
+// longer than the stall is not taken for an abandoned request.
+func TestGuardedBodies(t *testing.T) {
+	const stall = 400 * time.Millisecond
+	readErr := make(chan error, 4)
+	addr := guardedServer(t, stall, func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/read":
+			_, err := io.ReadAll(r.Body)
+			readErr <- err
+			if err == nil {
+				select {
+				case <-time.After(3 * stall): // work past the stall
+				case <-r.Context().Done():
+					readErr <- r.Context().Err()
+					return
+				}
+				io.WriteString(w, "done")
+			}
+		default: // answers without reading
+			http.Error(w, "no", http.StatusUnauthorized)
+		}
+	})
+	open := func(head string) (net.Conn, *bufio.Reader) {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		_ = c.SetDeadline(time.Now().Add(20 * time.Second))
+		if _, err := io.WriteString(c, head); err != nil {
+			t.Fatal(err)
+		}
+		return c, bufio.NewReader(c)
+	}
+	closedWithin := func(what string, br *bufio.Reader, start time.Time, lo, hi time.Duration) {
+		t.Helper()
+		_, err := io.ReadAll(br)
+		took := time.Since(start)
+		var ne net.Error
+		if errors.As(err, &ne) && ne.Timeout() {
+			t.Fatalf("%s: the connection was not closed: %v", what, err)
+		}
+		if took < lo || took > hi {
+			t.Fatalf("%s: closed after %v, want between %v and %v", what, took, lo, hi)
+		}
+	}
+
+	// Stalled: half a body, then nothing.
+	start := time.Now()
+	_, br := open("POST /read HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n0123456789")
+	if err := <-readErr; err == nil {
+		t.Fatal("a stalled body was read whole")
+	}
+	closedWithin("stalled body", br, start, stall, 10*time.Second)
+
+	// Trickled: a byte every stall/4 never pauses for a stall, but after
+	// the first stall it is far below 1 KiB/s.
+	c, br := open("POST /read HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n")
+	start = time.Now()
+	go func() {
+		for range 1000 {
+			if _, err := c.Write([]byte("x")); err != nil {
+				return
+			}
+			time.Sleep(stall / 4)
+		}
+	}()
+	if err := <-readErr; err == nil {
+		t.Fatal("a trickled body was read whole")
+	}
+	closedWithin("trickled body", br, start, stall, stall+10*time.Second)
+
+	// Unread by the handler, and stalled: answered, then closed after the stall.
+	start = time.Now()
+	_, br = open("POST /refuse HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n01234")
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil || resp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("unread stalled body: %v %v", resp, err)
+	}
+	closedWithin("unread stalled body", br, start, stall, 10*time.Second)
+
+	// Unread, and sent whole: answered at once, and the connection kept.
+	_, br = open("POST /refuse HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\n01234GET /refuse HTTP/1.1\r\nHost: x\r\n\r\n")
+	for i := range 2 {
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil || resp.StatusCode != http.StatusUnauthorized {
+			t.Fatalf("request %d on a kept connection: %v %v", i, resp, err)
+		}
+		io.Copy(io.Discard, resp.Body)
+	}
+
+	// Read whole (1 MiB, quickly), then worked on past the stall.
+	resp, err = http.Post("http://"+addr+"/read", "application/octet-stream", bytes.NewReader(make([]byte, 1<<20)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err := <-readErr; err != nil {
+		t.Fatalf("a body sent whole: %v", err)
+	}
+	if string(body) != "done" {
+		t.Fatalf("the handler working past the stall: %q (%v)", body, <-readErr)
+	}
+}
