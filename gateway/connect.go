@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"time"
 
+	"golang.org/x/time/rate"
+
 	"github.com/switchboard-chat/switchboard/actors/user"
 	"github.com/switchboard-chat/switchboard/cluster/clusterpb"
 	"github.com/switchboard-chat/switchboard/protocol"
@@ -89,6 +91,9 @@ func (s *session) connect(id []byte, args []byte) {
 		s.replyError(id, &protocol.Error{Code: protocol.CodeUnavailable, Message: "server at its session limit: reconnect later or elsewhere", RetryAfterMS: 1000})
 		s.end(reasonFull)
 		return
+	}
+	if r := s.g.cfg.SessionRate; r > 0 {
+		s.requests = rate.NewLimiter(rate.Limit(r), s.g.cfg.SessionBurst)
 	}
 	s.authed.Store(true)
 	s.replyResultNow(id, s.g.connectResult(s.id, userJSON, time.Now()))

@@ -92,6 +92,10 @@ func (s *session) handleFrame(frame []byte) {
 		}
 		s.reply(id, rep)
 	}
+	if perr := s.throttle(op.Name, start); perr != nil {
+		done(errorReply(perr))
+		return
+	}
 	if op.Route == protocol.RouteSession {
 		if _, perr := op.Decode(args); perr != nil {
 			done(errorReply(perr))
@@ -385,6 +389,21 @@ func (g *Gateway) pageLimit(n int) (int, *protocol.Error) {
 
 func (s *session) caller() *clusterpb.Caller {
 	return &clusterpb.Caller{User: s.user, Admin: s.admin, Session: s.id, Gateway: s.g.cl.Address(), Name: s.name, Image: s.image}
+}
+
+// throttle takes one of the session's requests at now (a ping and a
+// logout are free), or refuses the request with when the next may come.
+func (s *session) throttle(op string, now time.Time) *protocol.Error {
+	if s.requests == nil || op == protocol.OpPing || op == protocol.OpLogout || s.requests.AllowN(now, 1) {
+		return nil
+	}
+	r := s.requests.ReserveN(now, 1)
+	wait := r.DelayFrom(now)
+	r.CancelAt(now)
+	e := protocol.Errorf(protocol.CodeRateLimited, "a session makes at most %g requests a second, %d at once: retry after retry_after_ms",
+		float64(s.requests.Limit()), s.requests.Burst())
+	e.RetryAfterMS = max(1, int64((wait+time.Millisecond-1)/time.Millisecond))
+	return e
 }
 
 // acquire takes an in-flight slot, blocking the read loop while the

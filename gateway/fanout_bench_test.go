@@ -1,6 +1,13 @@
 package gateway
 
-import "testing"
+import (
+	"testing"
+	"time"
+
+	"golang.org/x/time/rate"
+
+	"github.com/switchboard-chat/switchboard/protocol"
+)
 
 // BenchmarkFanOutQueue is the gateway's own work per delivery, without
 // the socket: an event framed once (frameCache), queued on 1,000
@@ -29,4 +36,17 @@ func BenchmarkFanOutQueue(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(sessions)), "ns/delivery")
+}
+
+// BenchmarkThrottle is what --session-rate adds to every request of a
+// session under its rate: one AllowN.
+func BenchmarkThrottle(b *testing.B) {
+	s := &session{requests: rate.NewLimiter(1e9, 1<<30)} // never refuses
+	now := time.Now()
+	b.ReportAllocs()
+	for b.Loop() {
+		if perr := s.throttle(protocol.OpMessageSend, now); perr != nil {
+			b.Fatal(perr)
+		}
+	}
 }

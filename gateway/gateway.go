@@ -64,6 +64,11 @@ type Config struct {
 	// MaxUnauthenticatedPerIP bounds them per client address (0: no
 	// bound). Behind a proxy every client has the proxy's address.
 	MaxUnauthenticatedPerIP int
+	// SessionRate bounds the requests a session makes, per second on
+	// average, with SessionBurst of them at once (SessionRate 0: no
+	// bound); past it a request is answered rate_limited.
+	SessionRate  float64
+	SessionBurst int
 	// DevAuth accepts connect {user_id} without a token (development);
 	// it also lets pages on loopback origins open sessions.
 	DevAuth bool
@@ -132,6 +137,12 @@ func DefaultConfig() Config {
 		// client address, a few browsers' tabs behind one NAT.
 		MaxUnauthenticated:      1024,
 		MaxUnauthenticatedPerIP: 64,
+		// Far above what a person's client asks (a send, a read mark,
+		// typing, a page of history), and a client's start-up (joining
+		// and watching its channels) fits in the burst; a script that
+		// floods is held to it.
+		SessionRate:  50,
+		SessionBurst: 200,
 		// As cluster's RequestTimeout: longer waits are cut to it there.
 		RequestTimeout: 10 * time.Second,
 		// A gateway that stops renewing is taken as gone after 30 s.
@@ -168,6 +179,7 @@ func (c *Config) withDefaults() {
 	def(&c.MaxSessions, d.MaxSessions)
 	def(&c.APIInflight, d.APIInflight)
 	def(&c.MaxUnauthenticated, d.MaxUnauthenticated)
+	def(&c.SessionBurst, d.SessionBurst)
 	defd(&c.WriteTimeout, d.WriteTimeout)
 	defd(&c.PingInterval, d.PingInterval)
 	defd(&c.PingTimeout, d.PingTimeout)

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"golang.org/x/time/rate"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -58,6 +59,10 @@ type session struct {
 
 	// grants are the session's join-token permissions (joins.go).
 	grants grants
+
+	// requests bounds the session's request rate (nil: no bound); set by
+	// connect, used by the frames' handler, one frame at a time.
+	requests *rate.Limiter
 
 	// counted is set once the session's end has been counted (finish).
 	counted atomic.Bool

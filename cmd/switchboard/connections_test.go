@@ -124,13 +124,15 @@ func TestConnectionLimitAndIdleHTTP(t *testing.T) {
 	}
 }
 
-func TestServeRefusesBadConnectionFlags(t *testing.T) {
+func TestServeRefusesBadLimitFlags(t *testing.T) {
 	for _, tc := range []struct {
 		args []string
 		want string
 	}{
 		{[]string{"--max-connections", "-1"}, "--max-connections -1"},
 		{[]string{"--http-idle-timeout", "0s"}, "--http-idle-timeout 0s: must be positive"},
+		{[]string{"--session-rate", "-1"}, "--session-rate -1: at least 0"},
+		{[]string{"--session-burst", "0"}, "--session-burst 0: at least 1"},
 	} {
 		var stdout, stderr bytes.Buffer
 		done := make(chan int, 1)

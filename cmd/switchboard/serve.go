@@ -55,6 +55,8 @@ func serveFlags(fs *flag.FlagSet) (*Config, func() error) {
 	fs.IntVar(&cfg.Gateway.MaxSessions, "max-sessions", gw.MaxSessions, "authenticated sessions this node accepts")
 	fs.IntVar(&cfg.Gateway.MaxUnauthenticated, "max-unauthenticated", gw.MaxUnauthenticated, "connections waiting to authenticate this node accepts, apart from --max-sessions")
 	fs.IntVar(&cfg.Gateway.MaxUnauthenticatedPerIP, "max-unauthenticated-per-ip", gw.MaxUnauthenticatedPerIP, "connections waiting to authenticate this node accepts from one client address (0: no bound; behind a proxy every client has its address)")
+	fs.Float64Var(&cfg.Gateway.SessionRate, "session-rate", gw.SessionRate, "requests a WebSocket session may make per second on average (ping and logout are free); past it a request is answered rate_limited with retry_after_ms (0: no bound)")
+	fs.IntVar(&cfg.Gateway.SessionBurst, "session-burst", gw.SessionBurst, "requests a WebSocket session may make at once, above --session-rate (a client's start-up: joining and watching its channels)")
 	fs.IntVar(&cfg.MaxConnections, "max-connections", 0, "connections --listen holds open at once, sessions, HTTP and those still sending their request alike; past it a new one is answered 503 and closed (default: the open-files limit less 2048 descriptors kept for storage and the cluster)")
 	fs.DurationVar(&cfg.HTTPIdleTimeout, "http-idle-timeout", defaultHTTPIdleTimeout, "an HTTP keep-alive connection idle this long between requests is closed (WebSocket sessions are kept by their pings)")
 	fs.DurationVar(&cfg.Gateway.AuthTimeout, "auth-timeout", gw.AuthTimeout, "how long a connection may wait before connect; then it is closed")
@@ -103,6 +105,12 @@ func serveFlags(fs *flag.FlagSet) (*Config, func() error) {
 			return fmt.Errorf("--shards %d: at most 65536", *shards)
 		}
 		cfg.Shards = uint32(*shards)
+		if cfg.Gateway.SessionRate < 0 {
+			return fmt.Errorf("--session-rate %g: at least 0 (0: no bound)", cfg.Gateway.SessionRate)
+		}
+		if cfg.Gateway.SessionBurst < 1 {
+			return fmt.Errorf("--session-burst %d: at least 1", cfg.Gateway.SessionBurst)
+		}
 		if cfg.MaxConnections < 0 {
 			return fmt.Errorf("--max-connections %d: at least 1 (0: from the open-files limit)", cfg.MaxConnections)
 		}
