@@ -4,10 +4,11 @@ import (
 	"bufio"
 	"context"
 	"errors"
-	"golang.org/x/time/rate"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"golang.org/x/time/rate"
 
 	"github.com/switchboard-chat/switchboard/protocol"
 )
