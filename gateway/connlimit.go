@@ -2,10 +2,14 @@ package gateway
 
 import (
 	"bytes"
+	"container/list"
+	"crypto/tls"
 	"encoding/json"
 	"log/slog"
 	"net"
+	"net/http"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -18,10 +22,12 @@ import (
 // a file descriptor, and so is every file the node's storage opens: a
 // crowd of idle connections must not take the descriptors Pebble needs
 // (the node would then fail to open a table) nor leave accept(2)
-// failing with EMFILE. Past the limit a new connection is accepted and
-// closed — on a plaintext listener after a 503 `unavailable` answer to
-// its request — so that its client learns now, not at its dial timeout,
-// to try later or another node.
+// failing with EMFILE. At the limit, an HTTP keep-alive connection idle
+// between requests (HTTPState tells which) is closed to make room: the
+// one idle longest. With none, a new connection is accepted and closed —
+// on a plaintext listener after a 503 `unavailable` answer to its
+// request — so that its client learns now, not at its dial timeout, to
+// try later or another node.
 type ConnLimit struct {
 	net.Listener
 	max     int64
@@ -30,8 +36,13 @@ type ConnLimit struct {
 
 	open     atomic.Int64
 	refused  atomic.Uint64
+	evicted  atomic.Uint64
 	refusers atomic.Int32 // goroutines answering refused connections
 	logged   atomic.Int64 // unix nanoseconds of the last refusal logged
+
+	mu     sync.Mutex
+	idle   list.List                  // HTTP connections idle between requests, longest idle first
+	idleAt map[net.Conn]*list.Element // their places in idle
 }
 
 // connRefusalRetry is the retry hint of a refused connection.
@@ -41,7 +52,7 @@ const connRefusalRetry = time.Second
 // listener is plaintext HTTP, so a refused connection can be told why;
 // on a TLS listener it is closed without a word.
 func LimitConnections(ln net.Listener, max int, answer bool, log *slog.Logger) *ConnLimit {
-	l := &ConnLimit{Listener: ln, max: int64(max), log: log}
+	l := &ConnLimit{Listener: ln, max: int64(max), log: log, idleAt: make(map[net.Conn]*list.Element)}
 	if answer {
 		body, _ := json.Marshal(protocol.ErrorBody{Error: &protocol.Error{Code: protocol.CodeUnavailable,
 			Message: "server at its connection limit: reconnect later or elsewhere", RetryAfterMS: connRefusalRetry.Milliseconds()}})
@@ -61,6 +72,46 @@ func (l *ConnLimit) Max() int64 { return l.max }
 // Refused is how many connections were refused at the limit.
 func (l *ConnLimit) Refused() uint64 { return l.refused.Load() }
 
+// Evicted is how many idle HTTP connections were closed to make room.
+func (l *ConnLimit) Evicted() uint64 { return l.evicted.Load() }
+
+// HTTPState is the http.Server's ConnState hook of the listener's
+// server: it keeps the connections idle between requests in the order
+// they went idle.
+func (l *ConnLimit) HTTPState(c net.Conn, st http.ConnState) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if e, ok := l.idleAt[c]; ok {
+		l.idle.Remove(e)
+		delete(l.idleAt, c)
+	}
+	if st == http.StateIdle {
+		l.idleAt[c] = l.idle.PushBack(c)
+	}
+}
+
+// evictIdle closes the HTTP connection idle longest, if there is one,
+// and reports whether it did. Its socket is closed under any TLS (a TLS
+// close would first write an alert, and could wait for a peer that does
+// not read); the server's goroutine reading it sees the close and ends.
+func (l *ConnLimit) evictIdle() bool {
+	l.mu.Lock()
+	e := l.idle.Front()
+	if e == nil {
+		l.mu.Unlock()
+		return false
+	}
+	c := l.idle.Remove(e).(net.Conn)
+	delete(l.idleAt, c)
+	l.mu.Unlock()
+	if tc, ok := c.(*tls.Conn); ok {
+		c = tc.NetConn()
+	}
+	_ = c.Close()
+	l.evicted.Add(1)
+	return true
+}
+
 // Accept returns the next connection that fits, refusing those that do
 // not.
 func (l *ConnLimit) Accept() (net.Conn, error) {
@@ -69,10 +120,9 @@ func (l *ConnLimit) Accept() (net.Conn, error) {
 		if err != nil {
 			return nil, err
 		}
-		if l.open.Add(1) <= l.max {
+		if l.admit() {
 			return l.track(c), nil
 		}
-		l.open.Add(-1)
 		l.refuse(c)
 	}
 }
@@ -84,6 +134,23 @@ func (l *ConnLimit) Accept() (net.Conn, error) {
 // at once, each for at most refuseWait: a flood past that is closed
 // without a word. Those few descriptors come out of what the limit
 // keeps for the rest of the node.
+// admit counts a new connection if it fits, first closing an idle HTTP
+// connection if that makes it fit (the close uncounts it at once).
+func (l *ConnLimit) admit() bool {
+	if l.take() {
+		return true
+	}
+	return l.evictIdle() && l.take()
+}
+
+func (l *ConnLimit) take() bool {
+	if l.open.Add(1) <= l.max {
+		return true
+	}
+	l.open.Add(-1)
+	return false
+}
+
 func (l *ConnLimit) refuse(c net.Conn) {
 	n := l.refused.Add(1)
 	if l.refusal != nil && l.refusers.Add(1) <= refusersMax {

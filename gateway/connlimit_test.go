@@ -142,3 +142,60 @@ func TestConnLimitClosesSilentlyWithoutAnswer(t *testing.T) {
 		t.Fatalf("open %d refused %d, want 1 1", l.Open(), l.Refused())
 	}
 }
+
+// At the limit, the HTTP connection idle longest is closed to make room;
+// one in the middle of a request is not.
+func TestConnLimitEvictsTheLongestIdle(t *testing.T) {
+	l := newLimit(t, 3, true)
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") }),
+		ConnState: l.HTTPState}
+	go srv.Serve(l)
+	t.Cleanup(func() { srv.Close() })
+	request := func(c net.Conn) {
+		t.Helper()
+		if _, err := io.WriteString(c, "GET / HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
+			t.Fatal(err)
+		}
+		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+		if err != nil || resp.StatusCode != http.StatusOK {
+			t.Fatalf("request: %v %v", resp, err)
+		}
+		io.Copy(io.Discard, resp.Body)
+	}
+	older, newer, busy := dialLimit(t, l), dialLimit(t, l), dialLimit(t, l)
+	request(older)
+	request(newer)
+	// busy is in the middle of its request head: active, not idle.
+	if _, err := io.WriteString(busy, "GET / HTTP/1.1\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	waitIdle := time.Now().Add(10 * time.Second)
+	for {
+		l.mu.Lock()
+		n := l.idle.Len()
+		l.mu.Unlock()
+		if n == 2 {
+			break
+		}
+		if time.Now().After(waitIdle) {
+			t.Fatalf("%d idle connections noted, want 2", n)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+
+	c := dialLimit(t, l)
+	request(c)
+	if n, err := older.Read(make([]byte, 1)); n != 0 || err == nil {
+		t.Fatalf("the connection idle longest: read %d, %v; want closed", n, err)
+	}
+	request(newer) // still open
+	if _, err := io.WriteString(busy, "Host: x\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	if resp, err := http.ReadResponse(bufio.NewReader(busy), nil); err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("the connection mid-request: %v %v", resp, err)
+	}
+	if l.Evicted() != 1 || l.Refused() != 0 || l.Open() != 3 {
+		t.Fatalf("evicted %d refused %d open %d, want 1 0 3", l.Evicted(), l.Refused(), l.Open())
+	}
+}

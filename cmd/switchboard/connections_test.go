@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -43,16 +44,17 @@ func keepAlive(t *testing.T, n *Node) net.Conn {
 }
 
 // TestConnectionLimitAndIdleHTTP: idle HTTP keep-alive connections can
-// no longer hold --listen for ever. Past --max-connections a new
-// connection — an API request or a WebSocket upgrade — is answered 503
-// `unavailable` and closed, and the node keeps serving what it holds;
-// keep-alive connections idle for --http-idle-timeout are closed, which
-// makes room again; a WebSocket session idle as long is not.
+// no longer hold --listen for ever. At --max-connections the connection
+// idle longest between requests is closed to make room for a new one;
+// idle ones are closed after --http-idle-timeout in any case (a
+// WebSocket session idle as long is not); with nothing idle to close, a
+// new connection — an API request or a WebSocket upgrade — is answered
+// 503 `unavailable` and closed, and the node keeps serving what it holds.
 func TestConnectionLimitAndIdleHTTP(t *testing.T) {
 	const limit = 6
-	idle := 1500 * time.Millisecond
+	idle := 3 * time.Second
 	n := testNode(t, func(c *Config) { c.MaxConnections, c.HTTPIdleTimeout = limit, idle })
-	ws := dial(t, n, "alice") // one connection
+	alice := dial(t, n, "alice") // one connection
 	start := time.Now()
 	var held []net.Conn
 	for range limit - 1 {
@@ -61,63 +63,88 @@ func TestConnectionLimitAndIdleHTTP(t *testing.T) {
 	if got := n.conns.Open(); got != limit {
 		t.Fatalf("open connections %d, want %d", got, limit)
 	}
-
-	// Full: an API request and a new session are refused, with a code.
 	hc := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: 10 * time.Second}
-	resp, err := hc.Get("http://" + n.Addr() + "/v1/channels")
-	if err != nil {
-		t.Fatalf("request past the limit: %v", err)
+	get := func() (int, protocol.ErrorBody) {
+		t.Helper()
+		resp, err := hc.Get("http://" + n.Addr() + "/v1/channels")
+		if err != nil {
+			t.Fatalf("a request at the limit: %v", err)
+		}
+		defer resp.Body.Close()
+		var eb protocol.ErrorBody
+		_ = json.NewDecoder(resp.Body).Decode(&eb)
+		if resp.StatusCode == http.StatusServiceUnavailable && resp.Header.Get("Retry-After") == "" {
+			t.Fatal("a 503 without Retry-After")
+		}
+		return resp.StatusCode, eb
 	}
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	var eb protocol.ErrorBody
-	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" ||
-		json.Unmarshal(body, &eb) != nil || eb.Error == nil || eb.Error.Code != protocol.CodeUnavailable {
-		t.Fatalf("request past the limit: %d %q", resp.StatusCode, body)
-	}
-	dctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if c, err := client.Dial(dctx, client.Options{URLs: []string{"ws://" + n.Addr() + "/v1/ws"}, UserID: "bob", NoReconnect: true}); err == nil {
-		c.Close()
-		t.Fatal("a session opened past --max-connections")
-	} else if !strings.Contains(err.Error(), "503") {
-		t.Fatalf("a session past --max-connections: %v; want the 503", err)
-	}
-	if n.conns.Refused() < 2 {
-		t.Fatalf("refused %d, want at least 2", n.conns.Refused())
-	}
-	// What the node holds still works.
-	var ch protocol.ChannelResult
-	if err := ws.Call(ctxT(t), protocol.OpChannelCreate, map[string]any{"id": "kept", "type": "standard"}, &ch); err != nil {
-		t.Fatalf("the open session at the limit: %v", err)
-	}
-
-	// The idle keep-alive connections are closed by the node.
-	for i, c := range held {
-		_ = c.SetReadDeadline(time.Now().Add(idle + 10*time.Second))
+	closedByNode := func(what string, c net.Conn, within time.Duration) {
+		t.Helper()
+		_ = c.SetReadDeadline(time.Now().Add(within))
 		n, err := c.Read(make([]byte, 1))
 		var ne net.Error
 		if n != 0 || err == nil || (errors.As(err, &ne) && ne.Timeout()) {
-			t.Fatalf("idle connection %d: read %d, %v; want closed by the node", i, n, err)
+			t.Fatalf("%s: read %d, %v; want closed by the node", what, n, err)
 		}
+	}
+
+	// At the limit, the keep-alive idle longest makes room.
+	if code, eb := get(); code == http.StatusServiceUnavailable {
+		t.Fatalf("a request at the limit with idle connections to close: 503 %+v", eb.Error)
+	}
+	closedByNode("the connection idle longest", held[0], 5*time.Second)
+	if time.Since(start) >= idle {
+		t.Fatalf("the idle connection was closed after %v: by the idle timeout, not to make room", time.Since(start))
+	}
+	if n.conns.Evicted() != 1 || n.conns.Refused() != 0 {
+		t.Fatalf("evicted %d refused %d, want 1 0", n.conns.Evicted(), n.conns.Refused())
+	}
+
+	// The others are closed once idle for --http-idle-timeout, not before.
+	for i, c := range held[1:] {
+		closedByNode(fmt.Sprintf("idle connection %d", i+1), c, idle+10*time.Second)
 	}
 	if waited := time.Since(start); waited < idle {
 		t.Fatalf("idle connections closed after %v, before --http-idle-timeout %v", waited, idle)
 	}
 	waitFor(t, 10*time.Second, "the closed connections to leave the count", func() bool { return n.conns.Open() == 1 })
 
-	// Room again; the session idle all along is still open.
-	bob := dial(t, n, "bob")
-	if err := ws.Call(ctxT(t), protocol.OpChannelJoin, map[string]any{"channel": "kept"}, nil); err != nil &&
-		!strings.Contains(err.Error(), "already") {
-		t.Fatalf("the session kept across the idle timeout: %v", err)
+	// Full of sessions, none of them idle HTTP: refused, with a code.
+	var bobs []*client.Client
+	for i := range limit - 1 {
+		bobs = append(bobs, dial(t, n, fmt.Sprintf("bob%d", i)))
 	}
-	if err := bob.Call(ctxT(t), protocol.OpChannelJoin, map[string]any{"channel": "kept"}, nil); err != nil {
+	if code, eb := get(); code != http.StatusServiceUnavailable || eb.Error == nil || eb.Error.Code != protocol.CodeUnavailable {
+		t.Fatalf("a request past the limit: %d %+v", code, eb.Error)
+	}
+	dctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if c, err := client.Dial(dctx, client.Options{URLs: []string{"ws://" + n.Addr() + "/v1/ws"}, UserID: "carol", NoReconnect: true}); err == nil {
+		c.Close()
+		t.Fatal("a session opened past --max-connections")
+	} else if !strings.Contains(err.Error(), "503") {
+		t.Fatalf("a session past --max-connections: %v; want the 503", err)
+	}
+	if n.conns.Refused() != 2 {
+		t.Fatalf("refused %d, want 2", n.conns.Refused())
+	}
+	// What the node holds still works, across the idle timeout too.
+	if err := alice.Call(ctxT(t), protocol.OpChannelCreate, map[string]any{"id": "kept", "type": "standard"}, nil); err != nil {
+		t.Fatalf("the first session at the limit: %v", err)
+	}
+
+	// Room again when sessions end.
+	bobs[3].Close()
+	bobs[4].Close()
+	waitFor(t, 10*time.Second, "the ended sessions to leave the count", func() bool { return n.conns.Open() == limit-2 })
+	carol := dial(t, n, "carol")
+	if err := carol.Call(ctxT(t), protocol.OpChannelJoin, map[string]any{"channel": "kept"}, nil); err != nil {
 		t.Fatalf("a session after the room was made: %v", err)
 	}
-	// The two sessions and the scrape's own connection; the two refused.
+	// alice, bob0-2, carol and the scrape's own connection.
 	m := string(scrape(t, n))
-	for _, want := range []string{"switchboard_connections_max 6\n", "switchboard_connections_open 3\n", "switchboard_connections_refused_total 2\n"} {
+	for _, want := range []string{"switchboard_connections_max 6\n", "switchboard_connections_open 6\n",
+		"switchboard_connections_refused_total 2\n", "switchboard_connections_evicted_total 1\n"} {
 		if !strings.Contains(m, want) {
 			t.Errorf("metrics lack %q", want)
 		}

@@ -207,6 +207,8 @@ func (m *metrics) watchConnections(l *gateway.ConnLimit) {
 		Help: "The most connections --listen holds open at once (--max-connections)."}, func() float64 { return float64(l.Max()) }))
 	m.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: "switchboard", Name: "connections_refused_total",
 		Help: "Connections to --listen refused because it held --max-connections."}, func() float64 { return float64(l.Refused()) }))
+	m.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: "switchboard", Name: "connections_evicted_total",
+		Help: "HTTP keep-alive connections idle between requests closed to make room at --max-connections."}, func() float64 { return float64(l.Evicted()) }))
 }
 
 // watchStore exports whether the store takes writes and the free space

@@ -109,6 +109,7 @@ func TestMetricsLint(t *testing.T) {
 		"switchboard_connections_open":              dto.MetricType_GAUGE,
 		"switchboard_connections_max":               dto.MetricType_GAUGE,
 		"switchboard_connections_refused_total":     dto.MetricType_COUNTER,
+		"switchboard_connections_evicted_total":     dto.MetricType_COUNTER,
 		"switchboard_store_writable":                dto.MetricType_GAUGE,
 		"switchboard_store_disk_free_bytes":         dto.MetricType_GAUGE,
 		"switchboard_webhook_deliveries_total":      dto.MetricType_COUNTER,

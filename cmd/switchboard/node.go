@@ -343,6 +343,9 @@ func NewNode(cfg Config) (_ *Node, err error) {
 		mux.Handle(p, app)
 	}
 	n.srv = n.httpServer(mux)
+	// At --max-connections, the connection idle longest between requests
+	// makes room for a new one.
+	n.srv.ConnState = n.conns.HTTPState
 	if n.sec.client != nil {
 		// HTTP/2 for the HTTP API; WebSocket upgrades ask for (and get)
 		// HTTP/1.1.
