@@ -12,10 +12,17 @@ import (
 	"github.com/switchboard-chat/switchboard/protocol"
 )
 
+// MaxRateWait is the longest rate_limited wait Call waits out itself
+// before it sends a request again: a session's own request rate asks for
+// a few ms; a channel's slow mode or rate limit usually for seconds,
+// which the caller hears of (to show it, or to wait for it).
+const MaxRateWait = time.Second
+
 // Call sends one request and decodes its result into out (which may be
 // nil, or a *json.RawMessage). An error reply is returned as
 // *protocol.Error. Requests that are safe to repeat are retried through
-// unavailable replies and reconnects, up to Options.MaxRetry.
+// unavailable replies, rate_limited ones asking for at most MaxRateWait
+// (after that wait) and reconnects, up to Options.MaxRetry.
 func (c *Client) Call(ctx context.Context, op string, args any, out any) error {
 	body, err := json.Marshal(args)
 	if err != nil {
@@ -28,8 +35,7 @@ func (c *Client) Call(ctx context.Context, op string, args any, out any) error {
 		if err != nil {
 			return err
 		}
-		retry := f.Error != nil && idempotent(op) && time.Now().Before(deadline) &&
-			(f.Error.Code == protocol.CodeUnavailable || f.Error.Code == codeDisconnected)
+		wait, retry := again(op, f.Error, deadline, backoff)
 		if !retry {
 			if f.Error != nil {
 				if f.Error.Code == codeDisconnected {
@@ -45,12 +51,32 @@ func (c *Client) Call(ctx context.Context, op string, args any, out any) error {
 			return nil
 		}
 		select {
-		case <-time.After(jitter(backoff)):
+		case <-time.After(wait):
 		case <-ctx.Done():
 			return ctx.Err()
 		}
-		backoff = min(backoff*2, c.opts.MaxBackoff)
+		if f.Error.Code != protocol.CodeRateLimited {
+			backoff = min(backoff*2, c.opts.MaxBackoff)
+		}
 	}
+}
+
+// again says whether a request answered e is sent again, and after how
+// long: an idempotent one, after unavailable or a dropped connection
+// (with backoff) until deadline, or after a rate_limited wait of at most
+// MaxRateWait that ends before deadline.
+func again(op string, e *protocol.Error, deadline time.Time, backoff time.Duration) (time.Duration, bool) {
+	if e == nil || !idempotent(op) {
+		return 0, false
+	}
+	switch e.Code {
+	case protocol.CodeUnavailable, codeDisconnected:
+		return jitter(backoff), time.Now().Before(deadline)
+	case protocol.CodeRateLimited:
+		wait := time.Duration(e.RetryAfterMS) * time.Millisecond
+		return wait, wait > 0 && wait <= MaxRateWait && time.Now().Add(wait).Before(deadline)
+	}
+	return 0, false
 }
 
 // attempt sends the request once (waiting for a connection) and waits for

@@ -68,7 +68,8 @@ type Options struct {
 	// (defaults 50 ms and 2 s).
 	MinBackoff, MaxBackoff time.Duration
 	// MaxRetry bounds how long an idempotent request keeps being retried
-	// through unavailable replies and reconnects (default 30 s).
+	// through unavailable replies, short rate_limited ones (a wait of at
+	// most MaxRateWait) and reconnects (default 30 s).
 	MaxRetry time.Duration
 	// OnResumed, when set, is called after a reconnection once every
 	// watched channel's resume (channel.watch with since_seq) has been

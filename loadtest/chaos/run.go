@@ -285,26 +285,31 @@ func (c *cluster) reader(faults []Fault) *node {
 }
 
 // readHistories reads every channel's whole history from one node, a few
-// channels at a time.
+// channels at a time, each reader on a session of its own (a session's
+// requests are paced by the node's --session-rate).
 func readHistories(ctx context.Context, n *node, channels []string, cfg Config) []History {
-	dctx, cancel := context.WithTimeout(ctx, 15*time.Second)
-	cl, err := client.Dial(dctx, client.Options{URLs: []string{n.ws()}, UserID: "chaos-checker", Logger: cfg.Logger})
-	cancel()
 	out := make([]History, len(channels))
-	if err != nil {
-		for i, ch := range channels {
-			out[i] = History{Channel: ch, Err: fmt.Sprintf("connect to %s: %v", n.base, err)}
-		}
-		return out
+	next := make(chan int, len(channels))
+	for i := range channels {
+		next <- i
 	}
-	defer cl.Close()
-	sem := make(chan struct{}, 8)
+	close(next)
 	var wg sync.WaitGroup
-	for i, ch := range channels {
+	for range min(8, len(channels)) {
 		wg.Go(func() {
-			sem <- struct{}{}
-			defer func() { <-sem }()
-			out[i] = readHistory(ctx, cl, ch, cfg.LoadDrain)
+			dctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+			cl, err := client.Dial(dctx, client.Options{URLs: []string{n.ws()}, UserID: "chaos-checker", Logger: cfg.Logger})
+			cancel()
+			if err == nil {
+				defer cl.Close()
+			}
+			for i := range next {
+				if err != nil {
+					out[i] = History{Channel: channels[i], Err: fmt.Sprintf("connect to %s: %v", n.base, err)}
+					continue
+				}
+				out[i] = readHistory(ctx, cl, channels[i], cfg.LoadDrain)
+			}
 		})
 	}
 	wg.Wait()

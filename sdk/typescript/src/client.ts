@@ -70,6 +70,9 @@ interface Watch {
 
 const watchOps: ReadonlySet<string> = new Set(["channel.join", "channel.watch", "channel.create"]);
 
+/** The longest rate_limited wait call() waits out itself before it sends a request again. */
+export const MAX_RATE_WAIT_MS = 1000;
+
 /** Failures of a resync that may pass if it is tried again. */
 const TRANSIENT: ReadonlySet<string> = new Set(["timeout", "disconnected", "unavailable", "rate_limited", "internal"]);
 
@@ -102,9 +105,10 @@ export class Client extends Connection {
   /**
    * Sends one request and resolves with its result. An error reply rejects
    * with a SwitchboardError carrying its code (and retryAfterMs). Requests
-   * that are safe to repeat are retried through `unavailable` replies and
-   * reconnects, up to maxRetryMs; others reject with `disconnected` when the
-   * connection drops before their reply.
+   * that are safe to repeat are retried through `unavailable` replies,
+   * `rate_limited` ones asking for at most MAX_RATE_WAIT_MS (after that
+   * wait) and reconnects, up to maxRetryMs; others reject with
+   * `disconnected` when the connection drops before their reply.
    */
   async call<K extends OpName>(op: K, args: OpArgs<K>, opts: CallOptions = {}): Promise<OpResult<K>> {
     const deadline = Date.now() + this.cfg.maxRetryMs;
@@ -118,6 +122,14 @@ export class Client extends Connection {
         return res;
       } catch (err) {
         if (!(err instanceof SwitchboardError)) throw err;
+        if (retry && err.code === "rate_limited") {
+          // A short wait (a session's own request rate) is waited out; a
+          // channel's slow mode or rate limit, usually seconds, goes to the caller.
+          const wait = err.retryAfterMs ?? 0;
+          if (wait <= 0 || wait > MAX_RATE_WAIT_MS || Date.now() + wait >= deadline) throw err;
+          await sleep(wait);
+          continue;
+        }
         const again = retry && Date.now() < deadline && (err.code === "unavailable" || err.code === "disconnected");
         if (!again) throw err;
       }

@@ -59,6 +59,32 @@ test("an error reply rejects with its code and retryAfterMs; unknown codes read 
   c.close();
 });
 
+test("a short rate_limited wait is waited out for requests safe to repeat; slow mode's seconds and other requests reject", async () => {
+  const srv = new FakeServer();
+  const sends = new Map<string, number>();
+  srv.handler = (req) => {
+    const args = req.args as { client_id?: string };
+    if (req.op === "message.send") {
+      const n = (sends.get(args.client_id!) ?? 0) + 1;
+      sends.set(args.client_id!, n);
+      if (args.client_id === "paced" && n === 1) return { error: { code: "rate_limited", message: "session rate", retry_after_ms: 30 } };
+      if (args.client_id === "slow") return { error: { code: "rate_limited", message: "slow mode", retry_after_ms: 10000 } };
+      return { result: { message: message("g", n, "alice", "hi") } };
+    }
+    if (req.op === "channel.create") return { error: { code: "rate_limited", message: "session rate", retry_after_ms: 30 } };
+    return srv.defaultAnswer(req);
+  };
+  const c = await connect({ urls: ["ws://gw/v1/ws"], userId: "alice", WebSocket: srv.WebSocket, ...fast });
+  const start = Date.now();
+  await c.call("message.send", { channel: "g", client_id: "paced", text: "hi" });
+  assert.equal(sends.get("paced"), 2, "sent again once the wait was over");
+  assert.ok(Date.now() - start >= 25, "after the wait the server asked for");
+  await assert.rejects(c.call("message.send", { channel: "g", client_id: "slow", text: "hi" }), (e: unknown) => e instanceof SwitchboardError && e.code === "rate_limited" && e.retryAfterMs === 10000);
+  assert.equal(sends.get("slow"), 1);
+  await assert.rejects(c.call("channel.create", { id: "new", type: "standard" }), (e: unknown) => e instanceof SwitchboardError && e.code === "rate_limited");
+  c.close();
+});
+
 test("events are delivered in seq order: repeats are dropped and a gap resumes from the last seq", async () => {
   const srv = new FakeServer();
   srv.handler = (req) => {
