@@ -58,7 +58,7 @@ var gossipRE = regexp.MustCompile(`gossip on (\S+),`)
 
 // startCluster runs n nodes (fast failure detection) and waits until
 // every shard has its three replicas, caught up, led by its preferred one.
-func startCluster(ctx context.Context, bin string, n int) ([]*nodeProc, error) {
+func startCluster(ctx context.Context, bin string, n int, extra ...string) ([]*nodeProc, error) {
 	var nodes []*nodeProc
 	fail := func(err error) ([]*nodeProc, error) {
 		for _, p := range nodes {
@@ -70,7 +70,7 @@ func startCluster(ctx context.Context, bin string, n int) ([]*nodeProc, error) {
 	var names []string
 	for i := range n {
 		name := fmt.Sprintf("b%d", i+1)
-		args := []string{"--node-name", name, "--failure-detection", "fast", "--drain-timeout", "0"}
+		args := append([]string{"--node-name", name, "--failure-detection", "fast", "--drain-timeout", "0"}, extra...)
 		if seed != "" {
 			args = append(args, "--join", seed)
 		}
@@ -274,7 +274,9 @@ func lastLines(s string, n int) string {
 // send may be acknowledged without a majority (none split off on its
 // own); once the two are back, every acknowledged send is there.
 func (b *bench) quorum(ctx context.Context) error {
-	nodes, err := startCluster(ctx, b.o.bin, 3)
+	// One client sends as fast as it can, to see the first refusal as soon
+	// as the majority is gone: a session's request rate is not measured here.
+	nodes, err := startCluster(ctx, b.o.bin, 3, "--session-rate", "0")
 	if err != nil {
 		return err
 	}
