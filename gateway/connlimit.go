@@ -127,13 +127,6 @@ func (l *ConnLimit) Accept() (net.Conn, error) {
 	}
 }
 
-// refuse closes c, a connection past the limit. On a plaintext listener
-// it is first told why, after its request head — a client that finds an
-// answer waiting before it has sent its request takes it for a broken
-// connection (Go's HTTP client does) — by at most refusersMax goroutines
-// at once, each for at most refuseWait: a flood past that is closed
-// without a word. Those few descriptors come out of what the limit
-// keeps for the rest of the node.
 // admit counts a new connection if it fits, first closing an idle HTTP
 // connection if that makes it fit (the close uncounts it at once).
 func (l *ConnLimit) admit() bool {
@@ -151,6 +144,13 @@ func (l *ConnLimit) take() bool {
 	return false
 }
 
+// refuse closes c, a connection past the limit. On a plaintext listener
+// it is first told why, after its request head — a client that finds an
+// answer waiting before it has sent its request takes it for a broken
+// connection (Go's HTTP client does) — by at most refusersMax goroutines
+// at once, each for at most refuseWait: a flood past that is closed
+// without a word. Those few descriptors come out of what the limit
+// keeps for the rest of the node.
 func (l *ConnLimit) refuse(c net.Conn) {
 	n := l.refused.Add(1)
 	if l.refusal != nil && l.refusers.Add(1) <= refusersMax {
