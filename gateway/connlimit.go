@@ -1,14 +1,11 @@
 package gateway
 
 import (
-	"bytes"
 	"container/list"
 	"crypto/tls"
-	"encoding/json"
 	"log/slog"
 	"net"
 	"net/http"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -30,9 +27,9 @@ import (
 // try later or another node.
 type ConnLimit struct {
 	net.Listener
-	max     int64
-	refusal []byte // written to a refused connection; nil: closed at once
-	log     *slog.Logger
+	max    int64
+	answer bool // a refused connection is told why (plaintext HTTP)
+	log    *slog.Logger
 
 	open     atomic.Int64
 	refused  atomic.Uint64
@@ -52,14 +49,7 @@ const connRefusalRetry = time.Second
 // listener is plaintext HTTP, so a refused connection can be told why;
 // on a TLS listener it is closed without a word.
 func LimitConnections(ln net.Listener, max int, answer bool, log *slog.Logger) *ConnLimit {
-	l := &ConnLimit{Listener: ln, max: int64(max), log: log, idleAt: make(map[net.Conn]*list.Element)}
-	if answer {
-		body, _ := json.Marshal(protocol.ErrorBody{Error: &protocol.Error{Code: protocol.CodeUnavailable,
-			Message: "server at its connection limit: reconnect later or elsewhere", RetryAfterMS: connRefusalRetry.Milliseconds()}})
-		l.refusal = []byte("HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nX-Content-Type-Options: nosniff\r\nRetry-After: " +
-			strconv.Itoa(int(connRefusalRetry/time.Second)) + "\r\nConnection: close\r\nContent-Length: " +
-			strconv.Itoa(len(body)+1) + "\r\n\r\n" + string(body) + "\n")
-	}
+	l := &ConnLimit{Listener: ln, max: int64(max), answer: answer, log: log, idleAt: make(map[net.Conn]*list.Element)}
 	return l
 }
 
@@ -153,13 +143,13 @@ func (l *ConnLimit) take() bool {
 // keeps for the rest of the node.
 func (l *ConnLimit) refuse(c net.Conn) {
 	n := l.refused.Add(1)
-	if l.refusal != nil && l.refusers.Add(1) <= refusersMax {
+	if l.answer && l.refusers.Add(1) <= refusersMax {
 		go func() {
 			defer l.refusers.Add(-1)
-			l.answer(c)
+			l.tellWhy(c)
 		}()
 	} else {
-		if l.refusal != nil {
+		if l.answer {
 			l.refusers.Add(-1)
 		}
 		_ = c.Close()
@@ -176,26 +166,34 @@ const (
 	refuseWait  = 2 * time.Second
 )
 
-// answer reads c's request head (what arrives within refuseWait, up to
-// headBufBytes), writes the refusal, and closes c after the client has
-// had it: its write side first, then whatever else the client sends is
-// read and dropped until it closes too or the time is up, so that
-// unread bytes do not make the close a reset that could overtake the
-// answer.
-func (l *ConnLimit) answer(c net.Conn) {
+// tellWhy reads c's request head (what arrives within refuseWait, up to
+// headBufBytes), answers it 503 unavailable, and closes c after the
+// client has had the answer: its write side first, then whatever else
+// the client sends is read and dropped until it closes too or the time
+// is up, so that unread bytes do not make the close a reset that could
+// overtake the answer.
+func (l *ConnLimit) tellWhy(c net.Conn) {
 	defer c.Close()
 	_ = c.SetDeadline(time.Now().Add(refuseWait))
 	bp := headBufs.Get().(*[]byte)
 	defer headBufs.Put(bp)
 	buf, n := *bp, 0
-	for n < len(buf) && !bytes.Contains(buf[:n], []byte("\r\n\r\n")) {
+	for n < len(buf) {
 		m, err := c.Read(buf[n:])
+		from := max(0, n-3)
 		n += m
+		if headEnd(buf[from:n]) > 0 {
+			break
+		}
 		if err != nil {
 			return // gone, or silent: nothing to answer
 		}
 	}
-	if _, err := c.Write(l.refusal); err != nil {
+	w := &upgradeWriter{c: c, timeout: refuseWait}
+	e := protocol.Errorf(protocol.CodeUnavailable, "server at its connection limit: reconnect later or elsewhere")
+	e.RetryAfterMS = connRefusalRetry.Milliseconds()
+	writeHTTPError(w, 0, e)
+	if w.respond() != nil {
 		return
 	}
 	if cw, ok := c.(interface{ CloseWrite() error }); ok {

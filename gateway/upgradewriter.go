@@ -75,13 +75,19 @@ func (w *upgradeWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 // finish writes a handler's answer that did not upgrade, and closes the
 // connection.
 func (w *upgradeWriter) finish() {
+	_ = w.respond()
+	w.c.Close()
+}
+
+// respond writes a handler's answer that did not upgrade, with
+// Connection: close.
+func (w *upgradeWriter) respond() error {
 	if w.status == 0 {
 		w.status = http.StatusOK
 	}
 	w.Header().Set("Content-Length", strconv.Itoa(w.body.Len()))
 	w.header.Set("Connection", "close")
-	_ = w.writeHead(w.body.Bytes())
-	w.c.Close()
+	return w.writeHead(w.body.Bytes())
 }
 
 // writeHead writes the status line, the headers and body in one write,
