@@ -169,19 +169,11 @@ func TestConnLimitEvictsTheLongestIdle(t *testing.T) {
 	if _, err := io.WriteString(busy, "GET / HTTP/1.1\r\n"); err != nil {
 		t.Fatal(err)
 	}
-	waitIdle := time.Now().Add(10 * time.Second)
-	for {
+	waitFor(t, 10*time.Second, "two idle connections noted", func() bool {
 		l.mu.Lock()
-		n := l.idle.Len()
-		l.mu.Unlock()
-		if n == 2 {
-			break
-		}
-		if time.Now().After(waitIdle) {
-			t.Fatalf("%d idle connections noted, want 2", n)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		defer l.mu.Unlock()
+		return l.idle.Len() == 2
+	})
 
 	c := dialLimit(t, l)
 	request(c)

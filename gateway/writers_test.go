@@ -176,13 +176,7 @@ func TestWriteTimeoutEndsTheSession(t *testing.T) {
 		s.sendMessage(frameMessage(protocol.FrameText, pad))
 	}
 	// The peer reads nothing until the server has given up on it.
-	deadline := time.Now().Add(20 * time.Second)
-	for h.reason("write_failed") == 0 {
-		if time.Now().After(deadline) {
-			t.Fatal("a client that does not read was not cut off")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	waitFor(t, 20*time.Second, "cut-off of a client that does not read", func() bool { return h.reason("write_failed") > 0 })
 	// Then it reads what its socket held, and the end of the connection.
 	_ = peer.SetReadDeadline(time.Now().Add(20 * time.Second))
 	_, err := io.Copy(io.Discard, peer)
