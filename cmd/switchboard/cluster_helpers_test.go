@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net/http"
 	"slices"
@@ -372,18 +371,6 @@ func startTraffic(t *testing.T, urls []string, channels []string, senders int, o
 				ch := channels[(i+j)%len(channels)]
 				cid := fmt.Sprintf("s%d-%d", i, j)
 				m, err := c.Send(ctx, protocol.SendArgs{Channel: ch, Text: cid, ClientID: cid})
-				var pe *protocol.Error
-				if errors.As(err, &pe) && pe.Code == protocol.CodeRateLimited {
-					// The session's request rate (--session-rate): the
-					// send stored nothing; it goes again when the node
-					// says, as a client's does.
-					select {
-					case <-time.After(time.Duration(pe.RetryAfterMS) * time.Millisecond):
-					case <-ctx.Done():
-					}
-					j--
-					continue
-				}
 				if err != nil {
 					if ctx.Err() == nil {
 						tr.mu.Lock()
