@@ -22,6 +22,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/switchboard-chat/switchboard/client"
+	"github.com/switchboard-chat/switchboard/cluster"
 	"github.com/switchboard-chat/switchboard/gateway"
 	"github.com/switchboard-chat/switchboard/gateway/auth"
 	"github.com/switchboard-chat/switchboard/protocol"
@@ -258,7 +259,7 @@ func TestDevAuthWarning(t *testing.T) {
 		{"public key and --dev-auth", func(c *Config) { c.AuthPublicKey, c.DevAuth = pemFile, true }, "level=ERROR"},
 	} {
 		var logs bytes.Buffer
-		cfg := Config{Listen: "127.0.0.1:0", DataDir: t.TempDir(), ClusterBind: "127.0.0.1:0", Detection: "fast",
+		cfg := Config{Listen: "127.0.0.1:0", DataDir: t.TempDir(), ClusterBind: "127.0.0.1:0", Detection: "fast", Network: cluster.NewMemNetwork(),
 			Logger: slog.New(slog.NewTextHandler(&logs, nil))}
 		tc.cfg(&cfg)
 		n, err := NewNode(cfg)

@@ -9,11 +9,18 @@ import (
 	"time"
 
 	"github.com/switchboard-chat/switchboard/client"
+	"github.com/switchboard-chat/switchboard/cluster"
 	"github.com/switchboard-chat/switchboard/protocol"
 )
 
 // testNode boots a node in-process on loopback port 0 with its data in a
-// temp dir, and closes it when the test ends.
+// temp dir, and closes it when the test ends. Its gossip and actor
+// traffic go over a cluster.MemNetwork of its own unless mutate sets
+// another: protoactor's gRPC transport sets a process-global logger on
+// every start, which the race detector flags against another in-process
+// node's gRPC goroutines (the real transport is tested in the process
+// tests and in package cluster). Every test that builds a Config itself
+// does the same.
 func testNode(t *testing.T, mutate ...func(*Config)) *Node {
 	t.Helper()
 	cfg := Config{
@@ -24,6 +31,7 @@ func testNode(t *testing.T, mutate ...func(*Config)) *Node {
 		Detection:   "fast",
 		Logger:      testLogger(),
 		Limits:      protocol.DefaultLimits(),
+		Network:     cluster.NewMemNetwork(),
 	}
 	for _, m := range mutate {
 		m(&cfg)

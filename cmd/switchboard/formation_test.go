@@ -11,6 +11,7 @@ import (
 
 	"github.com/cockroachdb/pebble/v2"
 
+	"github.com/switchboard-chat/switchboard/cluster"
 	"github.com/switchboard-chat/switchboard/persistence"
 	"github.com/switchboard-chat/switchboard/persistence/raftstore"
 	"github.com/switchboard-chat/switchboard/protocol"
@@ -110,7 +111,7 @@ func TestStage1DataIsConvertedWhenForming(t *testing.T) {
 
 	// Started to join a cluster, it refuses and says what to do.
 	_, err := NewNode(Config{DataDir: dir, NodeName: "old", Listen: "127.0.0.1:0", ClusterBind: "127.0.0.1:0", DevAuth: true,
-		Logger: testLogger(), Limits: protocol.DefaultLimits(), Join: []string{"127.0.0.1:1"}})
+		Logger: testLogger(), Limits: protocol.DefaultLimits(), Join: []string{"127.0.0.1:1"}, Network: cluster.NewMemNetwork()})
 	if err == nil || !strings.Contains(err.Error(), "stage-1 (unreplicated) format") || !strings.Contains(err.Error(), "without --join") {
 		t.Fatalf("joining with stage-1 data: %v", err)
 	}

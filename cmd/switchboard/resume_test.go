@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/switchboard-chat/switchboard/client"
+	"github.com/switchboard-chat/switchboard/cluster"
 	"github.com/switchboard-chat/switchboard/protocol"
 )
 
@@ -97,7 +98,7 @@ func TestRestartKeepsMessagesAndIdempotency(t *testing.T) {
 	dir := t.TempDir()
 	start := func() (*Node, func()) {
 		cfg := Config{Listen: "127.0.0.1:0", DataDir: dir, ClusterBind: "127.0.0.1:0", DevAuth: true,
-			Detection: "fast", Logger: testLogger(), Limits: protocol.DefaultLimits(), NodeName: "n1"}
+			Detection: "fast", Logger: testLogger(), Limits: protocol.DefaultLimits(), NodeName: "n1", Network: cluster.NewMemNetwork()}
 		n, err := NewNode(cfg)
 		if err != nil {
 			t.Fatal(err)

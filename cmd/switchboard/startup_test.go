@@ -18,7 +18,7 @@ func TestNewNodeFailsCleanly(t *testing.T) {
 	}
 	defer busy.Close()
 	dir := t.TempDir()
-	base := Config{DataDir: dir, ClusterBind: "127.0.0.1:0", Listen: "127.0.0.1:0", Logger: testLogger(), Limits: protocol.DefaultLimits(), NodeName: "n"}
+	base := Config{DataDir: dir, ClusterBind: "127.0.0.1:0", Listen: "127.0.0.1:0", Logger: testLogger(), Limits: protocol.DefaultLimits(), NodeName: "n", Network: cluster.NewMemNetwork()}
 	for name, mutate := range map[string]func(*Config){
 		"listen in use": func(c *Config) { c.Listen = busy.Addr().String() },
 		"both keys":     func(c *Config) { c.AuthSecret, c.AuthPublicKey = "s", "k.pem" },
