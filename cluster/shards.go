@@ -51,14 +51,17 @@ type shardTable struct {
 
 // merge takes what in says of its shard where it is newer: the leader of
 // the highest term, the replicas of the highest configuration (and, at
-// the same one, the leader's own report, which carries progress). It
-// reports whether the leader or term changed.
+// the same one, the leader's own report, which carries progress). A
+// leader that reports no leader in its own term has stepped down (cut off
+// from a majority, CheckQuorum): that is newer too. It reports whether
+// the leader or term changed.
 func (t *shardTable) merge(in ShardInfo) bool {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	cur, ok := t.shards[in.Shard]
 	changed := !ok
-	if !ok || in.Term > cur.Term || (in.Term == cur.Term && cur.Leader == "" && in.Leader != "") {
+	resigned := ok && in.Term == cur.Term && in.Leader == "" && cur.Leader != "" && in.From == cur.Leader
+	if !ok || in.Term > cur.Term || (in.Term == cur.Term && cur.Leader == "" && in.Leader != "") || resigned {
 		changed = changed || in.Leader != cur.Leader || in.Term != cur.Term
 		cur.Shard, cur.Term, cur.Leader, cur.From, cur.At = in.Shard, in.Term, in.Leader, in.From, in.At
 	}

@@ -351,11 +351,17 @@ type acked struct {
 
 func startTraffic(t *testing.T, urls []string, channels []string, senders int, opts ...func(*client.Options)) *traffic {
 	t.Helper()
+	return startTrafficOn(t, func(int) []string { return urls }, channels, senders, opts...)
+}
+
+// startTrafficOn is startTraffic with sender i's gateways urlsOf(i).
+func startTrafficOn(t *testing.T, urlsOf func(i int) []string, channels []string, senders int, opts ...func(*client.Options)) *traffic {
+	t.Helper()
 	tr := &traffic{acked: map[string][]acked{}}
 	ctx, cancel := context.WithCancel(context.Background())
 	tr.cancel = cancel
 	for i := range senders {
-		c := clusterClient(t, urls, "sender"+strconv.Itoa(i), opts...)
+		c := clusterClient(t, urlsOf(i), "sender"+strconv.Itoa(i), opts...)
 		tr.clients = append(tr.clients, c)
 		go func() {
 			for range c.Events() { // keep the stream drained
@@ -403,6 +409,21 @@ func (tr *traffic) perChannel() map[string]int {
 	out := map[string]int{}
 	for ch, a := range tr.acked {
 		out[ch] = len(a)
+	}
+	return out
+}
+
+// perSender returns the acknowledged sends of each sender ("s0", ...) so
+// far.
+func (tr *traffic) perSender() map[string]int {
+	tr.mu.Lock()
+	defer tr.mu.Unlock()
+	out := map[string]int{}
+	for _, acks := range tr.acked {
+		for _, a := range acks {
+			s, _, _ := strings.Cut(a.clientID, "-")
+			out[s]++
+		}
 	}
 	return out
 }
