@@ -59,6 +59,10 @@ type Config struct {
 	// several nodes in one process.
 	GossipTransport memberlist.NodeAwareTransport
 	ActorTransport  ActorTransport
+	// Partition, when set, lets CutOff cut this node off from others
+	// (fault injection, partition.go); it takes effect on the socket
+	// transports only.
+	Partition *Partition
 	// HTTPAddr is the node's client-facing address, gossiped for tooling
 	// and for requests other nodes forward to it (Meta.HTTP); HTTPTLS says
 	// it (and AdminAddr) serve TLS, and AdminAddr is its separate operator
@@ -252,9 +256,10 @@ func New(cfg Config) (c *Cluster, err error) {
 			return nil, fmt.Errorf("remote address %q: %w", cfg.RemoteAddr, err)
 		}
 		creds := c.transportCredentials()
-		c.raft = newRaftStreams(creds, c.log, raftNet{c}.remoteOf) // raftstream.go
+		dial := dialOptions(creds, cfg.Partition)
+		c.raft = newRaftStreams(dial, c.log, raftNet{c}.remoteOf) // raftstream.go
 		c.raft.legacy = raftNet{c}.sendEnvelope
-		c.remote = &grpcTransport{host: host, port: port, creds: creds, log: c.log, raft: c.raft} // transport.go
+		c.remote = &grpcTransport{host: host, port: port, creds: creds, dial: dial, log: c.log, raft: c.raft} // transport.go
 	}
 	if c.addr, err = c.remote.Start(c.system); err != nil {
 		c.system.Shutdown()
@@ -326,13 +331,19 @@ func (c *Cluster) startMemberlist(keys [][]byte) error {
 		return fmt.Errorf("gossip address %q: %w", c.cfg.GossipAddr, err)
 	}
 	mc.Name = c.cfg.Name
-	if c.cfg.GossipTransport != nil {
-		mc.Transport = c.cfg.GossipTransport
-	}
 	mc.BindAddr = host
 	mc.BindPort = port
 	mc.AdvertiseAddr = host
 	mc.AdvertisePort = port
+	mc.Logger = log.New(&logWriter{l: c.log, refused: c.gossipRefused}, "", 0)
+	switch {
+	case c.cfg.GossipTransport != nil:
+		mc.Transport = c.cfg.GossipTransport
+	case c.cfg.Partition != nil:
+		if mc.Transport, err = c.cfg.Partition.gossipTransport(mc); err != nil {
+			return err
+		}
+	}
 	mc.Label = c.cfg.ClusterName
 	if len(keys) > 0 {
 		if c.keyring, err = memberlist.NewKeyring(keys, keys[0]); err != nil {
@@ -346,7 +357,6 @@ func (c *Cluster) startMemberlist(keys [][]byte) error {
 	mc.Events = &events{c: c}
 	mc.Ping = &pings{c: c}
 	c.probeInterval = mc.ProbeInterval
-	mc.Logger = log.New(&logWriter{l: c.log, refused: c.gossipRefused}, "", 0)
 	ml, err := memberlist.Create(mc)
 	if err != nil {
 		return fmt.Errorf("start memberlist: %w", err)

@@ -2,10 +2,11 @@ package cluster
 
 import (
 	"encoding/json"
-	"github.com/switchboard-chat/switchboard/cluster/clusterpb"
 	"slices"
 	"sort"
 	"time"
+
+	"github.com/switchboard-chat/switchboard/cluster/clusterpb"
 )
 
 // Role is what a node does.

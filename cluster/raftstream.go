@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -12,7 +13,6 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/status"
 
 	"github.com/switchboard-chat/switchboard/cluster/clusterpb"
@@ -56,8 +56,8 @@ var raftStreamDesc = grpc.StreamDesc{StreamName: "Batches", ClientStreams: true}
 
 // raftStreams is both ends of a node's raft streams.
 type raftStreams struct {
-	creds credentials.TransportCredentials // nil: plaintext
-	log   *slog.Logger
+	dial []grpc.DialOption // dialOptions: creds and all
+	log  *slog.Logger
 	// resolve returns the transport address of a node raft traffic may go
 	// to (an alive or suspect member).
 	resolve func(node string) (string, bool)
@@ -72,8 +72,8 @@ type raftStreams struct {
 	wg     sync.WaitGroup
 }
 
-func newRaftStreams(creds credentials.TransportCredentials, log *slog.Logger, resolve func(string) (string, bool)) *raftStreams {
-	return &raftStreams{creds: creds, log: log, resolve: resolve, peers: make(map[string]*raftPeer)}
+func newRaftStreams(dial []grpc.DialOption, log *slog.Logger, resolve func(string) (string, bool)) *raftStreams {
+	return &raftStreams{dial: dial, log: log, resolve: resolve, peers: make(map[string]*raftPeer)}
 }
 
 // setReceiver makes r the receiver of incoming batches; until then they
@@ -199,7 +199,7 @@ func (p *raftPeer) stop() { p.cancel() }
 func (s *raftStreams) run(ctx context.Context, p *raftPeer) {
 	// gRPC's own redial backoff starts at a second: too slow for a peer
 	// that restarts at the same address.
-	conn, err := grpc.Dial(p.addr, append(dialOptions(s.creds), grpc.WithConnectParams(grpc.ConnectParams{
+	conn, err := grpc.Dial(p.addr, append(slices.Clip(s.dial), grpc.WithConnectParams(grpc.ConnectParams{
 		Backoff: backoff.Config{BaseDelay: raftRedialMin, Multiplier: 2, Jitter: 0.2, MaxDelay: raftRedialMax}, MinConnectTimeout: 5 * time.Second}))...)
 	if err != nil { // a malformed address: nothing will ever go there
 		s.log.Error("raft stream: cannot dial", "node", p.node, "addr", p.addr, "err", err)

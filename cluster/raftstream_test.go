@@ -90,7 +90,7 @@ type raftEnd struct {
 
 func startRaftEnd(t *testing.T, creds credentials.TransportCredentials, port int, book *addrBook, recv RaftReceiver) *raftEnd {
 	t.Helper()
-	e := &raftEnd{s: newRaftStreams(creds, quietLog(), book.resolve), creds: creds}
+	e := &raftEnd{s: newRaftStreams(dialOptions(creds, nil), quietLog(), book.resolve), creds: creds}
 	if recv != nil {
 		e.s.setReceiver(recv)
 	}
@@ -395,7 +395,7 @@ func TestRaftStreamServesOnlyItsMethod(t *testing.T) {
 	t.Parallel()
 	recv := &recorder{}
 	b := startRaftEnd(t, nil, 0, &addrBook{}, recv)
-	conn, err := grpc.Dial(b.addr, dialOptions(nil)...)
+	conn, err := grpc.Dial(b.addr, dialOptions(nil, nil)...)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -69,7 +69,7 @@ const (
 // Streams the server does not know (every method but protoactor's) go to
 // unknown, which serves the raft stream (raftstream.go) on the same port,
 // credentials and interceptors.
-func remoteConfig(host string, port int, creds credentials.TransportCredentials, log *slog.Logger, unknown grpc.StreamHandler) *remote.Config {
+func remoteConfig(host string, port int, creds credentials.TransportCredentials, dial []grpc.DialOption, log *slog.Logger, unknown grpc.StreamHandler) *remote.Config {
 	rcfg := remote.Configure(host, port,
 		remote.WithEndpointWriterQueueSize(65536),
 		remote.WithEndpointManagerQueueSize(65536),
@@ -77,7 +77,7 @@ func remoteConfig(host string, port int, creds credentials.TransportCredentials,
 		remote.WithServerOptions(serverOptions(creds, log, unknown)...),
 		// These replace protoactor's default dial options, which are only
 		// the insecure transport.
-		remote.WithDialOptions(dialOptions(creds)...))
+		remote.WithDialOptions(dial...))
 	rcfg.MaxRetryCount = 1 // our own tracking fails calls; don't stall writers
 	return rcfg
 }
@@ -98,13 +98,18 @@ func serverOptions(creds credentials.TransportCredentials, log *slog.Logger, unk
 }
 
 // dialOptions are how this node dials another's transport: with creds
-// (nil: plaintext) and the message size limits of the server side.
-func dialOptions(creds credentials.TransportCredentials) []grpc.DialOption {
+// (nil: plaintext), the message size limits of the server side, and
+// through p when fault injection is on (nil: directly).
+func dialOptions(creds credentials.TransportCredentials, p *Partition) []grpc.DialOption {
 	if creds == nil {
 		creds = insecure.NewCredentials()
 	}
-	return []grpc.DialOption{grpc.WithTransportCredentials(creds),
+	opts := []grpc.DialOption{grpc.WithTransportCredentials(creds),
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(maxTransportMessage), grpc.MaxCallSendMsgSize(maxTransportMessage))}
+	if p != nil {
+		opts = append(opts, grpc.WithContextDialer(p.dialer))
+	}
+	return opts
 }
 
 // recoverStreams ends a stream whose handler panicked with an error, not
@@ -142,13 +147,14 @@ type grpcTransport struct {
 	host  string
 	port  int
 	creds credentials.TransportCredentials
+	dial  []grpc.DialOption // dialOptions
 	log   *slog.Logger
 	raft  *raftStreams // serves incoming raft streams
 	r     *remote.Remote
 }
 
 func (t *grpcTransport) Start(system *actor.ActorSystem) (string, error) {
-	t.r = remote.NewRemote(system, remoteConfig(t.host, t.port, t.creds, t.log, t.raft.serve))
+	t.r = remote.NewRemote(system, remoteConfig(t.host, t.port, t.creds, t.dial, t.log, t.raft.serve))
 	if err := startRemote(t.r); err != nil {
 		return "", err
 	}

@@ -188,7 +188,7 @@ func (c *Config) withDefaults() {
 	defd(&c.PresenceInterval, d.PresenceInterval)
 	c.Files.withDefaults(c.Limits)
 	if c.Peers == nil {
-		c.Peers = peerhttp.New(nil)
+		c.Peers = peerhttp.New(nil, nil)
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()

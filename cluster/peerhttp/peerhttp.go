@@ -75,14 +75,17 @@ type Client struct {
 }
 
 // New returns a client trusting peers as trust says (nil: the system's
-// roots only, and no client certificate).
-func New(trust *security.PeerTLS) *Client {
+// roots only, and no client certificate) that connects with dial (nil:
+// directly; a cluster.Partition's under fault injection).
+func New(trust *security.PeerTLS, dial func(ctx context.Context, network, addr string) (net.Conn, error)) *Client {
 	if trust == nil {
 		trust = security.NewPeerTLS(nil, nil, nil, nil)
 	}
-	dialer := &net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}
+	if dial == nil {
+		dial = (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext
+	}
 	tr := &http.Transport{
-		DialContext: dialer.DialContext,
+		DialContext: dial,
 		// The trust is built per connection (certificate files reload),
 		// for the host the peer gossips.
 		DialTLSContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
@@ -90,8 +93,16 @@ func New(trust *security.PeerTLS) *Client {
 			if err != nil {
 				return nil, err
 			}
-			d := &tls.Dialer{NetDialer: dialer, Config: trust.ClientConfig(host)}
-			return d.DialContext(ctx, network, addr)
+			conn, err := dial(ctx, network, addr)
+			if err != nil {
+				return nil, err
+			}
+			tc := tls.Client(conn, trust.ClientConfig(host))
+			if err := tc.HandshakeContext(ctx); err != nil {
+				conn.Close()
+				return nil, err
+			}
+			return tc, nil
 		},
 		ResponseHeaderTimeout: ResponseHeaderTimeout,
 		MaxIdleConnsPerHost:   8,

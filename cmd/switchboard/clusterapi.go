@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/switchboard-chat/switchboard/cluster"
@@ -167,4 +168,32 @@ func (n *Node) forget(w http.ResponseWriter, r *http.Request) {
 	}
 	n.feedHosts()
 	writeJSON(w, http.StatusOK, struct{}{})
+}
+
+// partition serves /v1/cluster/partition (--fault-injection): GET says
+// which nodes this node is cut off from, PUT ?nodes=a,b cuts it off from
+// those too (the caller tells their side the same, for a partition both
+// ways), DELETE heals every cut. Each answers {"cut": [names]}.
+func (n *Node) partition(w http.ResponseWriter, r *http.Request) {
+	var err error
+	switch r.Method {
+	case http.MethodPut:
+		names := strings.FieldsFunc(r.URL.Query().Get("nodes"), func(c rune) bool { return c == ',' })
+		if len(names) == 0 {
+			operatorError(w, http.StatusBadRequest, protocol.CodeBadRequest, "give nodes=NAME[,NAME...]")
+			return
+		}
+		err = n.cl.CutOff(names)
+	case http.MethodDelete:
+		err = n.cl.Heal()
+	}
+	if err != nil {
+		operatorError(w, http.StatusBadRequest, protocol.CodeBadRequest, err.Error())
+		return
+	}
+	cut := n.cl.CutNodes()
+	if cut == nil {
+		cut = []string{}
+	}
+	writeJSON(w, http.StatusOK, map[string][]string{"cut": cut})
 }

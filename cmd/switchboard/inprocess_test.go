@@ -55,13 +55,8 @@ func TestTwoNodesInOneProcess(t *testing.T) {
 	}
 }
 
-// TestPartitionedLeader cuts the node leading a channel's shard off from
-// the other two, both ways, while a sender on every node's gateway sends
-// to it and to a channel led elsewhere: the majority elects a leader and
-// goes on; the cut-off node acknowledges nothing it cannot replicate, and
-// its sender's retries succeed once the cut heals. Nothing acknowledged
-// is lost or stored twice, a watcher on the majority side gets every
-// message once and in order, and no client sees an error.
+// TestPartitionedLeader is the partition scenario (partitionScenario) on
+// three nodes in the test's process, cut apart on their MemNetwork.
 func TestPartitionedLeader(t *testing.T) {
 	net := cluster.NewMemNetwork()
 	names := []string{"n1", "n2", "n3"}
@@ -74,84 +69,31 @@ func TestPartitionedLeader(t *testing.T) {
 			}
 		}))
 	}
-	cut, other := channelOwnedBy("cut", "n1", names...), channelOwnedBy("far", "n2", names...)
-	replicated := func(ch, leader string) func() bool {
-		return func() bool {
-			for _, n := range nodes {
-				if l, _ := n.cl.LeaderOf(clusterpb.Kind_KIND_CHANNEL, ch); l != leader {
-					return false
-				}
-			}
-			si, _ := nodes[0].cl.Shard(nodes[0].cl.ShardOf(clusterpb.Kind_KIND_CHANNEL, ch))
-			return len(si.Replicas) == 3
-		}
+	sc := partitionScenario{
+		leader: func(on int, ch string) string {
+			l, _ := nodes[on].cl.LeaderOf(clusterpb.Kind_KIND_CHANNEL, ch)
+			return l
+		},
+		cut:  func() { net.Cut("n1", "n2"); net.Cut("n1", "n3") },
+		heal: func() { net.Heal("n1", "n2"); net.Heal("n1", "n3") },
 	}
-	waitFor(t, 30*time.Second, "n1 to lead "+cut+" on three replicas", replicated(cut, "n1"))
-	waitFor(t, 30*time.Second, "n2 to lead "+other+" on three replicas", replicated(other, "n2"))
-	urls := make([]string, len(nodes))
-	for i, n := range nodes {
-		urls[i] = "ws://" + n.Addr() + "/v1/ws"
+	for _, n := range nodes {
+		sc.urls = append(sc.urls, "ws://"+n.Addr()+"/v1/ws")
 	}
-	admin := adminClient(t, urls[1:])
-	for _, ch := range []string{cut, other} {
-		if _, _, err := admin.CreateChannel(ctxT(t), protocol.ChannelCreateArgs{ID: ch, Type: protocol.TypeStandard}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	w := startWatcher(t, urls[1:2], []string{cut, other})
-	// Sender i is on node i only: the cut-off node's sender has no way
-	// round the cut but to wait it out (its retries last 40 s).
-	tr := startTrafficOn(t, func(i int) []string { return urls[i : i+1] }, []string{cut, other}, 3)
-	tr.waitMore(t, 30, 20*time.Second)
-
-	before := tr.perChannel()
-	net.Cut("n1", "n2")
-	net.Cut("n1", "n3")
-	cutAt := time.Now()
-	waitFor(t, 30*time.Second, "the majority to elect a leader of "+cut, func() bool {
-		l, _ := nodes[1].cl.LeaderOf(clusterpb.Kind_KIND_CHANNEL, cut)
-		return l == "n2" || l == "n3"
-	})
-	t.Logf("the majority elected a leader %v after the cut", time.Since(cutAt).Round(time.Millisecond))
-	waitFor(t, 30*time.Second, "sends to both channels during the cut", func() bool {
-		now := tr.perChannel()
-		return now[cut] >= before[cut]+20 && now[other] >= before[other]+20
-	})
-	// n1 no longer believes it leads: it stepped down when it lost the
-	// majority's heartbeats (CheckQuorum), and its view of the leader is
-	// either nobody or the new one, which it cannot reach.
-	waitFor(t, 30*time.Second, "n1 to step down", func() bool {
-		l, _ := nodes[0].cl.LeaderOf(clusterpb.Kind_KIND_CHANNEL, cut)
-		return l != "n1"
-	})
-	t.Logf("n1 stepped down %v after the cut", time.Since(cutAt).Round(time.Millisecond))
-
-	// Cut off, n1 acknowledges nothing: its sender's sends wait.
-	stepped := tr.perSender()
-	tr.waitMore(t, 20, 20*time.Second)
-	if cutOff := tr.perSender(); cutOff["s0"] != stepped["s0"] {
-		t.Errorf("n1 acknowledged %d sends while cut off", cutOff["s0"]-stepped["s0"])
-	}
-
-	net.Heal("n1", "n2")
-	net.Heal("n1", "n3")
-	healAt := time.Now()
-	// The cut-off node's sender gets through.
-	waitFor(t, 40*time.Second, "n1's sender to be acknowledged again", func() bool { return tr.perSender()["s0"] > stepped["s0"] })
-	t.Logf("n1's sender acknowledged again %v after the heal", time.Since(healAt).Round(time.Millisecond))
-	tr.waitMore(t, 30, 20*time.Second)
-	tr.stop()
-	reader := adminClient(t, urls[2:])
-	tr.verify(t, reader)
-	w.verify(t, tr)
-	// After the heal the three replicas agree on everything applied.
-	waitFor(t, 30*time.Second, "the replicas of "+cut+" to apply the same", func() bool {
-		sh := nodes[0].cl.ShardOf(clusterpb.Kind_KIND_CHANNEL, cut)
-		var applied []uint64
+	// The shard of the cut channel is on three replicas before the cut,
+	// and they agree on everything applied after the heal.
+	applied := func(ch string) []uint64 {
+		var out []uint64
 		for _, n := range nodes {
-			si, _ := n.cl.Shard(sh)
-			applied = append(applied, si.Applied)
+			si, _ := n.cl.Shard(n.cl.ShardOf(clusterpb.Kind_KIND_CHANNEL, ch))
+			out = append(out, si.Applied)
 		}
-		return applied[0] == applied[1] && applied[1] == applied[2]
-	})
+		return out
+	}
+	sc.ready = func(ch string) bool {
+		si, _ := nodes[0].cl.Shard(nodes[0].cl.ShardOf(clusterpb.Kind_KIND_CHANNEL, ch))
+		return len(si.Replicas) == 3
+	}
+	sc.healed = func(ch string) bool { a := applied(ch); return a[0] == a[1] && a[1] == a[2] }
+	sc.run(t, names)
 }

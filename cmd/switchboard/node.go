@@ -92,6 +92,10 @@ type Config struct {
 	// Pprof serves Go's profiler at /debug/pprof/ with the operator
 	// endpoints.
 	Pprof bool
+	// FaultInjection serves /v1/cluster/partition with the operator
+	// endpoints: cutting the node off from others (the chaos command's
+	// partition fault). Never on in production.
+	FaultInjection bool
 	// TypingTTL is how long a typing.start lasts unrenewed (0: 6 s).
 	TypingTTL time.Duration
 	// Security secures the cluster's ports and --listen (security.go).
@@ -252,7 +256,14 @@ func NewNode(cfg Config) (_ *Node, err error) {
 		}
 	}
 	n.warnOperator()
-	n.peers = peerhttp.New(n.sec.peers)
+	var partition *cluster.Partition
+	var peerDial func(ctx context.Context, network, addr string) (net.Conn, error)
+	if cfg.FaultInjection {
+		partition = cluster.NewPartition()
+		peerDial = partition.DialContext
+		n.log.Warn("FAULT INJECTION ON: an operator key may cut this node off from others (/v1/cluster/partition); never run production nodes with --fault-injection")
+	}
+	n.peers = peerhttp.New(n.sec.peers, peerDial)
 	ccfg := cluster.Config{
 		Name:            cfg.NodeName,
 		Roles:           cfg.Roles,
@@ -275,6 +286,7 @@ func NewNode(cfg Config) (_ *Node, err error) {
 	if n.adminLn != nil {
 		ccfg.AdminAddr = advertised(cfg.AdminListen, n.adminLn.Addr(), remote)
 	}
+	ccfg.Partition = partition
 	cfg.Test.apply(&ccfg)
 	if cfg.Network != nil {
 		cfg.Network.Attach(&ccfg)

@@ -12,8 +12,9 @@ import (
 )
 
 // The operator endpoints: GET /v1/cluster and /v1/cluster/locate, POST
-// /v1/cluster/forget (see clusterapi.go) and /drain (see nodeapi.go), GET /v1/cluster/metrics, GET /metrics and, with
-// --debug-pprof, /debug/pprof/. Who may use them:
+// /v1/cluster/forget (see clusterapi.go) and /drain (see nodeapi.go), GET /v1/cluster/metrics, GET /metrics,
+// with --debug-pprof /debug/pprof/, and with --fault-injection
+// /v1/cluster/partition (see clusterapi.go). Who may use them:
 //
 //   - An endpoint that changes anything always needs one of the node's API
 //     keys (--api-key). A node without one refuses it with 403 and says to
@@ -43,6 +44,11 @@ func (n *Node) operatorRoutes(mux *http.ServeMux, admin bool) {
 	mux.Handle("POST /v1/cluster/drain", n.guard(opChange, admin, http.HandlerFunc(n.drainHandler)))
 	mux.Handle("GET /v1/cluster/metrics", n.guard(opRead, admin, http.HandlerFunc(n.nodeMetrics)))
 	mux.Handle("GET /metrics", n.guard(opRead, admin, promhttp.HandlerFor(n.reg, promhttp.HandlerOpts{Registry: n.reg})))
+	if n.cfg.FaultInjection {
+		mux.Handle("GET /v1/cluster/partition", n.guard(opRead, admin, http.HandlerFunc(n.partition)))
+		mux.Handle("PUT /v1/cluster/partition", n.guard(opChange, admin, http.HandlerFunc(n.partition)))
+		mux.Handle("DELETE /v1/cluster/partition", n.guard(opChange, admin, http.HandlerFunc(n.partition)))
+	}
 	if n.cfg.Pprof {
 		mux.Handle("/debug/pprof/", n.guard(opRead, admin, http.HandlerFunc(pprof.Index)))
 		mux.Handle("/debug/pprof/cmdline", n.guard(opRead, admin, http.HandlerFunc(pprof.Cmdline)))

@@ -1,0 +1,263 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/memberlist"
+)
+
+// Partition cuts a node off from chosen other nodes, for fault injection
+// (serve --fault-injection, the chaos command's partition fault): what
+// this node would send to a cut node's gossip, actor, raft or HTTP
+// address is dropped or refused, the connections it has open to them are
+// closed, and gossip packets from them are dropped. Told to both sides,
+// it is a partition both ways, as a switch that loses the link would
+// make; the clients of either side still reach their own gateway.
+//
+// A node without a Partition (Config.Partition nil) dials as usual and
+// pays nothing for it.
+type Partition struct {
+	mu    sync.Mutex
+	cut   map[string]string // address → the cut node's name
+	conns map[*cutConn]struct{}
+}
+
+// NewPartition returns a Partition that cuts nothing yet.
+func NewPartition() *Partition {
+	return &Partition{cut: make(map[string]string), conns: make(map[*cutConn]struct{})}
+}
+
+// errCut is a dial across a cut.
+var errCut = errors.New("cut off by fault injection")
+
+// set cuts node off at every address in addrs and closes the connections
+// open to them.
+func (p *Partition) set(node string, addrs []string) {
+	p.mu.Lock()
+	var closing []*cutConn
+	for _, a := range addrs {
+		if a != "" {
+			p.cut[a] = node
+		}
+	}
+	for c := range p.conns {
+		if _, ok := p.cut[c.addr]; ok {
+			closing = append(closing, c)
+			delete(p.conns, c)
+		}
+	}
+	p.mu.Unlock()
+	for _, c := range closing {
+		c.Conn.Close()
+	}
+}
+
+// heal ends every cut.
+func (p *Partition) heal() {
+	p.mu.Lock()
+	clear(p.cut)
+	p.mu.Unlock()
+}
+
+// nodes returns the names of the nodes cut off, sorted.
+func (p *Partition) nodes() []string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var out []string
+	for _, n := range p.cut {
+		if !slices.Contains(out, n) {
+			out = append(out, n)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+func (p *Partition) isCut(addr string) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	_, ok := p.cut[addr]
+	return ok
+}
+
+// DialContext dials addr unless it is cut off; the connection is closed
+// if a cut comes later.
+func (p *Partition) DialContext(ctx context.Context, network, addr string) (net.Conn, error) {
+	if p.isCut(addr) {
+		return nil, fmt.Errorf("dial %s: %w", addr, errCut)
+	}
+	d := net.Dialer{Timeout: 5 * time.Second}
+	conn, err := d.DialContext(ctx, network, addr)
+	if err != nil {
+		return nil, err
+	}
+	c := &cutConn{Conn: conn, p: p, addr: addr}
+	p.mu.Lock()
+	_, cut := p.cut[addr]
+	if !cut {
+		p.conns[c] = struct{}{}
+	}
+	p.mu.Unlock()
+	if cut { // cut while dialling
+		conn.Close()
+		return nil, fmt.Errorf("dial %s: %w", addr, errCut)
+	}
+	return c, nil
+}
+
+// dialer is DialContext for gRPC's WithContextDialer.
+func (p *Partition) dialer(ctx context.Context, addr string) (net.Conn, error) {
+	return p.DialContext(ctx, "tcp", addr)
+}
+
+// cutConn is a connection DialContext made, forgotten when closed.
+type cutConn struct {
+	net.Conn
+	p    *Partition
+	addr string
+	once sync.Once
+}
+
+func (c *cutConn) Close() error {
+	c.once.Do(func() {
+		c.p.mu.Lock()
+		delete(c.p.conns, c)
+		c.p.mu.Unlock()
+	})
+	return c.Conn.Close()
+}
+
+// CutOff cuts this node off from the named nodes (in addition to those
+// already cut), at every address the membership knows for them. It fails,
+// cutting nothing, when the node has no Partition or a name is not a
+// member or is this node.
+func (c *Cluster) CutOff(names []string) error {
+	p := c.cfg.Partition
+	if p == nil {
+		return errors.New("this node was not started with fault injection")
+	}
+	v := c.View()
+	addrs := make(map[string][]string, len(names))
+	for _, name := range names {
+		m, ok := v.Member(name)
+		if !ok || name == c.cfg.Name {
+			return fmt.Errorf("%q is not another member", name)
+		}
+		addrs[name] = []string{m.Gossip, m.Meta.Remote, m.Meta.HTTP, m.Meta.Admin}
+	}
+	for name, a := range addrs {
+		p.set(name, a)
+	}
+	return nil
+}
+
+// CutNodes returns the names of the nodes CutOff cut this node off from.
+func (c *Cluster) CutNodes() []string {
+	if c.cfg.Partition == nil {
+		return nil
+	}
+	return c.cfg.Partition.nodes()
+}
+
+// Heal ends every cut CutOff made.
+func (c *Cluster) Heal() error {
+	if c.cfg.Partition == nil {
+		return errors.New("this node was not started with fault injection")
+	}
+	c.cfg.Partition.heal()
+	return nil
+}
+
+// partitionedGossip is memberlist's own transport with a Partition in
+// front of it.
+type partitionedGossip struct {
+	*memberlist.NetTransport
+	p       *Partition
+	packets chan *memberlist.Packet
+	done    chan struct{}
+}
+
+// gossipTransport starts memberlist's network transport at mc's bind
+// address, as memberlist would (a port of 0 picks one, retrying as it
+// does when the UDP port is taken), behind p; mc's bind and advertise
+// ports are set to the port bound.
+func (p *Partition) gossipTransport(mc *memberlist.Config) (*partitionedGossip, error) {
+	tries := 1
+	if mc.BindPort == 0 {
+		tries = 10
+	}
+	var nt *memberlist.NetTransport
+	var err error
+	for range tries {
+		nt, err = memberlist.NewNetTransport(&memberlist.NetTransportConfig{BindAddrs: []string{mc.BindAddr}, BindPort: mc.BindPort, Logger: mc.Logger})
+		if err == nil {
+			break
+		}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("gossip transport: %w", err)
+	}
+	if mc.BindPort == 0 {
+		mc.BindPort = nt.GetAutoBindPort()
+		mc.AdvertisePort = mc.BindPort
+	}
+	t := &partitionedGossip{NetTransport: nt, p: p, packets: make(chan *memberlist.Packet), done: make(chan struct{})}
+	go t.filter()
+	return t, nil
+}
+
+// filter passes on the packets that do not come from a cut node.
+func (t *partitionedGossip) filter() {
+	in := t.NetTransport.PacketCh()
+	for {
+		select {
+		case pk := <-in:
+			if t.p.isCut(pk.From.String()) {
+				continue
+			}
+			select {
+			case t.packets <- pk:
+			case <-t.done:
+				return
+			}
+		case <-t.done:
+			return
+		}
+	}
+}
+
+func (t *partitionedGossip) PacketCh() <-chan *memberlist.Packet { return t.packets }
+
+func (t *partitionedGossip) WriteTo(b []byte, addr string) (time.Time, error) {
+	return t.WriteToAddress(b, memberlist.Address{Addr: addr})
+}
+
+// WriteToAddress sends a packet, or drops it if its node is cut off.
+func (t *partitionedGossip) WriteToAddress(b []byte, a memberlist.Address) (time.Time, error) {
+	if t.p.isCut(a.Addr) {
+		return time.Now(), nil
+	}
+	return t.NetTransport.WriteToAddress(b, a)
+}
+
+func (t *partitionedGossip) DialTimeout(addr string, timeout time.Duration) (net.Conn, error) {
+	return t.DialAddressTimeout(memberlist.Address{Addr: addr}, timeout)
+}
+
+// DialAddressTimeout opens a stream unless its node is cut off.
+func (t *partitionedGossip) DialAddressTimeout(a memberlist.Address, timeout time.Duration) (net.Conn, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	return t.p.DialContext(ctx, "tcp", a.Addr)
+}
+
+func (t *partitionedGossip) Shutdown() error {
+	close(t.done)
+	return t.NetTransport.Shutdown()
+}
