@@ -95,6 +95,11 @@ type Member struct {
 	Meta   Meta      `json:"meta"`
 	State  State     `json:"state"`
 	Since  time.Time `json:"since"`
+	// Returns counts the times this node saw the member come back alive,
+	// in the same life, after it had declared it dead or left (a
+	// partition healed, or a wrong declaration). Each return may have
+	// cost the member what this node forgot of it meanwhile.
+	Returns int `json:"-"`
 }
 
 // IsHost reports whether the member hosts actors.

@@ -67,8 +67,9 @@ func (c *Cluster) Forget(name string) error {
 type liveState struct {
 	state  State
 	meta   Meta
-	gossip string
-	since  time.Time
+	gossip  string
+	since   time.Time
+	returns int // Member.Returns
 }
 
 // rebuild recomputes the view from the registry and memberlist's states
@@ -80,7 +81,7 @@ func (c *Cluster) rebuild() {
 		m := Member{Name: rec.Name, Gossip: rec.Gossip, State: StateDead,
 			Meta: Meta{Roles: rec.Roles, Remote: rec.Remote, Incarnation: rec.Incarnation}}
 		if l, ok := c.live[rec.Name]; ok && l.meta.Incarnation >= rec.Incarnation {
-			m.Meta, m.State, m.Gossip, m.Since = l.meta, l.state, l.gossip, l.since
+			m.Meta, m.State, m.Gossip, m.Since, m.Returns = l.meta, l.state, l.gossip, l.since, l.returns
 		}
 		if rec.Left && m.Meta.Incarnation <= rec.Incarnation {
 			m.State = StateLeft
@@ -166,11 +167,17 @@ func (c *Cluster) observe(name string, meta Meta, gossip string, state State) {
 	}
 	unchanged := existed && old.state == state && old.gossip == gossip && metaEqual(old.meta, meta)
 	if !unchanged {
-		since := time.Now()
+		since, returns := time.Now(), 0
 		if existed && old.state == state {
 			since = old.since
 		}
-		c.live[name] = liveState{state: state, meta: meta, gossip: gossip, since: since}
+		if existed && old.meta.Incarnation == meta.Incarnation {
+			returns = old.returns
+			if state == StateAlive && (old.state == StateDead || old.state == StateLeft) {
+				returns++
+			}
+		}
+		c.live[name] = liveState{state: state, meta: meta, gossip: gossip, since: since, returns: returns}
 	}
 	c.mu.Unlock()
 	if unchanged {

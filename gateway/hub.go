@@ -51,7 +51,7 @@ func (h *hub) ownerOf(ch string) (ownerRef, bool) {
 	v := h.g.cl.View()
 	name, term := h.g.cl.LeaderOf(kindChannel, ch)
 	m, _ := v.Member(name)
-	return ownerRef{node: name, incarnation: m.Meta.Incarnation, term: term}, name != "" && m.State == cluster.StateAlive
+	return ownerRef{node: name, incarnation: m.Meta.Incarnation, term: term, returns: m.Returns}, name != "" && m.State == cluster.StateAlive
 }
 
 // apply carries out the table's effects, in their order.

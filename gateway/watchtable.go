@@ -54,11 +54,15 @@ type watchTable[S comparable] struct {
 
 // ownerRef is one activation's home: a node in one life, leading the
 // channel's shard in one term. Another term is another activation, even
-// on the same node.
+// on the same node. returns counts the node's returns from dead as this
+// gateway saw them (cluster.Member.Returns): after one, the activation
+// may have forgotten this gateway's watchers, having declared this
+// gateway dead too (a partition, both ways).
 type ownerRef struct {
 	node        string
 	incarnation int64
 	term        uint64
+	returns     int
 }
 
 // watchedChannel is one channel's watchers and rewatch state.
@@ -310,9 +314,9 @@ func (t *watchTable[S]) Shed(channels []string, all bool) *watchEffects[S] {
 }
 
 // ViewChanged re-watches every channel whose owner is now another node,
-// the same node in a new life (restarted after a crash), or the same node
-// leading in a new term: the new activation does not know this gateway's
-// sessions. A channel whose owner is down or not known is re-watched once
+// the same node in a new life (restarted after a crash), the same node
+// leading in a new term (the new activation does not know this gateway's
+// sessions), or the same node back from dead (see ownerRef). A channel whose owner is down or not known is re-watched once
 // one is.
 func (t *watchTable[S]) ViewChanged() *watchEffects[S] {
 	fx := t.begin()

@@ -49,18 +49,20 @@ func TestWatchTable(t *testing.T) {
 }
 
 type tableRig struct {
-	t      *watchTable[string]
-	owners map[string]ownerRef
-	down   map[string]bool
-	start  time.Time
-	now    time.Time
+	t       *watchTable[string]
+	owners  map[string]ownerRef
+	down    map[string]bool
+	returns map[string]int // a node's returns from down (up after down)
+	start   time.Time
+	now     time.Time
 }
 
 func newTableRig(batch int) *tableRig {
-	r := &tableRig{owners: map[string]ownerRef{}, down: map[string]bool{}, start: time.Unix(1_000_000, 0)}
+	r := &tableRig{owners: map[string]ownerRef{}, down: map[string]bool{}, returns: map[string]int{}, start: time.Unix(1_000_000, 0)}
 	r.now = r.start
 	r.t = newWatchTable(func(s string) string { return s }, func(ch string) (ownerRef, bool) {
 		o := r.owners[ch]
+		o.returns = r.returns[o.node]
 		return o, o.node != "" && !r.down[o.node]
 	}, batch)
 	return r
@@ -137,7 +139,12 @@ func (r *tableRig) run(t *testing.T, d *datadriven.TestData) string {
 		}
 		return "ok"
 	case "down", "up":
+		// A node up after down is back from dead: a return in the same
+		// life (cluster.Member.Returns).
 		for _, n := range pos {
+			if d.Cmd == "up" && r.down[n] {
+				r.returns[n]++
+			}
 			r.down[n] = d.Cmd == "down"
 		}
 		return "ok"

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/switchboard-chat/switchboard/client"
 	"github.com/switchboard-chat/switchboard/protocol"
 )
 
@@ -14,8 +15,8 @@ import (
 // that channel and to one n2 leads. The majority elects a leader and goes
 // on; n1 steps down and acknowledges nothing it cannot replicate, and its
 // sender's retries succeed once the cut heals. Nothing acknowledged is
-// lost or stored twice, a watcher on the majority side gets every message
-// once and in order, and no client sees an error.
+// lost or stored twice, a watcher on either side gets every message once
+// and in order, and no client sees an error.
 type partitionScenario struct {
 	urls []string // n1's, n2's and n3's gateways
 	// leader says who node on (0: n1) believes leads ch's shard.
@@ -49,7 +50,9 @@ func (sc partitionScenario) run(t *testing.T, names []string) {
 			t.Fatal(err)
 		}
 	}
-	w := startWatcher(t, sc.urls[1:2], []string{cut, other})
+	// A watcher on each side: the cut-off side's misses what the majority
+	// commits during the cut, and must get it all after the heal.
+	watchers := []*watcher{startWatcher(t, sc.urls[1:2], []string{cut, other}), startWatcher(t, sc.urls[0:1], []string{cut, other})}
 	// Sender i is on node i only: the cut-off node's sender has no way
 	// round the cut but to wait it out (its retries last 40 s).
 	tr := startTrafficOn(t, func(i int) []string { return sc.urls[i : i+1] }, []string{cut, other}, 3)
@@ -88,7 +91,9 @@ func (sc partitionScenario) run(t *testing.T, names []string) {
 	tr.waitMore(t, 30, 20*time.Second)
 	tr.stop()
 	tr.verify(t, adminClient(t, sc.urls[2:]))
-	w.verify(t, tr)
+	for _, w := range watchers {
+		w.verify(t, tr)
+	}
 	if sc.healed != nil {
 		waitFor(t, 30*time.Second, "the replicas of "+cut+" to agree", func() bool { return sc.healed(cut) })
 	}
@@ -200,4 +205,44 @@ func TestPartitionOfProcesses(t *testing.T) {
 	}
 	sc.run(t, names)
 	c.waitAlive(3)
+}
+
+// TestPausedGatewayGetsItsWatchesBack: a gateway paused long enough for
+// the others to declare it dead (a false death, seen one way: it never
+// saw them go) has its watchers forgotten by the channels it watched.
+// Its sessions, which did not notice the pause, must still get every
+// message once it runs again.
+func TestPausedGatewayGetsItsWatchesBack(t *testing.T) {
+	names := []string{"n1", "n2", "n3"}
+	c := newTestCluster(t, names...)
+	ch := channelOwnedBy("gwp", "n2", names...)
+	admin := adminClient(t, c.urls("n2"))
+	if _, _, err := admin.CreateChannel(ctxT(t), protocol.ChannelCreateArgs{ID: ch, Type: protocol.TypeStandard}); err != nil {
+		t.Fatal(err)
+	}
+	// The watcher's session outlasts the pause: it does not reconnect.
+	w := startWatcher(t, c.urls("n1"), []string{ch}, func(o *client.Options) { o.StallTimeout = time.Minute })
+	tr := startTrafficOn(t, func(int) []string { return c.urls("n2") }, []string{ch}, 1)
+	tr.waitMore(t, 20, 20*time.Second)
+	dead := func(on, of string) bool {
+		v, err := c.view(on)
+		if err != nil {
+			return false
+		}
+		for _, m := range v.Members {
+			if m.Name == of {
+				return m.State == "dead"
+			}
+		}
+		return false
+	}
+	c.procs["n1"].pause()
+	waitFor(t, 30*time.Second, "n2 to declare n1 dead", func() bool { return dead("n2", "n1") })
+	tr.waitMore(t, 20, 20*time.Second)
+	c.procs["n1"].resume()
+	c.waitAlive(3)
+	tr.waitMore(t, 40, 20*time.Second)
+	tr.stop()
+	tr.verify(t, admin)
+	w.verify(t, tr)
 }
