@@ -22,10 +22,11 @@ import (
 
 // chaosArgs is a short run with the faults stage 1 survives without
 // losing acknowledged data: a rolling restart, a drain (the node leaves,
-// then comes back), and a SIGKILL followed by a restart on the same data.
+// then comes back), and a SIGKILL followed by a restart on the same data;
+// and a partition, which needs replication.
 func chaosArgs(out string, extra ...string) []string {
-	return append([]string{"chaos", "--nodes", "3", "--warmup", "1s", "--duration", "13s",
-		"--faults", "restart,drain,kill", "--seed", "7", "--fault-interval", "3s", "--down", "1s",
+	return append([]string{"chaos", "--nodes", "3", "--warmup", "1s", "--duration", "16s",
+		"--faults", "restart,drain,kill,partition", "--seed", "7", "--fault-interval", "3s", "--down", "1s",
 		"--sessions", "30", "--channels", "6", "--rate", "60", "--drain", "15s", "--out", out}, extra...)
 }
 
@@ -60,7 +61,7 @@ func gone(t *testing.T, rep *chaos.Report) {
 }
 
 // TestChaosShortSeededRunPasses runs `switchboard chaos` (the binary, as
-// a user would) with a seeded plan of restart, drain and kill, and
+// a user would) with a seeded plan of restart, drain, kill and partition, and
 // expects it to pass: every fault injected and recovered from, every
 // acknowledged message found exactly once, every child process gone. It
 // then plants faults in the run's own evidence and expects the check to
@@ -91,7 +92,7 @@ func TestChaosShortSeededRunPasses(t *testing.T) {
 		}
 		kinds = append(kinds, f.Kind)
 	}
-	for _, k := range []string{chaos.FaultRestart, chaos.FaultDrain, chaos.FaultKill} {
+	for _, k := range []string{chaos.FaultRestart, chaos.FaultDrain, chaos.FaultKill, chaos.FaultPartition} {
 		if !slices.Contains(kinds, k) {
 			t.Fatalf("no %s among the faults injected (%v); plan %+v", k, kinds, rep.Plan)
 		}

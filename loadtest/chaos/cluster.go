@@ -13,6 +13,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -131,6 +132,9 @@ func (c *cluster) args(n *node) []string {
 		"--max-unauthenticated-per-ip", "0"}
 	if len(join) > 0 {
 		args = append(args, "--join", strings.Join(join, ","))
+	}
+	if slices.Contains(c.cfg.Faults, FaultPartition) {
+		args = append(args, "--fault-injection")
 	}
 	return append(args, c.cfg.ServeArgs...)
 }
@@ -434,6 +438,29 @@ func (c *cluster) forget(ctx context.Context, n *node, name string, timeout time
 			return fmt.Errorf("no node would forget %s within %s (last: %s)", name, timeout, last)
 		}
 	}
+}
+
+// cut cuts n off from the nodes named (PUT /v1/cluster/partition), or
+// heals every cut of n when there are none (DELETE).
+func (c *cluster) cut(ctx context.Context, n *node, names []string) error {
+	method, path := http.MethodDelete, "/v1/cluster/partition"
+	if len(names) > 0 {
+		method, path = http.MethodPut, path+"?nodes="+url.QueryEscape(strings.Join(names, ","))
+	}
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, method, n.base0()+path, nil)
+	if err != nil {
+		return err
+	}
+	code, err := c.do(req, nil)
+	if err == nil && code != http.StatusOK {
+		err = fmt.Errorf("answered %d (is it started with --fault-injection?)", code)
+	}
+	if err != nil {
+		return fmt.Errorf("%s %s on %s: %w", method, path, n.base, err)
+	}
+	return nil
 }
 
 // wipe deletes n's data directory (n is down).

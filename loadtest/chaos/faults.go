@@ -115,6 +115,8 @@ func (in *injector) inject(ctx, end context.Context, p Planned) (f Fault) {
 		err = in.down(ctx, end, &f, n, syscall.SIGTERM, nil)
 	case FaultPause:
 		err = in.pause(ctx, end, &f, n)
+	case FaultPartition:
+		err = in.partition(ctx, end, &f, n)
 	default:
 		err = fmt.Errorf("unknown fault %q", p.Kind)
 	}
@@ -185,6 +187,37 @@ func (in *injector) pause(ctx, end context.Context, f *Fault, n *node) error {
 		return fmt.Errorf("%s exited while paused: %s", n.base, exitText(n.proc.err))
 	}
 	return nil
+}
+
+// partition cuts n off from every other running node, both ways, for
+// the fault's hold, then heals every node.
+func (in *injector) partition(ctx, end context.Context, f *Fault, n *node) error {
+	c := in.c
+	var others []string
+	for _, o := range c.running() {
+		if o != n {
+			others = append(others, o.name)
+		}
+	}
+	if len(others) == 0 {
+		return fmt.Errorf("%s has no other node to be cut off from", n.base)
+	}
+	err := c.cut(ctx, n, others)
+	for _, o := range c.running() {
+		if o != n && err == nil {
+			err = c.cut(ctx, o, []string{n.name})
+		}
+	}
+	f.DownS = in.since()
+	if err == nil {
+		hold(ctx, end, f.Hold)
+	}
+	// Heal all, even after a failed cut: nothing stays cut.
+	for _, o := range c.running() {
+		err = errors.Join(err, c.cut(context.WithoutCancel(ctx), o, nil))
+	}
+	f.BackS = in.since()
+	return err
 }
 
 // hold waits d, or until end or ctx ends.

@@ -26,10 +26,15 @@ const (
 	// cluster), keep it away a while, then start it again so that the
 	// cluster does not shrink.
 	FaultDrain = "drain"
+	// FaultPartition: cut a node off from every other node, both ways,
+	// for a while (the nodes run with --fault-injection): gossip, the
+	// actor transport, raft and forwarded HTTP; its own clients still
+	// reach its gateway. Then heal it.
+	FaultPartition = "partition"
 )
 
 // Kinds are every fault kind, in the order the docs list them.
-var Kinds = []string{FaultKill, FaultPause, FaultWipe, FaultRestart, FaultDrain}
+var Kinds = []string{FaultKill, FaultPause, FaultWipe, FaultRestart, FaultDrain, FaultPartition}
 
 // ParseKinds reads a comma-separated list of fault kinds.
 func ParseKinds(s string) ([]string, error) {
@@ -53,8 +58,8 @@ type Planned struct {
 	Kind string `json:"kind"`
 	// At is when it is due, from the first send.
 	At time.Duration `json:"at_ns"`
-	// Hold is how long the node stays down (kill, wipe, drain) or
-	// stopped (pause); 0 for a restart.
+	// Hold is how long the node stays down (kill, wipe, drain), stopped
+	// (pause) or cut off (partition); 0 for a restart.
 	Hold time.Duration `json:"hold_ns"`
 	// Channel is the index of the run channel whose shard leader the
 	// fault hits, when the cluster says who leads it
@@ -77,7 +82,8 @@ type PlanConfig struct {
 	// Settle is the time kept free after the last fault's hold, for the
 	// node to come back before the load ends.
 	Settle time.Duration
-	// Down is the mean time a killed, wiped or drained node stays down;
+	// Down is the mean time a killed, wiped or drained node stays down
+	// (or a partitioned one cut off);
 	// Pause the shortest SIGSTOP.
 	Down, Pause time.Duration
 }
@@ -108,7 +114,7 @@ func Plan(cfg PlanConfig) []Planned {
 		bag = bag[1:]
 		var hold time.Duration
 		switch kind {
-		case FaultKill, FaultWipe:
+		case FaultKill, FaultWipe, FaultPartition:
 			hold = between(0.5, 1.5, cfg.Down)
 		case FaultDrain:
 			hold = between(1, 2, cfg.Down)

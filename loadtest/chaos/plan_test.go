@@ -8,7 +8,7 @@ import (
 )
 
 func planConfig(seed uint64) PlanConfig {
-	return PlanConfig{Seed: seed, Kinds: Kinds, Nodes: 3, Channels: 20, Start: 5 * time.Second, End: 65 * time.Second,
+	return PlanConfig{Seed: seed, Kinds: Kinds, Nodes: 3, Channels: 20, Start: 5 * time.Second, End: 75 * time.Second,
 		Interval: 10 * time.Second, Settle: 5 * time.Second, Down: 2 * time.Second, Pause: 3 * time.Second}
 }
 
@@ -20,18 +20,18 @@ func TestPlanIsSeeded(t *testing.T) {
 	if c := Plan(planConfig(8)); reflect.DeepEqual(a, c) {
 		t.Fatalf("seeds 7 and 8 gave the same plan %v", a)
 	}
-	if len(a) < 5 {
-		t.Fatalf("60 s at one fault per 10 s planned %d faults: %v", len(a), a)
+	if len(a) < len(Kinds) {
+		t.Fatalf("70 s at one fault per 10 s planned %d faults: %v", len(a), a)
 	}
 	// The first round holds every kind once.
 	var first []string
-	for _, f := range a[:5] {
+	for _, f := range a[:len(Kinds)] {
 		first = append(first, f.Kind)
 	}
 	slices.Sort(first)
 	want := slices.Sorted(slices.Values(Kinds))
 	if !slices.Equal(first, want) {
-		t.Fatalf("first five faults %v, want each of %v once", first, want)
+		t.Fatalf("first %d faults %v, want each of %v once", len(Kinds), first, want)
 	}
 	cfg := planConfig(7)
 	var prev time.Duration
