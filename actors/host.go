@@ -51,6 +51,9 @@ type Cluster interface {
 	// Notify sends req to the leader of its target's shard, expecting no
 	// reply.
 	Notify(req *clusterpb.Request)
+	// SendWhenLinked sends env to a node's inbox once the link to it
+	// works, within a bound.
+	SendWhenLinked(addr string, env *clusterpb.Envelope, within time.Duration)
 }
 
 var _ Cluster = (*cluster.Cluster)(nil)
@@ -196,6 +199,14 @@ func StartHost(d Deps) (*Host, error) {
 			// Restarted faster than failure detection: its old process
 			// (and its sessions) are gone though it never showed dead.
 			d.Cluster.System().Root.Send(pid, &gatewayGone{addr: old.Meta.Remote})
+		case (old.State == cluster.StateDead || old.State == cluster.StateLeft) && cur.State == cluster.StateAlive && cur.IsGateway():
+			// Back in the same life: it was cut off, or wrongly declared
+			// dead, and its sessions still believe they watch the channels
+			// here that forgot them (gatewayGone). The notice each channel
+			// sent then was likely lost with the link; this one goes once
+			// the link is back.
+			d.Cluster.SendWhenLinked(cur.Meta.Remote,
+				clusterpb.Wrap(&clusterpb.Envelope_WatchLost{WatchLost: &clusterpb.WatchLost{Node: d.Cluster.Name()}}), watchLostWithin)
 		}
 	})
 	return &Host{PID: pid, system: d.Cluster.System()}, nil
@@ -256,6 +267,11 @@ type passivate struct {
 	key       string
 	processed uint64
 }
+
+// watchLostWithin bounds the wait for the link to a gateway back from
+// dead before its notice is dropped (it is back for good by then, or dead
+// again).
+const watchLostWithin = 30 * time.Second
 
 // gatewayGone tells activations a gateway node is gone.
 type gatewayGone struct{ addr string }

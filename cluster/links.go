@@ -78,3 +78,26 @@ func (c *Cluster) linkDown(addr string) bool {
 	}
 	return d != nil
 }
+
+// SendWhenLinked sends env to the inbox of the node at remote address
+// addr once the link to it is not known broken, probing it meanwhile, so
+// that the message does not die with a connection that broke (a send
+// into it is lost). It gives up after within, or when the cluster stops.
+func (c *Cluster) SendWhenLinked(addr string, env *clusterpb.Envelope, within time.Duration) {
+	go func() {
+		deadline := time.NewTimer(within)
+		defer deadline.Stop()
+		tick := time.NewTicker(probeEvery / 5)
+		defer tick.Stop()
+		for c.linkDown(addr) {
+			select {
+			case <-tick.C:
+			case <-deadline.C:
+				return
+			case <-c.stop:
+				return
+			}
+		}
+		c.system.Root.Send(InboxPID(addr), env)
+	}()
+}

@@ -65,8 +65,8 @@ func (c *Cluster) Forget(name string) error {
 
 // liveState is what memberlist last said of a node.
 type liveState struct {
-	state  State
-	meta   Meta
+	state   State
+	meta    Meta
 	gossip  string
 	since   time.Time
 	returns int // Member.Returns

@@ -298,6 +298,20 @@ func (t *watchTable[S]) Lost(ch string) *watchEffects[S] {
 	return fx
 }
 
+// LostNode re-watches every channel owned by node (as the table recorded
+// or as the view now says), whose host forgot this gateway's watchers
+// when it declared the gateway dead.
+func (t *watchTable[S]) LostNode(node string) *watchEffects[S] {
+	fx := t.begin()
+	for _, ch := range sortedKeys(t.channels) {
+		c := t.channels[ch]
+		if cur, _ := t.ownerOf(ch); (c.ownerKnown && c.owner.node == node) || cur.node == node {
+			t.rewatch(ch, c, 0)
+		}
+	}
+	return fx
+}
+
 // Shed re-watches channels some of whose events the node's inbox shed
 // (all: every watched channel), as Lost does.
 func (t *watchTable[S]) Shed(channels []string, all bool) *watchEffects[S] {

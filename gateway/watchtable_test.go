@@ -173,6 +173,8 @@ func (r *tableRig) run(t *testing.T, d *datadriven.TestData) string {
 		return "ok"
 	case "lost":
 		fx = r.t.Lost(pos[0])
+	case "lostnode":
+		fx = r.t.LostNode(pos[0])
 	case "shed":
 		fx = r.t.Shed(pos, d.HasArg("all"))
 	case "view":

@@ -917,10 +917,14 @@ func (x *SessionsClosed) GetSessions() []string {
 
 // WatchLost tells a gateway that a channel's activation ended (it moved or
 // stopped) and forgot its watchers: the gateway watches again from the last
-// seq it delivered.
+// seq it delivered. With node set (and no channel), node's host saw the
+// gateway come back after it had declared it dead (a partition healed, or
+// a false death): its channels forgot the gateway's watchers then, so the
+// gateway watches again every channel node owns.
 type WatchLost struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Channel       string                 `protobuf:"bytes,1,opt,name=channel,proto3" json:"channel,omitempty"`
+	Node          string                 `protobuf:"bytes,2,opt,name=node,proto3" json:"node,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -958,6 +962,13 @@ func (*WatchLost) Descriptor() ([]byte, []int) {
 func (x *WatchLost) GetChannel() string {
 	if x != nil {
 		return x.Channel
+	}
+	return ""
+}
+
+func (x *WatchLost) GetNode() string {
+	if x != nil {
+		return x.Node
 	}
 	return ""
 }
@@ -1603,9 +1614,10 @@ const file_cluster_proto_rawDesc = "" +
 	"\x0eSessionsClosed\x12\x18\n" +
 	"\achannel\x18\x01 \x01(\tR\achannel\x12\x18\n" +
 	"\agateway\x18\x02 \x01(\tR\agateway\x12\x1a\n" +
-	"\bsessions\x18\x03 \x03(\tR\bsessions\"%\n" +
+	"\bsessions\x18\x03 \x03(\tR\bsessions\"9\n" +
 	"\tWatchLost\x12\x18\n" +
-	"\achannel\x18\x01 \x01(\tR\achannel\"\xb5\x01\n" +
+	"\achannel\x18\x01 \x01(\tR\achannel\x12\x12\n" +
+	"\x04node\x18\x02 \x01(\tR\x04node\"\xb5\x01\n" +
 	"\tRaftBatch\x12\x18\n" +
 	"\acluster\x18\x01 \x01(\tR\acluster\x12\x1b\n" +
 	"\tfrom_node\x18\x02 \x01(\tR\bfromNode\x12\x1d\n" +

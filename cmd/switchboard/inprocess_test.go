@@ -7,6 +7,7 @@ import (
 
 	"github.com/switchboard-chat/switchboard/cluster"
 	"github.com/switchboard-chat/switchboard/cluster/clusterpb"
+	"github.com/switchboard-chat/switchboard/cluster/shard"
 	"github.com/switchboard-chat/switchboard/protocol"
 )
 
@@ -90,9 +91,15 @@ func TestPartitionedLeader(t *testing.T) {
 		}
 		return out
 	}
-	sc.ready = func(ch string) bool {
+	sc.ready = func(ch string) bool { // three voters: a learner would not make n2 and n3 a majority
 		si, _ := nodes[0].cl.Shard(nodes[0].cl.ShardOf(clusterpb.Kind_KIND_CHANNEL, ch))
-		return len(si.Replicas) == 3
+		voters := 0
+		for _, r := range si.Replicas {
+			if r.Role == shard.RoleVoter {
+				voters++
+			}
+		}
+		return voters == 3
 	}
 	sc.healed = func(ch string) bool { a := applied(ch); return a[0] == a[1] && a[1] == a[2] }
 	sc.run(t, names)

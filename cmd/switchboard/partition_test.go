@@ -22,7 +22,8 @@ type partitionScenario struct {
 	// leader says who node on (0: n1) believes leads ch's shard.
 	leader    func(on int, ch string) string
 	cut, heal func()
-	// ready, when set, says ch's shard may be cut (it has its replicas);
+	// ready, when set, says ch's shard may be cut (its three replicas are
+	// voters);
 	// whileCut, when set, checks the cut once n1 has stepped down; healed,
 	// when set, says ch's replicas agree again after the heal.
 	ready, healed func(ch string) bool

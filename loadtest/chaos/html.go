@@ -6,6 +6,7 @@ import (
 	"io"
 	"math"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/switchboard-chat/switchboard/loadtest"
@@ -198,13 +199,23 @@ func timeline(rep *Report, xmax float64) template.HTML {
 		fmt.Fprintf(&b, `<line x1="%g" x2="%g" y1="%g" y2="%g" stroke="#e6e6e6"/>`, left, left+pw, y+row/2, y+row/2)
 		fmt.Fprintf(&b, `<text x="%g" y="%g" text-anchor="end" fill="#444">%s</text>`, left-6, y+row/2+4, template.HTMLEscapeString(n.Node))
 	}
-	for _, f := range rep.Faults {
+	// A label that would run into the next fault's bar in its row, or
+	// past the plot, says only the fault's number (the bar's title names
+	// it).
+	room := make([]float64, len(rep.Faults)) // to the next bar in the row
+	for i, f := range rep.Faults {
+		room[i] = sx(math.Inf(1)) - sx(faultFrom(f))
+		for _, g := range rep.Faults[i+1:] {
+			if g.Node == f.Node {
+				room[i] = sx(faultFrom(g)) - sx(faultFrom(f))
+				break
+			}
+		}
+	}
+	for i, f := range rep.Faults {
 		y := top + row*float64(rowOf[f.Node]) + 4
 		color := kindColors[f.Kind]
-		from := f.DownS
-		if from == 0 {
-			from = f.AtS
-		}
+		from := faultFrom(f)
 		back := f.BackS
 		if back == 0 {
 			back = xmax
@@ -214,7 +225,11 @@ func timeline(rep *Report, xmax float64) template.HTML {
 		if f.RecoveredS > back {
 			fmt.Fprintf(&b, `<rect x="%.1f" y="%g" width="%.1f" height="%g" fill="%s" fill-opacity="0.3"/>`, sx(back), y, sx(f.RecoveredS)-sx(back), row-8, color)
 		}
-		fmt.Fprintf(&b, `<text x="%.1f" y="%g" fill="#222">%d %s</text>`, sx(from)+2, y-1, f.N, f.Kind)
+		label := fmt.Sprintf("%d %s", f.N, f.Kind)
+		if 2+labelWidth(label) > room[i] {
+			label = strconv.Itoa(f.N)
+		}
+		fmt.Fprintf(&b, `<text x="%.1f" y="%g" fill="#222">%s</text>`, sx(from)+2, y-1, label)
 	}
 	base := top + row*float64(len(rep.Nodes))
 	fmt.Fprintf(&b, `<line x1="%g" x2="%g" y1="%g" y2="%g" stroke="#999"/>`, left, left+pw, base, base)
@@ -251,3 +266,15 @@ func sortedKeys[V any](m map[string]V) []string {
 	slices.Sort(out)
 	return out
 }
+
+// faultFrom is when a fault's bar starts: when its node went down or
+// stopped, or when it was injected.
+func faultFrom(f Fault) float64 {
+	if f.DownS == 0 {
+		return f.AtS
+	}
+	return f.DownS
+}
+
+// labelWidth estimates the width of text at the plots' 11 px sans-serif.
+func labelWidth(text string) float64 { return 6.2 * float64(len(text)) }

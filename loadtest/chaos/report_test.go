@@ -183,3 +183,22 @@ func TestLeaderlessShards(t *testing.T) {
 		}
 	}
 }
+
+// TestTimelineLabels: a fault's label names its kind unless the next
+// fault's bar in its row starts before the label would end; then it is
+// the number only (the bar's title names it).
+func TestTimelineLabels(t *testing.T) {
+	rep := &Report{Nodes: []NodeReport{{Node: "n1"}, {Node: "n2"}}}
+	for i, f := range []struct {
+		node string
+		at   float64
+	}{{"n1", 10}, {"n1", 11}, {"n2", 11.5}, {"n1", 40}} {
+		rep.Faults = append(rep.Faults, Fault{Planned: Planned{N: i + 1, Kind: FaultPartition}, Node: f.node, AtS: f.at, DownS: f.at, BackS: f.at + 1, RecoveredS: f.at + 1.5})
+	}
+	svg := string(timeline(rep, 60))
+	for _, want := range []string{`fill="#222">1</text>`, `fill="#222">2 partition</text>`, `fill="#222">3 partition</text>`, `fill="#222">4 partition</text>`} {
+		if !strings.Contains(svg, want) {
+			t.Errorf("timeline lacks %s", want)
+		}
+	}
+}
