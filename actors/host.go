@@ -199,12 +199,14 @@ func StartHost(d Deps) (*Host, error) {
 			// Restarted faster than failure detection: its old process
 			// (and its sessions) are gone though it never showed dead.
 			d.Cluster.System().Root.Send(pid, &gatewayGone{addr: old.Meta.Remote})
-		case (old.State == cluster.StateDead || old.State == cluster.StateLeft) && cur.State == cluster.StateAlive && cur.IsGateway():
+		case (old.State == cluster.StateDead || old.State == cluster.StateLeft) && !old.Since.IsZero() && cur.State == cluster.StateAlive && cur.IsGateway():
 			// Back in the same life: it was cut off, or wrongly declared
 			// dead, and its sessions still believe they watch the channels
 			// here that forgot them (gatewayGone). The notice each channel
 			// sent then was likely lost with the link; this one goes once
-			// the link is back.
+			// the link is back. (A member only in the saved registry, never
+			// seen by this process, has no Since: it was not declared dead
+			// here.)
 			d.Cluster.SendWhenLinked(cur.Meta.Remote,
 				clusterpb.Wrap(&clusterpb.Envelope_WatchLost{WatchLost: &clusterpb.WatchLost{Node: d.Cluster.Name()}}), watchLostWithin)
 		}
