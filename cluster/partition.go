@@ -257,7 +257,23 @@ func (t *partitionedGossip) DialAddressTimeout(a memberlist.Address, timeout tim
 	return t.p.DialContext(ctx, "tcp", a.Addr)
 }
 
+// Shutdown stops the transport. Its listeners block handing a packet to
+// PacketCh until someone takes it, and the transport's Shutdown waits for
+// them: what arrives meanwhile is taken and dropped, so that it returns
+// (memberlist may have stopped reading).
 func (t *partitionedGossip) Shutdown() error {
 	close(t.done)
-	return t.NetTransport.Shutdown()
+	stop := make(chan struct{})
+	go func() {
+		for {
+			select {
+			case <-t.NetTransport.PacketCh():
+			case <-stop:
+				return
+			}
+		}
+	}()
+	err := t.NetTransport.Shutdown()
+	close(stop)
+	return err
 }

@@ -3,10 +3,15 @@ package cluster
 import (
 	"context"
 	"errors"
+	"io"
+	"log"
 	"net"
 	"slices"
+	"strconv"
 	"testing"
 	"time"
+
+	"github.com/hashicorp/memberlist"
 )
 
 // TestPartitionCutsDialsAndConnections: a cut refuses new dials to the
@@ -64,5 +69,48 @@ func TestPartitionCutsDialsAndConnections(t *testing.T) {
 	toB.Close()
 	if len(p.conns) != 0 {
 		t.Fatalf("%d connections still tracked after closing", len(p.conns))
+	}
+}
+
+// TestPartitionedGossipShutsDownUnread: the transport shuts down while
+// packets keep arriving and nobody reads them (memberlist has stopped
+// reading), instead of waiting for ever for its listener, which blocks
+// handing a packet over.
+func TestPartitionedGossipShutsDownUnread(t *testing.T) {
+	mc := memberlist.DefaultLocalConfig()
+	mc.BindAddr, mc.BindPort = "127.0.0.1", 0
+	mc.Logger = log.New(io.Discard, "", 0)
+	tr, err := NewPartition().gossipTransport(mc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err := net.Dial("udp", net.JoinHostPort("127.0.0.1", strconv.Itoa(mc.BindPort)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	done := make(chan error, 1)
+	stop := make(chan struct{})
+	go func() { // packets all along, before and during the shutdown
+		tick := time.NewTicker(time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-tick.C:
+				_, _ = conn.Write([]byte("x"))
+			}
+		}
+	}()
+	defer close(stop)
+	time.AfterFunc(50*time.Millisecond, func() { done <- tr.Shutdown() })
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the transport's shutdown hangs on an unread packet")
 	}
 }
