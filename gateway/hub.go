@@ -98,7 +98,11 @@ func (h *hub) unwatch(s *session, ch string)           { h.t.Unwatched(s, ch) }
 
 // Unwatch, WatchLost and EventsShed are the channels' and the inbox's
 // notices (cluster.Handler).
-func (h *hub) Unwatch(u *clusterpb.Unwatch) { h.t.Removed(u.Channel, u.Sessions) }
+func (h *hub) Unwatch(u *clusterpb.Unwatch)           { h.t.Removed(u.Channel, u.Sessions) }
+func (h *hub) EventsShed(channels []string, all bool) { h.apply(h.t.Shed(channels, all)) }
+
+// WatchLost re-watches the channel named, or with Node set every channel
+// that node owns (its host had declared this gateway dead).
 func (h *hub) WatchLost(w *clusterpb.WatchLost) {
 	if w.Node != "" {
 		h.apply(h.t.LostNode(w.Node))
@@ -106,7 +110,6 @@ func (h *hub) WatchLost(w *clusterpb.WatchLost) {
 	}
 	h.apply(h.t.Lost(w.Channel))
 }
-func (h *hub) EventsShed(channels []string, all bool) { h.apply(h.t.Shed(channels, all)) }
 
 // viewChanged applies a membership change (coalesced by viewPending).
 func (h *hub) viewChanged() {
