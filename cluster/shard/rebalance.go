@@ -200,15 +200,22 @@ func (e *Engine) place(g *group, hosts map[string]Host, now time.Time) {
 		}
 	}
 	// 4. Remove an unwanted voter no replacement is coming for, keeping at
-	// least two live voters (one when only one host is left).
+	// least two live voters (one when only one host is left). A live one
+	// goes only while the shard has more voters than hosts it wants: else
+	// a wanted host is down for now (dead for less than ReplaceDeadAfter),
+	// and this voter stands in for it until it is back (then it replaces
+	// this one) or given up (then this one is wanted again).
 	if out, ok := unwantedVoter(reps, g.id); ok && !slices.ContainsFunc(reps, func(r replicaView) bool { return r.learner }) {
-		live := 0
+		live, voters := 0, 0
 		for _, r := range reps {
+			if !r.learner {
+				voters++
+			}
 			if !r.learner && r.live && r.desc.ID != out.desc.ID {
 				live++
 			}
 		}
-		if live >= min(2, len(want)) {
+		if live >= min(2, len(want)) && (!out.live || voters > len(want)) {
 			e.change(g, now, "removing a replica no host replaces", []*pb.ConfChangeSingle{removeNode(out.desc.ID)}, nil)
 		}
 		return

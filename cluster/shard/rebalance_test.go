@@ -226,3 +226,49 @@ func TestFullDiskHandsLeadershipOver(t *testing.T) {
 		t.Fatalf("after = %q on the returned leader", got)
 	}
 }
+
+// TestDeadWantedHostDoesNotShrinkShards: a host that ranks among a
+// shard's replicas but is dead (for less than ReplaceDeadAfter) and holds
+// none cannot take one; the live voter it would replace stands in for it
+// and is not removed, or the shard would run on two voters until the
+// host is back or given up, and lose its majority to one more failure.
+func TestDeadWantedHostDoesNotShrinkShards(t *testing.T) {
+	const shards = 8
+	h := newHarness(t)
+	h.cfg = func(c *Config) { c.ReplaceDeadAfter = time.Hour }
+	for _, n := range []string{"a", "b", "c"} {
+		h.start(n, vfs.NewMem())
+	}
+	if err := h.node("a").e.Bootstrap(shards); err != nil {
+		t.Fatal(err)
+	}
+	h.settle()
+	h.setHosts(nil)
+	all3 := func(uint32) []string { return []string{"a", "b", "c"} }
+	h.placed(shards, all3)
+	// d is known, and dead, before it got any replica: for the shards it
+	// ranks in, one of a, b, c is no longer wanted.
+	four := []string{"a", "b", "c", "d"}
+	moved := 0
+	for s := range uint32(shards) {
+		if slices.Contains(rankOf(four, s, 3), "d") {
+			moved++
+		}
+	}
+	if moved == 0 {
+		t.Fatal("d ranks in no shard: pick more shards")
+	}
+	for _, n := range h.live() {
+		n.e.SetHosts([]Host{{Node: "a", Store: h.node("a").store, Alive: true}, {Node: "b", Store: h.node("b").store, Alive: true},
+			{Node: "c", Store: h.node("c").store, Alive: true}, {Node: "d", Store: 99, DeadSince: h.now}})
+	}
+	h.tick(300)
+	if !h.isPlaced(shards, all3) {
+		for s := range uint32(shards) {
+			if l := h.leaderOf(s); l != nil {
+				t.Errorf("shard %d: replicas %+v", s, l.e.groups[s].st.Applied().Replicas)
+			}
+		}
+		t.Fatalf("%d shards rank the dead d: their voters must stay a, b and c", moved)
+	}
+}
