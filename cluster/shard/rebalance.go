@@ -157,13 +157,15 @@ func (e *Engine) place(g *group, hosts map[string]Host, now time.Time) {
 		return
 	}
 	// 1. Hand leadership to a wanted, caught-up voter if this one is not
-	// wanted any more, or cannot write.
+	// wanted any more, or cannot write. With none to hand it to (a shard
+	// still on this node alone, which formed the cluster and is not among
+	// the shard's hosts), first grow the shard onto them (below).
 	if !reps[self].wanted || reps[self].full {
 		if to, ok := bestVoter(reps, want, g.id); ok {
 			e.log.Debug("transferring shard leadership off this node", "shard", g.shard, "to", to.desc.Node, "disk_full", reps[self].full)
 			g.rn.TransferLeader(to.desc.ID)
+			return
 		}
-		return
 	}
 	// 2. Promote a caught-up wanted learner, swapping an unwanted voter out
 	// in the same joint change; drop unwanted learners.

@@ -272,3 +272,32 @@ func TestDeadWantedHostDoesNotShrinkShards(t *testing.T) {
 		t.Fatalf("%d shards rank the dead d: their voters must stay a, b and c", moved)
 	}
 }
+
+// TestFormedOnANodeNotWantedGrows: shards formed on one node grow onto
+// the hosts rendezvous hashing picks when that node is not among them:
+// with five hosts, the forming node is not wanted by about two shards in
+// five, and it has no other voter to hand their leadership to before it
+// adds one.
+func TestFormedOnANodeNotWantedGrows(t *testing.T) {
+	const shards = 10
+	h := newHarness(t)
+	five := []string{"a", "b", "c", "d", "e"}
+	for _, n := range five {
+		h.start(n, vfs.NewMem())
+	}
+	if err := h.node("a").e.Bootstrap(shards); err != nil {
+		t.Fatal(err)
+	}
+	h.settle()
+	unwanted := 0
+	for s := range uint32(shards) {
+		if !slices.Contains(rankOf(five, s, 3), "a") {
+			unwanted++
+		}
+	}
+	if unwanted == 0 {
+		t.Fatal("a is wanted by every shard: pick more shards")
+	}
+	h.setHosts(nil)
+	h.placed(shards, func(s uint32) []string { return rankOf(five, s, 3) })
+}

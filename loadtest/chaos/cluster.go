@@ -286,8 +286,63 @@ func (c *cluster) notConverged(ctx context.Context) string {
 		if id, ok := leaderless(view.Shards); ok {
 			return fmt.Sprintf("%s sees no leader for shard %s yet", n.base, id)
 		}
+		if want := min(c.replicas(), len(run)); want > 0 {
+			if id, voters, ok := underReplicated(view.Shards, want); ok {
+				return fmt.Sprintf("%s sees shard %s on %d live voters, not %d, yet", n.base, id, voters, want)
+			}
+		}
 	}
 	return ""
+}
+
+// replicas is the nodes' --replicas: 3 unless --serve-args says (the last
+// one given wins).
+func (c *cluster) replicas() int {
+	n := 3
+	for i, a := range c.cfg.ServeArgs {
+		v, ok := strings.CutPrefix(a, "--replicas=")
+		if !ok && a == "--replicas" && i+1 < len(c.cfg.ServeArgs) {
+			v, ok = c.cfg.ServeArgs[i+1], true
+		}
+		if r, err := strconv.Atoi(v); ok && err == nil && r > 0 {
+			n = r
+		}
+	}
+	return n
+}
+
+// underReplicated finds a shard, in a replicated build's list of shards
+// in GET /v1/cluster, that has fewer than want live voters, or a replica
+// being added or removed: after a fault, the cluster has not recovered
+// until every shard is back to its full copies, or the next fault could
+// take a majority (or the only copy). A list not understood holds
+// nothing up.
+func underReplicated(raw json.RawMessage, want int) (id string, voters int, found bool) {
+	var list []struct {
+		ID       json.RawMessage `json:"id"`
+		Replicas []struct {
+			Role  string `json:"role"`
+			State string `json:"state"`
+		} `json:"replicas"`
+	}
+	if json.Unmarshal(raw, &list) != nil {
+		return "", 0, false
+	}
+	for _, s := range list {
+		voters, changing := 0, false
+		for _, r := range s.Replicas {
+			switch {
+			case r.Role != "voter":
+				changing = true
+			case r.State != "down":
+				voters++
+			}
+		}
+		if voters < want || changing {
+			return strings.Trim(string(s.ID), `"`), voters, true
+		}
+	}
+	return "", 0, false
 }
 
 // leaderless finds a shard without a leader in the shards a replicated

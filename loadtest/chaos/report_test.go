@@ -202,3 +202,29 @@ func TestTimelineLabels(t *testing.T) {
 		}
 	}
 }
+
+// TestUnderReplicatedShards: a shard holds the cluster's recovery up
+// until it has the live voters wanted and no replica being added or
+// removed; what is not a list of shards holds nothing up.
+func TestUnderReplicatedShards(t *testing.T) {
+	three := `{"role":"voter","state":"replicate"},{"role":"voter","state":"replicate"},{"role":"voter","state":"probe"}`
+	for raw, want := range map[string]string{
+		``:                                      "",
+		`{"a":1}`:                               "",
+		`[{"id":1,"replicas":[` + three + `]}]`: "",
+		`[{"id":1,"replicas":[` + three + `]},{"id":2,"replicas":[{"role":"voter"}]}]`:              "2",
+		`[{"id":3,"replicas":[` + three + `,{"role":"learner","state":"snapshot"}]}]`:               "3",
+		`[{"id":4,"replicas":[{"role":"voter","state":"down"},{"role":"voter"},{"role":"voter"}]}]`: "4",
+	} {
+		id, _, ok := underReplicated(json.RawMessage(raw), 3)
+		if id != want || ok != (want != "") {
+			t.Errorf("shards %s: got %q %v, want %q", raw, id, ok, want)
+		}
+	}
+	for args, want := range map[string]int{"": 3, "--replicas 5": 5, "--replicas=1 --x": 1, "--replicas 2 --replicas=4": 4, "--replicas x": 3} {
+		c := &cluster{cfg: &Config{ServeArgs: strings.Fields(args)}}
+		if got := c.replicas(); got != want {
+			t.Errorf("--serve-args %q: replicas %d, want %d", args, got, want)
+		}
+	}
+}
