@@ -125,7 +125,15 @@ func TestWebhooksThroughFailuresAndARestart(t *testing.T) {
 				if ch == "w0" && want[ch] >= 20 {
 					break // w0 gets nothing after the restart
 				}
-				a.do("POST", "/v1/channels/"+ch+"/messages", map[string]any{"text": fmt.Sprint("m", want[ch])}).want(t, 201, "")
+				// A node just restarted may not have elected its shards'
+				// leaders yet: it says 503 unavailable, and a client retries.
+				body := map[string]any{"text": fmt.Sprint("m", want[ch])}
+				r := a.do("POST", "/v1/channels/"+ch+"/messages", body)
+				for deadline := time.Now().Add(10 * time.Second); r.status == http.StatusServiceUnavailable && time.Now().Before(deadline); {
+					time.Sleep(50 * time.Millisecond)
+					r = a.do("POST", "/v1/channels/"+ch+"/messages", body)
+				}
+				r.want(t, 201, "")
 				want[ch]++
 			}
 		}
