@@ -2,6 +2,8 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
+	"strconv"
 	"testing"
 	"time"
 
@@ -103,4 +105,49 @@ func TestPartitionedLeader(t *testing.T) {
 	}
 	sc.healed = func(ch string) bool { a := applied(ch); return a[0] == a[1] && a[1] == a[2] }
 	sc.run(t, names)
+}
+
+// TestFiveNodesReplicateEveryShard: a cluster formed by one node grows to
+// five, and every shard ends on three voters with a leader, also the
+// shards whose ranked hosts leave out the node that formed the cluster
+// (they used to stay on that node alone).
+func TestFiveNodesReplicateEveryShard(t *testing.T) {
+	net := cluster.NewMemNetwork()
+	var nodes []*Node
+	for i := range 5 {
+		nodes = append(nodes, testNode(t, func(c *Config) {
+			c.NodeName, c.Network, c.ClusterName = "n"+strconv.Itoa(i+1), net, "test-"+t.Name()
+			if i > 0 {
+				c.Join = []string{nodes[0].cl.GossipAddress()}
+			}
+		}))
+	}
+	why := "not looked yet"
+	settled := func() bool {
+		for _, n := range nodes {
+			shards := n.cl.Shards()
+			if len(shards) != int(DefaultShards) {
+				why = fmt.Sprintf("%s knows %d shards", n.cl.Name(), len(shards))
+				return false
+			}
+			for _, si := range shards {
+				voters := 0
+				for _, r := range si.Replicas {
+					if r.Role == shard.RoleVoter {
+						voters++
+					}
+				}
+				if si.Leader == "" || voters != 3 {
+					why = fmt.Sprintf("%s sees shard %d led by %q on %d voters", n.cl.Name(), si.Shard, si.Leader, voters)
+					return false
+				}
+			}
+		}
+		return true
+	}
+	for deadline := time.Now().Add(60 * time.Second); !settled(); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("not every shard on three voters after 60 s: %s", why)
+		}
+	}
 }
