@@ -59,9 +59,9 @@ type Config struct {
 	// several nodes in one process.
 	GossipTransport memberlist.NodeAwareTransport
 	ActorTransport  ActorTransport
-	// Partition, when set, lets CutOff cut this node off from others
-	// (fault injection, partition.go); it takes effect on the socket
-	// transports only.
+	// Partition, when set, is in front of this node's dials to others
+	// and of its gossip (fault injection, partition.go); it takes effect
+	// on the socket transports only.
 	Partition *Partition
 	// HTTPAddr is the node's client-facing address, gossiped for tooling
 	// and for requests other nodes forward to it (Meta.HTTP); HTTPTLS says

@@ -58,18 +58,18 @@ func (p *Partition) set(node string, addrs []string) {
 	}
 }
 
-// heal ends every cut.
-func (p *Partition) heal() {
+// Heal ends every cut.
+func (p *Partition) Heal() {
 	p.mu.Lock()
 	clear(p.cut)
 	p.mu.Unlock()
 }
 
-// nodes returns the names of the nodes cut off, sorted.
-func (p *Partition) nodes() []string {
+// Nodes returns the names of the nodes cut off, sorted (empty, not nil, when none).
+func (p *Partition) Nodes() []string {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	var out []string
+	out := []string{}
 	for _, n := range p.cut {
 		if !slices.Contains(out, n) {
 			out = append(out, n)
@@ -133,20 +133,14 @@ func (c *cutConn) Close() error {
 	return c.Conn.Close()
 }
 
-// CutOff cuts this node off from the named nodes (in addition to those
-// already cut), at every address the membership knows for them. It fails,
-// cutting nothing, when the node has no Partition or a name is not a
-// member or is this node.
-func (c *Cluster) CutOff(names []string) error {
-	p := c.cfg.Partition
-	if p == nil {
-		return errors.New("this node was not started with fault injection")
-	}
-	v := c.View()
+// Cut cuts this node (self) off from the named members of v, in addition
+// to those already cut, at every address v knows for them. It fails,
+// cutting nothing, when a name is not another member.
+func (p *Partition) Cut(v *View, self string, names []string) error {
 	addrs := make(map[string][]string, len(names))
 	for _, name := range names {
 		m, ok := v.Member(name)
-		if !ok || name == c.cfg.Name {
+		if !ok || name == self {
 			return fmt.Errorf("%q is not another member", name)
 		}
 		addrs[name] = []string{m.Gossip, m.Meta.Remote, m.Meta.HTTP, m.Meta.Admin}
@@ -157,30 +151,14 @@ func (c *Cluster) CutOff(names []string) error {
 	return nil
 }
 
-// CutNodes returns the names of the nodes CutOff cut this node off from.
-func (c *Cluster) CutNodes() []string {
-	if c.cfg.Partition == nil {
-		return nil
-	}
-	return c.cfg.Partition.nodes()
-}
-
-// Heal ends every cut CutOff made.
-func (c *Cluster) Heal() error {
-	if c.cfg.Partition == nil {
-		return errors.New("this node was not started with fault injection")
-	}
-	c.cfg.Partition.heal()
-	return nil
-}
-
 // partitionedGossip is memberlist's own transport with a Partition in
 // front of it.
 type partitionedGossip struct {
 	*memberlist.NetTransport
 	p       *Partition
 	packets chan *memberlist.Packet
-	done    chan struct{}
+	closing chan struct{} // Shutdown began: what arrives is dropped
+	closed  chan struct{} // the transport is shut down: filter ends
 }
 
 // gossipTransport starts memberlist's network transport at mc's bind
@@ -207,12 +185,15 @@ func (p *Partition) gossipTransport(mc *memberlist.Config) (*partitionedGossip, 
 		mc.BindPort = nt.GetAutoBindPort()
 		mc.AdvertisePort = mc.BindPort
 	}
-	t := &partitionedGossip{NetTransport: nt, p: p, packets: make(chan *memberlist.Packet), done: make(chan struct{})}
+	t := &partitionedGossip{NetTransport: nt, p: p, packets: make(chan *memberlist.Packet), closing: make(chan struct{}), closed: make(chan struct{})}
 	go t.filter()
 	return t, nil
 }
 
-// filter passes on the packets that do not come from a cut node.
+// filter passes on the packets that do not come from a cut node. Once
+// Shutdown begins it takes and drops what arrives: the transport's
+// listeners block handing a packet over until someone takes it, and its
+// Shutdown waits for them (memberlist may have stopped reading).
 func (t *partitionedGossip) filter() {
 	in := t.NetTransport.PacketCh()
 	for {
@@ -223,10 +204,9 @@ func (t *partitionedGossip) filter() {
 			}
 			select {
 			case t.packets <- pk:
-			case <-t.done:
-				return
+			case <-t.closing:
 			}
-		case <-t.done:
+		case <-t.closed:
 			return
 		}
 	}
@@ -257,23 +237,10 @@ func (t *partitionedGossip) DialAddressTimeout(a memberlist.Address, timeout tim
 	return t.p.DialContext(ctx, "tcp", a.Addr)
 }
 
-// Shutdown stops the transport. Its listeners block handing a packet to
-// PacketCh until someone takes it, and the transport's Shutdown waits for
-// them: what arrives meanwhile is taken and dropped, so that it returns
-// (memberlist may have stopped reading).
+// Shutdown stops the transport (see filter).
 func (t *partitionedGossip) Shutdown() error {
-	close(t.done)
-	stop := make(chan struct{})
-	go func() {
-		for {
-			select {
-			case <-t.NetTransport.PacketCh():
-			case <-stop:
-				return
-			}
-		}
-	}()
+	close(t.closing)
 	err := t.NetTransport.Shutdown()
-	close(stop)
+	close(t.closed)
 	return err
 }

@@ -47,7 +47,7 @@ func TestPartitionCutsDialsAndConnections(t *testing.T) {
 		t.Fatal(err)
 	}
 	p.set("na", []string{a, ""})
-	if got := p.nodes(); !slices.Equal(got, []string{"na"}) {
+	if got := p.Nodes(); !slices.Equal(got, []string{"na"}) {
 		t.Fatalf("cut nodes %v", got)
 	}
 	if _, err := p.DialContext(ctx, "tcp", a); !errors.Is(err, errCut) {
@@ -60,7 +60,7 @@ func TestPartitionCutsDialsAndConnections(t *testing.T) {
 	if _, err := toB.Write([]byte("x")); err != nil {
 		t.Fatalf("the other connection: %v", err)
 	}
-	p.heal()
+	p.Heal()
 	if c, err := p.DialContext(ctx, "tcp", a); err != nil {
 		t.Fatalf("dial after the heal: %v", err)
 	} else {

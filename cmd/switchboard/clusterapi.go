@@ -170,12 +170,11 @@ func (n *Node) forget(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, struct{}{})
 }
 
-// partition serves /v1/cluster/partition (--fault-injection): GET says
+// partitionHandler serves /v1/cluster/partition (--fault-injection): GET says
 // which nodes this node is cut off from, PUT ?nodes=a,b cuts it off from
 // those too (the caller tells their side the same, for a partition both
 // ways), DELETE heals every cut. Each answers {"cut": [names]}.
-func (n *Node) partition(w http.ResponseWriter, r *http.Request) {
-	var err error
+func (n *Node) partitionHandler(w http.ResponseWriter, r *http.Request) {
 	switch r.Method {
 	case http.MethodPut:
 		names := strings.FieldsFunc(r.URL.Query().Get("nodes"), func(c rune) bool { return c == ',' })
@@ -183,17 +182,12 @@ func (n *Node) partition(w http.ResponseWriter, r *http.Request) {
 			operatorError(w, http.StatusBadRequest, protocol.CodeBadRequest, "give nodes=NAME[,NAME...]")
 			return
 		}
-		err = n.cl.CutOff(names)
+		if err := n.partition.Cut(n.cl.View(), n.cl.Name(), names); err != nil {
+			operatorError(w, http.StatusBadRequest, protocol.CodeBadRequest, err.Error())
+			return
+		}
 	case http.MethodDelete:
-		err = n.cl.Heal()
+		n.partition.Heal()
 	}
-	if err != nil {
-		operatorError(w, http.StatusBadRequest, protocol.CodeBadRequest, err.Error())
-		return
-	}
-	cut := n.cl.CutNodes()
-	if cut == nil {
-		cut = []string{}
-	}
-	writeJSON(w, http.StatusOK, map[string][]string{"cut": cut})
+	writeJSON(w, http.StatusOK, map[string][]string{"cut": n.partition.Nodes()})
 }

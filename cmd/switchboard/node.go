@@ -143,6 +143,9 @@ type Node struct {
 	// peers forwards requests to other nodes (file downloads, drain and
 	// metrics of another node).
 	peers *peerhttp.Client
+	// partition cuts this node off from others (--fault-injection only;
+	// /v1/cluster/partition).
+	partition *cluster.Partition
 	// stopWatch ends the certificate watchers and gossipDiskFull, which
 	// watchers joins.
 	stopWatch chan struct{}
@@ -256,11 +259,10 @@ func NewNode(cfg Config) (_ *Node, err error) {
 		}
 	}
 	n.warnOperator()
-	var partition *cluster.Partition
 	var peerDial func(ctx context.Context, network, addr string) (net.Conn, error)
 	if cfg.FaultInjection {
-		partition = cluster.NewPartition()
-		peerDial = partition.DialContext
+		n.partition = cluster.NewPartition()
+		peerDial = n.partition.DialContext
 		n.log.Warn("FAULT INJECTION ON: an operator key may cut this node off from others (/v1/cluster/partition); never run production nodes with --fault-injection")
 	}
 	n.peers = peerhttp.New(n.sec.peers, peerDial)
@@ -286,7 +288,7 @@ func NewNode(cfg Config) (_ *Node, err error) {
 	if n.adminLn != nil {
 		ccfg.AdminAddr = advertised(cfg.AdminListen, n.adminLn.Addr(), remote)
 	}
-	ccfg.Partition = partition
+	ccfg.Partition = n.partition
 	cfg.Test.apply(&ccfg)
 	if cfg.Network != nil {
 		cfg.Network.Attach(&ccfg)

@@ -45,9 +45,9 @@ func (n *Node) operatorRoutes(mux *http.ServeMux, admin bool) {
 	mux.Handle("GET /v1/cluster/metrics", n.guard(opRead, admin, http.HandlerFunc(n.nodeMetrics)))
 	mux.Handle("GET /metrics", n.guard(opRead, admin, promhttp.HandlerFor(n.reg, promhttp.HandlerOpts{Registry: n.reg})))
 	if n.cfg.FaultInjection {
-		mux.Handle("GET /v1/cluster/partition", n.guard(opRead, admin, http.HandlerFunc(n.partition)))
-		mux.Handle("PUT /v1/cluster/partition", n.guard(opChange, admin, http.HandlerFunc(n.partition)))
-		mux.Handle("DELETE /v1/cluster/partition", n.guard(opChange, admin, http.HandlerFunc(n.partition)))
+		mux.Handle("GET /v1/cluster/partition", n.guard(opRead, admin, http.HandlerFunc(n.partitionHandler)))
+		mux.Handle("PUT /v1/cluster/partition", n.guard(opChange, admin, http.HandlerFunc(n.partitionHandler)))
+		mux.Handle("DELETE /v1/cluster/partition", n.guard(opChange, admin, http.HandlerFunc(n.partitionHandler)))
 	}
 	if n.cfg.Pprof {
 		mux.Handle("/debug/pprof/", n.guard(opRead, admin, http.HandlerFunc(pprof.Index)))
