@@ -194,10 +194,12 @@ func StartHost(d Deps) (*Host, error) {
 	d.Cluster.OnChange(func(old, cur cluster.Member) {
 		switch {
 		case cur.State == cluster.StateDead || cur.State == cluster.StateLeft:
+			d.Logger.Debug("watch: gateway gone, its watchers forgotten", "node", cur.Name, "state", cur.State)
 			d.Cluster.System().Root.Send(pid, &gatewayGone{addr: cur.Meta.Remote})
 		case old.Meta.Remote != "" && old.Meta.Remote != cur.Meta.Remote:
 			// Restarted faster than failure detection: its old process
 			// (and its sessions) are gone though it never showed dead.
+			d.Logger.Debug("watch: gateway restarted, its old watchers forgotten", "node", cur.Name)
 			d.Cluster.System().Root.Send(pid, &gatewayGone{addr: old.Meta.Remote})
 		case (old.State == cluster.StateDead || old.State == cluster.StateLeft) && !old.Since.IsZero() && cur.State == cluster.StateAlive && cur.IsGateway():
 			// Back in the same life: it was cut off, or wrongly declared
@@ -207,6 +209,7 @@ func StartHost(d Deps) (*Host, error) {
 			// the link is back. (A member only in the saved registry, never
 			// seen by this process, has no Since: it was not declared dead
 			// here.)
+			d.Logger.Debug("watch: gateway back in the same life, telling it to watch again", "node", cur.Name)
 			d.Cluster.SendWhenLinked(cur.Meta.Remote,
 				clusterpb.Wrap(&clusterpb.Envelope_WatchLost{WatchLost: &clusterpb.WatchLost{Node: d.Cluster.Name()}}), watchLostWithin)
 		}

@@ -1,7 +1,9 @@
 package gateway
 
 import (
+	"context"
 	"encoding/json"
+	"log/slog"
 	"sync/atomic"
 	"time"
 
@@ -54,13 +56,17 @@ func (h *hub) ownerOf(ch string) (ownerRef, bool) {
 	return ownerRef{node: name, incarnation: m.Meta.Incarnation, term: term, returns: m.Returns}, name != "" && m.State == cluster.StateAlive
 }
 
-// apply carries out the table's effects, in their order.
-func (h *hub) apply(fx *watchEffects[*session]) { h.applyFrom("", fx) }
+// apply carries out the table's effects, in their order; why names the
+// input, for the debug log of the rewatches and closes it caused.
+func (h *hub) apply(why string, fx *watchEffects[*session]) { h.applyFrom(why, "", fx) }
 
 // applyFrom is apply for the effects of ch's events (ch: "" for any
 // other input): their deliveries are written once ch's coalescing
 // window allows (coalesce).
-func (h *hub) applyFrom(ch string, fx *watchEffects[*session]) {
+func (h *hub) applyFrom(why, ch string, fx *watchEffects[*session]) {
+	if len(fx.Close)+len(fx.Rewatch) > 0 {
+		h.logWatch(why, fx)
+	}
 	for _, d := range fx.Deliver {
 		if d.s.queue(h.frames.message(d.frame)) {
 			h.wake = append(h.wake, d.s)
@@ -92,29 +98,31 @@ func (h *hub) applyFrom(ch string, fx *watchEffects[*session]) {
 // opened and closed add and remove a session; watch and unwatch apply a
 // join's or watch's reply and an unwatch's or leave's.
 func (h *hub) opened(s *session)                       { h.t.Open(s) }
-func (h *hub) closed(s *session)                       { h.apply(h.t.Close(s)) }
-func (h *hub) watch(s *session, ch string, seq uint64) { h.apply(h.t.Watched(s, ch, seq)) }
+func (h *hub) closed(s *session)                       { h.apply("closed", h.t.Close(s)) }
+func (h *hub) watch(s *session, ch string, seq uint64) { h.apply("watched", h.t.Watched(s, ch, seq)) }
 func (h *hub) unwatch(s *session, ch string)           { h.t.Unwatched(s, ch) }
 
 // Unwatch, WatchLost and EventsShed are the channels' and the inbox's
 // notices (cluster.Handler).
-func (h *hub) Unwatch(u *clusterpb.Unwatch)           { h.t.Removed(u.Channel, u.Sessions) }
-func (h *hub) EventsShed(channels []string, all bool) { h.apply(h.t.Shed(channels, all)) }
+func (h *hub) Unwatch(u *clusterpb.Unwatch) { h.t.Removed(u.Channel, u.Sessions) }
+func (h *hub) EventsShed(channels []string, all bool) {
+	h.apply("events shed", h.t.Shed(channels, all))
+}
 
 // WatchLost re-watches the channel named, or with Node set every channel
 // that node owns (its host had declared this gateway dead).
 func (h *hub) WatchLost(w *clusterpb.WatchLost) {
 	if w.Node != "" {
-		h.apply(h.t.LostNode(w.Node))
+		h.apply("owner lost this gateway: "+w.Node, h.t.LostNode(w.Node))
 		return
 	}
-	h.apply(h.t.Lost(w.Channel))
+	h.apply("watch lost", h.t.Lost(w.Channel))
 }
 
 // viewChanged applies a membership change (coalesced by viewPending).
 func (h *hub) viewChanged() {
 	h.viewPending.Store(false)
-	h.apply(h.t.ViewChanged())
+	h.apply("view changed", h.t.ViewChanged())
 }
 
 // Events fans a channel's events out to its local watchers.
@@ -127,7 +135,7 @@ func (h *hub) Events(ev *clusterpb.Events) {
 	if m.Deliveries != nil && len(fx.Deliver) > 0 {
 		m.Deliveries(len(fx.Deliver))
 	}
-	h.applyFrom(ev.Channel, fx)
+	h.applyFrom("gap in events", ev.Channel, fx)
 }
 
 // coalesce returns when the sessions a batch of ch's events woke are to
@@ -180,14 +188,14 @@ func (h *hub) request(r rewatchRequest[*session]) {
 func (h *hub) rewatched(batch uint64, rep *clusterpb.Reply) {
 	if rep.Error != nil {
 		e := &protocol.Error{Code: protocol.Code(rep.Error.Code), Message: rep.Error.Message}
-		h.apply(h.t.Rewatched(batch, nil, e, time.Now()))
+		h.apply("rewatch failed: "+string(e.Code), h.t.Rewatched(batch, nil, e, time.Now()))
 		return
 	}
 	var r channel.RewatchResult
 	if err := json.Unmarshal(rep.Result, &r); err != nil {
 		r = channel.RewatchResult{Reset: true}
 	}
-	h.apply(h.t.Rewatched(batch, &r, nil, time.Now()))
+	h.apply("rewatched", h.t.Rewatched(batch, &r, nil, time.Now()))
 }
 
 // wakeAt arms the retry timer for at, replacing a later one.
@@ -204,7 +212,25 @@ func (h *hub) wakeAt(at time.Time) {
 				return // replaced
 			}
 			h.timer = nil
-			h.apply(h.t.Tick(time.Now()))
+			h.apply("retry", h.t.Tick(time.Now()))
 		})
 	})
+}
+
+// logWatch logs the rewatches (at debug level) and the closes one input
+// of the table caused, and why: the trail to follow when a session missed
+// a channel's events. Closes are rare (a history that cannot replay, a
+// channel that stayed unavailable), and each costs a client a reconnect.
+func (h *hub) logWatch(why string, fx *watchEffects[*session]) {
+	if len(fx.Close) > 0 {
+		h.g.log.Info("watch: sessions closed to resync", "why", why, "sessions", len(fx.Close), "first", fx.Close[0].id)
+	}
+	if !h.g.log.Enabled(context.Background(), slog.LevelDebug) {
+		return
+	}
+	for _, r := range fx.Rewatch {
+		owner, alive := h.ownerOf(r.Channel)
+		h.g.log.Debug("watch: rewatch", "why", why, "channel", r.Channel, "since", r.Since, "sessions", len(r.Sessions),
+			"attempt", r.Attempt, "owner", owner.node, "term", owner.term, "owner_alive", alive)
+	}
 }
