@@ -24,8 +24,11 @@ import (
 // reconnects as soon as the node answers again; the mark goes with the
 // connection's return.
 type links struct {
-	mu   sync.Mutex // guards down
+	mu   sync.Mutex // guards down and resent
 	down map[string]*linkDown
+	// resent holds each reply the transport dropped and that waits to be
+	// sent again, with when it stops being worth it (lostReply).
+	resent map[*clusterpb.Envelope]time.Time
 }
 
 type linkDown struct {
@@ -44,8 +47,11 @@ const linkRetryMS = 500
 // a connection made clears the mark.
 func (c *Cluster) watchEndpoints() {
 	c.links.down = make(map[string]*linkDown)
+	c.links.resent = make(map[*clusterpb.Envelope]time.Time)
 	c.system.EventStream.Subscribe(func(evt any) {
 		switch e := evt.(type) {
+		case *actor.DeadLetterEvent:
+			c.lost(e)
 		case *remote.EndpointTerminatedEvent:
 			c.links.mu.Lock()
 			if c.links.down[e.Address] == nil {
@@ -84,20 +90,116 @@ func (c *Cluster) linkDown(addr string) bool {
 // that the message does not die with a connection that broke (a send
 // into it is lost). It gives up after within, or when the cluster stops.
 func (c *Cluster) SendWhenLinked(addr string, env *clusterpb.Envelope, within time.Duration) {
+	c.sendWhenLinked(addr, env, within, 0)
+}
+
+// sendWhenLinked is SendWhenLinked, waiting at least first.
+func (c *Cluster) sendWhenLinked(addr string, env *clusterpb.Envelope, within, first time.Duration) {
 	go func() {
 		deadline := time.NewTimer(within)
 		defer deadline.Stop()
+		// sleep waits for ch: false if the deadline or the cluster's stop
+		// came first.
+		sleep := func(ch <-chan time.Time) bool {
+			select {
+			case <-ch:
+				return true
+			case <-deadline.C:
+			case <-c.stop:
+			}
+			return false
+		}
+		if first > 0 && !sleep(time.After(first)) {
+			return
+		}
 		tick := time.NewTicker(probeEvery / 5)
 		defer tick.Stop()
 		for c.linkDown(addr) {
-			select {
-			case <-tick.C:
-			case <-deadline.C:
-				return
-			case <-c.stop:
+			if !sleep(tick.C) {
 				return
 			}
 		}
 		c.system.Root.Send(InboxPID(addr), env)
 	}()
+}
+
+// Lost messages. The transport drops what it cannot deliver and publishes
+// each as a dead letter: a message sent into a connection that broke, or
+// to a node whose connect failed — for two seconds after a failed connect
+// it drops every message to that node, even once the network is back.
+// Two kinds are not left to a caller's timeout:
+//
+//   - a request of this node's: its call fails at once (unavailable), and
+//     its caller may retry — rather than wait its whole timeout, when the
+//     request was sent just as the link broke, before the break was known;
+//   - a reply to another node's request: it is sent again once the link
+//     to that node works (resendReply), since the work is done and its
+//     caller, whose own link to this node may well work, would otherwise
+//     wait its whole timeout for an answer it will not get.
+//
+// Other messages (events, notices) have their own recovery (a gap, a
+// re-watch), and a message to a node that stopped for good is just lost.
+func (c *Cluster) lost(e *actor.DeadLetterEvent) {
+	env, ok := e.Message.(*clusterpb.Envelope)
+	if !ok || e.PID == nil || e.PID.Address == c.addr {
+		return
+	}
+	var call uint64 // the call of this node's a lost request was
+	switch {
+	case env.GetRequest() != nil && env.GetRequest().ReplyTo == c.addr:
+		call = env.GetRequest().Id
+	case env.GetSnapshotChunk() != nil && env.GetSnapshotChunk().ReplyTo == c.addr:
+		call = env.GetSnapshotChunk().Call
+	case env.GetReply() != nil:
+		c.resendReply(e.PID.Address, env)
+		return
+	}
+	if call == 0 {
+		return
+	}
+	if cl := c.router.take(call); cl != nil {
+		rep := unavailable(call, "the request to node %s was lost with its connection; retrying", cl.node)
+		rep.Error.RetryAfterMs = linkRetryMS
+		c.fail(cl.done, rep)
+	}
+}
+
+// maxResent bounds the dropped replies waiting to be sent again; past it
+// a reply is left to its caller's timeout.
+const maxResent = 4096
+
+// resendReply sends env, a reply the transport dropped, to addr again once
+// the link works, for up to RequestTimeout after it was first dropped (its
+// caller has given up by then). A reply dropped again waits a probe's
+// tick first, so a link that keeps failing is not spun on.
+func (c *Cluster) resendReply(addr string, env *clusterpb.Envelope) {
+	now := time.Now()
+	c.links.mu.Lock()
+	until, again := c.links.resent[env]
+	if !again {
+		if len(c.links.resent) >= maxResent {
+			for k, u := range c.links.resent {
+				if now.After(u) {
+					delete(c.links.resent, k)
+				}
+			}
+		}
+		if len(c.links.resent) >= maxResent {
+			c.links.mu.Unlock()
+			return
+		}
+		until = now.Add(c.cfg.RequestTimeout)
+		c.links.resent[env] = until
+	}
+	c.links.mu.Unlock()
+	within := until.Sub(now)
+	if within <= 0 {
+		return
+	}
+	c.log.Debug("a reply was lost with its connection; sending it again once the link works", "to", addr, "call", env.GetReply().Id)
+	first := time.Duration(0)
+	if again {
+		first = probeEvery / 5
+	}
+	c.sendWhenLinked(addr, env, within, first)
 }

@@ -1,13 +1,17 @@
 package cluster
 
 import (
+	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/asynkron/protoactor-go/actor"
 	"github.com/asynkron/protoactor-go/remote"
 
 	"github.com/switchboard-chat/switchboard/cluster/clusterpb"
+	"github.com/switchboard-chat/switchboard/protocol"
 )
 
 // lostRecorder is a gateway handler that counts WatchLost notices.
@@ -53,5 +57,93 @@ func TestSendWhenLinked(t *testing.T) {
 	time.Sleep(200 * time.Millisecond)
 	if n := rec.lost.Load(); n != 2 {
 		t.Fatalf("%d notices in all, want 2: the one given up arrived", n)
+	}
+}
+
+// TestLostRequestFailsAtOnce: a request the transport drops (sent into a
+// link that broke before the break was known) fails at once as lost,
+// rather than at its timeout.
+func TestLostRequestFailsAtOnce(t *testing.T) {
+	net := NewMemNetwork()
+	a := memNode(t, net, "a")
+	memNode(t, net, "b", a.GossipAddress())
+	waitUntil(t, 10*time.Second, "a to see b", func() bool { return stateOf(a, "b") == StateAlive })
+	net.Cut("a", "b") // no connection event: a does not know
+	r := ask(t, a, "b", time.Minute)
+	if r.Error == nil || r.Error.Code != string(protocol.CodeUnavailable) || !strings.Contains(r.Error.Message, "lost with its connection") {
+		t.Fatalf("a asked b across an unknown cut: %v %q", r.Error, r.Result)
+	}
+	if r.Error.RetryAfterMs == 0 {
+		t.Errorf("no retry_after_ms in %v", r.Error)
+	}
+	a.router.mu.Lock()
+	defer a.router.mu.Unlock()
+	if n := len(a.router.pending); n != 0 {
+		t.Errorf("%d calls still pending", n)
+	}
+}
+
+// cuttingHost answers the first request only after the link back to its
+// caller broke (its reply is dropped), then each as echoHost does.
+type cuttingHost struct {
+	echoHost
+	cut  func(replyTo string)
+	once *sync.Once
+}
+
+func (h cuttingHost) Receive(ctx actor.Context) {
+	if env, ok := ctx.Message().(*clusterpb.Envelope); ok && env.GetRequest() != nil {
+		h.once.Do(func() { h.cut(env.GetRequest().ReplyTo) })
+	}
+	h.echoHost.Receive(ctx)
+}
+
+// TestLostReplyIsSentAgain: a reply the transport dropped because the link
+// back to the caller broke reaches the caller once the link works again,
+// within the caller's timeout; the caller's own link never broke.
+func TestLostReplyIsSentAgain(t *testing.T) {
+	net := NewMemNetwork()
+	a := memNode(t, net, "a")
+	cfg := Config{Name: "b", Join: []string{a.GossipAddress()}, Detection: DetectionFast, ClusterName: "test-" + t.Name(), Cluster: "c", Shards: 8}
+	net.Attach(&cfg)
+	b, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close() })
+	replied := make(chan struct{})
+	host := cuttingHost{echoHost: echoHost{"b"}, once: &sync.Once{}, cut: func(replyTo string) {
+		// The link from b back to a breaks, and b knows it.
+		net.Cut("a", "b")
+		b.System().EventStream.Publish(&remote.EndpointTerminatedEvent{Address: replyTo})
+		close(replied)
+	}}
+	if _, err := b.System().Root.SpawnNamed(actor.PropsFromProducer(func() actor.Actor { return host }), HostName); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, 10*time.Second, "a to see b", func() bool { return stateOf(a, "b") == StateAlive })
+
+	got := make(chan *clusterpb.Reply, 1)
+	a.RequestNode("b", &clusterpb.Request{Kind: clusterpb.Kind_KIND_CHANNEL, Target: "room"}, time.Minute, func(r *clusterpb.Reply) { got <- r })
+	<-replied
+	waitUntil(t, 5*time.Second, "b to hold the lost reply", func() bool {
+		b.links.mu.Lock()
+		defer b.links.mu.Unlock()
+		return len(b.links.resent) == 1
+	})
+	select {
+	case r := <-got:
+		t.Fatalf("a got %v %q while b's link back was down", r.Error, r.Result)
+	default:
+	}
+	net.Heal("a", "b")
+	b.System().EventStream.Publish(&remote.EndpointConnectedEvent{Address: a.Address()})
+	select {
+	case r := <-got:
+		if r.Error != nil || string(r.Result) != "b:room" {
+			t.Fatalf("a got %v %q, want b's reply", r.Error, r.Result)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("the lost reply never arrived")
 	}
 }

@@ -76,7 +76,14 @@ func (p memProcess) SendUserMessage(pid *actor.PID, message any) {
 	}
 	target := p.from.net.actorPeer(p.from, pid.Address)
 	if target == nil {
-		return // lost
+		// Lost, and told as the gRPC transport tells a message it could
+		// not send.
+		var sender *actor.PID
+		if env != nil {
+			sender = env.Sender
+		}
+		p.from.system.EventStream.Publish(&actor.DeadLetterEvent{PID: pid, Message: msg, Sender: sender})
+		return
 	}
 	proc, _ := target.ProcessRegistry.GetLocal(pid.Id)
 	copied := proto.Clone(pm)

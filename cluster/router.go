@@ -283,8 +283,16 @@ func (r *router) sweepLoop(stop <-chan struct{}) {
 			return
 		case now := <-t.C:
 			ids, expired := r.expire(now)
+			byNode := map[string]int{}
 			for i, cl := range expired {
+				byNode[cl.node]++
 				r.c.fail(cl.done, unavailable(ids[i], "request timed out on node %s", cl.node))
+			}
+			// A timeout is a request or its reply lost (a link that broke
+			// without its connection dropping) or a node stuck: each cost
+			// its caller the whole timeout.
+			for node, n := range byNode {
+				r.c.log.Info("requests timed out", "node", node, "requests", n)
 			}
 		}
 	}
