@@ -133,7 +133,7 @@ func (c *cluster) args(n *node) []string {
 	if len(join) > 0 {
 		args = append(args, "--join", strings.Join(join, ","))
 	}
-	if slices.Contains(c.cfg.Faults, FaultPartition) {
+	if slices.Contains(c.cfg.Faults, FaultPartition) || slices.Contains(c.cfg.Faults, FaultSplit) {
 		args = append(args, "--fault-injection")
 	}
 	return append(args, c.cfg.ServeArgs...)

@@ -4,8 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"syscall"
 	"time"
 )
@@ -21,6 +24,8 @@ type Fault struct {
 	Identity    string `json:"identity"`
 	NewIdentity string `json:"new_identity,omitempty"`
 	PID         int    `json:"pid"`
+	// With are the places on the node's side of a split.
+	With []string `json:"with,omitempty"`
 	// Target says how the node was chosen: "leader of shard S (channel
 	// C)" for the planned channel, or "seeded node" (the planned one)
 	// when no node answers GET /v1/cluster/locate.
@@ -116,7 +121,9 @@ func (in *injector) inject(ctx, end context.Context, p Planned) (f Fault) {
 	case FaultPause:
 		err = in.pause(ctx, end, &f, n)
 	case FaultPartition:
-		err = in.partition(ctx, end, &f, n)
+		err = in.partition(ctx, end, &f, n, nil)
+	case FaultSplit:
+		err = in.split(ctx, end, &f, n)
 	default:
 		err = fmt.Errorf("unknown fault %q", p.Kind)
 	}
@@ -189,23 +196,31 @@ func (in *injector) pause(ctx, end context.Context, f *Fault, n *node) error {
 	return nil
 }
 
-// partition cuts n off from every other running node, both ways, for
-// the fault's hold, then heals every node.
-func (in *injector) partition(ctx, end context.Context, f *Fault, n *node) error {
+// partition cuts n and its mates (if any) off from every other running
+// node, both ways, for the fault's hold, then heals every node.
+func (in *injector) partition(ctx, end context.Context, f *Fault, n *node, mates []*node) error {
 	c := in.c
-	var others []string
+	side := append([]*node{n}, mates...)
+	var this, that []string // the names on each side
 	for _, o := range c.running() {
-		if o != n {
-			others = append(others, o.name)
+		if slices.Contains(side, o) {
+			this = append(this, o.name)
+		} else {
+			that = append(that, o.name)
 		}
 	}
-	if len(others) == 0 {
+	if len(that) == 0 {
 		return fmt.Errorf("%s has no other node to be cut off from", n.base)
 	}
-	err := c.cut(ctx, n, others)
+	var err error
 	for _, o := range c.running() {
-		if o != n && err == nil {
-			err = c.cut(ctx, o, []string{n.name})
+		if err != nil {
+			break
+		}
+		if slices.Contains(side, o) {
+			err = c.cut(ctx, o, that)
+		} else {
+			err = c.cut(ctx, o, this)
 		}
 	}
 	f.DownS = in.since()
@@ -218,6 +233,36 @@ func (in *injector) partition(ctx, end context.Context, f *Fault, n *node) error
 	}
 	f.BackS = in.since()
 	return err
+}
+
+// split is a partition of n and the mates splitSides draws for it.
+func (in *injector) split(ctx, end context.Context, f *Fault, n *node) error {
+	mates := splitSides(n, in.c.running(), f.Mates)
+	for _, m := range mates {
+		f.With = append(f.With, m.base)
+	}
+	if len(mates) > 0 {
+		in.c.event("fault %d split: %s with %s on one side", f.N, n.base, strings.Join(f.With, ", "))
+	}
+	return in.partition(ctx, end, f, n, mates)
+}
+
+// splitSides draws, with seed, the nodes of running that go with n to its
+// side of a split: as many as make that side (n included) half of running,
+// or just under half (n alone of three).
+func splitSides(n *node, running []*node, seed uint64) []*node {
+	var others []*node
+	for _, o := range running {
+		if o != n {
+			others = append(others, o)
+		}
+	}
+	k := max(len(running)/2-1, 0)
+	rng := rand.New(rand.NewPCG(seed, seed^0x5b117))
+	rng.Shuffle(len(others), func(i, j int) { others[i], others[j] = others[j], others[i] })
+	mates := others[:k]
+	slices.SortFunc(mates, func(a, b *node) int { return strings.Compare(a.base, b.base) })
+	return mates
 }
 
 // hold waits d, or until end or ctx ends.

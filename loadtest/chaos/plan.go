@@ -31,10 +31,17 @@ const (
 	// actor transport, raft and forwarded HTTP; its own clients still
 	// reach its gateway. Then heal it.
 	FaultPartition = "partition"
+	// FaultSplit: split the cluster in two, both ways, for a while: the
+	// node and as many others, drawn from the seed, as make its side half
+	// of the cluster or just under (none of three nodes, so a partition;
+	// one other of four or five; two of six or seven). A shard with most
+	// of its replicas on the node's side keeps or elects its leader there,
+	// and the other side's gateways cannot reach it until the heal.
+	FaultSplit = "split"
 )
 
 // Kinds are every fault kind, in the order the docs list them.
-var Kinds = []string{FaultKill, FaultPause, FaultWipe, FaultRestart, FaultDrain, FaultPartition}
+var Kinds = []string{FaultKill, FaultPause, FaultWipe, FaultRestart, FaultDrain, FaultPartition, FaultSplit}
 
 // ParseKinds reads a comma-separated list of fault kinds.
 func ParseKinds(s string) ([]string, error) {
@@ -59,13 +66,16 @@ type Planned struct {
 	// At is when it is due, from the first send.
 	At time.Duration `json:"at_ns"`
 	// Hold is how long the node stays down (kill, wipe, drain), stopped
-	// (pause) or cut off (partition); 0 for a restart.
+	// (pause) or cut off (partition, split); 0 for a restart.
 	Hold time.Duration `json:"hold_ns"`
 	// Channel is the index of the run channel whose shard leader the
 	// fault hits, when the cluster says who leads it
 	// (GET /v1/cluster/locate); otherwise it hits node Slot.
 	Channel int `json:"channel"`
 	Slot    int `json:"slot"`
+	// Mates seeds the choice of the nodes that go with the target's side
+	// of a split (splitSides).
+	Mates uint64 `json:"mates,omitempty"`
 }
 
 // PlanConfig is what a plan is drawn from.
@@ -83,7 +93,7 @@ type PlanConfig struct {
 	// node to come back before the load ends.
 	Settle time.Duration
 	// Down is the mean time a killed, wiped or drained node stays down
-	// (or a partitioned one cut off);
+	// (or a partitioned one cut off, or a split lasts);
 	// Pause the shortest SIGSTOP.
 	Down, Pause time.Duration
 }
@@ -114,7 +124,7 @@ func Plan(cfg PlanConfig) []Planned {
 		bag = bag[1:]
 		var hold time.Duration
 		switch kind {
-		case FaultKill, FaultWipe, FaultPartition:
+		case FaultKill, FaultWipe, FaultPartition, FaultSplit:
 			hold = between(0.5, 1.5, cfg.Down)
 		case FaultDrain:
 			hold = between(1, 2, cfg.Down)
@@ -123,6 +133,9 @@ func Plan(cfg PlanConfig) []Planned {
 		}
 		f := Planned{N: len(out) + 1, Kind: kind, At: at, Hold: hold.Round(time.Millisecond),
 			Channel: rng.IntN(cfg.Channels), Slot: rng.IntN(cfg.Nodes)}
+		if kind == FaultSplit {
+			f.Mates = rng.Uint64()
+		}
 		if f.At+f.Hold > cfg.End-cfg.Settle {
 			return out
 		}

@@ -1,6 +1,7 @@
 package chaos
 
 import (
+	"fmt"
 	"reflect"
 	"slices"
 	"testing"
@@ -81,5 +82,34 @@ func TestParseKinds(t *testing.T) {
 	}
 	if _, err := ParseKinds("kill,explode"); err == nil {
 		t.Fatal("unknown kind accepted")
+	}
+}
+
+func TestSplitSides(t *testing.T) {
+	for size, want := range map[int]int{1: 0, 2: 0, 3: 0, 4: 1, 5: 1, 6: 2, 7: 2} {
+		var running []*node
+		for i := range size {
+			running = append(running, &node{base: fmt.Sprintf("n%d", i+1)})
+		}
+		target := running[size-1]
+		seen := map[string]bool{}
+		for seed := range uint64(40) {
+			mates := splitSides(target, running, seed)
+			if len(mates) != want {
+				t.Fatalf("%d nodes: %d mates %v, want %d", size, len(mates), mates, want)
+			}
+			if slices.Contains(mates, target) {
+				t.Fatalf("%d nodes: the target is its own mate", size)
+			}
+			if again := splitSides(target, running, seed); !slices.Equal(mates, again) {
+				t.Fatalf("%d nodes, seed %d: %v then %v", size, seed, mates, again)
+			}
+			for _, m := range mates {
+				seen[m.base] = true
+			}
+		}
+		if want > 0 && len(seen) != size-1 {
+			t.Fatalf("%d nodes: 40 seeds chose mates only among %v", size, seen)
+		}
 	}
 }

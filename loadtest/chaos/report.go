@@ -319,6 +319,9 @@ func nodeLabel(f Fault) string {
 	if f.NewIdentity != "" {
 		s += " → " + f.NewIdentity
 	}
+	if len(f.With) > 0 {
+		s += " with " + strings.Join(f.With, ", ")
+	}
 	return s
 }
 
