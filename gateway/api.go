@@ -42,6 +42,8 @@ func (a *apiRequest) channelOp(string, string, []string) func(*clusterpb.Reply) 
 //     (X-Switchboard-User, if sent, must name the same user).
 //   - development auth only: X-Switchboard-User alone, or
 //     Authorization: Dev <user>.
+//
+// The bool says whether the credential was a server API key.
 func (g *Gateway) apiCaller(r *http.Request) (*clusterpb.Caller, bool, *protocol.Error) {
 	as := r.Header.Get(protocol.HeaderUser)
 	if as != "" {
@@ -55,7 +57,7 @@ func (g *Gateway) apiCaller(r *http.Request) (*clusterpb.Caller, bool, *protocol
 	case strings.EqualFold(scheme, "Bearer") && cred != "":
 		if g.cfg.APIKeys.Match(cred) {
 			if as != "" {
-				return &clusterpb.Caller{User: as}, false, nil
+				return &clusterpb.Caller{User: as}, true, nil
 			}
 			return &clusterpb.Caller{Admin: true}, true, nil
 		}
@@ -165,11 +167,15 @@ func (g *Gateway) begin(w http.ResponseWriter, r *http.Request) (o *apiRequest, 
 // read). On failure it has answered and returns ok false; end must be
 // called otherwise.
 func (g *Gateway) admitAPI(w http.ResponseWriter, r *http.Request) (o *apiRequest, apiKey bool, ok bool) {
-	c, apiKey, perr := g.apiCaller(r)
+	c, key, perr := g.apiCaller(r)
+	if perr == nil && !key {
+		perr = g.apiRates.take(c.User, time.Now())
+	}
 	if perr != nil {
 		writeHTTPError(w, 0, perr)
 		return nil, false, false
 	}
+	apiKey = key && c.User == "" // the key itself, as a global admin
 	select {
 	case g.apiSlots <- struct{}{}:
 	default:

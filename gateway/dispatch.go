@@ -394,16 +394,10 @@ func (s *session) caller() *clusterpb.Caller {
 // throttle takes one of the session's requests at now (a ping and a
 // logout are free), or refuses the request with when the next may come.
 func (s *session) throttle(op string, now time.Time) *protocol.Error {
-	if s.requests == nil || op == protocol.OpPing || op == protocol.OpLogout || s.requests.AllowN(now, 1) {
+	if s.requests == nil || op == protocol.OpPing || op == protocol.OpLogout {
 		return nil
 	}
-	r := s.requests.ReserveN(now, 1)
-	wait := r.DelayFrom(now)
-	r.CancelAt(now)
-	e := protocol.Errorf(protocol.CodeRateLimited, "a session makes at most %g requests a second, %d at once: retry after retry_after_ms",
-		float64(s.requests.Limit()), s.requests.Burst())
-	e.RetryAfterMS = max(1, int64((wait+time.Millisecond-1)/time.Millisecond))
-	return e
+	return throttled(s.requests, now, "a session makes at most %g requests a second, %d at once: retry after retry_after_ms")
 }
 
 // acquire takes an in-flight slot, blocking the read loop while the

@@ -66,7 +66,9 @@ type Config struct {
 	MaxUnauthenticatedPerIP int
 	// SessionRate bounds the requests a session makes, per second on
 	// average, with SessionBurst of them at once (SessionRate 0: no
-	// bound); past it a request is answered rate_limited.
+	// bound); past it a request is answered rate_limited. The same bound
+	// holds each user's HTTP API requests on this node, unless made with
+	// a server API key.
 	SessionRate  float64
 	SessionBurst int
 	// DevAuth accepts connect {user_id} without a token (development);
@@ -231,6 +233,7 @@ type Gateway struct {
 	origins  originPolicy
 
 	apiSlots chan struct{} // one per HTTP API request being served
+	apiRates *userRates    // the HTTP API's requests per user (apirate.go)
 	openapi  []byte        // GET /v1/openapi.json
 	// limitsJSON is cfg.Limits encoded, as every connect result carries
 	// them.
@@ -250,6 +253,7 @@ func New(cfg Config, cl *cluster.Cluster, v *auth.Verifier) *Gateway {
 	g.files = newFiles(g)
 	g.origins = newOriginPolicy(cfg.AllowedOrigins, cfg.DevAuth)
 	g.apiSlots = make(chan struct{}, cfg.APIInflight)
+	g.apiRates = newUserRates(cfg.SessionRate, cfg.SessionBurst)
 	g.openapi = openapi.Document()
 	g.limitsJSON, _ = json.Marshal(cfg.Limits)
 	cl.SetHandler(eventRouter{g.hub, g.presence})

@@ -74,3 +74,38 @@ func grepLines(s, sub string) string {
 	}
 	return strings.Join(out, "\n")
 }
+
+// TestAPIUserRequestRate: a user's HTTP API requests (with a session
+// token) have the bound a WebSocket session has, per user: past the burst
+// a request is answered 429 rate_limited with Retry-After, and changes
+// nothing; another user, and a server API key acting as the same user,
+// are not held by it; the user may go on once the wait is over.
+func TestAPIUserRequestRate(t *testing.T) {
+	n, signer := apiNode(t, func(c *Config) { c.Gateway.SessionRate, c.Gateway.SessionBurst = 2, 3 })
+	putUsers(t, n, "alice", "bob")
+	alice := api{t: t, addr: n.Addr(), authz: "Bearer " + sessionToken(t, signer, "alice", time.Hour)}
+	bob := api{t: t, addr: n.Addr(), authz: "Bearer " + sessionToken(t, signer, "bob", time.Hour)}
+
+	alice.do("POST", "/v1/channels", map[string]any{"id": "paced", "type": "standard"}, "/v1/channels").want(t, 201, "")
+	alice.do("GET", "/v1/channels/paced", nil, "/v1/channels/{id}").want(t, 200, "")
+	alice.do("GET", "/v1/channels/paced", nil, "/v1/channels/{id}").want(t, 200, "")
+	r := alice.do("POST", "/v1/channels", map[string]any{"id": "refused", "type": "standard"}, "/v1/channels").want(t, 429, "rate_limited")
+	if r.header.Get("Retry-After") != "1" || !strings.Contains(string(r.raw), "2 HTTP requests a second, 3 at once") {
+		t.Fatalf("the refusal: Retry-After %q, %s", r.header.Get("Retry-After"), r.raw)
+	}
+	bob.do("GET", "/v1/channels?limit=1", nil, "/v1/channels").want(t, 200, "")
+	keyAPI(t, n, "alice").do("GET", "/v1/channels/paced", nil, "/v1/channels/{id}").want(t, 200, "")
+	keyAPI(t, n, "").do("GET", "/v1/channels/refused", nil, "/v1/channels/{id}").want(t, 404, "not_found")
+
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		r := alice.do("GET", "/v1/channels/paced", nil, "/v1/channels/{id}")
+		if r.status == 200 {
+			break
+		}
+		if r.status != 429 || time.Now().After(deadline) {
+			t.Fatalf("alice after the wait: %d %s", r.status, r.raw)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
