@@ -141,7 +141,11 @@ func (c *Cluster) sendWhenLinked(addr string, env *clusterpb.Envelope, within, f
 // re-watch), and a message to a node that stopped for good is just lost.
 func (c *Cluster) lost(e *actor.DeadLetterEvent) {
 	env, ok := e.Message.(*clusterpb.Envelope)
-	if !ok || e.PID == nil || e.PID.Address == c.addr {
+	if !ok || e.PID == nil {
+		return
+	}
+	if e.PID.Address == c.addr {
+		c.refuseUnserved(e.PID, env)
 		return
 	}
 	var call uint64 // the call of this node's a lost request was
@@ -162,6 +166,28 @@ func (c *Cluster) lost(e *actor.DeadLetterEvent) {
 		rep.Error.RetryAfterMs = linkRetryMS
 		c.fail(cl.done, rep)
 	}
+}
+
+// refuseUnserved answers, unavailable, another node's call that came to
+// an actor this node does not run (yet): a snapshot chunk that came
+// before this node started its replicas (a cluster forming), or a request
+// to a host that is not up. Its caller retries at once rather than at
+// its timeout.
+func (c *Cluster) refuseUnserved(pid *actor.PID, env *clusterpb.Envelope) {
+	var call uint64
+	var replyTo string
+	switch {
+	case env.GetRequest() != nil:
+		call, replyTo = env.GetRequest().Id, env.GetRequest().ReplyTo
+	case env.GetSnapshotChunk() != nil:
+		call, replyTo = env.GetSnapshotChunk().Call, env.GetSnapshotChunk().ReplyTo
+	}
+	if call == 0 || replyTo == "" {
+		return
+	}
+	rep := unavailable(call, "node %s does not serve %s yet", c.cfg.Name, pid.Id)
+	rep.Error.RetryAfterMs = linkRetryMS
+	c.system.Root.Send(InboxPID(replyTo), clusterpb.Wrap(&clusterpb.Envelope_Reply{Reply: rep}))
 }
 
 // maxResent bounds the dropped replies waiting to be sent again; past it

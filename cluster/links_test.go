@@ -147,3 +147,23 @@ func TestLostReplyIsSentAgain(t *testing.T) {
 		t.Fatal("the lost reply never arrived")
 	}
 }
+
+// TestRequestToAnActorNotRunIsRefused: a request that reaches a node not
+// running the actor it is for (its host not up yet) is answered
+// unavailable at once, rather than left to its caller's timeout.
+func TestRequestToAnActorNotRunIsRefused(t *testing.T) {
+	net := NewMemNetwork()
+	a := memNode(t, net, "a")
+	cfg := Config{Name: "b", Join: []string{a.GossipAddress()}, Detection: DetectionFast, ClusterName: "test-" + t.Name(), Cluster: "c", Shards: 8}
+	net.Attach(&cfg)
+	b, err := New(cfg) // no host actor
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close() })
+	waitUntil(t, 10*time.Second, "a to see b", func() bool { return stateOf(a, "b") == StateAlive })
+	r := ask(t, a, "b", time.Minute)
+	if r.Error == nil || r.Error.Code != string(protocol.CodeUnavailable) || !strings.Contains(r.Error.Message, "does not serve host yet") {
+		t.Fatalf("a asked b, which runs no host: %v %q", r.Error, r.Result)
+	}
+}
