@@ -225,6 +225,10 @@ func timeline(rep *Report, xmax float64) template.HTML {
 		if f.RecoveredS > back {
 			fmt.Fprintf(&b, `<rect x="%.1f" y="%g" width="%.1f" height="%g" fill="%s" fill-opacity="0.3"/>`, sx(back), y, sx(f.RecoveredS)-sx(back), row-8, color)
 		}
+		for _, m := range f.With { // a split's other nodes on the target's side, paler
+			fmt.Fprintf(&b, `<rect data-fault-with="%d" x="%.1f" y="%g" width="%.1f" height="%g" fill="%s" fill-opacity="0.5"><title>%d %s: with %s</title></rect>`,
+				f.N, sx(from), top+row*float64(rowOf[m])+4, math.Max(1, sx(back)-sx(from)), row-8, color, f.N, f.Kind, template.HTMLEscapeString(f.Node))
+		}
 		label := fmt.Sprintf("%d %s", f.N, f.Kind)
 		if 2+labelWidth(label) > room[i] {
 			label = strconv.Itoa(f.N)

@@ -195,8 +195,11 @@ func TestTimelineLabels(t *testing.T) {
 	}{{"n1", 10}, {"n1", 11}, {"n2", 11.5}, {"n1", 40}} {
 		rep.Faults = append(rep.Faults, Fault{Planned: Planned{N: i + 1, Kind: FaultPartition}, Node: f.node, AtS: f.at, DownS: f.at, BackS: f.at + 1, RecoveredS: f.at + 1.5})
 	}
+	rep.Nodes = append(rep.Nodes, NodeReport{Node: "n3"})
+	rep.Faults = append(rep.Faults, Fault{Planned: Planned{N: 5, Kind: FaultSplit}, Node: "n3", With: []string{"n2"}, AtS: 50, DownS: 50, BackS: 51, RecoveredS: 52})
 	svg := string(timeline(rep, 60))
-	for _, want := range []string{`fill="#222">1</text>`, `fill="#222">2 partition</text>`, `fill="#222">3 partition</text>`, `fill="#222">4 partition</text>`} {
+	for _, want := range []string{`fill="#222">1</text>`, `fill="#222">2 partition</text>`, `fill="#222">3 partition</text>`, `fill="#222">4 partition</text>`,
+		`fill="#222">5 split</text>`, `<rect data-fault-with="5"`, `<title>5 split: with n3</title>`} {
 		if !strings.Contains(svg, want) {
 			t.Errorf("timeline lacks %s", want)
 		}
