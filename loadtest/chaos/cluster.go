@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"net/url"
@@ -283,13 +284,8 @@ func (c *cluster) notConverged(ctx context.Context) string {
 				return fmt.Sprintf("%s does not see %s alive yet", n.base, o.name)
 			}
 		}
-		if id, ok := leaderless(view.Shards); ok {
-			return fmt.Sprintf("%s sees no leader for shard %s yet", n.base, id)
-		}
-		if want := min(c.replicas(), len(run)); want > 0 {
-			if id, voters, ok := underReplicated(view.Shards, want); ok {
-				return fmt.Sprintf("%s sees shard %s on %d live voters, not %d, yet", n.base, id, voters, want)
-			}
+		if why := shardsUnsettled(view.Shards, min(c.replicas(), len(run))); why != "" {
+			return fmt.Sprintf("%s sees %s yet", n.base, why)
 		}
 	}
 	return ""
@@ -311,24 +307,46 @@ func (c *cluster) replicas() int {
 	return n
 }
 
-// underReplicated finds a shard, in a replicated build's list of shards
-// in GET /v1/cluster, that has fewer than want live voters, or a replica
-// being added or removed: after a fault, the cluster has not recovered
-// until every shard is back to its full copies, or the next fault could
-// take a majority (or the only copy). A list not understood holds
-// nothing up.
-func underReplicated(raw json.RawMessage, want int) (id string, voters int, found bool) {
-	var list []struct {
+// shardsUnsettled says which shard, in the shards a replicated build
+// lists in GET /v1/cluster, keeps the cluster from having settled, and why
+// ("" when none does): one without a leader, or one with fewer than want
+// live voters or with a replica being added or removed. After a fault the
+// cluster has not recovered until every shard is back to its full
+// copies, or the next fault could take a majority (or the only copy). The
+// shards are a list, or an object by id, of objects with a "leader" and
+// "replicas"; anything else is not understood, and holds nothing up.
+func shardsUnsettled(raw json.RawMessage, want int) string {
+	type shard struct {
 		ID       json.RawMessage `json:"id"`
+		Leader   json.RawMessage `json:"leader"`
 		Replicas []struct {
 			Role  string `json:"role"`
 			State string `json:"state"`
 		} `json:"replicas"`
 	}
+	var list []shard
 	if json.Unmarshal(raw, &list) != nil {
-		return "", 0, false
+		var byID map[string]shard
+		if json.Unmarshal(raw, &byID) != nil {
+			return ""
+		}
+		for _, id := range slices.Sorted(maps.Keys(byID)) {
+			s := byID[id]
+			s.ID = json.RawMessage(strconv.Quote(id))
+			list = append(list, s)
+		}
 	}
-	for _, s := range list {
+	for i, s := range list {
+		id := strings.Trim(string(s.ID), `"`)
+		if id == "" {
+			id = strconv.Itoa(i)
+		}
+		if l := strings.TrimSpace(string(s.Leader)); l == "" || l == "null" || l == `""` || l == "0" {
+			return "no leader for shard " + id
+		}
+		if len(s.Replicas) == 0 {
+			continue // not listed: nothing to check
+		}
 		voters, changing := 0, false
 		for _, r := range s.Replicas {
 			switch {
@@ -339,46 +357,10 @@ func underReplicated(raw json.RawMessage, want int) (id string, voters int, foun
 			}
 		}
 		if voters < want || changing {
-			return strings.Trim(string(s.ID), `"`), voters, true
+			return fmt.Sprintf("shard %s on %d live voters (%d wanted, none being added or removed)", id, voters, want)
 		}
 	}
-	return "", 0, false
-}
-
-// leaderless finds a shard without a leader in the shards a replicated
-// build lists in GET /v1/cluster (a list, or an object by id, of objects
-// with a "leader"). Anything else is not understood, and holds nothing up.
-func leaderless(raw json.RawMessage) (string, bool) {
-	type shard struct {
-		ID     json.RawMessage `json:"id"`
-		Leader json.RawMessage `json:"leader"`
-	}
-	none := func(l json.RawMessage) bool {
-		v := strings.TrimSpace(string(l))
-		return v == "" || v == "null" || v == `""` || v == "0"
-	}
-	var list []shard
-	if json.Unmarshal(raw, &list) == nil {
-		for i, s := range list {
-			if none(s.Leader) {
-				id := strings.Trim(string(s.ID), `"`)
-				if id == "" {
-					id = strconv.Itoa(i)
-				}
-				return id, true
-			}
-		}
-		return "", false
-	}
-	var byID map[string]shard
-	if json.Unmarshal(raw, &byID) == nil {
-		for id, s := range byID {
-			if none(s.Leader) {
-				return id, true
-			}
-		}
-	}
-	return "", false
+	return ""
 }
 
 // get GETs path from n and decodes a 200 answer into out (when not nil).

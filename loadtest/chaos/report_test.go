@@ -167,20 +167,32 @@ func TestChildEnvDropsSwitchboardVariables(t *testing.T) {
 	}
 }
 
-func TestLeaderlessShards(t *testing.T) {
+// TestUnsettledShards: a shard holds the cluster's recovery up until it
+// has a leader, the live voters wanted and no replica being added or
+// removed; what is not a list (or object) of shards holds nothing up.
+func TestUnsettledShards(t *testing.T) {
+	three := `{"role":"voter","state":"replicate"},{"role":"voter","state":"replicate"},{"role":"voter","state":"probe"}`
 	for raw, want := range map[string]string{
-		``:     "",
-		`null`: "",
-		`[{"id":1,"leader":"n1"},{"id":2,"leader":"n2"}]`: "",
-		`[{"id":1,"leader":"n1"},{"id":2,"leader":null}]`: "2",
-		`[{"leader":"n1"},{"leader":""}]`:                 "1",
-		`{"7":{"leader":{"name":"n1"}},"9":{"leader":0}}`: "9",
-		`"something else"`:                                "",
+		``:                 "",
+		`null`:             "",
+		`{"a":1}`:          "",
+		`"something else"`: "",
+		`[{"id":1,"leader":"n1"},{"id":2,"leader":"n2"}]`:                                                          "",
+		`[{"id":1,"leader":"n1"},{"id":2,"leader":null}]`:                                                          "no leader for shard 2",
+		`[{"leader":"n1"},{"leader":""}]`:                                                                          "no leader for shard 1",
+		`{"7":{"leader":{"name":"n1"}},"9":{"leader":0}}`:                                                          "no leader for shard 9",
+		`[{"id":1,"leader":"n1","replicas":[` + three + `]}]`:                                                      "",
+		`[{"id":1,"leader":"n1","replicas":[` + three + `]},{"id":2,"leader":"n2","replicas":[{"role":"voter"}]}]`: "shard 2 on 1 live voters",
+		`[{"id":3,"leader":"n1","replicas":[` + three + `,{"role":"learner","state":"snapshot"}]}]`:                "shard 3 on 3 live voters",
+		`[{"id":4,"leader":"n1","replicas":[{"role":"voter","state":"down"},{"role":"voter"},{"role":"voter"}]}]`:  "shard 4 on 2 live voters",
 	} {
-		id, ok := leaderless(json.RawMessage(raw))
-		if id != want || ok != (want != "") {
-			t.Errorf("shards %s: got %q %v, want %q", raw, id, ok, want)
+		got := shardsUnsettled(json.RawMessage(raw), 3)
+		if (want == "") != (got == "") || !strings.HasPrefix(got, want) {
+			t.Errorf("shards %s: got %q, want %q", raw, got, want)
 		}
+	}
+	if got := shardsUnsettled(json.RawMessage(`[{"id":1,"leader":"n1","replicas":[{"role":"voter"}]}]`), 1); got != "" {
+		t.Errorf("one voter wanted: %q", got)
 	}
 }
 
@@ -206,24 +218,8 @@ func TestTimelineLabels(t *testing.T) {
 	}
 }
 
-// TestUnderReplicatedShards: a shard holds the cluster's recovery up
-// until it has the live voters wanted and no replica being added or
-// removed; what is not a list of shards holds nothing up.
-func TestUnderReplicatedShards(t *testing.T) {
-	three := `{"role":"voter","state":"replicate"},{"role":"voter","state":"replicate"},{"role":"voter","state":"probe"}`
-	for raw, want := range map[string]string{
-		``:                                      "",
-		`{"a":1}`:                               "",
-		`[{"id":1,"replicas":[` + three + `]}]`: "",
-		`[{"id":1,"replicas":[` + three + `]},{"id":2,"replicas":[{"role":"voter"}]}]`:              "2",
-		`[{"id":3,"replicas":[` + three + `,{"role":"learner","state":"snapshot"}]}]`:               "3",
-		`[{"id":4,"replicas":[{"role":"voter","state":"down"},{"role":"voter"},{"role":"voter"}]}]`: "4",
-	} {
-		id, _, ok := underReplicated(json.RawMessage(raw), 3)
-		if id != want || ok != (want != "") {
-			t.Errorf("shards %s: got %q %v, want %q", raw, id, ok, want)
-		}
-	}
+// TestReplicasWanted: the harness reads --replicas from --serve-args.
+func TestReplicasWanted(t *testing.T) {
 	for args, want := range map[string]int{"": 3, "--replicas 5": 5, "--replicas=1 --x": 1, "--replicas 2 --replicas=4": 4, "--replicas x": 3} {
 		c := &cluster{cfg: &Config{ServeArgs: strings.Fields(args)}}
 		if got := c.replicas(); got != want {
