@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -24,6 +25,11 @@ import (
 // reconnects as soon as the node answers again; the mark goes with the
 // connection's return.
 type links struct {
+	// lost counts the messages to other nodes the transport dropped, by
+	// kind (lostKinds); timeouts the requests that got no answer in time.
+	lost     [len(lostKinds)]atomic.Uint64
+	timeouts atomic.Uint64
+
 	mu   sync.Mutex // guards down and resent
 	down map[string]*linkDown
 	// resent holds each reply the transport dropped and that waits to be
@@ -148,6 +154,7 @@ func (c *Cluster) lost(e *actor.DeadLetterEvent) {
 		c.refuseUnserved(e.PID, env)
 		return
 	}
+	c.links.lost[lostKind(env)].Add(1)
 	var call uint64 // the call of this node's a lost request was
 	switch {
 	case env.GetRequest() != nil && env.GetRequest().ReplyTo == c.addr:
@@ -167,6 +174,37 @@ func (c *Cluster) lost(e *actor.DeadLetterEvent) {
 		c.fail(cl.done, rep)
 	}
 }
+
+// lostKinds name the kinds of message counted as lost (LostMessages).
+var lostKinds = [...]string{"request", "reply", "events", "other"}
+
+func lostKind(env *clusterpb.Envelope) int {
+	switch {
+	case env.GetRequest() != nil, env.GetSnapshotChunk() != nil:
+		return 0
+	case env.GetReply() != nil:
+		return 1
+	case env.GetEvents() != nil:
+		return 2
+	}
+	return 3
+}
+
+// LostMessages says how many messages to other nodes the transport has
+// dropped, by kind (request, reply, events, other): each is a connection
+// that broke or had not come back yet. Requests among them failed at
+// once; replies were sent again once the link worked.
+func (c *Cluster) LostMessages() map[string]uint64 {
+	out := make(map[string]uint64, len(lostKinds))
+	for i, k := range lostKinds {
+		out[k] = c.links.lost[i].Load()
+	}
+	return out
+}
+
+// RequestTimeouts says how many requests to other nodes got no answer
+// within their timeout.
+func (c *Cluster) RequestTimeouts() uint64 { return c.links.timeouts.Load() }
 
 // refuseUnserved answers, unavailable, another node's call that came to
 // an actor this node does not run (yet): a snapshot chunk that came

@@ -76,6 +76,9 @@ func TestLostRequestFailsAtOnce(t *testing.T) {
 	if r.Error.RetryAfterMs == 0 {
 		t.Errorf("no retry_after_ms in %v", r.Error)
 	}
+	if lost := a.LostMessages(); lost["request"] != 1 || lost["reply"] != 0 {
+		t.Errorf("lost messages %v, want the one request", lost)
+	}
 	a.router.mu.Lock()
 	defer a.router.mu.Unlock()
 	if n := len(a.router.pending); n != 0 {
@@ -142,6 +145,12 @@ func TestLostReplyIsSentAgain(t *testing.T) {
 	case r := <-got:
 		if r.Error != nil || string(r.Result) != "b:room" {
 			t.Fatalf("a got %v %q, want b's reply", r.Error, r.Result)
+		}
+		if lost := b.LostMessages(); lost["reply"] < 1 {
+			t.Errorf("b's lost messages %v, want its reply", lost)
+		}
+		if n := a.RequestTimeouts(); n != 0 {
+			t.Errorf("%d requests timed out", n)
 		}
 	case <-time.After(30 * time.Second):
 		t.Fatal("the lost reply never arrived")

@@ -294,6 +294,7 @@ func (r *router) sweepLoop(stop <-chan struct{}) {
 			for node, n := range byNode {
 				r.c.log.Info("requests timed out", "node", node, "requests", n)
 			}
+			r.c.links.timeouts.Add(uint64(len(expired)))
 		}
 	}
 }

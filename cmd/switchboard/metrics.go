@@ -238,7 +238,12 @@ func (m *metrics) watchCluster(cl *cluster.Cluster) {
 			[]string{"result"}, nil),
 		refused: prometheus.NewDesc("switchboard_cluster_refused_total",
 			"Strangers refused at this node's cluster ports, by port: gossip (no cluster key, another key, another cluster name) and transport (no valid node certificate at the TLS handshake).",
-			[]string{"port"}, nil)})
+			[]string{"port"}, nil),
+		lost: prometheus.NewDesc("switchboard_cluster_lost_messages_total",
+			"Messages to other nodes the node-to-node transport dropped (a connection that broke, or had not come back yet), by kind: request (failed at once, to retry), reply (sent again once the link works), events (replayed by the gateway's gap check), other.",
+			[]string{"kind"}, nil),
+		timeouts: prometheus.NewDesc("switchboard_cluster_request_timeouts_total",
+			"Requests to other nodes that got no answer within their timeout (each cost its caller the whole timeout).", nil, nil)})
 	m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "switchboard", Name: "inbox_depth",
 		Help: "Messages (replies, channel events for fan-out) waiting in this node's inbox; a node short of CPU for fan-out shows here."},
 		func() float64 { return float64(cl.InboxDepth()) }))
@@ -251,14 +256,16 @@ func (m *metrics) watchCluster(cl *cluster.Cluster) {
 }
 
 type clusterCollector struct {
-	cl                      *cluster.Cluster
-	members, joins, refused *prometheus.Desc
+	cl                                      *cluster.Cluster
+	members, joins, refused, lost, timeouts *prometheus.Desc
 }
 
 func (c *clusterCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- c.members
 	ch <- c.joins
 	ch <- c.refused
+	ch <- c.lost
+	ch <- c.timeouts
 }
 
 func (c *clusterCollector) Collect(ch chan<- prometheus.Metric) {
@@ -275,6 +282,10 @@ func (c *clusterCollector) Collect(ch chan<- prometheus.Metric) {
 	gossip, transport := c.cl.Refused()
 	ch <- prometheus.MustNewConstMetric(c.refused, prometheus.CounterValue, float64(gossip), "gossip")
 	ch <- prometheus.MustNewConstMetric(c.refused, prometheus.CounterValue, float64(transport), "transport")
+	for kind, n := range c.cl.LostMessages() {
+		ch <- prometheus.MustNewConstMetric(c.lost, prometheus.CounterValue, float64(n), kind)
+	}
+	ch <- prometheus.MustNewConstMetric(c.timeouts, prometheus.CounterValue, float64(c.cl.RequestTimeouts()))
 }
 
 // watchTLS exports when the certificates in use end.
