@@ -1,6 +1,7 @@
 package chaos
 
 import (
+	"bufio"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -8,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -309,6 +311,46 @@ func (rep *Report) Result() string {
 		return "result: OK"
 	}
 	return "result: FAILED: " + strings.Join(rep.Problems, "; ")
+}
+
+// timeoutsLogged counts the requests the nodes' logs say timed out
+// (cluster: "requests timed out", requests=N), and says where the first
+// was: on which node, to which, when.
+func timeoutsLogged(nodes []NodeReport) (n int, first string) {
+	var at string
+	for _, nd := range nodes {
+		f, err := os.Open(nd.Log)
+		if err != nil {
+			continue
+		}
+		sc := bufio.NewScanner(f)
+		sc.Buffer(nil, 1<<20)
+		for sc.Scan() {
+			line := sc.Text()
+			if !strings.Contains(line, `msg="requests timed out"`) {
+				continue
+			}
+			k, _ := strconv.Atoi(logField(line, "requests"))
+			n += k
+			if t := logField(line, "time"); at == "" || t < at {
+				at = t
+				first = fmt.Sprintf("%s to %s at %s", nd.Node, logField(line, "node"), t)
+			}
+		}
+		f.Close()
+	}
+	return n, first
+}
+
+// logField is the value of key in a log line of key=value pairs ("" when
+// it has none).
+func logField(line, key string) string {
+	i := strings.Index(" "+line, " "+key+"=")
+	if i < 0 {
+		return ""
+	}
+	v, _, _ := strings.Cut(line[i+len(key)+1:], " ")
+	return v
 }
 
 func nodeLabel(f Fault) string {

@@ -3,6 +3,8 @@ package chaos
 import (
 	"bytes"
 	"encoding/json"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -225,5 +227,35 @@ func TestReplicasWanted(t *testing.T) {
 		if got := c.replicas(); got != want {
 			t.Errorf("--serve-args %q: replicas %d, want %d", args, got, want)
 		}
+	}
+}
+
+// TestTimeoutsLogged: the requests the nodes logged as timed out are
+// summed over every node's log, and the earliest is named.
+func TestTimeoutsLogged(t *testing.T) {
+	dir := t.TempDir()
+	logs := map[string]string{
+		"n1": "time=2026-12-07T03:10:44.358Z level=INFO msg=\"member known\" component=cluster name=n1 state=alive\n" +
+			"time=2026-12-07T03:10:48.000Z level=INFO msg=\"requests timed out\" component=cluster node=n3 requests=2\n",
+		"n2": "=== chaos: pid 1\n" +
+			"time=2026-12-07T03:10:47.974Z level=INFO msg=\"requests timed out\" component=cluster node=n1 requests=1\n",
+		"n3": "nothing here\n",
+	}
+	var nodes []NodeReport
+	for _, name := range []string{"n1", "n2", "n3", "n4"} { // n4 has no log
+		path := filepath.Join(dir, name+".log")
+		if l, ok := logs[name]; ok {
+			if err := os.WriteFile(path, []byte(l), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		nodes = append(nodes, NodeReport{Node: name, Log: path})
+	}
+	n, first := timeoutsLogged(nodes)
+	if n != 3 || first != "n2 to n1 at 2026-12-07T03:10:47.974Z" {
+		t.Fatalf("timeoutsLogged = %d, %q", n, first)
+	}
+	if n, _ := timeoutsLogged(nodes[2:]); n != 0 {
+		t.Fatalf("%d timeouts in logs without any", n)
 	}
 }

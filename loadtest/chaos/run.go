@@ -210,6 +210,9 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	}
 	c.close()
 	rep.Nodes = c.report()
+	if n, first := timeoutsLogged(rep.Nodes); n > 0 {
+		rep.Notes = append(rep.Notes, fmt.Sprintf("the nodes logged %d requests to other nodes that timed out, each a caller that waited out its whole timeout (a lost request or reply, or a stuck node); the first: %s", n, first))
+	}
 	if rep.OK && !cfg.KeepData {
 		_ = c.removeData()
 	}
