@@ -206,11 +206,11 @@ func (c *Cluster) LostMessages() map[string]uint64 {
 // within their timeout.
 func (c *Cluster) RequestTimeouts() uint64 { return c.links.timeouts.Load() }
 
-// refuseUnserved answers, unavailable, another node's call that came to
-// an actor this node does not run (yet): a snapshot chunk that came
-// before this node started its replicas (a cluster forming), or a request
-// to a host that is not up. Its caller retries at once rather than at
-// its timeout.
+// refuseUnserved answers, unavailable, a call that came to an actor this
+// node does not run: a snapshot chunk that came before this node started
+// its replicas (a cluster forming), a request to a host that is not up
+// yet, or one the host handed to an activation just as it stopped. Its
+// caller retries at once rather than at its timeout.
 func (c *Cluster) refuseUnserved(pid *actor.PID, env *clusterpb.Envelope) {
 	var call uint64
 	var replyTo string
@@ -223,7 +223,7 @@ func (c *Cluster) refuseUnserved(pid *actor.PID, env *clusterpb.Envelope) {
 	if call == 0 || replyTo == "" {
 		return
 	}
-	rep := unavailable(call, "node %s does not serve %s yet", c.cfg.Name, pid.Id)
+	rep := unavailable(call, "node %s does not run %s (not yet, or no more): retry", c.cfg.Name, pid.Id)
 	rep.Error.RetryAfterMs = linkRetryMS
 	c.system.Root.Send(InboxPID(replyTo), clusterpb.Wrap(&clusterpb.Envelope_Reply{Reply: rep}))
 }

@@ -172,7 +172,7 @@ func TestRequestToAnActorNotRunIsRefused(t *testing.T) {
 	t.Cleanup(func() { b.Close() })
 	waitUntil(t, 10*time.Second, "a to see b", func() bool { return stateOf(a, "b") == StateAlive })
 	r := ask(t, a, "b", time.Minute)
-	if r.Error == nil || r.Error.Code != string(protocol.CodeUnavailable) || !strings.Contains(r.Error.Message, "does not serve host yet") {
+	if r.Error == nil || r.Error.Code != string(protocol.CodeUnavailable) || !strings.Contains(r.Error.Message, "does not run host (not yet, or no more)") {
 		t.Fatalf("a asked b, which runs no host: %v %q", r.Error, r.Result)
 	}
 }
