@@ -33,8 +33,17 @@ type links struct {
 	mu   sync.Mutex // guards down and resent
 	down map[string]*linkDown
 	// resent holds each reply the transport dropped and that waits to be
-	// sent again, with when it stops being worth it (lostReply).
+	// sent again, with when it stops being worth it (resendReply).
 	resent map[*clusterpb.Envelope]time.Time
+	// notices holds the re-watch notices waiting to go to a gateway whose
+	// events or notice the transport dropped (resendNotice).
+	notices map[notice]struct{}
+}
+
+// notice is one WatchLost waiting to go to the gateway at addr.
+type notice struct {
+	addr          string
+	channel, node string
 }
 
 type linkDown struct {
@@ -54,6 +63,7 @@ const linkRetryMS = 500
 func (c *Cluster) watchEndpoints() {
 	c.links.down = make(map[string]*linkDown)
 	c.links.resent = make(map[*clusterpb.Envelope]time.Time)
+	c.links.notices = make(map[notice]struct{})
 	c.system.EventStream.Subscribe(func(evt any) {
 		switch e := evt.(type) {
 		case *actor.DeadLetterEvent:
@@ -96,12 +106,16 @@ func (c *Cluster) linkDown(addr string) bool {
 // that the message does not die with a connection that broke (a send
 // into it is lost). It gives up after within, or when the cluster stops.
 func (c *Cluster) SendWhenLinked(addr string, env *clusterpb.Envelope, within time.Duration) {
-	c.sendWhenLinked(addr, env, within, 0)
+	c.sendWhenLinked(addr, env, within, 0, nil)
 }
 
-// sendWhenLinked is SendWhenLinked, waiting at least first.
-func (c *Cluster) sendWhenLinked(addr string, env *clusterpb.Envelope, within, first time.Duration) {
+// sendWhenLinked is SendWhenLinked, waiting at least first, and calling
+// done (if set) once it has sent or given up.
+func (c *Cluster) sendWhenLinked(addr string, env *clusterpb.Envelope, within, first time.Duration, done func()) {
 	go func() {
+		if done != nil {
+			defer done()
+		}
 		deadline := time.NewTimer(within)
 		defer deadline.Stop()
 		// sleep waits for ch: false if the deadline or the cluster's stop
@@ -141,10 +155,15 @@ func (c *Cluster) sendWhenLinked(addr string, env *clusterpb.Envelope, within, f
 //   - a reply to another node's request: it is sent again once the link
 //     to that node works (resendReply), since the work is done and its
 //     caller, whose own link to this node may well work, would otherwise
-//     wait its whole timeout for an answer it will not get.
+//     wait its whole timeout for an answer it will not get;
+//   - a channel's events for a gateway, or a re-watch notice: the gateway
+//     is told, once the link works, to watch the channel again
+//     (resendNotice), and its sessions get what they missed from the
+//     replay. A gateway notices a gap in a channel's events only with
+//     the channel's next event, which in a quiet channel may not come.
 //
-// Other messages (events, notices) have their own recovery (a gap, a
-// re-watch), and a message to a node that stopped for good is just lost.
+// Other messages have their own recovery, and a message to a node that
+// stopped for good is just lost.
 func (c *Cluster) lost(e *actor.DeadLetterEvent) {
 	env, ok := e.Message.(*clusterpb.Envelope)
 	if !ok || e.PID == nil {
@@ -163,6 +182,13 @@ func (c *Cluster) lost(e *actor.DeadLetterEvent) {
 		call = env.GetSnapshotChunk().Call
 	case env.GetReply() != nil:
 		c.resendReply(e.PID.Address, env)
+		return
+	case env.GetEvents() != nil && persisted(env.GetEvents()):
+		c.resendNotice(notice{addr: e.PID.Address, channel: env.GetEvents().Channel})
+		return
+	case env.GetWatchLost() != nil:
+		w := env.GetWatchLost()
+		c.resendNotice(notice{addr: e.PID.Address, channel: w.Channel, node: w.Node})
 		return
 	}
 	if call == 0 {
@@ -265,5 +291,42 @@ func (c *Cluster) resendReply(addr string, env *clusterpb.Envelope) {
 	if again {
 		first = probeEvery / 5
 	}
-	c.sendWhenLinked(addr, env, within, first)
+	c.sendWhenLinked(addr, env, within, first, nil)
+}
+
+// persisted reports whether ev holds an event with a seq (a persisted
+// one, which a watcher must not miss; typing and read are not).
+func persisted(ev *clusterpb.Events) bool {
+	for _, e := range ev.Events {
+		if e.Seq != 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// resendNotice tells the gateway at n.addr, once the link to it works,
+// to watch n.channel again (or every channel of node n.node), for up to
+// RequestTimeout; one such notice per gateway and channel waits at a
+// time, at most maxResent in all. A notice dropped again is told again,
+// a probe's tick later.
+func (c *Cluster) resendNotice(n notice) {
+	c.links.mu.Lock()
+	_, waiting := c.links.notices[n]
+	full := len(c.links.notices) >= maxResent
+	if !waiting && !full {
+		c.links.notices[n] = struct{}{}
+	}
+	c.links.mu.Unlock()
+	if waiting || full {
+		return
+	}
+	c.log.Debug("a channel's events or notice for a gateway were lost with the connection; telling it to watch again once the link works",
+		"to", n.addr, "channel", n.channel, "node", n.node)
+	env := clusterpb.Wrap(&clusterpb.Envelope_WatchLost{WatchLost: &clusterpb.WatchLost{Channel: n.channel, Node: n.node}})
+	c.sendWhenLinked(n.addr, env, c.cfg.RequestTimeout, probeEvery/5, func() {
+		c.links.mu.Lock()
+		delete(c.links.notices, n)
+		c.links.mu.Unlock()
+	})
 }

@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -174,5 +175,67 @@ func TestRequestToAnActorNotRunIsRefused(t *testing.T) {
 	r := ask(t, a, "b", time.Minute)
 	if r.Error == nil || r.Error.Code != string(protocol.CodeUnavailable) || !strings.Contains(r.Error.Message, "does not run host (not yet, or no more)") {
 		t.Fatalf("a asked b, which runs no host: %v %q", r.Error, r.Result)
+	}
+}
+
+// noticeRecorder is a gateway handler that keeps the WatchLost notices.
+type noticeRecorder struct {
+	lostRecorder
+	mu      sync.Mutex
+	notices []string
+}
+
+func (r *noticeRecorder) WatchLost(w *clusterpb.WatchLost) {
+	r.mu.Lock()
+	r.notices = append(r.notices, w.Channel+"|"+w.Node)
+	r.mu.Unlock()
+}
+
+func (r *noticeRecorder) got() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Clone(r.notices)
+}
+
+// TestLostEventsAreNoticed: a channel's persisted events that the
+// transport dropped on their way to a gateway become one notice to watch
+// the channel again, sent once the link works; typing (no seq) does not,
+// and a dropped notice is sent again.
+func TestLostEventsAreNoticed(t *testing.T) {
+	net := NewMemNetwork()
+	a := memNode(t, net, "a")
+	b := memNode(t, net, "b", a.GossipAddress())
+	rec := &noticeRecorder{}
+	a.SetHandler(rec)
+	waitUntil(t, 10*time.Second, "b to see a", func() bool { return stateOf(b, "a") == StateAlive })
+
+	net.Cut("a", "b")
+	b.System().EventStream.Publish(&remote.EndpointTerminatedEvent{Address: a.Address()})
+	events := func(ch string, seq uint64) *clusterpb.Envelope {
+		return clusterpb.Wrap(&clusterpb.Envelope_Events{Events: &clusterpb.Events{Channel: ch, Events: []*clusterpb.Event{{Seq: seq, Frame: []byte("{}")}}}})
+	}
+	for seq := range uint64(3) {
+		b.System().Root.Send(InboxPID(a.Address()), events("room", seq+1))
+	}
+	b.System().Root.Send(InboxPID(a.Address()), events("typing-only", 0))
+	b.System().Root.Send(InboxPID(a.Address()), clusterpb.Wrap(&clusterpb.Envelope_WatchLost{WatchLost: &clusterpb.WatchLost{Node: "b"}}))
+	waitUntil(t, 5*time.Second, "b to hold two notices", func() bool {
+		b.links.mu.Lock()
+		defer b.links.mu.Unlock()
+		return len(b.links.notices) == 2
+	})
+	if got := rec.got(); len(got) != 0 {
+		t.Fatalf("notices across the cut: %v", got)
+	}
+	net.Heal("a", "b")
+	b.System().EventStream.Publish(&remote.EndpointConnectedEvent{Address: a.Address()})
+	waitUntil(t, 10*time.Second, "the notices once the link works", func() bool { return len(rec.got()) == 2 })
+	got := rec.got()
+	slices.Sort(got)
+	if !slices.Equal(got, []string{"room|", "|b"}) {
+		t.Fatalf("notices %v, want a re-watch of room and b's own", got)
+	}
+	if lost := b.LostMessages(); lost["events"] != 4 || lost["other"] != 1 {
+		t.Errorf("lost messages %v", lost)
 	}
 }

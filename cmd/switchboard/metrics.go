@@ -240,7 +240,7 @@ func (m *metrics) watchCluster(cl *cluster.Cluster) {
 			"Strangers refused at this node's cluster ports, by port: gossip (no cluster key, another key, another cluster name) and transport (no valid node certificate at the TLS handshake).",
 			[]string{"port"}, nil),
 		lost: prometheus.NewDesc("switchboard_cluster_lost_messages_total",
-			"Messages to other nodes the node-to-node transport dropped (a connection that broke, or had not come back yet), by kind: request (failed at once, to retry), reply (sent again once the link works), events (replayed by the gateway's gap check), other.",
+			"Messages to other nodes the node-to-node transport dropped (a connection that broke, or had not come back yet), by kind: request (failed at once, to retry), reply (sent again once the link works), events (the gateway is told to watch the channel again once the link works), other.",
 			[]string{"kind"}, nil),
 		timeouts: prometheus.NewDesc("switchboard_cluster_request_timeouts_total",
 			"Requests to other nodes that got no answer within their timeout (each cost its caller the whole timeout).", nil, nil)})
