@@ -107,6 +107,62 @@ func TestPartitionedLeader(t *testing.T) {
 	sc.run(t, names)
 }
 
+// TestQuietChannelAfterABlip: a channel's message whose event was lost
+// on its way to a watcher's gateway, in a link's short break that nobody
+// declared a death for, reaches the watcher after the link is back,
+// though the channel stays quiet after it (the gateway's gap check would
+// only notice with the next message): the owner tells the gateway to
+// watch the channel again.
+func TestQuietChannelAfterABlip(t *testing.T) {
+	net := cluster.NewMemNetwork()
+	names := []string{"n1", "n2", "n3"}
+	var nodes []*Node
+	for _, name := range names {
+		nodes = append(nodes, testNode(t, func(c *Config) {
+			c.NodeName, c.Network, c.ClusterName = name, net, "test-"+t.Name()
+			if len(nodes) > 0 {
+				c.Join = []string{nodes[0].cl.GossipAddress()}
+			}
+		}))
+	}
+	ch := channelOwnedBy("quiet", "n2", names...)
+	waitFor(t, 30*time.Second, "n2 to lead the channel's shard, seen by all", func() bool {
+		for _, n := range nodes {
+			if l, _ := n.cl.LeaderOf(clusterpb.Kind_KIND_CHANNEL, ch); l != "n2" {
+				return false
+			}
+		}
+		return true
+	})
+	ctx := ctxT(t)
+	alice, carol := dial(t, nodes[1], "alice"), dial(t, nodes[0], "carol") // the owner's gateway, another
+	if _, _, err := alice.CreateChannel(ctx, protocol.ChannelCreateArgs{ID: ch, Type: protocol.TypeStandard, Members: []string{"carol"}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := carol.Watch(ctx, ch, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := alice.Send(ctx, protocol.SendArgs{Channel: ch, Text: "before"}); err != nil {
+		t.Fatal(err)
+	}
+	nextEvent(t, carol, protocol.EventMessageNew)
+
+	lost := func() uint64 { return nodes[1].cl.LostMessages()["events"] }
+	before := lost()
+	net.Cut("n1", "n2") // n2 and n3 still commit
+	m, err := alice.Send(ctx, protocol.SendArgs{Channel: ch, Text: "in the blip"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, "n2 to lose the event for n1", func() bool { return lost() > before })
+	net.Heal("n1", "n2")
+	e := nextEvent(t, carol, protocol.EventMessageNew)
+	var got protocol.MessageResult
+	if err := json.Unmarshal(e.Data, &got); err != nil || got.Message.ID != m.ID {
+		t.Fatalf("carol got %s (%v), want message %s", e.Data, err, m.ID)
+	}
+}
+
 // TestFiveNodesReplicateEveryShard: a cluster formed by one node grows to
 // five, and every shard ends on three voters with a leader, also the
 // shards whose ranked hosts leave out the node that formed the cluster
