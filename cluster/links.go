@@ -32,8 +32,9 @@ type links struct {
 
 	mu   sync.Mutex // guards down, resent and notices
 	down map[string]*linkDown
-	// resent holds each reply the transport dropped and that waits to be
-	// sent again, with when it stops being worth it (resendReply).
+	// resent holds each reply (or sessions-closed notice) the transport
+	// dropped and that waits to be sent again, with when it stops being
+	// worth it (resend).
 	resent map[*clusterpb.Envelope]time.Time
 	// notices holds the re-watch notices waiting to go to a gateway whose
 	// events or notice the transport dropped (resendNotice).
@@ -100,12 +101,12 @@ func (c *Cluster) linkDown(addr string) bool {
 // that the message does not die with a connection that broke (a send
 // into it is lost). It gives up after within, or when the cluster stops.
 func (c *Cluster) SendWhenLinked(addr string, env *clusterpb.Envelope, within time.Duration) {
-	c.sendWhenLinked(addr, env, within, 0, nil)
+	c.sendWhenLinked(InboxPID(addr), env, within, 0, nil)
 }
 
-// sendWhenLinked is SendWhenLinked, waiting at least first, and calling
-// done (if set) once it has sent or given up.
-func (c *Cluster) sendWhenLinked(addr string, env *clusterpb.Envelope, within, first time.Duration, done func()) {
+// sendWhenLinked is SendWhenLinked to any actor of another node, waiting
+// at least first, and calling done (if set) once it has sent or given up.
+func (c *Cluster) sendWhenLinked(to *actor.PID, env *clusterpb.Envelope, within, first time.Duration, done func()) {
 	go func() {
 		if done != nil {
 			defer done()
@@ -128,11 +129,11 @@ func (c *Cluster) sendWhenLinked(addr string, env *clusterpb.Envelope, within, f
 		}
 		tick := time.NewTicker(probeEvery / 5)
 		defer tick.Stop()
-		for c.linkDown(addr) {
+		for c.linkDown(to.Address) {
 			if !sleep(tick.C) {
 				return
 			}
 		}
-		c.system.Root.Send(InboxPID(addr), env)
+		c.system.Root.Send(to, env)
 	}()
 }

@@ -18,9 +18,11 @@ import (
 //     its caller may retry — rather than wait its whole timeout, when the
 //     request was sent just as the link broke, before the break was known;
 //   - a reply to another node's request: it is sent again once the link
-//     to that node works (resendReply), since the work is done and its
+//     to that node works (resend), since the work is done and its
 //     caller, whose own link to this node may well work, would otherwise
-//     wait its whole timeout for an answer it will not get;
+//     wait its whole timeout for an answer it will not get; so is a
+//     gateway's word that sessions closed, or the channel would keep
+//     their watchers (and stay active for them);
 //   - a channel's events for a gateway, or a re-watch notice: the gateway
 //     is told, once the link works, to watch the channel again
 //     (resendNotice), and its sessions get what they missed from the
@@ -45,8 +47,8 @@ func (c *Cluster) lost(e *actor.DeadLetterEvent) {
 		call = env.GetRequest().Id
 	case env.GetSnapshotChunk() != nil && env.GetSnapshotChunk().ReplyTo == c.addr:
 		call = env.GetSnapshotChunk().Call
-	case env.GetReply() != nil:
-		c.resendReply(e.PID.Address, env)
+	case env.GetReply() != nil, env.GetSessionsClosed() != nil:
+		c.resend(e.PID, env)
 		return
 	case env.GetEvents() != nil && persisted(env.GetEvents()):
 		c.resendNotice(notice{addr: e.PID.Address, channel: env.GetEvents().Channel})
@@ -119,15 +121,16 @@ func (c *Cluster) refuseUnserved(pid *actor.PID, env *clusterpb.Envelope) {
 	c.system.Root.Send(InboxPID(replyTo), clusterpb.Wrap(&clusterpb.Envelope_Reply{Reply: rep}))
 }
 
-// maxResent bounds the dropped replies waiting to be sent again; past it
+// maxResent bounds the dropped messages waiting to be sent again; past it
 // a reply is left to its caller's timeout.
 const maxResent = 4096
 
-// resendReply sends env, a reply the transport dropped, to addr again once
-// the link works, for up to RequestTimeout after it was first dropped (its
-// caller has given up by then). A reply dropped again waits a probe's
-// tick first, so a link that keeps failing is not spun on.
-func (c *Cluster) resendReply(addr string, env *clusterpb.Envelope) {
+// resend sends env, a reply (or a sessions-closed notice) the transport
+// dropped, to its actor again once the link works, for up to RequestTimeout
+// after it was first dropped (a reply's caller has given up by then). One
+// dropped again waits a probe's tick first, so a link that keeps failing
+// is not spun on.
+func (c *Cluster) resend(to *actor.PID, env *clusterpb.Envelope) {
 	now := time.Now()
 	c.links.mu.Lock()
 	until, again := c.links.resent[env]
@@ -151,12 +154,12 @@ func (c *Cluster) resendReply(addr string, env *clusterpb.Envelope) {
 	if within <= 0 {
 		return
 	}
-	c.log.Debug("a reply was lost with its connection; sending it again once the link works", "to", addr, "call", env.GetReply().Id)
+	c.log.Debug("a message was lost with its connection; sending it again once the link works", "to", to.Address, "reply_to_call", env.GetReply().GetId())
 	first := time.Duration(0)
 	if again {
 		first = probeEvery / 5
 	}
-	c.sendWhenLinked(addr, env, within, first, nil)
+	c.sendWhenLinked(to, env, within, first, nil)
 }
 
 // persisted reports whether ev holds an event with a seq (a persisted
@@ -195,7 +198,7 @@ func (c *Cluster) resendNotice(n notice) {
 	c.log.Debug("a channel's events or notice for a gateway were lost with the connection; telling it to watch again once the link works",
 		"to", n.addr, "channel", n.channel, "node", n.node)
 	env := clusterpb.Wrap(&clusterpb.Envelope_WatchLost{WatchLost: &clusterpb.WatchLost{Channel: n.channel, Node: n.node}})
-	c.sendWhenLinked(n.addr, env, c.cfg.RequestTimeout, probeEvery/5, func() {
+	c.sendWhenLinked(InboxPID(n.addr), env, c.cfg.RequestTimeout, probeEvery/5, func() {
 		c.links.mu.Lock()
 		delete(c.links.notices, n)
 		c.links.mu.Unlock()

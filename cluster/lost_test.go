@@ -61,13 +61,7 @@ func (h cuttingHost) Receive(ctx actor.Context) {
 func TestLostReplyIsSentAgain(t *testing.T) {
 	net := NewMemNetwork()
 	a := memNode(t, net, "a")
-	cfg := Config{Name: "b", Join: []string{a.GossipAddress()}, Detection: DetectionFast, ClusterName: "test-" + t.Name(), Cluster: "c", Shards: 8}
-	net.Attach(&cfg)
-	b, err := New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { b.Close() })
+	b := bareNode(t, net, "b", a.GossipAddress())
 	replied := make(chan struct{})
 	host := cuttingHost{echoHost: echoHost{"b"}, once: &sync.Once{}, cut: func(replyTo string) {
 		// The link from b back to a breaks, and b knows it.
@@ -117,13 +111,7 @@ func TestLostReplyIsSentAgain(t *testing.T) {
 func TestRequestToAnActorNotRunIsRefused(t *testing.T) {
 	net := NewMemNetwork()
 	a := memNode(t, net, "a")
-	cfg := Config{Name: "b", Join: []string{a.GossipAddress()}, Detection: DetectionFast, ClusterName: "test-" + t.Name(), Cluster: "c", Shards: 8}
-	net.Attach(&cfg)
-	b, err := New(cfg) // no host actor
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { b.Close() })
+	bareNode(t, net, "b", a.GossipAddress()) // no host actor
 	waitUntil(t, 10*time.Second, "a to see b", func() bool { return stateOf(a, "b") == StateAlive })
 	r := ask(t, a, "b", time.Minute)
 	if r.Error == nil || r.Error.Code != string(protocol.CodeUnavailable) || !strings.Contains(r.Error.Message, "does not run host (not yet, or no more)") {
@@ -190,5 +178,43 @@ func TestLostEventsAreNoticed(t *testing.T) {
 	}
 	if lost := b.LostMessages(); lost["events"] != 4 || lost["other"] != 1 {
 		t.Errorf("lost messages %v", lost)
+	}
+}
+
+// TestLostSessionsClosedIsSentAgain: a gateway's word that sessions
+// closed, dropped with a broken link, reaches the channel's host once the
+// link works.
+func TestLostSessionsClosedIsSentAgain(t *testing.T) {
+	net := NewMemNetwork()
+	a := memNode(t, net, "a")
+	b := bareNode(t, net, "b", a.GossipAddress())
+	got := make(chan *clusterpb.SessionsClosed, 1)
+	if _, err := b.System().Root.SpawnNamed(actor.PropsFromFunc(func(ctx actor.Context) {
+		if env, ok := ctx.Message().(*clusterpb.Envelope); ok && env.GetSessionsClosed() != nil {
+			got <- env.GetSessionsClosed()
+		}
+	}), HostName); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, 10*time.Second, "a to see b", func() bool { return stateOf(a, "b") == StateAlive })
+
+	net.Cut("a", "b")
+	a.System().EventStream.Publish(&remote.EndpointTerminatedEvent{Address: b.Address()})
+	a.System().Root.Send(actor.NewPID(b.Address(), HostName),
+		clusterpb.Wrap(&clusterpb.Envelope_SessionsClosed{SessionsClosed: &clusterpb.SessionsClosed{Channel: "room", Sessions: []string{"s1"}}}))
+	waitUntil(t, 5*time.Second, "a to hold the lost notice", func() bool {
+		a.links.mu.Lock()
+		defer a.links.mu.Unlock()
+		return len(a.links.resent) == 1
+	})
+	net.Heal("a", "b")
+	a.System().EventStream.Publish(&remote.EndpointConnectedEvent{Address: b.Address()})
+	select {
+	case sc := <-got:
+		if sc.Channel != "room" || !slices.Equal(sc.Sessions, []string{"s1"}) {
+			t.Fatalf("b got %v", sc)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("the lost notice never arrived")
 	}
 }

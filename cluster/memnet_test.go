@@ -26,6 +26,17 @@ func (h echoHost) Receive(ctx actor.Context) {
 // memNode starts a node on net with an echoing host actor.
 func memNode(t *testing.T, net *MemNetwork, name string, join ...string) *Cluster {
 	t.Helper()
+	c := bareNode(t, net, name, join...)
+	if _, err := c.System().Root.SpawnNamed(actor.PropsFromProducer(func() actor.Actor { return echoHost{name} }), HostName); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// bareNode starts a node on net without a host actor (the test spawns its
+// own, or none).
+func bareNode(t *testing.T, net *MemNetwork, name string, join ...string) *Cluster {
+	t.Helper()
 	cfg := Config{Name: name, Join: join, Detection: DetectionFast, ClusterName: "test-" + t.Name(), Cluster: "c", Shards: 8}
 	net.Attach(&cfg)
 	c, err := New(cfg)
@@ -33,9 +44,6 @@ func memNode(t *testing.T, net *MemNetwork, name string, join ...string) *Cluste
 		t.Fatalf("start %s: %v", name, err)
 	}
 	t.Cleanup(func() { c.Close() })
-	if _, err := c.System().Root.SpawnNamed(actor.PropsFromProducer(func() actor.Actor { return echoHost{name} }), HostName); err != nil {
-		t.Fatal(err)
-	}
 	return c
 }
 
