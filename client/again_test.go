@@ -23,6 +23,8 @@ func TestAgain(t *testing.T) {
 		{"answered", protocol.OpMessagesHistory, nil, later, false, 0},
 		{"unavailable", protocol.OpMessagesHistory, &protocol.Error{Code: protocol.CodeUnavailable}, later, true, 0},
 		{"unavailable past the deadline", protocol.OpMessagesHistory, &protocol.Error{Code: protocol.CodeUnavailable}, past, false, 0},
+		{"unavailable, no sooner than asked", protocol.OpMessagesHistory, &protocol.Error{Code: protocol.CodeUnavailable, RetryAfterMS: 500}, later, true, 500 * time.Millisecond},
+		{"unavailable, asked to wait past the deadline", protocol.OpMessagesHistory, &protocol.Error{Code: protocol.CodeUnavailable, RetryAfterMS: 500}, time.Now().Add(100 * time.Millisecond), false, 0},
 		{"a session's rate", protocol.OpMessageSend, limited(20), later, true, 20 * time.Millisecond},
 		{"the longest wait waited out", protocol.OpMessagesHistory, limited(1000), later, true, time.Second},
 		{"slow mode's seconds go to the caller", protocol.OpMessageSend, limited(10000), later, false, 0},

@@ -63,7 +63,8 @@ func (c *Client) Call(ctx context.Context, op string, args any, out any) error {
 
 // again says whether a request answered e is sent again, and after how
 // long: an idempotent one, after unavailable or a dropped connection
-// (with backoff) until deadline, or after a rate_limited wait of at most
+// (with backoff, and never sooner than the server's retry_after_ms) if
+// that is before deadline, or after a rate_limited wait of at most
 // MaxRateWait that ends before deadline.
 func again(op string, e *protocol.Error, deadline time.Time, backoff time.Duration) (time.Duration, bool) {
 	if e == nil || !idempotent(op) {
@@ -71,7 +72,8 @@ func again(op string, e *protocol.Error, deadline time.Time, backoff time.Durati
 	}
 	switch e.Code {
 	case protocol.CodeUnavailable, codeDisconnected:
-		return jitter(backoff), time.Now().Before(deadline)
+		wait := max(jitter(backoff), time.Duration(e.RetryAfterMS)*time.Millisecond)
+		return wait, time.Now().Add(wait).Before(deadline)
 	case protocol.CodeRateLimited:
 		wait := time.Duration(e.RetryAfterMS) * time.Millisecond
 		return wait, wait > 0 && wait <= MaxRateWait && time.Now().Add(wait).Before(deadline)

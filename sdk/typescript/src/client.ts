@@ -105,10 +105,11 @@ export class Client extends Connection {
   /**
    * Sends one request and resolves with its result. An error reply rejects
    * with a SwitchboardError carrying its code (and retryAfterMs). Requests
-   * that are safe to repeat are retried through `unavailable` replies,
-   * `rate_limited` ones asking for at most MAX_RATE_WAIT_MS (after that
-   * wait) and reconnects, up to maxRetryMs; others reject with
-   * `disconnected` when the connection drops before their reply.
+   * that are safe to repeat are retried through `unavailable` replies (with
+   * backoff, never sooner than their retryAfterMs), `rate_limited` ones
+   * asking for at most MAX_RATE_WAIT_MS (after that wait) and reconnects,
+   * up to maxRetryMs; others reject with `disconnected` when the
+   * connection drops before their reply.
    */
   async call<K extends OpName>(op: K, args: OpArgs<K>, opts: CallOptions = {}): Promise<OpResult<K>> {
     const deadline = Date.now() + this.cfg.maxRetryMs;
@@ -130,10 +131,11 @@ export class Client extends Connection {
           await sleep(wait);
           continue;
         }
-        const again = retry && Date.now() < deadline && (err.code === "unavailable" || err.code === "disconnected");
+        const wait = Math.max(jitter(backoff), err.retryAfterMs ?? 0);
+        const again = retry && Date.now() + wait < deadline && (err.code === "unavailable" || err.code === "disconnected");
         if (!again) throw err;
+        await sleep(wait);
       }
-      await sleep(jitter(backoff));
       backoff = Math.min(backoff * 2, this.cfg.maxBackoffMs);
     }
   }

@@ -85,6 +85,27 @@ test("a short rate_limited wait is waited out for requests safe to repeat; slow 
   c.close();
 });
 
+test("an unavailable request safe to repeat is sent again, never sooner than its retry_after_ms; one not safe to repeat rejects", async () => {
+  const srv = new FakeServer();
+  let sends = 0;
+  srv.handler = (req) => {
+    if (req.op === "message.send") {
+      sends++;
+      if (sends === 1) return { error: { code: "unavailable", message: "electing", retry_after_ms: 120 } };
+      return { result: { message: message("g", sends, "alice", "hi") } };
+    }
+    if (req.op === "channel.create") return { error: { code: "unavailable", message: "electing", retry_after_ms: 120 } };
+    return srv.defaultAnswer(req);
+  };
+  const c = await connect({ urls: ["ws://gw/v1/ws"], userId: "alice", WebSocket: srv.WebSocket, ...fast });
+  const start = Date.now();
+  await c.call("message.send", { channel: "g", client_id: "m1", text: "hi" });
+  assert.equal(sends, 2, "sent again after unavailable");
+  assert.ok(Date.now() - start >= 110, `sent again after ${Date.now() - start} ms, sooner than the 120 ms asked`);
+  await assert.rejects(c.call("channel.create", { id: "new", type: "standard" }), (e: unknown) => e instanceof SwitchboardError && e.code === "unavailable");
+  c.close();
+});
+
 test("events are delivered in seq order: repeats are dropped and a gap resumes from the last seq", async () => {
   const srv = new FakeServer();
   srv.handler = (req) => {
