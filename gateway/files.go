@@ -12,6 +12,7 @@ import (
 	"path"
 	"strconv"
 	"strings"
+	"time"
 	"unicode"
 	"unicode/utf8"
 
@@ -103,8 +104,17 @@ type httpUser struct {
 }
 
 // authHTTP authenticates a files request: "Authorization: Bearer <session
-// JWT>", or in development auth mode "Authorization: Dev <user id>".
+// JWT>", or in development auth mode "Authorization: Dev <user id>"; and
+// takes one of the user's HTTP requests (apirate.go).
 func (g *Gateway) authHTTP(r *http.Request) (httpUser, *protocol.Error) {
+	u, perr := g.fileCaller(r)
+	if perr == nil {
+		perr = g.apiRates.take(u.id, time.Now())
+	}
+	return u, perr
+}
+
+func (g *Gateway) fileCaller(r *http.Request) (httpUser, *protocol.Error) {
 	h := r.Header.Get("Authorization")
 	scheme, cred, _ := strings.Cut(h, " ")
 	cred = strings.TrimSpace(cred)

@@ -76,9 +76,9 @@ func grepLines(s, sub string) string {
 }
 
 // TestAPIUserRequestRate: a user's HTTP API requests (with a session
-// token) have the bound a WebSocket session has, per user: past the burst
-// a request is answered 429 rate_limited with Retry-After, and changes
-// nothing; another user, and a server API key acting as the same user,
+// token), files included, have the bound a WebSocket session has, per
+// user: past the burst a request is answered 429 rate_limited with
+// Retry-After, and changes nothing; another user, and a server API key acting as the same user,
 // are not held by it; the user may go on once the wait is over.
 func TestAPIUserRequestRate(t *testing.T) {
 	n, signer := apiNode(t, func(c *Config) { c.Gateway.SessionRate, c.Gateway.SessionBurst = 2, 3 })
@@ -93,7 +93,14 @@ func TestAPIUserRequestRate(t *testing.T) {
 	if r.header.Get("Retry-After") != "1" || !strings.Contains(string(r.raw), "2 HTTP requests a second, 3 at once") {
 		t.Fatalf("the refusal: Retry-After %q, %s", r.header.Get("Retry-After"), r.raw)
 	}
+	// The files endpoints take from the same bucket.
+	if r := alice.do("GET", "/v1/files/f-none", nil); r.status != 429 || r.code() != "rate_limited" {
+		t.Fatalf("a file read past the burst: %d %s", r.status, r.raw)
+	}
 	bob.do("GET", "/v1/channels?limit=1", nil, "/v1/channels").want(t, 200, "")
+	if r := bob.do("GET", "/v1/files/f-none", nil); r.status != 404 {
+		t.Fatalf("bob's file read: %d %s", r.status, r.raw)
+	}
 	keyAPI(t, n, "alice").do("GET", "/v1/channels/paced", nil, "/v1/channels/{id}").want(t, 200, "")
 	keyAPI(t, n, "").do("GET", "/v1/channels/refused", nil, "/v1/channels/{id}").want(t, 404, "not_found")
 
