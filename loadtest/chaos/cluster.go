@@ -134,7 +134,7 @@ func (c *cluster) args(n *node) []string {
 	if len(join) > 0 {
 		args = append(args, "--join", strings.Join(join, ","))
 	}
-	if slices.Contains(c.cfg.Faults, FaultPartition) || slices.Contains(c.cfg.Faults, FaultSplit) {
+	if slices.ContainsFunc(c.cfg.Faults, cuts) {
 		args = append(args, "--fault-injection")
 	}
 	return append(args, c.cfg.ServeArgs...)
@@ -289,6 +289,12 @@ func (c *cluster) notConverged(ctx context.Context) string {
 		}
 	}
 	return ""
+}
+
+// cuts reports whether a fault kind cuts links (the nodes then run with
+// --fault-injection).
+func cuts(kind string) bool {
+	return kind == FaultPartition || kind == FaultSplit || kind == FaultOneway
 }
 
 // replicas is the nodes' --replicas: 3 unless --serve-args says (the last

@@ -26,6 +26,9 @@ type Fault struct {
 	PID         int    `json:"pid"`
 	// With are the places on the node's side of a split.
 	With []string `json:"with,omitempty"`
+	// Direction is a one-way cut's: "out" (the node cannot reach the
+	// others) or "in" (they cannot reach it).
+	Direction string `json:"direction,omitempty"`
 	// Target says how the node was chosen: "leader of shard S (channel
 	// C)" for the planned channel, or "seeded node" (the planned one)
 	// when no node answers GET /v1/cluster/locate.
@@ -124,6 +127,8 @@ func (in *injector) inject(ctx, end context.Context, p Planned) (f Fault) {
 		err = in.partition(ctx, end, &f, n, nil)
 	case FaultSplit:
 		err = in.split(ctx, end, &f, n)
+	case FaultOneway:
+		err = in.oneway(ctx, end, &f, n)
 	default:
 		err = fmt.Errorf("unknown fault %q", p.Kind)
 	}
@@ -199,28 +204,37 @@ func (in *injector) pause(ctx, end context.Context, f *Fault, n *node) error {
 // partition cuts n and its mates (if any) off from every other running
 // node, both ways, for the fault's hold, then heals every node.
 func (in *injector) partition(ctx, end context.Context, f *Fault, n *node, mates []*node) error {
-	c := in.c
-	side := append([]*node{n}, mates...)
-	var this, that []string // the names on each side
-	for _, o := range c.running() {
-		if slices.Contains(side, o) {
-			this = append(this, o.name)
-		} else {
-			that = append(that, o.name)
-		}
+	return in.cutFor(ctx, end, f, n, mates, true, true)
+}
+
+// oneway cuts the links between n and every other running node in the
+// direction the fault's draw says, for its hold, then heals every node.
+func (in *injector) oneway(ctx, end context.Context, f *Fault, n *node) error {
+	out := f.Draw%2 == 0
+	if out {
+		f.Direction = "out"
+		in.c.event("fault %d oneway: %s cannot reach the others", f.N, n.base)
+	} else {
+		f.Direction = "in"
+		in.c.event("fault %d oneway: the others cannot reach %s", f.N, n.base)
 	}
-	if len(that) == 0 {
+	return in.cutFor(ctx, end, f, n, nil, out, !out)
+}
+
+// cutFor cuts n's side (n and its mates) off from the other running
+// nodes: on n's side when this, on the other side when that (both: a
+// partition both ways), for the fault's hold; then it heals every node.
+func (in *injector) cutFor(ctx, end context.Context, f *Fault, n *node, mates []*node, this, that bool) error {
+	c := in.c
+	run := c.running()
+	plan := cutPlan(run, append([]*node{n}, mates...), this, that)
+	if plan == nil {
 		return fmt.Errorf("%s has no other node to be cut off from", n.base)
 	}
 	var err error
-	for _, o := range c.running() {
-		if err != nil {
-			break
-		}
-		if slices.Contains(side, o) {
-			err = c.cut(ctx, o, that)
-		} else {
-			err = c.cut(ctx, o, this)
+	for _, o := range run {
+		if names := plan[o]; len(names) > 0 && err == nil {
+			err = c.cut(ctx, o, names)
 		}
 	}
 	f.DownS = in.since()
@@ -235,9 +249,37 @@ func (in *injector) partition(ctx, end context.Context, f *Fault, n *node, mates
 	return err
 }
 
+// cutPlan says, for a cut of side off from the other nodes of run, which
+// nodes each node is told to cut: those of the other side, to each node
+// of side when this, and side's, to each other node when that. It is nil
+// when side is all of run.
+func cutPlan(run, side []*node, this, that bool) map[*node][]string {
+	var ours, theirs []string // the names on each side
+	for _, o := range run {
+		if slices.Contains(side, o) {
+			ours = append(ours, o.name)
+		} else {
+			theirs = append(theirs, o.name)
+		}
+	}
+	if len(theirs) == 0 {
+		return nil
+	}
+	plan := map[*node][]string{}
+	for _, o := range run {
+		switch mine := slices.Contains(side, o); {
+		case mine && this:
+			plan[o] = theirs
+		case !mine && that:
+			plan[o] = ours
+		}
+	}
+	return plan
+}
+
 // split is a partition of n and the mates splitSides draws for it.
 func (in *injector) split(ctx, end context.Context, f *Fault, n *node) error {
-	mates := splitSides(n, in.c.running(), f.Mates)
+	mates := splitSides(n, in.c.running(), f.Draw)
 	for _, m := range mates {
 		f.With = append(f.With, m.base)
 	}

@@ -38,10 +38,18 @@ const (
 	// of its replicas on the node's side keeps or elects its leader there,
 	// and the other side's gateways cannot reach it until the heal.
 	FaultSplit = "split"
+	// FaultOneway: cut the links between a node and every other node in
+	// one direction only, drawn from the seed, for a while: either the
+	// node cannot reach the others (its dials and connections to them)
+	// or they cannot reach it. Connections dialled the other way keep
+	// carrying the actor transport and raft, so messages still flow one
+	// way; gossip is cut both ways (a node cut from another drops its
+	// packets too), so each side declares the other dead. Then heal.
+	FaultOneway = "oneway"
 )
 
 // Kinds are every fault kind, in the order the docs list them.
-var Kinds = []string{FaultKill, FaultPause, FaultWipe, FaultRestart, FaultDrain, FaultPartition, FaultSplit}
+var Kinds = []string{FaultKill, FaultPause, FaultWipe, FaultRestart, FaultDrain, FaultPartition, FaultSplit, FaultOneway}
 
 // ParseKinds reads a comma-separated list of fault kinds.
 func ParseKinds(s string) ([]string, error) {
@@ -66,16 +74,16 @@ type Planned struct {
 	// At is when it is due, from the first send.
 	At time.Duration `json:"at_ns"`
 	// Hold is how long the node stays down (kill, wipe, drain), stopped
-	// (pause) or cut off (partition, split); 0 for a restart.
+	// (pause) or cut off (partition, split, oneway); 0 for a restart.
 	Hold time.Duration `json:"hold_ns"`
 	// Channel is the index of the run channel whose shard leader the
 	// fault hits, when the cluster says who leads it
 	// (GET /v1/cluster/locate); otherwise it hits node Slot.
 	Channel int `json:"channel"`
 	Slot    int `json:"slot"`
-	// Mates seeds the choice of the nodes that go with the target's side
-	// of a split (splitSides).
-	Mates uint64 `json:"mates,omitempty"`
+	// Draw seeds the fault's own choices: the nodes that go with the
+	// target's side of a split (splitSides), a one-way cut's direction.
+	Draw uint64 `json:"draw,omitempty"`
 }
 
 // PlanConfig is what a plan is drawn from.
@@ -124,7 +132,7 @@ func Plan(cfg PlanConfig) []Planned {
 		bag = bag[1:]
 		var hold time.Duration
 		switch kind {
-		case FaultKill, FaultWipe, FaultPartition, FaultSplit:
+		case FaultKill, FaultWipe, FaultPartition, FaultSplit, FaultOneway:
 			hold = between(0.5, 1.5, cfg.Down)
 		case FaultDrain:
 			hold = between(1, 2, cfg.Down)
@@ -133,8 +141,8 @@ func Plan(cfg PlanConfig) []Planned {
 		}
 		f := Planned{N: len(out) + 1, Kind: kind, At: at, Hold: hold.Round(time.Millisecond),
 			Channel: rng.IntN(cfg.Channels), Slot: rng.IntN(cfg.Nodes)}
-		if kind == FaultSplit {
-			f.Mates = rng.Uint64()
+		if kind == FaultSplit || kind == FaultOneway {
+			f.Draw = rng.Uint64()
 		}
 		if f.At+f.Hold > cfg.End-cfg.Settle {
 			return out

@@ -4,12 +4,13 @@ import (
 	"fmt"
 	"reflect"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 )
 
 func planConfig(seed uint64) PlanConfig {
-	return PlanConfig{Seed: seed, Kinds: Kinds, Nodes: 3, Channels: 20, Start: 5 * time.Second, End: 75 * time.Second,
+	return PlanConfig{Seed: seed, Kinds: Kinds, Nodes: 3, Channels: 20, Start: 5 * time.Second, End: 125 * time.Second,
 		Interval: 10 * time.Second, Settle: 5 * time.Second, Down: 2 * time.Second, Pause: 3 * time.Second}
 }
 
@@ -22,7 +23,7 @@ func TestPlanIsSeeded(t *testing.T) {
 		t.Fatalf("seeds 7 and 8 gave the same plan %v", a)
 	}
 	if len(a) < len(Kinds) {
-		t.Fatalf("70 s at one fault per 10 s planned %d faults: %v", len(a), a)
+		t.Fatalf("120 s at one fault per 10 s planned %d faults: %v", len(a), a)
 	}
 	// The first round holds every kind once.
 	var first []string
@@ -43,6 +44,9 @@ func TestPlanIsSeeded(t *testing.T) {
 		prev = f.At
 		if f.Slot < 0 || f.Slot >= cfg.Nodes || f.Channel < 0 || f.Channel >= cfg.Channels {
 			t.Fatalf("fault %d target out of range: %+v", i, f)
+		}
+		if (f.Draw != 0) != (f.Kind == FaultSplit || f.Kind == FaultOneway) {
+			t.Fatalf("fault %d's draw: %+v", i, f)
 		}
 		switch f.Kind {
 		case FaultPause:
@@ -111,5 +115,40 @@ func TestSplitSides(t *testing.T) {
 		if want > 0 && len(seen) != size-1 {
 			t.Fatalf("%d nodes: 40 seeds chose mates only among %v", size, seen)
 		}
+	}
+}
+
+// TestCutPlan: a partition tells both sides to cut the other; a one-way
+// cut tells only one side; a side that is every node has nothing to cut.
+func TestCutPlan(t *testing.T) {
+	var run []*node
+	for i := range 4 {
+		run = append(run, &node{base: fmt.Sprintf("n%d", i+1), name: fmt.Sprintf("n%d", i+1)})
+	}
+	show := func(plan map[*node][]string) string {
+		var out []string
+		for _, n := range run {
+			if names, ok := plan[n]; ok {
+				out = append(out, n.base+":"+strings.Join(names, ","))
+			}
+		}
+		return strings.Join(out, " ")
+	}
+	for _, tc := range []struct {
+		side       []*node
+		this, that bool
+		want       string
+	}{
+		{run[:1], true, true, "n1:n2,n3,n4 n2:n1 n3:n1 n4:n1"},
+		{run[1:3], true, true, "n1:n2,n3 n2:n1,n4 n3:n1,n4 n4:n2,n3"},
+		{run[:1], true, false, "n1:n2,n3,n4"},
+		{run[:1], false, true, "n2:n1 n3:n1 n4:n1"},
+	} {
+		if got := show(cutPlan(run, tc.side, tc.this, tc.that)); got != tc.want {
+			t.Errorf("side %v, this %v, that %v: %s, want %s", tc.side[0].base, tc.this, tc.that, got, tc.want)
+		}
+	}
+	if plan := cutPlan(run, run, true, true); plan != nil {
+		t.Errorf("every node on one side: %v", plan)
 	}
 }

@@ -364,6 +364,9 @@ func nodeLabel(f Fault) string {
 	if len(f.With) > 0 {
 		s += " with " + strings.Join(f.With, ", ")
 	}
+	if f.Direction != "" {
+		s += " (" + f.Direction + ")"
+	}
 	return s
 }
 
