@@ -283,6 +283,9 @@ func (r *router) sweepLoop(stop <-chan struct{}) {
 			return
 		case now := <-t.C:
 			ids, expired := r.expire(now)
+			if len(expired) == 0 {
+				continue
+			}
 			byNode := map[string]int{}
 			for i, cl := range expired {
 				byNode[cl.node]++

@@ -93,16 +93,8 @@ func TestPartitionedLeader(t *testing.T) {
 		}
 		return out
 	}
-	sc.ready = func(ch string) bool { // three voters: a learner would not make n2 and n3 a majority
-		si, _ := nodes[0].cl.Shard(nodes[0].cl.ShardOf(clusterpb.Kind_KIND_CHANNEL, ch))
-		voters := 0
-		for _, r := range si.Replicas {
-			if r.Role == shard.RoleVoter {
-				voters++
-			}
-		}
-		return voters == 3
-	}
+	// Three voters: a learner would not make n2 and n3 a majority.
+	sc.ready = func(ch string) bool { return voters(nodes[0], ch) == 3 }
 	sc.healed = func(ch string) bool { a := applied(ch); return a[0] == a[1] && a[1] == a[2] }
 	sc.run(t, names)
 }
@@ -126,13 +118,15 @@ func TestQuietChannelAfterABlip(t *testing.T) {
 		}))
 	}
 	ch := channelOwnedBy("quiet", "n2", names...)
-	waitFor(t, 30*time.Second, "n2 to lead the channel's shard, seen by all", func() bool {
+	// n2 leads, seen by all, on three voters: n2 and n3 commit while n1 is
+	// cut off from n2 (a learner on n3 would not make them a majority).
+	waitFor(t, 30*time.Second, "n2 to lead the channel's shard on three voters, seen by all", func() bool {
 		for _, n := range nodes {
 			if l, _ := n.cl.LeaderOf(clusterpb.Kind_KIND_CHANNEL, ch); l != "n2" {
 				return false
 			}
 		}
-		return true
+		return voters(nodes[1], ch) == 3
 	})
 	ctx := ctxT(t)
 	alice, carol := dial(t, nodes[1], "alice"), dial(t, nodes[0], "carol") // the owner's gateway, another
@@ -161,6 +155,18 @@ func TestQuietChannelAfterABlip(t *testing.T) {
 	if err := json.Unmarshal(e.Data, &got); err != nil || got.Message.ID != m.ID {
 		t.Fatalf("carol got %s (%v), want message %s", e.Data, err, m.ID)
 	}
+}
+
+// voters counts the voters of ch's shard, as n sees them.
+func voters(n *Node, ch string) int {
+	si, _ := n.cl.Shard(n.cl.ShardOf(clusterpb.Kind_KIND_CHANNEL, ch))
+	v := 0
+	for _, r := range si.Replicas {
+		if r.Role == shard.RoleVoter {
+			v++
+		}
+	}
+	return v
 }
 
 // TestFiveNodesReplicateEveryShard: a cluster formed by one node grows to
