@@ -3,7 +3,6 @@ package main
 import (
 	"encoding/json"
 	"fmt"
-	"strconv"
 	"testing"
 	"time"
 
@@ -20,12 +19,8 @@ import (
 // die for real run processes (proc_test.go); this is the cheap way to
 // exercise several nodes, under the race detector.
 func TestTwoNodesInOneProcess(t *testing.T) {
-	net := cluster.NewMemNetwork()
-	n1 := testNode(t, func(c *Config) { c.NodeName, c.Network, c.ClusterName = "n1", net, "test-"+t.Name() })
-	n2 := testNode(t, func(c *Config) {
-		c.NodeName, c.Network, c.ClusterName = "n2", net, "test-"+t.Name()
-		c.Join = []string{n1.cl.GossipAddress()}
-	})
+	_, nodes := memCluster(t, "n1", "n2")
+	n1, n2 := nodes[0], nodes[1]
 	for _, n := range []*Node{n1, n2} {
 		waitFor(t, 10*time.Second, n.cl.Name()+" to place both nodes", func() bool { return len(n.cl.View().Placement()) == 2 })
 	}
@@ -61,17 +56,8 @@ func TestTwoNodesInOneProcess(t *testing.T) {
 // TestPartitionedLeader is the partition scenario (partitionScenario) on
 // three nodes in the test's process, cut apart on their MemNetwork.
 func TestPartitionedLeader(t *testing.T) {
-	net := cluster.NewMemNetwork()
 	names := []string{"n1", "n2", "n3"}
-	var nodes []*Node
-	for _, name := range names {
-		nodes = append(nodes, testNode(t, func(c *Config) {
-			c.NodeName, c.Network, c.ClusterName = name, net, "test-"+t.Name()
-			if len(nodes) > 0 {
-				c.Join = []string{nodes[0].cl.GossipAddress()}
-			}
-		}))
-	}
+	net, nodes := memCluster(t, names...)
 	sc := partitionScenario{
 		leader: func(on int, ch string) string {
 			l, _ := nodes[on].cl.LeaderOf(clusterpb.Kind_KIND_CHANNEL, ch)
@@ -106,17 +92,8 @@ func TestPartitionedLeader(t *testing.T) {
 // only notice with the next message): the owner tells the gateway to
 // watch the channel again.
 func TestQuietChannelAfterABlip(t *testing.T) {
-	net := cluster.NewMemNetwork()
 	names := []string{"n1", "n2", "n3"}
-	var nodes []*Node
-	for _, name := range names {
-		nodes = append(nodes, testNode(t, func(c *Config) {
-			c.NodeName, c.Network, c.ClusterName = name, net, "test-"+t.Name()
-			if len(nodes) > 0 {
-				c.Join = []string{nodes[0].cl.GossipAddress()}
-			}
-		}))
-	}
+	net, nodes := memCluster(t, names...)
 	ch := channelOwnedBy("quiet", "n2", names...)
 	// n2 leads, seen by all, on three voters: n2 and n3 commit while n1 is
 	// cut off from n2 (a learner on n3 would not make them a majority).
@@ -157,6 +134,22 @@ func TestQuietChannelAfterABlip(t *testing.T) {
 	}
 }
 
+// memCluster starts a node of each name in the test's process, on a
+// MemNetwork of their own, each joining the first.
+func memCluster(t *testing.T, names ...string) (*cluster.MemNetwork, []*Node) {
+	net := cluster.NewMemNetwork()
+	var nodes []*Node
+	for _, name := range names {
+		nodes = append(nodes, testNode(t, func(c *Config) {
+			c.NodeName, c.Network, c.ClusterName = name, net, "test-"+t.Name()
+			if len(nodes) > 0 {
+				c.Join = []string{nodes[0].cl.GossipAddress()}
+			}
+		}))
+	}
+	return net, nodes
+}
+
 // voters counts the voters of ch's shard, as n sees them.
 func voters(n *Node, ch string) int {
 	si, _ := n.cl.Shard(n.cl.ShardOf(clusterpb.Kind_KIND_CHANNEL, ch))
@@ -174,16 +167,7 @@ func voters(n *Node, ch string) int {
 // shards whose ranked hosts leave out the node that formed the cluster
 // (they used to stay on that node alone).
 func TestFiveNodesReplicateEveryShard(t *testing.T) {
-	net := cluster.NewMemNetwork()
-	var nodes []*Node
-	for i := range 5 {
-		nodes = append(nodes, testNode(t, func(c *Config) {
-			c.NodeName, c.Network, c.ClusterName = "n"+strconv.Itoa(i+1), net, "test-"+t.Name()
-			if i > 0 {
-				c.Join = []string{nodes[0].cl.GossipAddress()}
-			}
-		}))
-	}
+	_, nodes := memCluster(t, "n1", "n2", "n3", "n4", "n5")
 	why := "not looked yet"
 	settled := func() bool {
 		for _, n := range nodes {
