@@ -119,25 +119,6 @@ func TestRequestToAnActorNotRunIsRefused(t *testing.T) {
 	}
 }
 
-// noticeRecorder is a gateway handler that keeps the WatchLost notices.
-type noticeRecorder struct {
-	lostRecorder
-	mu      sync.Mutex
-	notices []string
-}
-
-func (r *noticeRecorder) WatchLost(w *clusterpb.WatchLost) {
-	r.mu.Lock()
-	r.notices = append(r.notices, w.Channel+"|"+w.Node)
-	r.mu.Unlock()
-}
-
-func (r *noticeRecorder) got() []string {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return slices.Clone(r.notices)
-}
-
 // TestLostEventsAreNoticed: a channel's persisted events that the
 // transport dropped on their way to a gateway become one notice to watch
 // the channel again, sent once the link works; typing (no seq) does not,
