@@ -182,6 +182,8 @@ func storageError(what string, err error) *protocol.Error {
 		e = protocol.Errorf(protocol.CodeUnavailable, "%s is changing leader; retry", what)
 	case errors.Is(err, shard.ErrBusy), errors.Is(err, shard.ErrTimeout):
 		e = protocol.Errorf(protocol.CodeUnavailable, "%s: replication is slow; retry", what)
+	case errors.Is(err, shard.ErrStalled):
+		e = protocol.Errorf(protocol.CodeUnavailable, "%s: this node's disk is not answering, so its shards are led elsewhere; retry", what)
 	case errors.Is(err, shard.ErrTooLarge):
 		return protocol.Errorf(protocol.CodeTooLarge, "%s: the change is too large to replicate", what)
 	case errors.Is(err, persistence.ErrUnwritable):

@@ -74,6 +74,8 @@ type diskGuard struct {
 	// poisoned is set when Pebble's log failed: the database must be
 	// re-opened before writes resume.
 	poisoned error
+
+	stall stallGate // holds every write while the disk is stalled (stall.go)
 }
 
 // newDiskGuard measures the disk of dir and puts the ballast in place,
@@ -378,20 +380,29 @@ func (f watchFile) failed(err error) error {
 }
 
 func (f watchFile) Write(p []byte) (int, error) {
+	f.g.stall.wait()
 	n, err := f.File.Write(p)
 	return n, f.failed(err)
 }
 
 func (f watchFile) WriteAt(p []byte, off int64) (int, error) {
+	f.g.stall.wait()
 	n, err := f.File.WriteAt(p, off)
 	return n, f.failed(err)
 }
 
-func (f watchFile) Sync() error { return f.failed(f.File.Sync()) }
+func (f watchFile) Sync() error {
+	f.g.stall.wait()
+	return f.failed(f.File.Sync())
+}
 
-func (f watchFile) SyncData() error { return f.failed(f.File.SyncData()) }
+func (f watchFile) SyncData() error {
+	f.g.stall.wait()
+	return f.failed(f.File.SyncData())
+}
 
 func (f watchFile) SyncTo(length int64) (bool, error) {
+	f.g.stall.wait()
 	full, err := f.File.SyncTo(length)
 	return full, f.failed(err)
 }

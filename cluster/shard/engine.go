@@ -77,7 +77,8 @@ type StateMachine interface {
 }
 
 // Observer hears of leadership changes. Calls come from the engine's
-// loop and must not block.
+// loop (or, while the disk is stalled, from its watchdog acting for it:
+// never two at once) and must not block.
 type Observer interface {
 	LeaderChanged(st Status)
 }
@@ -145,6 +146,11 @@ type Config struct {
 	// handled Readys, with its duration (persisting, sending, applying:
 	// what every acknowledgement waits for) and whether it fsynced.
 	OnRound func(d time.Duration, synced bool)
+	// OnStall, when set, is called when a round's write has not finished
+	// after Timing.StallAfter (stalled, after that long; from the
+	// watchdog) and when it finishes (not stalled, after its whole time;
+	// from the loop): see stall.go.
+	OnStall func(stalled bool, d time.Duration)
 	Logger  *slog.Logger
 }
 
@@ -165,6 +171,11 @@ var (
 
 // ElectionTimeout returns the shortest time a follower waits for a leader.
 func (t Timing) ElectionTimeout() time.Duration { return time.Duration(t.ElectionTicks) * t.Tick }
+
+// StallAfter returns how long a round's write may take before the disk
+// counts as stalled (stall.go): two election timeouts, by when the
+// followers of a leader stuck in it have elected another.
+func (t Timing) StallAfter() time.Duration { return 2 * t.ElectionTimeout() }
 
 // DefaultConfig returns the defaults for the fields not about the node.
 func DefaultConfig() Config {
@@ -239,6 +250,9 @@ type Engine struct {
 	lastSweep   time.Time
 	lastPlace   time.Time
 
+	// The watchdog of the round's write (stall.go).
+	stall stallWatch
+
 	hosts      hostSet
 	membership func(shard uint32) (Membership, bool) // guarded by hosts.mu
 	fatalErr   error
@@ -285,6 +299,8 @@ func New(cfg Config) (*Engine, error) {
 // Start runs the loop until Stop.
 func (e *Engine) Start() {
 	e.notify() // a first round at once: a lone voter leads without waiting for a tick
+	e.stall.on = true
+	e.wg.Go(e.watchWrites)
 	e.wg.Go(e.run)
 	e.wg.Go(func() { e.snaps.sweepLoop(e) })
 }

@@ -71,9 +71,9 @@ func NewStream(shard uint32, term uint64) *Stream { return &Stream{shard: shard,
 
 // Propose proposes cmd on stream s. done gets nil once the command is
 // committed and applied here, or an error: then it was not applied here,
-// though with ErrLost or ErrTimeout it may still commit later. done runs
-// on the engine's goroutine, or on the caller's when refused at once, and
-// must not block.
+// though with ErrLost or ErrTimeout it may still commit later. done
+// runs on the engine's goroutine (or its watchdog's during a disk
+// stall), or on the caller's when refused at once, and must not block.
 func (e *Engine) Propose(s *Stream, cmd []byte, done func(error)) {
 	if len(cmd) > e.cfg.MaxCommandBytes {
 		s.broken.Store(true)

@@ -74,6 +74,9 @@ func (e *Engine) round() {
 			e.fatal(err)
 			return
 		}
+		if len(e.stall.resigned) > 0 {
+			e.syncResigned()
+		}
 		if e.cfg.OnRound != nil {
 			e.cfg.OnRound(time.Since(start), synced)
 		}
@@ -162,7 +165,7 @@ func (e *Engine) handle(rds []handled, now time.Time) (bool, error) {
 		}
 		sync = sync || h.rd.MustSync
 	}
-	if err := raftstore.Commit(w, sync); err != nil {
+	if err := e.commitRound(w, sync); err != nil {
 		return false, fmt.Errorf("persisting raft state: %w", err)
 	}
 	if sync {
@@ -496,32 +499,7 @@ func releaseCache(g *group) {
 // afterReady notes leadership changes and confirmed reads once a Ready is
 // handled.
 func (e *Engine) afterReady(g *group, rd raft.Ready, now time.Time) {
-	bs := g.rn.BasicStatus()
-	leader := bs.RaftState == raft.StateLeader
-	term := bs.HardState.GetTerm()
-	if leader != g.leader || term != g.term || bs.Lead != g.lead {
-		if g.leader && (!leader || term != g.term) {
-			g.failWaiters(ErrLost)
-		}
-		if leader && (!g.leader || term != g.term) {
-			g.termStart = 0
-			for _, ent := range rd.Entries {
-				if ent.GetTerm() == term {
-					g.termStart = ent.GetIndex()
-					break
-				}
-			}
-			if g.termStart == 0 {
-				last, _ := g.st.LastIndex()
-				g.termStart = last
-			}
-		}
-		g.leader, g.term, g.lead = leader, term, bs.Lead
-		g.changed = true
-		if e.cfg.Observer != nil {
-			e.cfg.Observer.LeaderChanged(e.statusOf(g))
-		}
-	}
+	e.syncLeader(g, rd.Entries)
 	for _, rs := range rd.ReadStates {
 		if len(rs.RequestCtx) != 8 {
 			continue
@@ -534,4 +512,37 @@ func (e *Engine) afterReady(g *group, rd raft.Ready, now time.Time) {
 		}
 	}
 	_ = now
+}
+
+// syncLeader takes up raft's view of g's leadership (entries: those just
+// written, where a new leader's term may start), failing what waited on a
+// leadership that ended and telling the observer of any change.
+func (e *Engine) syncLeader(g *group, entries []*pb.Entry) {
+	bs := g.rn.BasicStatus()
+	leader := bs.RaftState == raft.StateLeader
+	term := bs.HardState.GetTerm()
+	if leader == g.leader && term == g.term && bs.Lead == g.lead {
+		return
+	}
+	if g.leader && (!leader || term != g.term) {
+		g.failWaiters(ErrLost)
+	}
+	if leader && (!g.leader || term != g.term) {
+		g.termStart = 0
+		for _, ent := range entries {
+			if ent.GetTerm() == term {
+				g.termStart = ent.GetIndex()
+				break
+			}
+		}
+		if g.termStart == 0 {
+			last, _ := g.st.LastIndex()
+			g.termStart = last
+		}
+	}
+	g.leader, g.term, g.lead = leader, term, bs.Lead
+	g.changed = true
+	if e.cfg.Observer != nil {
+		e.cfg.Observer.LeaderChanged(e.statusOf(g))
+	}
 }

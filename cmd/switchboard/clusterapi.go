@@ -191,3 +191,25 @@ func (n *Node) partitionHandler(w http.ResponseWriter, r *http.Request) {
 	}
 	writeJSON(w, http.StatusOK, map[string][]string{"cut": n.partition.Nodes()})
 }
+
+// diskStallHandler serves /v1/cluster/disk-stall (--fault-injection): PUT
+// makes every write and sync of this node's store block, as on a disk
+// that stops answering; DELETE lets them run again; GET says which it is.
+// Each answers {"stalled": bool}.
+func (n *Node) diskStallHandler(w http.ResponseWriter, r *http.Request) {
+	if n.store == nil {
+		operatorError(w, http.StatusBadRequest, protocol.CodeBadRequest, "this node has no store (it is a gateway only)")
+		return
+	}
+	switch r.Method {
+	case http.MethodPut:
+		if n.store.StallWrites() {
+			n.log.Warn("fault injection: the store's writes are stalled")
+		}
+	case http.MethodDelete:
+		if n.store.ResumeWrites() {
+			n.log.Warn("fault injection: the store's writes run again")
+		}
+	}
+	writeJSON(w, http.StatusOK, map[string]bool{"stalled": n.store.WritesStalled()})
+}

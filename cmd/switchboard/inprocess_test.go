@@ -97,14 +97,7 @@ func TestQuietChannelAfterABlip(t *testing.T) {
 	ch := channelOwnedBy("quiet", "n2", names...)
 	// n2 leads, seen by all, on three voters: n2 and n3 commit while n1 is
 	// cut off from n2 (a learner on n3 would not make them a majority).
-	waitFor(t, 30*time.Second, "n2 to lead the channel's shard on three voters, seen by all", func() bool {
-		for _, n := range nodes {
-			if l, _ := n.cl.LeaderOf(clusterpb.Kind_KIND_CHANNEL, ch); l != "n2" {
-				return false
-			}
-		}
-		return voters(nodes[1], ch) == 3
-	})
+	awaitLeaderOfThree(t, nodes, 1, ch)
 	ctx := ctxT(t)
 	alice, carol := dial(t, nodes[1], "alice"), dial(t, nodes[0], "carol") // the owner's gateway, another
 	if _, _, err := alice.CreateChannel(ctx, protocol.ChannelCreateArgs{ID: ch, Type: protocol.TypeStandard, Members: []string{"carol"}}); err != nil {
@@ -148,6 +141,21 @@ func memCluster(t *testing.T, names ...string) (*cluster.MemNetwork, []*Node) {
 		}))
 	}
 	return net, nodes
+}
+
+// awaitLeaderOfThree waits until nodes[leader] leads ch's shard, seen so
+// by every node, on three voters.
+func awaitLeaderOfThree(t *testing.T, nodes []*Node, leader int, ch string) {
+	t.Helper()
+	name := nodes[leader].cl.Name()
+	waitFor(t, 30*time.Second, name+" to lead the channel's shard on three voters, seen by all", func() bool {
+		for _, n := range nodes {
+			if l, _ := n.cl.LeaderOf(clusterpb.Kind_KIND_CHANNEL, ch); l != name {
+				return false
+			}
+		}
+		return voters(nodes[leader], ch) == 3
+	})
 }
 
 // voters counts the voters of ch's shard, as n sees them.

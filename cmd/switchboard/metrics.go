@@ -35,6 +35,7 @@ type metrics struct {
 	activations   *prometheus.CounterVec
 	passivations  *prometheus.CounterVec
 	raftRounds    *prometheus.HistogramVec
+	diskStalls    prometheus.Counter
 	// Webhooks (webhooks.go).
 	webhookDeliveries *prometheus.CounterVec
 	webhookLatency    prometheus.Histogram
@@ -78,6 +79,8 @@ func newMetrics(reg *prometheus.Registry) *metrics {
 		raftRounds: prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: ns, Name: "raft_round_duration_seconds",
 			Help:    "Time of one round of the raft loop over every shard replica of the node (persist with at most one fsync, send, apply), by whether it fsynced.",
 			Buckets: prometheus.ExponentialBuckets(0.0001, 2, 15)}, []string{"fsync"}),
+		diskStalls: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "raft_disk_stalls_total",
+			Help: "Times a raft round's write did not finish within two election timeouts: the node then led nothing until it did."}),
 	}
 	m.webhookDeliveries = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "webhook_deliveries_total",
 		Help: "Webhook batches POSTed, by result: ok (2xx), failed (any other reply), timeout, error (no reply)."}, []string{"result"})
@@ -89,7 +92,7 @@ func newMetrics(reg *prometheus.Registry) *metrics {
 		Help: "Events that fell out of event retention before the webhook receiver acknowledged them."})
 	reg.MustRegister(m.connects, m.disconnects, m.framesIn, m.framesOut, m.bytesIn, m.bytesOut, m.queueDrops,
 		m.requests, m.deliveries, m.channelEvents, m.actorsActive, m.activations, m.passivations, m.raftRounds,
-		m.webhookDeliveries, m.webhookLatency, m.webhookGaps, m.webhookLost)
+		m.diskStalls, m.webhookDeliveries, m.webhookLatency, m.webhookGaps, m.webhookLost)
 	m.raftRounds.WithLabelValues("true")
 	m.raftRounds.WithLabelValues("false")
 	for r := range webhookResults {
@@ -150,9 +153,19 @@ func (m *metrics) round(d time.Duration, synced bool) {
 	m.raftRounds.WithLabelValues(label).Observe(d.Seconds())
 }
 
-// watchReplication exports the raft engine's counters and the shards the
-// node holds and leads.
+// stall is the raft engine's OnStall hook.
+func (m *metrics) stall(stalled bool, _ time.Duration) {
+	if stalled {
+		m.diskStalls.Inc()
+	}
+}
+
+// watchReplication exports the raft engine's counters, the shards the
+// node holds and leads, and whether its disk is stalled.
 func (m *metrics) watchReplication(e *shard.Engine) {
+	m.reg.MustRegister(boolGauge("raft_disk_stalled",
+		"1 while a raft round's write has taken longer than two election timeouts (the disk is not answering; the node leads nothing meanwhile), else 0.",
+		e.Stalled))
 	m.reg.MustRegister(&raftCollector{e: e,
 		counters: prometheus.NewDesc("switchboard_raft_events_total",
 			"Raft engine events, by kind: fsyncs (one per round at most, whatever the shards), entries_applied, messages_dropped (incoming, for a replica not here or another store), snapshots_sent, snapshots_received, snapshots_applied.",
@@ -211,17 +224,22 @@ func (m *metrics) watchConnections(l *gateway.ConnLimit) {
 		Help: "HTTP keep-alive connections idle between requests closed to make room at --max-connections."}, func() float64 { return float64(l.Evicted()) }))
 }
 
+// boolGauge is a gauge of 1 while fn holds, else 0.
+func boolGauge(name, help string, fn func() bool) prometheus.GaugeFunc {
+	return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "switchboard", Name: name, Help: help}, func() float64 {
+		if fn() {
+			return 1
+		}
+		return 0
+	})
+}
+
 // watchStore exports whether the store takes writes and the free space
 // on its disk.
 func (m *metrics) watchStore(s *persistence.Store) {
-	m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "switchboard", Name: "store_writable",
-		Help: "1 while the store takes writes, 0 while it refuses them (its disk is full, or it waits to re-open after its log failed)."},
-		func() float64 {
-			if s.Writable() {
-				return 1
-			}
-			return 0
-		}))
+	m.reg.MustRegister(boolGauge("store_writable",
+		"1 while the store takes writes, 0 while it refuses them (its disk is full, or it waits to re-open after its log failed).",
+		s.Writable))
 	m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "switchboard", Name: "store_disk_free_bytes",
 		Help: "Free space on the store's disk, as last measured (every second at most; -1: not watched)."},
 		func() float64 { return float64(s.DiskFree()) }))

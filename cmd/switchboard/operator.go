@@ -14,7 +14,7 @@ import (
 // The operator endpoints: GET /v1/cluster and /v1/cluster/locate, POST
 // /v1/cluster/forget (see clusterapi.go) and /drain (see nodeapi.go), GET /v1/cluster/metrics, GET /metrics,
 // with --debug-pprof /debug/pprof/, and with --fault-injection
-// /v1/cluster/partition (see clusterapi.go). Who may use them:
+// /v1/cluster/partition and /v1/cluster/disk-stall (see clusterapi.go). Who may use them:
 //
 //   - An endpoint that changes anything always needs one of the node's API
 //     keys (--api-key). A node without one refuses it with 403 and says to
@@ -48,6 +48,9 @@ func (n *Node) operatorRoutes(mux *http.ServeMux, admin bool) {
 		mux.Handle("GET /v1/cluster/partition", n.guard(opRead, admin, http.HandlerFunc(n.partitionHandler)))
 		mux.Handle("PUT /v1/cluster/partition", n.guard(opChange, admin, http.HandlerFunc(n.partitionHandler)))
 		mux.Handle("DELETE /v1/cluster/partition", n.guard(opChange, admin, http.HandlerFunc(n.partitionHandler)))
+		mux.Handle("GET /v1/cluster/disk-stall", n.guard(opRead, admin, http.HandlerFunc(n.diskStallHandler)))
+		mux.Handle("PUT /v1/cluster/disk-stall", n.guard(opChange, admin, http.HandlerFunc(n.diskStallHandler)))
+		mux.Handle("DELETE /v1/cluster/disk-stall", n.guard(opChange, admin, http.HandlerFunc(n.diskStallHandler)))
 	}
 	if n.cfg.Pprof {
 		mux.Handle("/debug/pprof/", n.guard(opRead, admin, http.HandlerFunc(pprof.Index)))

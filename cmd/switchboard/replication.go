@@ -176,6 +176,7 @@ func (n *Node) newReplication(id persistence.Identity) (*replication, error) {
 	}
 	cfg.Logger = n.log
 	cfg.OnRound = n.metrics.round
+	cfg.OnStall = n.metrics.stall
 	cfg.Admit = n.store.Admit
 	cfg.OnFatal = func(err error) { n.fail(fmt.Errorf("replication stopped: %w", err)) }
 	var err error

@@ -86,7 +86,7 @@ func serveFlags(fs *flag.FlagSet) (*Config, func() error) {
 	fs.BoolVar(&sec.Insecure, "insecure", false, "let the cluster ports run off loopback without --cluster-key and node certificates (an ERROR at start-up: anyone reaching them can join and act as any user)")
 	origins := fs.String("allowed-origins", "", "browser origins that may open WebSocket sessions and call the HTTP API (CORS) besides the page's own host, comma-separated: https://chat.example.com, *.example.com, http://localhost:*, or * for any (development auth also allows loopback origins)")
 	fs.BoolVar(&cfg.Pprof, "debug-pprof", false, "serve Go's profiler at /debug/pprof/ with the operator endpoints (and under their rules)")
-	fs.BoolVar(&cfg.FaultInjection, "fault-injection", false, "let an operator key cut this node off from others (PUT/DELETE /v1/cluster/partition), for the chaos command's partition fault; never in production")
+	fs.BoolVar(&cfg.FaultInjection, "fault-injection", false, "let an operator key cut this node off from others (PUT/DELETE /v1/cluster/partition) or stall its store's writes (PUT/DELETE /v1/cluster/disk-stall), for the chaos command's partition, split, oneway and disk-stall faults; never in production")
 	// Webhooks (webhooks.go).
 	fs.StringVar(&cfg.Webhook.URL, "webhook-url", "", "POST every persisted channel event to this URL, in batches, at least once, in seq order per channel")
 	fs.StringVar(&cfg.Webhook.Secret, "webhook-secret", "", "secret of the webhook's HMAC-SHA256 signature (X-Switchboard-Signature: sha256=<hex>); required with --webhook-url")

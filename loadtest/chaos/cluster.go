@@ -134,7 +134,7 @@ func (c *cluster) args(n *node) []string {
 	if len(join) > 0 {
 		args = append(args, "--join", strings.Join(join, ","))
 	}
-	if slices.ContainsFunc(c.cfg.Faults, cuts) {
+	if slices.ContainsFunc(c.cfg.Faults, injected) {
 		args = append(args, "--fault-injection")
 	}
 	return append(args, c.cfg.ServeArgs...)
@@ -291,10 +291,11 @@ func (c *cluster) notConverged(ctx context.Context) string {
 	return ""
 }
 
-// cuts reports whether a fault kind cuts links (the nodes then run with
-// --fault-injection).
-func cuts(kind string) bool {
-	return kind == FaultPartition || kind == FaultSplit || kind == FaultOneway
+// injected reports whether a node injects a fault kind itself when told
+// to (it cuts links, or stalls its disk): the nodes then run with
+// --fault-injection.
+func injected(kind string) bool {
+	return kind == FaultPartition || kind == FaultSplit || kind == FaultOneway || kind == FaultDiskStall
 }
 
 // replicas is the nodes' --replicas: 3 unless --serve-args says (the last
@@ -486,10 +487,24 @@ func (c *cluster) forget(ctx context.Context, n *node, name string, timeout time
 // cut cuts n off from the nodes named (PUT /v1/cluster/partition), or
 // heals every cut of n when there are none (DELETE).
 func (c *cluster) cut(ctx context.Context, n *node, names []string) error {
-	method, path := http.MethodDelete, "/v1/cluster/partition"
-	if len(names) > 0 {
-		method, path = http.MethodPut, path+"?nodes="+url.QueryEscape(strings.Join(names, ","))
+	if len(names) == 0 {
+		return c.inject(ctx, n, http.MethodDelete, "/v1/cluster/partition")
 	}
+	return c.inject(ctx, n, http.MethodPut, "/v1/cluster/partition?nodes="+url.QueryEscape(strings.Join(names, ",")))
+}
+
+// stallDisk stalls n's store's writes (PUT /v1/cluster/disk-stall), or
+// lets them run again (DELETE).
+func (c *cluster) stallDisk(ctx context.Context, n *node, on bool) error {
+	method := http.MethodDelete
+	if on {
+		method = http.MethodPut
+	}
+	return c.inject(ctx, n, method, "/v1/cluster/disk-stall")
+}
+
+// inject calls one of n's fault-injection endpoints, which answer 200.
+func (c *cluster) inject(ctx context.Context, n *node, method, path string) error {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, method, n.base0()+path, nil)

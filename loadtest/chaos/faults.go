@@ -129,6 +129,8 @@ func (in *injector) inject(ctx, end context.Context, p Planned) (f Fault) {
 		err = in.split(ctx, end, &f, n)
 	case FaultOneway:
 		err = in.oneway(ctx, end, &f, n)
+	case FaultDiskStall:
+		err = in.diskStall(ctx, end, &f, n)
 	default:
 		err = fmt.Errorf("unknown fault %q", p.Kind)
 	}
@@ -305,6 +307,19 @@ func splitSides(n *node, running []*node, seed uint64) []*node {
 	mates := others[:k]
 	slices.SortFunc(mates, func(a, b *node) int { return strings.Compare(a.base, b.base) })
 	return mates
+}
+
+// diskStall stalls n's store's writes for the fault's hold, then lets
+// them run again, even when the stall failed half way.
+func (in *injector) diskStall(ctx, end context.Context, f *Fault, n *node) error {
+	err := in.c.stallDisk(ctx, n, true)
+	f.DownS = in.since()
+	if err == nil {
+		hold(ctx, end, f.Hold)
+	}
+	err = errors.Join(err, in.c.stallDisk(context.WithoutCancel(ctx), n, false))
+	f.BackS = in.since()
+	return err
 }
 
 // hold waits d, or until end or ctx ends.

@@ -46,10 +46,17 @@ const (
 	// way; gossip is cut both ways (a node cut from another drops its
 	// packets too), so each side declares the other dead. Then heal.
 	FaultOneway = "oneway"
+	// FaultDiskStall: every write and sync of a node's store blocks for a
+	// while, as on a disk that stops answering (the nodes run with
+	// --fault-injection); the process, its network and its reads go on.
+	// Its raft loop is stuck in its round's write, so it sends no
+	// heartbeats and its shards elect leaders elsewhere. Then the writes
+	// run again.
+	FaultDiskStall = "disk-stall"
 )
 
 // Kinds are every fault kind, in the order the docs list them.
-var Kinds = []string{FaultKill, FaultPause, FaultWipe, FaultRestart, FaultDrain, FaultPartition, FaultSplit, FaultOneway}
+var Kinds = []string{FaultKill, FaultPause, FaultWipe, FaultRestart, FaultDrain, FaultPartition, FaultSplit, FaultOneway, FaultDiskStall}
 
 // ParseKinds reads a comma-separated list of fault kinds.
 func ParseKinds(s string) ([]string, error) {
@@ -74,7 +81,8 @@ type Planned struct {
 	// At is when it is due, from the first send.
 	At time.Duration `json:"at_ns"`
 	// Hold is how long the node stays down (kill, wipe, drain), stopped
-	// (pause) or cut off (partition, split, oneway); 0 for a restart.
+	// (pause), cut off (partition, split, oneway) or without a disk
+	// (disk-stall); 0 for a restart.
 	Hold time.Duration `json:"hold_ns"`
 	// Channel is the index of the run channel whose shard leader the
 	// fault hits, when the cluster says who leads it
@@ -101,7 +109,7 @@ type PlanConfig struct {
 	// node to come back before the load ends.
 	Settle time.Duration
 	// Down is the mean time a killed, wiped or drained node stays down
-	// (or a partitioned one cut off, or a split lasts);
+	// (or a partitioned one cut off, a split lasts, a disk stalls);
 	// Pause the shortest SIGSTOP.
 	Down, Pause time.Duration
 }
@@ -132,7 +140,7 @@ func Plan(cfg PlanConfig) []Planned {
 		bag = bag[1:]
 		var hold time.Duration
 		switch kind {
-		case FaultKill, FaultWipe, FaultPartition, FaultSplit, FaultOneway:
+		case FaultKill, FaultWipe, FaultPartition, FaultSplit, FaultOneway, FaultDiskStall:
 			hold = between(0.5, 1.5, cfg.Down)
 		case FaultDrain:
 			hold = between(1, 2, cfg.Down)

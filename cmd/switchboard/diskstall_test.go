@@ -1,0 +1,130 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/switchboard-chat/switchboard/cluster/clusterpb"
+	"github.com/switchboard-chat/switchboard/protocol"
+)
+
+// TestStalledDiskLeader: the disk of a channel's leader stops answering
+// (its store's writes and syncs block, the fault injection's disk stall)
+// while the node itself runs on. Within about two election timeouts the
+// node leads nothing: sends through another gateway and through its own
+// are acknowledged by the leader the other two replicas elect, long
+// before the disk answers again. Once it does, every acknowledged message
+// is in the history once, in order.
+func TestStalledDiskLeader(t *testing.T) {
+	names := []string{"n1", "n2", "n3"}
+	_, nodes := memCluster(t, names...)
+	ch := channelOwnedBy("stalled-disk", "n1", names...)
+	awaitLeaderOfThree(t, nodes, 0, ch)
+	ctx := ctxT(t)
+	alice, carol := dial(t, nodes[1], "alice"), dial(t, nodes[0], "carol") // another gateway, the stalled node's
+	if _, _, err := alice.CreateChannel(ctx, protocol.ChannelCreateArgs{ID: ch, Type: protocol.TypeStandard, Members: []string{"carol"}}); err != nil {
+		t.Fatal(err)
+	}
+	acked := map[string]bool{}
+	send := func(who string, c interface {
+		Send(context.Context, protocol.SendArgs) (*protocol.Message, error)
+	}, cid string) time.Duration {
+		t.Helper()
+		start := time.Now()
+		sctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+		defer cancel()
+		if _, err := c.Send(sctx, protocol.SendArgs{Channel: ch, ClientID: cid, Text: cid}); err != nil {
+			t.Fatalf("%s's send %s: %v", who, cid, err)
+		}
+		acked[cid] = true
+		return time.Since(start)
+	}
+	send("alice", alice, "before")
+
+	store, engine := nodes[0].store, nodes[0].repl.Load().engine
+	if !store.StallWrites() {
+		t.Fatal("the store was stalled already")
+	}
+	resumed := false
+	resume := func() {
+		if !resumed {
+			resumed = true
+			store.ResumeWrites()
+		}
+	}
+	t.Cleanup(resume) // a node whose disk never answers cannot stop
+	stalled := time.Now()
+	// The first write after the stall blocks: this send is what meets it.
+	t.Logf("alice's send through n2: %v", send("alice", alice, "stalled-1").Round(time.Millisecond))
+	waitFor(t, 10*time.Second, "n1 to say its disk is stalled", engine.Stalled)
+	t.Logf("carol's send through n1: %v", send("carol", carol, "stalled-2").Round(time.Millisecond))
+	t.Logf("alice's send through n2: %v", send("alice", alice, "stalled-3").Round(time.Millisecond))
+	if l, _ := nodes[0].cl.LeaderOf(clusterpb.Kind_KIND_CHANNEL, ch); l == "n1" || l == "" {
+		t.Errorf("n1 sees %q lead the channel while its disk is stalled; want another node", l)
+	}
+	if !store.WritesStalled() {
+		t.Fatal("the sends outlasted the stall")
+	}
+	t.Logf("three sends during the stall took %v", time.Since(stalled).Round(time.Millisecond))
+	resume()
+	waitFor(t, 10*time.Second, "n1 to say its disk answers again", func() bool { return !engine.Stalled() })
+	send("carol", carol, "after")
+	checkAckedIn(t, []string{"ws://" + nodes[1].Addr() + "/v1/ws"}, ch, acked)
+}
+
+// TestDiskStallEndpoint: /v1/cluster/disk-stall exists only with
+// --fault-injection, changes nothing without the operator key, and stalls
+// and releases the store's writes with it; the metrics show the raft
+// loop's stall once a write meets it.
+func TestDiskStallEndpoint(t *testing.T) {
+	const key = "stall-test-key"
+	plain := testNode(t, func(c *Config) { c.APIKey = key })
+	if st, body := operatorDo(t, "PUT", "http://"+plain.Addr()+"/v1/cluster/disk-stall", key); st != http.StatusNotFound {
+		t.Fatalf("without --fault-injection: %d %s", st, body)
+	}
+	n := testNode(t, func(c *Config) { c.APIKey, c.FaultInjection = key, true })
+	u := "http://" + n.Addr() + "/v1/cluster/disk-stall"
+	if st, body := operatorDo(t, "PUT", u, ""); st != http.StatusUnauthorized || n.store.WritesStalled() {
+		t.Fatalf("without the key: %d %s, stalled %v", st, body, n.store.WritesStalled())
+	}
+	if st, body := operatorDo(t, "PUT", u, key); st != http.StatusOK || body != "{\"stalled\":true}\n" {
+		t.Fatalf("PUT: %d %s", st, body)
+	}
+	t.Cleanup(func() { n.store.ResumeWrites() })
+	if st, body := operatorDo(t, "GET", u, key); st != http.StatusOK || body != "{\"stalled\":true}\n" {
+		t.Fatalf("GET: %d %s", st, body)
+	}
+	// A write meets the stall: the lone replica leads nothing meanwhile,
+	// and the write is refused (unavailable) rather than left waiting.
+	c := dial(t, n, "alice")
+	ctx, cancel := context.WithTimeout(ctxT(t), 30*time.Second)
+	defer cancel()
+	_, _, err := c.CreateChannel(ctx, protocol.ChannelCreateArgs{ID: "stalled", Type: protocol.TypeStandard})
+	var perr *protocol.Error
+	if !errors.As(err, &perr) || perr.Code != protocol.CodeUnavailable {
+		t.Fatalf("a write during the stall: %v, want unavailable", err)
+	}
+	metric := func(name string) string {
+		_, body := operatorDo(t, "GET", "http://"+n.Addr()+"/metrics", key)
+		for _, l := range strings.Split(body, "\n") {
+			if v, ok := strings.CutPrefix(l, name+" "); ok {
+				return v
+			}
+		}
+		return ""
+	}
+	if s, total := metric("switchboard_raft_disk_stalled"), metric("switchboard_raft_disk_stalls_total"); s != "1" || total != "1" {
+		t.Fatalf("during the stall: stalled %q, stalls %q; want 1, 1", s, total)
+	}
+	if st, body := operatorDo(t, "DELETE", u, key); st != http.StatusOK || body != "{\"stalled\":false}\n" {
+		t.Fatalf("DELETE: %d %s", st, body)
+	}
+	waitFor(t, 10*time.Second, "the stall to end", func() bool { return metric("switchboard_raft_disk_stalled") == "0" })
+	if _, _, err := c.CreateChannel(ctx, protocol.ChannelCreateArgs{ID: "after", Type: protocol.TypeStandard}); err != nil {
+		t.Fatalf("a write after the stall: %v", err)
+	}
+}
