@@ -23,11 +23,13 @@ import (
 //     wait its whole timeout for an answer it will not get; so is a
 //     gateway's word that sessions closed, or the channel would keep
 //     their watchers (and stay active for them);
-//   - a channel's events for a gateway, or a re-watch notice: the gateway
-//     is told, once the link works, to watch the channel again
-//     (resendNotice), and its sessions get what they missed from the
-//     replay. A gateway notices a gap in a channel's events only with
-//     the channel's next event, which in a quiet channel may not come.
+//   - a channel's events for a gateway, a re-watch notice, or a channel's
+//     word that it removed sessions' watches (kicked, banned, left): the
+//     gateway is told, once the link works, to watch the channel again
+//     (resendNotice); its sessions get what they missed from the replay,
+//     and those the channel removed are refused and told so. A gateway
+//     notices a gap in a channel's events only with the channel's next
+//     event, which in a quiet channel may not come.
 //
 // Other messages have their own recovery, and a message to a node that
 // stopped for good is just lost.
@@ -56,6 +58,12 @@ func (c *Cluster) lost(e *actor.DeadLetterEvent) {
 	case env.GetWatchLost() != nil:
 		w := env.GetWatchLost()
 		c.resendNotice(notice{addr: e.PID.Address, channel: w.Channel, node: w.Node})
+		return
+	case env.GetUnwatch() != nil:
+		// Not the Unwatch itself: sent late, it could end a watch the
+		// session took since. A re-watch is always safe, and the channel
+		// refuses it for the sessions it had removed.
+		c.resendNotice(notice{addr: e.PID.Address, channel: env.GetUnwatch().Channel})
 		return
 	}
 	if call == 0 {

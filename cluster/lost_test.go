@@ -122,7 +122,9 @@ func TestRequestToAnActorNotRunIsRefused(t *testing.T) {
 // TestLostEventsAreNoticed: a channel's persisted events that the
 // transport dropped on their way to a gateway become one notice to watch
 // the channel again, sent once the link works; typing (no seq) does not,
-// and a dropped notice is sent again.
+// a dropped notice is sent again, and so is a dropped word that the
+// channel removed sessions (as a notice to watch again, which the channel
+// refuses them).
 func TestLostEventsAreNoticed(t *testing.T) {
 	net := NewMemNetwork()
 	a := memNode(t, net, "a")
@@ -141,23 +143,24 @@ func TestLostEventsAreNoticed(t *testing.T) {
 	}
 	b.System().Root.Send(InboxPID(a.Address()), events("typing-only", 0))
 	b.System().Root.Send(InboxPID(a.Address()), clusterpb.Wrap(&clusterpb.Envelope_WatchLost{WatchLost: &clusterpb.WatchLost{Node: "b"}}))
-	waitUntil(t, 5*time.Second, "b to hold two notices", func() bool {
+	b.System().Root.Send(InboxPID(a.Address()), clusterpb.Wrap(&clusterpb.Envelope_Unwatch{Unwatch: &clusterpb.Unwatch{Channel: "kicked", Sessions: []string{"s1"}}}))
+	waitUntil(t, 5*time.Second, "b to hold three notices", func() bool {
 		b.links.mu.Lock()
 		defer b.links.mu.Unlock()
-		return len(b.links.notices) == 2
+		return len(b.links.notices) == 3
 	})
 	if got := rec.got(); len(got) != 0 {
 		t.Fatalf("notices across the cut: %v", got)
 	}
 	net.Heal("a", "b")
 	b.System().EventStream.Publish(&remote.EndpointConnectedEvent{Address: a.Address()})
-	waitUntil(t, 10*time.Second, "the notices once the link works", func() bool { return len(rec.got()) == 2 })
+	waitUntil(t, 10*time.Second, "the notices once the link works", func() bool { return len(rec.got()) == 3 })
 	got := rec.got()
 	slices.Sort(got)
-	if !slices.Equal(got, []string{"room|", "|b"}) {
-		t.Fatalf("notices %v, want a re-watch of room and b's own", got)
+	if !slices.Equal(got, []string{"kicked|", "room|", "|b"}) {
+		t.Fatalf("notices %v, want a re-watch of room and of kicked, and b's own", got)
 	}
-	if lost := b.LostMessages(); lost["events"] != 4 || lost["other"] != 1 {
+	if lost := b.LostMessages(); lost["events"] != 4 || lost["other"] != 2 {
 		t.Errorf("lost messages %v", lost)
 	}
 }
