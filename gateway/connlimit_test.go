@@ -163,17 +163,24 @@ func TestConnLimitEvictsTheLongestIdle(t *testing.T) {
 		io.Copy(io.Discard, resp.Body)
 	}
 	older, newer, busy := dialLimit(t, l), dialLimit(t, l), dialLimit(t, l)
+	idle := func(n int) func() bool {
+		return func() bool {
+			l.mu.Lock()
+			defer l.mu.Unlock()
+			return l.idle.Len() == n
+		}
+	}
+	// The server notes a connection idle after the client has read its
+	// response: older must be noted before newer's request, or the two
+	// may be noted in either order.
 	request(older)
+	waitFor(t, 10*time.Second, "older noted idle", idle(1))
 	request(newer)
 	// busy is in the middle of its request head: active, not idle.
 	if _, err := io.WriteString(busy, "GET / HTTP/1.1\r\n"); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 10*time.Second, "two idle connections noted", func() bool {
-		l.mu.Lock()
-		defer l.mu.Unlock()
-		return l.idle.Len() == 2
-	})
+	waitFor(t, 10*time.Second, "two idle connections noted", idle(2))
 
 	c := dialLimit(t, l)
 	request(c)
