@@ -53,8 +53,8 @@ import (
 // another steps down when it hears of the new term, as a paused leader
 // does.
 //
-// The engine stops only between rounds: a node stopped during a stall
-// waits for the disk.
+// The engine stops only between rounds: Stop during a stall waits for
+// the disk (the node bounds that wait, and exits without it).
 
 // ErrStalled: this node's disk has not finished a write for longer than
 // Timing.StallAfter; the shard's other replicas lead meanwhile.

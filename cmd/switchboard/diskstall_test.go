@@ -128,3 +128,51 @@ func TestDiskStallEndpoint(t *testing.T) {
 		t.Fatalf("a write after the stall: %v", err)
 	}
 }
+
+// TestStalledDiskShutdown: a node whose disk stops answering with a raft
+// write under way still stops: Close gives up on the engine after
+// StorageCloseTimeout and says why, rather than wait for the disk for
+// ever. Once the disk answers, the node's data opens again with what was
+// acknowledged before the stall.
+func TestStalledDiskShutdown(t *testing.T) {
+	dir := t.TempDir()
+	n := testNode(t, func(c *Config) { c.DataDir, c.StorageCloseTimeout = dir, 500*time.Millisecond })
+	ctx := ctxT(t)
+	c := dial(t, n, "alice")
+	if _, _, err := c.CreateChannel(ctx, protocol.ChannelCreateArgs{ID: "kept", Type: protocol.TypeStandard}); err != nil {
+		t.Fatal(err)
+	}
+	before, err := c.Send(ctx, protocol.SendArgs{Channel: "kept", Text: "before"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	engine := n.repl.Load().engine
+	n.store.StallWrites()
+	sent := make(chan struct{})
+	go func() { // meets the stall: its write holds the raft loop
+		defer close(sent)
+		sctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+		defer cancel()
+		_, _ = c.Send(sctx, protocol.SendArgs{Channel: "kept", Text: "during"})
+	}()
+	waitFor(t, 10*time.Second, "the raft loop to be stalled", engine.Stalled)
+	start := time.Now()
+	err = n.Close()
+	if err == nil || !strings.Contains(err.Error(), "the disk is not answering") {
+		t.Fatalf("Close during a stall: %v, want the disk named", err)
+	}
+	t.Logf("Close gave up after %v", time.Since(start).Round(time.Millisecond))
+	<-sent
+	// The disk answers again: the engine's stop ends by itself (a second
+	// Stop waits for it), and the test closes the store the node left.
+	n.store.ResumeWrites()
+	engine.Stop()
+	if err := n.store.Close(); err != nil {
+		t.Fatal(err)
+	}
+	again := testNode(t, func(c *Config) { c.DataDir = dir })
+	msgs := allMessages(t, dial(t, again, "alice"), "kept")
+	if len(msgs) == 0 || msgs[0].ID != before.ID {
+		t.Fatalf("after a restart: %d messages, want the acknowledged one first", len(msgs))
+	}
+}

@@ -106,6 +106,10 @@ type Config struct {
 	// DiskReserve is the free space the store keeps on its disk (see
 	// persistence.Options; 0: 64 MiB, negative: none).
 	DiskReserve int64
+	// StorageCloseTimeout bounds how long Close waits for the raft engine
+	// to stop and for the store to close, each (0: 10 s): see
+	// storageStep.
+	StorageCloseTimeout time.Duration
 	// Webhook delivers channel events by HTTP (URL unset: none).
 	Webhook WebhookConfig
 }
@@ -540,6 +544,7 @@ func (n *Node) Close() error {
 	}
 	close(n.stop)
 	n.bg.Wait()
+	var stuck error // the engine did not stop: the store would wait for the same write
 	if r := n.repl.Load(); r != nil {
 		// Actors finish what their mailboxes hold (a session that just
 		// ended is recorded) while the engine still replicates; then the
@@ -547,7 +552,7 @@ func (n *Node) Close() error {
 		if h := r.host.Load(); h != nil {
 			_ = n.cl.System().Root.PoisonFuture(h.PID).Wait()
 		}
-		r.engine.Stop()
+		stuck = n.storageStep("stopping replication", func() error { r.engine.Stop(); return nil })
 	}
 	if n.cl != nil {
 		_ = n.cl.Close()
@@ -558,8 +563,33 @@ func (n *Node) Close() error {
 		n.peers.CloseIdle()
 	}
 	n.workers.Close() // nothing schedules on it any more
-	if n.store != nil {
-		return n.store.Close()
+	if n.store == nil || stuck != nil {
+		return stuck
 	}
-	return nil
+	return n.storageStep("closing the store", n.store.Close)
+}
+
+// storageStep runs fn, the raft engine's stop or the store's close,
+// within StorageCloseTimeout. Both wait for the disk: the engine for its
+// round's write, the store to write out its log. A disk that does not
+// answer (docs/operations.md, "When the disk stops answering") would hold
+// the process for ever, so past the bound the node goes on exiting
+// without them, as a crash would: everything it acknowledged is on disk
+// already, and the store's log replays at the next start.
+func (n *Node) storageStep(what string, fn func() error) error {
+	d := n.cfg.StorageCloseTimeout
+	if d <= 0 {
+		d = 10 * time.Second
+	}
+	done := make(chan error, 1)
+	go func() { done <- fn() }()
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case err := <-done:
+		return err
+	case <-t.C:
+		n.log.Error("the disk is not answering: exiting without "+what+"; the store's log replays at the next start", "waited", d)
+		return fmt.Errorf("%s did not finish within %s: the disk is not answering", what, d)
+	}
 }
