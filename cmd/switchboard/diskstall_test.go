@@ -78,8 +78,8 @@ func TestStalledDiskLeader(t *testing.T) {
 
 // TestDiskStallEndpoint: /v1/cluster/disk-stall exists only with
 // --fault-injection, changes nothing without the operator key, and stalls
-// and releases the store's writes with it; the metrics show the raft
-// loop's stall once a write meets it.
+// and releases the store's writes with it; the metrics and /readyz show
+// the raft loop's stall once a write meets it.
 func TestDiskStallEndpoint(t *testing.T) {
 	const key = "stall-test-key"
 	plain := testNode(t, func(c *Config) { c.APIKey = key })
@@ -120,10 +120,17 @@ func TestDiskStallEndpoint(t *testing.T) {
 	if s, total := metric("switchboard_raft_disk_stalled"), metric("switchboard_raft_disk_stalls_total"); s != "1" || total != "1" {
 		t.Fatalf("during the stall: stalled %q, stalls %q; want 1, 1", s, total)
 	}
+	readyz := func() (int, string) { return operatorDo(t, "GET", "http://"+n.Addr()+"/readyz", "") }
+	if st, body := readyz(); st != http.StatusServiceUnavailable || !strings.Contains(body, "the disk is not answering") {
+		t.Fatalf("/readyz during the stall: %d %s", st, body)
+	}
 	if st, body := operatorDo(t, "DELETE", u, key); st != http.StatusOK || body != "{\"stalled\":false}\n" {
 		t.Fatalf("DELETE: %d %s", st, body)
 	}
 	waitFor(t, 10*time.Second, "the stall to end", func() bool { return metric("switchboard_raft_disk_stalled") == "0" })
+	if st, body := readyz(); st != http.StatusOK {
+		t.Fatalf("/readyz after the stall: %d %s", st, body)
+	}
 	if _, _, err := c.CreateChannel(ctx, protocol.ChannelCreateArgs{ID: "after", Type: protocol.TypeStandard}); err != nil {
 		t.Fatalf("a write after the stall: %v", err)
 	}

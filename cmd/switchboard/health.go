@@ -51,8 +51,9 @@ func (n *Node) gossipDiskFull() {
 
 // readyz serves GET /readyz: 503 while the node drains or closes, while
 // a node started with --join has reached neither a seed nor any other
-// member (it keeps trying in the background), and while its store refuses
-// writes (a full disk), with the reason.
+// member (it keeps trying in the background), while its store refuses
+// writes (a full disk), and while its disk does not answer (a stalled
+// raft write), with the reason.
 func (n *Node) readyz(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case !n.ready.Load():
@@ -63,7 +64,16 @@ func (n *Node) readyz(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "not ready: waiting to learn the cluster's identity from a member", http.StatusServiceUnavailable)
 	case n.store != nil && !n.store.Writable():
 		http.Error(w, "not ready: "+strings.TrimPrefix(fmt.Sprint(n.store.WriteError()), "persistence: "), http.StatusServiceUnavailable)
+	case n.stalled():
+		http.Error(w, "not ready: the disk is not answering (a raft write has not finished); this node leads nothing until it does", http.StatusServiceUnavailable)
 	default:
 		fmt.Fprintln(w, "ready")
 	}
+}
+
+// stalled reports whether the node's raft engine counts its disk as
+// stalled (cluster/shard/stall.go).
+func (n *Node) stalled() bool {
+	r := n.repl.Load()
+	return r != nil && r.engine.Stalled()
 }
