@@ -276,7 +276,7 @@ func New(cfg Config) (c *Cluster, err error) {
 	// The flags and identity a node gossips later (draining, a full
 	// disk, left, its cluster's) must fit too.
 	longest := c.meta
-	longest.Draining, longest.DiskFull, longest.Left = true, true, true
+	longest.Draining, longest.DiskFull, longest.DiskSlow, longest.Left = true, true, true, true
 	longest.Cluster, longest.Shards, longest.Store = strings.Repeat("f", 16), math.MaxUint32, math.MaxUint64
 	if b := longest.encode(); len(b) > memberlist.MetaMaxSize {
 		c.closeTransport()

@@ -53,6 +53,9 @@ type Meta struct {
 	// DiskFull is set while the node's store refuses writes because its
 	// disk is full: it keeps its replicas, but leads no shard.
 	DiskFull bool `json:"disk_full,omitempty"`
+	// DiskSlow is set while the node's disk is slow (its fsyncs): it
+	// keeps its replicas, but leads no shard while others can.
+	DiskSlow bool `json:"disk_slow,omitempty"`
 	// Incarnation identifies this life of the node (its start time).
 	Incarnation int64 `json:"incarnation"`
 	// Left is gossiped just before the node leaves for good, so that

@@ -33,6 +33,13 @@ func (c *Cluster) SetDiskFull(on bool) error {
 	return c.updateMeta(func(m *Meta) { m.DiskFull = on })
 }
 
+// SetDiskSlow gossips that this node's disk is slow (or fast again): its
+// shards' leaderships move to hosts whose disks are not, and no leader
+// hands it one.
+func (c *Cluster) SetDiskSlow(on bool) error {
+	return c.updateMeta(func(m *Meta) { m.DiskSlow = on })
+}
+
 // updateMeta changes this node's metadata and gossips it.
 func (c *Cluster) updateMeta(change func(*Meta)) error {
 	c.mu.Lock()
@@ -194,7 +201,7 @@ func (c *Cluster) observe(name string, meta Meta, gossip string, state State) {
 
 func metaEqual(a, b Meta) bool {
 	return a.Remote == b.Remote && a.HTTP == b.HTTP && a.Version == b.Version &&
-		a.Draining == b.Draining && a.DiskFull == b.DiskFull && a.Left == b.Left && a.Incarnation == b.Incarnation && slices.Equal(a.Roles, b.Roles) &&
+		a.Draining == b.Draining && a.DiskFull == b.DiskFull && a.DiskSlow == b.DiskSlow && a.Left == b.Left && a.Incarnation == b.Incarnation && slices.Equal(a.Roles, b.Roles) &&
 		a.Cluster == b.Cluster && a.Shards == b.Shards && a.Store == b.Store
 }
 

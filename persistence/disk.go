@@ -392,17 +392,17 @@ func (f watchFile) WriteAt(p []byte, off int64) (int, error) {
 }
 
 func (f watchFile) Sync() error {
-	f.g.stall.wait()
+	f.g.stall.waitSync()
 	return f.failed(f.File.Sync())
 }
 
 func (f watchFile) SyncData() error {
-	f.g.stall.wait()
+	f.g.stall.waitSync()
 	return f.failed(f.File.SyncData())
 }
 
 func (f watchFile) SyncTo(length int64) (bool, error) {
-	f.g.stall.wait()
+	f.g.stall.waitSync()
 	full, err := f.File.SyncTo(length)
 	return full, f.failed(err)
 }

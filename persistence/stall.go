@@ -1,6 +1,9 @@
 package persistence
 
-import "sync/atomic"
+import (
+	"sync/atomic"
+	"time"
+)
 
 // A stalled disk, for fault injection (serve --fault-injection, the
 // chaos command's disk-stall fault): while the store is stalled, every
@@ -9,12 +12,17 @@ import "sync/atomic"
 // is cached or already on disk go on. Resuming releases them all, in no
 // particular order, and the store carries on as if the disk had been slow.
 //
-// A store that is never stalled pays one atomic load per write.
+// A slow disk, for tests: while SlowSyncs has set a delay, every sync
+// of the store's files takes that much longer.
+//
+// A store that is never stalled or slowed pays one atomic load per write
+// and two per sync.
 
 // stallGate blocks writes while it holds a channel; closing the channel
-// releases them.
+// releases them. slow delays syncs.
 type stallGate struct {
 	held atomic.Pointer[chan struct{}]
+	slow atomic.Int64 // nanoseconds added to every sync
 }
 
 // wait blocks while the gate is held.
@@ -23,6 +31,18 @@ func (g *stallGate) wait() {
 		<-*ch
 	}
 }
+
+// waitSync is wait for a sync, which a slow disk also delays.
+func (g *stallGate) waitSync() {
+	g.wait()
+	if d := g.slow.Load(); d > 0 {
+		time.Sleep(time.Duration(d))
+	}
+}
+
+// SlowSyncs makes every sync of the store's files take d longer, as on a
+// slow or overloaded disk (0: as fast as the disk is), for tests.
+func (s *Store) SlowSyncs(d time.Duration) { s.guard.stall.slow.Store(int64(d)) }
 
 // StallWrites makes the store's writes and syncs block until ResumeWrites.
 // It reports whether they were running (false: stalled already).

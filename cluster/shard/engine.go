@@ -151,7 +151,11 @@ type Config struct {
 	// watchdog) and when it finishes (not stalled, after its whole time;
 	// from the loop): see stall.go.
 	OnStall func(stalled bool, d time.Duration)
-	Logger  *slog.Logger
+	// OnSyncedWrite, when set, is called (from the loop, once Start ran)
+	// after every round's write that fsynced, with its duration: how fast
+	// the disk is, apart from the rest of the round.
+	OnSyncedWrite func(d time.Duration)
+	Logger        *slog.Logger
 }
 
 // Timing is a failure-detection preset: the raft tick and the heartbeat

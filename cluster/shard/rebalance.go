@@ -30,10 +30,11 @@ import (
 //     first in rank) hands it over when the preferred one has caught up,
 //     which spreads leaders (and so actors) evenly over the hosts;
 //   - a leader whose host's disk is full (its store refuses writes, so
-//     its shards' actors could only answer unavailable) hands its
-//     leadership to a caught-up voter on a host with room, and no leader
-//     hands leadership to a host whose disk is full. The full host keeps
-//     its replicas: it still has every entry, and once it has room again
+//     its shards' actors could only answer unavailable) or slow (every
+//     commit would wait for its fsyncs) hands its leadership to a
+//     caught-up voter on a host whose disk is neither, and no leader
+//     hands leadership to such a host. The host keeps its replicas: it
+//     still has every entry, and once its disk has room or speed again
 //     the preferred-replica rule above gives it its leaderships back.
 
 // Host is a node replicas may be placed on, as the cluster sees it.
@@ -46,8 +47,9 @@ type Host struct {
 	DeadSince time.Time
 	Draining  bool
 	// DiskFull is set while the host's store refuses writes (its disk is
-	// full): it keeps its replicas but should lead none.
-	DiskFull bool
+	// full), DiskSlow while its disk is slow: either way it keeps its
+	// replicas but should lead none.
+	DiskFull, DiskSlow bool
 }
 
 // hostSet is the engine's view of the hosts, set by the cluster layer.
@@ -121,7 +123,7 @@ type replicaView struct {
 	wanted   bool
 	live     bool // its host is up with the same store
 	caughtUp bool
-	full     bool // its host's disk is full
+	unfit    bool // its host's disk is full or slow: it should not lead
 }
 
 // place makes at most one move for a shard this node leads.
@@ -146,7 +148,7 @@ func (e *Engine) place(g *group, hosts map[string]Host, now time.Time) {
 		h, ok := hosts[r.Node]
 		rv := replicaView{desc: r, learner: slices.Contains(cs.GetLearners(), r.ID)}
 		rv.live = ok && h.Alive && h.Store == r.Store
-		rv.full = ok && h.DiskFull
+		rv.unfit = ok && (h.DiskFull || h.DiskSlow)
 		rv.wanted = slices.ContainsFunc(want, func(w Host) bool { return w.Node == r.Node && w.Store == r.Store })
 		pr, tracked := prog[r.ID]
 		rv.caughtUp = r.ID == g.id || (tracked && pr.State == tracker.StateReplicate && pr.RecentActive && pr.Match+catchUpSlack >= commit)
@@ -160,9 +162,9 @@ func (e *Engine) place(g *group, hosts map[string]Host, now time.Time) {
 	// wanted any more, or cannot write. With none to hand it to (a shard
 	// still on this node alone, which formed the cluster and is not among
 	// the shard's hosts), first grow the shard onto them (below).
-	if !reps[self].wanted || reps[self].full {
+	if !reps[self].wanted || reps[self].unfit {
 		if to, ok := bestVoter(reps, want, g.id); ok {
-			e.log.Debug("transferring shard leadership off this node", "shard", g.shard, "to", to.desc.Node, "disk_full", reps[self].full)
+			e.log.Debug("transferring shard leadership off this node", "shard", g.shard, "to", to.desc.Node, "disk_full_or_slow", reps[self].unfit)
 			g.rn.TransferLeader(to.desc.ID)
 			return
 		}
@@ -226,7 +228,7 @@ func (e *Engine) place(g *group, hosts map[string]Host, now time.Time) {
 	// caught up, to spread leaders over the hosts.
 	if pref := want[0]; pref.Node != e.cfg.Node && now.Sub(g.transferAt) > 10*e.cfg.Timing.ElectionTimeout() {
 		for _, r := range reps {
-			if !r.learner && r.live && r.caughtUp && !r.full && r.desc.Node == pref.Node && r.desc.Store == pref.Store {
+			if !r.learner && r.live && r.caughtUp && !r.unfit && r.desc.Node == pref.Node && r.desc.Store == pref.Store {
 				g.transferAt = now
 				g.rn.TransferLeader(r.desc.ID)
 				return
@@ -259,7 +261,7 @@ func (e *Engine) change(g *group, now time.Time, why string, changes []*pb.ConfC
 func bestVoter(reps []replicaView, want []Host, self uint64) (replicaView, bool) {
 	for _, w := range want {
 		for _, r := range reps {
-			if r.desc.ID != self && !r.learner && r.wanted && r.live && r.caughtUp && !r.full && r.desc.Node == w.Node {
+			if r.desc.ID != self && !r.learner && r.wanted && r.live && r.caughtUp && !r.unfit && r.desc.Node == w.Node {
 				return r, true
 			}
 		}

@@ -187,11 +187,24 @@ func TestReplicaRemovedWhileAwayRemovesItself(t *testing.T) {
 	}
 }
 
-// TestFullDiskHandsLeadershipOver: the leader of a shard whose host's disk
-// fills hands its leadership to a caught-up voter elsewhere, keeps its
-// replica, and does not get the leadership back (the preferred-replica
-// rule skips a full host) until its disk has room again.
-func TestFullDiskHandsLeadershipOver(t *testing.T) {
+// TestFullOrSlowDiskHandsLeadershipOver: the leader of a shard whose
+// host's disk fills (or turns slow) hands its leadership to a caught-up
+// voter elsewhere, keeps its replica, and does not get the leadership back
+// (the preferred-replica rule skips such a host) until its disk has room
+// (or speed) again.
+func TestFullOrSlowDiskHandsLeadershipOver(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		mark func(*Host)
+	}{
+		{"full", func(h *Host) { h.DiskFull = true }},
+		{"slow", func(h *Host) { h.DiskSlow = true }},
+	} {
+		t.Run(c.name, func(t *testing.T) { testUnfitHostHandsLeadershipOver(t, c.mark) })
+	}
+}
+
+func testUnfitHostHandsLeadershipOver(t *testing.T, mark func(*Host)) {
 	h := threeNodes(t, nil)
 	h.setHosts(nil)
 	pref := rankOf([]string{"a", "b", "c"}, 0, 1)[0]
@@ -203,7 +216,11 @@ func TestFullDiskHandsLeadershipOver(t *testing.T) {
 	h.settle()
 	h.mustDone("propose before the disk fills", r)
 
-	h.setHosts(func(host *Host) { host.DiskFull = host.Node == pref })
+	h.setHosts(func(host *Host) {
+		if host.Node == pref {
+			mark(host)
+		}
+	})
 	h.until(300, func() bool { l := h.leaderOf(0); return l != nil && l.name != pref }, "leadership off the full host %s", pref)
 	for i := range 300 { // well past the preferred-replica rule's delay
 		h.tick(1)

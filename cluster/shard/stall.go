@@ -82,7 +82,8 @@ func (e *Engine) commitRound(b *pebble.Batch, sync bool) error {
 	if !e.stall.on || !sync {
 		return raftstore.Commit(b, sync)
 	}
-	e.stall.writing.Store(time.Now().UnixNano())
+	start := time.Now()
+	e.stall.writing.Store(start.UnixNano())
 	err := raftstore.Commit(b, sync)
 	e.stall.mu.Lock()
 	e.stall.writing.Store(0)
@@ -90,6 +91,9 @@ func (e *Engine) commitRound(b *pebble.Batch, sync bool) error {
 		e.stallEnded(time.Since(e.stall.began))
 	}
 	e.stall.mu.Unlock()
+	if e.cfg.OnSyncedWrite != nil {
+		e.cfg.OnSyncedWrite(time.Since(start))
+	}
 	return err
 }
 

@@ -53,6 +53,7 @@ func (n *Node) clusterInfo(w http.ResponseWriter, r *http.Request) {
 		State    cluster.State  `json:"state"`
 		Draining bool           `json:"draining,omitempty"`
 		DiskFull bool           `json:"disk_full,omitempty"`
+		DiskSlow bool           `json:"disk_slow,omitempty"`
 		Channels *int           `json:"channels"`
 		Users    *int           `json:"users,omitempty"`
 		Replicas int            `json:"replicas"`
@@ -86,7 +87,7 @@ func (n *Node) clusterInfo(w http.ResponseWriter, r *http.Request) {
 	}
 	for _, m := range v.Members() {
 		mm := member{Name: m.Name, Address: m.Gossip, HTTP: m.Meta.HTTP, HTTPTLS: m.Meta.HTTPTLS, Admin: m.Meta.Admin, Remote: m.Meta.Remote, Roles: m.Meta.Roles,
-			State: m.State, Draining: m.Meta.Draining, DiskFull: m.Meta.DiskFull, Self: m.Name == n.cl.Name(), Replicas: replicas[m.Name], Leads: leads[m.Name]}
+			State: m.State, Draining: m.Meta.Draining, DiskFull: m.Meta.DiskFull, DiskSlow: m.Meta.DiskSlow, Self: m.Name == n.cl.Name(), Replicas: replicas[m.Name], Leads: leads[m.Name]}
 		if s := stats[m.Name]; s != nil {
 			mm.Channels, mm.Users = &s.Channels, &s.Users
 		}

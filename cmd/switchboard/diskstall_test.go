@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -182,4 +183,66 @@ func TestStalledDiskShutdown(t *testing.T) {
 	if len(msgs) == 0 || msgs[0].ID != before.ID {
 		t.Fatalf("after a restart: %d messages, want the acknowledged one first", len(msgs))
 	}
+}
+
+// TestSlowDiskLeaderHandsOver: a node whose disk turns slow (every sync
+// 200 ms longer) gossips so and hands its shard leaderships to the other
+// nodes, which go on acknowledging sends; once its disk is fast again it
+// leads shards again.
+func TestSlowDiskLeaderHandsOver(t *testing.T) {
+	if testing.Short() {
+		t.Skip("waits for the disk's speed to be judged over several windows")
+	}
+	names := []string{"n1", "n2", "n3"}
+	_, nodes := memClusterWith(t, func(c *Config) { c.DiskSlowWindow = time.Second }, names...)
+	ch := channelOwnedBy("slow-disk", "n1", names...)
+	awaitLeaderOfThree(t, nodes, 0, ch)
+	ctx := ctxT(t)
+	alice := dial(t, nodes[1], "alice")
+	if _, _, err := alice.CreateChannel(ctx, protocol.ChannelCreateArgs{ID: ch, Type: protocol.TypeStandard}); err != nil {
+		t.Fatal(err)
+	}
+	// A trickle of sends: the disks' speed is judged from their writes.
+	stop, sent := make(chan struct{}), make(chan error, 1)
+	go func() {
+		defer close(sent)
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			case <-time.After(50 * time.Millisecond):
+			}
+			if _, err := alice.Send(ctx, protocol.SendArgs{Channel: ch, ClientID: fmt.Sprint("t", i), Text: "x"}); err != nil {
+				sent <- err
+				return
+			}
+		}
+	}()
+	defer func() {
+		close(stop)
+		if err := <-sent; err != nil {
+			t.Errorf("a send: %v", err)
+		}
+	}()
+	leads := func(on *Node, node string) int {
+		n := 0
+		for _, si := range on.cl.Shards() {
+			if si.Leader == node {
+				n++
+			}
+		}
+		return n
+	}
+	nodes[0].store.SlowSyncs(200 * time.Millisecond)
+	slowed := time.Now()
+	waitFor(t, 60*time.Second, "n1 to gossip a slow disk and lead no shard", func() bool {
+		m, ok := nodes[1].cl.View().Member("n1")
+		return ok && m.Meta.DiskSlow && leads(nodes[1], "n1") == 0
+	})
+	t.Logf("n1 led no shard %v after its disk slowed", time.Since(slowed).Round(10*time.Millisecond))
+	nodes[0].store.SlowSyncs(0)
+	waitFor(t, 60*time.Second, "n1 to gossip a fast disk and lead shards again", func() bool {
+		m, ok := nodes[1].cl.View().Member("n1")
+		return ok && !m.Meta.DiskSlow && leads(nodes[1], "n1") > 0
+	})
 }

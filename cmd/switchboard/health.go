@@ -23,22 +23,43 @@ func (n *Node) storeWritable(err error) {
 	} else {
 		n.log.Info("store takes writes again")
 	}
+	n.pokeDisk()
+}
+
+// diskSpeedChanged logs the disk's turn slow or fast (diskspeed.go) and
+// has it gossiped.
+func (n *Node) diskSpeedChanged() {
+	if n.diskSpeed.Slow() {
+		n.log.Warn("the disk is slow: most fsynced raft writes took over " + slowWrite.String() + " for " + (slowWindows * n.diskSpeed.window).String() + "; this node hands its shard leaderships to nodes whose disks are not")
+	} else {
+		n.log.Info("the disk is fast again: this node may lead shards again")
+	}
+	n.pokeDisk()
+}
+
+func (n *Node) pokeDisk() {
 	select {
 	case n.diskChanged <- struct{}{}:
-	default: // a poke is pending: gossipDiskFull reads the latest state
+	default: // a poke is pending: gossipDisk reads the latest state
 	}
 }
 
-// gossipDiskFull tells the cluster whenever the store starts or stops
-// refusing writes, so that shard leaderships move off this node while
-// its disk is full (cluster/shard/rebalance.go).
-func (n *Node) gossipDiskFull() {
-	full := false
+// gossipDisk tells the cluster whenever the store starts or stops
+// refusing writes, or its disk turns slow or fast, so that shard
+// leaderships move off this node meanwhile (cluster/shard/rebalance.go).
+func (n *Node) gossipDisk() {
+	full, slow := false, false
 	for {
 		if now := !n.store.Writable(); now != full {
 			full = now
 			if err := n.cl.SetDiskFull(full); err != nil {
 				n.log.Warn("gossiping the store's state", "disk_full", full, "err", err)
+			}
+		}
+		if now := n.diskSpeed.Slow(); now != slow {
+			slow = now
+			if err := n.cl.SetDiskSlow(slow); err != nil {
+				n.log.Warn("gossiping the disk's speed", "disk_slow", slow, "err", err)
 			}
 		}
 		select {

@@ -130,6 +130,12 @@ func TestQuietChannelAfterABlip(t *testing.T) {
 // memCluster starts a node of each name in the test's process, on a
 // MemNetwork of their own, each joining the first.
 func memCluster(t *testing.T, names ...string) (*cluster.MemNetwork, []*Node) {
+	return memClusterWith(t, nil, names...)
+}
+
+// memClusterWith is memCluster with mutate (unless nil) applied to every
+// node's Config.
+func memClusterWith(t *testing.T, mutate func(*Config), names ...string) (*cluster.MemNetwork, []*Node) {
 	net := cluster.NewMemNetwork()
 	var nodes []*Node
 	for _, name := range names {
@@ -137,6 +143,9 @@ func memCluster(t *testing.T, names ...string) (*cluster.MemNetwork, []*Node) {
 			c.NodeName, c.Network, c.ClusterName = name, net, "test-"+t.Name()
 			if len(nodes) > 0 {
 				c.Join = []string{nodes[0].cl.GossipAddress()}
+			}
+			if mutate != nil {
+				mutate(c)
 			}
 		}))
 	}

@@ -234,9 +234,12 @@ func boolGauge(name, help string, fn func() bool) prometheus.GaugeFunc {
 	})
 }
 
-// watchStore exports whether the store takes writes and the free space
-// on its disk.
-func (m *metrics) watchStore(s *persistence.Store) {
+// watchStore exports whether the store takes writes, the free space on
+// its disk and whether the disk is slow.
+func (m *metrics) watchStore(s *persistence.Store, speed *diskSpeed) {
+	m.reg.MustRegister(boolGauge("store_disk_slow",
+		"1 while the disk is slow (most fsynced raft writes over 100 ms for 10 s, until they are under 25 ms for 30 s): the node leads no shard meanwhile.",
+		speed.Slow))
 	m.reg.MustRegister(boolGauge("store_writable",
 		"1 while the store takes writes, 0 while it refuses them (its disk is full, or it waits to re-open after its log failed).",
 		s.Writable))

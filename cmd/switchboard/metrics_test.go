@@ -99,6 +99,7 @@ func TestMetricsLint(t *testing.T) {
 		"switchboard_raft_round_duration_seconds":    dto.MetricType_HISTOGRAM,
 		"switchboard_raft_disk_stalls_total":         dto.MetricType_COUNTER,
 		"switchboard_raft_disk_stalled":              dto.MetricType_GAUGE,
+		"switchboard_store_disk_slow":                dto.MetricType_GAUGE,
 		"switchboard_raft_events_total":              dto.MetricType_COUNTER,
 		"switchboard_raft_replicas":                  dto.MetricType_GAUGE,
 		"switchboard_cluster_members":                dto.MetricType_GAUGE,

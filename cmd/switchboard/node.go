@@ -106,6 +106,9 @@ type Config struct {
 	// DiskReserve is the free space the store keeps on its disk (see
 	// persistence.Options; 0: 64 MiB, negative: none).
 	DiskReserve int64
+	// DiskSlowWindow is the window over which the disk's speed is judged
+	// (diskspeed.go; 0: 5 s).
+	DiskSlowWindow time.Duration
 	// StorageCloseTimeout bounds how long Close waits for the raft engine
 	// to stop and for the store to close, each (0: 10 s): see
 	// storageStep.
@@ -150,11 +153,13 @@ type Node struct {
 	// partition cuts this node off from others (--fault-injection only;
 	// /v1/cluster/partition).
 	partition *cluster.Partition
-	// stopWatch ends the certificate watchers and gossipDiskFull, which
+	// stopWatch ends the certificate watchers and gossipDisk, which
 	// watchers joins.
 	stopWatch chan struct{}
-	// diskChanged is poked when the store starts or stops refusing writes.
+	// diskChanged is poked when the store starts or stops refusing writes,
+	// or its disk turns slow or fast (diskSpeed).
 	diskChanged chan struct{}
+	diskSpeed   *diskSpeed
 	watchers    sync.WaitGroup
 	closeMu     sync.Mutex
 	closed      bool
@@ -186,7 +191,7 @@ func NewNode(cfg Config) (_ *Node, err error) {
 	if err := cfg.Webhook.check(); err != nil {
 		return nil, err
 	}
-	n := &Node{cfg: cfg, log: cfg.Logger, reg: prometheus.NewRegistry(), workers: actors.NewWorkers(), stopWatch: make(chan struct{}), diskChanged: make(chan struct{}, 1), drainReq: make(chan struct{}),
+	n := &Node{cfg: cfg, log: cfg.Logger, reg: prometheus.NewRegistry(), workers: actors.NewWorkers(), stopWatch: make(chan struct{}), diskChanged: make(chan struct{}, 1), diskSpeed: newDiskSpeed(cfg.DiskSlowWindow), drainReq: make(chan struct{}),
 		fatal: make(chan error, 1), stop: make(chan struct{})}
 	defer func() {
 		if err != nil {
@@ -249,7 +254,7 @@ func NewNode(cfg Config) (_ *Node, err error) {
 		if err != nil {
 			return nil, err
 		}
-		n.metrics.watchStore(n.store)
+		n.metrics.watchStore(n.store, n.diskSpeed)
 	}
 	if n.ln, err = net.Listen("tcp", cfg.Listen); err != nil {
 		return nil, fmt.Errorf("listen: %w", err)
@@ -302,7 +307,7 @@ func NewNode(cfg Config) (_ *Node, err error) {
 	}
 	n.metrics.watchCluster(n.cl)
 	if n.store != nil {
-		n.watchers.Go(n.gossipDiskFull)
+		n.watchers.Go(n.gossipDisk)
 	}
 	if n.host && cfg.Webhook.URL != "" { // webhooks.go
 		n.hooks = newWebhooks(cfg.Webhook, n.cl, n.metrics, webhook.Config{Logger: n.log})

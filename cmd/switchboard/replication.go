@@ -177,6 +177,11 @@ func (n *Node) newReplication(id persistence.Identity) (*replication, error) {
 	cfg.Logger = n.log
 	cfg.OnRound = n.metrics.round
 	cfg.OnStall = n.metrics.stall
+	cfg.OnSyncedWrite = func(d time.Duration) {
+		if n.diskSpeed.add(d, time.Now()) {
+			n.diskSpeedChanged()
+		}
+	}
 	cfg.Admit = n.store.Admit
 	cfg.OnFatal = func(err error) { n.fail(fmt.Errorf("replication stopped: %w", err)) }
 	var err error
@@ -269,7 +274,7 @@ func (n *Node) feedHosts() {
 			continue
 		}
 		h := shard.Host{Node: m.Name, Store: m.Meta.Store, Alive: m.State != cluster.StateDead, Draining: m.Meta.Draining,
-			DiskFull: m.Meta.DiskFull}
+			DiskFull: m.Meta.DiskFull, DiskSlow: m.Meta.DiskSlow}
 		if !h.Alive {
 			h.DeadSince = m.Since
 		}
