@@ -37,6 +37,7 @@ func (n *Node) diskSpeedChanged() {
 	n.pokeDisk()
 }
 
+// pokeDisk wakes gossipDisk to read the store's and the disk's state.
 func (n *Node) pokeDisk() {
 	select {
 	case n.diskChanged <- struct{}{}:
