@@ -23,10 +23,10 @@ import (
 // chaosArgs is a short run with the faults stage 1 survives without
 // losing acknowledged data: a rolling restart, a drain (the node leaves,
 // then comes back), and a SIGKILL followed by a restart on the same data;
-// and a partition, which needs replication.
+// and a partition and a stalled disk, which need replication.
 func chaosArgs(out string, extra ...string) []string {
-	return append([]string{"chaos", "--nodes", "3", "--warmup", "1s", "--duration", "16s",
-		"--faults", "restart,drain,kill,partition", "--seed", "7", "--fault-interval", "3s", "--down", "1s",
+	return append([]string{"chaos", "--nodes", "3", "--warmup", "1s", "--duration", "19s",
+		"--faults", "disk-stall,restart,drain,kill,partition", "--seed", "7", "--fault-interval", "3s", "--down", "1s",
 		"--sessions", "30", "--channels", "6", "--rate", "60", "--drain", "15s", "--out", out}, extra...)
 }
 
@@ -61,7 +61,8 @@ func gone(t *testing.T, rep *chaos.Report) {
 }
 
 // TestChaosShortSeededRunPasses runs `switchboard chaos` (the binary, as
-// a user would) with a seeded plan of restart, drain, kill and partition, and
+// a user would) with a seeded plan of restart, drain, kill, partition and
+// disk-stall, and
 // expects it to pass: every fault injected and recovered from, every
 // acknowledged message found exactly once, every child process gone. It
 // then plants faults in the run's own evidence and expects the check to
@@ -92,7 +93,7 @@ func TestChaosShortSeededRunPasses(t *testing.T) {
 		}
 		kinds = append(kinds, f.Kind)
 	}
-	for _, k := range []string{chaos.FaultRestart, chaos.FaultDrain, chaos.FaultKill, chaos.FaultPartition} {
+	for _, k := range []string{chaos.FaultRestart, chaos.FaultDrain, chaos.FaultKill, chaos.FaultPartition, chaos.FaultDiskStall} {
 		if !slices.Contains(kinds, k) {
 			t.Fatalf("no %s among the faults injected (%v); plan %+v", k, kinds, rep.Plan)
 		}
@@ -153,7 +154,7 @@ func TestChaosShortSeededRunPasses(t *testing.T) {
 }
 
 // TestChaosInterruptEndsItsNodes interrupts a run (SIGINT, as Ctrl-C
-// would) while a drained node is away, after another was restarted, and
+// would) while a drained node is away, after a partition, and
 // expects it to exit with status 1, write its report, and leave none of
 // its node processes behind.
 func TestChaosInterruptEndsItsNodes(t *testing.T) {
