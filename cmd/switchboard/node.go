@@ -594,7 +594,7 @@ func (n *Node) storageStep(what string, fn func() error) error {
 	case err := <-done:
 		return err
 	case <-t.C:
-		n.log.Error("the disk is not answering: exiting without "+what+"; the store's log replays at the next start", "waited", d)
-		return fmt.Errorf("%s did not finish within %s: the disk is not answering", what, d)
+		n.log.Error("the disk is not answering (or far too slow): exiting without "+what+"; the store's log replays at the next start", "waited", d)
+		return fmt.Errorf("%s did not finish within %s: the disk is not answering (or far too slow)", what, d)
 	}
 }
