@@ -179,6 +179,21 @@ func (in *inputs) take() queued {
 	return out
 }
 
+// refuse answers q's proposals (breaking their streams), reads and
+// activations with err.
+func (q *queued) refuse(err error) {
+	for _, p := range q.props {
+		p.stream.broken.Store(true)
+		p.done(err)
+	}
+	for _, r := range q.reads {
+		r.done(err)
+	}
+	for _, l := range q.leads {
+		l.done(0, err)
+	}
+}
+
 // failAll answers everything waiting, queued or in the groups, with err,
 // and refuses new inputs. Only the loop (or Stop, once it has ended) calls
 // it.
@@ -190,15 +205,7 @@ func (e *Engine) failAll(err error) {
 	}
 	e.in.mu.Unlock()
 	in := e.in.take()
-	for _, p := range in.props {
-		p.done(err)
-	}
-	for _, r := range in.reads {
-		r.done(err)
-	}
-	for _, l := range in.leads {
-		l.done(0, err)
-	}
+	in.refuse(err)
 	for _, s := range in.snaps {
 		s.discard(e)
 	}

@@ -191,17 +191,8 @@ func (e *Engine) Stalled() bool { return e.stall.stalled.Load() }
 // the loop with ErrStalled, and leaves the rest queued.
 func (e *Engine) refuseStalled() {
 	e.in.mu.Lock()
-	props, reads, leads := e.in.props, e.in.reads, e.in.leads
+	q := queued{props: e.in.props, reads: e.in.reads, leads: e.in.leads}
 	e.in.props, e.in.reads, e.in.leads = nil, nil, nil
 	e.in.mu.Unlock()
-	for _, p := range props {
-		p.stream.broken.Store(true)
-		p.done(ErrStalled)
-	}
-	for _, r := range reads {
-		r.done(ErrStalled)
-	}
-	for _, l := range leads {
-		l.done(0, ErrStalled)
-	}
+	q.refuse(ErrStalled)
 }

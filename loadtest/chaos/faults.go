@@ -233,20 +233,33 @@ func (in *injector) cutFor(ctx, end context.Context, f *Fault, n *node, mates []
 	if plan == nil {
 		return fmt.Errorf("%s has no other node to be cut off from", n.base)
 	}
-	var err error
-	for _, o := range run {
-		if names := plan[o]; len(names) > 0 && err == nil {
-			err = c.cut(ctx, o, names)
+	return in.holdFault(ctx, end, f, func() error {
+		for _, o := range run {
+			if names := plan[o]; len(names) > 0 {
+				if err := c.cut(ctx, o, names); err != nil {
+					return err
+				}
+			}
 		}
-	}
+		return nil
+	}, func(ctx context.Context) (err error) {
+		for _, o := range c.running() {
+			err = errors.Join(err, c.cut(ctx, o, nil))
+		}
+		return err
+	})
+}
+
+// holdFault begins a fault, holds it for the fault's hold (unless it
+// failed to begin), then undoes it, even after a failed beginning, so
+// that nothing stays broken; it notes when the fault began and ended.
+func (in *injector) holdFault(ctx, end context.Context, f *Fault, begin func() error, undo func(context.Context) error) error {
+	err := begin()
 	f.DownS = in.since()
 	if err == nil {
 		hold(ctx, end, f.Hold)
 	}
-	// Heal all, even after a failed cut: nothing stays cut.
-	for _, o := range c.running() {
-		err = errors.Join(err, c.cut(context.WithoutCancel(ctx), o, nil))
-	}
+	err = errors.Join(err, undo(context.WithoutCancel(ctx)))
 	f.BackS = in.since()
 	return err
 }
@@ -312,14 +325,8 @@ func splitSides(n *node, running []*node, seed uint64) []*node {
 // diskStall stalls n's store's writes for the fault's hold, then lets
 // them run again, even when the stall failed half way.
 func (in *injector) diskStall(ctx, end context.Context, f *Fault, n *node) error {
-	err := in.c.stallDisk(ctx, n, true)
-	f.DownS = in.since()
-	if err == nil {
-		hold(ctx, end, f.Hold)
-	}
-	err = errors.Join(err, in.c.stallDisk(context.WithoutCancel(ctx), n, false))
-	f.BackS = in.since()
-	return err
+	return in.holdFault(ctx, end, f, func() error { return in.c.stallDisk(ctx, n, true) },
+		func(ctx context.Context) error { return in.c.stallDisk(ctx, n, false) })
 }
 
 // hold waits d, or until end or ctx ends.
