@@ -1,12 +1,14 @@
 package cluster
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"net"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/memberlist"
@@ -25,12 +27,15 @@ import (
 type Partition struct {
 	mu    sync.Mutex
 	cut   map[string]string // address → the cut node's name
-	conns map[*cutConn]struct{}
+	lags  map[string]lagged // address → its link's lag (lag.go)
+	conns map[*faultConn]struct{}
+	// packets counts the gossip packets held back by a lag.
+	packets atomic.Int64
 }
 
 // NewPartition returns a Partition that cuts nothing yet.
 func NewPartition() *Partition {
-	return &Partition{cut: make(map[string]string), conns: make(map[*cutConn]struct{})}
+	return &Partition{cut: make(map[string]string), lags: make(map[string]lagged), conns: make(map[*faultConn]struct{})}
 }
 
 // errCut is a dial across a cut.
@@ -40,7 +45,7 @@ var errCut = errors.New("cut off by fault injection")
 // open to them.
 func (p *Partition) set(node string, addrs []string) {
 	p.mu.Lock()
-	var closing []*cutConn
+	var closing []*faultConn
 	for _, a := range addrs {
 		if a != "" {
 			p.cut[a] = node
@@ -54,7 +59,7 @@ func (p *Partition) set(node string, addrs []string) {
 	}
 	p.mu.Unlock()
 	for _, c := range closing {
-		c.Conn.Close()
+		c.abort()
 	}
 }
 
@@ -97,7 +102,7 @@ func (p *Partition) DialContext(ctx context.Context, network, addr string) (net.
 	if err != nil {
 		return nil, err
 	}
-	c := &cutConn{Conn: conn, p: p, addr: addr}
+	c := &faultConn{Conn: conn, p: p, addr: addr}
 	p.mu.Lock()
 	_, cut := p.cut[addr]
 	if !cut {
@@ -116,39 +121,54 @@ func (p *Partition) dialer(ctx context.Context, addr string) (net.Conn, error) {
 	return p.DialContext(ctx, "tcp", addr)
 }
 
-// cutConn is a connection DialContext made, forgotten when closed.
-type cutConn struct {
+// faultConn is a connection DialContext made: a cut closes it, a lag
+// delays what crosses it (lag.go), and it is forgotten when closed.
+type faultConn struct {
 	net.Conn
 	p    *Partition
 	addr string
-	once sync.Once
+
+	wmu sync.Mutex // Writes, one at a time: a direct one must not pass a queued one
+
+	mu                   sync.Mutex
+	closed               bool
+	wline, rline         *delayLine // nil until the link lags
+	rdeadline, wdeadline time.Time  // the caller's
 }
 
-func (c *cutConn) Close() error {
-	c.once.Do(func() {
-		c.p.mu.Lock()
-		delete(c.p.conns, c)
-		c.p.mu.Unlock()
-	})
-	return c.Conn.Close()
+// forget stops tracking c (it is closed).
+func (p *Partition) forget(c *faultConn) {
+	p.mu.Lock()
+	delete(p.conns, c)
+	p.mu.Unlock()
 }
 
 // Cut cuts this node (self) off from the named members of v, in addition
 // to those already cut, at every address v knows for them. It fails,
 // cutting nothing, when a name is not another member.
 func (p *Partition) Cut(v *View, self string, names []string) error {
-	addrs := make(map[string][]string, len(names))
-	for _, name := range names {
-		m, ok := v.Member(name)
-		if !ok || name == self {
-			return fmt.Errorf("%q is not another member", name)
-		}
-		addrs[name] = []string{m.Gossip, m.Meta.Remote, m.Meta.HTTP, m.Meta.Admin}
+	addrs, err := memberAddrs(v, self, names)
+	if err != nil {
+		return err
 	}
 	for name, a := range addrs {
 		p.set(name, a)
 	}
 	return nil
+}
+
+// memberAddrs returns every address v knows for each named member, or an
+// error when a name is not a member other than self.
+func memberAddrs(v *View, self string, names []string) (map[string][]string, error) {
+	addrs := make(map[string][]string, len(names))
+	for _, name := range names {
+		m, ok := v.Member(name)
+		if !ok || name == self {
+			return nil, fmt.Errorf("%q is not another member", name)
+		}
+		addrs[name] = []string{m.Gossip, m.Meta.Remote, m.Meta.HTTP, m.Meta.Admin}
+	}
+	return addrs, nil
 }
 
 // partitionedGossip is memberlist's own transport with a Partition in
@@ -218,10 +238,36 @@ func (t *partitionedGossip) WriteTo(b []byte, addr string) (time.Time, error) {
 	return t.WriteToAddress(b, memberlist.Address{Addr: addr})
 }
 
-// WriteToAddress sends a packet, or drops it if its node is cut off.
+// maxHeldPackets bounds the gossip packets a lag holds back; more are
+// dropped.
+const maxHeldPackets = 4096
+
+// WriteToAddress sends a packet, or drops it if its node is cut off; to
+// a lagged node it drops it (its loss) or sends it late.
 func (t *partitionedGossip) WriteToAddress(b []byte, a memberlist.Address) (time.Time, error) {
 	if t.p.isCut(a.Addr) {
 		return time.Now(), nil
+	}
+	if lag, ok := t.p.lagOf(a.Addr); ok {
+		if lag.lost() {
+			return time.Now(), nil
+		}
+		if d := lag.late(); d > 0 {
+			if t.p.packets.Add(1) > maxHeldPackets {
+				t.p.packets.Add(-1)
+				return time.Now(), nil
+			}
+			b = bytes.Clone(b)
+			time.AfterFunc(d, func() {
+				defer t.p.packets.Add(-1)
+				select {
+				case <-t.closing:
+				default:
+					t.NetTransport.WriteToAddress(b, a)
+				}
+			})
+			return time.Now(), nil
+		}
 	}
 	return t.NetTransport.WriteToAddress(b, a)
 }

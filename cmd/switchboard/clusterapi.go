@@ -3,7 +3,11 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"net/http"
+	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
@@ -191,6 +195,64 @@ func (n *Node) partitionHandler(w http.ResponseWriter, r *http.Request) {
 		n.partition.Heal()
 	}
 	writeJSON(w, http.StatusOK, map[string][]string{"cut": n.partition.Nodes()})
+}
+
+// lagHandler serves /v1/cluster/lag (--fault-injection): GET says which
+// nodes this node's links to are slow, PUT ?nodes=a,b&delay=D[&jitter=J]
+// [&loss=F] slows them (the caller tells their side the same, so that
+// each direction is slowed once), DELETE ends every lag. Each answers
+// {"lag": [{node, delay_ms, jitter_ms, loss}]}.
+func (n *Node) lagHandler(w http.ResponseWriter, r *http.Request) {
+	switch r.Method {
+	case http.MethodPut:
+		q := r.URL.Query()
+		names := strings.FieldsFunc(q.Get("nodes"), func(c rune) bool { return c == ',' })
+		lag, err := parseLag(q)
+		if err == nil && len(names) == 0 {
+			err = errors.New("give nodes=NAME[,NAME...]")
+		}
+		if err == nil {
+			err = n.partition.SetLag(n.cl.View(), n.cl.Name(), names, lag)
+		}
+		if err != nil {
+			operatorError(w, http.StatusBadRequest, protocol.CodeBadRequest, err.Error())
+			return
+		}
+		n.log.Warn("fault injection: links slowed", "nodes", names, "delay", lag.Delay, "jitter", lag.Jitter, "loss", lag.Loss)
+	case http.MethodDelete:
+		n.partition.EndLag()
+	}
+	type nodeLag struct {
+		Node     string  `json:"node"`
+		DelayMS  float64 `json:"delay_ms"`
+		JitterMS float64 `json:"jitter_ms"`
+		Loss     float64 `json:"loss"`
+	}
+	out := []nodeLag{}
+	for _, l := range n.partition.Lags() {
+		out = append(out, nodeLag{l.Node, l.Delay.Seconds() * 1000, l.Jitter.Seconds() * 1000, l.Loss})
+	}
+	writeJSON(w, http.StatusOK, map[string][]nodeLag{"lag": out})
+}
+
+// parseLag reads a lag's delay (required), jitter and loss.
+func parseLag(q url.Values) (cluster.Lag, error) {
+	var l cluster.Lag
+	var err error
+	if l.Delay, err = time.ParseDuration(q.Get("delay")); err != nil {
+		return l, fmt.Errorf("give delay=DURATION (such as 150ms): %w", err)
+	}
+	if s := q.Get("jitter"); s != "" {
+		if l.Jitter, err = time.ParseDuration(s); err != nil {
+			return l, fmt.Errorf("jitter: %w", err)
+		}
+	}
+	if s := q.Get("loss"); s != "" {
+		if l.Loss, err = strconv.ParseFloat(s, 64); err != nil {
+			return l, fmt.Errorf("loss: %w", err)
+		}
+	}
+	return l, l.Check()
 }
 
 // diskStallHandler serves /v1/cluster/disk-stall (--fault-injection): PUT

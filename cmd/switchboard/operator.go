@@ -45,12 +45,15 @@ func (n *Node) operatorRoutes(mux *http.ServeMux, admin bool) {
 	mux.Handle("GET /v1/cluster/metrics", n.guard(opRead, admin, http.HandlerFunc(n.nodeMetrics)))
 	mux.Handle("GET /metrics", n.guard(opRead, admin, promhttp.HandlerFor(n.reg, promhttp.HandlerOpts{Registry: n.reg})))
 	if n.cfg.FaultInjection {
-		mux.Handle("GET /v1/cluster/partition", n.guard(opRead, admin, http.HandlerFunc(n.partitionHandler)))
-		mux.Handle("PUT /v1/cluster/partition", n.guard(opChange, admin, http.HandlerFunc(n.partitionHandler)))
-		mux.Handle("DELETE /v1/cluster/partition", n.guard(opChange, admin, http.HandlerFunc(n.partitionHandler)))
-		mux.Handle("GET /v1/cluster/disk-stall", n.guard(opRead, admin, http.HandlerFunc(n.diskStallHandler)))
-		mux.Handle("PUT /v1/cluster/disk-stall", n.guard(opChange, admin, http.HandlerFunc(n.diskStallHandler)))
-		mux.Handle("DELETE /v1/cluster/disk-stall", n.guard(opChange, admin, http.HandlerFunc(n.diskStallHandler)))
+		for path, h := range map[string]http.HandlerFunc{
+			"/v1/cluster/partition":  n.partitionHandler,
+			"/v1/cluster/lag":        n.lagHandler,
+			"/v1/cluster/disk-stall": n.diskStallHandler,
+		} {
+			mux.Handle("GET "+path, n.guard(opRead, admin, h))
+			mux.Handle("PUT "+path, n.guard(opChange, admin, h))
+			mux.Handle("DELETE "+path, n.guard(opChange, admin, h))
+		}
 	}
 	if n.cfg.Pprof {
 		mux.Handle("/debug/pprof/", n.guard(opRead, admin, http.HandlerFunc(pprof.Index)))

@@ -109,6 +109,30 @@ func (k keyed) RoundTrip(r *http.Request) (*http.Response, error) {
 	return http.DefaultTransport.RoundTrip(r)
 }
 
+// newFaultCluster starts names as node processes with --fault-injection
+// and the operator key key, and waits until they see each other alive
+// and every shard is settled.
+func newFaultCluster(t *testing.T, key string, names ...string) *testCluster {
+	t.Helper()
+	c := &testCluster{t: t, procs: map[string]*proc{}, dirs: map[string]string{}, hc: &http.Client{Transport: keyed{key}}}
+	for _, n := range names {
+		c.start(n, "--fault-injection", "--api-key", key)
+	}
+	c.waitAlive(len(names))
+	c.waitSettled(names...)
+	return c
+}
+
+// faultCall calls node on's fault-injection endpoint path with query
+// (if any) and the operator key.
+func (c *testCluster) faultCall(method, on, path, query, key string) (int, string) {
+	u := c.procs[on].base() + path
+	if query != "" {
+		u += "?" + query
+	}
+	return operatorDoWith(c.t, c.httpClient(), method, u, key)
+}
+
 // TestPartitionOfProcesses is the partition scenario on three node
 // processes started with --fault-injection, cut apart through
 // /v1/cluster/partition: the cut covers gossip (each side declares the
@@ -119,18 +143,12 @@ func TestPartitionOfProcesses(t *testing.T) {
 	}
 	const key = "partition-test-key"
 	names := []string{"n1", "n2", "n3"}
-	c := &testCluster{t: t, procs: map[string]*proc{}, dirs: map[string]string{}, hc: &http.Client{Transport: keyed{key}}}
-	for _, n := range names {
-		c.start(n, "--fault-injection", "--api-key", key)
-	}
-	c.waitAlive(3)
-	c.waitSettled(names...)
+	c := newFaultCluster(t, key, names...)
 	partition := func(method, on, nodes string) (int, string) {
-		u := c.procs[on].base() + "/v1/cluster/partition"
 		if nodes != "" {
-			u += "?nodes=" + nodes
+			nodes = "nodes=" + nodes
 		}
-		return operatorDoWith(t, c.httpClient(), method, u, key)
+		return c.faultCall(method, on, "/v1/cluster/partition", nodes, key)
 	}
 	set := func(method, on, nodes string) {
 		t.Helper()

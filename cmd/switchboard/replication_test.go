@@ -46,7 +46,7 @@ type located struct {
 
 func (c *testCluster) locate(node, ch string) (located, error) {
 	var l located
-	resp, err := http.Get("http://" + c.procs[node].addr + "/v1/cluster/locate?channel=" + ch)
+	resp, err := c.httpClient().Get("http://" + c.procs[node].addr + "/v1/cluster/locate?channel=" + ch)
 	if err != nil {
 		return l, err
 	}

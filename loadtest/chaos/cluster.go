@@ -295,7 +295,7 @@ func (c *cluster) notConverged(ctx context.Context) string {
 // to (it cuts links, or stalls its disk): the nodes then run with
 // --fault-injection.
 func injected(kind string) bool {
-	return kind == FaultPartition || kind == FaultSplit || kind == FaultOneway || kind == FaultDiskStall
+	return kind == FaultPartition || kind == FaultSplit || kind == FaultOneway || kind == FaultDiskStall || kind == FaultLag
 }
 
 // replicas is the nodes' --replicas: 3 unless --serve-args says (the last
@@ -491,6 +491,17 @@ func (c *cluster) cut(ctx context.Context, n *node, names []string) error {
 		return c.inject(ctx, n, http.MethodDelete, "/v1/cluster/partition")
 	}
 	return c.inject(ctx, n, http.MethodPut, "/v1/cluster/partition?nodes="+url.QueryEscape(strings.Join(names, ",")))
+}
+
+// lag slows n's links to the nodes named (PUT /v1/cluster/lag), or ends
+// every lag of n when there are none (DELETE).
+func (c *cluster) lag(ctx context.Context, n *node, names []string, l lagSpec) error {
+	if len(names) == 0 {
+		return c.inject(ctx, n, http.MethodDelete, "/v1/cluster/lag")
+	}
+	q := url.Values{"nodes": {strings.Join(names, ",")}, "delay": {l.Delay.String()}, "jitter": {l.Jitter.String()},
+		"loss": {strconv.FormatFloat(l.Loss, 'g', -1, 64)}}
+	return c.inject(ctx, n, http.MethodPut, "/v1/cluster/lag?"+q.Encode())
 }
 
 // stallDisk stalls n's store's writes (PUT /v1/cluster/disk-stall), or

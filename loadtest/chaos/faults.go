@@ -29,6 +29,12 @@ type Fault struct {
 	// Direction is a one-way cut's: "out" (the node cannot reach the
 	// others) or "in" (they cannot reach it).
 	Direction string `json:"direction,omitempty"`
+	// DelayMS, JitterMS and Loss are a lag's: each way, what crosses a
+	// slowed link is DelayMS late plus up to JitterMS, and Loss of the
+	// gossip packets are lost.
+	DelayMS  float64 `json:"delay_ms,omitempty"`
+	JitterMS float64 `json:"jitter_ms,omitempty"`
+	Loss     float64 `json:"loss,omitempty"`
 	// Target says how the node was chosen: "leader of shard S (channel
 	// C)" for the planned channel, or "seeded node" (the planned one)
 	// when no node answers GET /v1/cluster/locate.
@@ -131,6 +137,8 @@ func (in *injector) inject(ctx, end context.Context, p Planned) (f Fault) {
 		err = in.oneway(ctx, end, &f, n)
 	case FaultDiskStall:
 		err = in.diskStall(ctx, end, &f, n)
+	case FaultLag:
+		err = in.lag(ctx, end, &f, n)
 	default:
 		err = fmt.Errorf("unknown fault %q", p.Kind)
 	}
@@ -328,6 +336,52 @@ func (in *injector) diskStall(ctx, end context.Context, f *Fault, n *node) error
 	return in.holdFault(ctx, end, f, func() error { return in.c.stallDisk(ctx, n, true) },
 		func(ctx context.Context) error { return in.c.stallDisk(ctx, n, false) })
 }
+
+// lagSpec is a lag fault's setting: each way, what crosses a slowed link
+// arrives Delay late plus up to Jitter, and Loss of the gossip packets
+// are lost.
+type lagSpec struct {
+	Delay, Jitter time.Duration
+	Loss          float64
+}
+
+// lagOf draws a lag from seed: a delay of 20 to 300 ms each way (a
+// round trip of up to three of the fast timing's heartbeat ticks), a
+// fifth of it as jitter, and 5 % of gossip packets lost.
+func lagOf(seed uint64) lagSpec {
+	rng := rand.New(rand.NewPCG(seed, seed^0x1a9))
+	d := 20*time.Millisecond + time.Duration(rng.Int64N(281))*time.Millisecond
+	return lagSpec{Delay: d, Jitter: d / 5, Loss: 0.05}
+}
+
+// lag slows the links between n and every other running node, both ways,
+// for the fault's hold, then ends every node's lag.
+func (in *injector) lag(ctx, end context.Context, f *Fault, n *node) error {
+	c := in.c
+	run := c.running()
+	plan := cutPlan(run, []*node{n}, true, true)
+	if plan == nil {
+		return fmt.Errorf("%s has no other node to be slowed from", n.base)
+	}
+	l := lagOf(f.Draw)
+	f.DelayMS, f.JitterMS, f.Loss = ms(l.Delay), ms(l.Jitter), l.Loss
+	c.event("fault %d lag: %s's links %v late (+ up to %v), %.0f%% of gossip lost", f.N, n.base, l.Delay, l.Jitter, 100*l.Loss)
+	return in.holdFault(ctx, end, f, func() error {
+		for _, o := range run {
+			if err := c.lag(ctx, o, plan[o], l); err != nil {
+				return err
+			}
+		}
+		return nil
+	}, func(ctx context.Context) (err error) {
+		for _, o := range c.running() {
+			err = errors.Join(err, c.lag(ctx, o, nil, lagSpec{}))
+		}
+		return err
+	})
+}
+
+func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
 
 // hold waits d, or until end or ctx ends.
 func hold(ctx, end context.Context, d time.Duration) {

@@ -101,7 +101,7 @@ type opRow struct {
 }
 
 var kindColors = map[string]string{
-	FaultKill: "#d62728", FaultPause: "#9467bd", FaultWipe: "#8c564b", FaultRestart: "#1f77b4", FaultDrain: "#ff7f0e", FaultPartition: "#17becf", FaultSplit: "#bcbd22", FaultOneway: "#e377c2", FaultDiskStall: "#7f7f7f",
+	FaultKill: "#d62728", FaultPause: "#9467bd", FaultWipe: "#8c564b", FaultRestart: "#1f77b4", FaultDrain: "#ff7f0e", FaultPartition: "#17becf", FaultSplit: "#bcbd22", FaultOneway: "#e377c2", FaultDiskStall: "#7f7f7f", FaultLag: "#2ca02c",
 }
 
 // WriteHTML writes the report as a self-contained page.
@@ -186,7 +186,16 @@ func timeline(rep *Report, xmax float64) template.HTML {
 		xmax = math.Max(xmax, math.Max(f.RecoveredS, f.BackS))
 	}
 	pw := w - left - right
-	h := top + row*float64(max(len(rep.Nodes), 1)) + 40
+	// The legend names the kinds the run planned or injected; the plot is
+	// tall enough for it.
+	var kinds []string
+	for _, k := range slices.Concat(rep.Plan, plannedOf(rep.Faults)) {
+		if !slices.Contains(kinds, k.Kind) {
+			kinds = append(kinds, k.Kind)
+		}
+	}
+	slices.Sort(kinds)
+	h := math.Max(top+row*float64(max(len(rep.Nodes), 1))+40, top+float64(len(kinds))*18+12)
 	sx := func(x float64) float64 { return left + math.Max(0, math.Min(x, xmax))/xmax*pw }
 	var b strings.Builder
 	fmt.Fprintf(&b, `<svg class="plot" data-plot="timeline" xmlns="http://www.w3.org/2000/svg" viewBox="0 0 %g %g" width="%g" height="%g" role="img" aria-label="fault timeline" font-family="sans-serif" font-size="11">`, w, h, w, h)
@@ -246,13 +255,6 @@ func timeline(rep *Report, xmax float64) template.HTML {
 	for x := 0.0; x <= xmax; x += step {
 		fmt.Fprintf(&b, `<text x="%.1f" y="%g" text-anchor="middle" fill="#444">%g</text>`, sx(x), base+16, x)
 	}
-	kinds := slices.Sorted(func(yield func(string) bool) {
-		for k := range kindColors {
-			if !yield(k) {
-				return
-			}
-		}
-	})
 	for i, k := range kinds {
 		ly := top + 12 + float64(i)*18
 		fmt.Fprintf(&b, `<rect x="%g" y="%g" width="20" height="8" fill="%s"/><text x="%g" y="%g" fill="#222">%s</text>`,
@@ -260,6 +262,15 @@ func timeline(rep *Report, xmax float64) template.HTML {
 	}
 	b.WriteString(`</svg>`)
 	return template.HTML(b.String()) // built from escaped parts above
+}
+
+// plannedOf returns the faults' plans.
+func plannedOf(fs []Fault) []Planned {
+	out := make([]Planned, len(fs))
+	for i, f := range fs {
+		out[i] = f.Planned
+	}
+	return out
 }
 
 func sortedKeys[V any](m map[string]V) []string {

@@ -53,10 +53,16 @@ const (
 	// heartbeats and its shards elect leaders elsewhere. Then the writes
 	// run again.
 	FaultDiskStall = "disk-stall"
+	// FaultLag: slow the links between a node and every other node, both
+	// ways, for a while (the nodes run with --fault-injection): everything
+	// crossing them arrives late (a delay drawn from the seed, with
+	// jitter) and some gossip packets are lost, as over a congested or
+	// far-away network. Nothing is cut. Then the links are fast again.
+	FaultLag = "lag"
 )
 
 // Kinds are every fault kind, in the order the docs list them.
-var Kinds = []string{FaultKill, FaultPause, FaultWipe, FaultRestart, FaultDrain, FaultPartition, FaultSplit, FaultOneway, FaultDiskStall}
+var Kinds = []string{FaultKill, FaultPause, FaultWipe, FaultRestart, FaultDrain, FaultPartition, FaultSplit, FaultOneway, FaultDiskStall, FaultLag}
 
 // ParseKinds reads a comma-separated list of fault kinds.
 func ParseKinds(s string) ([]string, error) {
@@ -81,8 +87,8 @@ type Planned struct {
 	// At is when it is due, from the first send.
 	At time.Duration `json:"at_ns"`
 	// Hold is how long the node stays down (kill, wipe, drain), stopped
-	// (pause), cut off (partition, split, oneway) or without a disk
-	// (disk-stall); 0 for a restart.
+	// (pause), cut off (partition, split, oneway), without a disk
+	// (disk-stall) or slowed (lag); 0 for a restart.
 	Hold time.Duration `json:"hold_ns"`
 	// Channel is the index of the run channel whose shard leader the
 	// fault hits, when the cluster says who leads it
@@ -90,7 +96,8 @@ type Planned struct {
 	Channel int `json:"channel"`
 	Slot    int `json:"slot"`
 	// Draw seeds the fault's own choices: the nodes that go with the
-	// target's side of a split (splitSides), a one-way cut's direction.
+	// target's side of a split (splitSides), a one-way cut's direction,
+	// a lag's delay (lagOf).
 	Draw uint64 `json:"draw,omitempty"`
 }
 
@@ -142,14 +149,14 @@ func Plan(cfg PlanConfig) []Planned {
 		switch kind {
 		case FaultKill, FaultWipe, FaultPartition, FaultSplit, FaultOneway, FaultDiskStall:
 			hold = between(0.5, 1.5, cfg.Down)
-		case FaultDrain:
+		case FaultDrain, FaultLag:
 			hold = between(1, 2, cfg.Down)
 		case FaultPause:
 			hold = between(1, 1.5, cfg.Pause)
 		}
 		f := Planned{N: len(out) + 1, Kind: kind, At: at, Hold: hold.Round(time.Millisecond),
 			Channel: rng.IntN(cfg.Channels), Slot: rng.IntN(cfg.Nodes)}
-		if kind == FaultSplit || kind == FaultOneway {
+		if kind == FaultSplit || kind == FaultOneway || kind == FaultLag {
 			f.Draw = rng.Uint64()
 		}
 		if f.At+f.Hold > cfg.End-cfg.Settle {

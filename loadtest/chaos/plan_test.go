@@ -45,7 +45,7 @@ func TestPlanIsSeeded(t *testing.T) {
 		if f.Slot < 0 || f.Slot >= cfg.Nodes || f.Channel < 0 || f.Channel >= cfg.Channels {
 			t.Fatalf("fault %d target out of range: %+v", i, f)
 		}
-		if (f.Draw != 0) != (f.Kind == FaultSplit || f.Kind == FaultOneway) {
+		if (f.Draw != 0) != (f.Kind == FaultSplit || f.Kind == FaultOneway || f.Kind == FaultLag) {
 			t.Fatalf("fault %d's draw: %+v", i, f)
 		}
 		switch f.Kind {
@@ -62,6 +62,26 @@ func TestPlanIsSeeded(t *testing.T) {
 				t.Fatalf("%s without a hold: %+v", f.Kind, f)
 			}
 		}
+	}
+}
+
+// TestLagDraw: a lag's delay is 20 to 300 ms, whole milliseconds, with a
+// fifth of it as jitter, the same for the same draw, and spread over the
+// range across draws.
+func TestLagDraw(t *testing.T) {
+	seen := map[time.Duration]bool{}
+	for seed := range uint64(200) {
+		l := lagOf(seed)
+		if l != lagOf(seed) {
+			t.Fatalf("draw %d: two lags", seed)
+		}
+		if l.Delay < 20*time.Millisecond || l.Delay > 300*time.Millisecond || l.Delay%time.Millisecond != 0 || l.Jitter != l.Delay/5 || l.Loss != 0.05 {
+			t.Fatalf("draw %d: %+v", seed, l)
+		}
+		seen[l.Delay/(50*time.Millisecond)] = true
+	}
+	if len(seen) < 6 { // 20–49, 50–99, …, 250–299 (and 300) ms
+		t.Fatalf("200 draws fell in %d of the 50 ms bands", len(seen))
 	}
 }
 

@@ -367,6 +367,9 @@ func nodeLabel(f Fault) string {
 	if f.Direction != "" {
 		s += " (" + f.Direction + ")"
 	}
+	if f.DelayMS > 0 {
+		s += fmt.Sprintf(" (+%gms)", f.DelayMS)
+	}
 	return s
 }
 

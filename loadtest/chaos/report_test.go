@@ -3,6 +3,7 @@ package chaos
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -216,6 +217,32 @@ func TestTimelineLabels(t *testing.T) {
 		`fill="#222">5 split</text>`, `<rect data-fault-with="5"`, `<title>5 split: with n3</title>`} {
 		if !strings.Contains(svg, want) {
 			t.Errorf("timeline lacks %s", want)
+		}
+	}
+	// The legend names the kinds of the run (planned or injected), and
+	// the plot is tall enough for all of them.
+	for _, k := range []string{FaultPartition, FaultSplit, FaultKill} {
+		if want := `fill="#222">` + k + `</text>`; strings.Contains(svg, want) != (k != FaultKill) {
+			t.Errorf("legend of partition and split: %s %v", k, strings.Contains(svg, want))
+		}
+	}
+	for _, k := range Kinds {
+		rep.Plan = append(rep.Plan, Planned{Kind: k})
+	}
+	svg = string(timeline(rep, 60))
+	var h float64
+	if _, err := fmt.Sscanf(svg[strings.Index(svg, `height="`):], `height="%g"`, &h); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range Kinds {
+		i := strings.Index(svg, `fill="#222">`+k+`</text>`)
+		if i < 0 {
+			t.Fatalf("legend of every kind lacks %s", k)
+		}
+		var y float64
+		j := strings.LastIndex(svg[:i], `y="`)
+		if _, err := fmt.Sscanf(svg[j:], `y="%g"`, &y); err != nil || y > h {
+			t.Fatalf("legend entry %s at y %g, below the plot's height %g (%v)", k, y, h, err)
 		}
 	}
 }
