@@ -46,6 +46,12 @@ import (
 type FilesConfig struct {
 	// Store holds uploaded bytes; nil refuses uploads (503).
 	Store blob.Store
+	// Admit, when set, is asked before each upload whether a file of up
+	// to n bytes may be stored now; an error refuses the upload (503
+	// unavailable) and is logged: the disk is nearly full, or not
+	// answering. Otherwise release is called once the file is stored (or
+	// given up).
+	Admit func(n int64) (release func(), err error)
 	// MaxBytes bounds one file (zero: Limits.MaxFileBytes).
 	MaxBytes int64
 	// AllowedTypes are the MIME types accepted: exact ("application/pdf")
@@ -233,6 +239,15 @@ func (g *Gateway) ServeUpload(w http.ResponseWriter, r *http.Request) {
 	if f.cfg.Store == nil {
 		writeHTTPError(w, 0, protocol.Errorf(protocol.CodeUnavailable, "this node takes no uploads"))
 		return
+	}
+	if f.cfg.Admit != nil {
+		release, err := f.cfg.Admit(f.cfg.MaxBytes)
+		if err != nil {
+			g.log.Warn("upload refused", "user", who.id, "err", err)
+			writeHTTPError(w, 0, protocol.Errorf(protocol.CodeUnavailable, "this node cannot store files now (its disk is nearly full or not answering); try again later"))
+			return
+		}
+		defer release()
 	}
 	r.Body = http.MaxBytesReader(w, r.Body, f.cfg.MaxBytes+64<<10)
 	mr, err := r.MultipartReader()

@@ -71,6 +71,7 @@ type diskGuard struct {
 	free     int64      // free bytes when last measured
 	written  int64      // bytes committed since
 	refusing error      // why writes are refused (nil: they are not)
+	files    int64      // bytes admitted to files not yet written (admitFile)
 	// poisoned is set when Pebble's log failed: the database must be
 	// re-opened before writes resume.
 	poisoned error
@@ -240,6 +241,44 @@ func (g *diskGuard) admit(n int64) error {
 	}
 	g.written += n
 	return nil
+}
+
+// ErrNoRoomForFiles means a file may not be written beside the store:
+// the disk would be left with less than the store's whole reserve free.
+// The store itself still takes writes.
+var ErrNoRoomForFiles = errors.New("persistence: no room on the disk for files")
+
+// admitFile decides whether a file of up to n bytes may be written on
+// the disk beside the store (Store.AdmitFile). It measures the disk each
+// time (a file is rarer than a commit, and the store's estimate does not
+// see what Pebble preallocates), less the files admitted and not yet
+// written.
+func (g *diskGuard) admitFile(n int64) (release func(), err error) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.refusing != nil {
+		return nil, g.refusing
+	}
+	if !g.enabled() {
+		return func() {}, nil
+	}
+	if free, err := g.measure(); err == nil {
+		g.free, g.written = free, 0
+	}
+	keep := 2 * g.minFree
+	if g.free-g.files-n < keep {
+		return nil, fmt.Errorf("%w: %d bytes free, %d promised to files being written, and a file of up to %d bytes would leave less than the %d kept for the store",
+			ErrNoRoomForFiles, g.free, g.files, n, keep)
+	}
+	g.files += n
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			g.mu.Lock()
+			g.files -= n
+			g.mu.Unlock()
+		})
+	}, nil
 }
 
 // poison records that Pebble's log failed with err: writes are refused

@@ -155,6 +155,43 @@ func TestAdmitRefusesWhatWouldEatTheReserve(t *testing.T) {
 	}
 }
 
+// TestAdmitFileKeepsTheStoresReserve: a file is admitted only while the
+// disk keeps, after it, the store's whole reserve free; a refused file
+// leaves the store taking writes; while the store refuses writes, so are
+// files.
+func TestAdmitFileKeepsTheStoresReserve(t *testing.T) {
+	mem := vfs.NewMem()
+	// 1 MiB reserve: 512 KiB ballast, 512 KiB kept free; files keep 1 MiB.
+	s, _ := guardedStore(t, mem, mem, 3<<20)
+	admit := func(n int64) (func(), error) {
+		release, err := s.AdmitFile(n)
+		if (release == nil) != (err != nil) {
+			t.Fatalf("AdmitFile(%d): release %v with error %v", n, release != nil, err)
+		}
+		return release, err
+	}
+	first, err := admit(1 << 20)
+	wantErr(t, "a file leaving 2 MiB free", err, nil)
+	_, err = admit(3 << 19)
+	wantErr(t, "a second file while the first is written", err, ErrNoRoomForFiles)
+	setFree(mem, 2<<20) // the first landed
+	first()
+	first() // once only
+	_, err = admit(3 << 19)
+	wantErr(t, "a file that would leave 512 KiB", err, ErrNoRoomForFiles)
+	if !s.Writable() {
+		t.Fatal("a refused file made the store refuse writes")
+	}
+	wantErr(t, "a store write beside it", s.Admit(1<<10), nil)
+	_, err = admit(1 << 20)
+	wantErr(t, "a file leaving exactly 1 MiB", err, nil)
+
+	setFree(mem, 100<<10)
+	eventually(t, "the store to refuse writes", func() bool { return !s.Writable() })
+	_, err = admit(1)
+	wantErr(t, "a file on a full disk", err, ErrUnwritable)
+}
+
 // TestWriteFindingTheDiskFullReleasesTheBallast: a log write that meets a
 // full disk between two checks is retried with the ballast's space and
 // lands; the store then refuses writes until there is room for the

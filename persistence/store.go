@@ -163,6 +163,16 @@ func (s *Store) WriteError() error { return s.guard.err() }
 // (wrapping ErrUnwritable). The raft engine asks it before it proposes.
 func (s *Store) Admit(n int64) error { return s.guard.admit(n) }
 
+// AdmitFile decides whether a file of up to n bytes may be written on
+// the store's disk beside it (an upload): the disk must keep, after it,
+// twice the free space the store keeps (its whole reserve, beyond the
+// ballast), so that files never bring the store to refuse writes. A
+// refused file gets ErrNoRoomForFiles; while the store refuses writes,
+// files get its refusal (ErrUnwritable) too. An admitted file holds its n
+// bytes against other files until release is called, once it is written
+// (or given up).
+func (s *Store) AdmitFile(n int64) (release func(), err error) { return s.guard.admitFile(n) }
+
 // DiskFree is the free space on the store's disk when last measured (at
 // most CheckEvery ago while idle), or -1 when the disk is not watched.
 func (s *Store) DiskFree() int64 { return s.guard.lastFree() }

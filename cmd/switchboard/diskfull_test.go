@@ -267,3 +267,65 @@ func TestFullDiskLeaderHandsItsShardsOver(t *testing.T) {
 	send("after")
 	checkAckedIn(t, c.urls("n2", "n3"), ch, acked)
 }
+
+// TestUploadsKeepTheStoresReserve: uploads stop while the store still
+// has its whole reserve free beyond the ballast — a 503 unavailable with
+// Retry-After — so that files never bring the store to refuse writes;
+// messages go on, and uploads resume once there is room again.
+func TestUploadsKeepTheStoresReserve(t *testing.T) {
+	if testing.Short() {
+		t.Skip("mounts a tmpfs")
+	}
+	disk := mountTmpfs(t, 128<<20) // Pebble preallocates about 36 MiB of log
+	n := testNode(t, func(c *Config) {
+		c.DataDir = filepath.Join(disk, "data")
+		c.DiskReserve = 16 << 20 // an 8 MiB ballast, 8 MiB kept free; files keep 16 MiB
+		c.Limits.MaxFileBytes = 4 << 20
+	})
+	file := make([]byte, 4<<20-100<<10)
+	uploaded := 0
+	for {
+		status, body := upload(t, n, "Dev alice", "big.bin", "application/octet-stream", file)
+		if status == http.StatusCreated {
+			if uploaded++; uploaded > 30 {
+				t.Fatalf("%d uploads of 4 MiB on a 128 MiB disk were accepted", uploaded)
+			}
+			continue
+		}
+		if status != http.StatusServiceUnavailable || errCode(body) != string(protocol.CodeUnavailable) {
+			t.Fatalf("upload %d: %d %v, want 503 unavailable", uploaded+1, status, body)
+		}
+		break
+	}
+	if uploaded == 0 {
+		t.Fatal("no upload was accepted on an empty disk")
+	}
+	free := n.store.DiskFree()
+	t.Logf("%d uploads accepted, then refused with %d bytes free", uploaded, free)
+	if free < 16<<20 || !n.store.Writable() {
+		t.Fatalf("after %d uploads the disk has %d bytes free (files keep %d), store writable %v", uploaded, free, 16<<20, n.store.Writable())
+	}
+	if status, body := httpDo(t, "GET", "http://"+n.Addr()+"/readyz", ""); status != http.StatusOK {
+		t.Fatalf("/readyz with uploads refused: %d %s", status, body)
+	}
+	c := dial(t, n, "alice")
+	if _, _, err := c.CreateChannel(ctxT(t), protocol.ChannelCreateArgs{ID: "room", Type: protocol.TypeStandard}); err != nil {
+		t.Fatalf("a channel after uploads were refused: %v", err)
+	}
+	if _, err := c.Send(ctxT(t), protocol.SendArgs{Channel: "room", ClientID: "m1", Text: "still here"}); err != nil {
+		t.Fatalf("a message after uploads were refused: %v", err)
+	}
+	// An operator frees space: uploads resume.
+	blobs, err := filepath.Glob(filepath.Join(disk, "data", "files", "*"))
+	if err != nil || len(blobs) < 2 {
+		t.Fatalf("blobs %v %v", blobs, err)
+	}
+	for _, b := range blobs[:2] {
+		if err := os.Remove(b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if status, body := upload(t, n, "Dev alice", "again.bin", "application/octet-stream", file); status != http.StatusCreated {
+		t.Fatalf("upload after space was freed: %d %v", status, body)
+	}
+}

@@ -109,6 +109,9 @@ func TestDiskStallEndpoint(t *testing.T) {
 	if !errors.As(err, &perr) || perr.Code != protocol.CodeUnavailable {
 		t.Fatalf("a write during the stall: %v, want unavailable", err)
 	}
+	if status, body := upload(t, n, "Dev alice", "a.txt", "text/plain", []byte("hello")); status != http.StatusServiceUnavailable || errCode(body) != string(protocol.CodeUnavailable) {
+		t.Fatalf("an upload during the stall: %d %v, want 503 unavailable", status, body)
+	}
 	metric := func(name string) string {
 		_, body := operatorDo(t, "GET", "http://"+n.Addr()+"/metrics", key)
 		for _, l := range strings.Split(body, "\n") {
@@ -135,6 +138,7 @@ func TestDiskStallEndpoint(t *testing.T) {
 	if _, _, err := c.CreateChannel(ctx, protocol.ChannelCreateArgs{ID: "after", Type: protocol.TypeStandard}); err != nil {
 		t.Fatalf("a write after the stall: %v", err)
 	}
+	mustUpload(t, n, "Dev alice", "a.txt", "text/plain", []byte("hello"))
 }
 
 // TestStalledDiskShutdown: a node whose disk stops answering with a raft

@@ -337,6 +337,7 @@ func NewNode(cfg Config) (_ *Node, err error) {
 		if gcfg.Files.Store, err = fileStore(cfg); err != nil {
 			return nil, err
 		}
+		gcfg.Files.Admit = n.admitFile
 		if gcfg.Metrics == nil { // tests may install their own hooks
 			gcfg.Metrics = n.metrics.gatewayHooks()
 		}
