@@ -12,8 +12,9 @@ import (
 // is cached or already on disk go on. Resuming releases them all, in no
 // particular order, and the store carries on as if the disk had been slow.
 //
-// A slow disk, for tests: while SlowSyncs has set a delay, every sync
-// of the store's files takes that much longer.
+// A slow disk, for fault injection too (the chaos command's disk-slow
+// fault): while SlowSyncs has set a delay, every sync of the store's
+// files takes that much longer.
 //
 // A store that is never stalled or slowed pays one atomic load per write
 // and two per sync.
@@ -41,8 +42,11 @@ func (g *stallGate) waitSync() {
 }
 
 // SlowSyncs makes every sync of the store's files take d longer, as on a
-// slow or overloaded disk (0: as fast as the disk is), for tests.
+// slow or overloaded disk (0: as fast as the disk is).
 func (s *Store) SlowSyncs(d time.Duration) { s.guard.stall.slow.Store(int64(d)) }
+
+// SyncDelay is what SlowSyncs adds to every sync now (0: nothing).
+func (s *Store) SyncDelay() time.Duration { return time.Duration(s.guard.stall.slow.Load()) }
 
 // StallWrites makes the store's writes and syncs block until ResumeWrites.
 // It reports whether they were running (false: stalled already).

@@ -20,7 +20,7 @@ import (
 func chaosCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("chaos", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.Usage = usage(fs, "switchboard chaos [--nodes 3] [--duration 60s] [--faults kill,pause,wipe,restart,drain,partition,split,oneway,disk-stall,lag] [--seed N] [--out DIR] [flags]")
+	fs.Usage = usage(fs, "switchboard chaos [--nodes 3] [--duration 60s] [--faults kill,pause,wipe,restart,drain,partition,split,oneway,disk-stall,lag,disk-slow] [--seed N] [--out DIR] [flags]")
 	d := chaos.DefaultConfig()
 	cfg := d
 	fs.StringVar(&cfg.Bin, "bin", "", "switchboard binary the nodes run (default: this one)")
@@ -28,7 +28,7 @@ func chaosCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.IntVar(&cfg.Nodes, "nodes", d.Nodes, "nodes to start (each gateway and host), on loopback ports that are free")
 	fs.DurationVar(&cfg.Duration, "duration", d.Duration, "load time during which faults happen")
 	fs.DurationVar(&cfg.Warmup, "warmup", d.Warmup, "load time before the first fault can happen")
-	faults := fs.String("faults", strings.Join(d.Faults, ","), "fault kinds to inject, comma-separated: kill, pause, wipe, restart, drain, partition, split, oneway, disk-stall, lag (empty: none, a baseline run)")
+	faults := fs.String("faults", strings.Join(d.Faults, ","), "fault kinds to inject, comma-separated: kill, pause, wipe, restart, drain, partition, split, oneway, disk-stall, lag, disk-slow (empty: none, a baseline run)")
 	fs.Uint64Var(&cfg.Seed, "seed", d.Seed, "seed of the fault plan and of the load's schedule: the same seed gives the same faults at the same times")
 	fs.DurationVar(&cfg.FaultInterval, "fault-interval", d.FaultInterval, "mean time between two faults' starts (±30%)")
 	fs.DurationVar(&cfg.Down, "down", d.Down, "mean time a killed or wiped node stays down (±50%); a drained node stays away 1-2 times this")

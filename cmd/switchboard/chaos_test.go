@@ -23,12 +23,13 @@ import (
 // chaosArgs is a short run with the faults stage 1 survives without
 // losing acknowledged data: a rolling restart, a drain (the node leaves,
 // then comes back), and a SIGKILL followed by a restart on the same data;
-// and a partition, a stalled disk and slowed links, which need
-// replication. (The kinds' order is the plan's: with seed 7 the drain is
-// the second fault, which the interrupt test waits for.)
+// and a partition, a stalled disk, a slow disk (held 12 s, long enough to
+// be judged slow) and slowed links, which need replication. (The kinds'
+// order is the plan's: with seed 7 the drain is the second fault, which
+// the interrupt test waits for, and every kind is injected by 30 s.)
 func chaosArgs(out string, extra ...string) []string {
-	return append([]string{"chaos", "--nodes", "3", "--warmup", "1s", "--duration", "19s",
-		"--faults", "lag,disk-stall,restart,drain,kill,partition", "--seed", "7", "--fault-interval", "3s", "--down", "1s",
+	return append([]string{"chaos", "--nodes", "3", "--warmup", "1s", "--duration", "34s",
+		"--faults", "lag,disk-stall,disk-slow,restart,drain,kill,partition", "--seed", "7", "--fault-interval", "3s", "--down", "1s",
 		"--sessions", "30", "--channels", "6", "--rate", "60", "--drain", "15s", "--out", out}, extra...)
 }
 
@@ -64,7 +65,7 @@ func gone(t *testing.T, rep *chaos.Report) {
 
 // TestChaosShortSeededRunPasses runs `switchboard chaos` (the binary, as
 // a user would) with a seeded plan of restart, drain, kill, partition,
-// disk-stall and lag, and
+// disk-stall, lag and disk-slow, and
 // expects it to pass: every fault injected and recovered from, every
 // acknowledged message found exactly once, every child process gone. It
 // then plants faults in the run's own evidence and expects the check to
@@ -95,7 +96,7 @@ func TestChaosShortSeededRunPasses(t *testing.T) {
 		}
 		kinds = append(kinds, f.Kind)
 	}
-	for _, k := range []string{chaos.FaultRestart, chaos.FaultDrain, chaos.FaultKill, chaos.FaultPartition, chaos.FaultDiskStall, chaos.FaultLag} {
+	for _, k := range []string{chaos.FaultRestart, chaos.FaultDrain, chaos.FaultKill, chaos.FaultPartition, chaos.FaultDiskStall, chaos.FaultLag, chaos.FaultDiskSlow} {
 		if !slices.Contains(kinds, k) {
 			t.Fatalf("no %s among the faults injected (%v); plan %+v", k, kinds, rep.Plan)
 		}

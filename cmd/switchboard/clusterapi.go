@@ -255,13 +255,49 @@ func parseLag(q url.Values) (cluster.Lag, error) {
 	return l, l.Check()
 }
 
+// hasStore reports whether this node has a store; if not, it answers 400.
+func (n *Node) hasStore(w http.ResponseWriter) bool {
+	if n.store == nil {
+		operatorError(w, http.StatusBadRequest, protocol.CodeBadRequest, "this node has no store (it is a gateway only)")
+	}
+	return n.store != nil
+}
+
+// maxSyncDelay bounds what /v1/cluster/disk-slow adds to a sync.
+const maxSyncDelay = 10 * time.Second
+
+// diskSlowHandler serves /v1/cluster/disk-slow (--fault-injection): PUT
+// ?delay=D makes every sync of this node's store take D longer, as on a
+// slow or overloaded disk; DELETE makes them as fast as the disk is; GET
+// says which it is. Each answers {"sync_delay_ms": ms}.
+func (n *Node) diskSlowHandler(w http.ResponseWriter, r *http.Request) {
+	if !n.hasStore(w) {
+		return
+	}
+	switch r.Method {
+	case http.MethodPut:
+		d, err := time.ParseDuration(r.URL.Query().Get("delay"))
+		if err != nil || d <= 0 || d > maxSyncDelay {
+			operatorError(w, http.StatusBadRequest, protocol.CodeBadRequest, fmt.Sprintf("give delay=DURATION, more than 0 and at most %s (such as 200ms)", maxSyncDelay))
+			return
+		}
+		n.store.SlowSyncs(d)
+		n.log.Warn("fault injection: the store's syncs are slowed", "delay", d)
+	case http.MethodDelete:
+		if n.store.SyncDelay() > 0 {
+			n.store.SlowSyncs(0)
+			n.log.Warn("fault injection: the store's syncs are as fast as the disk again")
+		}
+	}
+	writeJSON(w, http.StatusOK, map[string]float64{"sync_delay_ms": n.store.SyncDelay().Seconds() * 1000})
+}
+
 // diskStallHandler serves /v1/cluster/disk-stall (--fault-injection): PUT
 // makes every write and sync of this node's store block, as on a disk
 // that stops answering; DELETE lets them run again; GET says which it is.
 // Each answers {"stalled": bool}.
 func (n *Node) diskStallHandler(w http.ResponseWriter, r *http.Request) {
-	if n.store == nil {
-		operatorError(w, http.StatusBadRequest, protocol.CodeBadRequest, "this node has no store (it is a gateway only)")
+	if !n.hasStore(w) {
 		return
 	}
 	switch r.Method {

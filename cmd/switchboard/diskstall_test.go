@@ -77,18 +77,26 @@ func TestStalledDiskLeader(t *testing.T) {
 	checkAckedIn(t, []string{"ws://" + nodes[1].Addr() + "/v1/ws"}, ch, acked)
 }
 
+// faultEndpoint checks that a node without --fault-injection has no
+// endpoint at path (404), and returns a node with it (and the operator
+// key key) and the endpoint's URL.
+func faultEndpoint(t *testing.T, key, path string) (*Node, string) {
+	t.Helper()
+	plain := testNode(t, func(c *Config) { c.APIKey = key })
+	if st, body := operatorDo(t, "PUT", "http://"+plain.Addr()+path+"?delay=1s", key); st != http.StatusNotFound {
+		t.Fatalf("PUT %s without --fault-injection: %d %s", path, st, body)
+	}
+	n := testNode(t, func(c *Config) { c.APIKey, c.FaultInjection = key, true })
+	return n, "http://" + n.Addr() + path
+}
+
 // TestDiskStallEndpoint: /v1/cluster/disk-stall exists only with
 // --fault-injection, changes nothing without the operator key, and stalls
 // and releases the store's writes with it; the metrics and /readyz show
 // the raft loop's stall once a write meets it.
 func TestDiskStallEndpoint(t *testing.T) {
 	const key = "stall-test-key"
-	plain := testNode(t, func(c *Config) { c.APIKey = key })
-	if st, body := operatorDo(t, "PUT", "http://"+plain.Addr()+"/v1/cluster/disk-stall", key); st != http.StatusNotFound {
-		t.Fatalf("without --fault-injection: %d %s", st, body)
-	}
-	n := testNode(t, func(c *Config) { c.APIKey, c.FaultInjection = key, true })
-	u := "http://" + n.Addr() + "/v1/cluster/disk-stall"
+	n, u := faultEndpoint(t, key, "/v1/cluster/disk-stall")
 	if st, body := operatorDo(t, "PUT", u, ""); st != http.StatusUnauthorized || n.store.WritesStalled() {
 		t.Fatalf("without the key: %d %s, stalled %v", st, body, n.store.WritesStalled())
 	}
@@ -249,4 +257,43 @@ func TestSlowDiskLeaderHandsOver(t *testing.T) {
 		m, ok := nodes[1].cl.View().Member("n1")
 		return ok && !m.Meta.DiskSlow && leads(nodes[1], "n1") > 0
 	})
+}
+
+// TestDiskSlowEndpoint: /v1/cluster/disk-slow exists only with
+// --fault-injection, changes nothing without the operator key or with a
+// bad delay, and slows the store's syncs (so a write) with it until
+// DELETE.
+func TestDiskSlowEndpoint(t *testing.T) {
+	const key = "slow-test-key"
+	n, u := faultEndpoint(t, key, "/v1/cluster/disk-slow")
+	if st, body := operatorDo(t, "PUT", u+"?delay=1s", ""); st != http.StatusUnauthorized || n.store.SyncDelay() != 0 {
+		t.Fatalf("without the key: %d %s, delay %s", st, body, n.store.SyncDelay())
+	}
+	for _, q := range []string{"", "?delay=x", "?delay=0s", "?delay=-1s", "?delay=11s"} {
+		if st, body := operatorDo(t, "PUT", u+q, key); st != http.StatusBadRequest || n.store.SyncDelay() != 0 {
+			t.Fatalf("PUT %q: %d %s, delay %s", q, st, body, n.store.SyncDelay())
+		}
+	}
+	const delay = 150 * time.Millisecond
+	if st, body := operatorDo(t, "PUT", u+"?delay=150ms", key); st != http.StatusOK || body != "{\"sync_delay_ms\":150}\n" {
+		t.Fatalf("PUT: %d %s", st, body)
+	}
+	t.Cleanup(func() { n.store.SlowSyncs(0) })
+	if st, body := operatorDo(t, "GET", u, key); st != http.StatusOK || body != "{\"sync_delay_ms\":150}\n" {
+		t.Fatalf("GET: %d %s", st, body)
+	}
+	c := dial(t, n, "alice")
+	start := time.Now()
+	if _, _, err := c.CreateChannel(ctxT(t), protocol.ChannelCreateArgs{ID: "slow", Type: protocol.TypeStandard}); err != nil {
+		t.Fatal(err)
+	}
+	if took := time.Since(start); took < delay {
+		t.Fatalf("a write on the slowed disk took %s, want at least %s", took, delay)
+	}
+	if st, body := operatorDo(t, "DELETE", u, key); st != http.StatusOK || body != "{\"sync_delay_ms\":0}\n" {
+		t.Fatalf("DELETE: %d %s", st, body)
+	}
+	if _, _, err := c.CreateChannel(ctxT(t), protocol.ChannelCreateArgs{ID: "fast", Type: protocol.TypeStandard}); err != nil {
+		t.Fatal(err)
+	}
 }

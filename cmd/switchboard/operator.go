@@ -49,6 +49,7 @@ func (n *Node) operatorRoutes(mux *http.ServeMux, admin bool) {
 			"/v1/cluster/partition":  n.partitionHandler,
 			"/v1/cluster/lag":        n.lagHandler,
 			"/v1/cluster/disk-stall": n.diskStallHandler,
+			"/v1/cluster/disk-slow":  n.diskSlowHandler,
 		} {
 			mux.Handle("GET "+path, n.guard(opRead, admin, h))
 			mux.Handle("PUT "+path, n.guard(opChange, admin, h))

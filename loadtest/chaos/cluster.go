@@ -295,7 +295,7 @@ func (c *cluster) notConverged(ctx context.Context) string {
 // to (it cuts links, or stalls its disk): the nodes then run with
 // --fault-injection.
 func injected(kind string) bool {
-	return kind == FaultPartition || kind == FaultSplit || kind == FaultOneway || kind == FaultDiskStall || kind == FaultLag
+	return kind == FaultPartition || kind == FaultSplit || kind == FaultOneway || kind == FaultDiskStall || kind == FaultLag || kind == FaultDiskSlow
 }
 
 // replicas is the nodes' --replicas: 3 unless --serve-args says (the last
@@ -512,6 +512,15 @@ func (c *cluster) stallDisk(ctx context.Context, n *node, on bool) error {
 		method = http.MethodPut
 	}
 	return c.inject(ctx, n, method, "/v1/cluster/disk-stall")
+}
+
+// slowDisk adds d to every sync of n's store (PUT /v1/cluster/disk-slow),
+// or makes them fast again when d is 0 (DELETE).
+func (c *cluster) slowDisk(ctx context.Context, n *node, d time.Duration) error {
+	if d == 0 {
+		return c.inject(ctx, n, http.MethodDelete, "/v1/cluster/disk-slow")
+	}
+	return c.inject(ctx, n, http.MethodPut, "/v1/cluster/disk-slow?delay="+d.String())
 }
 
 // inject calls one of n's fault-injection endpoints, which answer 200.

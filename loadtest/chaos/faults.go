@@ -31,7 +31,8 @@ type Fault struct {
 	Direction string `json:"direction,omitempty"`
 	// DelayMS, JitterMS and Loss are a lag's: each way, what crosses a
 	// slowed link is DelayMS late plus up to JitterMS, and Loss of the
-	// gossip packets are lost.
+	// gossip packets are lost. A slow disk's DelayMS is what each sync
+	// of the node's store took longer.
 	DelayMS  float64 `json:"delay_ms,omitempty"`
 	JitterMS float64 `json:"jitter_ms,omitempty"`
 	Loss     float64 `json:"loss,omitempty"`
@@ -139,6 +140,8 @@ func (in *injector) inject(ctx, end context.Context, p Planned) (f Fault) {
 		err = in.diskStall(ctx, end, &f, n)
 	case FaultLag:
 		err = in.lag(ctx, end, &f, n)
+	case FaultDiskSlow:
+		err = in.diskSlow(ctx, end, &f, n)
 	default:
 		err = fmt.Errorf("unknown fault %q", p.Kind)
 	}
@@ -379,6 +382,23 @@ func (in *injector) lag(ctx, end context.Context, f *Fault, n *node) error {
 		}
 		return err
 	})
+}
+
+// syncDelayOf draws a slow disk's added time per sync from seed: 150 to
+// 400 ms, well past the 100 ms at which a node counts a sync as slow.
+func syncDelayOf(seed uint64) time.Duration {
+	rng := rand.New(rand.NewPCG(seed, seed^0xd15c))
+	return 150*time.Millisecond + time.Duration(rng.Int64N(251))*time.Millisecond
+}
+
+// diskSlow slows every sync of n's store for the fault's hold, then makes
+// them fast again, even when slowing failed half way.
+func (in *injector) diskSlow(ctx, end context.Context, f *Fault, n *node) error {
+	d := syncDelayOf(f.Draw)
+	f.DelayMS = ms(d)
+	in.c.event("fault %d disk-slow: %s's syncs take %v longer", f.N, n.base, d)
+	return in.holdFault(ctx, end, f, func() error { return in.c.slowDisk(ctx, n, d) },
+		func(ctx context.Context) error { return in.c.slowDisk(ctx, n, 0) })
 }
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }

@@ -101,7 +101,7 @@ type opRow struct {
 }
 
 var kindColors = map[string]string{
-	FaultKill: "#d62728", FaultPause: "#9467bd", FaultWipe: "#8c564b", FaultRestart: "#1f77b4", FaultDrain: "#ff7f0e", FaultPartition: "#17becf", FaultSplit: "#bcbd22", FaultOneway: "#e377c2", FaultDiskStall: "#7f7f7f", FaultLag: "#2ca02c",
+	FaultKill: "#d62728", FaultPause: "#9467bd", FaultWipe: "#8c564b", FaultRestart: "#1f77b4", FaultDrain: "#ff7f0e", FaultPartition: "#17becf", FaultSplit: "#bcbd22", FaultOneway: "#e377c2", FaultDiskStall: "#7f7f7f", FaultLag: "#2ca02c", FaultDiskSlow: "#c7c7c7",
 }
 
 // WriteHTML writes the report as a self-contained page.

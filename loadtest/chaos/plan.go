@@ -59,10 +59,21 @@ const (
 	// jitter) and some gossip packets are lost, as over a congested or
 	// far-away network. Nothing is cut. Then the links are fast again.
 	FaultLag = "lag"
+	// FaultDiskSlow: every sync of a node's store takes longer (a delay
+	// drawn from the seed) for a long while, as on a slow or overloaded
+	// disk (the nodes run with --fault-injection). The node answers, but
+	// each of its Raft rounds waits that long; after about 10 s it judges
+	// its disk slow, and its shards' leaderships move to other nodes.
+	// Then the syncs are fast again.
+	FaultDiskSlow = "disk-slow"
 )
 
+// diskSlowHoldMin is the shortest hold of a disk-slow fault: a node
+// judges its disk slow after two 5-second windows of slow syncs.
+const diskSlowHoldMin = 12 * time.Second
+
 // Kinds are every fault kind, in the order the docs list them.
-var Kinds = []string{FaultKill, FaultPause, FaultWipe, FaultRestart, FaultDrain, FaultPartition, FaultSplit, FaultOneway, FaultDiskStall, FaultLag}
+var Kinds = []string{FaultKill, FaultPause, FaultWipe, FaultRestart, FaultDrain, FaultPartition, FaultSplit, FaultOneway, FaultDiskStall, FaultLag, FaultDiskSlow}
 
 // ParseKinds reads a comma-separated list of fault kinds.
 func ParseKinds(s string) ([]string, error) {
@@ -88,7 +99,7 @@ type Planned struct {
 	At time.Duration `json:"at_ns"`
 	// Hold is how long the node stays down (kill, wipe, drain), stopped
 	// (pause), cut off (partition, split, oneway), without a disk
-	// (disk-stall) or slowed (lag); 0 for a restart.
+	// (disk-stall) or slowed (lag, disk-slow); 0 for a restart.
 	Hold time.Duration `json:"hold_ns"`
 	// Channel is the index of the run channel whose shard leader the
 	// fault hits, when the cluster says who leads it
@@ -97,7 +108,7 @@ type Planned struct {
 	Slot    int `json:"slot"`
 	// Draw seeds the fault's own choices: the nodes that go with the
 	// target's side of a split (splitSides), a one-way cut's direction,
-	// a lag's delay (lagOf).
+	// a lag's delay (lagOf), a slow disk's (syncDelayOf).
 	Draw uint64 `json:"draw,omitempty"`
 }
 
@@ -153,10 +164,12 @@ func Plan(cfg PlanConfig) []Planned {
 			hold = between(1, 2, cfg.Down)
 		case FaultPause:
 			hold = between(1, 1.5, cfg.Pause)
+		case FaultDiskSlow: // long enough for the node to judge its disk slow
+			hold = max(between(6, 8, cfg.Down), diskSlowHoldMin)
 		}
 		f := Planned{N: len(out) + 1, Kind: kind, At: at, Hold: hold.Round(time.Millisecond),
 			Channel: rng.IntN(cfg.Channels), Slot: rng.IntN(cfg.Nodes)}
-		if kind == FaultSplit || kind == FaultOneway || kind == FaultLag {
+		if kind == FaultSplit || kind == FaultOneway || kind == FaultLag || kind == FaultDiskSlow {
 			f.Draw = rng.Uint64()
 		}
 		if f.At+f.Hold > cfg.End-cfg.Settle {

@@ -45,13 +45,17 @@ func TestPlanIsSeeded(t *testing.T) {
 		if f.Slot < 0 || f.Slot >= cfg.Nodes || f.Channel < 0 || f.Channel >= cfg.Channels {
 			t.Fatalf("fault %d target out of range: %+v", i, f)
 		}
-		if (f.Draw != 0) != (f.Kind == FaultSplit || f.Kind == FaultOneway || f.Kind == FaultLag) {
+		if (f.Draw != 0) != (f.Kind == FaultSplit || f.Kind == FaultOneway || f.Kind == FaultLag || f.Kind == FaultDiskSlow) {
 			t.Fatalf("fault %d's draw: %+v", i, f)
 		}
 		switch f.Kind {
 		case FaultPause:
 			if f.Hold < cfg.Pause {
 				t.Fatalf("pause shorter than %s: %+v", cfg.Pause, f)
+			}
+		case FaultDiskSlow:
+			if f.Hold < diskSlowHoldMin {
+				t.Fatalf("a slow disk shorter than %s: %+v", diskSlowHoldMin, f)
 			}
 		case FaultRestart:
 			if f.Hold != 0 {
@@ -82,6 +86,22 @@ func TestLagDraw(t *testing.T) {
 	}
 	if len(seen) < 6 { // 20–49, 50–99, …, 250–299 (and 300) ms
 		t.Fatalf("200 draws fell in %d of the 50 ms bands", len(seen))
+	}
+}
+
+// TestSyncDelayDraw: a slow disk adds 150 to 400 ms to each sync, the
+// same for the same draw.
+func TestSyncDelayDraw(t *testing.T) {
+	lo, hi := time.Hour, time.Duration(0)
+	for seed := range uint64(200) {
+		d := syncDelayOf(seed)
+		if d != syncDelayOf(seed) || d < 150*time.Millisecond || d > 400*time.Millisecond || d%time.Millisecond != 0 {
+			t.Fatalf("draw %d: %s", seed, d)
+		}
+		lo, hi = min(lo, d), max(hi, d)
+	}
+	if hi-lo < 200*time.Millisecond {
+		t.Fatalf("200 draws spanned %s to %s only", lo, hi)
 	}
 }
 
