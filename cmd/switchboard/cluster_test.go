@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"regexp"
+	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -311,5 +313,41 @@ func TestGatewayAndHostRoles(t *testing.T) {
 	}
 	if v, _ := c.view("g2"); func() int { _, n := v.member("g2"); return n }() != 0 {
 		t.Fatal("a gateway-only node hosts channels")
+	}
+}
+
+// TestWholeClusterStopsWithoutWaiting: every host of a cluster sent
+// SIGTERM at once (the whole cluster stopped) finds no other host to take
+// its replicas and exits cleanly within a few seconds, keeping them,
+// instead of waiting out its drain timeout.
+func TestWholeClusterStopsWithoutWaiting(t *testing.T) {
+	names := []string{"n1", "n2", "n3"}
+	c := newTestCluster(t, names...)
+	admin := adminClient(t, c.urls("n1"))
+	if _, _, err := admin.CreateChannel(ctxT(t), protocol.ChannelCreateArgs{ID: "room", Type: protocol.TypeStandard}); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	for _, n := range names {
+		_ = c.procs[n].cmd.Process.Signal(syscall.SIGTERM)
+	}
+	for _, n := range names {
+		if err := c.procs[n].term(30 * time.Second); err != nil { // the drain timeout is 45 s
+			t.Fatalf("%s did not exit cleanly within 30 s of SIGTERM: %v\n%s", n, err, readFile(c.procs[n].logf))
+		}
+	}
+	t.Logf("the three hosts exited %v after SIGTERM", time.Since(start).Round(time.Millisecond))
+	stopped := 0
+	for _, n := range names {
+		log := readFile(c.procs[n].logf)
+		if strings.Contains(log, "drain incomplete") {
+			t.Errorf("%s waited out its drain timeout:\n%s", n, log)
+		}
+		if strings.Contains(log, "drain stopped: every other host is draining or down") || strings.Contains(log, "no other host to hand shards over to") {
+			stopped++
+		}
+	}
+	if stopped != len(names) {
+		t.Errorf("%d of %d hosts said they kept their replicas for want of another host", stopped, len(names))
 	}
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"sync"
 	"time"
 
@@ -22,7 +23,10 @@ import (
 //  3. once it holds no replica, it leaves the cluster for good.
 //
 // If ctx ends before every replica moved, the node does not leave: it
-// stays a known host, and its replicas stay members of their shards.
+// stays a known host, and its replicas stay members of their shards. So
+// it does, sooner, when no other host is left to take its replicas
+// (every other one drains too, or is down: the whole cluster is being
+// stopped) — as a single host does.
 func (n *Node) Drain(ctx context.Context) error {
 	n.ready.Store(false)
 	if n.gw != nil {
@@ -44,6 +48,10 @@ func (n *Node) Drain(ctx context.Context) error {
 	}
 	n.feedHosts()
 	left, err := n.waitEmpty(ctx)
+	if errors.Is(err, errNoHostLeft) {
+		n.log.Warn("drain stopped: every other host is draining or down, so none can take this node's replicas; keeping them here, not leaving the cluster", "replicas", left)
+		return nil
+	}
 	if err != nil {
 		n.log.Error("drain incomplete: not leaving the cluster", "replicas_left", left, "err", err)
 		return err
@@ -64,8 +72,18 @@ func (n *Node) otherHosts() bool {
 	return false
 }
 
+// errNoHostLeft ends a drain that no other host can take replicas from.
+var errNoHostLeft = errors.New("no other host is left to take the replicas")
+
+// drainAloneGrace is how long a drain goes on with no other host to take
+// its replicas before it stops: a member may be suspected for a moment,
+// or restart, without the drain giving up.
+const drainAloneGrace = 3 * time.Second
+
 // waitEmpty waits until this node holds no replica (an uninitialized one,
-// still waiting for its shard's data, holds nothing and does not count).
+// still waiting for its shard's data, holds nothing and does not count),
+// or until no other host has been there to take them for drainAloneGrace
+// (errNoHostLeft).
 func (n *Node) waitEmpty(ctx context.Context) (int, error) {
 	r := n.repl.Load()
 	if r == nil {
@@ -74,6 +92,7 @@ func (n *Node) waitEmpty(ctx context.Context) (int, error) {
 	t := time.NewTicker(100 * time.Millisecond)
 	defer t.Stop()
 	logged := time.Now()
+	var alone time.Time // since when no other host could take a replica
 	for {
 		left := 0
 		for _, st := range r.engine.Statuses() {
@@ -83,6 +102,14 @@ func (n *Node) waitEmpty(ctx context.Context) (int, error) {
 		}
 		if left == 0 {
 			return 0, nil
+		}
+		switch {
+		case n.otherHosts():
+			alone = time.Time{}
+		case alone.IsZero():
+			alone = time.Now()
+		case time.Since(alone) >= drainAloneGrace:
+			return left, errNoHostLeft
 		}
 		if time.Since(logged) > 5*time.Second {
 			n.log.Info("draining: replicas still here", "replicas", left)
