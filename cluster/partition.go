@@ -20,7 +20,9 @@ import (
 // address is dropped or refused, the connections it has open to them are
 // closed, and gossip packets from them are dropped. Told to both sides,
 // it is a partition both ways, as a switch that loses the link would
-// make; the clients of either side still reach their own gateway.
+// make; the clients of either side still reach their own gateway. It
+// also slows chosen links instead of cutting them (SetLag, lag.go: the
+// chaos command's lag fault).
 //
 // A node without a Partition (Config.Partition nil) dials as usual and
 // pays nothing for it.

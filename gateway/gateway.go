@@ -369,7 +369,8 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s := newSession(g)
-	s.br, s.wire = br, newWire(conn)
+	s.br = br
+	s.wire.init(conn)
 	s.ip = ip
 	g.mu.Lock()
 	if g.draining {

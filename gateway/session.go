@@ -112,7 +112,7 @@ func (s *session) run() {
 		s.kill()
 	}
 	t.Stop()
-	s.wire.conn.Close()
+	s.wire.close()
 	// The read loop did not say why: the gateway's context ended.
 	why := reasonShutdown
 	if closed, r := s.out.state(); closed {
@@ -285,7 +285,7 @@ func (s *session) writeFailure() closeReason {
 func (s *session) kill() {
 	s.out.kill()
 	if s.wire.conn != nil {
-		s.wire.conn.Close()
+		s.wire.close()
 	}
 }
 

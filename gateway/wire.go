@@ -3,6 +3,7 @@ package gateway
 import (
 	"net"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -11,22 +12,57 @@ import (
 // directly: a message is already framed (wsframe.go), and the pool's
 // writers must never wait for a socket.
 type wire struct {
-	conn net.Conn // the connection as hijacked
+	// conn is the connection as hijacked. Only close closes it: a raw
+	// write uses its descriptor's number, which must not be closed (and
+	// perhaps given to another connection) under the write.
+	conn net.Conn
 	// fd writes without waiting where the platform allows (wire_linux.go);
 	// nil: every write waits, on its own goroutine (writeAll).
 	fd rawWriter
+	// state orders raw writes and the close: wireWriting while a raw
+	// write is under way, wireClosing once a close was asked for.
+	state atomic.Uint32
 }
 
-func newWire(conn net.Conn) wire { return wire{conn: conn, fd: newRawWriter(conn)} }
+const (
+	wireWriting = 1 << iota
+	wireClosing
+)
+
+// init makes w conn's write side.
+func (w *wire) init(conn net.Conn) { w.conn, w.fd = conn, newRawWriter(conn) }
 
 // tryWrite writes as much of bufs as the socket takes now, without
 // waiting, and returns how many bytes that was (0 when the socket is
-// full, or when this platform cannot write without waiting).
+// full, or when this platform cannot write without waiting). Once a close
+// was asked for it writes nothing (net.ErrClosed); a close asked for
+// during the write is made as it ends.
 func (w *wire) tryWrite(bufs [][]byte, scratch *iovecs) (int, error) {
 	if w.fd == nil {
 		return 0, nil
 	}
-	return w.fd.tryWrite(bufs, scratch)
+	for {
+		st := w.state.Load()
+		if st&wireClosing != 0 {
+			return 0, net.ErrClosed
+		}
+		if w.state.CompareAndSwap(st, st|wireWriting) {
+			break
+		}
+	}
+	n, err := w.fd.tryWrite(bufs, scratch)
+	if w.state.And(^uint32(wireWriting))&wireClosing != 0 {
+		w.conn.Close() // asked for during the write: left to us
+	}
+	return n, err
+}
+
+// close closes the connection: at once, or as the raw write under way
+// ends. No raw write starts after it. It may be called more than once.
+func (w *wire) close() {
+	if w.state.Or(wireClosing)&wireWriting == 0 {
+		w.conn.Close()
+	}
 }
 
 // writeBufs holds the bytes of a waiting write that is not a vectored

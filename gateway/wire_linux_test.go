@@ -2,7 +2,10 @@ package gateway
 
 import (
 	"bytes"
+	"errors"
 	"io"
+	"net"
+	"os"
 	"testing"
 	"time"
 )
@@ -60,9 +63,9 @@ func TestRawWriteNeverWaits(t *testing.T) {
 		t.Fatalf("the peer read %d bytes, not the %d written in order", len(b), len(sent)+len(rest))
 	}
 
-	s.wire.conn.Close()
-	if _, err := fd.tryWrite([][]byte{chunk}, &scratch); err == nil {
-		t.Fatal("a write to a closed connection succeeded")
+	s.wire.close()
+	if _, err := s.wire.tryWrite([][]byte{chunk}, &scratch); !errors.Is(err, net.ErrClosed) {
+		t.Fatalf("a write to a closed connection: %v, want net.ErrClosed", err)
 	}
 }
 
@@ -77,7 +80,8 @@ func TestConnLimitKeepsRawWrites(t *testing.T) {
 	if _, ok := c.(*limitedTCP); !ok {
 		t.Fatalf("accepted %T, want *limitedTCP", c)
 	}
-	w := newWire(c)
+	var w wire
+	w.init(c)
 	if w.fd == nil {
 		t.Fatal("a counted TCP connection has no raw writer")
 	}
@@ -92,4 +96,116 @@ func TestConnLimitKeepsRawWrites(t *testing.T) {
 	if _, err := io.ReadFull(peer, got); err != nil || string(got) != "raw write and waiting" {
 		t.Fatalf("peer read %q %v", got, err)
 	}
+}
+
+// tcpPair returns the two ends of a loopback TCP connection: the one
+// accepted from ln, and the dialler's.
+func tcpPair(t *testing.T, ln net.Listener) (accepted, dialled net.Conn) {
+	t.Helper()
+	got := make(chan net.Conn, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			got <- nil
+			return
+		}
+		got <- c
+	}()
+	dialled, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { dialled.Close() })
+	if accepted = <-got; accepted == nil {
+		t.Fatal("accept failed")
+	}
+	t.Cleanup(func() { accepted.Close() })
+	return accepted, dialled
+}
+
+// TestClosedWireNeverWritesToTheNextConnection: the raw writer writes on
+// a descriptor number; once its wire is closed, that number goes to the
+// next connection accepted, and a write through the old wire must fail
+// rather than reach the new connection's client.
+func TestClosedWireNeverWritesToTheNextConnection(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	a, _ := tcpPair(t, ln)
+	var w wire
+	w.init(a)
+	var scratch iovecs
+	if n, err := w.tryWrite([][]byte{[]byte("hello")}, &scratch); err != nil || n != 5 {
+		t.Fatalf("raw write: %d %v", n, err)
+	}
+	w.close()
+	// One end or the other of the next connection (the dialler's socket
+	// is made first) is given a's descriptor number.
+	b, client := tcpPair(t, ln)
+	reused := false
+	for _, c := range []net.Conn{b, client} {
+		if f := newRawWriter(c); f != nil && f.(fdWriter).fd == w.fd.(fdWriter).fd {
+			reused = true
+		}
+	}
+	if !reused {
+		t.Logf("neither end of the next connection got descriptor %d: the check below holds all the same", w.fd.(fdWriter).fd)
+	}
+	if _, err := w.tryWrite([][]byte{[]byte("someone else's event")}, &scratch); !errors.Is(err, net.ErrClosed) {
+		t.Fatalf("a write through the closed wire: %v, want net.ErrClosed", err)
+	}
+	for _, c := range []net.Conn{b, client} {
+		c.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
+		if n, err := c.Read(make([]byte, 64)); n != 0 || !errors.Is(err, os.ErrDeadlineExceeded) {
+			t.Fatalf("an end of the next connection read %d bytes (%v)", n, err)
+		}
+	}
+}
+
+// blockingWriter is a raw writer whose write waits until released.
+type blockingWriter struct{ in, release chan struct{} }
+
+func (b blockingWriter) tryWrite(bufs [][]byte, _ *iovecs) (int, error) {
+	b.in <- struct{}{}
+	<-b.release
+	return len(bufs[0]), nil
+}
+
+// TestWireCloseWaitsForTheWriteUnderWay: a close asked for during a raw
+// write leaves the connection open until the write ends, then the writer
+// closes it; no write starts meanwhile.
+func TestWireCloseWaitsForTheWriteUnderWay(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	a, _ := tcpPair(t, ln)
+	var w wire
+	w.init(a)
+	bw := blockingWriter{in: make(chan struct{}), release: make(chan struct{})}
+	w.fd = bw
+	done := make(chan error, 1)
+	go func() {
+		_, err := w.tryWrite([][]byte{[]byte("x")}, nil)
+		done <- err
+	}()
+	<-bw.in // the write is under way
+	w.close()
+	if err := a.SetDeadline(time.Time{}); err != nil {
+		t.Fatalf("the connection was closed under the write: %v", err)
+	}
+	if _, err := w.tryWrite([][]byte{[]byte("y")}, nil); !errors.Is(err, net.ErrClosed) {
+		t.Fatalf("a write after the close was asked for: %v, want net.ErrClosed", err)
+	}
+	close(bw.release)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if err := a.SetDeadline(time.Time{}); !errors.Is(err, net.ErrClosed) {
+		t.Fatalf("after the write the connection is not closed: %v", err)
+	}
+	w.close() // again: harmless
 }

@@ -278,7 +278,7 @@ func (w *worker) serve(s *session) {
 		case takeIdle:
 			return
 		case takeShut:
-			s.wire.conn.Close()
+			s.wire.close()
 			return
 		}
 		size := 0

@@ -79,7 +79,7 @@ func (h *writeHarness) session(small bool) (*session, net.Conn) {
 	}
 	h.t.Cleanup(func() { conn.Close(); peer.Close() })
 	s := &session{g: h.g, id: randomID(), out: newOutbox(h.g.cfg.QueueFrames, h.g.cfg.QueueBytes)}
-	s.wire = newWire(conn)
+	s.wire.init(conn)
 	return s, peer
 }
 

@@ -211,7 +211,7 @@ func FuzzReadMessage(f *testing.F) {
 	f.Fuzz(func(t *testing.T, in []byte) {
 		// Its control frames are written to a sink: no socket per input.
 		s := &session{g: h.g, id: randomID(), out: newOutbox(h.g.cfg.QueueFrames, h.g.cfg.QueueBytes)}
-		s.wire = newWire(sinkConn{})
+		s.wire.init(sinkConn{})
 		s.br = bufio.NewReaderSize(bytes.NewReader(in), readBufBytes)
 		for range len(in) + 1 {
 			msg, err := s.readMessage(nil)
