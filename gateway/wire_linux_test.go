@@ -98,6 +98,17 @@ func TestConnLimitKeepsRawWrites(t *testing.T) {
 	}
 }
 
+// loopbackListener listens on a free loopback port until the test ends.
+func loopbackListener(t *testing.T) net.Listener {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	return ln
+}
+
 // tcpPair returns the two ends of a loopback TCP connection: the one
 // accepted from ln, and the dialler's.
 func tcpPair(t *testing.T, ln net.Listener) (accepted, dialled net.Conn) {
@@ -128,13 +139,9 @@ func tcpPair(t *testing.T, ln net.Listener) (accepted, dialled net.Conn) {
 // next connection accepted, and a write through the old wire must fail
 // rather than reach the new connection's client.
 func TestClosedWireNeverWritesToTheNextConnection(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
+	ln := loopbackListener(t)
 	a, _ := tcpPair(t, ln)
-	var w wire
+	w := new(wire)
 	w.init(a)
 	var scratch iovecs
 	if n, err := w.tryWrite([][]byte{[]byte("hello")}, &scratch); err != nil || n != 5 {
@@ -177,13 +184,9 @@ func (b blockingWriter) tryWrite(bufs [][]byte, _ *iovecs) (int, error) {
 // write leaves the connection open until the write ends, then the writer
 // closes it; no write starts meanwhile.
 func TestWireCloseWaitsForTheWriteUnderWay(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
+	ln := loopbackListener(t)
 	a, _ := tcpPair(t, ln)
-	var w wire
+	w := new(wire)
 	w.init(a)
 	bw := blockingWriter{in: make(chan struct{}), release: make(chan struct{})}
 	w.fd = bw
