@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	dto "github.com/prometheus/client_model/go"
+
 	"github.com/switchboard-chat/switchboard/cluster/clusterpb"
 	"github.com/switchboard-chat/switchboard/protocol"
 )
@@ -86,8 +88,16 @@ func faultEndpoint(t *testing.T, key, path string) (*Node, string) {
 	if st, body := operatorDo(t, "PUT", "http://"+plain.Addr()+path+"?delay=1s", key); st != http.StatusNotFound {
 		t.Fatalf("PUT %s without --fault-injection: %d %s", path, st, body)
 	}
+	if fams := faultMetrics(t, plain, key); fams["switchboard_fault_injected"] != nil {
+		t.Fatal("a node without --fault-injection exports switchboard_fault_injected")
+	}
 	n := testNode(t, func(c *Config) { c.APIKey, c.FaultInjection = key, true })
 	return n, "http://" + n.Addr() + path
+}
+
+// faultMetrics scrapes n's /metrics with the operator key.
+func faultMetrics(t *testing.T, n *Node, key string) map[string]*dto.MetricFamily {
+	return procMetrics(t, &http.Client{Transport: keyed{key}}, "http://"+n.Addr())
 }
 
 // TestDiskStallEndpoint: /v1/cluster/disk-stall exists only with
@@ -104,6 +114,9 @@ func TestDiskStallEndpoint(t *testing.T) {
 		t.Fatalf("PUT: %d %s", st, body)
 	}
 	t.Cleanup(func() { n.store.ResumeWrites() })
+	if v := metric(faultMetrics(t, n, key), "switchboard_fault_injected", "disk_stall"); v != 1 {
+		t.Fatalf("switchboard_fault_injected{kind=disk_stall} %v while stalled, want 1", v)
+	}
 	if st, body := operatorDo(t, "GET", u, key); st != http.StatusOK || body != "{\"stalled\":true}\n" {
 		t.Fatalf("GET: %d %s", st, body)
 	}
@@ -279,6 +292,9 @@ func TestDiskSlowEndpoint(t *testing.T) {
 		t.Fatalf("PUT: %d %s", st, body)
 	}
 	t.Cleanup(func() { n.store.SlowSyncs(0) })
+	if v := metric(faultMetrics(t, n, key), "switchboard_fault_injected", "disk_slow"); v != 1 {
+		t.Fatalf("switchboard_fault_injected{kind=disk_slow} %v while slowed, want 1", v)
+	}
 	if st, body := operatorDo(t, "GET", u, key); st != http.StatusOK || body != "{\"sync_delay_ms\":150}\n" {
 		t.Fatalf("GET: %d %s", st, body)
 	}
@@ -292,6 +308,12 @@ func TestDiskSlowEndpoint(t *testing.T) {
 	}
 	if st, body := operatorDo(t, "DELETE", u, key); st != http.StatusOK || body != "{\"sync_delay_ms\":0}\n" {
 		t.Fatalf("DELETE: %d %s", st, body)
+	}
+	fams := faultMetrics(t, n, key)
+	for _, kind := range []string{"partition", "lag", "disk_stall", "disk_slow"} {
+		if v := metric(fams, "switchboard_fault_injected", kind); v != 0 {
+			t.Fatalf("switchboard_fault_injected{kind=%s} %v with no fault, want 0", kind, v)
+		}
 	}
 	if _, _, err := c.CreateChannel(ctxT(t), protocol.ChannelCreateArgs{ID: "fast", Type: protocol.TypeStandard}); err != nil {
 		t.Fatal(err)

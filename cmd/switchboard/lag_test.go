@@ -68,6 +68,10 @@ func TestLagOfProcesses(t *testing.T) {
 		body != "{\"lag\":[{\"node\":\"n2\",\"delay_ms\":150,\"jitter_ms\":30,\"loss\":0.05},{\"node\":\"n3\",\"delay_ms\":150,\"jitter_ms\":30,\"loss\":0.05}]}\n" {
 		t.Fatalf("n1's lags: %d %s", st, body)
 	}
+	fams := procMetrics(t, c.httpClient(), c.procs["n1"].base())
+	if lagged, cut := metric(fams, "switchboard_fault_injected", "lag"), metric(fams, "switchboard_fault_injected", "partition"); lagged != 1 || cut != 0 {
+		t.Fatalf("n1's switchboard_fault_injected: lag %v, partition %v; want 1, 0", lagged, cut)
+	}
 	// n2's gateway forwards the send to n1 and n1 replicates it to n2 or
 	// n3 before it answers: the link is crossed at least twice (wherever
 	// the shard's leader is, a send through n2 crosses a slowed link to n1

@@ -226,7 +226,12 @@ func (m *metrics) watchConnections(l *gateway.ConnLimit) {
 
 // boolGauge is a gauge of 1 while fn holds, else 0.
 func boolGauge(name, help string, fn func() bool) prometheus.GaugeFunc {
-	return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "switchboard", Name: name, Help: help}, func() float64 {
+	return boolGaugeWith(prometheus.GaugeOpts{Namespace: "switchboard", Name: name, Help: help}, fn)
+}
+
+// boolGaugeWith is boolGauge with its options whole (labels and all).
+func boolGaugeWith(opts prometheus.GaugeOpts, fn func() bool) prometheus.GaugeFunc {
+	return prometheus.NewGaugeFunc(opts, func() float64 {
 		if fn() {
 			return 1
 		}
@@ -246,6 +251,26 @@ func (m *metrics) watchStore(s *persistence.Store, speed *diskSpeed) {
 	m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "switchboard", Name: "store_disk_free_bytes",
 		Help: "Free space on the store's disk, as last measured (every second at most; -1: not watched)."},
 		func() float64 { return float64(s.DiskFree()) }))
+}
+
+// watchFaults exports which injected faults hold now (--fault-injection
+// only), so that a game day's dashboards show them: 1 while this node
+// cuts, or slows, its links to some member, while its store's writes are
+// stalled, or while its syncs are slowed.
+func (m *metrics) watchFaults(p *cluster.Partition, s *persistence.Store) {
+	kinds := map[string]func() bool{
+		"partition": func() bool { return len(p.Nodes()) > 0 },
+		"lag":       func() bool { return len(p.Lags()) > 0 },
+	}
+	if s != nil {
+		kinds["disk_stall"] = s.WritesStalled
+		kinds["disk_slow"] = func() bool { return s.SyncDelay() > 0 }
+	}
+	for kind, on := range kinds {
+		m.reg.MustRegister(boolGaugeWith(prometheus.GaugeOpts{Namespace: "switchboard", Name: "fault_injected",
+			Help:        "1 while an injected fault of this kind holds on this node (--fault-injection: /v1/cluster/partition, lag, disk-stall, disk-slow), else 0.",
+			ConstLabels: prometheus.Labels{"kind": kind}}, on))
+	}
 }
 
 // watchCluster exports the members this node sees, by state, its gossip

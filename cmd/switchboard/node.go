@@ -272,6 +272,7 @@ func NewNode(cfg Config) (_ *Node, err error) {
 	if cfg.FaultInjection {
 		n.partition = cluster.NewPartition()
 		peerDial = n.partition.DialContext
+		n.metrics.watchFaults(n.partition, n.store)
 		n.log.Warn("FAULT INJECTION ON: an operator key may cut this node off from others, slow its links, or stall or slow its disk (/v1/cluster/partition, /v1/cluster/lag, /v1/cluster/disk-stall, /v1/cluster/disk-slow); never run production nodes with --fault-injection")
 	}
 	n.peers = peerhttp.New(n.sec.peers, peerDial)
