@@ -324,15 +324,26 @@ func (c *faultConn) writeLine() (l *delayLine, closed bool) {
 	if c.closed {
 		return nil, true
 	}
-	if c.wline == nil {
-		if lag, ok := c.p.lagOf(c.addr); ok && lag.Delay+lag.Jitter > 0 {
-			c.wline = newDelayLine()
-			c.wline.deadline = c.wdeadline
-			c.Conn.SetWriteDeadline(time.Time{}) // the flusher's writes are not the caller's
-			go c.flush(c.wline)
-		}
-	}
+	c.startLine(&c.wline, c.wdeadline, c.Conn.SetWriteDeadline, c.flush)
 	return c.wline, false
+}
+
+// startLine starts *line (c.mu held), unless it runs already or the link
+// does not lag: it takes the caller's deadline, which no longer binds the
+// connection (the flusher's writes and the pump's reads are not the
+// caller's), and run drives it.
+func (c *faultConn) startLine(line **delayLine, deadline time.Time, setDirect func(time.Time) error, run func(*delayLine)) {
+	if *line != nil {
+		return
+	}
+	if lag, ok := c.p.lagOf(c.addr); !ok || lag.Delay+lag.Jitter == 0 {
+		return
+	}
+	l := newDelayLine()
+	l.deadline = deadline
+	setDirect(time.Time{})
+	*line = l
+	go run(l)
 }
 
 // flush writes the write line's pieces to the connection as they fall
@@ -386,13 +397,8 @@ func (c *faultConn) Read(b []byte) (int, error) {
 func (c *faultConn) readLine() *delayLine {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.rline == nil && !c.closed {
-		if lag, ok := c.p.lagOf(c.addr); ok && lag.Delay+lag.Jitter > 0 {
-			c.rline = newDelayLine()
-			c.rline.deadline = c.rdeadline
-			c.Conn.SetReadDeadline(time.Time{}) // the pump's reads are not the caller's
-			go c.pump(c.rline)
-		}
+	if !c.closed {
+		c.startLine(&c.rline, c.rdeadline, c.Conn.SetReadDeadline, c.pump)
 	}
 	return c.rline
 }

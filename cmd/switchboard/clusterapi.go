@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/switchboard-chat/switchboard/cluster"
@@ -182,7 +181,7 @@ func (n *Node) forget(w http.ResponseWriter, r *http.Request) {
 func (n *Node) partitionHandler(w http.ResponseWriter, r *http.Request) {
 	switch r.Method {
 	case http.MethodPut:
-		names := strings.FieldsFunc(r.URL.Query().Get("nodes"), func(c rune) bool { return c == ',' })
+		names := splitList(r.URL.Query().Get("nodes"))
 		if len(names) == 0 {
 			operatorError(w, http.StatusBadRequest, protocol.CodeBadRequest, "give nodes=NAME[,NAME...]")
 			return
@@ -206,7 +205,7 @@ func (n *Node) lagHandler(w http.ResponseWriter, r *http.Request) {
 	switch r.Method {
 	case http.MethodPut:
 		q := r.URL.Query()
-		names := strings.FieldsFunc(q.Get("nodes"), func(c rune) bool { return c == ',' })
+		names := splitList(q.Get("nodes"))
 		lag, err := parseLag(q)
 		if err == nil && len(names) == 0 {
 			err = errors.New("give nodes=NAME[,NAME...]")

@@ -14,7 +14,8 @@ import (
 // The operator endpoints: GET /v1/cluster and /v1/cluster/locate, POST
 // /v1/cluster/forget (see clusterapi.go) and /drain (see nodeapi.go), GET /v1/cluster/metrics, GET /metrics,
 // with --debug-pprof /debug/pprof/, and with --fault-injection
-// /v1/cluster/partition and /v1/cluster/disk-stall (see clusterapi.go). Who may use them:
+// /v1/cluster/partition, /lag, /disk-stall and /disk-slow (see
+// clusterapi.go). Who may use them:
 //
 //   - An endpoint that changes anything always needs one of the node's API
 //     keys (--api-key). A node without one refuses it with 403 and says to

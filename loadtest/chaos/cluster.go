@@ -493,8 +493,8 @@ func (c *cluster) cut(ctx context.Context, n *node, names []string) error {
 	return c.inject(ctx, n, http.MethodPut, "/v1/cluster/partition?nodes="+url.QueryEscape(strings.Join(names, ",")))
 }
 
-// lag slows n's links to the nodes named (PUT /v1/cluster/lag), or ends
-// every lag of n when there are none (DELETE).
+// lag slows n's links to the nodes named by l (PUT /v1/cluster/lag), or
+// ends every lag of n when there are none (DELETE).
 func (c *cluster) lag(ctx context.Context, n *node, names []string, l lagSpec) error {
 	if len(names) == 0 {
 		return c.inject(ctx, n, http.MethodDelete, "/v1/cluster/lag")

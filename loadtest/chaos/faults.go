@@ -217,7 +217,7 @@ func (in *injector) pause(ctx, end context.Context, f *Fault, n *node) error {
 // partition cuts n and its mates (if any) off from every other running
 // node, both ways, for the fault's hold, then heals every node.
 func (in *injector) partition(ctx, end context.Context, f *Fault, n *node, mates []*node) error {
-	return in.cutFor(ctx, end, f, n, mates, true, true)
+	return in.linkFault(ctx, end, f, n, mates, true, true, in.c.cut)
 }
 
 // oneway cuts the links between n and every other running node in the
@@ -231,23 +231,26 @@ func (in *injector) oneway(ctx, end context.Context, f *Fault, n *node) error {
 		f.Direction = "in"
 		in.c.event("fault %d oneway: the others cannot reach %s", f.N, n.base)
 	}
-	return in.cutFor(ctx, end, f, n, nil, out, !out)
+	return in.linkFault(ctx, end, f, n, nil, out, !out, in.c.cut)
 }
 
-// cutFor cuts n's side (n and its mates) off from the other running
-// nodes: on n's side when this, on the other side when that (both: a
-// partition both ways), for the fault's hold; then it heals every node.
-func (in *injector) cutFor(ctx, end context.Context, f *Fault, n *node, mates []*node, this, that bool) error {
+// linkFault breaks the links between n's side (n and its mates) and the
+// other running nodes with set (cut, or lag), told to each node the names
+// of those it breaks its links to: on n's side when this, on the other
+// side when that (both: both ways), for the fault's hold; then it mends
+// every node (set with no names).
+func (in *injector) linkFault(ctx, end context.Context, f *Fault, n *node, mates []*node, this, that bool,
+	set func(ctx context.Context, o *node, names []string) error) error {
 	c := in.c
 	run := c.running()
 	plan := cutPlan(run, append([]*node{n}, mates...), this, that)
 	if plan == nil {
-		return fmt.Errorf("%s has no other node to be cut off from", n.base)
+		return fmt.Errorf("%s has no other node to break its links to", n.base)
 	}
 	return in.holdFault(ctx, end, f, func() error {
 		for _, o := range run {
 			if names := plan[o]; len(names) > 0 {
-				if err := c.cut(ctx, o, names); err != nil {
+				if err := set(ctx, o, names); err != nil {
 					return err
 				}
 			}
@@ -255,7 +258,7 @@ func (in *injector) cutFor(ctx, end context.Context, f *Fault, n *node, mates []
 		return nil
 	}, func(ctx context.Context) (err error) {
 		for _, o := range c.running() {
-			err = errors.Join(err, c.cut(ctx, o, nil))
+			err = errors.Join(err, set(ctx, o, nil))
 		}
 		return err
 	})
@@ -360,27 +363,11 @@ func lagOf(seed uint64) lagSpec {
 // lag slows the links between n and every other running node, both ways,
 // for the fault's hold, then ends every node's lag.
 func (in *injector) lag(ctx, end context.Context, f *Fault, n *node) error {
-	c := in.c
-	run := c.running()
-	plan := cutPlan(run, []*node{n}, true, true)
-	if plan == nil {
-		return fmt.Errorf("%s has no other node to be slowed from", n.base)
-	}
 	l := lagOf(f.Draw)
 	f.DelayMS, f.JitterMS, f.Loss = ms(l.Delay), ms(l.Jitter), l.Loss
-	c.event("fault %d lag: %s's links %v late (+ up to %v), %.0f%% of gossip lost", f.N, n.base, l.Delay, l.Jitter, 100*l.Loss)
-	return in.holdFault(ctx, end, f, func() error {
-		for _, o := range run {
-			if err := c.lag(ctx, o, plan[o], l); err != nil {
-				return err
-			}
-		}
-		return nil
-	}, func(ctx context.Context) (err error) {
-		for _, o := range c.running() {
-			err = errors.Join(err, c.lag(ctx, o, nil, lagSpec{}))
-		}
-		return err
+	in.c.event("fault %d lag: %s's links %v late (+ up to %v), %.0f%% of gossip lost", f.N, n.base, l.Delay, l.Jitter, 100*l.Loss)
+	return in.linkFault(ctx, end, f, n, nil, true, true, func(ctx context.Context, o *node, names []string) error {
+		return in.c.lag(ctx, o, names, l)
 	})
 }
 
