@@ -64,6 +64,11 @@ type Options struct {
 	// NoReconnect turns automatic reconnection off: a dropped connection
 	// ends the client.
 	NoReconnect bool
+	// ConnectFrame sends connect as the first frame after the upgrade,
+	// not in the upgrade request (its Switchboard-Connect header, which
+	// saves a round trip; a server that does not take the header gets
+	// the frame anyway).
+	ConnectFrame bool
 	// MinBackoff and MaxBackoff bound reconnect and retry delays
 	// (defaults 50 ms and 2 s).
 	MinBackoff, MaxBackoff time.Duration
@@ -411,27 +416,36 @@ func (c *Client) Connected() bool {
 	return c.conn != nil
 }
 
-// connect dials, sends connect, and starts the read loop.
+// connect dials, sends connect (in the upgrade when the server takes
+// it), and starts the read loop.
 func (c *Client) connect(ctx context.Context) error {
 	c.mu.Lock()
 	url := c.opts.URLs[c.urlIndex%len(c.opts.URLs)]
 	c.mu.Unlock()
-	conn, err := dialWS(ctx, dialClient(c.opts.HTTPClient), url)
-	if err != nil {
-		return fmt.Errorf("client: dial %s: %w", url, err)
-	}
 	args := protocol.ConnectArgs{UserID: c.opts.UserID, Name: c.opts.Name, Token: c.opts.Token}
 	if c.opts.TokenFunc != nil {
+		var err error
 		if args.Token, err = c.opts.TokenFunc(); err != nil {
-			conn.CloseNow()
 			return tokenError{err}
 		}
 	}
-	// connect is the first frame; its reply is the first the server sends.
+	// connect is the first frame, in the upgrade request unless told
+	// otherwise; its reply is the first the server sends.
 	body, _ := json.Marshal(args)
-	if err := conn.Write(ctx, requestFrame(0, protocol.OpConnect, body)); err != nil {
-		conn.CloseNow()
-		return fmt.Errorf("client: connect: %w", err)
+	first := requestFrame(0, protocol.OpConnect, body)
+	var header []byte
+	if !c.opts.ConnectFrame {
+		header = protocol.AppendASCII(make([]byte, 0, len(first)+16), first)
+	}
+	conn, taken, err := dialWS(ctx, dialClient(c.opts.HTTPClient), url, header)
+	if err != nil {
+		return fmt.Errorf("client: dial %s: %w", url, err)
+	}
+	if !taken {
+		if err := conn.Write(ctx, first); err != nil {
+			conn.CloseNow()
+			return fmt.Errorf("client: connect: %w", err)
+		}
 	}
 	msg, err := conn.readFirst(ctx)
 	if err != nil {

@@ -174,6 +174,14 @@ func TestUpgradeRefused(t *testing.T) {
 // rawGateway serves one connection with handshake, which gets the
 // upgrade request's Sec-WebSocket-Key and the connection.
 func rawGateway(t *testing.T, handshake func(key string, conn net.Conn)) string {
+	return requestGateway(t, func(req *http.Request, _ *bufio.Reader, conn net.Conn) {
+		handshake(req.Header.Get("Sec-WebSocket-Key"), conn)
+	})
+}
+
+// requestGateway accepts one connection, reads its request and hands
+// it, the reader past it and the connection to serve.
+func requestGateway(t *testing.T, serve func(req *http.Request, br *bufio.Reader, conn net.Conn)) string {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -187,11 +195,12 @@ func rawGateway(t *testing.T, handshake func(key string, conn net.Conn)) string 
 			return
 		}
 		defer conn.Close()
-		req, err := http.ReadRequest(bufio.NewReader(conn))
+		br := bufio.NewReader(conn)
+		req, err := http.ReadRequest(br)
 		if err != nil {
 			return
 		}
-		handshake(req.Header.Get("Sec-WebSocket-Key"), conn)
+		serve(req, br, conn)
 	}()
 	return "ws://" + ln.Addr().String() + "/v1/ws"
 }

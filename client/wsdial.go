@@ -12,6 +12,8 @@ import (
 	"strings"
 
 	"golang.org/x/net/http/httpguts"
+
+	"github.com/switchboard-chat/switchboard/protocol"
 )
 
 // subprotocol is the WebSocket subprotocol the client asks for.
@@ -22,11 +24,22 @@ const acceptGUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
 // dialWS makes the WebSocket upgrade to rawURL with hc (dialClient's:
 // its upgrader when hc's transport is an *http.Transport) and checks
-// the server's 101. ctx bounds the upgrade.
-func dialWS(ctx context.Context, hc *http.Client, rawURL string) (*wsConn, error) {
+// the server's 101. ctx bounds the upgrade. A first frame (non-nil,
+// ASCII) goes in the request's Switchboard-Connect header; taken reports
+// whether the server took it (else the client must send it).
+func dialWS(ctx context.Context, hc *http.Client, rawURL string, first []byte) (_ *wsConn, taken bool, _ error) {
+	conn, resp, err := upgradeWS(ctx, hc, rawURL, first)
+	if err != nil {
+		return nil, false, err
+	}
+	return conn, first != nil && resp.Header.Get(protocol.ConnectHeader) == protocol.ConnectTaken, nil
+}
+
+// upgradeWS is dialWS's upgrade; it returns the server's 101 too.
+func upgradeWS(ctx context.Context, hc *http.Client, rawURL string, first []byte) (*wsConn, *http.Response, error) {
 	u, err := url.Parse(rawURL)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	switch u.Scheme {
 	case "ws":
@@ -35,7 +48,7 @@ func dialWS(ctx context.Context, hc *http.Client, rawURL string) (*wsConn, error
 		u.Scheme = "https"
 	case "http", "https":
 	default:
-		return nil, fmt.Errorf("unsupported URL scheme %q (want ws, wss, http or https)", u.Scheme)
+		return nil, nil, fmt.Errorf("unsupported URL scheme %q (want ws, wss, http or https)", u.Scheme)
 	}
 	if hc.Timeout > 0 {
 		// http.Client's timeout would wrap the body, which must stay the
@@ -52,7 +65,7 @@ func dialWS(ctx context.Context, hc *http.Client, rawURL string) (*wsConn, error
 	key := base64.StdEncoding.EncodeToString(k[:])
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	req.Header = http.Header{
 		"Upgrade":                {"websocket"},
@@ -60,6 +73,9 @@ func dialWS(ctx context.Context, hc *http.Client, rawURL string) (*wsConn, error
 		"Sec-Websocket-Key":      {key},
 		"Sec-Websocket-Version":  {"13"},
 		"Sec-Websocket-Protocol": {subprotocol},
+	}
+	if first != nil {
+		req.Header[protocol.ConnectHeader] = []string{string(first)}
 	}
 	var resp *http.Response
 	if u, ok := hc.Transport.(*upgrader); ok && hc.Jar == nil {
@@ -71,24 +87,24 @@ func dialWS(ctx context.Context, hc *http.Client, rawURL string) (*wsConn, error
 		resp, err = hc.Do(req)
 	}
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if err := checkUpgrade(resp, key); err != nil {
 		resp.Body.Close()
-		return nil, err
+		return nil, nil, err
 	}
 	if uc, ok := resp.Body.(*upgradedConn); ok {
 		// The client's own upgrade (upgrade.go): the socket itself, and
 		// what the response's reader read past the header.
 		buffered, _ := uc.br.Peek(uc.br.Buffered())
-		return newWSConn(uc.Conn, uc.Conn, buffered), nil
+		return newWSConn(uc.Conn, uc.Conn, buffered), resp, nil
 	}
 	rwc, ok := resp.Body.(io.ReadWriteCloser)
 	if !ok {
 		resp.Body.Close()
-		return nil, fmt.Errorf("the upgrade's response body is a %T, not the connection", resp.Body)
+		return nil, nil, fmt.Errorf("the upgrade's response body is a %T, not the connection", resp.Body)
 	}
-	return newWSConn(rwc, nil, nil), nil
+	return newWSConn(rwc, nil, nil), resp, nil
 }
 
 // checkUpgrade checks the server's answer to the upgrade.

@@ -51,7 +51,7 @@ func TestPolledSocketLeavesGosPoller(t *testing.T) {
 	defer srv.Close()
 	defer close(stopReading)
 	ctx := testCtx(t)
-	conn, err := dialWS(ctx, dialClient(nil), "ws"+strings.TrimPrefix(srv.URL, "http"))
+	conn, _, err := dialWS(ctx, dialClient(nil), "ws"+strings.TrimPrefix(srv.URL, "http"), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -362,7 +362,17 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, refuse, http.StatusServiceUnavailable)
 		return
 	}
-	conn, br, err := acceptWS(w, r, Subprotocol)
+	first, why := g.connectInUpgrade(r)
+	if why != "" {
+		g.release(ip)
+		g.cfg.Metrics.connect("handshake_failed")
+		http.Error(w, why, http.StatusBadRequest)
+		return
+	}
+	if first != nil {
+		w.Header().Set(protocol.ConnectHeader, protocol.ConnectTaken)
+	}
+	conn, br, head, err := acceptWS(w, r, Subprotocol, first != nil)
 	if err != nil {
 		g.release(ip)
 		g.cfg.Metrics.connect("handshake_failed")
@@ -371,6 +381,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s := newSession(g)
 	s.br = br
 	s.wire.init(conn)
+	s.wire.head = head
 	s.ip = ip
 	g.mu.Lock()
 	if g.draining {
@@ -409,8 +420,26 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			g.presence.closed(s)
 			g.cl.Do(func() { g.hub.closed(s) })
 		}()
-		s.run()
+		s.run(first)
 	}()
+}
+
+// connectInUpgrade returns the frame an upgrade request carries in its
+// Switchboard-Connect header (nil: none), which the session handles as
+// the first the client sent, or why the request is refused.
+func (g *Gateway) connectInUpgrade(r *http.Request) ([]byte, string) {
+	vs := r.Header.Values(protocol.ConnectHeader)
+	switch {
+	case len(vs) == 0:
+		return nil, ""
+	case len(vs) > 1:
+		return nil, "more than one " + protocol.ConnectHeader + " header"
+	case vs[0] == "":
+		return nil, protocol.ConnectHeader + " is empty"
+	case len(vs[0]) > g.cfg.Limits.MaxFrameBytes:
+		return nil, protocol.ConnectHeader + " is longer than max_frame_bytes"
+	}
+	return []byte(vs[0]), ""
 }
 
 // Drain stops accepting sessions and closes every open one with reason

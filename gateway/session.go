@@ -92,10 +92,13 @@ const (
 )
 
 // run serves the session until its read loop ends.
-func (s *session) run() {
+func (s *session) run(first []byte) {
 	s.start = time.Now()
 	s.lastPing = s.start
 	s.timer = time.AfterFunc(min(s.g.cfg.AuthTimeout, s.g.cfg.PingInterval), s.tick)
+	if first != nil { // the upgrade's Switchboard-Connect
+		s.handleMessage(first)
+	}
 	s.readLoop()
 	s.timer.Stop()
 	s.cancel()
@@ -197,16 +200,22 @@ func (s *session) readLoop() {
 			if m := s.g.cfg.Metrics; m.BytesIn != nil {
 				m.BytesIn(len(msg))
 			}
-			n := s.g.handlers.handle(s, msg)
-			if m := s.g.cfg.Metrics; m.FramesIn != nil {
-				m.FramesIn(n)
-			}
+			s.handleMessage(msg)
 			if cap(msg) > keptReadBuf {
 				continue // let it go; the pool makes another
 			}
 			*bp = msg[:0]
 		}
 		readBufs.Put(bp)
+	}
+}
+
+// handleMessage has msg's frames handled, on a handler, and returns once
+// they have been.
+func (s *session) handleMessage(msg []byte) {
+	n := s.g.handlers.handle(s, msg)
+	if m := s.g.cfg.Metrics; m.FramesIn != nil {
+		m.FramesIn(n)
 	}
 }
 

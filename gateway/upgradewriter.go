@@ -53,23 +53,32 @@ func (w *upgradeWriter) Write(p []byte) (int, error) {
 // Hijack writes the 101 and hands the connection over with a reader
 // holding what the client sent after its head.
 func (w *upgradeWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	conn, rw, head, err := w.HijackHeld()
+	if err == nil {
+		if err = w.write(head); err != nil {
+			return nil, nil, err
+		}
+	}
+	return conn, rw, err
+}
+
+// HijackHeld is Hijack without writing the 101: it returns it, for the
+// connection's first write to carry (headHolder).
+func (w *upgradeWriter) HijackHeld() (net.Conn, *bufio.ReadWriter, []byte, error) {
 	if w.hijacked {
-		return nil, nil, http.ErrHijacked
+		return nil, nil, nil, http.ErrHijacked
 	}
 	if w.status != http.StatusSwitchingProtocols {
-		return nil, nil, errors.New("gateway: hijack without 101")
-	}
-	if err := w.writeHead(nil); err != nil {
-		return nil, nil, err
+		return nil, nil, nil, errors.New("gateway: hijack without 101")
 	}
 	w.hijacked = true
 	r, err := readerAfter(w.rest, w.c)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	// Sessions write to the connection itself (wire.go); a small writer
 	// serves any other handler.
-	return w.c, bufio.NewReadWriter(r, bufio.NewWriterSize(w.c, 16)), nil
+	return w.c, bufio.NewReadWriter(r, bufio.NewWriterSize(w.c, 16)), w.head(nil), nil
 }
 
 // finish writes a handler's answer that did not upgrade, and closes the
@@ -87,12 +96,11 @@ func (w *upgradeWriter) respond() error {
 	}
 	w.Header().Set("Content-Length", strconv.Itoa(w.body.Len()))
 	w.header.Set("Connection", "close")
-	return w.writeHead(w.body.Bytes())
+	return w.write(w.head(w.body.Bytes()))
 }
 
-// writeHead writes the status line, the headers and body in one write,
-// bounded by the header timeout.
-func (w *upgradeWriter) writeHead(body []byte) error {
+// head is the response: the status line, the headers and body.
+func (w *upgradeWriter) head(body []byte) []byte {
 	b := make([]byte, 0, 256+len(body))
 	b = append(b, "HTTP/1.1 "...)
 	b = strconv.AppendInt(b, int64(w.status), 10)
@@ -108,10 +116,15 @@ func (w *upgradeWriter) writeHead(body []byte) error {
 	_ = w.Header().Write(buf)
 	buf.WriteString("\r\n")
 	buf.Write(body)
+	return buf.Bytes()
+}
+
+// write writes b in one write, bounded by the header timeout.
+func (w *upgradeWriter) write(b []byte) error {
 	if err := w.c.SetWriteDeadline(time.Now().Add(w.timeout)); err != nil {
 		return err
 	}
-	if _, err := w.c.Write(buf.Bytes()); err != nil {
+	if _, err := w.c.Write(b); err != nil {
 		return err
 	}
 	return w.c.SetWriteDeadline(time.Time{})

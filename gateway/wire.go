@@ -22,6 +22,11 @@ type wire struct {
 	// state orders raw writes and the close: wireWriting while a raw
 	// write is under way, wireClosing once a close was asked for.
 	state atomic.Uint32
+	// head is the handshake's 101 while it waits for the first write,
+	// which carries it (a connect in the upgrade: its reply goes out
+	// with the 101, in one segment). Writes are one at a time, and
+	// only they touch it.
+	head []byte
 }
 
 const (
@@ -50,11 +55,31 @@ func (w *wire) tryWrite(bufs [][]byte, scratch *iovecs) (int, error) {
 			break
 		}
 	}
-	n, err := w.fd.tryWrite(bufs, scratch)
+	var n int
+	var err error
+	if w.head != nil {
+		n, err = w.fd.tryWrite(append([][]byte{w.head}, bufs...), scratch)
+		n = w.wroteHead(n)
+	} else {
+		n, err = w.fd.tryWrite(bufs, scratch)
+	}
 	if w.state.And(^uint32(wireWriting))&wireClosing != 0 {
 		w.conn.Close() // asked for during the write: left to us
 	}
 	return n, err
+}
+
+// wroteHead takes the n bytes of a write that began with the held head
+// off the head, and returns how many of the write's other bytes were
+// written.
+func (w *wire) wroteHead(n int) int {
+	if n < len(w.head) {
+		w.head = w.head[n:]
+		return 0
+	}
+	n -= len(w.head)
+	w.head = nil
+	return n
 }
 
 // close closes the connection: at once, or as the raw write under way
@@ -76,6 +101,10 @@ func (w *wire) writeAll(bufs [][]byte, d time.Duration) error {
 		return err
 	}
 	defer w.conn.SetWriteDeadline(time.Time{})
+	if w.head != nil {
+		bufs = append([][]byte{w.head}, bufs...)
+		w.head = nil // written, or the connection fails
+	}
 	if _, ok := w.conn.(syscall.Conn); ok || len(bufs) == 1 { // a socket: one writev
 		nb := net.Buffers(bufs)
 		_, err := nb.WriteTo(w.conn)

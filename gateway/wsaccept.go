@@ -80,22 +80,32 @@ func offers(r *http.Request, subprotocol string) bool {
 // errNoHijack: the ResponseWriter cannot hand its connection over.
 var errNoHijack = errors.New("websocket handshake: the connection cannot be taken over")
 
+// headHolder is a ResponseWriter that can hand its connection over with
+// the 101 not yet written (upgradeWriter).
+type headHolder interface {
+	HijackHeld() (net.Conn, *bufio.ReadWriter, []byte, error)
+}
+
 // acceptWS answers r's opening handshake and takes the connection over:
 // it returns the connection and a reader holding whatever the client
 // sent after its request. Subprotocol is chosen when the client offers
 // it; no extension is (messages are framed once for every session that
 // gets them, which per-connection compression would undo). A refused
 // handshake has been answered with its status and reason.
-func acceptWS(w http.ResponseWriter, r *http.Request, subprotocol string) (net.Conn, *bufio.Reader, error) {
+//
+// With hold, and a ResponseWriter that can (headHolder), the 101 is not
+// written but returned: the connection's first write must carry it
+// (wire.head). Otherwise head is nil: the 101 is written.
+func acceptWS(w http.ResponseWriter, r *http.Request, subprotocol string, hold bool) (conn net.Conn, br *bufio.Reader, head []byte, err error) {
 	key, herr := checkHandshake(r, w.Header())
 	if herr != nil {
 		http.Error(w, herr.msg, herr.status)
-		return nil, nil, herr
+		return nil, nil, nil, herr
 	}
 	hj, ok := w.(http.Hijacker)
 	if !ok {
 		http.Error(w, http.StatusText(http.StatusNotImplemented), http.StatusNotImplemented)
-		return nil, nil, errNoHijack
+		return nil, nil, nil, errNoHijack
 	}
 	h := w.Header()
 	h.Set("Upgrade", "websocket")
@@ -105,14 +115,18 @@ func acceptWS(w http.ResponseWriter, r *http.Request, subprotocol string) (net.C
 		h.Set("Sec-WebSocket-Protocol", subprotocol)
 	}
 	w.WriteHeader(http.StatusSwitchingProtocols)
-	conn, brw, err := hj.Hijack() // writes the 101
-	if err != nil {
-		return nil, nil, err
+	var brw *bufio.ReadWriter
+	if hh, ok := w.(headHolder); ok && hold {
+		conn, brw, head, err = hh.HijackHeld()
+	} else {
+		conn, brw, err = hj.Hijack() // writes the 101
 	}
-	br, err := smallReader(conn, brw.Reader)
 	if err != nil {
+		return nil, nil, nil, err
+	}
+	if br, err = smallReader(conn, brw.Reader); err != nil {
 		conn.Close()
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
-	return conn, br, nil
+	return conn, br, head, nil
 }

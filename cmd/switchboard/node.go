@@ -256,7 +256,13 @@ func NewNode(cfg Config) (_ *Node, err error) {
 		}
 		n.metrics.watchStore(n.store, n.diskSpeed)
 	}
-	if n.ln, err = net.Listen("tcp", cfg.Listen); err != nil {
+	// No TCP keep-alive on the connections it accepts: a session is kept
+	// alive by the gateway's WebSocket pings (a silent client is cut
+	// after PingTimeout), an idle HTTP connection by the server's idle
+	// timeout; the kernel's probes would add nothing but the three
+	// setsockopt calls that turn them on, for every connection.
+	noKeepAlive := net.ListenConfig{KeepAlive: -1}
+	if n.ln, err = noKeepAlive.Listen(context.Background(), "tcp", cfg.Listen); err != nil {
 		return nil, fmt.Errorf("listen: %w", err)
 	}
 	n.conns = n.limitConnections()

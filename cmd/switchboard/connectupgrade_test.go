@@ -1,0 +1,219 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/switchboard-chat/switchboard/gateway"
+	"github.com/switchboard-chat/switchboard/gateway/auth"
+	"github.com/switchboard-chat/switchboard/protocol"
+)
+
+// upgradeConn is a WebSocket opened by hand, to see the upgrade's bytes.
+type upgradeConn struct {
+	t    *testing.T
+	conn net.Conn
+	br   *bufio.Reader
+	resp *http.Response
+	// first is what the first read after the request returned.
+	first []byte
+}
+
+// upgradeWith sends an upgrade request with extra header lines (each
+// "Name: value") and reads the answer's head.
+func upgradeWith(t *testing.T, addr string, extra ...string) *upgradeConn {
+	t.Helper()
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
+	req := "GET /v1/ws HTTP/1.1\r\nHost: " + addr + "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
+		"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n" +
+		"Sec-WebSocket-Protocol: " + gateway.Subprotocol + "\r\n"
+	for _, h := range extra {
+		req += h + "\r\n"
+	}
+	if _, err := conn.Write([]byte(req + "\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	u := &upgradeConn{t: t, conn: conn}
+	buf := make([]byte, 64<<10)
+	n, err := conn.Read(buf)
+	if err != nil {
+		t.Fatalf("read the answer: %v", err)
+	}
+	u.first = buf[:n]
+	u.br = bufio.NewReader(io.MultiReader(bytes.NewReader(u.first), conn))
+	if u.resp, err = http.ReadResponse(u.br, nil); err != nil {
+		t.Fatalf("the answer: %v", err)
+	}
+	return u
+}
+
+// frame reads the server's next WebSocket message (unmasked text) and
+// decodes its one frame.
+func (u *upgradeConn) frame() map[string]any {
+	u.t.Helper()
+	var head [2]byte
+	if _, err := io.ReadFull(u.br, head[:]); err != nil {
+		u.t.Fatalf("read a frame: %v", err)
+	}
+	size := int(head[1] & 0x7f)
+	if size == 126 {
+		var ext [2]byte
+		if _, err := io.ReadFull(u.br, ext[:]); err != nil {
+			u.t.Fatal(err)
+		}
+		size = int(ext[0])<<8 | int(ext[1])
+	}
+	body := make([]byte, size)
+	if _, err := io.ReadFull(u.br, body); err != nil {
+		u.t.Fatal(err)
+	}
+	var m map[string]any
+	if err := json.Unmarshal(bytes.TrimSpace(body), &m); err != nil {
+		u.t.Fatalf("frame %q: %v", body, err)
+	}
+	return m
+}
+
+// send writes one masked text frame.
+func (u *upgradeConn) send(payload string) {
+	u.t.Helper()
+	mask := [4]byte{9, 8, 7, 6}
+	f := []byte{0x81, 0x80 | byte(len(payload))}
+	if len(payload) >= 126 {
+		f = []byte{0x81, 0x80 | 126, byte(len(payload) >> 8), byte(len(payload))}
+	}
+	f = append(f, mask[:]...)
+	for i := range len(payload) {
+		f = append(f, payload[i]^mask[i%4])
+	}
+	if _, err := u.conn.Write(f); err != nil {
+		u.t.Fatal(err)
+	}
+}
+
+// connectHeader is a Switchboard-Connect header line carrying frame.
+func connectHeader(frame string) string {
+	return protocol.ConnectHeader + ": " + string(protocol.AppendASCII(nil, []byte(frame)))
+}
+
+// TestConnectInTheUpgrade: a connect carried in the upgrade request's
+// Switchboard-Connect header is answered as the connection's first
+// frame, and the 101 and that reply reach the client in one write; the
+// session then works as one connected by a frame. A connect refused
+// there leaves the connection open for a connect frame, as a refused
+// connect frame does; another op in the header is refused as before a
+// connect; a bad header refuses the upgrade.
+func TestConnectInTheUpgrade(t *testing.T) {
+	n := testNode(t, func(c *Config) { c.Limits.MaxFrameBytes = 2048 })
+
+	t.Run("connected", func(t *testing.T) {
+		u := upgradeWith(t, n.Addr(), connectHeader(`{"id":7,"op":"connect","args":{"user_id":"zoe","name":"Zoë 🎉"}}`))
+		if u.resp.StatusCode != http.StatusSwitchingProtocols || u.resp.Header.Get(protocol.ConnectHeader) != protocol.ConnectTaken {
+			t.Fatalf("answer %s, %s %q", u.resp.Status, protocol.ConnectHeader, u.resp.Header.Get(protocol.ConnectHeader))
+		}
+		if u.br.Buffered() == 0 {
+			t.Fatalf("the first read held the 101 only (%d bytes), not the connect's reply with it", len(u.first))
+		}
+		m := u.frame()
+		res, _ := m["result"].(map[string]any)
+		user, _ := res["user"].(map[string]any)
+		if m["id"] != 7.0 || user["id"] != "zoe" || user["name"] != "Zoë 🎉" {
+			t.Fatalf("reply %v", m)
+		}
+		u.send(`{"id":8,"op":"me"}`)
+		if m := u.frame(); m["id"] != 8.0 || m["result"] == nil {
+			t.Fatalf("me: %v", m)
+		}
+		u.send(`{"id":9,"op":"connect","args":{"user_id":"zed"}}`)
+		if m := u.frame(); errCode(m) != string(protocol.CodeInvalidState) {
+			t.Fatalf("a second connect: %v", m)
+		}
+	})
+
+	t.Run("refused, then a connect frame", func(t *testing.T) {
+		u := upgradeWith(t, n.Addr(), connectHeader(`{"id":1,"op":"connect","args":{"user_id":"no spaces allowed"}}`))
+		if u.resp.StatusCode != http.StatusSwitchingProtocols {
+			t.Fatalf("answer %s", u.resp.Status)
+		}
+		if m := u.frame(); m["id"] != 1.0 || errCode(m) != string(protocol.CodeBadRequest) {
+			t.Fatalf("reply %v", m)
+		}
+		u.send(`{"id":2,"op":"connect","args":{"user_id":"after"}}`)
+		if m := u.frame(); m["id"] != 2.0 || m["result"] == nil {
+			t.Fatalf("connect frame: %v", m)
+		}
+	})
+
+	t.Run("another op", func(t *testing.T) {
+		u := upgradeWith(t, n.Addr(), connectHeader(`{"id":3,"op":"me"}`))
+		if m := u.frame(); m["id"] != 3.0 || errCode(m) != string(protocol.CodeUnauthenticated) {
+			t.Fatalf("reply %v", m)
+		}
+	})
+
+	t.Run("not JSON", func(t *testing.T) {
+		u := upgradeWith(t, n.Addr(), protocol.ConnectHeader+": connect please")
+		if m := u.frame(); errCode(m) != string(protocol.CodeBadRequest) {
+			t.Fatalf("reply %v", m)
+		}
+	})
+
+	t.Run("a head over the fast path's buffer", func(t *testing.T) {
+		// Served by net/http: the 101 is written at once, the reply after.
+		u := upgradeWith(t, n.Addr(), "X-Pad: "+strings.Repeat("p", 5000), connectHeader(`{"id":4,"op":"connect","args":{"user_id":"padded"}}`))
+		if u.resp.StatusCode != http.StatusSwitchingProtocols || u.resp.Header.Get(protocol.ConnectHeader) != protocol.ConnectTaken {
+			t.Fatalf("answer %s", u.resp.Status)
+		}
+		if m := u.frame(); m["id"] != 4.0 || m["result"] == nil {
+			t.Fatalf("reply %v", m)
+		}
+	})
+
+	for _, c := range []struct {
+		name  string
+		lines []string
+	}{
+		{"two headers", []string{connectHeader(`{"id":1,"op":"connect","args":{"user_id":"a"}}`), connectHeader(`{"id":2,"op":"connect","args":{"user_id":"b"}}`)}},
+		{"empty", []string{protocol.ConnectHeader + ": "}},
+		{"over max_frame_bytes", []string{connectHeader(`{"id":1,"op":"connect","args":{"user_id":"a","name":"` + strings.Repeat("n", 2100) + `"}}`)}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			u := upgradeWith(t, n.Addr(), c.lines...)
+			body, _ := io.ReadAll(u.resp.Body)
+			if u.resp.StatusCode != http.StatusBadRequest || !strings.Contains(string(body), protocol.ConnectHeader) {
+				t.Fatalf("answer %s %q, want 400 naming the header", u.resp.Status, body)
+			}
+		})
+	}
+}
+
+// TestConnectInTheUpgradeWithTokens: a session token in the header
+// connects; an expired one gets token_expired, as a connect frame does.
+func TestConnectInTheUpgradeWithTokens(t *testing.T) {
+	const secret = "upgrade-secret"
+	n := testNode(t, func(c *Config) { c.DevAuth, c.AuthSecret = false, secret })
+	s := auth.NewSigner(secret)
+	for _, c := range []struct {
+		ttl  time.Duration
+		code string
+	}{{time.Minute, ""}, {-time.Minute, string(protocol.CodeTokenExpired)}} {
+		tok := sessionToken(t, s, "tokened", c.ttl)
+		u := upgradeWith(t, n.Addr(), connectHeader(`{"id":1,"op":"connect","args":{"token":"`+tok+`"}}`))
+		m := u.frame()
+		if errCode(m) != c.code || (c.code == "" && m["result"] == nil) {
+			t.Fatalf("ttl %v: reply %v, want code %q", c.ttl, m, c.code)
+		}
+	}
+}
