@@ -532,3 +532,59 @@ func TestAcknowledgedBeforeTheNextFsync(t *testing.T) {
 		check(t, h, h.node("a"), 2) // the leader's write and sends; the followers' writes and answers
 	})
 }
+
+// TestReadsAndActivationsBeforeTheRoundsFsync: a confirmed read, and an
+// activation whose entries are applied, are answered before the round
+// writes and fsyncs the entries proposed meanwhile: neither needs them.
+func TestReadsAndActivationsBeforeTheRoundsFsync(t *testing.T) {
+	h := newHarness(t, "a")
+	a := h.node("a")
+	if err := a.e.Bootstrap(1); err != nil {
+		t.Fatal(err)
+	}
+	h.settle()
+	g := a.e.groups[0]
+	fsyncs := &a.e.status.fsyncs
+	var at uint64
+	answered := func(r *result) func(error) {
+		return func(err error) { at = fsyncs.Load(); r.set(err) }
+	}
+
+	// A read, with a proposal in the same round.
+	before := fsyncs.Load()
+	read := &result{}
+	written := h.propose(a, 0, "k=1")
+	a.e.ReadIndex(0, g.term, answered(read))
+	h.step()
+	h.mustDone("read", read)
+	if fsyncs.Load() != before+1 {
+		t.Fatalf("the round fsynced %d times, want once (the proposal)", fsyncs.Load()-before)
+	}
+	if at != before {
+		t.Fatal("the read was answered after the round's fsync")
+	}
+	h.settle()
+	h.mustDone("proposal", written)
+
+	// An activation waits for the entries before it: written in one
+	// round, applied in the next, which writes a later proposal.
+	h.propose(a, 0, "k=2")
+	lead := &result{}
+	a.e.Lead(0, func(term uint64, err error) { at = fsyncs.Load(); lead.setTerm(term, err) })
+	h.step() // writes k=2
+	if lead.done {
+		t.Fatal("the activation was answered before the entry it waits for applied")
+	}
+	before = fsyncs.Load()
+	later := h.propose(a, 0, "k=3")
+	h.step() // applies k=2, then writes k=3
+	h.mustDone("activation", lead)
+	if at != before || fsyncs.Load() != before+1 {
+		t.Fatalf("the activation was answered after %d of the round's %d fsyncs", at-before, fsyncs.Load()-before)
+	}
+	if h.get(a, 0, "k") != "2" && h.get(a, 0, "k") != "3" {
+		t.Fatal("k=2 did not apply")
+	}
+	h.settle()
+	h.mustDone("later proposal", later)
+}

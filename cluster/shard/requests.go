@@ -94,32 +94,7 @@ func (e *Engine) checkWaiters() {
 		e.lastSweep = now
 	}
 	for _, g := range e.groups {
-		applied := g.st.Applied().Index
-		n := 0
-		for _, rb := range g.ready {
-			if rb.index <= applied {
-				for _, r := range rb.reads {
-					e.done = append(e.done, func() { r.done(nil) })
-				}
-				continue
-			}
-			g.ready[n] = rb
-			n++
-		}
-		clear(g.ready[n:])
-		g.ready = g.ready[:n]
-		n = 0
-		for _, l := range g.leads {
-			if l.index <= applied && g.leader && g.term == l.term {
-				term, done := l.term, l.done
-				e.done = append(e.done, func() { done(term, nil) })
-				continue
-			}
-			g.leads[n] = l
-			n++
-		}
-		clear(g.leads[n:])
-		g.leads = g.leads[:n]
+		e.answerWaiters(g, true)
 		if !sweep {
 			continue
 		}
@@ -142,6 +117,41 @@ func (e *Engine) checkWaiters() {
 }
 
 const sweepEvery = 100 * time.Millisecond
+
+// answerWaiters answers g's confirmed reads and, unless leads is false,
+// its activations, whose index is applied (an activation only while g
+// leads in its term), through e.done.
+func (e *Engine) answerWaiters(g *group, leads bool) {
+	applied := g.st.Applied().Index
+	n := 0
+	for _, rb := range g.ready {
+		if rb.index <= applied {
+			for _, r := range rb.reads {
+				e.done = append(e.done, func() { r.done(nil) })
+			}
+			continue
+		}
+		g.ready[n] = rb
+		n++
+	}
+	clear(g.ready[n:])
+	g.ready = g.ready[:n]
+	if !leads {
+		return
+	}
+	n = 0
+	for _, l := range g.leads {
+		if l.index <= applied && g.leader && g.term == l.term {
+			term, done := l.term, l.done
+			e.done = append(e.done, func() { done(term, nil) })
+			continue
+		}
+		g.leads[n] = l
+		n++
+	}
+	clear(g.leads[n:])
+	g.leads = g.leads[:n]
+}
 
 // runDone calls the completions the round collected, after the batch
 // that applied them is committed.

@@ -69,7 +69,7 @@ func (e *Engine) round() {
 	}
 	if len(rds) > 0 {
 		start := time.Now()
-		synced, err := e.handle(rds, now)
+		synced, err := e.handle(rds)
 		if err != nil {
 			e.fatal(err)
 			return
@@ -127,7 +127,7 @@ func (e *Engine) sortedShards() []uint32 {
 
 // handle persists, sends, applies and advances a round's Readys, and
 // reports whether it fsynced.
-func (e *Engine) handle(rds []handled, now time.Time) (bool, error) {
+func (e *Engine) handle(rds []handled) (bool, error) {
 	// Accepted snapshots first: ingesting one clears the replica's raft
 	// span, which the entries and hard state below are written over.
 	for _, h := range rds {
@@ -143,6 +143,7 @@ func (e *Engine) handle(rds []handled, now time.Time) (bool, error) {
 	if err := e.applyDurable(rds); err != nil {
 		return false, err
 	}
+	e.answerApplied(rds)
 	// Messages that promise nothing of this node's disk go out before it
 	// is written: a leader's appends and heartbeats, so its followers write
 	// their copies while it writes its own (Raft thesis §10.2.1). Its own
@@ -195,7 +196,7 @@ func (e *Engine) handle(rds []handled, now time.Time) (bool, error) {
 		}
 	}
 	for _, h := range rds {
-		e.afterReady(h.g, h.rd, now)
+		e.syncLeader(h.g, h.rd.Entries)
 		releaseCache(h.g)
 	}
 	e.status.rounds.Add(1)
@@ -257,6 +258,42 @@ func (e *Engine) applyDurable(rds []handled) error {
 	}
 	e.runDone()
 	return nil
+}
+
+// answerApplied takes the reads the round's Readys confirm and answers
+// them, and the activations, whose index is applied — before the round's
+// write and its fsync, which they do not need: a ReadState's index is
+// committed already (RAFT-NOTES §4: serve once applied ≥ Index; etcd
+// hands ReadStates on before it saves the Ready too), and an activation
+// waits for applied entries only. Without this every read and every
+// actor's activation also waited for the fsync of entries proposed
+// meanwhile, most often other scopes'. An activation is answered here
+// only when its group's Ready changes neither role nor term: a step-down
+// is taken up after the write (syncLeader), and fails it.
+func (e *Engine) answerApplied(rds []handled) {
+	for _, h := range rds {
+		e.takeReadStates(h.g, h.rd)
+		unchanged := (h.rd.SoftState == nil || h.rd.SoftState.RaftState == raft.StateLeader) &&
+			(raft.IsEmptyHardState(h.rd.HardState) || h.rd.HardState.GetTerm() == h.g.term)
+		e.answerWaiters(h.g, unchanged)
+	}
+	e.runDone()
+}
+
+// takeReadStates moves the reads rd confirms to the group's confirmed
+// reads, which wait for applied ≥ their index.
+func (e *Engine) takeReadStates(g *group, rd raft.Ready) {
+	for _, rs := range rd.ReadStates {
+		if len(rs.RequestCtx) != 8 {
+			continue
+		}
+		ctx := binary.BigEndian.Uint64(rs.RequestCtx)
+		if rb := g.issued[ctx]; rb != nil {
+			delete(g.issued, ctx)
+			rb.index = rs.Index
+			g.ready = append(g.ready, rb)
+		}
+	}
 }
 
 // promisesDurability reports whether a message type promises state of
@@ -494,24 +531,6 @@ func releaseCache(g *group) {
 		})
 	}
 	g.st.ReleaseCache(to)
-}
-
-// afterReady notes leadership changes and confirmed reads once a Ready is
-// handled.
-func (e *Engine) afterReady(g *group, rd raft.Ready, now time.Time) {
-	e.syncLeader(g, rd.Entries)
-	for _, rs := range rd.ReadStates {
-		if len(rs.RequestCtx) != 8 {
-			continue
-		}
-		ctx := binary.BigEndian.Uint64(rs.RequestCtx)
-		if rb := g.issued[ctx]; rb != nil {
-			delete(g.issued, ctx)
-			rb.index = rs.Index
-			g.ready = append(g.ready, rb)
-		}
-	}
-	_ = now
 }
 
 // syncLeader takes up raft's view of g's leadership (entries: those just
