@@ -54,12 +54,14 @@ func (w *upgradeWriter) Write(p []byte) (int, error) {
 // holding what the client sent after its head.
 func (w *upgradeWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	conn, rw, head, err := w.HijackHeld()
-	if err == nil {
-		if err = w.write(head); err != nil {
-			return nil, nil, err
-		}
+	if err != nil {
+		return nil, nil, err
 	}
-	return conn, rw, err
+	if err := w.write(head); err != nil {
+		conn.Close() // taken over: nobody else closes it
+		return nil, nil, err
+	}
+	return conn, rw, nil
 }
 
 // HijackHeld is Hijack without writing the 101: it returns it, for the
@@ -74,6 +76,7 @@ func (w *upgradeWriter) HijackHeld() (net.Conn, *bufio.ReadWriter, []byte, error
 	w.hijacked = true
 	r, err := readerAfter(w.rest, w.c)
 	if err != nil {
+		w.c.Close()
 		return nil, nil, nil, err
 	}
 	// Sessions write to the connection itself (wire.go); a small writer
