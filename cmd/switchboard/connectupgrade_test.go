@@ -59,31 +59,39 @@ func upgradeWith(t *testing.T, addr string, extra ...string) *upgradeConn {
 	return u
 }
 
-// frame reads the server's next WebSocket message (unmasked text) and
-// decodes its one frame.
+// frame reads the server's next WebSocket message and decodes its one
+// frame.
 func (u *upgradeConn) frame() map[string]any {
 	u.t.Helper()
-	var head [2]byte
-	if _, err := io.ReadFull(u.br, head[:]); err != nil {
-		u.t.Fatalf("read a frame: %v", err)
-	}
-	size := int(head[1] & 0x7f)
-	if size == 126 {
-		var ext [2]byte
-		if _, err := io.ReadFull(u.br, ext[:]); err != nil {
-			u.t.Fatal(err)
-		}
-		size = int(ext[0])<<8 | int(ext[1])
-	}
-	body := make([]byte, size)
-	if _, err := io.ReadFull(u.br, body); err != nil {
-		u.t.Fatal(err)
-	}
+	body := readServerMessage(u.t, u.br)
 	var m map[string]any
 	if err := json.Unmarshal(bytes.TrimSpace(body), &m); err != nil {
 		u.t.Fatalf("frame %q: %v", body, err)
 	}
 	return m
+}
+
+// readServerMessage reads one unmasked text message of at most 64 KiB
+// (a server's) from br.
+func readServerMessage(t *testing.T, br *bufio.Reader) []byte {
+	t.Helper()
+	var head [2]byte
+	if _, err := io.ReadFull(br, head[:]); err != nil {
+		t.Fatalf("read a message: %v", err)
+	}
+	size := int(head[1] & 0x7f)
+	if size == 126 {
+		var ext [2]byte
+		if _, err := io.ReadFull(br, ext[:]); err != nil {
+			t.Fatal(err)
+		}
+		size = int(ext[0])<<8 | int(ext[1])
+	}
+	body := make([]byte, size)
+	if _, err := io.ReadFull(br, body); err != nil {
+		t.Fatal(err)
+	}
+	return body
 }
 
 // send writes one masked text frame.

@@ -6,7 +6,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"io"
 	"net"
 	"net/http"
 	"strings"
@@ -297,22 +296,7 @@ func frameWithUpgrade(t *testing.T, pad int) {
 	if err != nil || resp.StatusCode != http.StatusSwitchingProtocols {
 		t.Fatalf("upgrade: %v %v", resp, err)
 	}
-	var head [2]byte
-	if _, err := io.ReadFull(br, head[:]); err != nil {
-		t.Fatal(err)
-	}
-	size := int(head[1] & 0x7f)
-	if size == 126 {
-		var ext [2]byte
-		if _, err := io.ReadFull(br, ext[:]); err != nil {
-			t.Fatal(err)
-		}
-		size = int(ext[0])<<8 | int(ext[1])
-	}
-	body := make([]byte, size)
-	if _, err := io.ReadFull(br, body); err != nil {
-		t.Fatal(err)
-	}
+	body := readServerMessage(t, br)
 	var reply struct {
 		ID     int             `json:"id"`
 		Result json.RawMessage `json:"result"`
