@@ -65,9 +65,8 @@ type Options struct {
 	// ends the client.
 	NoReconnect bool
 	// ConnectFrame sends connect as the first frame after the upgrade,
-	// not in the upgrade request (its Switchboard-Connect header, which
-	// saves a round trip; a server that does not take the header gets
-	// the frame anyway).
+	// not in the upgrade request (offered as a subprotocol, which saves a
+	// round trip; a server that does not take it gets the frame anyway).
 	ConnectFrame bool
 	// MinBackoff and MaxBackoff bound reconnect and retry delays
 	// (defaults 50 ms and 2 s).
@@ -433,11 +432,11 @@ func (c *Client) connect(ctx context.Context) error {
 	// otherwise; its reply is the first the server sends.
 	body, _ := json.Marshal(args)
 	first := requestFrame(0, protocol.OpConnect, body)
-	var header []byte
-	if !c.opts.ConnectFrame {
-		header = protocol.AppendASCII(make([]byte, 0, len(first)+16), first)
+	offered := first
+	if c.opts.ConnectFrame {
+		offered = nil
 	}
-	conn, taken, err := dialWS(ctx, dialClient(c.opts.HTTPClient), url, header)
+	conn, taken, err := dialWS(ctx, dialClient(c.opts.HTTPClient), url, offered)
 	if err != nil {
 		return fmt.Errorf("client: dial %s: %w", url, err)
 	}

@@ -24,15 +24,15 @@ const acceptGUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
 // dialWS makes the WebSocket upgrade to rawURL with hc (dialClient's:
 // its upgrader when hc's transport is an *http.Transport) and checks
-// the server's 101. ctx bounds the upgrade. A first frame (non-nil,
-// ASCII) goes in the request's Switchboard-Connect header; taken reports
-// whether the server took it (else the client must send it).
+// the server's 101. ctx bounds the upgrade. A first frame (non-nil) is
+// offered in a connect subprotocol; taken reports whether the server took
+// it (else the client must send it).
 func dialWS(ctx context.Context, hc *http.Client, rawURL string, first []byte) (_ *wsConn, taken bool, _ error) {
 	conn, resp, err := upgradeWS(ctx, hc, rawURL, first)
 	if err != nil {
 		return nil, false, err
 	}
-	return conn, first != nil && resp.Header.Get(protocol.ConnectHeader) == protocol.ConnectTaken, nil
+	return conn, first != nil && resp.Header.Get("Sec-WebSocket-Protocol") == protocol.ConnectedSubprotocol, nil
 }
 
 // upgradeWS is dialWS's upgrade; it returns the server's 101 too.
@@ -75,7 +75,7 @@ func upgradeWS(ctx context.Context, hc *http.Client, rawURL string, first []byte
 		"Sec-Websocket-Protocol": {subprotocol},
 	}
 	if first != nil {
-		req.Header[protocol.ConnectHeader] = []string{string(first)}
+		req.Header["Sec-Websocket-Protocol"] = []string{protocol.ConnectedSubprotocol + ", " + subprotocol + ", " + protocol.ConnectSubprotocol(first)}
 	}
 	var resp *http.Response
 	if u, ok := hc.Transport.(*upgrader); ok && hc.Jar == nil {
@@ -89,7 +89,7 @@ func upgradeWS(ctx context.Context, hc *http.Client, rawURL string, first []byte
 	if err != nil {
 		return nil, nil, err
 	}
-	if err := checkUpgrade(resp, key); err != nil {
+	if err := checkUpgrade(resp, key, first != nil); err != nil {
 		resp.Body.Close()
 		return nil, nil, err
 	}
@@ -107,8 +107,9 @@ func upgradeWS(ctx context.Context, hc *http.Client, rawURL string, first []byte
 	return newWSConn(rwc, nil, nil), resp, nil
 }
 
-// checkUpgrade checks the server's answer to the upgrade.
-func checkUpgrade(resp *http.Response, key string) error {
+// checkUpgrade checks the server's answer to the upgrade (connect: the
+// connect subprotocols were offered too).
+func checkUpgrade(resp *http.Response, key string, connect bool) error {
 	if resp.StatusCode != http.StatusSwitchingProtocols {
 		body, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
 		msg := strings.TrimSpace(string(body))
@@ -127,7 +128,7 @@ func checkUpgrade(resp *http.Response, key string) error {
 	case resp.Header.Get("Sec-WebSocket-Extensions") != "":
 		return fmt.Errorf("WebSocket upgrade: extensions %q were not asked for", resp.Header.Get("Sec-WebSocket-Extensions"))
 	}
-	if p := resp.Header.Get("Sec-WebSocket-Protocol"); p != "" && p != subprotocol {
+	if p := resp.Header.Get("Sec-WebSocket-Protocol"); p != "" && p != subprotocol && (!connect || p != protocol.ConnectedSubprotocol) {
 		return fmt.Errorf("WebSocket upgrade: subprotocol %q, asked for %s", p, subprotocol)
 	}
 	return nil

@@ -7,12 +7,14 @@ package gateway
 import (
 	"context"
 	"crypto/rand"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"log/slog"
 	"net"
 	"net/http"
 	"runtime"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -369,10 +371,11 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, why, http.StatusBadRequest)
 		return
 	}
+	chosen := Subprotocol
 	if first != nil {
-		w.Header().Set(protocol.ConnectHeader, protocol.ConnectTaken)
+		chosen = protocol.ConnectedSubprotocol // tells the client its connect was taken
 	}
-	conn, br, head, err := acceptWS(w, r, Subprotocol, first != nil)
+	conn, br, head, err := acceptWS(w, r, chosen, first != nil)
 	if err != nil {
 		g.release(ip)
 		g.cfg.Metrics.connect("handshake_failed")
@@ -424,22 +427,40 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}()
 }
 
-// connectInUpgrade returns the frame an upgrade request carries in its
-// Switchboard-Connect header (nil: none), which the session handles as
-// the first the client sent, or why the request is refused.
+// connectInUpgrade returns the frame an upgrade request offers in a
+// switchboard.connect. subprotocol (nil: none), which the session handles
+// as the first the client sent, or why the request is refused.
 func (g *Gateway) connectInUpgrade(r *http.Request) ([]byte, string) {
-	vs := r.Header.Values(protocol.ConnectHeader)
-	switch {
-	case len(vs) == 0:
-		return nil, ""
-	case len(vs) > 1:
-		return nil, "more than one " + protocol.ConnectHeader + " header"
-	case vs[0] == "":
-		return nil, protocol.ConnectHeader + " is empty"
-	case len(vs[0]) > g.cfg.Limits.MaxFrameBytes:
-		return nil, protocol.ConnectHeader + " is longer than max_frame_bytes"
+	var enc string
+	n, connected := 0, false
+	for _, v := range r.Header.Values("Sec-WebSocket-Protocol") {
+		for p := range strings.SplitSeq(v, ",") {
+			p = strings.TrimSpace(p)
+			switch {
+			case strings.HasPrefix(p, protocol.ConnectSubprotocolPrefix):
+				enc = p[len(protocol.ConnectSubprotocolPrefix):]
+				n++
+			case strings.EqualFold(p, protocol.ConnectedSubprotocol):
+				connected = true
+			}
+		}
 	}
-	return []byte(vs[0]), ""
+	const what = "the " + protocol.ConnectSubprotocolPrefix + " subprotocol"
+	switch {
+	case n == 0:
+		return nil, ""
+	case n > 1:
+		return nil, "more than one " + protocol.ConnectSubprotocolPrefix + " subprotocol"
+	case !connected:
+		return nil, what + " needs " + protocol.ConnectedSubprotocol + " offered with it"
+	case base64.RawURLEncoding.DecodedLen(len(enc)) > g.cfg.Limits.MaxFrameBytes:
+		return nil, what + " holds more than max_frame_bytes"
+	}
+	frame, err := base64.RawURLEncoding.DecodeString(enc)
+	if err != nil || len(frame) == 0 {
+		return nil, what + " must hold a frame in base64url without padding"
+	}
+	return frame, ""
 }
 
 // Drain stops accepting sessions and closes every open one with reason

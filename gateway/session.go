@@ -96,7 +96,7 @@ func (s *session) run(first []byte) {
 	s.start = time.Now()
 	s.lastPing = s.start
 	s.timer = time.AfterFunc(min(s.g.cfg.AuthTimeout, s.g.cfg.PingInterval), s.tick)
-	if first != nil { // the upgrade's Switchboard-Connect
+	if first != nil { // the connect offered in the upgrade
 		s.handleMessage(first)
 	}
 	s.readLoop()

@@ -1,9 +1,9 @@
 package protocol
 
 import (
+	"encoding/base64"
 	"encoding/binary"
 	"strconv"
-	"unicode/utf16"
 	"unicode/utf8"
 )
 
@@ -38,42 +38,23 @@ func MaskBytes(key uint32, b []byte) {
 	}
 }
 
-// ConnectHeader is the upgrade request's header that carries the
-// client's first frame, its connect, so that the session is connected in
-// one round trip. A server that takes it answers the 101 with the header
-// set to ConnectTaken, and the frame's reply is the first frame it
-// sends; without that answer (an older server) the client sends its
-// connect as a frame. The value is ASCII (AppendASCII).
+// A connect in the upgrade (docs/protocol.md, "Connect in the upgrade"):
+// beside the encoding's subprotocol a client offers
+// ConnectSubprotocol(its connect frame) and ConnectedSubprotocol. A server
+// that takes the frame selects ConnectedSubprotocol, and the frame's reply
+// is the first frame it sends; one that selects the plain subprotocol (an
+// older server) took nothing, and the client sends its connect as a frame.
+// Subprotocols are what a browser's WebSocket can send and read of the
+// handshake: it sets no other header and shows none of the answer's.
 const (
-	ConnectHeader = "Switchboard-Connect"
-	ConnectTaken  = "received"
+	ConnectedSubprotocol     = "switchboard.v1.json.connected"
+	ConnectSubprotocolPrefix = "switchboard.connect."
 )
 
-// AppendASCII appends JSON text j with every non-ASCII character
-// escaped (\uXXXX, a surrogate pair above U+FFFF): the same JSON, fit
-// for an HTTP header. Invalid UTF-8 becomes U+FFFD.
-func AppendASCII(b, j []byte) []byte {
-	const hex = "0123456789abcdef"
-	u := func(b []byte, r rune) []byte {
-		return append(b, '\\', 'u', hex[r>>12&0xf], hex[r>>8&0xf], hex[r>>4&0xf], hex[r&0xf])
-	}
-	for i := 0; i < len(j); {
-		c := j[i]
-		if c < utf8.RuneSelf {
-			b = append(b, c)
-			i++
-			continue
-		}
-		r, n := utf8.DecodeRune(j[i:])
-		i += n
-		if r > 0xffff {
-			r1, r2 := utf16.EncodeRune(r)
-			b = u(u(b, r1), r2)
-			continue
-		}
-		b = u(b, r)
-	}
-	return b
+// ConnectSubprotocol is the subprotocol that carries frame: the prefix and
+// the frame in base64url without padding (a subprotocol is an HTTP token).
+func ConnectSubprotocol(frame []byte) string {
+	return ConnectSubprotocolPrefix + base64.RawURLEncoding.EncodeToString(frame)
 }
 
 // WebSocket opcodes (RFC 6455 §5.2).

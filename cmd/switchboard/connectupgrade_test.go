@@ -111,25 +111,31 @@ func (u *upgradeConn) send(payload string) {
 	}
 }
 
-// connectHeader is a Switchboard-Connect header line carrying frame.
-func connectHeader(frame string) string {
-	return protocol.ConnectHeader + ": " + string(protocol.AppendASCII(nil, []byte(frame)))
+// offerConnect is the Sec-WebSocket-Protocol line of an upgrade that
+// offers frame as its connect.
+func offerConnect(frame string) string {
+	return "Sec-WebSocket-Protocol: " + protocol.ConnectedSubprotocol + ", " + gateway.Subprotocol + ", " + protocol.ConnectSubprotocol([]byte(frame))
 }
 
-// TestConnectInTheUpgrade: a connect carried in the upgrade request's
-// Switchboard-Connect header is answered as the connection's first
-// frame, and the 101 and that reply reach the client in one write; the
-// session then works as one connected by a frame. A connect refused
-// there leaves the connection open for a connect frame, as a refused
-// connect frame does; another op in the header is refused as before a
-// connect; a bad header refuses the upgrade.
+// subprotocolsLine is a Sec-WebSocket-Protocol line offering ps.
+func subprotocolsLine(ps ...string) string {
+	return "Sec-WebSocket-Protocol: " + strings.Join(ps, ", ")
+}
+
+// TestConnectInTheUpgrade: a connect offered in the upgrade's
+// subprotocols is answered as the connection's first frame, the 101
+// selects switchboard.v1.json.connected, and the 101 and that reply reach
+// the client in one write; the session then works as one connected by a
+// frame. A connect refused there leaves the connection open for a connect
+// frame, as a refused connect frame does; another op offered there is
+// refused as before a connect; a bad offer refuses the upgrade.
 func TestConnectInTheUpgrade(t *testing.T) {
 	n := testNode(t, func(c *Config) { c.Limits.MaxFrameBytes = 2048 })
 
 	t.Run("connected", func(t *testing.T) {
-		u := upgradeWith(t, n.Addr(), connectHeader(`{"id":7,"op":"connect","args":{"user_id":"zoe","name":"Zoë 🎉"}}`))
-		if u.resp.StatusCode != http.StatusSwitchingProtocols || u.resp.Header.Get(protocol.ConnectHeader) != protocol.ConnectTaken {
-			t.Fatalf("answer %s, %s %q", u.resp.Status, protocol.ConnectHeader, u.resp.Header.Get(protocol.ConnectHeader))
+		u := upgradeWith(t, n.Addr(), offerConnect(`{"id":7,"op":"connect","args":{"user_id":"zoe","name":"Zoë 🎉"}}`))
+		if p := u.resp.Header.Get("Sec-WebSocket-Protocol"); u.resp.StatusCode != http.StatusSwitchingProtocols || p != protocol.ConnectedSubprotocol {
+			t.Fatalf("answer %s, subprotocol %q", u.resp.Status, p)
 		}
 		if u.br.Buffered() == 0 {
 			t.Fatalf("the first read held the 101 only (%d bytes), not the connect's reply with it", len(u.first))
@@ -151,7 +157,7 @@ func TestConnectInTheUpgrade(t *testing.T) {
 	})
 
 	t.Run("refused, then a connect frame", func(t *testing.T) {
-		u := upgradeWith(t, n.Addr(), connectHeader(`{"id":1,"op":"connect","args":{"user_id":"no spaces allowed"}}`))
+		u := upgradeWith(t, n.Addr(), offerConnect(`{"id":1,"op":"connect","args":{"user_id":"no spaces allowed"}}`))
 		if u.resp.StatusCode != http.StatusSwitchingProtocols {
 			t.Fatalf("answer %s", u.resp.Status)
 		}
@@ -165,14 +171,14 @@ func TestConnectInTheUpgrade(t *testing.T) {
 	})
 
 	t.Run("another op", func(t *testing.T) {
-		u := upgradeWith(t, n.Addr(), connectHeader(`{"id":3,"op":"me"}`))
+		u := upgradeWith(t, n.Addr(), offerConnect(`{"id":3,"op":"me"}`))
 		if m := u.frame(); m["id"] != 3.0 || errCode(m) != string(protocol.CodeUnauthenticated) {
 			t.Fatalf("reply %v", m)
 		}
 	})
 
 	t.Run("not JSON", func(t *testing.T) {
-		u := upgradeWith(t, n.Addr(), protocol.ConnectHeader+": connect please")
+		u := upgradeWith(t, n.Addr(), offerConnect("connect please"))
 		if m := u.frame(); errCode(m) != string(protocol.CodeBadRequest) {
 			t.Fatalf("reply %v", m)
 		}
@@ -180,8 +186,8 @@ func TestConnectInTheUpgrade(t *testing.T) {
 
 	t.Run("a head over the fast path's buffer", func(t *testing.T) {
 		// Served by net/http: the 101 is written at once, the reply after.
-		u := upgradeWith(t, n.Addr(), "X-Pad: "+strings.Repeat("p", 5000), connectHeader(`{"id":4,"op":"connect","args":{"user_id":"padded"}}`))
-		if u.resp.StatusCode != http.StatusSwitchingProtocols || u.resp.Header.Get(protocol.ConnectHeader) != protocol.ConnectTaken {
+		u := upgradeWith(t, n.Addr(), "X-Pad: "+strings.Repeat("p", 5000), offerConnect(`{"id":4,"op":"connect","args":{"user_id":"padded"}}`))
+		if u.resp.StatusCode != http.StatusSwitchingProtocols || u.resp.Header.Get("Sec-WebSocket-Protocol") != protocol.ConnectedSubprotocol {
 			t.Fatalf("answer %s", u.resp.Status)
 		}
 		if m := u.frame(); m["id"] != 4.0 || m["result"] == nil {
@@ -193,22 +199,24 @@ func TestConnectInTheUpgrade(t *testing.T) {
 		name  string
 		lines []string
 	}{
-		{"two headers", []string{connectHeader(`{"id":1,"op":"connect","args":{"user_id":"a"}}`), connectHeader(`{"id":2,"op":"connect","args":{"user_id":"b"}}`)}},
-		{"empty", []string{protocol.ConnectHeader + ": "}},
-		{"over max_frame_bytes", []string{connectHeader(`{"id":1,"op":"connect","args":{"user_id":"a","name":"` + strings.Repeat("n", 2100) + `"}}`)}},
+		{"two connects", []string{offerConnect(`{"id":1,"op":"connect","args":{"user_id":"a"}}`), subprotocolsLine(protocol.ConnectSubprotocol([]byte(`{"id":2,"op":"connect","args":{"user_id":"b"}}`)))}},
+		{"without switchboard.v1.json.connected", []string{subprotocolsLine(gateway.Subprotocol, protocol.ConnectSubprotocol([]byte(`{"id":1,"op":"connect","args":{"user_id":"a"}}`)))}},
+		{"empty", []string{subprotocolsLine(protocol.ConnectedSubprotocol, protocol.ConnectSubprotocolPrefix)}},
+		{"not base64url", []string{subprotocolsLine(protocol.ConnectedSubprotocol, protocol.ConnectSubprotocolPrefix+"e30=")}},
+		{"over max_frame_bytes", []string{offerConnect(`{"id":1,"op":"connect","args":{"user_id":"a","name":"` + strings.Repeat("n", 2100) + `"}}`)}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			u := upgradeWith(t, n.Addr(), c.lines...)
 			body, _ := io.ReadAll(u.resp.Body)
-			if u.resp.StatusCode != http.StatusBadRequest || !strings.Contains(string(body), protocol.ConnectHeader) {
-				t.Fatalf("answer %s %q, want 400 naming the header", u.resp.Status, body)
+			if u.resp.StatusCode != http.StatusBadRequest || !strings.Contains(string(body), protocol.ConnectSubprotocolPrefix) {
+				t.Fatalf("answer %s %q, want 400 naming the subprotocol", u.resp.Status, body)
 			}
 		})
 	}
 }
 
-// TestConnectInTheUpgradeWithTokens: a session token in the header
-// connects; an expired one gets token_expired, as a connect frame does.
+// TestConnectInTheUpgradeWithTokens: a session token offered in the
+// upgrade connects; an expired one gets token_expired, as a connect frame does.
 func TestConnectInTheUpgradeWithTokens(t *testing.T) {
 	const secret = "upgrade-secret"
 	n := testNode(t, func(c *Config) { c.DevAuth, c.AuthSecret = false, secret })
@@ -218,7 +226,7 @@ func TestConnectInTheUpgradeWithTokens(t *testing.T) {
 		code string
 	}{{time.Minute, ""}, {-time.Minute, string(protocol.CodeTokenExpired)}} {
 		tok := sessionToken(t, s, "tokened", c.ttl)
-		u := upgradeWith(t, n.Addr(), connectHeader(`{"id":1,"op":"connect","args":{"token":"`+tok+`"}}`))
+		u := upgradeWith(t, n.Addr(), offerConnect(`{"id":1,"op":"connect","args":{"token":"`+tok+`"}}`))
 		m := u.frame()
 		if errCode(m) != c.code || (c.code == "" && m["result"] == nil) {
 			t.Fatalf("ttl %v: reply %v, want code %q", c.ttl, m, c.code)

@@ -5,9 +5,9 @@
 
 import { SwitchboardError } from "./errors.js";
 import { Listeners } from "./listeners.js";
-import { globalWebSocket, httpOrigin, jitter, messageText, splitFrames } from "./transport.js";
+import { base64url, globalWebSocket, httpOrigin, jitter, messageText, splitFrames } from "./transport.js";
 import type { WebSocketConstructor, WebSocketLike } from "./transport.js";
-import { SUBPROTOCOL, type ConnectArgs, type ConnectResult, type User, type WireError } from "./types.js";
+import { CONNECT_SUBPROTOCOL_PREFIX, CONNECTED_SUBPROTOCOL, SUBPROTOCOL, type ConnectArgs, type ConnectResult, type User, type WireError } from "./types.js";
 
 /** The state of the connection. */
 export type ConnectionStatus = "connecting" | "online" | "reconnecting" | "offline";
@@ -25,6 +25,12 @@ export interface ClientOptions {
   WebSocket?: WebSocketConstructor;
   /** Passed as the WebSocket constructor's third argument (e.g. `{ ca }` for the `ws` package). */
   webSocketOptions?: unknown;
+  /**
+   * Send connect as the first frame after the upgrade, not offered in the
+   * upgrade itself (a subprotocol carrying it, which saves a round trip; a
+   * server that does not take it gets the frame anyway). Default false.
+   */
+  connectFrame?: boolean;
   /** The fetch used for file uploads and downloads (default: the global one). */
   fetch?: typeof fetch;
   /** Bounds each attempt of a request, and each connection attempt (default 15 000 ms). */
@@ -304,10 +310,13 @@ export abstract class Connection {
     else if (this.options.userId) args.user_id = this.options.userId;
     if (this.options.name) args.name = this.options.name;
     const gen = ++this.gen;
+    // connect is the first frame: offered in the upgrade unless told otherwise.
+    const frame = JSON.stringify({ id: 0, op: "connect", args });
+    const protocols = this.options.connectFrame ? [SUBPROTOCOL] : [CONNECTED_SUBPROTOCOL, SUBPROTOCOL, CONNECT_SUBPROTOCOL_PREFIX + base64url(frame)];
     return new Promise<ConnectResult>((resolve, reject) => {
       let ws: WebSocketLike;
       try {
-        ws = this.options.webSocketOptions === undefined ? new WS(url, [SUBPROTOCOL]) : new WS(url, [SUBPROTOCOL], this.options.webSocketOptions as never);
+        ws = this.options.webSocketOptions === undefined ? new WS(url, protocols) : new WS(url, protocols, this.options.webSocketOptions as never);
       } catch (err) {
         reject(new SwitchboardError("bad_request", `switchboard: ${url}: ${String(err)}`));
         return;
@@ -329,7 +338,7 @@ export abstract class Connection {
       };
       const timer = setTimeout(() => settle(new SwitchboardError("timeout", `switchboard: ${url}: no connection within ${timeoutMs} ms`)), timeoutMs);
       ws.onopen = () => {
-        ws.send(JSON.stringify({ id: 0, op: "connect", args }));
+        if (ws.protocol !== CONNECTED_SUBPROTOCOL) ws.send(frame); // not taken in the upgrade
       };
       ws.onerror = () => {
         // onclose follows with the code

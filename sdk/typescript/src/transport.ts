@@ -3,6 +3,8 @@
 /** The part of the WebSocket API the client uses (browsers' WebSocket and the `ws` package both have it). */
 export interface WebSocketLike {
   readonly readyState: number;
+  /** The subprotocol the server selected (once open). */
+  readonly protocol?: string;
   onopen: ((ev: unknown) => void) | null;
   onmessage: ((ev: { data: unknown }) => void) | null;
   onclose: ((ev: { code: number; reason: string }) => void) | null;
@@ -27,6 +29,14 @@ export function globalWebSocket(): WebSocketConstructor | undefined {
 }
 
 const decoder = new TextDecoder();
+const encoder = new TextEncoder();
+
+/** text's UTF-8 bytes in base64url without padding (an HTTP token). */
+export function base64url(text: string): string {
+  let bin = "";
+  for (const b of encoder.encode(text)) bin += String.fromCharCode(b);
+  return btoa(bin).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+}
 
 /** A message's payload as text (ws delivers text frames as strings, some runtimes as bytes). */
 export function messageText(data: unknown): string | undefined {

@@ -570,3 +570,11 @@ export const CloseCode = {
 
 /** The WebSocket subprotocol the server speaks. */
 export const SUBPROTOCOL = "switchboard.v1.json";
+
+/**
+ * Connect in the upgrade (docs/protocol.md): offered beside SUBPROTOCOL with
+ * CONNECT_SUBPROTOCOL_PREFIX + the connect frame in base64url; a server that
+ * took the frame selects CONNECTED_SUBPROTOCOL and answers it first.
+ */
+export const CONNECTED_SUBPROTOCOL = "switchboard.v1.json.connected";
+export const CONNECT_SUBPROTOCOL_PREFIX = "switchboard.connect.";

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import { Client, connect } from "../../src/client.js";
 import { SwitchboardError } from "../../src/errors.js";
-import type { ServerEvent, WatchResult } from "../../src/types.js";
+import { CONNECT_SUBPROTOCOL_PREFIX, CONNECTED_SUBPROTOCOL, SUBPROTOCOL, type ServerEvent, type WatchResult } from "../../src/types.js";
 import { channel, FakeServer, member, message, until, type Request } from "./fake.js";
 
 const fast = { minBackoffMs: 5, maxBackoffMs: 20, requestTimeoutMs: 500, initialTimeoutMs: 2000 };
@@ -410,4 +410,27 @@ test("being kicked ends the watch, so a reconnect does not resume the channel", 
 test("URLs must be ws:// or wss://", () => {
   assert.throws(() => new Client({ urls: "http://x/v1/ws", userId: "a" }), /not a ws/);
   assert.doesNotThrow(() => new Client({ urls: ["wss://chat.example/v1/ws"], userId: "a" }));
+});
+
+test("connect is offered in the upgrade: a gateway that takes it gets no connect frame; an older one, and any with connectFrame, gets the frame", async () => {
+  for (const [takes, connectFrame] of [[true, false], [false, false], [true, true]] as const) {
+    const srv = new FakeServer();
+    srv.takesConnect = takes;
+    const c = await connect({ urls: "ws://gw/v1/ws", userId: "zoe", name: "Zoë 🎉", WebSocket: srv.WebSocket, connectFrame, ...fast });
+    assert.equal(c.status, "online");
+    assert.equal(c.user?.id, "zoe");
+    const sock = srv.current;
+    const want = { id: 0, op: "connect", args: { user_id: "zoe", name: "Zoë 🎉" } };
+    if (connectFrame) {
+      assert.deepEqual(sock.protocols, [SUBPROTOCOL]);
+    } else {
+      assert.deepEqual(sock.protocols.slice(0, 2), [CONNECTED_SUBPROTOCOL, SUBPROTOCOL]);
+      const offer = sock.protocols[2]!;
+      assert.match(offer, /^switchboard\.connect\.[A-Za-z0-9_-]+$/);
+      assert.deepEqual(JSON.parse(Buffer.from(offer.slice(CONNECT_SUBPROTOCOL_PREFIX.length), "base64url").toString()), want);
+    }
+    const framed = sock.requests.filter((r) => r.op === "connect" && r !== sock.offered);
+    assert.equal(framed.length, takes && !connectFrame ? 0 : 1, `takes ${takes}, connectFrame ${connectFrame}`);
+    c.close();
+  }
 });

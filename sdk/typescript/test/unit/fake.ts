@@ -3,7 +3,7 @@
 // network. The integration tests run the same paths against a real node.
 
 import type { WebSocketConstructor, WebSocketLike } from "../../src/transport.js";
-import type { Channel, ConnectResult, Limits, Member, Message, User } from "../../src/types.js";
+import { CONNECT_SUBPROTOCOL_PREFIX, CONNECTED_SUBPROTOCOL, SUBPROTOCOL, type Channel, type ConnectResult, type Limits, type Member, type Message, type User } from "../../src/types.js";
 
 export interface Request {
   id: number;
@@ -21,6 +21,11 @@ export class FakeSocket implements WebSocketLike {
   onclose: ((ev: { code: number; reason: string }) => void) | null = null;
   onerror: ((ev: unknown) => void) | null = null;
   readonly requests: Request[] = [];
+  /** The subprotocols the client offered; protocol is the one selected. */
+  protocols: string[] = [];
+  protocol = "";
+  /** The connect taken from the offer in the upgrade (server.takesConnect), not sent as a frame. */
+  offered: Request | undefined;
   /** While true, replies and events are held back (a connection that went quiet). */
   silent = false;
 
@@ -104,6 +109,8 @@ export class FakeServer {
   readonly down = new Set<string>();
   /** Answers a request; the default answers connect as dev auth and {} to everything else. */
   handler: (req: Request, sock: FakeSocket) => Answer = (req) => this.defaultAnswer(req);
+  /** Takes a connect offered in the upgrade, as a current gateway does (an older one does not). */
+  takesConnect = false;
   private waiters: Array<() => void> = [];
 
   readonly WebSocket: WebSocketConstructor;
@@ -112,8 +119,9 @@ export class FakeServer {
     // eslint-disable-next-line @typescript-eslint/no-this-alias
     const server = this;
     this.WebSocket = class extends FakeSocket {
-      constructor(url: string) {
+      constructor(url: string, protocols: string[]) {
         super(server, url);
+        this.protocols = protocols;
         server.sockets.push(this);
         setTimeout(() => {
           if (this.readyState !== 0) return;
@@ -122,6 +130,15 @@ export class FakeServer {
             return;
           }
           this.readyState = 1;
+          const offer = protocols.find((p) => p.startsWith(CONNECT_SUBPROTOCOL_PREFIX));
+          if (server.takesConnect && offer && protocols.includes(CONNECTED_SUBPROTOCOL)) {
+            this.protocol = CONNECTED_SUBPROTOCOL;
+            this.offered = JSON.parse(Buffer.from(offer.slice(CONNECT_SUBPROTOCOL_PREFIX.length), "base64url").toString()) as Request;
+            this.onopen?.({});
+            server.receive(this, this.offered);
+            return;
+          }
+          this.protocol = protocols.includes(SUBPROTOCOL) ? SUBPROTOCOL : "";
           this.onopen?.({});
         }, 0);
       }

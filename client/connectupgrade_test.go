@@ -2,10 +2,11 @@ package client
 
 import (
 	"bufio"
-	"encoding/json"
 	"io"
 	"net"
 	"net/http"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -14,27 +15,30 @@ import (
 
 // seen is what a gateway saw of a client's connect.
 type seen struct {
-	header string // the upgrade's Switchboard-Connect
-	frame  []byte // the client's first frame after the upgrade (unmasked payload)
-	opcode byte
+	offered []string // the upgrade's subprotocols
+	frame   []byte   // the client's first frame after the upgrade (unmasked payload)
+	opcode  byte
 }
 
-// connectGateway answers one upgrade; when take, with Switchboard-Connect
-// set and the connect's reply right after the 101, else with a plain 101
-// and the reply once a text frame came. It reports the header and the
-// client's first frame.
+// connectGateway answers one upgrade; when take, selecting
+// switchboard.v1.json.connected and with the connect's reply right after
+// the 101, else with a plain 101 and the reply once a text frame came. It
+// reports the subprotocols offered and the client's first frame.
 func connectGateway(t *testing.T, take bool) (string, <-chan seen) {
 	out := make(chan seen, 1)
 	u := requestGateway(t, func(req *http.Request, br *bufio.Reader, conn net.Conn) {
 		_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
-		s := seen{header: req.Header.Get(protocol.ConnectHeader)}
+		var s seen
+		for p := range strings.SplitSeq(req.Header.Get("Sec-WebSocket-Protocol"), ",") {
+			s.offered = append(s.offered, strings.TrimSpace(p))
+		}
 		defer func() { out <- s }()
 		resp := "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
 			"Sec-WebSocket-Accept: " + acceptKey(req.Header.Get("Sec-WebSocket-Key")) + "\r\n"
 		reply := `{"id":0,"result":{"session_id":"s1","user":{"id":"zoe"}}}`
 		frame := append([]byte{0x81, byte(len(reply))}, reply...)
 		if take {
-			resp += protocol.ConnectHeader + ": " + protocol.ConnectTaken + "\r\n\r\n" + string(frame)
+			resp += "Sec-WebSocket-Protocol: " + protocol.ConnectedSubprotocol + "\r\n\r\n" + string(frame)
 		} else {
 			resp += "\r\n"
 		}
@@ -61,11 +65,11 @@ func connectGateway(t *testing.T, take bool) (string, <-chan seen) {
 	return u, out
 }
 
-// TestConnectGoesInTheUpgrade: the client sends its connect in the
-// upgrade's Switchboard-Connect header (ASCII, the same frame), and sends
-// no connect frame when the gateway took it; a gateway that did not
-// (no Switchboard-Connect in its 101) gets the connect as a frame; with
-// ConnectFrame the header is not sent.
+// TestConnectGoesInTheUpgrade: the client offers its connect frame as a
+// subprotocol (base64url), with switchboard.v1.json.connected, and sends
+// no connect frame when the gateway selected that; a gateway that did not
+// (an older one) gets the connect as a frame; with ConnectFrame only the
+// plain subprotocol is offered.
 func TestConnectGoesInTheUpgrade(t *testing.T) {
 	const want = `{"id":0,"op":"connect","args":{"user_id":"zoe","name":"Zoë"}}`
 	for _, c := range []struct {
@@ -84,17 +88,12 @@ func TestConnectGoesInTheUpgrade(t *testing.T) {
 			}
 			cl.Close()
 			s := <-got
-			switch {
-			case c.inFrame && s.header != "":
-				t.Fatalf("ConnectFrame sent the header %q", s.header)
-			case !c.inFrame && s.header != `{"id":0,"op":"connect","args":{"user_id":"zoe","name":"Zo\u00eb"}}`:
-				t.Fatalf("header %q", s.header)
+			offered := []string{protocol.ConnectedSubprotocol, subprotocol, protocol.ConnectSubprotocol([]byte(want))}
+			if c.inFrame {
+				offered = []string{subprotocol}
 			}
-			if !c.inFrame {
-				var a, b any
-				if json.Unmarshal([]byte(s.header), &a) != nil || json.Unmarshal([]byte(want), &b) != nil || string(mustJSON(a)) != string(mustJSON(b)) {
-					t.Fatalf("the header means %v, want %s", a, want)
-				}
+			if !slices.Equal(s.offered, offered) {
+				t.Fatalf("offered %q, want %q", s.offered, offered)
 			}
 			if c.take && s.opcode != protocol.FrameClose {
 				t.Fatalf("after a taken connect the client's first frame is opcode %#x %q, want its close", s.opcode, s.frame)
