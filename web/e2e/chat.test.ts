@@ -30,6 +30,25 @@ const base = () => `http://${node.addr}`;
 async function newPage(width = 1280, height = 800): Promise<Page> {
   const ctx = await browser.newContext({ viewport: { width, height }, deviceScaleFactor: 1, locale: "en-US", timezoneId: "UTC", colorScheme: "light" });
   contexts.push(ctx);
+  // Records each WebSocket's selected subprotocol and what it sent: the
+  // SDK offers its connect in the upgrade (docs/protocol.md).
+  await ctx.addInitScript(() => {
+    const seen: Array<{ protocol: string; sent: string[] }> = [];
+    (window as unknown as { __ws: typeof seen }).__ws = seen;
+    const Base = window.WebSocket;
+    window.WebSocket = class extends Base {
+      private rec = { protocol: "", sent: [] as string[] };
+      constructor(url: string | URL, protocols?: string | string[]) {
+        super(url, protocols);
+        seen.push(this.rec);
+        this.addEventListener("open", () => (this.rec.protocol = this.protocol));
+      }
+      override send(data: string | ArrayBufferLike | Blob | ArrayBufferView): void {
+        if (typeof data === "string") this.rec.sent.push(data);
+        super.send(data);
+      }
+    };
+  });
   const p = await ctx.newPage();
   p.on("pageerror", (e) => pageErrors.push(`${e.message}\n${e.stack ?? ""}`));
   p.on("console", (m) => {
@@ -103,6 +122,10 @@ step("sign in, create a channel, and chat between two users", async () => {
   await alice.waitForSelector("form.login-card");
   await shot(alice, "01-sign-in");
   await signIn(alice, "alice", "Alice Liddell");
+  // The connect went in the upgrade: the gateway took it, no connect frame was sent.
+  const sockets = await alice.evaluate(() => (window as unknown as { __ws: Array<{ protocol: string; sent: string[] }> }).__ws);
+  assert.ok(sockets.length > 0 && sockets.every((w) => w.protocol === "switchboard.v1.json.connected"), JSON.stringify(sockets));
+  assert.ok(sockets.every((w) => !w.sent.some((f) => f.includes('"op":"connect"'))), JSON.stringify(sockets));
   await alice.locator(".sidebar").getByRole("button", { name: "New channel" }).click();
   await alice.getByLabel("Name", { exact: true }).fill("General");
   await alice.getByLabel("Description").fill("Company-wide announcements and chat");
