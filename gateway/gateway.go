@@ -403,6 +403,9 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	g.cl.Do(func() { g.hub.opened(s) })
 	g.open.Add(1)
 	g.cfg.Metrics.connect("ok")
+	if m := g.cfg.Metrics; first != nil && m.ConnectInUpgrade != nil {
+		m.ConnectInUpgrade()
+	}
 	// The session runs on its own goroutine, owned by the gateway (joined
 	// by Close), and the handler returns: a hijacked connection outlives
 	// its handler, and returning lets net/http drop the request, the
@@ -515,13 +518,16 @@ func randomID() string {
 
 // Metrics are optional hooks the node wires to Prometheus.
 type Metrics struct {
-	Connect    func(result string)
-	Disconnect func(reason string)
-	FramesIn   func(n int)
-	FramesOut  func(frames, bytes int)
-	BytesIn    func(n int)
-	Request    func(op, code string, d time.Duration)
-	Deliveries func(n int)
+	Connect func(result string)
+	// ConnectInUpgrade counts sessions whose connect was offered in the
+	// upgrade and taken (with Connect("ok")).
+	ConnectInUpgrade func()
+	Disconnect       func(reason string)
+	FramesIn         func(n int)
+	FramesOut        func(frames, bytes int)
+	BytesIn          func(n int)
+	Request          func(op, code string, d time.Duration)
+	Deliveries       func(n int)
 	// ChannelEvents counts channel events arriving for fan-out: one per
 	// event per gateway, however many local sessions watch.
 	ChannelEvents func(n int)

@@ -213,6 +213,10 @@ func TestConnectInTheUpgrade(t *testing.T) {
 			}
 		})
 	}
+	// The five upgrades whose offer was taken are counted (connected, refused then a frame, another op, not JSON, over 4 KiB), the refused not.
+	if !bytes.Contains(scrape(t, n), []byte("switchboard_connects_in_upgrade_total 5\n")) {
+		t.Fatal("switchboard_connects_in_upgrade_total is not 5")
+	}
 }
 
 // TestConnectInTheUpgradeWithTokens: a session token offered in the

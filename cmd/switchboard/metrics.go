@@ -21,21 +21,22 @@ import (
 // Labels are bounded sets (op names, error codes, reasons, kinds, states);
 // no channel, user or session id is ever a label.
 type metrics struct {
-	connects      *prometheus.CounterVec
-	disconnects   *prometheus.CounterVec
-	framesIn      prometheus.Counter
-	framesOut     prometheus.Counter
-	bytesIn       prometheus.Counter
-	bytesOut      prometheus.Counter
-	queueDrops    *prometheus.CounterVec
-	requests      *prometheus.HistogramVec
-	deliveries    prometheus.Counter
-	channelEvents prometheus.Counter
-	actorsActive  *prometheus.GaugeVec
-	activations   *prometheus.CounterVec
-	passivations  *prometheus.CounterVec
-	raftRounds    *prometheus.HistogramVec
-	diskStalls    prometheus.Counter
+	connects          *prometheus.CounterVec
+	connectsInUpgrade prometheus.Counter
+	disconnects       *prometheus.CounterVec
+	framesIn          prometheus.Counter
+	framesOut         prometheus.Counter
+	bytesIn           prometheus.Counter
+	bytesOut          prometheus.Counter
+	queueDrops        *prometheus.CounterVec
+	requests          *prometheus.HistogramVec
+	deliveries        prometheus.Counter
+	channelEvents     prometheus.Counter
+	actorsActive      *prometheus.GaugeVec
+	activations       *prometheus.CounterVec
+	passivations      *prometheus.CounterVec
+	raftRounds        *prometheus.HistogramVec
+	diskStalls        prometheus.Counter
 	// Webhooks (webhooks.go).
 	webhookDeliveries *prometheus.CounterVec
 	webhookLatency    prometheus.Histogram
@@ -51,6 +52,8 @@ func newMetrics(reg *prometheus.Registry) *metrics {
 		reg: reg,
 		connects: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "connects_total",
 			Help: "WebSocket upgrades by result: ok, refused (draining or at the session limit), refused_unauthenticated (at the bound of connections waiting to authenticate, overall or from one address), handshake_failed, origin_refused (a browser origin not allowed)."}, []string{"result"}),
+		connectsInUpgrade: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "connects_in_upgrade_total",
+			Help: "WebSocket upgrades (counted ok in connects_total) whose connect was offered in the upgrade and taken: one round trip fewer."}),
 		disconnects: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "disconnects_total",
 			Help: "Ended sessions by reason (client_closed, connection_lost, slow_consumer, ping_timeout, drain, shutdown, ...)."}, []string{"reason"}),
 		framesIn: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "frames_received_total",
@@ -90,7 +93,7 @@ func newMetrics(reg *prometheus.Registry) *metrics {
 		Help: "Webhook gaps: channels whose undelivered events fell out of event retention (each reported to the receiver as webhook.gap)."})
 	m.webhookLost = prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "webhook_lost_events_total",
 		Help: "Events that fell out of event retention before the webhook receiver acknowledged them."})
-	reg.MustRegister(m.connects, m.disconnects, m.framesIn, m.framesOut, m.bytesIn, m.bytesOut, m.queueDrops,
+	reg.MustRegister(m.connects, m.connectsInUpgrade, m.disconnects, m.framesIn, m.framesOut, m.bytesIn, m.bytesOut, m.queueDrops,
 		m.requests, m.deliveries, m.channelEvents, m.actorsActive, m.activations, m.passivations, m.raftRounds,
 		m.diskStalls, m.webhookDeliveries, m.webhookLatency, m.webhookGaps, m.webhookLost)
 	m.raftRounds.WithLabelValues("true")
@@ -118,9 +121,10 @@ func newMetrics(reg *prometheus.Registry) *metrics {
 // gatewayHooks feeds the gateway's metrics.
 func (m *metrics) gatewayHooks() *gateway.Metrics {
 	return &gateway.Metrics{
-		Connect:    func(r string) { m.connects.WithLabelValues(bounded(r, connectResults)).Inc() },
-		Disconnect: func(r string) { m.disconnects.WithLabelValues(bounded(r, disconnectReasons)).Inc() },
-		FramesIn:   func(n int) { m.framesIn.Add(float64(n)) },
+		Connect:          func(r string) { m.connects.WithLabelValues(bounded(r, connectResults)).Inc() },
+		ConnectInUpgrade: func() { m.connectsInUpgrade.Inc() },
+		Disconnect:       func(r string) { m.disconnects.WithLabelValues(bounded(r, disconnectReasons)).Inc() },
+		FramesIn:         func(n int) { m.framesIn.Add(float64(n)) },
 		FramesOut: func(frames, bytes int) {
 			m.framesOut.Add(float64(frames))
 			m.bytesOut.Add(float64(bytes))

@@ -84,6 +84,7 @@ func TestMetricsLint(t *testing.T) {
 	want := map[string]dto.MetricType{
 		"switchboard_sessions_open":                  dto.MetricType_GAUGE,
 		"switchboard_connects_total":                 dto.MetricType_COUNTER,
+		"switchboard_connects_in_upgrade_total":      dto.MetricType_COUNTER,
 		"switchboard_disconnects_total":              dto.MetricType_COUNTER,
 		"switchboard_frames_received_total":          dto.MetricType_COUNTER,
 		"switchboard_frames_sent_total":              dto.MetricType_COUNTER,
