@@ -17,7 +17,7 @@ import (
 )
 
 // subprotocol is the WebSocket subprotocol the client asks for.
-const subprotocol = "switchboard.v1.json"
+const subprotocol = protocol.Subprotocol
 
 // acceptGUID is RFC 6455's key suffix for Sec-WebSocket-Accept.
 const acceptGUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"

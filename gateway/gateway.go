@@ -27,7 +27,7 @@ import (
 )
 
 // Subprotocol is the WebSocket subprotocol of the JSON encoding.
-const Subprotocol = "switchboard.v1.json"
+const Subprotocol = protocol.Subprotocol
 
 // Config bounds the gateway. Zero fields take DefaultConfig's values.
 type Config struct {

@@ -38,6 +38,10 @@ func MaskBytes(key uint32, b []byte) {
 	}
 }
 
+// Subprotocol is the WebSocket subprotocol of the JSON encoding, which
+// the gateway speaks and the Go client asks for.
+const Subprotocol = "switchboard.v1.json"
+
 // A connect in the upgrade (docs/protocol.md, "Connect in the upgrade"):
 // beside the encoding's subprotocol a client offers
 // ConnectSubprotocol(its connect frame) and ConnectedSubprotocol. A server
