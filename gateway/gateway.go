@@ -364,16 +364,12 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, refuse, http.StatusServiceUnavailable)
 		return
 	}
-	first, why := g.connectInUpgrade(r)
+	chosen, first, why := g.negotiate(r)
 	if why != "" {
 		g.release(ip)
 		g.cfg.Metrics.connect("handshake_failed")
 		http.Error(w, why, http.StatusBadRequest)
 		return
-	}
-	chosen := Subprotocol
-	if first != nil {
-		chosen = protocol.ConnectedSubprotocol // tells the client its connect was taken
 	}
 	conn, br, head, err := acceptWS(w, r, chosen, first != nil)
 	if err != nil {
@@ -430,40 +426,42 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}()
 }
 
-// connectInUpgrade returns the frame an upgrade request offers in a
-// switchboard.connect. subprotocol (nil: none), which the session handles
-// as the first the client sent, or why the request is refused.
-func (g *Gateway) connectInUpgrade(r *http.Request) ([]byte, string) {
+// negotiate reads the subprotocols an upgrade request offers, once: it
+// returns the one to choose ("" when none is ours), the connect frame
+// offered in a switchboard.connect. subprotocol (nil: none), which the
+// session handles as the first the client sent, and why the request is
+// refused, if it is. A connect taken is told by choosing
+// switchboard.v1.json.connected.
+func (g *Gateway) negotiate(r *http.Request) (chosen string, first []byte, why string) {
 	var enc string
 	n, connected := 0, false
-	for _, v := range r.Header.Values("Sec-WebSocket-Protocol") {
-		for p := range strings.SplitSeq(v, ",") {
-			p = strings.TrimSpace(p)
-			switch {
-			case strings.HasPrefix(p, protocol.ConnectSubprotocolPrefix):
-				enc = p[len(protocol.ConnectSubprotocolPrefix):]
-				n++
-			case strings.EqualFold(p, protocol.ConnectedSubprotocol):
-				connected = true
-			}
+	for p := range subprotocols(r) {
+		switch {
+		case strings.HasPrefix(p, protocol.ConnectSubprotocolPrefix):
+			enc = p[len(protocol.ConnectSubprotocolPrefix):]
+			n++
+		case strings.EqualFold(p, protocol.ConnectedSubprotocol):
+			connected = true
+		case strings.EqualFold(p, Subprotocol):
+			chosen = Subprotocol
 		}
 	}
 	const what = "the " + protocol.ConnectSubprotocolPrefix + " subprotocol"
 	switch {
 	case n == 0:
-		return nil, ""
+		return chosen, nil, ""
 	case n > 1:
-		return nil, "more than one " + protocol.ConnectSubprotocolPrefix + " subprotocol"
+		return "", nil, "more than one " + protocol.ConnectSubprotocolPrefix + " subprotocol"
 	case !connected:
-		return nil, what + " needs " + protocol.ConnectedSubprotocol + " offered with it"
+		return "", nil, what + " needs " + protocol.ConnectedSubprotocol + " offered with it"
 	case base64.RawURLEncoding.DecodedLen(len(enc)) > g.cfg.Limits.MaxFrameBytes:
-		return nil, what + " holds more than max_frame_bytes"
+		return "", nil, what + " holds more than max_frame_bytes"
 	}
-	frame, err := base64.RawURLEncoding.DecodeString(enc)
-	if err != nil || len(frame) == 0 {
-		return nil, what + " must hold a frame in base64url without padding"
+	first, err := base64.RawURLEncoding.DecodeString(enc)
+	if err != nil || len(first) == 0 {
+		return "", nil, what + " must hold a frame in base64url without padding"
 	}
-	return frame, ""
+	return protocol.ConnectedSubprotocol, first, ""
 }
 
 // Drain stops accepting sessions and closes every open one with reason

@@ -5,6 +5,7 @@ import (
 	"crypto/sha1"
 	"encoding/base64"
 	"errors"
+	"iter"
 	"net"
 	"net/http"
 	"strings"
@@ -64,17 +65,18 @@ func acceptKey(key string) string {
 	return base64.StdEncoding.EncodeToString(sum[:])
 }
 
-// offers reports whether r offers subprotocol (Sec-WebSocket-Protocol is
-// a list of tokens, in one header or several).
-func offers(r *http.Request, subprotocol string) bool {
-	for _, v := range r.Header.Values("Sec-WebSocket-Protocol") {
-		for p := range strings.SplitSeq(v, ",") {
-			if strings.EqualFold(strings.TrimSpace(p), subprotocol) {
-				return true
+// subprotocols yields the subprotocols r offers, trimmed
+// (Sec-WebSocket-Protocol is a list of tokens, in one header or several).
+func subprotocols(r *http.Request) iter.Seq[string] {
+	return func(yield func(string) bool) {
+		for _, v := range r.Header.Values("Sec-WebSocket-Protocol") {
+			for p := range strings.SplitSeq(v, ",") {
+				if !yield(strings.TrimSpace(p)) {
+					return
+				}
 			}
 		}
 	}
-	return false
 }
 
 // errNoHijack: the ResponseWriter cannot hand its connection over.
@@ -88,10 +90,11 @@ type headHolder interface {
 
 // acceptWS answers r's opening handshake and takes the connection over:
 // it returns the connection and a reader holding whatever the client
-// sent after its request. Subprotocol is chosen when the client offers
-// it; no extension is (messages are framed once for every session that
-// gets them, which per-connection compression would undo). A refused
-// handshake has been answered with its status and reason.
+// sent after its request. Subprotocol (one the client offered, or ""
+// for none) is the one chosen; no extension is (messages are framed once
+// for every session that gets them, which per-connection compression
+// would undo). A refused handshake has been answered with its status and
+// reason.
 //
 // With hold, and a ResponseWriter that can (headHolder), the 101 is not
 // written but returned: the connection's first write must carry it
@@ -111,7 +114,7 @@ func acceptWS(w http.ResponseWriter, r *http.Request, subprotocol string, hold b
 	h.Set("Upgrade", "websocket")
 	h.Set("Connection", "Upgrade")
 	h.Set("Sec-WebSocket-Accept", acceptKey(key))
-	if offers(r, subprotocol) {
+	if subprotocol != "" {
 		h.Set("Sec-WebSocket-Protocol", subprotocol)
 	}
 	w.WriteHeader(http.StatusSwitchingProtocols)
