@@ -26,6 +26,32 @@ type upgradeConn struct {
 	first []byte
 }
 
+// upgradeRequest is a WebSocket upgrade request's head for addr, with
+// extra header lines (each "Name: value").
+func upgradeRequest(addr string, extra ...string) string {
+	req := "GET /v1/ws HTTP/1.1\r\nHost: " + addr + "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
+		"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n" +
+		"Sec-WebSocket-Protocol: " + gateway.Subprotocol + "\r\n"
+	for _, h := range extra {
+		req += h + "\r\n"
+	}
+	return req + "\r\n"
+}
+
+// maskedFrame is payload as a client's masked text frame (under 64 KiB).
+func maskedFrame(payload []byte) []byte {
+	mask := [4]byte{9, 8, 7, 6}
+	f := []byte{0x81, 0x80 | byte(len(payload))}
+	if len(payload) >= 126 {
+		f = []byte{0x81, 0x80 | 126, byte(len(payload) >> 8), byte(len(payload))}
+	}
+	f = append(f, mask[:]...)
+	for i, b := range payload {
+		f = append(f, b^mask[i%4])
+	}
+	return f
+}
+
 // upgradeWith sends an upgrade request with extra header lines (each
 // "Name: value") and reads the answer's head.
 func upgradeWith(t *testing.T, addr string, extra ...string) *upgradeConn {
@@ -36,13 +62,7 @@ func upgradeWith(t *testing.T, addr string, extra ...string) *upgradeConn {
 	}
 	t.Cleanup(func() { conn.Close() })
 	_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
-	req := "GET /v1/ws HTTP/1.1\r\nHost: " + addr + "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
-		"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n" +
-		"Sec-WebSocket-Protocol: " + gateway.Subprotocol + "\r\n"
-	for _, h := range extra {
-		req += h + "\r\n"
-	}
-	if _, err := conn.Write([]byte(req + "\r\n")); err != nil {
+	if _, err := conn.Write([]byte(upgradeRequest(addr, extra...))); err != nil {
 		t.Fatal(err)
 	}
 	u := &upgradeConn{t: t, conn: conn}
@@ -97,16 +117,7 @@ func readServerMessage(t *testing.T, br *bufio.Reader) []byte {
 // send writes one masked text frame.
 func (u *upgradeConn) send(payload string) {
 	u.t.Helper()
-	mask := [4]byte{9, 8, 7, 6}
-	f := []byte{0x81, 0x80 | byte(len(payload))}
-	if len(payload) >= 126 {
-		f = []byte{0x81, 0x80 | 126, byte(len(payload) >> 8), byte(len(payload))}
-	}
-	f = append(f, mask[:]...)
-	for i := range len(payload) {
-		f = append(f, payload[i]^mask[i%4])
-	}
-	if _, err := u.conn.Write(f); err != nil {
+	if _, err := u.conn.Write(maskedFrame([]byte(payload))); err != nil {
 		u.t.Fatal(err)
 	}
 }

@@ -275,20 +275,8 @@ func frameWithUpgrade(t *testing.T, pad int) {
 	}
 	defer conn.Close()
 	_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
-	payload := []byte(`{"id":1,"op":"connect","args":{"user_id":"early"}}` + strings.Repeat(" ", pad))
-	mask := [4]byte{1, 2, 3, 4}
-	frame := []byte{0x81, 0x80 | byte(len(payload))}
-	if len(payload) >= 126 {
-		frame = []byte{0x81, 0x80 | 126, byte(len(payload) >> 8), byte(len(payload))}
-	}
-	frame = append(frame, mask[:]...)
-	for i, b := range payload {
-		frame = append(frame, b^mask[i%4])
-	}
-	req := "GET /v1/ws HTTP/1.1\r\nHost: " + n.Addr() + "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
-		"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n" +
-		"Sec-WebSocket-Protocol: " + gateway.Subprotocol + "\r\n\r\n"
-	if _, err := conn.Write(append([]byte(req), frame...)); err != nil {
+	frame := maskedFrame([]byte(`{"id":1,"op":"connect","args":{"user_id":"early"}}` + strings.Repeat(" ", pad)))
+	if _, err := conn.Write(append([]byte(upgradeRequest(n.Addr())), frame...)); err != nil {
 		t.Fatal(err)
 	}
 	br := bufio.NewReader(conn)
