@@ -163,18 +163,7 @@ func (c *Client) CallAsync(op string, args any, done func(result json.RawMessage
 	}
 	c.nextID++
 	id := c.nextID
-	p := &pending{op: op, gen: gen, cb: func(f frame) {
-		switch {
-		case f.Error == nil:
-			done(f.Result, nil)
-		case f.Error.Code == codeDisconnected:
-			done(nil, ErrDisconnected)
-		case f.Error.Code == codeClosed:
-			done(nil, ErrClosed)
-		default:
-			done(nil, f.Error)
-		}
-	}}
+	p := &pending{op: op, gen: gen, cb: asyncDone(done)}
 	p.noteWatch(body)
 	c.pending[id] = p
 	c.mu.Unlock()
@@ -192,6 +181,22 @@ func (c *Client) CallAsync(op string, args any, done func(result json.RawMessage
 		// The drop was noticed first and done has its answer.
 	}
 	return nil
+}
+
+// asyncDone hands a reply to a CallAsync done (or a Request's Done).
+func asyncDone(done func(json.RawMessage, error)) func(frame) {
+	return func(f frame) {
+		switch {
+		case f.Error == nil:
+			done(f.Result, nil)
+		case f.Error.Code == codeDisconnected:
+			done(nil, ErrDisconnected)
+		case f.Error.Code == codeClosed:
+			done(nil, ErrClosed)
+		default:
+			done(nil, f.Error)
+		}
+	}
 }
 
 func requestFrame(id uint64, op string, args []byte) []byte {

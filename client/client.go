@@ -68,6 +68,17 @@ type Options struct {
 	// not in the upgrade request (offered as a subprotocol, which saves a
 	// round trip; a server that does not take it gets the frame anyway).
 	ConnectFrame bool
+	// First are requests Dial makes with connect, in the same round
+	// trip: packed after the connect frame in the message the upgrade
+	// offers (or, to a server that does not take the offer, in the
+	// message that carries the connect frame), handled by the gateway in
+	// order right after connect. A live room's viewer joins its channel
+	// this way: connected and joined after one round trip instead of
+	// two. Each Done receives its request's reply as CallAsync's done
+	// does, on the read goroutine before any later frame; when Dial
+	// fails, none is called. Nothing is retried: a request answered
+	// unavailable is the caller's to make again.
+	First []Request
 	// MinBackoff and MaxBackoff bound reconnect and retry delays
 	// (defaults 50 ms and 2 s).
 	MinBackoff, MaxBackoff time.Duration
@@ -149,6 +160,13 @@ func (o *Options) withDefaults() {
 	if o.HTTPClient == nil && o.TLSConfig != nil {
 		o.HTTPClient = HTTPClient(o.TLSConfig)
 	}
+}
+
+// Request is one of Options.First.
+type Request struct {
+	Op   string
+	Args any
+	Done func(result json.RawMessage, err error)
 }
 
 // DefaultStallTimeout is Options.StallTimeout when it is left zero.
@@ -309,7 +327,7 @@ func (c *Client) dialFirst(ctx context.Context) error {
 		if i < len(c.opts.URLs)-1 && c.opts.StallTimeout > 0 {
 			actx, cancel = context.WithTimeout(ctx, c.opts.StallTimeout)
 		}
-		err := c.connect(actx)
+		err := c.connect(actx, c.opts.First)
 		cancel()
 		if err == nil {
 			return nil
@@ -416,8 +434,9 @@ func (c *Client) Connected() bool {
 }
 
 // connect dials, sends connect (in the upgrade when the server takes
-// it), and starts the read loop.
-func (c *Client) connect(ctx context.Context) error {
+// it) with the requests first (Options.First, on Dial's connections),
+// and starts the read loop.
+func (c *Client) connect(ctx context.Context, first []Request) error {
 	c.mu.Lock()
 	url := c.opts.URLs[c.urlIndex%len(c.opts.URLs)]
 	c.mu.Unlock()
@@ -431,49 +450,50 @@ func (c *Client) connect(ctx context.Context) error {
 	// connect is the first frame, in the upgrade request unless told
 	// otherwise; its reply is the first the server sends.
 	body, _ := json.Marshal(args)
-	first := requestFrame(0, protocol.OpConnect, body)
-	offered := first
-	if c.opts.ConnectFrame {
-		offered = nil
-	}
-	conn, taken, err := dialWS(ctx, dialClient(c.opts.HTTPClient), url, offered)
+	msg, ids, err := c.packFirst(requestFrame(0, protocol.OpConnect, body), first)
 	if err != nil {
-		return fmt.Errorf("client: dial %s: %w", url, err)
+		return err
 	}
-	if !taken {
-		if err := conn.Write(ctx, first); err != nil {
-			conn.CloseNow()
-			return fmt.Errorf("client: connect: %w", err)
-		}
-	}
-	msg, err := conn.readFirst(ctx)
+	conn, err := c.dialConnect(ctx, url, msg)
 	if err != nil {
+		c.forgetIDs(ids)
+		return err
+	}
+	msg, err = conn.readFirst(ctx)
+	if err != nil {
+		c.forgetIDs(ids)
 		return fmt.Errorf("client: connect: %w", err)
 	}
-	var f frame
-	if first := firstFrame(msg); !decodeReply(first, &f) {
-		f = frame{}
-		if err := json.Unmarshal(first, &f); err != nil {
-			conn.CloseNow()
-			return fmt.Errorf("client: connect: bad reply: %w", err)
-		}
+	reply, rest := msg, []byte(nil)
+	if i := bytes.IndexByte(msg, '\n'); i >= 0 {
+		reply, rest = msg[:i], msg[i+1:]
 	}
-	if f.Error != nil {
-		conn.CloseNow()
-		return f.Error
+	var f frame
+	if !decodeReply(reply, &f) {
+		f = frame{}
+		if uerr := json.Unmarshal(reply, &f); uerr != nil {
+			err = fmt.Errorf("client: connect: bad reply: %w", uerr)
+		}
 	}
 	// Only the user's id is read now (endsWatch needs it); Session
 	// decodes the rest when asked.
 	user, ok := connectUser(f.Result)
-	if !ok {
-		conn.CloseNow()
-		return fmt.Errorf("client: connect: bad result: %.200s", f.Result)
+	switch {
+	case err != nil:
+	case f.Error != nil:
+		err = f.Error
+	case !ok:
+		err = fmt.Errorf("client: connect: bad result: %.200s", f.Result)
 	}
 	c.mu.Lock()
-	if c.closed {
+	if err == nil && c.closed {
+		err = ErrClosed
+	}
+	if err != nil {
 		c.mu.Unlock()
+		c.forgetIDs(ids)
 		conn.CloseNow()
-		return ErrClosed
+		return err
 	}
 	c.conn = conn
 	c.gen++
@@ -487,6 +507,9 @@ func (c *Client) connect(ctx context.Context) error {
 	}
 	c.wg.Add(1)
 	conn.onMsg = c.onMessage(l)
+	if len(rest) > 0 { // replies packed with connect's, before any read
+		conn.onMsg(rest)
+	}
 	end := func(err error) {
 		defer c.wg.Done()
 		c.readEnded(conn, gen, l, err)
@@ -498,11 +521,70 @@ func (c *Client) connect(ctx context.Context) error {
 	return nil
 }
 
-func firstFrame(msg []byte) []byte {
-	if i := bytes.IndexByte(msg, '\n'); i >= 0 {
-		return msg[:i]
+// packFirst packs the connect frame and the requests of first into one
+// message, each request registered as pending for the connection being
+// dialed; it returns the message and the requests' ids (forget them if
+// the connect fails).
+func (c *Client) packFirst(connect []byte, first []Request) ([]byte, []uint64, error) {
+	if len(first) == 0 {
+		return connect, nil, nil
 	}
-	return msg
+	bodies := make([][]byte, len(first))
+	for i, r := range first {
+		b, err := json.Marshal(r.Args)
+		if err != nil {
+			return nil, nil, fmt.Errorf("client: %s args: %w", r.Op, err)
+		}
+		bodies[i] = b
+	}
+	msg := connect
+	ids := make([]uint64, len(first))
+	c.mu.Lock()
+	for i, r := range first {
+		c.nextID++
+		ids[i] = c.nextID
+		p := &pending{op: r.Op, gen: c.gen + 1, cb: asyncDone(r.Done)}
+		p.noteWatch(bodies[i])
+		c.pending[ids[i]] = p
+		msg = append(append(msg, '\n'), requestFrame(ids[i], r.Op, bodies[i])...)
+	}
+	c.mu.Unlock()
+	return msg, ids, nil
+}
+
+// forgetIDs drops requests that were never answered on a connection that
+// did not connect.
+func (c *Client) forgetIDs(ids []uint64) {
+	if len(ids) == 0 {
+		return
+	}
+	c.mu.Lock()
+	for _, id := range ids {
+		delete(c.pending, id)
+	}
+	c.mu.Unlock()
+}
+
+// dialConnect opens a WebSocket to url carrying msg, the connect frame
+// and what is packed after it: offered in the upgrade (unless
+// Options.ConnectFrame), and sent as the first message when the server
+// does not take the offer.
+func (c *Client) dialConnect(ctx context.Context, url string, msg []byte) (*wsConn, error) {
+	offered := msg
+	if c.opts.ConnectFrame {
+		offered = nil
+	}
+	conn, taken, err := dialWS(ctx, dialClient(c.opts.HTTPClient), url, offered)
+	if err != nil {
+		return nil, fmt.Errorf("client: dial %s: %w", url, err)
+	}
+	if !taken {
+		if err := conn.Write(ctx, msg); err != nil {
+			conn.CloseNow()
+			return nil, fmt.Errorf("client: connect: %w", err)
+		}
+	}
+	return conn, nil
 }
 
 // onMessage returns what the connection's reader (its read loop, or a

@@ -2,6 +2,9 @@ package client
 
 import (
 	"bufio"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -102,5 +105,49 @@ func TestConnectGoesInTheUpgrade(t *testing.T) {
 				t.Fatalf("first frame opcode %#x %q, want the connect %s", s.opcode, s.frame, want)
 			}
 		})
+	}
+}
+
+// TestFirstRequestsArePackedWithConnect: Options.First go after the
+// connect frame in the message the upgrade offers, with ids of their own;
+// replies the gateway packs into connect's message (as a server may)
+// reach their Done.
+func TestFirstRequestsArePackedWithConnect(t *testing.T) {
+	offered := make(chan string, 1)
+	u := requestGateway(t, func(req *http.Request, br *bufio.Reader, conn net.Conn) {
+		for p := range strings.SplitSeq(req.Header.Get("Sec-WebSocket-Protocol"), ",") {
+			if p = strings.TrimSpace(p); strings.HasPrefix(p, protocol.ConnectSubprotocolPrefix) {
+				b, _ := base64.RawURLEncoding.DecodeString(p[len(protocol.ConnectSubprotocolPrefix):])
+				offered <- string(b)
+			}
+		}
+		reply := `{"id":0,"result":{"session_id":"s1","user":{"id":"zoe"}}}` + "\n" + `{"id":1,"result":{"channel":{"id":"stage"},"seq":7}}`
+		resp := "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
+			"Sec-WebSocket-Accept: " + acceptKey(req.Header.Get("Sec-WebSocket-Key")) + "\r\n" +
+			"Sec-WebSocket-Protocol: " + protocol.ConnectedSubprotocol + "\r\n\r\n" + string(append([]byte{0x81, byte(len(reply))}, reply...))
+		_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
+		if _, err := conn.Write([]byte(resp)); err != nil {
+			return
+		}
+		_, _ = io.Copy(io.Discard, br) // until the client closes
+	})
+	got := make(chan string, 1)
+	cl, err := Dial(testCtx(t), Options{URLs: []string{u}, UserID: "zoe", NoReconnect: true, CloseTimeout: 50 * time.Millisecond,
+		First: []Request{{Op: protocol.OpChannelJoin, Args: protocol.JoinArgs{Channel: "stage"}, Done: func(res json.RawMessage, err error) {
+			got <- fmt.Sprint(string(res), " ", err)
+		}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	const want = `{"id":0,"op":"connect","args":{"user_id":"zoe"}}` + "\n" + `{"id":1,"op":"channel.join","args":{"channel":"stage"}}`
+	if o := <-offered; o != want {
+		t.Fatalf("offered %q, want %q", o, want)
+	}
+	if r := <-got; r != `{"channel":{"id":"stage"},"seq":7} <nil>` {
+		t.Fatalf("Done got %s", r)
+	}
+	if seq, ok := cl.LastSeq("stage"); !ok || seq != 7 {
+		t.Fatalf("the join's position %d %v, want 7", seq, ok)
 	}
 }

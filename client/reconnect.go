@@ -72,7 +72,7 @@ func (c *Client) reconnect() {
 			return
 		}
 		ctx, cancel := context.WithTimeout(c.ctx, wait)
-		err := c.connect(ctx)
+		err := c.connect(ctx, nil)
 		cancel()
 		if err == nil {
 			break

@@ -45,6 +45,10 @@ type outbox struct {
 	// dead: the connection is closed; nothing is written any more.
 	dead bool
 	busy bool
+	// held: the session is not handed to a writer until this many data
+	// messages are queued (or release): the replies to the frames a
+	// client packs in its upgrade's offer go out in one write (hold).
+	held int
 	// gone is closed once the connection is (made by waitDead).
 	gone chan struct{}
 	// onEnd runs once, outside the lock, when the outbox closes or dies.
@@ -83,9 +87,38 @@ func (o *outbox) push(msg []byte) (drop string, wake bool) {
 	}
 	o.frames = append(o.frames, msg)
 	o.bytes += len(msg)
+	if o.held > len(o.frames) {
+		o.mu.Unlock()
+		return "", false
+	}
+	o.held = 0
 	wake = o.wakeLocked()
 	o.mu.Unlock()
 	return "", wake
+}
+
+// hold holds the session's writes back until n data messages are
+// queued; release ends the hold sooner. A control frame or a close ends
+// it too.
+func (o *outbox) hold(n int) {
+	o.mu.Lock()
+	o.held = min(n, o.maxFrames)
+	o.mu.Unlock()
+}
+
+// release ends a hold and reports whether the session must be handed to
+// a writer (something is queued).
+func (o *outbox) release() bool {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.held == 0 {
+		return false
+	}
+	o.held = 0
+	if len(o.frames) == 0 {
+		return false
+	}
+	return o.wakeLocked()
 }
 
 // maxControl bounds the control frames queued at once: a client that
@@ -105,6 +138,7 @@ func (o *outbox) control(f []byte) bool {
 	}
 	o.ctl = append(o.ctl, f)
 	o.closeSent = isClose
+	o.held = 0
 	return o.wakeLocked()
 }
 
@@ -145,6 +179,7 @@ func (o *outbox) closeAfter(msg []byte, r closeReason) bool {
 	if !o.closed {
 		o.closed, o.reason = true, r
 	}
+	o.held = 0
 	wake := o.wakeLocked()
 	end := o.endLocked()
 	o.mu.Unlock()

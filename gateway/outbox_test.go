@@ -225,3 +225,56 @@ func TestOutboxControlBound(t *testing.T) {
 		t.Fatalf("%d control frames queued, want %d pongs and the close frame", len(b), maxControl)
 	}
 }
+
+// TestOutboxHold: a held outbox hands its session to a writer once as
+// many messages as held are queued, or at release, or when a control
+// frame or a close comes; never twice.
+func TestOutboxHold(t *testing.T) {
+	o := newOutbox(8, 1<<20)
+	o.hold(2)
+	if _, wake := o.push([]byte("a")); wake {
+		t.Fatal("the first of two held messages woke a writer")
+	}
+	if _, wake := o.push([]byte("b")); !wake {
+		t.Fatal("the second of two held messages did not wake a writer")
+	}
+	if o.release() {
+		t.Fatal("a release after the hold ended woke a writer")
+	}
+	if batch, frames, act := o.take(nil, 1<<20, 64); act != takeWrite || frames != 2 || len(batch) != 2 {
+		t.Fatalf("take: %d frames, %v", frames, act)
+	}
+
+	o = newOutbox(8, 1<<20)
+	o.hold(3)
+	if o.release() {
+		t.Fatal("a release with nothing queued woke a writer")
+	}
+	o.hold(3)
+	o.push([]byte("a"))
+	if !o.release() {
+		t.Fatal("a release with a message queued did not wake a writer")
+	}
+
+	for _, end := range []func(o *outbox) bool{
+		func(o *outbox) bool { return o.control(pingMessage) },
+		func(o *outbox) bool { return o.close(reasonDrain) },
+	} {
+		o = newOutbox(8, 1<<20)
+		o.hold(5)
+		o.push([]byte("a"))
+		if !end(o) {
+			t.Fatal("a control frame or a close did not end the hold")
+		}
+		if _, wake := o.push([]byte("b")); wake {
+			t.Fatal("a push after the hold ended woke a writer twice")
+		}
+	}
+
+	o = newOutbox(2, 1<<20) // a hold is bounded by the queue's frames
+	o.hold(100)
+	o.push([]byte("a"))
+	if _, wake := o.push([]byte("b")); !wake {
+		t.Fatal("a hold longer than the queue did not end when it filled")
+	}
+}

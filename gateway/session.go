@@ -97,6 +97,7 @@ func (s *session) run(first []byte) {
 	s.lastPing = s.start
 	s.timer = time.AfterFunc(min(s.g.cfg.AuthTimeout, s.g.cfg.PingInterval), s.tick)
 	if first != nil { // the connect offered in the upgrade
+		s.holdReplies(first)
 		s.handleMessage(first)
 	}
 	s.readLoop()
@@ -123,6 +124,28 @@ func (s *session) run(first []byte) {
 	}
 	s.finish(reasonLabel(why))
 }
+
+// holdReplies holds the session's writes back while the frames a client
+// packed after connect in its upgrade's offer are answered, for at most
+// maxHold: the 101, connect's reply and theirs (a live viewer's join)
+// then go out in one write, which the client reads at once.
+func (s *session) holdReplies(offer []byte) {
+	n := 0
+	protocol.SplitFrames(offer, func([]byte) { n++ })
+	if n < 2 {
+		return
+	}
+	s.out.hold(n)
+	time.AfterFunc(maxHold, func() {
+		if s.out.release() {
+			s.g.writers.add(s)
+		}
+	})
+}
+
+// maxHold bounds how long holdReplies holds a session's first replies:
+// past it, what is answered goes out, and the rest as it comes.
+const maxHold = 50 * time.Millisecond
 
 // tick runs on the session's timer. Until connect it ends a session that
 // has not connected within AuthTimeout; it pings every PingInterval and

@@ -74,6 +74,13 @@ func (r *runner) setup(ctx context.Context, i int) {
 		user := s.user
 		opts.TokenFunc = func() (string, error) { return r.cfg.Token(user) }
 	}
+	// A session that creates none of its channels joins them with its
+	// connect, in the same round trip (a live room's viewers), once they
+	// exist; joins answered otherwise than ok are made again below.
+	joined, ok := r.joinsFirst(ctx, s, &opts)
+	if !ok {
+		return
+	}
 	// Sessions start on the targets in turn; Dial moves on to the next
 	// target when one cannot take the session, and reconnects go on
 	// round-robin from there.
@@ -110,6 +117,23 @@ func (r *runner) setup(ctx context.Context, i int) {
 			close(r.created[c])
 			continue
 		}
+		if joined != nil {
+			var err error
+			select {
+			case err = <-joined[k]:
+			case <-ctx.Done():
+				return
+			}
+			var pe *protocol.Error
+			if err == nil {
+				continue
+			}
+			if !errors.As(err, &pe) || pe.Code != protocol.CodeUnavailable {
+				r.cfg.Logger.Warn("loadtest: setup call failed", "op", protocol.OpChannelJoin, "session", s.idx, "err", err)
+				failed = true
+				continue
+			}
+		}
 		select {
 		case <-r.created[c]:
 		case <-ctx.Done():
@@ -120,6 +144,50 @@ func (r *runner) setup(ctx context.Context, i int) {
 	if failed {
 		r.setupFailed.Add(1)
 	}
+}
+
+// joinsFirst puts the joins of a session that creates none of its
+// channels into opts.First, once every one of them is created, and
+// returns where each join's outcome arrives (nil: no joins go with the
+// connect). It reports false when ctx ended first.
+func (r *runner) joinsFirst(ctx context.Context, s *session, opts *client.Options) ([]chan error, bool) {
+	chans := r.layout.SessionChannels[s.idx]
+	for _, c := range chans {
+		if r.layout.Creator[c] == s.idx {
+			return nil, true
+		}
+	}
+	joined := make([]chan error, len(chans))
+	for k, c := range chans {
+		select {
+		case <-r.created[c]:
+		case <-ctx.Done():
+			return nil, false
+		}
+		st, done := s.streams[k].s, make(chan error, 1)
+		joined[k] = done
+		opts.First = append(opts.First, client.Request{
+			Op: protocol.OpChannelJoin, Args: protocol.JoinArgs{Channel: r.layout.ChannelIDs[c]},
+			Done: func(res json.RawMessage, err error) {
+				err = began(protocol.OpChannelJoin, res, err, st)
+				r.ops.add(protocol.OpChannelJoin, codeOf(err))
+				done <- err
+			},
+		})
+	}
+	return joined, true
+}
+
+// began begins st at a create's or join's result.
+func began(op string, res json.RawMessage, err error, st *stream) error {
+	if err == nil {
+		if seq, ok := scanTopSeq(res); ok {
+			st.begin(seq)
+		} else {
+			err = fmt.Errorf("%s: reply without seq", op)
+		}
+	}
+	return err
 }
 
 // call makes a create or join and waits for it; the stream begins at the
@@ -165,15 +233,7 @@ const setupRetry = 15 * time.Second
 func (r *runner) callOnce(ctx context.Context, s *session, op string, args any, st *stream) error {
 	done := make(chan error, 1)
 	err := s.cl.CallAsync(op, args, func(res json.RawMessage, err error) {
-		if err == nil {
-			seq, ok := scanTopSeq(res)
-			if !ok {
-				err = fmt.Errorf("%s: reply without seq", op)
-			} else {
-				st.begin(seq)
-			}
-		}
-		done <- err
+		done <- began(op, res, err, st)
 	})
 	if err == nil {
 		select {

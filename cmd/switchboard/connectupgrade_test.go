@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -11,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/switchboard-chat/switchboard/client"
 	"github.com/switchboard-chat/switchboard/gateway"
 	"github.com/switchboard-chat/switchboard/gateway/auth"
 	"github.com/switchboard-chat/switchboard/protocol"
@@ -246,5 +248,127 @@ func TestConnectInTheUpgradeWithTokens(t *testing.T) {
 		if errCode(m) != c.code || (c.code == "" && m["result"] == nil) {
 			t.Fatalf("ttl %v: reply %v, want code %q", c.ttl, m, c.code)
 		}
+	}
+}
+
+// TestRequestsPackedWithTheConnect: frames a client packs after its
+// connect in the upgrade's offer are handled in order right after it,
+// and their replies reach the client in the same read as the 101 and
+// connect's reply; after a refused connect they are answered
+// unauthenticated; a packed frame that gets no reply holds the others
+// back a moment only.
+func TestRequestsPackedWithTheConnect(t *testing.T) {
+	n := testNode(t)
+	host := dial(t, n, "host")
+	expect(t, host, protocol.OpChannelCreate, map[string]any{"id": "stage", "type": "live"}, "")
+	expect(t, host, protocol.OpMessageSend, map[string]any{"channel": "stage", "text": "before", "client_id": "b1"}, "")
+
+	t.Run("connect and join", func(t *testing.T) {
+		u := upgradeWith(t, n.Addr(), offerConnect(`{"id":1,"op":"connect","args":{"user_id":"viewer"}}`+"\n"+
+			`{"id":2,"op":"channel.join","args":{"channel":"stage"}}`))
+		if u.resp.Header.Get("Sec-WebSocket-Protocol") != protocol.ConnectedSubprotocol {
+			t.Fatalf("answer %s", u.resp.Status)
+		}
+		if m := u.frame(); m["id"] != 1.0 || m["result"] == nil {
+			t.Fatalf("connect: %v", m)
+		}
+		m := u.frame()
+		res, _ := m["result"].(map[string]any)
+		ch, _ := res["channel"].(map[string]any)
+		if m["id"] != 2.0 || ch["id"] != "stage" || res["seq"] == nil {
+			t.Fatalf("join: %v", m)
+		}
+		if !bytes.Contains(u.first, []byte(`{"id":2,`)) {
+			t.Fatalf("the first read (%d bytes) did not hold the join's reply with the 101 and connect's", len(u.first))
+		}
+		// The session is a member now: the channel's next message reaches it.
+		expect(t, host, protocol.OpMessageSend, map[string]any{"channel": "stage", "text": "after", "client_id": "a1"}, "")
+		for {
+			m := u.frame()
+			if m["event"] == protocol.EventMessageNew {
+				data, _ := m["data"].(map[string]any)
+				msg, _ := data["message"].(map[string]any)
+				if msg["text"] != "after" {
+					t.Fatalf("first message event %v", m)
+				}
+				break
+			}
+		}
+	})
+
+	t.Run("refused connect", func(t *testing.T) {
+		u := upgradeWith(t, n.Addr(), offerConnect(`{"id":1,"op":"connect","args":{"user_id":"no spaces allowed"}}`+"\n"+
+			`{"id":2,"op":"channel.join","args":{"channel":"stage"}}`))
+		if m := u.frame(); m["id"] != 1.0 || errCode(m) != string(protocol.CodeBadRequest) {
+			t.Fatalf("connect: %v", m)
+		}
+		if m := u.frame(); m["id"] != 2.0 || errCode(m) != string(protocol.CodeUnauthenticated) {
+			t.Fatalf("join: %v", m)
+		}
+	})
+
+	t.Run("a frame without a reply", func(t *testing.T) {
+		// me answers nothing when it has no id: the hold ends after a
+		// moment, and connect's reply goes out then.
+		u := upgradeWith(t, n.Addr(), offerConnect(`{"id":1,"op":"connect","args":{"user_id":"typist"}}`+"\n"+
+			`{"op":"me"}`))
+		if m := u.frame(); m["id"] != 1.0 || m["result"] == nil {
+			t.Fatalf("connect: %v", m)
+		}
+		u.send(`{"id":3,"op":"me"}`)
+		if m := u.frame(); m["id"] != 3.0 || m["result"] == nil {
+			t.Fatalf("me: %v", m)
+		}
+	})
+}
+
+// TestFirstRequestsGoWithTheConnect: the Go client's Options.First are
+// answered to their Done before Dial's caller sees anything of the
+// channel, whether the gateway takes the upgrade's offer or gets the
+// packed message as a frame (ConnectFrame); when the connect is refused,
+// Dial fails and no Done is called.
+func TestFirstRequestsGoWithTheConnect(t *testing.T) {
+	n := testNode(t)
+	host := dial(t, n, "host")
+	expect(t, host, protocol.OpChannelCreate, map[string]any{"id": "stage", "type": "live"}, "")
+	url := "ws://" + n.Addr() + "/v1/ws"
+	for _, inFrame := range []bool{false, true} {
+		type outcome struct {
+			res json.RawMessage
+			err error
+		}
+		// Replies from different channels may come in either order.
+		got, missing := make(chan outcome, 1), make(chan outcome, 1)
+		first := []client.Request{
+			{Op: protocol.OpChannelJoin, Args: protocol.JoinArgs{Channel: "stage"}, Done: func(res json.RawMessage, err error) { got <- outcome{res, err} }},
+			{Op: protocol.OpChannelJoin, Args: protocol.JoinArgs{Channel: "nowhere"}, Done: func(res json.RawMessage, err error) { missing <- outcome{res, err} }},
+		}
+		c, err := client.Dial(ctxT(t), client.Options{URLs: []string{url}, UserID: "viewer", ConnectFrame: inFrame, First: first})
+		if err != nil {
+			t.Fatal(err)
+		}
+		o := <-got
+		if seq, ok := protocol.MemberUint(o.res, "seq"); o.err != nil || !ok {
+			t.Fatalf("ConnectFrame %v: join: %s %v (seq %d)", inFrame, o.res, o.err, seq)
+		}
+		if o := <-missing; codeOf(o.err) != protocol.CodeNotFound {
+			t.Fatalf("ConnectFrame %v: join of a channel that does not exist: %v", inFrame, o.err)
+		}
+		expect(t, host, protocol.OpMessageSend, map[string]any{"channel": "stage", "text": "hello", "client_id": fmt.Sprint("h", inFrame)}, "")
+		if e := nextEvent(t, c, protocol.EventMessageNew); e.Channel != "stage" {
+			t.Fatalf("event %+v", e)
+		}
+		c.Close()
+	}
+	called := make(chan struct{}, 1)
+	_, err := client.Dial(ctxT(t), client.Options{URLs: []string{url}, UserID: "no spaces allowed", NoReconnect: true,
+		First: []client.Request{{Op: protocol.OpChannelJoin, Args: protocol.JoinArgs{Channel: "stage"}, Done: func(json.RawMessage, error) { called <- struct{}{} }}}})
+	if codeOf(err) != protocol.CodeBadRequest {
+		t.Fatalf("refused connect: %v", err)
+	}
+	select {
+	case <-called:
+		t.Fatal("Done was called for a connect that failed")
+	default:
 	}
 }

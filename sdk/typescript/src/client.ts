@@ -61,6 +61,19 @@ interface Pending {
   reject(e: SwitchboardError): void;
 }
 
+/** A request waiting for a connection. */
+interface Waiter {
+  op: OpName;
+  /** Sends it on the connection, or (with packGen) registers it for that connection being dialed and returns its frame; undefined when it is over already. */
+  send(packGen?: number): string | undefined;
+  /** Undoes send(packGen): the connection did not connect. */
+  withdraw(): void;
+}
+
+/** Bounds on the requests packed with a connect: the upgrade's request head stays small. */
+const MAX_PACKED = 8;
+const MAX_PACKED_CHARS = 2048;
+
 interface Watch {
   seq: number;
   resyncing: boolean;
@@ -80,7 +93,9 @@ const TRANSIENT: ReadonlySet<string> = new Set(["timeout", "disconnected", "unav
 export class Client extends Connection {
   private nextId = 1;
   private readonly pending = new Map<number, Pending>();
-  private waiters: Array<() => void> = [];
+  private waiters: Waiter[] = [];
+  /** The requests packed in the connection being dialed (see pack). */
+  private packed: { gen: number; waiters: Waiter[] } | null = null;
   private readonly watched = new Map<string, Watch>();
   private readonly presenceWatched = new Set<string>();
   private readonly events = new Listeners<ServerEvent>();
@@ -210,6 +225,7 @@ export class Client extends Connection {
   // ---- the connection's hooks ----
 
   protected connected(_res: ConnectResult, reconnecting: boolean): void {
+    this.packed = null;
     this.flushWaiters();
     if (!reconnecting) return;
     for (const [ch, w] of this.watched) {
@@ -251,7 +267,43 @@ export class Client extends Connection {
   private flushWaiters(): void {
     const w = this.waiters;
     this.waiters = [];
-    for (const f of w) f();
+    for (const f of w) f.send();
+  }
+
+  /**
+   * Takes the idempotent requests at the head of the waiting ones (in
+   * their order: the first that is not idempotent stops it) for the
+   * connection of generation gen: they go with its connect, in the same
+   * round trip. Only requests safe to repeat are packed, so a connection
+   * that fails leaves them to wait again, whatever the server did.
+   */
+  protected pack(gen: number): string[] {
+    const frames: string[] = [];
+    const taken: Waiter[] = [];
+    let chars = 0;
+    while (frames.length < MAX_PACKED && this.waiters.length > 0 && IDEMPOTENT_OPS.has(this.waiters[0]!.op)) {
+      const w = this.waiters[0]!;
+      const f = w.send(gen);
+      if (f !== undefined && chars + f.length > MAX_PACKED_CHARS) {
+        w.withdraw();
+        break;
+      }
+      this.waiters.shift();
+      if (f === undefined) continue; // over already (timed out)
+      chars += f.length;
+      frames.push(f);
+      taken.push(w);
+    }
+    this.packed = { gen, waiters: taken };
+    return frames;
+  }
+
+  protected unpack(gen: number): void {
+    const p = this.packed;
+    if (!p || p.gen !== gen) return;
+    this.packed = null;
+    for (const w of p.waiters) w.withdraw();
+    this.waiters.unshift(...p.waiters);
   }
 
   /** Sends a request once (waiting for a connection) and waits for its reply. */
@@ -273,23 +325,23 @@ export class Client extends Connection {
         // connection is likely dead without having said so.
         if (p && p.gen === this.gen && this.received === p.sentAt && this.ws) this.dropped(this.gen, this.ws, "no reply");
       }, timeoutMs);
-      const send = () => {
-        if (done) return;
+      const send = (packGen?: number): string | undefined => {
+        if (done) return undefined;
         if (this.closed) {
           finish();
           reject(new SwitchboardError("closed", "switchboard: client closed", { op }));
-          return;
+          return undefined;
         }
         const ws = this.ws;
-        if (!ws || this.statusValue !== "online" || ws.readyState !== OPEN) {
-          this.waiters.push(send);
-          return;
+        if (packGen === undefined && (!ws || this.statusValue !== "online" || ws.readyState !== OPEN)) {
+          this.waiters.push(waiter);
+          return undefined;
         }
         id = this.nextId++;
         const since = watchOps.has(op) ? (args as { since_seq?: number }).since_seq : undefined;
         this.pending.set(id, {
           op,
-          gen: this.gen,
+          gen: packGen ?? this.gen,
           sentAt: this.received,
           watch: watchOps.has(op),
           since,
@@ -302,17 +354,28 @@ export class Client extends Connection {
             reject(e);
           },
         });
+        const frame = JSON.stringify({ id, op, args });
+        if (packGen !== undefined) return frame;
         try {
-          ws.send(JSON.stringify({ id, op, args }));
+          ws!.send(frame);
         } catch (err) {
           this.pending.delete(id);
           if (IDEMPOTENT_OPS.has(op)) {
-            this.waiters.push(send); // the drop is noticed; wait for the next connection
-            return;
+            this.waiters.push(waiter); // the drop is noticed; wait for the next connection
+            return undefined;
           }
           finish();
           reject(new SwitchboardError("disconnected", `switchboard: ${op}: ${String(err)}`, { op }));
         }
+        return undefined;
+      };
+      const waiter: Waiter = {
+        op,
+        send,
+        withdraw: () => {
+          if (id) this.pending.delete(id);
+          id = 0;
+        },
       };
       send();
     });

@@ -119,6 +119,13 @@ export abstract class Connection {
   protected abstract ended(err: SwitchboardError): void;
   /** Sends a `ping` request on ws, whose reply (any frame) shows the gateway is alive. */
   protected abstract probe(ws: WebSocketLike): void;
+  /**
+   * The request frames to pack after connect in the connection of
+   * generation gen (the requests waiting for it that may go there).
+   */
+  protected abstract pack(gen: number): string[];
+  /** The connection of generation gen did not connect: its packed requests wait again. */
+  protected abstract unpack(gen: number): void;
 
   /** The connection's state. */
   get status(): ConnectionStatus {
@@ -310,14 +317,17 @@ export abstract class Connection {
     else if (this.options.userId) args.user_id = this.options.userId;
     if (this.options.name) args.name = this.options.name;
     const gen = ++this.gen;
-    // connect is the first frame: offered in the upgrade unless told otherwise.
-    const frame = JSON.stringify({ id: 0, op: "connect", args });
+    // connect is the first frame, and the requests waiting that may go
+    // with it follow it in the same message: offered in the upgrade
+    // unless told otherwise.
+    const frame = [JSON.stringify({ id: 0, op: "connect", args }), ...this.pack(gen)].join("\n");
     const protocols = this.options.connectFrame ? [SUBPROTOCOL] : [CONNECTED_SUBPROTOCOL, SUBPROTOCOL, CONNECT_SUBPROTOCOL_PREFIX + base64url(frame)];
     return new Promise<ConnectResult>((resolve, reject) => {
       let ws: WebSocketLike;
       try {
         ws = this.options.webSocketOptions === undefined ? new WS(url, protocols) : new WS(url, protocols, this.options.webSocketOptions as never);
       } catch (err) {
+        this.unpack(gen);
         reject(new SwitchboardError("bad_request", `switchboard: ${url}: ${String(err)}`));
         return;
       }
@@ -333,6 +343,7 @@ export abstract class Connection {
           } catch {
             // not open
           }
+          this.unpack(gen);
           reject(err);
         } else resolve(res!);
       };

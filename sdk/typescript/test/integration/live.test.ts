@@ -270,3 +270,22 @@ test("wss:// URLs work in Node with the ws package given the CA; without it the 
     await front.close();
   }
 });
+
+test("a join made before open() goes with the connect: the live room's first events follow it", async () => {
+  const ch = chanId("stage");
+  const host = await client("hazel");
+  await host.call("channel.create", { id: ch, type: "live", name: "Stage" });
+  const viewer = new Client({ ...clientOptions(node.url), userId: "vic" });
+  open.push(viewer);
+  const got: string[] = [];
+  viewer.onEvent((e) => {
+    if (e.event === "message.new" && e.channel === ch) got.push(e.data.message.text);
+  });
+  const joined = viewer.call("channel.join", { channel: ch });
+  await viewer.open();
+  const res = await joined;
+  assert.equal(res.channel.id, ch);
+  await host.call("message.send", { channel: ch, client_id: `hi-${ch}`, text: "welcome" });
+  await until(() => got.length === 1);
+  assert.deepEqual(got, ["welcome"]);
+});

@@ -434,3 +434,48 @@ test("connect is offered in the upgrade: a gateway that takes it gets no connect
     c.close();
   }
 });
+
+test("requests safe to repeat made before open() go with the connect, in its message; the first that is not stops the packing; a connection that fails leaves them to the next", async () => {
+  for (const takes of [true, false]) {
+    const srv = new FakeServer();
+    srv.takesConnect = takes;
+    srv.handler = (req) => (req.op === "channel.join" ? { result: watchResult("stage", 4) } : srv.defaultAnswer(req));
+    const c = new Client({ urls: "ws://gw/v1/ws", userId: "zoe", WebSocket: srv.WebSocket, ...fast });
+    const joined = c.call("channel.join", { channel: "stage" });
+    const created = c.call("channel.create", { id: "new", type: "standard" });
+    const watched = c.call("channel.watch", { channel: "other" });
+    await c.open();
+    assert.equal((await joined).seq, 4);
+    await created;
+    await watched;
+    const sock = srv.current;
+    if (takes) {
+      assert.deepEqual(sock.offeredAll.map((r) => r.op), ["connect", "channel.join"]);
+      assert.deepEqual(sock.requests.map((r) => r.op), ["channel.create", "channel.watch"]);
+    } else {
+      assert.deepEqual(sock.requests.map((r) => r.op), ["connect", "channel.join", "channel.create", "channel.watch"]);
+    }
+    c.close();
+  }
+
+  const srv = new FakeServer();
+  srv.takesConnect = true;
+  srv.down.add("ws://down/v1/ws");
+  let joins = 0;
+  srv.handler = (req) => {
+    if (req.op === "channel.join") {
+      joins++;
+      return { result: watchResult("stage", 9) };
+    }
+    return srv.defaultAnswer(req);
+  };
+  const c = new Client({ urls: ["ws://down/v1/ws", "ws://gw/v1/ws"], userId: "zoe", WebSocket: srv.WebSocket, ...fast });
+  const joined = c.call("channel.join", { channel: "stage" });
+  await c.open();
+  assert.equal((await joined).seq, 9);
+  assert.equal(srv.sockets.length, 2);
+  assert.match(srv.sockets[0]!.protocols[2]!, /^switchboard\.connect\./, "the first connection carried the join too");
+  assert.deepEqual(srv.current.offeredAll.map((r) => r.op), ["connect", "channel.join"]);
+  assert.equal(joins, 1);
+  c.close();
+});

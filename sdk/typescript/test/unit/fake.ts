@@ -26,6 +26,8 @@ export class FakeSocket implements WebSocketLike {
   protocol = "";
   /** The connect taken from the offer in the upgrade (server.takesConnect), not sent as a frame. */
   offered: Request | undefined;
+  /** Every frame of the offer: the connect, then the requests packed after it. */
+  offeredAll: Request[] = [];
   /** While true, replies and events are held back (a connection that went quiet). */
   silent = false;
 
@@ -36,9 +38,11 @@ export class FakeSocket implements WebSocketLike {
 
   send(data: string): void {
     if (this.readyState !== 1) throw new Error("not open");
-    const f = JSON.parse(data) as Request;
-    this.requests.push(f);
-    this.server.receive(this, f);
+    for (const line of data.split("\n")) {
+      const f = JSON.parse(line) as Request;
+      this.requests.push(f);
+      this.server.receive(this, f);
+    }
   }
 
   close(code?: number, reason?: string): void {
@@ -133,9 +137,11 @@ export class FakeServer {
           const offer = protocols.find((p) => p.startsWith(CONNECT_SUBPROTOCOL_PREFIX));
           if (server.takesConnect && offer && protocols.includes(CONNECTED_SUBPROTOCOL)) {
             this.protocol = CONNECTED_SUBPROTOCOL;
-            this.offered = JSON.parse(Buffer.from(offer.slice(CONNECT_SUBPROTOCOL_PREFIX.length), "base64url").toString()) as Request;
+            const text = Buffer.from(offer.slice(CONNECT_SUBPROTOCOL_PREFIX.length), "base64url").toString();
+            this.offeredAll = text.split("\n").map((l) => JSON.parse(l) as Request);
+            this.offered = this.offeredAll[0];
             this.onopen?.({});
-            server.receive(this, this.offered);
+            for (const r of this.offeredAll) server.receive(this, r);
             return;
           }
           this.protocol = protocols.includes(SUBPROTOCOL) ? SUBPROTOCOL : "";
