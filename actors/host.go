@@ -60,9 +60,10 @@ var _ Cluster = (*cluster.Cluster)(nil)
 
 // Replication is what actors need of the node's raft engine.
 type Replication interface {
-	// Lead answers once this node leads shard with everything it holds
-	// applied, with the term it leads in.
-	Lead(shard uint32, done func(term uint64, err error))
+	// Lead answers once this node leads shard with everything of scope
+	// (a scope's key, as its streams name it) it holds applied, with the
+	// term it leads in.
+	Lead(shard uint32, scope string, done func(term uint64, err error))
 	// Propose proposes a command on a stream (see shard.Stream).
 	Propose(s *shard.Stream, cmd []byte, done func(error))
 	// ReadIndex confirms this node still leads shard in term.

@@ -63,7 +63,7 @@ func (s *scopeActor) Receive(ctx actor.Context) {
 		self, root := ctx.Self(), ctx.ActorSystem().Root
 		s.post = func(msg any) { root.Send(self, msg) }
 	}
-	lead := func(done func(uint64, error)) { s.d.Replication.Lead(s.shard, done) }
+	lead := func(done func(uint64, error)) { s.d.Replication.Lead(s.shard, s.key, done) }
 	if !s.boot.hold(ctx, s.post, lead, ctx.Message()) {
 		s.receive(ctx, ctx.Message())
 	}
@@ -135,7 +135,7 @@ func (s *scopeActor) receive(ctx actor.Context, msg any) {
 func (s *scopeActor) start(ctx actor.Context, m booted) {
 	err := m.err
 	if err == nil {
-		stream := shard.NewStream(s.shard, m.term)
+		stream := shard.NewStream(s.shard, m.term, s.key)
 		rep := s.d.Replication
 		log := s.d.Store.ShardLog(s.shard, s.sc, func(cmd []byte, done func(error)) { rep.Propose(stream, cmd, done) })
 		if err = s.hooks.load(ctx, log); err == nil {

@@ -53,7 +53,7 @@ func BenchmarkRoundOneProposal(b *testing.B) {
 		if g == nil || !g.leader {
 			b.Fatalf("shard %d has no leader", s)
 		}
-		streams[s] = NewStream(s, g.term)
+		streams[s] = NewStream(s, g.term, "")
 	}
 	acked := 0
 	done := func(err error) {

@@ -32,7 +32,7 @@ func TestSingleNodeProposesReadsAndRestarts(t *testing.T) {
 	term := a.e.groups[1].term
 	read, lead := &result{}, &result{}
 	a.e.ReadIndex(1, term, read.set)
-	a.e.Lead(1, lead.setTerm)
+	a.e.Lead(1, "", lead.setTerm)
 	h.settle()
 	h.mustDone("read", read)
 	h.mustDone("lead", lead)
@@ -42,7 +42,7 @@ func TestSingleNodeProposesReadsAndRestarts(t *testing.T) {
 	// A proposal under another term, or a command the state machine
 	// refuses, changes nothing.
 	stale := &result{}
-	a.e.Propose(NewStream(1, term-1), []byte("y=1"), stale.set)
+	a.e.Propose(NewStream(1, term-1, ""), []byte("y=1"), stale.set)
 	bad := h.propose(a, 1, "nonsense")
 	h.settle()
 	if !errors.Is(stale.err, ErrNotLeader) || !errors.Is(bad.err, ErrRejected) {
@@ -53,7 +53,7 @@ func TestSingleNodeProposesReadsAndRestarts(t *testing.T) {
 	}
 	// A command over the bound is refused at once, and so is every later
 	// one of its stream: nothing of a stream lands after a hole.
-	s := NewStream(1, term)
+	s := NewStream(1, term, "")
 	big, after := &result{}, &result{}
 	a.e.Propose(s, make([]byte, a.e.cfg.MaxCommandBytes+1), big.set)
 	a.e.Propose(s, []byte("after=1"), after.set)
@@ -65,7 +65,7 @@ func TestSingleNodeProposesReadsAndRestarts(t *testing.T) {
 	// its stream too.
 	full := errors.New("disk full")
 	a.e.cfg.Admit = func(int64) error { return full }
-	s = NewStream(1, term)
+	s = NewStream(1, term, "")
 	refused, later := &result{}, &result{}
 	a.e.Propose(s, []byte("z=1"), refused.set)
 	a.e.cfg.Admit = nil
@@ -492,7 +492,7 @@ func TestAcknowledgedBeforeTheNextFsync(t *testing.T) {
 		fsyncs := &leader.e.status.fsyncs
 		var at uint64
 		first := &result{}
-		leader.e.Propose(NewStream(0, g.term), []byte("k=1"), func(err error) {
+		leader.e.Propose(NewStream(0, g.term, ""), []byte("k=1"), func(err error) {
 			at = fsyncs.Load()
 			first.set(err)
 		})
@@ -570,7 +570,7 @@ func TestReadsAndActivationsBeforeTheRoundsFsync(t *testing.T) {
 	// round, applied in the next, which writes a later proposal.
 	h.propose(a, 0, "k=2")
 	lead := &result{}
-	a.e.Lead(0, func(term uint64, err error) { at = fsyncs.Load(); lead.setTerm(term, err) })
+	a.e.Lead(0, "", func(term uint64, err error) { at = fsyncs.Load(); lead.setTerm(term, err) })
 	h.step() // writes k=2
 	if lead.done {
 		t.Fatal("the activation was answered before the entry it waits for applied")
@@ -587,4 +587,89 @@ func TestReadsAndActivationsBeforeTheRoundsFsync(t *testing.T) {
 	}
 	h.settle()
 	h.mustDone("later proposal", later)
+}
+
+// TestActivationWaitsForItsScopeOnly: an activation barrier with a scope
+// waits for the entries of that scope proposed before it, not for other
+// scopes' — in a connect storm, a new user's actor no longer waits for
+// the other new users' profiles — and is answered before the round's
+// fsync when its scope has nothing pending; one proposed in the same
+// round as the barrier is waited for; a barrier without a scope waits
+// for every entry.
+func TestActivationWaitsForItsScopeOnly(t *testing.T) {
+	h := newHarness(t, "a", "b", "c")
+	a := h.node("a")
+	if err := a.e.Bootstrap(1); err != nil {
+		t.Fatal(err)
+	}
+	h.settle()
+	h.grow("a", 0, "b", "c")
+	g := a.e.groups[0]
+	fsyncs := &a.e.status.fsyncs
+	scoped := func(scope, kv string) *result {
+		r := &result{}
+		a.e.Propose(NewStream(0, g.term, scope), []byte(kv), r.set)
+		return r
+	}
+	lead := func(scope string) (*result, *uint64) {
+		r, at := &result{}, new(uint64)
+		a.e.Lead(0, scope, func(term uint64, err error) { *at = fsyncs.Load(); r.setTerm(term, err) })
+		return r, at
+	}
+
+	// With its followers cut off, the leader writes u1's entry and
+	// cannot commit it.
+	h.net.Cut("a", "b")
+	h.net.Cut("a", "c")
+	w1 := scoped("u1", "k1=1")
+	h.step()
+	before := fsyncs.Load()
+	other, otherAt := lead("u2")
+	same, _ := lead("u1")
+	all, _ := lead("")
+	w3 := scoped("u3", "k3=1") // the next round writes and fsyncs it
+	h.step()
+	if fsyncs.Load() != before+1 {
+		t.Fatalf("the round fsynced %d times, want once", fsyncs.Load()-before)
+	}
+	h.mustDone("the activation of a scope with nothing pending", other)
+	if *otherAt != before || other.term != g.term {
+		t.Fatalf("the activation of a scope with nothing pending: answered after %d of the round's fsyncs, term %d", *otherAt-before, other.term)
+	}
+	h.step()
+	if same.done || all.done {
+		t.Fatalf("activations answered before the entries they wait for committed: of u1 %v, without a scope %v", same.done, all.done)
+	}
+	h.net.HealAll()
+	h.tick(3) // heartbeats find the followers behind
+	h.settle()
+	h.mustDone("the activation of u1", same)
+	h.mustDone("the activation without a scope", all)
+	h.mustDone("u1's entry", w1)
+	h.mustDone("u3's entry", w3)
+	if h.get(a, 0, "k1") != "1" {
+		t.Fatal("k1=1 did not apply")
+	}
+
+	// An entry of the scope proposed in the barrier's own round.
+	w := scoped("u1", "k1=2")
+	again, _ := lead("u1")
+	h.step() // writes k1=2
+	if again.done {
+		t.Fatal("the activation was answered before its scope's entry of the same round applied")
+	}
+	var k1 string
+	for i := 0; i < 20 && !again.done; i++ {
+		h.step()
+		k1 = h.get(a, 0, "k1")
+	}
+	h.mustDone("the activation after its scope's entry", again)
+	if k1 != "2" {
+		t.Fatal("the activation was answered before its scope's entry of the same round applied")
+	}
+	h.settle()
+	h.mustDone("u1's second entry", w)
+	if len(g.scopeLast) != 0 || len(g.scopeOrder) != 0 {
+		t.Fatalf("applied entries still tracked: %v %v", g.scopeLast, g.scopeOrder)
+	}
 }

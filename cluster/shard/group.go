@@ -9,6 +9,7 @@ import (
 
 	"github.com/cockroachdb/pebble/v2"
 	"go.etcd.io/raft/v3"
+	pb "go.etcd.io/raft/v3/raftpb"
 
 	"github.com/switchboard-chat/switchboard/persistence/raftstore"
 )
@@ -38,6 +39,11 @@ type group struct {
 	issued map[uint64]*readBatch
 	ready  []*readBatch // confirmed, waiting for applied ≥ index
 	leads  []leadWait
+	// scopeLast is the index of the last entry of each scope appended in
+	// this leader's term and not applied yet; scopeOrder lists them in
+	// the order appended, to drop them once applied (see Lead).
+	scopeLast  map[string]uint64
+	scopeOrder []scopeAt
 
 	incoming *incoming // a snapshot stepped this round
 	removed  bool      // applied a config without itself: destroy
@@ -53,6 +59,11 @@ type readBatch struct {
 	index uint64
 	reads []*readReq
 	at    time.Time
+}
+
+type scopeAt struct {
+	scope string
+	index uint64
 }
 
 type leadWait struct {
@@ -208,6 +219,49 @@ func (g *group) failWaiters(err error) {
 		l.done(0, err)
 	}
 	g.leads = nil
+	clear(g.scopeLast)
+	g.scopeOrder = nil
+}
+
+// noteScopes records the scopes of the entries a leader appends: those
+// of its own proposals on streams of a scope.
+func (g *group) noteScopes(proposer uint64, ents []*pb.Entry) {
+	if len(g.props) == 0 {
+		return
+	}
+	for _, ent := range ents {
+		if ent.GetType() != pb.EntryType_EntryNormal || len(ent.GetData()) == 0 {
+			continue
+		}
+		h, _, err := decodeEntry(ent.GetData())
+		if err != nil || h.proposer != proposer {
+			continue
+		}
+		if p := g.props[h.id]; p != nil && p.stream.scope != "" {
+			if g.scopeLast == nil {
+				g.scopeLast = make(map[string]uint64)
+			}
+			g.scopeLast[p.stream.scope] = ent.GetIndex()
+			g.scopeOrder = append(g.scopeOrder, scopeAt{p.stream.scope, ent.GetIndex()})
+		}
+	}
+}
+
+// dropApplied forgets the scopes' entries that are applied.
+func (g *group) dropApplied(applied uint64) {
+	n := 0
+	for n < len(g.scopeOrder) && g.scopeOrder[n].index <= applied {
+		if s := g.scopeOrder[n]; g.scopeLast[s.scope] == s.index {
+			delete(g.scopeLast, s.scope)
+		}
+		n++
+	}
+	if n > 0 {
+		g.scopeOrder = g.scopeOrder[n:]
+		if len(g.scopeOrder) == 0 {
+			g.scopeOrder = nil
+		}
+	}
 }
 
 // inConfig reports whether replica id is in the configuration cs.

@@ -311,7 +311,7 @@ func (h *harness) propose(n *testNode, shard uint32, kv string) *result {
 	if g := n.e.groups[shard]; g != nil {
 		term = g.term
 	}
-	n.e.Propose(NewStream(shard, term), []byte(kv), r.set)
+	n.e.Propose(NewStream(shard, term, ""), []byte(kv), r.set)
 	return r
 }
 

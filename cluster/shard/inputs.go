@@ -45,6 +45,7 @@ type readReq struct {
 
 type leadReq struct {
 	shard uint32
+	scope string // "": every entry the leader holds
 	done  func(term uint64, err error)
 }
 
@@ -62,12 +63,16 @@ type snapReport struct {
 type Stream struct {
 	shard  uint32
 	term   uint64
+	scope  string
 	broken atomic.Bool
 }
 
 // NewStream returns a stream of proposals to shard as its leader in term
-// (the term a Lead call returned).
-func NewStream(shard uint32, term uint64) *Stream { return &Stream{shard: shard, term: term} }
+// (the term a Lead call returned), by the actor of scope: the state its
+// commands write, named as the scope's Lead calls name it ("": none).
+func NewStream(shard uint32, term uint64, scope string) *Stream {
+	return &Stream{shard: shard, term: term, scope: scope}
+}
 
 // Propose proposes cmd on stream s. done gets nil once the command is
 // committed and applied here, or an error: then it was not applied here,
@@ -118,12 +123,15 @@ func (e *Engine) ReadIndex(shard uint32, term uint64, done func(error)) {
 }
 
 // Lead calls done with the current term once this node leads shard and
-// has applied every entry it holds (every entry of earlier terms that will
-// ever commit, and every entry proposed here before the call): state read
-// then is final. It fails with a NotLeaderError when the node does not
-// lead the shard, or ErrLost when it stops leading before that.
-func (e *Engine) Lead(shard uint32, done func(term uint64, err error)) {
-	l := &leadReq{shard: shard, done: done}
+// has applied every entry of scope it holds — every entry of earlier
+// terms that will ever commit, and every entry proposed here on a stream
+// of scope before the call (with scope "", every entry proposed here
+// before the call): the scope's state read then is final. Entries of
+// other scopes proposed meanwhile are not waited for. It fails with a
+// NotLeaderError when the node does not lead the shard, or ErrLost when
+// it stops leading before that.
+func (e *Engine) Lead(shard uint32, scope string, done func(term uint64, err error)) {
+	l := &leadReq{shard: shard, scope: scope, done: done}
 	if err := e.push(func(in *inputs) bool {
 		if len(in.leads) >= e.cfg.MaxQueuedProposals {
 			return false

@@ -54,6 +54,7 @@ func (e *Engine) round() {
 	for _, p := range in.props {
 		e.propose(p)
 	}
+	leads := e.leadEarly(in.leads, in.props)
 	for _, r := range in.reads {
 		e.queueRead(r)
 	}
@@ -81,7 +82,7 @@ func (e *Engine) round() {
 			e.cfg.OnRound(time.Since(start), synced)
 		}
 	}
-	for _, l := range in.leads {
+	for _, l := range leads {
 		e.lead(l)
 	}
 	e.checkWaiters()
@@ -158,6 +159,7 @@ func (e *Engine) handle(rds []handled) (bool, error) {
 			w.Close()
 			return false, err
 		}
+		h.g.noteScopes(e.proposer, h.rd.Entries)
 		if !raft.IsEmptyHardState(h.rd.HardState) {
 			if err := h.g.st.SetHardState(w, h.rd.HardState); err != nil {
 				w.Close()

@@ -100,7 +100,7 @@ func TestStalledDiskEndsLeadership(t *testing.T) {
 	lead := func() (uint64, error) {
 		var term uint64
 		a := newAnswer()
-		e.Lead(0, func(tm uint64, err error) { term = tm; a.set(err) })
+		e.Lead(0, "", func(tm uint64, err error) { term = tm; a.set(err) })
 		return term, a.wait(t, "lead")
 	}
 	term, err := lead()
@@ -112,13 +112,13 @@ func TestStalledDiskEndsLeadership(t *testing.T) {
 		e.Propose(s, []byte(cmd), a.set)
 		return a
 	}
-	if err := propose(NewStream(0, term), "x=1").wait(t, "x=1"); err != nil {
+	if err := propose(NewStream(0, term, ""), "x=1").wait(t, "x=1"); err != nil {
 		t.Fatal(err)
 	}
 
 	st.StallWrites()
 	stalled := time.Now()
-	stuck := propose(NewStream(0, term), "y=1")
+	stuck := propose(NewStream(0, term, ""), "y=1")
 	if err := stuck.wait(t, "y=1"); !errors.Is(err, ErrLost) {
 		t.Fatalf("the proposal in the stalled write: %v, want ErrLost", err)
 	}
@@ -131,7 +131,7 @@ func TestStalledDiskEndsLeadership(t *testing.T) {
 	if last, ok := obs.last(); !ok || last.IsLeader || last.Leader != "" {
 		t.Fatalf("the observer last heard %+v, want no leader", last)
 	}
-	if err := propose(NewStream(0, term), "z=1").wait(t, "z=1"); !errors.Is(err, ErrStalled) {
+	if err := propose(NewStream(0, term, ""), "z=1").wait(t, "z=1"); !errors.Is(err, ErrStalled) {
 		t.Fatalf("a proposal during the stall: %v, want ErrStalled", err)
 	}
 	if _, err := lead(); !errors.Is(err, ErrStalled) {
@@ -153,7 +153,7 @@ func TestStalledDiskEndsLeadership(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := propose(NewStream(0, term2), "w=1").wait(t, "w=1"); err != nil {
+	if err := propose(NewStream(0, term2, ""), "w=1").wait(t, "w=1"); err != nil {
 		t.Fatal(err)
 	}
 	e.Stop()

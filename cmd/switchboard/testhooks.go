@@ -85,9 +85,9 @@ func (c claiming) Status(sh uint32) (shard.Status, bool) {
 	return st, ok
 }
 
-func (c claiming) Lead(sh uint32, done func(term uint64, err error)) {
+func (c claiming) Lead(sh uint32, scope string, done func(term uint64, err error)) {
 	if !c.claimed(sh) {
-		c.Replication.Lead(sh, done)
+		c.Replication.Lead(sh, scope, done)
 		return
 	}
 	st, _ := c.Replication.Status(sh)
