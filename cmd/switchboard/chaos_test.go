@@ -33,6 +33,25 @@ func chaosArgs(out string, extra ...string) []string {
 		"--sessions", "30", "--channels", "6", "--rate", "60", "--drain", "15s", "--out", out}, extra...)
 }
 
+// keptOnFailure is a directory for a chaos run's output that outlives a
+// failing test (its report, evidence and the nodes' logs are what
+// explains a rare failure), and is removed after a passing one.
+func keptOnFailure(t *testing.T) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "switchboard-"+t.Name()+"-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("the run's output is kept in %s", dir)
+			return
+		}
+		os.RemoveAll(dir)
+	})
+	return dir
+}
+
 func readChaosReport(t *testing.T, out string) *chaos.Report {
 	t.Helper()
 	b, err := os.ReadFile(filepath.Join(out, "report.json"))
@@ -74,7 +93,7 @@ func TestChaosShortSeededRunPasses(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts real processes")
 	}
-	out := t.TempDir()
+	out := keptOnFailure(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, binary(t), chaosArgs(out, "--quiet")...)
