@@ -86,8 +86,7 @@ func (e *Engine) lead(l *leadReq) {
 			index = max(index, i)
 		}
 		if index <= g.st.Applied().Index {
-			term, done := g.term, l.done
-			e.done = append(e.done, func() { done(term, nil) })
+			e.answerLead(g.term, l.done)
 			return
 		}
 		g.leads = append(g.leads, leadWait{index: index, term: g.term, done: l.done})
@@ -193,8 +192,7 @@ func (e *Engine) answerWaiters(g *group, leads bool) {
 	n = 0
 	for _, l := range g.leads {
 		if l.index <= applied && g.leader && g.term == l.term {
-			term, done := l.term, l.done
-			e.done = append(e.done, func() { done(term, nil) })
+			e.answerLead(l.term, l.done)
 			continue
 		}
 		g.leads[n] = l
@@ -202,6 +200,11 @@ func (e *Engine) answerWaiters(g *group, leads bool) {
 	}
 	clear(g.leads[n:])
 	g.leads = g.leads[:n]
+}
+
+// answerLead answers an activation barrier with term through e.done.
+func (e *Engine) answerLead(term uint64, done func(uint64, error)) {
+	e.done = append(e.done, func() { done(term, nil) })
 }
 
 // runDone calls the completions the round collected, after the batch
