@@ -124,11 +124,10 @@ func (r *runner) setup(ctx context.Context, i int) {
 			case <-ctx.Done():
 				return
 			}
-			var pe *protocol.Error
 			if err == nil {
 				continue
 			}
-			if !errors.As(err, &pe) || pe.Code != protocol.CodeUnavailable {
+			if !unavailable(err) {
 				r.cfg.Logger.Warn("loadtest: setup call failed", "op", protocol.OpChannelJoin, "session", s.idx, "err", err)
 				failed = true
 				continue
@@ -190,6 +189,13 @@ func began(op string, res json.RawMessage, err error, st *stream) error {
 	return err
 }
 
+// unavailable reports whether err is an unavailable reply (a shard
+// changing leader), after which a setup call is made again.
+func unavailable(err error) bool {
+	var pe *protocol.Error
+	return errors.As(err, &pe) && pe.Code == protocol.CodeUnavailable
+}
+
 // call makes a create or join and waits for it; the stream begins at the
 // reply's seq on the read goroutine, before any later event. An
 // unavailable reply (a shard changing leader, as happens while a cluster
@@ -209,7 +215,7 @@ func (r *runner) call(ctx context.Context, s *session, op string, args any, st *
 				continue
 			}
 		}
-		if err == nil || !errors.As(err, &pe) || pe.Code != protocol.CodeUnavailable || time.Now().After(deadline) {
+		if err == nil || !unavailable(err) || time.Now().After(deadline) {
 			if err != nil {
 				r.cfg.Logger.Warn("loadtest: setup call failed", "op", op, "session", s.idx, "err", err)
 			}
