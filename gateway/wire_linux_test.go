@@ -212,3 +212,44 @@ func TestWireCloseWaitsForTheWriteUnderWay(t *testing.T) {
 	}
 	w.close() // again: harmless
 }
+
+// The raw writer's send(2) falls back to write(2) on a descriptor that is
+// not a socket, one buffer or several, and a socket whose peer is gone
+// is an error to it, not a signal.
+func TestRawWriteOnAPipeAndAClosedPeer(t *testing.T) {
+	t.Parallel()
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	defer w.Close()
+	fd := fdWriter{w.Fd()}
+	var scratch iovecs
+	for _, bufs := range [][][]byte{{[]byte("one")}, {[]byte("two,"), []byte("three")}} {
+		if n, err := fd.tryWrite(bufs, &scratch); err != nil || n != len(bytes.Join(bufs, nil)) {
+			t.Fatalf("a pipe took %d bytes of %q: %v", n, bufs, err)
+		}
+	}
+	got := make([]byte, 12)
+	if _, err := io.ReadFull(r, got); err != nil || string(got) != "onetwo,three" {
+		t.Fatalf("the pipe gave %q (%v)", got, err)
+	}
+
+	ln := loopbackListener(t)
+	accepted, dialled := tcpPair(t, ln)
+	dialled.Close()
+	raw := newRawWriter(accepted)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		// The first send after the peer's close is taken (and answered by
+		// a reset); a later one fails.
+		if _, err := raw.tryWrite([][]byte{[]byte("x")}, &scratch); err != nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("writes to a closed peer never failed")
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
