@@ -116,10 +116,24 @@ func (c *Client) attempt(ctx context.Context, op string, args []byte) (frame, er
 			if ctx.Err() != nil {
 				return frame{}, ctx.Err()
 			}
+			// The connection is broken (a frame may be half written):
+			// close it, so that its reader ends it now.
+			conn.CloseNow()
 			if !idempotent(op) {
 				return frame{Error: &protocol.Error{Code: codeDisconnected}}, nil
 			}
-			continue // the read loop notices the drop; wait for the next connection
+			// Wait for the reader to take the connection away, then for
+			// the next one. Not at once: until the reader has run, this
+			// is still the client's connection, and every write to it
+			// fails again — thousands of clients doing that in a
+			// reconnect storm kept the readers (and everything else)
+			// from running.
+			select {
+			case <-time.After(jitter(c.opts.MinBackoff)):
+			case <-ctx.Done():
+				return frame{}, ctx.Err()
+			}
+			continue
 		}
 		select {
 		case f, ok := <-p.reply:
