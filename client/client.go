@@ -1,9 +1,10 @@
 // Package client is Switchboard's Go client: it connects a session, sends
 // requests and matches their replies, delivers events in seq order, and —
 // when the connection drops — reconnects, resumes every watched channel
-// from the last seq it delivered, and resends requests that are safe to
-// repeat (a message.send keeps its client_id, so a resend never creates a
-// second message).
+// from the last seq it delivered (the first few resumes packed with the
+// reconnect's connect: one round trip), and resends requests that are
+// safe to repeat (a message.send keeps its client_id, so a resend never
+// creates a second message).
 //
 // The client speaks the client side of the WebSocket protocol (RFC 6455)
 // itself: text messages, pings and the close handshake over one read

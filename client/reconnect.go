@@ -3,6 +3,7 @@ package client
 import (
 	"context"
 	"crypto/rand"
+	"encoding/json"
 	"time"
 
 	"github.com/switchboard-chat/switchboard/protocol"
@@ -63,6 +64,7 @@ func (c *Client) isClosed() bool {
 // still reached.
 func (c *Client) reconnect() {
 	backoff := c.opts.MinBackoff
+	var packed map[string]chan struct{} // resumes that went with the connect
 	wait := c.opts.RequestTimeout
 	if c.opts.StallTimeout > 0 {
 		wait = min(wait, c.opts.StallTimeout)
@@ -72,11 +74,14 @@ func (c *Client) reconnect() {
 			return
 		}
 		ctx, cancel := context.WithTimeout(c.ctx, wait)
-		err := c.connect(ctx, nil)
+		first, resumes := c.packResumes()
+		err := c.connect(ctx, first)
 		cancel()
 		if err == nil {
+			packed = resumes
 			break
 		}
+		c.unpackResumes(resumes)
 		c.mu.Lock()
 		c.urlIndex++
 		c.mu.Unlock()
@@ -93,6 +98,12 @@ func (c *Client) reconnect() {
 	var watches []*watch
 	var chans []string
 	for ch, w := range c.watched {
+		if packed[ch] != nil {
+			// Its resume went with the connect: answered (or handed on
+			// to resync) by resumeAnswered.
+			watches = append(watches, w)
+			continue
+		}
 		if w.inflight == nil {
 			// A resync in flight goes on by itself on this connection
 			// (its call is retried there): starting another would replay
@@ -114,6 +125,84 @@ func (c *Client) reconnect() {
 		}
 		c.opts.OnResumed()
 	}
+}
+
+// maxPackedResumes bounds the resumes a reconnect packs with its connect
+// (the upgrade's request head should stay small, docs/protocol.md); the
+// other watched channels resume after the connect.
+const maxPackedResumes = 8
+
+// packResumes makes the requests that resume watched channels with the
+// next connect: a channel.watch from the last seq delivered for each
+// channel (up to maxPackedResumes) with no resync in flight, each marked
+// as resyncing until resumeAnswered. It returns the requests and their
+// channels' marks (give them to unpackResumes if the connect fails).
+func (c *Client) packResumes() ([]Request, map[string]chan struct{}) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var first []Request
+	var packed map[string]chan struct{}
+	for ch, w := range c.watched {
+		if len(first) == maxPackedResumes {
+			break
+		}
+		if w.inflight != nil {
+			continue // a resync in flight is resent on the new connection by itself
+		}
+		done := make(chan struct{})
+		w.resyncing, w.inflight = true, done
+		if packed == nil {
+			packed = make(map[string]chan struct{})
+		}
+		packed[ch] = done
+		since := w.seq
+		first = append(first, Request{Op: protocol.OpChannelWatch, Args: protocol.WatchArgs{Channel: ch, SinceSeq: &since},
+			Done: func(_ json.RawMessage, err error) { c.resumeAnswered(ch, w, done, err) }})
+	}
+	return first, packed
+}
+
+// unpackResumes undoes packResumes' marks after a connect that failed
+// (its requests were never answered): the next attempt packs them again.
+func (c *Client) unpackResumes(packed map[string]chan struct{}) {
+	c.mu.Lock()
+	for ch, done := range packed {
+		if w := c.watched[ch]; w != nil && w.inflight == (<-chan struct{})(done) {
+			w.resyncing, w.inflight = false, nil
+		}
+		close(done)
+	}
+	c.mu.Unlock()
+}
+
+// resumeAnswered settles a resume packed with the connect, on the read
+// goroutine, after watchResult took a successful reply's events. A
+// failure that may pass goes on as resync would have: tried again,
+// backing off; a refusal ends the resume. w's inflight stays set until
+// whatever follows (a retry, the next page) has replaced it, so resumed
+// never sees the channel resumed early.
+func (c *Client) resumeAnswered(ch string, w *watch, done chan struct{}, err error) {
+	again := err != nil && resyncAgain(err) && c.ctx.Err() == nil
+	c.mu.Lock()
+	if again && c.watched[ch] != w {
+		again = false // forgotten meanwhile
+	}
+	if err != nil {
+		w.resyncing = false
+	}
+	c.mu.Unlock()
+	switch {
+	case again:
+		c.resync(ch)
+	case err != nil && c.ctx.Err() == nil:
+		c.opts.Logger.Warn("client: resume failed", "channel", ch, "err", err)
+	}
+	c.mu.Lock()
+	if w.inflight == (<-chan struct{})(done) {
+		w.inflight = nil // nothing followed it
+	}
+	c.mu.Unlock()
+	close(done)
 }
 
 // resumed waits until w has no resync in flight: every page of its

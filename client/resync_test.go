@@ -122,7 +122,8 @@ func TestReconnectDoesNotResumeTwice(t *testing.T) {
 }
 
 // watchGateway serves a scripted gateway: it answers connect, ignores
-// every other op but channel.watch, and hands each watch (with the
+// every other op but channel.watch (frames packed in one message
+// included), and hands each watch (with the
 // number of the connection it came on, from 1) to watch, which writes
 // what it likes; the connection ends when watch returns false.
 func watchGateway(t *testing.T, watch func(conn int32, id uint64, write func(string)) bool) string {
@@ -141,20 +142,25 @@ func watchGateway(t *testing.T, watch func(conn int32, id uint64, write func(str
 			if err != nil {
 				return
 			}
-			var req struct {
-				ID uint64 `json:"id"`
-				Op string `json:"op"`
-			}
-			if json.Unmarshal(msg, &req) != nil {
-				return
-			}
-			switch req.Op {
-			case protocol.OpConnect:
-				write(fmt.Sprintf(`{"id":%d,"result":{"session":"s"}}`, req.ID))
-			case protocol.OpChannelWatch:
-				if !watch(n, req.ID, write) {
+			ok := true
+			protocol.SplitFrames(msg, func(f []byte) { // packed requests too
+				var req struct {
+					ID uint64 `json:"id"`
+					Op string `json:"op"`
+				}
+				if !ok || json.Unmarshal(f, &req) != nil {
+					ok = false
 					return
 				}
+				switch req.Op {
+				case protocol.OpConnect:
+					write(fmt.Sprintf(`{"id":%d,"result":{"session":"s"}}`, req.ID))
+				case protocol.OpChannelWatch:
+					ok = watch(n, req.ID, write)
+				}
+			})
+			if !ok {
+				return
 			}
 		}
 	}))
@@ -165,4 +171,124 @@ func watchGateway(t *testing.T, watch func(conn int32, id uint64, write func(str
 // watchEvent is a message.new of channel c at seq.
 func watchEvent(seq int) string {
 	return fmt.Sprintf(`{"event":"message.new","channel":"c","seq":%d,"data":{"id":"m%d","segment":%d,"created_at":"2026-12-06T00:00:00Z"}}`, seq, seq, seq)
+}
+
+// TestReconnectPacksResumesWithTheConnect: a reconnect sends the watched
+// channels' resumes in its first message, after the connect, each from
+// the last seq delivered; their replays are delivered once; a packed
+// resume refused with an error that may pass is tried again the usual
+// way; OnResumed comes once every resume is answered.
+func TestReconnectPacksResumesWithTheConnect(t *testing.T) {
+	t.Parallel()
+	type req struct {
+		ID   uint64             `json:"id"`
+		Op   string             `json:"op"`
+		Args protocol.WatchArgs `json:"args"`
+	}
+	var conns atomic.Int32
+	firsts := make(chan []req, 4) // each connection's first message
+	var dWatches atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		conn, err := websocket.Accept(w, r, &websocket.AcceptOptions{Subprotocols: []string{"switchboard.v1.json"}})
+		if err != nil {
+			return
+		}
+		defer conn.CloseNow()
+		n := conns.Add(1)
+		ctx := r.Context()
+		write := func(s string) { _ = conn.Write(ctx, websocket.MessageText, []byte(s)) }
+		watched := 0
+		for first := true; ; first = false {
+			_, msg, err := conn.Read(ctx)
+			if err != nil {
+				return
+			}
+			var reqs []req
+			protocol.SplitFrames(msg, func(f []byte) {
+				var q req
+				_ = json.Unmarshal(f, &q)
+				reqs = append(reqs, q)
+			})
+			if first {
+				firsts <- reqs
+			}
+			for _, q := range reqs {
+				switch {
+				case q.Op == protocol.OpConnect:
+					write(fmt.Sprintf(`{"id":%d,"result":{"session":"s"}}`, q.ID))
+				case q.Op != protocol.OpChannelWatch:
+				case n == 1:
+					write(fmt.Sprintf(`{"id":%d,"result":{"channel":{"id":%q},"seq":0,"events":[]}}`, q.ID, q.Args.Channel))
+					if watched++; watched == 2 {
+						return // both watched: the connection drops
+					}
+				case q.Args.Channel == "d" && dWatches.Add(1) == 1:
+					write(fmt.Sprintf(`{"id":%d,"error":{"code":"unavailable","message":"busy"}}`, q.ID))
+				default:
+					ev := strings.ReplaceAll(watchEvent(1), `"channel":"c"`, fmt.Sprintf(`"channel":%q`, q.Args.Channel))
+					write(fmt.Sprintf(`{"id":%d,"result":{"channel":{"id":%q},"seq":1,"events":[%s]}}`, q.ID, q.Args.Channel, ev))
+				}
+			}
+		}
+	}))
+	t.Cleanup(srv.Close)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	resumed := make(chan struct{}, 2)
+	c, err := Dial(ctx, Options{URLs: []string{"ws" + strings.TrimPrefix(srv.URL, "http")}, UserID: "u", RawEvents: true,
+		MinBackoff: 10 * time.Millisecond, MaxBackoff: 50 * time.Millisecond, OnResumed: func() { resumed <- struct{}{} }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	<-firsts // the first connection's connect
+	for _, ch := range []string{"c", "d"} {
+		if err := c.Call(ctx, protocol.OpChannelWatch, protocol.WatchArgs{Channel: ch}, nil); err != nil && ch == "c" {
+			t.Fatal(err)
+		}
+	}
+	select {
+	case reqs := <-firsts:
+		if len(reqs) != 3 || reqs[0].Op != protocol.OpConnect {
+			t.Fatalf("the reconnect's first message: %+v, want connect and two resumes", reqs)
+		}
+		got := map[string]bool{}
+		for _, q := range reqs[1:] {
+			if q.Op != protocol.OpChannelWatch || q.Args.SinceSeq == nil || *q.Args.SinceSeq != 0 {
+				t.Fatalf("packed %+v, want channel.watch since_seq 0", q)
+			}
+			got[q.Args.Channel] = true
+		}
+		if !got["c"] || !got["d"] {
+			t.Fatalf("resumes packed for %v, want c and d", got)
+		}
+	case <-ctx.Done():
+		t.Fatal("no reconnect")
+	}
+	select {
+	case <-resumed:
+	case <-ctx.Done():
+		t.Fatal("OnResumed was not called")
+	}
+	// Every replay was delivered before OnResumed: it is all queued.
+	seen := map[string]int{}
+	for more := true; more; {
+		select {
+		case e := <-c.Events():
+			if e.Seq != 0 {
+				seen[e.Channel]++
+			}
+		default:
+			more = false
+		}
+	}
+	if seen["c"] != 1 || seen["d"] != 1 {
+		t.Fatalf("delivered %v, want c and d's seq 1 once each", seen)
+	}
+	if n := dWatches.Load(); n != 2 {
+		t.Fatalf("d was resumed %d times, want the packed one and one more", n)
+	}
+	if n := conns.Load(); n != 2 {
+		t.Fatalf("%d connections, want 2", n)
+	}
 }
