@@ -121,12 +121,19 @@ func TestReconnectDoesNotResumeTwice(t *testing.T) {
 	}
 }
 
-// watchGateway serves a scripted gateway: it answers connect, ignores
-// every other op but channel.watch (frames packed in one message
-// included), and hands each watch (with the
-// number of the connection it came on, from 1) to watch, which writes
-// what it likes; the connection ends when watch returns false.
-func watchGateway(t *testing.T, watch func(conn int32, id uint64, write func(string)) bool) string {
+// scriptReq is a request a scripted gateway read.
+type scriptReq struct {
+	ID   uint64             `json:"id"`
+	Op   string             `json:"op"`
+	Args protocol.WatchArgs `json:"args"`
+}
+
+// scriptedGateway serves a gateway scripted by handle, which is given
+// each message's requests (frames packed in one message included) with
+// the number of the connection they came on (from 1) and whether the
+// message is the connection's first, and writes what it likes; the
+// connection ends when handle returns false.
+func scriptedGateway(t *testing.T, handle func(conn int32, first bool, reqs []scriptReq, write func(string)) bool) string {
 	var conns atomic.Int32
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		conn, err := websocket.Accept(w, r, &websocket.AcceptOptions{Subprotocols: []string{"switchboard.v1.json"}})
@@ -137,35 +144,45 @@ func watchGateway(t *testing.T, watch func(conn int32, id uint64, write func(str
 		n := conns.Add(1)
 		ctx := r.Context()
 		write := func(s string) { _ = conn.Write(ctx, websocket.MessageText, []byte(s)) }
-		for {
+		for first := true; ; first = false {
 			_, msg, err := conn.Read(ctx)
 			if err != nil {
 				return
 			}
+			var reqs []scriptReq
 			ok := true
-			protocol.SplitFrames(msg, func(f []byte) { // packed requests too
-				var req struct {
-					ID uint64 `json:"id"`
-					Op string `json:"op"`
-				}
-				if !ok || json.Unmarshal(f, &req) != nil {
-					ok = false
-					return
-				}
-				switch req.Op {
-				case protocol.OpConnect:
-					write(fmt.Sprintf(`{"id":%d,"result":{"session":"s"}}`, req.ID))
-				case protocol.OpChannelWatch:
-					ok = watch(n, req.ID, write)
-				}
+			protocol.SplitFrames(msg, func(f []byte) {
+				var q scriptReq
+				ok = ok && json.Unmarshal(f, &q) == nil
+				reqs = append(reqs, q)
 			})
-			if !ok {
+			if !ok || !handle(n, first, reqs, write) {
 				return
 			}
 		}
 	}))
 	t.Cleanup(srv.Close)
 	return "ws" + strings.TrimPrefix(srv.URL, "http")
+}
+
+// watchGateway serves a scripted gateway: it answers connect, ignores
+// every other op but channel.watch, and hands each watch (with the
+// number of the connection it came on, from 1) to watch, which writes
+// what it likes; the connection ends when watch returns false.
+func watchGateway(t *testing.T, watch func(conn int32, id uint64, write func(string)) bool) string {
+	return scriptedGateway(t, func(n int32, _ bool, reqs []scriptReq, write func(string)) bool {
+		for _, q := range reqs {
+			switch q.Op {
+			case protocol.OpConnect:
+				write(fmt.Sprintf(`{"id":%d,"result":{"session":"s"}}`, q.ID))
+			case protocol.OpChannelWatch:
+				if !watch(n, q.ID, write) {
+					return false
+				}
+			}
+		}
+		return true
+	})
 }
 
 // watchEvent is a message.new of channel c at seq.
@@ -180,62 +197,36 @@ func watchEvent(seq int) string {
 // way; OnResumed comes once every resume is answered.
 func TestReconnectPacksResumesWithTheConnect(t *testing.T) {
 	t.Parallel()
-	type req struct {
-		ID   uint64             `json:"id"`
-		Op   string             `json:"op"`
-		Args protocol.WatchArgs `json:"args"`
-	}
-	var conns atomic.Int32
-	firsts := make(chan []req, 4) // each connection's first message
-	var dWatches atomic.Int32
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		conn, err := websocket.Accept(w, r, &websocket.AcceptOptions{Subprotocols: []string{"switchboard.v1.json"}})
-		if err != nil {
-			return
+	var conns, watched, dWatches atomic.Int32
+	firsts := make(chan []scriptReq, 4) // each connection's first message
+	url := scriptedGateway(t, func(n int32, first bool, reqs []scriptReq, write func(string)) bool {
+		conns.Store(max(conns.Load(), n))
+		if first {
+			firsts <- reqs
 		}
-		defer conn.CloseNow()
-		n := conns.Add(1)
-		ctx := r.Context()
-		write := func(s string) { _ = conn.Write(ctx, websocket.MessageText, []byte(s)) }
-		watched := 0
-		for first := true; ; first = false {
-			_, msg, err := conn.Read(ctx)
-			if err != nil {
-				return
-			}
-			var reqs []req
-			protocol.SplitFrames(msg, func(f []byte) {
-				var q req
-				_ = json.Unmarshal(f, &q)
-				reqs = append(reqs, q)
-			})
-			if first {
-				firsts <- reqs
-			}
-			for _, q := range reqs {
-				switch {
-				case q.Op == protocol.OpConnect:
-					write(fmt.Sprintf(`{"id":%d,"result":{"session":"s"}}`, q.ID))
-				case q.Op != protocol.OpChannelWatch:
-				case n == 1:
-					write(fmt.Sprintf(`{"id":%d,"result":{"channel":{"id":%q},"seq":0,"events":[]}}`, q.ID, q.Args.Channel))
-					if watched++; watched == 2 {
-						return // both watched: the connection drops
-					}
-				case q.Args.Channel == "d" && dWatches.Add(1) == 1:
-					write(fmt.Sprintf(`{"id":%d,"error":{"code":"unavailable","message":"busy"}}`, q.ID))
-				default:
-					ev := strings.ReplaceAll(watchEvent(1), `"channel":"c"`, fmt.Sprintf(`"channel":%q`, q.Args.Channel))
-					write(fmt.Sprintf(`{"id":%d,"result":{"channel":{"id":%q},"seq":1,"events":[%s]}}`, q.ID, q.Args.Channel, ev))
+		for _, q := range reqs {
+			switch {
+			case q.Op == protocol.OpConnect:
+				write(fmt.Sprintf(`{"id":%d,"result":{"session":"s"}}`, q.ID))
+			case q.Op != protocol.OpChannelWatch:
+			case n == 1:
+				write(fmt.Sprintf(`{"id":%d,"result":{"channel":{"id":%q},"seq":0,"events":[]}}`, q.ID, q.Args.Channel))
+				if watched.Add(1) == 2 {
+					return false // both watched: the connection drops
 				}
+			case q.Args.Channel == "d" && dWatches.Add(1) == 1:
+				write(fmt.Sprintf(`{"id":%d,"error":{"code":"unavailable","message":"busy"}}`, q.ID))
+			default:
+				ev := strings.ReplaceAll(watchEvent(1), `"channel":"c"`, fmt.Sprintf(`"channel":%q`, q.Args.Channel))
+				write(fmt.Sprintf(`{"id":%d,"result":{"channel":{"id":%q},"seq":1,"events":[%s]}}`, q.ID, q.Args.Channel, ev))
 			}
 		}
-	}))
-	t.Cleanup(srv.Close)
+		return true
+	})
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	resumed := make(chan struct{}, 2)
-	c, err := Dial(ctx, Options{URLs: []string{"ws" + strings.TrimPrefix(srv.URL, "http")}, UserID: "u", RawEvents: true,
+	c, err := Dial(ctx, Options{URLs: []string{url}, UserID: "u", RawEvents: true,
 		MinBackoff: 10 * time.Millisecond, MaxBackoff: 50 * time.Millisecond, OnResumed: func() { resumed <- struct{}{} }})
 	if err != nil {
 		t.Fatal(err)
