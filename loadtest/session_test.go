@@ -1,6 +1,7 @@
 package loadtest
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -28,14 +29,22 @@ type fakeGateway struct {
 type fakeConn struct {
 	t    *testing.T
 	conn *websocket.Conn
+	// frames are the frames of the last message read not yet taken
+	// (requests packed after connect, as a reconnect packs its resumes).
+	frames [][]byte
 }
 
 // request reads one request frame; op is empty once the connection ended.
 func (c *fakeConn) request(ctx context.Context) (id uint64, op string, args json.RawMessage) {
-	_, b, err := c.conn.Read(ctx)
-	if err != nil {
-		return 0, "", nil
+	for len(c.frames) == 0 {
+		_, msg, err := c.conn.Read(ctx)
+		if err != nil {
+			return 0, "", nil
+		}
+		protocol.SplitFrames(msg, func(f []byte) { c.frames = append(c.frames, bytes.Clone(f)) })
 	}
+	b := c.frames[0]
+	c.frames = c.frames[1:]
 	var f struct {
 		ID   uint64          `json:"id"`
 		Op   string          `json:"op"`
