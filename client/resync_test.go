@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"runtime"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -281,5 +283,58 @@ func TestReconnectPacksResumesWithTheConnect(t *testing.T) {
 	}
 	if n := conns.Load(); n != 2 {
 		t.Fatalf("%d connections, want 2", n)
+	}
+}
+
+// TestFailedWriteWaitsForTheReader: a request whose write fails on a
+// connection its reader has not yet taken away (a Poller's goroutine,
+// busy here in OnEvent) waits before trying again instead of writing to
+// the closed connection in a loop: thousands of clients doing that in a
+// reconnect storm kept the pollers from running at all.
+func TestFailedWriteWaitsForTheReader(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("the poller reads on Linux only")
+	}
+	t.Parallel()
+	url := scriptedGateway(t, func(_ int32, _ bool, reqs []scriptReq, write func(string)) bool {
+		for _, q := range reqs {
+			if q.Op == protocol.OpConnect {
+				write(fmt.Sprintf(`{"id":%d,"result":{"session":"s"}}`, q.ID))
+				write(watchEvent(1)) // holds the poller in OnEvent
+			}
+		}
+		return true
+	})
+	entered, release := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	c, err := Dial(ctx, Options{URLs: []string{url}, UserID: "u", StallTimeout: -1, Poller: newPoller(t, 1),
+		RequestTimeout: 200 * time.Millisecond, MinBackoff: 10 * time.Millisecond, MaxBackoff: 50 * time.Millisecond,
+		OnEvent: func(e Event) {
+			if e.Name == protocol.EventMessageNew {
+				once.Do(func() { close(entered); <-release })
+			}
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	defer close(release)
+	<-entered
+	c.mu.Lock()
+	conn, id0 := c.conn, c.nextID
+	c.mu.Unlock()
+	conn.CloseNow() // its writes fail from now on; its reader is busy
+	err = c.Call(ctx, protocol.OpChannelWatch, protocol.WatchArgs{Channel: "c"}, nil)
+	c.mu.Lock()
+	tries := c.nextID - id0
+	c.mu.Unlock()
+	if err == nil {
+		t.Fatal("a watch answered on a closed connection")
+	}
+	// 200 ms of tries at least 5 ms apart (MinBackoff, jittered).
+	if tries > 60 {
+		t.Fatalf("%d writes to the closed connection in the request's 200 ms", tries)
 	}
 }
