@@ -116,9 +116,8 @@ func (c *Client) attempt(ctx context.Context, op string, args []byte) (frame, er
 			if ctx.Err() != nil {
 				return frame{}, ctx.Err()
 			}
-			// The connection is broken (a frame may be half written):
-			// close it, so that its reader ends it now.
-			conn.CloseNow()
+			// The connection closed itself (writeLocked: a frame may be
+			// half written), and its reader will take it away.
 			if !idempotent(op) {
 				return frame{Error: &protocol.Error{Code: codeDisconnected}}, nil
 			}
