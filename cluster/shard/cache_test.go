@@ -12,12 +12,7 @@ func TestCachesHoldOnlyWhatMayBeReadAgain(t *testing.T) {
 	t.Parallel()
 	t.Run("alone", func(t *testing.T) {
 		t.Parallel()
-		h := newHarness(t, "a")
-		a := h.node("a")
-		if err := a.e.Bootstrap(2); err != nil {
-			t.Fatal(err)
-		}
-		h.settle()
+		h, a := singleNode(t, 2)
 		for i := range 20 {
 			r := h.propose(a, uint32(i%2), fmt.Sprintf("k%d=v", i))
 			h.settle()

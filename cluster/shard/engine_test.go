@@ -12,12 +12,7 @@ import (
 )
 
 func TestSingleNodeProposesReadsAndRestarts(t *testing.T) {
-	h := newHarness(t, "a")
-	a := h.node("a")
-	if err := a.e.Bootstrap(4); err != nil {
-		t.Fatal(err)
-	}
-	h.settle()
+	h, a := singleNode(t, 4)
 	for s := range uint32(4) {
 		if h.leaderOf(s) != a {
 			t.Fatalf("shard %d has no leader", s)

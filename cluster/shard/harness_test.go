@@ -81,6 +81,19 @@ func newHarness(t *testing.T, names ...string) *harness {
 	return h
 }
 
+// singleNode starts a harness of one node, "a", bootstraps it with
+// shards and lets it elect itself.
+func singleNode(t *testing.T, shards uint32) (*harness, *testNode) {
+	t.Helper()
+	h := newHarness(t, "a")
+	a := h.node("a")
+	if err := a.e.Bootstrap(shards); err != nil {
+		t.Fatal(err)
+	}
+	h.settle()
+	return h, a
+}
+
 // start runs an engine for node on fs (a fresh store on a new filesystem,
 // or the node's own after a restart).
 func (h *harness) start(name string, fs vfs.FS) *testNode {

@@ -47,12 +47,7 @@ func TestAcknowledgedBeforeTheNextFsync(t *testing.T) {
 		}
 	}
 	t.Run("single voter", func(t *testing.T) {
-		h := newHarness(t, "a")
-		a := h.node("a")
-		if err := a.e.Bootstrap(1); err != nil {
-			t.Fatal(err)
-		}
-		h.settle()
+		h, a := singleNode(t, 1)
 		check(t, h, a, 1) // its write: committed at Advance
 	})
 	t.Run("three voters", func(t *testing.T) {
@@ -65,12 +60,7 @@ func TestAcknowledgedBeforeTheNextFsync(t *testing.T) {
 // activation whose entries are applied, are answered before the round
 // writes and fsyncs the entries proposed meanwhile: neither needs them.
 func TestReadsAndActivationsBeforeTheRoundsFsync(t *testing.T) {
-	h := newHarness(t, "a")
-	a := h.node("a")
-	if err := a.e.Bootstrap(1); err != nil {
-		t.Fatal(err)
-	}
-	h.settle()
+	h, a := singleNode(t, 1)
 	g := a.e.groups[0]
 	fsyncs := &a.e.status.fsyncs
 	var at uint64
