@@ -100,34 +100,39 @@ func (f fdWriter) tryWrite(bufs [][]byte, s *iovecs) (int, error) {
 // signal. A descriptor that is not a socket (ENOTSOCK) is written as a
 // file.
 func (s *iovecs) write(fd uintptr) {
-	const flags = unix.MSG_DONTWAIT | unix.MSG_NOSIGNAL
-	notSock := false
 	for {
-		var r uintptr
-		var e syscall.Errno
-		switch {
-		case notSock && len(s.iov) == 1:
-			r, _, e = syscall.RawSyscall(syscall.SYS_WRITE, fd, uintptr(unsafe.Pointer(s.iov[0].Base)), uintptr(s.iov[0].Len))
-		case notSock:
-			r, _, e = syscall.RawSyscall(syscall.SYS_WRITEV, fd, uintptr(unsafe.Pointer(&s.iov[0])), uintptr(len(s.iov)))
-		case len(s.iov) == 1: // a live room's usual write: one shared event
-			r, _, e = syscall.RawSyscall6(syscall.SYS_SENDTO, fd, uintptr(unsafe.Pointer(s.iov[0].Base)), uintptr(s.iov[0].Len), flags, 0, 0)
-		default:
-			s.msg.Iov = &s.iov[0]
-			s.msg.SetIovlen(len(s.iov))
-			r, _, e = syscall.RawSyscall(syscall.SYS_SENDMSG, fd, uintptr(unsafe.Pointer(&s.msg)), flags)
-			s.msg.Iov = nil
+		r, e := s.send(fd)
+		if e == syscall.ENOTSOCK {
+			r, e = s.writeFile(fd) // a pipe or file, in a test
 		}
-		switch e {
-		case syscall.EINTR:
+		if e == syscall.EINTR {
 			continue
-		case syscall.ENOTSOCK:
-			if !notSock {
-				notSock = true
-				continue // a pipe or file, in a test
-			}
 		}
 		s.n, s.errno = int(r), e
 		return
 	}
+}
+
+// send makes one sendto(2) (a live room's usual write: one shared event)
+// or sendmsg(2) of s.iov.
+func (s *iovecs) send(fd uintptr) (uintptr, syscall.Errno) {
+	const flags = unix.MSG_DONTWAIT | unix.MSG_NOSIGNAL
+	if len(s.iov) == 1 {
+		r, _, e := syscall.RawSyscall6(syscall.SYS_SENDTO, fd, uintptr(unsafe.Pointer(s.iov[0].Base)), uintptr(s.iov[0].Len), flags, 0, 0)
+		return r, e
+	}
+	s.msg.Iov = &s.iov[0]
+	s.msg.SetIovlen(len(s.iov))
+	r, _, e := syscall.RawSyscall(syscall.SYS_SENDMSG, fd, uintptr(unsafe.Pointer(&s.msg)), flags)
+	return r, e
+}
+
+// writeFile makes one write(2) or writev(2) of s.iov.
+func (s *iovecs) writeFile(fd uintptr) (uintptr, syscall.Errno) {
+	if len(s.iov) == 1 {
+		r, _, e := syscall.RawSyscall(syscall.SYS_WRITE, fd, uintptr(unsafe.Pointer(s.iov[0].Base)), uintptr(s.iov[0].Len))
+		return r, e
+	}
+	r, _, e := syscall.RawSyscall(syscall.SYS_WRITEV, fd, uintptr(unsafe.Pointer(&s.iov[0])), uintptr(len(s.iov)))
+	return r, e
 }
