@@ -255,11 +255,8 @@ func (c *Client) resync(ch string) {
 			c.mu.Unlock()
 			var res json.RawMessage
 			err := c.Call(c.ctx, protocol.OpChannelWatch, protocol.WatchArgs{Channel: ch, SinceSeq: &since}, &res)
-			again := err != nil && resyncAgain(err) && c.ctx.Err() == nil
 			c.mu.Lock()
-			if again && c.watched[ch] != w {
-				again = false // forgotten meanwhile
-			}
+			again := c.againLocked(ch, w, err)
 			if err != nil && !again {
 				w.resyncing = false
 			}
@@ -285,6 +282,13 @@ func (c *Client) resync(ch string) {
 			backoff = min(backoff*2, c.opts.MaxBackoff)
 		}
 	}()
+}
+
+// againLocked reports whether a resume of ch (w) that failed with err is
+// tried again: the failure may pass, the client is open and w is still
+// ch's watch (not forgotten meanwhile). c.mu is held.
+func (c *Client) againLocked(ch string, w *watch, err error) bool {
+	return err != nil && resyncAgain(err) && c.ctx.Err() == nil && c.watched[ch] == w
 }
 
 // resyncAgain reports whether a failed resync may succeed if tried again.

@@ -182,11 +182,8 @@ func (c *Client) unpackResumes(packed map[string]chan struct{}) {
 // whatever follows (a retry, the next page) has replaced it, so resumed
 // never sees the channel resumed early.
 func (c *Client) resumeAnswered(ch string, w *watch, done chan struct{}, err error) {
-	again := err != nil && resyncAgain(err) && c.ctx.Err() == nil
 	c.mu.Lock()
-	if again && c.watched[ch] != w {
-		again = false // forgotten meanwhile
-	}
+	again := c.againLocked(ch, w, err)
 	if err != nil {
 		w.resyncing = false
 	}
