@@ -253,8 +253,9 @@ func (c *Client) resync(ch string) {
 			c.mu.Lock()
 			since := w.seq
 			c.mu.Unlock()
-			var res json.RawMessage
-			err := c.Call(c.ctx, protocol.OpChannelWatch, protocol.WatchArgs{Channel: ch, SinceSeq: &since}, &res)
+			// The reply's events are taken by watchResult, on the read
+			// goroutine: nothing to decode here.
+			err := c.Call(c.ctx, protocol.OpChannelWatch, protocol.WatchArgs{Channel: ch, SinceSeq: &since}, nil)
 			c.mu.Lock()
 			again := c.againLocked(ch, w, err)
 			if err != nil && !again {
