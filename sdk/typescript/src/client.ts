@@ -37,7 +37,7 @@ export interface CallOptions {
 /**
  * What the client tells about a channel's watch. `start`: a resume
  * (channel.watch with since_seq, after a reconnect or a gap in seq) went
- * out. `done`: a join, watch, create or resume result was applied, in
+ * out (after a reconnect: with its connect, or right after it). `done`: a join, watch, create or resume result was applied, in
  * order with the events around it (its missed events were delivered
  * just before); with `reset`, reload the channel from its messages.
  * `failed`: a resume failed (with not_member, banned, not_found or
@@ -79,6 +79,8 @@ interface Watch {
   resyncing: boolean;
   /** A resync's calls are running (tried again until they succeed). */
   inflight?: boolean;
+  /** Its resync started while offline (reconnecting()): connected() tells listeners. */
+  unannounced?: boolean;
 }
 
 const watchOps: ReadonlySet<string> = new Set(["channel.join", "channel.watch", "channel.create"]);
@@ -230,13 +232,31 @@ export class Client extends Connection {
     if (!reconnecting) return;
     for (const [ch, w] of this.watched) {
       // A resync in flight goes on by itself on this connection (its call
-      // is retried there): starting another would replay the channel twice.
-      if (w.inflight) continue;
+      // went with the connect or is retried here): starting another would
+      // replay the channel twice. One started offline starts now, as far
+      // as listeners can tell: until the session was back, it was stale.
+      if (w.inflight) {
+        if (w.unannounced) this.watchListeners.emit({ channel: ch, phase: "start" }, this.warn);
+        w.unannounced = false;
+        continue;
+      }
       w.resyncing = false;
       this.resync(ch);
     }
     void this.rewatchPresence();
     this.reconnects.emit(_res, this.warn);
+  }
+
+  protected reconnecting(): void {
+    // Every watch's resume waits for the next connection from now, so the
+    // first MAX_PACKED go with its connect, in the same round trip (pack);
+    // connected() tells listeners they started.
+    for (const [ch, w] of this.watched) {
+      if (w.inflight) continue;
+      w.resyncing = false;
+      this.resync(ch, false);
+      w.unannounced = w.inflight;
+    }
   }
 
   protected probe(ws: WebSocketLike): void {
@@ -481,18 +501,19 @@ export class Client extends Connection {
 
   /**
    * Watches ch again from the last seq delivered, unless a resync is in
-   * flight. A resync that fails for a reason that may pass (its attempt
+   * flight; announce tells listeners it started (reconnecting() leaves
+   * that to connected()). A resync that fails for a reason that may pass (its attempt
    * timed out, the connection dropped, the host was unavailable past
    * maxRetryMs) is tried again, backing off, until it succeeds, the
    * channel is forgotten or the client closes: giving up would leave a
    * gap nothing fills. A refusal (not a member, banned) ends it.
    */
-  private resync(ch: string): void {
+  private resync(ch: string, announce = true): void {
     const w = this.watched.get(ch);
     if (!w || w.resyncing) return;
     w.resyncing = true;
     w.inflight = true;
-    this.watchListeners.emit({ channel: ch, phase: "start" }, this.warn);
+    if (announce) this.watchListeners.emit({ channel: ch, phase: "start" }, this.warn);
     void this.resyncCalls(ch, w);
   }
 

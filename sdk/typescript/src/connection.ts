@@ -115,6 +115,12 @@ export abstract class Connection {
   protected abstract connected(res: ConnectResult, reconnecting: boolean): void;
   /** The connection dropped; a new one is being dialed. */
   protected abstract lost(err: SwitchboardError): void;
+  /**
+   * A new connection replacing a lost one is about to be dialed: requests
+   * queued now wait for it, and those that may go with its connect do
+   * (pack).
+   */
+  protected abstract reconnecting(): void;
   /** The client closed for good. */
   protected abstract ended(err: SwitchboardError): void;
   /** Sends a `ping` request on ws, whose reply (any frame) shows the gateway is alive. */
@@ -465,6 +471,7 @@ export abstract class Connection {
       this.close();
       return;
     }
+    this.reconnecting();
     void this.connectLoop(true);
   }
 }

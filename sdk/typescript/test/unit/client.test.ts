@@ -240,6 +240,50 @@ test("a resume in flight across a drop goes on by itself: the reconnect does not
   c.close();
 });
 
+test("a reconnect packs its watches' resumes with its connect, up to 8; the rest follow it; each starts once the session is back", async () => {
+  const srv = new FakeServer();
+  srv.takesConnect = true;
+  const names = Array.from({ length: 10 }, (_, i) => `room${i}`);
+  srv.handler = (req) => {
+    if (req.op !== "channel.watch") return srv.defaultAnswer(req);
+    const ch = req.args["channel"] as string;
+    if (req.args["since_seq"] === undefined) return { result: watchResult(ch, 5) };
+    return { result: watchResult(ch, 6, { events: [newEvent(ch, 6, 6)] }) };
+  };
+  const c = await connect({ urls: "ws://gw/v1/ws", userId: "alice", WebSocket: srv.WebSocket, ...fast });
+  for (const ch of names) await c.call("channel.watch", { channel: ch });
+  const log: string[] = [];
+  c.onStatus((st) => log.push(st));
+  c.onWatch((e) => log.push(`${e.phase} ${e.channel}`));
+  const got: string[] = [];
+  c.onEvent((e) => got.push(`${e.channel} ${e.seq}`));
+  srv.sockets[0]!.kill();
+  await until(() => got.length === names.length, 2000, "every replay");
+  const sock = srv.sockets[1]!;
+  const offered = sock.offeredAll;
+  assert.equal(offered[0]!.op, "connect");
+  assert.deepEqual(
+    offered.slice(1).map((r) => [r.op, r.args]),
+    names.slice(0, 8).map((ch) => ["channel.watch", { channel: ch, since_seq: 5 }]),
+    "the first 8 resumes are in the connect's message",
+  );
+  assert.deepEqual(
+    sock.requests.map((r) => [r.op, r.args]),
+    names.slice(8).map((ch) => ["channel.watch", { channel: ch, since_seq: 5 }]),
+    "the other two follow it",
+  );
+  assert.deepEqual(got.sort(), names.map((ch) => `${ch} 6`).sort(), "each replay delivered once");
+  // Offline the channels were stale: their resumes start (for listeners)
+  // once the session is back, then end.
+  assert.equal(log[0], "reconnecting");
+  assert.equal(log[1], "online");
+  for (const ch of names) {
+    const start = log.indexOf(`start ${ch}`);
+    assert.ok(start > 1 && log.indexOf(`done ${ch}`) > start, `${ch}: ${log.join(", ")}`);
+  }
+  c.close();
+});
+
 test("after a drop the client reconnects to the next URL, resumes watches and resends idempotent requests with their client_id", async () => {
   const srv = new FakeServer();
   let sends = 0;

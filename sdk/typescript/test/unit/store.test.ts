@@ -203,9 +203,20 @@ test("a reset replaces the chat's messages; being banned removes the chat", asyn
   assert.deepEqual(store.getSnapshot().chatIds, []);
 });
 
-test("a dropped connection makes chats stale, then syncing, then synced again", async () => {
-  const { store, srv } = setup();
+test("a dropped connection makes chats stale, then syncing while their resumes are answered, then synced again", async () => {
+  // The resume goes with the reconnect's connect; answered later than the
+  // connect (a busy channel), the chat shows syncing in between.
+  let slow: WatchResult | undefined;
+  const { store, srv } = setup({
+    handler: (req) => {
+      if (req.op !== "channel.watch" || req.args["since_seq"] === undefined || !slow) return undefined;
+      const sock = srv.current;
+      setTimeout(() => sock.reply(req.id, { result: slow }), 30);
+      return null;
+    },
+  });
   await store.login({ userId: "alice" });
+  slow = { channel: channel("g", { last_segment: 3 }), member: member("alice", "g", { read_segment: 2 }), messages: [], has_more: false, messages_has_more: false, seq: 10 };
   const seen = new Set<string>();
   store.subscribe(() => {
     const g = store.getSnapshot().chats["g"];
