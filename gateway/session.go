@@ -67,6 +67,10 @@ type session struct {
 
 	// counted is set once the session's end has been counted (finish).
 	counted atomic.Bool
+
+	// wait is where the session waits in the writer pool, if it does
+	// (guarded by the pool's mu; see writerPool.promote).
+	wait poolPlace
 }
 
 // newSession makes a session whose connection is not there yet:
@@ -402,7 +406,19 @@ func (s *session) replyResult(id []byte, result []byte) {
 	if id == nil {
 		return
 	}
-	s.sendMessage(resultMessage(id, result))
+	s.sendReply(resultMessage(id, result))
+}
+
+// sendReply queues a reply. A session waiting in the writer pool behind
+// a fan-out (its events queued for thousands of sessions) moves to the
+// front: a sender's acknowledgement does not wait for a whole room's
+// deliveries, only its own session's queue, written in order.
+func (s *session) sendReply(msg []byte) {
+	if s.queue(msg) {
+		s.g.writers.add(s)
+		return
+	}
+	s.g.writers.promote(s)
 }
 
 func resultMessage(id, result []byte) []byte {
@@ -422,5 +438,5 @@ func (s *session) replyResultNow(id []byte, result []byte) {
 }
 
 func (s *session) replyError(id []byte, e *protocol.Error) {
-	s.sendMessage(frameInPlace(protocol.AppendError(newFrameBuf(len(id)+len(e.Message)+64), id, e)))
+	s.sendReply(frameInPlace(protocol.AppendError(newFrameBuf(len(id)+len(e.Message)+64), id, e)))
 }

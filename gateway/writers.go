@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"slices"
 	"sync"
 	"time"
 )
@@ -14,15 +15,23 @@ import (
 // finished by a goroutine of that session's own (writeRest), which hands
 // it back to the pool once written. So an idle session costs no writer
 // goroutine, a fan-out to thousands of sessions wakes a few goroutines
-// instead of thousands, and a slow client holds up nobody else.
+// instead of thousands, and a slow client holds up nobody else. A
+// session given a reply while it waits behind a fan-out goes to the
+// front (promote).
 type writerPool struct {
 	g *Gateway
 
 	mu   sync.Mutex // guards the fields below
 	cond sync.Cond
-	// ring is a FIFO of sessions to write: n of them from head.
+	// ring is a FIFO of sessions to write: n of them from head, of which
+	// promote may have taken some out (nil); taken counts the places
+	// taken from it so far (the place of ring[head]).
 	ring    []*session
 	head, n int
+	taken   uint64
+	// urgent are sessions with a reply to write, moved out of the ring
+	// or a held window (promote): taken before the ring.
+	urgent  []*session
 	workers int
 	waiting int // workers waiting for a session
 	stopped bool
@@ -109,10 +118,54 @@ func (p *writerPool) addAll(ss []*session) {
 	p.mu.Unlock()
 }
 
-// heldSessions wait until at to be queued.
+// heldSessions wait until at to be queued (promote may have taken some
+// out: nil).
 type heldSessions struct {
 	at       time.Time
 	sessions []*session
+}
+
+// poolPlace is where a session waits in the pool (session.wait): its
+// place in the ring + 1 (ring), or in the held window of time at (index
+// i); zero when it waits in neither (idle, being written, or urgent).
+type poolPlace struct {
+	ring uint64
+	at   time.Time
+	i    int
+}
+
+// promote moves s, which has a reply queued, to the front of the pool
+// when it waits in the ring or a held window: a fan-out queues thousands
+// of sessions at once, and the reply's sender would otherwise wait for
+// its turn among them. A session being written takes the reply with its
+// next take; an idle one was added by the reply itself. Every session
+// still waits in one place at a time, so one writer at a time writes it.
+func (p *writerPool) promote(s *session) {
+	if p == nil {
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	w := s.wait
+	switch {
+	case p.stopped:
+		return
+	case w.ring != 0:
+		p.ring[(p.head+int(w.ring-1-p.taken))%len(p.ring)] = nil
+	case !w.at.IsZero():
+		k := slices.IndexFunc(p.held, func(h heldSessions) bool { return h.at.Equal(w.at) })
+		if k < 0 {
+			return // not held after all (cannot happen: release moves them to the ring)
+		}
+		p.held[k].sessions[w.i] = nil
+	default:
+		return
+	}
+	s.wait = poolPlace{}
+	p.urgent = append(p.urgent, s)
+	if p.waiting > 0 {
+		p.cond.Signal()
+	}
 }
 
 // addAt queues sessions at the time at (a live channel's coalescing
@@ -127,15 +180,20 @@ func (p *writerPool) addAt(ss []*session, at time.Time) {
 	if p.stopped {
 		return
 	}
-	for i := range p.held {
-		if p.held[i].at.Equal(at) {
-			p.held[i].sessions = append(p.held[i].sessions, ss...)
-			return
+	k := 0
+	for k < len(p.held) && !p.held[k].at.Equal(at) {
+		k++
+	}
+	if k == len(p.held) {
+		p.held = append(p.held, heldSessions{at: at})
+		if p.timer == nil || at.Before(p.timerAt) {
+			p.armLocked(at)
 		}
 	}
-	p.held = append(p.held, heldSessions{at: at, sessions: append([]*session(nil), ss...)})
-	if p.timer == nil || at.Before(p.timerAt) {
-		p.armLocked(at)
+	h := &p.held[k]
+	for _, s := range ss {
+		s.wait = poolPlace{at: at, i: len(h.sessions)}
+		h.sessions = append(h.sessions, s)
 	}
 }
 
@@ -168,7 +226,9 @@ func (p *writerPool) release() {
 			continue
 		}
 		for _, s := range h.sessions {
-			p.pushLocked(s)
+			if s != nil {
+				p.pushLocked(s)
+			}
 		}
 		woke = true
 	}
@@ -190,6 +250,7 @@ func (p *writerPool) pushLocked(s *session) {
 		p.ring, p.head = grown, 0
 	}
 	p.ring[(p.head+p.n)%len(p.ring)] = s
+	s.wait = poolPlace{ring: p.taken + uint64(p.n) + 1}
 	p.n++
 }
 
@@ -199,17 +260,33 @@ func (p *writerPool) pushLocked(s *session) {
 func (p *writerPool) next(dst []*session) []*session {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	for p.n == 0 && !p.stopped {
+	for p.n == 0 && len(p.urgent) == 0 && !p.stopped {
 		p.waiting++
 		p.cond.Wait()
 		p.waiting--
 	}
-	k := min(p.n, max(1, p.n/p.workers), cap(dst))
-	for range k {
-		dst = append(dst, p.ring[p.head])
+	// Urgent sessions first, leaving room for one of the ring's, so that
+	// a stream of replies cannot hold the ring up.
+	u := min(len(p.urgent), cap(dst))
+	if p.n > 0 && u == cap(dst) && u > 1 {
+		u--
+	}
+	dst = append(dst, p.urgent[:u]...)
+	clear(p.urgent[copy(p.urgent, p.urgent[u:]):])
+	p.urgent = p.urgent[:len(p.urgent)-u]
+	k := min(p.n, max(1, p.n/p.workers), cap(dst)-len(dst))
+	for k > 0 && p.n > 0 {
+		s := p.ring[p.head]
 		p.ring[p.head] = nil
 		p.head = (p.head + 1) % len(p.ring)
 		p.n--
+		p.taken++
+		if s == nil {
+			continue // promoted
+		}
+		s.wait = poolPlace{}
+		dst = append(dst, s)
+		k--
 	}
 	if p.n == 0 && len(p.ring) > 1024 {
 		p.ring, p.head = make([]*session, 64), 0 // a burst's queue goes

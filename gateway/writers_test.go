@@ -8,7 +8,9 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -274,5 +276,128 @@ func TestReplyNowIsWrittenByItsCaller(t *testing.T) {
 	got, err = readMessages(r, 2)
 	if err != nil || got[0] != "queued first" || got[1] != `{"id":2,"result":{}}` {
 		t.Fatalf("got %q, %v", got, err)
+	}
+}
+
+// TestReplyGoesAheadOfAFanOut: a session waiting among a fan-out's (in
+// the ring, or in a live channel's held window) with a reply queued is
+// taken first; the others keep their order; each session's own frames go
+// out in the order queued; and no session is ever taken twice.
+func TestReplyGoesAheadOfAFanOut(t *testing.T) {
+	h := newWriteHarness(t, nil)
+	p := newWriterPool(h.g, 0) // no workers: the test takes from the queue itself
+	p.workers = 1              // as next shares the queue out
+	h.g.writers = p
+	ss := make([]*session, 6)
+	peers := make([]*bufio.Reader, len(ss))
+	for i := range ss {
+		s, peer := h.session(false)
+		_ = peer.SetReadDeadline(time.Now().Add(10 * time.Second))
+		ss[i], peers[i] = s, bufio.NewReader(peer)
+	}
+	event := frameMessage(protocol.FrameText, []byte("event"))
+	var wake []*session
+	for _, s := range ss {
+		if s.queue(event) {
+			wake = append(wake, s)
+		}
+	}
+	p.addAll(wake[:4])                           // a fan-out: 0..3 in the ring
+	p.addAt(wake[4:], time.Now().Add(time.Hour)) // 4, 5 held (a coalescing window)
+	ss[2].replyResult([]byte("7"), []byte(`{}`))
+	ss[5].replyResult([]byte("8"), []byte(`{}`))
+	ss[3].replyResult([]byte("9"), []byte(`{}`))
+	ss[2].replyResult([]byte("10"), []byte(`{}`)) // already urgent: stays where it is
+
+	took := p.next(make([]*session, 0, 32))
+	want := []*session{ss[2], ss[5], ss[3], ss[0], ss[1]}
+	if len(took) != len(want) {
+		t.Fatalf("took %d sessions, want %d", len(took), len(want))
+	}
+	for i := range want {
+		if took[i] != want[i] {
+			t.Fatalf("take %d: session %d, want %d", i, slices.Index(ss, took[i]), slices.Index(ss, want[i]))
+		}
+	}
+	p.mu.Lock()
+	n, urgent, held := p.n, len(p.urgent), p.held[0].sessions
+	p.mu.Unlock()
+	if n != 0 || urgent != 0 || held[0] != ss[4] || held[1] != nil {
+		t.Fatalf("left: ring %d, urgent %d, held %v", n, urgent, held)
+	}
+
+	w := &worker{p: p}
+	for _, s := range took {
+		w.serve(s)
+	}
+	for i, want := range map[int][]string{0: {"event"}, 2: {"event", `{"id":7,"result":{}}`, `{"id":10,"result":{}}`}, 3: {"event", `{"id":9,"result":{}}`}, 5: {"event", `{"id":8,"result":{}}`}} {
+		got, err := readMessages(peers[i], len(want))
+		if err != nil || !slices.Equal(got, want) {
+			t.Fatalf("session %d got %q, %v; want %q", i, got, err, want)
+		}
+	}
+}
+
+// TestRepliesAndFanOutsUnderLoad: fan-outs, replies and workers at once
+// (run with -race): every session receives everything queued for it,
+// once, in order.
+func TestRepliesAndFanOutsUnderLoad(t *testing.T) {
+	h := newWriteHarness(t, func(c *Config) { c.Writers = 2 })
+	const sessions, rounds = 20, 200
+	ss := make([]*session, sessions)
+	peers := make([]*bufio.Reader, sessions)
+	for i := range ss {
+		s, peer := h.session(false)
+		_ = peer.SetReadDeadline(time.Now().Add(30 * time.Second))
+		ss[i], peers[i] = s, bufio.NewReader(peer)
+	}
+	// One goroutine fans events out (one frame for all, the hub's way)
+	// while another replies to each session in turn; a session's frames
+	// come from both, so each session's order is checked per source.
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		wake := make([]*session, 0, sessions)
+		for r := range rounds {
+			msg := frameMessage(protocol.FrameText, []byte("e"+strconv.Itoa(r)))
+			for _, s := range ss {
+				if s.queue(msg) {
+					wake = append(wake, s)
+				}
+			}
+			if r%3 == 0 {
+				h.g.writers.addAt(wake, time.Now().Add(time.Millisecond))
+			} else {
+				h.g.writers.addAll(wake)
+			}
+			wake = wake[:0]
+		}
+	})
+	wg.Go(func() {
+		for r := range rounds {
+			for _, s := range ss {
+				s.replyResult([]byte(strconv.Itoa(r)), []byte(`{}`))
+			}
+		}
+	})
+	wg.Wait()
+	for i, r := range peers {
+		got, err := readMessages(r, 2*rounds)
+		if err != nil {
+			t.Fatalf("session %d: %v after %d messages", i, err, len(got))
+		}
+		events, replies := 0, 0
+		for _, m := range got {
+			if strings.HasPrefix(m, "e") {
+				if m != "e"+strconv.Itoa(events) {
+					t.Fatalf("session %d: event %q, want e%d", i, m, events)
+				}
+				events++
+				continue
+			}
+			if want := `{"id":` + strconv.Itoa(replies) + `,"result":{}}`; m != want {
+				t.Fatalf("session %d: reply %q, want %q", i, m, want)
+			}
+			replies++
+		}
 	}
 }
