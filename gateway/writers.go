@@ -260,13 +260,26 @@ func (p *writerPool) pushLocked(s *session) {
 func (p *writerPool) next(dst []*session) []*session {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	for p.n == 0 && len(p.urgent) == 0 && !p.stopped {
-		p.waiting++
-		p.cond.Wait()
-		p.waiting--
+	for len(dst) == 0 {
+		// The ring's places of promoted sessions are empty: a turn may
+		// find nothing but those, and then waits again.
+		for p.n == 0 && len(p.urgent) == 0 {
+			if p.stopped {
+				return dst
+			}
+			p.waiting++
+			p.cond.Wait()
+			p.waiting--
+		}
+		dst = p.takeLocked(dst)
 	}
-	// Urgent sessions first, leaving room for one of the ring's, so that
-	// a stream of replies cannot hold the ring up.
+	return dst
+}
+
+// takeLocked takes a turn's sessions into dst: the urgent ones first,
+// leaving room for one of the ring's (so that a stream of replies cannot
+// hold the ring up), then a share of the ring.
+func (p *writerPool) takeLocked(dst []*session) []*session {
 	u := min(len(p.urgent), cap(dst))
 	if p.n > 0 && u == cap(dst) && u > 1 {
 		u--

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -342,13 +343,15 @@ func TestReplyGoesAheadOfAFanOut(t *testing.T) {
 // (run with -race): every session receives everything queued for it,
 // once, in order.
 func TestRepliesAndFanOutsUnderLoad(t *testing.T) {
-	h := newWriteHarness(t, func(c *Config) { c.Writers = 2 })
-	const sessions, rounds = 20, 200
+	h := newWriteHarness(t, func(c *Config) { c.Writers = 1 })
+	// More sessions than a worker takes in a turn (32), so that promoted
+	// sessions' empty places are left behind in the ring.
+	const sessions, rounds = 50, 200
 	ss := make([]*session, sessions)
 	peers := make([]*bufio.Reader, sessions)
 	for i := range ss {
 		s, peer := h.session(false)
-		_ = peer.SetReadDeadline(time.Now().Add(30 * time.Second))
+		_ = peer.SetReadDeadline(time.Now().Add(20 * time.Second))
 		ss[i], peers[i] = s, bufio.NewReader(peer)
 	}
 	// One goroutine fans events out (one frame for all, the hub's way)
@@ -399,5 +402,50 @@ func TestRepliesAndFanOutsUnderLoad(t *testing.T) {
 			}
 			replies++
 		}
+	}
+}
+
+// TestPromotedPlacesAreSkipped: a turn that finds only the empty places
+// promoted sessions left in the ring waits for the next session instead
+// of returning none (which a worker takes for the pool's end).
+func TestPromotedPlacesAreSkipped(t *testing.T) {
+	h := newWriteHarness(t, nil)
+	p := newWriterPool(h.g, 0)
+	p.workers = 1
+	h.g.writers = p
+	a, _ := h.session(false)
+	b, _ := h.session(false)
+	if a.queue(frameMessage(protocol.FrameText, []byte("event"))) {
+		p.addAll([]*session{a})
+	}
+	a.replyResult([]byte("1"), []byte(`{}`)) // a: urgent; its ring place empty
+	if got := p.next(make([]*session, 0, 1)); len(got) != 1 || got[0] != a {
+		t.Fatalf("first turn took %v", got)
+	}
+	got := make(chan []*session, 1)
+	go func() { got <- p.next(make([]*session, 0, 1)) }()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		select {
+		case ss := <-got:
+			t.Fatalf("a turn over an empty place returned %d sessions instead of waiting", len(ss))
+		default:
+		}
+		p.mu.Lock()
+		waiting := p.waiting
+		p.mu.Unlock()
+		if waiting == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the turn neither returned nor waited")
+		}
+		runtime.Gosched()
+	}
+	if b.queue(frameMessage(protocol.FrameText, []byte("event"))) {
+		p.add(b)
+	}
+	if ss := <-got; len(ss) != 1 || ss[0] != b {
+		t.Fatalf("the turn took %v, want b", ss)
 	}
 }
