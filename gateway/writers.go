@@ -285,8 +285,10 @@ func (p *writerPool) takeLocked(dst []*session) []*session {
 		u--
 	}
 	dst = append(dst, p.urgent[:u]...)
-	clear(p.urgent[copy(p.urgent, p.urgent[u:]):])
-	p.urgent = p.urgent[:len(p.urgent)-u]
+	clear(p.urgent[:u])
+	if p.urgent = p.urgent[u:]; len(p.urgent) == 0 {
+		p.urgent = nil // taken from the front: no copy of the rest per turn
+	}
 	k := min(p.n, max(1, p.n/p.workers), cap(dst)-len(dst))
 	for k > 0 && p.n > 0 {
 		s := p.ring[p.head]
