@@ -37,8 +37,9 @@ export interface CallOptions {
 /**
  * What the client tells about a channel's watch. `start`: a resume
  * (channel.watch with since_seq, after a reconnect or a gap in seq) went
- * out (after a reconnect: with its connect, or right after it). `done`: a join, watch, create or resume result was applied, in
- * order with the events around it (its missed events were delivered
+ * out (after a reconnect: with its connect, or right after it). `done`:
+ * a join, watch, create or resume result was applied, in order with the
+ * events around it (its missed events were delivered
  * just before); with `reset`, reload the channel from its messages.
  * `failed`: a resume failed (with not_member, banned, not_found or
  * forbidden the channel is no longer watched).
@@ -502,11 +503,11 @@ export class Client extends Connection {
   /**
    * Watches ch again from the last seq delivered, unless a resync is in
    * flight; announce tells listeners it started (reconnecting() leaves
-   * that to connected()). A resync that fails for a reason that may pass (its attempt
-   * timed out, the connection dropped, the host was unavailable past
-   * maxRetryMs) is tried again, backing off, until it succeeds, the
-   * channel is forgotten or the client closes: giving up would leave a
-   * gap nothing fills. A refusal (not a member, banned) ends it.
+   * that to connected()). A resync that fails for a reason that may pass
+   * (its attempt timed out, the connection dropped, the host was
+   * unavailable past maxRetryMs) is tried again, backing off, until it
+   * succeeds, the channel is forgotten or the client closes: giving up
+   * would leave a gap nothing fills. A refusal (not a member, banned) ends it.
    */
   private resync(ch: string, announce = true): void {
     const w = this.watched.get(ch);
