@@ -3,6 +3,7 @@ package actors
 import (
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/switchboard-chat/switchboard/cluster/clusterpb"
+	"github.com/switchboard-chat/switchboard/cluster/shard"
 	"github.com/switchboard-chat/switchboard/protocol"
 )
 
@@ -18,10 +19,10 @@ type booting struct {
 	held  []any
 }
 
-// booted reports the barrier: the term this node leads the shard in.
+// booted reports the barrier: the stream leased to this activation.
 type booted struct {
-	term uint64
-	err  error
+	stream *shard.Stream
+	err    error
 }
 
 // maxHeld bounds messages held while booting; past it requests are
@@ -31,13 +32,13 @@ const maxHeld = 4096
 // hold reports whether msg must wait (the actor's handler must not see it
 // yet). Started starts the barrier with lead, whose end is posted with
 // post.
-func (b *booting) hold(ctx actor.Context, post func(any), lead func(done func(term uint64, err error)), msg any) bool {
+func (b *booting) hold(ctx actor.Context, post func(any), lead func(done func(*shard.Stream, error)), msg any) bool {
 	if b.ready {
 		return false
 	}
 	switch m := msg.(type) {
 	case *actor.Started:
-		lead(func(term uint64, err error) { post(booted{term: term, err: err}) })
+		lead(func(s *shard.Stream, err error) { post(booted{stream: s, err: err}) })
 		return true
 	case booted, *actor.Stopping, *actor.Stopped, *actor.Restarting:
 		return false

@@ -57,3 +57,80 @@ func TestChildTerminationReachesTheHostUnwatched(t *testing.T) {
 	default:
 	}
 }
+
+// TestLateNewsOfALeadershipKeepsItsActivations: an activation made before
+// the host heard that its node leads the shard (canActivate asked the
+// engine) is not stopped when the news comes: stopping it would let the
+// next request start a second activation of the scope beside the first
+// still draining its mailbox. A change of term, or the end of the
+// leadership, still stops it.
+func TestLateNewsOfALeadershipKeepsItsActivations(t *testing.T) {
+	sys := actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger {
+		return slog.New(slog.DiscardHandler)
+	}))
+	defer sys.Shutdown()
+	lost := make(chan string, 8)
+	probe := func(key string) *actor.PID {
+		return sys.Root.Spawn(actor.PropsFromFunc(func(c actor.Context) {
+			if _, ok := c.Message().(leadershipLost); ok {
+				lost <- key
+			}
+		}))
+	}
+	h := &hostActor{d: &Deps{Metrics: &Metrics{}}, children: make(map[string]*child), byPID: make(map[string]string), led: make(map[uint32]uint64)}
+	for _, key := range []string{"c/a", "c/b"} {
+		pid := probe(key)
+		h.children[key] = &child{pid: pid, kind: kindChannel, shard: 7}
+		h.byPID[pid.Id] = key
+	}
+	done := make(chan struct{})
+	host := sys.Root.Spawn(actor.PropsFromFunc(func(ctx actor.Context) {
+		if m, ok := ctx.Message().(*shardLeader); ok {
+			h.onLeader(ctx, m)
+			done <- struct{}{}
+		}
+	}))
+	tell := func(m *shardLeader) {
+		t.Helper()
+		sys.Root.Send(host, m)
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			t.Fatal("the host did not take the news")
+		}
+	}
+	stopped := func() int {
+		// The probes answer in their own time: a stop sent is seen within
+		// the deadline, and none is looked for a short while after.
+		n := 0
+		deadline := time.After(200 * time.Millisecond)
+		for {
+			select {
+			case <-lost:
+				n++
+			case <-deadline:
+				return n
+			}
+		}
+	}
+
+	tell(&shardLeader{shard: 7, leader: true, term: 4})
+	if n := stopped(); n != 0 || len(h.children) != 2 {
+		t.Fatalf("late news of the leadership: %d activations stopped, %d kept; want none stopped", n, len(h.children))
+	}
+	tell(&shardLeader{shard: 7, leader: true, term: 4})
+	if n := stopped(); n != 0 || len(h.children) != 2 {
+		t.Fatalf("the same news again: %d stopped", n)
+	}
+	tell(&shardLeader{shard: 7, leader: true, term: 5})
+	if n := stopped(); n != 2 || len(h.children) != 0 {
+		t.Fatalf("a new term: %d stopped, %d kept; want both stopped", n, len(h.children))
+	}
+	pid := probe("c/c")
+	h.children["c/c"] = &child{pid: pid, kind: kindChannel, shard: 7}
+	h.byPID[pid.Id] = "c/c"
+	tell(&shardLeader{shard: 7, leader: false, term: 5})
+	if n := stopped(); n != 1 || len(h.children) != 0 {
+		t.Fatalf("the leadership's end: %d stopped, %d kept; want it stopped", n, len(h.children))
+	}
+}

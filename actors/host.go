@@ -61,13 +61,15 @@ var _ Cluster = (*cluster.Cluster)(nil)
 // Replication is what actors need of the node's raft engine.
 type Replication interface {
 	// Lead answers once this node leads shard with everything of scope
-	// (a scope's key, as its streams name it) it holds applied, with the
-	// term it leads in.
-	Lead(shard uint32, scope string, done func(term uint64, err error))
+	// (a scope's key) it holds applied, with the stream leased to the
+	// activation: the scope's only writer until it is closed or another
+	// Lead of the scope supersedes it.
+	Lead(shard uint32, scope string, done func(s *shard.Stream, err error))
 	// Propose proposes a command on a stream (see shard.Stream).
 	Propose(s *shard.Stream, cmd []byte, done func(error))
-	// ReadIndex confirms this node still leads shard in term.
-	ReadIndex(shard uint32, term uint64, done func(error))
+	// ReadIndex confirms this node still leads the stream's shard in its
+	// term, and that the stream's lease holds.
+	ReadIndex(s *shard.Stream, done func(error))
 	// Status is this node's view of shard.
 	Status(shard uint32) (shard.Status, bool)
 }
@@ -336,12 +338,20 @@ func (h *hostActor) forget(key string, c *child) {
 // onLeader stops the activations of a shard this node no longer leads in
 // the term they were started in. They answer what waits with unavailable;
 // the shard's new leader activates them on demand.
+//
+// News of a leadership the host has not heard of before may come after
+// activations in it: canActivate asks the engine when the host has not
+// heard yet, and a failover's retried requests come at once. Those stay;
+// an activation of an earlier leadership cannot be among them (the host
+// hears of every end of a leadership, and stops the activations then),
+// and the engine refuses any stream not of the current one.
 func (h *hostActor) onLeader(ctx actor.Context, m *shardLeader) {
-	if term, ok := h.led[m.shard]; ok && m.leader && term == m.term {
-		return
-	}
+	term, known := h.led[m.shard]
 	if m.leader {
 		h.led[m.shard] = m.term
+		if !known || term == m.term {
+			return
+		}
 	} else {
 		delete(h.led, m.shard)
 	}

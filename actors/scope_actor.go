@@ -20,14 +20,18 @@ import (
 // processed for the host's passivation handshake. The adapter supplies the
 // rest through scopeHooks.
 type scopeActor struct {
-	id, key   string
-	what      string // "channel", "user", "directory": for logs and errors
-	sc        persistence.Scope
-	shard     uint32
-	d         *Deps
-	hooks     scopeHooks
-	boot      booting
-	p         pipeline
+	id, key string
+	what    string // "channel", "user", "directory": for logs and errors
+	sc      persistence.Scope
+	shard   uint32
+	d       *Deps
+	hooks   scopeHooks
+	boot    booting
+	p       pipeline
+	// stream is the activation's lease on the scope's shard (nil until
+	// booted): closed when the actor stops, so nothing it still had
+	// queued is appended after the next activation's barrier.
+	stream    *shard.Stream
 	processed uint64
 	// post sends a message to this actor from any goroutine (the engine's
 	// callbacks, timers); set by the first message.
@@ -63,7 +67,7 @@ func (s *scopeActor) Receive(ctx actor.Context) {
 		self, root := ctx.Self(), ctx.ActorSystem().Root
 		s.post = func(msg any) { root.Send(self, msg) }
 	}
-	lead := func(done func(uint64, error)) { s.d.Replication.Lead(s.shard, s.key, done) }
+	lead := func(done func(*shard.Stream, error)) { s.d.Replication.Lead(s.shard, s.key, done) }
 	if !s.boot.hold(ctx, s.post, lead, ctx.Message()) {
 		s.receive(ctx, ctx.Message())
 	}
@@ -124,6 +128,11 @@ func (s *scopeActor) receive(ctx actor.Context, msg any) {
 		if err := s.p.onConfirmed(m); err != nil {
 			s.stop(ctx, storageError(s.what+" "+s.id, err))
 		}
+	case *actor.Stopping:
+		if s.stream != nil {
+			s.stream.Close()
+		}
+		s.hooks.other(ctx, msg)
 	default:
 		s.hooks.other(ctx, msg)
 	}
@@ -135,12 +144,12 @@ func (s *scopeActor) receive(ctx actor.Context, msg any) {
 func (s *scopeActor) start(ctx actor.Context, m booted) {
 	err := m.err
 	if err == nil {
-		stream := shard.NewStream(s.shard, m.term, s.key)
+		stream := m.stream
+		s.stream = stream
 		rep := s.d.Replication
 		log := s.d.Store.ShardLog(s.shard, s.sc, func(cmd []byte, done func(error)) { rep.Propose(stream, cmd, done) })
 		if err = s.hooks.load(ctx, log); err == nil {
-			sh, term := s.shard, m.term
-			s.p.start(s.post, log, func(done func(error)) { rep.ReadIndex(sh, term, done) })
+			s.p.start(s.post, log, func(done func(error)) { rep.ReadIndex(stream, done) })
 			ctx.SetReceiveTimeout(s.d.PassivateAfter)
 			return
 		}

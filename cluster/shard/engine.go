@@ -252,6 +252,7 @@ type Engine struct {
 	done        []func()
 	lastScan    time.Time
 	lastSweep   time.Time
+	lastLeases  time.Time // when ended leases were last dropped
 	lastPlace   time.Time
 
 	// The watchdog of the round's write (stall.go).

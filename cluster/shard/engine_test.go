@@ -26,8 +26,8 @@ func TestSingleNodeProposesReadsAndRestarts(t *testing.T) {
 	}
 	term := a.e.groups[1].term
 	read, lead := &result{}, &result{}
-	a.e.ReadIndex(1, term, read.set)
-	a.e.Lead(1, "", lead.setTerm)
+	a.e.ReadIndex(NewStream(1, term, ""), read.set)
+	a.e.Lead(1, "", lead.setStream)
 	h.settle()
 	h.mustDone("read", read)
 	h.mustDone("lead", lead)
@@ -136,7 +136,7 @@ func TestIsolatedLeaderStepsDownAndIsReplaced(t *testing.T) {
 	h.net.Isolate("a")
 	lost := h.propose(a, 0, "y=1")
 	read := &result{}
-	a.e.ReadIndex(0, a.e.groups[0].term, read.set)
+	a.e.ReadIndex(NewStream(0, a.e.groups[0].term, ""), read.set)
 	h.tick(40) // CheckQuorum deposes a; b or c wins an election
 	if !errors.Is(lost.err, ErrLost) || !errors.Is(read.err, ErrLost) {
 		t.Fatalf("isolated leader's proposal: %v, read: %v", lost.err, read.err)

@@ -26,7 +26,7 @@ type group struct {
 	leader    bool
 	term      uint64
 	lead      uint64 // the leader's replica ID (0: none known)
-	termStart uint64 // index of the first entry of this node's term as leader
+	termStart uint64 // the last index when this leadership was taken up (see syncLeader)
 
 	// seen maps replicas to the nodes whose messages came from them: an
 	// uninitialized replica answers its leader before it knows the config.
@@ -44,6 +44,10 @@ type group struct {
 	// the order appended, to drop them once applied (see Lead).
 	scopeLast  map[string]uint64
 	scopeOrder []scopeAt
+	// leases maps each scope to the stream Lead last handed it in this
+	// leadership: its only writer (see Stream). A lease ends with its
+	// stream (Close, a refused proposal) and is dropped then.
+	leases map[string]*Stream
 
 	incoming *incoming // a snapshot stepped this round
 	removed  bool      // applied a config without itself: destroy
@@ -67,9 +71,9 @@ type scopeAt struct {
 }
 
 type leadWait struct {
-	index uint64
-	term  uint64
-	done  func(uint64, error)
+	index  uint64
+	stream *Stream // leased already; handed over once index is applied
+	done   func(*Stream, error)
 }
 
 // raftConfig is the raft configuration of a replica (RAFT-NOTES §8).
@@ -216,11 +220,44 @@ func (g *group) failWaiters(err error) {
 	}
 	g.ready = nil
 	for _, l := range g.leads {
-		l.done(0, err)
+		l.done(nil, err)
 	}
 	g.leads = nil
 	clear(g.scopeLast)
 	g.scopeOrder = nil
+	// Every stream of this leadership ends with it, even if raft goes on
+	// leading in the same term (after a disk stall): activations start
+	// afresh, behind a barrier over everything appended.
+	for _, s := range g.leases {
+		s.broken.Store(true)
+	}
+	clear(g.leases)
+}
+
+// lease hands scope a new stream in g's term, ending the one it had.
+func (g *group) lease(scope string) *Stream {
+	s := &Stream{shard: g.shard, term: g.term, scope: scope}
+	if scope == "" {
+		return s
+	}
+	if old := g.leases[scope]; old != nil {
+		old.broken.Store(true)
+	}
+	if g.leases == nil {
+		g.leases = make(map[string]*Stream)
+	}
+	g.leases[scope] = s
+	return s
+}
+
+// dropEndedLeases forgets the leases whose streams ended, so the map
+// holds the live activations' only.
+func (g *group) dropEndedLeases() {
+	for scope, s := range g.leases {
+		if s.broken.Load() {
+			delete(g.leases, scope)
+		}
+	}
 }
 
 // noteScopes records the scopes of the entries a leader appends: those

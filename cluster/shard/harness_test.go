@@ -314,8 +314,13 @@ type result struct {
 	term uint64
 }
 
-func (r *result) set(err error)             { r.done, r.err = true, err }
-func (r *result) setTerm(t uint64, e error) { r.done, r.err, r.term = true, e, t }
+func (r *result) set(err error) { r.done, r.err = true, err }
+func (r *result) setStream(s *Stream, e error) {
+	r.done, r.err = true, e
+	if s != nil {
+		r.term = s.Term()
+	}
+}
 
 // propose proposes k=v on node as the leader of shard in its current term.
 func (h *harness) propose(n *testNode, shard uint32, kv string) *result {

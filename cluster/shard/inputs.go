@@ -37,16 +37,15 @@ type proposal struct {
 }
 
 type readReq struct {
-	shard uint32
-	term  uint64
-	done  func(error)
-	at    time.Time
+	stream *Stream
+	done   func(error)
+	at     time.Time
 }
 
 type leadReq struct {
 	shard uint32
 	scope string // "": every entry the leader holds
-	done  func(term uint64, err error)
+	done  func(s *Stream, err error)
 }
 
 type snapReport struct {
@@ -55,11 +54,19 @@ type snapReport struct {
 	ok    bool
 }
 
-// Stream is the proposals of one proposer (one activation of a scope's
-// actor) to a shard as its leader in one term. They are appended in the
-// order proposed, and once one is refused every later one is too, so a
-// stream's entries that apply are always a prefix of what it proposed:
-// no entry lands after a hole.
+// Stream is the proposals and reads of one proposer (one activation of a
+// scope's actor) to a shard as its leader in one term. Its entries are
+// appended in the order proposed, and once one is refused every later one
+// is too, so a stream's entries that apply are always a prefix of what it
+// proposed: no entry lands after a hole.
+//
+// A stream Lead hands out is leased: it is the scope's only writer. A
+// later Lead of the same scope, a lapse of this node's leadership (a new
+// term, a disk stall) or Close ends it, and its proposals and reads from
+// then on are refused with ErrLost. So two activations of a scope on one
+// node never both write, even if one outlives its stop: the newer one's
+// barrier waits for everything the older one appended before the newer
+// Lead, and nothing the older one proposes after it is appended.
 type Stream struct {
 	shard  uint32
 	term   uint64
@@ -67,12 +74,20 @@ type Stream struct {
 	broken atomic.Bool
 }
 
-// NewStream returns a stream of proposals to shard as its leader in term
-// (the term a Lead call returned), by the actor of scope: the state its
-// commands write, named as the scope's Lead calls name it ("": none).
+// NewStream returns a stream of proposals to shard as its leader in term,
+// writing the state named scope ("": none), that no lease fences: only
+// its term does. An activation uses the stream its Lead returns instead.
 func NewStream(shard uint32, term uint64, scope string) *Stream {
 	return &Stream{shard: shard, term: term, scope: scope}
 }
+
+// Term is the term the stream proposes in.
+func (s *Stream) Term() uint64 { return s.term }
+
+// Close ends the stream: its later proposals and reads are refused, and
+// the engine forgets its lease. An activation closes its stream when it
+// stops.
+func (s *Stream) Close() { s.broken.Store(true) }
 
 // Propose proposes cmd on stream s. done gets nil once the command is
 // committed and applied here, or an error: then it was not applied here,
@@ -107,10 +122,11 @@ func (e *Engine) Propose(s *Stream, cmd []byte, done func(error)) {
 }
 
 // ReadIndex calls done once this node has confirmed with a quorum that it
-// still led shard in term after the call, and has applied everything
-// committed before it: reads of the local state are then linearizable.
-func (e *Engine) ReadIndex(shard uint32, term uint64, done func(error)) {
-	r := &readReq{shard: shard, term: term, done: done, at: e.clock()}
+// still led s's shard in s's term after the call, and has applied
+// everything committed before it: reads of the local state are then
+// linearizable. A stream whose lease ended is refused.
+func (e *Engine) ReadIndex(s *Stream, done func(error)) {
+	r := &readReq{stream: s, done: done, at: e.clock()}
 	if err := e.push(func(in *inputs) bool {
 		if len(in.reads) >= e.cfg.MaxQueuedProposals {
 			return false
@@ -122,15 +138,16 @@ func (e *Engine) ReadIndex(shard uint32, term uint64, done func(error)) {
 	}
 }
 
-// Lead calls done with the current term once this node leads shard and
-// has applied every entry of scope it holds — every entry of earlier
-// terms that will ever commit, and every entry proposed here on a stream
-// of scope before the call (with scope "", every entry proposed here
-// before the call): the scope's state read then is final. Entries of
-// other scopes proposed meanwhile are not waited for. It fails with a
-// NotLeaderError when the node does not lead the shard, or ErrLost when
-// it stops leading before that.
-func (e *Engine) Lead(shard uint32, scope string, done func(term uint64, err error)) {
+// Lead calls done with a stream leased to scope in the current term once
+// this node leads shard and has applied every entry of scope it holds —
+// every entry of earlier terms that will ever commit, and every entry
+// proposed here on a stream of scope before the call (with scope "",
+// every entry proposed here before the call): the scope's state read then
+// is final, and no earlier stream of scope appends anything more (see
+// Stream). Entries of other scopes proposed meanwhile are not waited for.
+// It fails with a NotLeaderError when the node does not lead the shard,
+// or ErrLost when it stops leading before that.
+func (e *Engine) Lead(shard uint32, scope string, done func(s *Stream, err error)) {
 	l := &leadReq{shard: shard, scope: scope, done: done}
 	if err := e.push(func(in *inputs) bool {
 		if len(in.leads) >= e.cfg.MaxQueuedProposals {
@@ -139,7 +156,7 @@ func (e *Engine) Lead(shard uint32, scope string, done func(term uint64, err err
 		in.leads = append(in.leads, l)
 		return true
 	}); err != nil {
-		done(0, err)
+		done(nil, err)
 	}
 }
 
@@ -198,7 +215,7 @@ func (q *queued) refuse(err error) {
 		r.done(err)
 	}
 	for _, l := range q.leads {
-		l.done(0, err)
+		l.done(nil, err)
 	}
 }
 

@@ -40,12 +40,15 @@ func (e *Engine) propose(p *proposal) {
 }
 
 func (e *Engine) queueRead(r *readReq) {
-	g := e.groups[r.shard]
+	s := r.stream
+	g := e.groups[s.shard]
 	switch {
 	case g == nil:
-		r.done(&NotLeaderError{Shard: r.shard})
-	case !g.leader || g.term != r.term:
+		r.done(&NotLeaderError{Shard: s.shard})
+	case !g.leader || g.term != s.term:
 		r.done(g.notLeader())
+	case s.broken.Load():
+		r.done(ErrLost)
 	default:
 		g.reads = append(g.reads, r)
 	}
@@ -69,15 +72,18 @@ func (e *Engine) issueReads() {
 
 // lead registers an activation barrier: answered once everything of its
 // scope the leader holds is applied (everything, without a scope) —
-// through e.done at once when it is already.
+// through e.done at once when it is already. Its stream's lease starts
+// now, ending the scope's earlier one: what that one proposes from here
+// on is refused, so the barrier covers all it appends.
 func (e *Engine) lead(l *leadReq) {
 	g := e.groups[l.shard]
 	switch {
 	case g == nil:
-		l.done(0, &NotLeaderError{Shard: l.shard})
+		l.done(nil, &NotLeaderError{Shard: l.shard})
 	case !g.leader:
-		l.done(0, g.notLeader())
+		l.done(nil, g.notLeader())
 	default:
+		s := g.lease(l.scope)
 		index := g.termStart
 		if l.scope == "" {
 			last, _ := g.st.LastIndex()
@@ -86,10 +92,10 @@ func (e *Engine) lead(l *leadReq) {
 			index = max(index, i)
 		}
 		if index <= g.st.Applied().Index {
-			e.answerLead(g.term, l.done)
+			e.answerLead(s, l.done)
 			return
 		}
-		g.leads = append(g.leads, leadWait{index: index, term: g.term, done: l.done})
+		g.leads = append(g.leads, leadWait{index: index, stream: s, done: l.done})
 	}
 }
 
@@ -142,6 +148,11 @@ func (e *Engine) checkWaiters() {
 	if sweep {
 		e.lastSweep = now
 	}
+	// Ended leases less often: a node may hold one per live activation.
+	leases := now.Sub(e.lastLeases) >= leaseSweepEvery
+	if leases {
+		e.lastLeases = now
+	}
 	for _, g := range e.groups {
 		e.answerWaiters(g, true)
 		g.dropApplied(g.st.Applied().Index)
@@ -163,10 +174,16 @@ func (e *Engine) checkWaiters() {
 				p.done(ErrTimeout)
 			}
 		}
+		if leases {
+			g.dropEndedLeases()
+		}
 	}
 }
 
-const sweepEvery = 100 * time.Millisecond
+const (
+	sweepEvery      = 100 * time.Millisecond
+	leaseSweepEvery = 2 * time.Second
+)
 
 // answerWaiters answers g's confirmed reads and, unless leads is false,
 // its activations, whose index is applied (an activation only while g
@@ -191,8 +208,8 @@ func (e *Engine) answerWaiters(g *group, leads bool) {
 	}
 	n = 0
 	for _, l := range g.leads {
-		if l.index <= applied && g.leader && g.term == l.term {
-			e.answerLead(l.term, l.done)
+		if l.index <= applied && g.leader && g.term == l.stream.term {
+			e.answerLead(l.stream, l.done)
 			continue
 		}
 		g.leads[n] = l
@@ -202,9 +219,10 @@ func (e *Engine) answerWaiters(g *group, leads bool) {
 	g.leads = g.leads[:n]
 }
 
-// answerLead answers an activation barrier with term through e.done.
-func (e *Engine) answerLead(term uint64, done func(uint64, error)) {
-	e.done = append(e.done, func() { done(term, nil) })
+// answerLead answers an activation barrier with its stream through
+// e.done.
+func (e *Engine) answerLead(s *Stream, done func(*Stream, error)) {
+	e.done = append(e.done, func() { done(s, nil) })
 }
 
 // runDone calls the completions the round collected, after the batch

@@ -198,7 +198,7 @@ func (e *Engine) handle(rds []handled) (bool, error) {
 		}
 	}
 	for _, h := range rds {
-		e.syncLeader(h.g, h.rd.Entries)
+		e.syncLeader(h.g)
 		releaseCache(h.g)
 	}
 	e.status.rounds.Add(1)
@@ -535,10 +535,15 @@ func releaseCache(g *group) {
 	g.st.ReleaseCache(to)
 }
 
-// syncLeader takes up raft's view of g's leadership (entries: those just
-// written, where a new leader's term may start), failing what waited on a
-// leadership that ended and telling the observer of any change.
-func (e *Engine) syncLeader(g *group, entries []*pb.Entry) {
+// syncLeader takes up raft's view of g's leadership, failing what waited
+// on a leadership that ended and telling the observer of any change.
+//
+// A leadership taken up starts after everything the log holds: in a new
+// term that is the term's empty entry, and when raft still leads in the
+// term a disk stall ended here (stall.go), it is every entry appended
+// before and during the stall, whose scopes failWaiters forgot. Either
+// way an activation's barrier waits for all of it.
+func (e *Engine) syncLeader(g *group) {
 	bs := g.rn.BasicStatus()
 	leader := bs.RaftState == raft.StateLeader
 	term := bs.HardState.GetTerm()
@@ -549,17 +554,7 @@ func (e *Engine) syncLeader(g *group, entries []*pb.Entry) {
 		g.failWaiters(ErrLost)
 	}
 	if leader && (!g.leader || term != g.term) {
-		g.termStart = 0
-		for _, ent := range entries {
-			if ent.GetTerm() == term {
-				g.termStart = ent.GetIndex()
-				break
-			}
-		}
-		if g.termStart == 0 {
-			last, _ := g.st.LastIndex()
-			g.termStart = last
-		}
+		g.termStart, _ = g.st.LastIndex()
 	}
 	g.leader, g.term, g.lead = leader, term, bs.Lead
 	g.changed = true

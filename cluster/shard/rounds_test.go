@@ -72,7 +72,7 @@ func TestReadsAndActivationsBeforeTheRoundsFsync(t *testing.T) {
 	before := fsyncs.Load()
 	read := &result{}
 	written := h.propose(a, 0, "k=1")
-	a.e.ReadIndex(0, g.term, answered(read))
+	a.e.ReadIndex(NewStream(0, g.term, ""), answered(read))
 	h.step()
 	h.mustDone("read", read)
 	if fsyncs.Load() != before+1 {
@@ -88,7 +88,7 @@ func TestReadsAndActivationsBeforeTheRoundsFsync(t *testing.T) {
 	// round, applied in the next, which writes a later proposal.
 	h.propose(a, 0, "k=2")
 	lead := &result{}
-	a.e.Lead(0, "", func(term uint64, err error) { at = fsyncs.Load(); lead.setTerm(term, err) })
+	a.e.Lead(0, "", func(s *Stream, err error) { at = fsyncs.Load(); lead.setStream(s, err) })
 	h.step() // writes k=2
 	if lead.done {
 		t.Fatal("the activation was answered before the entry it waits for applied")
@@ -131,7 +131,7 @@ func TestActivationWaitsForItsScopeOnly(t *testing.T) {
 	}
 	lead := func(scope string) (*result, *uint64) {
 		r, at := &result{}, new(uint64)
-		a.e.Lead(0, scope, func(term uint64, err error) { *at = fsyncs.Load(); r.setTerm(term, err) })
+		a.e.Lead(0, scope, func(s *Stream, err error) { *at = fsyncs.Load(); r.setStream(s, err) })
 		return r, at
 	}
 

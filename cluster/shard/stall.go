@@ -176,7 +176,7 @@ func (e *Engine) stallEnded(d time.Duration) {
 func (e *Engine) syncResigned() {
 	for _, g := range e.stall.resigned {
 		if e.groups[g.shard] == g {
-			e.syncLeader(g, nil)
+			e.syncLeader(g)
 		}
 	}
 	clear(e.stall.resigned)

@@ -67,7 +67,9 @@ func (a answer) wait(t *testing.T, what string) error {
 // observer), and what comes meanwhile is refused at once (ErrStalled).
 // Once the disk answers, the replica, still raft's leader, takes its
 // leadership up again, and the stuck proposal, committed all along, is
-// applied.
+// applied. A stream leased before the stall writes nothing after it, though
+// raft's term is the same: its activation read state that the stuck
+// proposal may have changed.
 func TestStalledDiskEndsLeadership(t *testing.T) {
 	st, err := persistence.Open("db", persistence.Options{FS: vfs.NewMem()})
 	if err != nil {
@@ -97,16 +99,20 @@ func TestStalledDiskEndsLeadership(t *testing.T) {
 	}()
 	leads := func() bool { s, ok := e.Status(0); return ok && s.IsLeader }
 	await(t, "a to lead", leads)
-	lead := func() (uint64, error) {
-		var term uint64
+	lead := func(scope string) (*Stream, error) {
+		var stream *Stream
 		a := newAnswer()
-		e.Lead(0, "", func(tm uint64, err error) { term = tm; a.set(err) })
-		return term, a.wait(t, "lead")
+		e.Lead(0, scope, func(s *Stream, err error) {
+			stream = s
+			a.set(err)
+		})
+		return stream, a.wait(t, "lead")
 	}
-	term, err := lead()
+	leased, err := lead("u")
 	if err != nil {
 		t.Fatal(err)
 	}
+	term := leased.Term()
 	propose := func(s *Stream, cmd string) answer {
 		a := newAnswer()
 		e.Propose(s, []byte(cmd), a.set)
@@ -134,11 +140,11 @@ func TestStalledDiskEndsLeadership(t *testing.T) {
 	if err := propose(NewStream(0, term, ""), "z=1").wait(t, "z=1"); !errors.Is(err, ErrStalled) {
 		t.Fatalf("a proposal during the stall: %v, want ErrStalled", err)
 	}
-	if _, err := lead(); !errors.Is(err, ErrStalled) {
+	if _, err := lead(""); !errors.Is(err, ErrStalled) {
 		t.Fatalf("an activation during the stall: %v, want ErrStalled", err)
 	}
 	read := newAnswer()
-	e.ReadIndex(0, term, read.set)
+	e.ReadIndex(NewStream(0, term, ""), read.set)
 	if err := read.wait(t, "read"); !errors.Is(err, ErrStalled) {
 		t.Fatalf("a read during the stall: %v, want ErrStalled", err)
 	}
@@ -149,15 +155,25 @@ func TestStalledDiskEndsLeadership(t *testing.T) {
 	if last, ok := obs.last(); !ok || !last.IsLeader {
 		t.Fatalf("the observer last heard %+v, want a leading", last)
 	}
-	term2, err := lead()
+	if err := propose(leased, "v=1").wait(t, "v=1"); !errors.Is(err, ErrLost) {
+		t.Fatalf("a proposal on a stream leased before the stall: %v, want ErrLost", err)
+	}
+	again, err := lead("u")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := propose(NewStream(0, term2, ""), "w=1").wait(t, "w=1"); err != nil {
+	if again.Term() != term {
+		t.Fatalf("led again in term %d, want the same term %d", again.Term(), term)
+	}
+	if err := propose(again, "w=1").wait(t, "w=1"); err != nil {
 		t.Fatal(err)
 	}
 	e.Stop()
 	stopped = true
+	if v, closer, err := st.DB().Get(kvKey(0, "v")); err == nil {
+		closer.Close()
+		t.Errorf("v=%q applied from a stream leased before the stall", v)
+	}
 	for _, k := range []string{"x", "y", "w"} {
 		if v, closer, err := st.DB().Get(kvKey(0, k)); err != nil || string(v) != "1" {
 			t.Errorf("%s: %q, %v", k, v, err)

@@ -85,13 +85,13 @@ func (c claiming) Status(sh uint32) (shard.Status, bool) {
 	return st, ok
 }
 
-func (c claiming) Lead(sh uint32, scope string, done func(term uint64, err error)) {
+func (c claiming) Lead(sh uint32, scope string, done func(s *shard.Stream, err error)) {
 	if !c.claimed(sh) {
 		c.Replication.Lead(sh, scope, done)
 		return
 	}
 	st, _ := c.Replication.Status(sh)
-	done(st.Term, nil)
+	done(shard.NewStream(sh, st.Term, scope), nil)
 }
 
 // parseWebhookTiming reads --test-webhook-timing.
