@@ -476,9 +476,17 @@ export abstract class Connection {
   }
 }
 
+/**
+ * Stops a socket the client is done with from reaching it. Its error
+ * handler stays, doing nothing: Node's ws package reports closing a
+ * socket that is still connecting as an error event, which without a
+ * handler is an uncaught exception in the application.
+ */
 export function detach(ws: WebSocketLike): void {
   ws.onopen = null;
   ws.onmessage = null;
   ws.onclose = null;
-  ws.onerror = null;
+  ws.onerror = ignore;
 }
+
+function ignore(): void {}

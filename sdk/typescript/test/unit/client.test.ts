@@ -331,6 +331,17 @@ test("gateways that are down are skipped until one answers", async () => {
   c.close();
 });
 
+test("a connection attempt given up while connecting leaves no error behind (Node's ws throws one without a handler)", async () => {
+  const srv = new FakeServer();
+  srv.hung.add("ws://hung/v1/ws");
+  const c = await connect({ urls: ["ws://hung/v1/ws", "ws://up/v1/ws"], userId: "alice", WebSocket: srv.WebSocket, ...fast, requestTimeoutMs: 50 });
+  assert.equal(c.status, "online");
+  assert.equal(srv.current.url, "ws://up/v1/ws");
+  // The abandoned socket's error came before the next dial: it is in by now.
+  assert.deepEqual(srv.uncaught, []);
+  c.close();
+});
+
 test("a request without a reply times out, and a connection that stays silent is replaced", async () => {
   const srv = new FakeServer();
   srv.handler = (req, sock) => {

@@ -47,8 +47,18 @@ export class FakeSocket implements WebSocketLike {
 
   close(code?: number, reason?: string): void {
     if (this.readyState === 3) return;
+    const connecting = this.readyState === 0;
     this.readyState = 3;
     const cb = this.onclose;
+    if (connecting) {
+      // As Node's ws package does: an error event, which with no handler
+      // is thrown where nothing catches it.
+      queueMicrotask(() => {
+        const onerror = this.onerror;
+        if (onerror) onerror({ message: CLOSED_CONNECTING });
+        else this.server.uncaught.push(CLOSED_CONNECTING);
+      });
+    }
     queueMicrotask(() => cb?.({ code: code ?? 1005, reason: reason ?? "" }));
   }
 
@@ -107,10 +117,16 @@ export function message(ch: string, segment: number, userId: string, text: strin
 }
 
 /** A fake gateway: every socket it accepts is in sockets; handler answers requests. */
+const CLOSED_CONNECTING = "WebSocket was closed before the connection was established";
+
 export class FakeServer {
   readonly sockets: FakeSocket[] = [];
   /** URLs whose connections fail at once (a gateway that is down). */
   readonly down = new Set<string>();
+  /** URLs whose upgrades never complete (a gateway that takes the TCP connection and says nothing). */
+  readonly hung = new Set<string>();
+  /** Errors a socket emitted with no handler: in Node, an uncaught exception. */
+  readonly uncaught: string[] = [];
   /** Answers a request; the default answers connect as dev auth and {} to everything else. */
   handler: (req: Request, sock: FakeSocket) => Answer = (req) => this.defaultAnswer(req);
   /** Takes a connect offered in the upgrade, as a current gateway does (an older one does not). */
@@ -128,7 +144,7 @@ export class FakeServer {
         this.protocols = protocols;
         server.sockets.push(this);
         setTimeout(() => {
-          if (this.readyState !== 0) return;
+          if (this.readyState !== 0 || server.hung.has(url)) return;
           if (server.down.has(url)) {
             this.kill(1006);
             return;
