@@ -1,6 +1,8 @@
 package actors
 
 import (
+	"sync/atomic"
+
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/switchboard-chat/switchboard/cluster/clusterpb"
 	"github.com/switchboard-chat/switchboard/cluster/shard"
@@ -17,6 +19,12 @@ import (
 type booting struct {
 	ready bool
 	held  []any
+	// lease is the stream Lead handed this activation, and stopped says
+	// the actor is stopping: whichever of the two comes second closes the
+	// stream, so a lease answered to an activation that stopped meanwhile
+	// (its booted message never handled) does not stay in the engine.
+	lease   atomic.Pointer[shard.Stream]
+	stopped atomic.Bool
 }
 
 // booted reports the barrier: the stream leased to this activation.
@@ -38,7 +46,15 @@ func (b *booting) hold(ctx actor.Context, post func(any), lead func(done func(*s
 	}
 	switch m := msg.(type) {
 	case *actor.Started:
-		lead(func(s *shard.Stream, err error) { post(booted{stream: s, err: err}) })
+		lead(func(s *shard.Stream, err error) {
+			if s != nil {
+				b.lease.Store(s)
+				if b.stopped.Load() {
+					s.Close()
+				}
+			}
+			post(booted{stream: s, err: err})
+		})
 		return true
 	case booted, *actor.Stopping, *actor.Stopped, *actor.Restarting:
 		return false
@@ -59,5 +75,13 @@ func (b *booting) flush(receive func(any)) {
 	b.held = nil
 	for _, m := range held {
 		receive(m)
+	}
+}
+
+// stop closes the activation's lease, now or when Lead answers.
+func (b *booting) stop() {
+	b.stopped.Store(true)
+	if s := b.lease.Load(); s != nil {
+		s.Close()
 	}
 }

@@ -20,18 +20,14 @@ import (
 // processed for the host's passivation handshake. The adapter supplies the
 // rest through scopeHooks.
 type scopeActor struct {
-	id, key string
-	what    string // "channel", "user", "directory": for logs and errors
-	sc      persistence.Scope
-	shard   uint32
-	d       *Deps
-	hooks   scopeHooks
-	boot    booting
-	p       pipeline
-	// stream is the activation's lease on the scope's shard (nil until
-	// booted): closed when the actor stops, so nothing it still had
-	// queued is appended after the next activation's barrier.
-	stream    *shard.Stream
+	id, key   string
+	what      string // "channel", "user", "directory": for logs and errors
+	sc        persistence.Scope
+	shard     uint32
+	d         *Deps
+	hooks     scopeHooks
+	boot      booting
+	p         pipeline
 	processed uint64
 	// post sends a message to this actor from any goroutine (the engine's
 	// callbacks, timers); set by the first message.
@@ -129,9 +125,9 @@ func (s *scopeActor) receive(ctx actor.Context, msg any) {
 			s.stop(ctx, storageError(s.what+" "+s.id, err))
 		}
 	case *actor.Stopping:
-		if s.stream != nil {
-			s.stream.Close()
-		}
+		// The lease ends with the activation: nothing it still had
+		// queued is appended after the next activation's barrier.
+		s.boot.stop()
 		s.hooks.other(ctx, msg)
 	default:
 		s.hooks.other(ctx, msg)
@@ -145,7 +141,6 @@ func (s *scopeActor) start(ctx actor.Context, m booted) {
 	err := m.err
 	if err == nil {
 		stream := m.stream
-		s.stream = stream
 		rep := s.d.Replication
 		log := s.d.Store.ShardLog(s.shard, s.sc, func(cmd []byte, done func(error)) { rep.Propose(stream, cmd, done) })
 		if err = s.hooks.load(ctx, log); err == nil {

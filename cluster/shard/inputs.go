@@ -89,6 +89,10 @@ func (s *Stream) Term() uint64 { return s.term }
 // stops.
 func (s *Stream) Close() { s.broken.Store(true) }
 
+// Ended reports whether the stream ended: closed, superseded by a newer
+// lease, ended with its leadership, or broken by a refused proposal.
+func (s *Stream) Ended() bool { return s.broken.Load() }
+
 // Propose proposes cmd on stream s. done gets nil once the command is
 // committed and applied here, or an error: then it was not applied here,
 // though with ErrLost or ErrTimeout it may still commit later. done
