@@ -142,11 +142,40 @@ func (c *Client) attempt(ctx context.Context, op string, args []byte) (frame, er
 			return f, nil
 		case <-ctx.Done():
 			c.mu.Lock()
-			delete(c.pending, id)
+			if c.pending[id] == p && p.watches {
+				c.abandonWatch(p)
+			} else {
+				delete(c.pending, id)
+			}
 			c.mu.Unlock()
 			return frame{}, ctx.Err()
 		}
 	}
+}
+
+// abandonWatch keeps a join or watch whose caller stopped waiting (its
+// attempt timed out) for its reply. The gateway answers every request it
+// took, and once it answers a watch it sends the session the events after
+// the reply's position: the reply's missed events must still be taken
+// (the read loop's watchResult does, answering no one), or the session
+// would see the channel jump past them. The channel's resync waits for it
+// (lateWatch) rather than ask a second time and be sent them twice. c.mu
+// is held.
+func (c *Client) abandonWatch(p *pending) {
+	late := &lateWatch{done: make(chan struct{})}
+	p.cb = func(f frame) {
+		late.ok = f.Error == nil
+		close(late.done)
+	}
+	if w := c.watched[p.channel]; w != nil {
+		w.late = late
+	}
+}
+
+// lateWatch is a watch request given up on and still awaited.
+type lateWatch struct {
+	done chan struct{} // closed once answered, or failed with the connection
+	ok   bool          // answered with a result (set before done closes)
 }
 
 // CallAsync sends one request without waiting: done is called exactly
@@ -240,6 +269,6 @@ func (p *pending) noteWatch(args []byte) {
 	}
 	var a protocol.WatchArgs
 	if json.Unmarshal(args, &a) == nil {
-		p.since = a.SinceSeq
+		p.channel, p.since = a.Channel, a.SinceSeq
 	}
 }

@@ -259,6 +259,7 @@ type pending struct {
 	// the channel's position and delivers the reply's missed events
 	// before the reply, in stream order.
 	watches bool
+	channel string  // the channel a watch or join names
 	since   *uint64 // the since_seq a watch or join asked for
 }
 
@@ -270,6 +271,9 @@ type watch struct {
 	// A reply with has_more starts the next page's resync before its
 	// own is done, so waiting until it is nil waits for every page.
 	inflight <-chan struct{}
+	// late is the last watch of the channel given up on while its reply
+	// may still come (see abandonWatch).
+	late *lateWatch
 }
 
 // frame is any server frame.

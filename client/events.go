@@ -251,11 +251,14 @@ func (c *Client) resync(ch string) {
 		backoff := c.opts.MinBackoff
 		for {
 			c.mu.Lock()
-			since := w.seq
+			since, prior := w.seq, w.late
 			c.mu.Unlock()
 			// The reply's events are taken by watchResult, on the read
 			// goroutine: nothing to decode here.
 			err := c.Call(c.ctx, protocol.OpChannelWatch, protocol.WatchArgs{Channel: ch, SinceSeq: &since}, nil)
+			if err != nil && c.awaitLate(w, prior) {
+				err = nil // given up on, then answered after all: watchResult took it
+			}
 			c.mu.Lock()
 			again := c.againLocked(ch, w, err)
 			if err != nil && !again {
@@ -283,6 +286,29 @@ func (c *Client) resync(ch string) {
 			backoff = min(backoff*2, c.opts.MaxBackoff)
 		}
 	}()
+}
+
+// awaitLate waits, at most RequestTimeout, for the answer to the watch
+// request of w given up on since prior was, if any, and reports whether
+// it was answered with a result. Sending another meanwhile would have
+// the events after its since_seq sent twice, the late reply's and its
+// own.
+func (c *Client) awaitLate(w *watch, prior *lateWatch) bool {
+	c.mu.Lock()
+	late := w.late
+	c.mu.Unlock()
+	if late == nil || late == prior {
+		return false
+	}
+	t := time.NewTimer(c.opts.RequestTimeout)
+	defer t.Stop()
+	select {
+	case <-late.done:
+		return late.ok
+	case <-t.C:
+	case <-c.ctx.Done():
+	}
+	return false
 }
 
 // againLocked reports whether a resume of ch (w) that failed with err is

@@ -29,34 +29,13 @@ func TestResyncIsTriedAgainUntilItSucceeds(t *testing.T) {
 		case 1: // the watch itself; then a gap: seq 2 before 1
 			write(fmt.Sprintf(`{"id":%d,"result":{"channel":{"id":"c"},"seq":0,"events":[]}}`, id))
 			write(watchEvent(2))
-		case 2, 3: // the resync, twice too slow to answer
+		case 2, 3: // the resync, twice never answered (each awaited past its timeout too)
 		default:
 			write(fmt.Sprintf(`{"id":%d,"result":{"channel":{"id":"c"},"seq":2,"events":[%s,%s]}}`, id, watchEvent(1), watchEvent(2)))
 		}
 		return true
 	})
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	c, err := Dial(ctx, Options{URLs: []string{url}, UserID: "u",
-		RequestTimeout: 200 * time.Millisecond, MinBackoff: 10 * time.Millisecond, MaxBackoff: 50 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	if err := c.Call(ctx, protocol.OpChannelWatch, protocol.WatchArgs{Channel: "c"}, nil); err != nil {
-		t.Fatal(err)
-	}
-	var got []uint64
-	for len(got) < 2 {
-		select {
-		case e := <-c.Events():
-			if e.Channel == "c" && e.Seq != 0 {
-				got = append(got, e.Seq)
-			}
-		case <-ctx.Done():
-			t.Fatalf("delivered %v after %d watches, want seqs 1 and 2", got, watches.Load())
-		}
-	}
+	c, got := watchAndCollect(t, url, 200*time.Millisecond, 2, &watches)
 	if got[0] != 1 || got[1] != 2 {
 		t.Fatalf("delivered %v, want [1 2]", got)
 	}
@@ -337,4 +316,68 @@ func TestFailedWriteWaitsForTheReader(t *testing.T) {
 	if tries > 60 {
 		t.Fatalf("%d writes to the closed connection in the request's 200 ms", tries)
 	}
+}
+
+// TestLateResyncReplyIsTaken: a resync whose reply comes after the
+// client gave up on it (a gateway answers every request it took, and
+// then sends the events after the reply's position) is still taken: its
+// missed events are delivered, and the channel is not asked again — a
+// second ask would have them sent twice, which a client passing every
+// frame on (RawEvents, the load test's) delivers twice.
+func TestLateResyncReplyIsTaken(t *testing.T) {
+	t.Parallel()
+	const timeout = 300 * time.Millisecond
+	var watches atomic.Int32
+	url := watchGateway(t, func(conn int32, id uint64, write func(string)) bool {
+		switch watches.Add(1) {
+		case 1: // the watch; then a gap: seq 2 before 1
+			write(fmt.Sprintf(`{"id":%d,"result":{"channel":{"id":"c"},"seq":0,"events":[]}}`, id))
+			write(watchEvent(2))
+		case 2: // the resync, answered after the client's timeout and within another
+			time.AfterFunc(timeout*3/2, func() {
+				write(fmt.Sprintf(`{"id":%d,"result":{"channel":{"id":"c"},"seq":2,"events":[%s,%s]}}`, id, watchEvent(1), watchEvent(2)))
+				write(watchEvent(3)) // live, after the reply's position
+			})
+		default: // asked again: the same events, and the new one
+			write(fmt.Sprintf(`{"id":%d,"result":{"channel":{"id":"c"},"seq":3,"events":[%s,%s,%s]}}`, id, watchEvent(1), watchEvent(2), watchEvent(3)))
+		}
+		return true
+	})
+	_, got := watchAndCollect(t, url, timeout, 3, &watches)
+	if got[0] != 1 || got[1] != 2 || got[2] != 3 {
+		t.Fatalf("delivered %v, want [1 2 3]", got)
+	}
+	if n := watches.Load(); n != 2 {
+		t.Fatalf("%d watches, want the watch and one resync (its late reply taken)", n)
+	}
+}
+
+// watchAndCollect dials url with requestTimeout, watches channel c and
+// returns the client (closed when the test ends) and the first n seqs of
+// c it delivers; watches counts the gateway's watches, for the failure.
+func watchAndCollect(t *testing.T, url string, requestTimeout time.Duration, n int, watches *atomic.Int32) (*Client, []uint64) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	c, err := Dial(ctx, Options{URLs: []string{url}, UserID: "u",
+		RequestTimeout: requestTimeout, MinBackoff: 10 * time.Millisecond, MaxBackoff: 50 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	if err := c.Call(ctx, protocol.OpChannelWatch, protocol.WatchArgs{Channel: "c"}, nil); err != nil {
+		t.Fatal(err)
+	}
+	var got []uint64
+	for len(got) < n {
+		select {
+		case e := <-c.Events():
+			if e.Channel == "c" && e.Seq != 0 {
+				got = append(got, e.Seq)
+			}
+		case <-ctx.Done():
+			t.Fatalf("delivered %v after %d watches, want %d seqs", got, watches.Load(), n)
+		}
+	}
+	return c, got
 }

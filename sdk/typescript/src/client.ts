@@ -57,9 +57,17 @@ interface Pending {
   /** this.received when it was sent. */
   sentAt: number;
   watch: boolean;
+  /** The channel a watch, join or create names. */
+  channel: string | undefined;
   since: number | undefined;
   resolve(v: unknown): void;
   reject(e: SwitchboardError): void;
+}
+
+/** A watch request given up on (its attempt timed out) whose reply may still come: see abandonWatch. */
+interface LateWatch {
+  /** Settles true once answered with a result, false once failed (with the connection, or an error). */
+  answered: Promise<boolean>;
 }
 
 /** A request waiting for a connection. */
@@ -82,6 +90,8 @@ interface Watch {
   inflight?: boolean;
   /** Its resync started while offline (reconnecting()): connected() tells listeners. */
   unannounced?: boolean;
+  /** The last watch of the channel given up on while its reply may still come. */
+  late?: LateWatch;
 }
 
 const watchOps: ReadonlySet<string> = new Set(["channel.join", "channel.watch", "channel.create"]);
@@ -340,7 +350,8 @@ export class Client extends Connection {
         if (done) return;
         done = true;
         const p = id ? this.pending.get(id) : undefined;
-        if (id) this.pending.delete(id);
+        if (p?.watch) this.abandonWatch(p);
+        else if (id) this.pending.delete(id);
         reject(new SwitchboardError("timeout", `switchboard: ${op}: no reply within ${timeoutMs} ms`, { op }));
         // Nothing at all came back since the request went out: the
         // connection is likely dead without having said so.
@@ -359,13 +370,15 @@ export class Client extends Connection {
           return undefined;
         }
         id = this.nextId++;
-        const since = watchOps.has(op) ? (args as { since_seq?: number }).since_seq : undefined;
+        const watch = watchOps.has(op);
+        const wa = watch ? (args as { channel?: string; id?: string; since_seq?: number }) : undefined;
         this.pending.set(id, {
           op,
           gen: packGen ?? this.gen,
           sentAt: this.received,
-          watch: watchOps.has(op),
-          since,
+          watch,
+          channel: wa ? (wa.channel ?? wa.id) : undefined,
+          since: wa?.since_seq,
           resolve: (v) => {
             finish();
             resolve(v);
@@ -428,6 +441,23 @@ export class Client extends Connection {
     const result = f["result"];
     if (p.watch) this.watchResult(result as WatchResult, p.since);
     p.resolve(result);
+  }
+
+  /**
+   * Keeps a join or watch whose attempt timed out for its reply. The
+   * gateway answers every request it took, and once it answers a watch it
+   * sends the session the events after the reply's position: the reply's
+   * missed events must still be taken (frame() does, answering no one), or
+   * the channel would jump past them. The channel's resync waits for it
+   * rather than ask a second time.
+   */
+  private abandonWatch(p: Pending): void {
+    let settle!: (ok: boolean) => void;
+    const late: LateWatch = { answered: new Promise<boolean>((r) => (settle = r)) };
+    p.resolve = () => settle(true);
+    p.reject = () => settle(false);
+    const w = p.channel === undefined ? undefined : this.watched.get(p.channel);
+    if (w) w.late = late;
   }
 
   /** Records a join, watch or create: delivers the missed events the result carries, then sets the channel's position. */
@@ -521,12 +551,17 @@ export class Client extends Connection {
   private async resyncCalls(ch: string, w: Watch): Promise<void> {
     let backoff = this.cfg.minBackoffMs;
     for (;;) {
+      const prior = w.late;
       try {
         await this.call("channel.watch", { channel: ch, since_seq: w.seq });
         w.inflight = false;
         return; // the reply's own handling ends the resync (or starts its next page)
       } catch (err) {
         const e = err instanceof SwitchboardError ? err : new SwitchboardError("internal", String(err));
+        if (e.code === "timeout" && w.late && w.late !== prior && (await this.awaitLate(w.late))) {
+          w.inflight = false;
+          return; // given up on, then answered after all: watchResult took it
+        }
         const again = TRANSIENT.has(e.code) && !this.closed && this.watched.get(ch) === w;
         if (!again) {
           w.resyncing = false;
@@ -538,6 +573,17 @@ export class Client extends Connection {
       }
       await sleep(jitter(backoff));
       backoff = Math.min(backoff * 2, this.cfg.maxBackoffMs);
+    }
+  }
+
+  /** Waits, at most requestTimeoutMs, for a watch given up on; true if it was answered with a result (another sent meanwhile would have its events sent twice). */
+  private async awaitLate(late: LateWatch): Promise<boolean> {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const bound = new Promise<boolean>((r) => (timer = setTimeout(() => r(false), this.cfg.requestTimeoutMs)));
+    try {
+      return await Promise.race([late.answered, bound]);
+    } finally {
+      clearTimeout(timer);
     }
   }
 

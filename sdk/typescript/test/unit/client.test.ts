@@ -214,6 +214,42 @@ test("a resync that times out is tried again until it delivers the missed events
   c.close();
 });
 
+test("a resync answered after its timeout is taken: its events are delivered and the channel is not asked again", async () => {
+  const srv = new FakeServer();
+  let resyncs = 0;
+  srv.handler = (req, sock) => {
+    if (req.op === "channel.watch" && req.args["since_seq"] === undefined) return { result: watchResult("g", 1) };
+    if (req.op === "channel.watch") {
+      resyncs++;
+      if (resyncs === 1) {
+        // Answered after the client's timeout (and within another), then
+        // the events after the reply's position, as a gateway sends them.
+        // Something else arrives meanwhile: the connection is alive.
+        setTimeout(() => sock.push(newEvent("h", 1, 1)), 50);
+        setTimeout(() => {
+          sock.reply(req.id, { result: watchResult("g", 3, { events: [newEvent("g", 2, 2), newEvent("g", 3, 3)] }) });
+          sock.push(newEvent("g", 4, 4));
+        }, 150);
+        return undefined;
+      }
+      return { result: watchResult("g", 4, { events: [newEvent("g", 2, 2), newEvent("g", 3, 3), newEvent("g", 4, 4)] }) };
+    }
+    return srv.defaultAnswer(req);
+  };
+  const c = await connect({ urls: "ws://gw/v1/ws", userId: "alice", WebSocket: srv.WebSocket, ...fast, requestTimeoutMs: 100 });
+  const got: number[] = [];
+  c.onEvent((e) => {
+    if (e.channel === "g") got.push(e.seq!);
+  });
+  await c.call("channel.watch", { channel: "g" });
+  srv.current.push(newEvent("g", 3, 3)); // gap: 2 missing
+  await until(() => got.length === 3);
+  assert.deepEqual(got, [2, 3, 4]);
+  assert.equal(resyncs, 1);
+  assert.equal(srv.sockets.length, 1);
+  c.close();
+});
+
 test("a resume in flight across a drop goes on by itself: the reconnect does not start a second one", async () => {
   const srv = new FakeServer();
   srv.handler = (req, sock) => {
