@@ -128,19 +128,14 @@ func TestWebhooksThroughFailuresAndARestart(t *testing.T) {
 				// A node just restarted may not have elected its shards'
 				// leaders yet: it says 503 unavailable, and a client retries.
 				body := map[string]any{"text": fmt.Sprint("m", want[ch])}
-				r := a.do("POST", "/v1/channels/"+ch+"/messages", body)
-				for deadline := time.Now().Add(10 * time.Second); r.status == http.StatusServiceUnavailable && time.Now().Before(deadline); {
-					time.Sleep(50 * time.Millisecond)
-					r = a.do("POST", "/v1/channels/"+ch+"/messages", body)
-				}
-				r.want(t, 201, "")
+				untilElected(a, "POST", "/v1/channels/"+ch+"/messages", body).want(t, 201, "")
 				want[ch]++
 			}
 		}
 	}
 	rcv.mode.Store("fail")
 	for _, ch := range channels {
-		a.do("POST", "/v1/channels", map[string]any{"id": ch, "type": "standard"}).want(t, 201, "")
+		untilElected(a, "POST", "/v1/channels", map[string]any{"id": ch, "type": "standard"}).want(t, 201, "")
 	}
 	send(p, 10)
 	waitFor(t, 20*time.Second, "failed deliveries", func() bool { return rcv.failed.Load() >= 3 })
@@ -200,4 +195,16 @@ func scrapeAddr(t *testing.T, addr string) string {
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
 	return string(b)
+}
+
+// untilElected makes a request, again while the node answers 503 (a node
+// just started or restarted may not have elected its shards' leaders
+// yet, and a client retries), for at most 10 s.
+func untilElected(a api, method, path string, body any) reply {
+	r := a.do(method, path, body)
+	for deadline := time.Now().Add(10 * time.Second); r.status == http.StatusServiceUnavailable && time.Now().Before(deadline); {
+		time.Sleep(50 * time.Millisecond)
+		r = a.do(method, path, body)
+	}
+	return r
 }
