@@ -154,28 +154,18 @@ func (c *Client) attempt(ctx context.Context, op string, args []byte) (frame, er
 }
 
 // abandonWatch keeps a join or watch whose caller stopped waiting (its
-// attempt timed out) for its reply. The gateway answers every request it
-// took, and once it answers a watch it sends the session the events after
-// the reply's position: the reply's missed events must still be taken
-// (the read loop's watchResult does, answering no one), or the session
-// would see the channel jump past them. The channel's resync waits for it
-// (lateWatch) rather than ask a second time and be sent them twice. c.mu
+// attempt timed out) pending for its reply. The gateway answers every
+// request it took, and once it answers a watch it sends the session the
+// events after the reply's position: the reply's missed events must
+// still be taken (the read loop's watchResult does), or the session would
+// see the channel jump past them. The reply (or the connection's end)
+// still lands in p.reply, where the channel's resync waits for it
+// (awaitLate) rather than ask a second time and be sent them twice. c.mu
 // is held.
 func (c *Client) abandonWatch(p *pending) {
-	late := &lateWatch{done: make(chan struct{})}
-	p.cb = func(f frame) {
-		late.ok = f.Error == nil
-		close(late.done)
-	}
 	if w := c.watched[p.channel]; w != nil {
-		w.late = late
+		w.late = p.reply
 	}
-}
-
-// lateWatch is a watch request given up on and still awaited.
-type lateWatch struct {
-	done chan struct{} // closed once answered, or failed with the connection
-	ok   bool          // answered with a result (set before done closes)
 }
 
 // CallAsync sends one request without waiting: done is called exactly

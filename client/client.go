@@ -271,9 +271,9 @@ type watch struct {
 	// A reply with has_more starts the next page's resync before its
 	// own is done, so waiting until it is nil waits for every page.
 	inflight <-chan struct{}
-	// late is the last watch of the channel given up on while its reply
-	// may still come (see abandonWatch).
-	late *lateWatch
+	// late is where the reply to the last watch of the channel given up
+	// on comes, while it may still come (see abandonWatch).
+	late <-chan frame
 }
 
 // frame is any server frame.

@@ -293,7 +293,7 @@ func (c *Client) resync(ch string) {
 // it was answered with a result. Sending another meanwhile would have
 // the events after its since_seq sent twice, the late reply's and its
 // own.
-func (c *Client) awaitLate(w *watch, prior *lateWatch) bool {
+func (c *Client) awaitLate(w *watch, prior <-chan frame) bool {
 	c.mu.Lock()
 	late := w.late
 	c.mu.Unlock()
@@ -303,8 +303,8 @@ func (c *Client) awaitLate(w *watch, prior *lateWatch) bool {
 	t := time.NewTimer(c.opts.RequestTimeout)
 	defer t.Stop()
 	select {
-	case <-late.done:
-		return late.ok
+	case f, ok := <-late:
+		return ok && f.Error == nil
 	case <-t.C:
 	case <-c.ctx.Done():
 	}
