@@ -2,6 +2,7 @@ package actors
 
 import (
 	"log/slog"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -69,13 +70,23 @@ func TestLateNewsOfALeadershipKeepsItsActivations(t *testing.T) {
 		return slog.New(slog.DiscardHandler)
 	}))
 	defer sys.Shutdown()
-	lost := make(chan string, 8)
+	// A probe counts the stops it is sent, and answers a flush once it
+	// has handled everything before it: the host's sends are in its
+	// mailbox by the time onLeader returns.
+	var lost atomic.Int32
+	type flush chan struct{}
+	var probes []*actor.PID
 	probe := func(key string) *actor.PID {
-		return sys.Root.Spawn(actor.PropsFromFunc(func(c actor.Context) {
-			if _, ok := c.Message().(leadershipLost); ok {
-				lost <- key
+		pid := sys.Root.Spawn(actor.PropsFromFunc(func(c actor.Context) {
+			switch m := c.Message().(type) {
+			case leadershipLost:
+				lost.Add(1)
+			case flush:
+				close(m)
 			}
 		}))
+		probes = append(probes, pid)
+		return pid
 	}
 	h := &hostActor{d: &Deps{Metrics: &Metrics{}}, children: make(map[string]*child), byPID: make(map[string]string), led: make(map[uint32]uint64)}
 	for _, key := range []string{"c/a", "c/b"} {
@@ -100,18 +111,17 @@ func TestLateNewsOfALeadershipKeepsItsActivations(t *testing.T) {
 		}
 	}
 	stopped := func() int {
-		// The probes answer in their own time: a stop sent is seen within
-		// the deadline, and none is looked for a short while after.
-		n := 0
-		deadline := time.After(200 * time.Millisecond)
-		for {
+		t.Helper()
+		for _, pid := range probes {
+			f := make(flush)
+			sys.Root.Send(pid, f)
 			select {
-			case <-lost:
-				n++
-			case <-deadline:
-				return n
+			case <-f:
+			case <-time.After(10 * time.Second):
+				t.Fatal("a probe did not answer")
 			}
 		}
+		return int(lost.Swap(0))
 	}
 
 	tell(&shardLeader{shard: 7, leader: true, term: 4})
