@@ -11,8 +11,8 @@ import (
 
 // TestChildTerminationReachesTheHostUnwatched: the host spawns its
 // activations as children and does not watch them; a child that stops
-// itself (a failed pipeline, a passivation) still reaches the host as one
-// Terminated, which is what lets the host forget it (hostActor.Receive).
+// (here by itself) still reaches the host as one Terminated, which is what
+// lets the host forget one it did not stop itself (hostActor.Receive).
 func TestChildTerminationReachesTheHostUnwatched(t *testing.T) {
 	sys := actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger {
 		return slog.New(slog.DiscardHandler)

@@ -276,6 +276,13 @@ type passivate struct {
 	processed uint64
 }
 
+// retire is sent by a child that failed: forgotten and then stopped by
+// the host (scopeActor.retire).
+type retire struct {
+	key string
+	pid *actor.PID
+}
+
 // watchLostWithin bounds the wait for the link to a gateway back from
 // dead before its notice is dropped (it is back for good by then, or dead
 // again).
@@ -305,6 +312,11 @@ func (h *hostActor) Receive(ctx actor.Context) {
 			h.forget(m.key, c)
 			ctx.Stop(c.pid)
 		}
+	case *retire:
+		if c := h.children[m.key]; c != nil && c.pid.Equal(m.pid) {
+			h.forget(m.key, c)
+		}
+		ctx.Poison(m.pid) // after all the host forwarded to it
 	case *actor.Terminated:
 		key, ok := h.byPID[m.Who.Id]
 		if !ok {

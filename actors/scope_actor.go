@@ -151,18 +151,27 @@ func (s *scopeActor) start(ctx actor.Context, m booted) {
 	}
 	s.d.Logger.Info("activate "+s.what, "scope", s.key, "err", err)
 	s.p.dead = true
-	ctx.Stop(ctx.Self())
+	s.retire(ctx)
 }
 
-// stop answers everything waiting with e and stops once it has answered
-// what its mailbox holds: the next message activates the scope afresh
-// from what is applied.
+// stop answers everything waiting with e and retires the activation: the
+// next message activates the scope afresh from what is applied.
 func (s *scopeActor) stop(ctx actor.Context, e *protocol.Error) {
 	if s.p.dead {
 		return
 	}
 	s.p.fail(e)
-	ctx.Poison(ctx.Self())
+	s.retire(ctx)
+}
+
+// retire asks the host to forget this dead activation and then stop it.
+// It must not stop itself: the host goes on forwarding requests to it
+// until it hears, and a request that reached its mailbox after it stopped
+// would be dropped unanswered (its asker waits out its timeout). The
+// host's stop comes after everything it forwarded, each answered
+// "restarting; retry" (or not_leader once the leadership is lost).
+func (s *scopeActor) retire(ctx actor.Context) {
+	ctx.Send(ctx.Parent(), &retire{key: s.key, pid: ctx.Self()})
 }
 
 // passivate asks the host to stop this activation; the host agrees only if
