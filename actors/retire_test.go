@@ -22,14 +22,11 @@ type oneNode struct {
 	sys *actor.ActorSystem
 }
 
-func (n oneNode) Name() string                                              { return "n1" }
-func (n oneNode) System() *actor.ActorSystem                                { return n.sys }
-func (n oneNode) ShardOf(clusterpb.Kind, string) uint32                     { return 1 }
-func (n oneNode) OnChange(func(old, cur cluster.Member))                    {}
-func (n oneNode) Notify(*clusterpb.Request)                                 {}
-func (n oneNode) Joined() bool                                              { return true }
-func (n oneNode) View() *cluster.View                                       { return nil }
-func (n oneNode) SendWhenLinked(string, *clusterpb.Envelope, time.Duration) {}
+func (n oneNode) Name() string                           { return "n1" }
+func (n oneNode) System() *actor.ActorSystem             { return n.sys }
+func (n oneNode) ShardOf(clusterpb.Kind, string) uint32  { return 1 }
+func (n oneNode) OnChange(func(old, cur cluster.Member)) {}
+func (n oneNode) Notify(*clusterpb.Request)              {}
 
 // failingShard leads shard 1 and fails what it is told to: every Lead
 // (leadErr), or every proposal (proposeErr), answered off the caller's
@@ -60,8 +57,8 @@ func (f failingShard) Status(sh uint32) (shard.Status, bool) {
 
 // TestEveryRequestToAFailingActivationIsAnswered: requests keep coming
 // for a channel whose activations fail — at start, or at their first
-// proposal. Every one is answered (the asker retries at once rather than
-// wait out its timeout): a failed activation does not stop itself while
+// proposal. Every one is answered unavailable (the asker retries at once
+// rather than wait out its timeout; a panic would answer internal): a failed activation does not stop itself while
 // the host may still forward to it, so nothing lands in a dead mailbox.
 func TestEveryRequestToAFailingActivationIsAnswered(t *testing.T) {
 	for _, tc := range []struct {
@@ -110,8 +107,8 @@ func TestEveryRequestToAFailingActivationIsAnswered(t *testing.T) {
 			for len(answered) < n {
 				select {
 				case r := <-replies:
-					if r.Error == nil {
-						t.Fatalf("request %d succeeded on a shard that fails", r.Id)
+					if r.Error == nil || r.Error.Code != string(protocol.CodeUnavailable) {
+						t.Fatalf("request %d answered %v, want unavailable", r.Id, r.Error)
 					}
 					if answered[r.Id] {
 						t.Fatalf("request %d answered twice", r.Id)
