@@ -58,8 +58,9 @@ func (f failingShard) Status(sh uint32) (shard.Status, bool) {
 // TestEveryRequestToAFailingActivationIsAnswered: requests keep coming
 // for a channel whose activations fail — at start, or at their first
 // proposal. Every one is answered unavailable (the asker retries at once
-// rather than wait out its timeout; a panic would answer internal): a failed activation does not stop itself while
-// the host may still forward to it, so nothing lands in a dead mailbox.
+// rather than wait out its timeout; a panic would answer internal): a
+// failed activation does not stop itself while the host may still forward
+// to it, so nothing lands in a dead mailbox.
 func TestEveryRequestToAFailingActivationIsAnswered(t *testing.T) {
 	for _, tc := range []struct {
 		name string
