@@ -320,7 +320,7 @@ func (h *hostActor) Receive(ctx actor.Context) {
 	case *actor.Terminated:
 		key, ok := h.byPID[m.Who.Id]
 		if !ok {
-			break // passivated: already forgotten
+			break // passivated or retired: already forgotten
 		}
 		if c := h.children[key]; c != nil && c.pid.Equal(m.Who) {
 			h.forget(key, c)
