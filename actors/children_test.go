@@ -1,7 +1,6 @@
 package actors
 
 import (
-	"log/slog"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -14,10 +13,7 @@ import (
 // (here by itself) still reaches the host as one Terminated, which is what
 // lets the host forget one it did not stop itself (hostActor.Receive).
 func TestChildTerminationReachesTheHostUnwatched(t *testing.T) {
-	sys := actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger {
-		return slog.New(slog.DiscardHandler)
-	}))
-	defer sys.Shutdown()
+	sys := quietSystem(t)
 	got := make(chan *actor.PID, 4)
 	parent := actor.PropsFromFunc(func(ctx actor.Context) {
 		switch m := ctx.Message().(type) {
@@ -66,10 +62,7 @@ func TestChildTerminationReachesTheHostUnwatched(t *testing.T) {
 // still draining its mailbox. A change of term, or the end of the
 // leadership, still stops it.
 func TestLateNewsOfALeadershipKeepsItsActivations(t *testing.T) {
-	sys := actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger {
-		return slog.New(slog.DiscardHandler)
-	}))
-	defer sys.Shutdown()
+	sys := quietSystem(t)
 	// A probe counts the stops it is sent, and answers a flush once it
 	// has handled everything before it: the host's sends are in its
 	// mailbox by the time onLeader returns.

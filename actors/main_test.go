@@ -1,8 +1,10 @@
 package actors
 
 import (
+	"log/slog"
 	"testing"
 
+	"github.com/asynkron/protoactor-go/actor"
 	"go.uber.org/goleak"
 )
 
@@ -12,4 +14,14 @@ import (
 // Terminated is still queued sends that child a Stop it no longer needs.
 func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m, goleak.IgnoreTopFunction("github.com/asynkron/protoactor-go/actor.NewDeadLetter.NewThrottle.func4.1"))
+}
+
+// quietSystem is an actor system that logs nothing, shut down when the
+// test ends.
+func quietSystem(t *testing.T) *actor.ActorSystem {
+	sys := actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger {
+		return slog.New(slog.DiscardHandler)
+	}))
+	t.Cleanup(sys.Shutdown)
+	return sys
 }

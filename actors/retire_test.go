@@ -70,10 +70,7 @@ func TestEveryRequestToAFailingActivationIsAnswered(t *testing.T) {
 		{"proposal fails", failingShard{proposeErr: shard.ErrLost}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			sys := actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger {
-				return slog.New(slog.DiscardHandler)
-			}))
-			defer sys.Shutdown()
+			sys := quietSystem(t)
 			store, err := persistence.Open(t.TempDir(), persistence.Options{})
 			if err != nil {
 				t.Fatal(err)
