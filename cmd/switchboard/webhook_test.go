@@ -125,17 +125,15 @@ func TestWebhooksThroughFailuresAndARestart(t *testing.T) {
 				if ch == "w0" && want[ch] >= 20 {
 					break // w0 gets nothing after the restart
 				}
-				// A node just restarted may not have elected its shards'
-				// leaders yet: it says 503 unavailable, and a client retries.
 				body := map[string]any{"text": fmt.Sprint("m", want[ch])}
-				untilElected(a, "POST", "/v1/channels/"+ch+"/messages", body).want(t, 201, "")
+				untilElected(t, a, "POST", "/v1/channels/"+ch+"/messages", body).want(t, 201, "")
 				want[ch]++
 			}
 		}
 	}
 	rcv.mode.Store("fail")
 	for _, ch := range channels {
-		untilElected(a, "POST", "/v1/channels", map[string]any{"id": ch, "type": "standard"}).want(t, 201, "")
+		untilElected(t, a, "POST", "/v1/channels", map[string]any{"id": ch, "type": "standard"}).want(t, 201, "")
 	}
 	send(p, 10)
 	waitFor(t, 20*time.Second, "failed deliveries", func() bool { return rcv.failed.Load() >= 3 })
@@ -200,11 +198,12 @@ func scrapeAddr(t *testing.T, addr string) string {
 // untilElected makes a request, again while the node answers 503 (a node
 // just started or restarted may not have elected its shards' leaders
 // yet, and a client retries), for at most 10 s.
-func untilElected(a api, method, path string, body any) reply {
-	r := a.do(method, path, body)
-	for deadline := time.Now().Add(10 * time.Second); r.status == http.StatusServiceUnavailable && time.Now().Before(deadline); {
-		time.Sleep(50 * time.Millisecond)
+func untilElected(t *testing.T, a api, method, path string, body any) reply {
+	t.Helper()
+	var r reply
+	waitFor(t, 10*time.Second, "an answer other than 503 to "+method+" "+path, func() bool {
 		r = a.do(method, path, body)
-	}
+		return r.status != http.StatusServiceUnavailable
+	})
 	return r
 }
