@@ -64,12 +64,6 @@ interface Pending {
   reject(e: SwitchboardError): void;
 }
 
-/** A watch request given up on (its attempt timed out) whose reply may still come: see abandonWatch. */
-interface LateWatch {
-  /** Settles true once answered with a result, false once failed (with the connection, or an error). */
-  answered: Promise<boolean>;
-}
-
 /** A request waiting for a connection. */
 interface Waiter {
   op: OpName;
@@ -90,8 +84,12 @@ interface Watch {
   inflight?: boolean;
   /** Its resync started while offline (reconnecting()): connected() tells listeners. */
   unannounced?: boolean;
-  /** The last watch of the channel given up on while its reply may still come. */
-  late?: LateWatch;
+  /**
+   * The last watch of the channel given up on (its attempt timed out) while its reply may still come
+   * (see abandonWatch): settles true once answered with a result, false once failed (with the
+   * connection, or an error).
+   */
+  late?: Promise<boolean>;
 }
 
 const watchOps: ReadonlySet<string> = new Set(["channel.join", "channel.watch", "channel.create"]);
@@ -453,7 +451,7 @@ export class Client extends Connection {
    */
   private abandonWatch(p: Pending): void {
     let settle!: (ok: boolean) => void;
-    const late: LateWatch = { answered: new Promise<boolean>((r) => (settle = r)) };
+    const late = new Promise<boolean>((r) => (settle = r));
     p.resolve = () => settle(true);
     p.reject = () => settle(false);
     const w = p.channel === undefined ? undefined : this.watched.get(p.channel);
@@ -577,11 +575,11 @@ export class Client extends Connection {
   }
 
   /** Waits, at most requestTimeoutMs, for a watch given up on; true if it was answered with a result (another sent meanwhile would have its events sent twice). */
-  private async awaitLate(late: LateWatch): Promise<boolean> {
+  private async awaitLate(late: Promise<boolean>): Promise<boolean> {
     let timer: ReturnType<typeof setTimeout> | undefined;
     const bound = new Promise<boolean>((r) => (timer = setTimeout(() => r(false), this.cfg.requestTimeoutMs)));
     try {
-      return await Promise.race([late.answered, bound]);
+      return await Promise.race([late, bound]);
     } finally {
       clearTimeout(timer);
     }
